@@ -1,0 +1,1 @@
+"""A lightweight SOVD command service."""

@@ -1,0 +1,56 @@
+"""The contract's error body, and the handlers that turn exceptions into it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.errors import ServiceError
+
+REQUEST_ID_KEY = "sovd.request_id"
+
+_HTTP_CODES = {
+    400: "incomplete-request",
+    401: "unauthorized",
+    403: "insufficient-access-rights",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    429: "rate-limited",
+    503: "overloaded",
+}
+
+
+def request_id(scope: Any) -> str:
+    return str(scope.get(REQUEST_ID_KEY, ""))
+
+
+def error_response(
+    scope: Any, status: int, error_code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error_code": error_code, "message": message, "request_id": request_id(scope)}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return error_response(request.scope, exc.status_code, exc.error_code, exc.message, headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "sovd-server-failure")
+    message = {
+        404: f"no route for {request.url.path}",
+        405: f"method {request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    return error_response(
+        request.scope, exc.status_code, code, message, dict(exc.headers) if exc.headers else None
+    )
+
+
+EXCEPTION_HANDLERS = {ServiceError: service_error, HTTPException: http_error}

@@ -1,0 +1,124 @@
+"""The outermost layer every request passes: request id, security headers, access log,
+and a last-resort 500 in the contract's shape (never a stack trace)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import REQUEST_ID_KEY, error_response
+
+log = logging.getLogger("app.access")
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+)
+NO_STORE = (b"cache-control", b"no-store")
+
+
+def _incoming_request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            if _SANE_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+        if name == b"transfer-encoding":
+            return None
+    return 0
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, drain_limit: int = 64 * 1024) -> None:
+        self.app = app
+        # A body the handler did not read (it answered early, say 401) is read and dropped
+        # up to this size so the connection stays usable; past it, the connection closes.
+        self.drain_limit = drain_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_request_id(scope)
+        scope[REQUEST_ID_KEY] = rid
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+        declared = _declared_length(scope)
+        body_done = declared == 0
+        extra = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
+        if scope["path"].startswith("/api/"):
+            extra.append(NO_STORE)
+
+        async def receive_tracked() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = [*message.get("headers", ()), *extra]
+                if not body_done and not await self._drain(declared, receive_tracked):
+                    headers.append((b"connection", b"close"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive_tracked, send_with_headers)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": rid})
+            if response_started:
+                raise
+            status = 500
+            response = error_response(
+                scope, 500, "sovd-server-failure", "the service failed to handle the request"
+            )
+            await response(scope, receive, send_with_headers)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "event": "request",
+                        "request_id": rid,
+                        "method": scope["method"],
+                        "path": scope["path"],  # never the query: it may carry a token
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "user": scope.get("sovd.user"),
+                    },
+                )
+
+    async def _drain(self, declared: int | None, receive: Receive) -> bool:
+        """Read and drop an unread request body; False if it is too large to bother."""
+        if declared is None or declared > self.drain_limit:
+            return False
+        while True:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return message["type"] == "http.request"

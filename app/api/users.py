@@ -1,0 +1,40 @@
+"""/api/v1/users: user administration (admin only)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.deps import actor, admin, json_response, services
+from app.api.schema import Body, Field, parse_body
+from app.models import ROLES
+
+USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
+
+CREATE = Body(
+    {
+        "username": Field(
+            str,
+            pattern=USERNAME_PATTERN,
+            description="3 to 64 letters, digits, dots, dashes or underscores",
+        ),
+        "password": Field(str, min_length=8, max_length=256),
+        "role": Field(str, choices=ROLES),
+    }
+)
+
+
+async def create_user(request: Request) -> Response:
+    who = await admin(request)
+    s = services(request)
+    body = await parse_body(request, CREATE, s.config.max_body_bytes)
+    user = await s.auth.create_user(
+        body["username"], body["password"], body["role"], actor(request, who)
+    )
+    return json_response(user.as_dict(), 201, headers={"Location": f"/api/v1/users/{user.user_id}"})
+
+
+async def list_users(request: Request) -> Response:
+    await admin(request)
+    users = await services(request).auth.list_users()
+    return json_response({"items": [u.as_dict() for u in users]})

@@ -1,0 +1,213 @@
+"""The service's configuration: read once from the environment into one frozen object.
+
+Every knob is an environment variable with the ``SOVD_`` prefix (a few standard ``OTEL_``
+ones for telemetry). ``Config.from_env`` rejects a bad value at start with a message that
+names the variable, so a typo never turns into a surprise at run time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_path: Path = Path("./data/sovd.db")
+    jwt_secret: str | None = None
+    admin_password: str | None = None
+    engineer_password: str | None = None
+    demo_data: bool = False
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 7 * 24 * 3600
+    command_timeout_s: float = 30.0
+    vehicle_queue_size: int = 64
+    ws_queue_size: int = 256
+    shutdown_grace_s: float = 10.0
+    max_body_bytes: int = 64 * 1024
+    sim_seed: int | None = None
+    sim_latency_ms: float = 50.0
+    sim_p_timeout: float = 0.10
+    sim_p_unreachable: float = 0.05
+    sim_p_malformed: float = 0.03
+    log_level: str = "INFO"
+    metrics_enabled: bool = True
+    metrics_token: str | None = None
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default_factory=tuple
+    )
+    # Telemetry settings under the standard OTEL_* names.
+    otel_service_name: str = "sovd-command-service"
+    otel_resource_attributes: str = ""
+    otlp_endpoint: str | None = None
+    otlp_metrics_endpoint: str | None = None
+    otlp_export_interval_ms: int = 60000
+
+    @property
+    def data_dir(self) -> Path:
+        return self.db_path.parent
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        r = _Reader(env)
+        config = cls(
+            host=r.get("SOVD_HOST", str, cls.host),
+            port=r.get("SOVD_PORT", _int_in(0, 65535), cls.port),
+            db_path=r.get("SOVD_DB_PATH", _path, cls.db_path),
+            jwt_secret=r.optional("SOVD_JWT_SECRET", _secret),
+            admin_password=r.optional("SOVD_ADMIN_PASSWORD", _password),
+            engineer_password=r.optional("SOVD_ENGINEER_PASSWORD", _password),
+            demo_data=r.get("SOVD_DEMO_DATA", _bool, cls.demo_data),
+            access_token_ttl_s=r.get(
+                "SOVD_ACCESS_TOKEN_TTL_S", _int_in(10, 86400), cls.access_token_ttl_s
+            ),
+            refresh_token_ttl_s=r.get(
+                "SOVD_REFRESH_TOKEN_TTL_S", _int_in(60, 90 * 86400), cls.refresh_token_ttl_s
+            ),
+            command_timeout_s=r.get(
+                "SOVD_COMMAND_TIMEOUT_S", _float_in(0.01, 3600), cls.command_timeout_s
+            ),
+            vehicle_queue_size=r.get(
+                "SOVD_VEHICLE_QUEUE_SIZE", _int_in(1, 100_000), cls.vehicle_queue_size
+            ),
+            ws_queue_size=r.get("SOVD_WS_QUEUE_SIZE", _int_in(1, 100_000), cls.ws_queue_size),
+            shutdown_grace_s=r.get(
+                "SOVD_SHUTDOWN_GRACE_S", _float_in(0, 3600), cls.shutdown_grace_s
+            ),
+            max_body_bytes=r.get(
+                "SOVD_MAX_BODY_BYTES", _int_in(1024, 16 * 1024 * 1024), cls.max_body_bytes
+            ),
+            sim_seed=r.optional("SOVD_SIM_SEED", int),
+            sim_latency_ms=r.get("SOVD_SIM_LATENCY_MS", _float_in(0, 60_000), cls.sim_latency_ms),
+            sim_p_timeout=r.get("SOVD_SIM_P_TIMEOUT", _probability, cls.sim_p_timeout),
+            sim_p_unreachable=r.get("SOVD_SIM_P_UNREACHABLE", _probability, cls.sim_p_unreachable),
+            sim_p_malformed=r.get("SOVD_SIM_P_MALFORMED", _probability, cls.sim_p_malformed),
+            log_level=r.get("SOVD_LOG_LEVEL", _log_level, cls.log_level),
+            metrics_enabled=r.get("SOVD_METRICS_ENABLED", _bool, cls.metrics_enabled),
+            metrics_token=r.optional("SOVD_METRICS_TOKEN", _nonempty),
+            trusted_proxies=r.get("SOVD_TRUSTED_PROXIES", _networks, ()),
+            otel_service_name=r.get("OTEL_SERVICE_NAME", _nonempty, cls.otel_service_name),
+            otel_resource_attributes=r.get(
+                "OTEL_RESOURCE_ATTRIBUTES", str, cls.otel_resource_attributes
+            ),
+            otlp_endpoint=r.optional("OTEL_EXPORTER_OTLP_ENDPOINT", _url),
+            otlp_metrics_endpoint=r.optional("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", _url),
+            otlp_export_interval_ms=r.get(
+                "OTEL_METRIC_EXPORT_INTERVAL", _int_in(100, 86_400_000), cls.otlp_export_interval_ms
+            ),
+        )
+        total = config.sim_p_timeout + config.sim_p_unreachable + config.sim_p_malformed
+        if total > 1:
+            raise ConfigError(
+                "SOVD_SIM_P_TIMEOUT + SOVD_SIM_P_UNREACHABLE + SOVD_SIM_P_MALFORMED "
+                f"must not exceed 1 (is {total:g})"
+            )
+        return config
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        value = self.optional(name, parse)
+        return default if value is None else value
+
+    def optional(self, name: str, parse: Callable[[str], T]) -> T | None:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return None
+        try:
+            return parse(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"expected a number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+_probability = _float_in(0.0, 1.0)
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected one of 1, 0, true, false, yes, no, on, off")
+
+
+def _path(raw: str) -> Path:
+    return Path(raw)
+
+
+def _nonempty(raw: str) -> str:
+    if not raw:
+        raise ValueError("must not be empty")
+    return raw
+
+
+def _secret(raw: str) -> str:
+    # HS256 keys shorter than the hash output are weak; PyJWT warns about them too.
+    if len(raw.encode()) < 32:
+        raise ValueError("must be at least 32 bytes long")
+    return raw
+
+
+def _password(raw: str) -> str:
+    if len(raw) < 8:
+        raise ValueError("must be at least 8 characters long")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+
+
+def _url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw

@@ -1,0 +1,87 @@
+"""Events about one command, as published on the bus and sent on the response stream."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """The command started (``in_progress``) or completed."""
+
+    command_id: str
+    status: str
+    at: str
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status == "completed"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": "status",
+            "command_id": self.command_id,
+            "status": self.status,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEvent:
+    """One stored chunk of the vehicle's answer."""
+
+    command_id: str
+    sequence_number: int
+    is_final: bool
+    response_payload: dict[str, Any]
+    received_at: str
+    is_terminal: bool = field(default=False, init=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": "response",
+            "command_id": self.command_id,
+            "sequence_number": self.sequence_number,
+            "is_final": self.is_final,
+            "response_payload": self.response_payload,
+            "received_at": self.received_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """The command ended ``failed`` or ``timeout``."""
+
+    command_id: str
+    status: str
+    error_code: str
+    error_message: str
+    at: str
+    is_terminal: bool = field(default=True, init=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": "error",
+            "command_id": self.command_id,
+            "status": self.status,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "at": self.at,
+        }
+
+
+Event = StatusEvent | ResponseEvent | ErrorEvent
+
+
+def encode(event: Event) -> str:
+    return json.dumps(event.as_dict(), separators=(",", ":"))
+
+
+def terminal_event(
+    command_id: str, status: str, error_code: str | None, error_message: str | None, at: str
+) -> StatusEvent | ErrorEvent:
+    if status == "completed":
+        return StatusEvent(command_id, status, at)
+    return ErrorEvent(command_id, status, error_code or "", error_message or "", at)

@@ -1,0 +1,199 @@
+"""Assembles the service: routes, middleware, and the lifespan that owns every part.
+
+Nothing imports this module; it imports everything. ``create_app(config)`` builds an
+app whose lifespan opens the database, recovers commands a crash left unfinished,
+creates the first users and demo fleet, starts telemetry, and on the way out drains
+the pipeline, closes the response streams and the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route, WebSocketRoute
+
+from app.api import audit, auth, catalogue, commands, health, users, vehicles, ws
+from app.api.errors import EXCEPTION_HANDLERS
+from app.api.middleware import RequestContextMiddleware
+from app.bus import EventBus
+from app.clock import utc_now
+from app.config import Config
+from app.models import SYSTEM_ACTOR
+from app.secret_file import load_or_create_secret
+from app.services.audit import AuditService
+from app.services.auth import AuthService, TokenSettings
+from app.services.commands import CommandService
+from app.services.pipeline import Pipeline, PipelineSettings
+from app.services.registry import Services
+from app.services.vehicles import VehicleService
+from app.store.audit import AuditStore
+from app.store.commands import CommandStore
+from app.store.database import Database
+from app.store.users import UserStore
+from app.store.vehicles import VehicleStore
+from app.telemetry import NoTelemetry, Telemetry
+from app.vehicles.connector import Connector
+from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
+
+log = logging.getLogger(__name__)
+
+STREAM_CLOSE_TIMEOUT_S = 5.0
+
+ROUTES = [
+    Route("/health/live", health.live, methods=["GET"]),
+    Route("/health/ready", health.ready, methods=["GET"]),
+    Route("/api/v1/auth/login", auth.login, methods=["POST"]),
+    Route("/api/v1/auth/refresh", auth.refresh, methods=["POST"]),
+    Route("/api/v1/auth/logout", auth.logout, methods=["POST"]),
+    Route("/api/v1/auth/me", auth.me, methods=["GET"]),
+    Route("/api/v1/users", users.list_users, methods=["GET"]),
+    Route("/api/v1/users", users.create_user, methods=["POST"]),
+    Route("/api/v1/vehicles", vehicles.list_vehicles, methods=["GET"]),
+    Route("/api/v1/vehicles", vehicles.create_vehicle, methods=["POST"]),
+    Route("/api/v1/vehicles/{vehicle_id}", vehicles.get_vehicle, methods=["GET"]),
+    Route("/api/v1/vehicles/{vehicle_id}", vehicles.update_vehicle, methods=["PATCH"]),
+    Route("/api/v1/catalogue", catalogue.catalogue, methods=["GET"]),
+    Route("/api/v1/commands", commands.list_commands, methods=["GET"]),
+    Route("/api/v1/commands", commands.submit, methods=["POST"]),
+    Route("/api/v1/commands/{command_id}", commands.get_command, methods=["GET"]),
+    Route("/api/v1/commands/{command_id}/responses", commands.responses, methods=["GET"]),
+    Route("/api/v1/audit", audit.list_audit, methods=["GET"]),
+    WebSocketRoute("/ws/responses/{command_id}", ws.response_stream),
+]
+
+
+def simulator_for(config: Config) -> SimulatedConnector:
+    return SimulatedConnector(
+        SimulatorSettings(
+            seed=config.sim_seed,
+            latency_ms=config.sim_latency_ms,
+            p_timeout=config.sim_p_timeout,
+            p_unreachable=config.sim_p_unreachable,
+            p_malformed=config.sim_p_malformed,
+        )
+    )
+
+
+class Lifecycle:
+    """Starts the service's parts and stops them in the right order, once."""
+
+    def __init__(
+        self,
+        config: Config,
+        connector: Connector,
+        streams: ws.StreamRegistry,
+        telemetry: Callable[[], Telemetry],
+    ) -> None:
+        self._config = config
+        self._connector = connector
+        self._streams = streams
+        self._make_telemetry = telemetry
+        self.services: Services | None = None
+        self._drained = False
+
+    async def start(self) -> Services:
+        config = self._config
+        telemetry = self._make_telemetry()
+        db = Database(config.db_path)
+        await db.open()
+        try:
+            secret = config.jwt_secret or load_or_create_secret(config.data_dir / "jwt_secret")
+            user_store, audit_store = UserStore(db), AuditStore(db)
+            command_store, vehicle_store = CommandStore(db), VehicleStore(db)
+            bus = EventBus(config.ws_queue_size)
+            pipeline = Pipeline(
+                command_store,
+                bus,
+                self._connector,
+                telemetry,
+                PipelineSettings(config.command_timeout_s, config.vehicle_queue_size),
+            )
+            auth_service = AuthService(
+                user_store,
+                audit_store,
+                TokenSettings(secret, config.access_token_ttl_s, config.refresh_token_ttl_s),
+                telemetry,
+            )
+            vehicle_service = VehicleService(vehicle_store, telemetry)
+            interrupted = await command_store.interrupt_active(
+                utc_now(), "the service stopped before the command finished; it was not re-sent"
+            )
+            if interrupted:
+                log.warning(
+                    "ended %d commands left unfinished by the last run as interrupted",
+                    len(interrupted),
+                    extra={"event": "recovery"},
+                )
+                for _ in interrupted:
+                    telemetry.command_finished("failed", 0.0)
+            await auth_service.ensure_initial_users(
+                config.admin_password, config.engineer_password, SYSTEM_ACTOR
+            )
+            if config.demo_data and await vehicle_service.seed_demo():
+                log.info("added the demo fleet", extra={"event": "demo_data"})
+            await vehicle_service.report_connected()
+        except BaseException:
+            await db.close()
+            raise
+        self.services = Services(
+            config=config,
+            db=db,
+            bus=bus,
+            pipeline=pipeline,
+            auth=auth_service,
+            vehicles=vehicle_service,
+            commands=CommandService(command_store, vehicle_store, pipeline),
+            audit=AuditService(audit_store),
+            telemetry=telemetry,
+        )
+        return self.services
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking commands, let running ones finish within ``grace_s``, close the
+        response streams (1001), and end whatever is left as interrupted."""
+        if self._drained or self.services is None:
+            return
+        self._drained = True
+        await self.services.pipeline.drain(grace_s)
+        await self._streams.close_all(STREAM_CLOSE_TIMEOUT_S)
+        await self.services.pipeline.close()
+
+    async def stop(self) -> None:
+        if self.services is None:
+            return
+        try:
+            await self.drain(0)
+        finally:
+            await self.services.db.close()
+
+
+def create_app(
+    config: Config,
+    *,
+    connector: Connector | None = None,
+    telemetry: Callable[[], Telemetry] = NoTelemetry,
+) -> Starlette:
+    streams = ws.StreamRegistry()
+    lifecycle = Lifecycle(config, connector or simulator_for(config), streams, telemetry)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.services = await lifecycle.start()
+        try:
+            yield
+        finally:
+            await lifecycle.stop()
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestContextMiddleware, drain_limit=config.max_body_bytes)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.streams = streams
+    app.state.lifecycle = lifecycle
+    return app

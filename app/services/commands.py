@@ -1,0 +1,116 @@
+"""Commands: submission, history and visibility.
+
+Visibility: an engineer sees only their own commands; anyone else's is reported as
+absent (404), never as forbidden, so ids cannot be probed. Admins see every command.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from app import sovd
+from app.clock import monotonic, utc_now
+from app.errors import BadRequest, NotFound, VehicleDisconnected
+from app.models import Actor, Command, Principal, ResponseChunk
+from app.services.pipeline import Job, Pipeline
+from app.store.commands import CommandFilter, CommandStore
+from app.store.vehicles import VehicleStore
+from app.vehicles.connector import DiagnosticRequest
+
+
+def _visible(principal: Principal, command: Command | None) -> bool:
+    return command is not None and (principal.is_admin or command.user_id == principal.user_id)
+
+
+def _absent(command_id: str) -> NotFound:
+    return NotFound(f"command {command_id} does not exist")
+
+
+class CommandService:
+    def __init__(self, store: CommandStore, vehicles: VehicleStore, pipeline: Pipeline) -> None:
+        self._store = store
+        self._vehicles = vehicles
+        self._pipeline = pipeline
+
+    async def submit(
+        self,
+        principal: Principal,
+        vehicle_id: str,
+        command_name: str,
+        command_params: dict[str, Any],
+        client: str | None,
+    ) -> Command:
+        try:
+            name, params = sovd.validate(command_name, command_params)
+        except sovd.InvalidParams as exc:
+            raise BadRequest(str(exc)) from None
+        vehicle = await self._vehicles.get(vehicle_id)
+        if vehicle is None:
+            raise NotFound(f"vehicle {vehicle_id} does not exist")
+        if vehicle.connection_status != "connected":
+            raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
+        self._pipeline.reserve(vehicle_id)
+        command = Command(
+            str(uuid.uuid4()),
+            vehicle_id,
+            principal.user_id,
+            name,
+            params,
+            "pending",
+            None,
+            None,
+            utc_now(),
+            None,
+        )
+        try:
+            await self._store.insert(command, Actor(principal.user_id, principal.username, client))
+        except BaseException:
+            self._pipeline.release(vehicle_id)
+            raise
+        request = DiagnosticRequest(
+            command.command_id,
+            vehicle.vehicle_id,
+            vehicle.vin,
+            vehicle.simulator_profile,
+            name,
+            params,
+        )
+        self._pipeline.enqueue(Job(command, request, monotonic()))
+        return command
+
+    async def get(self, principal: Principal, command_id: str) -> Command:
+        command = await self._store.get(command_id)
+        if command is None or not _visible(principal, command):
+            raise _absent(command_id)
+        return command
+
+    async def responses(self, principal: Principal, command_id: str) -> list[ResponseChunk]:
+        command, chunks = await self._store.snapshot(command_id, 0)
+        if not _visible(principal, command):
+            raise _absent(command_id)
+        return chunks
+
+    async def snapshot(
+        self, principal: Principal, command_id: str, after: int
+    ) -> tuple[Command, list[ResponseChunk]]:
+        """The command and its stored chunks after ``after``, from one consistent read."""
+        command, chunks = await self._store.snapshot(command_id, after)
+        if command is None or not _visible(principal, command):
+            raise _absent(command_id)
+        return command, chunks
+
+    async def find(self, principal: Principal, flt: CommandFilter) -> tuple[list[Command], int]:
+        if not principal.is_admin:
+            if flt.user_id is not None and flt.user_id != principal.user_id:
+                return [], 0
+            flt = CommandFilter(
+                flt.vehicle_id,
+                flt.status,
+                principal.user_id,
+                flt.since,
+                flt.until,
+                flt.limit,
+                flt.offset,
+            )
+        return await self._store.find(flt)

@@ -1,0 +1,28 @@
+"""The running service's parts, built once in the app's lifespan and handed to handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.bus import EventBus
+from app.config import Config
+from app.services.audit import AuditService
+from app.services.auth import AuthService
+from app.services.commands import CommandService
+from app.services.pipeline import Pipeline
+from app.services.vehicles import VehicleService
+from app.store.database import Database
+from app.telemetry import Telemetry
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    config: Config
+    db: Database
+    bus: EventBus
+    pipeline: Pipeline
+    auth: AuthService
+    vehicles: VehicleService
+    commands: CommandService
+    audit: AuditService
+    telemetry: Telemetry

@@ -1,0 +1,143 @@
+"""The SOVD command catalogue, parameter validation and answer decoding. Pure: no I/O.
+
+The catalogue is data: each command names its parameters with a JSON-Schema-style
+pattern, so the same table validates requests, documents itself at
+``GET /api/v1/catalogue``, and can be extended by adding one entry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+ECU_ADDRESS = r"^0x[0-9A-Fa-f]{2}$"
+DATA_ID = r"^0x[0-9A-Fa-f]{4}$"
+DTC_CODE = r"^[PCBU][0-9A-F]{4}$"
+
+
+class InvalidParams(ValueError):
+    """The command name or its parameters do not match the catalogue."""
+
+
+class InvalidResponse(ValueError):
+    """A vehicle's answer could not be decoded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    pattern: str
+    description: str
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    command_name: str
+    description: str
+    params: tuple[Param, ...]
+
+    def params_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                p.name: {"type": "string", "pattern": p.pattern, "description": p.description}
+                for p in self.params
+            },
+            "required": [p.name for p in self.params if p.required],
+            "additionalProperties": False,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command_name": self.command_name,
+            "description": self.description,
+            "params_schema": self.params_schema(),
+        }
+
+
+_ECU = Param("ecuAddress", ECU_ADDRESS, "ECU address, one byte in hex such as 0x10")
+
+CATALOGUE: Final[dict[str, CommandSpec]] = {
+    spec.command_name: spec
+    for spec in (
+        CommandSpec(
+            "ReadDTC",
+            "Read the diagnostic trouble codes stored in an ECU: one chunk per DTC, "
+            "then a summary chunk.",
+            (_ECU,),
+        ),
+        CommandSpec(
+            "ClearDTC",
+            "Clear the stored diagnostic trouble codes of an ECU: all of them, or the one given.",
+            (_ECU, Param("dtcCode", DTC_CODE, "one DTC such as P0420", required=False)),
+        ),
+        CommandSpec(
+            "ReadDataByID",
+            "Read one data identifier, such as engine RPM (0x010C), vehicle speed (0x010D) "
+            "or coolant temperature (0x0105).",
+            (_ECU, Param("dataId", DATA_ID, "data identifier, two bytes in hex such as 0x010C")),
+        ),
+    )
+}
+
+_COMPILED: Final = {
+    spec.command_name: {p.name: (re.compile(p.pattern), p) for p in spec.params}
+    for spec in CATALOGUE.values()
+}
+
+
+def validate(command_name: object, params: object) -> tuple[str, dict[str, str]]:
+    """Check a command against the catalogue; return its name and normalised params."""
+    if not isinstance(command_name, str) or command_name not in CATALOGUE:
+        known = ", ".join(CATALOGUE)
+        raise InvalidParams(f"command_name {command_name!r} is not a known command ({known})")
+    if not isinstance(params, dict):
+        raise InvalidParams("command_params must be an object")
+    spec = _COMPILED[command_name]
+    for key in params:
+        if key not in spec:
+            allowed = ", ".join(spec)
+            raise InvalidParams(
+                f"command_params.{key} is not a parameter of {command_name} (allowed: {allowed})"
+            )
+    clean: dict[str, str] = {}
+    for name, (regex, param) in spec.items():
+        if name not in params:
+            if param.required:
+                raise InvalidParams(f"command_params.{name} is required for {command_name}")
+            continue
+        value = params[name]
+        if not isinstance(value, str) or regex.fullmatch(value) is None:
+            raise InvalidParams(
+                f"command_params.{name} must match {param.pattern} ({param.description})"
+            )
+        clean[name] = value
+    return command_name, clean
+
+
+def decode_answer(raw: bytes) -> dict[str, Any]:
+    """Decode one chunk of a vehicle's answer: a UTF-8 JSON object, or InvalidResponse."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidResponse(f"answer is not valid JSON: {exc.__class__.__name__}") from None
+    if not isinstance(value, dict):
+        raise InvalidResponse("answer is not a JSON object")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class NegativeResponse:
+    nrc: str
+    description: str
+
+
+def negative_response(payload: dict[str, Any]) -> NegativeResponse | None:
+    """A decoded answer that is a UDS negative response, or None for a positive one."""
+    nrc = payload.get("negativeResponse")
+    if not isinstance(nrc, dict):
+        return None
+    return NegativeResponse(nrc=str(nrc.get("nrc", "?")), description=str(nrc.get("name", "")))

@@ -1,0 +1,1 @@
+"""SQLite access: every SQL statement of the service lives in this package."""

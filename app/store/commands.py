@@ -1,0 +1,252 @@
+"""Commands and the chunks of their answers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from app.models import SYSTEM_ACTOR, Actor, Command, ResponseChunk
+from app.store.audit import insert_audit
+from app.store.database import Database
+
+_COLUMNS = (
+    "command_id, vehicle_id, user_id, command_name, command_params, status, error_code,"
+    " error_message, submitted_at, completed_at"
+)
+_SELECT_COLUMNS = f"{_COLUMNS}, started_at"
+_SELECT = f"SELECT {_SELECT_COLUMNS} FROM commands"
+_ACTIVE = "('pending', 'in_progress')"
+
+
+def _command(row: tuple[Any, ...]) -> Command:
+    return Command(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        json.loads(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+    )
+
+
+def _chunk(command_id: str, row: tuple[Any, ...]) -> ResponseChunk:
+    return ResponseChunk(command_id, row[0], json.loads(row[1]), bool(row[2]), row[3])
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFilter:
+    vehicle_id: str | None = None
+    status: str | None = None
+    user_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """A command's terminal state."""
+
+    status: str
+    error_code: str | None
+    error_message: str | None
+    at: str
+
+
+class CommandStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(self, command: Command, actor: Actor) -> None:
+        """Store a new command with its audit row, fsynced before returning."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO commands ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    command.command_id,
+                    command.vehicle_id,
+                    command.user_id,
+                    command.command_name,
+                    _dumps(command.command_params),
+                    command.status,
+                    None,
+                    None,
+                    command.submitted_at,
+                    None,
+                ),
+            )
+            insert_audit(
+                conn,
+                actor,
+                "command.submit",
+                command.submitted_at,
+                "command",
+                command.command_id,
+                {
+                    "vehicle_id": command.vehicle_id,
+                    "command_name": command.command_name,
+                    "command_params": command.command_params,
+                },
+            )
+
+        await self._db.write(run, durable=True)
+
+    async def get(self, command_id: str) -> Command | None:
+        def run(conn: sqlite3.Connection) -> Command | None:
+            row = conn.execute(f"{_SELECT} WHERE command_id = ?", (command_id,)).fetchone()
+            return None if row is None else _command(row)
+
+        return await self._db.read(run)
+
+    async def find(self, flt: CommandFilter) -> tuple[list[Command], int]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("vehicle_id", flt.vehicle_id),
+            ("status", flt.status),
+            ("user_id", flt.user_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if flt.since is not None:
+            where.append("submitted_at >= ?")
+            args.append(flt.since)
+        if flt.until is not None:
+            where.append("submitted_at < ?")
+            args.append(flt.until)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+
+        def run(conn: sqlite3.Connection) -> tuple[list[Command], int]:
+            total = conn.execute(f"SELECT count(*) FROM commands {clause}", args).fetchone()[0]
+            rows = conn.execute(
+                f"{_SELECT} {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                [*args, flt.limit, flt.offset],
+            ).fetchall()
+            return [_command(r) for r in rows], int(total)
+
+        return await self._db.read(run)
+
+    async def responses(self, command_id: str, after: int = 0) -> list[ResponseChunk]:
+        def run(conn: sqlite3.Connection) -> list[ResponseChunk]:
+            rows = conn.execute(
+                "SELECT sequence_number, response_payload, is_final, received_at"
+                " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
+                " ORDER BY sequence_number",
+                (command_id, after),
+            ).fetchall()
+            return [_chunk(command_id, r) for r in rows]
+
+        return await self._db.read(run)
+
+    async def snapshot(
+        self, command_id: str, after: int
+    ) -> tuple[Command | None, list[ResponseChunk]]:
+        """The command and its chunks after ``after``, read from one consistent snapshot."""
+
+        def run(conn: sqlite3.Connection) -> tuple[Command | None, list[ResponseChunk]]:
+            row = conn.execute(f"{_SELECT} WHERE command_id = ?", (command_id,)).fetchone()
+            if row is None:
+                return None, []
+            rows = conn.execute(
+                "SELECT sequence_number, response_payload, is_final, received_at"
+                " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
+                " ORDER BY sequence_number",
+                (command_id, after),
+            ).fetchall()
+            return _command(row), [_chunk(command_id, r) for r in rows]
+
+        return await self._db.read(run)
+
+    async def mark_in_progress(self, command_id: str, at: str) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE commands SET status = 'in_progress', started_at = ?"
+                " WHERE command_id = ? AND status = 'pending'",
+                (at, command_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            insert_audit(conn, SYSTEM_ACTOR, "command.start", at, "command", command_id)
+            return True
+
+        return await self._db.write(run)
+
+    async def add_response(self, chunk: ResponseChunk) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO command_responses (command_id, sequence_number, response_payload,"
+                " is_final, received_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    chunk.command_id,
+                    chunk.sequence_number,
+                    _dumps(chunk.response_payload),
+                    int(chunk.is_final),
+                    chunk.received_at,
+                ),
+            )
+
+        await self._db.write(run)
+
+    async def finish(
+        self, command_id: str, vehicle_id: str, end: Finish, vehicle_answered: bool
+    ) -> bool:
+        """End a command; False if it had already ended (terminal states never change)."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            if not _finish(conn, command_id, end):
+                return False
+            if vehicle_answered:
+                conn.execute(
+                    "UPDATE vehicles SET last_seen_at = ? WHERE vehicle_id = ?",
+                    (end.at, vehicle_id),
+                )
+            return True
+
+        return await self._db.write(run)
+
+    async def interrupt_active(self, at: str, message: str) -> list[str]:
+        """End every pending or in-progress command as failed/interrupted (used at start,
+        after a crash: such commands are never re-sent to a vehicle)."""
+        end = Finish("failed", "interrupted", message, at)
+
+        def run(conn: sqlite3.Connection) -> list[str]:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT command_id FROM commands WHERE status IN {_ACTIVE} ORDER BY seq"
+                )
+            ]
+            for command_id in ids:
+                _finish(conn, command_id, end)
+            return ids
+
+        return await self._db.write(run)
+
+
+def _finish(conn: sqlite3.Connection, command_id: str, end: Finish) -> bool:
+    cur = conn.execute(
+        "UPDATE commands SET status = ?, error_code = ?, error_message = ?, completed_at = ?"
+        f" WHERE command_id = ? AND status IN {_ACTIVE}",
+        (end.status, end.error_code, end.error_message, end.at, command_id),
+    )
+    if cur.rowcount != 1:
+        return False
+    details = {"status": end.status}
+    if end.error_code:
+        details["error_code"] = end.error_code
+    insert_audit(conn, SYSTEM_ACTOR, "command.finish", end.at, "command", command_id, details)
+    return True

@@ -1,0 +1,162 @@
+"""Users and their login sessions."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from app.models import Actor, Principal, User
+from app.store.audit import insert_audit
+from app.store.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    user: User
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    session_id: str
+    user: User
+    refresh_hash: str
+    expires_at: str
+    revoked: bool
+
+
+def _user(row: sqlite3.Row | tuple[object, ...]) -> User:
+    return User(
+        user_id=str(row[0]),
+        username=str(row[1]),
+        role=row[2],  # type: ignore[arg-type]
+        disabled=bool(row[3]),
+    )
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def count(self) -> int:
+        return await self._db.read(
+            lambda c: int(c.execute("SELECT count(*) FROM users").fetchone()[0])
+        )
+
+    async def create(self, user: User, password_hash: str, at: str, actor: Actor) -> bool:
+        """Insert a user; False if the username is taken."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            try:
+                conn.execute(
+                    "INSERT INTO users (user_id, username, password_hash, role, disabled,"
+                    " created_at) VALUES (?, ?, ?, ?, 0, ?)",
+                    (user.user_id, user.username, password_hash, user.role, at),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            insert_audit(
+                conn,
+                actor,
+                "user.create",
+                at,
+                "user",
+                user.user_id,
+                {"username": user.username, "role": user.role},
+            )
+            return True
+
+        return await self._db.write(run)
+
+    async def credentials(self, username: str) -> Credentials | None:
+        def run(conn: sqlite3.Connection) -> Credentials | None:
+            row = conn.execute(
+                "SELECT user_id, username, role, disabled, password_hash FROM users"
+                " WHERE username = ?",
+                (username,),
+            ).fetchone()
+            return None if row is None else Credentials(_user(row), str(row[4]))
+
+        return await self._db.read(run)
+
+    async def all(self) -> list[User]:
+        def run(conn: sqlite3.Connection) -> list[User]:
+            rows = conn.execute(
+                "SELECT user_id, username, role, disabled FROM users ORDER BY username"
+            ).fetchall()
+            return [_user(r) for r in rows]
+
+        return await self._db.read(run)
+
+    async def create_session(
+        self, session_id: str, user: User, refresh_hash: str, at: str, expires_at: str, actor: Actor
+    ) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO sessions (session_id, user_id, refresh_hash, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session_id, user.user_id, refresh_hash, at, expires_at),
+            )
+            insert_audit(conn, actor, "auth.login", at, "session", session_id)
+
+        await self._db.write(run)
+
+    async def principal(self, session_id: str) -> Principal | None:
+        """The live principal of a session: None if revoked, or its user gone or disabled."""
+
+        def run(conn: sqlite3.Connection) -> Principal | None:
+            row = conn.execute(
+                "SELECT u.user_id, u.username, u.role FROM sessions s"
+                " JOIN users u ON u.user_id = s.user_id"
+                " WHERE s.session_id = ? AND s.revoked_at IS NULL AND u.disabled = 0",
+                (session_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            return Principal(user_id=row[0], username=row[1], role=row[2], session_id=session_id)
+
+        return await self._db.read(run)
+
+    async def rotate_refresh(
+        self, session_id: str, old_hash: str, new_hash: str, at: str, expires_at: str, actor: Actor
+    ) -> User | None:
+        """Swap a session's refresh token; a reused (stale) token revokes the session."""
+
+        def run(conn: sqlite3.Connection) -> User | None:
+            row = conn.execute(
+                "SELECT s.refresh_hash, s.revoked_at, s.expires_at, u.user_id, u.username,"
+                " u.role, u.disabled FROM sessions s JOIN users u ON u.user_id = s.user_id"
+                " WHERE s.session_id = ?",
+                (session_id,),
+            ).fetchone()
+            if row is None or row[1] is not None or row[2] <= at:
+                return None
+            user = _user(row[3:])
+            if row[0] != old_hash:
+                # A refresh token that was already used: someone holds a copy. End the
+                # session so neither copy works any more.
+                conn.execute(
+                    "UPDATE sessions SET revoked_at = ? WHERE session_id = ?", (at, session_id)
+                )
+                insert_audit(conn, actor, "auth.refresh_reused", at, "session", session_id)
+                return None
+            if user.disabled:
+                return None
+            conn.execute(
+                "UPDATE sessions SET refresh_hash = ?, expires_at = ? WHERE session_id = ?",
+                (new_hash, expires_at, session_id),
+            )
+            insert_audit(conn, actor, "auth.refresh", at, "session", session_id)
+            return user
+
+        return await self._db.write(run)
+
+    async def revoke_session(self, session_id: str, at: str, actor: Actor) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+                (at, session_id),
+            )
+            insert_audit(conn, actor, "auth.logout", at, "session", session_id)
+
+        await self._db.write(run)

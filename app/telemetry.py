@@ -1,0 +1,54 @@
+"""The seam between the service and its metrics.
+
+The service reports what happened through these few named calls and knows nothing of
+how they are recorded. ``otel.Metrics`` implements them with OpenTelemetry; ``NoTelemetry``
+does nothing, for when metrics are turned off.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Telemetry(Protocol):
+    def command_finished(self, status: str, duration_s: float) -> None:
+        """A command reached a terminal status (``failed`` includes interrupted ones)."""
+
+    def command_queued(self, delta: int) -> None:
+        """Commands waiting or running went up or down by ``delta``."""
+
+    def response_chunk(self) -> None:
+        """One chunk of a vehicle's answer was stored and published."""
+
+    def websocket_opened(self) -> None: ...
+
+    def websocket_closed(self) -> None: ...
+
+    def vehicles_connected(self, count: int) -> None:
+        """The number of vehicles whose connection_status is ``connected`` is now ``count``."""
+
+    def auth_failure(self, reason: str) -> None:
+        """A login or token check failed."""
+
+
+class NoTelemetry:
+    def command_finished(self, status: str, duration_s: float) -> None:
+        pass
+
+    def command_queued(self, delta: int) -> None:
+        pass
+
+    def response_chunk(self) -> None:
+        pass
+
+    def websocket_opened(self) -> None:
+        pass
+
+    def websocket_closed(self) -> None:
+        pass
+
+    def vehicles_connected(self, count: int) -> None:
+        pass
+
+    def auth_failure(self, reason: str) -> None:
+        pass

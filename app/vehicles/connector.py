@@ -1,0 +1,38 @@
+"""The connector interface between the command pipeline and a vehicle transport.
+
+A connector sends one diagnostic request and yields the vehicle's answer as raw chunks.
+It does not decode them, enforce deadlines or store anything: the pipeline does, so a
+real transport (DoIP, a gateway, ...) can replace the simulator without touching it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class VehicleUnreachable(Exception):
+    """The transport could not reach the vehicle at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticRequest:
+    command_id: str
+    vehicle_id: str
+    vin: str
+    simulator_profile: str
+    command_name: str
+    command_params: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RawChunk:
+    """One chunk of the vehicle's answer, undecoded; ``is_final`` marks the last one."""
+
+    payload: bytes
+    is_final: bool
+
+
+class Connector(Protocol):
+    def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]: ...

@@ -1,0 +1,61 @@
+import pytest
+
+from app import sovd
+
+
+def test_catalogue_lists_the_three_commands_with_schemas() -> None:
+    names = [spec.as_dict()["command_name"] for spec in sovd.CATALOGUE.values()]
+    assert names == ["ReadDTC", "ClearDTC", "ReadDataByID"]
+    schema = sovd.CATALOGUE["ClearDTC"].params_schema()
+    assert schema["required"] == ["ecuAddress"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["dtcCode"]["pattern"] == sovd.DTC_CODE
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("ReadDTC", {"ecuAddress": "0x10"}),
+        ("ReadDTC", {"ecuAddress": "0xaF"}),
+        ("ClearDTC", {"ecuAddress": "0x10"}),
+        ("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "P0420"}),
+        ("ReadDataByID", {"ecuAddress": "0x10", "dataId": "0x010C"}),
+    ],
+)
+def test_valid_commands_pass(name: str, params: dict[str, str]) -> None:
+    assert sovd.validate(name, params) == (name, params)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("Reboot", {}, "command_name 'Reboot' is not a known command"),
+        (None, {}, "command_name None is not a known command"),
+        ("ReadDTC", [], "command_params must be an object"),
+        ("ReadDTC", {}, "command_params.ecuAddress is required"),
+        ("ReadDTC", {"ecuAddress": "0x100"}, "command_params.ecuAddress must match"),
+        ("ReadDTC", {"ecuAddress": "10"}, "command_params.ecuAddress must match"),
+        ("ReadDTC", {"ecuAddress": 16}, "command_params.ecuAddress must match"),
+        ("ReadDTC", {"ecuAddress": "0x10", "x": "1"}, "command_params.x is not a parameter"),
+        ("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "p0420"}, "command_params.dtcCode"),
+        ("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "X0420"}, "command_params.dtcCode"),
+        ("ReadDataByID", {"ecuAddress": "0x10"}, "command_params.dataId is required"),
+        ("ReadDataByID", {"ecuAddress": "0x10", "dataId": "0x10C"}, "command_params.dataId"),
+    ],
+)
+def test_invalid_commands_name_what_is_wrong(name: object, params: object, message: str) -> None:
+    with pytest.raises(sovd.InvalidParams, match=message.replace(".", r"\.").replace("(", r"\(")):
+        sovd.validate(name, params)
+
+
+def test_decode_answer_accepts_json_objects_only() -> None:
+    assert sovd.decode_answer(b'{"a": 1}') == {"a": 1}
+    for garbage in (b"\xff\xfe", b"not json", b"[1, 2]", b'"text"', b""):
+        with pytest.raises(sovd.InvalidResponse):
+            sovd.decode_answer(garbage)
+
+
+def test_negative_response_is_recognised() -> None:
+    nrc = sovd.negative_response({"negativeResponse": {"nrc": "0x31", "name": "requestOutOfRange"}})
+    assert nrc == sovd.NegativeResponse("0x31", "requestOutOfRange")
+    assert sovd.negative_response({"value": 1}) is None

@@ -1,0 +1,80 @@
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.models import Actor, Command, ResponseChunk, User, Vehicle
+from app.store.commands import CommandStore
+from app.store.database import Database
+from app.store.migrations import MIGRATIONS
+from app.store.users import UserStore
+from app.store.vehicles import VehicleStore
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_a_new_database_is_migrated_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    async def scenario() -> tuple[str, int, int, int]:
+        db = Database(tmp_path / "a" / "sovd.db")
+        await db.open()
+        try:
+            return await db.read(
+                lambda c: (
+                    c.execute("PRAGMA journal_mode").fetchone()[0],
+                    c.execute("PRAGMA foreign_keys").fetchone()[0],
+                    c.execute("PRAGMA user_version").fetchone()[0],
+                    c.execute("PRAGMA busy_timeout").fetchone()[0],
+                )
+            )
+        finally:
+            await db.close()
+
+    mode, fks, version, busy = _run(scenario())
+    assert (mode, fks, version) == ("wal", 1, len(MIGRATIONS))
+    assert busy > 0
+    assert _run(scenario())[2] == len(MIGRATIONS)  # reopening migrates nothing again
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sovd.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer than this service knows"):
+        _run(Database(path).open())
+
+
+def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = Database(tmp_path / "sovd.db")
+        await db.open()
+        try:
+            actor = Actor(None, "test", None)
+            user = User("u1", "alice", "engineer")
+            await UserStore(db).create(user, "hash", "t", actor)
+            await VehicleStore(db).insert(
+                Vehicle(
+                    "v1", "WVWZZZ1KZAW000001", "VW", "Golf", 2020, "connected", "healthy", None
+                ),
+                "t",
+                None,
+            )
+            store = CommandStore(db)
+            await store.insert(
+                Command("c1", "v1", "u1", "ReadDTC", {}, "pending", None, None, "t", None), actor
+            )
+            chunk = ResponseChunk("c1", 1, {"a": 1}, False, "t")
+            await store.add_response(chunk)
+            with pytest.raises(sqlite3.IntegrityError):
+                await store.add_response(chunk)
+            # The failed write rolled back whole; the store still works.
+            await store.add_response(ResponseChunk("c1", 2, {"a": 2}, True, "t"))
+            assert [c.sequence_number for c in await store.responses("c1")] == [1, 2]
+            with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
+                await store.add_response(ResponseChunk("nope", 1, {}, True, "t"))
+        finally:
+            await db.close()
+
+    _run(scenario())
