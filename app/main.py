@@ -8,9 +8,11 @@ the pipeline, closes the response streams and the database.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from app.api import audit, auth, catalogue, commands, health, users, vehicles, ws
 from app.api.errors import EXCEPTION_HANDLERS
+from app.api.metrics import MetricsRoute
 from app.api.middleware import RequestContextMiddleware
 from app.bus import EventBus
 from app.clock import utc_now
@@ -38,12 +41,14 @@ from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry, Telemetry
 from app.vehicles.connector import Connector
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
+from otel import HttpMetricsMiddleware, TelemetrySettings, build_telemetry
+from otel import Telemetry as OtelTelemetry
 
 log = logging.getLogger(__name__)
 
 STREAM_CLOSE_TIMEOUT_S = 5.0
 
-ROUTES = [
+ROUTES: list[Route | WebSocketRoute] = [
     Route("/health/live", health.live, methods=["GET"]),
     Route("/health/ready", health.ready, methods=["GET"]),
     Route("/api/v1/auth/login", auth.login, methods=["POST"]),
@@ -66,6 +71,30 @@ ROUTES = [
 ]
 
 
+# Route templates by endpoint, so HTTP metrics carry /api/v1/commands/{command_id},
+# never a raw path.
+ROUTE_TEMPLATES: dict[object, str] = {route.endpoint: route.path for route in ROUTES}
+
+
+def route_template(scope: Mapping[str, Any]) -> str | None:
+    return ROUTE_TEMPLATES.get(scope.get("endpoint"))
+
+
+def telemetry_settings(config: Config) -> TelemetrySettings:
+    try:
+        version = importlib.metadata.version("sovd-command-service")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    return TelemetrySettings(
+        service_name=config.otel_service_name,
+        service_version=version,
+        resource_attributes=config.otel_resource_attributes,
+        otlp_endpoint=config.otlp_endpoint,
+        otlp_metrics_endpoint=config.otlp_metrics_endpoint,
+        otlp_export_interval_ms=config.otlp_export_interval_ms,
+    )
+
+
 def simulator_for(config: Config) -> SimulatedConnector:
     return SimulatedConnector(
         SimulatorSettings(
@@ -86,18 +115,20 @@ class Lifecycle:
         config: Config,
         connector: Connector,
         streams: ws.StreamRegistry,
-        telemetry: Callable[[], Telemetry],
+        telemetry: Telemetry,
+        otel: OtelTelemetry | None,
     ) -> None:
         self._config = config
         self._connector = connector
         self._streams = streams
-        self._make_telemetry = telemetry
+        self._telemetry = telemetry
+        self._otel = otel
         self.services: Services | None = None
         self._drained = False
 
     async def start(self) -> Services:
         config = self._config
-        telemetry = self._make_telemetry()
+        telemetry = self._telemetry
         db = Database(config.db_path)
         await db.open()
         try:
@@ -169,16 +200,25 @@ class Lifecycle:
             await self.drain(0)
         finally:
             await self.services.db.close()
+            if self._otel is not None:
+                self._otel.shutdown()
 
 
-def create_app(
-    config: Config,
-    *,
-    connector: Connector | None = None,
-    telemetry: Callable[[], Telemetry] = NoTelemetry,
-) -> Starlette:
+def create_app(config: Config, *, connector: Connector | None = None) -> Starlette:
     streams = ws.StreamRegistry()
-    lifecycle = Lifecycle(config, connector or simulator_for(config), streams, telemetry)
+    routes = list(ROUTES)
+    middleware = [Middleware(RequestContextMiddleware, drain_limit=config.max_body_bytes)]
+    otel: OtelTelemetry | None = None
+    telemetry: Telemetry = NoTelemetry()
+    if config.metrics_enabled:
+        otel = build_telemetry(telemetry_settings(config))
+        telemetry = otel.metrics
+        routes.append(Route("/metrics", MetricsRoute(otel, config.metrics_token), methods=["GET"]))
+        # Outermost, so it sees the status the client gets, 500s included.
+        middleware.insert(
+            0, Middleware(HttpMetricsMiddleware, metrics=otel.metrics, route_of=route_template)
+        )
+    lifecycle = Lifecycle(config, connector or simulator_for(config), streams, telemetry, otel)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -189,11 +229,12 @@ def create_app(
             await lifecycle.stop()
 
     app = Starlette(
-        routes=ROUTES,
-        middleware=[Middleware(RequestContextMiddleware, drain_limit=config.max_body_bytes)],
+        routes=routes,
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.streams = streams
     app.state.lifecycle = lifecycle
+    app.state.otel = otel
     return app

@@ -121,4 +121,4 @@ class RequestContextMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request" or not message.get("more_body", False):
-                return message["type"] == "http.request"
+                return bool(message["type"] == "http.request")

@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from app.clock import format_ts
 from app.errors import Conflict, Unauthorized
 from app.models import Actor, Principal, Role, User
+from app.services.principal_cache import PrincipalCache
 from app.store.audit import AuditStore
 from app.store.users import UserStore
 from app.telemetry import Telemetry
@@ -69,6 +70,7 @@ class AuthService:
         self._audit = audit
         self._tokens = tokens
         self._telemetry = telemetry
+        self._verified = PrincipalCache()
         self._hasher = PasswordHasher()
         # Verifying against this when the user does not exist keeps the answer time the
         # same for unknown users and wrong passwords.
@@ -127,6 +129,9 @@ class AuthService:
         if not token:
             self._telemetry.auth_failure("missing_token")
             raise Unauthorized(BAD_TOKEN)
+        cached = self._verified.get(token)
+        if cached is not None:
+            return cached
         try:
             claims = self._decode(token, "access")
         except Unauthorized:
@@ -136,6 +141,7 @@ class AuthService:
         if principal is None or principal.user_id != claims["sub"]:
             self._telemetry.auth_failure("revoked_session")
             raise Unauthorized(BAD_TOKEN)
+        self._verified.put(token, principal, float(claims["exp"]))
         return principal
 
     # -- sessions --------------------------------------------------------------------
@@ -186,11 +192,14 @@ class AuthService:
             Actor(user_id, None, client),
         )
         if user is None or user.user_id != user_id:
+            # A reused refresh token revokes its session: forget its access tokens too.
+            self._verified.drop_session(session_id)
             self._telemetry.auth_failure("stale_refresh")
             raise Unauthorized(BAD_TOKEN)
         return pair
 
     async def logout(self, principal: Principal, client: str | None) -> None:
+        self._verified.drop_session(principal.session_id)
         await self._users.revoke_session(
             principal.session_id,
             format_ts(datetime.now(UTC)),

@@ -1,0 +1,38 @@
+"""GET /metrics: the Prometheus scrape, optionally behind a bearer token."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import Receive, Scope, Send
+
+from app.api.errors import error_response
+from otel import Telemetry, metrics_app
+
+
+class MetricsRoute:
+    """An ASGI endpoint (so Starlette serves it as a Route, with no redirect)."""
+
+    def __init__(self, telemetry: Telemetry, token: str | None) -> None:
+        self._exposition = metrics_app(telemetry.registry)
+        self._expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._expected is not None and not self._authorized(scope):
+            response = error_response(
+                scope,
+                401,
+                "unauthorized",
+                "/metrics needs Authorization: Bearer <metrics token>",
+                {"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+            await response(scope, receive, send)
+            return
+        await self._exposition(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        assert self._expected is not None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                return hmac.compare_digest(value, self._expected)
+        return False

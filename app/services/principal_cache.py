@@ -1,0 +1,60 @@
+"""Recently verified access tokens, so a request does not re-check its token's signature
+and session in the database every time.
+
+Safe because this process is the only writer of sessions (one node): logout and a
+detected refresh-token reuse drop the session's entries here in the same step that
+revokes it in the database. Entries also expire after ``max_age_s`` and never outlive the
+token's own ``exp``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from app.models import Principal
+
+
+class PrincipalCache:
+    def __init__(
+        self,
+        max_entries: int = 4096,
+        max_age_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._max_entries = max_entries
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._wall_clock = wall_clock
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, valid_until = entry
+        if self._clock() >= valid_until:
+            del self._entries[token]
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal, expires_at_unix: float) -> None:
+        now = self._clock()
+        remaining = expires_at_unix - self._wall_clock()
+        if remaining <= 0:
+            return
+        if len(self._entries) >= self._max_entries:
+            del self._entries[next(iter(self._entries))]  # the oldest
+        self._entries[token] = (principal, now + min(self._max_age_s, remaining))
+
+    def drop_session(self, session_id: str) -> None:
+        for token in [t for t, (p, _) in self._entries.items() if p.session_id == session_id]:
+            del self._entries[token]
+
+    def drop_user(self, user_id: str) -> None:
+        for token in [t for t, (p, _) in self._entries.items() if p.user_id == user_id]:
+            del self._entries[token]
+
+    def __len__(self) -> int:
+        return len(self._entries)

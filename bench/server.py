@@ -1,0 +1,122 @@
+"""Start ``python -m app`` on a fresh database for a benchmark, and read its memory."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINEER_PASSWORD = secrets.token_urlsafe(12)
+ADMIN_PASSWORD = secrets.token_urlsafe(12)
+
+
+class BenchServer:
+    """The service in its own process, on a free port, with a fresh database."""
+
+    def __init__(self, cpus: set[int] | None = None, **env: str) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="sovd-bench-")
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("SOVD_", "OTEL_"))}
+        base.update(
+            {
+                "SOVD_PORT": "0",
+                "SOVD_DB_PATH": str(Path(self._dir.name) / "sovd.db"),
+                "SOVD_DEMO_DATA": "1",
+                "SOVD_ENGINEER_PASSWORD": ENGINEER_PASSWORD,
+                "SOVD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "SOVD_SIM_LATENCY_MS": "0",
+                "SOVD_SIM_SEED": "1",
+                # Same string hashing in every run, so two servers differ only in what
+                # the benchmark changes (hash randomisation alone moves results a few %).
+                "PYTHONHASHSEED": "0",
+            }
+        )
+        base.update(env)
+        port = _free_port()
+        base["SOVD_PORT"] = str(port)
+        # The service logs (one JSON line per request) go to a file, as they would in
+        # production, rather than through a pipe this process must drain.
+        self.log_path = Path(self._dir.name) / "server.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app"],
+            cwd=ROOT,
+            env=base,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        if cpus:
+            os.sched_setaffinity(self.proc.pid, cpus)
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.base_url, timeout=30)
+        deadline = time.monotonic() + 30
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"the service did not start; see {self.log_path}")
+            time.sleep(0.05)
+
+    def _ready(self) -> bool:
+        try:
+            return self.http.get("/health/ready").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def token(self, username: str = "engineer") -> str:
+        password = ENGINEER_PASSWORD if username == "engineer" else ADMIN_PASSWORD
+        r = self.http.post("/api/v1/auth/login", json={"username": username, "password": password})
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process (all its threads) has used."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def rss_kib(self) -> int:
+        """Resident memory of the server process, from /proc."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        assert match
+        return int(match.group(1))
+
+    def close(self) -> None:
+        if hasattr(self, "http"):
+            self.http.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> BenchServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

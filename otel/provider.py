@@ -1,0 +1,102 @@
+"""The MeterProvider: resource, readers (Prometheus always, OTLP when configured), views.
+
+Each provider has its own ``CollectorRegistry``, never the process-global one, so several
+apps (or tests) in one process cannot collide, and it is never installed as the global
+OpenTelemetry provider for the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry
+
+from otel import names
+from otel.metrics import Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    service_name: str = "sovd-command-service"
+    service_version: str = ""
+    resource_attributes: str = ""  # OTEL_RESOURCE_ATTRIBUTES syntax: k=v,k2=v2
+    otlp_endpoint: str | None = None  # base URL; /v1/metrics is appended
+    otlp_metrics_endpoint: str | None = None  # full URL, wins over otlp_endpoint
+    otlp_export_interval_ms: int = 60000
+
+    @property
+    def otlp_url(self) -> str | None:
+        if self.otlp_metrics_endpoint:
+            return self.otlp_metrics_endpoint
+        if self.otlp_endpoint:
+            return self.otlp_endpoint.rstrip("/") + "/v1/metrics"
+        return None
+
+
+def parse_resource_attributes(raw: str) -> dict[str, str]:
+    """Parse ``OTEL_RESOURCE_ATTRIBUTES`` (``k=v`` pairs, comma-separated, %-encoded)."""
+    attributes: dict[str, str] = {}
+    for pair in raw.split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            attributes[unquote(key.strip())] = unquote(value.strip())
+    return attributes
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """What the service holds: the recording calls, the registry to scrape, a shutdown."""
+
+    metrics: Metrics
+    registry: CollectorRegistry
+    provider: MeterProvider
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def build_telemetry(settings: TelemetrySettings) -> Telemetry:
+    resource = Resource.create(
+        {
+            **parse_resource_attributes(settings.resource_attributes),
+            "service.name": settings.service_name,
+            **({"service.version": settings.service_version} if settings.service_version else {}),
+        }
+    )
+    registry = CollectorRegistry(auto_describe=True)
+    readers: list[MetricReader] = [
+        # Scope labels would add three constant labels to every series; they say nothing here.
+        PrometheusMetricReader(registry=registry, scope_info_enabled=False),
+    ]
+    if settings.otlp_url:
+        readers.append(
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=settings.otlp_url),
+                export_interval_millis=settings.otlp_export_interval_ms,
+            )
+        )
+    views = [
+        View(
+            instrument_name=names.COMMAND_DURATION,
+            aggregation=ExplicitBucketHistogramAggregation(names.COMMAND_DURATION_BUCKETS),
+        ),
+        View(
+            instrument_name=names.HTTP_DURATION,
+            aggregation=ExplicitBucketHistogramAggregation(names.HTTP_DURATION_BUCKETS),
+        ),
+    ]
+    # No traces here, so exemplars could never link anywhere; skip their per-record cost.
+    provider = MeterProvider(
+        metric_readers=readers,
+        resource=resource,
+        views=views,
+        exemplar_filter=AlwaysOffExemplarFilter(),
+    )
+    return Telemetry(Metrics(provider.get_meter("sovd-command-service")), registry, provider)

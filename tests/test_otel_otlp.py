@@ -1,0 +1,110 @@
+"""OTLP/HTTP push: a receiver inside the test decodes what the service sends."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+
+from tests.conftest import make_config, running, wait_until
+from tests.scrape import scrape, value
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.requests: list[ExportMetricsServiceRequest] = []
+        self.paths: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = ExportMetricsServiceRequest()
+                request.ParseFromString(body)
+                receiver.requests.append(request)
+                receiver.paths.append(self.path)
+                reply = ExportMetricsServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def latest(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """Data points of the newest export, by metric name and attributes."""
+        points: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        if not self.requests:
+            return points
+        for rm in self.requests[-1].resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    kind = metric.WhichOneof("data")
+                    for dp in getattr(metric, kind).data_points:
+                        attrs = frozenset((a.key, a.value.string_value) for a in dp.attributes)
+                        if kind == "histogram":
+                            number = float(dp.count)
+                        else:
+                            number = dp.as_double if dp.HasField("as_double") else float(dp.as_int)
+                        points[(metric.name, attrs)] = number
+        return points
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    try:
+        yield rec
+    finally:
+        rec.close()
+
+
+def test_custom_metrics_are_pushed_over_otlp_http(tmp_path: Path, receiver: Receiver) -> None:
+    config = make_config(tmp_path, otlp_endpoint=receiver.url, otlp_export_interval_ms=200)
+    with running(config) as srv:
+        token = srv.token()
+        srv.wait_status(token, srv.submit(token, srv.vehicle(token)["vehicle_id"])["command_id"])
+        srv.wait_status(
+            token, srv.submit(token, srv.vehicle(token, "unreachable")["vehicle_id"])["command_id"]
+        )
+
+        def arrived() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+            points = receiver.latest()
+            done = points.get(("commands_executed", frozenset({("status", "failed")})))
+            return points if done == 1 else None
+
+        points = wait_until(arrived, "an OTLP export with both commands")
+        # Prometheus scraping keeps working at the same time.
+        assert value(scrape(srv.http), "commands_executed_total", status="completed") == 1
+    assert receiver.paths[-1] == "/v1/metrics"
+    assert points[("commands_executed", frozenset({("status", "completed")}))] == 1
+    assert points[("commands_executed", frozenset({("status", "timeout")}))] == 0
+    assert points[("command_execution_duration", frozenset({("status", "completed")}))] == 1
+    assert points[("sovd_response_chunks", frozenset())] == 3
+    assert points[("vehicle_connections_active", frozenset())] == 5
+    resource = {
+        a.key: a.value.string_value
+        for a in receiver.requests[-1].resource_metrics[0].resource.attributes
+    }
+    assert resource["service.name"] == "sovd-command-service"

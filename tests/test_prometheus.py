@@ -1,0 +1,210 @@
+"""The real Prometheus against the real service: scrape, rules and dashboard queries.
+
+Needs Debian's ``prometheus`` package (``prometheus`` and ``promtool``). Without it the
+tests skip locally; with SOVD_REQUIRE_PROMETHEUS=1 (as .ci/run sets) they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import Server, auth, make_config, running, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+PROM_DIR = ROOT / "prometheus"
+JOB = "sovd-command-service"
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (apt-get install prometheus)"
+        if os.environ.get("SOVD_REQUIRE_PROMETHEUS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def derived_config(tmp_path: Path, target: str) -> Path:
+    """prometheus/prometheus.yml with only the scrape target rewritten (rules copied beside)."""
+    config = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
+    job["static_configs"] = [{"targets": [target]}]
+    shutil.copytree(PROM_DIR / "rules", tmp_path / "rules")
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class Prometheus:
+    def __init__(self, config: Path, data: Path) -> None:
+        port = _free_port()
+        self.log = (data.parent / "prometheus.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                _binary("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+        def ready() -> bool:
+            assert self.proc.poll() is None, "prometheus exited"
+            try:
+                return self.http.get("/-/ready").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, "prometheus to be ready", timeout_s=30)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        r = self.http.get("/api/v1/query", params={"query": expr})
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "success", (expr, body)
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def scalar(self, expr: str) -> float | None:
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    def close(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.log.close()
+
+
+@pytest.fixture
+def prometheus_pair(tmp_path: Path) -> Iterator[tuple[Server, Prometheus]]:
+    _binary("prometheus")
+    with running(make_config(tmp_path / "app", command_timeout_s=2.2)) as srv:
+        prom_dir = tmp_path / "prom"
+        prom_dir.mkdir()
+        target = srv.base_url.removeprefix("http://")
+        prom = Prometheus(derived_config(prom_dir, target), prom_dir / "data")
+        try:
+            yield srv, prom
+        finally:
+            prom.close()
+
+
+def _commands(srv: Server, token: str) -> None:
+    ids = [
+        srv.submit(token, srv.vehicle(token, p)["vehicle_id"])["command_id"]
+        for p in ("healthy", "unreachable", "malformed", "timeout")
+    ]
+    for cid in ids:
+        srv.wait_status(token, cid)
+
+
+def _rule_exprs() -> tuple[dict[str, str], dict[str, str]]:
+    groups = yaml.safe_load((PROM_DIR / "rules" / "sovd.yml").read_text())["groups"]
+    records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
+    alerts = {r["alert"]: r["expr"] for g in groups for r in g["rules"] if "alert" in r}
+    return records, alerts
+
+
+def _dashboard_exprs() -> list[str]:
+    dashboard = json.loads((PROM_DIR / "grafana" / "dashboards" / "sovd.json").read_text())
+    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+
+
+def test_prometheus_scrapes_the_service_and_every_query_works(
+    prometheus_pair: tuple[Server, Prometheus],
+) -> None:
+    srv, prom = prometheus_pair
+    wait_until(lambda: prom.scalar(f'up{{job="{JOB}"}}') == 1, "the first scrape", 30)
+    token = srv.token()
+    # Twice, with a scrape between: histogram series appear with their first observation,
+    # and rate() needs them to move between two samples.
+    _commands(srv, token)
+    wait_until(
+        lambda: prom.scalar('commands_executed_total{status="timeout"}') == 1,
+        "a scrape after the first round",
+        30,
+    )
+    _commands(srv, token)
+    admin = srv.admin_token()
+    vehicle = srv.vehicle(admin, "healthy")
+    srv.http.patch(
+        f"/api/v1/vehicles/{vehicle['vehicle_id']}",
+        headers=auth(admin),
+        json={"connection_status": "disconnected"},
+    )
+    wait_until(
+        lambda: prom.scalar('commands_executed_total{status="timeout"}') == 2,
+        "a scrape after the second round",
+        30,
+    )
+    wait_until(
+        lambda: prom.scalar("vehicle_connections_active") == 4,
+        "the vehicle gauge to be scraped",
+        30,
+    )
+
+    by_status = {
+        r["metric"]["status"]: float(r["value"][1]) for r in prom.query("commands_executed_total")
+    }
+    assert by_status == {"completed": 2, "failed": 4, "timeout": 2}
+    assert prom.scalar("sovd_command_timeout_total") == 2
+    assert prom.scalar("sovd_response_chunks_total") == 6
+    assert prom.scalar("websocket_connections_active") == 0
+    assert prom.scalar("sovd_commands_in_flight") == 0
+    assert prom.scalar("sum(command_execution_duration_seconds_count)") == 8
+    assert (
+        prom.scalar(
+            'sum(http_server_request_duration_seconds_count{http_route="/api/v1/commands",'
+            'http_request_method="POST",http_response_status_code="201"})'
+        )
+        == 8
+    )
+
+    records, alerts = _rule_exprs()
+    for expr in [*records.values(), *_dashboard_exprs()]:
+        result = prom.query(expr)
+        assert result, f"no data for {expr}"
+        assert all(r["value"][1] not in ("NaN", "+Inf", "-Inf") for r in result), (expr, result)
+    success = prom.scalar(records["sovd:command_success_ratio:rate5m"])
+    assert success == pytest.approx(0.25)  # 2 of 8 completed
+    # Alert conditions on this run: 25% success, timeouts, p95 above 2 s; target up.
+    firing = {name for name, expr in alerts.items() if prom.query(expr)}
+    assert firing == {"SovdCommandSuccessRateLow", "SovdCommandTimeouts", "SovdCommandLatencyHigh"}
+
+    srv.stop()
+    wait_until(lambda: prom.query(alerts["SovdTargetDown"]), "up == 0 after the app stopped", 30)
+
+
+def test_promtool_checks_the_config_and_the_rules_and_their_unit_tests() -> None:
+    promtool = _binary("promtool")
+    for args in (
+        ["check", "config", str(PROM_DIR / "prometheus.yml")],
+        ["check", "rules", str(PROM_DIR / "rules" / "sovd.yml")],
+        ["test", "rules", str(PROM_DIR / "tests" / "sovd_rules_test.yml")],
+    ):
+        result = subprocess.run(
+            [promtool, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout + result.stderr
