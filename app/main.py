@@ -41,7 +41,7 @@ from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry, Telemetry
 from app.vehicles.connector import Connector
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
-from otel import HttpMetricsMiddleware, TelemetrySettings, build_telemetry
+from otel import HttpServerMetrics, TelemetrySettings, build_telemetry
 from otel import Telemetry as OtelTelemetry
 
 log = logging.getLogger(__name__)
@@ -207,17 +207,21 @@ class Lifecycle:
 def create_app(config: Config, *, connector: Connector | None = None) -> Starlette:
     streams = ws.StreamRegistry()
     routes = list(ROUTES)
-    middleware = [Middleware(RequestContextMiddleware, drain_limit=config.max_body_bytes)]
     otel: OtelTelemetry | None = None
     telemetry: Telemetry = NoTelemetry()
+    http_metrics: HttpServerMetrics | None = None
     if config.metrics_enabled:
         otel = build_telemetry(telemetry_settings(config))
         telemetry = otel.metrics
+        http_metrics = HttpServerMetrics(otel.metrics, route_template)
         routes.append(Route("/metrics", MetricsRoute(otel, config.metrics_token), methods=["GET"]))
-        # Outermost, so it sees the status the client gets, 500s included.
-        middleware.insert(
-            0, Middleware(HttpMetricsMiddleware, metrics=otel.metrics, route_of=route_template)
+    middleware = [
+        Middleware(
+            RequestContextMiddleware,
+            drain_limit=config.max_body_bytes,
+            http_metrics=http_metrics,
         )
+    ]
     lifecycle = Lifecycle(config, connector or simulator_for(config), streams, telemetry, otel)
 
     @asynccontextmanager

@@ -7,7 +7,8 @@ does nothing, for when metrics are turned off.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
 class Telemetry(Protocol):
@@ -52,3 +53,12 @@ class NoTelemetry:
 
     def auth_failure(self, reason: str) -> None:
         pass
+
+
+class HttpRecorder(Protocol):
+    """HTTP server metrics, fed by the request middleware (``otel.HttpServerMetrics``)."""
+
+    def start(self, scope: Mapping[str, Any]) -> Any:
+        """A request begins; returns what ``finish`` needs, or None to skip it."""
+
+    def finish(self, started: Any, scope: Mapping[str, Any], status: int) -> None: ...

@@ -4,13 +4,13 @@ Knows nothing of ``app``: the service hands it a ``TelemetrySettings`` and calls
 named recording methods of ``Metrics``.
 """
 
-from otel.http import HttpMetricsMiddleware
+from otel.http import HttpServerMetrics
 from otel.metrics import Metrics
 from otel.provider import Telemetry, TelemetrySettings, build_telemetry
 from otel.scrape import metrics_app
 
 __all__ = [
-    "HttpMetricsMiddleware",
+    "HttpServerMetrics",
     "Metrics",
     "Telemetry",
     "TelemetrySettings",

@@ -11,6 +11,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import REQUEST_ID_KEY, error_response
+from app.telemetry import HttpRecorder
 
 log = logging.getLogger("app.access")
 
@@ -45,8 +46,12 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, drain_limit: int = 64 * 1024) -> None:
+    def __init__(
+        self, app: ASGIApp, drain_limit: int = 64 * 1024, http_metrics: HttpRecorder | None = None
+    ) -> None:
         self.app = app
+        # HTTP server metrics ride on this layer instead of adding one of their own.
+        self.http_metrics = http_metrics
         # A body the handler did not read (it answered early, say 401) is read and dropped
         # up to this size so the connection stays usable; past it, the connection closes.
         self.drain_limit = drain_limit
@@ -62,6 +67,7 @@ class RequestContextMiddleware:
             return
 
         started = time.perf_counter()
+        measured = self.http_metrics.start(scope) if self.http_metrics is not None else None
         status = 500
         response_started = False
         declared = _declared_length(scope)
@@ -100,6 +106,9 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send_with_headers)
         finally:
+            if measured is not None:
+                assert self.http_metrics is not None
+                self.http_metrics.finish(measured, scope, status)
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "request",
