@@ -32,3 +32,8 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Every benchmark scenario at full size; prints a table, writes bench/results/*.json.
+bench: $(STAMP)
+	$(PY) -m bench
+	$(PY) -m bench.http_overhead

@@ -1,21 +1,28 @@
 """The SQLite database: two aiosqlite connections, one for writes and one for reads.
 
 Each store operation is one plain function of a ``sqlite3.Connection`` that runs whole
-inside the connection's own thread (``write``/``read``), so a transaction is one thread
-hop instead of one per statement, and transactions can never interleave: the writer's
-thread runs them one after another.
+inside the connection's own thread, so an operation is one thread hop instead of one per
+statement, and operations can never interleave.
+
+Writes are group-committed: operations that arrive while a transaction is being written
+wait and then go together, each in its own savepoint (one failing rolls back alone), in
+one transaction with one commit. Under load this turns many small commits, and many
+fsyncs, into a few; idle, an operation is committed at once.
 
 Durability: WAL with ``synchronous=NORMAL`` for routine writes (they survive a process
-crash; a power loss may drop the newest of them), and ``durable=True`` writes, such as
-accepting a command, run with ``synchronous=FULL`` so they are fsynced before the call
-returns. A FULL commit also makes every earlier WAL frame durable.
+crash; a power loss may drop the newest of them). A batch holding a ``durable=True``
+operation, such as accepting a command, commits with ``synchronous=FULL``, so it is
+fsynced before any of its callers hear back. A FULL commit also makes every earlier WAL
+frame durable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -24,8 +31,10 @@ import aiosqlite
 from app.store.migrations import migrate
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+MAX_BATCH = 512
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -35,20 +44,39 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous=NORMAL")
 
 
-def _in_write_tx(
-    conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], durable: bool
-) -> T:
+@dataclass(slots=True)
+class _Write:
+    fn: Callable[[sqlite3.Connection], Any]
+    durable: bool
+    future: asyncio.Future[Any] = field(repr=False)
+
+
+def _write_batch(
+    conn: sqlite3.Connection, fns: list[Callable[[sqlite3.Connection], Any]], durable: bool
+) -> list[tuple[bool, Any]]:
+    """Run each function in its own savepoint inside one transaction: (ok, result) each."""
+    outcomes: list[tuple[bool, Any]] = []
     if durable:
         conn.execute("PRAGMA synchronous=FULL")
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            result = fn(conn)
+            for fn in fns:
+                conn.execute("SAVEPOINT op")
+                try:
+                    result = fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((True, result))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return result
+        return outcomes
     finally:
         if durable:
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -68,6 +96,10 @@ class Database:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._pending: list[_Write] = []
+        self._wakeup = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +110,7 @@ class Database:
         except BaseException:
             await self.close()
             raise
+        self._committer = asyncio.create_task(self._commit_loop(), name="sqlite-committer")
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(str(self.path), isolation_level=None)
@@ -89,16 +122,73 @@ class Database:
         return conn
 
     async def close(self) -> None:
+        """Finish the writes already asked for, then close both connections."""
+        if self._committer is not None:
+            self._closing = True
+            self._wakeup.set()
+            await asyncio.gather(self._committer, return_exceptions=True)
+            self._committer = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = False) -> T:
-        """Run ``fn`` in one write transaction; ``durable`` fsyncs it before returning."""
-        if self._writer is None:
+        """Run ``fn`` atomically in a write transaction; ``durable`` means fsynced before
+        this returns. Raises what ``fn`` raised (its changes rolled back)."""
+        if self._writer is None or self._committer is None or self._closing:
             raise RuntimeError("database is closed")
-        return await self._run(self._writer, lambda conn: _in_write_tx(conn, fn, durable))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Write(fn, durable, future))
+        self._wakeup.set()
+        # Shielded: once queued, the write happens even if the caller stops waiting.
+        return await asyncio.shield(future)
+
+    async def _commit_loop(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._pending:
+                    batch = self._pending[:MAX_BATCH]
+                    del self._pending[:MAX_BATCH]
+                    await self._commit(batch)
+                if self._closing:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - _commit settles every error itself
+            log.exception("the SQLite committer stopped")
+            raise
+        finally:
+            for write in self._pending:
+                if not write.future.done():
+                    write.future.set_exception(RuntimeError("database is closed"))
+            self._pending.clear()
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        assert self._writer is not None
+        fns = [w.fn for w in batch]
+        durable = any(w.durable for w in batch)
+        try:
+            outcomes = await self._run(self._writer, lambda c: _write_batch(c, fns, durable))
+        except asyncio.CancelledError:
+            for write in batch:
+                if not write.future.done():
+                    write.future.set_exception(RuntimeError("database is closing"))
+            raise
+        except Exception as exc:  # the transaction itself failed: nobody's write is in
+            for write in batch:
+                if not write.future.done():
+                    write.future.set_exception(exc)
+            return
+        for write, (ok, value) in zip(batch, outcomes, strict=True):
+            if write.future.done():
+                continue
+            if ok:
+                write.future.set_result(value)
+            else:
+                write.future.set_exception(value)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one read transaction (a consistent snapshot)."""

@@ -1,0 +1,307 @@
+"""``python -m bench``: run the benchmark scenarios and print one results table.
+
+    python -m bench                       # every scenario at full size (make bench)
+    python -m bench pipeline http         # some of them
+    python -m bench --smoke               # tiny sizes: checks the harness, not the speed
+
+Each scenario starts the real service (``python -m app``, fresh database, simulator
+latency 0, no faults) and drives it over real HTTP and WebSocket connections from this
+process. The server runs on one core and this process on the other. Figures also go to
+a JSON file (bench/results/<time>.json unless --json says otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+
+from bench.load import http_load
+from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline
+from bench.server import BenchServer
+
+SERVER_CPUS, CLIENT_CPUS = {0}, {1}
+Result = dict[str, Any]
+
+
+def _pin() -> tuple[set[int] | None, set[int] | None]:
+    if len(os.sched_getaffinity(0)) < 2:
+        return None, None
+    os.sched_setaffinity(0, CLIENT_CPUS)
+    return SERVER_CPUS, CLIENT_CPUS
+
+
+def _server(**env: str) -> BenchServer:
+    return BenchServer(cpus=_pin()[0], **env)
+
+
+def scenario_pipeline(args: argparse.Namespace) -> Result:
+    with _server() as server:
+        vehicles = create_fleet(server, args.vehicles)
+        stats = asyncio.run(
+            run_pipeline(
+                server,
+                vehicles,
+                args.clients,
+                seconds=args.seconds,
+                on_progress=print_progress("pipeline"),
+            )
+        )
+        print(file=sys.stderr)
+        return {"clients": args.clients, **stats.summary()}
+
+
+def scenario_http(args: argparse.Namespace) -> Result:
+    with _server() as server:
+        create_fleet(server, 60 - 6)  # with the six demo vehicles: a fleet of 60
+        # Some history so the command list has a full page to show.
+        asyncio.run(run_pipeline(server, create_fleet_ids(server), 10, commands=200))
+        headers = {"Authorization": f"Bearer {server.token()}"}
+        result: Result = {}
+        for name, path in (
+            ("vehicles", "/api/v1/vehicles?limit=50"),
+            ("commands", "/api/v1/commands?limit=50"),
+        ):
+            page = server.http.get(path, headers=headers).json()
+            assert len(page["items"]) == 50, f"{path} returned {len(page['items'])} items"
+            http_load(server.base_url + path, headers, seconds=2, cpus=_pin()[1])  # warm-up
+            load = http_load(
+                server.base_url + path, headers, seconds=args.http_seconds, cpus=_pin()[1]
+            )
+            print(f"  {path}: {load.rps:.0f} req/s", file=sys.stderr)
+            result[name] = {
+                "tool": load.tool,
+                "requests_per_s": round(load.rps),
+                "p50_ms": load.p50_ms,
+                "p90_ms": load.p95_ms if load.tool == "wrk" else None,
+                "p95_ms": None if load.tool == "wrk" else load.p95_ms,
+                "p99_ms": load.p99_ms,
+                "errors": load.errors,
+            }
+        return result
+
+
+def create_fleet_ids(server: BenchServer) -> list[str]:
+    headers = {"Authorization": f"Bearer {server.token()}"}
+    items = server.http.get(
+        "/api/v1/vehicles", headers=headers, params={"status": "connected", "limit": 200}
+    ).json()["items"]
+    return [v["vehicle_id"] for v in items if v["simulator_profile"] == "healthy"]
+
+
+def scenario_scrape(args: argparse.Namespace) -> Result:
+    with _server() as server:
+        vehicles = create_fleet(server, args.vehicles)
+        timings: list[float] = []
+        size = 0
+
+        async def scrape_while_loaded() -> None:
+            nonlocal size
+            tokens = login_all(server, args.clients)
+            load = asyncio.create_task(
+                run_pipeline(server, vehicles, args.clients, seconds=args.seconds, tokens=tokens)
+            )
+            async with httpx.AsyncClient(base_url=server.base_url) as client:
+                while not load.done():
+                    began = time.perf_counter()
+                    r = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+                    timings.append(time.perf_counter() - began)
+                    size = len(r.content)
+                    await asyncio.sleep(0.1)
+            stats = await load
+            assert stats.errors == 0, stats.error_samples
+
+        asyncio.run(scrape_while_loaded())
+        q = statistics.quantiles(timings, n=100) if len(timings) > 1 else timings * 99
+        return {
+            "scrapes": len(timings),
+            "p50_ms": round(q[49] * 1000, 2),
+            "p95_ms": round(q[94] * 1000, 2),
+            "exposition_bytes": size,
+        }
+
+
+def scenario_websockets(args: argparse.Namespace) -> Result:
+    # Commands to `timeout` vehicles run until their (long) deadline: sockets stay open.
+    with _server(SOVD_COMMAND_TIMEOUT_S="600") as server:
+        token = server.token()
+        headers = {"Authorization": f"Bearer {token}"}
+        admin = {"Authorization": f"Bearer {server.token('admin')}"}
+        running = []
+        for vehicle_id in create_fleet(server, 10):
+            server.http.patch(
+                f"/api/v1/vehicles/{vehicle_id}",
+                headers=admin,
+                json={"simulator_profile": "timeout"},
+            ).raise_for_status()
+            r = server.http.post(
+                "/api/v1/commands",
+                headers=headers,
+                json={
+                    "vehicle_id": vehicle_id,
+                    "command_name": "ReadDTC",
+                    "command_params": {"ecuAddress": "0x10"},
+                },
+            )
+            running.append(r.json()["command_id"])
+        time.sleep(0.5)
+        rss_before = server.rss_kib()
+
+        async def hold() -> tuple[float, int]:
+            sockets = []
+            began = time.perf_counter()
+            for n in range(args.sockets):
+                url = f"{server.ws_url}/ws/responses/{running[n % len(running)]}?token={token}"
+                ws = await websockets.connect(url, open_timeout=30)
+                # The replayed in_progress event proves the stream is live.
+                assert json.loads(await ws.recv())["status"] == "in_progress"
+                sockets.append(ws)
+                if (n + 1) % 100 == 0:
+                    print(f"\r  websockets: {n + 1} open", end="", file=sys.stderr, flush=True)
+            connect_s = time.perf_counter() - began
+            await asyncio.sleep(1)
+            rss = server.rss_kib()
+            await asyncio.gather(*(ws.close() for ws in sockets))
+            print(file=sys.stderr)
+            return connect_s, rss
+
+        connect_s, rss_after = asyncio.run(hold())
+        per_socket = (rss_after - rss_before) / args.sockets
+        return {
+            "sockets": args.sockets,
+            "connects_per_s": round(args.sockets / connect_s, 1),
+            "rss_before_kib": rss_before,
+            "rss_after_kib": rss_after,
+            "rss_per_socket_kib": round(per_socket, 2),
+        }
+
+
+def scenario_soak(args: argparse.Namespace) -> Result:
+    with _server() as server:
+        vehicles = create_fleet(server, args.vehicles)
+        checkpoints = [args.soak_commands * q // 4 for q in (1, 2, 3, 4)]
+        samples: dict[int, int] = {}
+        show = print_progress("soak")
+
+        def progress(stats: Any) -> None:
+            show(stats)
+            for mark in checkpoints:
+                if mark not in samples and stats.completed >= mark:
+                    samples[mark] = server.rss_kib()
+
+        stats = asyncio.run(
+            run_pipeline(
+                server,
+                vehicles,
+                args.clients,
+                commands=args.soak_commands,
+                on_progress=progress,
+            )
+        )
+        print(file=sys.stderr)
+        samples.setdefault(checkpoints[-1], server.rss_kib())
+        for mark in checkpoints:  # a checkpoint passed between progress ticks
+            samples.setdefault(mark, samples[checkpoints[-1]])
+        rss = [samples[mark] for mark in checkpoints]
+        growth = (rss[3] - rss[1]) / rss[1] * 100
+        return {
+            "commands": stats.completed,
+            "errors": stats.errors,
+            "lost_events": stats.lost,
+            "duplicated_events": stats.duplicated,
+            "rss_kib_25_50_75_100": rss,
+            "growth_50_to_100_pct": round(growth, 2),
+        }
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
+    "pipeline": scenario_pipeline,
+    "http": scenario_http,
+    "scrape": scenario_scrape,
+    "websockets": scenario_websockets,
+    "soak": scenario_soak,
+}
+
+BARS = {
+    "pipeline": "commands_per_s >= 500, rtt_p95_ms <= 100, 0 errors, 0 lost or duplicated",
+    "http": "vehicles requests_per_s >= 2000",
+    "scrape": "p95_ms <= 10",
+    "websockets": "rss_per_socket_kib <= 50",
+    "soak": "growth_50_to_100_pct < 5",
+}
+
+
+def table(results: dict[str, Result]) -> str:
+    lines = [f"{'scenario':<12} {'figure':<32} {'value':>14}", "-" * 60]
+    for name, result in results.items():
+        for key, value in _flatten(result):
+            if key == "error_samples":
+                continue
+            lines.append(f"{name:<12} {key:<32} {value!s:>14}")
+            name = ""
+    lines.append("")
+    lines += [f"bar {name}: {bar}" for name, bar in BARS.items() if name in results]
+    return "\n".join(lines)
+
+
+def _flatten(result: Result, prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("scenarios", nargs="*", metavar="scenario", help=", ".join(SCENARIOS))
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--vehicles", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=20, help="pipeline and scrape")
+    parser.add_argument("--http-seconds", type=float, default=10)
+    parser.add_argument("--sockets", type=int, default=1000)
+    parser.add_argument("--soak-commands", type=int, default=20000)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes for a harness check")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.clients, args.vehicles, args.seconds, args.http_seconds = 4, 4, 2, 1
+        args.sockets, args.soak_commands = 20, 80
+    names = args.scenarios or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
+    results: dict[str, Result] = {}
+    for name in names:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        results[name] = SCENARIOS[name](args)
+    machine = {
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "smoke": args.smoke,
+    }
+    print(table(results))
+    print(f"\nmachine: {machine['cores']} cores, Python {machine['python']}")
+    path = args.json or Path(__file__).parent / "results" / f"{machine['when']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    print(f"figures written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""A smoke-sized run of every benchmark scenario, so the harness cannot rot.
+
+It checks that each scenario runs against the real service and reports sane figures;
+it asserts no speed (benchmarks print figures, timed tests would flake).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "scenario" in result.stdout and "bar pipeline" in result.stdout
+    figures = json.loads(out.read_text())
+    assert figures["machine"]["smoke"] is True
+    results = figures["results"]
+    assert set(results) == {"pipeline", "http", "scrape", "websockets", "soak"}
+    pipeline = results["pipeline"]
+    assert pipeline["commands"] > 0 and pipeline["commands_per_s"] > 0
+    assert (pipeline["errors"], pipeline["lost_events"], pipeline["duplicated_events"]) == (0, 0, 0)
+    assert 0 < pipeline["rtt_p50_ms"] <= pipeline["rtt_p95_ms"] <= pipeline["rtt_max_ms"]
+    for page in ("vehicles", "commands"):
+        assert results["http"][page]["requests_per_s"] > 0
+        assert results["http"][page]["errors"] == 0
+    assert results["scrape"]["scrapes"] > 0 and results["scrape"]["exposition_bytes"] > 1000
+    assert results["websockets"]["sockets"] == 20
+    assert results["websockets"]["rss_after_kib"] > 0
+    soak = results["soak"]
+    assert soak["commands"] == 80 and soak["errors"] == 0
+    assert len(soak["rss_kib_25_50_75_100"]) == 4
+
+
+def test_http_overhead_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "overhead.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.http_overhead",
+            "--seconds",
+            "1",
+            "--rounds",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ratio on/off" in result.stdout
+    figures = json.loads(out.read_text())
+    assert figures["rps"]["on"][0] > 0 and figures["rps"]["off"][0] > 0
