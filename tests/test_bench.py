@@ -37,9 +37,12 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     for page in ("vehicles", "commands"):
         assert results["http"][page]["requests_per_s"] > 0
         assert results["http"][page]["errors"] == 0
-    assert results["scrape"]["scrapes"] > 0 and results["scrape"]["exposition_bytes"] > 1000
-    assert results["websockets"]["sockets"] == 20
-    assert results["websockets"]["rss_after_kib"] > 0
+    scrape = results["scrape"]
+    assert scrape["scrapes"] > 0 and scrape["exposition_bytes"] > 1000
+    assert 0 < scrape["render_p50_ms"] <= scrape["response_p50_ms"]
+    for kind in ("deflate", "no_compression"):
+        assert results["websockets"][kind]["sockets"] == 20
+        assert results["websockets"][kind]["rss_after_kib"] > 0
     soak = results["soak"]
     assert soak["commands"] == 80 and soak["errors"] == 0
     assert len(soak["rss_kib_25_50_75_100"]) == 4

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import time
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 from otel import Telemetry, metrics_app
@@ -28,7 +29,20 @@ class MetricsRoute:
             )
             await response(scope, receive, send)
             return
-        await self._exposition(scope, receive, send)
+        started = time.perf_counter()
+
+        async def send_timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The exposition is rendered before its first byte goes out; say how long
+                # that took (W3C Server-Timing), so the cost is visible apart from queueing.
+                render_ms = (time.perf_counter() - started) * 1000
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"server-timing", f"render;dur={render_ms:.3f}".encode()),
+                ]
+            await send(message)
+
+        await self._exposition(scope, receive, send_timed)
 
     def _authorized(self, scope: Scope) -> bool:
         assert self._expected is not None
