@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.deps import admin, json_response, services
+from app.api.deps import admin, page, services
 from app.api.schema import UUID_PATTERN, Field, Query, limit_offset
 from app.store.audit import AuditFilter
 
@@ -33,11 +33,4 @@ async def list_audit(request: Request) -> Response:
         q.get("offset", 0),
     )
     items, total = await services(request).audit.find(flt)
-    return json_response(
-        {
-            "items": [e.as_dict() for e in items],
-            "total": total,
-            "limit": flt.limit,
-            "offset": flt.offset,
-        }
-    )
+    return page(items, total, flt.limit, flt.offset)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.deps import client_address, json_response, principal, services
-from app.api.schema import UUID_PATTERN, Body, Field, Query, is_uuid, limit_offset, parse_body
-from app.errors import BadRequest, NotFound
+from app.api.deps import client_address, json_response, page, path_id, principal, services
+from app.api.schema import UUID_PATTERN, Body, Field, Query, limit_offset, parse_body
+from app.errors import BadRequest
 from app.models import COMMAND_STATUSES
 from app.store.commands import CommandFilter
 
@@ -40,13 +40,6 @@ LIST = Query(
 )
 
 
-def command_id(request: Request) -> str:
-    value: str = request.path_params["command_id"]
-    if not is_uuid(value):
-        raise NotFound(f"command {value[:64]} does not exist")
-    return value.lower()
-
-
 async def submit(request: Request) -> Response:
     who = await principal(request)
     s = services(request)
@@ -65,13 +58,16 @@ async def submit(request: Request) -> Response:
 
 async def get_command(request: Request) -> Response:
     who = await principal(request)
-    command = await services(request).commands.get(who, command_id(request))
+    command_id = path_id(request, "command_id", "command")
+    command = await services(request).commands.get(who, command_id)
     return json_response(command.as_dict())
 
 
 async def responses(request: Request) -> Response:
     who = await principal(request)
-    chunks = await services(request).commands.responses(who, command_id(request))
+    chunks = await services(request).commands.responses(
+        who, path_id(request, "command_id", "command")
+    )
     return json_response({"items": [c.as_dict() for c in chunks]})
 
 
@@ -90,11 +86,4 @@ async def list_commands(request: Request) -> Response:
         offset=q.get("offset", 0),
     )
     items, total = await services(request).commands.find(who, flt)
-    return json_response(
-        {
-            "items": [c.as_dict() for c in items],
-            "total": total,
-            "limit": flt.limit,
-            "offset": flt.offset,
-        }
-    )
+    return page(items, total, flt.limit, flt.offset)

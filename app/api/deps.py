@@ -9,7 +9,8 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
-from app.errors import Forbidden
+from app.api.schema import is_uuid
+from app.errors import Forbidden, NotFound
 from app.models import Actor, Principal
 from app.services.registry import Services
 
@@ -70,3 +71,18 @@ def json_response(
     content: Any, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(content, status_code=status_code, headers=headers)
+
+
+def page(items: list[Any], total: int, limit: int, offset: int) -> JSONResponse:
+    """A page of a list: ``{items, total, limit, offset}``."""
+    return JSONResponse(
+        {"items": [i.as_dict() for i in items], "total": total, "limit": limit, "offset": offset}
+    )
+
+
+def path_id(conn: HTTPConnection, name: str, what: str) -> str:
+    """A UUID path parameter, lower-cased; anything else names nothing (404)."""
+    value: str = conn.path_params[name]
+    if not is_uuid(value):
+        raise NotFound(f"{what} {value[:64]} does not exist")
+    return value.lower()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.deps import actor, admin, json_response, principal, services
-from app.api.schema import Body, Field, Query, is_uuid, limit_offset, parse_body
-from app.errors import NotFound
+from app.api.deps import actor, admin, json_response, page, path_id, principal, services
+from app.api.schema import Body, Field, Query, limit_offset, parse_body
 from app.models import CONNECTION_STATUSES, SIMULATOR_PROFILES
 from app.services.vehicles import MAX_YEAR, MIN_YEAR, VIN_PATTERN
 from app.store.vehicles import VehicleFilter
@@ -42,31 +41,17 @@ PATCH = Body(
 )
 
 
-def vehicle_id(request: Request) -> str:
-    value: str = request.path_params["vehicle_id"]
-    if not is_uuid(value):
-        raise NotFound(f"vehicle {value[:64]} does not exist")
-    return value.lower()
-
-
 async def list_vehicles(request: Request) -> Response:
     await principal(request)
     q = LIST.parse(request)
     flt = VehicleFilter(q.get("status"), q.get("search"), q.get("limit", 50), q.get("offset", 0))
     items, total = await services(request).vehicles.find(flt)
-    return json_response(
-        {
-            "items": [v.as_dict() for v in items],
-            "total": total,
-            "limit": flt.limit,
-            "offset": flt.offset,
-        }
-    )
+    return page(items, total, flt.limit, flt.offset)
 
 
 async def get_vehicle(request: Request) -> Response:
     await principal(request)
-    vehicle = await services(request).vehicles.get(vehicle_id(request))
+    vehicle = await services(request).vehicles.get(path_id(request, "vehicle_id", "vehicle"))
     return json_response(vehicle.as_dict())
 
 
@@ -90,7 +75,7 @@ async def create_vehicle(request: Request) -> Response:
 async def update_vehicle(request: Request) -> Response:
     who = await admin(request)
     s = services(request)
-    target = vehicle_id(request)
+    target = path_id(request, "vehicle_id", "vehicle")
     body = await parse_body(request, PATCH, s.config.max_body_bytes)
     vehicle = await s.vehicles.update(target, body, actor(request, who))
     return json_response(vehicle.as_dict())

@@ -40,6 +40,16 @@ def _chunk(command_id: str, row: tuple[Any, ...]) -> ResponseChunk:
     return ResponseChunk(command_id, row[0], json.loads(row[1]), bool(row[2]), row[3])
 
 
+def _chunks(conn: sqlite3.Connection, command_id: str, after: int) -> list[ResponseChunk]:
+    rows = conn.execute(
+        "SELECT sequence_number, response_payload, is_final, received_at"
+        " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
+        " ORDER BY sequence_number",
+        (command_id, after),
+    ).fetchall()
+    return [_chunk(command_id, r) for r in rows]
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -141,16 +151,7 @@ class CommandStore:
         return await self._db.read(run)
 
     async def responses(self, command_id: str, after: int = 0) -> list[ResponseChunk]:
-        def run(conn: sqlite3.Connection) -> list[ResponseChunk]:
-            rows = conn.execute(
-                "SELECT sequence_number, response_payload, is_final, received_at"
-                " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
-                " ORDER BY sequence_number",
-                (command_id, after),
-            ).fetchall()
-            return [_chunk(command_id, r) for r in rows]
-
-        return await self._db.read(run)
+        return await self._db.read(lambda conn: _chunks(conn, command_id, after))
 
     async def snapshot(
         self, command_id: str, after: int
@@ -161,13 +162,7 @@ class CommandStore:
             row = conn.execute(f"{_SELECT} WHERE command_id = ?", (command_id,)).fetchone()
             if row is None:
                 return None, []
-            rows = conn.execute(
-                "SELECT sequence_number, response_payload, is_final, received_at"
-                " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
-                " ORDER BY sequence_number",
-                (command_id, after),
-            ).fetchall()
-            return _command(row), [_chunk(command_id, r) for r in rows]
+            return _command(row), _chunks(conn, command_id, after)
 
         return await self._db.read(run)
 
