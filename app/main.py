@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
-from app.api import audit, auth, catalogue, commands, health, users, vehicles, ws
+from app.api import audit, auth, catalogue, commands, health, openapi, users, vehicles, ws
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.metrics import MetricsRoute
 from app.api.middleware import RequestContextMiddleware
@@ -71,13 +71,17 @@ ROUTES: list[Route | WebSocketRoute] = [
 ]
 
 
-# Route templates by endpoint, so HTTP metrics carry /api/v1/commands/{command_id},
-# never a raw path.
-ROUTE_TEMPLATES: dict[object, str] = {route.endpoint: route.path for route in ROUTES}
+def route_templates(
+    routes: list[Route | WebSocketRoute],
+) -> Callable[[Mapping[str, Any]], str | None]:
+    """The matched route's template, so HTTP metrics carry
+    /api/v1/commands/{command_id}, never a raw path."""
+    templates: dict[object, str] = {route.endpoint: route.path for route in routes}
 
+    def route_template(scope: Mapping[str, Any]) -> str | None:
+        return templates.get(scope.get("endpoint"))
 
-def route_template(scope: Mapping[str, Any]) -> str | None:
-    return ROUTE_TEMPLATES.get(scope.get("endpoint"))
+    return route_template
 
 
 def telemetry_settings(config: Config) -> TelemetrySettings:
@@ -213,8 +217,10 @@ def create_app(config: Config, *, connector: Connector | None = None) -> Starlet
     if config.metrics_enabled:
         otel = build_telemetry(telemetry_settings(config))
         telemetry = otel.metrics
-        http_metrics = HttpServerMetrics(otel.metrics, route_template)
         routes.append(Route("/metrics", MetricsRoute(otel, config.metrics_token), methods=["GET"]))
+    routes.append(Route("/openapi.json", openapi.endpoint(config.metrics_enabled), methods=["GET"]))
+    if otel is not None:
+        http_metrics = HttpServerMetrics(otel.metrics, route_templates(routes))
     middleware = [
         Middleware(
             RequestContextMiddleware,
