@@ -43,6 +43,11 @@ class Config:
     sim_p_unreachable: float = 0.05
     sim_p_malformed: float = 0.03
     log_level: str = "INFO"
+    login_max_failures: int = 5
+    login_window_s: float = 60.0
+    command_rate_per_min: int = 600
+    cors_origins: tuple[str, ...] = ()
+    retention_days: float | None = None
     metrics_enabled: bool = True
     metrics_token: str | None = None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
@@ -95,6 +100,15 @@ class Config:
             sim_p_unreachable=r.get("SOVD_SIM_P_UNREACHABLE", _probability, cls.sim_p_unreachable),
             sim_p_malformed=r.get("SOVD_SIM_P_MALFORMED", _probability, cls.sim_p_malformed),
             log_level=r.get("SOVD_LOG_LEVEL", _log_level, cls.log_level),
+            login_max_failures=r.get(
+                "SOVD_LOGIN_MAX_FAILURES", _int_in(1, 1000), cls.login_max_failures
+            ),
+            login_window_s=r.get("SOVD_LOGIN_WINDOW_S", _float_in(1, 86400), cls.login_window_s),
+            command_rate_per_min=r.get(
+                "SOVD_COMMAND_RATE_PER_MIN", _int_in(0, 1_000_000), cls.command_rate_per_min
+            ),
+            cors_origins=r.get("SOVD_CORS_ORIGINS", _origins, ()),
+            retention_days=r.optional("SOVD_RETENTION_DAYS", _float_in(0.001, 36500)),
             metrics_enabled=r.get("SOVD_METRICS_ENABLED", _bool, cls.metrics_enabled),
             metrics_token=r.optional("SOVD_METRICS_TOKEN", _nonempty),
             trusted_proxies=r.get("SOVD_TRUSTED_PROXIES", _networks, ()),
@@ -205,6 +219,14 @@ def _log_level(raw: str) -> str:
 
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"{origin!r} is not an origin such as https://lab.example")
+    return origins
 
 
 def _url(raw: str) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from app.api import audit, auth, catalogue, commands, health, openapi, users, vehicles, ws
@@ -32,6 +34,7 @@ from app.services.auth import AuthService, TokenSettings
 from app.services.commands import CommandService
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
+from app.services.throttle import SlidingWindow
 from app.services.vehicles import VehicleService
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
@@ -121,7 +124,9 @@ class Lifecycle:
         streams: ws.StreamRegistry,
         telemetry: Telemetry,
         otel: OtelTelemetry | None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._config = config
         self._connector = connector
         self._streams = streams
@@ -152,6 +157,7 @@ class Lifecycle:
                 audit_store,
                 TokenSettings(secret, config.access_token_ttl_s, config.refresh_token_ttl_s),
                 telemetry,
+                SlidingWindow(config.login_max_failures, config.login_window_s, self._clock),
             )
             vehicle_service = VehicleService(vehicle_store, telemetry)
             interrupted = await command_store.interrupt_active(
@@ -181,7 +187,14 @@ class Lifecycle:
             pipeline=pipeline,
             auth=auth_service,
             vehicles=vehicle_service,
-            commands=CommandService(command_store, vehicle_store, pipeline),
+            commands=CommandService(
+                command_store,
+                vehicle_store,
+                pipeline,
+                SlidingWindow(config.command_rate_per_min, 60.0, self._clock)
+                if config.command_rate_per_min
+                else None,
+            ),
             audit=AuditService(audit_store),
             telemetry=telemetry,
         )
@@ -208,7 +221,14 @@ class Lifecycle:
                 self._otel.shutdown()
 
 
-def create_app(config: Config, *, connector: Connector | None = None) -> Starlette:
+def create_app(
+    config: Config,
+    *,
+    connector: Connector | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The app. ``connector`` replaces the simulator and ``clock`` the monotonic clock
+    of the rate limits (tests pass fakes)."""
     streams = ws.StreamRegistry()
     routes = list(ROUTES)
     otel: OtelTelemetry | None = None
@@ -228,7 +248,21 @@ def create_app(config: Config, *, connector: Connector | None = None) -> Starlet
             http_metrics=http_metrics,
         )
     ]
-    lifecycle = Lifecycle(config, connector or simulator_for(config), streams, telemetry, otel)
+    if config.cors_origins:
+        # Off unless origins are listed; bearer tokens, so no cookies (credentials) needed.
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST", "PATCH"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "Location", "Retry-After"],
+                max_age=600,
+            )
+        )
+    lifecycle = Lifecycle(
+        config, connector or simulator_for(config), streams, telemetry, otel, clock
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -26,6 +26,7 @@ AUTH_FAILURE_REASONS: Final = (
     "invalid_token",
     "revoked_session",
     "stale_refresh",
+    "throttled",
 )
 
 COMMAND_DURATION_BUCKETS: Final = (

@@ -301,7 +301,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                 201,
                 _ref("Command"),
                 body=commands.SUBMIT,
-                errors=(404, 409, 503),
+                errors=(404, 409, 429, 503),
             ),
         },
         "/api/v1/commands/{command_id}": {

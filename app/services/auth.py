@@ -21,10 +21,11 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.clock import format_ts
-from app.errors import Conflict, Unauthorized
+from app.clock import format_ts, utc_now
+from app.errors import Conflict, RateLimited, Unauthorized
 from app.models import Actor, Principal, Role, User
 from app.services.principal_cache import PrincipalCache
+from app.services.throttle import SlidingWindow
 from app.store.audit import AuditStore
 from app.store.users import UserStore
 from app.telemetry import Telemetry
@@ -64,13 +65,20 @@ def _hash_token(token: str) -> str:
 
 class AuthService:
     def __init__(
-        self, users: UserStore, audit: AuditStore, tokens: TokenSettings, telemetry: Telemetry
+        self,
+        users: UserStore,
+        audit: AuditStore,
+        tokens: TokenSettings,
+        telemetry: Telemetry,
+        login_failures: SlidingWindow | None = None,
     ) -> None:
         self._users = users
         self._audit = audit
         self._tokens = tokens
         self._telemetry = telemetry
         self._verified = PrincipalCache()
+        # Failed logins per client address and per username; None: no throttling.
+        self._failures = login_failures
         self._hasher = PasswordHasher()
         # Verifying against this when the user does not exist keeps the answer time the
         # same for unknown users and wrong passwords.
@@ -147,12 +155,17 @@ class AuthService:
     # -- sessions --------------------------------------------------------------------
 
     async def login(self, username: str, password: str, client: str | None) -> TokenPair:
+        keys = (f"address:{client}", f"username:{username.lower()}")
+        await self._refuse_if_throttled(keys, username, client)
         creds = await self._users.credentials(username)
         ok = await self._verify(creds.password_hash if creds else self._dummy_hash, password)
         now = datetime.now(UTC)
         if creds is None or not ok or creds.user.disabled:
             self._telemetry.auth_failure("bad_credentials")
             actor = Actor(creds.user.user_id if creds else None, username[:64], client)
+            if self._failures is not None:
+                for key in keys:
+                    self._failures.hit(key)
             await self._audit.record(
                 actor,
                 "auth.login_failed",
@@ -173,6 +186,22 @@ class AuthService:
             Actor(user.user_id, user.username, client),
         )
         return pair
+
+    async def _refuse_if_throttled(
+        self, keys: tuple[str, ...], username: str, client: str | None
+    ) -> None:
+        if self._failures is None:
+            return
+        waits = [w for w in map(self._failures.retry_after, keys) if w is not None]
+        if not waits:
+            return
+        self._telemetry.auth_failure("throttled")
+        await self._audit.record(
+            Actor(None, username[:64], client), "auth.login_throttled", utc_now(), "user"
+        )
+        raise RateLimited(
+            f"too many failed logins; try again in {max(waits)} s", retry_after=max(waits)
+        )
 
     async def refresh(self, refresh_token: str, client: str | None) -> TokenPair:
         try:

@@ -11,9 +11,10 @@ from typing import Any
 
 from app import sovd
 from app.clock import monotonic, utc_now
-from app.errors import BadRequest, NotFound, VehicleDisconnected
+from app.errors import BadRequest, NotFound, RateLimited, VehicleDisconnected
 from app.models import Actor, Command, Principal, ResponseChunk
 from app.services.pipeline import Job, Pipeline
+from app.services.throttle import SlidingWindow
 from app.store.commands import CommandFilter, CommandStore
 from app.store.vehicles import VehicleStore
 from app.vehicles.connector import DiagnosticRequest
@@ -28,10 +29,17 @@ def _absent(command_id: str) -> NotFound:
 
 
 class CommandService:
-    def __init__(self, store: CommandStore, vehicles: VehicleStore, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        store: CommandStore,
+        vehicles: VehicleStore,
+        pipeline: Pipeline,
+        rate: SlidingWindow | None = None,
+    ) -> None:
         self._store = store
         self._vehicles = vehicles
         self._pipeline = pipeline
+        self._rate = rate  # accepted submissions per user; None: unlimited
 
     async def submit(
         self,
@@ -41,6 +49,14 @@ class CommandService:
         command_params: dict[str, Any],
         client: str | None,
     ) -> Command:
+        if self._rate is not None:
+            wait = self._rate.retry_after(principal.user_id)
+            if wait is not None:
+                raise RateLimited(
+                    f"at most {self._rate.limit} commands per minute per user; "
+                    f"try again in {wait} s",
+                    retry_after=wait,
+                )
         try:
             name, params = sovd.validate(command_name, command_params)
         except sovd.InvalidParams as exc:
@@ -77,6 +93,8 @@ class CommandService:
             params,
         )
         self._pipeline.enqueue(Job(command, request, monotonic()))
+        if self._rate is not None:
+            self._rate.hit(principal.user_id)
         return command
 
     async def get(self, principal: Principal, command_id: str) -> Command:

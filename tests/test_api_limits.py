@@ -1,0 +1,132 @@
+"""Login throttling, the per-user command limit, trusted proxies and CORS, over HTTP.
+
+Time is a fake clock the test moves: no sleeps.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+from pathlib import Path
+
+from tests.conftest import ENGINEER_PASSWORD, Server, auth, make_config, running
+from tests.scrape import scrape, value
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _login(srv: Server, username: str, password: str, **headers: str) -> int:
+    r = srv.http.post(
+        "/api/v1/auth/login", json={"username": username, "password": password}, headers=headers
+    )
+    if r.status_code == 429:
+        assert r.json()["error_code"] == "rate-limited"
+        return int(r.headers["retry-after"]) * 1000 + 429
+    return r.status_code
+
+
+def test_five_failures_a_minute_then_429_with_the_real_retry_after(tmp_path: Path) -> None:
+    clock = Clock()
+    with running(make_config(tmp_path), clock=clock) as srv:
+        for _ in range(5):
+            assert _login(srv, "engineer", "wrong-password") == 401
+            clock.now += 6  # failures at t, t+6, ... t+24
+        # Now t+30: the first failure leaves the window at t+60, in 30 s.
+        assert _login(srv, "engineer", "wrong-password") == 30 * 1000 + 429
+        # Even the right password is refused while throttled.
+        assert _login(srv, "engineer", ENGINEER_PASSWORD) == 30 * 1000 + 429
+        clock.now += 30
+        assert _login(srv, "engineer", ENGINEER_PASSWORD) == 200
+        samples = scrape(srv.http)
+        assert value(samples, "sovd_authentication_failures_total", reason="bad_credentials") == 5
+        assert value(samples, "sovd_authentication_failures_total", reason="throttled") == 2
+        admin = srv.admin_token()
+        audit = srv.http.get("/api/v1/audit", headers=auth(admin), params={"limit": 200}).json()
+        actions = [e["action"] for e in audit["items"]]
+        assert actions.count("auth.login_failed") == 5
+        assert actions.count("auth.login_throttled") == 2
+
+
+def test_successes_do_not_count_and_the_address_limit_covers_every_username(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    with running(make_config(tmp_path), clock=clock) as srv:
+        for _ in range(10):
+            assert _login(srv, "engineer", ENGINEER_PASSWORD) == 200
+        # Five different unknown usernames from one address: the address is throttled.
+        for n in range(5):
+            assert _login(srv, f"nobody{n}", "wrong-password") == 401
+        assert _login(srv, "admin", "wrong-password") > 1000  # 429, whatever the name
+        assert _login(srv, "engineer", ENGINEER_PASSWORD) > 1000
+
+
+def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    clock = Clock()
+    config = make_config(tmp_path, trusted_proxies=(ip_network("127.0.0.1/32"),))
+    with running(config, clock=clock) as srv:
+        # Behind the trusted proxy, two clients are two addresses.
+        for _ in range(5):
+            assert _login(srv, f"x{_}", "wrong-password", **{"X-Forwarded-For": "10.1.1.1"}) == 401
+        assert _login(srv, "y", "wrong-password", **{"X-Forwarded-For": "10.1.1.1"}) > 1000
+        assert _login(srv, "engineer", ENGINEER_PASSWORD, **{"X-Forwarded-For": "10.2.2.2"}) == 200
+        admin = srv.admin_token()
+        audit = srv.http.get(
+            "/api/v1/audit", headers=auth(admin), params={"action": "auth.login_failed"}
+        ).json()
+        assert {e["client_address"] for e in audit["items"]} == {"10.1.1.1"}
+    clock = Clock()
+    with running(make_config(tmp_path / "untrusted"), clock=clock) as srv:
+        # Without trusted proxies the header is ignored: one address, one limit.
+        for n in range(5):
+            assert _login(srv, f"x{n}", "wrong", **{"X-Forwarded-For": f"10.0.0.{n}"}) == 401
+        assert _login(srv, "engineer", ENGINEER_PASSWORD, **{"X-Forwarded-For": "10.9.9.9"}) > 1000
+
+
+def test_per_user_command_limit(tmp_path: Path) -> None:
+    clock = Clock()
+    with running(make_config(tmp_path, command_rate_per_min=3), clock=clock) as srv:
+        alice = srv.token()
+        bob = srv.create_engineer("bob")
+        vehicle_id = srv.vehicle(alice)["vehicle_id"]
+        for _ in range(3):
+            srv.submit(alice, vehicle_id)
+            clock.now += 1
+        r = srv.http.post(
+            "/api/v1/commands",
+            headers=auth(alice),
+            json={
+                "vehicle_id": vehicle_id,
+                "command_name": "ReadDTC",
+                "command_params": {"ecuAddress": "0x10"},
+            },
+        )
+        assert r.status_code == 429 and r.json()["error_code"] == "rate-limited"
+        assert r.headers["retry-after"] == "57"
+        srv.submit(bob, vehicle_id)  # other users are not affected
+        clock.now += 57
+        srv.submit(alice, vehicle_id)
+        assert srv.query("SELECT count(*) FROM commands") == [(5,)]
+
+
+def test_cors_is_off_unless_origins_are_listed(tmp_path: Path) -> None:
+    preflight = {"Origin": "https://lab.example", "Access-Control-Request-Method": "POST"}
+    with running(make_config(tmp_path)) as srv:
+        r = srv.http.get("/health/live", headers={"Origin": "https://lab.example"})
+        assert "access-control-allow-origin" not in r.headers
+    config = make_config(tmp_path / "cors", cors_origins=("https://lab.example",))
+    with running(config) as srv:
+        r = srv.http.options("/api/v1/commands", headers=preflight)
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://lab.example"
+        r = srv.http.get("/health/live", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+        r = srv.http.options(
+            "/api/v1/commands", headers={**preflight, "Origin": "https://evil.example"}
+        )
+        assert r.status_code == 400
