@@ -24,7 +24,12 @@ class User:
     disabled: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"user_id": self.user_id, "username": self.username, "role": self.role}
+        return {
+            "user_id": self.user_id,
+            "username": self.username,
+            "role": self.role,
+            "disabled": self.disabled,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,10 @@ def test_tokens_signed_otherwise_or_expired_are_rejected(server: Server) -> None
         jwt.encode({**good, "sid": "not-a-session"}, secret, algorithm="HS256"),
         jwt.encode(good, secret, algorithm="HS512"),
         jwt.encode(good, None, algorithm="none"),
+        jwt.encode({**good, "nbf": now + timedelta(minutes=5)}, secret, algorithm="HS256"),
+        jwt.encode({**good, "iat": now + timedelta(minutes=5)}, secret, algorithm="HS256"),
+        jwt.encode({**good, "typ": "refresh"}, secret, algorithm="HS256"),
+        jwt.encode({k: v for k, v in good.items() if k != "exp"}, secret, algorithm="HS256"),
         "not.a.token",
     ]
     for token in forged:
@@ -123,8 +127,8 @@ def test_admin_creates_and_lists_users(server: Server) -> None:
     )
     assert r.status_code == 201
     body = r.json()
-    assert set(body) == {"user_id", "username", "role"}
-    assert (body["username"], body["role"]) == ("alice", "engineer")
+    assert set(body) == {"user_id", "username", "role", "disabled"}
+    assert (body["username"], body["role"], body["disabled"]) == ("alice", "engineer", False)
     listed = server.http.get("/api/v1/users", headers=auth(admin)).json()["items"]
     assert sorted(u["username"] for u in listed) == ["admin", "alice", "engineer"]
     assert server.login("alice", "alice-password")["token_type"] == "bearer"
@@ -156,3 +160,38 @@ def test_engineers_cannot_manage_users(server: Server) -> None:
 
 def test_admin_password_from_config_works(server: Server) -> None:
     assert server.login("admin", ADMIN_PASSWORD)["token_type"] == "bearer"
+
+
+def test_a_disabled_users_tokens_stop_working_at_once(server: Server) -> None:
+    admin = server.admin_token()
+    bob = server.create_engineer("bob")
+    assert server.http.get("/api/v1/auth/me", headers=auth(bob)).status_code == 200
+    bob_id = server.http.get("/api/v1/auth/me", headers=auth(bob)).json()["user_id"]
+    r = server.http.patch(f"/api/v1/users/{bob_id}", headers=auth(admin), json={"disabled": True})
+    assert r.status_code == 200 and r.json()["disabled"] is True
+    assert server.http.get("/api/v1/auth/me", headers=auth(bob)).status_code == 401
+    r = server.http.post(
+        "/api/v1/auth/login", json={"username": "bob", "password": "other-password-1"}
+    )
+    assert r.status_code == 401
+    server.http.patch(f"/api/v1/users/{bob_id}", headers=auth(admin), json={"disabled": False})
+    assert server.login("bob", "other-password-1")["token_type"] == "bearer"
+
+
+def test_a_deleted_users_tokens_stop_working_and_history_is_kept(server: Server) -> None:
+    admin = server.admin_token()
+    bob = server.create_engineer("bob")
+    bob_id = server.http.get("/api/v1/auth/me", headers=auth(bob)).json()["user_id"]
+    r = server.http.delete(f"/api/v1/users/{bob_id}", headers=auth(admin))
+    assert r.status_code == 204
+    assert server.http.get("/api/v1/auth/me", headers=auth(bob)).status_code == 401
+    assert server.http.delete(f"/api/v1/users/{bob_id}", headers=auth(admin)).status_code == 404
+    # A user with command history cannot be deleted (the history is kept).
+    engineer = server.token()
+    server.submit(engineer, server.vehicle(engineer)["vehicle_id"])
+    me = server.http.get("/api/v1/auth/me", headers=auth(engineer)).json()["user_id"]
+    r = server.http.delete(f"/api/v1/users/{me}", headers=auth(admin))
+    assert r.status_code == 409 and r.json()["error_code"] == "conflict"
+    admin_id = server.http.get("/api/v1/auth/me", headers=auth(admin)).json()["user_id"]
+    assert server.http.delete(f"/api/v1/users/{admin_id}", headers=auth(admin)).status_code == 409
+    assert server.http.delete(f"/api/v1/users/{me}", headers=auth(engineer)).status_code == 403

@@ -43,7 +43,12 @@ SCHEMAS: dict[str, Any] = {
     "User": {
         "type": "object",
         "required": ["user_id", "username", "role"],
-        "properties": {"user_id": _STR, "username": _STR, "role": {"enum": list(ROLES)}},
+        "properties": {
+            "user_id": _STR,
+            "username": _STR,
+            "role": {"enum": list(ROLES)},
+            "disabled": {"type": "boolean"},
+        },
     },
     "Vehicle": {
         "type": "object",
@@ -264,6 +269,25 @@ def _paths() -> dict[str, dict[str, Any]]:
                 security="admin",
                 body=users.CREATE,
                 errors=(409,),
+            ),
+        },
+        "/api/v1/users/{user_id}": {
+            "patch": _operation(
+                "Disable or re-enable a user",
+                200,
+                _ref("User"),
+                security="admin",
+                body=users.PATCH,
+                path_param="user_id",
+                errors=(404, 409),
+            ),
+            "delete": _operation(
+                "Delete a user without command history",
+                204,
+                None,
+                security="admin",
+                path_param="user_id",
+                errors=(404, 409),
             ),
         },
         "/api/v1/vehicles": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.deps import actor, admin, json_response, services
+from app.api.deps import actor, admin, json_response, path_id, services
 from app.api.schema import Body, Field, parse_body
 from app.models import ROLES
 
@@ -38,3 +38,23 @@ async def list_users(request: Request) -> Response:
     await admin(request)
     users = await services(request).auth.list_users()
     return json_response({"items": [u.as_dict() for u in users]})
+
+
+PATCH = Body({"disabled": Field(bool)})
+
+
+async def update_user(request: Request) -> Response:
+    who = await admin(request)
+    s = services(request)
+    user_id = path_id(request, "user_id", "user")
+    body = await parse_body(request, PATCH, s.config.max_body_bytes)
+    user = await s.auth.set_disabled(user_id, body["disabled"], actor(request, who))
+    return json_response(user.as_dict())
+
+
+async def delete_user(request: Request) -> Response:
+    who = await admin(request)
+    await services(request).auth.delete_user(
+        path_id(request, "user_id", "user"), actor(request, who)
+    )
+    return Response(status_code=204)

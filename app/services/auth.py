@@ -22,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.clock import format_ts, utc_now
-from app.errors import Conflict, RateLimited, Unauthorized
+from app.errors import Conflict, NotFound, RateLimited, Unauthorized
 from app.models import Actor, Principal, Role, User
 from app.services.principal_cache import PrincipalCache
 from app.services.throttle import SlidingWindow
@@ -243,6 +243,25 @@ class AuthService:
         if not await self._users.create(user, password_hash, format_ts(datetime.now(UTC)), actor):
             raise Conflict(f"username {username!r} is already taken")
         return user
+
+    async def set_disabled(self, user_id: str, disabled: bool, actor: Actor) -> User:
+        if disabled and user_id == actor.user_id:
+            raise Conflict("an admin cannot disable their own account")
+        user = await self._users.set_disabled(user_id, disabled, utc_now(), actor)
+        if user is None:
+            raise NotFound(f"user {user_id} does not exist")
+        self._verified.drop_user(user_id)
+        return user
+
+    async def delete_user(self, user_id: str, actor: Actor) -> None:
+        if user_id == actor.user_id:
+            raise Conflict("an admin cannot delete their own account")
+        deleted = await self._users.delete(user_id, utc_now(), actor)
+        if deleted is None:
+            raise NotFound(f"user {user_id} does not exist")
+        if not deleted:
+            raise Conflict(f"user {user_id} has command history; disable the account instead")
+        self._verified.drop_user(user_id)
 
     async def list_users(self) -> list[User]:
         return await self._users.all()

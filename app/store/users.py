@@ -160,3 +160,46 @@ class UserStore:
             insert_audit(conn, actor, "auth.logout", at, "session", session_id)
 
         await self._db.write(run)
+
+    async def set_disabled(
+        self, user_id: str, disabled: bool, at: str, actor: Actor
+    ) -> User | None:
+        """Disable (ending every session) or re-enable a user; None if there is none."""
+
+        def run(conn: sqlite3.Connection) -> User | None:
+            cur = conn.execute(
+                "UPDATE users SET disabled = ? WHERE user_id = ?", (int(disabled), user_id)
+            )
+            if cur.rowcount != 1:
+                return None
+            if disabled:
+                conn.execute(
+                    "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                    (at, user_id),
+                )
+            insert_audit(conn, actor, "user.update", at, "user", user_id, {"disabled": disabled})
+            row = conn.execute(
+                "SELECT user_id, username, role, disabled FROM users WHERE user_id = ?",
+                (user_id,),
+            ).fetchone()
+            return _user(row)
+
+        return await self._db.write(run)
+
+    async def delete(self, user_id: str, at: str, actor: Actor) -> bool | None:
+        """Delete a user and their sessions. None if there is no such user, False if they
+        have command history (kept: disable them instead)."""
+
+        def run(conn: sqlite3.Connection) -> bool | None:
+            if conn.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone() is None:
+                return None
+            if conn.execute(
+                "SELECT 1 FROM commands WHERE user_id = ? LIMIT 1", (user_id,)
+            ).fetchone():
+                return False
+            conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            insert_audit(conn, actor, "user.delete", at, "user", user_id)
+            return True
+
+        return await self._db.write(run)
