@@ -34,6 +34,7 @@ from app.services.auth import AuthService, TokenSettings
 from app.services.commands import CommandService
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
+from app.services.retention import Retention
 from app.services.throttle import SlidingWindow
 from app.services.vehicles import VehicleService
 from app.store.audit import AuditStore
@@ -135,6 +136,7 @@ class Lifecycle:
         self._telemetry = telemetry
         self._otel = otel
         self.services: Services | None = None
+        self.retention: Retention | None = None
         self._drained = False
 
     async def start(self) -> Services:
@@ -182,6 +184,9 @@ class Lifecycle:
         except BaseException:
             await db.close()
             raise
+        if config.retention_days is not None:
+            self.retention = Retention(command_store, config.retention_days)
+            self.retention.start()
         self.services = Services(
             config=config,
             db=db,
@@ -216,6 +221,8 @@ class Lifecycle:
         if self.services is None:
             return
         try:
+            if self.retention is not None:
+                await self.retention.stop()
             await self.drain(0)
         finally:
             await self.services.db.close()

@@ -213,6 +213,32 @@ class CommandStore:
 
         return await self._db.write(run)
 
+    async def purge_ended_before(self, cutoff: str, batch: int) -> int:
+        """Delete up to ``batch`` commands that ended before ``cutoff``, with their
+        answers and audit rows; return how many were deleted."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT command_id FROM commands WHERE status NOT IN ('pending', 'in_progress')"
+                    " AND completed_at < ? ORDER BY seq LIMIT ?",
+                    (cutoff, batch),
+                )
+            ]
+            if not ids:
+                return 0
+            marks = ",".join("?" * len(ids))
+            conn.execute(f"DELETE FROM command_responses WHERE command_id IN ({marks})", ids)
+            conn.execute(
+                f"DELETE FROM audit_log WHERE entity_type = 'command' AND entity_id IN ({marks})",
+                ids,
+            )
+            conn.execute(f"DELETE FROM commands WHERE command_id IN ({marks})", ids)
+            return len(ids)
+
+        return await self._db.write(run)
+
     async def interrupt_active(self, at: str, message: str) -> list[str]:
         """End every pending or in-progress command as failed/interrupted (used at start,
         after a crash: such commands are never re-sent to a vehicle)."""
