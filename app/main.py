@@ -248,13 +248,15 @@ def create_app(
         telemetry = otel.metrics
         routes.append(Route("/metrics", MetricsRoute(otel, config.metrics_token), methods=["GET"]))
     routes.append(Route("/openapi.json", openapi.endpoint(config.metrics_enabled), methods=["GET"]))
+    route_of = route_templates(routes)
     if otel is not None:
-        http_metrics = HttpServerMetrics(otel.metrics, route_templates(routes))
+        http_metrics = HttpServerMetrics(otel.metrics, route_of)
     middleware = [
         Middleware(
             RequestContextMiddleware,
             drain_limit=config.max_body_bytes,
             http_metrics=http_metrics,
+            route_of=route_of,
         )
     ]
     if config.cors_origins:

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,16 @@ def test_quick_start_flow_over_the_network(process: Process) -> None:
     assert process.stop(signal.SIGTERM) == 0
     records = process.log_records()
     assert any(r.get("event") == "stopped" for r in records)
-    # The query string (with its token) never reaches the log.
+    # One structured line per request, with what an operator needs.
+    requests = [r for r in records if r.get("event") == "request"]
+    submit = next(r for r in requests if r["method"] == "POST" and r["path"] == "/api/v1/commands")
+    assert submit["status"] == 201 and submit["user"] == "engineer"
+    assert submit["route"] == "/api/v1/commands"
+    assert submit["request_id"] and submit["duration_ms"] >= 0
+    assert {"time", "level", "message"} <= set(submit)
+    # Never a token or a password: the WebSocket's ?token= and the login body stay out.
     assert all(token not in line for line in process.lines)
+    assert all(ENGINEER_PASSWORD not in line for line in process.lines)
 
 
 def test_sigterm_drains_running_commands_and_exits_0(tmp_path: Path) -> None:
@@ -155,11 +164,14 @@ def test_sigterm_drains_running_commands_and_exits_0(tmp_path: Path) -> None:
         url = proc.base_url.replace("http", "ws") + f"/ws/responses/{cid}?token={token}"
         with connect(url, open_timeout=DEADLINE_S) as ws:
             assert json.loads(ws.recv(timeout=DEADLINE_S))["status"] == "in_progress"
+            signalled = time.monotonic()
             proc.proc.send_signal(signal.SIGTERM)
             for _ in ws:
                 pass
             assert ws.close_code == 1001
         assert proc.proc.wait(DEADLINE_S) == 0
+        # Grace 0.5 s for the running command, then the socket close and the shutdown.
+        assert time.monotonic() - signalled < 0.5 + 5
     finally:
         proc.stop(signal.SIGKILL)
     restarted = Process(server_env(tmp_path))

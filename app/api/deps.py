@@ -9,6 +9,7 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
+from app.api.errors import USER_KEY
 from app.api.schema import is_uuid
 from app.errors import Forbidden, NotFound
 from app.models import Actor, Principal
@@ -32,7 +33,9 @@ def bearer_token(headers: Headers) -> str | None:
 
 async def principal(conn: HTTPConnection) -> Principal:
     """The authenticated caller, or Unauthorized."""
-    return await services(conn).auth.authenticate(bearer_token(conn.headers))
+    who = await services(conn).auth.authenticate(bearer_token(conn.headers))
+    conn.scope[USER_KEY] = who.username  # for the access log
+    return who
 
 
 async def admin(conn: HTTPConnection) -> Principal:

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from app.errors import ServiceError
 
 REQUEST_ID_KEY = "sovd.request_id"
+USER_KEY = "sovd.user"
 
 _HTTP_CODES = {
     400: "incomplete-request",

@@ -8,10 +8,12 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import REQUEST_ID_KEY, error_response
+from app.api.errors import REQUEST_ID_KEY, USER_KEY, error_response
 from app.telemetry import HttpRecorder
 
 log = logging.getLogger("app.access")
@@ -52,8 +54,13 @@ def _declared_length(scope: Scope) -> int | None:
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, drain_limit: int = 64 * 1024, http_metrics: HttpRecorder | None = None
+        self,
+        app: ASGIApp,
+        drain_limit: int = 64 * 1024,
+        http_metrics: HttpRecorder | None = None,
+        route_of: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> None:
+        self.route_of = route_of
         self.app = app
         # HTTP server metrics ride on this layer instead of adding one of their own.
         self.http_metrics = http_metrics
@@ -124,7 +131,8 @@ class RequestContextMiddleware:
                         "path": scope["path"],  # never the query: it may carry a token
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                        "user": scope.get("sovd.user"),
+                        "route": self.route_of(scope) if self.route_of else None,
+                        "user": scope.get(USER_KEY),
                     },
                 )
 
