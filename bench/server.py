@@ -35,6 +35,8 @@ class BenchServer:
                 "SOVD_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "SOVD_SIM_LATENCY_MS": "0",
                 "SOVD_SIM_SEED": "1",
+                # One benchmark user plays many engineers; the per-user limit would cap it.
+                "SOVD_COMMAND_RATE_PER_MIN": "0",
                 # Same string hashing in every run, so two servers differ only in what
                 # the benchmark changes (hash randomisation alone moves results a few %).
                 "PYTHONHASHSEED": "0",
