@@ -6,7 +6,7 @@ number are dropped, so a client that connects mid-stream sees every chunk exactl
 
 Close codes: 1000 after the terminal event, 1008 bad or missing token, 4404 command
 absent or not visible, 4400 bad ``since``, 1013 the client fell too far behind,
-1001 the service is shutting down.
+1001 the service is shutting down, 1011 an unexpected server error.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
@@ -188,6 +189,9 @@ async def _live(
             return CLOSE_NORMAL
         if isinstance(exc, Overflowed):
             return CLOSE_TRY_AGAIN
+        if not isinstance(exc, _CLIENT_GONE):
+            log.error("response stream failed", exc_info=exc)
+            return CLOSE_INTERNAL_ERROR
         return None  # the send failed: the client is gone
     finished = next(iter(done))
     return watchers[finished]
