@@ -55,6 +55,7 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(tmp_path: Path) -
                 str(report),
                 "--no-color",
             ],
+            cwd=tmp_path,  # schemathesis keeps a cache in its working directory
             capture_output=True,
             text=True,
             timeout=900,
