@@ -46,6 +46,10 @@ def _server(**env: str) -> BenchServer:
     return BenchServer(cpus=_pin()[0], **env)
 
 
+def _compression(args: argparse.Namespace) -> str | None:
+    return None if args.ws_compression == "none" else "deflate"
+
+
 def scenario_pipeline(args: argparse.Namespace) -> Result:
     with _server() as server:
         vehicles = create_fleet(server, args.vehicles)
@@ -56,10 +60,11 @@ def scenario_pipeline(args: argparse.Namespace) -> Result:
                 args.clients,
                 seconds=args.seconds,
                 on_progress=print_progress("pipeline"),
+                compression=_compression(args),
             )
         )
         print(file=sys.stderr)
-        return {"clients": args.clients, **stats.summary()}
+        return {"clients": args.clients, "ws_compression": args.ws_compression, **stats.summary()}
 
 
 def scenario_http(args: argparse.Namespace) -> Result:
@@ -222,6 +227,7 @@ def scenario_soak(args: argparse.Namespace) -> Result:
                 args.clients,
                 commands=args.soak_commands,
                 on_progress=progress,
+                compression=_compression(args),
             )
         )
         print(file=sys.stderr)
@@ -289,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-seconds", type=float, default=10)
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--soak-commands", type=int, default=20000)
+    parser.add_argument(
+        "--ws-compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="what the pipeline's WebSocket clients offer (browsers offer deflate)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for a harness check")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)

@@ -85,7 +85,12 @@ def create_fleet(server: BenchServer, count: int) -> list[str]:
 
 
 async def _one_command(
-    client: httpx.AsyncClient, ws_base: str, token: str, vehicle_id: str, stats: PipelineStats
+    client: httpx.AsyncClient,
+    ws_base: str,
+    token: str,
+    vehicle_id: str,
+    stats: PipelineStats,
+    compression: str | None,
 ) -> None:
     began = time.perf_counter()
     r = await client.post(
@@ -103,7 +108,10 @@ async def _one_command(
     sequences: list[int] = []
     terminal = None
     async with websockets.connect(
-        f"{ws_base}/ws/responses/{command_id}?token={token}", open_timeout=30, max_queue=64
+        f"{ws_base}/ws/responses/{command_id}?token={token}",
+        open_timeout=30,
+        max_queue=64,
+        compression=compression,
     ) as ws:
         async for message in ws:
             event = json.loads(message)
@@ -132,6 +140,7 @@ async def run_pipeline(
     commands: int | None = None,
     tokens: list[str] | None = None,
     on_progress: Callable[[PipelineStats], None] | None = None,
+    compression: str | None = "deflate",
 ) -> PipelineStats:
     """Drive the pipeline with ``clients`` engineers, for ``seconds`` or ``commands``."""
     assert seconds or commands
@@ -157,7 +166,9 @@ async def run_pipeline(
             vehicle_id = vehicles[n % len(vehicles)]
             while more():
                 try:
-                    await _one_command(client, server.ws_url, tokens[n], vehicle_id, stats)
+                    await _one_command(
+                        client, server.ws_url, tokens[n], vehicle_id, stats, compression
+                    )
                 except Exception as exc:  # counted and shown, never hidden
                     stats.error(f"{type(exc).__name__}: {exc}")
 
