@@ -125,7 +125,6 @@ class Lifecycle:
         config: Config,
         connector: Connector,
         streams: ws.StreamRegistry,
-        telemetry: Telemetry,
         otel: OtelTelemetry | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -133,7 +132,7 @@ class Lifecycle:
         self._config = config
         self._connector = connector
         self._streams = streams
-        self._telemetry = telemetry
+        self._telemetry: Telemetry = otel.metrics if otel is not None else NoTelemetry()
         self._otel = otel
         self.services: Services | None = None
         self.retention: Retention | None = None
@@ -241,11 +240,9 @@ def create_app(
     streams = ws.StreamRegistry()
     routes = list(ROUTES)
     otel: OtelTelemetry | None = None
-    telemetry: Telemetry = NoTelemetry()
     http_metrics: HttpServerMetrics | None = None
     if config.metrics_enabled:
         otel = build_telemetry(telemetry_settings(config))
-        telemetry = otel.metrics
         routes.append(Route("/metrics", MetricsRoute(otel, config.metrics_token), methods=["GET"]))
     routes.append(Route("/openapi.json", openapi.endpoint(config.metrics_enabled), methods=["GET"]))
     route_of = route_templates(routes)
@@ -265,15 +262,13 @@ def create_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(config.cors_origins),
-                allow_methods=["GET", "POST", "PATCH"],
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
                 expose_headers=["X-Request-ID", "Location", "Retry-After"],
                 max_age=600,
             )
         )
-    lifecycle = Lifecycle(
-        config, connector or simulator_for(config), streams, telemetry, otel, clock
-    )
+    lifecycle = Lifecycle(config, connector or simulator_for(config), streams, otel, clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -291,5 +286,4 @@ def create_app(
     )
     app.state.streams = streams
     app.state.lifecycle = lifecycle
-    app.state.otel = otel
     return app

@@ -124,6 +124,11 @@ def test_cors_is_off_unless_origins_are_listed(tmp_path: Path) -> None:
         r = srv.http.options("/api/v1/commands", headers=preflight)
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == "https://lab.example"
+        r = srv.http.options(
+            "/api/v1/users/x", headers={**preflight, "Access-Control-Request-Method": "DELETE"}
+        )
+        assert r.status_code == 200
+        assert "DELETE" in r.headers["access-control-allow-methods"]
         r = srv.http.get("/health/live", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in r.headers
         r = srv.http.options(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.services.retention import Retention
+from app.store.commands import CommandStore
 from tests.conftest import make_config, running
 
 
@@ -43,3 +45,18 @@ def test_retention_deletes_old_finished_commands_only(tmp_path: Path) -> None:
 def test_retention_is_off_by_default(tmp_path: Path) -> None:
     with running(make_config(tmp_path)) as srv:
         assert srv.app.state.lifecycle.retention is None
+
+
+def test_retention_works_through_many_batches(tmp_path: Path) -> None:
+    with running(make_config(tmp_path, retention_days=30)) as srv:
+        token = srv.token()
+        vehicle_id = srv.vehicle(token)["vehicle_id"]
+        ids = [srv.submit(token, vehicle_id)["command_id"] for _ in range(5)]
+        for cid in ids:
+            srv.wait_status(token, cid)
+        with srv.db() as conn:
+            conn.execute("UPDATE commands SET completed_at = '2020-01-01T00:00:00.000000+00:00'")
+        retention = Retention(CommandStore(srv.services.db), days=30, batch=2)
+        assert srv.run(retention.run_once()) == 5  # batches of 2, 2 and 1
+        assert srv.query("SELECT count(*) FROM commands") == [(0,)]
+        assert srv.query("SELECT count(*) FROM command_responses") == [(0,)]

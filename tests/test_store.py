@@ -78,3 +78,58 @@ def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
             await db.close()
 
     _run(scenario())
+
+
+def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = Database(tmp_path / "sovd.db")
+        await db.open()
+        try:
+            actor = Actor(None, "test", None)
+            users = UserStore(db)
+
+            def broken(conn: sqlite3.Connection) -> None:
+                conn.execute("INSERT INTO users (user_id) VALUES ('half')")  # NOT NULLs missing
+
+            results = await asyncio.gather(
+                *(
+                    users.create(User(f"u{n}", f"user{n}", "engineer"), "h", "t", actor)
+                    for n in range(5)
+                ),
+                db.write(broken),
+                users.create(User("u9", "user9", "engineer"), "h", "t", actor),
+                return_exceptions=True,
+            )
+            assert results[:5] == [True] * 5 and results[6] is True
+            assert isinstance(results[5], sqlite3.IntegrityError)
+            names = await db.read(
+                lambda c: [r[0] for r in c.execute("SELECT user_id FROM users ORDER BY user_id")]
+            )
+            assert names == ["u0", "u1", "u2", "u3", "u4", "u9"]
+        finally:
+            await db.close()
+
+    _run(scenario())
+
+
+def test_close_finishes_the_writes_already_asked_for(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = Database(tmp_path / "sovd.db")
+        await db.open()
+        users = UserStore(db)
+        actor = Actor(None, "test", None)
+        pending = [
+            asyncio.ensure_future(
+                users.create(User(f"u{n}", f"user{n}", "engineer"), "h", "t", actor)
+            )
+            for n in range(20)
+        ]
+        await asyncio.sleep(0)  # let them queue
+        await db.close()
+        assert [await p for p in pending] == [True] * 20
+        with pytest.raises(RuntimeError, match="closed"):
+            await users.create(User("late", "late", "engineer"), "h", "t", actor)
+
+    _run(scenario())
+    with sqlite3.connect(tmp_path / "sovd.db") as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (20,)

@@ -20,135 +20,72 @@ from app.models import COMMAND_STATUSES, CONNECTION_STATUSES, ROLES, SIMULATOR_P
 _STR = {"type": "string"}
 _NULLABLE_STR = {"type": ["string", "null"]}
 
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object whose listed properties are all present (the service always sends every
+    field, null where there is no value)."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
 SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error_code", "message", "request_id"],
-        "properties": {
-            "error_code": {"type": "string", "pattern": "^[a-z]+(-[a-z]+)*$"},
-            "message": _STR,
-            "request_id": _STR,
-        },
-    },
-    "TokenPair": {
-        "type": "object",
-        "required": ["access_token", "refresh_token", "token_type", "expires_in"],
-        "properties": {
-            "access_token": _STR,
-            "refresh_token": _STR,
-            "token_type": {"const": "bearer"},
-            "expires_in": {"type": "integer"},
-        },
-    },
-    "User": {
-        "type": "object",
-        "required": ["user_id", "username", "role"],
-        "properties": {
-            "user_id": _STR,
-            "username": _STR,
-            "role": {"enum": list(ROLES)},
-            "disabled": {"type": "boolean"},
-        },
-    },
-    "Vehicle": {
-        "type": "object",
-        "required": [
-            "vehicle_id",
-            "vin",
-            "make",
-            "model",
-            "year",
-            "connection_status",
-            "simulator_profile",
-            "last_seen_at",
-        ],
-        "properties": {
-            "vehicle_id": _STR,
-            "vin": _STR,
-            "make": _STR,
-            "model": _STR,
-            "year": {"type": "integer"},
-            "connection_status": {"enum": list(CONNECTION_STATUSES)},
-            "simulator_profile": {"enum": list(SIMULATOR_PROFILES)},
-            "last_seen_at": _NULLABLE_STR,
-        },
-    },
-    "Command": {
-        "type": "object",
-        "required": [
-            "command_id",
-            "vehicle_id",
-            "user_id",
-            "command_name",
-            "command_params",
-            "status",
-            "error_code",
-            "error_message",
-            "submitted_at",
-            "completed_at",
-        ],
-        "properties": {
-            "command_id": _STR,
-            "vehicle_id": _STR,
-            "user_id": _STR,
-            "command_name": _STR,
-            "command_params": {"type": "object"},
-            "status": {"enum": list(COMMAND_STATUSES)},
-            "error_code": _NULLABLE_STR,
-            "error_message": _NULLABLE_STR,
-            "submitted_at": _STR,
-            "completed_at": _NULLABLE_STR,
-        },
-    },
-    "ResponseChunk": {
-        "type": "object",
-        "required": ["sequence_number", "response_payload", "is_final", "received_at"],
-        "properties": {
-            "sequence_number": {"type": "integer", "minimum": 1},
-            "response_payload": {"type": "object"},
-            "is_final": {"type": "boolean"},
-            "received_at": _STR,
-        },
-    },
-    "AuditEntry": {
-        "type": "object",
-        "required": [
-            "audit_id",
-            "at",
-            "user_id",
-            "username",
-            "action",
-            "entity_type",
-            "entity_id",
-            "details",
-            "client_address",
-        ],
-        "properties": {
-            "audit_id": {"type": "integer"},
-            "at": _STR,
-            "user_id": _NULLABLE_STR,
-            "username": _NULLABLE_STR,
-            "action": _STR,
-            "entity_type": _NULLABLE_STR,
-            "entity_id": _NULLABLE_STR,
-            "details": {"type": "object"},
-            "client_address": _NULLABLE_STR,
-        },
-    },
-    "CatalogueEntry": {
-        "type": "object",
-        "required": ["command_name", "description", "params_schema"],
-        "properties": {
-            "command_name": _STR,
-            "description": _STR,
-            "params_schema": {"type": "object"},
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"const": "ok"}},
-    },
+    "Error": _object(
+        error_code={"type": "string", "pattern": "^[a-z]+(-[a-z]+)*$"},
+        message=_STR,
+        request_id=_STR,
+    ),
+    "TokenPair": _object(
+        access_token=_STR,
+        refresh_token=_STR,
+        token_type={"const": "bearer"},
+        expires_in={"type": "integer"},
+    ),
+    "User": _object(
+        user_id=_STR, username=_STR, role={"enum": list(ROLES)}, disabled={"type": "boolean"}
+    ),
+    "Me": _object(user_id=_STR, username=_STR, role={"enum": list(ROLES)}),
+    "Vehicle": _object(
+        vehicle_id=_STR,
+        vin=_STR,
+        make=_STR,
+        model=_STR,
+        year={"type": "integer"},
+        connection_status={"enum": list(CONNECTION_STATUSES)},
+        simulator_profile={"enum": list(SIMULATOR_PROFILES)},
+        last_seen_at=_NULLABLE_STR,
+    ),
+    "Command": _object(
+        command_id=_STR,
+        vehicle_id=_STR,
+        user_id=_STR,
+        command_name=_STR,
+        command_params={"type": "object"},
+        status={"enum": list(COMMAND_STATUSES)},
+        error_code=_NULLABLE_STR,
+        error_message=_NULLABLE_STR,
+        submitted_at=_STR,
+        completed_at=_NULLABLE_STR,
+    ),
+    "ResponseChunk": _object(
+        sequence_number={"type": "integer", "minimum": 1},
+        response_payload={"type": "object"},
+        is_final={"type": "boolean"},
+        received_at=_STR,
+    ),
+    "AuditEntry": _object(
+        audit_id={"type": "integer"},
+        at=_STR,
+        user_id=_NULLABLE_STR,
+        username=_NULLABLE_STR,
+        action=_STR,
+        entity_type=_NULLABLE_STR,
+        entity_id=_NULLABLE_STR,
+        details={"type": "object"},
+        client_address=_NULLABLE_STR,
+    ),
+    "CatalogueEntry": _object(
+        command_name=_STR, description=_STR, params_schema={"type": "object"}
+    ),
+    "Health": _object(status={"const": "ok"}),
 }
 
 
@@ -259,7 +196,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             ),
         },
         "/api/v1/auth/logout": {"post": _operation("End the session", 204, None)},
-        "/api/v1/auth/me": {"get": _operation("Who am I", 200, _ref("User"))},
+        "/api/v1/auth/me": {"get": _operation("Who am I", 200, _ref("Me"))},
         "/api/v1/users": {
             "get": _operation("List users", 200, _items("User", False), security="admin"),
             "post": _operation(

@@ -55,6 +55,3 @@ class PrincipalCache:
     def drop_user(self, user_id: str) -> None:
         for token in [t for t, (p, _) in self._entries.items() if p.user_id == user_id]:
             del self._entries[token]
-
-    def __len__(self) -> int:
-        return len(self._entries)

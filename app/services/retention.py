@@ -17,8 +17,11 @@ INTERVAL_S = 3600.0
 
 
 class Retention:
-    def __init__(self, store: CommandStore, days: float, interval_s: float = INTERVAL_S) -> None:
+    def __init__(
+        self, store: CommandStore, days: float, interval_s: float = INTERVAL_S, batch: int = BATCH
+    ) -> None:
         self._store = store
+        self._batch = batch
         self._days = days
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -28,9 +31,9 @@ class Retention:
         cutoff = format_ts(datetime.now(UTC) - timedelta(days=self._days))
         total = 0
         while True:
-            deleted = await self._store.purge_ended_before(cutoff, BATCH)
+            deleted = await self._store.purge_ended_before(cutoff, self._batch)
             total += deleted
-            if deleted < BATCH:
+            if deleted < self._batch:
                 break
             await asyncio.sleep(0)  # let requests in between batches
         if total:

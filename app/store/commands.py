@@ -229,11 +229,11 @@ class CommandStore:
             if not ids:
                 return 0
             marks = ",".join("?" * len(ids))
-            conn.execute(f"DELETE FROM command_responses WHERE command_id IN ({marks})", ids)
             conn.execute(
                 f"DELETE FROM audit_log WHERE entity_type = 'command' AND entity_id IN ({marks})",
                 ids,
             )
+            # Their answers go with them (ON DELETE CASCADE).
             conn.execute(f"DELETE FROM commands WHERE command_id IN ({marks})", ids)
             return len(ids)
 

@@ -197,7 +197,7 @@ class UserStore:
                 "SELECT 1 FROM commands WHERE user_id = ? LIMIT 1", (user_id,)
             ).fetchone():
                 return False
-            conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            # Its sessions go with it (ON DELETE CASCADE).
             conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
             insert_audit(conn, actor, "user.delete", at, "user", user_id)
             return True
