@@ -133,3 +133,43 @@ def test_close_finishes_the_writes_already_asked_for(tmp_path: Path) -> None:
     _run(scenario())
     with sqlite3.connect(tmp_path / "sovd.db") as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (20,)
+
+
+def test_migrating_a_version_1_database_keeps_commands_and_their_answers(tmp_path: Path) -> None:
+    """Migration 2 rebuilds ``commands`` (for the status ``cancelled``); the rows that
+    reference it must survive the DROP and RENAME, and the new status must be allowed."""
+    path = tmp_path / "sovd.db"
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version=1; COMMIT;")
+        conn.execute("INSERT INTO users VALUES ('u1', 'alice', 'h', 'engineer', 0, 't')")
+        conn.execute(
+            "INSERT INTO vehicles VALUES ('v1', 'WVWZZZ1KZAW000001', 'VW', 'Golf', 2020,"
+            " 'connected', 'healthy', NULL, 't')"
+        )
+        conn.execute(
+            "INSERT INTO commands (command_id, vehicle_id, user_id, command_name,"
+            " command_params, status, submitted_at) VALUES ('c1', 'v1', 'u1', 'ReadDTC', '{}',"
+            " 'completed', 't')"
+        )
+        conn.execute("INSERT INTO command_responses VALUES ('c1', 1, '{}', 1, 't')")
+    conn.close()
+
+    async def scenario() -> tuple[int, int, str]:
+        db = Database(path)
+        await db.open()
+        try:
+            await db.write(
+                lambda c: c.execute("UPDATE commands SET status = 'cancelled' WHERE seq = 1")
+            )
+            return await db.read(
+                lambda c: (
+                    c.execute("SELECT count(*) FROM command_responses").fetchone()[0],
+                    c.execute("PRAGMA user_version").fetchone()[0],
+                    c.execute("SELECT status FROM commands").fetchone()[0],
+                )
+            )
+        finally:
+            await db.close()
+
+    assert _run(scenario()) == (1, len(MIGRATIONS), "cancelled")

@@ -76,6 +76,34 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX audit_action ON audit_log(action, audit_id);
     CREATE INDEX audit_user ON audit_log(user_id, audit_id);
     """,
+    # 2: the terminal status ``cancelled``. SQLite cannot alter a CHECK constraint, so the
+    # table is rebuilt (foreign keys are off while migrations run; see ``migrate``).
+    """
+    CREATE TABLE commands_new (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        command_id     TEXT NOT NULL UNIQUE,
+        vehicle_id     TEXT NOT NULL REFERENCES vehicles(vehicle_id),
+        user_id        TEXT NOT NULL REFERENCES users(user_id),
+        command_name   TEXT NOT NULL,
+        command_params TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (
+            status IN ('pending', 'in_progress', 'completed', 'failed', 'timeout', 'cancelled')
+        ),
+        error_code     TEXT,
+        error_message  TEXT,
+        submitted_at   TEXT NOT NULL,
+        started_at     TEXT,
+        completed_at   TEXT
+    );
+    INSERT INTO commands_new SELECT seq, command_id, vehicle_id, user_id, command_name,
+        command_params, status, error_code, error_message, submitted_at, started_at,
+        completed_at FROM commands;
+    DROP TABLE commands;
+    ALTER TABLE commands_new RENAME TO commands;
+    CREATE INDEX commands_user ON commands(user_id, seq);
+    CREATE INDEX commands_vehicle ON commands(vehicle_id, seq);
+    CREATE INDEX commands_status ON commands(status, seq);
+    """,
 )
 
 
@@ -91,7 +119,19 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"database schema version {version} is newer than this service knows "
             f"({len(MIGRATIONS)}); refusing to start"
         )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        # executescript commits first; the script and its version bump commit together.
-        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+    # Rebuilding a table (DROP + RENAME) must not cascade to the rows that reference it;
+    # foreign keys can only be switched outside a transaction. Each step checks them
+    # before it commits.
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript commits first; the script and its version bump commit together.
+            conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={number};")
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                conn.execute("ROLLBACK")
+                raise RuntimeError(f"migration {number} broke foreign keys: {broken[:3]}")
+            conn.execute("COMMIT")
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
     return len(MIGRATIONS)
