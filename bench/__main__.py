@@ -29,10 +29,16 @@ import websockets
 
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline
-from bench.server import BenchServer
+from bench.server import BenchServer, ceiling
 
 SERVER_CPUS, CLIENT_CPUS = {0}, {1}
 Result = dict[str, Any]
+_STARTED = time.perf_counter()
+
+
+def _progress(what: str) -> None:
+    """What is running and for how long, so a person knows the run is alive."""
+    print(f"[{time.perf_counter() - _STARTED:6.0f} s] {what}", file=sys.stderr, flush=True)
 
 
 def _pin() -> tuple[set[int] | None, set[int] | None]:
@@ -50,50 +56,120 @@ def _compression(args: argparse.Namespace) -> str | None:
     return None if args.ws_compression == "none" else "deflate"
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _ratio(ours: float, ceiling: float) -> float:
+    return round(ours / ceiling, 3) if ceiling else 0.0
+
+
 def scenario_pipeline(args: argparse.Namespace) -> Result:
-    with _server() as server:
-        vehicles = create_fleet(server, args.vehicles)
-        stats = asyncio.run(
-            run_pipeline(
-                server,
-                vehicles,
-                args.clients,
-                seconds=args.seconds,
-                on_progress=print_progress("pipeline"),
-                compression=_compression(args),
-            )
-        )
-        print(file=sys.stderr)
-        return {"clients": args.clients, "ws_compression": args.ws_compression, **stats.summary()}
+    """Ours and the pipeline twin (bench.ceilings), alternately, with the same clients."""
+    with _server() as ours, BenchServer(cpus=_pin()[0], argv=ceiling("pipeline")) as twin:
+        fleets = {ours.name: create_fleet(ours, args.vehicles), twin.name: create_fleet(twin, 1)}
+        rates: dict[str, list[float]] = {ours.name: [], twin.name: []}
+        cpu_ms: dict[str, list[float]] = {ours.name: [], twin.name: []}
+        last: dict[str, Result] = {}
+        for n in range(args.rounds):
+            for server in (ours, twin) if n % 2 == 0 else (twin, ours):
+                _progress(f"pipeline round {n + 1}/{args.rounds}: {server.name}")
+                cpu_before = server.cpu_seconds()
+                stats = asyncio.run(
+                    run_pipeline(
+                        server,
+                        fleets[server.name],
+                        args.clients,
+                        seconds=args.seconds,
+                        on_progress=print_progress(f"pipeline {server.name}"),
+                        compression=_compression(args),
+                    )
+                )
+                print(file=sys.stderr)
+                used = server.cpu_seconds() - cpu_before
+                summary = stats.summary()
+                if stats.errors or stats.lost or stats.duplicated:
+                    last[server.name] = summary
+                    break
+                rates[server.name].append(stats.completed / stats.seconds)
+                cpu_ms[server.name].append(used / max(stats.completed, 1) * 1000)
+                last[server.name] = summary
+        mine, ceil = _median(rates[ours.name]), _median(rates[twin.name])
+        summary = last[ours.name]
+        return {
+            "ratio": _ratio(mine, ceil),
+            "commands_per_s": round(mine, 1),
+            "ceiling_commands_per_s": round(ceil, 1),
+            "cpu_ms_per_command": round(_median(cpu_ms[ours.name]), 3),
+            "ceiling_cpu_ms_per_command": round(_median(cpu_ms[twin.name]), 3),
+            "rounds": args.rounds,
+            "clients": args.clients,
+            "ws_compression": args.ws_compression,
+            "commands": summary["commands"],
+            "rtt_p50_ms": summary["rtt_p50_ms"],
+            "rtt_p95_ms": summary["rtt_p95_ms"],
+            "rtt_p99_ms": summary["rtt_p99_ms"],
+            "rtt_max_ms": summary["rtt_max_ms"],
+            "errors": summary["errors"] + last[twin.name]["errors"],
+            "lost_events": summary["lost_events"],
+            "duplicated_events": summary["duplicated_events"],
+            "error_samples": [*summary["error_samples"], *last[twin.name]["error_samples"]],  # type: ignore[list-item]
+        }
+
+
+def _load_figures(load: Any) -> Result:
+    return {
+        "tool": load.tool,
+        "requests_per_s": round(load.rps),
+        "p50_ms": load.p50_ms,
+        "p90_ms": load.p95_ms if load.tool == "wrk" else None,
+        "p95_ms": None if load.tool == "wrk" else load.p95_ms,
+        "p99_ms": load.p99_ms,
+        "errors": load.errors,
+    }
 
 
 def scenario_http(args: argparse.Namespace) -> Result:
-    with _server() as server:
-        create_fleet(server, 60 - 6)  # with the six demo vehicles: a fleet of 60
+    """The fleet page against its ceiling (alternately, same wrk settings), and the
+    command history page on its own."""
+    with _server() as ours, BenchServer(cpus=_pin()[0], argv=ceiling("fleet")) as bare:
+        create_fleet(ours, 60 - 6)  # with the six demo vehicles: a fleet of 60
         # Some history so the command list has a full page to show.
-        asyncio.run(run_pipeline(server, create_fleet_ids(server), 10, commands=200))
-        headers = {"Authorization": f"Bearer {server.token()}"}
-        result: Result = {}
-        for name, path in (
-            ("vehicles", "/api/v1/vehicles?limit=50"),
-            ("commands", "/api/v1/commands?limit=50"),
-        ):
-            page = server.http.get(path, headers=headers).json()
-            assert len(page["items"]) == 50, f"{path} returned {len(page['items'])} items"
-            http_load(server.base_url + path, headers, seconds=2, cpus=_pin()[1])  # warm-up
-            load = http_load(
-                server.base_url + path, headers, seconds=args.http_seconds, cpus=_pin()[1]
-            )
-            print(f"  {path}: {load.rps:.0f} req/s", file=sys.stderr)
-            result[name] = {
-                "tool": load.tool,
-                "requests_per_s": round(load.rps),
-                "p50_ms": load.p50_ms,
-                "p90_ms": load.p95_ms if load.tool == "wrk" else None,
-                "p95_ms": None if load.tool == "wrk" else load.p95_ms,
-                "p99_ms": load.p99_ms,
-                "errors": load.errors,
-            }
+        asyncio.run(run_pipeline(ours, create_fleet_ids(ours), 10, commands=200))
+        headers = {"Authorization": f"Bearer {ours.token()}"}
+        fleet = "/api/v1/vehicles?limit=50"
+        targets = {ours.name: (ours, headers), bare.name: (bare, {})}
+        for server, hdrs in targets.values():
+            page = server.http.get(fleet, headers=hdrs).json()
+            assert len(page["items"]) == 50, f"{server.name} {fleet}: {len(page['items'])} items"
+            http_load(server.base_url + fleet, hdrs, seconds=2, cpus=_pin()[1])  # warm-up
+        rps: dict[str, list[float]] = {ours.name: [], bare.name: []}
+        last: dict[str, Any] = {}
+        for n in range(args.rounds):
+            order = list(targets) if n % 2 == 0 else list(reversed(targets))
+            for name in order:
+                server, hdrs = targets[name]
+                _progress(f"http round {n + 1}/{args.rounds}: {name} {fleet}")
+                load = http_load(
+                    server.base_url + fleet, hdrs, seconds=args.http_seconds, cpus=_pin()[1]
+                )
+                print(f"  {name}: {load.rps:.0f} req/s", file=sys.stderr)
+                rps[name].append(load.rps)
+                last[name] = load
+        mine, ceil = _median(rps[ours.name]), _median(rps[bare.name])
+        result: Result = {
+            "vehicles_ratio": _ratio(mine, ceil),
+            "vehicles": {**_load_figures(last[ours.name]), "requests_per_s": round(mine)},
+            "ceiling": {**_load_figures(last[bare.name]), "requests_per_s": round(ceil)},
+        }
+        history = "/api/v1/commands?limit=50"
+        page = ours.http.get(history, headers=headers).json()
+        assert len(page["items"]) == 50, f"{history} returned {len(page['items'])} items"
+        _progress(f"http: {history}")
+        load = http_load(
+            ours.base_url + history, headers, seconds=args.http_seconds, cpus=_pin()[1]
+        )
+        result["commands"] = _load_figures(load)
         return result
 
 
@@ -255,8 +331,8 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
 }
 
 BARS = {
-    "pipeline": "commands_per_s >= 500, rtt_p95_ms <= 100, 0 errors, 0 lost or duplicated",
-    "http": "vehicles requests_per_s >= 2000",
+    "pipeline": "ratio >= 0.9 (commands/s against the bare twin), 0 errors, 0 lost or duplicated",
+    "http": "vehicles_ratio >= 0.8 (fleet page against the bare page)",
     "scrape": "render_p95_ms <= 10",
     "websockets": "rss_per_socket_kib <= 50 (per client kind)",
     "soak": "growth_50_to_100_pct < 5",
@@ -301,19 +377,26 @@ def main(argv: list[str] | None = None) -> int:
         default="deflate",
         help="what the pipeline's WebSocket clients offer (browsers offer deflate)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds of ours and the ceiling"
+    )
+    parser.add_argument("--quick", action="store_true", help="every ratio in about two minutes")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for a harness check")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.smoke:
         args.clients, args.vehicles, args.seconds, args.http_seconds = 4, 4, 2, 1
-        args.sockets, args.soak_commands = 20, 80
-    names = args.scenarios or list(SCENARIOS)
+        args.sockets, args.soak_commands, args.rounds = 20, 80, 1
+    elif args.quick:
+        args.seconds, args.http_seconds, args.rounds = 6, 4, 2
+        args.sockets, args.soak_commands = 200, 2000
+    names = args.scenarios or (["pipeline", "http"] if args.quick else list(SCENARIOS))
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
     results: dict[str, Result] = {}
     for name in names:
-        print(f"== {name}", file=sys.stderr, flush=True)
+        _progress(f"== {name}")
         results[name] = SCENARIOS[name](args)
     machine = {
         "cores": os.cpu_count(),

@@ -20,10 +20,22 @@ ENGINEER_PASSWORD = secrets.token_urlsafe(12)
 ADMIN_PASSWORD = secrets.token_urlsafe(12)
 
 
-class BenchServer:
-    """The service in its own process, on a free port, with a fresh database."""
+SERVICE = ("-m", "app")
 
-    def __init__(self, cpus: set[int] | None = None, **env: str) -> None:
+
+def ceiling(name: str) -> tuple[str, ...]:
+    """The command line of a ceiling app (``bench.ceilings``), for ``BenchServer(argv=)``."""
+    return ("-m", "bench.ceilings", name)
+
+
+class BenchServer:
+    """The service (or, with ``argv``, a ceiling app) in its own process, on a free port,
+    with a fresh database."""
+
+    def __init__(
+        self, cpus: set[int] | None = None, argv: tuple[str, ...] = SERVICE, **env: str
+    ) -> None:
+        self.name = "service" if argv == SERVICE else argv[-1]
         self._dir = tempfile.TemporaryDirectory(prefix="sovd-bench-")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("SOVD_", "OTEL_"))}
         base.update(
@@ -50,7 +62,7 @@ class BenchServer:
         self.log_path = Path(self._dir.name) / "server.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app"],
+            [sys.executable, *argv],
             cwd=ROOT,
             env=base,
             stdout=self._log,

@@ -26,17 +26,32 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "scenario" in result.stdout and "bar pipeline" in result.stdout
+    assert "round 1/1: fleet" in result.stderr and "round 1/1: pipeline" in result.stderr
     figures = json.loads(out.read_text())
     assert figures["machine"]["smoke"] is True
     results = figures["results"]
     assert set(results) == {"pipeline", "http", "scrape", "websockets", "soak"}
     pipeline = results["pipeline"]
     assert pipeline["commands"] > 0 and pipeline["commands_per_s"] > 0
+    # The twin ceiling ran in the same run, and the ratio is computed from the two.
+    assert pipeline["ceiling_commands_per_s"] > 0 and pipeline["ceiling_cpu_ms_per_command"] > 0
+    expected = pipeline["commands_per_s"] / pipeline["ceiling_commands_per_s"]
+    assert abs(pipeline["ratio"] - expected) < 0.01  # both rates are rounded to 0.1
+    assert pipeline["cpu_ms_per_command"] > 0
     assert (pipeline["errors"], pipeline["lost_events"], pipeline["duplicated_events"]) == (0, 0, 0)
     assert 0 < pipeline["rtt_p50_ms"] <= pipeline["rtt_p95_ms"] <= pipeline["rtt_max_ms"]
-    for page in ("vehicles", "commands"):
-        assert results["http"][page]["requests_per_s"] > 0
-        assert results["http"][page]["errors"] == 0
+    http = results["http"]
+    for page in ("vehicles", "ceiling", "commands"):
+        assert http[page]["requests_per_s"] > 0
+        assert http[page]["errors"] == 0
+    assert http["vehicles_ratio"] > 0
+    assert (
+        abs(
+            http["vehicles_ratio"] * http["ceiling"]["requests_per_s"]
+            - http["vehicles"]["requests_per_s"]
+        )
+        <= 2
+    )
     scrape = results["scrape"]
     assert scrape["scrapes"] > 0 and scrape["exposition_bytes"] > 1000
     assert 0 < scrape["render_p50_ms"] <= scrape["response_p50_ms"]
