@@ -2,6 +2,8 @@
 
 SIGTERM or SIGINT starts a graceful stop: the pipeline drains (up to
 SOVD_SHUTDOWN_GRACE_S), response streams are closed with 1001, then Hypercorn stops.
+A start that cannot go on (the data directory is locked by another instance, the database
+is unreadable) logs one line saying why and exits with status 1.
 """
 
 from __future__ import annotations
@@ -12,24 +14,32 @@ import os
 import signal
 import sys
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config as HypercornConfig
+from hypercorn.utils import LifespanFailureError
 
-from app import logs
+from app import logs, server
 from app.config import Config, ConfigError
+from app.errors import StartupError
 from app.main import Lifecycle, create_app
 
 log = logging.getLogger("app")
 
 
-def hypercorn_config(config: Config) -> HypercornConfig:
-    hc = HypercornConfig()
-    hc.bind = [f"{config.host}:{config.port}"]
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
-    # Hypercorn waits this long for connections after we have drained and closed ours.
-    hc.graceful_timeout = 5.0
-    return hc
+def connection_limits(config: Config) -> server.ConnectionLimits:
+    total, fd_limit = server.effective_max_connections(config.max_connections)
+    if fd_limit is not None:
+        log.warning(
+            "SOVD_MAX_CONNECTIONS lowered from %d to %d: this process may open only %d "
+            "files (ulimit -n)",
+            config.max_connections,
+            total,
+            fd_limit,
+            extra={"event": "connection_limit"},
+        )
+    return server.ConnectionLimits(
+        total=total,
+        per_client=config.max_connections_per_client,
+        exempt=config.trusted_proxies,
+    )
 
 
 async def run(config: Config) -> None:
@@ -45,11 +55,22 @@ async def run(config: Config) -> None:
         log.info("stopping", extra={"event": "shutdown"})
         await lifecycle.drain(config.shutdown_grace_s)
 
-    await serve(
-        app,  # type: ignore[arg-type]  # Starlette and Hypercorn type ASGI apart
-        hypercorn_config(config),
-        shutdown_trigger=shutdown_trigger,
-    )
+    hc = server.hypercorn_config(config)
+    try:
+        sockets = server.listen(hc, connection_limits(config))
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+    try:
+        await server.serve(app, hc, sockets, shutdown_trigger)
+    except LifespanFailureError:
+        # The start failed inside the app's lifespan; the reason is the original error
+        # (Hypercorn's carries only its formatted traceback).
+        if lifecycle.startup_error is not None:
+            raise lifecycle.startup_error from None
+        raise
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()
 
 
 def main() -> int:
@@ -59,7 +80,12 @@ def main() -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(config.log_level)
-    asyncio.run(run(config))
+    try:
+        asyncio.run(run(config))
+    except StartupError as exc:
+        # One line, no traceback: what is wrong and what to do is in the message.
+        log.error("cannot start: %s", exc, extra={"event": "startup_failed"})
+        return 1
     log.info("stopped", extra={"event": "stopped"})
     return 0
 

@@ -19,11 +19,16 @@ def utc_now() -> str:
 
 
 def parse_ts(raw: str) -> datetime:
-    """Parse an ISO 8601 timestamp that carries its zone; raise ValueError otherwise."""
+    """Parse an ISO 8601 timestamp that carries its zone, as UTC; raise ValueError
+    otherwise, also for a moment that is a valid local time but outside the years 1 to
+    9999 once moved to UTC (``0001-01-01T00:00:00+14:00``)."""
     value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a zone, such as Z or +01:00")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is outside the years 1 to 9999 in UTC") from None
 
 
 def monotonic() -> float:

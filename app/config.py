@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,12 @@ class Config:
     refresh_token_ttl_s: int = 7 * 24 * 3600
     command_timeout_s: float = 30.0
     vehicle_queue_size: int = 64
+    # Places of one vehicle's queue a single user may hold (beyond: 429).
+    vehicle_queue_per_user: int = 8
     ws_queue_size: int = 256
+    # Open response-stream WebSockets, overall and per user (beyond: closed 4503 / 4429).
+    ws_max_connections: int = 1024
+    ws_max_per_user: int = 64
     shutdown_grace_s: float = 10.0
     max_body_bytes: int = 64 * 1024
     sim_seed: int | None = None
@@ -46,10 +52,19 @@ class Config:
     login_max_failures: int = 5
     login_window_s: float = 60.0
     command_rate_per_min: int = 600
+    login_max_concurrent: int = field(default_factory=lambda: _default_login_concurrency())
+    login_audit_per_min: int = 60
+    session_max_age_s: int = 30 * 86400
+    refresh_retry_grace_s: float = 5.0
+    password_hash_profile: str = "production"  # noqa: S105 (a profile name)
     cors_origins: tuple[str, ...] = ()
     retention_days: float | None = None
     metrics_enabled: bool = True
     metrics_token: str | None = None
+    request_timeout_s: float = 10.0
+    max_connections: int = 2048
+    max_connections_per_client: int = 256
+    http2_cleartext: bool = False
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
@@ -87,7 +102,16 @@ class Config:
             vehicle_queue_size=r.get(
                 "SOVD_VEHICLE_QUEUE_SIZE", _int_in(1, 100_000), cls.vehicle_queue_size
             ),
+            vehicle_queue_per_user=r.get(
+                "SOVD_VEHICLE_QUEUE_PER_USER", _int_in(1, 100_000), cls.vehicle_queue_per_user
+            ),
             ws_queue_size=r.get("SOVD_WS_QUEUE_SIZE", _int_in(1, 100_000), cls.ws_queue_size),
+            ws_max_connections=r.get(
+                "SOVD_WS_MAX_CONNECTIONS", _int_in(1, 1_000_000), cls.ws_max_connections
+            ),
+            ws_max_per_user=r.get(
+                "SOVD_WS_MAX_PER_USER", _int_in(1, 1_000_000), cls.ws_max_per_user
+            ),
             shutdown_grace_s=r.get(
                 "SOVD_SHUTDOWN_GRACE_S", _float_in(0, 3600), cls.shutdown_grace_s
             ),
@@ -107,11 +131,38 @@ class Config:
             command_rate_per_min=r.get(
                 "SOVD_COMMAND_RATE_PER_MIN", _int_in(0, 1_000_000), cls.command_rate_per_min
             ),
+            login_max_concurrent=r.get(
+                "SOVD_LOGIN_MAX_CONCURRENT", _int_in(1, 1024), _default_login_concurrency()
+            ),
+            login_audit_per_min=r.get(
+                "SOVD_LOGIN_AUDIT_PER_MIN", _int_in(1, 100_000), cls.login_audit_per_min
+            ),
+            session_max_age_s=r.get(
+                "SOVD_SESSION_MAX_AGE_S", _int_in(60, 366 * 86400), cls.session_max_age_s
+            ),
+            refresh_retry_grace_s=r.get(
+                "SOVD_REFRESH_RETRY_GRACE_S", _float_in(0, 60), cls.refresh_retry_grace_s
+            ),
+            password_hash_profile=r.get(
+                "SOVD_PASSWORD_HASH_PROFILE", _hash_profile, cls.password_hash_profile
+            ),
             cors_origins=r.get("SOVD_CORS_ORIGINS", _origins, ()),
             retention_days=r.optional("SOVD_RETENTION_DAYS", _float_in(0.001, 36500)),
             metrics_enabled=r.get("SOVD_METRICS_ENABLED", _bool, cls.metrics_enabled),
             metrics_token=r.optional("SOVD_METRICS_TOKEN", _nonempty),
             trusted_proxies=r.get("SOVD_TRUSTED_PROXIES", _networks, ()),
+            request_timeout_s=r.get(
+                "SOVD_REQUEST_TIMEOUT_S", _float_in(0.1, 3600), cls.request_timeout_s
+            ),
+            max_connections=r.get(
+                "SOVD_MAX_CONNECTIONS", _int_in(1, 1_000_000), cls.max_connections
+            ),
+            max_connections_per_client=r.get(
+                "SOVD_MAX_CONNECTIONS_PER_CLIENT",
+                _int_in(0, 1_000_000),
+                cls.max_connections_per_client,
+            ),
+            http2_cleartext=r.get("SOVD_HTTP2_CLEARTEXT", _bool, cls.http2_cleartext),
             otel_service_name=r.get("OTEL_SERVICE_NAME", _nonempty, cls.otel_service_name),
             otel_resource_attributes=r.get(
                 "OTEL_RESOURCE_ATTRIBUTES", str, cls.otel_resource_attributes
@@ -207,6 +258,20 @@ def _secret(raw: str) -> str:
 def _password(raw: str) -> str:
     if len(raw) < 8:
         raise ValueError("must be at least 8 characters long")
+    return raw
+
+
+def _default_login_concurrency() -> int:
+    # Two password checks per core keep the cores busy without queueing argon2 work.
+    return 2 * (os.cpu_count() or 1)
+
+
+PASSWORD_HASH_PROFILES = ("production", "fast")
+
+
+def _hash_profile(raw: str) -> str:
+    if raw not in PASSWORD_HASH_PROFILES:
+        raise ValueError("expected production or fast (fast: for tests only)")
     return raw
 
 

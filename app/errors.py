@@ -70,3 +70,20 @@ class Overloaded(ServiceError):
 class NotReady(ServiceError):
     status_code = 503
     error_code = "not-ready"
+
+
+class RequestTimeout(ServiceError):
+    status_code = 408
+    error_code = "request-timeout"
+
+
+class StartupError(Exception):
+    """The service cannot start. The message is one line naming what is wrong and what to
+    do about it; ``python -m app`` prints it and exits without a traceback."""
+
+
+class StorageUnavailable(ServiceError):
+    """The database cannot write (disk full, I/O error, read-only); nothing was stored."""
+
+    status_code = 503
+    error_code = "storage-unavailable"

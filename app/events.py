@@ -52,7 +52,7 @@ class ResponseEvent:
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
-    """The command ended ``failed`` or ``timeout``."""
+    """The command ended ``failed``, ``timeout`` or ``cancelled``."""
 
     command_id: str
     status: str

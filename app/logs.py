@@ -1,14 +1,21 @@
-"""Structured logs: one JSON object per line on stdout."""
+"""Structured logs: one JSON object per line on stdout, and a bound on repeated lines."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+# What asyncio's event loop logs, with a traceback, for every failed accept() once the
+# process is out of file descriptors: under a connection flood, thousands a second.
+ACCEPT_OUT_OF_RESOURCES = "socket.accept() out of system resource"
+FLOOD_INTERVAL_S = 10.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +34,52 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class Sampler:
+    """Lets one occurrence through per interval and counts the ones it holds back."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next = float("-inf")
+        self._held = 0
+
+    def allow(self) -> int | None:
+        """None to hold this one back; else how many were held back since the last."""
+        now = self._clock()
+        if now < self._next:
+            self._held += 1
+            return None
+        self._next = now + self._interval_s
+        held, self._held = self._held, 0
+        return held
+
+
+class FloodFilter(logging.Filter):
+    """One line per interval for a message that can repeat without end, without its
+    traceback, saying how many were dropped; other records pass untouched."""
+
+    def __init__(
+        self, prefix: str, interval_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._sampler = Sampler(interval_s, clock)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith(self._prefix):
+            return True
+        held = self._sampler.allow()
+        if held is None:
+            return False
+        reason = record.exc_info[1] if record.exc_info else None
+        record.msg = f"{self._prefix}: {reason} ({held} more like it not logged)"
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        record.event = "flood"
+        return True
+
+
 def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
@@ -35,3 +88,6 @@ def configure(level: str) -> None:
     root.setLevel(level)
     # Hypercorn's own access log would repeat ours, with the query string (tokens).
     logging.getLogger("hypercorn.access").disabled = True
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, FloodFilter) for f in asyncio_log.filters):
+        asyncio_log.addFilter(FloodFilter(ACCEPT_OUT_OF_RESOURCES, FLOOD_INTERVAL_S))

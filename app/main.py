@@ -27,15 +27,17 @@ from app.api.middleware import RequestContextMiddleware
 from app.bus import EventBus
 from app.clock import utc_now
 from app.config import Config
+from app.datadir import DataDirLock
+from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
 from app.secret_file import load_or_create_secret
 from app.services.audit import AuditService
-from app.services.auth import AuthService, TokenSettings
+from app.services.auth import AuthService, TokenSettings, password_hasher
 from app.services.commands import CommandService
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
 from app.services.retention import Retention
-from app.services.throttle import SlidingWindow
+from app.services.throttle import LoginLimits, SlidingWindow
 from app.services.vehicles import VehicleService
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
@@ -72,6 +74,7 @@ ROUTES: list[Route | WebSocketRoute] = [
     Route("/api/v1/commands", commands.submit, methods=["POST"]),
     Route("/api/v1/commands/{command_id}", commands.get_command, methods=["GET"]),
     Route("/api/v1/commands/{command_id}/responses", commands.responses, methods=["GET"]),
+    Route("/api/v1/commands/{command_id}/cancel", commands.cancel, methods=["POST"]),
     Route("/api/v1/audit", audit.list_audit, methods=["GET"]),
     WebSocketRoute("/ws/responses/{command_id}", ws.response_stream),
 ]
@@ -137,12 +140,21 @@ class Lifecycle:
         self.services: Services | None = None
         self.retention: Retention | None = None
         self._drained = False
+        self._lock = DataDirLock(config.data_dir)
+        self.startup_error: StartupError | None = None
 
     async def start(self) -> Services:
         config = self._config
         telemetry = self._telemetry
+        # First of all: a second process on this database would end our live commands
+        # as interrupted in its crash recovery.
+        self._lock.acquire()
         db = Database(config.db_path)
-        await db.open()
+        try:
+            await db.open()
+        except BaseException:
+            self._lock.release()
+            raise
         try:
             secret = config.jwt_secret or load_or_create_secret(config.data_dir / "jwt_secret")
             user_store, audit_store = UserStore(db), AuditStore(db)
@@ -153,16 +165,35 @@ class Lifecycle:
                 bus,
                 self._connector,
                 telemetry,
-                PipelineSettings(config.command_timeout_s, config.vehicle_queue_size),
+                PipelineSettings(
+                    config.command_timeout_s,
+                    config.vehicle_queue_size,
+                    config.vehicle_queue_per_user,
+                ),
             )
             auth_service = AuthService(
                 user_store,
                 audit_store,
-                TokenSettings(secret, config.access_token_ttl_s, config.refresh_token_ttl_s),
+                TokenSettings(
+                    secret,
+                    config.access_token_ttl_s,
+                    config.refresh_token_ttl_s,
+                    config.session_max_age_s,
+                    config.refresh_retry_grace_s,
+                ),
                 telemetry,
-                SlidingWindow(config.login_max_failures, config.login_window_s, self._clock),
+                LoginLimits(
+                    config.login_max_failures,
+                    config.login_window_s,
+                    config.login_max_concurrent,
+                    config.login_audit_per_min,
+                    self._clock,
+                ),
+                hasher=password_hasher(config.password_hash_profile),
             )
             vehicle_service = VehicleService(vehicle_store, telemetry)
+            # Logout, disabling and deleting a user close the affected streams at once.
+            auth_service.on_revocation(self._streams)
             interrupted = await command_store.interrupt_active(
                 utc_now(), "the service stopped before the command finished; it was not re-sent"
             )
@@ -173,7 +204,8 @@ class Lifecycle:
                     extra={"event": "recovery"},
                 )
                 for _ in interrupted:
-                    telemetry.command_finished("failed", 0.0)
+                    # Counted, but no duration sample: how long they ran is unknown.
+                    telemetry.command_finished("failed", None)
             await auth_service.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
@@ -182,10 +214,11 @@ class Lifecycle:
             await vehicle_service.report_connected()
         except BaseException:
             await db.close()
+            self._lock.release()
             raise
-        if config.retention_days is not None:
-            self.retention = Retention(command_store, config.retention_days)
-            self.retention.start()
+        # Always: dead sessions go daily; commands and audit rows only with retention_days.
+        self.retention = Retention(command_store, user_store, audit_store, config.retention_days)
+        self.retention.start()
         self.services = Services(
             config=config,
             db=db,
@@ -225,6 +258,7 @@ class Lifecycle:
             await self.drain(0)
         finally:
             await self.services.db.close()
+            self._lock.release()
             if self._otel is not None:
                 self._otel.shutdown()
 
@@ -237,7 +271,7 @@ def create_app(
 ) -> Starlette:
     """The app. ``connector`` replaces the simulator and ``clock`` the monotonic clock
     of the rate limits (tests pass fakes)."""
-    streams = ws.StreamRegistry()
+    streams = ws.StreamRegistry(config.ws_max_connections, config.ws_max_per_user)
     routes = list(ROUTES)
     otel: OtelTelemetry | None = None
     http_metrics: HttpServerMetrics | None = None
@@ -254,6 +288,7 @@ def create_app(
             drain_limit=config.max_body_bytes,
             http_metrics=http_metrics,
             route_of=route_of,
+            body_timeout_s=config.request_timeout_s,
         )
     ]
     if config.cors_origins:
@@ -272,7 +307,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.services = await lifecycle.start()
+        try:
+            app.state.services = await lifecycle.start()
+        except StartupError as exc:
+            lifecycle.startup_error = exc  # for python -m app to report in one line
+            raise
         try:
             yield
         finally:

@@ -11,9 +11,11 @@ ROLES: Final = ("engineer", "admin")
 CONNECTION_STATUSES: Final = ("connected", "disconnected")
 SIMULATOR_PROFILES: Final = ("healthy", "flaky", "timeout", "unreachable", "malformed")
 
-COMMAND_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "timeout")
+# A command stopped by its owner or an admin (POST .../cancel), or by disabling its user.
+CANCELLED: Final = "cancelled"
+COMMAND_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "timeout", CANCELLED)
 ACTIVE_STATUSES: Final = ("pending", "in_progress")
-TERMINAL_STATUSES: Final = ("completed", "failed", "timeout")
+TERMINAL_STATUSES: Final = ("completed", "failed", "timeout", CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,12 @@ import secrets
 import stat
 from pathlib import Path
 
+from app.datadir import make_private_dir
+
 
 def load_or_create_secret(path: Path) -> str:
     """Read the key at ``path``, creating it (mode 0600, never overwritten) on first use."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

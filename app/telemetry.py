@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 
 class Telemetry(Protocol):
-    def command_finished(self, status: str, duration_s: float) -> None:
-        """A command reached a terminal status (``failed`` includes interrupted ones)."""
+    def command_finished(self, status: str, duration_s: float | None) -> None:
+        """A command reached a terminal status (``failed`` includes interrupted ones);
+        ``duration_s`` from its submission, None when unknown (ended by start-up recovery:
+        counted, but no duration sample)."""
 
     def command_queued(self, delta: int) -> None:
         """Commands waiting or running went up or down by ``delta``."""
@@ -33,7 +35,7 @@ class Telemetry(Protocol):
 
 
 class NoTelemetry:
-    def command_finished(self, status: str, duration_s: float) -> None:
+    def command_finished(self, status: str, duration_s: float | None) -> None:
         pass
 
     def command_queued(self, delta: int) -> None:

@@ -49,6 +49,12 @@ class BenchServer:
                 "SOVD_SIM_SEED": "1",
                 # One benchmark user plays many engineers; the per-user limit would cap it.
                 "SOVD_COMMAND_RATE_PER_MIN": "0",
+                # Every benchmark client comes from 127.0.0.1: no per-address cap.
+                "SOVD_MAX_CONNECTIONS_PER_CLIENT": "0",
+                # The websockets scenario holds its sockets as one user.
+                "SOVD_WS_MAX_PER_USER": "100000",
+                "SOVD_WS_MAX_CONNECTIONS": "100000",
+                "SOVD_MAX_CONNECTIONS": "100000",
                 # Same string hashing in every run, so two servers differ only in what
                 # the benchmark changes (hash randomisation alone moves results a few %).
                 "PYTHONHASHSEED": "0",

@@ -24,7 +24,8 @@ class Metrics:
         self._duration = meter.create_histogram(
             names.COMMAND_DURATION,
             unit="s",
-            description="Time from a command's submission to its terminal status",
+            description="Time from a command's submission to its terminal status"
+            " (commands ended by start-up recovery have no sample)",
         )
         self._timeouts = meter.create_counter(
             names.COMMAND_TIMEOUTS,
@@ -113,10 +114,11 @@ class Metrics:
 
     # The calls below are the app's telemetry seam (app.telemetry.Telemetry).
 
-    def command_finished(self, status: str, duration_s: float) -> None:
+    def command_finished(self, status: str, duration_s: float | None) -> None:
         attrs = self._status_attrs.get(status, self._status_attrs["failed"])
         self._executed.add(1, attrs)
-        self._duration.record(duration_s, attrs)
+        if duration_s is not None:  # None: not measured (start-up recovery), no sample
+            self._duration.record(duration_s, attrs)
         if status == "timeout":
             self._timeouts.add(1)
 

@@ -19,7 +19,7 @@ COMMANDS_IN_FLIGHT: Final = "sovd_commands_in_flight"
 HTTP_DURATION: Final = "http.server.request.duration"  # -> http_server_request_duration_seconds
 HTTP_ACTIVE: Final = "http.server.active_requests"  # -> http_server_active_requests
 
-COMMAND_STATUSES: Final = ("completed", "failed", "timeout")
+COMMAND_STATUSES: Final = ("completed", "failed", "timeout", "cancelled")
 AUTH_FAILURE_REASONS: Final = (
     "bad_credentials",
     "missing_token",

@@ -38,15 +38,20 @@ def test_refresh_rotates_and_a_used_refresh_token_is_rejected(server: Server) ->
     assert (
         server.http.get("/api/v1/auth/me", headers=auth(second["access_token"])).status_code == 200
     )
+    r = server.http.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert r.status_code == 200
+    third = r.json()
+    # The first token is two rotations old: not a retry (see test_refresh_sessions.py).
     reused = server.http.post(
         "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
     )
     assert reused.status_code == 401 and reused.json()["error_code"] == "unauthorized"
     # Reuse means a copy is out there: the whole session is ended.
-    after = server.http.post(
-        "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
-    )
+    after = server.http.post("/api/v1/auth/refresh", json={"refresh_token": third["refresh_token"]})
     assert after.status_code == 401
+    assert (
+        server.http.get("/api/v1/auth/me", headers=auth(third["access_token"])).status_code == 401
+    )
 
 
 def test_refresh_tokens_are_stored_only_as_hashes(server: Server) -> None:
@@ -105,6 +110,11 @@ def test_tokens_signed_otherwise_or_expired_are_rejected(server: Server) -> None
         jwt.encode({**good, "iat": now + timedelta(minutes=5)}, secret, algorithm="HS256"),
         jwt.encode({**good, "typ": "refresh"}, secret, algorithm="HS256"),
         jwt.encode({k: v for k, v in good.items() if k != "exp"}, secret, algorithm="HS256"),
+        # Times are whole numbers, as issued; anything else is refused.
+        jwt.encode({**good, "exp": str(good["exp"])}, secret, algorithm="HS256"),
+        jwt.encode({**good, "exp": good["exp"] + 0.5}, secret, algorithm="HS256"),
+        jwt.encode({**good, "iat": True}, secret, algorithm="HS256"),
+        jwt.encode({**good, "nbf": "0"}, secret, algorithm="HS256"),
         "not.a.token",
     ]
     for token in forged:

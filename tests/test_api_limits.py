@@ -49,6 +49,7 @@ def test_five_failures_a_minute_then_429_with_the_real_retry_after(tmp_path: Pat
         audit = srv.http.get("/api/v1/audit", headers=auth(admin), params={"limit": 200}).json()
         actions = [e["action"] for e in audit["items"]]
         assert actions.count("auth.login_failed") == 5
+        # Refusals are audited once per limit per window: the address and the username.
         assert actions.count("auth.login_throttled") == 2
 
 

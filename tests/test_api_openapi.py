@@ -44,3 +44,21 @@ def test_every_operation_documents_its_responses_and_error_body(server: Server) 
     body = login["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["username", "password"]
     assert body["additionalProperties"] is False
+
+
+def test_writes_document_storage_errors_and_cancel_its_outcomes(server: Server) -> None:
+    doc = server.http.get("/openapi.json").json()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method in ("post", "patch", "delete"):
+                assert "503" in op["responses"], (path, method)  # storage-unavailable
+    cancel = doc["paths"]["/api/v1/commands/{command_id}/cancel"]["post"]
+    assert {"200", "202", "401", "404", "409", "503"} <= set(cancel["responses"])
+    ok = cancel["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/Command"}
+    statuses = doc["components"]["schemas"]["Command"]["properties"]["status"]["enum"]
+    assert "cancelled" in statuses
+    patch = doc["paths"]["/api/v1/users/{user_id}"]["patch"]
+    body = patch["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["cancel_commands"]["type"] == "boolean"
+    assert body["required"] == ["disabled"]

@@ -117,6 +117,9 @@ ROUTES: list[tuple[str, str, str, Callable[[], Any] | None, str, int]] = [
     ("responses-a", "GET", "/api/v1/commands/{cmd_a}/responses", None, "owner-a", 200),
     ("command-b", "GET", "/api/v1/commands/{cmd_b}", None, "owner-b", 200),
     ("responses-b", "GET", "/api/v1/commands/{cmd_b}/responses", None, "owner-b", 200),
+    # The commands have ended: whoever may cancel them hears 409, anyone else 404.
+    ("cancel-a", "POST", "/api/v1/commands/{cmd_a}/cancel", None, "owner-a", 409),
+    ("cancel-b", "POST", "/api/v1/commands/{cmd_b}/cancel", None, "owner-b", 409),
 ]
 
 
@@ -167,7 +170,12 @@ def test_http_matrix(
     if expected >= 400:
         assert (
             r.json()["error_code"]
-            == {401: "unauthorized", 403: "insufficient-access-rights", 404: "not-found"}[expected]
+            == {
+                401: "unauthorized",
+                403: "insufficient-access-rights",
+                404: "not-found",
+                409: "conflict",
+            }[expected]
         )
 
 

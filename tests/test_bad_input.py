@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import Server, auth, make_config, running
+from tests.conftest import Server, auth, make_config, running, wait_until
 
 VIN = "1HGCM82633A004352"
 HUGE = "x" * 70_000
@@ -18,6 +19,14 @@ for _ in range(20):
 VEHICLE = "{vehicle}"  # replaced by a real vehicle id
 USER = "{user}"  # replaced by a real user id
 READ_DTC = {"ecuAddress": "0x10"}
+
+
+INCOMPLETE = "incomplete-request"
+
+
+def _raw(body: bytes) -> dict[str, Any]:
+    """Request kwargs for a body sent byte for byte (httpx cannot encode a lone surrogate)."""
+    return {"content": body, "headers": {"Content-Type": "application/json"}}
 
 
 def cmd(**overrides: Any) -> dict[str, Any]:
@@ -445,6 +454,83 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         400,
         "incomplete-request",
     ),
+    # Hostile input that once reached the database or the parser's recursion: a 500.
+    ("login-1000-arrays", "POST", "/api/v1/auth/login", _raw(b"[" * 1000), 400, INCOMPLETE),
+    (
+        "submit-1000-objects",
+        "POST",
+        "/api/v1/commands",
+        _raw(b'{"a":' * 1000 + b"1" + b"}" * 1000),
+        400,
+        INCOMPLETE,
+    ),
+    (
+        "login-surrogate-username",
+        "POST",
+        "/api/v1/auth/login",
+        _raw(b'{"username":"\\ud800","password":"x"}'),
+        400,
+        INCOMPLETE,
+    ),
+    (
+        "login-surrogate-password",
+        "POST",
+        "/api/v1/auth/login",
+        _raw(b'{"username":"engineer","password":"pass\\udfffword"}'),
+        400,
+        INCOMPLETE,
+    ),
+    (
+        "login-surrogate-unknown-key",
+        "POST",
+        "/api/v1/auth/login",
+        _raw(b'{"username":"a","password":"b","\\ud800":1}'),
+        400,
+        INCOMPLETE,
+    ),
+    (
+        "submit-surrogate-param-key",
+        "POST",
+        "/api/v1/commands",
+        _raw(
+            b'{"vehicle_id":"{vehicle}","command_name":"ReadDTC",'
+            b'"command_params":{"\\udc00":"0x10"}}'
+        ),
+        400,
+        INCOMPLETE,
+    ),
+    (
+        "user-surrogate-password",
+        "POST",
+        "/api/v1/users",
+        _raw(b'{"username":"carol","password":"password-\\ud800","role":"engineer"}'),
+        400,
+        INCOMPLETE,
+    ),
+    (
+        "vehicle-surrogate-make",
+        "POST",
+        "/api/v1/vehicles",
+        _raw(b'{"vin":"1HGCM82633A004352","make":"\\ud83d","model":"b","year":2000}'),
+        400,
+        INCOMPLETE,
+    ),
+    (
+        "commands-since-before-year-1-in-utc",
+        "GET",
+        "/api/v1/commands?since=0001-01-01T00:00:00%2B14:00",
+        {},
+        400,
+        INCOMPLETE,
+    ),
+    (
+        "commands-until-after-year-9999-in-utc",
+        "GET",
+        "/api/v1/commands?until=9999-12-31T23:59:59-14:00",
+        {},
+        400,
+        INCOMPLETE,
+    ),
     ("audit-limit-0", "GET", "/api/v1/audit?limit=0", {}, 400, "incomplete-request"),
     ("audit-action-sql", "GET", "/api/v1/audit?action=x' OR 'a'='a", {}, 400, "incomplete-request"),
     ("unknown-route", "GET", "/api/v2/vehicles", {}, 404, "not-found"),
@@ -480,6 +566,11 @@ def test_bad_input(
         and kwargs["json"].get("vehicle_id") == VEHICLE
     ):
         kwargs = {**kwargs, "json": {**kwargs["json"], "vehicle_id": vehicle_id}}
+    if isinstance(kwargs.get("content"), bytes):
+        kwargs = {
+            **kwargs,
+            "content": kwargs["content"].replace(VEHICLE.encode(), vehicle_id.encode()),
+        }
     before = _snapshot(srv)
     headers = {**auth(token), **kwargs.pop("headers", {})} if "headers" in kwargs else auth(token)
     r = srv.http.request(method, path, headers=headers, **kwargs)
@@ -493,3 +584,34 @@ def test_bad_input(
 
 def test_the_table_is_big_enough() -> None:
     assert len(CASES) >= 40
+
+
+HOSTILE = [
+    c for c in CASES if c[0].startswith(("login-1000", "submit-1000")) or "surrogate" in c[0]
+]
+
+
+def test_hostile_bodies_are_logged_as_bad_requests_without_a_traceback(
+    srv: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = srv.admin_token()
+    vehicle_id = srv.vehicle(token)["vehicle_id"]
+    assert len(HOSTILE) >= 7
+    with caplog.at_level(logging.INFO):
+        for _, method, path, kwargs, _, _ in HOSTILE:
+            content = kwargs["content"].replace(VEHICLE.encode(), vehicle_id.encode())
+            headers = {**auth(token), **kwargs["headers"]}
+            r = srv.http.request(method, path, headers=headers, content=content)
+            assert r.status_code == 400, r.text
+            message = r.json()["message"]
+            assert "nested deeper than 8" in message or "unpaired UTF-16 surrogate" in message
+        # The access line is written after the response is sent: wait for all of them.
+        wait_until(
+            lambda: [getattr(r, "status", None) for r in caplog.records].count(400) >= len(HOSTILE),
+            "the access log lines",
+        )
+    # Each is one ordinary access-log line with its 400 (what metrics count too), and
+    # nothing is logged as an unhandled error with a traceback.
+    statuses = [r.status for r in caplog.records if getattr(r, "event", None) == "request"]
+    assert statuses.count(400) >= len(HOSTILE)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

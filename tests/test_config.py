@@ -59,6 +59,10 @@ def test_values_are_read_and_typed() -> None:
         ("SOVD_LOG_LEVEL", "LOUD"),
         ("SOVD_TRUSTED_PROXIES", "not-an-address"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("SOVD_REQUEST_TIMEOUT_S", "0"),
+        ("SOVD_MAX_CONNECTIONS", "0"),
+        ("SOVD_MAX_CONNECTIONS_PER_CLIENT", "-1"),
+        ("SOVD_HTTP2_CLEARTEXT", "maybe"),
     ],
 )
 def test_a_bad_value_is_rejected_naming_the_variable(name: str, value: str) -> None:
@@ -75,3 +79,21 @@ def test_config_is_frozen() -> None:
     config = Config.from_env({})
     with pytest.raises(AttributeError):
         config.port = 1  # type: ignore[misc]
+
+
+def test_edge_settings_have_safe_defaults_and_are_read() -> None:
+    default = Config.from_env({})
+    assert default.request_timeout_s == 10.0
+    assert (default.max_connections, default.max_connections_per_client) == (2048, 256)
+    assert default.http2_cleartext is False
+    config = Config.from_env(
+        {
+            "SOVD_REQUEST_TIMEOUT_S": "2.5",
+            "SOVD_MAX_CONNECTIONS": "100",
+            "SOVD_MAX_CONNECTIONS_PER_CLIENT": "0",
+            "SOVD_HTTP2_CLEARTEXT": "true",
+        }
+    )
+    assert config.request_timeout_s == 2.5
+    assert (config.max_connections, config.max_connections_per_client) == (100, 0)
+    assert config.http2_cleartext is True

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class Process:
     """``python -m app`` with a given environment; its log lines are collected as they come."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], preexec_fn: Callable[[], Any] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app"],
             cwd=ROOT,
@@ -35,6 +35,7 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=preexec_fn,  # e.g. a lower open-file limit
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -167,7 +167,7 @@ def test_prometheus_scrapes_the_service_and_every_query_works(
     by_status = {
         r["metric"]["status"]: float(r["value"][1]) for r in prom.query("commands_executed_total")
     }
-    assert by_status == {"completed": 2, "failed": 4, "timeout": 2}
+    assert by_status == {"completed": 2, "failed": 4, "timeout": 2, "cancelled": 0}
     assert prom.scalar("sovd_command_timeout_total") == 2
     assert prom.scalar("sovd_response_chunks_total") == 6
     assert prom.scalar("websocket_connections_active") == 0

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from app.errors import StartupError
 from app.models import Actor, Command, ResponseChunk, User, Vehicle
 from app.store.commands import CommandStore
 from app.store.database import Database
@@ -173,3 +174,10 @@ def test_migrating_a_version_1_database_keeps_commands_and_their_answers(tmp_pat
             await db.close()
 
     assert _run(scenario()) == (1, len(MIGRATIONS), "cancelled")
+
+
+def test_a_file_that_is_not_a_database_is_refused_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "sovd.db"
+    path.write_bytes(b"not sqlite" * 1000)
+    with pytest.raises(StartupError, match=f"the database {path} cannot be used: file is not a"):
+        _run(Database(path).open())

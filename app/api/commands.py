@@ -1,4 +1,4 @@
-"""/api/v1/commands: submit commands, read their status, answers and history."""
+"""/api/v1/commands: submit and cancel commands, read their status, answers and history."""
 
 from __future__ import annotations
 
@@ -87,3 +87,13 @@ async def list_commands(request: Request) -> Response:
     )
     items, total = await services(request).commands.find(who, flt)
     return page(items, total, flt.limit, flt.offset)
+
+
+async def cancel(request: Request) -> Response:
+    """Stop a queued or running command: 200 with the command, now ``cancelled``; 202
+    with the command as stored while the database refuses the write (it lands later)."""
+    who = await principal(request)
+    command, stored = await services(request).commands.cancel(
+        who, path_id(request, "command_id", "command"), client_address(request)
+    )
+    return json_response(command.as_dict(), 200 if stored else 202)

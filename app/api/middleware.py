@@ -3,6 +3,7 @@ and a last-resort 500 in the contract's shape (never a stack trace)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -14,6 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import REQUEST_ID_KEY, USER_KEY, error_response
+from app.errors import RequestTimeout
 from app.telemetry import HttpRecorder
 
 log = logging.getLogger("app.access")
@@ -59,8 +61,13 @@ class RequestContextMiddleware:
         drain_limit: int = 64 * 1024,
         http_metrics: HttpRecorder | None = None,
         route_of: Callable[[Mapping[str, Any]], str | None] | None = None,
+        body_timeout_s: float | None = None,
     ) -> None:
         self.route_of = route_of
+        # The whole body must have arrived this long after the head (not per read: a
+        # client trickling a byte at a time would otherwise hold the connection forever);
+        # past it, 408 and the connection closes.
+        self.body_timeout_s = body_timeout_s
         self.app = app
         # HTTP server metrics ride on this layer instead of adding one of their own.
         self.http_metrics = http_metrics
@@ -88,9 +95,24 @@ class RequestContextMiddleware:
         if scope["path"].startswith("/api/"):
             extra.append(NO_STORE)
 
+        deadline = (
+            asyncio.get_running_loop().time() + self.body_timeout_s
+            if self.body_timeout_s is not None and not body_done
+            else None
+        )
+
         async def receive_tracked() -> Message:
             nonlocal body_done
-            message = await receive()
+            if body_done or deadline is None:
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"the request body did not arrive within {self.body_timeout_s:g} s"
+                    ) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message
@@ -137,10 +159,14 @@ class RequestContextMiddleware:
                 )
 
     async def _drain(self, declared: int | None, receive: Receive) -> bool:
-        """Read and drop an unread request body; False if it is too large to bother."""
+        """Read and drop an unread request body; False if it is too large to bother or
+        does not arrive in time."""
         if declared is None or declared > self.drain_limit:
             return False
-        while True:
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                return bool(message["type"] == "http.request")
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return bool(message["type"] == "http.request")
+        except RequestTimeout:
+            return False

@@ -114,8 +114,9 @@ _ERROR_CODES = {
     409: "Conflict",
     413: "Body too large",
     429: "Too many attempts",
-    503: "Overloaded or not ready",
+    503: "Overloaded, not ready, or the database cannot store anything (storage-unavailable)",
 }
+_WRITES = ("post", "patch", "delete")
 
 
 def _operation(
@@ -172,6 +173,34 @@ def _operation(
             "content": {"application/json": {"schema": _ref("Error")}},
         }
     return op
+
+
+def _cancel_operation() -> dict[str, Any]:
+    op = _operation(
+        "Stop a queued or running command (it ends cancelled)",
+        200,
+        _ref("Command"),
+        path_param="command_id",
+        errors=(404, 409),
+    )
+    op["responses"]["202"] = {
+        "description": "Cancelled, but the database refuses writes now: the command ends"
+        " cancelled once it takes them again (the body is the command as stored)",
+        "content": {"application/json": {"schema": _ref("Command")}},
+    }
+    return op
+
+
+def _with_storage_errors(paths: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every operation that writes may meet a full disk: 503 storage-unavailable."""
+    for item in paths.values():
+        for method, op in item.items():
+            if method in _WRITES and "503" not in op["responses"]:
+                op["responses"]["503"] = {
+                    "description": _ERROR_CODES[503],
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                }
+    return paths
 
 
 def _paths() -> dict[str, dict[str, Any]]:
@@ -270,6 +299,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                 "One command", 200, _ref("Command"), path_param="command_id", errors=(404,)
             ),
         },
+        "/api/v1/commands/{command_id}/cancel": {
+            "post": _cancel_operation(),
+        },
         "/api/v1/commands/{command_id}/responses": {
             "get": _operation(
                 "A command's answer",
@@ -288,7 +320,7 @@ def _paths() -> dict[str, dict[str, Any]]:
 
 
 def document(with_metrics: bool) -> dict[str, Any]:
-    paths = _paths()
+    paths = _with_storage_errors(_paths())
     paths["/openapi.json"] = {
         "get": _operation("This document", 200, {"type": "object"}, security=None)
     }

@@ -121,19 +121,55 @@ class Body:
         return schema
 
 
-def _depth(value: Any, limit: int) -> int:
+# A JSON string (with its escapes) or one bracket: what the nesting pre-scan looks at.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# Half of a UTF-16 surrogate pair: JSON's \ud800 escapes decode to these, and they cannot
+# be encoded as UTF-8 (SQLite, argon2 and the logs would all fail on them).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _bracket_depth(text: str, limit: int) -> int:
+    """How deeply the arrays and objects in ``text`` nest, counted before parsing
+    (brackets inside strings do not count) and stopping once past ``limit``: the parser
+    recurses once per level, and about 1000 levels exhaust Python's stack."""
+    depth = deepest = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return depth
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+def _check_tree(value: Any, limit: int) -> None:
+    """Reject a parsed body nested deeper than ``limit`` (a scalar counts as a level) or
+    holding a string or key with an unpaired surrogate."""
     stack = [(value, 1)]
-    deepest = 0
     while stack:
         item, level = stack.pop()
-        deepest = max(deepest, level)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values())
+        if level > limit:
+            raise BadRequest(f"request body is nested deeper than {limit} levels")
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key)
+                stack.append((child, level + 1))
         elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item)
-    return deepest
+            stack.extend((child, level + 1) for child in item)
+
+
+def _check_text(text: str) -> None:
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise BadRequest(
+            f"request body holds an unpaired UTF-16 surrogate (\\u{ord(found.group()):04x}); "
+            "strings must be valid Unicode"
+        )
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
@@ -150,11 +186,16 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         if len(body) > max_bytes:
             raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("request body is not valid JSON") from None
-    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        text = body.decode("utf-8")  # JSON between systems is UTF-8 (RFC 8259)
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid JSON (UTF-8)") from None
+    if _bracket_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise BadRequest(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequest("request body is not valid JSON") from None
+    _check_tree(data, MAX_JSON_DEPTH)
     return data
 
 
@@ -200,10 +241,10 @@ class Query:
 def _timestamp(name: str, raw: str) -> str:
     try:
         return format_ts(parse_ts(raw))
-    except ValueError:
+    except ValueError as exc:
         raise BadRequest(
             f"query parameter {name} must be an ISO 8601 timestamp with a zone, "
-            "such as 2026-01-31T12:00:00Z"
+            f"such as 2026-01-31T12:00:00Z ({exc})"
         ) from None
 
 

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from app.api.deps import actor, admin, json_response, path_id, services
 from app.api.schema import Body, Field, parse_body
+from app.errors import BadRequest
 from app.models import ROLES
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
@@ -40,15 +41,33 @@ async def list_users(request: Request) -> Response:
     return json_response({"items": [u.as_dict() for u in users]})
 
 
-PATCH = Body({"disabled": Field(bool)})
+PATCH = Body(
+    {
+        "disabled": Field(bool),
+        "cancel_commands": Field(
+            bool,
+            required=False,
+            description="with disabled: true, whether the user's queued and running commands"
+            " are cancelled (default true); their open streams close either way",
+        ),
+    }
+)
 
 
 async def update_user(request: Request) -> Response:
+    """Disable or re-enable a user. Disabling ends their sessions, closes their response
+    streams (1008) and, unless ``cancel_commands`` is false, cancels their commands."""
     who = await admin(request)
     s = services(request)
     user_id = path_id(request, "user_id", "user")
     body = await parse_body(request, PATCH, s.config.max_body_bytes)
-    user = await s.auth.set_disabled(user_id, body["disabled"], actor(request, who))
+    cancel = body.get("cancel_commands", True)
+    if "cancel_commands" in body and not body["disabled"]:
+        raise BadRequest("cancel_commands applies only with disabled: true")
+    by = actor(request, who)
+    user = await s.auth.set_disabled(user_id, body["disabled"], by)
+    if user.disabled and cancel:
+        s.commands.cancel_all_of(user.user_id, user.username, by)
     return json_response(user.as_dict())
 
 

@@ -4,9 +4,15 @@ Order matters: subscribe first, replay second. Events published while the replay
 read wait in the subscription, and live events at or below the last replayed sequence
 number are dropped, so a client that connects mid-stream sees every chunk exactly once.
 
-Close codes: 1000 after the terminal event, 1008 bad or missing token, 4404 command
-absent or not visible, 4400 bad ``since``, 1013 the client fell too far behind,
-1001 the service is shutting down, 1011 an unexpected server error.
+Close codes: 1000 after the terminal event, 1008 bad or missing token (and, at once, when
+the session is logged out or the user disabled or deleted), 4404 command absent or not
+visible, 4400 bad ``since``, 1013 the client fell too far behind, 1001 the service is
+shutting down, 1011 an unexpected server error, 4503 too many open streams on the
+service, 4429 too many open streams of this user.
+
+The caps cost a refused client nothing of ours: over the overall cap a socket is closed
+before its token is looked at; over the user's cap right after the token check (served
+from memory for a token already seen), before any read of the command.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from app.api.schema import is_uuid
 from app.bus import Overflowed, Subscription
 from app.errors import NotFound, Unauthorized
 from app.events import ErrorEvent, Event, ResponseEvent, StatusEvent, encode, terminal_event
-from app.models import Command, ResponseChunk
+from app.models import Command, Principal, ResponseChunk
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +41,39 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
+CLOSE_USER_LIMIT = 4429
+CLOSE_SERVICE_LIMIT = 4503
 CLOSE_TIMEOUT_S = 2.0
 
 # What a send raises once the client has gone (Starlette or the server underneath).
 _CLIENT_GONE = (WebSocketDisconnect, OSError, RuntimeError)
 
 
-class StreamRegistry:
-    """The open response streams, so shutdown can close them (Hypercorn does not)."""
+class _Stream:
+    """One authenticated stream: whose it is, and a flag its handler watches."""
 
-    def __init__(self) -> None:
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self.revoked = asyncio.Event()  # the session or the user's access has ended
+
+
+class StreamRegistry:
+    """The open response streams: so shutdown can close them (Hypercorn does not), so
+    they can be capped overall and per user, and so a revoked session or user closes
+    theirs at once (it listens to the principal cache's revocations)."""
+
+    def __init__(self, max_open: int = 1024, max_per_user: int = 64) -> None:
         self.closing = asyncio.Event()
+        self._max_open = max_open
+        self._max_per_user = max_per_user
         self._open = 0
         self._empty = asyncio.Event()
         self._empty.set()
+        self._by_user: dict[str, set[_Stream]] = {}
+
+    @property
+    def full(self) -> bool:
+        return self._open >= self._max_open
 
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
@@ -64,6 +89,34 @@ class StreamRegistry:
     @property
     def open(self) -> int:
         return self._open
+
+    @contextlib.contextmanager
+    def register(self, principal: Principal) -> Iterator[_Stream | None]:
+        """The stream's entry, or None if its user already holds the most allowed."""
+        streams = self._by_user.setdefault(principal.user_id, set())
+        if len(streams) >= self._max_per_user:
+            yield None
+            return
+        stream = _Stream(principal)
+        streams.add(stream)
+        try:
+            yield stream
+        finally:
+            streams.discard(stream)
+            if not streams:
+                self._by_user.pop(principal.user_id, None)
+
+    # The principal cache's revocation listener:
+
+    def session_revoked(self, session_id: str) -> None:
+        for streams in self._by_user.values():
+            for stream in streams:
+                if stream.principal.session_id == session_id:
+                    stream.revoked.set()
+
+    def user_revoked(self, user_id: str) -> None:
+        for stream in self._by_user.get(user_id, ()):
+            stream.revoked.set()
 
     async def close_all(self, timeout_s: float) -> None:
         self.closing.set()
@@ -125,6 +178,9 @@ async def response_stream(websocket: WebSocket) -> None:
     s = services(websocket)
     registry: StreamRegistry = websocket.app.state.streams
     await websocket.accept()
+    if registry.full:  # before anything else: refusing costs nothing
+        await _close(websocket, CLOSE_SERVICE_LIMIT)
+        return
     s.telemetry.websocket_opened()
     try:
         with registry.track():
@@ -152,29 +208,38 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry) -> int | None:
     since = _since(websocket)
     if since is None:
         return CLOSE_BAD_REQUEST
-    async with s.bus.subscribe(command_id) as sub:
-        try:
-            command, chunks = await s.commands.snapshot(who, command_id, since)
-        except NotFound:
-            return CLOSE_NOT_FOUND
-        seen = _Replay(since)
-        for event in _replay_events(command, chunks, seen):
-            await websocket.send_text(encode(event))
-        if command.is_terminal:
-            return CLOSE_NORMAL
-        return await _live(websocket, sub, seen, registry)
+    with registry.register(who) as stream:
+        if stream is None:
+            return CLOSE_USER_LIMIT
+        async with s.bus.subscribe(command_id) as sub:
+            try:
+                command, chunks = await s.commands.snapshot(who, command_id, since)
+            except NotFound:
+                return CLOSE_NOT_FOUND
+            seen = _Replay(since)
+            for event in _replay_events(command, chunks, seen):
+                await websocket.send_text(encode(event))
+            if command.is_terminal:
+                return CLOSE_NORMAL
+            return await _live(websocket, sub, seen, registry, stream)
 
 
 async def _live(
-    websocket: WebSocket, sub: Subscription, seen: _Replay, registry: StreamRegistry
+    websocket: WebSocket,
+    sub: Subscription,
+    seen: _Replay,
+    registry: StreamRegistry,
+    stream: _Stream,
 ) -> int | None:
     """Forward live events until the terminal one, the client leaves, the client falls
-    behind, or the service shuts down; return the close code (None: client gone)."""
-    forward = asyncio.create_task(_forward(websocket, sub, seen))
+    behind, its credentials end, or the service shuts down; return the close code (None:
+    client gone)."""
+    forward = asyncio.create_task(_forward(websocket, sub, seen, stream))
     watchers: dict[asyncio.Task[object], int | None] = {
         asyncio.create_task(_until_disconnect(websocket)): None,
         asyncio.create_task(sub.overflowed.wait()): CLOSE_TRY_AGAIN,
         asyncio.create_task(registry.closing.wait()): CLOSE_GOING_AWAY,
+        asyncio.create_task(stream.revoked.wait()): CLOSE_POLICY,
     }
     tasks: set[asyncio.Task[object]] = {forward, *watchers}
     try:
@@ -189,6 +254,8 @@ async def _live(
             return CLOSE_NORMAL
         if isinstance(exc, Overflowed):
             return CLOSE_TRY_AGAIN
+        if isinstance(exc, _Revoked):
+            return CLOSE_POLICY
         if not isinstance(exc, _CLIENT_GONE):
             log.error("response stream failed", exc_info=exc)
             return CLOSE_INTERNAL_ERROR
@@ -197,9 +264,17 @@ async def _live(
     return watchers[finished]
 
 
-async def _forward(websocket: WebSocket, sub: Subscription, seen: _Replay) -> None:
+class _Revoked(Exception):
+    """The stream's credentials ended while an event was waiting to be sent."""
+
+
+async def _forward(websocket: WebSocket, sub: Subscription, seen: _Replay, stream: _Stream) -> None:
     while True:
         event = await sub.get()
+        # Checked before every send, so an event published after the revocation (say,
+        # the cancellation that disabling a user causes) never reaches the old holder.
+        if stream.revoked.is_set():
+            raise _Revoked
         if not seen.wanted(event):
             continue
         await websocket.send_text(encode(event))

@@ -2,39 +2,82 @@
 
 A login opens a session. Both tokens name the session (``sid``), so logout, which revokes
 the session, ends both at once. Refresh tokens rotate: each use swaps the stored hash,
-and presenting a stale one revokes the session (someone holds a copy). Only hashes of
-refresh tokens are stored. Password hashing (argon2) runs off the event loop.
+and presenting a stale one revokes the session (someone holds a copy), except within a
+short retry grace right after a rotation, when the token just rotated away gets the same
+new pair again (a client that retried). No session outlives ``session_max_age_s`` from
+its login, however often it is refreshed. Only hashes of refresh tokens are stored.
+
+Logins are bounded before any password is checked: one check at a time per client
+address and per username (the others wait their turn), each attempt counted in the
+throttle before its check runs (given back on success), and at most
+``LoginLimits.checks`` checks at once in the whole process (beyond that: 503 instead of
+a queue of CPU work). Password hashing (argon2) runs off the event loop, in its own
+threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.clock import format_ts, utc_now
-from app.errors import Conflict, NotFound, RateLimited, Unauthorized
+from app.clock import format_ts, parse_ts
+from app.errors import Conflict, NotFound, Overloaded, RateLimited, Unauthorized
 from app.models import Actor, Principal, Role, User
-from app.services.principal_cache import PrincipalCache
-from app.services.throttle import SlidingWindow
+from app.services.principal_cache import PrincipalCache, RevocationListener
+from app.services.throttle import (
+    ADDRESS_LIMIT,
+    USERNAME_LIMIT,
+    LoginLimits,
+    LoginRefused,
+    LoginSlot,
+)
 from app.store.audit import AuditStore
-from app.store.users import UserStore
+from app.store.users import Rotation, UserStore
 from app.telemetry import Telemetry
+from app.usernames import normalise_username, username_key
 
 log = logging.getLogger(__name__)
 
 ALGORITHM: Final = "HS256"
+ACCESS: Final = "access"
+REFRESH: Final = "refresh"
 BAD_LOGIN: Final = "wrong username or password"
 BAD_TOKEN: Final = "missing, invalid or expired token"  # noqa: S105 (a message)
+# A 503 for a login over the check cap: a check takes well under a second.
+OVERLOADED_RETRY_S: Final = 1
+LOGIN_FAILED: Final = "auth.login_failed"
+LOGIN_THROTTLED: Final = "auth.login_throttled"
+# What the next written unauthenticated audit row says about the rows left out before it.
+LEFT_OUT: Final = "audit_rows_left_out_before"
+NO_ADDRESS: Final = "-"
+
+PASSWORD_HASH_FAST: Final = "fast"  # noqa: S105 (a profile name)
+
+
+def password_hasher(profile: str) -> PasswordHasher:
+    """argon2id with the library's defaults (RFC 9106's second recommendation); ``fast``
+    is for tests only: cheap parameters, so a test can run hundreds of logins."""
+    if profile == PASSWORD_HASH_FAST:
+        return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    return PasswordHasher()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +100,20 @@ class TokenSettings:
     secret: str
     access_ttl_s: int
     refresh_ttl_s: int
+    session_max_age_s: int = 30 * 86400
+    retry_grace_s: float = 5.0
 
 
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _times_are_valid(claims: dict[str, Any], now: float) -> bool:
+    """``exp`` in the future, ``iat`` and ``nbf`` not: whole numbers only (as issued)."""
+    exp, iat, nbf = (claims.get(name) for name in ("exp", "iat", "nbf"))
+    if type(exp) is not int or type(iat) is not int or not (nbf is None or type(nbf) is int):
+        return False
+    return exp > now and iat <= now and (nbf is None or nbf <= now)
 
 
 class AuthService:
@@ -70,64 +123,110 @@ class AuthService:
         audit: AuditStore,
         tokens: TokenSettings,
         telemetry: Telemetry,
-        login_failures: SlidingWindow | None = None,
+        limits: LoginLimits | None = None,
+        *,
+        hasher: PasswordHasher | None = None,
+        now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._users = users
         self._audit = audit
         self._tokens = tokens
         self._telemetry = telemetry
         self._verified = PrincipalCache()
-        # Failed logins per client address and per username; None: no throttling.
-        self._failures = login_failures
-        self._hasher = PasswordHasher()
+        # Throttle, check cap and audit budget of logins; None: unlimited.
+        self._limits = limits
+        self._now = now
+        # Public so that a test can wrap it and count the checks that really run.
+        self.hasher = hasher or PasswordHasher()
+        # The check threads: as many as checks may run at once, so none ever queues here.
+        self._checks = ThreadPoolExecutor(
+            max_workers=limits.checks.limit if limits else None,
+            thread_name_prefix="password-check",
+        )
         # Verifying against this when the user does not exist keeps the answer time the
         # same for unknown users and wrong passwords.
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
 
     # -- passwords -------------------------------------------------------------------
 
     async def hash_password(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await asyncio.to_thread(self.hasher.hash, password)
 
-    async def _verify(self, password_hash: str, password: str) -> bool:
-        def check() -> bool:
-            try:
-                return self._hasher.verify(password_hash, password)
-            except (VerificationError, InvalidHashError):
-                return False
+    def _check(self, password_hash: str, password: str) -> bool:
+        try:
+            return bool(self.hasher.verify(password_hash, password))
+        except (VerificationError, InvalidHashError):
+            return False
 
-        return await asyncio.to_thread(check)
+    async def _verify(self, password_hash: str, password: str, slot: LoginSlot | None) -> bool:
+        """Check a password in a check thread. The check's place (``_start_check``) is
+        given up when the thread is done, even if the request is cancelled meanwhile: the
+        thread cannot be stopped, so it still counts as running."""
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self._checks, self._check, password_hash, password
+            )
+        except BaseException:
+            self._end_check(slot)
+            raise
+        future.add_done_callback(lambda _: self._end_check(slot))
+        return await asyncio.shield(future)
+
+    def on_revocation(self, listener: RevocationListener) -> None:
+        """Tell ``listener`` whenever a session or a user's access ends (logout, a reused
+        refresh token, disable, delete), so whatever outlives a request can end too."""
+        self._verified.add_listener(listener)
 
     # -- tokens ----------------------------------------------------------------------
 
-    def _issue(self, user_id: str, session_id: str, now: datetime) -> tuple[TokenPair, str]:
-        """A new token pair for a session, and the refresh token's expiry. Tokens carry no
-        role: authorization reads it from the database on every request."""
+    def _issue(
+        self, user_id: str, session_id: str, issued: datetime, session_end: datetime, jti: str
+    ) -> tuple[TokenPair, datetime]:
+        """The token pair of a session issued at ``issued``, and the refresh token's
+        expiry; neither outlives ``session_end``. Deterministic in its arguments. Tokens
+        carry no role: authorization reads it from the database on every request."""
         t = self._tokens
-        base = {"sub": user_id, "sid": session_id, "iat": now}
-        access = jwt.encode(
-            {**base, "typ": "access", "exp": now + timedelta(seconds=t.access_ttl_s)},
-            t.secret,
-            algorithm=ALGORITHM,
-        )
-        refresh_exp = now + timedelta(seconds=t.refresh_ttl_s)
+        access_exp = min(issued + timedelta(seconds=t.access_ttl_s), session_end)
+        refresh_exp = min(issued + timedelta(seconds=t.refresh_ttl_s), session_end)
+        base = {"sub": user_id, "sid": session_id, "iat": issued}
+        access = jwt.encode({**base, "typ": ACCESS, "exp": access_exp}, t.secret, ALGORITHM)
         refresh = jwt.encode(
-            {**base, "typ": "refresh", "jti": secrets.token_urlsafe(16), "exp": refresh_exp},
-            t.secret,
-            algorithm=ALGORITHM,
+            {**base, "typ": REFRESH, "jti": jti, "exp": refresh_exp}, t.secret, ALGORITHM
         )
-        return TokenPair(access, refresh, t.access_ttl_s), format_ts(refresh_exp)
+        expires_in = max(0, int((access_exp - issued).total_seconds()))
+        return TokenPair(access, refresh, expires_in), refresh_exp
+
+    def _rotated(
+        self, user_id: str, session_id: str, old_refresh: str, created_at: str, rotated_at: str
+    ) -> tuple[TokenPair, datetime]:
+        """The pair that replaces ``old_refresh`` at ``rotated_at``: derived from it, the
+        stored times and the signing key only, so a retry can be answered with the same
+        pair without keeping any token."""
+        digest = hmac.new(
+            self._tokens.secret.encode(), b"refresh-rotation\0" + old_refresh.encode(), "sha256"
+        ).digest()
+        jti = base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+        session_end = parse_ts(created_at) + timedelta(seconds=self._tokens.session_max_age_s)
+        return self._issue(user_id, session_id, parse_ts(rotated_at), session_end, jti)
 
     def _decode(self, token: str, token_type: str) -> dict[str, Any]:
+        # Times are checked against the service's own clock (the one that issued them).
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 self._tokens.secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "iat", "sub", "sid", "typ"]},
+                options={
+                    "require": ["exp", "iat", "sub", "sid", "typ"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.PyJWTError:
             raise Unauthorized(BAD_TOKEN) from None
+        if not _times_are_valid(claims, self._now().timestamp()):
+            raise Unauthorized(BAD_TOKEN)
         if claims.get("typ") != token_type or not isinstance(claims.get("sid"), str):
             raise Unauthorized(BAD_TOKEN)
         return claims
@@ -141,7 +240,7 @@ class AuthService:
         if cached is not None:
             return cached
         try:
-            claims = self._decode(token, "access")
+            claims = self._decode(token, ACCESS)
         except Unauthorized:
             self._telemetry.auth_failure("invalid_token")
             raise
@@ -155,108 +254,204 @@ class AuthService:
     # -- sessions --------------------------------------------------------------------
 
     async def login(self, username: str, password: str, client: str | None) -> TokenPair:
-        keys = (f"address:{client}", f"username:{username.lower()}")
-        await self._refuse_if_throttled(keys, username, client)
-        creds = await self._users.credentials(username)
-        ok = await self._verify(creds.password_hash if creds else self._dummy_hash, password)
-        now = datetime.now(UTC)
+        key = username_key(username)
+        slot = await self._start_check(key, username, client)
+        try:
+            creds = await self._users.credentials(key)
+        except BaseException:
+            # No password was checked: nothing to count.
+            self._end_check(slot)
+            self._give_back(slot)
+            raise
+        # From here the attempt counts unless it succeeds (a cancelled request included).
+        password_hash = creds.password_hash if creds else self._dummy_hash
+        ok = await self._verify(password_hash, password, slot)
+        now = self._now()
         if creds is None or not ok or creds.user.disabled:
             self._telemetry.auth_failure("bad_credentials")
-            actor = Actor(creds.user.user_id if creds else None, username[:64], client)
-            if self._failures is not None:
-                for key in keys:
-                    self._failures.hit(key)
-            await self._audit.record(
-                actor,
-                "auth.login_failed",
-                format_ts(now),
-                "user",
-                creds.user.user_id if creds else None,
+            user_id = creds.user.user_id if creds else None
+            await self._audit_unauthenticated(
+                Actor(user_id, username[:64], client), LOGIN_FAILED, now, user_id
             )
             raise Unauthorized(BAD_LOGIN)
+        self._give_back(slot)
         user = creds.user
         session_id = str(uuid.uuid4())
-        pair, refresh_exp = self._issue(user.user_id, session_id, now)
+        session_end = now + timedelta(seconds=self._tokens.session_max_age_s)
+        pair, refresh_exp = self._issue(
+            user.user_id, session_id, now, session_end, secrets.token_urlsafe(16)
+        )
         await self._users.create_session(
             session_id,
             user,
             _hash_token(pair.refresh_token),
             format_ts(now),
-            refresh_exp,
+            format_ts(refresh_exp),
             Actor(user.user_id, user.username, client),
         )
         return pair
 
-    async def _refuse_if_throttled(
-        self, keys: tuple[str, ...], username: str, client: str | None
-    ) -> None:
-        if self._failures is None:
-            return
-        waits = [w for w in map(self._failures.retry_after, keys) if w is not None]
-        if not waits:
-            return
+    async def _start_check(self, key: str, username: str, client: str | None) -> LoginSlot | None:
+        """Take a place for one password check, or refuse: 429 (throttled) or 503 (the
+        process's checks are all busy).
+
+        The address and then the username wait for their turn (one check at a time per
+        address and per username, in arrival order), so every attempt is counted in the
+        throttle before the next one on either is decided: logins sent together cannot
+        all pass, and a refusal's Retry-After never depends on checks still running."""
+        limits = self._limits
+        if limits is None:
+            return None
+        address = client or NO_ADDRESS
+        lines = (f"{ADDRESS_LIMIT}:{address}", f"{USERNAME_LIMIT}:{key}")
+        await limits.turns.take(lines[0])
+        try:
+            await limits.turns.take(lines[1])
+        except BaseException:
+            limits.turns.give(lines[0])
+            raise
+        slot = limits.throttle.reserve(address, key)
+        if isinstance(slot, LoginRefused):
+            self._give_turns(address, key)
+            await self._refuse(slot, key, username, client)
+        if not limits.checks.try_enter():
+            self._give_turns(address, key)
+            limits.throttle.give_back(slot)
+            raise Overloaded(
+                f"too many logins are being checked; try again in {OVERLOADED_RETRY_S} s",
+                retry_after=OVERLOADED_RETRY_S,
+            )
+        return slot
+
+    def _give_turns(self, address: str, key: str) -> None:
+        assert self._limits is not None
+        self._limits.turns.give(f"{ADDRESS_LIMIT}:{address}")
+        self._limits.turns.give(f"{USERNAME_LIMIT}:{key}")
+
+    def _end_check(self, slot: LoginSlot | None) -> None:
+        """Give up the place taken by ``_start_check`` (the attempt itself still counts)."""
+        if slot is not None and self._limits is not None:
+            self._limits.checks.leave()
+            self._give_turns(slot.address, slot.username)
+
+    def _give_back(self, slot: LoginSlot | None) -> None:
+        """The attempt does not count: it succeeded, or no password was checked."""
+        if slot is not None and self._limits is not None:
+            self._limits.throttle.give_back(slot)
+
+    async def _refuse(
+        self, refused: LoginRefused, key: str, username: str, client: str | None
+    ) -> NoReturn:
+        """429. Counted every time; audited once per limited key per window."""
+        assert self._limits is not None
         self._telemetry.auth_failure("throttled")
-        await self._audit.record(
-            Actor(None, username[:64], client), "auth.login_throttled", utc_now(), "user"
-        )
-        raise RateLimited(
-            f"too many failed logins; try again in {max(waits)} s", retry_after=max(waits)
-        )
+        now = self._now()
+        for limit in refused.limits:
+            subject = (client or NO_ADDRESS) if limit == ADDRESS_LIMIT else key
+            left_out = self._limits.refusals.note(f"{limit}:{subject}")
+            if left_out is not None:
+                await self._audit_unauthenticated(
+                    Actor(None, username[:64], client),
+                    LOGIN_THROTTLED,
+                    now,
+                    None,
+                    {"limit": limit, "refused_since_previous_row": left_out},
+                )
+        wait = refused.retry_after
+        raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
+
+    async def _audit_unauthenticated(
+        self,
+        actor: Actor,
+        action: str,
+        at: datetime,
+        user_id: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """An audit row caused by someone not logged in, within the global budget: rows
+        over it are left out and counted, and the next row written says how many."""
+        details = dict(details or {})
+        if self._limits is not None:
+            left_out = self._limits.audit.take()
+            if left_out is None:
+                return
+            if left_out:
+                details[LEFT_OUT] = left_out
+                log.warning(
+                    "left %d audit rows of failed or refused logins out (over the budget)",
+                    left_out,
+                    extra={"event": "audit_budget"},
+                )
+        await self._audit.record(actor, action, format_ts(at), "user", user_id, details)
 
     async def refresh(self, refresh_token: str, client: str | None) -> TokenPair:
         try:
-            claims = self._decode(refresh_token, "refresh")
+            claims = self._decode(refresh_token, REFRESH)
         except Unauthorized:
             self._telemetry.auth_failure("invalid_token")
             raise
-        now = datetime.now(UTC)
+        now = self._now()
         user_id, session_id = str(claims["sub"]), str(claims["sid"])
-        pair, refresh_exp = self._issue(user_id, session_id, now)
-        user = await self._users.rotate_refresh(
+
+        def next_refresh(created_at: str, rotated_at: str) -> tuple[str, str]:
+            # Runs inside the store's transaction: the new token's hash and expiry.
+            pair, refresh_exp = self._rotated(
+                user_id, session_id, refresh_token, created_at, rotated_at
+            )
+            return _hash_token(pair.refresh_token), format_ts(refresh_exp)
+
+        grace = self._tokens.retry_grace_s
+        rotation: Rotation | None = await self._users.rotate_refresh(
             session_id,
             _hash_token(refresh_token),
-            _hash_token(pair.refresh_token),
             format_ts(now),
-            refresh_exp,
+            format_ts(now - timedelta(seconds=grace)) if grace > 0 else None,
+            next_refresh,
             Actor(user_id, None, client),
         )
-        if user is None or user.user_id != user_id:
+        if rotation is None or rotation.user.user_id != user_id:
             # A reused refresh token revokes its session: forget its access tokens too.
             self._verified.drop_session(session_id)
             self._telemetry.auth_failure("stale_refresh")
             raise Unauthorized(BAD_TOKEN)
+        pair, _ = self._rotated(
+            user_id, session_id, refresh_token, rotation.created_at, rotation.rotated_at
+        )
         return pair
 
     async def logout(self, principal: Principal, client: str | None) -> None:
         self._verified.drop_session(principal.session_id)
         await self._users.revoke_session(
             principal.session_id,
-            format_ts(datetime.now(UTC)),
+            format_ts(self._now()),
             Actor(principal.user_id, principal.username, client),
         )
 
     # -- users -----------------------------------------------------------------------
 
     async def create_user(self, username: str, password: str, role: Role, actor: Actor) -> User:
-        user = User(user_id=str(uuid.uuid4()), username=username, role=role)
+        """A new user; Conflict if the name is taken, in any case or Unicode form."""
+        name = normalise_username(username)
+        user = User(user_id=str(uuid.uuid4()), username=name, role=role)
         password_hash = await self.hash_password(password)
-        if not await self._users.create(user, password_hash, format_ts(datetime.now(UTC)), actor):
-            raise Conflict(f"username {username!r} is already taken")
+        if not await self._users.create(user, password_hash, format_ts(self._now()), actor):
+            raise Conflict(f"username {name!r} is already taken")
         return user
 
     async def set_disabled(self, user_id: str, disabled: bool, actor: Actor) -> User:
         if disabled and user_id == actor.user_id:
             raise Conflict("an admin cannot disable their own account")
-        user = await self._users.set_disabled(user_id, disabled, utc_now(), actor)
+        user = await self._users.set_disabled(user_id, disabled, format_ts(self._now()), actor)
         if user is None:
             raise NotFound(f"user {user_id} does not exist")
-        self._verified.drop_user(user_id)
+        if disabled:  # a disabled user has no live token left to forget when re-enabled
+            self._verified.drop_user(user_id)
         return user
 
     async def delete_user(self, user_id: str, actor: Actor) -> None:
         if user_id == actor.user_id:
             raise Conflict("an admin cannot delete their own account")
-        deleted = await self._users.delete(user_id, utc_now(), actor)
+        deleted = await self._users.delete(user_id, format_ts(self._now()), actor)
         if deleted is None:
             raise NotFound(f"user {user_id} does not exist")
         if not deleted:

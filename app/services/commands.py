@@ -1,23 +1,31 @@
-"""Commands: submission, history and visibility.
+"""Commands: submission, cancellation, history and visibility.
 
 Visibility: an engineer sees only their own commands; anyone else's is reported as
 absent (404), never as forbidden, so ids cannot be probed. Admins see every command.
+
+Cancelling (owner or admin) stops a queued or running command, which ends
+``cancelled``; one that has ended is a 409. Disabling a user cancels all of theirs
+unless the admin asks otherwise (``cancel_all_of``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from app import sovd
 from app.clock import monotonic, utc_now
-from app.errors import BadRequest, NotFound, RateLimited, VehicleDisconnected
+from app.errors import BadRequest, Conflict, NotFound, RateLimited, VehicleDisconnected
 from app.models import Actor, Command, Principal, ResponseChunk
-from app.services.pipeline import Job, Pipeline
+from app.services.pipeline import Cancellation, Job, Pipeline
 from app.services.throttle import SlidingWindow
 from app.store.commands import CommandFilter, CommandStore
 from app.store.vehicles import VehicleStore
 from app.vehicles.connector import DiagnosticRequest
+
+# How long a cancel request waits for the command to be stopped and the stop stored.
+CANCEL_WAIT_S: Final = 5.0
 
 
 def _visible(principal: Principal, command: Command | None) -> bool:
@@ -49,14 +57,14 @@ class CommandService:
         command_params: dict[str, Any],
         client: str | None,
     ) -> Command:
-        if self._rate is not None:
-            wait = self._rate.retry_after(principal.user_id)
-            if wait is not None:
-                raise RateLimited(
-                    f"at most {self._rate.limit} commands per minute per user; "
-                    f"try again in {wait} s",
-                    retry_after=wait,
-                )
+        # Checked and counted in one step, before anything is awaited, so submissions
+        # that arrive together cannot all pass; every submission that passes counts.
+        if self._rate is not None and self._rate.acquire(principal.user_id) is None:
+            wait = self._rate.retry_after(principal.user_id) or 1
+            raise RateLimited(
+                f"at most {self._rate.limit} commands per minute per user; try again in {wait} s",
+                retry_after=wait,
+            )
         try:
             name, params = sovd.validate(command_name, command_params)
         except sovd.InvalidParams as exc:
@@ -66,7 +74,7 @@ class CommandService:
             raise NotFound(f"vehicle {vehicle_id} does not exist")
         if vehicle.connection_status != "connected":
             raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
-        self._pipeline.reserve(vehicle_id)
+        self._pipeline.reserve(vehicle_id, principal.user_id)
         command = Command(
             str(uuid.uuid4()),
             vehicle_id,
@@ -82,7 +90,7 @@ class CommandService:
         try:
             await self._store.insert(command, Actor(principal.user_id, principal.username, client))
         except BaseException:
-            self._pipeline.release(vehicle_id)
+            self._pipeline.release(vehicle_id, principal.user_id)
             raise
         request = DiagnosticRequest(
             command.command_id,
@@ -93,8 +101,6 @@ class CommandService:
             params,
         )
         self._pipeline.enqueue(Job(command, request, monotonic()))
-        if self._rate is not None:
-            self._rate.hit(principal.user_id)
         return command
 
     async def get(self, principal: Principal, command_id: str) -> Command:
@@ -102,6 +108,33 @@ class CommandService:
         if command is None or not _visible(principal, command):
             raise _absent(command_id)
         return command
+
+    async def cancel(
+        self, principal: Principal, command_id: str, client: str | None
+    ) -> tuple[Command, bool]:
+        """Stop a queued or running command (owner or admin). Returns the command as now
+        stored and whether its ``cancelled`` state is stored yet (False: the database
+        refused the write, which is retried until it lands)."""
+        command = await self.get(principal, command_id)
+        if command.is_terminal:
+            raise Conflict(f"command {command_id} has already ended ({command.status})")
+        actor = Actor(principal.user_id, principal.username, client)
+        outcome = self._pipeline.cancel(
+            command_id, Cancellation(actor, f"cancelled by {principal.username}")
+        )
+        if outcome is None:
+            raise Conflict(f"command {command_id} is already ending")
+        try:
+            async with asyncio.timeout(CANCEL_WAIT_S):
+                stored = await asyncio.shield(outcome)
+        except TimeoutError:
+            stored = False
+        return await self._store.get(command_id) or command, stored
+
+    def cancel_all_of(self, user_id: str, username: str, actor: Actor) -> int:
+        """Cancel every queued or running command of a user who was just disabled."""
+        reason = f"cancelled: the account {username} was disabled by {actor.username}"
+        return self._pipeline.cancel_user(user_id, Cancellation(actor, reason))
 
     async def responses(self, principal: Principal, command_id: str) -> list[ResponseChunk]:
         command, chunks = await self._store.snapshot(command_id, 0)

@@ -4,35 +4,65 @@ Each vehicle has a lane: a bounded FIFO of accepted commands and at most one tas
 working through it, so a vehicle answers one diagnostic request at a time, in
 submission order, while different vehicles run concurrently. A lane's task exists only
 while the lane has work. Capacity is reserved before a command is stored, so a full
-lane answers 503 with nothing stored.
+lane answers 503 with nothing stored; one user may hold at most ``user_share`` places of
+a lane (429 beyond), so one engineer cannot lock everyone else out of a vehicle. The
+``Retry-After`` of both estimates the real wait from the vehicle's recent execution
+times (an exponentially weighted average; the command deadline while there is none).
 
 Executing a command: mark it ``in_progress``, stream the connector's answer under the
 command deadline, decode and store each chunk with the next sequence number, then
-publish it; finally store the terminal status and publish the terminal event. Garbage
-from a vehicle is detected here and never stored or published.
+publish it. Each execution runs in its own task, so ``cancel`` can stop it: the
+connector's answer generator is closed (the connector learns it through
+``GeneratorExit``/``CancelledError``) and the deadline goes with the task. A step that
+stores and then publishes runs shielded, whole, so a chunk is never stored yet unsent.
+Garbage from a vehicle is detected here and never stored or published.
+
+Ending a command: its terminal status is written, then the terminal event published. A
+write the database refuses (a full disk) is retried with backoff (0.05 s doubling to
+2 s) until it lands, and only then is the event published, so every accepted command
+ends without a restart once the storage is back. At shutdown those retries go on until
+the grace period is over; what is still unwritten then is ended as ``interrupted`` by the
+next start's recovery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from collections import deque
+import math
+from collections import Counter, deque
+from collections.abc import Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
 
 from app import sovd
 from app.bus import EventBus
 from app.clock import monotonic, utc_now
-from app.errors import Overloaded
+from app.errors import Overloaded, RateLimited, StorageUnavailable
 from app.events import ResponseEvent, StatusEvent, terminal_event
-from app.models import Command, ResponseChunk
+from app.models import CANCELLED, Actor, Command, ResponseChunk
 from app.store.commands import CommandStore, Finish
 from app.telemetry import Telemetry
 from app.vehicles.connector import Connector, DiagnosticRequest, VehicleUnreachable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-RETRY_AFTER_S = 1
+SHUTDOWN_RETRY_AFTER_S: Final = 1
+# Terminal writes the database refused are retried after this, doubling up to the cap.
+RETRY_FIRST_S: Final = 0.05
+RETRY_MAX_S: Final = 2.0
+# Weight of the newest execution time in a vehicle's average.
+EWMA_WEIGHT: Final = 0.3
+# At close, unwritten terminal writes get at least this long even with no grace left.
+FINAL_WRITES_MIN_S: Final = 1.0
+# Error codes of the terminal states this module decides.
+CANCELLED_CODE: Final = CANCELLED
+STORAGE_CODE: Final = StorageUnavailable.error_code
+# How a command ended by itself; only these teach the lane's average.
+_NATURAL_ENDS: Final = frozenset({"completed", "failed", "timeout"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +72,83 @@ class Job:
     accepted_at: float  # monotonic, for the duration metric
 
 
-@dataclass(slots=True)
-class _Lane:
-    jobs: deque[Job] = field(default_factory=deque)
-    reserved: int = 0
-    task: asyncio.Task[None] | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     command_timeout_s: float
     lane_size: int
+    user_share: int = 8  # places of one lane a single user may hold
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """Who stops a command, and why (its error message and the ``command.cancel`` row)."""
+
+    actor: Actor
+    reason: str
+
+
+class _Stage(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    ENDING = "ending"  # its terminal status is decided; the write may still be pending
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    """An accepted command, from its queueing until its terminal status is stored."""
+
+    job: Job
+    # Resolves when the first attempt to store the end is over: True if stored, False if
+    # the database refused it (then it is retried until it lands).
+    outcome: asyncio.Future[bool]
+    stage: _Stage = _Stage.QUEUED
+    run: asyncio.Task[Finish | None] | None = None
+    step: asyncio.Task[Any] | None = None  # the store-then-publish step in flight
+    cancellation: Cancellation | None = None
+    answered: bool = False  # the vehicle sent something
+
+    @property
+    def command_id(self) -> str:
+        return self.job.command.command_id
+
+    @property
+    def user_id(self) -> str:
+        return self.job.command.user_id
+
+
+@dataclass(slots=True)
+class _Lane:
+    queued: deque[_Entry] = field(default_factory=deque)
+    current: _Entry | None = None
+    started_at: float = 0.0  # monotonic, of the current entry
+    reserved: Counter[str] = field(default_factory=Counter)  # per user
+    users: Counter[str] = field(default_factory=Counter)  # entries queued or running
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.queued) + (self.current is not None) + self.reserved.total()
+
+    def share(self, user_id: str) -> int:
+        return self.users[user_id] + self.reserved[user_id]
+
+    @property
+    def idle(self) -> bool:
+        return not self.queued and self.current is None and not self.reserved and self.task is None
+
+
+def _cancelled(cancellation: Cancellation) -> Finish:
+    return Finish(CANCELLED, CANCELLED_CODE, cancellation.reason, utc_now())
+
+
+def _interrupted(message: str) -> Finish:
+    return Finish("failed", "interrupted", message, utc_now())
+
+
+def _decrement(counter: Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
 
 
 class Pipeline:
@@ -70,7 +166,12 @@ class Pipeline:
         self._telemetry = telemetry
         self._settings = settings
         self._lanes: dict[str, _Lane] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._typical_s: dict[str, float] = {}  # per vehicle: recent execution times
+        self._endings: set[asyncio.Task[None]] = set()
+        self._unwritten = 0  # terminal writes waiting for a retry
         self._accepting = True
+        self._close_by = 0.0  # monotonic: end of the shutdown grace
         self._active = 0  # accepted and not yet ended
         self._idle = asyncio.Event()
         self._idle.set()
@@ -83,33 +184,52 @@ class Pipeline:
     def active(self) -> int:
         return self._active
 
+    @property
+    def unwritten(self) -> int:
+        """Commands whose terminal status the database refused, waiting for a retry."""
+        return self._unwritten
+
     # -- admission -------------------------------------------------------------------
 
-    def reserve(self, vehicle_id: str) -> None:
-        """Hold a place in the vehicle's lane, or raise Overloaded."""
+    def reserve(self, vehicle_id: str, user_id: str) -> None:
+        """Hold a place in the vehicle's lane for ``user_id``, or raise RateLimited (the
+        user holds their share) or Overloaded (the lane is full)."""
         if not self._accepting:
-            raise Overloaded("the service is shutting down", retry_after=RETRY_AFTER_S)
+            raise Overloaded("the service is shutting down", retry_after=SHUTDOWN_RETRY_AFTER_S)
         lane = self._lanes.setdefault(vehicle_id, _Lane())
-        if len(lane.jobs) + lane.reserved >= self._settings.lane_size:
-            raise Overloaded(
-                f"vehicle {vehicle_id} already has {self._settings.lane_size} commands queued",
-                retry_after=RETRY_AFTER_S,
+        share = self._settings.user_share
+        if lane.share(user_id) >= share:
+            wait = self._wait_for_user(vehicle_id, lane, user_id)
+            raise RateLimited(
+                f"you already have {share} commands queued for vehicle {vehicle_id} (the most "
+                f"one user may hold); try again in about {wait} s",
+                retry_after=wait,
             )
-        lane.reserved += 1
+        if lane.size >= self._settings.lane_size:
+            wait = self._wait(vehicle_id, lane, 0)
+            raise Overloaded(
+                f"vehicle {vehicle_id} already has {self._settings.lane_size} commands queued;"
+                f" try again in about {wait} s",
+                retry_after=wait,
+            )
+        lane.reserved[user_id] += 1
 
-    def release(self, vehicle_id: str) -> None:
+    def release(self, vehicle_id: str, user_id: str) -> None:
         """Give back a reservation whose command was not stored."""
         lane = self._lanes.get(vehicle_id)
         if lane is not None:
-            lane.reserved -= 1
+            _decrement(lane.reserved, user_id)
             self._forget_if_idle(vehicle_id, lane)
 
     def enqueue(self, job: Job) -> None:
         """Turn a reservation into queued work (the command is already stored)."""
-        vehicle_id = job.command.vehicle_id
+        vehicle_id, user_id = job.command.vehicle_id, job.command.user_id
         lane = self._lanes[vehicle_id]
-        lane.reserved -= 1
-        lane.jobs.append(job)
+        _decrement(lane.reserved, user_id)
+        entry = _Entry(job, asyncio.get_running_loop().create_future())
+        lane.queued.append(entry)
+        lane.users[user_id] += 1
+        self._entries[entry.command_id] = entry
         self._active += 1
         self._idle.clear()
         self._telemetry.command_queued(1)
@@ -119,44 +239,161 @@ class Pipeline:
             )
 
     def _forget_if_idle(self, vehicle_id: str, lane: _Lane) -> None:
-        if not lane.jobs and lane.reserved == 0 and lane.task is None:
+        if lane.idle:
             self._lanes.pop(vehicle_id, None)
+
+    def _leave(self, lane: _Lane, entry: _Entry) -> None:
+        _decrement(lane.users, entry.user_id)
+
+    # -- Retry-After -------------------------------------------------------------------
+
+    def _typical(self, vehicle_id: str) -> float:
+        """How long a command on this vehicle usually runs; without history, its bound."""
+        return self._typical_s.get(vehicle_id, self._settings.command_timeout_s)
+
+    def _learn(self, vehicle_id: str, duration_s: float) -> None:
+        duration_s = min(duration_s, self._settings.command_timeout_s)
+        previous = self._typical_s.get(vehicle_id)
+        self._typical_s[vehicle_id] = (
+            duration_s if previous is None else previous + EWMA_WEIGHT * (duration_s - previous)
+        )
+
+    def _wait(self, vehicle_id: str, lane: _Lane, queued_ahead: int) -> int:
+        """Seconds, at least 1, until the running command and ``queued_ahead`` queued ones
+        have ended."""
+        typical = self._typical(vehicle_id)
+        wait = queued_ahead * typical
+        if lane.current is not None:
+            wait += max(typical - (monotonic() - lane.started_at), 0.0)
+        return max(1, math.ceil(wait))
+
+    def _wait_for_user(self, vehicle_id: str, lane: _Lane, user_id: str) -> int:
+        """Seconds until the user's first command in the lane has ended, freeing a place."""
+        if lane.current is not None and lane.current.user_id == user_id:
+            return self._wait(vehicle_id, lane, 0)
+        for position, entry in enumerate(lane.queued):
+            if entry.user_id == user_id:
+                return self._wait(vehicle_id, lane, position + 1)
+        return 1  # only reservations, which turn into commands or go within moments
+
+    # -- cancellation ----------------------------------------------------------------
+
+    def cancel(self, command_id: str, cancellation: Cancellation) -> asyncio.Future[bool] | None:
+        """Stop a queued or running command: it ends ``cancelled``. Returns the future of
+        the first attempt to store that (True: stored; False: deferred until the storage
+        takes writes), or None if the command is not queued or running here (it has
+        ended or is ending)."""
+        entry = self._entries.get(command_id)
+        if entry is None or entry.stage is _Stage.ENDING:
+            return None
+        if entry.stage is _Stage.QUEUED:
+            vehicle_id = entry.job.command.vehicle_id
+            lane = self._lanes[vehicle_id]
+            lane.queued.remove(entry)
+            self._leave(lane, entry)
+            entry.cancellation = cancellation
+            self._end(entry, _cancelled(cancellation))
+            return entry.outcome
+        run = entry.run
+        if run is None or run.done():
+            return None  # its answer is complete; the lane is ending it
+        entry.cancellation = cancellation
+        run.cancel()
+        return entry.outcome
+
+    def cancel_user(self, user_id: str, cancellation: Cancellation) -> int:
+        """Cancel every queued or running command of ``user_id``; how many."""
+        return sum(
+            self.cancel(entry.command_id, cancellation) is not None
+            for entry in list(self._entries.values())
+            if entry.user_id == user_id
+        )
 
     # -- execution -------------------------------------------------------------------
 
     async def _run_lane(self, vehicle_id: str, lane: _Lane) -> None:
         try:
-            while lane.jobs:
-                job = lane.jobs[0]
+            while lane.queued:
+                entry = lane.queued.popleft()
+                lane.current, lane.started_at = entry, monotonic()
                 try:
-                    await self._execute(job)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("command %s crashed the lane worker", job.command.command_id)
+                    await self._supervise(vehicle_id, lane, entry)
                 finally:
-                    lane.jobs.popleft()
+                    lane.current = None
+                    self._leave(lane, entry)
         finally:
             lane.task = None
             self._forget_if_idle(vehicle_id, lane)
 
-    async def _execute(self, job: Job) -> None:
-        command = job.command
-        command_id = command.command_id
-        answered = False
+    async def _supervise(self, vehicle_id: str, lane: _Lane, entry: _Entry) -> None:
+        """Run one command in its own task and end it however that went."""
+        run = asyncio.create_task(self._execute(entry), name=f"command-{entry.command_id}")
+        entry.run = run
+        entry.stage = _Stage.RUNNING
         try:
-            started_at = utc_now()
-            if not await self._store.mark_in_progress(command_id, started_at):
-                self._settle()  # ended meanwhile; terminal states never change
-                return
-            self._bus.publish(StatusEvent(command_id, "in_progress", started_at))
+            await asyncio.wait({run})
+        except asyncio.CancelledError:  # the service is stopping
+            run.cancel()
+            await self._settled(entry)
+            ending = self._outcome(entry, run)  # interrupted, unless it ended just now
+            if ending is None:
+                self._forget(entry, stored=False)
+            else:
+                self._end(entry, ending)
+            raise
+        await self._settled(entry)
+        end = self._outcome(entry, run)
+        if end is None:
+            self._forget(entry, stored=False)  # ended meanwhile; terminal states never change
+            return
+        if end.status in _NATURAL_ENDS:
+            self._learn(vehicle_id, monotonic() - lane.started_at)
+        self._end(entry, end)
+
+    @staticmethod
+    async def _settled(entry: _Entry) -> None:
+        """Wait until the execution and its last store-then-publish step are over, so the
+        terminal event follows everything published before it."""
+        pending = {t for t in (entry.run, entry.step) if t is not None and not t.done()}
+        if pending:
+            await asyncio.wait(pending)
+
+    def _outcome(self, entry: _Entry, run: asyncio.Task[Finish | None]) -> Finish | None:
+        if run.cancelled():
+            if entry.cancellation is not None:
+                return _cancelled(entry.cancellation)
+            return _interrupted("the service shut down while the command was running")
+        exc = run.exception()
+        if exc is not None:
+            log.error("command %s failed unexpectedly", entry.command_id, exc_info=exc)
+            return Finish(
+                "failed", "sovd-server-failure", "the service failed to run the command", utc_now()
+            )
+        return run.result()
+
+    async def _step(self, entry: _Entry, work: Coroutine[Any, Any, T]) -> T:
+        """Run a store-then-publish step whole: cancelling the execution does not cut it
+        between the two (the lane waits for it before ending the command)."""
+        step = asyncio.create_task(work)
+        entry.step = step
+        return await asyncio.shield(step)
+
+    async def _execute(self, entry: _Entry) -> Finish | None:
+        """The command's terminal state, or None if it had already ended."""
+        job = entry.job
+        command_id = job.command.command_id
+        contacted = False
+        try:
+            if not await self._step(entry, self._start(command_id)):
+                return None
             end: Finish | None = None
             sequence = 0
             async with asyncio.timeout(self._settings.command_timeout_s):
                 answer = self._connector.execute(job.request)
+                contacted = True
                 async with aclosing(answer):
                     async for raw in answer:
-                        answered = True
+                        entry.answered = True
                         payload = sovd.decode_answer(raw.payload)
                         negative = sovd.negative_response(payload)
                         if negative is not None:
@@ -169,43 +406,43 @@ class Pipeline:
                             )
                             break
                         sequence += 1
-                        await self._store_chunk(
-                            ResponseChunk(command_id, sequence, payload, raw.is_final, utc_now())
+                        chunk = ResponseChunk(
+                            command_id, sequence, payload, raw.is_final, utc_now()
                         )
+                        await self._step(entry, self._store_chunk(chunk))
                         if raw.is_final:
                             break
-            end = end or Finish("completed", None, None, utc_now())
+            return end or Finish("completed", None, None, utc_now())
         except TimeoutError:
-            end = Finish(
+            return Finish(
                 "timeout",
                 "not-responding",
                 f"vehicle did not answer within {self._settings.command_timeout_s:g} s",
                 utc_now(),
             )
         except VehicleUnreachable as exc:
-            end = Finish("failed", "vehicle-unreachable", str(exc), utc_now())
+            return Finish("failed", "vehicle-unreachable", str(exc), utc_now())
         except sovd.InvalidResponse as exc:
-            end = Finish(
+            return Finish(
                 "failed",
                 "invalid-response-content",
                 f"vehicle's answer could not be decoded: {exc}",
                 utc_now(),
             )
-        except asyncio.CancelledError:
-            await asyncio.shield(
-                self._end(
-                    job,
-                    _interrupted("the service shut down while the command was running"),
-                    answered,
-                )
+        except StorageUnavailable:
+            what = (
+                "the vehicle's answer could not be stored"
+                if contacted
+                else "the command could not be stored as started, so it was not sent"
             )
-            raise
-        except Exception:
-            log.exception("command %s failed unexpectedly", command_id)
-            end = Finish(
-                "failed", "sovd-server-failure", "the service failed to run the command", utc_now()
-            )
-        await self._end(job, end, answered)
+            return Finish("failed", STORAGE_CODE, f"{what}: the database refused writes", utc_now())
+
+    async def _start(self, command_id: str) -> bool:
+        started_at = utc_now()
+        if not await self._store.mark_in_progress(command_id, started_at):
+            return False
+        self._bus.publish(StatusEvent(command_id, "in_progress", started_at))
+        return True
 
     async def _store_chunk(self, chunk: ResponseChunk) -> None:
         await self._store.add_response(chunk)
@@ -220,21 +457,75 @@ class Pipeline:
         )
         self._telemetry.response_chunk()
 
-    async def _end(self, job: Job, end: Finish, answered: bool) -> None:
-        command = job.command
-        try:
-            stored = await self._store.finish(command.command_id, command.vehicle_id, end, answered)
-        finally:
-            self._settle()
-        if stored:
-            self._bus.publish(
-                terminal_event(
-                    command.command_id, end.status, end.error_code, end.error_message, end.at
-                )
-            )
-            self._telemetry.command_finished(end.status, monotonic() - job.accepted_at)
+    # -- ending ----------------------------------------------------------------------
 
-    def _settle(self) -> None:
+    def _end(self, entry: _Entry, end: Finish) -> None:
+        """Store ``end`` as the command's terminal state (retrying until it lands), then
+        publish it; runs as its own task, which shutdown waits for."""
+        entry.stage = _Stage.ENDING
+        duration_s = monotonic() - entry.job.accepted_at
+        task = asyncio.create_task(
+            self._write_end(entry, end, duration_s), name=f"end-{entry.command_id}"
+        )
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+
+    async def _write_end(self, entry: _Entry, end: Finish, duration_s: float) -> None:
+        command = entry.job.command
+        cancelled_by = None
+        if end.status == CANCELLED and entry.cancellation is not None:
+            cancelled_by = entry.cancellation.actor
+        delay, failures, stored, landed = RETRY_FIRST_S, 0, False, False
+        try:
+            while True:
+                try:
+                    stored = await self._store.finish(
+                        command.command_id, command.vehicle_id, end, entry.answered, cancelled_by
+                    )
+                    break
+                except Exception as exc:
+                    failures += 1
+                    if failures == 1:
+                        self._unwritten += 1
+                        _resolve(entry.outcome, False)
+                        log.warning(
+                            "could not store the end of command %s (%s); retrying until it lands",
+                            command.command_id,
+                            exc,
+                            extra={"event": "terminal_write_retry"},
+                        )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+            landed = True
+            if failures:
+                log.info(
+                    "stored the end of command %s after %d failed attempts",
+                    command.command_id,
+                    failures,
+                    extra={"event": "terminal_write_stored"},
+                )
+            if stored:
+                self._bus.publish(
+                    terminal_event(
+                        command.command_id, end.status, end.error_code, end.error_message, end.at
+                    )
+                )
+                self._telemetry.command_finished(end.status, duration_s)
+        finally:
+            if failures:
+                self._unwritten -= 1
+            if not landed:
+                log.warning(
+                    "the end of command %s was not stored before shutdown; the next start"
+                    " ends it as interrupted",
+                    command.command_id,
+                )
+            self._forget(entry, stored)
+
+    def _forget(self, entry: _Entry, stored: bool) -> None:
+        """The command has left the pipeline."""
+        self._entries.pop(entry.command_id, None)
+        _resolve(entry.outcome, stored)
         self._active -= 1
         if self._active == 0:
             self._idle.set()
@@ -245,6 +536,7 @@ class Pipeline:
     async def drain(self, grace_s: float) -> None:
         """Stop accepting; let accepted commands finish for up to ``grace_s`` seconds."""
         self._accepting = False
+        self._close_by = monotonic() + grace_s
         try:
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
@@ -252,20 +544,27 @@ class Pipeline:
             log.warning("shutdown grace period over with %d commands unfinished", self._active)
 
     async def close(self) -> None:
-        """Stop every lane; commands still running or queued end as interrupted."""
+        """Stop every lane; commands still running or queued end as interrupted. Terminal
+        writes still failing get what is left of the grace (at least a moment)."""
         self._accepting = False
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for lane in list(self._lanes.values()):
-            while lane.jobs:
-                job = lane.jobs.popleft()
-                await self._end(
-                    job, _interrupted("the service shut down before the command ran"), False
-                )
+            while lane.queued:
+                entry = lane.queued.popleft()
+                self._leave(lane, entry)
+                self._end(entry, _interrupted("the service shut down before the command ran"))
         self._lanes.clear()
+        if self._endings:
+            budget = max(self._close_by - monotonic(), FINAL_WRITES_MIN_S)
+            _, left = await asyncio.wait(set(self._endings), timeout=budget)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
 
 
-def _interrupted(message: str) -> Finish:
-    return Finish("failed", "interrupted", message, utc_now())
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)

@@ -5,14 +5,28 @@ Safe because this process is the only writer of sessions (one node): logout and 
 detected refresh-token reuse drop the session's entries here in the same step that
 revokes it in the database. Entries also expire after ``max_age_s`` and never outlive the
 token's own ``exp``.
+
+Listeners hear of every drop, so what outlives a request (an open response stream) can end
+with its credentials: ``session_revoked`` means the session is over; ``user_revoked``
+means the user was disabled or deleted, so every session of theirs is over.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from app.models import Principal
+
+log = logging.getLogger(__name__)
+
+
+class RevocationListener(Protocol):
+    def session_revoked(self, session_id: str) -> None: ...
+
+    def user_revoked(self, user_id: str) -> None: ...
 
 
 class PrincipalCache:
@@ -28,6 +42,10 @@ class PrincipalCache:
         self._max_age_s = max_age_s
         self._clock = clock
         self._wall_clock = wall_clock
+        self._listeners: list[RevocationListener] = []
+
+    def add_listener(self, listener: RevocationListener) -> None:
+        self._listeners.append(listener)
 
     def get(self, token: str) -> Principal | None:
         entry = self._entries.get(token)
@@ -51,7 +69,17 @@ class PrincipalCache:
     def drop_session(self, session_id: str) -> None:
         for token in [t for t, (p, _) in self._entries.items() if p.session_id == session_id]:
             del self._entries[token]
+        for listener in self._listeners:
+            try:
+                listener.session_revoked(session_id)
+            except Exception:  # a listener's fault must not fail the logout
+                log.exception("a revocation listener failed")
 
     def drop_user(self, user_id: str) -> None:
         for token in [t for t, (p, _) in self._entries.items() if p.user_id == user_id]:
             del self._entries[token]
+        for listener in self._listeners:
+            try:
+                listener.user_revoked(user_id)
+            except Exception:  # a listener's fault must not fail the change
+                log.exception("a revocation listener failed")

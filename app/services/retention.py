@@ -1,44 +1,104 @@
-"""Retention: commands that ended more than SOVD_RETENTION_DAYS ago are deleted, with
-their answers and audit rows, in small batches so requests are never held up."""
+"""Retention: what the database no longer needs is deleted, in small batches so requests
+are never held up.
+
+- Always: sessions that expired or were revoked, once a day (the first pass at start).
+- With SOVD_RETENTION_DAYS: commands that ended longer ago, with their answers and audit
+  rows, and every other audit row older than that.
+
+One pass runs every ``interval_s`` (an hour).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from app.clock import format_ts
+from app.store.audit import AuditStore
 from app.store.commands import CommandStore
+from app.store.users import UserStore
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
-INTERVAL_S = 3600.0
+BATCH: Final = 200
+INTERVAL_S: Final = 3600.0
+SESSIONS_EVERY: Final = timedelta(days=1)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    commands: int = 0
+    audit_rows: int = 0
+    sessions: int = 0
 
 
 class Retention:
     def __init__(
-        self, store: CommandStore, days: float, interval_s: float = INTERVAL_S, batch: int = BATCH
+        self,
+        commands: CommandStore,
+        users: UserStore,
+        audit: AuditStore,
+        days: float | None,
+        *,
+        interval_s: float = INTERVAL_S,
+        batch: int = BATCH,
+        now: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self._store = store
-        self._batch = batch
+        self._commands = commands
+        self._users = users
+        self._audit = audit
         self._days = days
         self._interval_s = interval_s
+        self._batch = batch
+        self._now = now
+        self._sessions_due: datetime | None = None  # None: at the next pass
         self._task: asyncio.Task[None] | None = None
 
-    async def run_once(self) -> int:
-        """Delete everything past the retention period now; return how many commands."""
-        cutoff = format_ts(datetime.now(UTC) - timedelta(days=self._days))
+    async def run_once(self) -> Purged:
+        """One pass: delete what is due now; return how much of each went."""
+        now = self._now()
+        commands = audit_rows = sessions = 0
+        if self._days is not None:
+            cutoff = format_ts(now - timedelta(days=self._days))
+            commands = await self._in_batches(
+                lambda: self._commands.purge_ended_before(cutoff, self._batch)
+            )
+            audit_rows = await self._in_batches(
+                lambda: self._audit.purge_before(cutoff, self._batch)
+            )
+        if self._sessions_due is None or now >= self._sessions_due:
+            at = format_ts(now)
+            sessions = await self._in_batches(
+                lambda: self._users.purge_dead_sessions(at, self._batch)
+            )
+            self._sessions_due = now + SESSIONS_EVERY
+        purged = Purged(commands, audit_rows, sessions)
+        if commands or audit_rows or sessions:
+            log.info(
+                "retention deleted %d commands, %d audit rows, %d sessions",
+                commands,
+                audit_rows,
+                sessions,
+                extra={"event": "retention"},
+            )
+        return purged
+
+    async def _in_batches(self, purge: Callable[[], Awaitable[int]]) -> int:
         total = 0
         while True:
-            deleted = await self._store.purge_ended_before(cutoff, self._batch)
+            deleted = await purge()
             total += deleted
             if deleted < self._batch:
-                break
+                return total
             await asyncio.sleep(0)  # let requests in between batches
-        if total:
-            log.info("retention deleted %d commands", total, extra={"event": "retention"})
-        return total
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="retention")

@@ -1,16 +1,37 @@
-"""Sliding-window rate limits: at most ``limit`` events per ``window_s`` for each key.
+"""Rate limits and budgets, all on an injected monotonic clock (tests move time instead of
+sleeping) and all with bounded memory (past ``max_keys`` keys, the least recently used go).
 
-Used for failed logins (per client address and per username) and for command
-submissions (per user). The clock is injected so tests can move time instead of
-sleeping. Memory is bounded: past ``max_keys`` keys, the least recently used go.
+- ``SlidingWindow``: at most ``limit`` events per ``window_s`` for each key. ``acquire``
+  checks and counts in one step, so requests that run concurrently cannot all pass the
+  check before any of them is counted; ``give_back`` undoes an event that should not count.
+- ``LoginThrottle``: failed logins per client address and per username (see its docstring
+  for exactly what holds).
+- ``ConcurrencyGate``: at most N holders at once; never queues, a caller beyond is refused.
+- ``Turns``: one holder per key at a time, the others wait in line.
+- ``Summary``: of a repeated event, which ones to write down (the first per key per window).
+- ``Budget``: at most N per window overall; refusals are counted and handed to the next one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+Clock = Callable[[], float]
+
+MAX_KEYS: Final = 10_000
+ADDRESS_LIMIT: Final = "address"
+USERNAME_LIMIT: Final = "username"
+
+
+def _whole_seconds(wait_s: float) -> int:
+    """A wait as a Retry-After value: whole seconds, rounded up, at least 1."""
+    return max(1, math.ceil(wait_s))
 
 
 class SlidingWindow:
@@ -18,8 +39,8 @@ class SlidingWindow:
         self,
         limit: int,
         window_s: float,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 10_000,
+        clock: Clock = time.monotonic,
+        max_keys: int = MAX_KEYS,
     ) -> None:
         self.limit = limit
         self.window_s = window_s
@@ -38,21 +59,266 @@ class SlidingWindow:
             return None
         return events
 
-    def retry_after(self, key: str) -> int | None:
-        """Seconds until ``key`` may act again (rounded up), or None if it may now."""
+    def count(self, key: str) -> int:
+        """Events of ``key`` in the window now."""
+        events = self._recent(key, self._clock())
+        return 0 if events is None else len(events)
+
+    def wait_s(self, key: str) -> float:
+        """Seconds until ``key`` has room for one more event; 0 if it has now."""
         now = self._clock()
         events = self._recent(key, now)
         if events is None or len(events) < self.limit:
-            return None
-        # The oldest event in the window leaves it at events[0] + window_s.
-        return max(1, math.ceil(events[0] + self.window_s - now))
+            return 0.0
+        # The oldest events leave first: room comes when the (len - limit + 1)th has left.
+        return events[len(events) - self.limit] + self.window_s - now
 
-    def hit(self, key: str) -> None:
+    def empty_in_s(self, key: str) -> float:
+        """Seconds until ``key`` has no event in the window; 0 if it has none now."""
         now = self._clock()
         events = self._recent(key, now)
+        return 0.0 if events is None else events[-1] + self.window_s - now
+
+    def retry_after(self, key: str) -> int | None:
+        """Seconds until ``key`` may act again (rounded up), or None if it may now."""
+        wait = self.wait_s(key)
+        return None if wait <= 0 else _whole_seconds(wait)
+
+    def acquire(self, key: str) -> float | None:
+        """If ``key`` has room, count one event now and return its time (for
+        ``give_back``); None if it is at its limit. Check and count are one step."""
+        now = self._clock()
+        events = self._recent(key, now)
+        if events is not None and len(events) >= self.limit:
+            return None
+        self._append(key, events, now)
+        return now
+
+    def hit(self, key: str) -> None:
+        """Count one event now, whatever the limit."""
+        now = self._clock()
+        self._append(key, self._recent(key, now), now)
+
+    def give_back(self, key: str, at: float) -> None:
+        """Undo the event counted at ``at`` (if it is still in the window)."""
+        events = self._events.get(key)
+        if events is None:
+            return
+        try:
+            events.remove(at)
+        except ValueError:
+            return  # it already left the window, or the key was evicted and came back
+        if not events:
+            del self._events[key]
+
+    def _append(self, key: str, events: deque[float] | None, now: float) -> None:
         if events is None:
             events = self._events[key] = deque()
         events.append(now)
         self._events.move_to_end(key)
         while len(self._events) > self._max_keys:
             self._events.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSlot:
+    """A reserved login attempt: the events it counted, given back if it succeeds."""
+
+    address: str
+    username: str
+    address_at: float
+    username_at: float
+    clean_allowance: bool  # counted in the username's clean-address allowance
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRefused:
+    retry_after: int  # whole seconds until this address may try this username again
+    limits: tuple[str, ...]  # which limits refused: ADDRESS_LIMIT, USERNAME_LIMIT
+
+
+class LoginThrottle:
+    """Failed logins per address and per username, reserved before the password is checked.
+
+    With N = ``max_failures`` per ``window_s``:
+    - an address gets at most N attempts that did not succeed (in flight or failed);
+    - a username gets at most N such attempts from any address; after that, only an
+      address with no attempt in its window may still try that username, and those are
+      capped at N more per window (the clean-address allowance).
+    So no address and no username ever sees more than N (address) or 2N (username) failed
+    password checks per window, whatever the concurrency; and the right password from an
+    address that has not failed is refused only once more than N fresh addresses have
+    failed on that username within the window. A success gives its attempt back.
+    """
+
+    def __init__(
+        self,
+        max_failures: int,
+        window_s: float,
+        clock: Clock = time.monotonic,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        # Separate windows, so that a flood of usernames cannot evict the addresses.
+        self._addresses = SlidingWindow(max_failures, window_s, clock, max_keys)
+        self._usernames = SlidingWindow(max_failures, window_s, clock, max_keys)
+        self._clean = SlidingWindow(max_failures, window_s, clock, max_keys)
+
+    def reserve(self, address: str, username: str) -> LoginSlot | LoginRefused:
+        """Count an attempt of ``address`` on ``username`` (a normalised key) now, or say
+        why not and for how long. Synchronous: concurrent logins each see the others."""
+        address_ok = self._addresses.wait_s(address) == 0
+        username_ok = self._usernames.wait_s(username) == 0
+        clean = self._addresses.count(address) == 0
+        clean_ok = clean and self._clean.wait_s(username) == 0
+        if address_ok and (username_ok or clean_ok):
+            address_at = self._addresses.acquire(address)
+            window = self._usernames if username_ok else self._clean
+            username_at = window.acquire(username)
+            assert address_at is not None and username_at is not None  # room was checked
+            return LoginSlot(address, username, address_at, username_at, not username_ok)
+        limits = (() if address_ok else (ADDRESS_LIMIT,)) + (
+            () if username_ok or clean_ok else (USERNAME_LIMIT,)
+        )
+        return LoginRefused(self._retry_after(address, username), limits)
+
+    def _retry_after(self, address: str, username: str) -> int:
+        # Allowed again when the address has room and either the username has room, or
+        # the address is clean (empty) and the clean allowance has room. Each of these
+        # only becomes true as time passes, so the earliest moment is exact.
+        clean_path = max(self._addresses.empty_in_s(address), self._clean.wait_s(username))
+        wait = max(
+            self._addresses.wait_s(address), min(self._usernames.wait_s(username), clean_path)
+        )
+        return _whole_seconds(wait)
+
+    def give_back(self, slot: LoginSlot) -> None:
+        """The attempt succeeded, or no password was checked: it does not count."""
+        self._addresses.give_back(slot.address, slot.address_at)
+        window = self._clean if slot.clean_allowance else self._usernames
+        window.give_back(slot.username, slot.username_at)
+
+
+class ConcurrencyGate:
+    """At most ``limit`` holders at once. ``try_enter`` never waits: beyond the limit the
+    caller is refused, so work is shed instead of queued. Event-loop use only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    def try_enter(self) -> bool:
+        if self._in_use >= self.limit:
+            return False
+        self._in_use += 1
+        return True
+
+    def leave(self) -> None:
+        assert self._in_use > 0, "left a gate that was not entered"
+        self._in_use -= 1
+
+
+class Turns:
+    """Per key, one holder at a time; the others wait in line. Event-loop use only; the
+    caller bounds how many may wait (logins: the throttle's reservations per address).
+    Memory: a key is forgotten as soon as nobody holds it or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}  # holders and waiters per key
+
+    async def take(self, key: str) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._done_with(key)
+            raise
+
+    def give(self, key: str) -> None:
+        self._locks[key].release()
+        self._done_with(key)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    def _done_with(self, key: str) -> None:
+        left = self._users[key] - 1
+        if left:
+            self._users[key] = left
+        else:
+            del self._users[key], self._locks[key]
+
+
+class Summary:
+    """Of a repeated event, which occurrences to write down: the first per key per
+    window. ``note`` says when to write, and how many went unwritten since the last one."""
+
+    def __init__(self, window_s: float, clock: Clock = time.monotonic, max_keys: int = MAX_KEYS):
+        self._window_s = window_s
+        self._clock = clock
+        self._max_keys = max_keys
+        self._keys: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def note(self, key: str) -> int | None:
+        """None: already written down in this window (counted only). Otherwise write this
+        one: the number of occurrences of ``key`` not written since its last row."""
+        now = self._clock()
+        entry = self._keys.get(key)
+        if entry is not None and now < entry[0] + self._window_s:
+            self._keys[key] = (entry[0], entry[1] + 1)
+            self._keys.move_to_end(key)
+            return None
+        self._keys[key] = (now, 0)
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._max_keys:
+            self._keys.popitem(last=False)
+        return 0 if entry is None else entry[1]
+
+
+class Budget:
+    """At most ``limit`` uses per ``window_s`` overall. ``take`` returns None when over
+    budget (the refusal is counted), else how many were refused since the last use."""
+
+    _KEY: Final = "all"
+
+    def __init__(self, limit: int, window_s: float, clock: Clock = time.monotonic) -> None:
+        self._window = SlidingWindow(limit, window_s, clock, max_keys=1)
+        self._refused = 0
+
+    def take(self) -> int | None:
+        if self._window.acquire(self._KEY) is None:
+            self._refused += 1
+            return None
+        refused, self._refused = self._refused, 0
+        return refused
+
+
+class LoginLimits:
+    """Everything that bounds what unauthenticated login traffic may cost."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window_s: float,
+        max_concurrent_checks: int,
+        audit_rows_per_min: int,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.throttle = LoginThrottle(max_failures, window_s, clock)
+        # One password check at a time per address and per username: a client, however
+        # many requests it sends at once, holds at most one of the process's checks, and
+        # each attempt is counted before the next one on the same key is decided.
+        self.turns = Turns()
+        # Password checks running at once, process-wide (argon2 is CPU and memory heavy).
+        self.checks = ConcurrencyGate(max_concurrent_checks)
+        # Refusals are audited once per limited key per window, the rest only counted.
+        self.refusals = Summary(window_s, clock)
+        # Audit rows caused by unauthenticated traffic (failed and refused logins).
+        self.audit = Budget(audit_rows_per_min, 60.0, clock)

@@ -86,3 +86,17 @@ class AuditStore:
             ], int(total)
 
         return await self._db.read(run)
+
+    async def purge_before(self, cutoff: str, batch: int) -> int:
+        """Delete up to ``batch`` rows written before ``cutoff``; return how many."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            # Found through the index on ``at`` (migration 3).
+            cur = conn.execute(
+                "DELETE FROM audit_log WHERE audit_id IN (SELECT audit_id FROM audit_log"
+                " WHERE at < ? LIMIT ?)",
+                (cutoff, batch),
+            )
+            return cur.rowcount
+
+        return await self._db.write(run)

@@ -18,6 +18,7 @@ _COLUMNS = (
 _SELECT_COLUMNS = f"{_COLUMNS}, started_at"
 _SELECT = f"SELECT {_SELECT_COLUMNS} FROM commands"
 _ACTIVE = "('pending', 'in_progress')"
+CANCEL_ACTION = "command.cancel"
 
 
 def _command(row: tuple[Any, ...]) -> Command:
@@ -197,13 +198,30 @@ class CommandStore:
         await self._db.write(run)
 
     async def finish(
-        self, command_id: str, vehicle_id: str, end: Finish, vehicle_answered: bool
+        self,
+        command_id: str,
+        vehicle_id: str,
+        end: Finish,
+        vehicle_answered: bool,
+        cancelled_by: Actor | None = None,
     ) -> bool:
-        """End a command; False if it had already ended (terminal states never change)."""
+        """End a command; False if it had already ended (terminal states never change).
+        ``cancelled_by``: who stopped it, audited as ``command.cancel`` in the same
+        transaction."""
 
         def run(conn: sqlite3.Connection) -> bool:
             if not _finish(conn, command_id, end):
                 return False
+            if cancelled_by is not None:
+                insert_audit(
+                    conn,
+                    cancelled_by,
+                    CANCEL_ACTION,
+                    end.at,
+                    "command",
+                    command_id,
+                    {"reason": end.error_message},
+                )
             if vehicle_answered:
                 conn.execute(
                     "UPDATE vehicles SET last_seen_at = ? WHERE vehicle_id = ?",

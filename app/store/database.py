@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
+from app.datadir import PRIVATE_FILE, make_private, make_private_dir
+from app.errors import StartupError, StorageUnavailable
 from app.store.migrations import migrate
 
 T = TypeVar("T")
@@ -35,6 +38,39 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 512
+# SQLite's primary result codes that say the storage cannot take writes: disk full, I/O
+# error, file gone read-only or unopenable. Such a write answers 503 storage-unavailable.
+_CODES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN}
+)
+STORAGE_RETRY_AFTER_S = 5
+
+
+def storage_failure(exc: BaseException) -> StorageUnavailable | None:
+    """``exc`` as StorageUnavailable if it, or an error it was raised while handling (a
+    failed ROLLBACK after a full disk), says the storage cannot write; else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StorageUnavailable):
+            return seen
+        code = getattr(seen, "sqlite_errorcode", None)
+        if isinstance(seen, sqlite3.Error) and isinstance(code, int) and code & 0xFF in _CODES:
+            error = StorageUnavailable(
+                f"the database cannot store anything now ({seen}); nothing was changed",
+                retry_after=STORAGE_RETRY_AFTER_S,
+            )
+            error.__cause__ = seen
+            return error
+        seen = seen.__context__
+    return None
+
+
+def _rollback_if_open(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("could not roll back a failed write transaction")
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -42,6 +78,27 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file 0600 before SQLite does (SQLite would make it 0644
+    less the umask). SQLite gives the -wal and -shm files the database file's mode, so
+    they are private too. An existing file of ours loses any group or other access."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    except FileExistsError:
+        make_private(path)
+    else:
+        os.close(fd)  # SQLite takes an empty file for a new database
+
+
+def _quick_check(conn: sqlite3.Connection) -> None:
+    # Reads every page once (no index cross-checks): a corrupt file fails the start here,
+    # in one clear line, instead of in some request later.
+    rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    if rows != [("ok",)]:
+        problems = "; ".join(str(row[0]) for row in rows)
+        raise sqlite3.DatabaseError(f"integrity check failed ({problems})")
 
 
 @dataclass(slots=True)
@@ -100,16 +157,36 @@ class Database:
         self._wakeup = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
+        self._writable = True  # False from a write the storage refused to the next commit
+
+    @property
+    def writable(self) -> bool:
+        """False while the storage refuses writes (disk full, I/O error): set by a failed
+        write, cleared by the next successful commit (for readiness)."""
+        return self._writable
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open (or create) the database private to its owner, check that it reads whole,
+        migrate it. A database that cannot be read raises StartupError in one line."""
+        make_private_dir(self.path.parent)
+        _create_private(self.path)
         try:
             self._writer = await self._connect()
+            await self._run(self._writer, _quick_check)
             await self._run(self._writer, migrate)
             self._reader = await self._connect()
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            raise StartupError(
+                f"the database {self.path} cannot be used: {exc}; if it is corrupt, restore "
+                "it from a backup or move it (with its -wal and -shm files) away to start "
+                "with an empty one; otherwise check that this user may read and write it"
+            ) from None
         except BaseException:
             await self.close()
             raise
+        for suffix in ("-wal", "-shm"):  # left by an older run, perhaps with looser modes
+            make_private(self.path.with_name(self.path.name + suffix))
         self._committer = asyncio.create_task(self._commit_loop(), name="sqlite-committer")
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -178,17 +255,31 @@ class Database:
                     write.future.set_exception(RuntimeError("database is closing"))
             raise
         except Exception as exc:  # the transaction itself failed: nobody's write is in
+            failure = self._failure(exc)
+            # SQLite ends a transaction whose COMMIT hit a full disk; make sure, or every
+            # later BEGIN would fail.
+            await self._run(self._writer, _rollback_if_open)
             for write in batch:
                 if not write.future.done():
-                    write.future.set_exception(exc)
+                    write.future.set_exception(failure)
             return
+        self._writable = True
         for write, (ok, value) in zip(batch, outcomes, strict=True):
             if write.future.done():
                 continue
             if ok:
                 write.future.set_result(value)
             else:
-                write.future.set_exception(value)
+                write.future.set_exception(self._failure(value))
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        """What a failed write raises: StorageUnavailable (noted for readiness) when the
+        storage refused it, else the error itself."""
+        failure = storage_failure(exc)
+        if failure is None:
+            return exc
+        self._writable = False
+        return failure
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one read transaction (a consistent snapshot)."""

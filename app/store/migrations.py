@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Final
+
+from app.clock import utc_now
+from app.usernames import username_key
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: Final[tuple[str, ...]] = (
     # 1: the initial schema.
@@ -104,7 +112,61 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX commands_vehicle ON commands(vehicle_id, seq);
     CREATE INDEX commands_status ON commands(status, seq);
     """,
+    # 3: usernames unique by their key (NFKC, case-folded; filled in by
+    # ``_unique_username_keys`` below, which also adds the unique index); sessions remember
+    # the refresh token rotated away last and when (the retry grace); audit rows are found
+    # by age (retention).
+    """
+    ALTER TABLE users ADD COLUMN username_key TEXT;
+    ALTER TABLE sessions ADD COLUMN previous_hash TEXT;
+    ALTER TABLE sessions ADD COLUMN rotated_at TEXT;
+    CREATE INDEX audit_at ON audit_log(at);
+    """,
 )
+
+
+def _unique_username_keys(conn: sqlite3.Connection) -> None:
+    """Migration 3: every user's username key, then the unique index on it.
+
+    Names that already collide (``Admin`` next to ``admin``) lose nothing: the oldest
+    keeps the name; each later one keeps its row, spelling, sessions and history, but is
+    disabled (with an audit row saying why) and keyed ``<key>#<user id>``, the name it
+    can log in with if an admin enables it again."""
+    owners: dict[str, str] = {}
+    rows = conn.execute("SELECT user_id, username FROM users ORDER BY created_at, rowid")
+    for user_id, username in rows.fetchall():
+        key = username_key(username)
+        owner = owners.get(key)
+        if owner is None:
+            owners[key] = username
+            conn.execute("UPDATE users SET username_key = ? WHERE user_id = ?", (key, user_id))
+            continue
+        conn.execute(
+            "UPDATE users SET username_key = ?, disabled = 1 WHERE user_id = ?",
+            (f"{key}#{user_id}", user_id),
+        )
+        reason = f"username {username!r} collides with the older {owner!r}"
+        conn.execute(
+            "INSERT INTO audit_log (at, user_id, username, action, entity_type, entity_id,"
+            " details, client_address) VALUES (?, NULL, 'system', 'user.update', 'user', ?,"
+            " ?, NULL)",
+            (utc_now(), user_id, json.dumps({"disabled": True, "reason": reason})),
+        )
+        log.warning(
+            "disabled user %s: %s; it keeps its history and may log in as %s#%s",
+            user_id,
+            reason,
+            key,
+            user_id,
+            extra={"event": "migration"},
+        )
+    conn.execute("CREATE UNIQUE INDEX users_username_key ON users(username_key)")
+
+
+# Python steps run after the SQL of the migration with the same number, in its transaction.
+PYTHON_STEPS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
+    3: _unique_username_keys,
+}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -127,6 +189,13 @@ def migrate(conn: sqlite3.Connection) -> int:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits first; the script and its version bump commit together.
             conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={number};")
+            then = PYTHON_STEPS.get(number)
+            if then is not None:  # a step SQL alone cannot do, in the same transaction
+                try:
+                    then(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()
             if broken:
                 conn.execute("ROLLBACK")

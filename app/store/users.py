@@ -1,13 +1,19 @@
-"""Users and their login sessions."""
+"""Users and their login sessions.
+
+A user is found by its username key (``app.usernames.username_key``), which is unique:
+``Admin`` cannot be created next to ``admin``.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.models import Actor, Principal, User
 from app.store.audit import insert_audit
 from app.store.database import Database
+from app.usernames import username_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,12 +23,18 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionRow:
-    session_id: str
+class Rotation:
+    """A refresh that was accepted: a new rotation at ``rotated_at``, or (``retried``) a
+    retry of the one just made, to be answered with the same pair."""
+
     user: User
-    refresh_hash: str
-    expires_at: str
-    revoked: bool
+    created_at: str
+    rotated_at: str
+    retried: bool
+
+
+# (session created_at, rotated_at) -> (hash of the new refresh token, its expiry)
+NextRefresh = Callable[[str, str], tuple[str, str]]
 
 
 def _user(row: sqlite3.Row | tuple[object, ...]) -> User:
@@ -44,14 +56,21 @@ class UserStore:
         )
 
     async def create(self, user: User, password_hash: str, at: str, actor: Actor) -> bool:
-        """Insert a user; False if the username is taken."""
+        """Insert a user; False if the username is taken (in any case or Unicode form)."""
 
         def run(conn: sqlite3.Connection) -> bool:
             try:
                 conn.execute(
-                    "INSERT INTO users (user_id, username, password_hash, role, disabled,"
-                    " created_at) VALUES (?, ?, ?, ?, 0, ?)",
-                    (user.user_id, user.username, password_hash, user.role, at),
+                    "INSERT INTO users (user_id, username, username_key, password_hash, role,"
+                    " disabled, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                    (
+                        user.user_id,
+                        user.username,
+                        username_key(user.username),
+                        password_hash,
+                        user.role,
+                        at,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 return False
@@ -68,12 +87,14 @@ class UserStore:
 
         return await self._db.write(run)
 
-    async def credentials(self, username: str) -> Credentials | None:
+    async def credentials(self, key: str) -> Credentials | None:
+        """The user whose username key is ``key``, with their password hash."""
+
         def run(conn: sqlite3.Connection) -> Credentials | None:
             row = conn.execute(
                 "SELECT user_id, username, role, disabled, password_hash FROM users"
-                " WHERE username = ?",
-                (username,),
+                " WHERE username_key = ?",
+                (key,),
             ).fetchone()
             return None if row is None else Credentials(_user(row), str(row[4]))
 
@@ -118,36 +139,58 @@ class UserStore:
         return await self._db.read(run)
 
     async def rotate_refresh(
-        self, session_id: str, old_hash: str, new_hash: str, at: str, expires_at: str, actor: Actor
-    ) -> User | None:
-        """Swap a session's refresh token; a reused (stale) token revokes the session."""
+        self,
+        session_id: str,
+        old_hash: str,
+        at: str,
+        retry_since: str | None,
+        next_refresh: NextRefresh,
+        actor: Actor,
+    ) -> Rotation | None:
+        """Swap a session's refresh token for the one ``next_refresh`` derives. The token
+        rotated away at or after ``retry_since`` is a retry (the same rotation is returned,
+        nothing changes); any other stale token revokes the session. None: refused."""
 
-        def run(conn: sqlite3.Connection) -> User | None:
+        def run(conn: sqlite3.Connection) -> Rotation | None:
             row = conn.execute(
-                "SELECT s.refresh_hash, s.revoked_at, s.expires_at, u.user_id, u.username,"
-                " u.role, u.disabled FROM sessions s JOIN users u ON u.user_id = s.user_id"
+                "SELECT s.refresh_hash, s.previous_hash, s.rotated_at, s.created_at,"
+                " s.revoked_at, s.expires_at, u.user_id, u.username, u.role, u.disabled"
+                " FROM sessions s JOIN users u ON u.user_id = s.user_id"
                 " WHERE s.session_id = ?",
                 (session_id,),
             ).fetchone()
-            if row is None or row[1] is not None or row[2] <= at:
+            if row is None or row[4] is not None or row[5] <= at:
                 return None
-            user = _user(row[3:])
-            if row[0] != old_hash:
-                # A refresh token that was already used: someone holds a copy. End the
-                # session so neither copy works any more.
+            current, previous, rotated_at, created_at = row[0], row[1], row[2], row[3]
+            user = _user(row[6:])
+            if current == old_hash:
+                if user.disabled:
+                    return None
+                new_hash, expires_at = next_refresh(created_at, at)
+                if expires_at <= at:  # the session has reached its maximum age
+                    return None
                 conn.execute(
-                    "UPDATE sessions SET revoked_at = ? WHERE session_id = ?", (at, session_id)
+                    "UPDATE sessions SET refresh_hash = ?, previous_hash = ?, rotated_at = ?,"
+                    " expires_at = ? WHERE session_id = ?",
+                    (new_hash, old_hash, at, expires_at, session_id),
                 )
-                insert_audit(conn, actor, "auth.refresh_reused", at, "session", session_id)
-                return None
-            if user.disabled:
-                return None
-            conn.execute(
-                "UPDATE sessions SET refresh_hash = ?, expires_at = ? WHERE session_id = ?",
-                (new_hash, expires_at, session_id),
+                insert_audit(conn, actor, "auth.refresh", at, "session", session_id)
+                return Rotation(user, created_at, at, retried=False)
+            retried = (
+                retry_since is not None
+                and previous == old_hash
+                and rotated_at is not None
+                and rotated_at >= retry_since
             )
-            insert_audit(conn, actor, "auth.refresh", at, "session", session_id)
-            return user
+            if retried:
+                return None if user.disabled else Rotation(user, created_at, rotated_at, True)
+            # A refresh token that was already used: someone holds a copy. End the
+            # session so neither copy works any more.
+            conn.execute(
+                "UPDATE sessions SET revoked_at = ? WHERE session_id = ?", (at, session_id)
+            )
+            insert_audit(conn, actor, "auth.refresh_reused", at, "session", session_id)
+            return None
 
         return await self._db.write(run)
 
@@ -201,5 +244,19 @@ class UserStore:
             conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
             insert_audit(conn, actor, "user.delete", at, "user", user_id)
             return True
+
+        return await self._db.write(run)
+
+    async def purge_dead_sessions(self, now: str, batch: int) -> int:
+        """Delete up to ``batch`` sessions that expired before ``now`` or were revoked;
+        return how many. Their audit rows stay (they name the session by id only)."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM sessions"
+                " WHERE expires_at < ? OR revoked_at IS NOT NULL LIMIT ?)",
+                (now, batch),
+            )
+            return cur.rowcount
 
         return await self._db.write(run)

@@ -3,6 +3,11 @@
 A connector sends one diagnostic request and yields the vehicle's answer as raw chunks.
 It does not decode them, enforce deadlines or store anything: the pipeline does, so a
 real transport (DoIP, a gateway, ...) can replace the simulator without touching it.
+
+Stopping: when a command is cancelled, times out or the service shuts down, the pipeline
+closes the answer generator before its final chunk: ``CancelledError`` is raised where
+the generator awaits, or ``GeneratorExit`` where it yields. Either way its ``finally``
+runs, and that is where a transport tells the vehicle to abort the request.
 """
 
 from __future__ import annotations
@@ -35,4 +40,6 @@ class RawChunk:
 
 
 class Connector(Protocol):
-    def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]: ...
+    def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
+        """The vehicle's answer; closed early (see above) when the command is stopped."""
+        ...

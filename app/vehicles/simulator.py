@@ -6,6 +6,8 @@ picks its behaviour: ``healthy`` answers, ``timeout`` never answers (the pipelin
 deadline ends the command), ``unreachable`` fails at once, ``malformed`` answers with
 bytes that do not decode, and ``flaky`` draws one of those outcomes per command from a
 seeded RNG. All randomness comes from one ``random.Random``, so a seed replays a run.
+A command whose answer the pipeline closes before the end (cancelled, timed out, service
+stopping) is recorded in ``aborted``, as a real transport would abort the request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import deque
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -27,6 +31,7 @@ DTC_DESCRIPTIONS: Final = {
     "U0100": "Lost communication with ECM/PCM",
 }
 INITIAL_DTCS: Final = ("P0171", "P0420")
+ABORTED_KEPT: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,8 @@ class SimulatedConnector:
         self._settings = settings
         self._rng = random.Random(settings.seed)
         self._vehicles: dict[str, _VehicleState] = {}
+        # Commands whose answer was closed before its final chunk, oldest first (bounded).
+        self.aborted: deque[str] = deque(maxlen=ABORTED_KEPT)
 
     def stored_dtcs(self, vehicle_id: str) -> tuple[str, ...]:
         return tuple(self._state(vehicle_id).dtcs)
@@ -106,6 +113,21 @@ class SimulatedConnector:
             await asyncio.sleep(base / 1000 * self._rng.uniform(0.5, 1.5))
 
     async def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
+        finished = False
+        try:
+            async with aclosing(self._answer_chunks(request)) as chunks:
+                async for chunk in chunks:
+                    finished = chunk.is_final
+                    yield chunk
+            finished = True
+        except VehicleUnreachable:
+            finished = True  # nothing to abort: the vehicle was never reached
+            raise
+        finally:
+            if not finished:  # closed early: the request is aborted on the vehicle
+                self.aborted.append(request.command_id)
+
+    async def _answer_chunks(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
         outcome = self._outcome(request.simulator_profile)
         if outcome == "unreachable":
             raise VehicleUnreachable(f"vehicle {request.vin} does not answer on the network")

@@ -1,0 +1,271 @@
+"""Hypercorn, set up for an exposed service: connection limits, request deadlines, no
+server banner, no cleartext HTTP/2 unless asked for.
+
+Connection limits are enforced where connections are accepted. The listening socket is a
+``GuardedListener``: asyncio's event loop calls its ``accept()``, which refuses a
+connection past the limits at once (a fixed 503 written without reading anything, then
+close: no task, no buffer, no protocol object). Accepted connections are
+``_Connection`` sockets that give their place back when the event loop closes them.
+Refusals are logged one line per interval with a count.
+
+The total is kept below the process's open-file limit (less a reserve for the database,
+logs and outgoing telemetry), so the service does not run out of descriptors, which is
+when asyncio logs a traceback for every failed accept() (``app.logs.FloodFilter`` bounds
+that too, should it still happen).
+
+Deadlines: Hypercorn's keep-alive timer runs from a connection's start (and from the end
+of each response) until a whole request head has arrived, so, set to the smaller of 5 s
+and SOVD_REQUEST_TIMEOUT_S, it bounds the head, a WebSocket upgrade included;
+``RequestContextMiddleware`` bounds the body to SOVD_REQUEST_TIMEOUT_S after the head.
+(The same timer is why a connection its client has closed keeps its place until then:
+Hypercorn closes its end when the timer ends.)
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import os
+import resource
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.utils import wrap_app
+
+from app.config import Config
+from app.logs import Sampler
+
+log = logging.getLogger(__name__)
+
+KEEP_ALIVE_S = 5.0  # idle time allowed before (and while sending) a request head
+FD_RESERVE = 64  # descriptors kept back from connections: database, logs, telemetry
+REFUSAL_LOG_INTERVAL_S = 10.0
+GRACEFUL_TIMEOUT_S = 5.0
+
+
+def _refusal() -> bytes:
+    body = (
+        b'{"error_code":"overloaded","message":"too many open connections; '
+        b'try again shortly","request_id":""}'
+    )
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "content-type: application/json\r\n"
+        "x-content-type-options: nosniff\r\n"
+        f"content-length: {len(body)}\r\n"
+        "retry-after: 1\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+REFUSAL = _refusal()
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    total: int
+    per_client: int  # 0: no limit per client address
+    exempt: tuple[Network, ...] = ()  # e.g. a trusted proxy: many clients, one address
+
+
+class ConnectionGate:
+    """Counts open connections, overall and per client address."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.open = 0
+        self._by_client: dict[str, int] = {}
+
+    def admit(self, host: str) -> str | None:
+        """Count a new connection from ``host``, or say why it is refused."""
+        limits = self.limits
+        if self.open >= limits.total:
+            return f"{self.open} connections are open, the limit (SOVD_MAX_CONNECTIONS)"
+        held = self._by_client.get(host, 0)
+        if limits.per_client and held >= limits.per_client and not self._exempt(host):
+            return (
+                f"{held} connections are open from one client address, the limit "
+                "(SOVD_MAX_CONNECTIONS_PER_CLIENT)"
+            )
+        self.open += 1
+        self._by_client[host] = held + 1
+        return None
+
+    def release(self, host: str) -> None:
+        self.open -= 1
+        left = self._by_client[host] - 1
+        if left:
+            self._by_client[host] = left
+        else:
+            del self._by_client[host]
+
+    def _exempt(self, host: str) -> bool:
+        if not self.limits.exempt:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.limits.exempt)
+
+
+class RefusalLog:
+    """At most one line per interval about refused connections, with their count."""
+
+    def __init__(self, interval_s: float = REFUSAL_LOG_INTERVAL_S) -> None:
+        self._sampler = Sampler(interval_s)
+        self.refused = 0
+
+    def note(self, reason: str) -> None:
+        self.refused += 1
+        held = self._sampler.allow()
+        if held is not None:
+            log.warning(
+                "refused a connection: %s (%d more refused since the last such line)",
+                reason,
+                held,
+                extra={"event": "connection_refused", "refused_total": self.refused},
+            )
+
+
+class _Connection(socket.socket):
+    """An accepted connection that gives its place back when it is closed (the event
+    loop closes the socket when the transport ends, whatever ended it)."""
+
+    _on_close: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+        super().close()
+
+
+class GuardedListener(socket.socket):
+    """A listening socket whose ``accept()`` refuses connections past the limits."""
+
+    gate: ConnectionGate
+    refusals: RefusalLog
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        while True:  # BlockingIOError from _accept ends the event loop's accept round
+            # _accept is the plain accept(2) that socket.socket.accept wraps (typeshed
+            # leaves it out): a descriptor, so a refusal creates no socket object.
+            fd, address = self._accept()  # type: ignore[attr-defined]
+            host = address[0] if isinstance(address, tuple) else str(address)
+            refused = self.gate.admit(host)
+            if refused is None:
+                conn = _Connection(self.family, self.type, self.proto, fileno=fd)
+                conn._on_close = functools.partial(self.gate.release, host)
+                return conn, address
+            _refuse(fd)
+            self.refusals.note(refused)
+
+
+def _refuse(fd: int) -> None:
+    try:
+        os.set_blocking(fd, False)
+        os.write(fd, REFUSAL)  # a fresh socket's send buffer takes it whole
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def effective_max_connections(wanted: int) -> tuple[int, int | None]:
+    """``wanted``, or fewer if the open-file limit is too low even after raising the
+    soft limit towards the hard one: (the limit, the open-file limit when it decided)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        if raised > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                soft = raised
+            except (ValueError, OSError):
+                pass
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return wanted, None
+    return max(1, soft - FD_RESERVE), soft
+
+
+class ServerConfig(HypercornConfig):
+    """Hypercorn's configuration, plus whether cleartext HTTP/2 (h2c) is spoken."""
+
+    h2c: bool = True
+
+
+def hypercorn_config(config: Config) -> ServerConfig:
+    hc = ServerConfig()
+    hc.bind = [f"{config.host}:{config.port}"]
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    # Hypercorn waits this long for connections after we have drained and closed ours.
+    hc.graceful_timeout = GRACEFUL_TIMEOUT_S
+    hc.include_server_header = False  # no "server: hypercorn-h11" banner
+    # The keep-alive timer also bounds the time to send a request head (see above).
+    hc.keep_alive_timeout = min(KEEP_ALIVE_S, config.request_timeout_s)
+    hc.h2c = config.http2_cleartext
+    if not hc.h2c:
+        hc.alpn_protocols = ["http/1.1"]  # (only offered over TLS, which is not set up)
+    return hc
+
+
+def listen(hc: HypercornConfig, limits: ConnectionLimits) -> Sockets:
+    """Bind as Hypercorn would, with each listening socket guarded by ``limits``."""
+    created = hc.create_sockets()
+    gate = ConnectionGate(limits)
+    refusals = RefusalLog()
+    guarded: list[socket.socket] = []
+    for plain in created.insecure_sockets:
+        listener = GuardedListener(fileno=plain.detach())
+        listener.gate = gate
+        listener.refusals = refusals
+        guarded.append(listener)
+    return Sockets(secure_sockets=[], insecure_sockets=guarded, quic_sockets=[])
+
+
+async def serve(
+    app: Any,
+    hc: HypercornConfig,
+    sockets: Sockets,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+) -> None:
+    """Hypercorn's ``serve``, on sockets of our own (``serve`` itself cannot take any)."""
+    await worker_serve(
+        wrap_app(app, hc.wsgi_max_body_size, "asgi"),
+        hc,
+        sockets=sockets,
+        shutdown_trigger=shutdown_trigger,
+    )
+
+
+# -- cleartext HTTP/2 -------------------------------------------------------------------
+# Hypercorn switches an HTTP/1.1 connection to HTTP/2 on "Upgrade: h2c" or on the HTTP/2
+# preface ("PRI * HTTP/2.0"), and has no setting to stop it. Both start in one method,
+# H11Protocol._check_protocol; with a ServerConfig whose h2c is False it is skipped, so
+# such a request is answered as the HTTP/1.1 request it is (a server may ignore Upgrade,
+# RFC 9110 7.8; the preface's "PRI *" gets a 404 and its remainder a 400). Any other
+# Hypercorn configuration keeps Hypercorn's behaviour.
+
+_original_check_protocol = H11Protocol._check_protocol
+
+
+async def _check_protocol(self: H11Protocol, event: h11.Request) -> None:
+    if getattr(self.config, "h2c", True):
+        await _original_check_protocol(self, event)
+
+
+setattr(H11Protocol, "_check_protocol", _check_protocol)  # noqa: B010

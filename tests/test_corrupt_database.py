@@ -1,0 +1,61 @@
+"""A database that cannot be read stops the start with one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import DEADLINE_S
+from tests.test_e2e import ROOT, Process, server_env
+
+PAGE = 4096
+
+
+def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+
+
+def _one_clear_line(result: subprocess.CompletedProcess[str], db: Path) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in lines[0]
+    record = json.loads(lines[0])
+    assert record["event"] == "startup_failed" and "exception" not in record
+    message = str(record["message"])
+    assert str(db) in message and "backup" in message
+    return message
+
+
+def test_a_file_that_is_not_a_database_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "sovd.db"
+    db.parent.mkdir()
+    db.write_bytes(b"this is not a database\n" * 500)
+    message = _one_clear_line(_start(server_env(tmp_path)), db)
+    assert "not a database" in message
+    assert db.read_bytes() == b"this is not a database\n" * 500  # left for a person to look at
+
+
+def test_a_database_with_a_damaged_page_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    env = server_env(tmp_path)
+    first = Process(env)
+    first.token()
+    assert first.stop() == 0  # a clean stop: everything is in the main file
+    db = tmp_path / "data" / "sovd.db"
+    pages = db.stat().st_size // PAGE
+    assert pages > 4
+    with db.open("r+b") as handle:  # overwrite a page in the middle, header intact
+        handle.seek(PAGE * (pages // 2))
+        handle.write(b"\xa5" * PAGE)
+    message = _one_clear_line(_start(env), db)
+    assert "malformed" in message or "integrity" in message
