@@ -18,8 +18,11 @@ install: $(STAMP)
 run: $(STAMP)
 	SOVD_DEMO_DATA=$${SOVD_DEMO_DATA:-1} $(PY) -m app
 
+# Every tier on two workers (pytest-xdist; a module stays on one worker), and the ten
+# slowest tests, so the run stays under 90 s on two cores. The fast inner loop, without
+# the real-socket tier: $(PY) -m pytest -m "not socket"
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile --durations=10
 
 check: $(STAMP)
 	$(VENV)/bin/ruff format --check .

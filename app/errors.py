@@ -6,10 +6,14 @@ Services raise these; the HTTP layer turns them into the contract's error body
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from app.vocabulary import ErrorCode
+
 
 class ServiceError(Exception):
-    status_code = 500
-    error_code = "sovd-server-failure"
+    status_code: ClassVar[int] = 500
+    error_code: ClassVar[ErrorCode] = ErrorCode.SERVER_FAILURE
 
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -19,62 +23,62 @@ class ServiceError(Exception):
 
 class BadRequest(ServiceError):
     status_code = 400
-    error_code = "incomplete-request"
+    error_code = ErrorCode.INCOMPLETE_REQUEST
 
 
 class Unauthorized(ServiceError):
     status_code = 401
-    error_code = "unauthorized"
+    error_code = ErrorCode.UNAUTHORIZED
 
 
 class Forbidden(ServiceError):
     status_code = 403
-    error_code = "insufficient-access-rights"
+    error_code = ErrorCode.INSUFFICIENT_ACCESS_RIGHTS
 
 
 class NotFound(ServiceError):
     status_code = 404
-    error_code = "not-found"
+    error_code = ErrorCode.NOT_FOUND
 
 
 class MethodNotAllowed(ServiceError):
     status_code = 405
-    error_code = "method-not-allowed"
+    error_code = ErrorCode.METHOD_NOT_ALLOWED
 
 
 class Conflict(ServiceError):
     status_code = 409
-    error_code = "conflict"
+    error_code = ErrorCode.CONFLICT
 
 
 class VehicleDisconnected(ServiceError):
     status_code = 409
-    error_code = "vehicle-disconnected"
+    error_code = ErrorCode.VEHICLE_DISCONNECTED
 
 
 class PayloadTooLarge(ServiceError):
     status_code = 413
-    error_code = "payload-too-large"
+    error_code = ErrorCode.PAYLOAD_TOO_LARGE
 
 
 class RateLimited(ServiceError):
     status_code = 429
-    error_code = "rate-limited"
+    error_code = ErrorCode.RATE_LIMITED
 
 
 class Overloaded(ServiceError):
     status_code = 503
-    error_code = "overloaded"
+    error_code = ErrorCode.OVERLOADED
 
 
 class NotReady(ServiceError):
     status_code = 503
-    error_code = "not-ready"
+    error_code = ErrorCode.NOT_READY
 
 
 class RequestTimeout(ServiceError):
     status_code = 408
-    error_code = "request-timeout"
+    error_code = ErrorCode.REQUEST_TIMEOUT
 
 
 class StartupError(Exception):
@@ -86,4 +90,16 @@ class StorageUnavailable(ServiceError):
     """The database cannot write (disk full, I/O error, read-only); nothing was stored."""
 
     status_code = 503
-    error_code = "storage-unavailable"
+    error_code = ErrorCode.STORAGE_UNAVAILABLE
+
+
+def _all_errors() -> list[type[ServiceError]]:
+    found: list[type[ServiceError]] = [ServiceError]
+    for kind in found:
+        found.extend(kind.__subclasses__())
+    return found
+
+
+# The HTTP status of each error code (every ErrorCode has exactly one).
+STATUS_OF: dict[ErrorCode, int] = {kind.error_code: kind.status_code for kind in _all_errors()}
+assert set(STATUS_OF) == set(ErrorCode), set(ErrorCode) - set(STATUS_OF)

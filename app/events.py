@@ -1,10 +1,16 @@
-"""Events about one command, as published on the bus and sent on the response stream."""
+"""Events about one command, as published on the bus and sent on the response stream.
+
+"Terminal" has one definition, ``CommandStatus.is_terminal``: an event is terminal when
+it carries a terminal status (``completed`` in a status event; every error event).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from app.vocabulary import CommandStatus, FailureCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,12 +18,12 @@ class StatusEvent:
     """The command started (``in_progress``) or completed."""
 
     command_id: str
-    status: str
+    status: CommandStatus
     at: str
 
     @property
     def is_terminal(self) -> bool:
-        return self.status == "completed"
+        return self.status.is_terminal
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -37,7 +43,10 @@ class ResponseEvent:
     is_final: bool
     response_payload: dict[str, Any]
     received_at: str
-    is_terminal: bool = field(default=False, init=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        return False  # a chunk carries no status; the terminal event follows the last one
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,18 +64,21 @@ class ErrorEvent:
     """The command ended ``failed``, ``timeout`` or ``cancelled``."""
 
     command_id: str
-    status: str
-    error_code: str
+    status: CommandStatus
+    error_code: FailureCode | None
     error_message: str
     at: str
-    is_terminal: bool = field(default=True, init=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "event": "error",
             "command_id": self.command_id,
             "status": self.status,
-            "error_code": self.error_code,
+            "error_code": self.error_code or "",
             "error_message": self.error_message,
             "at": self.at,
         }
@@ -80,8 +92,15 @@ def encode(event: Event) -> str:
 
 
 def terminal_event(
-    command_id: str, status: str, error_code: str | None, error_message: str | None, at: str
+    command_id: str,
+    status: CommandStatus,
+    error_code: FailureCode | None,
+    error_message: str | None,
+    at: str,
 ) -> StatusEvent | ErrorEvent:
-    if status == "completed":
+    """The event that ends a command's stream, for a terminal ``status``."""
+    if not status.is_terminal:
+        raise ValueError(f"{status} is not a terminal status")
+    if status is CommandStatus.COMPLETED:
         return StatusEvent(command_id, status, at)
-    return ErrorEvent(command_id, status, error_code or "", error_message or "", at)
+    return ErrorEvent(command_id, status, error_code, error_message or "", at)

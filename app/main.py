@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,12 +19,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
-from app.api import audit, auth, catalogue, commands, health, openapi, users, vehicles, ws
+from app.api import contract, openapi, ws
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.metrics import MetricsRoute
 from app.api.middleware import RequestContextMiddleware
+from app.api.routes import ENDPOINTS
 from app.bus import EventBus
-from app.clock import utc_now
+from app.clock import Clock
 from app.config import Config
 from app.datadir import DataDirLock
 from app.errors import StartupError
@@ -47,35 +47,22 @@ from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry, Telemetry
 from app.vehicles.connector import Connector
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
-from otel import HttpServerMetrics, TelemetrySettings, build_telemetry
-from otel import Telemetry as OtelTelemetry
+from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus
+from otel import (
+    HttpServerMetrics,
+    Instrumentation,
+    MetricLabels,
+    TelemetrySettings,
+    build_instrumentation,
+)
 
 log = logging.getLogger(__name__)
 
 STREAM_CLOSE_TIMEOUT_S = 5.0
 
+# The HTTP routes come from the route table (app/api/routes.py); the WebSocket is its own.
 ROUTES: list[Route | WebSocketRoute] = [
-    Route("/health/live", health.live, methods=["GET"]),
-    Route("/health/ready", health.ready, methods=["GET"]),
-    Route("/api/v1/auth/login", auth.login, methods=["POST"]),
-    Route("/api/v1/auth/refresh", auth.refresh, methods=["POST"]),
-    Route("/api/v1/auth/logout", auth.logout, methods=["POST"]),
-    Route("/api/v1/auth/me", auth.me, methods=["GET"]),
-    Route("/api/v1/users", users.list_users, methods=["GET"]),
-    Route("/api/v1/users", users.create_user, methods=["POST"]),
-    Route("/api/v1/users/{user_id}", users.update_user, methods=["PATCH"]),
-    Route("/api/v1/users/{user_id}", users.delete_user, methods=["DELETE"]),
-    Route("/api/v1/vehicles", vehicles.list_vehicles, methods=["GET"]),
-    Route("/api/v1/vehicles", vehicles.create_vehicle, methods=["POST"]),
-    Route("/api/v1/vehicles/{vehicle_id}", vehicles.get_vehicle, methods=["GET"]),
-    Route("/api/v1/vehicles/{vehicle_id}", vehicles.update_vehicle, methods=["PATCH"]),
-    Route("/api/v1/catalogue", catalogue.catalogue, methods=["GET"]),
-    Route("/api/v1/commands", commands.list_commands, methods=["GET"]),
-    Route("/api/v1/commands", commands.submit, methods=["POST"]),
-    Route("/api/v1/commands/{command_id}", commands.get_command, methods=["GET"]),
-    Route("/api/v1/commands/{command_id}/responses", commands.responses, methods=["GET"]),
-    Route("/api/v1/commands/{command_id}/cancel", commands.cancel, methods=["POST"]),
-    Route("/api/v1/audit", audit.list_audit, methods=["GET"]),
+    *contract.routes(ENDPOINTS),
     WebSocketRoute("/ws/responses/{command_id}", ws.response_stream),
 ]
 
@@ -91,6 +78,14 @@ def route_templates(
         return templates.get(scope.get("endpoint"))
 
     return route_template
+
+
+# The metrics' label values, from the vocabulary: each pre-registered at 0.
+METRIC_LABELS = MetricLabels(
+    command_statuses=tuple(TERMINAL_STATUSES),
+    timeout_status=CommandStatus.TIMEOUT,
+    auth_failure_reasons=tuple(AuthFailureReason),
+)
 
 
 def telemetry_settings(config: Config) -> TelemetrySettings:
@@ -128,8 +123,8 @@ class Lifecycle:
         config: Config,
         connector: Connector,
         streams: ws.StreamRegistry,
-        otel: OtelTelemetry | None,
-        clock: Callable[[], float] = time.monotonic,
+        otel: Instrumentation | None,
+        clock: Clock,
     ) -> None:
         self._clock = clock
         self._config = config
@@ -170,6 +165,7 @@ class Lifecycle:
                     config.vehicle_queue_size,
                     config.vehicle_queue_per_user,
                 ),
+                self._clock,
             )
             auth_service = AuthService(
                 user_store,
@@ -187,15 +183,17 @@ class Lifecycle:
                     config.login_window_s,
                     config.login_max_concurrent,
                     config.login_audit_per_min,
-                    self._clock,
+                    self._clock.monotonic,
                 ),
                 hasher=password_hasher(config.password_hash_profile),
+                clock=self._clock,
             )
-            vehicle_service = VehicleService(vehicle_store, telemetry)
+            vehicle_service = VehicleService(vehicle_store, telemetry, self._clock)
             # Logout, disabling and deleting a user close the affected streams at once.
             auth_service.on_revocation(self._streams)
             interrupted = await command_store.interrupt_active(
-                utc_now(), "the service stopped before the command finished; it was not re-sent"
+                self._clock.timestamp(),
+                "the service stopped before the command finished; it was not re-sent",
             )
             if interrupted:
                 log.warning(
@@ -205,7 +203,7 @@ class Lifecycle:
                 )
                 for _ in interrupted:
                     # Counted, but no duration sample: how long they ran is unknown.
-                    telemetry.command_finished("failed", None)
+                    telemetry.command_finished(CommandStatus.FAILED, None)
             await auth_service.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
@@ -217,7 +215,9 @@ class Lifecycle:
             self._lock.release()
             raise
         # Always: dead sessions go daily; commands and audit rows only with retention_days.
-        self.retention = Retention(command_store, user_store, audit_store, config.retention_days)
+        self.retention = Retention(
+            command_store, user_store, audit_store, config.retention_days, clock=self._clock
+        )
         self.retention.start()
         self.services = Services(
             config=config,
@@ -230,9 +230,11 @@ class Lifecycle:
                 command_store,
                 vehicle_store,
                 pipeline,
-                SlidingWindow(config.command_rate_per_min, 60.0, self._clock)
+                bus,
+                SlidingWindow(config.command_rate_per_min, 60.0, self._clock.monotonic)
                 if config.command_rate_per_min
                 else None,
+                self._clock,
             ),
             audit=AuditService(audit_store),
             telemetry=telemetry,
@@ -267,18 +269,20 @@ def create_app(
     config: Config,
     *,
     connector: Connector | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Clock | None = None,
 ) -> Starlette:
-    """The app. ``connector`` replaces the simulator and ``clock`` the monotonic clock
-    of the rate limits (tests pass fakes)."""
+    """The app. ``connector`` replaces the simulator; ``clock`` is the one clock every part
+    reads (auth, principal cache, throttles, retention, pipeline; tests pass a fake and
+    move it)."""
     streams = ws.StreamRegistry(config.ws_max_connections, config.ws_max_per_user)
     routes = list(ROUTES)
-    otel: OtelTelemetry | None = None
+    otel: Instrumentation | None = None
     http_metrics: HttpServerMetrics | None = None
     if config.metrics_enabled:
-        otel = build_telemetry(telemetry_settings(config))
-        routes.append(Route("/metrics", MetricsRoute(otel, config.metrics_token), methods=["GET"]))
-    routes.append(Route("/openapi.json", openapi.endpoint(config.metrics_enabled), methods=["GET"]))
+        otel = build_instrumentation(telemetry_settings(config), METRIC_LABELS)
+        routes.append(
+            Route("/metrics", MetricsRoute(otel.exposition, config.metrics_token), methods=["GET"])
+        )
     route_of = route_templates(routes)
     if otel is not None:
         http_metrics = HttpServerMetrics(otel.metrics, route_of)
@@ -303,7 +307,9 @@ def create_app(
                 max_age=600,
             )
         )
-    lifecycle = Lifecycle(config, connector or simulator_for(config), streams, otel, clock)
+    lifecycle = Lifecycle(
+        config, connector or simulator_for(config), streams, otel, clock or Clock()
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -324,5 +330,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.streams = streams
+    app.state.openapi = openapi.render(config.metrics_enabled)
     app.state.lifecycle = lifecycle
     return app

@@ -1,41 +1,53 @@
-"""The service's records, as frozen dataclasses shared by the store, services and API."""
+"""The service's records: frozen, keyword-only msgspec structs shared by the store,
+services and API.
+
+Built by name (``kw_only=True``), so a new column can never shift a value into the wrong
+field. Where a record is also an API response its fields are the JSON body as is (the
+API encodes it directly, no copy); fields the API does not show (``Command.started_at``,
+``ResponseChunk.command_id``) live here and the API has its own response type for them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-Role = Literal["engineer", "admin"]
-ROLES: Final = ("engineer", "admin")
+import msgspec
 
-CONNECTION_STATUSES: Final = ("connected", "disconnected")
-SIMULATOR_PROFILES: Final = ("healthy", "flaky", "timeout", "unreachable", "malformed")
+from app.vocabulary import (
+    TERMINAL_STATUSES,
+    AuditAction,
+    CommandStatus,
+    ConnectionStatus,
+    FailureCode,
+    Role,
+    SimulatorProfile,
+)
 
-# A command stopped by its owner or an admin (POST .../cancel), or by disabling its user.
-CANCELLED: Final = "cancelled"
-COMMAND_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "timeout", CANCELLED)
-ACTIVE_STATUSES: Final = ("pending", "in_progress")
-TERMINAL_STATUSES: Final = ("completed", "failed", "timeout", CANCELLED)
+__all__ = [
+    "SYSTEM_ACTOR",
+    "Actor",
+    "AuditEntry",
+    "Command",
+    "Principal",
+    "ResponseChunk",
+    "Role",
+    "User",
+    "Vehicle",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class User:
+class Record(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of the records: immutable, built by keyword."""
+
+
+class User(Record, frozen=True, kw_only=True):
     user_id: str
     username: str
     role: Role
     disabled: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "username": self.username,
-            "role": self.role,
-            "disabled": self.disabled,
-        }
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
+class Principal(Record, frozen=True, kw_only=True):
     """Who is making a request: the user behind a valid access token and its session."""
 
     user_id: str
@@ -45,42 +57,28 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role is Role.ADMIN
 
 
-@dataclass(frozen=True, slots=True)
-class Vehicle:
+class Vehicle(Record, frozen=True, kw_only=True):
     vehicle_id: str
     vin: str
     make: str
     model: str
     year: int
-    connection_status: str
-    simulator_profile: str
+    connection_status: ConnectionStatus
+    simulator_profile: SimulatorProfile
     last_seen_at: str | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "vehicle_id": self.vehicle_id,
-            "vin": self.vin,
-            "make": self.make,
-            "model": self.model,
-            "year": self.year,
-            "connection_status": self.connection_status,
-            "simulator_profile": self.simulator_profile,
-            "last_seen_at": self.last_seen_at,
-        }
 
-
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(Record, frozen=True, kw_only=True):
     command_id: str
     vehicle_id: str
     user_id: str
     command_name: str
     command_params: dict[str, Any]
-    status: str
-    error_code: str | None
+    status: CommandStatus
+    error_code: FailureCode | None
     error_message: str | None
     submitted_at: str
     completed_at: str | None
@@ -90,66 +88,28 @@ class Command:
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "command_id": self.command_id,
-            "vehicle_id": self.vehicle_id,
-            "user_id": self.user_id,
-            "command_name": self.command_name,
-            "command_params": self.command_params,
-            "status": self.status,
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "submitted_at": self.submitted_at,
-            "completed_at": self.completed_at,
-        }
 
-
-@dataclass(frozen=True, slots=True)
-class ResponseChunk:
+class ResponseChunk(Record, frozen=True, kw_only=True):
     command_id: str
     sequence_number: int
     response_payload: dict[str, Any]
     is_final: bool
     received_at: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "sequence_number": self.sequence_number,
-            "response_payload": self.response_payload,
-            "is_final": self.is_final,
-            "received_at": self.received_at,
-        }
 
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
+class AuditEntry(Record, frozen=True, kw_only=True):
     audit_id: int
     at: str
     user_id: str | None
     username: str | None
-    action: str
+    action: AuditAction
     entity_type: str | None
     entity_id: str | None
     details: dict[str, Any]
     client_address: str | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "audit_id": self.audit_id,
-            "at": self.at,
-            "user_id": self.user_id,
-            "username": self.username,
-            "action": self.action,
-            "entity_type": self.entity_type,
-            "entity_id": self.entity_id,
-            "details": self.details,
-            "client_address": self.client_address,
-        }
 
-
-@dataclass(frozen=True, slots=True)
-class Actor:
+class Actor(Record, frozen=True, kw_only=True):
     """Who caused a change, for the audit log."""
 
     user_id: str | None

@@ -1,18 +1,23 @@
 """The seam between the service and its metrics.
 
-The service reports what happened through these few named calls and knows nothing of
-how they are recorded. ``otel.Metrics`` implements them with OpenTelemetry; ``NoTelemetry``
-does nothing, for when metrics are turned off.
+The service reports what happened through these few named calls, in its own vocabulary
+(enums), and knows nothing of how they are recorded. ``otel.Metrics`` implements them with
+OpenTelemetry (``app.main`` hands it the label values from the enums, pre-registered at
+0); ``NoTelemetry`` does nothing, for when metrics are turned off. Nothing else of the
+service imports ``otel``: ``app.main`` assembles it and passes what the API needs (the
+HTTP recorder, the ``/metrics`` exposition) through the types below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol
+
+from app.vocabulary import AuthFailureReason, CommandStatus
 
 
 class Telemetry(Protocol):
-    def command_finished(self, status: str, duration_s: float | None) -> None:
+    def command_finished(self, status: CommandStatus, duration_s: float | None) -> None:
         """A command reached a terminal status (``failed`` includes interrupted ones);
         ``duration_s`` from its submission, None when unknown (ended by start-up recovery:
         counted, but no duration sample)."""
@@ -30,12 +35,12 @@ class Telemetry(Protocol):
     def vehicles_connected(self, count: int) -> None:
         """The number of vehicles whose connection_status is ``connected`` is now ``count``."""
 
-    def auth_failure(self, reason: str) -> None:
+    def auth_failure(self, reason: AuthFailureReason) -> None:
         """A login or token check failed."""
 
 
 class NoTelemetry:
-    def command_finished(self, status: str, duration_s: float | None) -> None:
+    def command_finished(self, status: CommandStatus, duration_s: float | None) -> None:
         pass
 
     def command_queued(self, delta: int) -> None:
@@ -53,7 +58,7 @@ class NoTelemetry:
     def vehicles_connected(self, count: int) -> None:
         pass
 
-    def auth_failure(self, reason: str) -> None:
+    def auth_failure(self, reason: AuthFailureReason) -> None:
         pass
 
 
@@ -64,3 +69,7 @@ class HttpRecorder(Protocol):
         """A request begins; returns what ``finish`` needs, or None to skip it."""
 
     def finish(self, started: Any, scope: Mapping[str, Any], status: int) -> None: ...
+
+
+# The metrics exposition (``GET /metrics``) as a plain ASGI app: scope, receive, send.
+Exposition = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from otel import names
-from otel.metrics import Metrics
+from otel.metrics import ActiveKey, Metrics
 
 RouteResolver = Callable[[Mapping[str, Any]], str | None]
-_Started = tuple[str, str, float]  # method, scheme, perf_counter at start
+_Started = tuple[ActiveKey, float]  # (method, scheme), perf_counter at start
 
 
 class HttpServerMetrics:
@@ -30,7 +30,6 @@ class HttpServerMetrics:
         excluded_prefixes: tuple[str, ...] = ("/metrics", "/health/"),
     ) -> None:
         self._metrics = metrics
-        self._active = metrics.http_active
         self._route_of = route_of
         self._excluded = excluded_prefixes
         self._attrs: dict[tuple[str, str, str, int], dict[str, str | int]] = {}
@@ -39,27 +38,25 @@ class HttpServerMetrics:
         """A request begins; None if it is not measured (/metrics, /health/*)."""
         if scope["path"].startswith(self._excluded):
             return None
-        method = _method(scope["method"])
-        scheme = scope.get("scheme", "http")
-        key = (method, scheme)
-        self._active[key] = self._active.get(key, 0) + 1
-        return method, scheme, time.perf_counter()
+        key = (_method(scope["method"]), scope.get("scheme", "http"))
+        self._metrics.http_started(key)
+        return key, time.perf_counter()
 
     def finish(self, started: _Started, scope: Mapping[str, Any], status: int) -> None:
-        method, scheme, at = started
+        key, at = started
         elapsed = time.perf_counter() - at
-        self._active[(method, scheme)] -= 1
+        method, scheme = key
         route = self._route_of(scope) or names.UNMATCHED_ROUTE
-        key = (method, scheme, route, status)
-        attrs = self._attrs.get(key)
+        attrs_key = (method, scheme, route, status)
+        attrs = self._attrs.get(attrs_key)
         if attrs is None:
-            attrs = self._attrs[key] = {
+            attrs = self._attrs[attrs_key] = {
                 "http.request.method": method,
                 "url.scheme": scheme,
                 "http.route": route,
                 "http.response.status_code": status,
             }
-        self._metrics.http_request(elapsed, attrs)
+        self._metrics.http_request(key, elapsed, attrs)
 
 
 _KNOWN_METHODS = frozenset(

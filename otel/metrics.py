@@ -8,14 +8,35 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel import names
 
 
+@dataclass(frozen=True, slots=True)
+class MetricLabels:
+    """The label values the service uses, given by the app (otel knows no domain words):
+    each is pre-registered at 0, and a value not listed here is refused (KeyError), never
+    counted under some catch-all."""
+
+    command_statuses: tuple[str, ...]  # the terminal statuses
+    timeout_status: str  # the one of them that also counts in sovd_command_timeout_total
+    auth_failure_reasons: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.timeout_status not in self.command_statuses:
+            raise ValueError("timeout_status must be one of command_statuses")
+
+
+# Active HTTP requests are counted per (method, scheme).
+ActiveKey = tuple[str, str]
+
+
 class Metrics:
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, labels: MetricLabels) -> None:
+        self._timeout_status = labels.timeout_status
         self._executed = meter.create_counter(
             names.COMMANDS_EXECUTED,
             unit="{command}",
@@ -62,9 +83,10 @@ class Metrics:
             unit="s",
             description="Duration of HTTP server requests",
         )
-        # Active requests change twice per request: counted in a plain dict by the HTTP
-        # middleware and observed at collection, which costs nothing per request.
-        self.http_active: dict[tuple[str, str], int] = {
+        # Active requests change twice per request: counted in a dict owned here (changed
+        # only through http_started / http_request, under the lock, as a collection may run
+        # in another thread, the OTLP exporter's) and observed at collection.
+        self._http_active: dict[ActiveKey, int] = {
             (method, "http"): 0 for method in ("GET", "POST", "PATCH")
         }
         meter.create_observable_up_down_counter(
@@ -79,8 +101,8 @@ class Metrics:
         self._http_pending: list[tuple[float, dict[str, str | int]]] = []
         self._http_lock = threading.Lock()
         # Attribute dicts are made once: recording then allocates nothing per call.
-        self._status_attrs = {s: {"status": s} for s in names.COMMAND_STATUSES}
-        self._reason_attrs = {r: {"reason": r} for r in names.AUTH_FAILURE_REASONS}
+        self._status_attrs = {s: {"status": s} for s in labels.command_statuses}
+        self._reason_attrs = {r: {"reason": r} for r in labels.auth_failure_reasons}
         for attrs in self._status_attrs.values():
             self._executed.add(0, attrs)
         for attrs in self._reason_attrs.values():
@@ -90,9 +112,18 @@ class Metrics:
         self._websockets.add(0)
         self._in_flight.add(0)
 
-    def http_request(self, duration_s: float, attributes: dict[str, str | int]) -> None:
-        """One HTTP request finished; ``attributes`` must not be changed afterwards."""
+    def http_started(self, key: ActiveKey) -> None:
+        """An HTTP request (method, scheme) began."""
         with self._http_lock:
+            self._http_active[key] = self._http_active.get(key, 0) + 1
+
+    def http_request(
+        self, key: ActiveKey, duration_s: float, attributes: dict[str, str | int]
+    ) -> None:
+        """The HTTP request ``key`` (as given to ``http_started``) finished; ``attributes``
+        must not be changed afterwards."""
+        with self._http_lock:
+            self._http_active[key] -= 1
             self._http_pending.append((duration_s, attributes))
             full = len(self._http_pending) >= names.HTTP_BATCH
         if full:
@@ -109,17 +140,19 @@ class Metrics:
         # The SDK runs observable callbacks before it reads synchronous instruments, so
         # flushing here puts every finished request into this collection.
         self.flush_http()
-        for (method, scheme), count in list(self.http_active.items()):
+        with self._http_lock:
+            active = list(self._http_active.items())
+        for (method, scheme), count in active:
             yield Observation(count, {"http.request.method": method, "url.scheme": scheme})
 
     # The calls below are the app's telemetry seam (app.telemetry.Telemetry).
 
     def command_finished(self, status: str, duration_s: float | None) -> None:
-        attrs = self._status_attrs.get(status, self._status_attrs["failed"])
+        attrs = self._status_attrs[status]  # an unknown status is a bug: KeyError
         self._executed.add(1, attrs)
         if duration_s is not None:  # None: not measured (start-up recovery), no sample
             self._duration.record(duration_s, attrs)
-        if status == "timeout":
+        if status == self._timeout_status:
             self._timeouts.add(1)
 
     def command_queued(self, delta: int) -> None:
@@ -138,5 +171,4 @@ class Metrics:
         self._vehicles.set(count)
 
     def auth_failure(self, reason: str) -> None:
-        attrs = self._reason_attrs.get(reason)
-        self._auth_failures.add(1, attrs if attrs is not None else {"reason": "other"})
+        self._auth_failures.add(1, self._reason_attrs[reason])  # unknown: KeyError

@@ -19,15 +19,8 @@ COMMANDS_IN_FLIGHT: Final = "sovd_commands_in_flight"
 HTTP_DURATION: Final = "http.server.request.duration"  # -> http_server_request_duration_seconds
 HTTP_ACTIVE: Final = "http.server.active_requests"  # -> http_server_active_requests
 
-COMMAND_STATUSES: Final = ("completed", "failed", "timeout", "cancelled")
-AUTH_FAILURE_REASONS: Final = (
-    "bad_credentials",
-    "missing_token",
-    "invalid_token",
-    "revoked_session",
-    "stale_refresh",
-    "throttled",
-)
+# The label values (command statuses, auth-failure reasons) are the app's vocabulary: the
+# app hands them over at construction (``MetricLabels``), so they are written once.
 
 COMMAND_DURATION_BUCKETS: Final = (
     0.005,

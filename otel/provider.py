@@ -19,7 +19,8 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from otel import names
-from otel.metrics import Metrics
+from otel.metrics import MetricLabels, Metrics
+from otel.scrape import ASGIApp, metrics_app
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +52,20 @@ def parse_resource_attributes(raw: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Telemetry:
-    """What the service holds: the recording calls, the registry to scrape, a shutdown."""
+class Instrumentation:
+    """What the service holds: the recording calls (``metrics``, the app's ``Telemetry``),
+    the registry and its exposition for ``GET /metrics``, a shutdown."""
 
     metrics: Metrics
     registry: CollectorRegistry
     provider: MeterProvider
+    exposition: ASGIApp
 
     def shutdown(self) -> None:
         self.provider.shutdown()
 
 
-def build_telemetry(settings: TelemetrySettings) -> Telemetry:
+def build_instrumentation(settings: TelemetrySettings, labels: MetricLabels) -> Instrumentation:
     resource = Resource.create(
         {
             **parse_resource_attributes(settings.resource_attributes),
@@ -99,4 +102,5 @@ def build_telemetry(settings: TelemetrySettings) -> Telemetry:
         views=views,
         exemplar_filter=AlwaysOffExemplarFilter(),
     )
-    return Telemetry(Metrics(provider.get_meter("sovd-command-service")), registry, provider)
+    metrics = Metrics(provider.get_meter("sovd-command-service"), labels)
+    return Instrumentation(metrics, registry, provider, metrics_app(registry))

@@ -1,9 +1,15 @@
-"""Test harness: the real app served by Hypercorn on a real socket, one SQLite file per test.
+"""Test harness: the real app, one SQLite file per test, in two tiers.
 
-``serve(config)`` runs the app in a background thread with its own event loop, bound to a
-socket the test opened (no free-port race), and drives it with real HTTP (httpx) and
-real WebSocket frames (websockets). ``ScriptedConnector`` is a fake vehicle whose answer
-the test releases chunk by chunk, for tests that need a command caught mid-stream.
+``in_process(config)`` (the default tier, and the ``server`` fixture) runs the real app in
+a background thread with its own event loop, runs its ASGI lifespan there, and drives it
+with a synchronous httpx client over the ASGI transport: no socket, same middleware,
+handlers, database and pipeline. ``running(config)`` (the ``socket`` tier, and the
+``server`` fixture in a test marked ``socket``) serves the same app with Hypercorn on a
+real socket the test opened (no free-port race), for real HTTP and real WebSocket frames.
+Both offer the same helpers (``.http``, ``.token()``, ``.submit()`` ...), so moving a test
+between tiers is swapping ``running`` for ``in_process`` or adding the marker.
+``ScriptedConnector`` is a fake vehicle whose answer the test releases chunk by chunk,
+for tests that need a command caught mid-stream.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,50 @@ ENGINEER_PASSWORD = "engineer-password-1"
 DEADLINE_S = 10.0
 
 
+# The real-socket tier, marked ``socket`` here in one place (a single test can also carry
+# ``@pytest.mark.socket``): real WebSocket frames, raw sockets and concurrent connections,
+# subprocesses, a real Prometheus, schemathesis and the benchmark smoke. Everything else
+# is the fast tier: ``pytest -m "not socket"``. Entries are modules or module::test.
+SOCKET_TIER = frozenset(
+    {
+        "test_authorization",  # its WebSocket matrix
+        "test_bench",
+        "test_cancel",
+        "test_corrupt_database",
+        "test_datadir_lock",
+        "test_doip_connector",
+        "test_doip_emulator",
+        "test_doip_interop",
+        "test_e2e",
+        "test_fuzz",
+        "test_http_surface",
+        "test_login_concurrency",
+        "test_otel_metrics",
+        "test_private_files",
+        "test_prometheus",
+        "test_refresh_sessions::test_refreshes_of_one_token_at_once_all_get_the_same_new_pair",
+        "test_slow_clients",
+        "test_slow_consumer",
+        "test_storage_full",
+        "test_ws",
+        "test_ws_limits",
+        "test_ws_revocation",
+    }
+)
+TESTS = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    missing = sorted(e for e in SOCKET_TIER if not (TESTS / f"{e.split('::')[0]}.py").exists())
+    assert not missing, f"SOCKET_TIER names modules that are gone: {missing}"
+    for item in items:
+        module = item.path.stem
+        test = getattr(item, "originalname", item.name)
+        if module in SOCKET_TIER or f"{module}::{test}" in SOCKET_TIER:
+            item.add_marker(pytest.mark.socket)
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     base = Config(
         host="127.0.0.1",
@@ -51,6 +101,12 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         command_timeout_s=0.3,
         sim_seed=1234,
         sim_latency_ms=0,
+        # Cheap argon2 parameters: tests log in hundreds of times. The production
+        # parameters are checked once, in tests/test_password_hashing.py.
+        password_hash_profile="fast",
+        # A test that ends with a command still running (a stuck vehicle) waits this
+        # long at shutdown, not the production grace of 10 s.
+        shutdown_grace_s=1.0,
     )
     return replace(base, **overrides)
 
@@ -98,6 +154,9 @@ class ScriptedConnector:
 
 @dataclass
 class Server:
+    """The app on its own event loop in ``_thread``, and helpers to drive it; this base
+    class serves it with Hypercorn on a real socket (real HTTP and WebSocket frames)."""
+
     config: Config
     app: Starlette
     base_url: str
@@ -294,7 +353,134 @@ def running(config: Config, **app_kwargs: Any) -> Iterator[Server]:
         server.stop()
 
 
+# -- the in-process tier ---------------------------------------------------------------
+
+# The peer address the app sees in process: what a local client on a real socket has.
+IN_PROCESS_PEER = ("127.0.0.1", 50000)
+# A host that never resolves: code that opens its own socket to it fails at once.
+IN_PROCESS_URL = "http://in-process.invalid"
+ASGI_LIFESPAN = {"version": "3.0", "spec_version": "2.0"}
+
+
+class LoopTransport(httpx.BaseTransport):
+    """A synchronous httpx transport that runs each request through the ASGI transport
+    on the app's own event loop, so the app's background tasks share that loop."""
+
+    def __init__(self, app: Starlette, loop: asyncio.AbstractEventLoop) -> None:
+        # raise_app_exceptions=False: an exception is a 500, as a real server answers.
+        self._asgi = httpx.ASGITransport(
+            app=app, raise_app_exceptions=False, client=IN_PROCESS_PEER
+        )
+        self._loop = loop
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()  # the body as bytes: a stream both sync and async clients can send
+
+        async def send() -> httpx.Response:
+            response = await self._asgi.handle_async_request(request)
+            body = b"".join([part async for part in response.aiter_raw()])  # still encoded
+            return httpx.Response(
+                response.status_code, headers=response.headers, stream=httpx.ByteStream(body)
+            )
+
+        future = asyncio.run_coroutine_threadsafe(send(), self._loop)
+        try:
+            return future.result(DEADLINE_S)
+        except TimeoutError:
+            future.cancel()
+            raise httpx.ReadTimeout(f"no answer in {DEADLINE_S} s", request=request) from None
+
+
+@asynccontextmanager
+async def asgi_lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Run the app's ASGI lifespan as a server does: startup, then shutdown on exit."""
+    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def send(message: dict[str, Any]) -> None:
+        await from_app.put(message)
+
+    scope = {"type": "lifespan", "asgi": ASGI_LIFESPAN, "state": {}}
+    task = asyncio.create_task(app(scope, to_app.get, send))  # type: ignore[arg-type]
+    await to_app.put({"type": "lifespan.startup"})
+    answer = asyncio.create_task(from_app.get())
+    await asyncio.wait({task, answer}, return_when=asyncio.FIRST_COMPLETED)
+    if not answer.done():
+        answer.cancel()
+        await task  # the app's startup raised: let the test see why
+        raise AssertionError("the app's lifespan ended before its startup completed")
+    if answer.result()["type"] != "lifespan.startup.complete":
+        await asyncio.gather(task, return_exceptions=True)
+        raise AssertionError(f"the app's startup failed: {answer.result()}")
+    try:
+        yield
+    finally:
+        await to_app.put({"type": "lifespan.shutdown"})
+        await task
+
+
+@dataclass
+class InProcessServer(Server):
+    """The same app and helpers, reached over the ASGI transport: no socket."""
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(
+            base_url=self.base_url, transport=LoopTransport(self.app, self.loop)
+        )
+
+    @property
+    def ws_url(self) -> str:
+        raise AssertionError(
+            "WebSockets need a real socket: mark the test `socket` or use running()"
+        )
+
+
+def start_in_process(config: Config, **app_kwargs: Any) -> InProcessServer:
+    app = create_app(config, **app_kwargs)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    async def serve() -> None:
+        async with asgi_lifespan(app):
+            started.set()
+            await stop.wait()
+            # As the real server's shutdown: drain the pipeline, then the lifespan ends.
+            await app.state.lifecycle.drain(config.shutdown_grace_s)
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(serve())
+        except BaseException as exc:  # reported by the waiting test
+            failure.append(exc)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            started.set()
+
+    thread = threading.Thread(target=run, name="sovd-test-app", daemon=True)
+    thread.start()
+    assert started.wait(DEADLINE_S), "the app did not start"
+    if failure:
+        raise failure[0]
+    return InProcessServer(config, app, IN_PROCESS_URL, loop, stop, thread)
+
+
+@contextmanager
+def in_process(config: Config, **app_kwargs: Any) -> Iterator[Server]:
+    """The real app, its lifespan, SQLite file and pipeline, without a socket."""
+    server = start_in_process(config, **app_kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    with running(make_config(tmp_path)) as srv:
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """The app for one test: in process, or on a real socket in a test marked ``socket``."""
+    serve = running if request.node.get_closest_marker("socket") else in_process
+    with serve(make_config(tmp_path)) as srv:
         yield srv

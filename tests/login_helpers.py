@@ -15,18 +15,11 @@ from typing import Any
 import httpx
 
 from tests.conftest import DEADLINE_S, Server
+from tests.fake_clock import FakeClock
 
 LOGIN = "/api/v1/auth/login"
 
-
-class Clock:
-    """The rate limits' monotonic clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
+Clock = FakeClock  # the service's one clock, moved by the test
 
 
 class CountingHasher:

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from app.vehicles.simulator import INITIAL_DTCS
-from tests.conftest import ScriptedConnector, Server, auth, make_config, running, wait_until
+from tests.conftest import ScriptedConnector, Server, auth, in_process, make_config, wait_until
 
 READ_DTC = {"ecuAddress": "0x10"}
 
@@ -87,7 +87,7 @@ def test_flaky_profile_outcomes_follow_the_seed(tmp_path: Path) -> None:
     )
 
     def outcomes() -> list[tuple[str, str | None]]:
-        with running(config) as srv:
+        with in_process(config) as srv:
             token = srv.token()
             flaky = srv.vehicle(token, "flaky")["vehicle_id"]
             ids = [srv.submit(token, flaky)["command_id"] for _ in range(12)]
@@ -201,7 +201,7 @@ def test_invalid_commands_are_400_naming_the_problem(
 
 def test_commands_to_one_vehicle_run_one_at_a_time_in_order(tmp_path: Path) -> None:
     fake = ScriptedConnector()
-    with running(make_config(tmp_path, command_timeout_s=10), connector=fake) as srv:
+    with in_process(make_config(tmp_path, command_timeout_s=10), connector=fake) as srv:
         token = srv.token()
         vehicle_id = srv.vehicle(token)["vehicle_id"]
         other_id = srv.vehicle(token, "flaky")["vehicle_id"]
@@ -222,7 +222,7 @@ def test_commands_to_one_vehicle_run_one_at_a_time_in_order(tmp_path: Path) -> N
 def test_a_full_vehicle_queue_is_503_and_stores_nothing(tmp_path: Path) -> None:
     fake = ScriptedConnector()
     config = make_config(tmp_path, command_timeout_s=10, vehicle_queue_size=2)
-    with running(config, connector=fake) as srv:
+    with in_process(config, connector=fake) as srv:
         token = srv.token()
         vehicle_id = srv.vehicle(token)["vehicle_id"]
         accepted = [srv.submit(token, vehicle_id)["command_id"] for _ in range(2)]
@@ -237,7 +237,12 @@ def test_a_full_vehicle_queue_is_503_and_stores_nothing(tmp_path: Path) -> None:
         wait_until(lambda: accepted[0] in fake.started, "first to start")
         fake.feed(accepted[0], {"n": 1}, final=True)
         srv.wait_status(token, accepted[0])
-        srv.submit(token, vehicle_id)  # room again
+        third = srv.submit(token, vehicle_id)["command_id"]  # room again
+        # Answer the rest, so the shutdown finds nothing in flight (it would wait its grace).
+        for command_id in (accepted[1], third):
+            wait_until(lambda c=command_id: c in fake.started, f"{command_id} to start")
+            fake.feed(command_id, {"n": 1}, final=True)
+            srv.wait_status(token, command_id)
 
 
 def test_history_filters_and_order(server: Server) -> None:

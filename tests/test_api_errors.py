@@ -88,6 +88,7 @@ def test_bad_bodies_get_clear_errors(
     assert server.http.get("/health/live").status_code == 200
 
 
+@pytest.mark.socket  # the connection is a real one
 def test_unread_body_on_an_early_error_keeps_the_connection_usable(server: Server) -> None:
     for _ in range(5):
         r = server.http.post("/api/v1/vehicles", json={"vin": "x"})  # 401 before the body

@@ -8,16 +8,9 @@ from __future__ import annotations
 from ipaddress import ip_network
 from pathlib import Path
 
-from tests.conftest import ENGINEER_PASSWORD, Server, auth, make_config, running
+from tests.conftest import ENGINEER_PASSWORD, Server, auth, in_process, make_config
+from tests.fake_clock import FakeClock as Clock
 from tests.scrape import scrape, value
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _login(srv: Server, username: str, password: str, **headers: str) -> int:
@@ -32,7 +25,7 @@ def _login(srv: Server, username: str, password: str, **headers: str) -> int:
 
 def test_five_failures_a_minute_then_429_with_the_real_retry_after(tmp_path: Path) -> None:
     clock = Clock()
-    with running(make_config(tmp_path), clock=clock) as srv:
+    with in_process(make_config(tmp_path), clock=clock) as srv:
         for _ in range(5):
             assert _login(srv, "engineer", "wrong-password") == 401
             clock.now += 6  # failures at t, t+6, ... t+24
@@ -57,7 +50,7 @@ def test_successes_do_not_count_and_the_address_limit_covers_every_username(
     tmp_path: Path,
 ) -> None:
     clock = Clock()
-    with running(make_config(tmp_path), clock=clock) as srv:
+    with in_process(make_config(tmp_path), clock=clock) as srv:
         for _ in range(10):
             assert _login(srv, "engineer", ENGINEER_PASSWORD) == 200
         # Five different unknown usernames from one address: the address is throttled.
@@ -70,7 +63,7 @@ def test_successes_do_not_count_and_the_address_limit_covers_every_username(
 def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
     clock = Clock()
     config = make_config(tmp_path, trusted_proxies=(ip_network("127.0.0.1/32"),))
-    with running(config, clock=clock) as srv:
+    with in_process(config, clock=clock) as srv:
         # Behind the trusted proxy, two clients are two addresses.
         for _ in range(5):
             assert _login(srv, f"x{_}", "wrong-password", **{"X-Forwarded-For": "10.1.1.1"}) == 401
@@ -82,7 +75,7 @@ def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
         ).json()
         assert {e["client_address"] for e in audit["items"]} == {"10.1.1.1"}
     clock = Clock()
-    with running(make_config(tmp_path / "untrusted"), clock=clock) as srv:
+    with in_process(make_config(tmp_path / "untrusted"), clock=clock) as srv:
         # Without trusted proxies the header is ignored: one address, one limit.
         for n in range(5):
             assert _login(srv, f"x{n}", "wrong", **{"X-Forwarded-For": f"10.0.0.{n}"}) == 401
@@ -91,7 +84,7 @@ def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
 
 def test_per_user_command_limit(tmp_path: Path) -> None:
     clock = Clock()
-    with running(make_config(tmp_path, command_rate_per_min=3), clock=clock) as srv:
+    with in_process(make_config(tmp_path, command_rate_per_min=3), clock=clock) as srv:
         alice = srv.token()
         bob = srv.create_engineer("bob")
         vehicle_id = srv.vehicle(alice)["vehicle_id"]
@@ -117,11 +110,11 @@ def test_per_user_command_limit(tmp_path: Path) -> None:
 
 def test_cors_is_off_unless_origins_are_listed(tmp_path: Path) -> None:
     preflight = {"Origin": "https://lab.example", "Access-Control-Request-Method": "POST"}
-    with running(make_config(tmp_path)) as srv:
+    with in_process(make_config(tmp_path)) as srv:
         r = srv.http.get("/health/live", headers={"Origin": "https://lab.example"})
         assert "access-control-allow-origin" not in r.headers
     config = make_config(tmp_path / "cors", cors_origins=("https://lab.example",))
-    with running(config) as srv:
+    with in_process(config) as srv:
         r = srv.http.options("/api/v1/commands", headers=preflight)
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == "https://lab.example"

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.routing import Route
 
 from tests.conftest import Server
+
+
+def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with its ``$ref`` (into components/schemas) followed."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    found: dict[str, Any] = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return found
 
 
 def _app_operations(server: Server) -> set[tuple[str, str]]:
@@ -41,7 +52,7 @@ def test_every_operation_documents_its_responses_and_error_body(server: Server) 
             if "requestBody" in op:
                 assert {"400", "413"} <= set(op["responses"]), (path, method)
     login = doc["paths"]["/api/v1/auth/login"]["post"]
-    body = login["requestBody"]["content"]["application/json"]["schema"]
+    body = _resolve(doc, login["requestBody"]["content"]["application/json"]["schema"])
     assert body["required"] == ["username", "password"]
     assert body["additionalProperties"] is False
 
@@ -56,9 +67,10 @@ def test_writes_document_storage_errors_and_cancel_its_outcomes(server: Server) 
     assert {"200", "202", "401", "404", "409", "503"} <= set(cancel["responses"])
     ok = cancel["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"$ref": "#/components/schemas/Command"}
-    statuses = doc["components"]["schemas"]["Command"]["properties"]["status"]["enum"]
+    command = _resolve(doc, ok)
+    statuses = _resolve(doc, command["properties"]["status"])["enum"]
     assert "cancelled" in statuses
     patch = doc["paths"]["/api/v1/users/{user_id}"]["patch"]
-    body = patch["requestBody"]["content"]["application/json"]["schema"]
+    body = _resolve(doc, patch["requestBody"]["content"]["application/json"]["schema"])
     assert body["properties"]["cancel_commands"]["type"] == "boolean"
     assert body["required"] == ["disabled"]

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from app.api.routes import ENDPOINTS
+from app.vocabulary import Access
 from tests.conftest import ADMIN_PASSWORD, ENGINEER_PASSWORD, Server, auth, make_config, running
 
 _counter = itertools.count()
@@ -50,77 +52,121 @@ def _fresh_user(srv: Server) -> str:
     return str(r.json()["user_id"])
 
 
-# (name, method, path, body, rule, ok status); {vehicle}, {cmd_a}, {cmd_b}, {user} filled in.
-ROUTES: list[tuple[str, str, str, Callable[[], Any] | None, str, int]] = [
-    ("live", "GET", "/health/live", None, "public", 200),
-    ("ready", "GET", "/health/ready", None, "public", 200),
-    ("openapi", "GET", "/openapi.json", None, "public", 200),
-    ("metrics", "GET", "/metrics", None, "public", 200),
-    (
-        "login",
-        "POST",
-        "/api/v1/auth/login",
-        lambda: {"username": "engineer", "password": ENGINEER_PASSWORD},
-        "public",
-        200,
-    ),
-    ("me", "GET", "/api/v1/auth/me", None, "user", 200),
-    ("catalogue", "GET", "/api/v1/catalogue", None, "user", 200),
-    ("vehicles", "GET", "/api/v1/vehicles", None, "user", 200),
-    ("vehicle", "GET", "/api/v1/vehicles/{vehicle}", None, "user", 200),
-    ("commands", "GET", "/api/v1/commands", None, "user", 200),
-    (
-        "submit",
-        "POST",
-        "/api/v1/commands",
-        lambda: {
-            "vehicle_id": "{vehicle}",
-            "command_name": "ReadDTC",
-            "command_params": {"ecuAddress": "0x10"},
-        },
-        "user",
-        201,
-    ),
-    ("users", "GET", "/api/v1/users", None, "admin", 200),
-    (
-        "create-user",
-        "POST",
-        "/api/v1/users",
-        lambda: {
-            "username": f"user{next(_counter)}",
-            "password": "password-123",
-            "role": "engineer",
-        },
-        "admin",
-        201,
-    ),
-    ("disable-user", "PATCH", "/api/v1/users/{user}", lambda: {"disabled": True}, "admin", 200),
-    ("delete-user", "DELETE", "/api/v1/users/{user}", None, "admin", 204),
-    (
-        "create-vehicle",
-        "POST",
-        "/api/v1/vehicles",
-        lambda: {"vin": _vin(), "make": "a", "model": "b", "year": 2020},
-        "admin",
-        201,
-    ),
-    (
-        "patch-vehicle",
-        "PATCH",
-        "/api/v1/vehicles/{vehicle}",
-        lambda: {"connection_status": "connected"},
-        "admin",
-        200,
-    ),
-    ("audit", "GET", "/api/v1/audit", None, "admin", 200),
-    ("command-a", "GET", "/api/v1/commands/{cmd_a}", None, "owner-a", 200),
-    ("responses-a", "GET", "/api/v1/commands/{cmd_a}/responses", None, "owner-a", 200),
-    ("command-b", "GET", "/api/v1/commands/{cmd_b}", None, "owner-b", 200),
-    ("responses-b", "GET", "/api/v1/commands/{cmd_b}/responses", None, "owner-b", 200),
+# Example calls per endpoint of the route table: (name, path, body, owner, ok status);
+# {vehicle}, {cmd_a}, {cmd_b}, {user} are filled in. ``owner`` names whose command the
+# call reaches ("a"/"b"): only its owner and admins may; others hear 404.
+Example = tuple[str, str, Callable[[], Any] | None, str | None, int]
+EXAMPLES: dict[tuple[str, str], list[Example]] = {
+    ("GET", "/health/live"): [("live", "/health/live", None, None, 200)],
+    ("GET", "/health/ready"): [("ready", "/health/ready", None, None, 200)],
+    ("GET", "/openapi.json"): [("openapi", "/openapi.json", None, None, 200)],
+    ("POST", "/api/v1/auth/login"): [
+        (
+            "login",
+            "/api/v1/auth/login",
+            lambda: {"username": "engineer", "password": ENGINEER_PASSWORD},
+            None,
+            200,
+        )
+    ],
+    ("GET", "/api/v1/auth/me"): [("me", "/api/v1/auth/me", None, None, 200)],
+    ("GET", "/api/v1/catalogue"): [("catalogue", "/api/v1/catalogue", None, None, 200)],
+    ("GET", "/api/v1/vehicles"): [("vehicles", "/api/v1/vehicles", None, None, 200)],
+    ("GET", "/api/v1/vehicles/{vehicle_id}"): [
+        ("vehicle", "/api/v1/vehicles/{vehicle}", None, None, 200)
+    ],
+    ("GET", "/api/v1/commands"): [("commands", "/api/v1/commands", None, None, 200)],
+    ("POST", "/api/v1/commands"): [
+        (
+            "submit",
+            "/api/v1/commands",
+            lambda: {
+                "vehicle_id": "{vehicle}",
+                "command_name": "ReadDTC",
+                "command_params": {"ecuAddress": "0x10"},
+            },
+            None,
+            201,
+        )
+    ],
+    ("GET", "/api/v1/users"): [("users", "/api/v1/users", None, None, 200)],
+    ("POST", "/api/v1/users"): [
+        (
+            "create-user",
+            "/api/v1/users",
+            lambda: {
+                "username": f"user{next(_counter)}",
+                "password": "password-123",
+                "role": "engineer",
+            },
+            None,
+            201,
+        )
+    ],
+    ("PATCH", "/api/v1/users/{user_id}"): [
+        ("disable-user", "/api/v1/users/{user}", lambda: {"disabled": True}, None, 200)
+    ],
+    ("DELETE", "/api/v1/users/{user_id}"): [
+        ("delete-user", "/api/v1/users/{user}", None, None, 204)
+    ],
+    ("POST", "/api/v1/vehicles"): [
+        (
+            "create-vehicle",
+            "/api/v1/vehicles",
+            lambda: {"vin": _vin(), "make": "a", "model": "b", "year": 2020},
+            None,
+            201,
+        )
+    ],
+    ("PATCH", "/api/v1/vehicles/{vehicle_id}"): [
+        (
+            "patch-vehicle",
+            "/api/v1/vehicles/{vehicle}",
+            lambda: {"connection_status": "connected"},
+            None,
+            200,
+        )
+    ],
+    ("GET", "/api/v1/audit"): [("audit", "/api/v1/audit", None, None, 200)],
+    ("GET", "/api/v1/commands/{command_id}"): [
+        ("command-a", "/api/v1/commands/{cmd_a}", None, "a", 200),
+        ("command-b", "/api/v1/commands/{cmd_b}", None, "b", 200),
+    ],
+    ("GET", "/api/v1/commands/{command_id}/responses"): [
+        ("responses-a", "/api/v1/commands/{cmd_a}/responses", None, "a", 200),
+        ("responses-b", "/api/v1/commands/{cmd_b}/responses", None, "b", 200),
+    ],
     # The commands have ended: whoever may cancel them hears 409, anyone else 404.
-    ("cancel-a", "POST", "/api/v1/commands/{cmd_a}/cancel", None, "owner-a", 409),
-    ("cancel-b", "POST", "/api/v1/commands/{cmd_b}/cancel", None, "owner-b", 409),
-]
+    ("POST", "/api/v1/commands/{command_id}/cancel"): [
+        ("cancel-a", "/api/v1/commands/{cmd_a}/cancel", None, "a", 409),
+        ("cancel-b", "/api/v1/commands/{cmd_b}/cancel", None, "b", 409),
+    ],
+}
+# Logout and refresh end or rotate sessions: test_token_routes_and_logout covers them.
+SESSION_ROUTES = {("POST", "/api/v1/auth/logout"), ("POST", "/api/v1/auth/refresh")}
+_RULES = {Access.ANONYMOUS: "public", Access.USER: "user", Access.ADMIN: "admin"}
+
+
+def _routes() -> list[tuple[str, str, str, Callable[[], Any] | None, str, int]]:
+    """The matrix rows: every endpoint of the route table, its rule from the table."""
+    rows = []
+    for e in ENDPOINTS:
+        if (e.method, e.path) in SESSION_ROUTES:
+            continue
+        for name, path, body, owner, ok in EXAMPLES[(e.method, e.path)]:
+            rule = f"owner-{owner}" if owner else _RULES[e.access]
+            rows.append((name, e.method, path, body, rule, ok))
+    # /metrics is outside the table (text exposition, its own optional token).
+    rows.append(("metrics", "GET", "/metrics", None, "public", 200))
+    return rows
+
+
+ROUTES = _routes()
+
+
+def test_every_endpoint_of_the_table_is_in_the_matrix() -> None:
+    table = {(e.method, e.path) for e in ENDPOINTS}
+    assert set(EXAMPLES) | SESSION_ROUTES == table
 
 
 def _expected(rule: str, who: str, ok: int) -> int:

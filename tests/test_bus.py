@@ -4,6 +4,7 @@ import pytest
 
 from app.bus import EventBus, Overflowed
 from app.events import ResponseEvent, StatusEvent
+from app.vocabulary import CommandStatus
 
 
 def _chunk(command_id: str, n: int) -> ResponseEvent:
@@ -20,7 +21,7 @@ def test_subscribers_get_their_commands_events_in_order() -> None:
         ):
             bus.publish(_chunk("a", 1))
             bus.publish(_chunk("a", 2))
-            bus.publish(StatusEvent("b", "in_progress", "t"))
+            bus.publish(StatusEvent("b", CommandStatus.IN_PROGRESS, "t"))
             for sub in (first, second):
                 assert [(await sub.get()).sequence_number for _ in range(2)] == [1, 2]  # type: ignore[union-attr]
             assert (await other.get()).command_id == "b"

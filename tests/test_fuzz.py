@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.conftest import ADMIN_PASSWORD, make_config, running
 
-EXAMPLES_PER_OPERATION = 40
+EXAMPLES_PER_OPERATION = 15
 CHECKS = ",".join(
     (
         "not_a_server_error",

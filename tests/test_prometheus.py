@@ -42,11 +42,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+TEST_SCRAPE_INTERVAL = "500ms"  # also the scrape timeout: far above a scrape here
+
+
 def derived_config(tmp_path: Path, target: str) -> Path:
-    """prometheus/prometheus.yml with only the scrape target rewritten (rules copied beside)."""
+    """prometheus/prometheus.yml with the scrape target and interval rewritten (rules
+    copied beside)."""
     config = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
     job["static_configs"] = [{"targets": [target]}]
+    # Scrape often, so the test waits fractions of a second for each scrape, not 5 s.
+    job["scrape_interval"] = job["scrape_timeout"] = TEST_SCRAPE_INTERVAL
     shutil.copytree(PROM_DIR / "rules", tmp_path / "rules")
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))

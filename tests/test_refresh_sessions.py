@@ -21,6 +21,7 @@ from typing import Any
 import jwt
 import pytest
 
+from app.clock import Clock
 from app.errors import Unauthorized
 from app.models import SYSTEM_ACTOR
 from app.services.auth import AuthService, TokenPair, TokenSettings, password_hasher
@@ -36,11 +37,11 @@ DAY = timedelta(days=1)
 T0 = datetime(2031, 3, 1, 8, 0, tzinfo=UTC)
 
 
-class WallClock:
+class WallClock(Clock):
     def __init__(self) -> None:
         self.now = T0
 
-    def __call__(self) -> datetime:
+    def wall(self) -> datetime:
         return self.now
 
 
@@ -68,7 +69,7 @@ def _with_service(
                 ),
                 NoTelemetry(),
                 hasher=password_hasher("fast"),
-                now=clock,
+                clock=clock,
             )
             await service.create_user("engineer", ENGINEER_PASSWORD, "engineer", SYSTEM_ACTOR)
             await scenario(service, clock, db)

@@ -7,20 +7,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from app.services.retention import Retention
+from app.clock import Clock
+from app.services.retention import Purged, Retention
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
 from app.store.users import UserStore
 from tests.conftest import ENGINEER_PASSWORD, Server, auth, make_config, running
+from tests.fake_clock import FakeClock
 
 OLD = "2020-01-01T00:00:00.000000+00:00"
 
 
-class WallClock:
+class WallClock(Clock):
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
 
-    def __call__(self) -> datetime:
+    def wall(self) -> datetime:
         return self.now
 
 
@@ -109,7 +111,7 @@ def test_expired_and_revoked_sessions_are_purged_daily(tmp_path: Path) -> None:
                 (OLD,),
             )
         clock = WallClock()
-        retention = _retention(srv, None, now=clock, batch=1)
+        retention = _retention(srv, None, clock=clock, batch=1)
         assert srv.run(retention.run_once()).sessions == 2  # in batches of one
         assert srv.query("SELECT count(*) FROM sessions") == [(1,)]
         me = srv.http.get("/api/v1/auth/me", headers=auth(live["access_token"]))
@@ -163,3 +165,26 @@ def test_the_running_service_purges_old_audit_rows(tmp_path: Path) -> None:
         assert srv.query("SELECT action FROM audit_log") == [("auth.login",)]
         me = srv.http.get("/api/v1/auth/me", headers=auth(live["access_token"]))
         assert me.status_code == 200
+
+
+def test_moving_the_services_clock_ages_everything_without_rewriting_rows(
+    tmp_path: Path,
+) -> None:
+    """Issue #9 item 6: one injected clock. Moved 31 days on, the command, its audit rows
+    and the session are past retention and the access token past its expiry: auth,
+    retention and the pipeline's timestamps all read the same clock."""
+    clock = FakeClock()
+    with running(make_config(tmp_path, retention_days=30), clock=clock) as srv:
+        token = srv.token()
+        cid = srv.submit(token, srv.vehicle(token)["vehicle_id"])["command_id"]
+        srv.wait_status(token, cid)
+        retention = srv.app.state.lifecycle.retention
+        assert srv.run(retention.run_once()) == Purged()  # nothing is old yet
+        clock.advance(31 * 86400)
+        assert srv.http.get("/api/v1/auth/me", headers=auth(token)).status_code == 401
+        purged = srv.run(retention.run_once())
+        assert purged.commands == 1
+        assert purged.audit_rows > 0
+        assert purged.sessions == 1
+        assert srv.query("SELECT count(*) FROM commands") == [(0,)]
+        assert srv.query("SELECT count(*) FROM sessions") == [(0,)]

@@ -1,6 +1,7 @@
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,10 +12,23 @@ from app.store.database import Database
 from app.store.migrations import MIGRATIONS
 from app.store.users import UserStore
 from app.store.vehicles import VehicleStore
+from app.vocabulary import CommandStatus, ConnectionStatus, Role, SimulatorProfile
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+def _chunk(
+    command_id: str, sequence: int, payload: dict[str, Any], *, is_final: bool
+) -> ResponseChunk:
+    return ResponseChunk(
+        command_id=command_id,
+        sequence_number=sequence,
+        response_payload=payload,
+        is_final=is_final,
+        received_at="t",
+    )
 
 
 def test_a_new_database_is_migrated_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
@@ -52,29 +66,48 @@ def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
         db = Database(tmp_path / "sovd.db")
         await db.open()
         try:
-            actor = Actor(None, "test", None)
-            user = User("u1", "alice", "engineer")
+            actor = Actor(user_id=None, username="test", client_address=None)
+            user = User(user_id="u1", username="alice", role=Role.ENGINEER)
             await UserStore(db).create(user, "hash", "t", actor)
             await VehicleStore(db).insert(
                 Vehicle(
-                    "v1", "WVWZZZ1KZAW000001", "VW", "Golf", 2020, "connected", "healthy", None
+                    vehicle_id="v1",
+                    vin="WVWZZZ1KZAW000001",
+                    make="VW",
+                    model="Golf",
+                    year=2020,
+                    connection_status=ConnectionStatus.CONNECTED,
+                    simulator_profile=SimulatorProfile.HEALTHY,
+                    last_seen_at=None,
                 ),
                 "t",
                 None,
             )
             store = CommandStore(db)
             await store.insert(
-                Command("c1", "v1", "u1", "ReadDTC", {}, "pending", None, None, "t", None), actor
+                Command(
+                    command_id="c1",
+                    vehicle_id="v1",
+                    user_id="u1",
+                    command_name="ReadDTC",
+                    command_params={},
+                    status=CommandStatus.PENDING,
+                    error_code=None,
+                    error_message=None,
+                    submitted_at="t",
+                    completed_at=None,
+                ),
+                actor,
             )
-            chunk = ResponseChunk("c1", 1, {"a": 1}, False, "t")
+            chunk = _chunk("c1", 1, {"a": 1}, is_final=False)
             await store.add_response(chunk)
             with pytest.raises(sqlite3.IntegrityError):
                 await store.add_response(chunk)
             # The failed write rolled back whole; the store still works.
-            await store.add_response(ResponseChunk("c1", 2, {"a": 2}, True, "t"))
+            await store.add_response(_chunk("c1", 2, {"a": 2}, is_final=True))
             assert [c.sequence_number for c in await store.responses("c1")] == [1, 2]
             with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
-                await store.add_response(ResponseChunk("nope", 1, {}, True, "t"))
+                await store.add_response(_chunk("nope", 1, {}, is_final=True))
         finally:
             await db.close()
 
@@ -86,7 +119,7 @@ def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Pa
         db = Database(tmp_path / "sovd.db")
         await db.open()
         try:
-            actor = Actor(None, "test", None)
+            actor = Actor(user_id=None, username="test", client_address=None)
             users = UserStore(db)
 
             def broken(conn: sqlite3.Connection) -> None:
@@ -94,11 +127,18 @@ def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Pa
 
             results = await asyncio.gather(
                 *(
-                    users.create(User(f"u{n}", f"user{n}", "engineer"), "h", "t", actor)
+                    users.create(
+                        User(user_id=f"u{n}", username=f"user{n}", role=Role.ENGINEER),
+                        "h",
+                        "t",
+                        actor,
+                    )
                     for n in range(5)
                 ),
                 db.write(broken),
-                users.create(User("u9", "user9", "engineer"), "h", "t", actor),
+                users.create(
+                    User(user_id="u9", username="user9", role=Role.ENGINEER), "h", "t", actor
+                ),
                 return_exceptions=True,
             )
             assert results[:5] == [True] * 5 and results[6] is True
@@ -118,10 +158,12 @@ def test_close_finishes_the_writes_already_asked_for(tmp_path: Path) -> None:
         db = Database(tmp_path / "sovd.db")
         await db.open()
         users = UserStore(db)
-        actor = Actor(None, "test", None)
+        actor = Actor(user_id=None, username="test", client_address=None)
         pending = [
             asyncio.ensure_future(
-                users.create(User(f"u{n}", f"user{n}", "engineer"), "h", "t", actor)
+                users.create(
+                    User(user_id=f"u{n}", username=f"user{n}", role=Role.ENGINEER), "h", "t", actor
+                )
             )
             for n in range(20)
         ]
@@ -129,7 +171,9 @@ def test_close_finishes_the_writes_already_asked_for(tmp_path: Path) -> None:
         await db.close()
         assert [await p for p in pending] == [True] * 20
         with pytest.raises(RuntimeError, match="closed"):
-            await users.create(User("late", "late", "engineer"), "h", "t", actor)
+            await users.create(
+                User(user_id="late", username="late", role=Role.ENGINEER), "h", "t", actor
+            )
 
     _run(scenario())
     with sqlite3.connect(tmp_path / "sovd.db") as conn:
@@ -181,3 +225,86 @@ def test_a_file_that_is_not_a_database_is_refused_naming_the_path(tmp_path: Path
     path.write_bytes(b"not sqlite" * 1000)
     with pytest.raises(StartupError, match=f"the database {path} cannot be used: file is not a"):
         _run(Database(path).open())
+
+
+def test_the_private_aiosqlite_api_the_store_uses_still_works(tmp_path: Path) -> None:
+    """Issue #9 item 9: ``run_in_thread`` is the one use of aiosqlite's private
+    ``Connection._execute`` / ``Connection._conn``. If an aiosqlite upgrade renames or
+    changes them, this fails, naming what changed, before anything subtler can."""
+    import threading
+
+    import aiosqlite
+
+    from app.store.database import check_aiosqlite, run_in_thread
+
+    async def scenario() -> None:
+        conn = await aiosqlite.connect(str(tmp_path / "t.db"), isolation_level=None)
+        try:
+            assert callable(getattr(conn, "_execute", None)), "aiosqlite lost Connection._execute"
+            assert hasattr(conn, "_conn"), "aiosqlite lost Connection._conn"
+            check_aiosqlite(conn)  # the check a connection gets when the store opens it
+
+            def probe(raw: sqlite3.Connection) -> tuple[int, bool, int]:
+                raw.execute("CREATE TABLE t (x)")
+                raw.execute("INSERT INTO t VALUES (1)")
+                value = raw.execute("SELECT x FROM t").fetchone()[0]
+                return threading.get_ident(), isinstance(raw, sqlite3.Connection), value
+
+            loop_thread = threading.get_ident()
+            thread, is_raw, value = await run_in_thread(conn, probe)
+            # Whole in the connection's own thread (not the loop's, not a pool's), on the
+            # raw sqlite3 connection: that thread is aiosqlite's Connection itself.
+            assert thread != loop_thread
+            assert thread == conn._thread.ident
+            assert is_raw and value == 1
+            # Public and private paths see the same connection.
+            async with conn.execute("SELECT count(*) FROM t") as cur:
+                assert await cur.fetchone() == (1,)
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_aiosqlite_without_the_private_api_is_refused_at_open(tmp_path: Path) -> None:
+    from app.store.database import check_aiosqlite
+
+    class Changed:  # what a future aiosqlite without _execute would look like to us
+        _conn = None
+
+    with pytest.raises(RuntimeError, match=r"aiosqlite .* lacks Connection\._execute"):
+        check_aiosqlite(Changed())  # type: ignore[arg-type]
+
+
+def test_a_cached_read_is_served_from_memory_until_any_write(tmp_path: Path) -> None:
+    async def scenario() -> list[int]:
+        db = Database(tmp_path / "sovd.db")
+        await db.open()
+        reads: list[int] = []
+
+        def count_users(conn: sqlite3.Connection) -> int:
+            reads.append(1)
+            return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
+
+        try:
+            seen = [await db.read_cached("users", count_users) for _ in range(3)]
+            assert len(reads) == 1  # one real read, two from memory
+            await UserStore(db).create(
+                User(user_id="u1", username="alice", role=Role.ENGINEER),
+                "h",
+                "t",
+                Actor(user_id=None, username="test", client_address=None),
+            )
+            seen.append(await db.read_cached("users", count_users))
+            assert len(reads) == 2  # the write made the cached answer stale
+            # A write that lands while a read is under way: that answer is never reused.
+            slow_read = asyncio.create_task(db.read_cached("users again", count_users))
+            await db.write(lambda c: c.execute("DELETE FROM users"))
+            await slow_read
+            seen.append(await db.read_cached("users again", count_users))
+            assert len(reads) == 4
+            return seen
+        finally:
+            await db.close()
+
+    assert _run(scenario()) == [0, 0, 0, 1, 0]

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 
 from app.store.migrations import MIGRATIONS
 from app.usernames import username_key
-from tests.conftest import ADMIN_PASSWORD, Server, auth, make_config, running
+from tests.conftest import ADMIN_PASSWORD, Server, auth, in_process, make_config
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
@@ -104,7 +104,7 @@ def test_colliding_names_in_an_existing_database_are_kept_and_the_later_disabled
 ) -> None:
     config = make_config(tmp_path, demo_data=False)
     ids = _version_2_database(config.db_path)
-    with running(config) as srv:
+    with in_process(config) as srv:
         rows = srv.query("SELECT user_id, username, username_key, disabled FROM users")
         assert sorted(rows) == sorted(
             [

@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
-
-from app.api.deps import admin, page, services
-from app.api.schema import UUID_PATTERN, Field, Query, limit_offset
+from app.api.contract import Call, Limit, Offset, Out, Query, Uuid
+from app.models import AuditEntry
 from app.store.audit import AuditFilter
-
-LIST = Query(
-    {
-        "action": Field(
-            str,
-            required=False,
-            pattern=r"^[a-z_.]{1,64}$",
-            description="such as auth.login, command.submit, vehicle.update",
-        ),
-        "user_id": Field(str, required=False, pattern=UUID_PATTERN),
-        **limit_offset(),
-    }
-)
+from app.vocabulary import AuditAction
 
 
-async def list_audit(request: Request) -> Response:
-    await admin(request)
-    q = LIST.parse(request)
-    flt = AuditFilter(
-        q.get("action"),
-        q["user_id"].lower() if "user_id" in q else None,
-        q.get("limit", 50),
-        q.get("offset", 0),
-    )
-    items, total = await services(request).audit.find(flt)
-    return page(items, total, flt.limit, flt.offset)
+class AuditQuery(Query, frozen=True, kw_only=True):
+    action: AuditAction | None = None
+    user_id: Uuid | None = None
+    limit: Limit = 50
+    offset: Offset = 0
+
+
+class AuditPage(Out, frozen=True, kw_only=True):
+    items: list[AuditEntry]
+    total: int
+    limit: int
+    offset: int
+
+
+async def list_audit(call: Call[None, AuditQuery]) -> AuditPage:
+    q = call.query
+    flt = AuditFilter(q.action, q.user_id.lower() if q.user_id else None, q.limit, q.offset)
+    items, total = await call.services.audit.find(flt)
+    return AuditPage(items=items, total=total, limit=q.limit, offset=q.offset)

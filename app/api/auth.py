@@ -2,41 +2,59 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Annotated, Literal
 
-from app.api.deps import client_address, json_response, principal, services
-from app.api.schema import Body, Field, parse_body
+import msgspec
 
-LOGIN = Body(
-    {
-        "username": Field(str, min_length=1, max_length=64),
-        "password": Field(str, min_length=1, max_length=256),
-    }
-)
-REFRESH = Body({"refresh_token": Field(str, min_length=1, max_length=4096)})
+from app.api.contract import Body, Call, Out
+from app.services import auth as auth_service
+from app.vocabulary import Role
 
 
-async def login(request: Request) -> Response:
-    s = services(request)
-    body = await parse_body(request, LOGIN, s.config.max_body_bytes)
-    pair = await s.auth.login(body["username"], body["password"], client_address(request))
-    return json_response(pair.as_dict())
+class Login(Body, frozen=True, kw_only=True):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-async def refresh(request: Request) -> Response:
-    s = services(request)
-    body = await parse_body(request, REFRESH, s.config.max_body_bytes)
-    pair = await s.auth.refresh(body["refresh_token"], client_address(request))
-    return json_response(pair.as_dict())
+class Refresh(Body, frozen=True, kw_only=True):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 
 
-async def logout(request: Request) -> Response:
-    who = await principal(request)
-    await services(request).auth.logout(who, client_address(request))
-    return Response(status_code=204)
+class TokenPair(Out, frozen=True, kw_only=True):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
 
 
-async def me(request: Request) -> Response:
-    who = await principal(request)
-    return json_response({"user_id": who.user_id, "username": who.username, "role": who.role})
+class Me(Out, frozen=True, kw_only=True):
+    user_id: str
+    username: str
+    role: Role
+
+
+def _tokens(pair: auth_service.TokenPair) -> TokenPair:
+    return TokenPair(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        token_type="bearer",  # noqa: S106 (the token scheme, not a secret)
+        expires_in=pair.expires_in,
+    )
+
+
+async def login(call: Call[Login, None]) -> TokenPair:
+    pair = await call.services.auth.login(call.body.username, call.body.password, call.client())
+    return _tokens(pair)
+
+
+async def refresh(call: Call[Refresh, None]) -> TokenPair:
+    return _tokens(await call.services.auth.refresh(call.body.refresh_token, call.client()))
+
+
+async def logout(call: Call[None, None]) -> None:
+    await call.services.auth.logout(call.who, call.client())
+
+
+async def me(call: Call[None, None]) -> Me:
+    who = call.who
+    return Me(user_id=who.user_id, username=who.username, role=who.role)

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Any
 
-from app.api.deps import json_response, principal
+from app.api.contract import Call, Out
 from app.sovd import CATALOGUE
 
-_ITEMS = {"items": [spec.as_dict() for spec in CATALOGUE.values()]}
+
+class CatalogueEntry(Out, frozen=True, kw_only=True):
+    command_name: str
+    description: str
+    params_schema: dict[str, Any]
 
 
-async def catalogue(request: Request) -> Response:
-    await principal(request)
-    return json_response(_ITEMS)
+class Catalogue(Out, frozen=True, kw_only=True):
+    items: list[CatalogueEntry]
+
+
+_ITEMS = Catalogue(
+    items=[
+        CatalogueEntry(
+            command_name=spec.command_name,
+            description=spec.description,
+            params_schema=spec.params_schema(),
+        )
+        for spec in CATALOGUE.values()
+    ]
+)
+
+
+async def catalogue(call: Call[None, None]) -> Catalogue:
+    return _ITEMS

@@ -2,98 +2,158 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Annotated, Any
 
-from app.api.deps import client_address, json_response, page, path_id, principal, services
-from app.api.schema import UUID_PATTERN, Body, Field, Query, limit_offset, parse_body
+import msgspec
+
+from app import models
+from app.api.contract import Body, Call, Limit, Offset, Out, Query, Result, Uuid
+from app.clock import format_ts, parse_ts
 from app.errors import BadRequest
-from app.models import COMMAND_STATUSES
 from app.store.commands import CommandFilter
+from app.vocabulary import CommandStatus, FailureCode
 
-SUBMIT = Body(
-    {
-        "vehicle_id": Field(str, pattern=UUID_PATTERN),
-        "command_name": Field(str, max_length=64, description="a command of the catalogue"),
-        "command_params": Field(dict, description="parameters, as the catalogue describes"),
-    }
-)
-LIST = Query(
-    {
-        "vehicle_id": Field(str, required=False, pattern=UUID_PATTERN),
-        "status": Field(str, required=False, choices=COMMAND_STATUSES),
-        "user_id": Field(str, required=False, pattern=UUID_PATTERN),
-        "since": Field(
-            str,
-            required=False,
-            format="date-time",
-            description="submitted at or after (ISO 8601 with zone)",
-        ),
-        "until": Field(
-            str,
-            required=False,
-            format="date-time",
-            description="submitted before (ISO 8601 with zone)",
-        ),
-        **limit_offset(),
-    }
-)
+_DATE_TIME = {"format": "date-time"}
+Since = Annotated[
+    str,
+    msgspec.Meta(
+        description="submitted at or after (ISO 8601 with zone)", extra_json_schema=_DATE_TIME
+    ),
+]
+Until = Annotated[
+    str,
+    msgspec.Meta(description="submitted before (ISO 8601 with zone)", extra_json_schema=_DATE_TIME),
+]
 
 
-async def submit(request: Request) -> Response:
-    who = await principal(request)
-    s = services(request)
-    body = await parse_body(request, SUBMIT, s.config.max_body_bytes)
-    command = await s.commands.submit(
-        who,
-        body["vehicle_id"].lower(),
-        body["command_name"],
-        body["command_params"],
-        client_address(request),
+class NewCommand(Body, frozen=True, kw_only=True):
+    vehicle_id: Uuid
+    command_name: Annotated[
+        str, msgspec.Meta(max_length=64, description="a command of the catalogue")
+    ]
+    command_params: Annotated[
+        dict[str, Any], msgspec.Meta(description="parameters, as the catalogue describes")
+    ]
+
+
+class CommandQuery(Query, frozen=True, kw_only=True):
+    vehicle_id: Uuid | None = None
+    status: CommandStatus | None = None
+    user_id: Uuid | None = None
+    since: Since | None = None
+    until: Until | None = None
+    limit: Limit = 50
+    offset: Offset = 0
+
+
+class Command(Out, frozen=True, kw_only=True):
+    """A command as clients see it (its internal start time left out)."""
+
+    command_id: str
+    vehicle_id: str
+    user_id: str
+    command_name: str
+    command_params: dict[str, Any]
+    status: CommandStatus
+    error_code: FailureCode | None
+    error_message: str | None
+    submitted_at: str
+    completed_at: str | None
+
+
+class CommandPage(Out, frozen=True, kw_only=True):
+    items: list[Command]
+    total: int
+    limit: int
+    offset: int
+
+
+class ResponseChunk(Out, frozen=True, kw_only=True):
+    sequence_number: Annotated[int, msgspec.Meta(ge=1)]
+    response_payload: dict[str, Any]
+    is_final: bool
+    received_at: str
+
+
+class ResponseChunks(Out, frozen=True, kw_only=True):
+    items: list[ResponseChunk]
+
+
+def _out(c: models.Command) -> Command:
+    return Command(
+        command_id=c.command_id,
+        vehicle_id=c.vehicle_id,
+        user_id=c.user_id,
+        command_name=c.command_name,
+        command_params=c.command_params,
+        status=c.status,
+        error_code=c.error_code,
+        error_message=c.error_message,
+        submitted_at=c.submitted_at,
+        completed_at=c.completed_at,
     )
-    return json_response(
-        command.as_dict(), 201, headers={"Location": f"/api/v1/commands/{command.command_id}"}
+
+
+def _chunk(c: models.ResponseChunk) -> ResponseChunk:
+    return ResponseChunk(
+        sequence_number=c.sequence_number,
+        response_payload=c.response_payload,
+        is_final=c.is_final,
+        received_at=c.received_at,
     )
 
 
-async def get_command(request: Request) -> Response:
-    who = await principal(request)
-    command_id = path_id(request, "command_id", "command")
-    command = await services(request).commands.get(who, command_id)
-    return json_response(command.as_dict())
+def _instant(name: str, raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return format_ts(parse_ts(raw))
+    except ValueError as exc:
+        raise BadRequest(
+            f"query parameter {name} must be an ISO 8601 timestamp with a zone, "
+            f"such as 2026-01-31T12:00:00Z ({exc})"
+        ) from None
 
 
-async def responses(request: Request) -> Response:
-    who = await principal(request)
-    chunks = await services(request).commands.responses(
-        who, path_id(request, "command_id", "command")
+async def submit(call: Call[NewCommand, None]) -> Result:
+    b = call.body
+    command = await call.services.commands.submit(
+        call.who, b.vehicle_id.lower(), b.command_name, b.command_params, call.client()
     )
-    return json_response({"items": [c.as_dict() for c in chunks]})
+    return Result(_out(command), headers={"Location": f"/api/v1/commands/{command.command_id}"})
 
 
-async def list_commands(request: Request) -> Response:
-    who = await principal(request)
-    q = LIST.parse(request)
-    if "since" in q and "until" in q and q["since"] > q["until"]:
+async def get_command(call: Call[None, None]) -> Command:
+    return _out(await call.services.commands.get(call.who, call.path_id("command_id")))
+
+
+async def responses(call: Call[None, None]) -> ResponseChunks:
+    chunks = await call.services.commands.responses(call.who, call.path_id("command_id"))
+    return ResponseChunks(items=[_chunk(c) for c in chunks])
+
+
+async def list_commands(call: Call[None, CommandQuery]) -> CommandPage:
+    q = call.query
+    since, until = _instant("since", q.since), _instant("until", q.until)
+    if since is not None and until is not None and since > until:
         raise BadRequest("query parameter since must not be after until")
     flt = CommandFilter(
-        vehicle_id=q["vehicle_id"].lower() if "vehicle_id" in q else None,
-        status=q.get("status"),
-        user_id=q["user_id"].lower() if "user_id" in q else None,
-        since=q.get("since"),
-        until=q.get("until"),
-        limit=q.get("limit", 50),
-        offset=q.get("offset", 0),
+        vehicle_id=q.vehicle_id.lower() if q.vehicle_id else None,
+        status=q.status,
+        user_id=q.user_id.lower() if q.user_id else None,
+        since=since,
+        until=until,
+        limit=q.limit,
+        offset=q.offset,
     )
-    items, total = await services(request).commands.find(who, flt)
-    return page(items, total, flt.limit, flt.offset)
+    items, total = await call.services.commands.find(call.who, flt)
+    return CommandPage(items=[_out(c) for c in items], total=total, limit=q.limit, offset=q.offset)
 
 
-async def cancel(request: Request) -> Response:
+async def cancel(call: Call[None, None]) -> Result:
     """Stop a queued or running command: 200 with the command, now ``cancelled``; 202
     with the command as stored while the database refuses the write (it lands later)."""
-    who = await principal(request)
-    command, stored = await services(request).commands.cancel(
-        who, path_id(request, "command_id", "command"), client_address(request)
+    command, stored = await call.services.commands.cancel(
+        call.who, call.path_id("command_id"), call.client()
     )
-    return json_response(command.as_dict(), 200 if stored else 202)
+    return Result(_out(command), status=200 if stored else 202)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+import re
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
 
 from app.api.errors import USER_KEY
-from app.api.schema import is_uuid
-from app.errors import Forbidden, NotFound
 from app.models import Actor, Principal
 from app.services.registry import Services
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+
+
+def is_uuid(value: str) -> bool:
+    return _UUID.fullmatch(value) is not None
 
 
 def services(conn: HTTPConnection) -> Services:
@@ -35,13 +39,6 @@ async def principal(conn: HTTPConnection) -> Principal:
     """The authenticated caller, or Unauthorized."""
     who = await services(conn).auth.authenticate(bearer_token(conn.headers))
     conn.scope[USER_KEY] = who.username  # for the access log
-    return who
-
-
-async def admin(conn: HTTPConnection) -> Principal:
-    who = await principal(conn)
-    if not who.is_admin:
-        raise Forbidden("this operation needs the admin role")
     return who
 
 
@@ -67,25 +64,4 @@ def client_address(conn: HTTPConnection) -> str | None:
 
 
 def actor(conn: HTTPConnection, who: Principal) -> Actor:
-    return Actor(who.user_id, who.username, client_address(conn))
-
-
-def json_response(
-    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(content, status_code=status_code, headers=headers)
-
-
-def page(items: list[Any], total: int, limit: int, offset: int) -> JSONResponse:
-    """A page of a list: ``{items, total, limit, offset}``."""
-    return JSONResponse(
-        {"items": [i.as_dict() for i in items], "total": total, "limit": limit, "offset": offset}
-    )
-
-
-def path_id(conn: HTTPConnection, name: str, what: str) -> str:
-    """A UUID path parameter, lower-cased; anything else names nothing (404)."""
-    value: str = conn.path_params[name]
-    if not is_uuid(value):
-        raise NotFound(f"{what} {value[:64]} does not exist")
-    return value.lower()
+    return Actor(user_id=who.user_id, username=who.username, client_address=client_address(conn))

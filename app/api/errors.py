@@ -9,19 +9,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.errors import ServiceError
+from app.vocabulary import ErrorCode
 
 REQUEST_ID_KEY = "sovd.request_id"
 USER_KEY = "sovd.user"
 
 _HTTP_CODES = {
-    400: "incomplete-request",
-    401: "unauthorized",
-    403: "insufficient-access-rights",
-    404: "not-found",
-    405: "method-not-allowed",
-    413: "payload-too-large",
-    429: "rate-limited",
-    503: "overloaded",
+    400: ErrorCode.INCOMPLETE_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.INSUFFICIENT_ACCESS_RIGHTS,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.OVERLOADED,
 }
 
 
@@ -44,7 +45,7 @@ async def service_error(request: Request, exc: Exception) -> Response:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "sovd-server-failure")
+    code = _HTTP_CODES.get(exc.status_code, ErrorCode.SERVER_FAILURE)
     message = {
         404: f"no route for {request.url.path}",
         405: f"method {request.method} is not allowed on {request.url.path}",

@@ -7,26 +7,32 @@ so readiness returns as soon as the storage takes writes again, even with no tra
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Literal
 
-from app.api.deps import json_response, services
+from app.api.contract import Call, Out
 from app.errors import NotReady
 from app.store.health import can_write
 
 DB_TIMEOUT_S = 1.0
 
 
-async def live(request: Request) -> Response:
-    return json_response({"status": "ok"})
+class Health(Out, frozen=True, kw_only=True):
+    status: Literal["ok"]
 
 
-async def ready(request: Request) -> Response:
-    s = services(request)
+_OK = Health(status="ok")
+
+
+async def live(call: Call[None, None]) -> Health:
+    return _OK
+
+
+async def ready(call: Call[None, None]) -> Health:
+    s = call.services
     if not s.pipeline.running:
         raise NotReady("the command workers are stopped (shutting down)")
     if not await s.db.ping(DB_TIMEOUT_S):
         raise NotReady(f"the database did not answer within {DB_TIMEOUT_S:g} s")
     if not s.db.writable and not await can_write(s.db, DB_TIMEOUT_S):
         raise NotReady("the database cannot store anything (disk full or failing)")
-    return json_response({"status": "ok"})
+    return _OK

@@ -8,14 +8,14 @@ import time
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.errors import error_response
-from otel import Telemetry, metrics_app
+from app.telemetry import Exposition
 
 
 class MetricsRoute:
     """An ASGI endpoint (so Starlette serves it as a Route, with no redirect)."""
 
-    def __init__(self, telemetry: Telemetry, token: str | None) -> None:
-        self._exposition = metrics_app(telemetry.registry)
+    def __init__(self, exposition: Exposition, token: str | None) -> None:
+        self._exposition = exposition
         self._expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,80 +2,80 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Annotated
 
-from app.api.deps import actor, admin, json_response, page, path_id, principal, services
-from app.api.schema import Body, Field, Query, limit_offset, parse_body
-from app.models import CONNECTION_STATUSES, SIMULATOR_PROFILES
+import msgspec
+
+from app.api.contract import Body, Call, Limit, Offset, Out, Query, Result
+from app.errors import BadRequest
+from app.models import Vehicle
 from app.services.vehicles import MAX_YEAR, MIN_YEAR, VIN_PATTERN
 from app.store.vehicles import VehicleFilter
+from app.vocabulary import ConnectionStatus, SimulatorProfile
 
-LIST = Query(
-    {
-        "status": Field(str, required=False, choices=CONNECTION_STATUSES),
-        "search": Field(
+
+class VehicleQuery(Query, frozen=True, kw_only=True):
+    status: ConnectionStatus | None = None
+    search: (
+        Annotated[
             str,
-            required=False,
-            max_length=64,
-            description="case-insensitive text in VIN, make or model",
-        ),
-        **limit_offset(),
-    }
-)
-CREATE = Body(
-    {
-        "vin": Field(str, pattern=VIN_PATTERN, description="17 characters, no I, O or Q"),
-        "make": Field(str, min_length=1, max_length=64),
-        "model": Field(str, min_length=1, max_length=64),
-        "year": Field(int, minimum=MIN_YEAR, maximum=MAX_YEAR),
-        "simulator_profile": Field(str, required=False, choices=SIMULATOR_PROFILES),
-    }
-)
-PATCH = Body(
-    {
-        "connection_status": Field(str, required=False, choices=CONNECTION_STATUSES),
-        "simulator_profile": Field(str, required=False, choices=SIMULATOR_PROFILES),
-    },
-    min_fields=1,
-)
+            msgspec.Meta(max_length=64, description="case-insensitive text in VIN, make or model"),
+        ]
+        | None
+    ) = None
+    limit: Limit = 50
+    offset: Offset = 0
 
 
-async def list_vehicles(request: Request) -> Response:
-    await principal(request)
-    q = LIST.parse(request)
-    flt = VehicleFilter(q.get("status"), q.get("search"), q.get("limit", 50), q.get("offset", 0))
-    items, total = await services(request).vehicles.find(flt)
-    return page(items, total, flt.limit, flt.offset)
+class NewVehicle(Body, frozen=True, kw_only=True):
+    vin: Annotated[
+        str, msgspec.Meta(pattern=VIN_PATTERN, description="17 characters, no I, O or Q")
+    ]
+    make: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    year: Annotated[int, msgspec.Meta(ge=MIN_YEAR, le=MAX_YEAR)]
+    simulator_profile: SimulatorProfile = SimulatorProfile.HEALTHY
 
 
-async def get_vehicle(request: Request) -> Response:
-    await principal(request)
-    vehicle = await services(request).vehicles.get(path_id(request, "vehicle_id", "vehicle"))
-    return json_response(vehicle.as_dict())
+class VehiclePatch(Body, frozen=True, kw_only=True):
+    """At least one of the fields."""
+
+    connection_status: ConnectionStatus | msgspec.UnsetType = msgspec.UNSET
+    simulator_profile: SimulatorProfile | msgspec.UnsetType = msgspec.UNSET
 
 
-async def create_vehicle(request: Request) -> Response:
-    who = await admin(request)
-    s = services(request)
-    body = await parse_body(request, CREATE, s.config.max_body_bytes)
-    vehicle = await s.vehicles.create(
-        body["vin"],
-        body["make"],
-        body["model"],
-        body["year"],
-        body.get("simulator_profile", "healthy"),
-        actor(request, who),
+class VehiclePage(Out, frozen=True, kw_only=True):
+    items: list[Vehicle]
+    total: int
+    limit: int
+    offset: int
+
+
+async def list_vehicles(call: Call[None, VehicleQuery]) -> VehiclePage:
+    q = call.query
+    flt = VehicleFilter(q.status, q.search, q.limit, q.offset)
+    items, total = await call.services.vehicles.find(flt)
+    return VehiclePage(items=items, total=total, limit=q.limit, offset=q.offset)
+
+
+async def get_vehicle(call: Call[None, None]) -> Vehicle:
+    return await call.services.vehicles.get(call.path_id("vehicle_id"))
+
+
+async def create_vehicle(call: Call[NewVehicle, None]) -> Result:
+    b = call.body
+    vehicle = await call.services.vehicles.create(
+        b.vin, b.make, b.model, b.year, b.simulator_profile, call.actor()
     )
-    return json_response(
-        vehicle.as_dict(), 201, headers={"Location": f"/api/v1/vehicles/{vehicle.vehicle_id}"}
-    )
+    return Result(vehicle, headers={"Location": f"/api/v1/vehicles/{vehicle.vehicle_id}"})
 
 
-async def update_vehicle(request: Request) -> Response:
-    who = await admin(request)
-    s = services(request)
-    target = path_id(request, "vehicle_id", "vehicle")
-    body = await parse_body(request, PATCH, s.config.max_body_bytes)
-    vehicle = await s.vehicles.update(target, body, actor(request, who))
-    return json_response(vehicle.as_dict())
+async def update_vehicle(call: Call[VehiclePatch, None]) -> Vehicle:
+    changes = {
+        name: value
+        for name, value in msgspec.structs.asdict(call.body).items()
+        if value is not msgspec.UNSET
+    }
+    if not changes:
+        raise BadRequest("body: give at least one of connection_status, simulator_profile")
+    return await call.services.vehicles.update(call.path_id("vehicle_id"), changes, call.actor())

@@ -1,8 +1,8 @@
 """WS /ws/responses/{command_id}: a command's answer, replayed then streamed live.
 
-Order matters: subscribe first, replay second. Events published while the replay is
-read wait in the subscription, and live events at or below the last replayed sequence
-number are dropped, so a client that connects mid-stream sees every chunk exactly once.
+What is sent, and that it is every chunk exactly once even for a client that connects
+mid-stream, is ``CommandService.follow`` (app/services/follow.py); this handler only maps
+its outcomes, and the socket's, to frames and close codes.
 
 Close codes: 1000 after the terminal event, 1008 bad or missing token (and, at once, when
 the session is logged out or the user disabled or deleted), 4404 command absent or not
@@ -25,12 +25,13 @@ from collections.abc import Awaitable, Iterator
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from app.api.contract import is_uuid
 from app.api.deps import bearer_token, services
-from app.api.schema import is_uuid
-from app.bus import Overflowed, Subscription
+from app.bus import Overflowed
 from app.errors import NotFound, Unauthorized
-from app.events import ErrorEvent, Event, ResponseEvent, StatusEvent, encode, terminal_event
-from app.models import Command, Principal, ResponseChunk
+from app.events import encode
+from app.models import Principal
+from app.services.follow import Following
 
 log = logging.getLogger(__name__)
 
@@ -125,48 +126,6 @@ class StreamRegistry:
                 await self._empty.wait()
 
 
-class _Replay:
-    """What has been sent, to drop live events the replay already covered."""
-
-    def __init__(self, since: int) -> None:
-        self.last_sequence = since
-        self.in_progress_sent = False
-
-    def wanted(self, event: Event) -> bool:
-        if isinstance(event, ResponseEvent):
-            if event.sequence_number <= self.last_sequence:
-                return False
-            self.last_sequence = event.sequence_number
-        elif isinstance(event, StatusEvent) and event.status == "in_progress":
-            if self.in_progress_sent:
-                return False
-            self.in_progress_sent = True
-        return True
-
-
-def _replay_events(command: Command, chunks: list[ResponseChunk], seen: _Replay) -> list[Event]:
-    events: list[Event] = []
-    if command.started_at is not None:
-        events.append(StatusEvent(command.command_id, "in_progress", command.started_at))
-    events += [
-        ResponseEvent(
-            c.command_id, c.sequence_number, c.is_final, c.response_payload, c.received_at
-        )
-        for c in chunks
-    ]
-    if command.is_terminal:
-        events.append(
-            terminal_event(
-                command.command_id,
-                command.status,
-                command.error_code,
-                command.error_message,
-                command.completed_at or command.submitted_at,
-            )
-        )
-    return [e for e in events if seen.wanted(e)]
-
-
 def _since(websocket: WebSocket) -> int | None:
     raw = websocket.query_params.get("since", "0")
     if not re.fullmatch(r"[0-9]{1,9}", raw):
@@ -211,33 +170,26 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry) -> int | None:
     with registry.register(who) as stream:
         if stream is None:
             return CLOSE_USER_LIMIT
-        async with s.bus.subscribe(command_id) as sub:
-            try:
-                command, chunks = await s.commands.snapshot(who, command_id, since)
-            except NotFound:
-                return CLOSE_NOT_FOUND
-            seen = _Replay(since)
-            for event in _replay_events(command, chunks, seen):
-                await websocket.send_text(encode(event))
-            if command.is_terminal:
-                return CLOSE_NORMAL
-            return await _live(websocket, sub, seen, registry, stream)
+        try:
+            async with s.commands.follow(who, command_id, since) as events:
+                return await _live(websocket, events, registry, stream)
+        except NotFound:
+            return CLOSE_NOT_FOUND
 
 
 async def _live(
     websocket: WebSocket,
-    sub: Subscription,
-    seen: _Replay,
+    events: Following,
     registry: StreamRegistry,
     stream: _Stream,
 ) -> int | None:
-    """Forward live events until the terminal one, the client leaves, the client falls
-    behind, its credentials end, or the service shuts down; return the close code (None:
-    client gone)."""
-    forward = asyncio.create_task(_forward(websocket, sub, seen, stream))
+    """Send the command's events until the terminal one, the client leaves, the client
+    falls behind, its credentials end, or the service shuts down; return the close code
+    (None: client gone)."""
+    forward = asyncio.create_task(_forward(websocket, events, stream))
     watchers: dict[asyncio.Task[object], int | None] = {
         asyncio.create_task(_until_disconnect(websocket)): None,
-        asyncio.create_task(sub.overflowed.wait()): CLOSE_TRY_AGAIN,
+        asyncio.create_task(events.overflowed.wait()): CLOSE_TRY_AGAIN,
         asyncio.create_task(registry.closing.wait()): CLOSE_GOING_AWAY,
         asyncio.create_task(stream.revoked.wait()): CLOSE_POLICY,
     }
@@ -268,18 +220,13 @@ class _Revoked(Exception):
     """The stream's credentials ended while an event was waiting to be sent."""
 
 
-async def _forward(websocket: WebSocket, sub: Subscription, seen: _Replay, stream: _Stream) -> None:
-    while True:
-        event = await sub.get()
+async def _forward(websocket: WebSocket, events: Following, stream: _Stream) -> None:
+    async for event in events:  # ends after the terminal event
         # Checked before every send, so an event published after the revocation (say,
         # the cancellation that disabling a user causes) never reaches the old holder.
         if stream.revoked.is_set():
             raise _Revoked
-        if not seen.wanted(event):
-            continue
         await websocket.send_text(encode(event))
-        if isinstance(event, ErrorEvent) or (isinstance(event, StatusEvent) and event.is_terminal):
-            return
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:

@@ -24,19 +24,18 @@ import hmac
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, NoReturn
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.clock import format_ts, parse_ts
+from app.clock import Clock, format_ts, parse_ts
 from app.errors import Conflict, NotFound, Overloaded, RateLimited, Unauthorized
-from app.models import Actor, Principal, Role, User
+from app.models import Actor, Principal, User
 from app.services.principal_cache import PrincipalCache, RevocationListener
 from app.services.throttle import (
     ADDRESS_LIMIT,
@@ -49,6 +48,7 @@ from app.store.audit import AuditStore
 from app.store.users import Rotation, UserStore
 from app.telemetry import Telemetry
 from app.usernames import normalise_username, username_key
+from app.vocabulary import AuditAction, AuthFailureReason, Role
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,6 @@ BAD_LOGIN: Final = "wrong username or password"
 BAD_TOKEN: Final = "missing, invalid or expired token"  # noqa: S105 (a message)
 # A 503 for a login over the check cap: a check takes well under a second.
 OVERLOADED_RETRY_S: Final = 1
-LOGIN_FAILED: Final = "auth.login_failed"
-LOGIN_THROTTLED: Final = "auth.login_throttled"
 # What the next written unauthenticated audit row says about the rows left out before it.
 LEFT_OUT: Final = "audit_rows_left_out_before"
 NO_ADDRESS: Final = "-"
@@ -76,23 +74,11 @@ def password_hasher(profile: str) -> PasswordHasher:
     return PasswordHasher()
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "access_token": self.access_token,
-            "refresh_token": self.refresh_token,
-            "token_type": "bearer",
-            "expires_in": self.expires_in,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +112,16 @@ class AuthService:
         limits: LoginLimits | None = None,
         *,
         hasher: PasswordHasher | None = None,
-        now: Callable[[], datetime] = _utc_now,
+        clock: Clock | None = None,
     ) -> None:
         self._users = users
         self._audit = audit
         self._tokens = tokens
         self._telemetry = telemetry
-        self._verified = PrincipalCache()
+        self._clock = clock or Clock()
+        self._verified = PrincipalCache(clock=self._clock)
         # Throttle, check cap and audit budget of logins; None: unlimited.
         self._limits = limits
-        self._now = now
         # Public so that a test can wrap it and count the checks that really run.
         self.hasher = hasher or PasswordHasher()
         # The check threads: as many as checks may run at once, so none ever queues here.
@@ -225,7 +211,7 @@ class AuthService:
             )
         except jwt.PyJWTError:
             raise Unauthorized(BAD_TOKEN) from None
-        if not _times_are_valid(claims, self._now().timestamp()):
+        if not _times_are_valid(claims, self._clock.wall().timestamp()):
             raise Unauthorized(BAD_TOKEN)
         if claims.get("typ") != token_type or not isinstance(claims.get("sid"), str):
             raise Unauthorized(BAD_TOKEN)
@@ -234,7 +220,7 @@ class AuthService:
     async def authenticate(self, token: str | None) -> Principal:
         """The principal behind an access token, or Unauthorized."""
         if not token:
-            self._telemetry.auth_failure("missing_token")
+            self._telemetry.auth_failure(AuthFailureReason.MISSING_TOKEN)
             raise Unauthorized(BAD_TOKEN)
         cached = self._verified.get(token)
         if cached is not None:
@@ -242,11 +228,11 @@ class AuthService:
         try:
             claims = self._decode(token, ACCESS)
         except Unauthorized:
-            self._telemetry.auth_failure("invalid_token")
+            self._telemetry.auth_failure(AuthFailureReason.INVALID_TOKEN)
             raise
         principal = await self._users.principal(claims["sid"])
         if principal is None or principal.user_id != claims["sub"]:
-            self._telemetry.auth_failure("revoked_session")
+            self._telemetry.auth_failure(AuthFailureReason.REVOKED_SESSION)
             raise Unauthorized(BAD_TOKEN)
         self._verified.put(token, principal, float(claims["exp"]))
         return principal
@@ -266,12 +252,15 @@ class AuthService:
         # From here the attempt counts unless it succeeds (a cancelled request included).
         password_hash = creds.password_hash if creds else self._dummy_hash
         ok = await self._verify(password_hash, password, slot)
-        now = self._now()
+        now = self._clock.wall()
         if creds is None or not ok or creds.user.disabled:
-            self._telemetry.auth_failure("bad_credentials")
+            self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
             user_id = creds.user.user_id if creds else None
             await self._audit_unauthenticated(
-                Actor(user_id, username[:64], client), LOGIN_FAILED, now, user_id
+                Actor(user_id=user_id, username=username[:64], client_address=client),
+                AuditAction.LOGIN_FAILED,
+                now,
+                user_id,
             )
             raise Unauthorized(BAD_LOGIN)
         self._give_back(slot)
@@ -287,7 +276,7 @@ class AuthService:
             _hash_token(pair.refresh_token),
             format_ts(now),
             format_ts(refresh_exp),
-            Actor(user.user_id, user.username, client),
+            Actor(user_id=user.user_id, username=user.username, client_address=client),
         )
         return pair
 
@@ -344,15 +333,15 @@ class AuthService:
     ) -> NoReturn:
         """429. Counted every time; audited once per limited key per window."""
         assert self._limits is not None
-        self._telemetry.auth_failure("throttled")
-        now = self._now()
+        self._telemetry.auth_failure(AuthFailureReason.THROTTLED)
+        now = self._clock.wall()
         for limit in refused.limits:
             subject = (client or NO_ADDRESS) if limit == ADDRESS_LIMIT else key
             left_out = self._limits.refusals.note(f"{limit}:{subject}")
             if left_out is not None:
                 await self._audit_unauthenticated(
-                    Actor(None, username[:64], client),
-                    LOGIN_THROTTLED,
+                    Actor(user_id=None, username=username[:64], client_address=client),
+                    AuditAction.LOGIN_THROTTLED,
                     now,
                     None,
                     {"limit": limit, "refused_since_previous_row": left_out},
@@ -363,7 +352,7 @@ class AuthService:
     async def _audit_unauthenticated(
         self,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         at: datetime,
         user_id: str | None,
         details: dict[str, Any] | None = None,
@@ -388,9 +377,9 @@ class AuthService:
         try:
             claims = self._decode(refresh_token, REFRESH)
         except Unauthorized:
-            self._telemetry.auth_failure("invalid_token")
+            self._telemetry.auth_failure(AuthFailureReason.INVALID_TOKEN)
             raise
-        now = self._now()
+        now = self._clock.wall()
         user_id, session_id = str(claims["sub"]), str(claims["sid"])
 
         def next_refresh(created_at: str, rotated_at: str) -> tuple[str, str]:
@@ -407,12 +396,12 @@ class AuthService:
             format_ts(now),
             format_ts(now - timedelta(seconds=grace)) if grace > 0 else None,
             next_refresh,
-            Actor(user_id, None, client),
+            Actor(user_id=user_id, username=None, client_address=client),
         )
         if rotation is None or rotation.user.user_id != user_id:
             # A reused refresh token revokes its session: forget its access tokens too.
             self._verified.drop_session(session_id)
-            self._telemetry.auth_failure("stale_refresh")
+            self._telemetry.auth_failure(AuthFailureReason.STALE_REFRESH)
             raise Unauthorized(BAD_TOKEN)
         pair, _ = self._rotated(
             user_id, session_id, refresh_token, rotation.created_at, rotation.rotated_at
@@ -423,8 +412,8 @@ class AuthService:
         self._verified.drop_session(principal.session_id)
         await self._users.revoke_session(
             principal.session_id,
-            format_ts(self._now()),
-            Actor(principal.user_id, principal.username, client),
+            self._clock.timestamp(),
+            Actor(user_id=principal.user_id, username=principal.username, client_address=client),
         )
 
     # -- users -----------------------------------------------------------------------
@@ -434,14 +423,14 @@ class AuthService:
         name = normalise_username(username)
         user = User(user_id=str(uuid.uuid4()), username=name, role=role)
         password_hash = await self.hash_password(password)
-        if not await self._users.create(user, password_hash, format_ts(self._now()), actor):
+        if not await self._users.create(user, password_hash, self._clock.timestamp(), actor):
             raise Conflict(f"username {name!r} is already taken")
         return user
 
     async def set_disabled(self, user_id: str, disabled: bool, actor: Actor) -> User:
         if disabled and user_id == actor.user_id:
             raise Conflict("an admin cannot disable their own account")
-        user = await self._users.set_disabled(user_id, disabled, format_ts(self._now()), actor)
+        user = await self._users.set_disabled(user_id, disabled, self._clock.timestamp(), actor)
         if user is None:
             raise NotFound(f"user {user_id} does not exist")
         if disabled:  # a disabled user has no live token left to forget when re-enabled
@@ -451,7 +440,7 @@ class AuthService:
     async def delete_user(self, user_id: str, actor: Actor) -> None:
         if user_id == actor.user_id:
             raise Conflict("an admin cannot delete their own account")
-        deleted = await self._users.delete(user_id, format_ts(self._now()), actor)
+        deleted = await self._users.delete(user_id, self._clock.timestamp(), actor)
         if deleted is None:
             raise NotFound(f"user {user_id} does not exist")
         if not deleted:
@@ -469,8 +458,8 @@ class AuthService:
         if await self._users.count() > 0:
             return
         initial: tuple[tuple[str, Role, str | None], ...] = (
-            ("admin", "admin", admin_password),
-            ("engineer", "engineer", engineer_password),
+            ("admin", Role.ADMIN, admin_password),
+            ("engineer", Role.ENGINEER, engineer_password),
         )
         for username, role, password in initial:
             chosen = password or secrets.token_urlsafe(12)

@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from app import sovd
-from app.clock import monotonic, utc_now
+from app.bus import EventBus
+from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound, RateLimited, VehicleDisconnected
 from app.models import Actor, Command, Principal, ResponseChunk
+from app.services.follow import Following, follow
 from app.services.pipeline import Cancellation, Job, Pipeline
 from app.services.throttle import SlidingWindow
 from app.store.commands import CommandFilter, CommandStore
 from app.store.vehicles import VehicleStore
 from app.vehicles.connector import DiagnosticRequest
+from app.vocabulary import CommandStatus
 
 # How long a cancel request waits for the command to be stopped and the stop stored.
 CANCEL_WAIT_S: Final = 5.0
@@ -42,8 +47,12 @@ class CommandService:
         store: CommandStore,
         vehicles: VehicleStore,
         pipeline: Pipeline,
+        bus: EventBus,
         rate: SlidingWindow | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or Clock()
+        self._bus = bus
         self._store = store
         self._vehicles = vehicles
         self._pipeline = pipeline
@@ -76,19 +85,24 @@ class CommandService:
             raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
         self._pipeline.reserve(vehicle_id, principal.user_id)
         command = Command(
-            str(uuid.uuid4()),
-            vehicle_id,
-            principal.user_id,
-            name,
-            params,
-            "pending",
-            None,
-            None,
-            utc_now(),
-            None,
+            command_id=str(uuid.uuid4()),
+            vehicle_id=vehicle_id,
+            user_id=principal.user_id,
+            command_name=name,
+            command_params=params,
+            status=CommandStatus.PENDING,
+            error_code=None,
+            error_message=None,
+            submitted_at=self._clock.timestamp(),
+            completed_at=None,
         )
         try:
-            await self._store.insert(command, Actor(principal.user_id, principal.username, client))
+            await self._store.insert(
+                command,
+                Actor(
+                    user_id=principal.user_id, username=principal.username, client_address=client
+                ),
+            )
         except BaseException:
             self._pipeline.release(vehicle_id, principal.user_id)
             raise
@@ -100,7 +114,7 @@ class CommandService:
             name,
             params,
         )
-        self._pipeline.enqueue(Job(command, request, monotonic()))
+        self._pipeline.enqueue(Job(command, request, self._clock.monotonic()))
         return command
 
     async def get(self, principal: Principal, command_id: str) -> Command:
@@ -118,7 +132,7 @@ class CommandService:
         command = await self.get(principal, command_id)
         if command.is_terminal:
             raise Conflict(f"command {command_id} has already ended ({command.status})")
-        actor = Actor(principal.user_id, principal.username, client)
+        actor = Actor(user_id=principal.user_id, username=principal.username, client_address=client)
         outcome = self._pipeline.cancel(
             command_id, Cancellation(actor, f"cancelled by {principal.username}")
         )
@@ -150,6 +164,25 @@ class CommandService:
         if command is None or not _visible(principal, command):
             raise _absent(command_id)
         return command, chunks
+
+    @asynccontextmanager
+    async def follow(
+        self, principal: Principal, command_id: str, since: int = 0
+    ) -> AsyncIterator[Following]:
+        """A command's answer for a live reader: the stored events (chunks after ``since``),
+        then live ones, each exactly once, ending with the terminal event (see
+        app.services.follow). Raises NotFound on entry for a command absent or not
+        visible to ``principal``; iterating raises ``Overflowed`` if the reader fell too
+        far behind. Unsubscribes when the block ends, however it ends::
+
+            async with commands.follow(principal, command_id, since) as events:
+                async for event in events:
+                    ...
+        """
+        async with follow(
+            self._bus, command_id, since, lambda: self.snapshot(principal, command_id, since)
+        ) as following:
+            yield following
 
     async def find(self, principal: Principal, flt: CommandFilter) -> tuple[list[Command], int]:
         if not principal.is_admin:

@@ -39,13 +39,14 @@ from typing import Any, Final, TypeVar
 
 from app import sovd
 from app.bus import EventBus
-from app.clock import monotonic, utc_now
+from app.clock import Clock
 from app.errors import Overloaded, RateLimited, StorageUnavailable
 from app.events import ResponseEvent, StatusEvent, terminal_event
-from app.models import CANCELLED, Actor, Command, ResponseChunk
+from app.models import Actor, Command, ResponseChunk
 from app.store.commands import CommandStore, Finish
 from app.telemetry import Telemetry
 from app.vehicles.connector import Connector, DiagnosticRequest, VehicleUnreachable
+from app.vocabulary import CommandStatus, FailureCode
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,11 +59,10 @@ RETRY_MAX_S: Final = 2.0
 EWMA_WEIGHT: Final = 0.3
 # At close, unwritten terminal writes get at least this long even with no grace left.
 FINAL_WRITES_MIN_S: Final = 1.0
-# Error codes of the terminal states this module decides.
-CANCELLED_CODE: Final = CANCELLED
-STORAGE_CODE: Final = StorageUnavailable.error_code
 # How a command ended by itself; only these teach the lane's average.
-_NATURAL_ENDS: Final = frozenset({"completed", "failed", "timeout"})
+_NATURAL_ENDS: Final = frozenset(
+    {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.TIMEOUT}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +137,12 @@ class _Lane:
         return not self.queued and self.current is None and not self.reserved and self.task is None
 
 
-def _cancelled(cancellation: Cancellation) -> Finish:
-    return Finish(CANCELLED, CANCELLED_CODE, cancellation.reason, utc_now())
+def _cancelled(cancellation: Cancellation, at: str) -> Finish:
+    return Finish(CommandStatus.CANCELLED, FailureCode.CANCELLED, cancellation.reason, at)
 
 
-def _interrupted(message: str) -> Finish:
-    return Finish("failed", "interrupted", message, utc_now())
+def _interrupted(message: str, at: str) -> Finish:
+    return Finish(CommandStatus.FAILED, FailureCode.INTERRUPTED, message, at)
 
 
 def _decrement(counter: Counter[str], key: str) -> None:
@@ -159,7 +159,9 @@ class Pipeline:
         connector: Connector,
         telemetry: Telemetry,
         settings: PipelineSettings,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or Clock()
         self._store = store
         self._bus = bus
         self._connector = connector
@@ -264,7 +266,7 @@ class Pipeline:
         typical = self._typical(vehicle_id)
         wait = queued_ahead * typical
         if lane.current is not None:
-            wait += max(typical - (monotonic() - lane.started_at), 0.0)
+            wait += max(typical - (self._clock.monotonic() - lane.started_at), 0.0)
         return max(1, math.ceil(wait))
 
     def _wait_for_user(self, vehicle_id: str, lane: _Lane, user_id: str) -> int:
@@ -292,7 +294,7 @@ class Pipeline:
             lane.queued.remove(entry)
             self._leave(lane, entry)
             entry.cancellation = cancellation
-            self._end(entry, _cancelled(cancellation))
+            self._end(entry, _cancelled(cancellation, self._clock.timestamp()))
             return entry.outcome
         run = entry.run
         if run is None or run.done():
@@ -315,7 +317,7 @@ class Pipeline:
         try:
             while lane.queued:
                 entry = lane.queued.popleft()
-                lane.current, lane.started_at = entry, monotonic()
+                lane.current, lane.started_at = entry, self._clock.monotonic()
                 try:
                     await self._supervise(vehicle_id, lane, entry)
                 finally:
@@ -347,7 +349,7 @@ class Pipeline:
             self._forget(entry, stored=False)  # ended meanwhile; terminal states never change
             return
         if end.status in _NATURAL_ENDS:
-            self._learn(vehicle_id, monotonic() - lane.started_at)
+            self._learn(vehicle_id, self._clock.monotonic() - lane.started_at)
         self._end(entry, end)
 
     @staticmethod
@@ -361,13 +363,18 @@ class Pipeline:
     def _outcome(self, entry: _Entry, run: asyncio.Task[Finish | None]) -> Finish | None:
         if run.cancelled():
             if entry.cancellation is not None:
-                return _cancelled(entry.cancellation)
-            return _interrupted("the service shut down while the command was running")
+                return _cancelled(entry.cancellation, self._clock.timestamp())
+            return _interrupted(
+                "the service shut down while the command was running", self._clock.timestamp()
+            )
         exc = run.exception()
         if exc is not None:
             log.error("command %s failed unexpectedly", entry.command_id, exc_info=exc)
             return Finish(
-                "failed", "sovd-server-failure", "the service failed to run the command", utc_now()
+                CommandStatus.FAILED,
+                FailureCode.SERVER_FAILURE,
+                "the service failed to run the command",
+                self._clock.timestamp(),
             )
         return run.result()
 
@@ -398,36 +405,45 @@ class Pipeline:
                         negative = sovd.negative_response(payload)
                         if negative is not None:
                             end = Finish(
-                                "failed",
-                                "request-out-of-range",
+                                CommandStatus.FAILED,
+                                FailureCode.REQUEST_OUT_OF_RANGE,
                                 f"vehicle answered with negative response {negative.nrc}"
                                 f" ({negative.description})",
-                                utc_now(),
+                                self._clock.timestamp(),
                             )
                             break
                         sequence += 1
                         chunk = ResponseChunk(
-                            command_id, sequence, payload, raw.is_final, utc_now()
+                            command_id=command_id,
+                            sequence_number=sequence,
+                            response_payload=payload,
+                            is_final=raw.is_final,
+                            received_at=self._clock.timestamp(),
                         )
                         await self._step(entry, self._store_chunk(chunk))
                         if raw.is_final:
                             break
-            return end or Finish("completed", None, None, utc_now())
+            return end or Finish(CommandStatus.COMPLETED, None, None, self._clock.timestamp())
         except TimeoutError:
             return Finish(
-                "timeout",
-                "not-responding",
+                CommandStatus.TIMEOUT,
+                FailureCode.NOT_RESPONDING,
                 f"vehicle did not answer within {self._settings.command_timeout_s:g} s",
-                utc_now(),
+                self._clock.timestamp(),
             )
         except VehicleUnreachable as exc:
-            return Finish("failed", "vehicle-unreachable", str(exc), utc_now())
+            return Finish(
+                CommandStatus.FAILED,
+                FailureCode.VEHICLE_UNREACHABLE,
+                str(exc),
+                self._clock.timestamp(),
+            )
         except sovd.InvalidResponse as exc:
             return Finish(
-                "failed",
-                "invalid-response-content",
+                CommandStatus.FAILED,
+                FailureCode.INVALID_RESPONSE_CONTENT,
                 f"vehicle's answer could not be decoded: {exc}",
-                utc_now(),
+                self._clock.timestamp(),
             )
         except StorageUnavailable:
             what = (
@@ -435,13 +451,18 @@ class Pipeline:
                 if contacted
                 else "the command could not be stored as started, so it was not sent"
             )
-            return Finish("failed", STORAGE_CODE, f"{what}: the database refused writes", utc_now())
+            return Finish(
+                CommandStatus.FAILED,
+                FailureCode.STORAGE_UNAVAILABLE,
+                f"{what}: the database refused writes",
+                self._clock.timestamp(),
+            )
 
     async def _start(self, command_id: str) -> bool:
-        started_at = utc_now()
+        started_at = self._clock.timestamp()
         if not await self._store.mark_in_progress(command_id, started_at):
             return False
-        self._bus.publish(StatusEvent(command_id, "in_progress", started_at))
+        self._bus.publish(StatusEvent(command_id, CommandStatus.IN_PROGRESS, started_at))
         return True
 
     async def _store_chunk(self, chunk: ResponseChunk) -> None:
@@ -463,7 +484,7 @@ class Pipeline:
         """Store ``end`` as the command's terminal state (retrying until it lands), then
         publish it; runs as its own task, which shutdown waits for."""
         entry.stage = _Stage.ENDING
-        duration_s = monotonic() - entry.job.accepted_at
+        duration_s = self._clock.monotonic() - entry.job.accepted_at
         task = asyncio.create_task(
             self._write_end(entry, end, duration_s), name=f"end-{entry.command_id}"
         )
@@ -473,7 +494,7 @@ class Pipeline:
     async def _write_end(self, entry: _Entry, end: Finish, duration_s: float) -> None:
         command = entry.job.command
         cancelled_by = None
-        if end.status == CANCELLED and entry.cancellation is not None:
+        if end.status is CommandStatus.CANCELLED and entry.cancellation is not None:
             cancelled_by = entry.cancellation.actor
         delay, failures, stored, landed = RETRY_FIRST_S, 0, False, False
         try:
@@ -536,7 +557,7 @@ class Pipeline:
     async def drain(self, grace_s: float) -> None:
         """Stop accepting; let accepted commands finish for up to ``grace_s`` seconds."""
         self._accepting = False
-        self._close_by = monotonic() + grace_s
+        self._close_by = self._clock.monotonic() + grace_s
         try:
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
@@ -555,10 +576,15 @@ class Pipeline:
             while lane.queued:
                 entry = lane.queued.popleft()
                 self._leave(lane, entry)
-                self._end(entry, _interrupted("the service shut down before the command ran"))
+                self._end(
+                    entry,
+                    _interrupted(
+                        "the service shut down before the command ran", self._clock.timestamp()
+                    ),
+                )
         self._lanes.clear()
         if self._endings:
-            budget = max(self._close_by - monotonic(), FINAL_WRITES_MIN_S)
+            budget = max(self._close_by - self._clock.monotonic(), FINAL_WRITES_MIN_S)
             _, left = await asyncio.wait(set(self._endings), timeout=budget)
             for task in left:
                 task.cancel()

@@ -14,10 +14,9 @@ means the user was disabled or deleted, so every session of theirs is over.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Protocol
 
+from app.clock import Clock
 from app.models import Principal
 
 log = logging.getLogger(__name__)
@@ -34,14 +33,12 @@ class PrincipalCache:
         self,
         max_entries: int = 4096,
         max_age_s: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self._entries: dict[str, tuple[Principal, float]] = {}
         self._max_entries = max_entries
         self._max_age_s = max_age_s
-        self._clock = clock
-        self._wall_clock = wall_clock
+        self._clock = clock or Clock()
         self._listeners: list[RevocationListener] = []
 
     def add_listener(self, listener: RevocationListener) -> None:
@@ -52,14 +49,14 @@ class PrincipalCache:
         if entry is None:
             return None
         principal, valid_until = entry
-        if self._clock() >= valid_until:
+        if self._clock.monotonic() >= valid_until:
             del self._entries[token]
             return None
         return principal
 
     def put(self, token: str, principal: Principal, expires_at_unix: float) -> None:
-        now = self._clock()
-        remaining = expires_at_unix - self._wall_clock()
+        now = self._clock.monotonic()
+        remaining = expires_at_unix - self._clock.unix()
         if remaining <= 0:
             return
         if len(self._entries) >= self._max_entries:

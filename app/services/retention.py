@@ -14,10 +14,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
-from app.clock import format_ts
+from app.clock import Clock, format_ts
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
 from app.store.users import UserStore
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 BATCH: Final = 200
 INTERVAL_S: Final = 3600.0
 SESSIONS_EVERY: Final = timedelta(days=1)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +46,7 @@ class Retention:
         *,
         interval_s: float = INTERVAL_S,
         batch: int = BATCH,
-        now: Callable[[], datetime] = _utc_now,
+        clock: Clock | None = None,
     ) -> None:
         self._commands = commands
         self._users = users
@@ -58,13 +54,13 @@ class Retention:
         self._days = days
         self._interval_s = interval_s
         self._batch = batch
-        self._now = now
+        self._clock = clock or Clock()
         self._sessions_due: datetime | None = None  # None: at the next pass
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> Purged:
         """One pass: delete what is due now; return how much of each went."""
-        now = self._now()
+        now = self._clock.wall()
         commands = audit_rows = sessions = 0
         if self._days is not None:
             cutoff = format_ts(now - timedelta(days=self._days))

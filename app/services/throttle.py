@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-Clock = Callable[[], float]
+# A monotonic clock: the service passes its one ``app.clock.Clock``'s ``monotonic``.
+Monotonic = Callable[[], float]
 
 MAX_KEYS: Final = 10_000
 ADDRESS_LIMIT: Final = "address"
@@ -39,7 +40,7 @@ class SlidingWindow:
         self,
         limit: int,
         window_s: float,
-        clock: Clock = time.monotonic,
+        clock: Monotonic = time.monotonic,
         max_keys: int = MAX_KEYS,
     ) -> None:
         self.limit = limit
@@ -155,7 +156,7 @@ class LoginThrottle:
         self,
         max_failures: int,
         window_s: float,
-        clock: Clock = time.monotonic,
+        clock: Monotonic = time.monotonic,
         max_keys: int = MAX_KEYS,
     ) -> None:
         self.max_failures = max_failures
@@ -260,7 +261,9 @@ class Summary:
     """Of a repeated event, which occurrences to write down: the first per key per
     window. ``note`` says when to write, and how many went unwritten since the last one."""
 
-    def __init__(self, window_s: float, clock: Clock = time.monotonic, max_keys: int = MAX_KEYS):
+    def __init__(
+        self, window_s: float, clock: Monotonic = time.monotonic, max_keys: int = MAX_KEYS
+    ):
         self._window_s = window_s
         self._clock = clock
         self._max_keys = max_keys
@@ -288,7 +291,7 @@ class Budget:
 
     _KEY: Final = "all"
 
-    def __init__(self, limit: int, window_s: float, clock: Clock = time.monotonic) -> None:
+    def __init__(self, limit: int, window_s: float, clock: Monotonic = time.monotonic) -> None:
         self._window = SlidingWindow(limit, window_s, clock, max_keys=1)
         self._refused = 0
 
@@ -309,7 +312,7 @@ class LoginLimits:
         window_s: float,
         max_concurrent_checks: int,
         audit_rows_per_min: int,
-        clock: Clock = time.monotonic,
+        clock: Monotonic = time.monotonic,
     ) -> None:
         self.throttle = LoginThrottle(max_failures, window_s, clock)
         # One password check at a time per address and per username: a client, however

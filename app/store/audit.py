@@ -9,12 +9,14 @@ from typing import Any
 
 from app.models import Actor, AuditEntry
 from app.store.database import Database
+from app.store.rows import enum_reader, fetch_all
+from app.vocabulary import AuditAction
 
 
 def insert_audit(
     conn: sqlite3.Connection,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     at: str,
     entity_type: str | None = None,
     entity_id: str | None = None,
@@ -37,6 +39,23 @@ def insert_audit(
     )
 
 
+_ACTION = enum_reader(AuditAction)
+
+
+def _entry(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        audit_id=row["audit_id"],
+        at=row["at"],
+        user_id=row["user_id"],
+        username=row["username"],
+        action=_ACTION(row["action"]),
+        entity_type=row["entity_type"],
+        entity_id=row["entity_id"],
+        details=json.loads(row["details"]),
+        client_address=row["client_address"],
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
     action: str | None = None
@@ -52,7 +71,7 @@ class AuditStore:
     async def record(
         self,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         at: str,
         entity_type: str | None = None,
         entity_id: str | None = None,
@@ -74,16 +93,14 @@ class AuditStore:
 
         def run(conn: sqlite3.Connection) -> tuple[list[AuditEntry], int]:
             total = conn.execute(f"SELECT count(*) FROM audit_log {clause}", args).fetchone()[0]
-            rows = conn.execute(
+            rows = fetch_all(
+                conn,
                 "SELECT audit_id, at, user_id, username, action, entity_type, entity_id,"
                 f" details, client_address FROM audit_log {clause}"
                 " ORDER BY audit_id DESC LIMIT ? OFFSET ?",
                 [*args, flt.limit, flt.offset],
-            ).fetchall()
-            return [
-                AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8])
-                for r in rows
-            ], int(total)
+            )
+            return [_entry(r) for r in rows], int(total)
 
         return await self._db.read(run)
 

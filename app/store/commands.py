@@ -10,6 +10,8 @@ from typing import Any
 from app.models import SYSTEM_ACTOR, Actor, Command, ResponseChunk
 from app.store.audit import insert_audit
 from app.store.database import Database
+from app.store.rows import enum_reader, fetch_all, fetch_one
+from app.vocabulary import ACTIVE_STATUSES, AuditAction, CommandStatus, FailureCode
 
 _COLUMNS = (
     "command_id, vehicle_id, user_id, command_name, command_params, status, error_code,"
@@ -17,37 +19,50 @@ _COLUMNS = (
 )
 _SELECT_COLUMNS = f"{_COLUMNS}, started_at"
 _SELECT = f"SELECT {_SELECT_COLUMNS} FROM commands"
-_ACTIVE = "('pending', 'in_progress')"
-CANCEL_ACTION = "command.cancel"
+# The active statuses, bound as parameters (never spelled in SQL): ``IN {_ACTIVE}``.
+_ACTIVE_ARGS: tuple[CommandStatus, ...] = tuple(sorted(ACTIVE_STATUSES))
+_ACTIVE = f"({', '.join('?' * len(_ACTIVE_ARGS))})"
 
 
-def _command(row: tuple[Any, ...]) -> Command:
+_STATUS = enum_reader(CommandStatus)
+_FAILURE = enum_reader(FailureCode)
+
+
+def _command(row: sqlite3.Row) -> Command:
+    error_code = row["error_code"]
     return Command(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        json.loads(row[4]),
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
+        command_id=row["command_id"],
+        vehicle_id=row["vehicle_id"],
+        user_id=row["user_id"],
+        command_name=row["command_name"],
+        command_params=json.loads(row["command_params"]),
+        status=_STATUS(row["status"]),
+        error_code=None if error_code is None else _FAILURE(error_code),
+        error_message=row["error_message"],
+        submitted_at=row["submitted_at"],
+        completed_at=row["completed_at"],
+        started_at=row["started_at"],
     )
 
 
-def _chunk(command_id: str, row: tuple[Any, ...]) -> ResponseChunk:
-    return ResponseChunk(command_id, row[0], json.loads(row[1]), bool(row[2]), row[3])
+def _chunk(command_id: str, row: sqlite3.Row) -> ResponseChunk:
+    return ResponseChunk(
+        command_id=command_id,
+        sequence_number=row["sequence_number"],
+        response_payload=json.loads(row["response_payload"]),
+        is_final=bool(row["is_final"]),
+        received_at=row["received_at"],
+    )
 
 
 def _chunks(conn: sqlite3.Connection, command_id: str, after: int) -> list[ResponseChunk]:
-    rows = conn.execute(
+    rows = fetch_all(
+        conn,
         "SELECT sequence_number, response_payload, is_final, received_at"
         " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
         " ORDER BY sequence_number",
         (command_id, after),
-    ).fetchall()
+    )
     return [_chunk(command_id, r) for r in rows]
 
 
@@ -70,8 +85,8 @@ class CommandFilter:
 class Finish:
     """A command's terminal state."""
 
-    status: str
-    error_code: str | None
+    status: CommandStatus
+    error_code: FailureCode | None
     error_message: str | None
     at: str
 
@@ -102,7 +117,7 @@ class CommandStore:
             insert_audit(
                 conn,
                 actor,
-                "command.submit",
+                AuditAction.COMMAND_SUBMIT,
                 command.submitted_at,
                 "command",
                 command.command_id,
@@ -117,7 +132,7 @@ class CommandStore:
 
     async def get(self, command_id: str) -> Command | None:
         def run(conn: sqlite3.Connection) -> Command | None:
-            row = conn.execute(f"{_SELECT} WHERE command_id = ?", (command_id,)).fetchone()
+            row = fetch_one(conn, f"{_SELECT} WHERE command_id = ?", (command_id,))
             return None if row is None else _command(row)
 
         return await self._db.read(run)
@@ -143,10 +158,11 @@ class CommandStore:
 
         def run(conn: sqlite3.Connection) -> tuple[list[Command], int]:
             total = conn.execute(f"SELECT count(*) FROM commands {clause}", args).fetchone()[0]
-            rows = conn.execute(
+            rows = fetch_all(
+                conn,
                 f"{_SELECT} {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 [*args, flt.limit, flt.offset],
-            ).fetchall()
+            )
             return [_command(r) for r in rows], int(total)
 
         return await self._db.read(run)
@@ -160,7 +176,7 @@ class CommandStore:
         """The command and its chunks after ``after``, read from one consistent snapshot."""
 
         def run(conn: sqlite3.Connection) -> tuple[Command | None, list[ResponseChunk]]:
-            row = conn.execute(f"{_SELECT} WHERE command_id = ?", (command_id,)).fetchone()
+            row = fetch_one(conn, f"{_SELECT} WHERE command_id = ?", (command_id,))
             if row is None:
                 return None, []
             return _command(row), _chunks(conn, command_id, after)
@@ -170,13 +186,13 @@ class CommandStore:
     async def mark_in_progress(self, command_id: str, at: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE commands SET status = 'in_progress', started_at = ?"
-                " WHERE command_id = ? AND status = 'pending'",
-                (at, command_id),
+                "UPDATE commands SET status = ?, started_at = ?"
+                " WHERE command_id = ? AND status = ?",
+                (CommandStatus.IN_PROGRESS, at, command_id, CommandStatus.PENDING),
             )
             if cur.rowcount != 1:
                 return False
-            insert_audit(conn, SYSTEM_ACTOR, "command.start", at, "command", command_id)
+            insert_audit(conn, SYSTEM_ACTOR, AuditAction.COMMAND_START, at, "command", command_id)
             return True
 
         return await self._db.write(run)
@@ -216,7 +232,7 @@ class CommandStore:
                 insert_audit(
                     conn,
                     cancelled_by,
-                    CANCEL_ACTION,
+                    AuditAction.COMMAND_CANCEL,
                     end.at,
                     "command",
                     command_id,
@@ -239,9 +255,9 @@ class CommandStore:
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT command_id FROM commands WHERE status NOT IN ('pending', 'in_progress')"
+                    f"SELECT command_id FROM commands WHERE status NOT IN {_ACTIVE}"
                     " AND completed_at < ? ORDER BY seq LIMIT ?",
-                    (cutoff, batch),
+                    (*_ACTIVE_ARGS, cutoff, batch),
                 )
             ]
             if not ids:
@@ -260,13 +276,14 @@ class CommandStore:
     async def interrupt_active(self, at: str, message: str) -> list[str]:
         """End every pending or in-progress command as failed/interrupted (used at start,
         after a crash: such commands are never re-sent to a vehicle)."""
-        end = Finish("failed", "interrupted", message, at)
+        end = Finish(CommandStatus.FAILED, FailureCode.INTERRUPTED, message, at)
 
         def run(conn: sqlite3.Connection) -> list[str]:
             ids = [
                 r[0]
                 for r in conn.execute(
-                    f"SELECT command_id FROM commands WHERE status IN {_ACTIVE} ORDER BY seq"
+                    f"SELECT command_id FROM commands WHERE status IN {_ACTIVE} ORDER BY seq",
+                    _ACTIVE_ARGS,
                 )
             ]
             for command_id in ids:
@@ -280,12 +297,14 @@ def _finish(conn: sqlite3.Connection, command_id: str, end: Finish) -> bool:
     cur = conn.execute(
         "UPDATE commands SET status = ?, error_code = ?, error_message = ?, completed_at = ?"
         f" WHERE command_id = ? AND status IN {_ACTIVE}",
-        (end.status, end.error_code, end.error_message, end.at, command_id),
+        (end.status, end.error_code, end.error_message, end.at, command_id, *_ACTIVE_ARGS),
     )
     if cur.rowcount != 1:
         return False
-    details = {"status": end.status}
+    details: dict[str, str] = {"status": end.status}
     if end.error_code:
         details["error_code"] = end.error_code
-    insert_audit(conn, SYSTEM_ACTOR, "command.finish", end.at, "command", command_id, details)
+    insert_audit(
+        conn, SYSTEM_ACTOR, AuditAction.COMMAND_FINISH, end.at, "command", command_id, details
+    )
     return True

@@ -22,10 +22,11 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import aiosqlite
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 512
+MAX_CACHED_READS = 256
 # SQLite's primary result codes that say the storage cannot take writes: disk full, I/O
 # error, file gone read-only or unopenable. Such a write answers 503 storage-unavailable.
 _CODES = frozenset(
@@ -158,6 +160,10 @@ class Database:
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
         self._writable = True  # False from a write the storage refused to the next commit
+        # Bumped by every write batch before its callers hear back: a cached read made
+        # at an older version is stale (see read_cached).
+        self._version = 0
+        self._cache: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
 
     @property
     def writable(self) -> bool:
@@ -192,6 +198,7 @@ class Database:
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(str(self.path), isolation_level=None)
         try:
+            check_aiosqlite(conn)
             await self._run(conn, _configure)
         except BaseException:
             await conn.close()
@@ -248,7 +255,10 @@ class Database:
         fns = [w.fn for w in batch]
         durable = any(w.durable for w in batch)
         try:
-            outcomes = await self._run(self._writer, lambda c: _write_batch(c, fns, durable))
+            try:
+                outcomes = await self._run(self._writer, lambda c: _write_batch(c, fns, durable))
+            finally:
+                self._version += 1  # whatever happened, a cached read may now be stale
         except asyncio.CancelledError:
             for write in batch:
                 if not write.future.done():
@@ -281,6 +291,25 @@ class Database:
         self._writable = False
         return failure
 
+    async def read_cached(self, key: Hashable, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``read(fn)``, answered from memory while nothing has been written since the
+        answer was read. ``key`` names what ``fn`` reads (same key, same query); the
+        answer must be immutable. Sound because this process is the database's only
+        writer (the data-directory lock) and every write goes through ``write``, which
+        moves the version before its caller hears back."""
+        version = self._version
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == version:
+            self._cache.move_to_end(key)
+            value: T = cached[1]
+            return value
+        value = await self.read(fn)
+        self._cache[key] = (version, value)  # tagged with the version it was read at
+        self._cache.move_to_end(key)
+        while len(self._cache) > MAX_CACHED_READS:
+            self._cache.popitem(last=False)
+        return value
+
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one read transaction (a consistent snapshot)."""
         if self._reader is None:
@@ -297,8 +326,32 @@ class Database:
 
     @staticmethod
     async def _run(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-        # aiosqlite's Connection._execute runs a callable in the connection's thread; the
-        # public API only offers one statement per hop. The raw connection is
-        # ``conn._conn``, valid inside that thread only.
-        execute = cast(Callable[..., Any], conn._execute)
-        return cast(T, await execute(lambda: fn(conn._conn)))
+        return await run_in_thread(conn, fn)
+
+
+# aiosqlite's private parts this module relies on, checked when a connection opens.
+_PRIVATE: Final = ("_execute", "_conn")
+
+
+def check_aiosqlite(conn: aiosqlite.Connection) -> None:
+    """Fail at once, naming the version, if this aiosqlite lacks what ``run_in_thread``
+    uses (rather than at the first query, or subtly)."""
+    missing = [name for name in _PRIVATE if not hasattr(conn, name)]
+    if missing or not callable(getattr(conn, "_execute", None)):
+        raise RuntimeError(
+            f"aiosqlite {aiosqlite.__version__} lacks Connection.{', '.join(missing) or '_execute'}"
+            " (private API used by app.store.database.run_in_thread): pin the version in"
+            " constraints.txt or adapt run_in_thread"
+        )
+
+
+async def run_in_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn(raw sqlite3 connection)`` whole in ``conn``'s own thread: one hop.
+
+    The one place that uses aiosqlite's private API: ``Connection._execute`` queues a
+    callable for the connection's thread (the public API offers one statement per hop)
+    and ``Connection._conn`` is the raw connection, valid inside that thread only.
+    tests/test_store.py checks both against the installed aiosqlite.
+    """
+    execute = cast(Callable[..., Any], conn._execute)
+    return cast(T, await execute(lambda: fn(conn._conn)))

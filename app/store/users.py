@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from app.models import Actor, Principal, User
 from app.store.audit import insert_audit
 from app.store.database import Database
+from app.store.rows import fetch_all, fetch_one
 from app.usernames import username_key
+from app.vocabulary import AuditAction, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +39,12 @@ class Rotation:
 NextRefresh = Callable[[str, str], tuple[str, str]]
 
 
-def _user(row: sqlite3.Row | tuple[object, ...]) -> User:
+def _user(row: sqlite3.Row) -> User:
     return User(
-        user_id=str(row[0]),
-        username=str(row[1]),
-        role=row[2],  # type: ignore[arg-type]
-        disabled=bool(row[3]),
+        user_id=row["user_id"],
+        username=row["username"],
+        role=Role(row["role"]),
+        disabled=bool(row["disabled"]),
     )
 
 
@@ -77,7 +79,7 @@ class UserStore:
             insert_audit(
                 conn,
                 actor,
-                "user.create",
+                AuditAction.USER_CREATE,
                 at,
                 "user",
                 user.user_id,
@@ -91,20 +93,21 @@ class UserStore:
         """The user whose username key is ``key``, with their password hash."""
 
         def run(conn: sqlite3.Connection) -> Credentials | None:
-            row = conn.execute(
+            row = fetch_one(
+                conn,
                 "SELECT user_id, username, role, disabled, password_hash FROM users"
                 " WHERE username_key = ?",
                 (key,),
-            ).fetchone()
-            return None if row is None else Credentials(_user(row), str(row[4]))
+            )
+            return None if row is None else Credentials(_user(row), str(row["password_hash"]))
 
         return await self._db.read(run)
 
     async def all(self) -> list[User]:
         def run(conn: sqlite3.Connection) -> list[User]:
-            rows = conn.execute(
-                "SELECT user_id, username, role, disabled FROM users ORDER BY username"
-            ).fetchall()
+            rows = fetch_all(
+                conn, "SELECT user_id, username, role, disabled FROM users ORDER BY username"
+            )
             return [_user(r) for r in rows]
 
         return await self._db.read(run)
@@ -118,7 +121,7 @@ class UserStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (session_id, user.user_id, refresh_hash, at, expires_at),
             )
-            insert_audit(conn, actor, "auth.login", at, "session", session_id)
+            insert_audit(conn, actor, AuditAction.LOGIN, at, "session", session_id)
 
         await self._db.write(run)
 
@@ -126,15 +129,21 @@ class UserStore:
         """The live principal of a session: None if revoked, or its user gone or disabled."""
 
         def run(conn: sqlite3.Connection) -> Principal | None:
-            row = conn.execute(
+            row = fetch_one(
+                conn,
                 "SELECT u.user_id, u.username, u.role FROM sessions s"
                 " JOIN users u ON u.user_id = s.user_id"
                 " WHERE s.session_id = ? AND s.revoked_at IS NULL AND u.disabled = 0",
                 (session_id,),
-            ).fetchone()
+            )
             if row is None:
                 return None
-            return Principal(user_id=row[0], username=row[1], role=row[2], session_id=session_id)
+            return Principal(
+                user_id=row["user_id"],
+                username=row["username"],
+                role=Role(row["role"]),
+                session_id=session_id,
+            )
 
         return await self._db.read(run)
 
@@ -152,17 +161,19 @@ class UserStore:
         nothing changes); any other stale token revokes the session. None: refused."""
 
         def run(conn: sqlite3.Connection) -> Rotation | None:
-            row = conn.execute(
+            row = fetch_one(
+                conn,
                 "SELECT s.refresh_hash, s.previous_hash, s.rotated_at, s.created_at,"
                 " s.revoked_at, s.expires_at, u.user_id, u.username, u.role, u.disabled"
                 " FROM sessions s JOIN users u ON u.user_id = s.user_id"
                 " WHERE s.session_id = ?",
                 (session_id,),
-            ).fetchone()
-            if row is None or row[4] is not None or row[5] <= at:
+            )
+            if row is None or row["revoked_at"] is not None or row["expires_at"] <= at:
                 return None
-            current, previous, rotated_at, created_at = row[0], row[1], row[2], row[3]
-            user = _user(row[6:])
+            current, previous = row["refresh_hash"], row["previous_hash"]
+            rotated_at, created_at = row["rotated_at"], row["created_at"]
+            user = _user(row)
             if current == old_hash:
                 if user.disabled:
                     return None
@@ -174,7 +185,7 @@ class UserStore:
                     " expires_at = ? WHERE session_id = ?",
                     (new_hash, old_hash, at, expires_at, session_id),
                 )
-                insert_audit(conn, actor, "auth.refresh", at, "session", session_id)
+                insert_audit(conn, actor, AuditAction.REFRESH, at, "session", session_id)
                 return Rotation(user, created_at, at, retried=False)
             retried = (
                 retry_since is not None
@@ -189,7 +200,7 @@ class UserStore:
             conn.execute(
                 "UPDATE sessions SET revoked_at = ? WHERE session_id = ?", (at, session_id)
             )
-            insert_audit(conn, actor, "auth.refresh_reused", at, "session", session_id)
+            insert_audit(conn, actor, AuditAction.REFRESH_REUSED, at, "session", session_id)
             return None
 
         return await self._db.write(run)
@@ -200,7 +211,7 @@ class UserStore:
                 "UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
                 (at, session_id),
             )
-            insert_audit(conn, actor, "auth.logout", at, "session", session_id)
+            insert_audit(conn, actor, AuditAction.LOGOUT, at, "session", session_id)
 
         await self._db.write(run)
 
@@ -220,11 +231,15 @@ class UserStore:
                     "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
                     (at, user_id),
                 )
-            insert_audit(conn, actor, "user.update", at, "user", user_id, {"disabled": disabled})
-            row = conn.execute(
+            insert_audit(
+                conn, actor, AuditAction.USER_UPDATE, at, "user", user_id, {"disabled": disabled}
+            )
+            row = fetch_one(
+                conn,
                 "SELECT user_id, username, role, disabled FROM users WHERE user_id = ?",
                 (user_id,),
-            ).fetchone()
+            )
+            assert row is not None  # updated in this transaction
             return _user(row)
 
         return await self._db.write(run)
@@ -242,7 +257,7 @@ class UserStore:
                 return False
             # Its sessions go with it (ON DELETE CASCADE).
             conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
-            insert_audit(conn, actor, "user.delete", at, "user", user_id)
+            insert_audit(conn, actor, AuditAction.USER_DELETE, at, "user", user_id)
             return True
 
         return await self._db.write(run)

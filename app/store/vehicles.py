@@ -9,12 +9,27 @@ from typing import Any
 from app.models import Actor, Vehicle
 from app.store.audit import insert_audit
 from app.store.database import Database
+from app.store.rows import enum_reader, fetch_all, fetch_one
+from app.vocabulary import AuditAction, ConnectionStatus, SimulatorProfile
 
 _COLUMNS = "vehicle_id, vin, make, model, year, connection_status, simulator_profile, last_seen_at"
 
 
-def _vehicle(row: tuple[Any, ...]) -> Vehicle:
-    return Vehicle(*row)
+_CONNECTION_STATUS = enum_reader(ConnectionStatus)
+_SIMULATOR_PROFILE = enum_reader(SimulatorProfile)
+
+
+def _vehicle(row: sqlite3.Row) -> Vehicle:
+    return Vehicle(
+        vehicle_id=row["vehicle_id"],
+        vin=row["vin"],
+        make=row["make"],
+        model=row["model"],
+        year=row["year"],
+        connection_status=_CONNECTION_STATUS(row["connection_status"]),
+        simulator_profile=_SIMULATOR_PROFILE(row["simulator_profile"]),
+        last_seen_at=row["last_seen_at"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +75,7 @@ class VehicleStore:
                 insert_audit(
                     conn,
                     actor,
-                    "vehicle.create",
+                    AuditAction.VEHICLE_CREATE,
                     at,
                     "vehicle",
                     vehicle.vehicle_id,
@@ -86,9 +101,9 @@ class VehicleStore:
 
     async def get(self, vehicle_id: str) -> Vehicle | None:
         def run(conn: sqlite3.Connection) -> Vehicle | None:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
-            ).fetchone()
+            row = fetch_one(
+                conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
+            )
             return None if row is None else _vehicle(row)
 
         return await self._db.read(run)
@@ -107,15 +122,19 @@ class VehicleStore:
             args += [pattern, pattern, pattern]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
 
-        def run(conn: sqlite3.Connection) -> tuple[list[Vehicle], int]:
+        def run(conn: sqlite3.Connection) -> tuple[tuple[Vehicle, ...], int]:
             total = conn.execute(f"SELECT count(*) FROM vehicles {clause}", args).fetchone()[0]
-            rows = conn.execute(
+            rows = fetch_all(
+                conn,
                 f"SELECT {_COLUMNS} FROM vehicles {clause} ORDER BY vin LIMIT ? OFFSET ?",
                 [*args, flt.limit, flt.offset],
-            ).fetchall()
-            return [_vehicle(r) for r in rows], int(total)
+            )
+            return tuple(_vehicle(r) for r in rows), int(total)
 
-        return await self._db.read(run)
+        # The fleet page is read far more often than the fleet changes (every console and
+        # dashboard polls it): served from memory until the next write of any kind.
+        items, total = await self._db.read_cached(("vehicles.find", flt), run)
+        return list(items), total
 
     async def update(
         self, vehicle_id: str, changes: dict[str, str], at: str, actor: Actor
@@ -124,9 +143,9 @@ class VehicleStore:
         number of connected vehicles afterwards (read in the same transaction)."""
 
         def run(conn: sqlite3.Connection) -> tuple[Vehicle | None, int]:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
-            ).fetchone()
+            row = fetch_one(
+                conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
+            )
             if row is None:
                 return None, 0
             before = _vehicle(row)
@@ -136,16 +155,17 @@ class VehicleStore:
                         f"UPDATE vehicles SET {column} = ? WHERE vehicle_id = ?",
                         (changes[column], vehicle_id),
                     )
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
-            ).fetchone()
+            row = fetch_one(
+                conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
+            )
+            assert row is not None  # updated in this transaction
             after = _vehicle(row)
             diff = {
                 key: {"from": getattr(before, key), "to": getattr(after, key)}
                 for key in changes
                 if getattr(before, key) != getattr(after, key)
             }
-            insert_audit(conn, actor, "vehicle.update", at, "vehicle", vehicle_id, diff)
+            insert_audit(conn, actor, AuditAction.VEHICLE_UPDATE, at, "vehicle", vehicle_id, diff)
             connected = conn.execute(
                 "SELECT count(*) FROM vehicles WHERE connection_status = 'connected'"
             ).fetchone()[0]

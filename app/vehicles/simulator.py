@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from app.vehicles.connector import DiagnosticRequest, RawChunk, VehicleUnreachable
+from app.vocabulary import SimulatorProfile
 
 DTC_DESCRIPTIONS: Final = {
     "P0420": "Catalyst system efficiency below threshold (bank 1)",
@@ -92,20 +93,23 @@ class SimulatedConnector:
             state = self._vehicles[vehicle_id] = _VehicleState()
         return state
 
-    def _outcome(self, profile: str) -> str:
-        if profile != "flaky":
-            return profile
+    def _outcome(self, profile: str) -> SimulatorProfile:
+        """How this request goes: the vehicle's profile, or for ``flaky`` one drawn from the
+        seeded RNG. An unknown profile is a ValueError (the store only holds known ones)."""
+        chosen = SimulatorProfile(profile)
+        if chosen is not SimulatorProfile.FLAKY:
+            return chosen
         s = self._settings
         draw = self._rng.random()
         for outcome, probability in (
-            ("timeout", s.p_timeout),
-            ("unreachable", s.p_unreachable),
-            ("malformed", s.p_malformed),
+            (SimulatorProfile.TIMEOUT, s.p_timeout),
+            (SimulatorProfile.UNREACHABLE, s.p_unreachable),
+            (SimulatorProfile.MALFORMED, s.p_malformed),
         ):
             if draw < probability:
                 return outcome
             draw -= probability
-        return "healthy"
+        return SimulatorProfile.HEALTHY
 
     async def _latency(self) -> None:
         base = self._settings.latency_ms
@@ -129,14 +133,14 @@ class SimulatedConnector:
 
     async def _answer_chunks(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
         outcome = self._outcome(request.simulator_profile)
-        if outcome == "unreachable":
+        if outcome is SimulatorProfile.UNREACHABLE:
             raise VehicleUnreachable(f"vehicle {request.vin} does not answer on the network")
-        if outcome == "timeout":
+        if outcome is SimulatorProfile.TIMEOUT:
             # The answer never comes: wait on an event nobody sets, until the pipeline's
             # deadline cancels us. No sleep stands in for the timeout.
             await asyncio.Event().wait()
         await self._latency()
-        if outcome == "malformed":
+        if outcome is SimulatorProfile.MALFORMED:
             yield RawChunk(b"\x7f\x22\xff\xfe not json", is_final=True)
             return
         answers = self._answer(request)

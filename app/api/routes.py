@@ -1,0 +1,195 @@
+"""The route table: every HTTP endpoint of the service, declared once.
+
+Each entry is the whole contract of one endpoint (see ``app.api.contract``): adding an
+endpoint is one entry here and its handler. The Starlette routes, authentication, the
+admin check, validation, response encoding, ``/openapi.json`` and the authorization
+matrix test all come from this table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from starlette.responses import Response
+
+from app.api import audit, auth, catalogue, commands, health, users, vehicles
+from app.api.contract import Call, Endpoint
+from app.models import User, Vehicle
+from app.vocabulary import Access, ErrorCode
+
+ANON, USER, ADMIN = Access.ANONYMOUS, Access.USER, Access.ADMIN
+E = ErrorCode
+
+
+async def openapi(call: Call[None, None]) -> Response:
+    """The document, rendered once at start-up (``app.main`` stores it)."""
+    document: Response = call.request.app.state.openapi
+    return document
+
+
+ENDPOINTS: Final[tuple[Endpoint, ...]] = (
+    Endpoint("GET", "/health/live", health.live, "Liveness", ANON, {200: health.Health}),
+    Endpoint(
+        "GET",
+        "/health/ready",
+        health.ready,
+        "Readiness",
+        ANON,
+        {200: health.Health},
+        errors=(E.NOT_READY,),
+    ),
+    Endpoint("GET", "/openapi.json", openapi, "This document", ANON, {200: dict[str, Any]}),
+    Endpoint(
+        "POST",
+        "/api/v1/auth/login",
+        auth.login,
+        "Log in",
+        ANON,
+        {200: auth.TokenPair},
+        body=auth.Login,
+        errors=(E.UNAUTHORIZED, E.RATE_LIMITED),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/auth/refresh",
+        auth.refresh,
+        "New token pair",
+        ANON,
+        {200: auth.TokenPair},
+        body=auth.Refresh,
+        errors=(E.UNAUTHORIZED,),
+    ),
+    Endpoint("POST", "/api/v1/auth/logout", auth.logout, "End the session", USER, {204: None}),
+    Endpoint("GET", "/api/v1/auth/me", auth.me, "Who am I", USER, {200: auth.Me}),
+    Endpoint("GET", "/api/v1/users", users.list_users, "List users", ADMIN, {200: users.UserList}),
+    Endpoint(
+        "POST",
+        "/api/v1/users",
+        users.create_user,
+        "Create a user",
+        ADMIN,
+        {201: User},
+        body=users.NewUser,
+        errors=(E.CONFLICT,),
+    ),
+    Endpoint(
+        "PATCH",
+        "/api/v1/users/{user_id}",
+        users.update_user,
+        "Disable or re-enable a user",
+        ADMIN,
+        {200: User},
+        body=users.UserPatch,
+        errors=(E.CONFLICT,),
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/users/{user_id}",
+        users.delete_user,
+        "Delete a user without command history",
+        ADMIN,
+        {204: None},
+        errors=(E.CONFLICT,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/vehicles",
+        vehicles.list_vehicles,
+        "List vehicles",
+        USER,
+        {200: vehicles.VehiclePage},
+        query=vehicles.VehicleQuery,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/vehicles",
+        vehicles.create_vehicle,
+        "Register a vehicle",
+        ADMIN,
+        {201: Vehicle},
+        body=vehicles.NewVehicle,
+        errors=(E.CONFLICT,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/vehicles/{vehicle_id}",
+        vehicles.get_vehicle,
+        "One vehicle",
+        USER,
+        {200: Vehicle},
+    ),
+    Endpoint(
+        "PATCH",
+        "/api/v1/vehicles/{vehicle_id}",
+        vehicles.update_vehicle,
+        "Change a vehicle (at least one field)",
+        ADMIN,
+        {200: Vehicle},
+        body=vehicles.VehiclePatch,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/catalogue",
+        catalogue.catalogue,
+        "The command catalogue",
+        USER,
+        {200: catalogue.Catalogue},
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/commands",
+        commands.list_commands,
+        "Command history",
+        USER,
+        {200: commands.CommandPage},
+        query=commands.CommandQuery,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/commands",
+        commands.submit,
+        "Submit a command",
+        USER,
+        {201: commands.Command},
+        body=commands.NewCommand,
+        errors=(E.NOT_FOUND, E.CONFLICT, E.VEHICLE_DISCONNECTED, E.RATE_LIMITED, E.OVERLOADED),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/commands/{command_id}",
+        commands.get_command,
+        "One command",
+        USER,
+        {200: commands.Command},
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/commands/{command_id}/cancel",
+        commands.cancel,
+        "Stop a queued or running command (it ends cancelled)",
+        USER,
+        {200: commands.Command, 202: commands.Command},
+        errors=(E.CONFLICT,),
+        notes={
+            202: "Cancelled, but the database refuses writes now: the command ends"
+            " cancelled once it takes them again (the body is the command as stored)"
+        },
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/commands/{command_id}/responses",
+        commands.responses,
+        "A command's answer",
+        USER,
+        {200: commands.ResponseChunks},
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/audit",
+        audit.list_audit,
+        "The audit log",
+        ADMIN,
+        {200: audit.AuditPage},
+        query=audit.AuditQuery,
+    ),
+)

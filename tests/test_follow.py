@@ -1,0 +1,319 @@
+"""Issue #9 item 5: the stream's semantics live in ``CommandService.follow``, tested here
+without sockets: a real SQLite file, the real store, bus and pipeline, a scripted vehicle.
+
+What ``follow`` promises: the replay then the live events, every chunk exactly once and in
+order (also for a reader caught mid-stream, and for a chunk published while the replay
+is read), ending with the terminal event; ``Overflowed`` for a reader too far behind; no
+subscription left behind, however the reader stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.bus import EventBus, Overflowed
+from app.clock import Clock
+from app.errors import NotFound
+from app.events import ErrorEvent, Event, ResponseEvent, StatusEvent, terminal_event
+from app.models import Command, Principal, ResponseChunk
+from app.services.commands import CommandService
+from app.services.follow import follow
+from app.services.pipeline import Pipeline, PipelineSettings
+from app.store.commands import CommandStore
+from app.store.database import Database
+from app.store.vehicles import VehicleStore
+from app.telemetry import NoTelemetry
+from app.vehicles.connector import DiagnosticRequest, RawChunk
+from app.vocabulary import TERMINAL_STATUSES, CommandStatus, FailureCode, Role
+
+DEADLINE_S = 5.0
+VEHICLE_ID = str(uuid.uuid4())
+OWNER = Principal(user_id=str(uuid.uuid4()), username="owner", role=Role.ENGINEER, session_id="s1")
+OTHER = Principal(user_id=str(uuid.uuid4()), username="other", role=Role.ENGINEER, session_id="s2")
+READ_DTC = ("ReadDTC", {"ecuAddress": "0x10"})
+
+
+class Vehicle:
+    """A scripted vehicle: each command answers the chunks the test hands it."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, asyncio.Queue[RawChunk]] = {}
+
+    def _queue(self, command_id: str) -> asyncio.Queue[RawChunk]:
+        return self._answers.setdefault(command_id, asyncio.Queue())
+
+    def send(self, command_id: str, n: int, *, final: bool = False) -> None:
+        self._queue(command_id).put_nowait(RawChunk(json.dumps({"n": n}).encode(), final))
+
+    async def execute(self, request: DiagnosticRequest) -> AsyncIterator[RawChunk]:
+        queue = self._queue(request.command_id)
+        while True:
+            chunk = await queue.get()
+            yield chunk
+            if chunk.is_final:
+                return
+
+
+@dataclass
+class World:
+    db: Database
+    store: CommandStore
+    bus: EventBus
+    vehicle: Vehicle
+    commands: CommandService
+    pipeline: Pipeline
+
+
+def _seed(conn: Any) -> None:
+    at = Clock().timestamp()
+    for who in (OWNER, OTHER):
+        conn.execute(
+            "INSERT INTO users (user_id, username, password_hash, role, created_at)"
+            " VALUES (?, ?, 'x', ?, ?)",
+            (who.user_id, who.username, who.role, at),
+        )
+    conn.execute(
+        "INSERT INTO vehicles (vehicle_id, vin, make, model, year, connection_status,"
+        " simulator_profile, created_at) VALUES (?, 'WVWZZZ1KZAW000001', 'VW', 'Golf', 2021,"
+        " 'connected', 'healthy', ?)",
+        (VEHICLE_ID, at),
+    )
+
+
+@asynccontextmanager
+async def world(tmp_path: Path, queue_size: int = 256) -> AsyncIterator[World]:
+    db = Database(tmp_path / "sovd.db")
+    await db.open()
+    try:
+        await db.write(_seed)
+        store, bus, vehicle = CommandStore(db), EventBus(queue_size), Vehicle()
+        pipeline = Pipeline(store, bus, vehicle, NoTelemetry(), PipelineSettings(30.0, 8))
+        commands = CommandService(store, VehicleStore(db), pipeline, bus)
+        try:
+            yield World(db, store, bus, vehicle, commands, pipeline)
+        finally:
+            await pipeline.drain(0)
+            await pipeline.close()
+    finally:
+        await db.close()
+
+
+def run(tmp_path: Path, scenario: Callable[[World], Awaitable[None]], **kwargs: Any) -> None:
+    async def main() -> None:
+        async with world(tmp_path, **kwargs) as w:
+            async with asyncio.timeout(DEADLINE_S):
+                await scenario(w)
+
+    asyncio.run(main())
+
+
+async def until(predicate: Callable[[], Awaitable[Any]], what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while not (value := await predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+    return value
+
+
+async def submit(w: World) -> str:
+    command = await w.commands.submit(OWNER, VEHICLE_ID, *READ_DTC, None)
+    return command.command_id
+
+
+async def stored_chunks(w: World, command_id: str) -> int:
+    return len(await w.store.responses(command_id))
+
+
+def describe(events: list[Event]) -> list[str]:
+    out = []
+    for e in events:
+        if isinstance(e, ResponseEvent):
+            out.append(f"chunk {e.sequence_number}")
+        elif isinstance(e, StatusEvent):
+            out.append(str(e.status))
+        else:
+            out.append(f"{e.status} {e.error_code}")
+    return out
+
+
+def test_a_reader_caught_mid_stream_gets_every_chunk_once_then_the_end(tmp_path: Path) -> None:
+    async def scenario(w: World) -> None:
+        cid = await submit(w)
+        await until(lambda: _started(w, cid), "the command to start")
+        w.vehicle.send(cid, 1)
+        w.vehicle.send(cid, 2)
+        await until(lambda: _has(w, cid, 2), "two chunks stored")
+        got: list[Event] = []
+        async with w.commands.follow(OWNER, cid, 0) as events:
+            got.append(await anext(events))  # the replay: in_progress, 1, 2
+            w.vehicle.send(cid, 3)
+            w.vehicle.send(cid, 4, final=True)
+            got += [event async for event in events]
+        assert describe(got) == [
+            "in_progress",
+            "chunk 1",
+            "chunk 2",
+            "chunk 3",
+            "chunk 4",
+            "completed",
+        ]
+        assert w.bus.subscriber_count(cid) == 0
+
+    run(tmp_path, scenario)
+
+
+async def _started(w: World, cid: str) -> bool:
+    command = await w.store.get(cid)
+    return command is not None and command.status is CommandStatus.IN_PROGRESS
+
+
+async def _has(w: World, cid: str, n: int) -> bool:
+    return await stored_chunks(w, cid) >= n
+
+
+def test_a_chunk_published_while_the_replay_is_read_is_given_once(tmp_path: Path) -> None:
+    """The race the order subscribe-then-read exists for, made to happen every time: the
+    chunk is stored and published after the subscription and before the read, so it is
+    both in the replay and waiting live."""
+
+    async def scenario(w: World) -> None:
+        cid = await submit(w)
+        await until(lambda: _started(w, cid), "the command to start")
+        w.vehicle.send(cid, 1)
+        await until(lambda: _has(w, cid, 1), "chunk 1 stored")
+
+        async def snapshot_amid_the_pipeline() -> tuple[Command, list[ResponseChunk]]:
+            assert w.bus.subscriber_count(cid) == 1  # subscribed before anything is read
+            w.vehicle.send(cid, 2)
+            await until(lambda: _has(w, cid, 2), "chunk 2 stored")  # and published
+            return await w.commands.snapshot(OWNER, cid, 0)
+
+        async with follow(w.bus, cid, 0, snapshot_amid_the_pipeline) as events:
+            first = [await anext(events) for _ in range(3)]
+            w.vehicle.send(cid, 3, final=True)
+            rest = [event async for event in events]
+        assert describe(first + rest) == [
+            "in_progress",
+            "chunk 1",
+            "chunk 2",
+            "chunk 3",
+            "completed",
+        ]
+
+    run(tmp_path, scenario)
+
+
+def test_a_reader_after_the_end_gets_the_stored_answer_and_stops(tmp_path: Path) -> None:
+    async def scenario(w: World) -> None:
+        cid = await submit(w)
+        await until(lambda: _started(w, cid), "the command to start")
+        for n in (1, 2):
+            w.vehicle.send(cid, n, final=n == 2)
+        await until(lambda: _ended(w, cid), "the command to end")
+        async with w.commands.follow(OWNER, cid, 0) as events:
+            got = [event async for event in events]  # ends without any live event
+        assert describe(got) == ["in_progress", "chunk 1", "chunk 2", "completed"]
+        async with w.commands.follow(OWNER, cid, 1) as events:  # since: after chunk 1
+            assert describe([e async for e in events]) == ["in_progress", "chunk 2", "completed"]
+
+    run(tmp_path, scenario)
+
+
+async def _ended(w: World, cid: str) -> bool:
+    command = await w.store.get(cid)
+    return command is not None and command.status.is_terminal
+
+
+def test_a_cancelled_command_ends_with_its_error_event(tmp_path: Path) -> None:
+    async def scenario(w: World) -> None:
+        cid = await submit(w)
+        await until(lambda: _started(w, cid), "the command to start")
+        async with w.commands.follow(OWNER, cid, 0) as events:
+            assert describe([await anext(events)]) == ["in_progress"]
+            await w.commands.cancel(OWNER, cid, None)
+            rest = [event async for event in events]
+        assert describe(rest) == ["cancelled cancelled"]
+        assert isinstance(rest[0], ErrorEvent) and rest[0].error_code is FailureCode.CANCELLED
+
+    run(tmp_path, scenario)
+
+
+def test_a_reader_too_far_behind_gets_overflowed_and_leaves_no_subscription(
+    tmp_path: Path,
+) -> None:
+    async def scenario(w: World) -> None:
+        cid = await submit(w)
+        await until(lambda: _started(w, cid), "the command to start")
+        with pytest.raises(Overflowed):
+            async with w.commands.follow(OWNER, cid, 0) as events:
+                assert describe([await anext(events)]) == ["in_progress"]
+                for n in range(1, 5):  # four chunks into a queue of two, nobody reading
+                    w.vehicle.send(cid, n)
+                await until(lambda: _has(w, cid, 4), "four chunks stored")
+                assert events.overflowed.is_set()  # known at once, before the next read
+                async for _ in events:
+                    pass
+        assert w.bus.subscriber_count(cid) == 0
+
+    run(tmp_path, scenario, queue_size=2)
+
+
+def test_a_reader_cancelled_while_waiting_leaves_no_subscription(tmp_path: Path) -> None:
+    async def scenario(w: World) -> None:
+        cid = await submit(w)
+        await until(lambda: _started(w, cid), "the command to start")
+        waiting = asyncio.Event()
+
+        async def read() -> None:
+            async with w.commands.follow(OWNER, cid, 0) as events:
+                await anext(events)  # in_progress
+                waiting.set()
+                await anext(events)  # nothing comes
+
+        reader = asyncio.create_task(read())
+        await waiting.wait()
+        assert w.bus.subscriber_count(cid) == 1
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert w.bus.subscriber_count(cid) == 0
+
+    run(tmp_path, scenario)
+
+
+def test_someone_elses_command_is_not_found_before_anything_is_given(tmp_path: Path) -> None:
+    async def scenario(w: World) -> None:
+        cid = await submit(w)
+        with pytest.raises(NotFound):
+            async with w.commands.follow(OTHER, cid, 0):
+                raise AssertionError("entered")
+        with pytest.raises(NotFound):
+            async with w.commands.follow(OWNER, str(uuid.uuid4()), 0):
+                raise AssertionError("entered")
+        assert w.bus.subscriber_count(cid) == 0
+
+    run(tmp_path, scenario)
+
+
+def test_terminal_has_one_definition() -> None:
+    for status in CommandStatus:
+        if status.is_terminal:
+            event = terminal_event("c", status, FailureCode.INTERRUPTED, "m", "t")
+            assert event.is_terminal
+        else:
+            with pytest.raises(ValueError, match="not a terminal status"):
+                terminal_event("c", status, None, None, "t")
+        assert StatusEvent("c", status, "t").is_terminal is status.is_terminal
+    assert set(TERMINAL_STATUSES) == {s for s in CommandStatus if s.is_terminal}
+    assert not ResponseEvent("c", 1, True, {}, "t").is_terminal
