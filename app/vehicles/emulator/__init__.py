@@ -1,0 +1,35 @@
+"""A stateful ECU emulator behind a DoIP entity, for benches without a vehicle and for tests.
+
+Run it on its own with ``python -m app.vehicles.emulator --host 127.0.0.1 --port 13400``,
+or in-process with ``running_emulator()``.
+"""
+
+from app.vehicles.emulator.ecus import (
+    BLEED_CHECK,
+    DEFAULT_ECUS,
+    SELF_TEST,
+    Ecu,
+    EcuSpec,
+    StoredDtc,
+    Timings,
+)
+from app.vehicles.emulator.server import (
+    PROFILES,
+    DoipEmulator,
+    EmulatorSettings,
+    running_emulator,
+)
+
+__all__ = [
+    "BLEED_CHECK",
+    "DEFAULT_ECUS",
+    "PROFILES",
+    "SELF_TEST",
+    "DoipEmulator",
+    "Ecu",
+    "EcuSpec",
+    "EmulatorSettings",
+    "StoredDtc",
+    "Timings",
+    "running_emulator",
+]

@@ -1,0 +1,392 @@
+"""UDS (ISO 14229-1) vocabulary and codecs: pure functions and frozen dataclasses, no I/O.
+
+Shared by the DoIP connector, which parses answers with udsoncan and names what it
+found with these tables, and by the ECU emulator, which encodes its answers with these
+functions. Two independent codecs meeting over a socket is how the tests catch a wrong
+byte on either side.
+
+DTC display codes follow SAE J2012 / ISO 15031-6: the first two bytes of a 3-byte UDS
+DTC carry the letter and four digits (``P0171``), the third byte is the failure type
+(FTB), which the display code leaves out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Final
+
+# -- service identifiers -------------------------------------------------------------
+
+DIAGNOSTIC_SESSION_CONTROL: Final = 0x10
+CLEAR_DIAGNOSTIC_INFORMATION: Final = 0x14
+READ_DTC_INFORMATION: Final = 0x19
+READ_DATA_BY_IDENTIFIER: Final = 0x22
+ROUTINE_CONTROL: Final = 0x31
+TESTER_PRESENT: Final = 0x3E
+NEGATIVE_RESPONSE: Final = 0x7F
+POSITIVE_OFFSET: Final = 0x40
+# Subfunction bit 7: the client does not want a positive answer (TesterPresent 0x3E 0x80).
+SUPPRESS_POSITIVE_RESPONSE: Final = 0x80
+
+SERVICE_NAMES: Final[dict[int, str]] = {
+    DIAGNOSTIC_SESSION_CONTROL: "DiagnosticSessionControl",
+    CLEAR_DIAGNOSTIC_INFORMATION: "ClearDiagnosticInformation",
+    READ_DTC_INFORMATION: "ReadDTCInformation",
+    READ_DATA_BY_IDENTIFIER: "ReadDataByIdentifier",
+    ROUTINE_CONTROL: "RoutineControl",
+    TESTER_PRESENT: "TesterPresent",
+}
+
+
+def service_name(sid: int) -> str:
+    """The ISO 14229-1 name of a request service id (a metric label, so never free text)."""
+    return SERVICE_NAMES.get(sid, f"0x{sid:02X}")
+
+
+# -- negative response codes -----------------------------------------------------------
+
+RESPONSE_PENDING: Final = 0x78
+
+NRC_NAMES: Final[dict[int, str]] = {
+    0x10: "generalReject",
+    0x11: "serviceNotSupported",
+    0x12: "subFunctionNotSupported",
+    0x13: "incorrectMessageLengthOrInvalidFormat",
+    0x14: "responseTooLong",
+    0x21: "busyRepeatRequest",
+    0x22: "conditionsNotCorrect",
+    0x24: "requestSequenceError",
+    0x25: "noResponseFromSubnetComponent",
+    0x26: "failurePreventsExecutionOfRequestedAction",
+    0x31: "requestOutOfRange",
+    0x33: "securityAccessDenied",
+    0x34: "authenticationRequired",
+    0x35: "invalidKey",
+    0x36: "exceedNumberOfAttempts",
+    0x37: "requiredTimeDelayNotExpired",
+    0x70: "uploadDownloadNotAccepted",
+    0x71: "transferDataSuspended",
+    0x72: "generalProgrammingFailure",
+    0x73: "wrongBlockSequenceCounter",
+    RESPONSE_PENDING: "requestCorrectlyReceivedResponsePending",
+    0x7E: "subFunctionNotSupportedInActiveSession",
+    0x7F: "serviceNotSupportedInActiveSession",
+    0x81: "rpmTooHigh",
+    0x82: "rpmTooLow",
+    0x83: "engineIsRunning",
+    0x84: "engineIsNotRunning",
+    0x85: "engineRunTimeTooLow",
+    0x86: "temperatureTooHigh",
+    0x87: "temperatureTooLow",
+    0x88: "vehicleSpeedTooHigh",
+    0x89: "vehicleSpeedTooLow",
+    0x8A: "throttlePedalTooHigh",
+    0x8B: "throttlePedalTooLow",
+    0x8C: "transmissionRangeNotInNeutral",
+    0x8D: "transmissionRangeNotInGear",
+    0x8F: "brakeSwitchNotClosed",
+    0x90: "shifterLeverNotInPark",
+    0x91: "torqueConverterClutchLocked",
+    0x92: "voltageTooHigh",
+    0x93: "voltageTooLow",
+}
+
+
+def nrc_name(code: int) -> str:
+    """The ISO 14229-1 name of a negative response code; codes the standard leaves to
+    vehicle manufacturers or reserves get the name of their range."""
+    name = NRC_NAMES.get(code)
+    if name is not None:
+        return name
+    if 0x94 <= code <= 0xEF:
+        return "reservedForSpecificConditionsNotCorrect"
+    if 0xF0 <= code <= 0xFE:
+        return "vehicleManufacturerSpecificConditionsNotCorrect"
+    return "isoSaeReserved"
+
+
+def format_nrc(code: int) -> str:
+    return f"0x{code:02X}"
+
+
+@dataclass(frozen=True, slots=True)
+class Negative:
+    """A negative response: ``0x7F``, the request's service id, the code."""
+
+    sid: int
+    nrc: int
+
+    @property
+    def name(self) -> str:
+        return nrc_name(self.nrc)
+
+    def encode(self) -> bytes:
+        return bytes((NEGATIVE_RESPONSE, self.sid, self.nrc))
+
+
+def parse_negative(payload: bytes) -> Negative | None:
+    """The negative response in ``payload``, or None when it is not one."""
+    if len(payload) == 3 and payload[0] == NEGATIVE_RESPONSE:
+        return Negative(payload[1], payload[2])
+    return None
+
+
+def is_response_pending(payload: bytes, sid: int) -> bool:
+    """``0x7F <sid> 0x78``: the server got the request and needs more time (P2* applies)."""
+    negative = parse_negative(payload)
+    return negative is not None and negative.sid == sid and negative.nrc == RESPONSE_PENDING
+
+
+def positive(sid: int, body: bytes = b"") -> bytes:
+    return bytes((sid + POSITIVE_OFFSET,)) + body
+
+
+# -- diagnostic sessions (0x10) -------------------------------------------------------
+
+DEFAULT_SESSION: Final = 0x01
+PROGRAMMING_SESSION: Final = 0x02
+EXTENDED_SESSION: Final = 0x03
+
+SESSIONS: Final[dict[str, int]] = {
+    "default": DEFAULT_SESSION,
+    "programming": PROGRAMMING_SESSION,
+    "extended": EXTENDED_SESSION,
+}
+_SESSION_NAMES: Final = {code: name for name, code in SESSIONS.items()}
+
+
+def session_name(code: int) -> str:
+    return _SESSION_NAMES.get(code, f"0x{code:02X}")
+
+
+def encode_session_timing(p2_ms: int, p2_star_ms: int) -> bytes:
+    """The 0x50 answer's timing record: P2server_max in ms, P2*server_max in 10 ms."""
+    return p2_ms.to_bytes(2, "big") + (p2_star_ms // 10).to_bytes(2, "big")
+
+
+# -- DTC status byte (ISO 14229-1 D.2) ---------------------------------------------------
+
+DTC_STATUS_BITS: Final = (
+    "testFailed",
+    "testFailedThisOperationCycle",
+    "pendingDTC",
+    "confirmedDTC",
+    "testNotCompletedSinceLastClear",
+    "testFailedSinceLastClear",
+    "testNotCompletedThisOperationCycle",
+    "warningIndicatorRequested",
+)
+TEST_FAILED: Final = 0x01
+PENDING_DTC: Final = 0x04
+CONFIRMED_DTC: Final = 0x08
+ALL_DTC_STATUS_BITS: Final = 0xFF
+
+
+def status_bits(status: int) -> tuple[str, ...]:
+    """The names of the bits set in a DTC status byte, lowest bit first."""
+    return tuple(name for bit, name in enumerate(DTC_STATUS_BITS) if status & (1 << bit))
+
+
+def status_byte(*names: str) -> int:
+    """The status byte with the named bits set; ValueError for an unknown name."""
+    value = 0
+    for name in names:
+        try:
+            value |= 1 << DTC_STATUS_BITS.index(name)
+        except ValueError:
+            raise ValueError(f"{name!r} is not a DTC status bit") from None
+    return value
+
+
+def status_summary(status: int) -> str:
+    """One word for a DTC's state, as a workshop says it: ``confirmed`` (confirmed and
+    failing now), ``historic`` (confirmed, not failing now), ``pending`` (failed this or
+    the last cycle, not yet confirmed), ``failed`` (failing, neither pending nor
+    confirmed), else ``stored``."""
+    if status & CONFIRMED_DTC:
+        return "confirmed" if status & TEST_FAILED else "historic"
+    if status & PENDING_DTC:
+        return "pending"
+    if status & TEST_FAILED:
+        return "failed"
+    return "stored"
+
+
+# -- DTC numbers and their SAE display codes ------------------------------------------
+
+_LETTERS: Final = "PCBU"
+_DISPLAY = re.compile(r"^([PCBU])([0-3])([0-9A-F]{3})$")
+ALL_DTC_GROUPS: Final = 0xFFFFFF
+
+
+def dtc_code(dtc: int) -> str:
+    """The SAE display code of a 3-byte DTC: 0x017100 -> ``P0171`` (FTB left out)."""
+    if not 0 <= dtc <= 0xFFFFFF:
+        raise ValueError(f"a DTC has three bytes, got 0x{dtc:X}")
+    high = dtc >> 16
+    letter = _LETTERS[high >> 6]
+    return f"{letter}{(high >> 4) & 0x3}{high & 0xF:X}{(dtc >> 8) & 0xFF:02X}"
+
+
+def failure_type(dtc: int) -> int:
+    """The failure type byte (FTB) of a 3-byte DTC."""
+    return dtc & 0xFF
+
+
+def dtc_number(code: str, ftb: int = 0) -> int:
+    """The 3-byte DTC of an SAE display code: ``P0171`` -> 0x017100."""
+    match = _DISPLAY.match(code.upper())
+    if match is None:
+        raise ValueError(f"{code!r} is not a DTC display code such as P0171")
+    if not 0 <= ftb <= 0xFF:
+        raise ValueError(f"a failure type is one byte, got 0x{ftb:X}")
+    letter, first, rest = match.groups()
+    high = (_LETTERS.index(letter) << 6) | (int(first) << 4) | int(rest[0], 16)
+    return (high << 16) | (int(rest[1:], 16) << 8) | ftb
+
+
+# -- ReadDTCInformation 0x19 0x02 (report DTCs by status mask) ---------------------------
+
+REPORT_DTC_BY_STATUS_MASK: Final = 0x02
+
+
+def encode_dtc_report(availability_mask: int, records: list[tuple[int, int]]) -> bytes:
+    """The positive answer to 0x19 0x02: availability mask, then DTC (3 bytes) + status
+    (1 byte) per record."""
+    body = bytearray((REPORT_DTC_BY_STATUS_MASK, availability_mask))
+    for dtc, status in records:
+        body += dtc.to_bytes(3, "big") + bytes((status,))
+    return positive(READ_DTC_INFORMATION, bytes(body))
+
+
+# -- data identifiers (0x22) ---------------------------------------------------------------
+
+DidValue = int | float | str
+
+
+class DidError(ValueError):
+    """A DID value does not fit its codec, or bytes do not decode as it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DidCodec:
+    """How one data identifier is encoded.
+
+    Numbers are unsigned big-endian raw values: ``value = raw * scale + offset``. Text
+    is ASCII, ``size`` bytes long, or any length when ``size`` is None.
+    """
+
+    did: int
+    name: str
+    unit: str | None
+    size: int | None
+    scale: float = 1.0
+    offset: float = 0.0
+    text: bool = False
+
+    @property
+    def data_id(self) -> str:
+        return format_did(self.did)
+
+    def decode(self, data: bytes) -> DidValue:
+        if self.size is not None and len(data) != self.size:
+            raise DidError(f"{self.data_id} has {self.size} bytes, got {len(data)}")
+        if self.text:
+            try:
+                text = data.decode("ascii")
+            except UnicodeDecodeError:
+                raise DidError(f"{self.data_id} is not ASCII text") from None
+            # ECUs pad fixed-width text with spaces or NULs; neither is part of the value.
+            return text.rstrip("\x00 ")
+        if not data:
+            raise DidError(f"{self.data_id} is empty")
+        value = int.from_bytes(data, "big") * self.scale + self.offset
+        if self.scale == 1 and float(self.offset).is_integer():
+            return int(value)
+        return value
+
+    def encode(self, value: DidValue) -> bytes:
+        if self.text:
+            if not isinstance(value, str) or not value.isascii():
+                raise DidError(f"{self.data_id} takes ASCII text")
+            raw = value.encode("ascii")
+            if self.size is None:
+                return raw
+            if len(raw) > self.size:
+                raise DidError(f"{self.data_id} holds at most {self.size} characters")
+            return raw.ljust(self.size, b" ")
+        if isinstance(value, str) or not math.isfinite(value):
+            raise DidError(f"{self.data_id} takes a number")
+        size = self.size or 1
+        raw_value = round((value - self.offset) / self.scale)
+        if not 0 <= raw_value < 1 << (8 * size):
+            raise DidError(f"{value} is out of the range of {self.data_id}")
+        return raw_value.to_bytes(size, "big")
+
+
+def format_did(did: int) -> str:
+    return f"0x{did:04X}"
+
+
+VIN: Final = 0xF190
+ECU_SOFTWARE_VERSION: Final = 0xF195
+ECU_SERIAL_NUMBER: Final = 0xF18C
+ENGINE_RPM: Final = 0x010C
+VEHICLE_SPEED: Final = 0x010D
+COOLANT_TEMPERATURE: Final = 0x0105
+
+# Live values use the OBD-II PID formulas of the same numbers (SAE J1979); the names and
+# units match the simulator's, so a client sees the same fields from either transport.
+DID_CODECS: Final[dict[int, DidCodec]] = {
+    codec.did: codec
+    for codec in (
+        DidCodec(ENGINE_RPM, "engineRpm", "rpm", 2, scale=0.25),
+        DidCodec(VEHICLE_SPEED, "vehicleSpeed", "km/h", 1),
+        DidCodec(COOLANT_TEMPERATURE, "coolantTemperature", "degC", 1, offset=-40),
+        DidCodec(VIN, "vin", None, 17, text=True),
+        DidCodec(ECU_SOFTWARE_VERSION, "ecuSoftwareVersion", None, None, text=True),
+        DidCodec(ECU_SERIAL_NUMBER, "ecuSerialNumber", None, None, text=True),
+    )
+}
+
+
+# -- routine control (0x31) ----------------------------------------------------------------
+
+ROUTINE_ACTIONS: Final[dict[str, int]] = {"start": 0x01, "stop": 0x02, "results": 0x03}
+_ROUTINE_ACTION_NAMES: Final = {code: name for name, code in ROUTINE_ACTIONS.items()}
+
+
+def routine_action_name(code: int) -> str:
+    return _ROUTINE_ACTION_NAMES.get(code, f"0x{code:02X}")
+
+
+# The routine status record is manufacturer specific (ISO 14229-1 leaves it open). This
+# project's convention, spoken by the emulator and understood by the connector: one byte
+# of state, one byte of progress in percent. Other ECUs' records are passed on as hex.
+ROUTINE_STATES: Final[dict[int, str]] = {
+    0x01: "running",
+    0x02: "completed",
+    0x03: "stopped",
+    0x04: "failed",
+}
+_ROUTINE_STATE_CODES: Final = {name: code for code, name in ROUTINE_STATES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class RoutineStatus:
+    state: str
+    progress: int
+
+    def encode(self) -> bytes:
+        if self.state not in _ROUTINE_STATE_CODES or not 0 <= self.progress <= 100:
+            raise ValueError(f"not a routine status: {self.state} {self.progress}%")
+        return bytes((_ROUTINE_STATE_CODES[self.state], self.progress))
+
+
+def decode_routine_status(record: bytes) -> RoutineStatus | None:
+    """The status in a routine status record of this project's convention, or None."""
+    if len(record) != 2 or record[0] not in ROUTINE_STATES or record[1] > 100:
+        return None
+    return RoutineStatus(ROUTINE_STATES[record[0]], record[1])

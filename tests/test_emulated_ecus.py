@@ -1,0 +1,113 @@
+"""The emulated ECUs' logic, without sockets: UDS request bytes in, answer bytes out, with
+time passed in, so S3 and routine durations are exact."""
+
+from __future__ import annotations
+
+import random
+
+from app.vehicles import uds
+from app.vehicles.emulator import BLEED_CHECK, DEFAULT_ECUS, SELF_TEST, Ecu, Timings
+from app.vehicles.emulator.ecus import Reply
+
+VIN = "WVWZZZ1KZAW000001"
+
+
+def _ecu(address: int, **timings: float) -> Ecu:
+    spec = next(s for s in DEFAULT_ECUS if s.address == address)
+    return Ecu(spec, VIN, Timings(**timings), random.Random(1))
+
+
+def _answer(ecu: Ecu, request: str, now: float = 0.0) -> bytes | None:
+    return ecu.handle(bytes.fromhex(request), now).payload
+
+
+def test_each_ecu_starts_with_its_dtcs_and_status_bytes() -> None:
+    def report(address: int) -> list[tuple[str, str]]:
+        payload = _answer(_ecu(address), "1902FF")
+        assert payload is not None and payload[:3] == b"\x59\x02\xff"
+        body = payload[3:]
+        return [
+            (uds.dtc_code(int.from_bytes(body[i : i + 3], "big")), uds.status_summary(body[i + 3]))
+            for i in range(0, len(body), 4)
+        ]
+
+    assert report(0x10) == [("P0171", "confirmed"), ("P0420", "pending")]
+    assert report(0x18) == [("P0700", "confirmed")]
+    assert report(0x28) == [("C0035", "confirmed")]
+    assert report(0x40) == [("B1000", "historic")]
+    # The status mask filters: only confirmed ones.
+    assert _answer(_ecu(0x10), "190208") == bytes.fromhex("5902FF0171002F")
+
+
+def test_clear_one_or_all_and_refuse_unknown_groups() -> None:
+    engine = _ecu(0x10)
+    assert _answer(engine, "14042000") == b"\x54"
+    assert engine.stored_codes() == ("P0171",)
+    assert _answer(engine, "14123400") == b"\x7f\x14\x31"  # not a DTC this ECU has
+    assert _answer(engine, "14FFFFFF") == b"\x54"
+    assert engine.stored_codes() == ()
+    assert _answer(engine, "14FFFF") == b"\x7f\x14\x13"
+
+
+def test_identification_and_live_values() -> None:
+    engine = _ecu(0x10)
+    assert _answer(engine, "22F190") == b"\x62\xf1\x90" + VIN.encode()
+    assert _answer(engine, "22F195") == b"\x62\xf1\x95ENG 04.12.00"
+    rpm = _answer(engine, "22010C")
+    assert rpm is not None and rpm[:3] == b"\x62\x01\x0c"
+    assert 650 <= uds.DID_CODECS[uds.ENGINE_RPM].decode(rpm[3:]) <= 4500  # type: ignore[operator]
+    both = _answer(engine, "22F18C0105")
+    assert both is not None and both.startswith(b"\x62\xf1\x8cENG0000417\x01\x05")
+    assert _answer(_ecu(0x40), "22010C") == b"\x7f\x22\x31"  # the body has no engine
+    assert _answer(engine, "22F1") == b"\x7f\x22\x13"
+    assert _answer(engine, "2E F190 00".replace(" ", "")) == b"\x7f\x2e\x11"
+
+
+def test_sessions_end_after_s3_unless_the_tester_is_present() -> None:
+    abs_ecu = _ecu(0x28, s3_s=5.0)
+    assert _answer(abs_ecu, "1003", now=0.0) == bytes.fromhex("5003003201F4")
+    assert _answer(abs_ecu, "3E80", now=4.0) is None  # suppressed, yet it keeps the session
+    assert abs_ecu.session == uds.EXTENDED_SESSION
+    assert _answer(abs_ecu, "3E00", now=8.0) == b"\x7e\x00"
+    assert abs_ecu.tester_presents == 2
+    assert abs_ecu.session == uds.EXTENDED_SESSION
+    abs_ecu.handle(b"\x22\xf1\x90", 13.5)  # 5.5 s of silence: back to default
+    assert abs_ecu.session == uds.DEFAULT_SESSION
+    assert _answer(abs_ecu, "1002") == b"\x7f\x10\x12"  # no programming session here
+
+
+def test_self_test_reports_progress_and_brings_the_faults_back() -> None:
+    engine = _ecu(0x10, self_test_s=10.0)
+    _answer(engine, "14FFFFFF", now=0.0)
+    assert _answer(engine, "31030201", now=0.5) == b"\x7f\x31\x24"  # never started
+    assert _answer(engine, "31010201", now=1.0) == bytes.fromhex("710102010100")
+    assert _answer(engine, "31010201", now=2.0) == b"\x7f\x31\x22"  # already running
+    assert _answer(engine, "31030201", now=5.0) == bytes.fromhex("710302010128")  # 40 %
+    assert engine.stored_codes() == ()
+    assert _answer(engine, "31030201", now=11.0) == bytes.fromhex("710302010264")
+    assert engine.stored_codes() == ("P0171", "P0420")
+    # A stopped self-test finds nothing.
+    transmission = _ecu(0x18, self_test_s=10.0)
+    _answer(transmission, "14FFFFFF", now=0.0)
+    _answer(transmission, "31010201", now=0.0)
+    assert _answer(transmission, "31020201", now=3.0) == bytes.fromhex("71020201031E")
+    transmission.handle(b"\x22\xf1\x90", 20.0)
+    assert transmission.stored_codes() == ()
+
+
+def test_bleed_check_needs_the_extended_session_and_fails_while_c0035_is_stored() -> None:
+    abs_ecu = _ecu(0x28, bleed_check_s=1.5)
+    assert _answer(abs_ecu, "31010202") == b"\x7f\x31\x22"  # conditionsNotCorrect
+    _answer(abs_ecu, "1003")
+    slow = abs_ecu.handle(bytes.fromhex("31010202"), 0.1)
+    assert slow == Reply(b"\x7f\x31\x26", 1.5)  # after 1.5 s of work
+    assert _answer(abs_ecu, "31030202", now=0.2) == bytes.fromhex("710302020464")
+    _answer(abs_ecu, "14FFFFFF", now=0.3)
+    assert abs_ecu.handle(bytes.fromhex("31010202"), 0.4).payload == bytes.fromhex("710102020264")
+    # The engine has no bleed check; the body offers no routines in the default session.
+    assert _answer(_ecu(0x10), "31010202") == b"\x7f\x31\x31"
+    assert _answer(_ecu(0x40), "31010201") == b"\x7f\x31\x7f"
+    body = _ecu(0x40)
+    _answer(body, "1003")
+    assert _answer(body, "31010201") == bytes.fromhex("710102010100")
+    assert SELF_TEST == 0x0201 and BLEED_CHECK == 0x0202
