@@ -177,6 +177,10 @@ def _refuse(fd: int) -> None:
     try:
         os.set_blocking(fd, False)
         os.write(fd, REFUSAL)  # a fresh socket's send buffer takes it whole
+        # Closing with unread bytes makes the kernel send a reset instead of a FIN, and a
+        # client then often sees ECONNRESET, not our 503: read what has already arrived
+        # (one non-blocking read, no waiting) so the 503 gets through.
+        os.read(fd, 65536)
     except OSError:
         pass
     finally:

@@ -153,6 +153,10 @@ def test_connections_past_the_cap_are_refused_at_once_with_one_log_line(tmp_path
         port = _port(proc)
         held = [_connect(port) for _ in range(8)]
         extra = [_connect(port) for _ in range(6)]
+        # Most clients send their request at once: it is waiting unread when the refusal
+        # is written, and must not turn the 503 into a reset (found in review).
+        for sock in extra[::2]:
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
         for sock in extra:
             answer, closed_after = _read_until_closed(sock, 1.0)
             assert closed_after is not None, "a connection past the cap was kept open"

@@ -170,6 +170,12 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry) -> int | None:
     with registry.register(who) as stream:
         if stream is None:
             return CLOSE_USER_LIMIT
+        # A logout, disable or delete that landed while the token was being checked told
+        # nobody about this stream yet: check once more now that revocations reach it.
+        try:
+            await s.auth.authenticate(token)
+        except Unauthorized:
+            return CLOSE_POLICY
         try:
             async with s.commands.follow(who, command_id, since) as events:
                 return await _live(websocket, events, registry, stream)

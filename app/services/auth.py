@@ -263,7 +263,8 @@ class AuthService:
                 user_id,
             )
             raise Unauthorized(BAD_LOGIN)
-        self._give_back(slot)
+        if slot is not None and self._limits is not None:
+            self._limits.throttle.succeeded(slot)
         user = creds.user
         session_id = str(uuid.uuid4())
         session_end = now + timedelta(seconds=self._tokens.session_max_age_s)
@@ -409,12 +410,15 @@ class AuthService:
         return pair
 
     async def logout(self, principal: Principal, client: str | None) -> None:
-        self._verified.drop_session(principal.session_id)
         await self._users.revoke_session(
             principal.session_id,
             self._clock.timestamp(),
             Actor(user_id=principal.user_id, username=principal.username, client_address=client),
         )
+        # Forgotten (and its streams told) only once the revocation is stored: a request
+        # checking the same token meanwhile would otherwise read the still-live session
+        # and cache it again.
+        self._verified.drop_session(principal.session_id)
 
     # -- users -----------------------------------------------------------------------
 

@@ -26,6 +26,9 @@ from typing import Final
 Monotonic = Callable[[], float]
 
 MAX_KEYS: Final = 10_000
+# How long, and for how many addresses per username, a right password is remembered.
+KNOWN_FOR_S: Final = 30 * 86400.0
+KNOWN_PER_USERNAME: Final = 16
 ADDRESS_LIMIT: Final = "address"
 USERNAME_LIMIT: Final = "username"
 
@@ -121,6 +124,40 @@ class SlidingWindow:
             self._events.popitem(last=False)
 
 
+class KnownAddresses:
+    """The addresses each username logged in from with the right password lately: up to
+    ``per_key`` per username, each for ``keep_s``. Only a right password puts an address
+    here, so an attacker cannot; memory is bounded like the windows'."""
+
+    def __init__(
+        self,
+        clock: Monotonic,
+        keep_s: float = KNOWN_FOR_S,
+        per_key: int = KNOWN_PER_USERNAME,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
+        self._clock = clock
+        self._keep_s = keep_s
+        self._per_key = per_key
+        self._max_keys = max_keys
+        self._by_key: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+
+    def remember(self, key: str, address: str) -> None:
+        addresses = self._by_key.setdefault(key, OrderedDict())
+        addresses[address] = self._clock()
+        addresses.move_to_end(address)
+        while len(addresses) > self._per_key:
+            addresses.popitem(last=False)
+        self._by_key.move_to_end(key)
+        while len(self._by_key) > self._max_keys:
+            self._by_key.popitem(last=False)
+
+    def known(self, key: str, address: str) -> bool:
+        addresses = self._by_key.get(key)
+        seen = addresses.get(address) if addresses is not None else None
+        return seen is not None and self._clock() - seen < self._keep_s
+
+
 @dataclass(frozen=True, slots=True)
 class LoginSlot:
     """A reserved login attempt: the events it counted, given back if it succeeds."""
@@ -128,8 +165,10 @@ class LoginSlot:
     address: str
     username: str
     address_at: float
-    username_at: float
-    clean_allowance: bool  # counted in the username's clean-address allowance
+    # When it was counted on the username (None: a known address, counted on its own
+    # address only), and whether in the username's clean-address allowance.
+    username_at: float | None
+    clean_allowance: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +185,16 @@ class LoginThrottle:
     - a username gets at most N such attempts from any address; after that, only an
       address with no attempt in its window may still try that username, and those are
       capped at N more per window (the clean-address allowance).
-    So no address and no username ever sees more than N (address) or 2N (username) failed
-    password checks per window, whatever the concurrency; and the right password from an
-    address that has not failed is refused only once more than N fresh addresses have
-    failed on that username within the window. A success gives its attempt back.
+    - an address the username logged in from with the right password in the last 30 days
+      (a known address: the admin's own desk) may always try, within its own address
+      limit, however full the username's windows are.
+    So no address ever sees more than N failed password checks per window, and no
+    username more than 2N from addresses it has not logged in from, whatever the
+    concurrency; the right password from a known address is never refused for the
+    username's sake (a typo there costs one of that address's own N); from a new address
+    that has not failed, it is refused only once more than N fresh addresses have failed
+    on that username within the window. A success gives its attempt back and makes its
+    address known.
     """
 
     def __init__(
@@ -165,6 +210,7 @@ class LoginThrottle:
         self._addresses = SlidingWindow(max_failures, window_s, clock, max_keys)
         self._usernames = SlidingWindow(max_failures, window_s, clock, max_keys)
         self._clean = SlidingWindow(max_failures, window_s, clock, max_keys)
+        self._known = KnownAddresses(clock, max_keys=max_keys)
 
     def reserve(self, address: str, username: str) -> LoginSlot | LoginRefused:
         """Count an attempt of ``address`` on ``username`` (a normalised key) now, or say
@@ -173,21 +219,28 @@ class LoginThrottle:
         username_ok = self._usernames.wait_s(username) == 0
         clean = self._addresses.count(address) == 0
         clean_ok = clean and self._clean.wait_s(username) == 0
-        if address_ok and (username_ok or clean_ok):
+        known = self._known.known(username, address)
+        if address_ok and (username_ok or clean_ok or known):
             address_at = self._addresses.acquire(address)
-            window = self._usernames if username_ok else self._clean
-            username_at = window.acquire(username)
-            assert address_at is not None and username_at is not None  # room was checked
+            assert address_at is not None  # room was checked
+            username_at: float | None = None
+            if username_ok or clean_ok:
+                window = self._usernames if username_ok else self._clean
+                username_at = window.acquire(username)
+                assert username_at is not None  # room was checked
             return LoginSlot(address, username, address_at, username_at, not username_ok)
         limits = (() if address_ok else (ADDRESS_LIMIT,)) + (
-            () if username_ok or clean_ok else (USERNAME_LIMIT,)
+            () if username_ok or clean_ok or known else (USERNAME_LIMIT,)
         )
-        return LoginRefused(self._retry_after(address, username), limits)
+        return LoginRefused(self._retry_after(address, username, known), limits)
 
-    def _retry_after(self, address: str, username: str) -> int:
+    def _retry_after(self, address: str, username: str, known: bool) -> int:
         # Allowed again when the address has room and either the username has room, or
-        # the address is clean (empty) and the clean allowance has room. Each of these
-        # only becomes true as time passes, so the earliest moment is exact.
+        # the address is clean (empty) and the clean allowance has room (a known address
+        # needs room on itself only). Each of these only becomes true as time passes, so
+        # the earliest moment is exact.
+        if known:
+            return _whole_seconds(self._addresses.wait_s(address))
         clean_path = max(self._addresses.empty_in_s(address), self._clean.wait_s(username))
         wait = max(
             self._addresses.wait_s(address), min(self._usernames.wait_s(username), clean_path)
@@ -195,10 +248,16 @@ class LoginThrottle:
         return _whole_seconds(wait)
 
     def give_back(self, slot: LoginSlot) -> None:
-        """The attempt succeeded, or no password was checked: it does not count."""
+        """No password was checked: the attempt does not count."""
         self._addresses.give_back(slot.address, slot.address_at)
-        window = self._clean if slot.clean_allowance else self._usernames
-        window.give_back(slot.username, slot.username_at)
+        if slot.username_at is not None:
+            window = self._clean if slot.clean_allowance else self._usernames
+            window.give_back(slot.username, slot.username_at)
+
+    def succeeded(self, slot: LoginSlot) -> None:
+        """The right password: the attempt does not count, and its address is known."""
+        self.give_back(slot)
+        self._known.remember(slot.username, slot.address)
 
 
 class ConcurrencyGate:
