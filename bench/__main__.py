@@ -49,7 +49,7 @@ def _pin() -> tuple[set[int] | None, set[int] | None]:
 
 
 def _server(**env: str) -> BenchServer:
-    return BenchServer(cpus=_pin()[0], **env)
+    return BenchServer(cpus=_pin()[0], env=env)
 
 
 def _compression(args: argparse.Namespace) -> str | None:
@@ -74,6 +74,8 @@ def scenario_pipeline(args: argparse.Namespace) -> Result:
         for n in range(args.rounds):
             for server in (ours, twin) if n % 2 == 0 else (twin, ours):
                 _progress(f"pipeline round {n + 1}/{args.rounds}: {server.name}")
+                # Logins hash passwords: done before the CPU count starts.
+                tokens = login_all(server, args.clients)
                 cpu_before = server.cpu_seconds()
                 stats = asyncio.run(
                     run_pipeline(
@@ -81,6 +83,7 @@ def scenario_pipeline(args: argparse.Namespace) -> Result:
                         fleets[server.name],
                         args.clients,
                         seconds=args.seconds,
+                        tokens=tokens,
                         on_progress=print_progress(f"pipeline {server.name}"),
                         compression=_compression(args),
                     )
@@ -113,8 +116,13 @@ def scenario_pipeline(args: argparse.Namespace) -> Result:
             "errors": summary["errors"] + last[twin.name]["errors"],
             "lost_events": summary["lost_events"],
             "duplicated_events": summary["duplicated_events"],
-            "error_samples": [*summary["error_samples"], *last[twin.name]["error_samples"]],  # type: ignore[list-item]
+            "error_samples": _samples(summary) + _samples(last[twin.name]),
         }
+
+
+def _samples(summary: Result) -> list[str]:
+    samples = summary["error_samples"]
+    return list(samples) if isinstance(samples, list) else []
 
 
 def _load_figures(load: Any) -> Result:

@@ -28,7 +28,8 @@ def measure(enabled: bool, seconds: float, connections: int) -> tuple[LoadResult
     """Throughput, and the server's CPU time per request in microseconds."""
     pinned = len(os.sched_getaffinity(0)) > 1
     cpus, client_cpus = (SERVER_CPUS, CLIENT_CPUS) if pinned else (None, None)
-    with BenchServer(cpus=cpus, SOVD_METRICS_ENABLED="true" if enabled else "false") as server:
+    env = {"SOVD_METRICS_ENABLED": "true" if enabled else "false"}
+    with BenchServer(cpus=cpus, env=env) as server:
         headers = {"Authorization": f"Bearer {server.token()}"}
         url = server.base_url + PATH
         http_load(url, headers, seconds=2, connections=connections, cpus=client_cpus)  # warm-up

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -33,7 +34,10 @@ class BenchServer:
     with a fresh database."""
 
     def __init__(
-        self, cpus: set[int] | None = None, argv: tuple[str, ...] = SERVICE, **env: str
+        self,
+        cpus: set[int] | None = None,
+        argv: tuple[str, ...] = SERVICE,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = "service" if argv == SERVICE else argv[-1]
         self._dir = tempfile.TemporaryDirectory(prefix="sovd-bench-")
@@ -60,7 +64,7 @@ class BenchServer:
                 "PYTHONHASHSEED": "0",
             }
         )
-        base.update(env)
+        base.update(env or {})
         port = _free_port()
         base["SOVD_PORT"] = str(port)
         # The service logs (one JSON line per request) go to a file, as they would in
