@@ -1,5 +1,7 @@
 # The SOVD command service: slim Python, non-root, data on a volume.
-FROM python:3.11-slim
+# Pinned by version and by the digest of the multi-architecture index, so a rebuild gets
+# the same base; move both together (docker buildx imagetools inspect python:<tag>).
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -13,10 +15,12 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY app ./app
 COPY otel ./otel
 RUN pip install -c constraints.txt . \
-    && useradd --system --uid 10001 --home-dir /srv sovd \
-    && mkdir -p /data && chown sovd /data
+    && groupadd --system --gid 10001 sovd \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /srv sovd \
+    && mkdir -p /data && chown 10001:10001 /data && chmod 0700 /data
 
-USER sovd
+# A host folder mounted on /data must be writable by uid 10001 (chown 10001:10001 DIR).
+USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Serves http://127.0.0.1:8000 on ./data/sovd.db with the demo fleet.
+# Serves http://127.0.0.1:8000 on ./data/sovd.db with the demo fleet, and the ECU emulator
+# on a free loopback port behind the fleet's DoIP vehicle (SOVD_DEMO_EMULATOR=0: without).
+# `exec`: the shell becomes the service, so the SIGTERM make forwards reaches it (no orphan).
 run: $(STAMP)
-	SOVD_DEMO_DATA=$${SOVD_DEMO_DATA:-1} $(PY) -m app
+	SOVD_DEMO_DATA=$${SOVD_DEMO_DATA:-1} SOVD_DEMO_EMULATOR=$${SOVD_DEMO_EMULATOR:-1} exec $(PY) -m app
 
 # Every tier on two workers (pytest-xdist; a module stays on one worker), and the ten
 # slowest tests, so the run stays under 90 s on two cores. The fast inner loop, without

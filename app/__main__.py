@@ -1,14 +1,20 @@
-"""``python -m app``: read the configuration, build the app, serve it with Hypercorn.
+"""``python -m app``: the command line (``app.cli``: ``--help``, ``--version``, ``serve``
+as the default, ``users ...``); serving reads the configuration, binds the listening
+socket, builds the app and serves it with Hypercorn.
 
 SIGTERM or SIGINT starts a graceful stop: the pipeline drains (up to
-SOVD_SHUTDOWN_GRACE_S), response streams are closed with 1001, then Hypercorn stops.
-A start that cannot go on (the data directory is locked by another instance, the database
-is unreadable) logs one line saying why and exits with status 1.
+SOVD_SHUTDOWN_GRACE_S, logging every few seconds which commands it waits for), response
+streams are closed with 1001 "service stopping", then Hypercorn stops. A second SIGTERM
+or SIGINT gives up the grace: what is left ends as interrupted at once. A start that
+cannot go on (the port is taken, the data directory is locked by another instance, the
+database is unreadable) logs one line saying why and exits with status 1; the port is
+bound before the database is touched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -16,8 +22,8 @@ import sys
 
 from hypercorn.utils import LifespanFailureError
 
-from app import logs, server
-from app.config import Config, ConfigError
+from app import cli, logs, server
+from app.config import Config
 from app.errors import StartupError
 from app.main import Lifecycle, create_app
 
@@ -42,13 +48,39 @@ def connection_limits(config: Config) -> server.ConnectionLimits:
     )
 
 
+async def _say_ready(lifecycle: Lifecycle, url: str) -> None:
+    """One line with the address to open, once the service has started (not before: a
+    start that fails must not have printed an address)."""
+    try:
+        await lifecycle.started.wait()
+        log.info("ready: open the console at %s", url, extra={"event": "ready", "url": url})
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # never let a log line take the service down
+        log.exception("could not say the service is ready")
+
+
 async def run(config: Config) -> None:
     app = create_app(config)
     lifecycle: Lifecycle = app.state.lifecycle
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        # A second signal: the operator will not wait for the grace.
+        log.warning(
+            "%s again: stopping at once; unfinished commands end as interrupted",
+            sig.name,
+            extra={"event": "shutdown_now"},
+        )
+        if lifecycle.services is not None:
+            lifecycle.services.pipeline.hurry()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
 
     async def shutdown_trigger() -> None:
         await stop.wait()
@@ -59,7 +91,9 @@ async def run(config: Config) -> None:
     try:
         sockets = server.listen(hc, connection_limits(config))
     except OSError as exc:
-        raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+        raise StartupError(listen_failure(config, exc)) from None
+    host, port = sockets.insecure_sockets[0].getsockname()[:2]
+    ready = asyncio.create_task(_say_ready(lifecycle, f"http://{host}:{port}/"))
     try:
         await server.serve(app, hc, sockets, shutdown_trigger)
     except LifespanFailureError:
@@ -69,16 +103,27 @@ async def run(config: Config) -> None:
             raise lifecycle.startup_error from None
         raise
     finally:
+        ready.cancel()
+        await asyncio.gather(ready, return_exceptions=True)
         for sock in sockets.insecure_sockets:
             sock.close()
 
 
-def main() -> int:
-    try:
-        config = Config.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+def listen_failure(config: Config, exc: OSError) -> str:
+    """One line: the address, the variables that set it, and what to do."""
+    where = f"cannot listen on {config.host}:{config.port} (SOVD_HOST:SOVD_PORT)"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"{where}: the port is already in use (another instance?); stop what holds it"
+            " or set SOVD_PORT to a free port"
+        )
+    if exc.errno == errno.EACCES:
+        return f"{where}: permission denied; set SOVD_PORT to 1024 or above"
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}; set SOVD_HOST to an address of this host and SOVD_PORT"
+
+
+def serve(config: Config) -> int:
     logs.configure(config.log_level)
     try:
         asyncio.run(run(config))
@@ -88,6 +133,10 @@ def main() -> int:
         return 1
     log.info("stopped", extra={"event": "stopped"})
     return 0
+
+
+def main() -> int:
+    return cli.main(sys.argv[1:], os.environ, serve)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,16 @@ class Config:
     sim_p_timeout: float = 0.10
     sim_p_unreachable: float = 0.05
     sim_p_malformed: float = 0.03
+    # DoIP (vehicles with transport doip): UDS timings, connection lifecycle, backoff.
+    doip_p2_ms: float = 2000.0
+    doip_p2_star_ms: float = 5000.0
+    doip_connect_timeout_s: float = 2.0
+    doip_idle_close_s: float = 60.0
+    doip_tester_present_s: float = 2.0
+    doip_backoff_first_s: float = 0.5
+    doip_backoff_max_s: float = 30.0
+    # Start the ECU emulator on a free loopback port and add a DoIP vehicle to the demo fleet.
+    demo_emulator: bool = False
     log_level: str = "INFO"
     login_max_failures: int = 5
     login_window_s: float = 60.0
@@ -65,6 +75,8 @@ class Config:
     max_connections: int = 2048
     max_connections_per_client: int = 256
     http2_cleartext: bool = False
+    # permessage-deflate on WebSockets: "deflate" (no context takeover), "off" or "full".
+    ws_compression: str = "deflate"
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
@@ -74,6 +86,8 @@ class Config:
     otlp_endpoint: str | None = None
     otlp_metrics_endpoint: str | None = None
     otlp_export_interval_ms: int = 60000
+    # Where the console links to Prometheus (shown only when set).
+    prometheus_url: str | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -123,6 +137,26 @@ class Config:
             sim_p_timeout=r.get("SOVD_SIM_P_TIMEOUT", _probability, cls.sim_p_timeout),
             sim_p_unreachable=r.get("SOVD_SIM_P_UNREACHABLE", _probability, cls.sim_p_unreachable),
             sim_p_malformed=r.get("SOVD_SIM_P_MALFORMED", _probability, cls.sim_p_malformed),
+            doip_p2_ms=r.get("SOVD_DOIP_P2_MS", _float_in(1, 600_000), cls.doip_p2_ms),
+            doip_p2_star_ms=r.get(
+                "SOVD_DOIP_P2_STAR_MS", _float_in(1, 600_000), cls.doip_p2_star_ms
+            ),
+            doip_connect_timeout_s=r.get(
+                "SOVD_DOIP_CONNECT_TIMEOUT_S", _float_in(0.01, 600), cls.doip_connect_timeout_s
+            ),
+            doip_idle_close_s=r.get(
+                "SOVD_DOIP_IDLE_CLOSE_S", _float_in(0.01, 86400), cls.doip_idle_close_s
+            ),
+            doip_tester_present_s=r.get(
+                "SOVD_DOIP_TESTER_PRESENT_S", _float_in(0.01, 3600), cls.doip_tester_present_s
+            ),
+            doip_backoff_first_s=r.get(
+                "SOVD_DOIP_BACKOFF_FIRST_S", _float_in(0.001, 3600), cls.doip_backoff_first_s
+            ),
+            doip_backoff_max_s=r.get(
+                "SOVD_DOIP_BACKOFF_MAX_S", _float_in(0.001, 86400), cls.doip_backoff_max_s
+            ),
+            demo_emulator=r.get("SOVD_DEMO_EMULATOR", _bool, cls.demo_emulator),
             log_level=r.get("SOVD_LOG_LEVEL", _log_level, cls.log_level),
             login_max_failures=r.get(
                 "SOVD_LOGIN_MAX_FAILURES", _int_in(1, 1000), cls.login_max_failures
@@ -163,6 +197,7 @@ class Config:
                 cls.max_connections_per_client,
             ),
             http2_cleartext=r.get("SOVD_HTTP2_CLEARTEXT", _bool, cls.http2_cleartext),
+            ws_compression=r.get("SOVD_WS_COMPRESSION", _ws_compression, cls.ws_compression),
             otel_service_name=r.get("OTEL_SERVICE_NAME", _nonempty, cls.otel_service_name),
             otel_resource_attributes=r.get(
                 "OTEL_RESOURCE_ATTRIBUTES", str, cls.otel_resource_attributes
@@ -172,12 +207,18 @@ class Config:
             otlp_export_interval_ms=r.get(
                 "OTEL_METRIC_EXPORT_INTERVAL", _int_in(100, 86_400_000), cls.otlp_export_interval_ms
             ),
+            prometheus_url=r.optional("SOVD_PROMETHEUS_URL", _url),
         )
         total = config.sim_p_timeout + config.sim_p_unreachable + config.sim_p_malformed
         if total > 1:
             raise ConfigError(
                 "SOVD_SIM_P_TIMEOUT + SOVD_SIM_P_UNREACHABLE + SOVD_SIM_P_MALFORMED "
                 f"must not exceed 1 (is {total:g})"
+            )
+        if config.doip_backoff_first_s > config.doip_backoff_max_s:
+            raise ConfigError(
+                "SOVD_DOIP_BACKOFF_FIRST_S must not exceed SOVD_DOIP_BACKOFF_MAX_S "
+                f"({config.doip_backoff_first_s:g} > {config.doip_backoff_max_s:g})"
             )
         return config
 
@@ -258,6 +299,15 @@ def _secret(raw: str) -> str:
 def _password(raw: str) -> str:
     if len(raw) < 8:
         raise ValueError("must be at least 8 characters long")
+    return raw
+
+
+WS_COMPRESSIONS = ("deflate", "off", "full")
+
+
+def _ws_compression(raw: str) -> str:
+    if raw not in WS_COMPRESSIONS:
+        raise ValueError("expected deflate, off or full")
     return raw
 
 

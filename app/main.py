@@ -8,6 +8,7 @@ the pipeline, closes the response streams and the database.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -19,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
+from app import console
 from app.api import contract, openapi, ws
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.metrics import MetricsRoute
@@ -38,14 +40,19 @@ from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
 from app.services.retention import Retention
 from app.services.throttle import LoginLimits, SlidingWindow
-from app.services.vehicles import VehicleService
+from app.services.vehicle_links import VehicleLinks, doip_target_of
+from app.services.vehicles import DEMO_DOIP_VIN, VehicleService
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
 from app.store.database import Database
 from app.store.users import UserStore
 from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry, Telemetry
-from app.vehicles.connector import Connector
+from app.vehicles import uds
+from app.vehicles.connector import Connector, TransportRouter
+from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
+from app.vehicles.doip_link import UDS_OUTCOMES
+from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus
 from otel import (
@@ -85,7 +92,11 @@ METRIC_LABELS = MetricLabels(
     command_statuses=tuple(TERMINAL_STATUSES),
     timeout_status=CommandStatus.TIMEOUT,
     auth_failure_reasons=tuple(AuthFailureReason),
+    vehicle_services=tuple(uds.SERVICE_NAMES.values()),
+    vehicle_outcomes=UDS_OUTCOMES,
 )
+# Where SOVD_DEMO_EMULATOR's in-process ECU emulator listens (port: any free one).
+DEMO_EMULATOR_HOST = "127.0.0.1"
 
 
 def telemetry_settings(config: Config) -> TelemetrySettings:
@@ -115,6 +126,18 @@ def simulator_for(config: Config) -> SimulatedConnector:
     )
 
 
+def doip_settings(config: Config) -> DoipSettings:
+    return DoipSettings(
+        p2_s=config.doip_p2_ms / 1000,
+        p2_star_s=config.doip_p2_star_ms / 1000,
+        connect_timeout_s=config.doip_connect_timeout_s,
+        idle_close_s=config.doip_idle_close_s,
+        tester_present_s=config.doip_tester_present_s,
+        backoff_first_s=config.doip_backoff_first_s,
+        backoff_max_s=config.doip_backoff_max_s,
+    )
+
+
 class Lifecycle:
     """Starts the service's parts and stops them in the right order, once."""
 
@@ -137,6 +160,11 @@ class Lifecycle:
         self._drained = False
         self._lock = DataDirLock(config.data_dir)
         self.startup_error: StartupError | None = None
+        self.started = asyncio.Event()  # set once every part has started
+        # Vehicles with transport doip (built at start: the targets live in the store).
+        self.doip: DoipConnector | None = None
+        self.links: VehicleLinks | None = None
+        self.emulator: DoipEmulator | None = None  # SOVD_DEMO_EMULATOR
 
     async def start(self) -> Services:
         config = self._config
@@ -155,10 +183,17 @@ class Lifecycle:
             user_store, audit_store = UserStore(db), AuditStore(db)
             command_store, vehicle_store = CommandStore(db), VehicleStore(db)
             bus = EventBus(config.ws_queue_size)
+            links = self.links = VehicleLinks(vehicle_store, telemetry)
+
+            async def resolve(vehicle_id: str) -> DoipTarget | None:
+                vehicle = await vehicle_store.get(vehicle_id)
+                return None if vehicle is None else doip_target_of(vehicle)
+
+            doip = self.doip = DoipConnector(resolve, doip_settings(config), links)
             pipeline = Pipeline(
                 command_store,
                 bus,
-                self._connector,
+                TransportRouter(self._connector, doip),
                 telemetry,
                 PipelineSettings(
                     config.command_timeout_s,
@@ -188,7 +223,7 @@ class Lifecycle:
                 hasher=password_hasher(config.password_hash_profile),
                 clock=self._clock,
             )
-            vehicle_service = VehicleService(vehicle_store, telemetry, self._clock)
+            vehicle_service = VehicleService(vehicle_store, telemetry, self._clock, doip)
             # Logout, disabling and deleting a user close the affected streams at once.
             auth_service.on_revocation(self._streams)
             interrupted = await command_store.interrupt_active(
@@ -210,7 +245,20 @@ class Lifecycle:
             if config.demo_data and await vehicle_service.seed_demo():
                 log.info("added the demo fleet", extra={"event": "demo_data"})
             await vehicle_service.report_connected()
+            if config.demo_emulator:
+                await self._start_emulator(vehicle_service)
+            # DoIP vehicles are disconnected until their link is up; the always-on ones
+            # connect now (in the background: start-up does not wait for a vehicle).
+            always_on = await vehicle_service.start_links()
+            doip.start()
+            if always_on:
+                log.info(
+                    "connecting %d always-on DoIP vehicle(s)",
+                    len(always_on),
+                    extra={"event": "doip_always_on"},
+                )
         except BaseException:
+            await self._close_doip()
             await db.close()
             self._lock.release()
             raise
@@ -239,7 +287,33 @@ class Lifecycle:
             audit=AuditService(audit_store),
             telemetry=telemetry,
         )
+        self.started.set()
         return self.services
+
+    async def _start_emulator(self, vehicles: VehicleService) -> None:
+        """SOVD_DEMO_EMULATOR: the ECU emulator on a free loopback port, and the demo
+        fleet's DoIP vehicle pointing at it."""
+        self.emulator = DoipEmulator(EmulatorSettings(vin=DEMO_DOIP_VIN))
+        port = await self.emulator.start(DEMO_EMULATOR_HOST, 0)
+        vehicle = await vehicles.add_doip_demo(DEMO_EMULATOR_HOST, port)
+        log.info(
+            "ECU emulator listening on %s:%d for DoIP vehicle %s",
+            DEMO_EMULATOR_HOST,
+            port,
+            DEMO_DOIP_VIN,
+            extra={"event": "demo_emulator", "vehicle_id": vehicle and vehicle.vehicle_id},
+        )
+
+    async def _close_doip(self) -> None:
+        """The DoIP links (their threads end), the last link states stored, the emulator."""
+        try:
+            if self.doip is not None:
+                await self.doip.aclose()
+            if self.links is not None:
+                await self.links.flush()
+        finally:
+            if self.emulator is not None:
+                await self.emulator.close()
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking commands, let running ones finish within ``grace_s``, close the
@@ -259,7 +333,12 @@ class Lifecycle:
                 await self.retention.stop()
             await self.drain(0)
         finally:
-            await self.services.db.close()
+            try:
+                # After the pipeline: no command uses a link any more; before the
+                # database: the links' last states are written.
+                await self._close_doip()
+            finally:
+                await self.services.db.close()
             self._lock.release()
             if self._otel is not None:
                 self._otel.shutdown()
@@ -283,7 +362,12 @@ def create_app(
         routes.append(
             Route("/metrics", MetricsRoute(otel.exposition, config.metrics_token), methods=["GET"])
         )
-    route_of = route_templates(routes)
+    api_route_of = route_templates(routes)
+
+    def route_of(scope: Mapping[str, Any]) -> str | None:
+        # The console's requests are labelled by their template too, never by raw path.
+        return api_route_of(scope) or console.route_template(scope)
+
     if otel is not None:
         http_metrics = HttpServerMetrics(otel.metrics, route_of)
     middleware = [
@@ -324,7 +408,8 @@ def create_app(
             await lifecycle.stop()
 
     app = Starlette(
-        routes=routes,
+        # The console (app/console) last: its page and files are no API endpoints.
+        routes=[*routes, *console.routes(config)],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -21,6 +21,7 @@ from app.vocabulary import (
     FailureCode,
     Role,
     SimulatorProfile,
+    Transport,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Actor",
     "AuditEntry",
     "Command",
+    "DoipTargetSpec",
     "Principal",
     "ResponseChunk",
     "Role",
@@ -60,6 +62,17 @@ class Principal(Record, frozen=True, kw_only=True):
         return self.role is Role.ADMIN
 
 
+class DoipTargetSpec(Record, frozen=True, kw_only=True):
+    """Where a DoIP vehicle's entity listens; logical addresses as hex such as 0x0E00."""
+
+    host: str
+    port: int
+    logical_address: str
+    tester_address: str
+    ecu_addresses: tuple[str, ...]
+    always_on: bool  # connect at start and reconnect after a loss, never idle-close
+
+
 class Vehicle(Record, frozen=True, kw_only=True):
     vehicle_id: str
     vin: str
@@ -69,6 +82,9 @@ class Vehicle(Record, frozen=True, kw_only=True):
     connection_status: ConnectionStatus
     simulator_profile: SimulatorProfile
     last_seen_at: str | None
+    transport: Transport = Transport.SIMULATOR
+    # The DoIP target (transport doip only); shown to admins, None for engineers.
+    doip: DoipTargetSpec | None = None
 
 
 class Command(Record, frozen=True, kw_only=True):

@@ -37,8 +37,10 @@ import h11
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
+from hypercorn.protocol import ws_stream
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.utils import wrap_app
+from wsproto.extensions import PerMessageDeflate
 
 from app.config import Config
 from app.logs import Sampler
@@ -224,6 +226,7 @@ def hypercorn_config(config: Config) -> ServerConfig:
     hc.h2c = config.http2_cleartext
     if not hc.h2c:
         hc.alpn_protocols = ["http/1.1"]  # (only offered over TLS, which is not set up)
+    use_websocket_compression(config.ws_compression)
     return hc
 
 
@@ -273,3 +276,40 @@ async def _check_protocol(self: H11Protocol, event: h11.Request) -> None:
 
 
 setattr(H11Protocol, "_check_protocol", _check_protocol)  # noqa: B010
+
+
+# -- WebSocket compression ---------------------------------------------------------------
+# Hypercorn accepts permessage-deflate whenever a client offers it (browsers always do),
+# with context takeover both ways: each socket then keeps a zlib compressor and
+# decompressor for its whole life, about 100 KiB even while idle. It has no setting for
+# this; it builds the extension from one module-level name when it answers a WebSocket
+# handshake, and that name is what ``use_websocket_compression`` sets:
+# - "deflate" (the default): accepted without context takeover either way, so zlib state
+#   exists only while a message is being compressed or decompressed (RFC 7692 lets a
+#   server ask for both);
+# - "off": declined, frames go uncompressed;
+# - "full": Hypercorn's own behaviour (best compression, most memory).
+
+
+class _NoContextTakeover(PerMessageDeflate):
+    def __init__(self) -> None:
+        super().__init__(client_no_context_takeover=True, server_no_context_takeover=True)
+
+
+class _Declined(PerMessageDeflate):
+    def accept(self, offer: str) -> None:
+        return None  # leaves the extension out of the handshake's answer
+
+
+_DEFLATE_BY_MODE: dict[str, type[PerMessageDeflate]] = {
+    "deflate": _NoContextTakeover,
+    "off": _Declined,
+    "full": PerMessageDeflate,
+}
+
+
+def use_websocket_compression(mode: str) -> None:
+    """How this process's Hypercorn answers a client offering permessage-deflate."""
+    if not hasattr(ws_stream, "PerMessageDeflate"):  # an upgrade moved it: say so loudly
+        raise RuntimeError("hypercorn.protocol.ws_stream.PerMessageDeflate is gone")
+    ws_stream.PerMessageDeflate = _DEFLATE_BY_MODE[mode]

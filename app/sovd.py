@@ -80,8 +80,27 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
             "or coolant temperature (0x0105).",
             (_ECU, Param("dataId", DATA_ID, "data identifier, two bytes in hex such as 0x010C")),
         ),
+        CommandSpec(
+            "DiagnosticSessionControl",
+            "DoIP vehicles only. Switch an ECU's diagnostic session (UDS 0x10); a "
+            "non-default session is kept alive with TesterPresent while the vehicle stays "
+            "connected.",
+            (_ECU, Param("session", r"^(default|extended)$", "default or extended")),
+        ),
+        CommandSpec(
+            "RoutineControl",
+            "DoIP vehicles only. Start or stop an ECU routine, or read its results "
+            "(UDS 0x31), such as the self-test 0x0201.",
+            (
+                _ECU,
+                Param("routineId", DATA_ID, "routine identifier such as 0x0201"),
+                Param("action", r"^(start|stop|results)$", "start, stop or results"),
+            ),
+        ),
     )
 }
+# Commands only a real (DoIP) vehicle runs: refused for simulated vehicles.
+DOIP_ONLY: Final = frozenset({"DiagnosticSessionControl", "RoutineControl"})
 
 _COMPILED: Final = {
     spec.command_name: {p.name: (re.compile(p.pattern), p) for p in spec.params}

@@ -38,6 +38,14 @@ class Telemetry(Protocol):
     def auth_failure(self, reason: AuthFailureReason) -> None:
         """A login or token check failed."""
 
+    def vehicle_request(self, service: str, outcome: str, duration_s: float) -> None:
+        """One UDS request to a DoIP vehicle: ``service`` as ISO 14229-1 names it
+        (``app.vehicles.uds.SERVICE_NAMES``), ``outcome`` one of
+        ``app.vehicles.doip_link.UDS_OUTCOMES``."""
+
+    def vehicle_connection_lost(self) -> None:
+        """A DoIP vehicle's link broke (closed or reset by the vehicle, not by us)."""
+
 
 class NoTelemetry:
     def command_finished(self, status: CommandStatus, duration_s: float | None) -> None:
@@ -59,6 +67,12 @@ class NoTelemetry:
         pass
 
     def auth_failure(self, reason: AuthFailureReason) -> None:
+        pass
+
+    def vehicle_request(self, service: str, outcome: str, duration_s: float) -> None:
+        pass
+
+    def vehicle_connection_lost(self) -> None:
         pass
 
 

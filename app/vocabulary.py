@@ -38,6 +38,13 @@ class SimulatorProfile(StrEnum):
     MALFORMED = "malformed"
 
 
+class Transport(StrEnum):
+    """How the service reaches a vehicle."""
+
+    SIMULATOR = "simulator"  # the in-process simulator (its ``simulator_profile``)
+    DOIP = "doip"  # UDS over DoIP to a real DoIP entity (or the emulator)
+
+
 class CommandStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
@@ -75,6 +82,7 @@ class AuditAction(StrEnum):
     LOGOUT = "auth.logout"
     REFRESH = "auth.refresh"
     REFRESH_REUSED = "auth.refresh_reused"
+    PASSWORD_CHANGE = "auth.password_change"  # noqa: S105 (an action: own password changed)
     COMMAND_SUBMIT = "command.submit"
     COMMAND_START = "command.start"
     COMMAND_FINISH = "command.finish"
@@ -82,6 +90,7 @@ class AuditAction(StrEnum):
     USER_CREATE = "user.create"
     USER_UPDATE = "user.update"
     USER_DELETE = "user.delete"
+    USER_PASSWORD_RESET = "user.password_reset"  # noqa: S105 (an admin or the CLI set it)
     VEHICLE_CREATE = "vehicle.create"
     VEHICLE_UPDATE = "vehicle.update"
 

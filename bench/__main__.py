@@ -143,14 +143,17 @@ def scenario_http(args: argparse.Namespace) -> Result:
     with _server() as ours, BenchServer(cpus=_pin()[0], argv=ceiling("fleet")) as bare:
         create_fleet(ours, 60 - 6)  # with the six demo vehicles: a fleet of 60
         # Some history so the command list has a full page to show.
-        asyncio.run(run_pipeline(ours, create_fleet_ids(ours), 10, commands=200))
+        # (A full page of 50 is all the history page needs; the smoke run stops there.)
+        issued = 60 if args.smoke else 200
+        asyncio.run(run_pipeline(ours, create_fleet_ids(ours), 10, commands=issued))
         headers = {"Authorization": f"Bearer {ours.token()}"}
         fleet = "/api/v1/vehicles?limit=50"
         targets = {ours.name: (ours, headers), bare.name: (bare, {})}
         for server, hdrs in targets.values():
             page = server.http.get(fleet, headers=hdrs).json()
             assert len(page["items"]) == 50, f"{server.name} {fleet}: {len(page['items'])} items"
-            http_load(server.base_url + fleet, hdrs, seconds=2, cpus=_pin()[1])  # warm-up
+            warm_up = min(2.0, args.http_seconds)
+            http_load(server.base_url + fleet, hdrs, seconds=warm_up, cpus=_pin()[1])
         rps: dict[str, list[float]] = {ours.name: [], bare.name: []}
         last: dict[str, Any] = {}
         for n in range(args.rounds):
@@ -238,7 +241,8 @@ def scenario_websockets(args: argparse.Namespace) -> Result:
 
 def _websockets(args: argparse.Namespace, compression: str | None) -> Result:
     # Commands to `timeout` vehicles run until their (long) deadline: sockets stay open.
-    with _server(SOVD_COMMAND_TIMEOUT_S="600") as server:
+    # No grace at the end: those commands hang by design, nothing is worth waiting for.
+    with _server(SOVD_COMMAND_TIMEOUT_S="600", SOVD_SHUTDOWN_GRACE_S="0") as server:
         token = server.token()
         headers = {"Authorization": f"Bearer {token}"}
         admin = {"Authorization": f"Bearer {server.token('admin')}"}

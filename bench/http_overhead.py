@@ -32,7 +32,8 @@ def measure(enabled: bool, seconds: float, connections: int) -> tuple[LoadResult
     with BenchServer(cpus=cpus, env=env) as server:
         headers = {"Authorization": f"Bearer {server.token()}"}
         url = server.base_url + PATH
-        http_load(url, headers, seconds=2, connections=connections, cpus=client_cpus)  # warm-up
+        warm_up = min(2.0, seconds)
+        http_load(url, headers, seconds=warm_up, connections=connections, cpus=client_cpus)
         cpu_before = server.cpu_seconds()
         result = http_load(url, headers, seconds=seconds, connections=connections, cpus=client_cpus)
         cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6

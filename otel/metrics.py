@@ -24,6 +24,9 @@ class MetricLabels:
     command_statuses: tuple[str, ...]  # the terminal statuses
     timeout_status: str  # the one of them that also counts in sovd_command_timeout_total
     auth_failure_reasons: tuple[str, ...]
+    # The ``service`` and ``outcome`` labels of sovd_vehicle_request_duration_seconds.
+    vehicle_services: tuple[str, ...] = ()
+    vehicle_outcomes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.timeout_status not in self.command_statuses:
@@ -71,12 +74,24 @@ class Metrics:
         self._vehicles = meter.create_gauge(
             names.VEHICLES_CONNECTED,
             unit="{vehicle}",
-            description="Vehicles whose connection_status is connected",
+            description="Vehicles whose connection_status is connected (a DoIP vehicle's"
+            " while its link is up)",
         )
         self._in_flight = meter.create_up_down_counter(
             names.COMMANDS_IN_FLIGHT,
             unit="{command}",
             description="Commands accepted and not yet ended (queued or in progress)",
+        )
+        self._vehicle_requests = meter.create_histogram(
+            names.VEHICLE_REQUEST_DURATION,
+            unit="s",
+            description="One UDS request to a DoIP vehicle, until its final answer, by UDS"
+            " service and outcome",
+        )
+        self._vehicle_losses = meter.create_counter(
+            names.VEHICLE_CONNECTION_LOSSES,
+            unit="{loss}",
+            description="DoIP links the vehicle closed or broke (not idle or shutdown closes)",
         )
         self.http_duration = meter.create_histogram(
             names.HTTP_DURATION,
@@ -103,6 +118,12 @@ class Metrics:
         # Attribute dicts are made once: recording then allocates nothing per call.
         self._status_attrs = {s: {"status": s} for s in labels.command_statuses}
         self._reason_attrs = {r: {"reason": r} for r in labels.auth_failure_reasons}
+        self._vehicle_attrs = {
+            (service, outcome): {"service": service, "outcome": outcome}
+            for service in labels.vehicle_services
+            for outcome in labels.vehicle_outcomes
+        }
+        self._vehicle_losses.add(0)
         for attrs in self._status_attrs.values():
             self._executed.add(0, attrs)
         for attrs in self._reason_attrs.values():
@@ -172,3 +193,10 @@ class Metrics:
 
     def auth_failure(self, reason: str) -> None:
         self._auth_failures.add(1, self._reason_attrs[reason])  # unknown: KeyError
+
+    def vehicle_request(self, service: str, outcome: str, duration_s: float) -> None:
+        attrs = self._vehicle_attrs[(service, outcome)]  # unknown: KeyError
+        self._vehicle_requests.record(duration_s, attrs)
+
+    def vehicle_connection_lost(self) -> None:
+        self._vehicle_losses.add(1)

@@ -93,6 +93,11 @@ def build_instrumentation(settings: TelemetrySettings, labels: MetricLabels) -> 
         View(
             instrument_name=names.HTTP_DURATION,
             aggregation=ExplicitBucketHistogramAggregation(names.HTTP_DURATION_BUCKETS),
+            attribute_keys=set(names.HTTP_DURATION_ATTRIBUTES),
+        ),
+        View(
+            instrument_name=names.VEHICLE_REQUEST_DURATION,
+            aggregation=ExplicitBucketHistogramAggregation(names.VEHICLE_REQUEST_BUCKETS),
         ),
     ]
     # No traces here, so exemplars could never link anywhere; skip their per-record cost.

@@ -54,11 +54,14 @@ SOCKET_TIER = frozenset(
         "test_authorization",  # its WebSocket matrix
         "test_bench",
         "test_cancel",
+        "test_console_browser",
         "test_corrupt_database",
         "test_datadir_lock",
         "test_doip_connector",
         "test_doip_emulator",
         "test_doip_interop",
+        "test_doip_process",
+        "test_doip_service",
         "test_e2e",
         "test_fuzz",
         "test_http_surface",
@@ -71,8 +74,12 @@ SOCKET_TIER = frozenset(
         "test_slow_consumer",
         "test_storage_full",
         "test_ws",
+        "test_ws_compression",
         "test_ws_limits",
         "test_ws_revocation",
+        "test_ws_close_reasons",
+        "test_cli",
+        "test_start_stop",
     }
 )
 TESTS = Path(__file__).parent

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from app.vehicles.doip_connector import LinkDownReason
+from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
 
 DEADLINE_S = 5.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,3 +58,29 @@ async def eventually(predicate: Callable[[], Any], what: str) -> Any:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
     return value
+
+
+class ThreadedEmulator:
+    """The emulator on its own event loop in a thread."""
+
+    def __init__(self, profile: str, vin: str = "WVWZZZ1KZAW000001") -> None:
+        self.emulator = DoipEmulator(EmulatorSettings(vin=vin, profile=profile))
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.port = self._run(self.emulator.start("127.0.0.1", 0))
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(DEADLINE_S)
+
+    def requests(self, sid: int) -> int:
+        return self._run(self._count(sid))
+
+    async def _count(self, sid: int) -> int:
+        return self.emulator.requests[sid]
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.emulator.close(), self.loop).result(DEADLINE_S)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(DEADLINE_S)
+        self.loop.close()

@@ -323,7 +323,13 @@ def test_catalogue(server: Server) -> None:
     r = server.http.get("/api/v1/catalogue", headers=auth(server.token()))
     assert r.status_code == 200
     items = {i["command_name"]: i for i in r.json()["items"]}
-    assert set(items) == {"ReadDTC", "ClearDTC", "ReadDataByID"}
+    assert set(items) == {
+        "ReadDTC",
+        "ClearDTC",
+        "ReadDataByID",
+        "DiagnosticSessionControl",
+        "RoutineControl",
+    }
     assert items["ReadDataByID"]["params_schema"]["properties"]["dataId"]["pattern"] == (
         "^0x[0-9A-Fa-f]{4}$"
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
+import jsonschema_rs
 from starlette.routing import Route
 
+from app.api import ws
+from app.sovd import CATALOGUE
 from tests.conftest import Server
 
 
@@ -73,4 +77,49 @@ def test_writes_document_storage_errors_and_cancel_its_outcomes(server: Server) 
     patch = doc["paths"]["/api/v1/users/{user_id}"]["patch"]
     body = _resolve(doc, patch["requestBody"]["content"]["application/json"]["schema"])
     assert body["properties"]["cancel_commands"]["type"] == "boolean"
-    assert body["required"] == ["disabled"]
+    # Either field alone is a change: disabling, or an admin's password reset.
+    assert body.get("required", []) == []
+    assert body["properties"]["password"]["type"] == "string"
+
+
+def test_info_version_is_the_package_version(server: Server) -> None:
+    doc = server.http.get("/openapi.json").json()
+    assert doc["info"]["version"] == importlib.metadata.version("sovd-command-service")
+
+
+def test_the_websocket_is_described_with_every_close_code(server: Server) -> None:
+    doc = server.http.get("/openapi.json").json()
+    (stream,) = doc["x-websockets"].values()
+    assert set(doc["x-websockets"]) == {"/ws/responses/{command_id}"}
+    assert {p["name"] for p in stream["parameters"]} == {"command_id", "token", "since"}
+    closes = stream["close_codes"]
+    for close in ws.CLOSES:
+        assert close.reason in closes[str(close.code)], close
+    assert str(ws.CLOSE_POLICY) in closes  # a refused token
+    assert set(stream["messages"]) >= {"status", "response", "error"}
+    assert "sequence_number" in stream["messages"]["response"]
+
+
+def _new_command(doc: dict[str, Any]) -> dict[str, Any]:
+    submit = doc["paths"]["/api/v1/commands"]["post"]
+    return _resolve(doc, submit["requestBody"]["content"]["application/json"]["schema"])
+
+
+def test_command_params_follow_the_catalogue_one_schema_per_command(server: Server) -> None:
+    doc = server.http.get("/openapi.json").json()
+    schema = _new_command(doc)
+    branches = {b["properties"]["command_name"]["const"]: b for b in schema["oneOf"]}
+    assert set(branches) == set(CATALOGUE)
+    for name, spec in CATALOGUE.items():
+        assert branches[name]["properties"]["command_params"] == spec.params_schema()
+    vid = "0c8a3f7e-2d0b-4d8e-9b1a-6f1f2b3c4d5e"
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    ok = {"vehicle_id": vid, "command_name": "ReadDataByID"}
+    validator.validate({**ok, "command_params": {"ecuAddress": "0x10", "dataId": "0x010C"}})
+    # Parameters of another command, a missing one, an unknown command: all refused.
+    for bad in (
+        {**ok, "command_params": {"ecuAddress": "0x10"}},
+        {**ok, "command_name": "ReadDTC", "command_params": {"dataId": "0x010C"}},
+        {**ok, "command_name": "Bogus", "command_params": {}},
+    ):
+        assert not validator.is_valid(bad), bad

@@ -31,6 +31,8 @@ def test_demo_fleet_has_one_connected_vehicle_per_profile_and_a_disconnected_one
         "connection_status",
         "simulator_profile",
         "last_seen_at",
+        "transport",
+        "doip",
     }
 
 

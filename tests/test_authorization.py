@@ -70,10 +70,23 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         )
     ],
     ("GET", "/api/v1/auth/me"): [("me", "/api/v1/auth/me", None, None, 200)],
+    # A wrong current password (403) proves the route's rule without changing anyone's
+    # password; tests/test_passwords.py changes them for real.
+    ("POST", "/api/v1/auth/password"): [
+        (
+            "change-password",
+            "/api/v1/auth/password",
+            lambda: {"current_password": "not-the-password", "new_password": "new-password-1"},
+            None,
+            403,
+        )
+    ],
     ("GET", "/api/v1/catalogue"): [("catalogue", "/api/v1/catalogue", None, None, 200)],
     ("GET", "/api/v1/vehicles"): [("vehicles", "/api/v1/vehicles", None, None, 200)],
     ("GET", "/api/v1/vehicles/{vehicle_id}"): [
-        ("vehicle", "/api/v1/vehicles/{vehicle}", None, None, 200)
+        ("vehicle", "/api/v1/vehicles/{vehicle}", None, None, 200),
+        # By VIN too (a demo fleet vehicle's).
+        ("vehicle-by-vin", "/api/v1/vehicles/WVWZZZ1KZAW000001", None, None, 200),
     ],
     ("GET", "/api/v1/commands"): [("commands", "/api/v1/commands", None, None, 200)],
     ("POST", "/api/v1/commands"): [
@@ -104,7 +117,14 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         )
     ],
     ("PATCH", "/api/v1/users/{user_id}"): [
-        ("disable-user", "/api/v1/users/{user}", lambda: {"disabled": True}, None, 200)
+        ("disable-user", "/api/v1/users/{user}", lambda: {"disabled": True}, None, 200),
+        (
+            "reset-password",
+            "/api/v1/users/{user}",
+            lambda: {"password": "reset-password-1"},
+            None,
+            200,
+        ),
     ],
     ("DELETE", "/api/v1/users/{user_id}"): [
         ("delete-user", "/api/v1/users/{user}", None, None, 204)
@@ -116,7 +136,21 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
             lambda: {"vin": _vin(), "make": "a", "model": "b", "year": 2020},
             None,
             201,
-        )
+        ),
+        (
+            "create-doip-vehicle",
+            "/api/v1/vehicles",
+            lambda: {
+                "vin": _vin(),
+                "make": "a",
+                "model": "b",
+                "year": 2020,
+                "transport": "doip",
+                "doip": {"host": "192.0.2.1", "logical_address": "0x0001"},
+            },
+            None,
+            201,
+        ),
     ],
     ("PATCH", "/api/v1/vehicles/{vehicle_id}"): [
         (
@@ -128,6 +162,14 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         )
     ],
     ("GET", "/api/v1/audit"): [("audit", "/api/v1/audit", None, None, 200)],
+    ("GET", "/docs"): [("docs", "/docs", None, None, 200)],
+    ("GET", "/docs/swagger-ui.css"): [("docs-css", "/docs/swagger-ui.css", None, None, 200)],
+    ("GET", "/docs/swagger-ui-bundle.js"): [
+        ("docs-bundle", "/docs/swagger-ui-bundle.js", None, None, 200)
+    ],
+    ("GET", "/docs/swagger-initializer.js"): [
+        ("docs-init", "/docs/swagger-initializer.js", None, None, 200)
+    ],
     ("GET", "/api/v1/commands/{command_id}"): [
         ("command-a", "/api/v1/commands/{cmd_a}", None, "a", 200),
         ("command-b", "/api/v1/commands/{cmd_b}", None, "b", 200),

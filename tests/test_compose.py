@@ -1,18 +1,27 @@
-"""compose.yaml and the Dockerfile agree with each other and with prometheus.yml.
+"""compose.yaml, the Dockerfile and .dockerignore agree with each other and with
+prometheus.yml, and hold what an operator of an edge box expects.
 
-No Docker engine runs here, so these check the files' meaning, not a running stack.
+No Docker engine runs on the build machine, so these check the files' meaning (with
+compose's variable interpolation and .dockerignore's matching done here), not a running
+stack.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# What `docker compose up` needs set; everything else must have a default.
+REQUIRED_ENV = {"SOVD_ADMIN_PASSWORD": "a", "SOVD_ENGINEER_PASSWORD": "b"}
 
 
 def _compose() -> dict[str, Any]:
@@ -20,17 +29,48 @@ def _compose() -> dict[str, Any]:
     return data
 
 
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}|\$\$")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ``${NAME}``, ``${NAME:-default}``, ``${NAME:?error}`` and ``$$``."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, kind, arg = match.groups()
+        value = env.get(name, "")
+        if value:
+            return value
+        if kind == "?":
+            raise KeyError(f"{name}: {arg}")
+        return arg if kind == "-" else ""
+
+    return _VARIABLE.sub(one, text)
+
+
+def _published(service: dict[str, Any], env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(host address, published port, container port) of each of a service's ports."""
+    ports = []
+    for raw in service.get("ports", []):
+        parts = interpolate(str(raw), {**REQUIRED_ENV, **env}).split(":")
+        assert len(parts) == 3, f"{raw}: name the host address (host:published:target)"
+        host, published, target = parts
+        ports.append((host, published, target))
+    return ports
+
+
 def test_compose_has_no_version_key_and_the_expected_services() -> None:
     compose = _compose()
     assert "version" not in compose
     assert {"app", "prometheus", "grafana"} <= set(compose["services"])
     assert compose["services"]["grafana"]["profiles"] == ["grafana"]
-    assert "3000:3000" in compose["services"]["grafana"]["ports"]
+    assert ("127.0.0.1", "3000", "3000") in _published(compose["services"]["grafana"], {})
 
 
 def test_prometheus_publishes_9090_and_mounts_its_config() -> None:
     prom = _compose()["services"]["prometheus"]
-    assert "9090:9090" in prom["ports"]
+    assert _published(prom, {}) == [("127.0.0.1", "9090", "9090")]
     mounts = {m.split(":")[0]: m.split(":")[1] for m in prom["volumes"]}
     assert mounts["./prometheus"] == "/etc/prometheus"
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
@@ -45,7 +85,7 @@ def test_scrape_target_is_the_app_service_on_its_port() -> None:
     host, port = target.split(":")
     assert host in compose["services"]
     app = compose["services"][host]
-    published = {p.split(":")[1] for p in app["ports"]}
+    published = {published for _, published, _ in _published(app, {})}
     assert port in published
     assert job.get("metrics_path", "/metrics") == "/metrics"
 
@@ -88,3 +128,274 @@ def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard() -> None:
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
     for topic in ("status", "success", "p95", "timeouts", "websockets", "vehicles", "http"):
         assert topic in titles, topic
+
+
+# -- what an edge box expects -----------------------------------------------------------
+
+
+def test_every_port_is_published_on_loopback_unless_the_api_bind_is_set() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        for host, _, _ in _published(service, {}):
+            assert host == "127.0.0.1", (name, host)
+    # The API alone can be opened to the lab network, by one documented variable.
+    assert _published(services["app"], {"SOVD_API_BIND": "0.0.0.0"}) == [
+        ("0.0.0.0", "8000", "8000")
+    ]
+    assert "SOVD_API_BIND" in (ROOT / "compose.yaml").read_text().split("services:")[0]
+
+
+def test_only_the_admin_passwords_must_be_set() -> None:
+    text = (ROOT / "compose.yaml").read_text()
+    interpolate(text, REQUIRED_ENV)  # raises on any other ${NAME:?...}
+    with pytest.raises(KeyError, match="SOVD_ADMIN_PASSWORD"):
+        interpolate(text, {})
+
+
+def test_every_service_restarts_unless_stopped() -> None:
+    for name, service in _compose()["services"].items():
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_demo_data_comes_from_the_environment_with_a_default() -> None:
+    raw = str(_compose()["services"]["app"]["environment"]["SOVD_DEMO_DATA"])
+    assert interpolate(raw, {}) == "1"
+    assert interpolate(raw, {"SOVD_DEMO_DATA": "0"}) == "0"
+
+
+def test_grafana_keeps_its_data_and_takes_its_password_from_the_environment() -> None:
+    compose = _compose()
+    grafana = compose["services"]["grafana"]
+    volume = [v for v in grafana["volumes"] if v.endswith(":/var/lib/grafana")]
+    assert volume and volume[0].split(":")[0] in compose["volumes"]
+    raw = str(grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"])
+    assert interpolate(raw, {}) == ""  # no password written in the file
+    assert interpolate(raw, {"GRAFANA_ADMIN_PASSWORD": "s3cret"}) == "s3cret"
+    # Without one, the container refuses to start Grafana (whose default is admin/admin).
+    script = interpolate(grafana["entrypoint"][2], {})
+    assert grafana["entrypoint"][:2] == ["sh", "-c"]
+    sh = shutil.which("sh")
+    assert sh is not None
+    refused = subprocess.run(
+        [sh, "-c", script],
+        env={"GF_SECURITY_ADMIN_PASSWORD": ""},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert refused.returncode == 1 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr
+    started = subprocess.run(
+        [sh, "-c", script.replace("exec /run.sh", "exec echo started")],
+        env={"GF_SECURITY_ADMIN_PASSWORD": "s3cret", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert started.returncode == 0 and started.stdout.strip() == "started"
+    assert script.rstrip().endswith("exec /run.sh")
+
+
+def test_the_collector_exposes_no_prometheus_endpoint_nobody_scrapes() -> None:
+    compose = _compose()
+    collector = compose["services"]["otel-collector"]
+    config = yaml.safe_load((ROOT / "prometheus" / "otel-collector.yaml").read_text())
+    scraped = {
+        target
+        for job in yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())[
+            "scrape_configs"
+        ]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    for name, exporter in (config.get("exporters") or {}).items():
+        if name.split("/")[0] == "prometheus":
+            port = exporter["endpoint"].rsplit(":", 1)[1]
+            assert f"otel-collector:{port}" in scraped, name
+    # Published: the OTLP receiver only, on loopback.
+    assert _published(collector, {}) == [("127.0.0.1", "4318", "4318")]
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_healthchecks_give_a_first_start_time() -> None:
+    health = _compose()["services"]["app"]["healthcheck"]
+    assert _seconds(health["start_period"]) >= 10
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [x for x in text.splitlines() if x.startswith("HEALTHCHECK")]
+    period = re.search(r"--start-period=(\S+)", line)
+    assert period and _seconds(period.group(1)) >= 10
+
+
+def _dockerfile() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [x.strip() for x in text.splitlines() if x.strip() and not x.startswith("#")]
+
+
+def test_base_image_is_pinned_by_version_and_digest() -> None:
+    base = _dockerfile()[0].split()[1]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}", base), base
+
+
+def test_the_image_user_is_uid_10001_as_the_bind_mount_note_says() -> None:
+    lines = _dockerfile()
+    user = [x for x in lines if x.startswith("USER ")][-1].split()[1]
+    assert user.split(":")[0] == "10001"
+    run = " ".join(x for x in lines if x.startswith("RUN "))
+    assert "--uid 10001" in run and "--gid 10001" in run and "chown 10001:10001 /data" in run
+    compose_text = (ROOT / "compose.yaml").read_text()
+    assert "chown 10001:10001" in compose_text and ":/data" in compose_text
+
+
+# -- .dockerignore, evaluated as Docker does ------------------------------------------
+
+
+def _ignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    rules = []
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep = line.startswith("!")
+        pattern = line.removeprefix("!").strip("/")
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex += "(?:.*/)?"
+                i += 3
+            elif pattern.startswith("**", i):
+                regex += ".*"
+                i += 2
+            elif pattern[i] == "*":
+                regex += "[^/]*"
+                i += 1
+            elif pattern[i] == "?":
+                regex += "[^/]"
+                i += 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                regex += pattern[i : end + 1]
+                i = end + 1
+            else:
+                regex += re.escape(pattern[i])
+                i += 1
+        rules.append((keep, re.compile(regex)))
+    return rules
+
+
+def _in_build_context(path: str) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parents wins."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    included = True
+    for keep, regex in _ignore_rules():
+        if any(regex.fullmatch(c) for c in candidates):
+            included = keep
+    return included
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        "data/sovd.db",
+        "data/jwt_secret",
+        ".git/config",
+        ".mypy_cache/3.11/app.json",
+        ".pytest_cache/v/cache",
+        "app/api/__pycache__/routes.cpython-311.pyc",
+        "bench/results/1.json",
+        "prometheus/metrics-token",
+        ".env",
+        "app/sovd.db",
+        "tests/test_compose.py",
+        ".cache/doip-server-venv/bin/python",
+    ],
+)
+def test_the_build_context_leaves_out(path: str) -> None:
+    assert not _in_build_context(path)
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
+    copied = [
+        src
+        for line in _dockerfile()
+        if line.startswith("COPY ")
+        for src in line.split()[1:-1]
+        if not src.startswith("--")
+    ]
+    assert copied
+    for src in copied:
+        path = ROOT / src
+        files = [p for p in path.rglob("*.py")] if path.is_dir() else [path]
+        assert files, src
+        for f in files:
+            assert _in_build_context(str(f.relative_to(ROOT))), f
+    # The /docs page's files travel with the package.
+    assert _in_build_context("app/api/static/swagger-ui/swagger-ui-bundle.js")
+
+
+def test_the_metrics_token_file_is_ignored_by_git() -> None:
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    text = (ROOT / "prometheus" / "prometheus.yml").read_text()
+    mount = re.search(r"credentials_file: (\S+?)\}", text)
+    assert mount, "prometheus.yml names where the token file goes"
+    in_container = mount.group(1)
+    # compose mounts ./prometheus on /etc/prometheus: the file lives in prometheus/.
+    assert in_container.startswith("/etc/prometheus/")
+    assert config["scrape_configs"]
+    on_host = "prometheus/" + in_container.removeprefix("/etc/prometheus/")
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        [git, "check-ignore", "-q", on_host], cwd=ROOT, timeout=10, check=False
+    )
+    assert ignored.returncode == 0, f"{on_host} is not git-ignored"
+
+
+# -- the dashboard ---------------------------------------------------------------------
+
+
+def _dashboard() -> dict[str, Any]:
+    path = ROOT / "prometheus" / "grafana" / "dashboards" / "sovd.json"
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def test_every_panel_has_a_unit() -> None:
+    for panel in _dashboard()["panels"]:
+        unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+        assert unit, panel["title"]
+
+
+def test_rates_use_the_rate_interval_and_queries_the_chosen_target() -> None:
+    dashboard = _dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert {"job", "instance"} <= set(variables)
+    assert variables["job"]["current"]["value"] == "sovd-command-service"
+    assert "$job" in variables["instance"]["query"]["query"]
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            windows = re.findall(r"\[([^\]]+)\]", expr)
+            assert all(w == "$__rate_interval" for w in windows), (panel["title"], expr)
+            selectors = re.findall(r"\{([^}]*)\}", expr)
+            selectors = [s for s in selectors if not s.startswith("{")]  # not {{legend}}
+            assert selectors, expr
+            for s in selectors:
+                assert 'job="$job"' in s and 'instance=~"$instance"' in s, expr
+    datasource = yaml.safe_load(
+        (ROOT / "prometheus/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    scrape = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    # $__rate_interval is four scrape intervals: Grafana must know the real one.
+    assert datasource["jsonData"]["timeInterval"] == job["scrape_interval"]

@@ -138,7 +138,8 @@ def test_enums_in_the_document_come_from_the_vocabulary(server: Server) -> None:
             "POST",
             "/api/v1/vehicles",
             {"vin": VIN, "make": "a", "model": "b", "year": 2000, "colour": "red"},
-            "body: unknown field `colour` (allowed: vin, make, model, year, simulator_profile)",
+            "body: unknown field `colour` (allowed: vin, make, model, year, simulator_profile,"
+            " transport, doip)",
         ),
         (
             "POST",
@@ -222,6 +223,8 @@ def test_responses_are_json_with_every_field(server: Server) -> None:
         "connection_status",
         "simulator_profile",
         "last_seen_at",
+        "transport",
+        "doip",
     }
     assert "last_seen_at" in page["items"][0]  # null, but present
     command = server.submit(token, page["items"][0]["vehicle_id"])
@@ -275,7 +278,9 @@ def test_the_store_reads_a_row_by_column_name() -> None:
         conn,
         "SELECT NULL AS last_seen_at, 'healthy' AS simulator_profile,"
         " 'connected' AS connection_status, 2001 AS year, 'Golf' AS model, 'VW' AS make,"
-        " ? AS vin, 'v1' AS vehicle_id",
+        " ? AS vin, 'v1' AS vehicle_id, 'simulator' AS transport, NULL AS doip_always_on,"
+        " NULL AS doip_ecu_addresses, NULL AS doip_tester_address,"
+        " NULL AS doip_logical_address, NULL AS doip_port, NULL AS doip_host",
         (VIN,),
     )
     assert row is not None

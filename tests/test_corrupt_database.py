@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import DEADLINE_S
-from tests.test_e2e import ROOT, Process, server_env
+from tests.test_e2e import Process, run_app, server_env
 
 PAGE = 4096
 
 
 def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-    )
+    return run_app(env)
 
 
 def _one_clear_line(result: subprocess.CompletedProcess[str], db: Path) -> str:

@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,8 @@ import pytest
 
 from app.datadir import DataDirLock, DataDirLocked
 from app.main import create_app
-from tests.conftest import DEADLINE_S, make_config, running
-from tests.test_e2e import ROOT, Process, _submit, _vehicle, server_env, wait_until
+from tests.conftest import make_config, running
+from tests.test_e2e import Process, _submit, _vehicle, run_app, server_env, wait_until
 
 
 def _rows(db: Path) -> list[tuple[Any, ...]]:
@@ -45,15 +43,7 @@ def test_a_second_instance_on_the_same_database_exits_at_once_and_changes_nothin
         before = _rows(db)
 
         started = time.monotonic()
-        second = subprocess.run(
-            [sys.executable, "-m", "app"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE_S,
-            check=False,
-        )
+        second = run_app(env)
         assert time.monotonic() - started < 5
         assert second.returncode == 1
         lines = (second.stdout + second.stderr).strip().splitlines()

@@ -80,6 +80,20 @@ class Process:
         return code
 
 
+def run_app(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``python -m app ARGS`` run to its exit (a start that must fail, a CLI command)."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+
+
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOVD_", "OTEL_"))}
     env.update(
@@ -260,14 +274,15 @@ def test_first_start_generates_passwords_once_and_a_private_key_file(tmp_path: P
 
 
 def test_a_bad_setting_stops_the_start_with_a_clear_message(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        env=server_env(tmp_path, SOVD_PORT="http"),
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-    )
+    result = run_app(server_env(tmp_path, SOVD_PORT="http"))
     assert result.returncode == 2
     assert "SOVD_PORT" in result.stderr
+
+
+def test_the_start_says_where_the_console_is_once_ready(process: Process) -> None:
+    ready = wait_until(
+        lambda: [r for r in process.log_records() if r.get("event") == "ready"], "ready line"
+    )
+    assert len(ready) == 1 and ready[0]["url"] == f"{process.base_url}/"
+    page = process.http.get(ready[0]["url"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

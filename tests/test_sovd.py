@@ -3,9 +3,16 @@ import pytest
 from app import sovd
 
 
-def test_catalogue_lists_the_three_commands_with_schemas() -> None:
+def test_catalogue_lists_the_commands_with_schemas() -> None:
     names = [spec.as_dict()["command_name"] for spec in sovd.CATALOGUE.values()]
-    assert names == ["ReadDTC", "ClearDTC", "ReadDataByID"]
+    assert names == [
+        "ReadDTC",
+        "ClearDTC",
+        "ReadDataByID",
+        "DiagnosticSessionControl",
+        "RoutineControl",
+    ]
+    assert {"DiagnosticSessionControl", "RoutineControl"} == sovd.DOIP_ONLY
     schema = sovd.CATALOGUE["ClearDTC"].params_schema()
     assert schema["required"] == ["ecuAddress"]
     assert schema["additionalProperties"] is False

@@ -20,6 +20,17 @@ class Refresh(Body, frozen=True, kw_only=True):
     refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 
 
+class PasswordChange(Body, frozen=True, kw_only=True):
+    current_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    new_password: Annotated[
+        str, msgspec.Meta(description=auth_service.PASSWORD_RULES, max_length=4096)
+    ]
+
+
+class PasswordChanged(Out, frozen=True, kw_only=True):
+    sessions_ended: int
+
+
 class TokenPair(Out, frozen=True, kw_only=True):
     access_token: str
     refresh_token: str
@@ -53,6 +64,15 @@ async def refresh(call: Call[Refresh, None]) -> TokenPair:
 
 async def logout(call: Call[None, None]) -> None:
     await call.services.auth.logout(call.who, call.client())
+
+
+async def change_password(call: Call[PasswordChange, None]) -> PasswordChanged:
+    """The caller's own password; their other sessions end (this one stays)."""
+    body = call.body
+    ended = await call.services.auth.change_password(
+        call.who, body.current_password, body.new_password, call.client()
+    )
+    return PasswordChanged(sessions_ended=ended)
 
 
 async def me(call: Call[None, None]) -> Me:

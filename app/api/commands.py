@@ -7,7 +7,18 @@ from typing import Annotated, Any
 import msgspec
 
 from app import models
-from app.api.contract import Body, Call, Limit, Offset, Out, Query, Result, Uuid
+from app.api.contract import (
+    Body,
+    Call,
+    Limit,
+    Offset,
+    Out,
+    Query,
+    Result,
+    Uuid,
+    is_uuid,
+    not_an_id,
+)
 from app.clock import format_ts, parse_ts
 from app.errors import BadRequest
 from app.store.commands import CommandFilter
@@ -27,7 +38,10 @@ Until = Annotated[
 
 
 class NewCommand(Body, frozen=True, kw_only=True):
-    vehicle_id: Uuid
+    # Checked in ``submit``, so that a VIN given here gets a message saying where the id is.
+    vehicle_id: Annotated[
+        str, msgspec.Meta(max_length=64, description="the vehicle's id, a UUID (not its VIN)")
+    ]
     command_name: Annotated[
         str, msgspec.Meta(max_length=64, description="a command of the catalogue")
     ]
@@ -117,6 +131,11 @@ def _instant(name: str, raw: str | None) -> str | None:
 
 async def submit(call: Call[NewCommand, None]) -> Result:
     b = call.body
+    if not is_uuid(b.vehicle_id):
+        hint = not_an_id("vehicle_id", b.vehicle_id)
+        if "looks like a VIN" not in hint:
+            hint = "vehicle_id must be a UUID"
+        raise BadRequest(f"body.{hint}")
     command = await call.services.commands.submit(
         call.who, b.vehicle_id.lower(), b.command_name, b.command_params, call.client()
     )

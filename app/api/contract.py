@@ -69,6 +69,14 @@ class Result:
     headers: dict[str, str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MediaType:
+    """A response type that is not JSON (the /docs page and its files): the handler
+    returns a ready ``Response``; the document names the media type."""
+
+    media_type: str
+
+
 @dataclass(slots=True)
 class Call(Generic[B, Q]):
     """One request, as a handler sees it."""
@@ -119,6 +127,9 @@ class Endpoint:
     description: str = ""
     # Response descriptions beyond "OK", by status.
     notes: Mapping[int, str] = field(default_factory=dict)
+    # Path parameters that also take another form than a UUID: name -> its pattern
+    # (GET /api/v1/vehicles/{vehicle_id} takes a VIN too); the handler tells them apart.
+    path_also: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -331,8 +342,10 @@ def _asgi(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         for name in params:
             value: str = request.path_params[name]
             if not is_uuid(value):
-                what = name.removesuffix("_id")
-                raise NotFound(f"{what} {value[:64]} does not exist")
+                also = endpoint.path_also.get(name)
+                if also is not None and re.fullmatch(also, value):
+                    continue
+                raise NotFound(not_an_id(name, value))
         q = query.read(request) if query is not None else None
         b = (
             await body.read(request, services(request).config.max_body_bytes)
@@ -343,6 +356,20 @@ def _asgi(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
 
     run.__name__ = run.__qualname__ = getattr(handler, "__name__", "endpoint")
     return run
+
+
+# A VIN given where a vehicle's UUID is expected: the message says where to find the id.
+_VIN_LIKE = re.compile(r"^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$")
+
+
+def not_an_id(name: str, value: str) -> str:
+    what = name.removesuffix("_id")
+    if name == "vehicle_id" and _VIN_LIKE.fullmatch(value):
+        return (
+            f"{name} {value} looks like a VIN; use the vehicle_id from"
+            f" /api/v1/vehicles?search={value}"
+        )
+    return f"{what} {value[:64]} does not exist"
 
 
 def routes(endpoints: tuple[Endpoint, ...]) -> list[Route]:
@@ -357,12 +384,13 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _path_parameter(name: str) -> dict[str, Any]:
+def _path_parameter(name: str, also: str | None = None) -> dict[str, Any]:
+    schema = {"type": "string", "pattern": UUID_PATTERN}
     return {
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": UUID_PATTERN},
+        "schema": schema if also is None else {"anyOf": [schema, {**schema, "pattern": also}]},
     }
 
 
@@ -380,14 +408,19 @@ _REF_TEMPLATE = "#/components/schemas/{name}"
 
 
 def document(
-    endpoints: tuple[Endpoint, ...], extra_paths: Mapping[str, Any], description: str
+    endpoints: tuple[Endpoint, ...],
+    extra_paths: Mapping[str, Any],
+    description: str,
+    version: str = "1",
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the table (``extra_paths`` for routes outside it)."""
     types: list[Any] = [Error]
     for e in endpoints:
         if e.body is not None:
             types.append(e.body)
-        types.extend(t for t in e.responses.values() if t is not None)
+        types.extend(
+            t for t in e.responses.values() if t is not None and not isinstance(t, MediaType)
+        )
     schemas, defs = msgspec.json.schema_components(types, ref_template=_REF_TEMPLATE)
     components: dict[str, Any] = dict(defs)
     refs = iter(schemas[1:])
@@ -396,7 +429,7 @@ def document(
         op: dict[str, Any] = {"summary": e.summary, "operationId": e.handler.__name__}
         if e.description:
             op["description"] = e.description
-        parameters = [_path_parameter(p) for p in e.path_params]
+        parameters = [_path_parameter(p, e.path_also.get(p)) for p in e.path_params]
         if e.query is not None:
             parameters += _query_parameters(e.query, components)
         if parameters:
@@ -406,7 +439,9 @@ def document(
         responses: dict[str, Any] = {}
         for status, kind in e.responses.items():
             ok: dict[str, Any] = {"description": e.notes.get(status, "OK")}
-            if kind is not None:
+            if isinstance(kind, MediaType):
+                ok["content"] = {kind.media_type: {"schema": {"type": "string"}}}
+            elif kind is not None:
                 ok["content"] = {_JSON: {"schema": next(refs)}}
             responses[str(status)] = ok
         by_status: dict[int, list[str]] = {}
@@ -426,7 +461,7 @@ def document(
         paths.setdefault(path, {}).update(item)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "SOVD command service", "version": "1", "description": description},
+        "info": {"title": "SOVD command service", "version": version, "description": description},
         "paths": paths,
         "components": {
             "schemas": components,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.errors import ServiceError
+from app.errors import ServiceError, StorageUnavailable, Unauthorized
+from app.services.auth import TokenRejected
 from app.vocabulary import ErrorCode
+
+log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "sovd.request_id"
 USER_KEY = "sovd.user"
+REALM = "sovd"
 
 _HTTP_CODES = {
     400: ErrorCode.INCOMPLETE_REQUEST,
@@ -37,10 +42,33 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def challenge(exc: Unauthorized) -> str:
+    """The ``WWW-Authenticate`` value of a 401 (RFC 6750 section 3): no ``error`` when no
+    token was sent, ``invalid_token`` with the message when one was and failed."""
+    if not isinstance(exc, TokenRejected) or exc.missing:
+        return f'Bearer realm="{REALM}"'
+    description = exc.message.replace("\\", "").replace('"', "'")
+    return f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+
+
 async def service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return error_response(request.scope, exc.status_code, exc.error_code, exc.message, headers)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = challenge(exc)
+    if isinstance(exc, StorageUnavailable):
+        log.warning(
+            "storage error: %s",
+            exc.message,
+            extra={
+                "event": "storage_error",
+                "request_id": request_id(request.scope),
+                "path": request.url.path,
+            },
+        )
+    return error_response(
+        request.scope, exc.status_code, exc.error_code, exc.message, headers or None
+    )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import REQUEST_ID_KEY, USER_KEY, error_response
+from app.api.ws import UNKNOWN_PATH
 from app.errors import RequestTimeout
 from app.telemetry import HttpRecorder
 
@@ -32,7 +33,43 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 )
+CSP = b"content-security-policy"
 NO_STORE = (b"cache-control", b"no-store")
+HEALTH_PREFIX = "/health/"
+
+
+def _unknown_path_closer(scope: Scope, send: Send) -> Send:
+    """Starlette refuses a WebSocket no route matches by closing before the accept, which
+    a client sees as a bare 403 on the handshake. Every route of ours accepts first, so a
+    close before any accept is that refusal: answer it with an accept and a documented
+    close code and reason instead."""
+    accepted = False
+
+    async def send_or_explain(message: Message) -> None:
+        nonlocal accepted
+        if message["type"] == "websocket.accept":
+            accepted = True
+        elif message["type"] == "websocket.close" and not accepted:
+            accepted = True
+            log.info(
+                "stream refused: unknown path",
+                extra={
+                    "event": "ws_rejected",
+                    "path": scope["path"][:256],
+                    "code": UNKNOWN_PATH.code,
+                    "reason": UNKNOWN_PATH.reason,
+                    "request_id": scope.get(REQUEST_ID_KEY, ""),
+                },
+            )
+            await send({"type": "websocket.accept"})
+            message = {
+                "type": "websocket.close",
+                "code": UNKNOWN_PATH.code,
+                "reason": UNKNOWN_PATH.reason,
+            }
+        await send(message)
+
+    return send_or_explain
 
 
 def _incoming_request_id(scope: Scope) -> str:
@@ -82,7 +119,7 @@ class RequestContextMiddleware:
         rid = _incoming_request_id(scope)
         scope[REQUEST_ID_KEY] = rid
         if scope["type"] == "websocket":
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _unknown_path_closer(scope, send))
             return
 
         started = time.perf_counter()
@@ -122,7 +159,11 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = [*message.get("headers", ()), *extra]
+                own = list(message.get("headers", ()))
+                # A response that set its own policy (the console's pages) keeps it; every
+                # other response gets the API's, which allows nothing.
+                keeps_csp = any(name.lower() == CSP for name, _ in own)
+                headers = [*own, *(h for h in extra if not (keeps_csp and h[0] == CSP))]
                 if not body_done and not await self._drain(declared, receive_tracked):
                     headers.append((b"connection", b"close"))
                 message["headers"] = headers
@@ -143,8 +184,11 @@ class RequestContextMiddleware:
             if measured is not None:
                 assert self.http_metrics is not None
                 self.http_metrics.finish(measured, scope, status)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
+            # Probes hit /health/* every few seconds: their lines only at DEBUG.
+            level = logging.DEBUG if scope["path"].startswith(HEALTH_PREFIX) else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
                     "request",
                     extra={
                         "event": "request",

@@ -2,23 +2,107 @@
 
 Request and response schemas are the msgspec types the endpoints decode and encode
 (``components/schemas``), so the document cannot drift from what the handlers accept
-and send. Only ``/metrics`` (text, outside the table) is described here by hand.
+and send. Added here: ``/metrics`` (text, outside the table), ``command_params`` as one
+schema per catalogue command (``app.sovd.CATALOGUE``), and the response-stream WebSocket
+(``x-websockets``: OpenAPI has no WebSocket operations) with its frames and close codes
+from ``app.api.ws``. ``info.version`` is the installed package's version.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 from typing import Any
 
 import msgspec
 from starlette.responses import Response
 
+from app.api import ws
 from app.api.contract import document, error_reference
+from app.api.deps import UUID_PATTERN
 from app.api.routes import ENDPOINTS
+from app.events import ErrorEvent, ResponseEvent, StatusEvent
+from app.sovd import CATALOGUE
 
+PACKAGE = "sovd-command-service"
+WS_PATH = "/ws/responses/{command_id}"
 DESCRIPTION = (
-    "Send SOVD diagnostic commands to vehicles and stream their answers"
-    " (WS /ws/responses/{command_id}, not described here)."
+    "Send SOVD diagnostic commands to vehicles and stream their answers over the"
+    f" WebSocket {WS_PATH} (described under x-websockets). Try it at /docs."
 )
+# The body whose command_params the catalogue describes.
+_NEW_COMMAND = "NewCommand"
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:  # run from a tree never installed
+        return "0+unknown"
+
+
+def _command_variants(schema: dict[str, Any]) -> None:
+    """Tie ``command_params`` to ``command_name``: one ``oneOf`` branch per command of
+    the catalogue, its parameters as the catalogue's own JSON schema."""
+    schema["properties"]["command_name"]["enum"] = list(CATALOGUE)
+    schema["oneOf"] = [
+        {
+            "title": name,
+            "description": spec.description,
+            "properties": {
+                "command_name": {"const": name},
+                "command_params": spec.params_schema(),
+            },
+        }
+        for name, spec in CATALOGUE.items()
+    ]
+
+
+def _event_fields(kind: type[Any]) -> list[str]:
+    return ["event", *(f.name for f in dataclasses.fields(kind))]
+
+
+def _websockets() -> dict[str, Any]:
+    closes: dict[str, list[str]] = {
+        # The refused token's reason is the 401's message (missing, invalid, expired).
+        str(ws.CLOSE_POLICY): ["<why the token was refused, as the 401 message says>"]
+    }
+    for close in ws.CLOSES:
+        closes.setdefault(str(close.code), []).append(close.reason)
+    return {
+        WS_PATH: {
+            "summary": "A command's answer: replayed from the history, then live",
+            "access": "the command's owner, or an admin",
+            "parameters": [
+                {
+                    "name": "command_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": UUID_PATTERN},
+                },
+                {
+                    "name": "token",
+                    "in": "query",
+                    "description": "access token (or an Authorization: Bearer header)",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "description": "send only chunks after this sequence_number (resume)",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,9}$", "default": "0"},
+                },
+            ],
+            "messages": {
+                "description": "one JSON object per text frame, by its `event` field; the"
+                " stream ends after the terminal status or error event",
+                "status": _event_fields(StatusEvent),
+                "response": _event_fields(ResponseEvent),
+                "error": _event_fields(ErrorEvent),
+            },
+            "close_codes": dict(sorted(closes.items())),
+        }
+    }
 
 
 def _metrics_path() -> dict[str, Any]:
@@ -41,7 +125,15 @@ def _metrics_path() -> dict[str, Any]:
     }
 
 
+def build(with_metrics: bool) -> dict[str, Any]:
+    doc = document(
+        ENDPOINTS, _metrics_path() if with_metrics else {}, DESCRIPTION, package_version()
+    )
+    _command_variants(doc["components"]["schemas"][_NEW_COMMAND])
+    doc["x-websockets"] = _websockets()
+    return doc
+
+
 def render(with_metrics: bool) -> Response:
     """The document as a ready response (rendered once at start-up)."""
-    doc = document(ENDPOINTS, _metrics_path() if with_metrics else {}, DESCRIPTION)
-    return Response(msgspec.json.encode(doc), media_type="application/json")
+    return Response(msgspec.json.encode(build(with_metrics)), media_type="application/json")

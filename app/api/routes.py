@@ -12,9 +12,10 @@ from typing import Any, Final
 
 from starlette.responses import Response
 
-from app.api import audit, auth, catalogue, commands, health, users, vehicles
+from app.api import audit, auth, catalogue, commands, docs, health, users, vehicles
 from app.api.contract import Call, Endpoint
 from app.models import User, Vehicle
+from app.services.vehicles import VIN_ANY_CASE
 from app.vocabulary import Access, ErrorCode
 
 ANON, USER, ADMIN = Access.ANONYMOUS, Access.USER, Access.ADMIN
@@ -61,6 +62,16 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     ),
     Endpoint("POST", "/api/v1/auth/logout", auth.logout, "End the session", USER, {204: None}),
     Endpoint("GET", "/api/v1/auth/me", auth.me, "Who am I", USER, {200: auth.Me}),
+    Endpoint(
+        "POST",
+        "/api/v1/auth/password",
+        auth.change_password,
+        "Change your own password (your other sessions end)",
+        USER,
+        {200: auth.PasswordChanged},
+        body=auth.PasswordChange,
+        errors=(E.INSUFFICIENT_ACCESS_RIGHTS, E.RATE_LIMITED, E.OVERLOADED),
+    ),
     Endpoint("GET", "/api/v1/users", users.list_users, "List users", ADMIN, {200: users.UserList}),
     Endpoint(
         "POST",
@@ -76,7 +87,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         "PATCH",
         "/api/v1/users/{user_id}",
         users.update_user,
-        "Disable or re-enable a user",
+        "Disable or re-enable a user, or set their password",
         ADMIN,
         {200: User},
         body=users.UserPatch,
@@ -114,9 +125,10 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         "GET",
         "/api/v1/vehicles/{vehicle_id}",
         vehicles.get_vehicle,
-        "One vehicle",
+        "One vehicle, by vehicle_id or VIN",
         USER,
         {200: Vehicle},
+        path_also={"vehicle_id": VIN_ANY_CASE},
     ),
     Endpoint(
         "PATCH",
@@ -191,5 +203,26 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         ADMIN,
         {200: audit.AuditPage},
         query=audit.AuditQuery,
+    ),
+    # The interactive API page and its files (Swagger UI, shipped in the package).
+    Endpoint("GET", docs.DOCS_PATH, docs.docs_page, "This API, to try out", ANON, {200: docs.HTML}),
+    Endpoint(
+        "GET", "/docs/swagger-ui.css", docs.docs_stylesheet, "Its stylesheet", ANON, {200: docs.CSS}
+    ),
+    Endpoint(
+        "GET",
+        "/docs/swagger-ui-bundle.js",
+        docs.docs_bundle,
+        "Its script (Swagger UI)",
+        ANON,
+        {200: docs.JAVASCRIPT},
+    ),
+    Endpoint(
+        "GET",
+        "/docs/swagger-initializer.js",
+        docs.docs_initializer,
+        "Its start-up script",
+        ANON,
+        {200: docs.JAVASCRIPT},
     ),
 )

@@ -9,6 +9,7 @@ import msgspec
 from app.api.contract import Body, Call, Out, Result
 from app.errors import BadRequest
 from app.models import User
+from app.services.auth import PASSWORD_RULES
 from app.vocabulary import Role
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
@@ -27,7 +28,18 @@ class NewUser(Body, frozen=True, kw_only=True):
 
 
 class UserPatch(Body, frozen=True, kw_only=True):
-    disabled: bool
+    disabled: bool | msgspec.UnsetType = msgspec.UNSET
+    password: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=4096,
+                description="a new password (" + PASSWORD_RULES + "); every session of the"
+                " user ends and their streams close",
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
     cancel_commands: (
         Annotated[
             bool,
@@ -57,16 +69,22 @@ async def list_users(call: Call[None, None]) -> UserList:
 
 
 async def update_user(call: Call[UserPatch, None]) -> User:
-    """Disable or re-enable a user. Disabling ends their sessions, closes their response
-    streams (1008) and, unless ``cancel_commands`` is false, cancels their commands."""
+    """Disable or re-enable a user, or set their password. Disabling or a new password
+    ends their sessions and closes their response streams (1008); disabling also cancels
+    their commands unless ``cancel_commands`` is false."""
     body = call.body
+    if body.disabled is msgspec.UNSET and body.password is msgspec.UNSET:
+        raise BadRequest("body: give disabled, password or both")
     given = body.cancel_commands is not msgspec.UNSET
-    if given and not body.disabled:
+    if given and body.disabled is not True:
         raise BadRequest("body.cancel_commands: applies only with disabled: true")
-    s, by = call.services, call.actor()
-    user = await s.auth.set_disabled(call.path_id("user_id"), body.disabled, by)
-    if user.disabled and body.cancel_commands is not False:
-        s.commands.cancel_all_of(user.user_id, user.username, by)
+    s, by, user_id = call.services, call.actor(), call.path_id("user_id")
+    if body.password is not msgspec.UNSET:
+        user = await s.auth.reset_password(user_id, body.password, by)
+    if body.disabled is not msgspec.UNSET:
+        user = await s.auth.set_disabled(user_id, body.disabled, by)
+        if user.disabled and body.cancel_commands is not False:
+            s.commands.cancel_all_of(user.user_id, user.username, by)
     return user
 
 

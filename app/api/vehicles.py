@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
-from app.api.contract import Body, Call, Limit, Offset, Out, Query, Result
+from app.api.contract import Body, Call, Limit, Offset, Out, Query, Result, is_uuid
 from app.errors import BadRequest
 from app.models import Vehicle
-from app.services.vehicles import MAX_YEAR, MIN_YEAR, VIN_PATTERN
+from app.services.vehicles import (
+    DOIP_PORT,
+    MAX_ECUS,
+    MAX_YEAR,
+    MIN_YEAR,
+    TESTER_ADDRESS,
+    VIN_PATTERN,
+    DoipInput,
+)
 from app.store.vehicles import VehicleFilter
-from app.vocabulary import ConnectionStatus, SimulatorProfile
+from app.vocabulary import ConnectionStatus, SimulatorProfile, Transport
+
+_ADDRESS = r"^0[xX][0-9A-Fa-f]{1,4}$"
+Address = Annotated[
+    str, msgspec.Meta(pattern=_ADDRESS, description="logical address in hex such as 0x0E00")
+]
 
 
 class VehicleQuery(Query, frozen=True, kw_only=True):
@@ -27,6 +40,27 @@ class VehicleQuery(Query, frozen=True, kw_only=True):
     offset: Offset = 0
 
 
+class DoipBody(Body, frozen=True, kw_only=True):
+    """Where the vehicle's DoIP entity listens (admins only see this back)."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = DOIP_PORT
+    logical_address: Address
+    tester_address: Address = TESTER_ADDRESS
+    ecu_addresses: Annotated[list[Address], msgspec.Meta(max_length=MAX_ECUS)] = []
+    always_on: bool = False
+
+    def given(self) -> DoipInput:
+        return DoipInput(
+            host=self.host,
+            logical_address=self.logical_address,
+            port=self.port,
+            tester_address=self.tester_address,
+            ecu_addresses=tuple(self.ecu_addresses),
+            always_on=self.always_on,
+        )
+
+
 class NewVehicle(Body, frozen=True, kw_only=True):
     vin: Annotated[
         str, msgspec.Meta(pattern=VIN_PATTERN, description="17 characters, no I, O or Q")
@@ -35,6 +69,8 @@ class NewVehicle(Body, frozen=True, kw_only=True):
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     year: Annotated[int, msgspec.Meta(ge=MIN_YEAR, le=MAX_YEAR)]
     simulator_profile: SimulatorProfile = SimulatorProfile.HEALTHY
+    transport: Transport = Transport.SIMULATOR
+    doip: DoipBody | None = None
 
 
 class VehiclePatch(Body, frozen=True, kw_only=True):
@@ -42,6 +78,8 @@ class VehiclePatch(Body, frozen=True, kw_only=True):
 
     connection_status: ConnectionStatus | msgspec.UnsetType = msgspec.UNSET
     simulator_profile: SimulatorProfile | msgspec.UnsetType = msgspec.UNSET
+    transport: Transport | msgspec.UnsetType = msgspec.UNSET
+    doip: DoipBody | msgspec.UnsetType = msgspec.UNSET
 
 
 class VehiclePage(Out, frozen=True, kw_only=True):
@@ -51,31 +89,56 @@ class VehiclePage(Out, frozen=True, kw_only=True):
     offset: int
 
 
+def _shown(call: Call[Any, Any], vehicle: Vehicle) -> Vehicle:
+    """The DoIP target (lab network addresses) is for admins; engineers see the transport."""
+    if vehicle.doip is None or call.who.is_admin:
+        return vehicle
+    return msgspec.structs.replace(vehicle, doip=None)
+
+
 async def list_vehicles(call: Call[None, VehicleQuery]) -> VehiclePage:
     q = call.query
     flt = VehicleFilter(q.status, q.search, q.limit, q.offset)
     items, total = await call.services.vehicles.find(flt)
-    return VehiclePage(items=items, total=total, limit=q.limit, offset=q.offset)
+    return VehiclePage(
+        items=[_shown(call, v) for v in items], total=total, limit=q.limit, offset=q.offset
+    )
 
 
 async def get_vehicle(call: Call[None, None]) -> Vehicle:
-    return await call.services.vehicles.get(call.path_id("vehicle_id"))
+    """By vehicle_id, or by VIN (what is printed on the car)."""
+    ref: str = call.request.path_params["vehicle_id"]
+    vehicles = call.services.vehicles
+    if is_uuid(ref):
+        return _shown(call, await vehicles.get(ref.lower()))
+    return _shown(call, await vehicles.get_by_vin(ref))
 
 
 async def create_vehicle(call: Call[NewVehicle, None]) -> Result:
     b = call.body
     vehicle = await call.services.vehicles.create(
-        b.vin, b.make, b.model, b.year, b.simulator_profile, call.actor()
+        b.vin,
+        b.make,
+        b.model,
+        b.year,
+        b.simulator_profile,
+        call.actor(),
+        b.transport,
+        b.doip.given() if b.doip is not None else None,
     )
     return Result(vehicle, headers={"Location": f"/api/v1/vehicles/{vehicle.vehicle_id}"})
 
 
 async def update_vehicle(call: Call[VehiclePatch, None]) -> Vehicle:
-    changes = {
+    changes: dict[str, Any] = {
         name: value
         for name, value in msgspec.structs.asdict(call.body).items()
         if value is not msgspec.UNSET
     }
     if not changes:
-        raise BadRequest("body: give at least one of connection_status, simulator_profile")
+        raise BadRequest(
+            "body: give at least one of connection_status, simulator_profile, transport, doip"
+        )
+    if isinstance(changes.get("doip"), DoipBody):
+        changes["doip"] = changes["doip"].given()
     return await call.services.vehicles.update(call.path_id("vehicle_id"), changes, call.actor())

@@ -4,11 +4,16 @@ What is sent, and that it is every chunk exactly once even for a client that con
 mid-stream, is ``CommandService.follow`` (app/services/follow.py); this handler only maps
 its outcomes, and the socket's, to frames and close codes.
 
-Close codes: 1000 after the terminal event, 1008 bad or missing token (and, at once, when
-the session is logged out or the user disabled or deleted), 4404 command absent or not
-visible, 4400 bad ``since``, 1013 the client fell too far behind, 1001 the service is
-shutting down, 1011 an unexpected server error, 4503 too many open streams on the
-service, 4429 too many open streams of this user.
+Close codes, each with a short reason in the close frame (``CLOSES``): 1000 after the
+terminal event, 1008 bad or missing token (the reason says which: missing, invalid,
+expired) and, at once, "token revoked" when the session is logged out, the password
+changed or reset, or the user disabled or deleted, 4404 command absent or not visible,
+4400 bad ``since``, 1013 the client fell too far behind ("too slow"), 1001 the service is
+shutting down ("service stopping"), 1011 an unexpected server error, 4503 too many open
+streams on the service, 4429 too many open streams of this user. A WebSocket to any other
+path is accepted and closed at once with 4404 "unknown path" (``app.api.middleware``).
+Each stream logs one line when accepted and one when closed or refused, with the code and
+reason (never the token).
 
 The caps cost a refused client nothing of ours: over the overall cap a socket is closed
 before its token is looked at; over the user's cap right after the token check (served
@@ -22,14 +27,17 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Iterator
+from typing import Final, NamedTuple
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.api.contract import is_uuid
 from app.api.deps import bearer_token, services
+from app.api.errors import request_id
 from app.bus import Overflowed
 from app.errors import NotFound, Unauthorized
 from app.events import encode
+from app.logs import Sampler
 from app.models import Principal
 from app.services.follow import Following
 
@@ -45,6 +53,52 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_USER_LIMIT = 4429
 CLOSE_SERVICE_LIMIT = 4503
 CLOSE_TIMEOUT_S = 2.0
+MAX_REASON_BYTES = 123  # a close frame's payload is 125 bytes, 2 of them the code
+FULL_LOG_INTERVAL_S = 10.0
+_FULL_LOG = Sampler(FULL_LOG_INTERVAL_S)
+
+
+class Close(NamedTuple):
+    code: int
+    reason: str
+
+
+DONE: Final = Close(CLOSE_NORMAL, "command finished")
+STOPPING: Final = Close(CLOSE_GOING_AWAY, "service stopping")
+REVOKED: Final = Close(CLOSE_POLICY, "token revoked")
+NOT_FOUND: Final = Close(CLOSE_NOT_FOUND, "not found")
+UNKNOWN_PATH: Final = Close(CLOSE_NOT_FOUND, "unknown path; streams are /ws/responses/{command_id}")
+BAD_SINCE: Final = Close(CLOSE_BAD_REQUEST, "bad since: a whole number, at most 9 digits")
+TOO_SLOW: Final = Close(CLOSE_TRY_AGAIN, "too slow: reconnect with since=<last sequence>")
+FAILED: Final = Close(CLOSE_INTERNAL_ERROR, "server error")
+SERVICE_FULL: Final = Close(CLOSE_SERVICE_LIMIT, "too many open streams on the service")
+USER_FULL: Final = Close(CLOSE_USER_LIMIT, "too many open streams of this user")
+# Every fixed close the stream can send (the README's table comes from here).
+CLOSES: Final = (
+    DONE,
+    STOPPING,
+    REVOKED,
+    NOT_FOUND,
+    UNKNOWN_PATH,
+    BAD_SINCE,
+    TOO_SLOW,
+    FAILED,
+    SERVICE_FULL,
+    USER_FULL,
+)
+
+
+def _token_refused(exc: Unauthorized) -> Close:
+    """1008 with the 401's message (missing, invalid, expired, ended) as the reason."""
+    return Close(CLOSE_POLICY, _fit(exc.message))
+
+
+def _fit(reason: str) -> str:
+    raw = reason.encode()
+    if len(raw) <= MAX_REASON_BYTES:
+        return reason
+    return raw[:MAX_REASON_BYTES].decode("utf-8", "ignore")
+
 
 # What a send raises once the client has gone (Starlette or the server underneath).
 _CLIENT_GONE = (WebSocketDisconnect, OSError, RuntimeError)
@@ -133,54 +187,94 @@ def _since(websocket: WebSocket) -> int | None:
     return int(raw)
 
 
+class _Log:
+    """What one stream's log lines share."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.fields: dict[str, object] = {
+            "command_id": str(websocket.path_params.get("command_id", ""))[:64],
+            "request_id": request_id(websocket.scope),
+            "client": websocket.client.host if websocket.client else None,
+        }
+        self.accepted = False
+
+    def accept(self, who: Principal) -> None:
+        self.accepted = True
+        self.fields["user"] = who.username
+        log.info("stream accepted", extra={"event": "ws_accept", **self.fields})
+
+    def end(self, close: Close | None, held: int = 0) -> None:
+        """One line for the stream's end; ``held``: like refusals not logged before it."""
+        if held:
+            self.fields["not_logged_before"] = held
+        if close is None:
+            code, reason, what = None, "client gone", "ws_closed"
+        else:
+            code, reason = close
+            what = "ws_closed" if self.accepted else "ws_rejected"
+        log.info(
+            "stream %s: %s",
+            "closed" if what == "ws_closed" else "refused",
+            reason,
+            extra={"event": what, "code": code, "reason": reason, **self.fields},
+        )
+
+
 async def response_stream(websocket: WebSocket) -> None:
     s = services(websocket)
     registry: StreamRegistry = websocket.app.state.streams
     await websocket.accept()
+    trail = _Log(websocket)
     if registry.full:  # before anything else: refusing costs nothing
-        await _close(websocket, CLOSE_SERVICE_LIMIT)
+        held = _FULL_LOG.allow()  # a flood of these is one line per interval
+        if held is not None:
+            trail.end(SERVICE_FULL, held)
+        await _close(websocket, SERVICE_FULL)
         return
     s.telemetry.websocket_opened()
+    close: Close | None = None
     try:
         with registry.track():
             try:
-                code = await _serve(websocket, registry)
+                close = await _serve(websocket, registry, trail)
             except _CLIENT_GONE:
-                code = None
-            if code is not None:
-                await _close(websocket, code)
+                close = None
+            if close is not None:
+                await _close(websocket, close)
     finally:
         s.telemetry.websocket_closed()
+        trail.end(close)
 
 
-async def _serve(websocket: WebSocket, registry: StreamRegistry) -> int | None:
+async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) -> Close | None:
     s = services(websocket)
     token = websocket.query_params.get("token") or bearer_token(websocket.headers)
     try:
         who = await s.auth.authenticate(token)
-    except Unauthorized:
-        return CLOSE_POLICY
+    except Unauthorized as exc:
+        return _token_refused(exc)
     command_id = websocket.path_params["command_id"]
     if not is_uuid(command_id):
-        return CLOSE_NOT_FOUND
+        return NOT_FOUND
     command_id = command_id.lower()
     since = _since(websocket)
     if since is None:
-        return CLOSE_BAD_REQUEST
+        return BAD_SINCE
     with registry.register(who) as stream:
         if stream is None:
-            return CLOSE_USER_LIMIT
+            return USER_FULL
         # A logout, disable or delete that landed while the token was being checked told
         # nobody about this stream yet: check once more now that revocations reach it.
         try:
             await s.auth.authenticate(token)
         except Unauthorized:
-            return CLOSE_POLICY
+            return REVOKED
         try:
             async with s.commands.follow(who, command_id, since) as events:
+                trail.accept(who)
                 return await _live(websocket, events, registry, stream)
         except NotFound:
-            return CLOSE_NOT_FOUND
+            return NOT_FOUND
 
 
 async def _live(
@@ -188,16 +282,16 @@ async def _live(
     events: Following,
     registry: StreamRegistry,
     stream: _Stream,
-) -> int | None:
+) -> Close | None:
     """Send the command's events until the terminal one, the client leaves, the client
     falls behind, its credentials end, or the service shuts down; return the close code
     (None: client gone)."""
     forward = asyncio.create_task(_forward(websocket, events, stream))
-    watchers: dict[asyncio.Task[object], int | None] = {
+    watchers: dict[asyncio.Task[object], Close | None] = {
         asyncio.create_task(_until_disconnect(websocket)): None,
-        asyncio.create_task(events.overflowed.wait()): CLOSE_TRY_AGAIN,
-        asyncio.create_task(registry.closing.wait()): CLOSE_GOING_AWAY,
-        asyncio.create_task(stream.revoked.wait()): CLOSE_POLICY,
+        asyncio.create_task(events.overflowed.wait()): TOO_SLOW,
+        asyncio.create_task(registry.closing.wait()): STOPPING,
+        asyncio.create_task(stream.revoked.wait()): REVOKED,
     }
     tasks: set[asyncio.Task[object]] = {forward, *watchers}
     try:
@@ -209,14 +303,14 @@ async def _live(
     if forward in done:
         exc = forward.exception()
         if exc is None:
-            return CLOSE_NORMAL
+            return DONE
         if isinstance(exc, Overflowed):
-            return CLOSE_TRY_AGAIN
+            return TOO_SLOW
         if isinstance(exc, _Revoked):
-            return CLOSE_POLICY
+            return REVOKED
         if not isinstance(exc, _CLIENT_GONE):
             log.error("response stream failed", exc_info=exc)
-            return CLOSE_INTERNAL_ERROR
+            return FAILED
         return None  # the send failed: the client is gone
     finished = next(iter(done))
     return watchers[finished]
@@ -242,12 +336,12 @@ async def _until_disconnect(websocket: WebSocket) -> None:
             return
 
 
-async def _close(websocket: WebSocket, code: int) -> None:
+async def _close(websocket: WebSocket, close: Close) -> None:
     if websocket.application_state != WebSocketState.CONNECTED:
         return
     # A client that stopped reading can block the close frame; give up after a while.
     with contextlib.suppress(Exception):
-        await _bounded(websocket.close(code), CLOSE_TIMEOUT_S)
+        await _bounded(websocket.close(close.code, close.reason), CLOSE_TIMEOUT_S)
 
 
 async def _bounded(awaitable: Awaitable[None], timeout_s: float) -> None:

@@ -34,7 +34,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.clock import Clock, format_ts, parse_ts
-from app.errors import Conflict, NotFound, Overloaded, RateLimited, Unauthorized
+from app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Overloaded,
+    RateLimited,
+    Unauthorized,
+)
 from app.models import Actor, Principal, User
 from app.services.principal_cache import PrincipalCache, RevocationListener
 from app.services.throttle import (
@@ -56,7 +64,21 @@ ALGORITHM: Final = "HS256"
 ACCESS: Final = "access"
 REFRESH: Final = "refresh"
 BAD_LOGIN: Final = "wrong username or password"
-BAD_TOKEN: Final = "missing, invalid or expired token"  # noqa: S105 (a message)
+# 401 messages. Expired and ended are told apart from invalid only for a token whose
+# signature checked out: that tells a forger nothing they did not know.
+MISSING_TOKEN: Final = "no bearer token; send Authorization: Bearer <access_token>"  # noqa: S105
+BAD_TOKEN: Final = "invalid token"  # noqa: S105 (a message)
+EXPIRED_ACCESS: Final = "access token expired; get a new pair from /api/v1/auth/refresh"
+EXPIRED_REFRESH: Final = "refresh token expired; log in again"
+ENDED_SESSION: Final = (
+    "session ended (logged out, password changed, or account disabled); log in again"
+)
+WRONG_CURRENT: Final = "body.current_password: wrong password"
+PASSWORD_MIN: Final = 8
+PASSWORD_MAX: Final = 256
+PASSWORD_RULES: Final = (
+    f"a password is {PASSWORD_MIN} to {PASSWORD_MAX} characters and differs from the username"
+)
 # A 503 for a login over the check cap: a check takes well under a second.
 OVERLOADED_RETRY_S: Final = 1
 # What the next written unauthenticated audit row says about the rows left out before it.
@@ -94,12 +116,32 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _times_are_valid(claims: dict[str, Any], now: float) -> bool:
-    """``exp`` in the future, ``iat`` and ``nbf`` not: whole numbers only (as issued)."""
+class TokenRejected(Unauthorized):
+    """A 401 about the bearer token; ``missing``: none was sent (RFC 6750 then wants no
+    ``error`` in the challenge)."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def check_password_rules(username: str, password: str, field: str = "body.password") -> None:
+    """BadRequest naming the rules if ``password`` breaks them."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise BadRequest(f"{field}: {len(password)} characters; {PASSWORD_RULES}")
+    if username_key(password) == username_key(username):
+        raise BadRequest(f"{field}: equals the username; {PASSWORD_RULES}")
+
+
+def _times_are_valid(claims: dict[str, Any], now: float) -> bool | None:
+    """``exp`` in the future, ``iat`` and ``nbf`` not: whole numbers only (as issued).
+    None: well formed but expired."""
     exp, iat, nbf = (claims.get(name) for name in ("exp", "iat", "nbf"))
     if type(exp) is not int or type(iat) is not int or not (nbf is None or type(nbf) is int):
         return False
-    return exp > now and iat <= now and (nbf is None or nbf <= now)
+    if not (iat <= now and (nbf is None or nbf <= now)):
+        return False
+    return True if exp > now else None
 
 
 class AuthService:
@@ -210,18 +252,21 @@ class AuthService:
                 },
             )
         except jwt.PyJWTError:
-            raise Unauthorized(BAD_TOKEN) from None
-        if not _times_are_valid(claims, self._clock.wall().timestamp()):
-            raise Unauthorized(BAD_TOKEN)
+            raise TokenRejected(BAD_TOKEN) from None
         if claims.get("typ") != token_type or not isinstance(claims.get("sid"), str):
-            raise Unauthorized(BAD_TOKEN)
+            raise TokenRejected(BAD_TOKEN)
+        valid = _times_are_valid(claims, self._clock.wall().timestamp())
+        if valid is None:
+            raise TokenRejected(EXPIRED_ACCESS if token_type == ACCESS else EXPIRED_REFRESH)
+        if not valid:
+            raise TokenRejected(BAD_TOKEN)
         return claims
 
     async def authenticate(self, token: str | None) -> Principal:
         """The principal behind an access token, or Unauthorized."""
         if not token:
             self._telemetry.auth_failure(AuthFailureReason.MISSING_TOKEN)
-            raise Unauthorized(BAD_TOKEN)
+            raise TokenRejected(MISSING_TOKEN, missing=True)
         cached = self._verified.get(token)
         if cached is not None:
             return cached
@@ -233,7 +278,7 @@ class AuthService:
         principal = await self._users.principal(claims["sid"])
         if principal is None or principal.user_id != claims["sub"]:
             self._telemetry.auth_failure(AuthFailureReason.REVOKED_SESSION)
-            raise Unauthorized(BAD_TOKEN)
+            raise TokenRejected(ENDED_SESSION)
         self._verified.put(token, principal, float(claims["exp"]))
         return principal
 
@@ -403,7 +448,7 @@ class AuthService:
             # A reused refresh token revokes its session: forget its access tokens too.
             self._verified.drop_session(session_id)
             self._telemetry.auth_failure(AuthFailureReason.STALE_REFRESH)
-            raise Unauthorized(BAD_TOKEN)
+            raise TokenRejected(ENDED_SESSION)
         pair, _ = self._rotated(
             user_id, session_id, refresh_token, rotation.created_at, rotation.rotated_at
         )
@@ -422,9 +467,70 @@ class AuthService:
 
     # -- users -----------------------------------------------------------------------
 
+    async def change_password(
+        self, who: Principal, current: str, new: str, client: str | None
+    ) -> int:
+        """A user's own new password: the current one must check out (counted in the login
+        throttle like a login); every other session of theirs ends (their streams close).
+        Returns how many sessions ended."""
+        check_password_rules(who.username, new, "body.new_password")
+        key = username_key(who.username)
+        slot = await self._start_check(key, who.username, client)
+        try:
+            creds = await self._users.user(who.user_id)
+        except BaseException:
+            self._end_check(slot)
+            self._give_back(slot)
+            raise
+        ok = await self._verify(creds.password_hash if creds else self._dummy_hash, current, slot)
+        if creds is None or not ok:
+            self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
+            raise Forbidden(WRONG_CURRENT)
+        if slot is not None and self._limits is not None:
+            self._limits.throttle.succeeded(slot)
+        actor = Actor(user_id=who.user_id, username=who.username, client_address=client)
+        ended = await self._users.set_password(
+            who.user_id,
+            await self.hash_password(new),
+            self._clock.timestamp(),
+            actor,
+            AuditAction.PASSWORD_CHANGE,
+            keep_session=who.session_id,
+        )
+        for session_id in ended or ():
+            self._verified.drop_session(session_id)
+        return len(ended or ())
+
+    async def reset_password(self, user_id: str, password: str, actor: Actor) -> User:
+        """An admin sets another user's password: every session of theirs ends."""
+        if user_id == actor.user_id:
+            raise Conflict(
+                "use POST /api/v1/auth/password to change your own password"
+                " (it asks for the current one)"
+            )
+        creds = await self._users.user(user_id)
+        if creds is None:
+            raise NotFound(f"user {user_id} does not exist")
+        check_password_rules(creds.user.username, password)
+        ended = await self._users.set_password(
+            user_id,
+            await self.hash_password(password),
+            self._clock.timestamp(),
+            actor,
+            AuditAction.USER_PASSWORD_RESET,
+        )
+        if ended is None:  # deleted meanwhile
+            raise NotFound(f"user {user_id} does not exist")
+        self._verified.drop_user(user_id)
+        return creds.user
+
     async def create_user(self, username: str, password: str, role: Role, actor: Actor) -> User:
         """A new user; Conflict if the name is taken, in any case or Unicode form."""
         name = normalise_username(username)
+        check_password_rules(name, password)
+        return await self._new_user(name, password, role, actor)
+
+    async def _new_user(self, name: str, password: str, role: Role, actor: Actor) -> User:
         user = User(user_id=str(uuid.uuid4()), username=name, role=role)
         password_hash = await self.hash_password(password)
         if not await self._users.create(user, password_hash, self._clock.timestamp(), actor):
@@ -460,6 +566,22 @@ class AuthService:
         """On a new database, create ``admin`` and ``engineer``. A password not configured
         is generated and logged once: the only place it can ever be read."""
         if await self._users.count() > 0:
+            ignored = [
+                name
+                for name, value in (
+                    ("SOVD_ADMIN_PASSWORD", admin_password),
+                    ("SOVD_ENGINEER_PASSWORD", engineer_password),
+                )
+                if value
+            ]
+            if ignored:
+                log.warning(
+                    "%s ignored: the database already has users (these set the first"
+                    " passwords only); change one with POST /api/v1/auth/password or"
+                    " python -m app users reset-password",
+                    " and ".join(ignored),
+                    extra={"event": "initial_password_ignored"},
+                )
             return
         initial: tuple[tuple[str, Role, str | None], ...] = (
             ("admin", Role.ADMIN, admin_password),
@@ -467,7 +589,8 @@ class AuthService:
         )
         for username, role, password in initial:
             chosen = password or secrets.token_urlsafe(12)
-            await self.create_user(username, chosen, role, actor)
+            # Configured ones were checked by Config (length) and are the operator's.
+            await self._new_user(username, chosen, role, actor)
             if password is None:
                 log.warning(
                     "created user %s with a generated password, shown only this once: %s",

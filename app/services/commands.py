@@ -27,7 +27,7 @@ from app.services.throttle import SlidingWindow
 from app.store.commands import CommandFilter, CommandStore
 from app.store.vehicles import VehicleStore
 from app.vehicles.connector import DiagnosticRequest
-from app.vocabulary import CommandStatus
+from app.vocabulary import CommandStatus, Transport
 
 # How long a cancel request waits for the command to be stopped and the stop stored.
 CANCEL_WAIT_S: Final = 5.0
@@ -81,8 +81,14 @@ class CommandService:
         vehicle = await self._vehicles.get(vehicle_id)
         if vehicle is None:
             raise NotFound(f"vehicle {vehicle_id} does not exist")
-        if vehicle.connection_status != "connected":
-            raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
+        if vehicle.transport is Transport.SIMULATOR:
+            if name in sovd.DOIP_ONLY:
+                raise BadRequest(
+                    f"command_name {name} needs a DoIP vehicle; vehicle {vehicle_id} is simulated"
+                )
+            if vehicle.connection_status != "connected":
+                raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
+        # A DoIP vehicle's status is its link, which the command opens if it is down.
         self._pipeline.reserve(vehicle_id, principal.user_id)
         command = Command(
             command_id=str(uuid.uuid4()),
@@ -113,6 +119,7 @@ class CommandService:
             vehicle.simulator_profile,
             name,
             params,
+            vehicle.transport,
         )
         self._pipeline.enqueue(Job(command, request, self._clock.monotonic()))
         return command

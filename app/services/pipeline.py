@@ -59,6 +59,10 @@ RETRY_MAX_S: Final = 2.0
 EWMA_WEIGHT: Final = 0.3
 # At close, unwritten terminal writes get at least this long even with no grace left.
 FINAL_WRITES_MIN_S: Final = 1.0
+# While shutdown waits for commands, what it waits for is logged this often.
+DRAIN_LOG_INTERVAL_S: Final = 5.0
+# At most this many commands are named in one such line.
+DRAIN_LOG_NAMED: Final = 5
 # How a command ended by itself; only these teach the lane's average.
 _NATURAL_ENDS: Final = frozenset(
     {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.TIMEOUT}
@@ -177,6 +181,7 @@ class Pipeline:
         self._active = 0  # accepted and not yet ended
         self._idle = asyncio.Event()
         self._idle.set()
+        self._hurry = asyncio.Event()  # a second stop signal: give up the grace at once
 
     @property
     def running(self) -> bool:
@@ -526,6 +531,19 @@ class Pipeline:
                     extra={"event": "terminal_write_stored"},
                 )
             if stored:
+                log.info(
+                    "command %s ended %s",
+                    command.command_id,
+                    end.status,
+                    extra={
+                        "event": "command_end",
+                        "command_id": command.command_id,
+                        "vehicle_id": command.vehicle_id,
+                        "status": end.status,
+                        "error_code": end.error_code,
+                        "duration_ms": round(duration_s * 1000, 1),
+                    },
+                )
                 self._bus.publish(
                     terminal_event(
                         command.command_id, end.status, end.error_code, end.error_message, end.at
@@ -555,14 +573,66 @@ class Pipeline:
     # -- shutdown --------------------------------------------------------------------
 
     async def drain(self, grace_s: float) -> None:
-        """Stop accepting; let accepted commands finish for up to ``grace_s`` seconds."""
+        """Stop accepting; let accepted commands finish for up to ``grace_s`` seconds (or
+        until ``hurry``), saying every few seconds which ones it waits for."""
         self._accepting = False
         self._close_by = self._clock.monotonic() + grace_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s  # the event loop's time, as asyncio.wait's timeout
+        waiting = asyncio.ensure_future(self._idle.wait())
+        hurry = asyncio.ensure_future(self._hurry.wait())
         try:
-            async with asyncio.timeout(grace_s):
-                await self._idle.wait()
-        except TimeoutError:
-            log.warning("shutdown grace period over with %d commands unfinished", self._active)
+            while not waiting.done() and not hurry.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                self._log_waiting(left)
+                await asyncio.wait(
+                    {waiting, hurry},
+                    timeout=min(left, DRAIN_LOG_INTERVAL_S),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            waiting.cancel()
+            hurry.cancel()
+        if self._active:
+            why = "stopping at once (second signal)" if self._hurry.is_set() else "grace over"
+            log.warning(
+                "shutdown %s with %d commands unfinished; they end as interrupted",
+                why,
+                self._active,
+                extra={"event": "shutdown_unfinished", "commands": self._active},
+            )
+
+    def hurry(self) -> None:
+        """Give up what is left of the shutdown grace: ``drain`` returns now and ``close``
+        ends what is left as interrupted (its writes get ``FINAL_WRITES_MIN_S``)."""
+        self._close_by = self._clock.monotonic()
+        self._hurry.set()
+
+    def _log_waiting(self, left_s: float) -> None:
+        if not self._active:
+            return
+        now = self._clock.monotonic()
+        named = [
+            f"{e.command_id} ({e.job.command.vehicle_id}, {e.stage.value},"
+            f" {now - e.job.accepted_at:.1f} s since accepted)"
+            for e in list(self._entries.values())[:DRAIN_LOG_NAMED]
+        ]
+        more = self._active - len(named)
+        log.warning(
+            "shutdown waits up to %.1f s more for %d commands: %s%s; send the signal again"
+            " to stop at once",
+            left_s,
+            self._active,
+            ", ".join(named),
+            f" and {more} more" if more > 0 else "",
+            extra={
+                "event": "shutdown_waiting",
+                "commands": self._active,
+                "seconds_left": round(left_s, 1),
+            },
+        )
 
     async def close(self) -> None:
         """Stop every lane; commands still running or queued end as interrupted. Terminal

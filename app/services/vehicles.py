@@ -1,26 +1,87 @@
-"""The fleet: listing, registering and re-configuring vehicles, and the demo fleet."""
+"""The fleet: listing, registering and re-configuring vehicles, and the demo fleet.
+
+A vehicle is reached through the simulator (its ``simulator_profile``) or over DoIP (its
+``doip`` target). An admin sets a simulated vehicle's ``connection_status``; a DoIP
+vehicle's follows its link (``app.services.vehicle_links``). Changing a DoIP target
+drops the vehicle's link, so the next command connects to the new one.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
-from typing import Final
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound
-from app.models import Actor, Vehicle
-from app.store.vehicles import VehicleFilter, VehicleStore
+from app.models import SYSTEM_ACTOR, Actor, DoipTargetSpec, Vehicle
+from app.services.vehicle_links import LinkControl, NoLinkControl
+from app.store.vehicles import VehicleFilter, VehicleStore, address
 from app.telemetry import Telemetry
-from app.vocabulary import ConnectionStatus, SimulatorProfile
+from app.vocabulary import ConnectionStatus, SimulatorProfile, Transport
 
 VIN_PATTERN: Final = r"^[A-HJ-NPR-Z0-9]{17}$"
 _VIN = re.compile(VIN_PATTERN)
+# A VIN as typed in a URL (looked up upper-cased).
+VIN_ANY_CASE: Final = r"^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$"
 MIN_YEAR: Final = 1950
 MAX_YEAR: Final = 2100
 _PROFILES: Final = frozenset(SimulatorProfile)
 _STATUSES: Final = frozenset(ConnectionStatus)
+_TRANSPORTS: Final = frozenset(Transport)
+_HEX = re.compile(r"^0[xX][0-9A-Fa-f]{1,4}$")
+_HOST = re.compile(r"^[A-Za-z0-9.:_\-\[\]%]{1,253}$")
+DOIP_PORT: Final = 13400
+TESTER_ADDRESS: Final = "0x0E00"
+MAX_ECUS: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DoipInput:
+    """A DoIP target as given (the API's body), checked by ``doip_target``."""
+
+    host: str
+    logical_address: str
+    port: int = DOIP_PORT
+    tester_address: str = TESTER_ADDRESS
+    ecu_addresses: Sequence[str] = ()
+    always_on: bool = False
+
+
+def _logical(name: str, raw: str, limit: int = 0xFFFF) -> int:
+    value = int(raw, 16) if _HEX.fullmatch(raw) else -1
+    if not 0 <= value <= limit:
+        raise BadRequest(f"{name} must be a logical address in hex such as 0x0E00, got {raw!r}")
+    return value
+
+
+def doip_target(given: DoipInput) -> DoipTargetSpec:
+    """The target in canonical form (addresses as 0x0E00), or BadRequest naming the field."""
+    if not _HOST.fullmatch(given.host):
+        raise BadRequest("doip.host must be a host name or IP address")
+    if not 1 <= given.port <= 65535:
+        raise BadRequest(f"doip.port must be a TCP port (1..65535), got {given.port}")
+    if len(given.ecu_addresses) > MAX_ECUS:
+        raise BadRequest(f"doip.ecu_addresses: at most {MAX_ECUS}")
+    ecus = tuple(
+        address(_logical(f"doip.ecu_addresses[{i}]", raw, 0xFF))
+        for i, raw in enumerate(given.ecu_addresses)
+    )
+    return DoipTargetSpec(
+        host=given.host,
+        port=given.port,
+        logical_address=f"0x{_logical('doip.logical_address', given.logical_address):04X}",
+        tester_address=f"0x{_logical('doip.tester_address', given.tester_address):04X}",
+        ecu_addresses=ecus,
+        always_on=given.always_on,
+    )
+
 
 _ON, _OFF = ConnectionStatus.CONNECTED, ConnectionStatus.DISCONNECTED
+# The demo's DoIP vehicle (SOVD_DEMO_EMULATOR): its VIN is the emulator's.
+DEMO_DOIP_VIN: Final = "WAUZZZ8V0KDP00007"
 # One connected vehicle per simulator profile, and a disconnected healthy one.
 DEMO_FLEET: Final = (
     ("WVWZZZ1KZAW000001", "Volkswagen", "Golf", 2021, _ON, SimulatorProfile.HEALTHY),
@@ -32,13 +93,24 @@ DEMO_FLEET: Final = (
 )
 
 
+def _transport(raw: str) -> Transport:
+    if raw not in _TRANSPORTS:
+        raise BadRequest(f"transport must be one of {', '.join(Transport)}")
+    return Transport(raw)
+
+
 class VehicleService:
     def __init__(
-        self, store: VehicleStore, telemetry: Telemetry, clock: Clock | None = None
+        self,
+        store: VehicleStore,
+        telemetry: Telemetry,
+        clock: Clock | None = None,
+        links: LinkControl | None = None,
     ) -> None:
         self._store = store
         self._telemetry = telemetry
         self._clock = clock or Clock()
+        self._links: LinkControl = links or NoLinkControl()
 
     async def find(self, flt: VehicleFilter) -> tuple[list[Vehicle], int]:
         return await self._store.find(flt)
@@ -49,8 +121,22 @@ class VehicleService:
             raise NotFound(f"vehicle {vehicle_id} does not exist")
         return vehicle
 
+    async def get_by_vin(self, vin: str) -> Vehicle:
+        vehicle = await self._store.get_by_vin(vin.upper())
+        if vehicle is None:
+            raise NotFound(f"no vehicle has vin {vin}")
+        return vehicle
+
     async def create(
-        self, vin: str, make: str, model: str, year: int, simulator_profile: str, actor: Actor
+        self,
+        vin: str,
+        make: str,
+        model: str,
+        year: int,
+        simulator_profile: str,
+        actor: Actor,
+        transport: str = Transport.SIMULATOR,
+        doip: DoipInput | None = None,
     ) -> Vehicle:
         if not _VIN.fullmatch(vin):
             raise BadRequest("vin must be 17 characters of A-H, J-N, P, R-Z and 0-9")
@@ -58,38 +144,110 @@ class VehicleService:
             raise BadRequest(f"year must be from {MIN_YEAR} to {MAX_YEAR}")
         if simulator_profile not in _PROFILES:
             raise BadRequest(f"simulator_profile must be one of {', '.join(SimulatorProfile)}")
+        kind = _transport(transport)
+        target = doip_target(doip) if doip is not None else None
+        if kind is Transport.DOIP and target is None:
+            raise BadRequest("doip: required when transport is doip (host, logical_address, ...)")
+        if kind is Transport.SIMULATOR and target is not None:
+            raise BadRequest("doip: only for transport doip")
         vehicle = Vehicle(
             vehicle_id=str(uuid.uuid4()),
             vin=vin,
             make=make,
             model=model,
             year=year,
-            connection_status=ConnectionStatus.CONNECTED,
+            # A DoIP vehicle is connected once its link is up.
+            connection_status=_ON if kind is Transport.SIMULATOR else _OFF,
             simulator_profile=SimulatorProfile(simulator_profile),
             last_seen_at=None,
+            transport=kind,
+            doip=target,
         )
         if not await self._store.insert(vehicle, self._clock.timestamp(), actor):
             raise Conflict(f"a vehicle with vin {vin} already exists")
         await self.report_connected()
+        if target is not None and target.always_on:
+            self._links.keep_up(vehicle.vehicle_id, True)
         return vehicle
 
-    async def update(self, vehicle_id: str, changes: dict[str, str], actor: Actor) -> Vehicle:
+    async def update(self, vehicle_id: str, changes: dict[str, Any], actor: Actor) -> Vehicle:
+        """Apply ``changes``: connection_status, simulator_profile, transport, and doip (a
+        ``DoipInput``)."""
         status = changes.get("connection_status")
         if status is not None and status not in _STATUSES:
             raise BadRequest(f"connection_status must be one of {', '.join(ConnectionStatus)}")
         profile = changes.get("simulator_profile")
         if profile is not None and profile not in _PROFILES:
             raise BadRequest(f"simulator_profile must be one of {', '.join(SimulatorProfile)}")
-        vehicle, connected = await self._store.update(
+        changes = dict(changes)
+        if "transport" in changes:
+            changes["transport"] = _transport(changes["transport"])
+        if changes.get("doip") is not None:
+            changes["doip"] = doip_target(changes["doip"])
+        current = await self.get(vehicle_id)
+        kind = changes.get("transport", current.transport)
+        target = changes.get("doip", current.doip)
+        if kind is Transport.DOIP:
+            if target is None:
+                raise BadRequest(
+                    "doip: required when transport is doip (host, logical_address, ...)"
+                )
+            if status is not None:
+                raise BadRequest(
+                    "connection_status of a doip vehicle follows its link; it cannot be set"
+                )
+            if current.transport is Transport.SIMULATOR:
+                changes["connection_status"] = _OFF  # until its link is up
+        else:
+            if "doip" in changes and changes["doip"] is not None:
+                raise BadRequest("doip: only for transport doip")
+            if current.transport is Transport.DOIP:
+                # Back to the simulator: the target is forgotten, the status the admin's.
+                changes["doip"] = None
+                changes.setdefault("connection_status", _ON)
+        before, vehicle, connected = await self._store.update(
             vehicle_id, changes, self._clock.timestamp(), actor
         )
-        if vehicle is None:
+        if vehicle is None or before is None:
             raise NotFound(f"vehicle {vehicle_id} does not exist")
         self._telemetry.vehicles_connected(connected)
+        if (before.transport, before.doip) != (vehicle.transport, vehicle.doip):
+            # The old link leads to the old target: drop it; the next use connects anew.
+            await self._links.disconnect(vehicle_id)
+            self._links.keep_up(vehicle_id, vehicle.doip is not None and vehicle.doip.always_on)
         return vehicle
 
     async def report_connected(self) -> None:
         self._telemetry.vehicles_connected(await self._store.count_connected())
+
+    async def start_links(self) -> list[str]:
+        """At start: no DoIP link is up yet (their status says so), and the always-on
+        vehicles are to be kept up. Returns those."""
+        self._telemetry.vehicles_connected(await self._store.reset_links())
+        always_on = await self._store.always_on()
+        for vehicle_id in always_on:
+            self._links.keep_up(vehicle_id, True)
+        return always_on
+
+    async def add_doip_demo(self, host: str, port: int) -> Vehicle | None:
+        """The demo fleet's DoIP vehicle, pointing at the emulator on ``host``:``port``
+        (added once; its target follows the emulator's port at every start)."""
+        target = DoipInput(host, "0x0001", port, ecu_addresses=("0x10", "0x18", "0x28", "0x40"))
+        existing = await self._store.get_by_vin(DEMO_DOIP_VIN)
+        if existing is None:
+            return await self.create(
+                DEMO_DOIP_VIN,
+                "Emulated",
+                "DoIP bench",
+                2024,
+                SimulatorProfile.HEALTHY,
+                SYSTEM_ACTOR,
+                Transport.DOIP,
+                target,
+            )
+        if existing.transport is not Transport.DOIP:
+            return None  # an admin made it something else: leave it
+        return await self.update(existing.vehicle_id, {"doip": target}, SYSTEM_ACTOR)
 
     async def seed_demo(self) -> int:
         """Add the demo fleet to an empty database; return how many were added."""

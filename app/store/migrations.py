@@ -122,6 +122,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE sessions ADD COLUMN rotated_at TEXT;
     CREATE INDEX audit_at ON audit_log(at);
     """,
+    # 4: how a vehicle is reached (issue #11): the simulator, or DoIP with its target.
+    # The DoIP columns are NULL for simulated vehicles; ECU addresses are a JSON list.
+    """
+    ALTER TABLE vehicles ADD COLUMN transport TEXT NOT NULL DEFAULT 'simulator'
+        CHECK (transport IN ('simulator', 'doip'));
+    ALTER TABLE vehicles ADD COLUMN doip_host TEXT;
+    ALTER TABLE vehicles ADD COLUMN doip_port INTEGER;
+    ALTER TABLE vehicles ADD COLUMN doip_logical_address INTEGER;
+    ALTER TABLE vehicles ADD COLUMN doip_tester_address INTEGER;
+    ALTER TABLE vehicles ADD COLUMN doip_ecu_addresses TEXT;
+    ALTER TABLE vehicles ADD COLUMN doip_always_on INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

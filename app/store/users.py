@@ -244,6 +244,54 @@ class UserStore:
 
         return await self._db.write(run)
 
+    async def user(self, user_id: str) -> Credentials | None:
+        """The user with this id, with their password hash."""
+
+        def run(conn: sqlite3.Connection) -> Credentials | None:
+            row = fetch_one(
+                conn,
+                "SELECT user_id, username, role, disabled, password_hash FROM users"
+                " WHERE user_id = ?",
+                (user_id,),
+            )
+            return None if row is None else Credentials(_user(row), str(row["password_hash"]))
+
+        return await self._db.read(run)
+
+    async def set_password(
+        self,
+        user_id: str,
+        password_hash: str,
+        at: str,
+        actor: Actor,
+        action: AuditAction,
+        keep_session: str | None = None,
+    ) -> list[str] | None:
+        """Store a new password hash and end every live session of the user but
+        ``keep_session``; the ids of the sessions ended, or None if there is no such user."""
+
+        def run(conn: sqlite3.Connection) -> list[str] | None:
+            cur = conn.execute(
+                "UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id)
+            )
+            if cur.rowcount != 1:
+                return None
+            rows = fetch_all(
+                conn,
+                "SELECT session_id FROM sessions WHERE user_id = ? AND revoked_at IS NULL"
+                " AND session_id IS NOT ?",
+                (user_id, keep_session),
+            )
+            ended = [str(r["session_id"]) for r in rows]
+            conn.executemany(
+                "UPDATE sessions SET revoked_at = ? WHERE session_id = ?",
+                [(at, sid) for sid in ended],
+            )
+            insert_audit(conn, actor, action, at, "user", user_id, {"sessions_ended": len(ended)})
+            return ended
+
+        return await self._db.write(run)
+
     async def delete(self, user_id: str, at: str, actor: Actor) -> bool | None:
         """Delete a user and their sessions. None if there is no such user, False if they
         have command history (kept: disable them instead)."""

@@ -1,22 +1,70 @@
-"""Vehicles: the fleet, its connection state and simulator profile."""
+"""Vehicles: the fleet, its connection state, and how each is reached (simulator profile,
+or DoIP target)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from app.models import Actor, Vehicle
+import msgspec
+
+from app.models import Actor, DoipTargetSpec, Vehicle
 from app.store.audit import insert_audit
 from app.store.database import Database
 from app.store.rows import enum_reader, fetch_all, fetch_one
-from app.vocabulary import AuditAction, ConnectionStatus, SimulatorProfile
+from app.vocabulary import AuditAction, ConnectionStatus, SimulatorProfile, Transport
 
-_COLUMNS = "vehicle_id, vin, make, model, year, connection_status, simulator_profile, last_seen_at"
+_DOIP_COLUMNS: Final = (
+    "doip_host",
+    "doip_port",
+    "doip_logical_address",
+    "doip_tester_address",
+    "doip_ecu_addresses",
+    "doip_always_on",
+)
+_COLUMNS = (
+    "vehicle_id, vin, make, model, year, connection_status, simulator_profile, last_seen_at,"
+    f" transport, {', '.join(_DOIP_COLUMNS)}"
+)
+_CONNECTED_COUNT: Final = "SELECT count(*) FROM vehicles WHERE connection_status = 'connected'"
 
 
 _CONNECTION_STATUS = enum_reader(ConnectionStatus)
 _SIMULATOR_PROFILE = enum_reader(SimulatorProfile)
+_TRANSPORT = enum_reader(Transport)
+
+
+def address(value: int) -> str:
+    """A logical address as the API shows it: 0x0E00 (two bytes), 0x10 (one byte)."""
+    return f"0x{value:02X}" if value <= 0xFF else f"0x{value:04X}"
+
+
+def _doip(row: sqlite3.Row) -> DoipTargetSpec | None:
+    if row["doip_host"] is None:
+        return None
+    return DoipTargetSpec(
+        host=row["doip_host"],
+        port=row["doip_port"],
+        logical_address=f"0x{row['doip_logical_address']:04X}",
+        tester_address=f"0x{row['doip_tester_address']:04X}",
+        ecu_addresses=tuple(address(a) for a in json.loads(row["doip_ecu_addresses"] or "[]")),
+        always_on=bool(row["doip_always_on"]),
+    )
+
+
+def _doip_values(spec: DoipTargetSpec | None) -> tuple[Any, ...]:
+    if spec is None:
+        return (None, None, None, None, None, 0)
+    return (
+        spec.host,
+        spec.port,
+        int(spec.logical_address, 16),
+        int(spec.tester_address, 16),
+        json.dumps([int(a, 16) for a in spec.ecu_addresses]),
+        int(spec.always_on),
+    )
 
 
 def _vehicle(row: sqlite3.Row) -> Vehicle:
@@ -29,6 +77,8 @@ def _vehicle(row: sqlite3.Row) -> Vehicle:
         connection_status=_CONNECTION_STATUS(row["connection_status"]),
         simulator_profile=_SIMULATOR_PROFILE(row["simulator_profile"]),
         last_seen_at=row["last_seen_at"],
+        transport=_TRANSPORT(row["transport"]),
+        doip=_doip(row),
     )
 
 
@@ -56,7 +106,7 @@ class VehicleStore:
             try:
                 conn.execute(
                     f"INSERT INTO vehicles ({_COLUMNS}, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f" VALUES ({', '.join('?' * (10 + len(_DOIP_COLUMNS)))})",
                     (
                         vehicle.vehicle_id,
                         vehicle.vin,
@@ -66,6 +116,8 @@ class VehicleStore:
                         vehicle.connection_status,
                         vehicle.simulator_profile,
                         vehicle.last_seen_at,
+                        vehicle.transport,
+                        *_doip_values(vehicle.doip),
                         at,
                     ),
                 )
@@ -79,7 +131,7 @@ class VehicleStore:
                     at,
                     "vehicle",
                     vehicle.vehicle_id,
-                    {"vin": vehicle.vin},
+                    {"vin": vehicle.vin, "transport": vehicle.transport},
                 )
             return True
 
@@ -91,13 +143,7 @@ class VehicleStore:
         )
 
     async def count_connected(self) -> int:
-        return await self._db.read(
-            lambda c: int(
-                c.execute(
-                    "SELECT count(*) FROM vehicles WHERE connection_status = 'connected'"
-                ).fetchone()[0]
-            )
-        )
+        return await self._db.read(lambda c: int(c.execute(_CONNECTED_COUNT).fetchone()[0]))
 
     async def get(self, vehicle_id: str) -> Vehicle | None:
         def run(conn: sqlite3.Connection) -> Vehicle | None:
@@ -137,38 +183,93 @@ class VehicleStore:
         return list(items), total
 
     async def update(
-        self, vehicle_id: str, changes: dict[str, str], at: str, actor: Actor
-    ) -> tuple[Vehicle | None, int]:
-        """Apply changes to connection_status/simulator_profile; return the vehicle and the
-        number of connected vehicles afterwards (read in the same transaction)."""
+        self, vehicle_id: str, changes: dict[str, Any], at: str, actor: Actor
+    ) -> tuple[Vehicle | None, Vehicle | None, int]:
+        """Apply changes to connection_status, simulator_profile, transport and doip (a
+        ``DoipTargetSpec`` or None); return the vehicle before and after, and the number of
+        connected vehicles afterwards (read in the same transaction)."""
 
-        def run(conn: sqlite3.Connection) -> tuple[Vehicle | None, int]:
+        def run(conn: sqlite3.Connection) -> tuple[Vehicle | None, Vehicle | None, int]:
             row = fetch_one(
                 conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
             )
             if row is None:
-                return None, 0
+                return None, None, 0
             before = _vehicle(row)
-            for column in ("connection_status", "simulator_profile"):
+            for column in ("connection_status", "simulator_profile", "transport"):
                 if column in changes:
                     conn.execute(
                         f"UPDATE vehicles SET {column} = ? WHERE vehicle_id = ?",
                         (changes[column], vehicle_id),
                     )
+            if "doip" in changes:
+                assignments = ", ".join(f"{c} = ?" for c in _DOIP_COLUMNS)
+                conn.execute(
+                    f"UPDATE vehicles SET {assignments} WHERE vehicle_id = ?",
+                    (*_doip_values(changes["doip"]), vehicle_id),
+                )
             row = fetch_one(
                 conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
             )
             assert row is not None  # updated in this transaction
             after = _vehicle(row)
             diff = {
-                key: {"from": getattr(before, key), "to": getattr(after, key)}
+                key: {
+                    "from": msgspec.to_builtins(getattr(before, key)),
+                    "to": msgspec.to_builtins(getattr(after, key)),
+                }
                 for key in changes
                 if getattr(before, key) != getattr(after, key)
             }
             insert_audit(conn, actor, AuditAction.VEHICLE_UPDATE, at, "vehicle", vehicle_id, diff)
-            connected = conn.execute(
-                "SELECT count(*) FROM vehicles WHERE connection_status = 'connected'"
-            ).fetchone()[0]
-            return after, int(connected)
+            connected = conn.execute(_CONNECTED_COUNT).fetchone()[0]
+            return before, after, int(connected)
+
+        return await self._db.write(run)
+
+    async def get_by_vin(self, vin: str) -> Vehicle | None:
+        def run(conn: sqlite3.Connection) -> Vehicle | None:
+            row = fetch_one(conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vin = ?", (vin,))
+            return None if row is None else _vehicle(row)
+
+        return await self._db.read(run)
+
+    async def always_on(self) -> list[str]:
+        """The DoIP vehicles to keep connected."""
+        return await self._db.read(
+            lambda c: [
+                r[0]
+                for r in c.execute(
+                    "SELECT vehicle_id FROM vehicles WHERE transport = 'doip'"
+                    " AND doip_host IS NOT NULL AND doip_always_on = 1 ORDER BY vin"
+                ).fetchall()
+            ]
+        )
+
+    async def set_links(self, links: dict[str, tuple[ConnectionStatus | None, str | None]]) -> int:
+        """Follow the DoIP links: per vehicle its new connection_status and last_seen_at
+        (None: unchanged); simulated vehicles are left alone. Returns the connected count."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            for vehicle_id, (status, seen) in links.items():
+                conn.execute(
+                    "UPDATE vehicles SET connection_status = coalesce(?, connection_status),"
+                    " last_seen_at = coalesce(?, last_seen_at)"
+                    " WHERE vehicle_id = ? AND transport = 'doip'",
+                    (status, seen, vehicle_id),
+                )
+            return int(conn.execute(_CONNECTED_COUNT).fetchone()[0])
+
+        return await self._db.write(run)
+
+    async def reset_links(self) -> int:
+        """At start no DoIP link is up yet: every DoIP vehicle is disconnected. Returns
+        the connected count."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "UPDATE vehicles SET connection_status = 'disconnected' WHERE transport = 'doip'"
+            )
+            return int(conn.execute(_CONNECTED_COUNT).fetchone()[0])
 
         return await self._db.write(run)

@@ -16,6 +16,8 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.vocabulary import Transport
+
 
 class VehicleUnreachable(Exception):
     """The transport could not reach the vehicle at all."""
@@ -29,6 +31,7 @@ class DiagnosticRequest:
     simulator_profile: str
     command_name: str
     command_params: Mapping[str, str]
+    transport: Transport = Transport.SIMULATOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +46,16 @@ class Connector(Protocol):
     def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
         """The vehicle's answer; closed early (see above) when the command is stopped."""
         ...
+
+
+class TransportRouter:
+    """The pipeline's one connector: each request goes to its vehicle's transport."""
+
+    def __init__(self, simulator: Connector, doip: Connector) -> None:
+        self._by_transport: dict[Transport, Connector] = {
+            Transport.SIMULATOR: simulator,
+            Transport.DOIP: doip,
+        }
+
+    def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
+        return self._by_transport[request.transport].execute(request)

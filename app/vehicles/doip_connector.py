@@ -12,7 +12,11 @@ clients see no difference:
   and after, so the chunk says which were cleared and how many remain.
 - ``ReadDataByID``: 0x22 with the DID codecs of ``app.vehicles.uds``.
 - ``DiagnosticSessionControl`` (0x10) and ``RoutineControl`` (0x31 start / stop /
-  results): not in the catalogue yet; ``DOIP_COMMANDS`` describes them for it.
+  results): in the catalogue for DoIP vehicles only (``DOIP_COMMANDS``).
+
+Links: opened on first use, or kept up for always-on vehicles (``keep_up``); a watch
+(``start``) notices idle links the vehicle closed and reconnects the always-on ones
+within the backoff; ``disconnect`` drops a link whose target changed.
 
 A negative response becomes ``{"negativeResponse": {"nrc": "0x31", "name": ...}}``
 (0x78 response pending is honoured by the link); a DoIP negative acknowledgement the
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import struct
 from collections.abc import AsyncGenerator, Callable, Mapping
 from functools import partial
@@ -56,6 +61,8 @@ from app.vehicles.doip_link import (
 )
 from app.vehicles.simulator import DTC_DESCRIPTIONS as SIMULATED_DTC_DESCRIPTIONS
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DOIP_COMMANDS",
     "DoipConnector",
@@ -84,27 +91,9 @@ _UDS_DECODE_ERRORS: Final = (
     struct.error,
 )
 
-_ECU_ADDRESS = r"^0x[0-9A-Fa-f]{2}$"
-_ECU = sovd.Param("ecuAddress", _ECU_ADDRESS, "ECU address, one byte in hex such as 0x10")
-# Commands only the DoIP transport can run; add them to ``app.sovd.CATALOGUE`` to offer them.
-DOIP_COMMANDS: Final = (
-    sovd.CommandSpec(
-        "DiagnosticSessionControl",
-        "Switch an ECU's diagnostic session (UDS 0x10); a non-default session is kept "
-        "alive with TesterPresent while the vehicle stays connected.",
-        (_ECU, sovd.Param("session", r"^(default|extended)$", "default or extended")),
-    ),
-    sovd.CommandSpec(
-        "RoutineControl",
-        "Start or stop an ECU routine, or read its results (UDS 0x31), such as the "
-        "self-test 0x0201.",
-        (
-            _ECU,
-            sovd.Param("routineId", sovd.DATA_ID, "routine identifier such as 0x0201"),
-            sovd.Param("action", r"^(start|stop|results)$", "start, stop or results"),
-        ),
-    ),
-)
+# Commands only the DoIP transport can run (in ``app.sovd.CATALOGUE``, refused for
+# simulated vehicles).
+DOIP_COMMANDS: Final = tuple(sovd.CATALOGUE[name] for name in sorted(sovd.DOIP_ONLY))
 
 
 # -- the connector ----------------------------------------------------------------------
@@ -201,6 +190,8 @@ class DoipConnector:
         self._settings = settings or DoipSettings()
         self._observer: LinkObserver = observer or NoLinkObserver()
         self._links: dict[str, Link] = {}
+        self._always_on: set[str] = set()
+        self._watch: asyncio.Task[None] | None = None
 
     def link_state(self, vehicle_id: str) -> LinkState:
         link = self._links.get(vehicle_id)
@@ -214,8 +205,63 @@ class DoipConnector:
         return sum(link.has_thread for link in self._links.values())
 
     async def aclose(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+        self._always_on.clear()
         links, self._links = list(self._links.values()), {}
         await asyncio.gather(*(link.close() for link in links))
+
+    # -- links kept up, links watched ----------------------------------------------------
+
+    def start(self) -> None:
+        """Watch the links every ``tester_present_s``: an idle link the vehicle closed is
+        marked down then (not at the next command), and the always-on vehicles are
+        (re)connected, within the backoff."""
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watch_links(), name="doip-watch")
+
+    def keep_up(self, vehicle_id: str, on: bool) -> None:
+        """Keep the vehicle connected (connect now, reconnect after a loss, never close it
+        for idleness), or stop doing so."""
+        if on:
+            self._always_on.add(vehicle_id)
+        else:
+            self._always_on.discard(vehicle_id)
+        link = self._links.get(vehicle_id)
+        if link is not None:
+            link.always_on = on
+
+    async def connect(self, vehicle_id: str) -> bool:
+        """Open the vehicle's link now; False if it cannot be reached (or is in backoff)."""
+        try:
+            link = await self._link(vehicle_id)
+        except VehicleUnreachable:
+            return False
+        return link.up or await link.connect()
+
+    async def check_links(self) -> None:
+        """One round of the watch (see ``start``)."""
+        for link in list(self._links.values()):
+            if link.up:
+                await link.probe()
+        for vehicle_id in sorted(self._always_on):
+            kept = self._links.get(vehicle_id)
+            if kept is None or not kept.up:
+                await self.connect(vehicle_id)
+
+    async def _watch_links(self) -> None:
+        # The first round at once: the always-on vehicles connect at start.
+        while True:
+            try:
+                await self.check_links()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # One bad round (a store read failing, ...) must not end the watch.
+                log.exception("watching the DoIP links failed", extra={"event": "doip_watch_error"})
+            await asyncio.sleep(self._settings.tester_present_s)
 
     async def disconnect(self, vehicle_id: str) -> None:
         """Close a vehicle's link now (its target changed, or it was removed)."""
@@ -227,6 +273,7 @@ class DoipConnector:
         link = self._links.get(vehicle_id)
         if link is None:
             link = self._links[vehicle_id] = Link(vehicle_id, self._settings, self._observer)
+            link.always_on = vehicle_id in self._always_on
         if not link.up:
             link.check_backoff()
             target = await self._resolve(vehicle_id)

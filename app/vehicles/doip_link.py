@@ -104,13 +104,15 @@ class DoipSettings:
 
 
 LinkDownReason = Literal["idle", "lost", "no-answer", "closed"]
+# What became of one UDS request (``LinkObserver.uds_exchange``); a metric label.
+UDS_OUTCOMES: Final = ("positive", "negative", "invalid", "nack", "no-answer", "lost")
 
 
 class LinkObserver(Protocol):
     """What the connector tells about its links, on the event loop thread. Timestamps
-    are in ``app.clock`` format. The service maps these to ``connection_status`` /
-    ``last_seen_at``, a ``vehicle_connections_active`` gauge (up minus down), a
-    connection-loss counter (``link_down`` with reason ``lost``) and a latency
+    are in ``app.clock`` format. The service (``app.services.vehicle_links``) maps these
+    to ``connection_status`` / ``last_seen_at`` (and so the ``vehicle_connections_active``
+    gauge), a connection-loss counter (``link_down`` with reason ``lost``) and a latency
     histogram per UDS service."""
 
     def link_up(self, vehicle_id: str, at: str) -> None: ...
@@ -249,6 +251,23 @@ class _Wire:
             self.close()  # so that a late answer cannot pass for the next request's
             events.append(_Event("down", "no-answer", utc_now()))
         return _Outcome(tuple(events), (exchange,))
+
+    def job_connect(self) -> _Outcome:
+        """Open the link without a request (a vehicle kept always on)."""
+        events: list[_Event] = []
+        try:
+            self._open(events)
+        except _Unreachable as exc:
+            events.append(_Event("refused", str(exc), utc_now()))
+            return _Outcome(tuple(events), unreachable=str(exc))
+        return _Outcome(tuple(events))
+
+    def job_probe(self) -> _Outcome:
+        """Notice a link the vehicle closed while idle (never opens one)."""
+        if self._sock is None or self._still_open():
+            return _Outcome()
+        self.close()
+        return _Outcome((_Event("down", "closed" if self._aborted else "lost", utc_now()),))
 
     def job_tester_present(self, ecus: tuple[int, ...]) -> _Outcome:
         """Keep the ECUs' non-default sessions alive; never opens a link (the sessions
@@ -471,6 +490,7 @@ class Link:
         self._idle: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._keepalive_queued = False
+        self.always_on = False  # never closed for idleness (the connector reconnects it)
 
     @property
     def has_thread(self) -> bool:
@@ -614,6 +634,21 @@ class Link:
             raise VehicleUnreachable(f"vehicle {self.vehicle_id}: {outcome.unreachable}")
         return outcome.exchanges[0]
 
+    async def connect(self) -> bool:
+        """Open the link now; False if the vehicle could not be reached (the backoff
+        applies as after a failed command)."""
+        wire = self._wire
+        assert wire is not None
+        outcome = await asyncio.shield(self._submit(None, wire.job_connect))
+        return outcome.unreachable is None
+
+    async def probe(self) -> None:
+        """If the vehicle closed the idle link, mark it down now rather than at the
+        next command."""
+        wire = self._wire
+        if self.up and wire is not None and self.busy == 0:
+            await asyncio.shield(self._submit(None, wire.job_probe))
+
     def session_changed(self, ecu: int, session: int) -> None:
         if session == uds.DEFAULT_SESSION:
             self.sessions.pop(ecu, None)
@@ -675,8 +710,9 @@ class Link:
                 wait = self.last_used + self._settings.idle_close_s - monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                elif self.busy:
-                    # A command is running; its end sets last_used again.
+                elif self.busy or self.always_on:
+                    # A command is running (its end sets last_used again), or the link
+                    # is to stay up.
                     await asyncio.sleep(self._settings.idle_close_s)
                 else:
                     break

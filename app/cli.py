@@ -1,0 +1,205 @@
+"""The command line: ``python -m app [serve]`` runs the service; ``python -m app users ...``
+manages accounts on the database directly, for an operator locked out of the API.
+
+Configuration comes from the environment (``SOVD_*``) either way: the users commands
+read ``SOVD_DB_PATH`` and ``SOVD_PASSWORD_HASH_PROFILE``. They take the data directory's
+lock first, so they refuse while the service runs (two writers would race; use the API
+then) and the service cannot start halfway through one. Passwords are read from the
+terminal (asked twice) or, when stdin is not a terminal, as one line from stdin: never
+from the command line, where ``ps`` and shell history would show them.
+
+Exit status: 0 done, 1 refused or failed (one line on stderr saying why), 2 bad usage or
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import importlib.metadata
+import os
+import pwd
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final, TextIO
+
+from app.config import Config, ConfigError
+from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked
+from app.errors import ServiceError
+from app.models import Actor
+from app.services.auth import PASSWORD_RULES, AuthService, TokenSettings, password_hasher
+from app.store.audit import AuditStore
+from app.store.database import Database
+from app.store.users import UserStore
+from app.telemetry import NoTelemetry
+from app.usernames import username_key
+from app.vocabulary import Role
+
+PACKAGE: Final = "sovd-command-service"
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+
+class CliError(Exception):
+    """A users command cannot go on; the message is the one line printed."""
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python -m app",
+        description="SOVD command service. Settings come from the environment (SOVD_*,"
+        " see the README's Configuration table); without a command it serves.",
+    )
+    top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    commands = top.add_subparsers(dest="command", metavar="{serve,users}")
+    commands.add_parser("serve", help="run the service (the default)")
+    users = commands.add_parser(
+        "users",
+        help="manage accounts on the database directly (only while the service is stopped)",
+        description="Accounts, changed in the database directly: for an operator locked out"
+        " of the API. Refused while the service runs (use the API then). Passwords are"
+        " asked for on the terminal, or read as one line from stdin.",
+    )
+    action = users.add_subparsers(dest="action", metavar="ACTION", required=True)
+    action.add_parser("list", help="list the accounts")
+    create = action.add_parser("create", help="create an account (asks for its password)")
+    create.add_argument("username")
+    create.add_argument("--role", choices=[r.value for r in Role], default=Role.ENGINEER.value)
+    reset = action.add_parser(
+        "reset-password", help="set an account's password (asks for it); ends its sessions"
+    )
+    reset.add_argument("username")
+    disable = action.add_parser("disable", help="disable an account; ends its sessions")
+    disable.add_argument("username")
+    enable = action.add_parser("enable", help="re-enable a disabled account")
+    enable.add_argument("username")
+    return top
+
+
+def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], int]) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = Config.from_env(env)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command in (None, "serve"):
+        return serve(config)
+    try:
+        asyncio.run(_users(config, args, sys.stdin, sys.stdout))
+    except (CliError, ServiceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# -- users ------------------------------------------------------------------------------
+
+
+def _actor() -> Actor:
+    """Who the audit log names for a change made here: the operating-system account."""
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        name = str(os.getuid())
+    return Actor(user_id=None, username=f"cli:{name}"[:64], client_address="local")
+
+
+def _read_password(stdin: TextIO) -> str:
+    if stdin.isatty():
+        first = getpass.getpass(f"new password ({PASSWORD_RULES}): ")
+        if getpass.getpass("again: ") != first:
+            raise CliError("the two passwords differ; nothing changed")
+        return first
+    line = stdin.readline().rstrip("\r\n")
+    if not line:
+        raise CliError("no password on stdin (one line expected); nothing changed")
+    return line
+
+
+async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> None:
+    if not config.db_path.exists():
+        raise CliError(
+            f"no database at {config.db_path} (SOVD_DB_PATH); start the service once to"
+            " create it, or point SOVD_DB_PATH at the existing one"
+        )
+    # Read before the lock is taken: a change cannot wait on a prompt holding the service off.
+    password = _read_password(stdin) if args.action in ("create", "reset-password") else ""
+    lock = DataDirLock(config.data_dir)
+    try:
+        lock.acquire()
+    except DataDirLocked:
+        raise CliError(
+            f"the service is running on {config.data_dir} (pid {_holder(config)}); stop the"
+            " service or use the API (PATCH /api/v1/users/{user_id}, POST /api/v1/users)"
+        ) from None
+    try:
+        db = Database(config.db_path)
+        await db.open()
+        try:
+            await _run(_auth(db, config), UserStore(db), args, password, out)
+        finally:
+            await db.close()
+    finally:
+        lock.release()
+
+
+def _holder(config: Config) -> str:
+    try:
+        text = (config.data_dir / LOCK_NAME).read_text("ascii", "replace").strip()
+    except OSError:
+        return "unknown"
+    return text if text.isdigit() else "unknown"
+
+
+def _auth(db: Database, config: Config) -> AuthService:
+    # No tokens are issued here: the signing settings are never read.
+    return AuthService(
+        UserStore(db),
+        AuditStore(db),
+        TokenSettings(secret="", access_ttl_s=0, refresh_ttl_s=0),
+        NoTelemetry(),
+        hasher=password_hasher(config.password_hash_profile),
+    )
+
+
+async def _run(
+    auth: AuthService, users: UserStore, args: argparse.Namespace, password: str, out: TextIO
+) -> None:
+    actor = _actor()
+    if args.action == "list":
+        listed = await users.all()
+        out.write(f"{'username':<24} {'role':<9} {'state':<9} user_id\n")
+        for u in listed:
+            state = "disabled" if u.disabled else "enabled"
+            out.write(f"{u.username:<24} {u.role.value:<9} {state:<9} {u.user_id}\n")
+        return
+    if args.action == "create":
+        user = await auth.create_user(args.username, password, Role(args.role), actor)
+        out.write(f"created {user.username} ({user.role.value}) {user.user_id}\n")
+        return
+    creds = await users.credentials(username_key(args.username))
+    if creds is None:
+        raise CliError(f"no user named {args.username!r} (see: python -m app users list)")
+    user_id = creds.user.user_id
+    steps: dict[str, Callable[[], Awaitable[object]]] = {
+        "reset-password": lambda: auth.reset_password(user_id, password, actor),
+        "disable": lambda: auth.set_disabled(user_id, True, actor),
+        "enable": lambda: auth.set_disabled(user_id, False, actor),
+    }
+    await steps[args.action]()
+    done = {
+        "reset-password": "password set; every session of theirs ended",
+        "disable": "disabled; every session of theirs ended",
+        "enable": "enabled",
+    }[args.action]
+    out.write(f"{creds.user.username}: {done}\n")

@@ -1,0 +1,282 @@
+// Administration (admins only; the API refuses engineers anyway): register a vehicle,
+// list, create, disable and re-enable users, read the audit log. Connecting,
+// disconnecting and the simulator profile are on each vehicle's page.
+
+import { get, patch, postJson } from "./api.js";
+import { badge, clear, field, h, pager, select, when } from "./dom.js";
+import { explain } from "./words.js";
+
+const PROFILES = ["healthy", "flaky", "timeout", "unreachable", "malformed"];
+const AUDIT_ACTIONS = [
+  "auth.login",
+  "auth.login_failed",
+  "auth.login_throttled",
+  "auth.logout",
+  "auth.refresh",
+  "auth.refresh_reused",
+  "auth.password_change",
+  "command.submit",
+  "command.start",
+  "command.finish",
+  "command.cancel",
+  "user.create",
+  "user.update",
+  "user.delete",
+  "user.password_reset",
+  "vehicle.create",
+  "vehicle.update",
+];
+const AUDIT_PAGE = 20;
+
+function outcomeLine() {
+  return h("p", { class: "outcome-line", role: "status", "aria-live": "polite" });
+}
+
+function registerVehicle() {
+  const vin = h("input", { name: "vin", maxlength: 17, required: true, autocomplete: "off" });
+  const make = h("input", { name: "make", maxlength: 64, required: true });
+  const model = h("input", { name: "model", maxlength: 64, required: true });
+  const year = h("input", { name: "year", type: "number", min: 1900, max: 2100, required: true });
+  const profile = select(
+    PROFILES.map((p) => [p, p]),
+    "healthy",
+  );
+  const result = outcomeLine();
+  return h(
+    "form",
+    {
+      class: "card",
+      novalidate: true,
+      "aria-labelledby": "register-title",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          const vehicle = await postJson("/api/v1/vehicles", {
+            vin: vin.value.trim().toUpperCase(),
+            make: make.value.trim(),
+            model: model.value.trim(),
+            year: Number(year.value),
+            simulator_profile: profile.value,
+          });
+          event.target.reset();
+          clear(
+            result,
+            "Registered ",
+            h("a", { href: `#/vehicle/${vehicle.vehicle_id}` }, vehicle.vin),
+            ".",
+          );
+        } catch (error) {
+          clear(result, h("span", { class: "error" }, explain(error)));
+        }
+      },
+    },
+    h("h3", { id: "register-title" }, "Register a vehicle"),
+    field("VIN", vin, "17 characters, no I, O or Q"),
+    field("Make", make),
+    field("Model", model),
+    field("Year", year),
+    field("Profile", profile),
+    h("button", { type: "submit" }, "Register"),
+    result,
+  );
+}
+
+function usersPanel(me) {
+  const body = h("tbody");
+  const result = outcomeLine();
+
+  async function load() {
+    const users = (await get("/api/v1/users")).items;
+    clear(
+      body,
+      users.map((u) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, u.username),
+          h("td", {}, u.role),
+          h("td", {}, u.disabled ? badge("disabled", "disabled") : badge("enabled", "enabled")),
+          h(
+            "td",
+            {},
+            u.user_id === me.user_id
+              ? "you"
+              : h(
+                  "button",
+                  {
+                    type: "button",
+                    "aria-label": `${u.disabled ? "Enable" : "Disable"} ${u.username}`,
+                    onclick: async () => {
+                      try {
+                        await patch(`/api/v1/users/${u.user_id}`, { disabled: !u.disabled });
+                        clear(result, `${u.username} ${u.disabled ? "enabled" : "disabled"}.`);
+                        await load();
+                      } catch (error) {
+                        clear(result, h("span", { class: "error" }, explain(error)));
+                      }
+                    },
+                  },
+                  u.disabled ? "Enable" : "Disable",
+                ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  const username = h("input", { name: "username", maxlength: 64, autocomplete: "off" });
+  const password = h("input", {
+    name: "password",
+    type: "password",
+    maxlength: 256,
+    autocomplete: "new-password",
+  });
+  const role = select(
+    [
+      ["engineer", "engineer"],
+      ["admin", "admin"],
+    ],
+    "engineer",
+  );
+  const create = h(
+    "form",
+    {
+      class: "filters",
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          const user = await postJson("/api/v1/users", {
+            username: username.value.trim(),
+            password: password.value,
+            role: role.value,
+          });
+          event.target.reset();
+          clear(result, `Created ${user.username}.`);
+          await load();
+        } catch (error) {
+          clear(result, h("span", { class: "error" }, explain(error)));
+        }
+      },
+    },
+    field("New username", username, "3 to 64 letters, digits, dots, dashes or underscores"),
+    field("New password", password, "at least 8 characters"),
+    field("Role", role),
+    h("button", { type: "submit" }, "Create user"),
+  );
+  const node = h(
+    "section",
+    { class: "card", "aria-labelledby": "users-title" },
+    h("h3", { id: "users-title" }, "Users"),
+    h(
+      "div",
+      { class: "scroll" },
+      h(
+        "table",
+        {},
+        h("caption", { class: "visually-hidden" }, "Users"),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Username", "Role", "State", "Action"].map((t) => h("th", { scope: "col" }, t)),
+          ),
+        ),
+        body,
+      ),
+    ),
+    create,
+    result,
+  );
+  return { node, load };
+}
+
+function auditPanel() {
+  const state = { action: "", offset: 0 };
+  const body = h("tbody");
+  const paging = h("div");
+  const error = h("p", { class: "error", role: "alert" });
+  const action = select([["", "any action"], ...AUDIT_ACTIONS.map((a) => [a, a])], "");
+
+  async function load() {
+    try {
+      const page = await get("/api/v1/audit", {
+        action: state.action,
+        limit: AUDIT_PAGE,
+        offset: state.offset,
+      });
+      clear(error);
+      clear(
+        body,
+        page.items.map((entry) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, when(entry.at)),
+            h("td", {}, entry.username || "—"),
+            h("td", {}, entry.action),
+            h("td", {}, entry.entity_type ? `${entry.entity_type} ${entry.entity_id || ""}` : ""),
+            h("td", {}, entry.client_address || ""),
+          ),
+        ),
+      );
+      clear(
+        paging,
+        pager(page, "Audit pages", (offset) => {
+          state.offset = offset;
+          load();
+        }),
+      );
+    } catch (failure) {
+      clear(error, explain(failure));
+    }
+  }
+  action.addEventListener("change", () => {
+    state.action = action.value;
+    state.offset = 0;
+    load();
+  });
+  const node = h(
+    "section",
+    { class: "card", "aria-labelledby": "audit-title" },
+    h("h3", { id: "audit-title" }, "Audit log"),
+    field("Action", action),
+    error,
+    h(
+      "div",
+      { class: "scroll" },
+      h(
+        "table",
+        {},
+        h("caption", { class: "visually-hidden" }, "Audit log"),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["When", "Who", "Action", "Entity", "Client"].map((t) => h("th", { scope: "col" }, t)),
+          ),
+        ),
+        body,
+      ),
+    ),
+    paging,
+  );
+  return { node, load };
+}
+
+export async function showAdmin(section, { user }) {
+  const users = usersPanel(user);
+  const audit = auditPanel();
+  clear(
+    section,
+    h("h2", { id: "admin-title" }, "Admin"),
+    h("p", { class: "hint" }, "Connect, disconnect and profiles: open the vehicle from the fleet."),
+    h("div", { class: "grid" }, registerVehicle(), users.node),
+    audit.node,
+  );
+  await Promise.all([users.load(), audit.load()]);
+}

@@ -1,0 +1,179 @@
+// History: the user's commands (every user's for admins) with status, vehicle, user and
+// time filters and paging; one command's answers, live while it runs.
+
+import { get } from "./api.js";
+import { clear, field, h, pager, select, when } from "./dom.js";
+import { LiveCommand } from "./stream.js";
+import { explain, statusBadge } from "./words.js";
+
+const PAGE_SIZE = 20;
+const STATUSES = ["pending", "in_progress", "completed", "failed", "timeout", "cancelled"];
+const state = { status: "", vehicle_id: "", user_id: "", since: "", until: "", offset: 0 };
+
+/** A datetime-local value as the ISO instant (with zone) the API wants. */
+function instant(local) {
+  if (!local) return "";
+  const date = new Date(local);
+  return Number.isNaN(date.getTime()) ? "" : date.toISOString();
+}
+
+export async function showHistory(section, { isAdmin }) {
+  const [fleet, users] = await Promise.all([
+    get("/api/v1/vehicles", { limit: 200 }),
+    isAdmin ? get("/api/v1/users") : Promise.resolve({ items: [] }),
+  ]);
+  const vehicles = new Map(fleet.items.map((v) => [v.vehicle_id, v]));
+  const names = new Map(users.items.map((u) => [u.user_id, u.username]));
+
+  const status = select(
+    [["", "any status"], ...STATUSES.map((s) => [s, s.replace("_", " ")])],
+    state.status,
+  );
+  const vehicle = select(
+    [["", "any vehicle"], ...fleet.items.map((v) => [v.vehicle_id, `${v.vin} ${v.make} ${v.model}`])],
+    state.vehicle_id,
+  );
+  const user = select(
+    [["", "any user"], ...users.items.map((u) => [u.user_id, u.username])],
+    state.user_id,
+  );
+  const since = h("input", { type: "datetime-local", value: state.since });
+  const until = h("input", { type: "datetime-local", value: state.until });
+  const body = h("tbody");
+  const paging = h("div");
+  const error = h("p", { class: "error", role: "alert" });
+
+  async function load() {
+    try {
+      const page = await get("/api/v1/commands", {
+        status: state.status,
+        vehicle_id: state.vehicle_id,
+        user_id: state.user_id,
+        since: instant(state.since),
+        until: instant(state.until),
+        limit: PAGE_SIZE,
+        offset: state.offset,
+      });
+      clear(error);
+      clear(
+        body,
+        page.items.length
+          ? page.items.map((c) => {
+              const v = vehicles.get(c.vehicle_id);
+              return h(
+                "tr",
+                {},
+                h("td", {}, when(c.submitted_at)),
+                h(
+                  "td",
+                  {},
+                  h(
+                    "a",
+                    {
+                      href: `#/command/${c.command_id}`,
+                      "aria-label": `Open ${c.command_name} of ${when(c.submitted_at)}`,
+                    },
+                    c.command_name,
+                  ),
+                ),
+                h("td", {}, v ? v.vin : c.vehicle_id),
+                isAdmin ? h("td", {}, names.get(c.user_id) || c.user_id) : null,
+                h("td", {}, statusBadge(c.status)),
+              );
+            })
+          : h("tr", {}, h("td", { colspan: isAdmin ? 5 : 4 }, "No command matches.")),
+      );
+      clear(
+        paging,
+        pager(page, "History pages", (offset) => {
+          state.offset = offset;
+          load();
+        }),
+      );
+    } catch (failure) {
+      clear(error, explain(failure));
+    }
+  }
+
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      onsubmit: (event) => {
+        event.preventDefault();
+        Object.assign(state, {
+          status: status.value,
+          vehicle_id: vehicle.value,
+          user_id: isAdmin ? user.value : "",
+          since: since.value,
+          until: until.value,
+          offset: 0,
+        });
+        load();
+      },
+    },
+    field("Status", status),
+    field("Vehicle", vehicle),
+    isAdmin ? field("User", user) : null,
+    field("From", since),
+    field("Until", until),
+    h("button", { type: "submit" }, "Filter"),
+  );
+  const heads = ["Submitted", "Command", "Vehicle", isAdmin ? "User" : null, "Status"];
+  clear(
+    section,
+    h("h2", { id: "history-title" }, isAdmin ? "History (all users)" : "Your history"),
+    form,
+    error,
+    h(
+      "div",
+      { class: "scroll" },
+      h(
+        "table",
+        {},
+        h("caption", { class: "visually-hidden" }, "Commands"),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            heads.filter(Boolean).map((t) => h("th", { scope: "col" }, t)),
+          ),
+        ),
+        body,
+      ),
+    ),
+    paging,
+  );
+  await load();
+}
+
+export async function showCommand(section, { arg }) {
+  const id = encodeURIComponent(arg);
+  const command = await get(`/api/v1/commands/${id}`);
+  const live = new LiveCommand(command);
+  const params = Object.entries(command.command_params)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+  clear(
+    section,
+    h("p", {}, h("a", { href: "#/history" }, "← History")),
+    h("h2", { id: "command-title" }, `${command.command_name} ${params}`),
+    h(
+      "p",
+      {},
+      `Submitted ${when(command.submitted_at)}`,
+      command.completed_at ? `, ended ${when(command.completed_at)}` : "",
+      " · ",
+      h("a", { href: `#/vehicle/${command.vehicle_id}` }, "Vehicle"),
+    ),
+    live.node,
+  );
+  if (live.cancelButton.hidden) {
+    live.showStored((await get(`/api/v1/commands/${id}/responses`)).items);
+  } else {
+    live.start(); // replays what is stored, then follows it live
+  }
+  return () => live.stop();
+}
