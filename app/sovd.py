@@ -50,13 +50,6 @@ class CommandSpec:
             "additionalProperties": False,
         }
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "command_name": self.command_name,
-            "description": self.description,
-            "params_schema": self.params_schema(),
-        }
-
 
 _ECU = Param("ecuAddress", ECU_ADDRESS, "ECU address, one byte in hex such as 0x10")
 

@@ -4,7 +4,7 @@ from app import sovd
 
 
 def test_catalogue_lists_the_commands_with_schemas() -> None:
-    names = [spec.as_dict()["command_name"] for spec in sovd.CATALOGUE.values()]
+    names = [spec.command_name for spec in sovd.CATALOGUE.values()]
     assert names == [
         "ReadDTC",
         "ClearDTC",
