@@ -86,3 +86,25 @@ def test_unauthenticated_audit_rows_stay_within_the_budget_per_minute(tmp_path: 
         # A real user's login is authenticated traffic and always recorded.
         srv.login("engineer", "engineer-password-1")
         assert srv.query("SELECT count(*) FROM audit_log WHERE action = 'auth.login'") == [(1,)]
+
+
+def test_a_flood_of_made_up_names_cannot_hide_guesses_at_a_real_account(tmp_path: Path) -> None:
+    # Found in review: the budget was one pool, so failures for made-up names used it up
+    # and the guesses at admin that followed left no rows.
+    clock = Clock()
+    config = make_config(
+        tmp_path,
+        trusted_proxies=(ip_network("127.0.0.1/32"),),
+        password_hash_profile="fast",
+        login_max_concurrent=64,
+        login_audit_per_min=20,
+    )
+    with running(config, clock=clock) as srv:
+        flood = [(f"ghost{a}", "wrong-password", f"10.7.{a}.1") for a in range(40)]
+        assert statuses(logins(srv, flood)) == {401: 40}
+        assert len(_audit(srv, "auth.login_failed")) == 20  # the budget is spent
+        guesses = [("admin", f"guess-{n}", "203.0.113.9") for n in range(5)]
+        assert statuses(logins(srv, guesses)) == {401: 5}
+        on_admin = [r for r in _audit(srv, "auth.login_failed") if r["username"] == "admin"]
+        assert len(on_admin) == 5
+        assert {r["client_address"] for r in on_admin} == {"203.0.113.9"}

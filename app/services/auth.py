@@ -301,12 +301,17 @@ class AuthService:
         if creds is None or not ok or creds.user.disabled:
             self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
             user_id = creds.user.user_id if creds else None
-            await self._audit_unauthenticated(
-                Actor(user_id=user_id, username=username[:64], client_address=client),
-                AuditAction.LOGIN_FAILED,
-                now,
-                user_id,
-            )
+            actor = Actor(user_id=user_id, username=username[:64], client_address=client)
+            if creds is None:
+                await self._audit_unauthenticated(actor, AuditAction.LOGIN_FAILED, now, None)
+            else:
+                # A guess at a real account is always written down: a flood of made-up
+                # names must not use up the budget and hide a brute force on admin. The
+                # throttle already bounds these rows (2N per account and window, plus N
+                # per address the account logged in from).
+                await self._audit.record(
+                    actor, AuditAction.LOGIN_FAILED, format_ts(now), "user", user_id, {}
+                )
             raise Unauthorized(BAD_LOGIN)
         if slot is not None and self._limits is not None:
             self._limits.throttle.succeeded(slot)
