@@ -100,16 +100,23 @@ specific_services:
     request: "regex:^22"
     responses: ["0x7F2231"]
 """
-# Its DTC report cycles: P0700 before the clear, nothing after it. It answers 0x10 as an
-# ISO 14229-1:2006 ECU may, without the P2/P2* timing record.
+# Its DTC report cycles: P0700 (failure type 0x13) before a clear, nothing after it. It
+# clears that DTC only by its full three bytes (0x070013), as a real ECU does. It answers
+# 0x10 as an ISO 14229-1:2006 ECU may, without the P2/P2* timing record.
 TRANSMISSION_SERVICES = f"""\
 specific_services:
   read_dtc:
     request: "0x1902FF"
-    responses: ["0x5902FF0700002F", "0x5902FF"]
+    responses: ["0x5902FF0700132F", "0x5902FF"]
   clear_all:
     request: "0x14FFFFFF"
     responses: ["0x54"]
+  clear_p0700:
+    request: "0x14070013"
+    responses: ["0x54"]
+  clear_anything_else:
+    request: "regex:^14"
+    responses: ["0x7F1431"]
   extended_session_2006:
     request: "0x1003"
     responses: ["0x5003"]
@@ -329,6 +336,26 @@ def test_clear_dtc_reads_before_and_after(doip_server: DoipServer) -> None:
     async def scenario() -> None:
         async with connector(doip_server) as (doip_connector, _):
             cleared = await run(doip_connector, "ClearDTC", {"ecuAddress": "0x18"})
+            assert cleared == [
+                {
+                    "ecuAddress": "0x18",
+                    "status": "cleared",
+                    "clearedDtcs": ["P0700"],
+                    "remainingDtcs": 0,
+                }
+            ]
+
+    asyncio.run(scenario())
+
+
+def test_clearing_one_dtc_sends_the_ecus_own_three_bytes(doip_server: DoipServer) -> None:
+    # Found in review: the display code alone (0x070000) matches no DTC of an ECU that
+    # stores P0700 with a failure type; the clear must name the DTC the ECU reported.
+    async def scenario() -> None:
+        async with connector(doip_server) as (doip_connector, _):
+            cleared = await run(
+                doip_connector, "ClearDTC", {"ecuAddress": "0x18", "dtcCode": "P0700"}
+            )
             assert cleared == [
                 {
                     "ecuAddress": "0x18",

@@ -402,14 +402,22 @@ class DoipConnector:
         # Read before and after: UDS 0x54 says only "done", the chunk says what changed.
         # A read the ECU refuses leaves that part out rather than stopping the clear.
         before = await self._read_or_none(link, ecu)
-        request = ClearDiagnosticInformation.make_request(group)
-        await self._uds(
-            link,
-            ecu,
-            request,
-            ClearDiagnosticInformation.interpret_response,
-            {"dtcCode": wanted} if wanted else {},
-        )
+        # A DTC is three bytes: the display code's two and a failure type. Clear the ones
+        # the ECU reported under that code, with their own failure types; only when it
+        # reported none (or refused the read) send the code with failure type 0, and let
+        # the ECU answer (requestOutOfRange for a DTC it does not know).
+        targets = [group]
+        if wanted is not None and before is not None:
+            code = wanted.upper()
+            targets = [n for n, _ in before if uds.dtc_code(n) == code] or targets
+        for number in targets:
+            await self._uds(
+                link,
+                ecu,
+                ClearDiagnosticInformation.make_request(number),
+                ClearDiagnosticInformation.interpret_response,
+                {"dtcCode": wanted} if wanted else {},
+            )
         after = await self._read_or_none(link, ecu)
         answer: dict[str, Any] = {"ecuAddress": _hex(ecu, 2), "status": "cleared"}
         if before is not None and after is not None:
