@@ -22,6 +22,7 @@ from app.clock import parse_ts
 from app.vehicles import doip
 from app.vehicles.connector import DiagnosticRequest, VehicleUnreachable
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
+from app.vehicles.doip_link import Link
 from app.vehicles.emulator import DoipEmulator, EmulatorSettings, Timings, running_emulator
 from tests.doip_helpers import DEADLINE_S, Recorder, doip_threads, eventually
 
@@ -628,3 +629,22 @@ def test_targets_and_settings_are_checked() -> None:
         DoipSettings(p2_s=0)
     target = DoipTarget("127.0.0.1", logical_address=0x1000, ecu_addresses=(0x10, 0x18))
     assert (target.port, target.tester_address, target.activation_type) == (13400, 0x0E00, 0)
+
+
+def test_a_link_closed_under_a_command_is_never_reopened() -> None:
+    # Found in review: a command still holding a link that was closed under it (its
+    # target changed mid-command) opened it again, with a thread nothing would ever end.
+    async def scenario() -> None:
+        async with running_emulator(QUICK_ECUS) as emu:
+            link = Link("v9", FAST, Recorder())
+            link.set_target(DoipTarget("127.0.0.1", port=emu.port, logical_address=0x0001))
+            assert await link.connect()
+            await link.close()
+            await eventually(lambda: not doip_threads(), "the worker thread to end")
+            with pytest.raises(VehicleUnreachable, match="link was closed"):
+                await link.exchange(0x10, bytes([0x19, 0x02, 0xFF]))
+            with pytest.raises(VehicleUnreachable, match="link was closed"):
+                await link.connect()
+            assert not doip_threads() and not link.up
+
+    asyncio.run(scenario())

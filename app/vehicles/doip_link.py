@@ -491,6 +491,7 @@ class Link:
         self._keepalive: asyncio.Task[None] | None = None
         self._keepalive_queued = False
         self.always_on = False  # never closed for idleness (the connector reconnects it)
+        self._closed = False  # closed for good: its target changed, or the service stops
 
     @property
     def has_thread(self) -> bool:
@@ -626,6 +627,7 @@ class Link:
         the worker reads its answer and drops it, keeping the link in step."""
         wire = self._wire
         assert wire is not None
+        self._refuse_if_closed()
         future = self._submit(request[0], partial(wire.job_exchange, ecu, request))
         outcome = await asyncio.shield(future)
         if outcome.invalid is not None:
@@ -639,6 +641,7 @@ class Link:
         applies as after a failed command)."""
         wire = self._wire
         assert wire is not None
+        self._refuse_if_closed()
         outcome = await asyncio.shield(self._submit(None, wire.job_connect))
         return outcome.unreachable is None
 
@@ -736,8 +739,18 @@ class Link:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
+    def _refuse_if_closed(self) -> None:
+        # A command that still holds a link closed under it (an admin changed the target
+        # mid-command, say) must not reopen it: nothing would ever close it again.
+        if self._closed:
+            raise VehicleUnreachable(
+                f"vehicle {self.vehicle_id}: its link was closed (target changed or stopping)"
+            )
+
     async def close(self) -> None:
-        """Close the link and let its thread end (the service stops)."""
+        """Close the link for good and let its thread end (the target changed, or the
+        service stops)."""
+        self._closed = True
         self._stop_keepalive()
         self._cancel(self._idle)
         self._idle = None
