@@ -648,3 +648,44 @@ def test_a_link_closed_under_a_command_is_never_reopened() -> None:
             assert not doip_threads() and not link.up
 
     asyncio.run(scenario())
+
+
+def test_a_message_declared_larger_than_the_cap_is_refused_not_buffered() -> None:
+    # Found in review: a peer declaring a 2 GiB frame could stream memory into the service
+    # until the answer's deadline.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = doip.FrameDecoder()
+        try:
+            while data := await reader.read(4096):
+                for frame in decoder.feed(data):
+                    if frame.payload_type == doip.ROUTING_ACTIVATION_REQUEST:
+                        response = doip.RoutingActivationResponse(0x0E00, 0x0001, 0x10)
+                        writer.write(
+                            doip.encode_frame(doip.ROUTING_ACTIVATION_RESPONSE, response.encode())
+                        )
+                    else:  # a header promising 2 GiB, then 2 MiB of it
+                        header = doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, b"")[:4]
+                        writer.write(header + (0x7FFFFFFF).to_bytes(4, "big"))
+                        for _ in range(32):
+                            writer.write(bytes(65536))
+                            await writer.drain()
+        except ConnectionError:
+            pass  # the connector hung up on us, as it should
+        finally:
+            writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        targets = {"v1": DoipTarget("127.0.0.1", port=port, logical_address=1)}
+        try:
+            async with connector_for(targets, FAST, Recorder()) as connector:
+                request = DiagnosticRequest("c", "v1", "V", "", "ReadDTC", {"ecuAddress": "0x10"})
+                with pytest.raises(sovd.InvalidResponse, match="larger than 1048576 bytes"):
+                    async for _ in connector.execute(request):
+                        pass
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())

@@ -44,6 +44,10 @@ from app.vehicles.connector import VehicleUnreachable
 log = logging.getLogger(__name__)
 
 READ_SIZE: Final = 4096
+# The most one DoIP message may hold before it is refused as garbage: doipclient's parser
+# takes a frame's declared length (up to 4 GiB) at its word, so a peer could otherwise
+# stream memory into the process until the answer's deadline. UDS answers are far smaller.
+MAX_MESSAGE_BYTES: Final = 1 << 20
 # Errors doipclient's parser raises for a frame whose payload does not fit its type.
 _DOIP_DECODE_ERRORS: Final = (struct.error, ValueError, IndexError, KeyError)
 
@@ -386,6 +390,7 @@ class _Wire:
         """The next DoIP message, or None once ``deadline`` (monotonic) has passed."""
         assert self._sock is not None
         data = b""
+        buffered = 0  # bytes read towards the next message
         while True:
             try:
                 # The parser may already hold a whole frame from an earlier read.
@@ -394,6 +399,9 @@ class _Wire:
                 raise _Garbage(f"a DoIP frame did not decode ({exc.__class__.__name__})") from None
             if message is not None:
                 return message
+            buffered += len(data)
+            if buffered > MAX_MESSAGE_BYTES:
+                raise _Garbage(f"a DoIP message was larger than {MAX_MESSAGE_BYTES} bytes")
             remaining = deadline - monotonic()
             if remaining <= 0:
                 return None
