@@ -25,7 +25,12 @@ let leave = null; // the shown view's clean-up (closes its sockets and timers)
 
 function route() {
   const [name, arg] = location.hash.replace(/^#\/?/, "").split("/");
-  return VIEWS[name] ? [name, arg ? decodeURIComponent(arg) : undefined] : ["fleet", undefined];
+  if (!VIEWS[name]) return ["fleet", undefined];
+  try {
+    return [name, arg ? decodeURIComponent(arg) : undefined];
+  } catch {
+    return ["fleet", undefined]; // a hand-typed address such as #/vehicle/%E0
+  }
 }
 
 export function notice(text) {

@@ -32,6 +32,15 @@ function details(vehicle) {
 }
 
 function adminControls(vehicle, reload) {
+  if (vehicle.transport === "doip") {
+    // A DoIP vehicle's status follows its link and it has no simulator: nothing to set.
+    return h(
+      "section",
+      { class: "card", "aria-labelledby": "vehicle-admin-title" },
+      h("h3", { id: "vehicle-admin-title" }, "Administration"),
+      h("p", {}, "Reached over DoIP: its connection status follows the link."),
+    );
+  }
   const message = h("p", { class: "error", role: "alert" });
   const connected = vehicle.connection_status === "connected";
   const change = async (body) => {
