@@ -74,6 +74,11 @@ def test_a_wrong_current_password_changes_nothing(server: Server) -> None:
     )
     assert r.status_code == 403
     assert r.json()["message"] == "body.current_password: wrong password"
+    # Audited like a failed login (found in review: such guesses left no row).
+    rows = server.query(
+        "SELECT username, details FROM audit_log WHERE action = 'auth.login_failed'"
+    )
+    assert rows == [("engineer", '{"via":"password change"}')]
     server.token("engineer", ENGINEER_PASSWORD)  # unchanged
 
 

@@ -490,6 +490,16 @@ class AuthService:
         ok = await self._verify(creds.password_hash if creds else self._dummy_hash, current, slot)
         if creds is None or not ok:
             self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
+            # A guess with a stolen access token is a failed login too: written down like
+            # one (the throttle bounds these rows as it bounds failed logins).
+            await self._audit.record(
+                Actor(user_id=who.user_id, username=who.username, client_address=client),
+                AuditAction.LOGIN_FAILED,
+                self._clock.timestamp(),
+                "user",
+                who.user_id,
+                {"via": "password change"},
+            )
             raise Forbidden(WRONG_CURRENT)
         if slot is not None and self._limits is not None:
             self._limits.throttle.succeeded(slot)
