@@ -689,3 +689,41 @@ def test_a_message_declared_larger_than_the_cap_is_refused_not_buffered() -> Non
             await server.wait_closed()
 
     asyncio.run(scenario())
+
+
+def test_a_stray_tester_present_answer_is_not_taken_for_the_requests() -> None:
+    # Found in review: an ECU that answers TesterPresent although asked not to (0x3E 0x80)
+    # had its 0x7E taken as the answer to the next request.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = doip.FrameDecoder()
+        try:
+            while data := await reader.read(4096):
+                for frame in decoder.feed(data):
+                    if frame.payload_type == doip.ROUTING_ACTIVATION_REQUEST:
+                        response = doip.RoutingActivationResponse(0x0E00, 0x0001, 0x10)
+                        writer.write(
+                            doip.encode_frame(doip.ROUTING_ACTIVATION_RESPONSE, response.encode())
+                        )
+                    elif frame.payload_type == doip.DIAGNOSTIC_MESSAGE:
+                        for answer in (b"\x7e\x00", b"\x59\x02\xff\x01\x71\x00\x2f"):
+                            message = doip.DiagnosticMessage(0x0010, 0x0E00, answer)
+                            writer.write(
+                                doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, message.encode())
+                            )
+        finally:
+            writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        targets = {"v1": DoipTarget("127.0.0.1", port=port, logical_address=1)}
+        try:
+            async with connector_for(targets, FAST, Recorder()) as connector:
+                request = DiagnosticRequest("c", "v1", "V", "", "ReadDTC", {"ecuAddress": "0x10"})
+                chunks = [sovd.decode_answer(c.payload) async for c in connector.execute(request)]
+                assert [c.get("dtcCode") for c in chunks] == ["P0171", None]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())

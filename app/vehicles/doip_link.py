@@ -468,6 +468,10 @@ class _Wire:
                         extra={"event": "doip_late_negative_response"},
                     )
                     continue
+                if data[:1] == bytes([uds.TESTER_PRESENT + 0x40]) and sid != uds.TESTER_PRESENT:
+                    # A TesterPresent answer from an ECU that ignores "suppress positive
+                    # response" (0x3E 0x80): it belongs to our keepalive, not this request.
+                    continue
                 if not expect_answer:
                     continue
                 return Exchange(answer=data, duration_s=now - started, seen_at=seen_at)
