@@ -72,12 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'telemetry on':<34}{on_rps:>10.0f}{statistics.median(cpu[True]):>12.0f}")
     print(f"{'telemetry off':<34}{off_rps:>10.0f}{statistics.median(cpu[False]):>12.0f}")
     print(f"{'ratio on/off':<34}{ratio:>10.3f}   (bar: >= 0.95)")
+    # Each round's pair ran back to back, so its ratio is blind to drift between rounds
+    # (another load on the machine slows both halves of a round alike).
+    paired = [on / off for on, off in zip(rps[True], rps[False], strict=True)]
+    print(
+        f"{'ratio per round':<34}{statistics.median(paired):>10.3f}"
+        f"   (median; {min(paired):.3f}-{max(paired):.3f})"
+    )
+    cpu_ratio = statistics.median(cpu[False]) / statistics.median(cpu[True])
+    print(f"{'CPU per request off/on':<34}{cpu_ratio:>10.3f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(
                 {
                     "rps": {"on": rps[True], "off": rps[False]},
                     "ratio": ratio,
+                    "paired_ratios": paired,
+                    "cpu_ratio": cpu_ratio,
                     "cpu_us": {"on": cpu[True], "off": cpu[False]},
                 },
                 handle,

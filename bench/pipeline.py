@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from bench.server import BenchServer
 
@@ -205,3 +206,58 @@ def print_progress(label: str) -> Callable[[PipelineStats], None]:
         )
 
     return show
+
+
+class _CountingConnection(ClientConnection):
+    """A client connection that counts the bytes arriving on its socket."""
+
+    received = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        super().data_received(data)
+
+
+async def stream_bytes(
+    server: BenchServer, vehicle_id: str, token: str, compression: str | None, streams: int = 20
+) -> dict[str, float]:
+    """Bytes on the wire of a typical stream (a ReadDTC: in_progress, three responses,
+    completed, close), received by the client, averaged over ``streams`` commands: the
+    whole socket (the 101 answer included), the WebSocket frames alone, and the JSON text
+    they carry."""
+    wire, frames, text = [], [], []
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        for _ in range(streams):
+            r = await client.post(
+                "/api/v1/commands",
+                json={
+                    "vehicle_id": vehicle_id,
+                    "command_name": "ReadDTC",
+                    "command_params": {"ecuAddress": "0x10"},
+                },
+            )
+            r.raise_for_status()
+            carried = 0
+            async with websockets.connect(
+                f"{server.ws_url}/ws/responses/{r.json()['command_id']}?token={token}",
+                compression=compression,
+                create_connection=_CountingConnection,
+            ) as ws:
+                assert isinstance(ws, _CountingConnection)
+                async for message in ws:
+                    carried += len(message.encode() if isinstance(message, str) else message)
+                assert ws.close_code == 1000, ws.close_code
+                assert ws.response is not None
+                head = len(
+                    b"HTTP/1.1 101 Switching Protocols\r\n" + ws.response.headers.serialize()
+                )
+            wire.append(ws.received)
+            frames.append(ws.received - head)
+            text.append(carried)
+    return {
+        "bytes_per_stream": round(statistics.mean(wire), 1),
+        "frame_bytes_per_stream": round(statistics.mean(frames), 1),
+        "json_bytes_per_stream": round(statistics.mean(text), 1),
+    }

@@ -32,7 +32,10 @@ class HttpServerMetrics:
         self._metrics = metrics
         self._route_of = route_of
         self._excluded = excluded_prefixes
-        self._attrs: dict[tuple[str, str, str, int], dict[str, str | int]] = {}
+        # One attribute dict per (method, route, status), made once. Only the attributes
+        # the duration's view keeps (names.HTTP_DURATION_ATTRIBUTES: no url.scheme): the
+        # SDK copies, checks and hashes each attribute of every record.
+        self._attrs: dict[tuple[str, str, int], dict[str, str | int]] = {}
 
     def start(self, scope: Mapping[str, Any]) -> _Started | None:
         """A request begins; None if it is not measured (/metrics, /health/*)."""
@@ -45,14 +48,12 @@ class HttpServerMetrics:
     def finish(self, started: _Started, scope: Mapping[str, Any], status: int) -> None:
         key, at = started
         elapsed = time.perf_counter() - at
-        method, scheme = key
         route = self._route_of(scope) or names.UNMATCHED_ROUTE
-        attrs_key = (method, scheme, route, status)
+        attrs_key = (key[0], route, status)
         attrs = self._attrs.get(attrs_key)
         if attrs is None:
             attrs = self._attrs[attrs_key] = {
-                "http.request.method": method,
-                "url.scheme": scheme,
+                "http.request.method": key[0],
                 "http.route": route,
                 "http.response.status_code": status,
             }

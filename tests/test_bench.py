@@ -76,6 +76,13 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     for kind in ("deflate", "no_compression"):
         assert results["websockets"][kind]["sockets"] == 20
         assert results["websockets"][kind]["rss_after_kib"] > 0
+        wire = results["websockets"][kind]
+        # A ReadDTC's five events reach the client; the socket carries the frames and more.
+        assert 0 < wire["frame_bytes_per_stream"] < wire["bytes_per_stream"]
+        assert wire["json_bytes_per_stream"] > 500
+    # Deflate, even without context takeover, makes the frames smaller than the text.
+    deflated = results["websockets"]["deflate"]
+    assert deflated["frame_bytes_per_stream"] < deflated["json_bytes_per_stream"]
     soak = results["soak"]
     assert soak["commands"] == 80 and soak["errors"] == 0
     assert len(soak["rss_kib_25_50_75_100"]) == 4

@@ -105,11 +105,31 @@ _CLIENT_GONE = (WebSocketDisconnect, OSError, RuntimeError)
 
 
 class _Stream:
-    """One authenticated stream: whose it is, and a flag its handler watches."""
+    """One authenticated stream: whose it is, and how it ends early.
+
+    ``ended`` is the one thing the stream's handler waits on: resolved with the close to
+    send (None: the client is gone) by whichever comes first, the forwarding task, the
+    task reading the client's frames, an overflow, a revocation or the shutdown. One
+    future instead of a task per cause keeps an idle stream small.
+    """
+
+    __slots__ = ("ended", "principal", "revoked")
 
     def __init__(self, principal: Principal) -> None:
         self.principal = principal
-        self.revoked = asyncio.Event()  # the session or the user's access has ended
+        self.revoked = False  # the session or the user's access has ended
+        self.ended: asyncio.Future[Close | None] = asyncio.get_running_loop().create_future()
+
+    def end(self, close: Close | None) -> bool:
+        """Ask the handler to close with ``close``; False if it already has a reason."""
+        if self.ended.done():
+            return False
+        self.ended.set_result(close)
+        return True
+
+    def revoke(self) -> None:
+        self.revoked = True
+        self.end(REVOKED)
 
 
 class StreamRegistry:
@@ -167,14 +187,17 @@ class StreamRegistry:
         for streams in self._by_user.values():
             for stream in streams:
                 if stream.principal.session_id == session_id:
-                    stream.revoked.set()
+                    stream.revoke()
 
     def user_revoked(self, user_id: str) -> None:
         for stream in self._by_user.get(user_id, ()):
-            stream.revoked.set()
+            stream.revoke()
 
     async def close_all(self, timeout_s: float) -> None:
-        self.closing.set()
+        self.closing.set()  # a stream not registered yet sees it before it goes live
+        for streams in list(self._by_user.values()):
+            for stream in list(streams):
+                stream.end(STOPPING)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await self._empty.wait()
@@ -285,35 +308,40 @@ async def _live(
 ) -> Close | None:
     """Send the command's events until the terminal one, the client leaves, the client
     falls behind, its credentials end, or the service shuts down; return the close code
-    (None: client gone)."""
+    (None: client gone).
+
+    Two tasks per stream, the sender and the reader of the client's frames; every other
+    cause (overflow, revocation, shutdown) resolves ``stream.ended`` directly."""
+    if registry.closing.is_set():
+        return STOPPING
+    events.on_overflow(lambda: stream.end(TOO_SLOW))
     forward = asyncio.create_task(_forward(websocket, events, stream))
-    watchers: dict[asyncio.Task[object], Close | None] = {
-        asyncio.create_task(_until_disconnect(websocket)): None,
-        asyncio.create_task(events.overflowed.wait()): TOO_SLOW,
-        asyncio.create_task(registry.closing.wait()): STOPPING,
-        asyncio.create_task(stream.revoked.wait()): REVOKED,
-    }
-    tasks: set[asyncio.Task[object]] = {forward, *watchers}
+    reader = asyncio.create_task(_until_disconnect(websocket))
+    forward.add_done_callback(lambda task: _forwarded(task, stream))
+    reader.add_done_callback(lambda _: stream.end(None))  # the client is gone
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        return await stream.ended
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    if forward in done:
-        exc = forward.exception()
-        if exc is None:
-            return DONE
-        if isinstance(exc, Overflowed):
-            return TOO_SLOW
-        if isinstance(exc, _Revoked):
-            return REVOKED
-        if not isinstance(exc, _CLIENT_GONE):
-            log.error("response stream failed", exc_info=exc)
-            return FAILED
-        return None  # the send failed: the client is gone
-    finished = next(iter(done))
-    return watchers[finished]
+        forward.cancel()
+        reader.cancel()
+        await asyncio.gather(forward, reader, return_exceptions=True)
+
+
+def _forwarded(task: asyncio.Task[None], stream: _Stream) -> None:
+    """The sender ended: map how to the close."""
+    if task.cancelled():
+        return  # cancelled by the handler: it has its reason already
+    exc = task.exception()
+    if exc is None:
+        stream.end(DONE)
+    elif isinstance(exc, Overflowed):
+        stream.end(TOO_SLOW)
+    elif isinstance(exc, _Revoked):
+        stream.end(REVOKED)
+    elif isinstance(exc, _CLIENT_GONE):
+        stream.end(None)  # the send failed: the client is gone
+    elif stream.end(FAILED):
+        log.error("response stream failed", exc_info=exc)
 
 
 class _Revoked(Exception):
@@ -324,7 +352,7 @@ async def _forward(websocket: WebSocket, events: Following, stream: _Stream) -> 
     async for event in events:  # ends after the terminal event
         # Checked before every send, so an event published after the revocation (say,
         # the cancellation that disabling a user causes) never reaches the old holder.
-        if stream.revoked.is_set():
+        if stream.revoked:
             raise _Revoked
         await websocket.send_text(encode(event))
 

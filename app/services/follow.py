@@ -13,8 +13,6 @@ knowledge of sockets, so it is tested on its own (tests/test_follow.py).
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -28,6 +26,8 @@ Snapshot = Callable[[], Awaitable[tuple[Command, list[ResponseChunk]]]]
 
 class _Seen:
     """What the reader has been given, to drop what it would get twice."""
+
+    __slots__ = ("in_progress_sent", "last_sequence")
 
     def __init__(self, since: int) -> None:
         self.last_sequence = since
@@ -76,20 +76,29 @@ class Following:
     including the terminal one; then iteration stops.
 
     Iterating raises ``app.bus.Overflowed`` if the reader fell so far behind that live
-    events were dropped (the stream would have a gap). ``overflowed`` is set at that
-    moment, so a caller blocked elsewhere (say, on a slow send) can react at once.
+    events were dropped (the stream would have a gap). ``overflowed`` is true from that
+    moment, and ``on_overflow`` (if given) is called then, so a caller blocked elsewhere
+    (say, on a slow send) can react at once.
     """
+
+    __slots__ = ("_ended", "_pending", "_seen", "_sub", "command")
 
     def __init__(self, sub: Subscription, command: Command, replay: list[Event], since: int):
         self.command = command  # as read for the replay
         self._sub = sub
         self._seen = _Seen(since)
-        self._pending = deque(e for e in replay if self._seen.wanted(e))
+        # Reversed, to be popped from the end: a list, as an idle stream keeps it (empty)
+        # for as long as it is open, and an empty deque is ten times its size.
+        self._pending = [e for e in replay if self._seen.wanted(e)]
+        self._pending.reverse()
         self._ended = False
 
     @property
-    def overflowed(self) -> asyncio.Event:
+    def overflowed(self) -> bool:
         return self._sub.overflowed
+
+    def on_overflow(self, callback: Callable[[], object]) -> None:
+        self._sub.on_overflow = callback
 
     def __aiter__(self) -> Following:
         return self
@@ -98,7 +107,7 @@ class Following:
         if self._ended:
             raise StopAsyncIteration
         if self._pending:
-            event = self._pending.popleft()
+            event = self._pending.pop()
         else:
             event = await self._sub.get()
             while not self._seen.wanted(event):
@@ -117,4 +126,6 @@ async def follow(
     subscription ends when the block does, however it ends."""
     async with bus.subscribe(command_id) as sub:
         command, chunks = await snapshot()
-        yield Following(sub, command, replay_events(command, chunks), since)
+        following = Following(sub, command, replay_events(command, chunks), since)
+        del chunks  # the replay has them; this frame lives as long as the stream
+        yield following
