@@ -41,4 +41,3 @@ clean:
 # Every benchmark scenario at full size; prints a table, writes bench/results/*.json.
 bench: $(STAMP)
 	$(PY) -m bench
-	$(PY) -m bench.http_overhead

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import websockets
 
+from bench import http_overhead
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline, stream_bytes
 from bench.server import BenchServer, ceiling
@@ -340,9 +341,29 @@ def scenario_soak(args: argparse.Namespace) -> Result:
         }
 
 
+def scenario_overhead(args: argparse.Namespace) -> Result:
+    """Telemetry on against off (bench.http_overhead), alternately, medians."""
+    rps: dict[bool, list[float]] = {True: [], False: []}
+    for n in range(args.rounds):
+        for enabled in (True, False) if n % 2 == 0 else (False, True):
+            _progress(
+                f"overhead round {n + 1}/{args.rounds}: telemetry {'on' if enabled else 'off'}"
+            )
+            result, _ = http_overhead.measure(enabled, args.http_seconds, 32)
+            assert result.errors == 0, f"{result.errors} errors"
+            rps[enabled].append(result.rps)
+    on, off = _median(rps[True]), _median(rps[False])
+    return {
+        "ratio": _ratio(on, off),
+        "on_requests_per_s": round(on),
+        "off_requests_per_s": round(off),
+    }
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "pipeline": scenario_pipeline,
     "http": scenario_http,
+    "overhead": scenario_overhead,
     "scrape": scenario_scrape,
     "websockets": scenario_websockets,
     "soak": scenario_soak,
@@ -351,6 +372,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
 BARS = {
     "pipeline": "ratio >= 0.9 (commands/s against the bare twin), 0 errors, 0 lost or duplicated",
     "http": "vehicles_ratio >= 0.8 (fleet page against the bare page)",
+    "overhead": "ratio >= 0.95 (telemetry on against off)",
     "scrape": "render_p95_ms <= 10",
     "websockets": "rss_per_socket_kib <= 50 (per client kind)",
     "soak": "growth_50_to_100_pct < 5",
@@ -408,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.quick:
         args.seconds, args.http_seconds, args.rounds = 6, 4, 2
         args.sockets, args.soak_commands = 200, 2000
-    names = args.scenarios or (["pipeline", "http"] if args.quick else list(SCENARIOS))
+    names = args.scenarios or (["pipeline", "http", "overhead"] if args.quick else list(SCENARIOS))
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")

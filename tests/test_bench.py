@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The scenarios in two processes at once: at smoke size each spends most of its time on
 # fixed set-up and warm-up waits, not on the CPU, so the two halves overlap well.
+# The "overhead" scenario is bench.http_overhead's measure(), which the second test runs.
 SMOKE_GROUPS = (("pipeline", "http", "scrape"), ("websockets", "soak"))
 
 
