@@ -500,43 +500,6 @@ def test_an_answer_that_is_not_uds_is_invalid_and_the_link_stays() -> None:
     bench(body)
 
 
-def test_a_frame_that_is_not_doip_resets_the_link() -> None:
-    """A peer that activates routing, then answers a frame doipclient cannot unpack."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        decoder = doip.FrameDecoder()
-        try:
-            while data := await reader.read(4096):
-                for frame in decoder.feed(data):
-                    if frame.payload_type == doip.ROUTING_ACTIVATION_REQUEST:
-                        response = doip.RoutingActivationResponse(0x0E00, 0x0001, 0x10)
-                        writer.write(
-                            doip.encode_frame(doip.ROUTING_ACTIVATION_RESPONSE, response.encode())
-                        )
-                    else:  # a diagnostic message of three bytes cannot hold two addresses
-                        writer.write(doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, b"\x00\x10\x0e"))
-        finally:
-            writer.close()
-
-    async def scenario() -> None:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        observer = Recorder()
-        targets = {"v1": DoipTarget("127.0.0.1", port=port, logical_address=1)}
-        try:
-            async with connector_for(targets, FAST, observer) as connector:
-                request = DiagnosticRequest("c", "v1", "V", "", "ReadDTC", {"ecuAddress": "0x10"})
-                with pytest.raises(sovd.InvalidResponse, match="DoIP frame did not decode"):
-                    async for _ in connector.execute(request):
-                        pass
-                assert observer.links() == [("up",), ("down", "v1", "lost")]
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    asyncio.run(scenario())
-
-
 def test_a_link_the_vehicle_closed_while_idle_is_reopened_transparently() -> None:
     async def body(b: Bench) -> None:
         await b.run("ReadDTC", {"ecuAddress": "0x10"})
@@ -650,50 +613,17 @@ def test_a_link_closed_under_a_command_is_never_reopened() -> None:
     asyncio.run(scenario())
 
 
-def test_a_message_declared_larger_than_the_cap_is_refused_not_buffered() -> None:
-    # Found in review: a peer declaring a 2 GiB frame could stream memory into the service
-    # until the answer's deadline.
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        decoder = doip.FrameDecoder()
-        try:
-            while data := await reader.read(4096):
-                for frame in decoder.feed(data):
-                    if frame.payload_type == doip.ROUTING_ACTIVATION_REQUEST:
-                        response = doip.RoutingActivationResponse(0x0E00, 0x0001, 0x10)
-                        writer.write(
-                            doip.encode_frame(doip.ROUTING_ACTIVATION_RESPONSE, response.encode())
-                        )
-                    else:  # a header promising 2 GiB, then 2 MiB of it
-                        header = doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, b"")[:4]
-                        writer.write(header + (0x7FFFFFFF).to_bytes(4, "big"))
-                        for _ in range(32):
-                            writer.write(bytes(65536))
-                            await writer.drain()
-        except ConnectionError:
-            pass  # the connector hung up on us, as it should
-        finally:
-            writer.close()
+# -- peers that misbehave in ways the emulator does not --------------------------------
 
-    async def scenario() -> None:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        targets = {"v1": DoipTarget("127.0.0.1", port=port, logical_address=1)}
-        try:
-            async with connector_for(targets, FAST, Recorder()) as connector:
-                request = DiagnosticRequest("c", "v1", "V", "", "ReadDTC", {"ecuAddress": "0x10"})
-                with pytest.raises(sovd.InvalidResponse, match="larger than 1048576 bytes"):
-                    async for _ in connector.execute(request):
-                        pass
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    asyncio.run(scenario())
+OnRequest = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
 
-def test_a_stray_tester_present_answer_is_not_taken_for_the_requests() -> None:
-    # Found in review: an ECU that answers TesterPresent although asked not to (0x3E 0x80)
-    # had its 0x7E taken as the answer to the next request.
+def with_raw_peer(
+    on_request: OnRequest, check: Callable[[DoipConnector, Recorder], Awaitable[None]]
+) -> None:
+    """A DoIP peer that activates routing, then answers every diagnostic request with
+    ``on_request``; ``check`` drives the connector against it (vehicle "v1")."""
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = doip.FrameDecoder()
         try:
@@ -705,11 +635,9 @@ def test_a_stray_tester_present_answer_is_not_taken_for_the_requests() -> None:
                             doip.encode_frame(doip.ROUTING_ACTIVATION_RESPONSE, response.encode())
                         )
                     elif frame.payload_type == doip.DIAGNOSTIC_MESSAGE:
-                        for answer in (b"\x7e\x00", b"\x59\x02\xff\x01\x71\x00\x2f"):
-                            message = doip.DiagnosticMessage(0x0010, 0x0E00, answer)
-                            writer.write(
-                                doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, message.encode())
-                            )
+                        await on_request(writer)
+        except ConnectionError:
+            pass  # the connector hung up on us
         finally:
             writer.close()
 
@@ -717,13 +645,66 @@ def test_a_stray_tester_present_answer_is_not_taken_for_the_requests() -> None:
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         targets = {"v1": DoipTarget("127.0.0.1", port=port, logical_address=1)}
+        observer = Recorder()
         try:
-            async with connector_for(targets, FAST, Recorder()) as connector:
-                request = DiagnosticRequest("c", "v1", "V", "", "ReadDTC", {"ecuAddress": "0x10"})
-                chunks = [sovd.decode_answer(c.payload) async for c in connector.execute(request)]
-                assert [c.get("dtcCode") for c in chunks] == ["P0171", None]
+            async with connector_for(targets, FAST, observer) as connector:
+                await check(connector, observer)
         finally:
             server.close()
             await server.wait_closed()
 
     asyncio.run(scenario())
+
+
+READ_DTC = DiagnosticRequest("c", "v1", "V", "", "ReadDTC", {"ecuAddress": "0x10"})
+
+
+def _answer(writer: asyncio.StreamWriter, user_data: bytes) -> None:
+    message = doip.DiagnosticMessage(0x0010, 0x0E00, user_data)
+    writer.write(doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, message.encode()))
+
+
+def test_a_frame_that_is_not_doip_resets_the_link() -> None:
+    async def on_request(writer: asyncio.StreamWriter) -> None:
+        # A diagnostic message of three bytes cannot hold two addresses.
+        writer.write(doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, b"\x00\x10\x0e"))
+
+    async def check(connector: DoipConnector, observer: Recorder) -> None:
+        with pytest.raises(sovd.InvalidResponse, match="DoIP frame did not decode"):
+            async for _ in connector.execute(READ_DTC):
+                pass
+        assert observer.links() == [("up",), ("down", "v1", "lost")]
+
+    with_raw_peer(on_request, check)
+
+
+def test_a_message_declared_larger_than_the_cap_is_refused_not_buffered() -> None:
+    # Found in review: a peer declaring a 2 GiB frame could stream memory into the service
+    # until the answer's deadline.
+    async def on_request(writer: asyncio.StreamWriter) -> None:
+        header = doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, b"")[:4]
+        writer.write(header + (0x7FFFFFFF).to_bytes(4, "big"))
+        for _ in range(32):  # 2 MiB of the promised 2 GiB
+            writer.write(bytes(65536))
+            await writer.drain()
+
+    async def check(connector: DoipConnector, observer: Recorder) -> None:
+        with pytest.raises(sovd.InvalidResponse, match="larger than 1048576 bytes"):
+            async for _ in connector.execute(READ_DTC):
+                pass
+
+    with_raw_peer(on_request, check)
+
+
+def test_a_stray_tester_present_answer_is_not_taken_for_the_requests() -> None:
+    # Found in review: an ECU that answers TesterPresent although asked not to (0x3E 0x80)
+    # had its 0x7E taken as the answer to the next request.
+    async def on_request(writer: asyncio.StreamWriter) -> None:
+        _answer(writer, b"\x7e\x00")
+        _answer(writer, b"\x59\x02\xff\x01\x71\x00\x2f")
+
+    async def check(connector: DoipConnector, observer: Recorder) -> None:
+        chunks = [sovd.decode_answer(c.payload) async for c in connector.execute(READ_DTC)]
+        assert [c.get("dtcCode") for c in chunks] == ["P0171", None]
+
+    with_raw_peer(on_request, check)
