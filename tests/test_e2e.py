@@ -94,6 +94,19 @@ def run_app(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Comp
     )
 
 
+def end_after_restart(env: dict[str, str], command_id: str) -> tuple[str, str | None]:
+    """Start ``python -m app`` again on the same database and read how the command ended."""
+    restarted = Process(env)
+    try:
+        token = restarted.token()
+        r = restarted.http.get(
+            f"/api/v1/commands/{command_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        return r.json()["status"], r.json()["error_code"]
+    finally:
+        restarted.stop()
+
+
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOVD_", "OTEL_"))}
     env.update(
@@ -189,15 +202,7 @@ def test_sigterm_drains_running_commands_and_exits_0(tmp_path: Path) -> None:
         assert time.monotonic() - signalled < 0.5 + 5
     finally:
         proc.stop(signal.SIGKILL)
-    restarted = Process(server_env(tmp_path))
-    try:
-        token = restarted.token()
-        r = restarted.http.get(
-            f"/api/v1/commands/{cid}", headers={"Authorization": f"Bearer {token}"}
-        )
-        assert (r.json()["status"], r.json()["error_code"]) == ("failed", "interrupted")
-    finally:
-        restarted.stop()
+    assert end_after_restart(server_env(tmp_path), cid) == ("failed", "interrupted")
 
 
 def test_kill_9_loses_no_acknowledged_command_and_leaves_none_running(tmp_path: Path) -> None:

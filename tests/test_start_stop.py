@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import DEADLINE_S, wait_until
-from tests.test_e2e import ROOT, Process, _submit, _vehicle, run_app, server_env
+from tests.test_e2e import ROOT, Process, _submit, _vehicle, end_after_restart, run_app, server_env
 
 
 def test_a_busy_port_fails_in_one_line_before_the_database_is_touched(tmp_path: Path) -> None:
@@ -108,12 +108,4 @@ def test_shutdown_says_what_it_waits_for_and_a_second_signal_ends_it(tmp_path: P
         assert "shutdown_now" in events and "shutdown_unfinished" in events
     finally:
         proc.stop(signal.SIGKILL)
-    restarted = Process(server_env(tmp_path))
-    try:
-        token = restarted.token()
-        r = restarted.http.get(
-            f"/api/v1/commands/{cid}", headers={"Authorization": f"Bearer {token}"}
-        )
-        assert (r.json()["status"], r.json()["error_code"]) == ("failed", "interrupted")
-    finally:
-        restarted.stop()
+    assert end_after_restart(server_env(tmp_path), cid) == ("failed", "interrupted")

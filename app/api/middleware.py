@@ -27,13 +27,13 @@ _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count(1)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+CSP = b"content-security-policy"
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (CSP, b"default-src 'none'; frame-ancestors 'none'"),
 )
-CSP = b"content-security-policy"
 NO_STORE = (b"cache-control", b"no-store")
 HEALTH_PREFIX = "/health/"
 
