@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import importlib.metadata
 import os
 import pwd
 import sys
@@ -34,9 +33,9 @@ from app.store.database import Database
 from app.store.users import UserStore
 from app.telemetry import NoTelemetry
 from app.usernames import username_key
+from app.version import version
 from app.vocabulary import Role
 
-PACKAGE: Final = "sovd-command-service"
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
@@ -44,13 +43,6 @@ EXIT_USAGE: Final = 2
 
 class CliError(Exception):
     """A users command cannot go on; the message is the one line printed."""
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown (not installed)"
 
 
 def parser() -> argparse.ArgumentParser:

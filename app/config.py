@@ -7,6 +7,7 @@ names the variable, so a typo never turns into a surprise at run time.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import math
 import os
@@ -45,6 +46,7 @@ class Config:
     max_body_bytes: int = 64 * 1024
     sim_seed: int | None = None
     sim_latency_ms: float = 50.0
+    sim_self_test_s: float = 3.0  # how long a simulated ECU's self-test runs
     sim_p_timeout: float = 0.10
     sim_p_unreachable: float = 0.05
     sim_p_malformed: float = 0.03
@@ -86,12 +88,26 @@ class Config:
     otlp_endpoint: str | None = None
     otlp_metrics_endpoint: str | None = None
     otlp_export_interval_ms: int = 60000
+    # Traces (off unless OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint is set).
+    traces_exporter: str | None = None  # OTEL_TRACES_EXPORTER: otlp or none; None: unset
+    otlp_traces_endpoint: str | None = None  # full URL, wins over otlp_endpoint
+    otlp_traces_protocol: str = "http/protobuf"  # or grpc (needs the grpc extra)
+    traces_sampler: str = "parentbased_always_on"
+    traces_sampler_arg: float | None = None
     # Where the console links to Prometheus (shown only when set).
     prometheus_url: str | None = None
 
     @property
     def data_dir(self) -> Path:
         return self.db_path.parent
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Traces are exported when OTEL_TRACES_EXPORTER=otlp, or when it is unset and an
+        OTLP endpoint (for traces, or the common one) is configured."""
+        if self.traces_exporter is not None:
+            return self.traces_exporter == "otlp"
+        return bool(self.otlp_traces_endpoint or self.otlp_endpoint)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -134,6 +150,9 @@ class Config:
             ),
             sim_seed=r.optional("SOVD_SIM_SEED", int),
             sim_latency_ms=r.get("SOVD_SIM_LATENCY_MS", _float_in(0, 60_000), cls.sim_latency_ms),
+            sim_self_test_s=r.get(
+                "SOVD_SIM_SELF_TEST_S", _float_in(0.01, 600), cls.sim_self_test_s
+            ),
             sim_p_timeout=r.get("SOVD_SIM_P_TIMEOUT", _probability, cls.sim_p_timeout),
             sim_p_unreachable=r.get("SOVD_SIM_P_UNREACHABLE", _probability, cls.sim_p_unreachable),
             sim_p_malformed=r.get("SOVD_SIM_P_MALFORMED", _probability, cls.sim_p_malformed),
@@ -208,6 +227,11 @@ class Config:
                 "OTEL_METRIC_EXPORT_INTERVAL", _int_in(100, 86_400_000), cls.otlp_export_interval_ms
             ),
             prometheus_url=r.optional("SOVD_PROMETHEUS_URL", _url),
+            traces_exporter=r.optional("OTEL_TRACES_EXPORTER", _traces_exporter),
+            otlp_traces_endpoint=r.optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url),
+            otlp_traces_protocol=_traces_protocol(r),
+            traces_sampler=r.get("OTEL_TRACES_SAMPLER", _sampler, cls.traces_sampler),
+            traces_sampler_arg=r.optional("OTEL_TRACES_SAMPLER_ARG", _probability),
         )
         total = config.sim_p_timeout + config.sim_p_unreachable + config.sim_p_malformed
         if total > 1:
@@ -342,6 +366,54 @@ def _origins(raw: str) -> tuple[str, ...]:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise ValueError(f"{origin!r} is not an origin such as https://lab.example")
     return origins
+
+
+TRACES_EXPORTERS = ("otlp", "none")
+TRACES_PROTOCOLS = ("http/protobuf", "grpc")
+# The samplers of the OpenTelemetry SDK's environment specification that need nothing
+# but a ratio (OTEL_TRACES_SAMPLER_ARG, for the traceidratio ones).
+TRACES_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+GRPC_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc"
+
+
+def _traces_exporter(raw: str) -> str:
+    if raw not in TRACES_EXPORTERS:
+        raise ValueError("expected otlp or none (the only trace exporters built in)")
+    return raw
+
+
+def _sampler(raw: str) -> str:
+    if raw not in TRACES_SAMPLERS:
+        raise ValueError(f"expected one of {', '.join(TRACES_SAMPLERS)}")
+    return raw
+
+
+def _protocol(raw: str) -> str:
+    if raw not in TRACES_PROTOCOLS:
+        raise ValueError("expected http/protobuf or grpc")
+    if raw == "grpc" and importlib.util.find_spec(GRPC_EXPORTER_MODULE) is None:
+        raise ValueError(
+            "grpc needs the optional exporter: pip install 'sovd-command-service[grpc]'"
+            " (or use http/protobuf)"
+        )
+    return raw
+
+
+def _traces_protocol(r: _Reader) -> str:
+    """OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL (the SDK's
+    order), else http/protobuf."""
+    return (
+        r.optional("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", _protocol)
+        or r.optional("OTEL_EXPORTER_OTLP_PROTOCOL", _protocol)
+        or "http/protobuf"
+    )
 
 
 def _url(raw: str) -> str:

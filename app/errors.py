@@ -6,7 +6,7 @@ Services raise these; the HTTP layer turns them into the contract's error body
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from app.vocabulary import ErrorCode
 
@@ -15,10 +15,23 @@ class ServiceError(Exception):
     status_code: ClassVar[int] = 500
     error_code: ClassVar[ErrorCode] = ErrorCode.SERVER_FAILURE
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        parameters: dict[str, Any] | None = None,
+        command_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        # The command the failed call ran (a SOVD call that reached the vehicle): its
+        # history and stream tell the rest.
+        self.command_id = command_id
+        # Machine-readable details (SOVD's GenericError ``parameters``), such as the
+        # service and NRC of a negative response.
+        self.parameters = parameters
 
 
 class BadRequest(ServiceError):
@@ -79,6 +92,41 @@ class NotReady(ServiceError):
 class RequestTimeout(ServiceError):
     status_code = 408
     error_code = ErrorCode.REQUEST_TIMEOUT
+
+
+class PreconditionNotFulfilled(ServiceError):
+    """The call cannot be made now: another user's lock, or the wrong diagnostic session."""
+
+    status_code = 409
+    error_code = ErrorCode.PRECONDITION_NOT_FULFILLED
+
+
+class LockBroken(ServiceError):
+    """The caller's lock was taken away (an admin broke it)."""
+
+    status_code = 409
+    error_code = ErrorCode.LOCK_BROKEN
+
+
+class NotResponding(ServiceError):
+    """The vehicle did not answer within the command deadline (or could not be reached)."""
+
+    status_code = 504
+    error_code = ErrorCode.NOT_RESPONDING
+
+
+class ErrorResponse(ServiceError):
+    """The ECU answered with a UDS negative response (``parameters``: service and NRC)."""
+
+    status_code = 502
+    error_code = ErrorCode.ERROR_RESPONSE
+
+
+class InvalidResponseContent(ServiceError):
+    """The vehicle's answer could not be decoded."""
+
+    status_code = 502
+    error_code = ErrorCode.INVALID_RESPONSE_CONTENT
 
 
 class StartupError(Exception):

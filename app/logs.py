@@ -1,11 +1,16 @@
-"""Structured logs: one JSON object per line on stdout, and a bound on repeated lines."""
+"""Structured logs: one JSON object per line on stdout, and a bound on repeated lines.
+
+With tracing on, every line written while a span is current carries its ``trace_id`` and
+``span_id`` (``include_context``: app.main hands over the function that reads them;
+without it no line looks for a span).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +22,17 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 # process is out of file descriptors: under a connection flood, thousands a second.
 ACCEPT_OUT_OF_RESOURCES = "socket.accept() out of system resource"
 FLOOD_INTERVAL_S = 10.0
+
+# Fields of the current trace for each line (trace_id, span_id); None: tracing is off.
+ContextFields = Callable[[], Mapping[str, str]]
+_context_fields: ContextFields | None = None
+
+
+def include_context(fields: ContextFields | None) -> None:
+    """Add ``fields()`` to every line from now on (None: stop). Process-wide, as the
+    handlers are: the function reads the current span, whichever app made it."""
+    global _context_fields
+    _context_fields = fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,6 +46,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
+        if _context_fields is not None:
+            entry.update(_context_fields())
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         # msgspec writes the line several times faster than json.dumps: this runs for

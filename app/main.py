@@ -20,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
-from app import console
+from app import console, logs
 from app.api import contract, openapi, ws
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.metrics import MetricsRoute
@@ -36,9 +36,11 @@ from app.secret_file import load_or_create_secret
 from app.services.audit import AuditService
 from app.services.auth import AuthService, TokenSettings, password_hasher
 from app.services.commands import CommandService
+from app.services.locks import LockService
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
 from app.services.retention import Retention
+from app.services.sovd.service import Sovd
 from app.services.throttle import LoginLimits, SlidingWindow
 from app.services.vehicle_links import VehicleLinks, doip_target_of
 from app.services.vehicles import DEMO_DOIP_VIN, VehicleService
@@ -47,7 +49,7 @@ from app.store.commands import CommandStore
 from app.store.database import Database
 from app.store.users import UserStore
 from app.store.vehicles import VehicleStore
-from app.telemetry import NoTelemetry, Telemetry
+from app.telemetry import NoTelemetry, NoTracing, Telemetry
 from app.vehicles import uds
 from app.vehicles.connector import Connector, TransportRouter
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
@@ -60,7 +62,12 @@ from otel import (
     Instrumentation,
     MetricLabels,
     TelemetrySettings,
+    Tracing,
+    TracingSettings,
     build_instrumentation,
+    build_tracing,
+    log_fields,
+    make_resource,
 )
 
 log = logging.getLogger(__name__)
@@ -111,6 +118,22 @@ def telemetry_settings(config: Config) -> TelemetrySettings:
         otlp_endpoint=config.otlp_endpoint,
         otlp_metrics_endpoint=config.otlp_metrics_endpoint,
         otlp_export_interval_ms=config.otlp_export_interval_ms,
+        exemplars=config.tracing_enabled,
+    )
+
+
+def tracing_settings(config: Config) -> TracingSettings:
+    endpoint = config.otlp_traces_endpoint
+    if endpoint is None and config.otlp_endpoint:
+        # The common endpoint is a base URL for HTTP (the signal's path appended) and the
+        # collector's address as it is for gRPC.
+        base = config.otlp_endpoint.rstrip("/")
+        endpoint = base if config.otlp_traces_protocol == "grpc" else base + "/v1/traces"
+    return TracingSettings(
+        endpoint=endpoint,
+        protocol=config.otlp_traces_protocol,
+        sampler=config.traces_sampler,
+        sampler_arg=config.traces_sampler_arg,
     )
 
 
@@ -119,6 +142,7 @@ def simulator_for(config: Config) -> SimulatedConnector:
         SimulatorSettings(
             seed=config.sim_seed,
             latency_ms=config.sim_latency_ms,
+            self_test_s=config.sim_self_test_s,
             p_timeout=config.sim_p_timeout,
             p_unreachable=config.sim_p_unreachable,
             p_malformed=config.sim_p_malformed,
@@ -148,8 +172,10 @@ class Lifecycle:
         streams: ws.StreamRegistry,
         otel: Instrumentation | None,
         clock: Clock,
+        tracing: Tracing | None = None,
     ) -> None:
         self._clock = clock
+        self._tracing = tracing
         self._config = config
         self._connector = connector
         self._streams = streams
@@ -201,6 +227,7 @@ class Lifecycle:
                     config.vehicle_queue_per_user,
                 ),
                 self._clock,
+                self._tracing,
             )
             auth_service = AuthService(
                 user_store,
@@ -267,6 +294,18 @@ class Lifecycle:
             command_store, user_store, audit_store, config.retention_days, clock=self._clock
         )
         self.retention.start()
+        locks = LockService(self._clock)
+        commands = CommandService(
+            command_store,
+            vehicle_store,
+            pipeline,
+            bus,
+            SlidingWindow(config.command_rate_per_min, 60.0, self._clock.monotonic)
+            if config.command_rate_per_min
+            else None,
+            self._clock,
+            locks=locks,
+        )
         self.services = Services(
             config=config,
             db=db,
@@ -274,18 +313,11 @@ class Lifecycle:
             pipeline=pipeline,
             auth=auth_service,
             vehicles=vehicle_service,
-            commands=CommandService(
-                command_store,
-                vehicle_store,
-                pipeline,
-                bus,
-                SlidingWindow(config.command_rate_per_min, 60.0, self._clock.monotonic)
-                if config.command_rate_per_min
-                else None,
-                self._clock,
-            ),
+            commands=commands,
             audit=AuditService(audit_store),
             telemetry=telemetry,
+            locks=locks,
+            sovd=Sovd.build(vehicle_service, commands, config.command_timeout_s),
         )
         self.started.set()
         return self.services
@@ -331,6 +363,7 @@ class Lifecycle:
         try:
             if self.retention is not None:
                 await self.retention.stop()
+            await self.services.sovd.aclose()  # no session expiry outlives the service
             await self.drain(0)
         finally:
             try:
@@ -342,6 +375,8 @@ class Lifecycle:
             self._lock.release()
             if self._otel is not None:
                 self._otel.shutdown()
+            if self._tracing is not None:
+                self._tracing.shutdown()  # the batch processor exports what it holds
 
 
 def create_app(
@@ -370,7 +405,13 @@ def create_app(
 
     if otel is not None:
         http_metrics = HttpServerMetrics(otel.metrics, route_of)
-    middleware = [
+    # Traces: off unless configured, and then no layer of theirs is installed at all.
+    tracing: Tracing | None = None
+    if config.tracing_enabled:
+        tracing = build_tracing(tracing_settings(config), make_resource(telemetry_settings(config)))
+        logs.include_context(log_fields)
+    middleware = [] if tracing is None else [Middleware(tracing.middleware, route_of=route_of)]
+    middleware += [
         Middleware(
             RequestContextMiddleware,
             drain_limit=config.max_body_bytes,
@@ -392,7 +433,7 @@ def create_app(
             )
         )
     lifecycle = Lifecycle(
-        config, connector or simulator_for(config), streams, otel, clock or Clock()
+        config, connector or simulator_for(config), streams, otel, clock or Clock(), tracing
     )
 
     @asynccontextmanager
@@ -415,6 +456,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.streams = streams
+    app.state.tracing = tracing or NoTracing()
     app.state.openapi = openapi.render(config.metrics_enabled)
     app.state.lifecycle = lifecycle
     return app

@@ -9,10 +9,12 @@ API encodes it directly, no copy); fields the API does not show (``Command.start
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgspec
 
+from app.vehicles.description import DEFAULT_ECUS
 from app.vocabulary import (
     TERMINAL_STATUSES,
     AuditAction,
@@ -25,11 +27,13 @@ from app.vocabulary import (
 )
 
 __all__ = [
+    "DEFAULT_ECU_REFS",
     "SYSTEM_ACTOR",
     "Actor",
     "AuditEntry",
     "Command",
     "DoipTargetSpec",
+    "EcuRef",
     "Principal",
     "ResponseChunk",
     "Role",
@@ -73,6 +77,28 @@ class DoipTargetSpec(Record, frozen=True, kw_only=True):
     always_on: bool  # connect at start and reconnect after a loss, never idle-close
 
 
+class EcuRef(Record, frozen=True, kw_only=True):
+    """One ECU of a vehicle (a SOVD component): its name and UDS address."""
+
+    name: str  # such as engine: lower-case letters, digits and dashes
+    address: str  # one byte in hex with upper-case digits, such as 0x10
+
+
+# The default ECU set comes from the ECU descriptions (pure data): engine 0x10,
+# transmission 0x18, abs 0x28, body 0x40.
+DEFAULT_ECU_REFS: Final = tuple(
+    EcuRef(name=name, address=f"0x{address:02X}") for name, address in DEFAULT_ECUS
+)
+
+
+def ecu_refs_at(addresses: Iterable[int]) -> tuple[EcuRef, ...]:
+    """The ECUs at these addresses (each once, in order), named as the default ECUs are
+    where the address is theirs (0x10: engine), ``ecu-0x50`` otherwise."""
+    names = {address: name for name, address in DEFAULT_ECUS}
+    unique = dict.fromkeys(addresses)
+    return tuple(EcuRef(name=names.get(a, f"ecu-0x{a:02x}"), address=f"0x{a:02X}") for a in unique)
+
+
 class Vehicle(Record, frozen=True, kw_only=True):
     vehicle_id: str
     vin: str
@@ -85,6 +111,8 @@ class Vehicle(Record, frozen=True, kw_only=True):
     transport: Transport = Transport.SIMULATOR
     # The DoIP target (transport doip only); shown to admins, None for engineers.
     doip: DoipTargetSpec | None = None
+    # The vehicle's ECUs (its SOVD components); shown to engineers and admins.
+    ecus: tuple[EcuRef, ...] = DEFAULT_ECU_REFS
 
 
 class Command(Record, frozen=True, kw_only=True):

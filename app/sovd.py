@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -75,26 +76,25 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
         ),
         CommandSpec(
             "DiagnosticSessionControl",
-            "DoIP vehicles only. Switch an ECU's diagnostic session (UDS 0x10); a "
+            "Switch an ECU's diagnostic session (UDS 0x10); on a DoIP vehicle a "
             "non-default session is kept alive with TesterPresent while the vehicle stays "
             "connected.",
             (_ECU, Param("session", r"^(default|extended)$", "default or extended")),
         ),
         CommandSpec(
             "RoutineControl",
-            "DoIP vehicles only. Start or stop an ECU routine, or read its results "
-            "(UDS 0x31), such as the self-test 0x0201.",
+            "Start or stop an ECU routine, or read its results (UDS 0x31), such as the "
+            "self-test 0x0201; run starts it and follows it to its end: one chunk per "
+            "progress change, then the end state (stopped on the ECU if the command is "
+            "cancelled first).",
             (
                 _ECU,
                 Param("routineId", DATA_ID, "routine identifier such as 0x0201"),
-                Param("action", r"^(start|stop|results)$", "start, stop or results"),
+                Param("action", r"^(start|stop|results|run)$", "start, stop, results or run"),
             ),
         ),
     )
 }
-# Commands only a real (DoIP) vehicle runs: refused for simulated vehicles.
-DOIP_ONLY: Final = frozenset({"DiagnosticSessionControl", "RoutineControl"})
-
 _COMPILED: Final = {
     spec.command_name: {p.name: (re.compile(p.pattern), p) for p in spec.params}
     for spec in CATALOGUE.values()
@@ -128,6 +128,19 @@ def validate(command_name: object, params: object) -> tuple[str, dict[str, str]]
             )
         clean[name] = value
     return command_name, clean
+
+
+# Commands that change an ECU's state (its faults, its session, a routine): another
+# user's lock refuses them. Reading a routine's results changes nothing.
+STATE_CHANGING: Final = frozenset({"ClearDTC", "DiagnosticSessionControl", "RoutineControl"})
+_READ_ONLY_ACTIONS: Final = {"RoutineControl": frozenset({"results"})}
+
+
+def changes_state(command_name: str, params: Mapping[str, str]) -> bool:
+    """Whether the command changes the vehicle's state (so a lock stands in its way)."""
+    if command_name not in STATE_CHANGING:
+        return False
+    return params.get("action") not in _READ_ONLY_ACTIONS.get(command_name, frozenset())
 
 
 def decode_answer(raw: bytes) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""The seam between the service and its metrics.
+"""The seam between the service and its metrics and traces.
 
 The service reports what happened through these few named calls, in its own vocabulary
 (enums), and knows nothing of how they are recorded. ``otel.Metrics`` implements them with
 OpenTelemetry (``app.main`` hands it the label values from the enums, pre-registered at
-0); ``NoTelemetry`` does nothing, for when metrics are turned off. Nothing else of the
+0); ``NoTelemetry`` does nothing, for when metrics are turned off. ``Tracing`` is the
+same for traces: ``otel.Tracing`` when tracing is on, ``NoTracing`` (no calls into any
+tracer) when it is off. Nothing else of the
 service imports ``otel``: ``app.main`` assembles it and passes what the API needs (the
 HTTP recorder, the ``/metrics`` exposition) through the types below.
 """
@@ -11,7 +13,8 @@ HTTP recorder, the ``/metrics`` exposition) through the types below.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any, Protocol
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Final, Protocol
 
 from app.vocabulary import AuthFailureReason, CommandStatus
 
@@ -87,3 +90,83 @@ class HttpRecorder(Protocol):
 
 # The metrics exposition (``GET /metrics``) as a plain ASGI app: scope, receive, send.
 Exposition = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+
+
+# -- traces ---------------------------------------------------------------------------
+
+
+class CommandTrace(Protocol):
+    """One command's trace, made in its submit request (``Tracing.command_accepted``) and
+    told by the pipeline what happens to the command."""
+
+    def started(self) -> None:
+        """The command left its vehicle's queue; its execution begins."""
+
+    def attach(self) -> None:
+        """Make the command current in the running task (a task of its own: the
+        execution, or the end's write), so its store spans, log lines and exemplars
+        belong to its trace."""
+
+    def chunk(self, sequence: int, size: int) -> None:
+        """The vehicle sent answer chunk ``sequence`` of ``size`` bytes."""
+
+    def ended(self, status: str, error_code: str | None, error: str | None) -> None:
+        """Its terminal status is decided; ``error``: why it failed (None: no failure)."""
+
+    def close(self) -> None:
+        """The command left the pipeline: end whatever is still open."""
+
+
+class Tracing(Protocol):
+    def command_accepted(
+        self, command_id: str, command_name: str, vehicle_id: str, ecu_address: str | None
+    ) -> CommandTrace:
+        """A command was accepted, in its submit request (whose span is its parent)."""
+
+    def span(self, name: str) -> AbstractContextManager[None]:
+        """A span for a piece of work of the current command (a store write)."""
+
+    def stream_opened(self, command_id: str) -> None:
+        """The current request is a response stream following ``command_id``."""
+
+
+class _NoCommandTrace:
+    def started(self) -> None:
+        pass
+
+    def attach(self) -> None:
+        pass
+
+    def chunk(self, sequence: int, size: int) -> None:
+        pass
+
+    def ended(self, status: str, error_code: str | None, error: str | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+NO_COMMAND_TRACE: Final = _NoCommandTrace()
+_NO_SPAN: Final = nullcontext()
+
+
+class NoTracing:
+    """Tracing off: every call returns at once, nothing is allocated."""
+
+    def command_accepted(
+        self, command_id: str, command_name: str, vehicle_id: str, ecu_address: str | None
+    ) -> CommandTrace:
+        return NO_COMMAND_TRACE
+
+    def span(self, name: str) -> AbstractContextManager[None]:
+        return _NO_SPAN
+
+    def stream_opened(self, command_id: str) -> None:
+        pass
+
+
+# Store writes that get a span of their own in a command's trace.
+STORE_START: Final = "store.mark_in_progress"
+STORE_CHUNK: Final = "store.add_response"
+STORE_FINISH: Final = "store.finish"

@@ -123,3 +123,9 @@ class ErrorCode(StrEnum):
     STORAGE_UNAVAILABLE = "storage-unavailable"
     NOT_READY = "not-ready"
     SERVER_FAILURE = "sovd-server-failure"
+    # SOVD's standard codes (ISO 17978 GenericError) for what a vehicle or a lock says.
+    PRECONDITION_NOT_FULFILLED = "precondition-not-fulfilled"
+    LOCK_BROKEN = "lock-broken"
+    NOT_RESPONDING = "not-responding"
+    ERROR_RESPONSE = "error-response"
+    INVALID_RESPONSE_CONTENT = "invalid-response-content"

@@ -1,12 +1,15 @@
-"""Telemetry overhead: authenticated GET /api/v1/vehicles with metrics on, then off.
+"""Telemetry overhead: authenticated GET /api/v1/vehicles with metrics on, off, and with
+tracing on as well.
 
     python -m bench.http_overhead [--seconds 10] [--rounds 5]
 
 Starts the service (a fresh database with the demo fleet) with SOVD_METRICS_ENABLED=true
-and =false, drives it with wrk (or the Python load generator), and prints requests/s of
-both, their ratio (on / off), and the server's CPU time per request. The server is
-pinned to one core and the load generator to the other; rounds alternate which setting
-goes first, and the medians are compared.
+and =false, and with metrics and tracing on (every request sampled, spans exported over
+OTLP/HTTP to a receiver in this process that answers at once), drives it with wrk (or the
+Python load generator), and prints requests/s of each, their ratios to telemetry off, and
+the server's CPU time per request. The server is pinned to one core and the load
+generator (and the span receiver) to the other; rounds rotate which setting goes first,
+and the medians are compared.
 """
 
 from __future__ import annotations
@@ -16,20 +19,77 @@ import json
 import os
 import statistics
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bench.load import LoadResult, http_load
 from bench.server import BenchServer
 
 PATH = "/api/v1/vehicles"
 SERVER_CPUS, CLIENT_CPUS = {0}, {1}
+ON, OFF, TRACED = "on", "off", "traced"
+LABELS = {ON: "telemetry on", OFF: "telemetry off", TRACED: "tracing on (all sampled)"}
+BARS = {ON: 0.95, TRACED: 0.80}  # ratio to telemetry off
+
+
+@contextmanager
+def span_receiver(cpus: set[int] | None) -> Iterator[str]:
+    """An OTLP/HTTP endpoint that takes every export and answers 200 at once (a collector
+    that keeps up), on the load generator's core; yields its traces URL."""
+
+    class Sink(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+
+    def serve() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)  # this thread only
+        server.serve_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _env(mode: str, traces_url: str) -> dict[str, str]:
+    env = {"SOVD_METRICS_ENABLED": "false" if mode == OFF else "true"}
+    if mode == TRACED:
+        env |= {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_url,
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+    return env
 
 
 def measure(enabled: bool, seconds: float, connections: int) -> tuple[LoadResult, float]:
+    """Metrics on or off (``python -m bench``'s overhead scenario)."""
+    return measure_mode(ON if enabled else OFF, seconds, connections)
+
+
+def measure_mode(
+    mode: str, seconds: float, connections: int, traces_url: str = ""
+) -> tuple[LoadResult, float]:
     """Throughput, and the server's CPU time per request in microseconds."""
     pinned = len(os.sched_getaffinity(0)) > 1
     cpus, client_cpus = (SERVER_CPUS, CLIENT_CPUS) if pinned else (None, None)
-    env = {"SOVD_METRICS_ENABLED": "true" if enabled else "false"}
-    with BenchServer(cpus=cpus, env=env) as server:
+    with BenchServer(cpus=cpus, env=_env(mode, traces_url)) as server:
         headers = {"Authorization": f"Bearer {server.token()}"}
         url = server.base_url + PATH
         warm_up = min(2.0, seconds)
@@ -37,7 +97,7 @@ def measure(enabled: bool, seconds: float, connections: int) -> tuple[LoadResult
         cpu_before = server.cpu_seconds()
         result = http_load(url, headers, seconds=seconds, connections=connections, cpus=client_cpus)
         cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
-        if enabled:
+        if mode != OFF:
             assert server.http.get("/metrics").status_code == 200
         return result, cpu_us
 
@@ -49,47 +109,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
-    rps: dict[bool, list[float]] = {True: [], False: []}
-    cpu: dict[bool, list[float]] = {True: [], False: []}
-    for n in range(args.rounds):
-        for enabled in (True, False) if n % 2 == 0 else (False, True):
-            result, cpu_us = measure(enabled, args.seconds, args.connections)
-            if result.errors:
-                print(f"errors: {result.errors}", file=sys.stderr)
-                return 1
-            rps[enabled].append(result.rps)
-            cpu[enabled].append(cpu_us)
-            state = "on " if enabled else "off"
-            print(
-                f"round {n + 1}: telemetry {state} {result.rps:8.0f} req/s, "
-                f"p50 {result.p50_ms:.2f} ms, server CPU {cpu_us:.0f} us/request ({result.tool})",
-                flush=True,
-            )
-    on_rps, off_rps = statistics.median(rps[True]), statistics.median(rps[False])
-    ratio = on_rps / off_rps
+    modes = (ON, OFF, TRACED)
+    rps: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    pinned = len(os.sched_getaffinity(0)) > 1
+    with span_receiver(CLIENT_CPUS if pinned else None) as traces_url:
+        for n in range(args.rounds):
+            # Each round starts with another setting, so none always runs on a cold machine.
+            for mode in modes[n % 3 :] + modes[: n % 3]:
+                result, cpu_us = measure_mode(mode, args.seconds, args.connections, traces_url)
+                if result.errors:
+                    print(f"errors: {result.errors}", file=sys.stderr)
+                    return 1
+                rps[mode].append(result.rps)
+                cpu[mode].append(cpu_us)
+                print(
+                    f"round {n + 1}: {LABELS[mode]:<25} {result.rps:8.0f} req/s, "
+                    f"p50 {result.p50_ms:.2f} ms, server CPU {cpu_us:.0f} us/request"
+                    f" ({result.tool})",
+                    flush=True,
+                )
+    medians = {m: statistics.median(rps[m]) for m in modes}
     print()
     print(f"{'GET ' + PATH + ' (median)':<34}{'req/s':>10}{'CPU us/req':>12}")
-    print(f"{'telemetry on':<34}{on_rps:>10.0f}{statistics.median(cpu[True]):>12.0f}")
-    print(f"{'telemetry off':<34}{off_rps:>10.0f}{statistics.median(cpu[False]):>12.0f}")
-    print(f"{'ratio on/off':<34}{ratio:>10.3f}   (bar: >= 0.95)")
-    # Each round's pair ran back to back, so its ratio is blind to drift between rounds
-    # (another load on the machine slows both halves of a round alike).
-    paired = [on / off for on, off in zip(rps[True], rps[False], strict=True)]
-    print(
-        f"{'ratio per round':<34}{statistics.median(paired):>10.3f}"
-        f"   (median; {min(paired):.3f}-{max(paired):.3f})"
-    )
-    cpu_ratio = statistics.median(cpu[False]) / statistics.median(cpu[True])
+    for mode in modes:
+        print(f"{LABELS[mode]:<34}{medians[mode]:>10.0f}{statistics.median(cpu[mode]):>12.0f}")
+    ratios: dict[str, float] = {}
+    paired: dict[str, list[float]] = {}
+    for mode in (ON, TRACED):
+        ratios[mode] = medians[mode] / medians[OFF]
+        print(f"{'ratio ' + mode + '/off':<34}{ratios[mode]:>10.3f}   (bar: >= {BARS[mode]:.2f})")
+        # Each round's runs went back to back, so its ratio is blind to drift between
+        # rounds (another load on the machine slows a whole round alike).
+        paired[mode] = [x / off for x, off in zip(rps[mode], rps[OFF], strict=True)]
+        print(
+            f"{'ratio ' + mode + '/off per round':<34}{statistics.median(paired[mode]):>10.3f}"
+            f"   (median; {min(paired[mode]):.3f}-{max(paired[mode]):.3f})"
+        )
+    cpu_ratio = statistics.median(cpu[OFF]) / statistics.median(cpu[ON])
     print(f"{'CPU per request off/on':<34}{cpu_ratio:>10.3f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(
                 {
-                    "rps": {"on": rps[True], "off": rps[False]},
-                    "ratio": ratio,
-                    "paired_ratios": paired,
+                    "rps": rps,
+                    "ratio": ratios[ON],
+                    "traced_ratio": ratios[TRACED],
+                    "paired_ratios": paired[ON],
+                    "traced_paired_ratios": paired[TRACED],
                     "cpu_ratio": cpu_ratio,
-                    "cpu_us": {"on": cpu[True], "off": cpu[False]},
+                    "cpu_us": cpu,
                 },
                 handle,
                 indent=2,

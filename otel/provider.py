@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from otel import names
+from otel.exemplars import ExemplarPrometheusReader
 from otel.metrics import MetricLabels, Metrics
 from otel.scrape import ASGIApp, metrics_app
 
@@ -31,6 +35,8 @@ class TelemetrySettings:
     otlp_endpoint: str | None = None  # base URL; /v1/metrics is appended
     otlp_metrics_endpoint: str | None = None  # full URL, wins over otlp_endpoint
     otlp_export_interval_ms: int = 60000
+    # Tracing is on: histograms keep the trace id of a sampled recording as an exemplar.
+    exemplars: bool = False
 
     @property
     def otlp_url(self) -> str | None:
@@ -65,18 +71,25 @@ class Instrumentation:
         self.provider.shutdown()
 
 
-def build_instrumentation(settings: TelemetrySettings, labels: MetricLabels) -> Instrumentation:
-    resource = Resource.create(
+def make_resource(settings: TelemetrySettings) -> Resource:
+    """The service's resource, the same for its metrics and its traces."""
+    return Resource.create(
         {
             **parse_resource_attributes(settings.resource_attributes),
             "service.name": settings.service_name,
             **({"service.version": settings.service_version} if settings.service_version else {}),
         }
     )
+
+
+def build_instrumentation(settings: TelemetrySettings, labels: MetricLabels) -> Instrumentation:
+    resource = make_resource(settings)
     registry = CollectorRegistry(auto_describe=True)
     readers: list[MetricReader] = [
-        # Scope labels would add three constant labels to every series; they say nothing here.
-        PrometheusMetricReader(registry=registry, scope_info_enabled=False),
+        # The OpenTelemetry Prometheus reader, plus the exemplars it leaves out (shown
+        # in the OpenMetrics format only). Scope labels would add three constant labels
+        # to every series; they say nothing here.
+        ExemplarPrometheusReader(registry, names.EXEMPLAR_HISTOGRAMS),
     ]
     if settings.otlp_url:
         readers.append(
@@ -100,12 +113,15 @@ def build_instrumentation(settings: TelemetrySettings, labels: MetricLabels) -> 
             aggregation=ExplicitBucketHistogramAggregation(names.VEHICLE_REQUEST_BUCKETS),
         ),
     ]
-    # No traces here, so exemplars could never link anywhere; skip their per-record cost.
+    # Without traces an exemplar could never link anywhere: skip their per-record cost.
+    # With them, a recording made while a sampled span is current keeps its trace id.
     provider = MeterProvider(
         metric_readers=readers,
         resource=resource,
         views=views,
-        exemplar_filter=AlwaysOffExemplarFilter(),
+        exemplar_filter=TraceBasedExemplarFilter()
+        if settings.exemplars
+        else AlwaysOffExemplarFilter(),
     )
     metrics = Metrics(provider.get_meter("sovd-command-service"), labels)
     return Instrumentation(metrics, registry, provider, metrics_app(registry))

@@ -80,6 +80,7 @@ SOCKET_TIER = frozenset(
         "test_ws_close_reasons",
         "test_cli",
         "test_start_stop",
+        "test_traces_stream",  # the response stream's span: real WebSocket frames
     }
 )
 TESTS = Path(__file__).parent

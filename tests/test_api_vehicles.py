@@ -33,7 +33,14 @@ def test_demo_fleet_has_one_connected_vehicle_per_profile_and_a_disconnected_one
         "last_seen_at",
         "transport",
         "doip",
+        "ecus",
     }
+    assert items[0]["ecus"] == [
+        {"name": "engine", "address": "0x10"},
+        {"name": "transmission", "address": "0x18"},
+        {"name": "abs", "address": "0x28"},
+        {"name": "body", "address": "0x40"},
+    ]
 
 
 def test_filters_search_and_pagination(server: Server) -> None:

@@ -130,21 +130,28 @@ def test_patch_switches_transport_and_refuses_a_status_for_a_doip_vehicle(
     assert any("doip" in entry["details"] for entry in audit)
 
 
-def test_doip_only_commands_are_refused_for_a_simulated_vehicle(server: Server) -> None:
+def test_session_and_routine_commands_run_on_a_simulated_vehicle_too(server: Server) -> None:
+    # They were DoIP-only; the simulator now runs the same UDS conversations.
     token = server.token()
-    vehicle = server.vehicle(token)
-    r = server.http.post(
-        "/api/v1/commands",
-        headers=auth(token),
-        json={
-            "vehicle_id": vehicle["vehicle_id"],
-            "command_name": "DiagnosticSessionControl",
-            "command_params": {"ecuAddress": "0x10", "session": "extended"},
-        },
+    vehicle_id = server.vehicle(token)["vehicle_id"]
+    session = server.submit(
+        token,
+        vehicle_id,
+        "DiagnosticSessionControl",
+        {"ecuAddress": "0x40", "session": "extended"},
     )
-    assert r.status_code == 400
-    assert "DiagnosticSessionControl needs a DoIP vehicle" in r.json()["message"]
-    assert server.query("SELECT count(*) FROM commands") == [(0,)]
+    routine = server.submit(
+        token,
+        vehicle_id,
+        "RoutineControl",
+        {"ecuAddress": "0x40", "routineId": "0x0201", "action": "start"},
+    )
+    for command in (session, routine):
+        assert server.wait_status(token, command["command_id"])["status"] == "completed"
+    chunks = server.http.get(
+        f"/api/v1/commands/{routine['command_id']}/responses", headers=auth(token)
+    ).json()["items"]
+    assert chunks[-1]["response_payload"]["status"] == "running"
 
 
 def test_a_doip_vehicle_takes_commands_while_its_link_is_down(server: Server) -> None:

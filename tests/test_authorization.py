@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,22 +21,35 @@ def _vin() -> str:
     return f"1HGCM82633A{next(_counter):06d}"
 
 
+_SELF_TEST = "/v1/components/engine/operations/selfTest/executions"
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with running(make_config(tmp_path_factory.mktemp("authz"))) as srv:
+    config = make_config(tmp_path_factory.mktemp("authz"), command_timeout_s=2.0)
+    with running(replace(config, sim_self_test_s=0.05)) as srv:
         admin = srv.admin_token()
         a = srv.token()  # the demo "engineer"
         b = srv.create_engineer("bob")
-        vehicle = srv.vehicle(admin)["vehicle_id"]
+        found = srv.vehicle(admin)
+        vehicle, vin = found["vehicle_id"], found["vin"]
         cmd_a = srv.submit(a, vehicle)["command_id"]
         cmd_b = srv.submit(b, vehicle)["command_id"]
+        executions = {}
+        for who, token in (("a", a), ("b", b)):
+            r = srv.http.post(f"/sovd/vehicles/{vin}{_SELF_TEST}", headers=auth(token), json={})
+            assert r.status_code == 202, r.text
+            executions[who] = r.json()["id"]
+            srv.wait_status(admin, executions[who])  # one run of the routine at a time
         for cid in (cmd_a, cmd_b):
             srv.wait_status(admin, cid)
         yield {
             "srv": srv,
             "tokens": {"anonymous": None, "a": a, "b": b, "admin": admin},
             "vehicle": vehicle,
+            "vin": vin,
             "cmd": {"a": cmd_a, "b": cmd_b},
+            "execution": executions,
         }
 
 
@@ -52,6 +66,34 @@ def _fresh_user(srv: Server) -> str:
     return str(r.json()["user_id"])
 
 
+_OP = "/v1/components/{component}/operations/{operation}"
+# The SOVD tree's plain reads: the table's path after the root -> the path called.
+_SOVD_READS = {
+    "/version-info": "/version-info",
+    "/v1": "/v1",
+    "/v1/components": "/v1/components",
+    "/v1/apps": "/v1/apps",
+    "/v1/areas": "/v1/areas",
+    "/v1/functions": "/v1/functions",
+    "/v1/locks": "/v1/locks",
+    "/v1/components/{component}": "/v1/components/engine",
+    "/v1/components/{component}/hosts": "/v1/components/engine/hosts",
+    "/v1/components/{component}/belongs-to": "/v1/components/engine/belongs-to",
+    "/v1/components/{component}/data": "/v1/components/engine/data",
+    "/v1/components/{component}/data-categories": "/v1/components/engine/data-categories",
+    "/v1/components/{component}/data-groups": "/v1/components/engine/data-groups",
+    "/v1/components/{component}/data/{data_id}": "/v1/components/engine/data/vin",
+    "/v1/components/{component}/faults": "/v1/components/transmission/faults",
+    "/v1/components/{component}/faults/{fault_code}": "/v1/components/transmission/faults/P0700",
+    "/v1/components/{component}/operations": "/v1/components/engine/operations",
+    "/v1/components/{component}/operations/{operation}": (
+        "/v1/components/engine/operations/selfTest"
+    ),
+    "/v1/components/{component}/operations/{operation}/executions": _SELF_TEST,
+    "/v1/components/{component}/modes": "/v1/components/engine/modes",
+    "/v1/components/{component}/modes/{mode}": "/v1/components/engine/modes/session",
+    "/v1/components/{component}/locks": "/v1/components/engine/locks",
+}
 # Example calls per endpoint of the route table: (name, path, body, owner, ok status);
 # {vehicle}, {cmd_a}, {cmd_b}, {user} are filled in. ``owner`` names whose command the
 # call reaches ("a"/"b"): only its owner and admins may; others hear 404.
@@ -178,6 +220,84 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         ("responses-a", "/api/v1/commands/{cmd_a}/responses", None, "a", 200),
         ("responses-b", "/api/v1/commands/{cmd_b}/responses", None, "b", 200),
     ],
+    **{
+        ("GET", f"/sovd/vehicles/{{vin}}{tail}"): [
+            (f"sovd-get{tail.replace('/', '-')}", f"/sovd/vehicles/{{vin}}{path}", None, None, 200)
+        ]
+        for tail, path in _SOVD_READS.items()
+    },
+    # State changes act on a vehicle of their own ({fresh}): each caller's call succeeds.
+    ("DELETE", "/sovd/vehicles/{vin}/v1/components/{component}/faults"): [
+        ("sovd-clear", "/sovd/vehicles/{fresh}/v1/components/engine/faults", None, None, 204)
+    ],
+    ("DELETE", "/sovd/vehicles/{vin}/v1/components/{component}/faults/{fault_code}"): [
+        (
+            "sovd-clear-one",
+            "/sovd/vehicles/{fresh}/v1/components/engine/faults/P0171",
+            None,
+            None,
+            204,
+        )
+    ],
+    ("POST", f"/sovd/vehicles/{{vin}}{_OP}/executions"): [
+        ("sovd-execute", f"/sovd/vehicles/{{fresh}}{_SELF_TEST}", lambda: {}, None, 202)
+    ],
+    ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}/modes/{mode}"): [
+        (
+            "sovd-session",
+            "/sovd/vehicles/{fresh}/v1/components/engine/modes/session",
+            lambda: {"value": "extended"},
+            None,
+            200,
+        )
+    ],
+    ("POST", "/sovd/vehicles/{vin}/v1/locks"): [
+        ("sovd-lock", "/sovd/vehicles/{fresh}/v1/locks", lambda: {"lock_expiration": 60}, None, 201)
+    ],
+    ("POST", "/sovd/vehicles/{vin}/v1/components/{component}/locks"): [
+        (
+            "sovd-lock-ecu",
+            "/sovd/vehicles/{fresh}/v1/components/engine/locks",
+            lambda: {"lock_expiration": 60},
+            None,
+            201,
+        )
+    ],
+    # A lock the caller holds ({own_lock}: taken for the caller on a vehicle of its own).
+    ("PUT", "/sovd/vehicles/{vin}/v1/locks/{lock_id}"): [
+        ("sovd-extend", "/sovd/vehicles/{own_lock}", lambda: {"lock_expiration": 90}, None, 204)
+    ],
+    ("DELETE", "/sovd/vehicles/{vin}/v1/locks/{lock_id}"): [
+        ("sovd-release", "/sovd/vehicles/{own_lock}", None, None, 204)
+    ],
+    ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}/locks/{lock_id}"): [
+        (
+            "sovd-extend-ecu",
+            "/sovd/vehicles/{own_ecu_lock}",
+            lambda: {"lock_expiration": 90},
+            None,
+            204,
+        )
+    ],
+    ("DELETE", "/sovd/vehicles/{vin}/v1/components/{component}/locks/{lock_id}"): [
+        ("sovd-release-ecu", "/sovd/vehicles/{own_ecu_lock}", None, None, 204)
+    ],
+    ("GET", "/sovd/vehicles/{vin}/v1/locks/{lock_id}"): [
+        ("sovd-lock-get", "/sovd/vehicles/{own_lock}", None, None, 200)
+    ],
+    ("GET", "/sovd/vehicles/{vin}/v1/components/{component}/locks/{lock_id}"): [
+        ("sovd-lock-get-ecu", "/sovd/vehicles/{own_ecu_lock}", None, None, 200)
+    ],
+    # An execution is its user's and the admins': others hear 404.
+    ("GET", f"/sovd/vehicles/{{vin}}{_OP}/executions/{{execution_id}}"): [
+        ("sovd-execution-a", f"/sovd/vehicles/{{vin}}{_SELF_TEST}/{{exec_a}}", None, "a", 200),
+        ("sovd-execution-b", f"/sovd/vehicles/{{vin}}{_SELF_TEST}/{{exec_b}}", None, "b", 200),
+    ],
+    # They have ended: stopping them is 409 for whoever may, 404 for anyone else.
+    ("DELETE", f"/sovd/vehicles/{{vin}}{_OP}/executions/{{execution_id}}"): [
+        ("sovd-stop-a", f"/sovd/vehicles/{{vin}}{_SELF_TEST}/{{exec_a}}", None, "a", 409),
+        ("sovd-stop-b", f"/sovd/vehicles/{{vin}}{_SELF_TEST}/{{exec_b}}", None, "b", 409),
+    ],
     # The commands have ended: whoever may cancel them hears 409, anyone else 404.
     ("POST", "/api/v1/commands/{command_id}/cancel"): [
         ("cancel-a", "/api/v1/commands/{cmd_a}/cancel", None, "a", 409),
@@ -223,11 +343,41 @@ def _expected(rule: str, who: str, ok: int) -> int:
     return ok if rule == f"owner-{who}" else 404
 
 
-def _fill(text: str, world: dict[str, Any], srv: Server) -> str:
-    text = text.replace("{vehicle}", world["vehicle"])
+def _fresh_vin(srv: Server) -> str:
+    """A vehicle of its own for one call that changes state."""
+    vin = _vin()
+    r = srv.http.post(
+        "/api/v1/vehicles",
+        headers=auth(srv.admin_token()),
+        json={"vin": vin, "make": "a", "model": "b", "year": 2020},
+    )
+    assert r.status_code == 201, r.text
+    return vin
+
+
+def _own_lock(srv: Server, token: str | None, where: str) -> str:
+    """``<vin>/v1[/components/engine]/locks/<id>``: a lock the caller holds (anonymous
+    callers get an admin's, which they must not reach)."""
+    vin = _fresh_vin(srv)
+    path = f"/sovd/vehicles/{vin}/v1{where}/locks"
+    r = srv.http.post(path, headers=auth(token or srv.admin_token()), json={"lock_expiration": 60})
+    assert r.status_code == 201, r.text
+    return f"{vin}/v1{where}/locks/{r.json()['id']}"
+
+
+def _fill(text: str, world: dict[str, Any], srv: Server, token: str | None = None) -> str:
+    text = text.replace("{vehicle}", world["vehicle"]).replace("{vin}", world["vin"])
     text = text.replace("{cmd_a}", world["cmd"]["a"]).replace("{cmd_b}", world["cmd"]["b"])
+    text = text.replace("{exec_a}", world["execution"]["a"])
+    text = text.replace("{exec_b}", world["execution"]["b"])
     if "{user}" in text:
         text = text.replace("{user}", _fresh_user(srv))
+    if "{fresh}" in text:
+        text = text.replace("{fresh}", _fresh_vin(srv))
+    if "{own_lock}" in text:
+        text = text.replace("{own_lock}", _own_lock(srv, token, ""))
+    if "{own_ecu_lock}" in text:
+        text = text.replace("{own_ecu_lock}", _own_lock(srv, token, "/components/engine"))
     return text
 
 
@@ -251,13 +401,14 @@ def test_http_matrix(
     if isinstance(payload, dict) and payload.get("vehicle_id") == "{vehicle}":
         payload["vehicle_id"] = world["vehicle"]
     r = srv.http.request(
-        method, _fill(path, world, srv), json=payload, headers=auth(token) if token else {}
+        method, _fill(path, world, srv, token), json=payload, headers=auth(token) if token else {}
     )
     expected = _expected(rule, who, ok)
     assert r.status_code == expected, r.text
     if expected >= 400:
+        error = r.json()  # the SOVD tree's GenericError names ours in vendor_code
         assert (
-            r.json()["error_code"]
+            error.get("vendor_code", error["error_code"])
             == {
                 401: "unauthorized",
                 403: "insufficient-access-rights",

@@ -403,3 +403,44 @@ def test_rates_use_the_rate_interval_and_queries_the_chosen_target() -> None:
     (job,) = scrape["scrape_configs"]
     # $__rate_interval is four scrape intervals: Grafana must know the real one.
     assert datasource["jsonData"]["timeInterval"] == job["scrape_interval"]
+
+
+# -- traces (issue #13) ----------------------------------------------------------------
+
+
+def test_the_collector_sends_traces_to_jaeger_of_the_same_profile() -> None:
+    services = _compose()["services"]
+    config = yaml.safe_load((ROOT / "prometheus" / "otel-collector.yaml").read_text())
+    traces = config["service"]["pipelines"]["traces"]
+    assert traces["receivers"] == ["otlp"]
+    (exporter,) = traces["exporters"]
+    host = config["exporters"][exporter]["endpoint"].split(":")[0]
+    assert host in services
+    assert services[host]["profiles"] == services["otel-collector"]["profiles"] == ["otel"]
+    assert str(services[host]["environment"]["COLLECTOR_OTLP_ENABLED"]) == "true"
+    # Its UI, on loopback like every port.
+    assert ("127.0.0.1", "16686", "16686") in _published(services[host], {})
+    # The app gets the standard variables that turn tracing on and tune its sampling.
+    env = services["app"]["environment"]
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER"):
+        assert interpolate(str(env[name]), {}) == "", name
+
+
+def test_prometheus_stores_exemplars_and_grafana_links_them_to_traces() -> None:
+    assert "--enable-feature=exemplar-storage" in _compose()["services"]["prometheus"]["command"]
+    provisioned = yaml.safe_load(
+        (ROOT / "prometheus/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
+    by_uid = {d["uid"]: d for d in provisioned}
+    (link,) = by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert link["name"] == "trace_id"  # the exemplar label the app writes
+    jaeger = by_uid[link["datasourceUid"]]
+    assert jaeger["type"] == "jaeger"
+    assert jaeger["url"].split("//")[1].split(":")[0] in _compose()["services"]
+    durations = [
+        target
+        for panel in _dashboard()["panels"]
+        for target in panel["targets"]
+        if "command_execution_duration_seconds_bucket" in target["expr"]
+    ]
+    assert durations and all(target.get("exemplar") is True for target in durations)

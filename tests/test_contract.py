@@ -16,7 +16,16 @@ from app.api import contract
 from app.api.contract import MAX_JSON_DEPTH
 from app.api.routes import ENDPOINTS
 from app.errors import STATUS_OF
-from app.models import Actor, AuditEntry, Command, Principal, ResponseChunk, User, Vehicle
+from app.models import (
+    Actor,
+    AuditEntry,
+    Command,
+    EcuRef,
+    Principal,
+    ResponseChunk,
+    User,
+    Vehicle,
+)
 from app.store import vehicles as vehicle_store
 from app.store.rows import fetch_one
 from app.vocabulary import (
@@ -139,7 +148,7 @@ def test_enums_in_the_document_come_from_the_vocabulary(server: Server) -> None:
             "/api/v1/vehicles",
             {"vin": VIN, "make": "a", "model": "b", "year": 2000, "colour": "red"},
             "body: unknown field `colour` (allowed: vin, make, model, year, simulator_profile,"
-            " transport, doip)",
+            " transport, doip, ecus)",
         ),
         (
             "POST",
@@ -225,6 +234,7 @@ def test_responses_are_json_with_every_field(server: Server) -> None:
         "last_seen_at",
         "transport",
         "doip",
+        "ecus",
     }
     assert "last_seen_at" in page["items"][0]  # null, but present
     command = server.submit(token, page["items"][0]["vehicle_id"])
@@ -280,8 +290,9 @@ def test_the_store_reads_a_row_by_column_name() -> None:
         " 'connected' AS connection_status, 2001 AS year, 'Golf' AS model, 'VW' AS make,"
         " ? AS vin, 'v1' AS vehicle_id, 'simulator' AS transport, NULL AS doip_always_on,"
         " NULL AS doip_ecu_addresses, NULL AS doip_tester_address,"
-        " NULL AS doip_logical_address, NULL AS doip_port, NULL AS doip_host",
-        (VIN,),
+        " NULL AS doip_logical_address, NULL AS doip_port, NULL AS doip_host,"
+        " ? AS ecus",
+        (VIN, '[{"name": "gateway", "address": 1}]'),
     )
     assert row is not None
     vehicle = vehicle_store._vehicle(row)
@@ -294,6 +305,7 @@ def test_the_store_reads_a_row_by_column_name() -> None:
         connection_status=ConnectionStatus.CONNECTED,
         simulator_profile=SimulatorProfile.HEALTHY,
         last_seen_at=None,
+        ecus=(EcuRef(name="gateway", address="0x01"),),
     )
     assert msgspec.json.decode(msgspec.json.encode(vehicle))["year"] == 2001
 

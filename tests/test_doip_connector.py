@@ -24,6 +24,7 @@ from app.vehicles.connector import DiagnosticRequest, VehicleUnreachable
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.doip_link import Link
 from app.vehicles.emulator import DoipEmulator, EmulatorSettings, Timings, running_emulator
+from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
 from tests.doip_helpers import DEADLINE_S, Recorder, doip_threads, eventually
 
 FAST = DoipSettings(
@@ -172,7 +173,11 @@ def test_clear_dtc_one_or_all_changes_what_the_next_read_reports() -> None:
             {
                 "ecuAddress": "0x18",
                 "dtcCode": "P1234",
-                "negativeResponse": {"nrc": "0x31", "name": "requestOutOfRange"},
+                "negativeResponse": {
+                    "nrc": "0x31",
+                    "name": "requestOutOfRange",
+                    "service": "0x14",
+                },
             }
         ]
         negative = sovd.negative_response(unknown[0])
@@ -211,7 +216,7 @@ def test_read_data_by_id_decodes_every_catalogued_did() -> None:
         assert await read("0x40", "0x010C") == {
             "ecuAddress": "0x40",
             "dataId": "0x010C",
-            "negativeResponse": {"nrc": "0x31", "name": "requestOutOfRange"},
+            "negativeResponse": {"nrc": "0x31", "name": "requestOutOfRange", "service": "0x22"},
         }
 
     bench(body)
@@ -251,7 +256,11 @@ def test_routines_and_sessions() -> None:
         # The bleed check needs the extended session, then fails on C0035 after working
         # longer than P2 (0x78 response pending honoured), then passes once it is cleared.
         refused = await routine("0x28", "0x0202", "start")
-        assert refused["negativeResponse"] == {"nrc": "0x22", "name": "conditionsNotCorrect"}
+        assert refused["negativeResponse"] == {
+            "nrc": "0x22",
+            "name": "conditionsNotCorrect",
+            "service": "0x31",
+        }
         extended = payloads(
             await b.run("DiagnosticSessionControl", {"ecuAddress": "0x28", "session": "extended"})
         )
@@ -268,6 +277,7 @@ def test_routines_and_sessions() -> None:
         assert failed["negativeResponse"] == {
             "nrc": "0x26",
             "name": "failurePreventsExecutionOfRequestedAction",
+            "service": "0x31",
         }
         await b.run("ClearDTC", {"ecuAddress": "0x28", "dtcCode": "C0035"})
         passed = await routine("0x28", "0x0202", "start")
@@ -280,6 +290,7 @@ def test_routines_and_sessions() -> None:
         assert body_refusal["negativeResponse"] == {
             "nrc": "0x7F",
             "name": "serviceNotSupportedInActiveSession",
+            "service": "0x31",
         }
         await b.run("DiagnosticSessionControl", {"ecuAddress": "0x28", "session": "default"})
         assert b.connector.link_state("v1").sessions == {}
@@ -319,6 +330,7 @@ def test_unknown_ecu_and_unknown_command() -> None:
                 "negativeResponse": {
                     "nrc": "0x03",
                     "name": "unknownTargetAddress",
+                    "service": "0x19",
                     "layer": "doip",
                 },
             }
@@ -708,3 +720,97 @@ def test_a_stray_tester_present_answer_is_not_taken_for_the_requests() -> None:
         assert [c.get("dtcCode") for c in chunks] == ["P0171", None]
 
     with_raw_peer(on_request, check)
+
+
+# -- the same conversations as the simulator -------------------------------------------
+
+
+def test_a_doip_vehicle_answers_with_the_simulators_chunks() -> None:
+    """The conversations are one declaration: a script of commands gives the same chunks
+    from the emulator over DoIP as from the simulator in-process (no drifting values)."""
+    script: list[tuple[str, dict[str, str]]] = [
+        *(("ReadDTC", {"ecuAddress": ecu}) for ecu in ("0x10", "0x18", "0x28", "0x40")),
+        ("ReadDataByID", {"ecuAddress": "0x10", "dataId": "0xF190"}),
+        ("ReadDataByID", {"ecuAddress": "0x18", "dataId": "0xF195"}),
+        ("ReadDataByID", {"ecuAddress": "0x40", "dataId": "0x010C"}),
+        ("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "P0420"}),
+        ("ClearDTC", {"ecuAddress": "0x40"}),  # refused in the default session
+        ("ClearDTC", {"ecuAddress": "0x18", "dtcCode": "P1234"}),
+        ("DiagnosticSessionControl", {"ecuAddress": "0x28", "session": "extended"}),
+        ("ReadDataByID", {"ecuAddress": "0x28", "dataId": "0xF186"}),
+        ("RoutineControl", {"ecuAddress": "0x28", "routineId": "0x0202", "action": "run"}),
+        ("RoutineControl", {"ecuAddress": "0x18", "routineId": "0x0201", "action": "start"}),
+        ("RoutineControl", {"ecuAddress": "0x40", "routineId": "0x0201", "action": "run"}),
+        *(("ReadDTC", {"ecuAddress": ecu}) for ecu in ("0x10", "0x40")),
+    ]
+    simulator = SimulatedConnector(
+        SimulatorSettings(seed=1, latency_ms=0, self_test_s=60, bleed_check_s=0.01)
+    )
+    simulated = [asyncio.run(_simulated(simulator, name, params)) for name, params in script]
+    over_doip: list[list[dict[str, Any]]] = []
+
+    async def body(b: Bench) -> None:
+        for name, params in script:
+            over_doip.append(payloads(await b.run(name, params)))
+
+    slow_routines = EmulatorSettings(
+        timings=Timings(self_test_s=60, bleed_check_s=0.05), pending_interval_s=0.02
+    )
+    bench(body, emulator=slow_routines)
+    for (name, params), mine, theirs in zip(script, simulated, over_doip, strict=True):
+        assert mine == theirs, (name, params)
+    assert over_doip[8][0]["negativeResponse"]["nrc"] == "0x7F"  # the body said no
+    assert over_doip[11][0]["value"] == "extended"
+
+
+async def _simulated(
+    simulator: SimulatedConnector, name: str, params: dict[str, str]
+) -> list[dict[str, Any]]:
+    request = DiagnosticRequest("c1", "v1", "WVWZZZ1KZAW000001", "healthy", name, params)
+    return payloads(
+        [(sovd.decode_answer(c.payload), c.is_final) async for c in simulator.execute(request)]
+    )
+
+
+def test_routine_run_over_doip_follows_progress_and_a_closed_run_stops_the_routine() -> None:
+    polling = DoipSettings(**{**_fields(FAST), "routine_poll_s": 0.02})
+
+    async def to_the_end(b: Bench) -> None:
+        params = {"ecuAddress": "0x10", "routineId": "0x0201", "action": "run"}
+        chunks = payloads(await b.run("RoutineControl", params))
+        assert chunks[0] == {
+            "ecuAddress": "0x10",
+            "routineId": "0x0201",
+            "action": "run",
+            "status": "running",
+            "progress": 0,
+        }
+        progress = [c["progress"] for c in chunks]
+        assert len(progress) >= 3 and progress == sorted(set(progress))
+        assert (chunks[-1]["status"], chunks[-1]["progress"]) == ("completed", 100)
+        assert b.emulator.ecu(0x10).routine_state(0x0201) == "completed"
+        assert b.emulator.requests[0x31] >= 3  # start, then results polled
+
+    bench(to_the_end, settings=polling)
+
+    async def cancelled(b: Bench) -> None:
+        params = {"ecuAddress": "0x18", "routineId": "0x0201", "action": "run"}
+        request = DiagnosticRequest("c1", "v1", "V", "", "RoutineControl", params)
+        seen: list[Any] = []
+
+        async def consume() -> None:
+            async for chunk in b.connector.execute(request):
+                seen.append(chunk)
+
+        task = asyncio.create_task(consume())
+        await eventually(lambda: b.emulator.requests[0x31] >= 3, "the run to poll")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert b.emulator.ecu(0x18).routine_state(0x0201) == "stopped"  # DELETE sends stop
+        assert len(seen) == 1  # progress 0, nothing changed within the long self-test
+        # The link is in step afterwards.
+        assert len(payloads(await b.run("ReadDTC", {"ecuAddress": "0x18"}))) == 2
+
+    long_self_test = EmulatorSettings(timings=Timings(self_test_s=60))
+    bench(cancelled, emulator=long_self_test, settings=polling)

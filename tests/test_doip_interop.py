@@ -320,7 +320,11 @@ def test_reads_dtcs_and_data_and_keeps_negative_responses(doip_server: DoipServe
             other = await run(
                 doip_connector, "ReadDataByID", {"ecuAddress": "0x10", "dataId": "0x1234"}
             )
-            assert other[0]["negativeResponse"] == {"nrc": "0x31", "name": "requestOutOfRange"}
+            assert other[0]["negativeResponse"] == {
+                "nrc": "0x31",
+                "name": "requestOutOfRange",
+                "service": "0x22",
+            }
             assert observer.links() == [("up",)]
             assert [e[4] for e in observer.kinds("uds")] == [
                 "positive",

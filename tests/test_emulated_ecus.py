@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from app.vehicles import uds
-from app.vehicles.emulator import BLEED_CHECK, DEFAULT_ECUS, SELF_TEST, Ecu, Timings
+from app.vehicles.emulator import BLEED_CHECK, DEFAULT_ECUS, SELF_TEST, Ecu, Timings, spec_for
 from app.vehicles.emulator.ecus import Reply
 
 VIN = "WVWZZZ1KZAW000001"
@@ -37,6 +37,35 @@ def test_each_ecu_starts_with_its_dtcs_and_status_bytes() -> None:
     assert report(0x40) == [("B1000", "historic")]
     # The status mask filters: only confirmed ones.
     assert _answer(_ecu(0x10), "190208") == bytes.fromhex("5902FF0171002F")
+
+
+def test_the_body_clears_dtcs_in_the_extended_session_only() -> None:
+    body = _ecu(0x40)
+    assert _answer(body, "14FFFFFF") == b"\x7f\x14\x7f"  # serviceNotSupportedInActiveSession
+    assert body.stored_codes() == ("B1000",)
+    _answer(body, "1003")
+    assert _answer(body, "14FFFFFF") == b"\x54"
+    assert body.stored_codes() == ()
+
+
+def test_the_active_session_is_readable_on_f186() -> None:
+    engine = _ecu(0x10)
+    assert _answer(engine, "22F186") == b"\x62\xf1\x86\x01"
+    _answer(engine, "1003")
+    assert _answer(engine, "22F186") == b"\x62\xf1\x86\x03"
+
+
+def test_other_addresses_get_a_plain_ecu_and_sessions_may_never_expire() -> None:
+    plain = Ecu(spec_for("gateway", 0x50), VIN, Timings(s3_s=None), random.Random(1))
+    assert _answer(plain, "1902FF") == b"\x59\x02\xff"  # no DTCs
+    assert _answer(plain, "22F18C") == b"\x62\xf1\x8cGEN0000050"
+    assert _answer(plain, "22010C") == b"\x7f\x22\x31"  # no sensors
+    assert _answer(plain, "31010201") == b"\x7f\x31\x31"  # no routines
+    _answer(plain, "1003", now=0.0)
+    plain.handle(b"\x22\xf1\x90", 1e6)  # no S3: the session stays
+    assert plain.session == uds.EXTENDED_SESSION
+    renamed = spec_for("motor", 0x10)
+    assert (renamed.name, renamed.faults) == ("motor", DEFAULT_ECUS[0].faults)
 
 
 def test_clear_one_or_all_and_refuse_unknown_groups() -> None:

@@ -1,38 +1,98 @@
+"""The simulator: per-ECU emulated vehicles running the same UDS conversations as DoIP.
+
+Seeded, latency 0, routines shortened through the settings; each test drives the
+connector as the pipeline does (``execute``, chunks decoded with ``app.sovd``).
+"""
+
 import asyncio
-import json
+import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
 
-from app.vehicles.connector import DiagnosticRequest, VehicleUnreachable
-from app.vehicles.simulator import INITIAL_DTCS, SimulatedConnector, SimulatorSettings
+from app import sovd
+from app.vehicles.connector import DiagnosticRequest, RawChunk, VehicleUnreachable
+from app.vehicles.emulator import BLEED_CHECK, SELF_TEST
+from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
+
+Chunks = list[tuple[dict[str, Any], bool]]
 
 
 def _request(
-    name: str, params: dict[str, str], profile: str = "healthy", vehicle: str = "v1"
+    name: str,
+    params: dict[str, str],
+    profile: str = "healthy",
+    vehicle: str = "v1",
+    ecus: tuple[tuple[str, int], ...] = (),
+    command_id: str = "c",
 ) -> DiagnosticRequest:
-    return DiagnosticRequest("c", vehicle, "WVWZZZ1KZAW000001", profile, name, params)
+    return DiagnosticRequest(
+        command_id, vehicle, "WVWZZZ1KZAW000001", profile, name, params, ecus=ecus
+    )
 
 
-def _run(sim: SimulatedConnector, request: DiagnosticRequest) -> list[tuple[Any, bool]]:
-    async def collect() -> list[tuple[Any, bool]]:
-        return [(json.loads(c.payload), c.is_final) async for c in sim.execute(request)]
+async def _collect(sim: SimulatedConnector, request: DiagnosticRequest) -> Chunks:
+    return [(sovd.decode_answer(c.payload), c.is_final) async for c in sim.execute(request)]
 
-    return asyncio.run(collect())
+
+def _run(sim: SimulatedConnector, request: DiagnosticRequest) -> Chunks:
+    return asyncio.run(_collect(sim, request))
+
+
+def _payloads(chunks: Chunks) -> list[dict[str, Any]]:
+    assert [final for _, final in chunks] == [False] * (len(chunks) - 1) + [True]
+    return [payload for payload, _ in chunks]
 
 
 def _sim(**kwargs: Any) -> SimulatedConnector:
     return SimulatedConnector(SimulatorSettings(seed=7, latency_ms=0, **kwargs))
 
 
-def test_read_dtc_streams_one_chunk_per_dtc_then_a_summary() -> None:
-    chunks = _run(_sim(), _request("ReadDTC", {"ecuAddress": "0x10"}))
-    assert [c["dtcCode"] for c, _ in chunks[:-1]] == list(INITIAL_DTCS)
-    assert chunks[-1] == ({"status": "complete", "totalDtcs": len(INITIAL_DTCS)}, True)
-    assert [final for _, final in chunks[:-1]] == [False] * len(INITIAL_DTCS)
+def _codes(sim: SimulatedConnector, ecu: str, vehicle: str = "v1") -> list[tuple[str, str]]:
+    chunks = _payloads(_run(sim, _request("ReadDTC", {"ecuAddress": ecu}, vehicle=vehicle)))
+    assert chunks[-1] == {"ecuAddress": ecu, "status": "complete", "totalDtcs": len(chunks) - 1}
+    return [(c["dtcCode"], c["status"]) for c in chunks[:-1]]
 
 
-def test_clear_dtc_changes_what_the_next_read_reports() -> None:
+def _routine(ecu: str, routine_id: str, action: str, **kw: Any) -> DiagnosticRequest:
+    params = {"ecuAddress": ecu, "routineId": routine_id, "action": action}
+    return _request("RoutineControl", params, **kw)
+
+
+# -- faults, per ECU ---------------------------------------------------------------------
+
+
+def test_each_ecu_reports_its_own_dtcs_with_real_status_bytes() -> None:
+    sim = _sim()
+    engine = _payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x10"})))
+    assert engine[0] == {
+        "ecuAddress": "0x10",
+        "dtcCode": "P0171",
+        "status": "confirmed",
+        "statusByte": "0x2F",
+        "statusBits": [
+            "testFailed",
+            "testFailedThisOperationCycle",
+            "pendingDTC",
+            "confirmedDTC",
+            "testFailedSinceLastClear",
+        ],
+        "failureType": "0x00",
+        "description": "System too lean (bank 1)",
+    }
+    assert (engine[1]["dtcCode"], engine[1]["status"], engine[1]["statusByte"]) == (
+        "P0420",
+        "pending",
+        "0x27",
+    )
+    assert engine[2] == {"ecuAddress": "0x10", "status": "complete", "totalDtcs": 2}
+    assert _codes(sim, "0x18") == [("P0700", "confirmed")]
+    assert _codes(sim, "0x28") == [("C0035", "confirmed")]
+    assert _codes(sim, "0x40") == [("B1000", "historic")]
+
+
+def test_clearing_one_ecu_leaves_the_others_and_other_vehicles() -> None:
     sim = _sim()
     cleared = _run(sim, _request("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "P0420"}))
     assert cleared == [
@@ -46,34 +106,283 @@ def test_clear_dtc_changes_what_the_next_read_reports() -> None:
             True,
         )
     ]
-    assert _run(sim, _request("ReadDTC", {"ecuAddress": "0x10"}))[-1][0]["totalDtcs"] == 1
-    _run(sim, _request("ClearDTC", {"ecuAddress": "0x10"}))
-    assert _run(sim, _request("ReadDTC", {"ecuAddress": "0x10"})) == [
-        ({"status": "complete", "totalDtcs": 0}, True)
+    assert sim.stored_dtcs("v1", 0x10) == ("P0171",)
+    everything = _payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x10"})))
+    assert (everything[0]["clearedDtcs"], everything[0]["remainingDtcs"]) == (["P0171"], 0)
+    assert _codes(sim, "0x10") == []
+    assert _codes(sim, "0x18") == [("P0700", "confirmed")]  # another ECU keeps its own
+    assert _codes(sim, "0x28") == [("C0035", "confirmed")]
+    assert _codes(sim, "0x10", vehicle="v2") == [("P0171", "confirmed"), ("P0420", "pending")]
+
+
+def test_dtcs_come_back_only_when_a_self_test_reruns_the_tests() -> None:
+    sim = _sim(self_test_s=0.1, poll_s=0.02)
+    _run(sim, _request("ClearDTC", {"ecuAddress": "0x18"}))
+
+    async def later_and_after_a_self_test() -> tuple[list[str], Chunks]:
+        await asyncio.sleep(0.15)  # longer than a self-test: time alone brings nothing
+        still = sim.stored_dtcs("v1", 0x18)
+        return list(still), await _collect(sim, _routine("0x18", "0x0201", "run"))
+
+    still, run = asyncio.run(later_and_after_a_self_test())
+    assert still == []
+    assert run[-1] == (
+        {
+            "ecuAddress": "0x18",
+            "routineId": "0x0201",
+            "action": "run",
+            "status": "completed",
+            "progress": 100,
+        },
+        True,
+    )
+    assert _codes(sim, "0x18") == [("P0700", "confirmed")]
+
+
+def test_body_refuses_clearing_in_the_default_session_and_clears_in_extended() -> None:
+    sim = _sim()
+    refused = _payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x40"})))
+    assert refused == [
+        {
+            "ecuAddress": "0x40",
+            "negativeResponse": {
+                "nrc": "0x7F",
+                "name": "serviceNotSupportedInActiveSession",
+                "service": "0x14",
+            },
+        }
     ]
-    # Another vehicle keeps its own DTCs.
-    assert sim.stored_dtcs("v2") == INITIAL_DTCS
+    assert sim.stored_dtcs("v1", 0x40) == ("B1000",)
+    _run(sim, _request("DiagnosticSessionControl", {"ecuAddress": "0x40", "session": "extended"}))
+    cleared = _payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x40"})))
+    assert cleared[0]["clearedDtcs"] == ["B1000"]
+    assert sim.stored_dtcs("v1", 0x40) == ()
 
 
-def test_read_data_by_id_acknowledges_then_gives_a_changing_plausible_value() -> None:
+# -- the vehicle's ECU set ---------------------------------------------------------------
+
+
+def test_an_address_outside_the_vehicles_ecus_is_request_out_of_range() -> None:
+    sim = _sim()
+    for name, params in (
+        ("ReadDTC", {"ecuAddress": "0x99"}),
+        ("ReadDataByID", {"ecuAddress": "0x99", "dataId": "0xF190"}),
+    ):
+        answer = _payloads(_run(sim, _request(name, params)))
+        assert answer[-1]["ecuAddress"] == "0x99"
+        assert answer[-1]["negativeResponse"] == {
+            "nrc": "0x31",
+            "name": "requestOutOfRange",
+            "service": "0x19" if name == "ReadDTC" else "0x22",
+        }
+    # A vehicle with its own ECU set: 0x18 is not in it, 0x50 is a plain ECU.
+    ecus = (("engine", 0x10), ("gateway", 0x50))
+    gone = _payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x18"}, ecus=ecus)))
+    assert gone[0]["negativeResponse"]["nrc"] == "0x31"
+    plain = _payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x50"}, ecus=ecus)))
+    assert plain == [{"ecuAddress": "0x50", "status": "complete", "totalDtcs": 0}]
+    serial = _payloads(
+        _run(
+            sim,
+            _request("ReadDataByID", {"ecuAddress": "0x50", "dataId": "0xF18C"}, ecus=ecus),
+        )
+    )
+    assert serial[0]["value"] == "GEN0000050"
+    assert _codes(sim, "0x10") == [("P0171", "confirmed"), ("P0420", "pending")]
+
+
+# -- data and sessions -------------------------------------------------------------------
+
+
+def test_read_data_by_id_gives_one_chunk_with_a_changing_plausible_value() -> None:
     sim = _sim()
     values = []
     for _ in range(5):
         chunks = _run(sim, _request("ReadDataByID", {"ecuAddress": "0x10", "dataId": "0x010C"}))
-        assert chunks[0] == ({"ecuAddress": "0x10", "dataId": "0x010C", "status": "reading"}, False)
-        answer, final = chunks[1]
-        assert final and answer["name"] == "engineRpm" and answer["unit"] == "rpm"
+        assert len(chunks) == 1 and chunks[0][1]
+        answer = chunks[0][0]
+        assert (answer["dataId"], answer["name"], answer["unit"]) == ("0x010C", "engineRpm", "rpm")
         assert 650 <= answer["value"] <= 4500
         values.append(answer["value"])
     assert len(set(values)) > 1
     for data_id, name in (("0x010D", "vehicleSpeed"), ("0x0105", "coolantTemperature")):
         chunks = _run(sim, _request("ReadDataByID", {"ecuAddress": "0x10", "dataId": data_id}))
-        assert chunks[1][0]["name"] == name
+        assert chunks[0][0]["name"] == name
+    vin = _run(sim, _request("ReadDataByID", {"ecuAddress": "0x28", "dataId": "0xF190"}))
+    assert vin[0][0]["value"] == "WVWZZZ1KZAW000001"
 
 
-def test_unknown_data_id_gets_a_negative_response() -> None:
+def test_unknown_data_id_gets_a_negative_response_naming_the_service() -> None:
     chunks = _run(_sim(), _request("ReadDataByID", {"ecuAddress": "0x10", "dataId": "0xBEEF"}))
-    assert chunks[0][0]["negativeResponse"] == {"nrc": "0x31", "name": "requestOutOfRange"}
+    assert chunks == [
+        (
+            {
+                "ecuAddress": "0x10",
+                "dataId": "0xBEEF",
+                "negativeResponse": {
+                    "nrc": "0x31",
+                    "name": "requestOutOfRange",
+                    "service": "0x22",
+                },
+            },
+            True,
+        )
+    ]
+
+
+def test_a_session_switch_is_read_back_on_0xf186_and_stays() -> None:
+    sim = _sim()
+
+    def session(ecu: str) -> Any:
+        chunks = _run(sim, _request("ReadDataByID", {"ecuAddress": ecu, "dataId": "0xF186"}))
+        return chunks[0][0]["value"]
+
+    assert session("0x28") == "default"
+    switched = _payloads(
+        _run(
+            sim, _request("DiagnosticSessionControl", {"ecuAddress": "0x28", "session": "extended"})
+        )
+    )
+    assert switched == [
+        {
+            "ecuAddress": "0x28",
+            "session": "extended",
+            "p2ServerMaxMs": 50,
+            "p2StarServerMaxMs": 5000,
+        }
+    ]
+    assert session("0x28") == "extended"
+    assert session("0x10") == "default"  # per ECU
+    # No S3 in-process: the session stays until changed, however long it is idle.
+    sim.ecu("v1", 0x28).handle(b"\x22\xf1\x90", time.monotonic() + 3600)
+    assert session("0x28") == "extended"
+    _run(sim, _request("DiagnosticSessionControl", {"ecuAddress": "0x28", "session": "default"}))
+    assert session("0x28") == "default"
+
+
+# -- routines ----------------------------------------------------------------------------
+
+
+def test_routine_run_reports_progress_then_the_end() -> None:
+    sim = _sim(self_test_s=0.3, poll_s=0.03)
+    _run(sim, _request("ClearDTC", {"ecuAddress": "0x10"}))
+    chunks = _payloads(_run(sim, _routine("0x10", "0x0201", "run")))
+    assert chunks[0] == {
+        "ecuAddress": "0x10",
+        "routineId": "0x0201",
+        "action": "run",
+        "status": "running",
+        "progress": 0,
+    }
+    running = [c["progress"] for c in chunks[:-1]]
+    assert all(c["status"] == "running" for c in chunks[:-1])
+    assert len(running) >= 3 and running == sorted(set(running))  # one per change
+    assert (chunks[-1]["status"], chunks[-1]["progress"]) == ("completed", 100)
+    assert sim.ecu("v1", 0x10).routine_state(SELF_TEST) == "completed"
+    assert _codes(sim, "0x10") == [("P0171", "confirmed"), ("P0420", "pending")]
+
+
+def test_start_stop_and_results_are_one_chunk_each() -> None:
+    sim = _sim(self_test_s=60)
+    started = _payloads(_run(sim, _routine("0x18", "0x0201", "start")))
+    assert started == [
+        {
+            "ecuAddress": "0x18",
+            "routineId": "0x0201",
+            "action": "start",
+            "status": "running",
+            "progress": 0,
+            "statusRecord": "0100",
+        }
+    ]
+    stopped = _payloads(_run(sim, _routine("0x18", "0x0201", "stop")))
+    assert (stopped[0]["status"], stopped[0]["statusRecord"]) == ("stopped", "0300")
+    again = _payloads(_run(sim, _routine("0x18", "0x0201", "stop")))
+    assert again[0]["negativeResponse"] == {
+        "nrc": "0x24",
+        "name": "requestSequenceError",
+        "service": "0x31",
+    }
+
+
+def test_a_run_closed_before_its_end_stops_the_routine_on_the_ecu() -> None:
+    sim = _sim(self_test_s=60, poll_s=0.01)
+
+    async def closed_at_a_chunk() -> None:
+        answer = sim.execute(_routine("0x10", "0x0201", "run", command_id="closed"))
+        first = await anext(answer)
+        assert sovd.decode_answer(first.payload)["status"] == "running"
+        assert sim.ecu("v1", 0x10).routine_state(SELF_TEST) == "running"
+        await answer.aclose()  # as the pipeline does when it stops at a yield
+
+    async def cancelled_while_polling() -> None:
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in sim.execute(_routine("0x18", "0x0201", "run", command_id="gone")):
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first.wait(), 2)
+        await asyncio.sleep(0.03)  # a few polls: the run waits between them
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(closed_at_a_chunk())
+    assert sim.ecu("v1", 0x10).routine_state(SELF_TEST) == "stopped"
+    asyncio.run(cancelled_while_polling())
+    assert sim.ecu("v1", 0x18).routine_state(SELF_TEST) == "stopped"
+    assert list(sim.aborted) == ["closed", "gone"]
+    # A routine that ended is not stopped afterwards: the pipeline closes at the final chunk.
+    quick = _sim(self_test_s=0.05, poll_s=0.01)
+    _run(quick, _routine("0x10", "0x0201", "run"))
+    assert quick.ecu("v1", 0x10).routine_state(SELF_TEST) == "completed"
+
+
+def test_the_bleed_check_answers_its_start_with_its_result() -> None:
+    sim = _sim(bleed_check_s=0.01)
+    refused = _payloads(_run(sim, _routine("0x28", "0x0202", "run")))
+    assert refused[0]["negativeResponse"] == {
+        "nrc": "0x22",
+        "name": "conditionsNotCorrect",
+        "service": "0x31",
+    }
+    _run(sim, _request("DiagnosticSessionControl", {"ecuAddress": "0x28", "session": "extended"}))
+    failed = _payloads(_run(sim, _routine("0x28", "0x0202", "run")))
+    assert failed == [
+        {
+            "ecuAddress": "0x28",
+            "routineId": "0x0202",
+            "action": "run",
+            "negativeResponse": {
+                "nrc": "0x26",
+                "name": "failurePreventsExecutionOfRequestedAction",
+                "service": "0x31",
+            },
+        }
+    ]
+    assert sim.ecu("v1", 0x28).routine_state(BLEED_CHECK) == "failed"
+    _run(sim, _request("ClearDTC", {"ecuAddress": "0x28", "dtcCode": "C0035"}))
+    passed = _run(sim, _routine("0x28", "0x0202", "run"))
+    assert passed == [
+        (
+            {
+                "ecuAddress": "0x28",
+                "routineId": "0x0202",
+                "action": "run",
+                "status": "completed",
+                "progress": 100,
+            },
+            True,
+        )
+    ]
+    # The body offers routines in the extended session only.
+    body = _payloads(_run(sim, _routine("0x40", "0x0201", "start")))
+    assert body[0]["negativeResponse"]["nrc"] == "0x7F"
+
+
+# -- profiles ----------------------------------------------------------------------------
 
 
 def test_unreachable_profile_fails_at_once() -> None:
@@ -103,6 +412,24 @@ def test_timeout_profile_never_answers() -> None:
             await task
 
     asyncio.run(scenario())
+
+
+def test_latency_applies_per_chunk() -> None:
+    sim = SimulatedConnector(SimulatorSettings(seed=7, latency_ms=40))
+
+    async def gaps() -> list[float]:
+        times: list[float] = []
+        answer: AsyncGenerator[RawChunk, None] = sim.execute(
+            _request("ReadDTC", {"ecuAddress": "0x10"})
+        )
+        started = time.monotonic()
+        async for _ in answer:
+            times.append(time.monotonic() - started)
+        return times
+
+    times = asyncio.run(gaps())
+    assert len(times) == 3
+    assert times[0] >= 0.02 and times[-1] >= 0.06  # 40 ms ±50% before each chunk
 
 
 def _flaky_outcomes(seed: int, n: int) -> list[str]:

@@ -150,6 +150,10 @@ def test_session_timing_decodes_with_udsoncan() -> None:
         (uds.VIN, b"WVWZZZ1KZAW000001", "WVWZZZ1KZAW000001"),
         (uds.ECU_SOFTWARE_VERSION, b"ENG 04.12.00", "ENG 04.12.00"),
         (uds.ECU_SERIAL_NUMBER, b"ENG0000417\x00\x00", "ENG0000417"),
+        # ISO 14229-1 ActiveDiagnosticSessionDataIdentifier: the session type byte, named.
+        (uds.ACTIVE_DIAGNOSTIC_SESSION, b"\x01", "default"),
+        (uds.ACTIVE_DIAGNOSTIC_SESSION, b"\x03", "extended"),
+        (uds.ACTIVE_DIAGNOSTIC_SESSION, b"\x02", "programming"),
     ],
 )
 def test_did_codecs_decode_and_encode(did: int, raw: bytes, value: uds.DidValue) -> None:
@@ -171,6 +175,12 @@ def test_did_codecs_refuse_what_does_not_fit() -> None:
     with pytest.raises(uds.DidError, match="at most 17"):
         vin.encode("X" * 18)
     assert vin.encode("SHORT") == b"SHORT" + b" " * 12
+    session = uds.DID_CODECS[uds.ACTIVE_DIAGNOSTIC_SESSION]
+    assert session.decode(b"\x05") == "0x05"  # a session this table does not name
+    with pytest.raises(uds.DidError, match="has 1 bytes"):
+        session.decode(b"\x01\x03")
+    with pytest.raises(uds.DidError, match="takes one of default, programming, extended"):
+        session.encode("sleepy")
 
 
 def test_routine_status_records() -> None:

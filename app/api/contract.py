@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, TypeVar
+from functools import cache
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from starlette.routing import Route
 
 from app.api.deps import UUID_PATTERN, actor, client_address, principal, services
 from app.api.deps import is_uuid as is_uuid  # re-exported: the WebSocket checks ids too
+from app.api.errors import GenericError, is_sovd
 from app.errors import STATUS_OF, BadRequest, Forbidden, NotFound, PayloadTooLarge
 from app.models import Actor, Principal
 from app.services.registry import Services
@@ -40,7 +42,14 @@ class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class Query(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A query string: each parameter at most once, nothing else accepted."""
+    """A query string: each parameter at most once, nothing else accepted.
+
+    ``include_schema`` (``include-schema`` in the URL) is SOVD's: a query that has it asks
+    for the JSON Schema of the response body in the body's ``schema`` field.
+    """
+
+    # True: parameter names match whatever their case (SOVD's ``status[confirmedDTC]``).
+    any_case_names: ClassVar[bool] = False
 
 
 class Out(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +139,7 @@ class Endpoint:
     # Path parameters that also take another form than a UUID: name -> its pattern
     # (GET /api/v1/vehicles/{vehicle_id} takes a VIN too); the handler tells them apart.
     path_also: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()  # OpenAPI tags (the SOVD tree is one)
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -275,10 +285,13 @@ class _QueryReader:
     kind: type[msgspec.Struct]
     names: frozenset[str]
     allowed: str
+    by_lower: Mapping[str, str] | None = None  # lower-cased name -> name, when any case goes
 
     def read(self, request: Request) -> Any:
         values: dict[str, str] = {}
         for key, value in request.query_params.multi_items():
+            if self.by_lower is not None:
+                key = self.by_lower.get(key.lower(), key)
             if key not in self.names:
                 raise BadRequest(f"query parameter {key} is not known (allowed: {self.allowed})")
             if key in values:
@@ -301,6 +314,21 @@ def _fields(kind: type[msgspec.Struct]) -> tuple[str, ...]:
 # -- responses -------------------------------------------------------------------------
 
 _encode = msgspec.json.Encoder().encode
+
+
+@cache
+def schema_of(kind: type[Any]) -> dict[str, Any]:
+    """The JSON Schema of a response type: what ``include-schema=true`` adds to a body,
+    from the same type the OpenAPI document describes."""
+    return msgspec.json.schema(kind)
+
+
+def _with_schema(out: Any) -> Any:
+    if isinstance(out, Result):
+        return Result(_with_schema(out.body), out.status, out.headers)
+    if isinstance(out, msgspec.Struct) and "schema" in out.__struct_fields__:
+        return msgspec.structs.replace(out, schema=schema_of(type(out)))
+    return out
 
 
 def _respond(endpoint: Endpoint, out: Any) -> Response:
@@ -328,7 +356,13 @@ def _asgi(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     query = None
     if endpoint.query is not None:
         names = _fields(endpoint.query)
-        query = _QueryReader(endpoint.query, frozenset(names), ", ".join(names))
+        any_case = getattr(endpoint.query, "any_case_names", False)
+        query = _QueryReader(
+            endpoint.query,
+            frozenset(names),
+            ", ".join(names),
+            {n.lower(): n for n in names} if any_case else None,
+        )
     params = endpoint.path_params
     access = endpoint.access
     handler = endpoint.handler
@@ -352,7 +386,10 @@ def _asgi(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             if body is not None
             else None
         )
-        return _respond(endpoint, await handler(Call(request, b, q, who)))
+        out = await handler(Call(request, b, q, who))
+        if getattr(q, "include_schema", False):
+            out = _with_schema(out)
+        return _respond(endpoint, out)
 
     run.__name__ = run.__qualname__ = getattr(handler, "__name__", "endpoint")
     return run
@@ -414,7 +451,7 @@ def document(
     version: str = "1",
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the table (``extra_paths`` for routes outside it)."""
-    types: list[Any] = [Error]
+    types: list[Any] = [Error, GenericError]
     for e in endpoints:
         if e.body is not None:
             types.append(e.body)
@@ -423,12 +460,14 @@ def document(
         )
     schemas, defs = msgspec.json.schema_components(types, ref_template=_REF_TEMPLATE)
     components: dict[str, Any] = dict(defs)
-    refs = iter(schemas[1:])
+    refs = iter(schemas[2:])
     paths: dict[str, dict[str, Any]] = {}
     for e in endpoints:
         op: dict[str, Any] = {"summary": e.summary, "operationId": e.handler.__name__}
         if e.description:
             op["description"] = e.description
+        if e.tags:
+            op["tags"] = list(e.tags)
         parameters = [_path_parameter(p, e.path_also.get(p)) for p in e.path_params]
         if e.query is not None:
             parameters += _query_parameters(e.query, components)
@@ -447,10 +486,11 @@ def document(
         by_status: dict[int, list[str]] = {}
         for code in e.error_codes():
             by_status.setdefault(STATUS_OF[code], []).append(code.value)
+        error_body = _ref("GenericError" if is_sovd(e.path) else "Error")
         for status, codes in sorted(by_status.items()):
             responses[str(status)] = {
                 "description": f"error_code: {', '.join(codes)}",
-                "content": {_JSON: {"schema": _ref("Error")}},
+                "content": {_JSON: {"schema": error_body}},
             }
         op["responses"] = responses
         if e.access is not Access.ANONYMOUS:

@@ -1,10 +1,17 @@
-"""The contract's error body, and the handlers that turn exceptions into it."""
+"""The contract's error bodies, and the handlers that turn exceptions into them.
+
+Two shapes: ``{"error_code", "message", "request_id"}`` everywhere, and SOVD's
+``GenericError`` (ISO 17978) under ``/sovd/``, where SOVD clients expect exactly its fields:
+``error_code`` is one of SOVD's standard codes where one fits, else ``vendor-specific``
+with ours in ``vendor_code``; the request id stays in the ``X-Request-ID`` header.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,6 +25,8 @@ log = logging.getLogger(__name__)
 REQUEST_ID_KEY = "sovd.request_id"
 USER_KEY = "sovd.user"
 REALM = "sovd"
+# The command a SOVD call ran, on its answer (success or error): find it in the history.
+COMMAND_ID_HEADER = "X-Command-ID"
 
 _HTTP_CODES = {
     400: ErrorCode.INCOMPLETE_REQUEST,
@@ -31,13 +40,69 @@ _HTTP_CODES = {
 }
 
 
+# Where the SOVD resource tree lives: its errors are GenericError.
+SOVD_ROOT: Final = "/sovd/"
+VENDOR_SPECIFIC: Final = "vendor-specific"
+# Our codes that are SOVD's standard codes too; every other one is vendor-specific.
+SOVD_STANDARD_CODES: Final = frozenset(
+    {
+        ErrorCode.INCOMPLETE_REQUEST,
+        ErrorCode.INSUFFICIENT_ACCESS_RIGHTS,
+        ErrorCode.PRECONDITION_NOT_FULFILLED,
+        ErrorCode.LOCK_BROKEN,
+        ErrorCode.NOT_RESPONDING,
+        ErrorCode.ERROR_RESPONSE,
+        ErrorCode.INVALID_RESPONSE_CONTENT,
+        ErrorCode.SERVER_FAILURE,
+    }
+)
+
+
+class GenericError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """SOVD's error body (ISO 17978 GenericError): these fields and no others."""
+
+    error_code: str
+    message: str
+    vendor_code: str | msgspec.UnsetType = msgspec.UNSET
+    translation_id: str | msgspec.UnsetType = msgspec.UNSET
+    parameters: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+
+
+def is_sovd(path: str) -> bool:
+    return path.startswith(SOVD_ROOT)
+
+
+def generic_error(
+    error_code: str, message: str, parameters: dict[str, Any] | None = None
+) -> GenericError:
+    standard = error_code in SOVD_STANDARD_CODES
+    return GenericError(
+        error_code=error_code if standard else VENDOR_SPECIFIC,
+        message=message,
+        vendor_code=msgspec.UNSET if standard else error_code,
+        parameters=msgspec.UNSET if parameters is None else parameters,
+    )
+
+
 def request_id(scope: Any) -> str:
     return str(scope.get(REQUEST_ID_KEY, ""))
 
 
 def error_response(
-    scope: Any, status: int, error_code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
+    scope: Any,
+    status: int,
+    error_code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Response:
+    if is_sovd(str(scope.get("path", ""))):
+        return Response(
+            msgspec.json.encode(generic_error(error_code, message, parameters)),
+            status_code=status,
+            headers=headers,
+            media_type="application/json",
+        )
     body = {"error_code": error_code, "message": message, "request_id": request_id(scope)}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -56,6 +121,8 @@ async def service_error(request: Request, exc: Exception) -> Response:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = challenge(exc)
+    if exc.command_id is not None:
+        headers[COMMAND_ID_HEADER] = exc.command_id
     if isinstance(exc, StorageUnavailable):
         log.warning(
             "storage error: %s",
@@ -67,7 +134,7 @@ async def service_error(request: Request, exc: Exception) -> Response:
             },
         )
     return error_response(
-        request.scope, exc.status_code, exc.error_code, exc.message, headers or None
+        request.scope, exc.status_code, exc.error_code, exc.message, headers or None, exc.parameters
     )
 
 

@@ -11,7 +11,6 @@ from ``app.api.ws``. ``info.version`` is the installed package's version.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 from typing import Any
 
 import msgspec
@@ -23,8 +22,8 @@ from app.api.deps import UUID_PATTERN
 from app.api.routes import ENDPOINTS
 from app.events import ErrorEvent, ResponseEvent, StatusEvent
 from app.sovd import CATALOGUE
+from app.version import version
 
-PACKAGE = "sovd-command-service"
 WS_PATH = "/ws/responses/{command_id}"
 DESCRIPTION = (
     "Send SOVD diagnostic commands to vehicles and stream their answers over the"
@@ -32,13 +31,6 @@ DESCRIPTION = (
 )
 # The body whose command_params the catalogue describes.
 _NEW_COMMAND = "NewCommand"
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:  # run from a tree never installed
-        return "0+unknown"
 
 
 def _command_variants(schema: dict[str, Any]) -> None:
@@ -126,9 +118,7 @@ def _metrics_path() -> dict[str, Any]:
 
 
 def build(with_metrics: bool) -> dict[str, Any]:
-    doc = document(
-        ENDPOINTS, _metrics_path() if with_metrics else {}, DESCRIPTION, package_version()
-    )
+    doc = document(ENDPOINTS, _metrics_path() if with_metrics else {}, DESCRIPTION, version())
     _command_variants(doc["components"]["schemas"][_NEW_COMMAND])
     doc["x-websockets"] = _websockets()
     return doc

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from app.api import audit, auth, catalogue, commands, docs, health, users, vehicles
 from app.api.contract import Call, Endpoint
+from app.api.sovd.routes import SOVD_ENDPOINTS
 from app.models import User, Vehicle
 from app.services.vehicles import VIN_ANY_CASE
 from app.vocabulary import Access, ErrorCode
@@ -225,4 +226,6 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         ANON,
         {200: docs.JAVASCRIPT},
     ),
+    # The SOVD resource tree of every vehicle (app.api.sovd).
+    *SOVD_ENDPOINTS,
 )

@@ -11,12 +11,16 @@ from app.errors import BadRequest
 from app.models import Vehicle
 from app.services.vehicles import (
     DOIP_PORT,
+    ECU_ADDRESS_PATTERN,
+    ECU_NAME_PATTERN,
     MAX_ECUS,
+    MAX_VEHICLE_ECUS,
     MAX_YEAR,
     MIN_YEAR,
     TESTER_ADDRESS,
     VIN_PATTERN,
     DoipInput,
+    EcuInput,
 )
 from app.store.vehicles import VehicleFilter
 from app.vocabulary import ConnectionStatus, SimulatorProfile, Transport
@@ -61,6 +65,38 @@ class DoipBody(Body, frozen=True, kw_only=True):
         )
 
 
+class EcuBody(Body, frozen=True, kw_only=True):
+    """One ECU of the vehicle (a SOVD component)."""
+
+    name: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=ECU_NAME_PATTERN,
+            description="lower-case letters, digits and dashes, such as engine",
+        ),
+    ]
+    address: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=ECU_ADDRESS_PATTERN, description="UDS address, one byte in hex such as 0x10"
+        ),
+    ]
+
+
+EcuList = Annotated[
+    list[EcuBody],
+    msgspec.Meta(
+        min_length=1,
+        max_length=MAX_VEHICLE_ECUS,
+        description="the vehicle's ECUs; names and addresses each used once",
+    ),
+]
+
+
+def _given_ecus(ecus: list[EcuBody]) -> list[EcuInput]:
+    return [(ecu.name, ecu.address) for ecu in ecus]
+
+
 class NewVehicle(Body, frozen=True, kw_only=True):
     vin: Annotated[
         str, msgspec.Meta(pattern=VIN_PATTERN, description="17 characters, no I, O or Q")
@@ -71,6 +107,9 @@ class NewVehicle(Body, frozen=True, kw_only=True):
     simulator_profile: SimulatorProfile = SimulatorProfile.HEALTHY
     transport: Transport = Transport.SIMULATOR
     doip: DoipBody | None = None
+    # Unset: a DoIP vehicle's doip.ecu_addresses (named engine, ... or ecu-0x50), or
+    # engine 0x10, transmission 0x18, abs 0x28 and body 0x40.
+    ecus: EcuList | None = None
 
 
 class VehiclePatch(Body, frozen=True, kw_only=True):
@@ -80,6 +119,7 @@ class VehiclePatch(Body, frozen=True, kw_only=True):
     simulator_profile: SimulatorProfile | msgspec.UnsetType = msgspec.UNSET
     transport: Transport | msgspec.UnsetType = msgspec.UNSET
     doip: DoipBody | msgspec.UnsetType = msgspec.UNSET
+    ecus: EcuList | msgspec.UnsetType = msgspec.UNSET
 
 
 class VehiclePage(Out, frozen=True, kw_only=True):
@@ -125,6 +165,7 @@ async def create_vehicle(call: Call[NewVehicle, None]) -> Result:
         call.actor(),
         b.transport,
         b.doip.given() if b.doip is not None else None,
+        _given_ecus(b.ecus) if b.ecus is not None else None,
     )
     return Result(vehicle, headers={"Location": f"/api/v1/vehicles/{vehicle.vehicle_id}"})
 
@@ -137,8 +178,10 @@ async def update_vehicle(call: Call[VehiclePatch, None]) -> Vehicle:
     }
     if not changes:
         raise BadRequest(
-            "body: give at least one of connection_status, simulator_profile, transport, doip"
+            "body: give at least one of connection_status, simulator_profile, transport, doip, ecus"
         )
     if isinstance(changes.get("doip"), DoipBody):
         changes["doip"] = changes["doip"].given()
+    if "ecus" in changes:
+        changes["ecus"] = _given_ecus(changes["ecus"])
     return await call.services.vehicles.update(call.path_id("vehicle_id"), changes, call.actor())

@@ -40,6 +40,7 @@ from app.events import encode
 from app.logs import Sampler
 from app.models import Principal
 from app.services.follow import Following
+from app.telemetry import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,9 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) ->
         try:
             async with s.commands.follow(who, command_id, since) as events:
                 trail.accept(who)
+                # With tracing on, this stream's span links to the command's trace.
+                tracing: Tracing = websocket.app.state.tracing
+                tracing.stream_opened(command_id)
                 return await _live(websocket, events, registry, stream)
         except NotFound:
             return NOT_FOUND

@@ -11,6 +11,7 @@ unless the admin asks otherwise (``cancel_all_of``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound, RateLimited, VehicleDisconnected
 from app.models import Actor, Command, Principal, ResponseChunk
 from app.services.follow import Following, follow
+from app.services.locks import LockService
 from app.services.pipeline import Cancellation, Job, Pipeline
 from app.services.throttle import SlidingWindow
 from app.store.commands import CommandFilter, CommandStore
@@ -50,8 +52,11 @@ class CommandService:
         bus: EventBus,
         rate: SlidingWindow | None = None,
         clock: Clock | None = None,
+        *,
+        locks: LockService | None = None,
     ) -> None:
         self._clock = clock or Clock()
+        self._locks = locks  # another user's lock refuses state-changing commands
         self._bus = bus
         self._store = store
         self._vehicles = vehicles
@@ -81,13 +86,10 @@ class CommandService:
         vehicle = await self._vehicles.get(vehicle_id)
         if vehicle is None:
             raise NotFound(f"vehicle {vehicle_id} does not exist")
-        if vehicle.transport is Transport.SIMULATOR:
-            if name in sovd.DOIP_ONLY:
-                raise BadRequest(
-                    f"command_name {name} needs a DoIP vehicle; vehicle {vehicle_id} is simulated"
-                )
-            if vehicle.connection_status != "connected":
-                raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
+        if self._locks is not None and sovd.changes_state(name, params):
+            self._locks.check(principal, vehicle_id, params.get("ecuAddress"))
+        if vehicle.transport is Transport.SIMULATOR and vehicle.connection_status != "connected":
+            raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
         # A DoIP vehicle's status is its link, which the command opens if it is down.
         self._pipeline.reserve(vehicle_id, principal.user_id)
         command = Command(
@@ -120,6 +122,7 @@ class CommandService:
             name,
             params,
             vehicle.transport,
+            ecus=tuple((ecu.name, int(ecu.address, 16)) for ecu in vehicle.ecus),
         )
         self._pipeline.enqueue(Job(command, request, self._clock.monotonic()))
         return command
@@ -191,17 +194,14 @@ class CommandService:
         ) as following:
             yield following
 
+    async def find_unrestricted(self, flt: CommandFilter) -> tuple[list[Command], int]:
+        """Every user's commands: for checks the services make (is an operation running
+        already?), never to show a caller."""
+        return await self._store.find(flt)
+
     async def find(self, principal: Principal, flt: CommandFilter) -> tuple[list[Command], int]:
         if not principal.is_admin:
             if flt.user_id is not None and flt.user_id != principal.user_id:
                 return [], 0
-            flt = CommandFilter(
-                flt.vehicle_id,
-                flt.status,
-                principal.user_id,
-                flt.since,
-                flt.until,
-                flt.limit,
-                flt.offset,
-            )
+            flt = dataclasses.replace(flt, user_id=principal.user_id)
         return await self._store.find(flt)

@@ -28,6 +28,7 @@ next start's recovery.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 import math
@@ -44,7 +45,16 @@ from app.errors import Overloaded, RateLimited, StorageUnavailable
 from app.events import ResponseEvent, StatusEvent, terminal_event
 from app.models import Actor, Command, ResponseChunk
 from app.store.commands import CommandStore, Finish
-from app.telemetry import Telemetry
+from app.telemetry import (
+    NO_COMMAND_TRACE,
+    STORE_CHUNK,
+    STORE_FINISH,
+    STORE_START,
+    CommandTrace,
+    NoTracing,
+    Telemetry,
+    Tracing,
+)
 from app.vehicles.connector import Connector, DiagnosticRequest, VehicleUnreachable
 from app.vocabulary import CommandStatus, FailureCode
 
@@ -63,6 +73,8 @@ FINAL_WRITES_MIN_S: Final = 1.0
 DRAIN_LOG_INTERVAL_S: Final = 5.0
 # At most this many commands are named in one such line.
 DRAIN_LOG_NAMED: Final = 5
+# The command parameter naming the ECU (an attribute of the command's trace).
+ECU_ADDRESS_PARAM: Final = "ecuAddress"
 # How a command ended by itself; only these teach the lane's average.
 _NATURAL_ENDS: Final = frozenset(
     {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.TIMEOUT}
@@ -110,6 +122,7 @@ class _Entry:
     step: asyncio.Task[Any] | None = None  # the store-then-publish step in flight
     cancellation: Cancellation | None = None
     answered: bool = False  # the vehicle sent something
+    trace: CommandTrace = NO_COMMAND_TRACE  # its spans (tracing on), from the submit
 
     @property
     def command_id(self) -> str:
@@ -164,8 +177,10 @@ class Pipeline:
         telemetry: Telemetry,
         settings: PipelineSettings,
         clock: Clock | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._clock = clock or Clock()
+        self._tracing: Tracing = tracing or NoTracing()
         self._store = store
         self._bus = bus
         self._connector = connector
@@ -233,7 +248,15 @@ class Pipeline:
         vehicle_id, user_id = job.command.vehicle_id, job.command.user_id
         lane = self._lanes[vehicle_id]
         _decrement(lane.reserved, user_id)
-        entry = _Entry(job, asyncio.get_running_loop().create_future())
+        command = job.command
+        # Called in the submit request: its span becomes the command trace's parent.
+        trace = self._tracing.command_accepted(
+            command.command_id,
+            command.command_name,
+            command.vehicle_id,
+            command.command_params.get(ECU_ADDRESS_PARAM),
+        )
+        entry = _Entry(job, asyncio.get_running_loop().create_future(), trace=trace)
         lane.queued.append(entry)
         lane.users[user_id] += 1
         self._entries[entry.command_id] = entry
@@ -241,8 +264,12 @@ class Pipeline:
         self._idle.clear()
         self._telemetry.command_queued(1)
         if lane.task is None:
+            # A context of its own: not the submit request's (whose span would then be
+            # current for every later command of the lane).
             lane.task = asyncio.create_task(
-                self._run_lane(vehicle_id, lane), name=f"lane-{vehicle_id}"
+                self._run_lane(vehicle_id, lane),
+                name=f"lane-{vehicle_id}",
+                context=contextvars.Context(),
             )
 
     def _forget_if_idle(self, vehicle_id: str, lane: _Lane) -> None:
@@ -323,6 +350,7 @@ class Pipeline:
             while lane.queued:
                 entry = lane.queued.popleft()
                 lane.current, lane.started_at = entry, self._clock.monotonic()
+                entry.trace.started()
                 try:
                     await self._supervise(vehicle_id, lane, entry)
                 finally:
@@ -395,6 +423,7 @@ class Pipeline:
         job = entry.job
         command_id = job.command.command_id
         contacted = False
+        entry.trace.attach()
         try:
             if not await self._step(entry, self._start(command_id)):
                 return None
@@ -408,6 +437,19 @@ class Pipeline:
                         entry.answered = True
                         payload = sovd.decode_answer(raw.payload)
                         negative = sovd.negative_response(payload)
+                        sequence += 1
+                        entry.trace.chunk(sequence, len(raw.payload))
+                        # A negative response is the answer's last chunk, kept (the
+                        # stream and the SOVD API show the service and NRC), and the
+                        # command fails.
+                        chunk = ResponseChunk(
+                            command_id=command_id,
+                            sequence_number=sequence,
+                            response_payload=payload,
+                            is_final=raw.is_final or negative is not None,
+                            received_at=self._clock.timestamp(),
+                        )
+                        await self._step(entry, self._store_chunk(chunk))
                         if negative is not None:
                             end = Finish(
                                 CommandStatus.FAILED,
@@ -417,15 +459,6 @@ class Pipeline:
                                 self._clock.timestamp(),
                             )
                             break
-                        sequence += 1
-                        chunk = ResponseChunk(
-                            command_id=command_id,
-                            sequence_number=sequence,
-                            response_payload=payload,
-                            is_final=raw.is_final,
-                            received_at=self._clock.timestamp(),
-                        )
-                        await self._step(entry, self._store_chunk(chunk))
                         if raw.is_final:
                             break
             return end or Finish(CommandStatus.COMPLETED, None, None, self._clock.timestamp())
@@ -465,13 +498,16 @@ class Pipeline:
 
     async def _start(self, command_id: str) -> bool:
         started_at = self._clock.timestamp()
-        if not await self._store.mark_in_progress(command_id, started_at):
+        with self._tracing.span(STORE_START):
+            marked = await self._store.mark_in_progress(command_id, started_at)
+        if not marked:
             return False
         self._bus.publish(StatusEvent(command_id, CommandStatus.IN_PROGRESS, started_at))
         return True
 
     async def _store_chunk(self, chunk: ResponseChunk) -> None:
-        await self._store.add_response(chunk)
+        with self._tracing.span(STORE_CHUNK):
+            await self._store.add_response(chunk)
         self._bus.publish(
             ResponseEvent(
                 chunk.command_id,
@@ -490,6 +526,8 @@ class Pipeline:
         publish it; runs as its own task, which shutdown waits for."""
         entry.stage = _Stage.ENDING
         duration_s = self._clock.monotonic() - entry.job.accepted_at
+        failed = end.status in (CommandStatus.FAILED, CommandStatus.TIMEOUT)
+        entry.trace.ended(end.status, end.error_code, end.error_message if failed else None)
         task = asyncio.create_task(
             self._write_end(entry, end, duration_s), name=f"end-{entry.command_id}"
         )
@@ -498,6 +536,7 @@ class Pipeline:
 
     async def _write_end(self, entry: _Entry, end: Finish, duration_s: float) -> None:
         command = entry.job.command
+        entry.trace.attach()  # the terminal write, log line and exemplar: the command's
         cancelled_by = None
         if end.status is CommandStatus.CANCELLED and entry.cancellation is not None:
             cancelled_by = entry.cancellation.actor
@@ -505,9 +544,14 @@ class Pipeline:
         try:
             while True:
                 try:
-                    stored = await self._store.finish(
-                        command.command_id, command.vehicle_id, end, entry.answered, cancelled_by
-                    )
+                    with self._tracing.span(STORE_FINISH):
+                        stored = await self._store.finish(
+                            command.command_id,
+                            command.vehicle_id,
+                            end,
+                            entry.answered,
+                            cancelled_by,
+                        )
                     break
                 except Exception as exc:
                     failures += 1
@@ -564,6 +608,7 @@ class Pipeline:
     def _forget(self, entry: _Entry, stored: bool) -> None:
         """The command has left the pipeline."""
         self._entries.pop(entry.command_id, None)
+        entry.trace.close()
         _resolve(entry.outcome, stored)
         self._active -= 1
         if self._active == 0:

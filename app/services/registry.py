@@ -9,7 +9,9 @@ from app.config import Config
 from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.commands import CommandService
+from app.services.locks import LockService
 from app.services.pipeline import Pipeline
+from app.services.sovd.service import Sovd
 from app.services.vehicles import VehicleService
 from app.store.database import Database
 from app.telemetry import Telemetry
@@ -26,3 +28,5 @@ class Services:
     commands: CommandService
     audit: AuditService
     telemetry: Telemetry
+    locks: LockService
+    sovd: Sovd

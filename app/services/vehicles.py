@@ -16,7 +16,15 @@ from typing import Any, Final
 
 from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound
-from app.models import SYSTEM_ACTOR, Actor, DoipTargetSpec, Vehicle
+from app.models import (
+    DEFAULT_ECU_REFS,
+    SYSTEM_ACTOR,
+    Actor,
+    DoipTargetSpec,
+    EcuRef,
+    Vehicle,
+    ecu_refs_at,
+)
 from app.services.vehicle_links import LinkControl, NoLinkControl
 from app.store.vehicles import VehicleFilter, VehicleStore, address
 from app.telemetry import Telemetry
@@ -36,6 +44,14 @@ _HOST = re.compile(r"^[A-Za-z0-9.:_\-\[\]%]{1,253}$")
 DOIP_PORT: Final = 13400
 TESTER_ADDRESS: Final = "0x0E00"
 MAX_ECUS: Final = 64
+# A vehicle's ECU set (its SOVD components).
+MAX_VEHICLE_ECUS: Final = 32
+ECU_NAME_PATTERN: Final = r"^[a-z][a-z0-9-]{0,31}$"
+_ECU_NAME = re.compile(ECU_NAME_PATTERN)
+ECU_ADDRESS_PATTERN: Final = r"^0[xX][0-9A-Fa-f]{1,2}$"
+_ECU_ADDRESS = re.compile(ECU_ADDRESS_PATTERN)
+# One ECU as given: (name, address in hex such as 0x10).
+EcuInput = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +93,52 @@ def doip_target(given: DoipInput) -> DoipTargetSpec:
         ecu_addresses=ecus,
         always_on=given.always_on,
     )
+
+
+def ecu_set(given: Sequence[EcuInput]) -> tuple[EcuRef, ...]:
+    """The ECU set in canonical form (addresses as 0x1A), or BadRequest naming the field:
+    1 to 32 ECUs, names and addresses each used once."""
+    if not 1 <= len(given) <= MAX_VEHICLE_ECUS:
+        raise BadRequest(f"ecus: give 1 to {MAX_VEHICLE_ECUS} ECUs, got {len(given)}")
+    names: dict[str, int] = {}
+    addresses: dict[str, int] = {}
+    ecus: list[EcuRef] = []
+    for i, (name, raw) in enumerate(given):
+        if not _ECU_NAME.fullmatch(name):
+            raise BadRequest(
+                f"ecus[{i}].name must be 1 to 32 lower-case letters, digits and dashes,"
+                f" starting with a letter (such as engine), got {name!r}"
+            )
+        if not _ECU_ADDRESS.fullmatch(raw):
+            raise BadRequest(f"ecus[{i}].address must be one byte in hex such as 0x10, got {raw!r}")
+        address = f"0x{int(raw, 16):02X}"
+        for kind, value, seen in (("name", name, names), ("address", address, addresses)):
+            if value in seen:
+                raise BadRequest(
+                    f"ecus[{i}].{kind}: {value} is already the {kind} of ecus[{seen[value]}]"
+                )
+            seen[value] = i
+        ecus.append(EcuRef(name=name, address=address))
+    return tuple(ecus)
+
+
+def _initial_ecus(
+    given: Sequence[EcuInput] | None, target: DoipTargetSpec | None
+) -> tuple[EcuRef, ...]:
+    """A new vehicle's ECU set: as given; else a DoIP vehicle's listed ECU addresses
+    (named as the default ECUs where the address is theirs, ``ecu-0x50`` otherwise);
+    else the default four."""
+    if given is not None:
+        return ecu_set(given)
+    if target is None or not target.ecu_addresses:
+        return DEFAULT_ECU_REFS
+    derived = ecu_refs_at(int(a, 16) for a in target.ecu_addresses)
+    if len(derived) > MAX_VEHICLE_ECUS:
+        raise BadRequest(
+            f"ecus: required when doip.ecu_addresses lists more than {MAX_VEHICLE_ECUS}"
+            " ECUs (a vehicle has at most that many)"
+        )
+    return derived
 
 
 _ON, _OFF = ConnectionStatus.CONNECTED, ConnectionStatus.DISCONNECTED
@@ -137,7 +199,10 @@ class VehicleService:
         actor: Actor,
         transport: str = Transport.SIMULATOR,
         doip: DoipInput | None = None,
+        ecus: Sequence[EcuInput] | None = None,
     ) -> Vehicle:
+        """Register a vehicle. ``ecus`` None: a DoIP vehicle has the ECUs its
+        ``doip.ecu_addresses`` lists (if any), any other the default four."""
         if not _VIN.fullmatch(vin):
             raise BadRequest("vin must be 17 characters of A-H, J-N, P, R-Z and 0-9")
         if not MIN_YEAR <= year <= MAX_YEAR:
@@ -150,6 +215,7 @@ class VehicleService:
             raise BadRequest("doip: required when transport is doip (host, logical_address, ...)")
         if kind is Transport.SIMULATOR and target is not None:
             raise BadRequest("doip: only for transport doip")
+        ecu_refs = _initial_ecus(ecus, target)
         vehicle = Vehicle(
             vehicle_id=str(uuid.uuid4()),
             vin=vin,
@@ -162,6 +228,7 @@ class VehicleService:
             last_seen_at=None,
             transport=kind,
             doip=target,
+            ecus=ecu_refs,
         )
         if not await self._store.insert(vehicle, self._clock.timestamp(), actor):
             raise Conflict(f"a vehicle with vin {vin} already exists")
@@ -171,8 +238,9 @@ class VehicleService:
         return vehicle
 
     async def update(self, vehicle_id: str, changes: dict[str, Any], actor: Actor) -> Vehicle:
-        """Apply ``changes``: connection_status, simulator_profile, transport, and doip (a
-        ``DoipInput``)."""
+        """Apply ``changes``: connection_status, simulator_profile, transport, doip (a
+        ``DoipInput``) and ecus (a sequence of ``EcuInput``; a new DoIP target leaves the
+        ECU set as it is)."""
         status = changes.get("connection_status")
         if status is not None and status not in _STATUSES:
             raise BadRequest(f"connection_status must be one of {', '.join(ConnectionStatus)}")
@@ -184,6 +252,8 @@ class VehicleService:
             changes["transport"] = _transport(changes["transport"])
         if changes.get("doip") is not None:
             changes["doip"] = doip_target(changes["doip"])
+        if "ecus" in changes:
+            changes["ecus"] = ecu_set(changes["ecus"])
         current = await self.get(vehicle_id)
         kind = changes.get("transport", current.transport)
         target = changes.get("doip", current.doip)

@@ -79,6 +79,10 @@ class CommandFilter:
     until: str | None = None
     limit: int = 50
     offset: int = 0
+    command_name: str | None = None
+    # Parameters the command was given, each exactly (a SOVD operation's executions).
+    params: tuple[tuple[str, str], ...] = ()
+    statuses: tuple[str, ...] = ()  # any of these (with ``status``: both apply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +148,17 @@ class CommandStore:
             ("vehicle_id", flt.vehicle_id),
             ("status", flt.status),
             ("user_id", flt.user_id),
+            ("command_name", flt.command_name),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        for key, wanted in flt.params:
+            where.append("json_extract(command_params, ?) = ?")
+            args.extend((f'$."{key}"', wanted))
+        if flt.statuses:
+            where.append(f"status IN ({', '.join('?' * len(flt.statuses))})")
+            args.extend(flt.statuses)
         if flt.since is not None:
             where.append("submitted_at >= ?")
             args.append(flt.since)

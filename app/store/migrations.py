@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Final
 
 from app.clock import utc_now
+from app.models import ecu_refs_at
 from app.usernames import username_key
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE vehicles ADD COLUMN doip_ecu_addresses TEXT;
     ALTER TABLE vehicles ADD COLUMN doip_always_on INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: a vehicle's ECU set (issue #10; its SOVD components) as a JSON list of
+    # {"name", "address"} (the address an integer). Existing vehicles get the default four;
+    # a DoIP vehicle that lists its ECU addresses gets those (``_ecus_of_doip_vehicles``).
+    """
+    ALTER TABLE vehicles ADD COLUMN ecus TEXT NOT NULL DEFAULT '[{"name": "engine", "address": 16},
+        {"name": "transmission", "address": 24}, {"name": "abs", "address": 40},
+        {"name": "body", "address": 64}]';
+    """,
 )
 
 
@@ -175,9 +184,25 @@ def _unique_username_keys(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX users_username_key ON users(username_key)")
 
 
+def _ecus_of_doip_vehicles(conn: sqlite3.Connection) -> None:
+    """Migration 5: a DoIP vehicle that lists ECU addresses has those ECUs (named as the
+    default ones where the address is theirs, ``ecu-0x50`` otherwise)."""
+    rows = conn.execute(
+        "SELECT vehicle_id, doip_ecu_addresses FROM vehicles WHERE transport = 'doip'"
+    ).fetchall()
+    for vehicle_id, raw in rows:
+        addresses = [a for a in json.loads(raw or "[]") if 0 <= a <= 0xFF]
+        if addresses:
+            ecus = [{"name": e.name, "address": int(e.address, 16)} for e in ecu_refs_at(addresses)]
+            conn.execute(
+                "UPDATE vehicles SET ecus = ? WHERE vehicle_id = ?", (json.dumps(ecus), vehicle_id)
+            )
+
+
 # Python steps run after the SQL of the migration with the same number, in its transaction.
 PYTHON_STEPS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
     3: _unique_username_keys,
+    5: _ecus_of_doip_vehicles,
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import msgspec
 
-from app.models import Actor, DoipTargetSpec, Vehicle
+from app.models import Actor, DoipTargetSpec, EcuRef, Vehicle
 from app.store.audit import insert_audit
 from app.store.database import Database
 from app.store.rows import enum_reader, fetch_all, fetch_one
@@ -24,10 +24,20 @@ _DOIP_COLUMNS: Final = (
     "doip_ecu_addresses",
     "doip_always_on",
 )
-_COLUMNS = (
-    "vehicle_id, vin, make, model, year, connection_status, simulator_profile, last_seen_at,"
-    f" transport, {', '.join(_DOIP_COLUMNS)}"
+_NAMES: Final = (
+    "vehicle_id",
+    "vin",
+    "make",
+    "model",
+    "year",
+    "connection_status",
+    "simulator_profile",
+    "last_seen_at",
+    "transport",
+    *_DOIP_COLUMNS,
+    "ecus",
 )
+_COLUMNS: Final = ", ".join(_NAMES)
 _CONNECTED_COUNT: Final = "SELECT count(*) FROM vehicles WHERE connection_status = 'connected'"
 
 
@@ -67,6 +77,41 @@ def _doip_values(spec: DoipTargetSpec | None) -> tuple[Any, ...]:
     )
 
 
+def _ecus(raw: str) -> tuple[EcuRef, ...]:
+    return tuple(
+        EcuRef(name=item["name"], address=f"0x{item['address']:02X}") for item in json.loads(raw)
+    )
+
+
+def _ecus_value(ecus: tuple[EcuRef, ...]) -> str:
+    """The ECU set as stored: a JSON list of {"name", "address"}, the address an integer."""
+    return json.dumps([{"name": e.name, "address": int(e.address, 16)} for e in ecus])
+
+
+def _values(vehicle: Vehicle, at: str) -> dict[str, Any]:
+    """A new vehicle's row, by column name."""
+    return {
+        "vehicle_id": vehicle.vehicle_id,
+        "vin": vehicle.vin,
+        "make": vehicle.make,
+        "model": vehicle.model,
+        "year": vehicle.year,
+        "connection_status": vehicle.connection_status,
+        "simulator_profile": vehicle.simulator_profile,
+        "last_seen_at": vehicle.last_seen_at,
+        "transport": vehicle.transport,
+        **dict(zip(_DOIP_COLUMNS, _doip_values(vehicle.doip), strict=True)),
+        "ecus": _ecus_value(vehicle.ecus),
+        "created_at": at,
+    }
+
+
+_INSERT: Final = (
+    f"INSERT INTO vehicles ({_COLUMNS}, created_at)"
+    f" VALUES ({', '.join(f':{name}' for name in (*_NAMES, 'created_at'))})"
+)
+
+
 def _vehicle(row: sqlite3.Row) -> Vehicle:
     return Vehicle(
         vehicle_id=row["vehicle_id"],
@@ -79,6 +124,7 @@ def _vehicle(row: sqlite3.Row) -> Vehicle:
         last_seen_at=row["last_seen_at"],
         transport=_TRANSPORT(row["transport"]),
         doip=_doip(row),
+        ecus=_ecus(row["ecus"]),
     )
 
 
@@ -104,23 +150,7 @@ class VehicleStore:
 
         def run(conn: sqlite3.Connection) -> bool:
             try:
-                conn.execute(
-                    f"INSERT INTO vehicles ({_COLUMNS}, created_at)"
-                    f" VALUES ({', '.join('?' * (10 + len(_DOIP_COLUMNS)))})",
-                    (
-                        vehicle.vehicle_id,
-                        vehicle.vin,
-                        vehicle.make,
-                        vehicle.model,
-                        vehicle.year,
-                        vehicle.connection_status,
-                        vehicle.simulator_profile,
-                        vehicle.last_seen_at,
-                        vehicle.transport,
-                        *_doip_values(vehicle.doip),
-                        at,
-                    ),
-                )
+                conn.execute(_INSERT, _values(vehicle, at))
             except sqlite3.IntegrityError:
                 return False
             if actor is not None:
@@ -131,7 +161,11 @@ class VehicleStore:
                     at,
                     "vehicle",
                     vehicle.vehicle_id,
-                    {"vin": vehicle.vin, "transport": vehicle.transport},
+                    {
+                        "vin": vehicle.vin,
+                        "transport": vehicle.transport,
+                        "ecus": msgspec.to_builtins(vehicle.ecus),
+                    },
                 )
             return True
 
@@ -185,9 +219,10 @@ class VehicleStore:
     async def update(
         self, vehicle_id: str, changes: dict[str, Any], at: str, actor: Actor
     ) -> tuple[Vehicle | None, Vehicle | None, int]:
-        """Apply changes to connection_status, simulator_profile, transport and doip (a
-        ``DoipTargetSpec`` or None); return the vehicle before and after, and the number of
-        connected vehicles afterwards (read in the same transaction)."""
+        """Apply changes to connection_status, simulator_profile, transport, doip (a
+        ``DoipTargetSpec`` or None) and ecus (a tuple of ``EcuRef``); return the vehicle
+        before and after, and the number of connected vehicles afterwards (read in the
+        same transaction)."""
 
         def run(conn: sqlite3.Connection) -> tuple[Vehicle | None, Vehicle | None, int]:
             row = fetch_one(
@@ -207,6 +242,11 @@ class VehicleStore:
                 conn.execute(
                     f"UPDATE vehicles SET {assignments} WHERE vehicle_id = ?",
                     (*_doip_values(changes["doip"]), vehicle_id),
+                )
+            if "ecus" in changes:
+                conn.execute(
+                    "UPDATE vehicles SET ecus = ? WHERE vehicle_id = ?",
+                    (_ecus_value(changes["ecus"]), vehicle_id),
                 )
             row = fetch_one(
                 conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)

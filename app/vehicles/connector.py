@@ -32,6 +32,9 @@ class DiagnosticRequest:
     command_name: str
     command_params: Mapping[str, str]
     transport: Transport = Transport.SIMULATOR
+    # The vehicle's ECUs (name, logical address); empty: the default four
+    # (``app.vehicles.description.DEFAULT_ECUS``).
+    ecus: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,7 @@ class DoipSettings:
     tester_present_s: float = 2.0  # below the ECUs' S3 (5 s) with room for a busy link
     backoff_first_s: float = 0.5
     backoff_max_s: float = 30.0
+    routine_poll_s: float = 0.1  # RoutineControl run: how often ``results`` is asked
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

@@ -1,37 +1,39 @@
 """A simulated vehicle fleet behind the connector interface.
 
-Each vehicle has real state: its stored DTCs (ReadDTC reports them, ClearDTC removes
-them) and sensor values that drift between readings. The vehicle's ``simulator_profile``
-picks its behaviour: ``healthy`` answers, ``timeout`` never answers (the pipeline's
-deadline ends the command), ``unreachable`` fails at once, ``malformed`` answers with
-bytes that do not decode, and ``flaky`` draws one of those outcomes per command from a
-seeded RNG. All randomness comes from one ``random.Random``, so a seed replays a run.
-A command whose answer the pipeline closes before the end (cancelled, timed out, service
-stopping) is recorded in ``aborted``, as a real transport would abort the request.
+Each simulated vehicle is a set of emulated ECUs (``app.vehicles.emulator.ecus.Ecu``, the
+same the DoIP emulator serves), one per ECU of the vehicle (``DiagnosticRequest.ecus``,
+the four defaults when empty): the default ECU at its address, a plain one (no DTCs, no
+routines) at any other. Each keeps its own state: DTCs with real status bytes that a
+ClearDTC removes and only a self-test brings back, sensor values that drift, its
+diagnostic session (no S3 expiry: nobody sends TesterPresent in-process), routines that
+take ``self_test_s`` / ``bleed_check_s``. A command runs the same UDS conversation as
+on a DoIP vehicle (``app.vehicles.uds_commands``), in-process, so the answer's chunks are
+the same; an address the vehicle has no ECU at answers requestOutOfRange (0x31).
+
+The vehicle's ``simulator_profile`` picks its behaviour: ``healthy`` answers, ``timeout``
+never answers (the pipeline's deadline ends the command), ``unreachable`` fails at once,
+``malformed`` answers with bytes that do not decode, and ``flaky`` draws one of those
+outcomes per command from a seeded RNG. All randomness comes from one ``random.Random``,
+so a seed replays a run. A command whose answer the pipeline closes before the end
+(cancelled, timed out, service stopping) is recorded in ``aborted``, as a real transport
+would abort the request (a routine being run is stopped on the ECU).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
-from app.vehicles.connector import DiagnosticRequest, RawChunk, VehicleUnreachable
+from app.vehicles import description, uds, uds_commands
+from app.vehicles.connector import Connector, DiagnosticRequest, RawChunk, VehicleUnreachable
+from app.vehicles.emulator.ecus import Ecu, Timings, spec_for
 from app.vocabulary import SimulatorProfile
 
-DTC_DESCRIPTIONS: Final = {
-    "P0420": "Catalyst system efficiency below threshold (bank 1)",
-    "P0171": "System too lean (bank 1)",
-    "P0300": "Random/multiple cylinder misfire detected",
-    "P0128": "Coolant thermostat below regulating temperature",
-    "U0100": "Lost communication with ECM/PCM",
-}
-INITIAL_DTCS: Final = ("P0171", "P0420")
 ABORTED_KEPT: Final = 1000
 
 
@@ -42,56 +44,69 @@ class SimulatorSettings:
     p_timeout: float = 0.10
     p_unreachable: float = 0.05
     p_malformed: float = 0.03
+    self_test_s: float = 3.0  # how long an ECU's self-test runs
+    bleed_check_s: float = 1.0  # how long the ABS bleed check works before answering
+    poll_s: float = 0.1  # RoutineControl run: how often ``results`` is asked
 
 
-@dataclass(slots=True)
-class _Sensor:
-    name: str
-    unit: str
-    low: float
-    high: float
-    value: float
-    step: float
-
-    def read(self, rng: random.Random) -> float:
-        self.value = min(self.high, max(self.low, self.value + rng.uniform(-self.step, self.step)))
-        return round(self.value, 1)
+@dataclass(frozen=True, slots=True)
+class _Exchanged:
+    answer: bytes | None
+    nack: int | None = None
 
 
-def _sensors() -> dict[str, _Sensor]:
-    return {
-        "0x010C": _Sensor("engineRpm", "rpm", 650, 4500, 820, 120),
-        "0x010D": _Sensor("vehicleSpeed", "km/h", 0, 180, 0, 6),
-        "0x0105": _Sensor("coolantTemperature", "degC", -20, 120, 88, 1.5),
-    }
+class _EmulatedEcus:
+    """The conversation's channel to one simulated vehicle's ECUs, in-process."""
 
+    def __init__(self, ecus: Mapping[int, Ecu]) -> None:
+        self._ecus = ecus
 
-@dataclass(slots=True)
-class _VehicleState:
-    dtcs: list[str] = field(default_factory=lambda: list(INITIAL_DTCS))
-    sensors: dict[str, _Sensor] = field(default_factory=_sensors)
+    async def exchange(self, ecu: int, request: bytes) -> _Exchanged:
+        target = self._ecus.get(ecu)
+        if target is None:
+            # No ECU there: the gateway's answer for an address it does not route.
+            return _Exchanged(uds.Negative(request[0], 0x31).encode())
+        reply = target.handle(request, asyncio.get_running_loop().time())
+        if reply.work_s > 0:
+            await asyncio.sleep(reply.work_s)  # the ECU works before it answers
+        return _Exchanged(reply.payload)
 
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+    def session_changed(self, ecu: int, session: int) -> None:
+        pass  # no S3 in-process: nothing to keep alive
 
 
 class SimulatedConnector:
     def __init__(self, settings: SimulatorSettings) -> None:
         self._settings = settings
         self._rng = random.Random(settings.seed)
-        self._vehicles: dict[str, _VehicleState] = {}
+        self._timings = Timings(
+            self_test_s=settings.self_test_s, bleed_check_s=settings.bleed_check_s, s3_s=None
+        )
+        self._conversation = uds_commands.ConversationSettings(poll_s=settings.poll_s)
+        self._vehicles: dict[str, dict[int, Ecu]] = {}
         # Commands whose answer was closed before its final chunk, oldest first (bounded).
         self.aborted: deque[str] = deque(maxlen=ABORTED_KEPT)
 
-    def stored_dtcs(self, vehicle_id: str) -> tuple[str, ...]:
-        return tuple(self._state(vehicle_id).dtcs)
+    def ecu(self, vehicle_id: str, address: int) -> Ecu:
+        """A vehicle's emulated ECU (KeyError until a command reached it)."""
+        return self._vehicles[vehicle_id][address]
 
-    def _state(self, vehicle_id: str) -> _VehicleState:
-        state = self._vehicles.get(vehicle_id)
-        if state is None:
-            state = self._vehicles[vehicle_id] = _VehicleState()
-        return state
+    def stored_dtcs(self, vehicle_id: str, address: int) -> tuple[str, ...]:
+        """The DTCs an ECU of a vehicle has stored (KeyError until a command reached it)."""
+        return self.ecu(vehicle_id, address).stored_codes()
+
+    def _ecus(self, request: DiagnosticRequest) -> dict[int, Ecu]:
+        """The vehicle's ECUs this request may reach: its ECU set, each made on first use
+        and kept (an ECU left out of the set keeps its state, unreachable)."""
+        made = self._vehicles.setdefault(request.vehicle_id, {})
+        ecus: dict[int, Ecu] = {}
+        for name, address in request.ecus or description.DEFAULT_ECUS:
+            ecu = made.get(address)
+            if ecu is None:
+                spec = spec_for(name, address)
+                ecu = made[address] = Ecu(spec, request.vin, self._timings, self._rng)
+            ecus[address] = ecu
+        return ecus
 
     def _outcome(self, profile: str) -> SimulatorProfile:
         """How this request goes: the vehicle's profile, or for ``flaky`` one drawn from the
@@ -139,64 +154,20 @@ class SimulatedConnector:
             # The answer never comes: wait on an event nobody sets, until the pipeline's
             # deadline cancels us. No sleep stands in for the timeout.
             await asyncio.Event().wait()
-        await self._latency()
+        talk = uds_commands.conversation(
+            request.command_name, request.command_params, self._conversation
+        )
         if outcome is SimulatorProfile.MALFORMED:
+            await self._latency()
             yield RawChunk(b"\x7f\x22\xff\xfe not json", is_final=True)
             return
-        answers = self._answer(request)
-        for index, payload in enumerate(answers):
-            if index:
-                await self._latency()
-            yield RawChunk(_encode(payload), is_final=index == len(answers) - 1)
+        async with aclosing(talk(_EmulatedEcus(self._ecus(request)))) as chunks:
+            async for chunk in chunks:
+                await self._latency()  # per chunk, as a vehicle's answer trickles in
+                yield chunk
 
-    def _answer(self, request: DiagnosticRequest) -> list[dict[str, Any]]:
-        state = self._state(request.vehicle_id)
-        params = request.command_params
-        ecu = params.get("ecuAddress")
-        if request.command_name == "ReadDTC":
-            chunks: list[dict[str, Any]] = [
-                {
-                    "ecuAddress": ecu,
-                    "dtcCode": code,
-                    "status": "confirmed",
-                    "description": DTC_DESCRIPTIONS.get(code, ""),
-                }
-                for code in state.dtcs
-            ]
-            return [*chunks, {"status": "complete", "totalDtcs": len(state.dtcs)}]
-        if request.command_name == "ClearDTC":
-            wanted = params.get("dtcCode")
-            cleared = [c for c in state.dtcs if wanted is None or c == wanted]
-            state.dtcs = [c for c in state.dtcs if c not in cleared]
-            return [
-                {
-                    "ecuAddress": ecu,
-                    "status": "cleared",
-                    "clearedDtcs": cleared,
-                    "remainingDtcs": len(state.dtcs),
-                }
-            ]
-        if request.command_name == "ReadDataByID":
-            data_id = params["dataId"].upper().replace("0X", "0x")
-            sensor = state.sensors.get(data_id)
-            reading = {"ecuAddress": ecu, "dataId": data_id, "status": "reading"}
-            if sensor is None:
-                return [
-                    {
-                        "ecuAddress": ecu,
-                        "dataId": data_id,
-                        "negativeResponse": {"nrc": "0x31", "name": "requestOutOfRange"},
-                    }
-                ]
-            value = sensor.read(self._rng)
-            return [
-                reading,
-                {
-                    "ecuAddress": ecu,
-                    "dataId": data_id,
-                    "name": sensor.name,
-                    "value": value,
-                    "unit": sensor.unit,
-                },
-            ]
-        return [{"negativeResponse": {"nrc": "0x11", "name": "serviceNotSupported"}}]
+
+if TYPE_CHECKING:
+
+    def _is_a_connector(connector: SimulatedConnector) -> Connector:
+        return connector  # mypy checks SimulatedConnector against the Connector protocol

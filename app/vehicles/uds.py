@@ -275,7 +275,9 @@ class DidCodec:
     """How one data identifier is encoded.
 
     Numbers are unsigned big-endian raw values: ``value = raw * scale + offset``. Text
-    is ASCII, ``size`` bytes long, or any length when ``size`` is None.
+    is ASCII, ``size`` bytes long, or any length when ``size`` is None. An enumeration
+    (``names``: raw value -> name) is one byte decoded to its name; a value the table does
+    not name decodes to its hex (``0x05``).
     """
 
     did: int
@@ -285,6 +287,7 @@ class DidCodec:
     scale: float = 1.0
     offset: float = 0.0
     text: bool = False
+    names: tuple[tuple[int, str], ...] = ()
 
     @property
     def data_id(self) -> str:
@@ -293,6 +296,10 @@ class DidCodec:
     def decode(self, data: bytes) -> DidValue:
         if self.size is not None and len(data) != self.size:
             raise DidError(f"{self.data_id} has {self.size} bytes, got {len(data)}")
+        if self.names:
+            if len(data) != 1:
+                raise DidError(f"{self.data_id} has 1 byte, got {len(data)}")
+            return dict(self.names).get(data[0], f"0x{data[0]:02X}")
         if self.text:
             try:
                 text = data.decode("ascii")
@@ -308,6 +315,11 @@ class DidCodec:
         return value
 
     def encode(self, value: DidValue) -> bytes:
+        if self.names:
+            codes = {name: code for code, name in self.names}
+            if not isinstance(value, str) or value not in codes:
+                raise DidError(f"{self.data_id} takes one of {', '.join(codes)}")
+            return bytes((codes[value],))
         if self.text:
             if not isinstance(value, str) or not value.isascii():
                 raise DidError(f"{self.data_id} takes ASCII text")
@@ -333,6 +345,8 @@ def format_did(did: int) -> str:
 VIN: Final = 0xF190
 ECU_SOFTWARE_VERSION: Final = 0xF195
 ECU_SERIAL_NUMBER: Final = 0xF18C
+# ISO 14229-1 ActiveDiagnosticSessionDataIdentifier: the session the ECU is in now.
+ACTIVE_DIAGNOSTIC_SESSION: Final = 0xF186
 ENGINE_RPM: Final = 0x010C
 VEHICLE_SPEED: Final = 0x010D
 COOLANT_TEMPERATURE: Final = 0x0105
@@ -348,6 +362,13 @@ DID_CODECS: Final[dict[int, DidCodec]] = {
         DidCodec(VIN, "vin", None, 17, text=True),
         DidCodec(ECU_SOFTWARE_VERSION, "ecuSoftwareVersion", None, None, text=True),
         DidCodec(ECU_SERIAL_NUMBER, "ecuSerialNumber", None, None, text=True),
+        DidCodec(
+            ACTIVE_DIAGNOSTIC_SESSION,
+            "activeDiagnosticSession",
+            None,
+            1,
+            names=tuple((code, name) for name, code in SESSIONS.items()),
+        ),
     )
 }
 

@@ -7,11 +7,15 @@ or in-process with ``running_emulator()``.
 from app.vehicles.emulator.ecus import (
     BLEED_CHECK,
     DEFAULT_ECUS,
+    DEFAULT_SPECS,
+    ROUTINES,
     SELF_TEST,
     Ecu,
     EcuSpec,
+    RoutineSpec,
     StoredDtc,
     Timings,
+    spec_for,
 )
 from app.vehicles.emulator.server import (
     PROFILES,
@@ -23,13 +27,17 @@ from app.vehicles.emulator.server import (
 __all__ = [
     "BLEED_CHECK",
     "DEFAULT_ECUS",
+    "DEFAULT_SPECS",
     "PROFILES",
+    "ROUTINES",
     "SELF_TEST",
     "DoipEmulator",
     "Ecu",
     "EcuSpec",
     "EmulatorSettings",
+    "RoutineSpec",
     "StoredDtc",
     "Timings",
     "running_emulator",
+    "spec_for",
 ]

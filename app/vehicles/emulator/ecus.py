@@ -10,19 +10,26 @@ What the default vehicle does, per ECU (logical address):
 - engine 0x10: P0171 confirmed and P0420 pending; RPM, speed and coolant temperature.
 - transmission 0x18: P0700 confirmed; speed.
 - abs 0x28: C0035 confirmed with the warning lamp; speed; the brake bleed check.
-- body 0x40: B1000 historic (confirmed, not failing now); RoutineControl only in the
-  extended session (0x7F serviceNotSupportedInActiveSession in the default one).
+- body 0x40: B1000 historic (confirmed, not failing now); RoutineControl and
+  ClearDiagnosticInformation only in the extended session (0x7F
+  serviceNotSupportedInActiveSession in the default one).
+
+Any other address gets a plain ECU (``spec_for``): identification data, no DTCs, no
+routines. Every ECU answers its active session on DID 0xF186.
 
 Every ECU runs a self-test (routine 0x0201): started, it reports progress on
 ``results`` and, when done, has re-run the ECU's tests, so the faults it still has come
 back as DTCs after a ClearDTC. The ABS brake bleed check (routine 0x0202) needs the
 extended session (0x22 conditionsNotCorrect otherwise), works for a while (the server
 sends 0x78 response pending meanwhile) and then fails with 0x26
-failurePreventsExecutionOfRequestedAction while C0035 is stored.
+failurePreventsExecutionOfRequestedAction while C0035 is stored. The routines are
+declared once in ``ROUTINES`` (name, whether the start answers at once, the session
+needed), which ``app.vehicles.description`` also reads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from typing import Final
@@ -48,6 +55,26 @@ PENDING_ACTIVE: Final = uds.status_byte(
 )
 CONFIRMED_WITH_LAMP: Final = CONFIRMED_ACTIVE | uds.status_byte("warningIndicatorRequested")
 HISTORIC: Final = uds.status_byte("confirmedDTC", "testFailedSinceLastClear")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutineSpec:
+    """A routine as the ECUs run it and the service describes it."""
+
+    id: str  # the SOVD operation id
+    name: str
+    # True: the start answers at once and the routine runs on (poll ``results``); False:
+    # the start's answer is the routine's result.
+    asynchronous: bool
+    session: int | None = None  # the session it needs (else 0x22 conditionsNotCorrect)
+
+
+ROUTINES: Final[dict[int, RoutineSpec]] = {
+    SELF_TEST: RoutineSpec("selfTest", "Self-test", asynchronous=True),
+    BLEED_CHECK: RoutineSpec(
+        "brakeBleedCheck", "Brake bleed check", asynchronous=False, session=uds.EXTENDED_SESSION
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +110,8 @@ class EcuSpec:
     routines: frozenset[int] = frozenset({SELF_TEST})
     # Sessions in which the ECU offers RoutineControl at all.
     routine_sessions: frozenset[int] = frozenset({uds.DEFAULT_SESSION, uds.EXTENDED_SESSION})
+    # Sessions in which the ECU offers ClearDiagnosticInformation.
+    clear_sessions: frozenset[int] = frozenset({uds.DEFAULT_SESSION, uds.EXTENDED_SESSION})
 
 
 _RPM = SensorSpec(uds.ENGINE_RPM, 650, 4500, 820, 120)
@@ -122,15 +151,33 @@ DEFAULT_ECUS: Final = (
         "BCM0004003",
         history=(StoredDtc("B1000", HISTORIC),),
         routine_sessions=frozenset({uds.EXTENDED_SESSION}),
+        clear_sessions=frozenset({uds.EXTENDED_SESSION}),
     ),
 )
+DEFAULT_SPECS: Final[dict[int, EcuSpec]] = {spec.address: spec for spec in DEFAULT_ECUS}
+
+
+def spec_for(name: str, address: int) -> EcuSpec:
+    """The ECU a vehicle has at ``address``: the default one there (under the vehicle's
+    name for it), else a plain ECU: identification only, no DTCs, no routines."""
+    default = DEFAULT_SPECS.get(address)
+    if default is not None:
+        return dataclasses.replace(default, name=name)
+    return plain_spec(name, address)
+
+
+def plain_spec(name: str, address: int) -> EcuSpec:
+    """An ECU with identification data only: no DTCs, no sensors, no routines."""
+    return EcuSpec(name, address, "GEN 01.00.00", f"GEN{address:07X}", routines=frozenset())
 
 
 @dataclass(frozen=True, slots=True)
 class Timings:
     self_test_s: float = 2.0
     bleed_check_s: float = 1.0
-    s3_s: float = 5.0  # a non-default session ends after this long without a request
+    # A non-default session ends after this long without a request; None: never (no
+    # tester in-process sends TesterPresent, so the simulator has no S3).
+    s3_s: float | None = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +234,11 @@ class Ecu:
     def stored_codes(self) -> tuple[str, ...]:
         return tuple(uds.dtc_code(number) for number in self.dtcs)
 
+    def routine_state(self, routine_id: int) -> str | None:
+        """running, completed, stopped or failed; None if it never ran."""
+        routine = self.routines.get(routine_id)
+        return None if routine is None else routine.state
+
     def reset_session(self) -> None:
         """Back to the default session (the tester went away)."""
         self.session = uds.DEFAULT_SESSION
@@ -203,7 +255,12 @@ class Ecu:
 
     def _advance(self, now: float) -> None:
         """Let time pass: the S3 timer and the routines running in the background."""
-        if self.session != uds.DEFAULT_SESSION and now - self.last_request_at > self.timings.s3_s:
+        s3_s = self.timings.s3_s
+        if (
+            self.session != uds.DEFAULT_SESSION
+            and s3_s is not None
+            and now - self.last_request_at > s3_s
+        ):
             self.session = uds.DEFAULT_SESSION
         self.last_request_at = now
         for routine_id, routine in self.routines.items():
@@ -259,6 +316,8 @@ class Ecu:
     def _clear_dtc(self, request: bytes, now: float) -> Reply:
         if len(request) != 4:
             return _negative(request[0], 0x13)
+        if self.session not in self.spec.clear_sessions:
+            return _negative(request[0], 0x7F)  # serviceNotSupportedInActiveSession
         group = int.from_bytes(request[1:4], "big")
         known = {d.number for d in (*self.spec.faults, *self.spec.history)}
         if group == uds.ALL_DTC_GROUPS:
@@ -289,6 +348,7 @@ class Ecu:
             uds.VIN: self.vin,
             uds.ECU_SOFTWARE_VERSION: self.spec.software_version,
             uds.ECU_SERIAL_NUMBER: self.spec.serial_number,
+            uds.ACTIVE_DIAGNOSTIC_SESSION: uds.session_name(self.session),
         }
         if did in identification:
             return codec.encode(identification[did])
@@ -331,7 +391,7 @@ class Ecu:
         return Reply(uds.positive(sid, echo + status.encode()))
 
     def _bleed_check(self, sid: int, action: int, echo: bytes, now: float) -> Reply:
-        if self.session != uds.EXTENDED_SESSION:
+        if self.session != ROUTINES[BLEED_CHECK].session:
             return _negative(sid, 0x22)  # conditionsNotCorrect: needs the extended session
         if action == uds.ROUTINE_ACTIONS["stop"]:
             return _negative(sid, 0x24)  # it runs to its end within the request

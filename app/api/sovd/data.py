@@ -1,0 +1,50 @@
+"""A component's data: the list, its categories and groups, one value read now."""
+
+from __future__ import annotations
+
+from app.api.contract import Call, Result
+from app.api.errors import COMMAND_ID_HEADER
+from app.api.sovd import tree
+from app.api.sovd.types import (
+    Categories,
+    CategoryRef,
+    DataList,
+    DataRef,
+    DataValue,
+    GroupRef,
+    Groups,
+    SovdQuery,
+)
+from app.services.sovd.data import item
+from app.services.sovd.entities import Component
+
+
+async def list_data(call: Call[None, SovdQuery]) -> DataList:
+    _, ecu = await tree.ecu(call)
+    return DataList(
+        items=[DataRef(id=d.id, name=d.name, category=d.category) for d in ecu.description.data]
+    )
+
+
+def _categories(call: Call[None, SovdQuery], ecu: Component) -> list[str]:
+    return list(dict.fromkeys(str(d.category) for d in ecu.description.data))
+
+
+async def data_categories(call: Call[None, SovdQuery]) -> Categories:
+    _, ecu = await tree.ecu(call)
+    return Categories(items=[CategoryRef(item=c) for c in _categories(call, ecu)])
+
+
+async def data_groups(call: Call[None, SovdQuery]) -> Groups:
+    """One group per category: the description groups data no finer."""
+    _, ecu = await tree.ecu(call)
+    return Groups(items=[GroupRef(id=c, category=c) for c in _categories(call, ecu)])
+
+
+async def read_data(call: Call[None, SovdQuery]) -> Result:
+    vehicle, ecu = await tree.ecu(call)
+    wanted = item(ecu, call.request.path_params["data_id"])
+    value, command_id = await call.services.sovd.data.read(
+        call.who, call.client(), vehicle, ecu, wanted
+    )
+    return Result(DataValue(id=wanted.id, data=value), headers={COMMAND_ID_HEADER: command_id})

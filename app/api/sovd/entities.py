@@ -1,0 +1,86 @@
+"""The server root of a vehicle, its components and the (empty) collections SOVD names."""
+
+from __future__ import annotations
+
+from app.api.contract import Call
+from app.api.sovd import tree
+from app.api.sovd.types import (
+    UNSET,
+    ComponentOut,
+    Entities,
+    EntityRef,
+    Root,
+    SovdInfo,
+    SovdQuery,
+    VendorInfo,
+    VersionInfo,
+)
+from app.services.sovd.entities import components
+from app.version import version
+
+VENDOR = "sovd-command-service"
+
+
+async def version_info(call: Call[None, SovdQuery]) -> VersionInfo:
+    found = await tree.vehicle(call)
+    return VersionInfo(
+        sovd_info=[
+            SovdInfo(
+                version=tree.SOVD_VERSION,
+                base_uri=tree.base_uri(call, found),
+                vendor_info=VendorInfo(name=VENDOR, version=version()),
+            )
+        ]
+    )
+
+
+async def root(call: Call[None, SovdQuery]) -> Root:
+    found = await tree.vehicle(call)
+    base = tree.base_uri(call, found)
+    return Root(
+        id=found.vin,
+        name=f"{found.make} {found.model} {found.year}",
+        components=f"{base}/components",
+        apps=f"{base}/apps",
+        areas=f"{base}/areas",
+        functions=f"{base}/functions",
+        locks=f"{base}/locks",
+    )
+
+
+async def list_components(call: Call[None, SovdQuery]) -> Entities:
+    found = await tree.vehicle(call)
+    return Entities(
+        items=[
+            EntityRef(id=c.name, name=c.name, href=tree.component_uri(call, found, c))
+            for c in components(found)
+        ]
+    )
+
+
+async def empty_collection(call: Call[None, SovdQuery]) -> Entities:
+    """Apps, areas, functions, a component's hosts and belongs-to: this vehicle has none."""
+    await tree.vehicle(call)
+    if "component" in call.request.path_params:
+        await tree.ecu(call)
+    return Entities(items=[])
+
+
+async def get_component(call: Call[None, SovdQuery]) -> ComponentOut:
+    vehicle, ecu = await tree.ecu(call)
+    here = tree.component_uri(call, vehicle, ecu)
+    has_data = bool(ecu.description.data)
+    return ComponentOut(
+        id=ecu.name,
+        name=ecu.name,
+        ecu_address=ecu.ecu_address,
+        data=f"{here}/data" if has_data else UNSET,
+        data_categories=f"{here}/data-categories" if has_data else UNSET,
+        data_groups=f"{here}/data-groups" if has_data else UNSET,
+        faults=f"{here}/faults",
+        operations=f"{here}/operations" if ecu.description.operations else UNSET,
+        modes=f"{here}/modes",
+        locks=f"{here}/locks",
+        hosts=f"{here}/hosts",
+        belongs_to=f"{here}/belongs-to",
+    )

@@ -1,0 +1,36 @@
+"""A component's modes: the diagnostic session (read and set) and the security state."""
+
+from __future__ import annotations
+
+from app.api.contract import Call, Result
+from app.api.errors import COMMAND_ID_HEADER
+from app.api.sovd import tree
+from app.api.sovd.types import ModeChange, ModeOut, ModeRef, Modes, ModeSet, SovdQuery
+from app.services.sovd.modes import MODES, mode
+
+
+async def list_modes(call: Call[None, SovdQuery]) -> Modes:
+    await tree.ecu(call)
+    return Modes(items=[ModeRef(id=m.id, name=m.name) for m in MODES])
+
+
+async def get_mode(call: Call[None, SovdQuery]) -> Result:
+    vehicle, ecu = await tree.ecu(call)
+    info = mode(call.request.path_params["mode"])
+    value, command_id = await call.services.sovd.modes.read(
+        call.who, call.client(), vehicle, ecu, info.id
+    )
+    headers = {COMMAND_ID_HEADER: command_id} if command_id is not None else None
+    return Result(ModeOut(id=info.id, name=info.name, value=value), headers=headers)
+
+
+async def set_mode(call: Call[ModeChange, None]) -> Result:
+    vehicle, ecu = await tree.ecu(call)
+    info = mode(call.request.path_params["mode"])
+    b = call.body
+    command_id = await call.services.sovd.modes.set(
+        call.who, call.client(), vehicle, ecu, info.id, b.value, b.mode_expiration
+    )
+    return Result(
+        ModeSet(id=info.id, value=b.value.lower()), headers={COMMAND_ID_HEADER: command_id}
+    )

@@ -1,0 +1,120 @@
+"""A component's operations and their executions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.api.contract import Call, Result
+from app.api.errors import COMMAND_ID_HEADER, generic_error
+from app.api.sovd import tree
+from app.api.sovd.types import (
+    UNSET,
+    DataError,
+    ErrorDetail,
+    ExecutionOut,
+    ExecutionRef,
+    Executions,
+    ExecutionStarted,
+    NewExecution,
+    OperationOut,
+    OperationRef,
+    Operations,
+    SovdQuery,
+)
+from app.models import Vehicle
+from app.services.sovd.entities import Component
+from app.services.sovd.operations import Execution, operation
+from app.vehicles.description import Operation
+
+CAPABILITY = "execute"
+
+
+def _ref(op: Operation) -> OperationRef:
+    return OperationRef(
+        id=op.id,
+        name=op.name,
+        proximity_proof_required=False,
+        asynchronous_execution=op.asynchronous,
+    )
+
+
+def _executions_uri(call: Call[Any, Any], vehicle: Vehicle, ecu: Component, op: Operation) -> str:
+    return f"{tree.component_uri(call, vehicle, ecu)}/operations/{op.id}/executions"
+
+
+def _out(execution: Execution) -> ExecutionOut:
+    error: list[DataError] | Any = UNSET
+    if execution.error is not None:
+        code, message, parameters = execution.error
+        generic = generic_error(code, message, parameters)
+        error = [
+            DataError(
+                path="",
+                error=ErrorDetail(
+                    error_code=generic.error_code,
+                    message=generic.message,
+                    vendor_code=generic.vendor_code,
+                    parameters=generic.parameters,
+                ),
+            )
+        ]
+    return ExecutionOut(
+        status=execution.status,
+        capability=CAPABILITY,
+        parameters=execution.parameters,
+        progress=UNSET if execution.progress is None else execution.progress,
+        error=error,
+    )
+
+
+async def _operation(call: Call[Any, Any]) -> tuple[Vehicle, Component, Operation]:
+    vehicle, ecu = await tree.ecu(call)
+    return vehicle, ecu, operation(ecu, call.request.path_params["operation"])
+
+
+async def list_operations(call: Call[None, SovdQuery]) -> Operations:
+    _, ecu = await tree.ecu(call)
+    return Operations(items=[_ref(o) for o in ecu.description.operations])
+
+
+async def get_operation(call: Call[None, SovdQuery]) -> OperationOut:
+    _, _, op = await _operation(call)
+    modes = {"session": op.session.upper()} if op.session else UNSET
+    return OperationOut(item=_ref(op), modes=modes)
+
+
+async def start_execution(call: Call[NewExecution, None]) -> Result:
+    """202 and where to follow it for an asynchronous operation; 200 and its result for
+    a synchronous one."""
+    vehicle, ecu, op = await _operation(call)
+    execution = await call.services.sovd.operations.start(
+        call.who, call.client(), vehicle, ecu, op, call.body.parameters
+    )
+    headers = {COMMAND_ID_HEADER: execution.id}
+    if not op.asynchronous:
+        return Result(_out(execution), status=200, headers=headers)
+    headers["Location"] = f"{_executions_uri(call, vehicle, ecu, op)}/{execution.id}"
+    body = ExecutionStarted(id=execution.id, status=execution.status)
+    return Result(body, status=202, headers=headers)
+
+
+async def list_executions(call: Call[None, SovdQuery]) -> Executions:
+    vehicle, ecu, op = await _operation(call)
+    ids = await call.services.sovd.operations.executions(call.who, vehicle, ecu, op)
+    here = _executions_uri(call, vehicle, ecu, op)
+    return Executions(items=[ExecutionRef(id=i, href=f"{here}/{i}") for i in ids])
+
+
+async def get_execution(call: Call[None, SovdQuery]) -> Result:
+    vehicle, ecu, op = await _operation(call)
+    execution = await call.services.sovd.operations.execution(
+        call.who, vehicle, ecu, op, call.path_id("execution_id")
+    )
+    return Result(_out(execution), headers={COMMAND_ID_HEADER: execution.id})
+
+
+async def stop_execution(call: Call[None, None]) -> None:
+    vehicle, ecu, op = await _operation(call)
+    await call.services.sovd.operations.stop(
+        call.who, call.client(), vehicle, ecu, op, call.path_id("execution_id")
+    )

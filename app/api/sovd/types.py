@@ -1,0 +1,244 @@
+"""The bodies of the SOVD tree: what SOVD clients send and get back.
+
+Every response type has ``schema``: absent, or with ``include-schema=true`` the JSON
+Schema of that same type (``app.api.contract.schema_of``), which is also what
+``/openapi.json`` documents for the response. Fields SOVD marks optional are left out
+when they have no value.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from app.api.contract import Body, Query
+from app.services.sovd.faults import Fault
+
+UNSET = msgspec.UNSET
+Unset = msgspec.UnsetType
+
+
+class SovdQuery(Query, frozen=True, kw_only=True):
+    include_schema: bool = msgspec.field(default=False, name="include-schema")
+
+
+def _bit(name: str) -> Any:
+    return msgspec.field(default=None, name=f"status[{name}]")
+
+
+class FaultQuery(SovdQuery, frozen=True, kw_only=True):
+    """Filters: faults with any of the given status bits as given (OR), and of the given
+    severity or more severe. Names match whatever their case."""
+
+    any_case_names = True
+    severity: Annotated[int, msgspec.Meta(ge=1, le=4)] | None = None
+    testFailed: bool | None = _bit("testFailed")
+    testFailedThisOperationCycle: bool | None = _bit("testFailedThisOperationCycle")
+    pendingDTC: bool | None = _bit("pendingDTC")
+    confirmedDTC: bool | None = _bit("confirmedDTC")
+    testNotCompletedSinceLastClear: bool | None = _bit("testNotCompletedSinceLastClear")
+    testFailedSinceLastClear: bool | None = _bit("testFailedSinceLastClear")
+    testNotCompletedThisOperationCycle: bool | None = _bit("testNotCompletedThisOperationCycle")
+    warningIndicatorRequested: bool | None = _bit("warningIndicatorRequested")
+
+
+class SovdOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A SOVD response body."""
+
+    schema: dict[str, Any] | Unset = UNSET
+
+
+class VendorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    version: str
+
+
+class SovdInfo(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    base_uri: str
+    vendor_info: VendorInfo
+
+
+class VersionInfo(SovdOut, frozen=True, kw_only=True):
+    sovd_info: list[SovdInfo]
+
+
+class EntityRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    href: str
+
+
+class Entities(SovdOut, frozen=True, kw_only=True):
+    items: list[EntityRef]
+
+
+class Root(SovdOut, frozen=True, kw_only=True):
+    """The vehicle as a SOVD server: its collections."""
+
+    id: str
+    name: str
+    components: str
+    apps: str
+    areas: str
+    functions: str
+    locks: str
+
+
+class ComponentOut(SovdOut, frozen=True, kw_only=True):
+    """A component (an ECU): links to the capabilities it has, only those."""
+
+    id: str
+    name: str
+    ecu_address: str = msgspec.field(name="x-ecu-address")
+    data: str | Unset = UNSET
+    data_categories: str | Unset = msgspec.field(default=UNSET, name="data-categories")
+    data_groups: str | Unset = msgspec.field(default=UNSET, name="data-groups")
+    faults: str | Unset = UNSET
+    operations: str | Unset = UNSET
+    modes: str | Unset = UNSET
+    locks: str | Unset = UNSET
+    hosts: str | Unset = UNSET
+    belongs_to: str | Unset = msgspec.field(default=UNSET, name="belongs-to")
+
+
+class Faults(SovdOut, frozen=True, kw_only=True):
+    items: list[Fault]
+
+
+class FaultOut(SovdOut, frozen=True, kw_only=True):
+    item: Fault
+
+
+class DataRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    category: str
+
+
+class DataList(SovdOut, frozen=True, kw_only=True):
+    items: list[DataRef]
+
+
+class DataValue(SovdOut, frozen=True, kw_only=True):
+    id: str
+    data: dict[str, Any]
+
+
+class CategoryRef(msgspec.Struct, frozen=True, kw_only=True):
+    item: str
+
+
+class Categories(SovdOut, frozen=True, kw_only=True):
+    items: list[CategoryRef]
+
+
+class GroupRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    category: str
+
+
+class Groups(SovdOut, frozen=True, kw_only=True):
+    items: list[GroupRef]
+
+
+class OperationRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    proximity_proof_required: bool
+    asynchronous_execution: bool
+
+
+class Operations(SovdOut, frozen=True, kw_only=True):
+    items: list[OperationRef]
+
+
+class OperationOut(SovdOut, frozen=True, kw_only=True):
+    item: OperationRef
+    modes: dict[str, str] | Unset = UNSET  # the session it needs: {"session": "EXTENDED"}
+
+
+class NewExecution(Body, frozen=True, kw_only=True):
+    timeout: Annotated[int, msgspec.Meta(ge=1, le=3600, description="seconds")] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ExecutionStarted(SovdOut, frozen=True, kw_only=True):
+    id: str
+    status: str
+
+
+class ExecutionRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    href: str
+
+
+class Executions(SovdOut, frozen=True, kw_only=True):
+    items: list[ExecutionRef]
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    error_code: str
+    message: str
+    vendor_code: str | Unset = UNSET
+    parameters: dict[str, Any] | Unset = UNSET
+
+
+class DataError(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    error: ErrorDetail
+
+
+class ExecutionOut(SovdOut, frozen=True, kw_only=True):
+    status: str
+    capability: str
+    parameters: dict[str, Any]
+    progress: int | Unset = UNSET
+    error: list[DataError] | Unset = UNSET
+
+
+class ModeRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+
+
+class Modes(SovdOut, frozen=True, kw_only=True):
+    items: list[ModeRef]
+
+
+class ModeOut(SovdOut, frozen=True, kw_only=True):
+    id: str
+    name: str
+    value: str
+
+
+class ModeChange(Body, frozen=True, kw_only=True):
+    value: Annotated[str, msgspec.Meta(max_length=32)]
+    mode_expiration: Annotated[int, msgspec.Meta(ge=1, le=86400)] | None = None
+
+
+class ModeSet(SovdOut, frozen=True, kw_only=True):
+    id: str
+    value: str
+
+
+class NewLock(Body, frozen=True, kw_only=True):
+    lock_expiration: Annotated[int, msgspec.Meta(ge=1, le=86400, description="seconds")]
+
+
+class LockCreated(SovdOut, frozen=True, kw_only=True):
+    id: str
+
+
+class LockRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    owned: bool
+
+
+class Locks(SovdOut, frozen=True, kw_only=True):
+    items: list[LockRef]
+
+
+class LockOut(SovdOut, frozen=True, kw_only=True):
+    lock_expiration: str  # RFC 3339

@@ -1,0 +1,264 @@
+"""Locks: a user reserves a vehicle, or one of its ECUs, for their state-changing calls.
+
+While a user holds a lock, everyone else's state-changing calls there (clearing faults,
+executions, session changes, and the same commands through ``/api/v1/commands``) are
+refused with ``precondition-not-fulfilled`` naming the holder; reads are never blocked.
+Scope: a lock on the whole vehicle (``ecu_address`` None) covers every ECU; a lock on
+one ECU covers that ECU and any whole-vehicle call. So a vehicle lock conflicts with
+any other user's lock on the vehicle, and two ECU locks only on the same ECU. A user's
+own locks never block that user.
+
+A lock ends when it expires (``Clock``-driven: expired locks are dropped lazily, when
+the vehicle's locks are next looked at), when its owner releases it, or when an admin
+who does not own it breaks it: the holder's next call that touches the lock (a
+state-changing call or a new lock where it was, or the lock's id itself) is refused
+once with ``lock-broken``, and the call after that is treated as any other.
+
+Locks live in memory: a restart forgets them (and the pipeline's commands with them).
+Bounded: at most ``max_per_vehicle`` locks, and as many broken-lock notices, per vehicle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from app.clock import Clock, format_ts
+from app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    LockBroken,
+    NotFound,
+    PreconditionNotFulfilled,
+)
+from app.models import Principal
+
+MAX_EXPIRATION_S: Final = 3600.0
+MAX_LOCKS_PER_VEHICLE: Final = 64
+MIN_EXPIRATION_S: Final = 1.0
+
+
+def normalise_address(raw: str | None) -> str | None:
+    """An ECU address as locks compare it: ``0x1a`` -> ``0x1A``; None is the whole vehicle."""
+    if raw is None:
+        return None
+    try:
+        value = int(raw, 16) if raw[:2] in ("0x", "0X") else -1
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 0xFF:
+        raise BadRequest(f"ecu address must be one byte in hex such as 0x10, got {raw!r}")
+    return f"0x{value:02X}"
+
+
+def _overlap(a: str | None, b: str | None) -> bool:
+    """Whether two scopes meet: the whole vehicle meets everything, an ECU only itself."""
+    return a is None or b is None or a == b
+
+
+def _scope(vehicle_id: str, ecu_address: str | None) -> str:
+    if ecu_address is None:
+        return f"vehicle {vehicle_id}"
+    return f"ECU {ecu_address} of vehicle {vehicle_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    lock_id: str
+    vehicle_id: str
+    ecu_address: str | None  # None: the whole vehicle
+    component: str | None  # the ECU's name, as the caller named it (None: the vehicle)
+    user_id: str
+    username: str
+    expires_at_monotonic: float
+    expires_at: str  # RFC 3339
+
+
+@dataclass(frozen=True, slots=True)
+class _Broken:
+    """A lock an admin broke, until its holder has been told (or it would have expired)."""
+
+    lock: Lock
+    by: str  # the admin's username
+
+
+class LockService:
+    def __init__(
+        self,
+        clock: Clock,
+        max_expiration_s: float = MAX_EXPIRATION_S,
+        max_per_vehicle: int = MAX_LOCKS_PER_VEHICLE,
+    ) -> None:
+        self._clock = clock
+        self._max_expiration_s = max_expiration_s
+        self._max_per_vehicle = max_per_vehicle
+        # vehicle_id -> lock_id -> lock, in the order taken. All methods are synchronous
+        # (no await inside): each runs whole on the event loop, so check-then-act is safe.
+        self._locks: dict[str, dict[str, Lock]] = {}
+        # vehicle_id -> lock_id -> the broken lock whose holder has not been told yet.
+        self._broken: dict[str, dict[str, _Broken]] = {}
+
+    # -- reads -------------------------------------------------------------------------
+
+    def locks(self, vehicle_id: str, ecu_address: str | None) -> list[Lock]:
+        """The unexpired locks at exactly that scope (None: the whole-vehicle ones)."""
+        scope = normalise_address(ecu_address)
+        return [lock for lock in self._live(vehicle_id).values() if lock.ecu_address == scope]
+
+    def get(self, vehicle_id: str, lock_id: str) -> Lock:
+        lock = self._live(vehicle_id).get(lock_id)
+        if lock is None:
+            raise NotFound(f"lock {lock_id} does not exist on vehicle {vehicle_id}")
+        return lock
+
+    # -- changes -----------------------------------------------------------------------
+
+    def take(
+        self,
+        who: Principal,
+        vehicle_id: str,
+        ecu_address: str | None,
+        component: str | None,
+        expiration_s: float,
+    ) -> Lock:
+        """Lock the vehicle (``ecu_address`` None) or one ECU for ``expiration_s``."""
+        self._check_expiration(expiration_s)
+        scope = normalise_address(ecu_address)
+        live = self._live(vehicle_id)
+        self._tell_broken(who, vehicle_id, scope)
+        self._refuse_others(who, vehicle_id, scope, live)
+        if len(live) >= self._max_per_vehicle:
+            raise Conflict(
+                f"vehicle {vehicle_id} has {len(live)} locks, the most it may have; "
+                "release one first"
+            )
+        lock = Lock(
+            lock_id=str(uuid.uuid4()),
+            vehicle_id=vehicle_id,
+            ecu_address=scope,
+            component=component,
+            user_id=who.user_id,
+            username=who.username,
+            expires_at_monotonic=self._clock.monotonic() + expiration_s,
+            expires_at=self._wall_in(expiration_s),
+        )
+        self._locks.setdefault(vehicle_id, {})[lock.lock_id] = lock
+        return lock
+
+    def extend(self, who: Principal, vehicle_id: str, lock_id: str, expiration_s: float) -> Lock:
+        """The owner's lock, now expiring ``expiration_s`` from now."""
+        self._check_expiration(expiration_s)
+        lock = self._owned(who, vehicle_id, lock_id, "extend")
+        extended = dataclasses.replace(
+            lock,
+            expires_at_monotonic=self._clock.monotonic() + expiration_s,
+            expires_at=self._wall_in(expiration_s),
+        )
+        self._locks[vehicle_id][lock_id] = extended
+        return extended
+
+    def release(self, who: Principal, vehicle_id: str, lock_id: str) -> None:
+        """The owner releases the lock; an admin who is not the owner breaks it (its
+        holder's next call there is refused once with ``lock-broken``)."""
+        live = self._live(vehicle_id)
+        lock = live.get(lock_id)
+        if lock is not None and lock.user_id != who.user_id and who.is_admin:
+            del live[lock_id]
+            notices = self._broken.setdefault(vehicle_id, {})
+            if len(notices) >= self._max_per_vehicle:
+                del notices[next(iter(notices))]  # the oldest notice goes untold
+            notices[lock_id] = _Broken(lock, who.username)
+            return
+        self._owned(who, vehicle_id, lock_id, "release")
+        del live[lock_id]
+        self._forget_empty(vehicle_id)
+
+    def check(self, who: Principal, vehicle_id: str, ecu_address: str | None) -> None:
+        """Before a state-changing call of ``who`` on the vehicle (``ecu_address`` None)
+        or one ECU: ``LockBroken`` once if ``who``'s lock there was broken;
+        ``PreconditionNotFulfilled`` naming the holder if another user's lock covers it."""
+        scope = normalise_address(ecu_address)
+        live = self._live(vehicle_id)
+        self._tell_broken(who, vehicle_id, scope)
+        self._refuse_others(who, vehicle_id, scope, live)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _check_expiration(self, expiration_s: float) -> None:
+        # Written so that NaN fails too.
+        if not MIN_EXPIRATION_S <= expiration_s <= self._max_expiration_s:
+            raise BadRequest(
+                f"lock_expiration must be from {MIN_EXPIRATION_S:g} to "
+                f"{self._max_expiration_s:g} seconds, got {expiration_s:g}"
+            )
+
+    def _wall_in(self, seconds: float) -> str:
+        return format_ts(self._clock.wall() + timedelta(seconds=seconds))
+
+    def _live(self, vehicle_id: str) -> dict[str, Lock]:
+        """The vehicle's locks, the expired ones (and stale notices) dropped first."""
+        now = self._clock.monotonic()
+        locks = self._locks.get(vehicle_id, {})
+        for lock_id in [k for k, lock in locks.items() if lock.expires_at_monotonic <= now]:
+            del locks[lock_id]
+        notices = self._broken.get(vehicle_id, {})
+        # A broken lock would have ended by now anyway: nothing left to tell its holder.
+        for lock_id in [k for k, b in notices.items() if b.lock.expires_at_monotonic <= now]:
+            del notices[lock_id]
+        self._forget_empty(vehicle_id)
+        return self._locks.get(vehicle_id, {})
+
+    def _forget_empty(self, vehicle_id: str) -> None:
+        if not self._locks.get(vehicle_id, True):
+            del self._locks[vehicle_id]
+        if not self._broken.get(vehicle_id, True):
+            del self._broken[vehicle_id]
+
+    def _tell_broken(self, who: Principal, vehicle_id: str, scope: str | None) -> None:
+        """Raise LockBroken (once) if an admin broke ``who``'s lock meeting ``scope``."""
+        notices = self._broken.get(vehicle_id, {})
+        for lock_id, broken in notices.items():
+            if broken.lock.user_id == who.user_id and _overlap(broken.lock.ecu_address, scope):
+                del notices[lock_id]
+                self._forget_empty(vehicle_id)
+                raise _lock_broken(broken)
+
+    def _refuse_others(
+        self, who: Principal, vehicle_id: str, scope: str | None, live: dict[str, Lock]
+    ) -> None:
+        for lock in live.values():
+            if lock.user_id != who.user_id and _overlap(lock.ecu_address, scope):
+                raise PreconditionNotFulfilled(
+                    f"{_scope(vehicle_id, lock.ecu_address)} is locked by {lock.username}"
+                    f" until {lock.expires_at}"
+                )
+
+    def _owned(self, who: Principal, vehicle_id: str, lock_id: str, doing: str) -> Lock:
+        """``who``'s live lock ``lock_id``: LockBroken once if an admin broke it, NotFound
+        if there is none, Forbidden if it is someone else's."""
+        lock = self._live(vehicle_id).get(lock_id)
+        if lock is None:
+            broken = self._broken.get(vehicle_id, {}).get(lock_id)
+            if broken is not None and broken.lock.user_id == who.user_id:
+                del self._broken[vehicle_id][lock_id]
+                self._forget_empty(vehicle_id)
+                raise _lock_broken(broken)
+            raise NotFound(f"lock {lock_id} does not exist on vehicle {vehicle_id}")
+        if lock.user_id != who.user_id:
+            raise Forbidden(
+                f"lock {lock_id} is held by {lock.username}; only its holder can {doing} it"
+                + (" (an admin can release it)" if doing == "release" else "")
+            )
+        return lock
+
+
+def _lock_broken(broken: _Broken) -> LockBroken:
+    lock = broken.lock
+    return LockBroken(
+        f"your lock {lock.lock_id} on {_scope(lock.vehicle_id, lock.ecu_address)}"
+        f" was broken by {broken.by}"
+    )

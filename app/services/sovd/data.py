@@ -1,0 +1,44 @@
+"""SOVD data of a component: its data identifiers (UDS 0x22 ReadDataByIdentifier)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import InvalidResponseContent, NotFound
+from app.models import Principal, Vehicle
+from app.services.sovd.calls import VehicleCalls
+from app.services.sovd.entities import Component
+from app.vehicles import uds
+from app.vehicles.description import DataItem
+
+# What a ReadDataByID chunk carries besides the value itself.
+_ENVELOPE = frozenset({"ecuAddress", "dataId", "name", "status"})
+
+
+def item(ecu: Component, data_id: str) -> DataItem:
+    for found in ecu.description.data:
+        if found.id == data_id:
+            return found
+    known = ", ".join(d.id for d in ecu.description.data)
+    raise NotFound(f"component {ecu.name} has no data {data_id[:64]} (it has: {known})")
+
+
+class Data:
+    def __init__(self, calls: VehicleCalls) -> None:
+        self._calls = calls
+
+    async def read(
+        self, who: Principal, client: str | None, vehicle: Vehicle, ecu: Component, wanted: DataItem
+    ) -> tuple[dict[str, Any], str]:
+        """The value now (``{"value": ..., "unit"?: ...}``) and the command that read it."""
+        outcome = await self._calls.run(
+            who, client, vehicle, ecu, "ReadDataByID", {"dataId": uds.format_did(wanted.did)}
+        )
+        self._calls.check(outcome, f"reading {wanted.id} of {ecu.name}")
+        answer = outcome.last
+        if answer is None or not ({"value", "raw"} & answer.keys()):
+            raise InvalidResponseContent(
+                f"the answer for {wanted.id} of {ecu.name} holds no value",
+                command_id=outcome.command.command_id,
+            )
+        return {k: v for k, v in answer.items() if k not in _ENVELOPE}, outcome.command.command_id

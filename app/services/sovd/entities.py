@@ -1,0 +1,50 @@
+"""SOVD entities: a vehicle (the server root) and its components (its ECUs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.errors import NotFound
+from app.models import Vehicle
+from app.services.vehicles import VehicleService
+from app.vehicles.description import EcuDescription, describe
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One ECU of a vehicle, as SOVD addresses it (by name)."""
+
+    name: str
+    address: int
+    description: EcuDescription
+
+    @property
+    def ecu_address(self) -> str:
+        """As commands name it: ``0x10``."""
+        return f"0x{self.address:02X}"
+
+
+def components(vehicle: Vehicle) -> list[Component]:
+    return [
+        Component(ecu.name, int(ecu.address, 16), describe(int(ecu.address, 16)))
+        for ecu in vehicle.ecus
+    ]
+
+
+def component(vehicle: Vehicle, name: str) -> Component:
+    for found in components(vehicle):
+        if found.name == name:
+            return found
+    known = ", ".join(c.name for c in components(vehicle))
+    raise NotFound(f"vehicle {vehicle.vin} has no component {name[:64]} (it has: {known})")
+
+
+class Entities:
+    def __init__(self, vehicles: VehicleService) -> None:
+        self._vehicles = vehicles
+
+    async def vehicle(self, ref: str) -> Vehicle:
+        """By VIN (any case) or vehicle_id."""
+        if len(ref) == 17:
+            return await self._vehicles.get_by_vin(ref)
+        return await self._vehicles.get(ref.lower())

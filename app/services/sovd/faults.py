@@ -1,0 +1,130 @@
+"""SOVD faults of a component: its DTCs (UDS 0x19 to read, 0x14 to clear).
+
+A fault is the ECU's DTC as SOVD shows it: ``code`` the native three bytes in hex,
+``display_code`` the SAE form, the eight ISO 14229-1 status bits by name and the status
+byte as ``mask``; ``severity`` 1 (most severe) to 4 and ``fault_name`` come from the
+diagnostic description.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from app.errors import InvalidResponseContent, NotFound
+from app.models import Principal, Vehicle
+from app.services.sovd.calls import Outcome, VehicleCalls
+from app.services.sovd.entities import Component
+from app.vehicles import uds
+from app.vehicles.description import fault_name, severity
+
+_NATIVE: Final = re.compile(r"^[0-9A-Fa-f]{6}$")
+
+
+class FaultStatus(msgspec.Struct, frozen=True, kw_only=True):
+    testFailed: bool
+    testFailedThisOperationCycle: bool
+    pendingDTC: bool
+    confirmedDTC: bool
+    testNotCompletedSinceLastClear: bool
+    testFailedSinceLastClear: bool
+    testNotCompletedThisOperationCycle: bool
+    warningIndicatorRequested: bool
+    mask: str  # the status byte, two hex digits
+
+
+class Fault(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    display_code: str
+    fault_name: str
+    severity: int
+    status: FaultStatus
+
+    def has_status(self, bit: str) -> bool:
+        return bool(int(self.status.mask, 16) & (1 << uds.DTC_STATUS_BITS.index(bit)))
+
+
+def _status(byte: int) -> FaultStatus:
+    bits = {name: bool(byte & (1 << i)) for i, name in enumerate(uds.DTC_STATUS_BITS)}
+    return FaultStatus(**bits, mask=f"{byte:02X}")
+
+
+def fault_of(chunk: dict[str, Any]) -> Fault:
+    """A fault from one ReadDTC chunk (``dtcCode``, ``failureType``, ``statusByte``)."""
+    try:
+        display = str(chunk["dtcCode"])
+        number = uds.dtc_number(display, int(str(chunk.get("failureType", "0x00")), 16))
+        byte = int(str(chunk["statusByte"]), 16)
+    except (KeyError, ValueError) as exc:
+        raise InvalidResponseContent(f"a DTC in the answer could not be read: {exc}") from None
+    return Fault(
+        code=f"{number:06X}",
+        display_code=uds.dtc_code(number),
+        fault_name=fault_name(display),
+        severity=severity(display),
+        status=_status(byte),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FaultFilter:
+    # (status bit, wanted value) pairs, OR'd: a fault is kept if any matches; empty: all.
+    status: tuple[tuple[str, bool], ...] = ()
+    severity: int | None = None  # this severity or more severe (lower number)
+
+    def keeps(self, fault: Fault) -> bool:
+        if self.severity is not None and fault.severity > self.severity:
+            return False
+        if not self.status:
+            return True
+        return any(fault.has_status(bit) is wanted for bit, wanted in self.status)
+
+
+def matches(fault: Fault, ref: str) -> bool:
+    """``ref`` names the fault: its native code (any case) or its display code."""
+    if _NATIVE.fullmatch(ref):
+        return fault.code == ref.upper()
+    return fault.display_code == ref.upper()
+
+
+class Faults:
+    def __init__(self, calls: VehicleCalls) -> None:
+        self._calls = calls
+
+    async def read(
+        self, who: Principal, client: str | None, vehicle: Vehicle, ecu: Component
+    ) -> tuple[list[Fault], str]:
+        """The component's faults, read now, and the command that read them."""
+        outcome = await self._calls.run(who, client, vehicle, ecu, "ReadDTC", {})
+        self._calls.check(outcome, f"reading the faults of {ecu.name}")
+        return _faults(outcome), outcome.command.command_id
+
+    async def clear(
+        self,
+        who: Principal,
+        client: str | None,
+        vehicle: Vehicle,
+        ecu: Component,
+        ref: str | None,
+    ) -> str:
+        """Clear all the component's faults, or the one ``ref`` names (NotFound if the ECU
+        does not have it). Returns the ClearDTC command's id."""
+        params: dict[str, str] = {}
+        what = f"clearing the faults of {ecu.name}"
+        if ref is not None:
+            faults, _ = await self.read(who, client, vehicle, ecu)
+            found = next((f for f in faults if matches(f, ref)), None)
+            if found is None:
+                raise NotFound(f"component {ecu.name} has no fault {ref[:16]}")
+            params["dtcCode"] = found.display_code
+            what = f"clearing fault {found.code} of {ecu.name}"
+        outcome = await self._calls.run(who, client, vehicle, ecu, "ClearDTC", params)
+        self._calls.check(outcome, what, ecu.description.clear_session)
+        return outcome.command.command_id
+
+
+def _faults(outcome: Outcome) -> list[Fault]:
+    return [fault_of(c) for c in outcome.chunks if "dtcCode" in c]

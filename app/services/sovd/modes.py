@@ -1,0 +1,143 @@
+"""SOVD modes of a component: its diagnostic session (UDS 0x10, read back through DID
+0xF186) and its security access state (UDS 0x27, shown only: this service never unlocks
+an ECU, so it is ``locked``).
+
+A session set with ``mode_expiration`` goes back to ``default`` when it expires: the
+service switches it back with a command of the same user (in the history like any other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from app.errors import BadRequest, InvalidResponseContent, MethodNotAllowed, NotFound
+from app.models import Principal, Vehicle
+from app.services.sovd.calls import VehicleCalls
+from app.services.sovd.entities import Component
+from app.vehicles import uds
+
+log = logging.getLogger(__name__)
+
+SESSION: Final = "session"
+SECURITY: Final = "security"
+SECURITY_STATE: Final = "locked"
+# Sessions a client may ask for (the catalogue's DiagnosticSessionControl values).
+SESSIONS: Final = ("default", "extended")
+MAX_EXPIRATION_S: Final = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ModeInfo:
+    id: str
+    name: str
+
+
+MODES: Final = (
+    ModeInfo(SESSION, "Diagnostic session (UDS 0x10)"),
+    ModeInfo(SECURITY, "Security access (UDS 0x27), shown as state only"),
+)
+
+
+def mode(mode_id: str) -> ModeInfo:
+    for found in MODES:
+        if found.id == mode_id:
+            return found
+    raise NotFound(f"mode {mode_id[:32]} does not exist (modes: {', '.join(m.id for m in MODES)})")
+
+
+class Modes:
+    def __init__(self, calls: VehicleCalls) -> None:
+        self._calls = calls
+        # (vehicle_id, ECU address) -> the task that ends an expiring session.
+        self._expiries: dict[tuple[str, int], asyncio.Task[None]] = {}
+
+    async def read(
+        self, who: Principal, client: str | None, vehicle: Vehicle, ecu: Component, mode_id: str
+    ) -> tuple[str, str | None]:
+        """The mode's value now, and the command that read it (None: no vehicle call)."""
+        if mode(mode_id).id == SECURITY:
+            return SECURITY_STATE, None
+        did = uds.format_did(uds.ACTIVE_DIAGNOSTIC_SESSION)
+        outcome = await self._calls.run(who, client, vehicle, ecu, "ReadDataByID", {"dataId": did})
+        self._calls.check(outcome, f"reading the session of {ecu.name}")
+        value = outcome.last.get("value") if outcome.last else None
+        if not isinstance(value, str):
+            raise InvalidResponseContent(
+                f"the ECU {ecu.name} answered its session without a name",
+                command_id=outcome.command.command_id,
+            )
+        return value, outcome.command.command_id
+
+    async def set(
+        self,
+        who: Principal,
+        client: str | None,
+        vehicle: Vehicle,
+        ecu: Component,
+        mode_id: str,
+        value: str,
+        expiration_s: int | None,
+    ) -> str:
+        """Switch the session; returns the command's id."""
+        if mode(mode_id).id == SECURITY:
+            raise MethodNotAllowed(
+                "mode security is shown as state only: this service does not unlock ECUs"
+            )
+        wanted = value.lower()
+        if wanted not in SESSIONS:
+            raise BadRequest(f"body.value: {value[:32]!r} is not a session ({', '.join(SESSIONS)})")
+        if expiration_s is not None and wanted == "default":
+            raise BadRequest("body.mode_expiration: the default session does not expire")
+        outcome = await self._calls.run(
+            who, client, vehicle, ecu, "DiagnosticSessionControl", {"session": wanted}
+        )
+        self._calls.check(outcome, f"switching {ecu.name} to the {wanted} session")
+        self._expire_later(who, vehicle, ecu, expiration_s)
+        return outcome.command.command_id
+
+    def _expire_later(
+        self, who: Principal, vehicle: Vehicle, ecu: Component, expiration_s: int | None
+    ) -> None:
+        key = (vehicle.vehicle_id, ecu.address)
+        previous = self._expiries.pop(key, None)
+        if previous is not None:
+            previous.cancel()  # a new switch replaces the old expiry
+        if expiration_s is None:
+            return
+        task = asyncio.create_task(
+            self._expire(who, vehicle, ecu, expiration_s),
+            name=f"session-expiry-{vehicle.vehicle_id}-{ecu.ecu_address}",
+        )
+        self._expiries[key] = task
+        task.add_done_callback(lambda done: self._forget(key, done))
+
+    def _forget(self, key: tuple[str, int], done: asyncio.Task[None]) -> None:
+        if self._expiries.get(key) is done:
+            del self._expiries[key]
+
+    async def _expire(
+        self, who: Principal, vehicle: Vehicle, ecu: Component, expiration_s: int
+    ) -> None:
+        try:
+            await asyncio.sleep(expiration_s)
+            outcome = await self._calls.run(
+                who, None, vehicle, ecu, "DiagnosticSessionControl", {"session": "default"}
+            )
+            self._calls.check(outcome, f"ending the session of {ecu.name}")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "an expiring session could not be ended",
+                extra={"event": "session_expiry_failed", "vehicle_id": vehicle.vehicle_id},
+            )
+
+    async def aclose(self) -> None:
+        tasks = list(self._expiries.values())
+        self._expiries.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

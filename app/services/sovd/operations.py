@@ -1,0 +1,198 @@
+"""SOVD operations of a component and their executions (UDS 0x31 RoutineControl).
+
+An execution is a ``RoutineControl`` command with action ``run``: the connector starts
+the routine, reports its progress as chunks and sends ``stop`` if the command is
+cancelled. So the execution's id is its command's id, its state is the command's and its
+last chunk's, and stopping it (``DELETE``) is cancelling the command. An asynchronous
+operation answers once the ECU has accepted the start; a synchronous one once it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+from typing import Any, Final
+
+from app.errors import BadRequest, Conflict, NotFound
+from app.models import Command, Principal, ResponseChunk, Vehicle
+from app.services.commands import CommandService
+from app.services.sovd.calls import Until, VehicleCalls
+from app.services.sovd.entities import Component
+from app.store.commands import CommandFilter
+from app.vehicles import uds
+from app.vehicles.description import Operation
+from app.vocabulary import ACTIVE_STATUSES, CommandStatus
+
+ROUTINE_COMMAND: Final = "RoutineControl"
+RUN: Final = "run"
+# What a routine chunk carries besides its result parameters.
+_ENVELOPE: Final = frozenset({"ecuAddress", "routineId", "action", "status", "progress"})
+
+
+class ExecutionStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    id: str
+    status: ExecutionStatus
+    parameters: dict[str, Any]
+    progress: int | None
+    # Why it failed: (error code, message, parameters) of SOVD's GenericError.
+    error: tuple[str, str, dict[str, Any] | None] | None
+
+
+def operation(ecu: Component, op_id: str) -> Operation:
+    for found in ecu.description.operations:
+        if found.id == op_id:
+            return found
+    known = ", ".join(o.id for o in ecu.description.operations) or "none"
+    raise NotFound(f"component {ecu.name} has no operation {op_id[:64]} (it has: {known})")
+
+
+def _params(ecu: Component, op: Operation) -> dict[str, str]:
+    return {
+        "ecuAddress": ecu.ecu_address,
+        "routineId": uds.format_did(op.routine_id),
+        "action": RUN,
+    }
+
+
+def _state(command: Command, chunks: list[ResponseChunk]) -> Execution:
+    last = chunks[-1].response_payload if chunks else {}
+    progress = last.get("progress")
+    parameters = {k: v for k, v in last.items() if k not in _ENVELOPE}
+    error: tuple[str, str, dict[str, Any] | None] | None = None
+    if command.status in ACTIVE_STATUSES:
+        status = ExecutionStatus.RUNNING
+    elif command.status is CommandStatus.CANCELLED:
+        status = ExecutionStatus.STOPPED
+    elif command.status is CommandStatus.COMPLETED:
+        ended = str(last.get("status", ExecutionStatus.COMPLETED))
+        known = {s.value for s in ExecutionStatus}
+        status = ExecutionStatus(ended) if ended in known else ExecutionStatus.FAILED
+    else:
+        status = ExecutionStatus.FAILED
+        negative = last.get("negativeResponse")
+        if isinstance(negative, dict):
+            nrc = int(str(negative.get("nrc", "0x00")), 16)
+            name = str(negative.get("name", uds.nrc_name(nrc)))
+            error = ("error-response", f"the ECU answered 0x{nrc:02X} ({name})", {"nrc": nrc})
+            parameters = {}
+        else:
+            error = (
+                str(command.error_code or "sovd-server-failure"),
+                command.error_message or f"the command ended {command.status}",
+                None,
+            )
+    return Execution(
+        id=command.command_id,
+        status=status,
+        parameters=parameters,
+        progress=progress if isinstance(progress, int) else None,
+        error=error,
+    )
+
+
+class Operations:
+    def __init__(self, calls: VehicleCalls, commands: CommandService) -> None:
+        self._calls = calls
+        self._commands = commands
+        # One start at a time per operation of an ECU: the running check and the
+        # submission go together.
+        self._starting: dict[tuple[str, int, int], asyncio.Lock] = {}
+
+    def _filter(self, vehicle: Vehicle, ecu: Component, op: Operation, **kw: Any) -> CommandFilter:
+        return CommandFilter(
+            vehicle_id=vehicle.vehicle_id,
+            command_name=ROUTINE_COMMAND,
+            params=tuple(_params(ecu, op).items()),
+            **kw,
+        )
+
+    async def start(
+        self,
+        who: Principal,
+        client: str | None,
+        vehicle: Vehicle,
+        ecu: Component,
+        op: Operation,
+        parameters: dict[str, Any] | None,
+    ) -> Execution:
+        """Run the operation: its execution once the ECU accepted the start (asynchronous)
+        or once it ended (synchronous). Conflict if it is already running."""
+        if parameters:
+            raise BadRequest(f"body.parameters: operation {op.id} takes no parameters")
+        key = (vehicle.vehicle_id, ecu.address, op.routine_id)
+        guard = self._starting.setdefault(key, asyncio.Lock())
+        async with guard:  # the check and the submission, one start at a time
+            running, _ = await self._commands.find_unrestricted(
+                self._filter(vehicle, ecu, op, statuses=tuple(ACTIVE_STATUSES), limit=1)
+            )
+            if running:
+                mine = running[0].user_id == who.user_id
+                raise Conflict(
+                    f"operation {op.id} of {ecu.name} is already running"
+                    + (f" (execution {running[0].command_id})" if mine else " (another user's)")
+                )
+            command = await self._calls.submit(
+                who, client, vehicle, ecu, ROUTINE_COMMAND, _params(ecu, op)
+            )
+        if not guard.locked():
+            self._starting.pop(key, None)
+        until = Until.STARTED if op.asynchronous else Until.END
+        outcome = await self._calls.wait(who, command, until)
+        self._calls.check(outcome, f"operation {op.id} of {ecu.name}", op.session)
+        _, chunks = await self._commands.snapshot(who, outcome.command.command_id, 0)
+        return _state(outcome.command, chunks)
+
+    async def executions(
+        self, who: Principal, vehicle: Vehicle, ecu: Component, op: Operation
+    ) -> list[str]:
+        """The ids of the caller's executions of the operation (an admin: everyone's),
+        newest first, at most 200."""
+        found, _ = await self._commands.find(who, self._filter(vehicle, ecu, op, limit=200))
+        return [c.command_id for c in found]
+
+    async def _own(
+        self, who: Principal, vehicle: Vehicle, ecu: Component, op: Operation, execution_id: str
+    ) -> tuple[Command, list[ResponseChunk]]:
+        try:
+            command, chunks = await self._commands.snapshot(who, execution_id, 0)
+        except NotFound:
+            command = None
+        wanted = _params(ecu, op)
+        if (
+            command is None
+            or command.vehicle_id != vehicle.vehicle_id
+            or command.command_name != ROUTINE_COMMAND
+            or any(command.command_params.get(k) != v for k, v in wanted.items())
+        ):
+            raise NotFound(f"operation {op.id} of {ecu.name} has no execution {execution_id}")
+        return command, chunks
+
+    async def execution(
+        self, who: Principal, vehicle: Vehicle, ecu: Component, op: Operation, execution_id: str
+    ) -> Execution:
+        return _state(*await self._own(who, vehicle, ecu, op, execution_id))
+
+    async def stop(
+        self,
+        who: Principal,
+        client: str | None,
+        vehicle: Vehicle,
+        ecu: Component,
+        op: Operation,
+        execution_id: str,
+    ) -> None:
+        """Stop a running execution: its command is cancelled, and the connector sends
+        RoutineControl stop to the ECU."""
+        command, _ = await self._own(who, vehicle, ecu, op, execution_id)
+        if command.is_terminal:
+            raise Conflict(f"execution {execution_id} has already ended ({command.status})")
+        await self._commands.cancel(who, execution_id, client)

@@ -1,0 +1,541 @@
+"""Each catalogue command's UDS conversation with one ECU, declared once for every transport.
+
+A command becomes one or a few UDS requests (built and interpreted with udsoncan) to the
+ECU named by ``ecuAddress``, sent over a ``Channel``: the DoIP connector's link
+(``app.vehicles.doip_link.Link``) or the simulator's in-process emulated ECUs. The
+answer comes back as JSON chunks, the same for every transport:
+
+- ``ReadDTC``: 0x19 0x02 0xFF (report DTCs by status mask, all bits); one chunk per DTC
+  (SAE code, status byte decoded, failure type, fault name), then a summary chunk.
+- ``ClearDTC``: 0x14 with all groups (0xFFFFFF) or the one DTC; the DTCs are read before
+  and after, so the chunk says which were cleared and how many remain.
+- ``ReadDataByID``: 0x22 with the DID codecs of ``app.vehicles.uds`` (0xF186: the
+  session's name).
+- ``DiagnosticSessionControl``: 0x10; the channel is told of the new session (the DoIP
+  link keeps a non-default one alive with TesterPresent).
+- ``RoutineControl``: 0x31 ``start`` / ``stop`` / ``results``, one chunk each; ``run``
+  starts the routine and polls ``results`` every ``poll_s``, one chunk per progress
+  change and a final one with the end state. A ``run`` closed before its end (cancelled,
+  timed out, the service stopping) sends ``stop`` on its way out, waiting for it at most
+  ``stop_wait_s``.
+
+A negative response becomes the final chunk ``{..., "negativeResponse": {"nrc": "0x31",
+"name": "requestOutOfRange", "service": "0x19"}}``; a DoIP negative acknowledgement the
+same with ``"layer": "doip"``. An ECU that does not answer in time leaves the verdict to
+the pipeline's deadline: the generator waits until it is cancelled. Bytes that do not
+decode raise ``app.sovd.InvalidResponse``; parameters that do not fit raise
+``app.sovd.InvalidParams``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final, NoReturn, Protocol
+
+from udsoncan.common.DidCodec import DidCodec as UdsoncanDidCodec
+from udsoncan.exceptions import ConfigError, InvalidResponseException, UnexpectedResponseException
+from udsoncan.Request import Request
+from udsoncan.Response import Response
+from udsoncan.services.ClearDiagnosticInformation import ClearDiagnosticInformation
+from udsoncan.services.DiagnosticSessionControl import DiagnosticSessionControl
+from udsoncan.services.ReadDataByIdentifier import ReadDataByIdentifier
+from udsoncan.services.ReadDTCInformation import ReadDTCInformation
+from udsoncan.services.RoutineControl import RoutineControl
+
+from app import sovd
+from app.vehicles import description, doip, uds
+from app.vehicles.connector import RawChunk
+
+log = logging.getLogger(__name__)
+
+# Errors udsoncan's interpreters raise for an answer that does not match its request.
+_UDS_DECODE_ERRORS: Final = (
+    InvalidResponseException,
+    UnexpectedResponseException,
+    ConfigError,
+    ValueError,
+    IndexError,
+    struct.error,
+)
+RUN: Final = "run"  # the RoutineControl action that runs a routine to its end
+
+
+# -- what a transport provides ------------------------------------------------------------
+
+
+class Exchanged(Protocol):
+    """What became of one request: the ECU's final ``answer``, or a transport's refusal
+    (``nack``, a DoIP diagnostic negative acknowledgement code), or neither (no answer in
+    time)."""
+
+    @property
+    def answer(self) -> bytes | None: ...
+
+    @property
+    def nack(self) -> int | None: ...
+
+
+class Channel(Protocol):
+    """How a conversation reaches the vehicle's ECUs. ``exchange`` may raise
+    ``VehicleUnreachable`` or ``InvalidResponse`` for the transport's own failures."""
+
+    async def exchange(self, ecu: int, request: bytes) -> Exchanged: ...
+
+    def session_changed(self, ecu: int, session: int) -> None:
+        """The ECU switched to ``session`` on this channel's request."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSettings:
+    poll_s: float = 0.1  # RoutineControl run: how often ``results`` is asked
+    stop_wait_s: float = 1.0  # RoutineControl run closed early: the longest wait for stop
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if not 0 < value <= 3600:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+
+
+Conversation = Callable[[Channel], AsyncGenerator[RawChunk, None]]
+
+
+def conversation(
+    command_name: str,
+    params: Mapping[str, str],
+    settings: ConversationSettings | None = None,
+) -> Conversation:
+    """The conversation of one command, to run over a channel; InvalidParams if its ECU
+    address is missing or wrong. An unknown command answers serviceNotSupported."""
+    perform = _COMMANDS.get(command_name)
+    if perform is None:
+        return _unknown_command
+    ecu = _number(_param(params, "ecuAddress", command_name), "ecuAddress", 0xFFFF)
+    return partial(_converse, perform, ecu, params, settings or ConversationSettings())
+
+
+# -- plumbing ---------------------------------------------------------------------------
+
+
+class _Refusal(Exception):
+    """The vehicle said no: the chunk to send instead of an answer."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload)
+        self.payload = payload
+
+
+def _chunk(payload: dict[str, Any], is_final: bool) -> RawChunk:
+    return RawChunk(json.dumps(payload, separators=(",", ":")).encode(), is_final)
+
+
+def _hex(value: int, digits: int) -> str:
+    return f"0x{value:0{digits}X}"
+
+
+async def _never() -> NoReturn:
+    # No answer within P2/P2*: the command's fate is the pipeline's deadline, which
+    # cancels this wait; nothing here stands in for it.
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+def _param(params: Mapping[str, str], name: str, command: str) -> str:
+    value = params.get(name)
+    if not isinstance(value, str):
+        raise sovd.InvalidParams(f"command_params.{name} is required for {command}")
+    return value
+
+
+def _number(raw: str, name: str, limit: int) -> int:
+    try:
+        value = int(raw, 16) if raw.lower().startswith("0x") else -1
+    except ValueError:
+        value = -1
+    if not 0 <= value <= limit:
+        raise sovd.InvalidParams(f"command_params.{name} {raw!r} is not a hex number such as 0x10")
+    return value
+
+
+class _RawDid(UdsoncanDidCodec):
+    """A DID without a codec here: its bytes as hex."""
+
+    def decode(self, did_payload: bytes) -> Any:
+        return did_payload.hex().upper()
+
+    def __len__(self) -> int:
+        raise UdsoncanDidCodec.ReadAllRemainingData
+
+
+class _Did(UdsoncanDidCodec):
+    """One of ``uds.DID_CODECS`` in udsoncan's codec interface."""
+
+    def __init__(self, codec: uds.DidCodec) -> None:
+        super().__init__()
+        self._codec = codec
+
+    def encode(self, *did_value: Any) -> bytes:
+        return self._codec.encode(did_value[0])
+
+    def decode(self, did_payload: bytes) -> Any:
+        return self._codec.decode(did_payload)
+
+    def __len__(self) -> int:
+        if self._codec.size is None:
+            raise UdsoncanDidCodec.ReadAllRemainingData
+        return self._codec.size
+
+
+def _interpret_session(response: Response) -> object:
+    """ISO 14229-1:2013 and later answer 0x10 with the P2/P2* timing record; ECUs of the
+    2006 edition may send their own record or none: then the timing is left out."""
+    try:
+        return DiagnosticSessionControl.interpret_response(response)
+    except InvalidResponseException:
+        return DiagnosticSessionControl.interpret_response(response, standard_version=2006)
+
+
+async def _unknown_command(channel: Channel) -> AsyncGenerator[RawChunk, None]:
+    yield _chunk({"negativeResponse": {"nrc": "0x11", "name": uds.nrc_name(0x11)}}, True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Talk:
+    """One command's conversation with one ECU over a channel."""
+
+    channel: Channel
+    ecu: int
+    settings: ConversationSettings
+
+    @property
+    def address(self) -> str:
+        return _hex(self.ecu, 2)
+
+    async def request(
+        self,
+        request: Request,
+        interpret: Callable[[Response], object],
+        context: Mapping[str, Any],
+    ) -> Response:
+        """Send ``request`` to the ECU: its positive answer, interpreted, or _Refusal with
+        the negative-response chunk."""
+        payload = request.get_payload()
+        sid = payload[0]
+        base = {"ecuAddress": self.address, **context}
+        exchange = await self.channel.exchange(self.ecu, payload)
+        if exchange.nack is not None:
+            name = doip.code_name(doip.DIAGNOSTIC_NACK_NAMES, exchange.nack)
+            raise _Refusal(
+                {
+                    **base,
+                    "negativeResponse": {
+                        "nrc": _hex(exchange.nack, 2),
+                        "name": name,
+                        "service": _hex(sid, 2),
+                        "layer": "doip",
+                    },
+                }
+            )
+        if exchange.answer is None:
+            await _never()
+        response = Response.from_payload(exchange.answer)
+        where = f"ECU {self.address} answered {uds.service_name(sid)}"
+        if not response.valid or response.service is None:
+            raise sovd.InvalidResponse(f"{where} with an undecodable message")
+        if response.service.request_id() != sid:
+            raise sovd.InvalidResponse(f"{where} for another service")
+        if not response.positive:
+            code = int(response.code or 0)
+            raise _Refusal(
+                {
+                    **base,
+                    "negativeResponse": {
+                        "nrc": uds.format_nrc(code),
+                        "name": uds.nrc_name(code),
+                        "service": _hex(sid, 2),
+                    },
+                }
+            )
+        try:
+            interpret(response)
+        except _UDS_DECODE_ERRORS as exc:
+            raise sovd.InvalidResponse(f"{where} with a malformed message: {exc}") from None
+        return response
+
+    async def read_dtcs(self) -> list[tuple[int, int]]:
+        subfunction = ReadDTCInformation.Subfunction.reportDTCByStatusMask
+        request = ReadDTCInformation.make_request(subfunction, status_mask=uds.ALL_DTC_STATUS_BITS)
+        response = await self.request(
+            request,
+            partial(
+                ReadDTCInformation.interpret_response,
+                subfunction=subfunction,
+                tolerate_zero_padding=False,
+            ),
+            {},
+        )
+        data = response.service_data
+        assert isinstance(data, ReadDTCInformation.ResponseData)
+        return [(dtc.id, dtc.status.get_byte_as_int()) for dtc in data.dtcs]
+
+    async def read_dtcs_or_none(self) -> list[tuple[int, int]] | None:
+        try:
+            return await self.read_dtcs()
+        except _Refusal:
+            return None
+
+    async def routine(
+        self, routine_id: int, action: str, context: Mapping[str, Any]
+    ) -> tuple[bytes, uds.RoutineStatus | None]:
+        """One RoutineControl request: the status record and its status, if it is in
+        this project's convention (``uds.decode_routine_status``)."""
+        control = uds.ROUTINE_ACTIONS[action]
+        request = RoutineControl.make_request(routine_id, control)
+        response = await self.request(request, RoutineControl.interpret_response, context)
+        data = response.service_data
+        assert isinstance(data, RoutineControl.ResponseData)
+        if data.routine_id_echo != routine_id or data.control_type_echo != control:
+            raise sovd.InvalidResponse(
+                f"ECU {self.address} answered for routine {_hex(data.routine_id_echo, 4)}"
+                f" ({uds.routine_action_name(data.control_type_echo)})"
+            )
+        record = bytes(data.routine_status_record)
+        return record, uds.decode_routine_status(record)
+
+    async def routine_status(
+        self, routine_id: int, action: str, context: Mapping[str, Any]
+    ) -> uds.RoutineStatus:
+        record, status = await self.routine(routine_id, action, context)
+        if status is None:
+            raise sovd.InvalidResponse(
+                f"ECU {self.address} answered routine {_hex(routine_id, 4)} with a status"
+                f" record this service cannot follow: {record.hex().upper() or 'none'}"
+            )
+        return status
+
+    async def stop_routine(self, routine_id: int) -> None:
+        """Best effort, bounded: the routine's run is over for us whatever the ECU says.
+        A cancellation arriving meanwhile is not ours to swallow: it propagates."""
+        context = {"routineId": _hex(routine_id, 4), "action": "stop"}
+        try:
+            async with asyncio.timeout(self.settings.stop_wait_s):
+                await self.routine(routine_id, "stop", context)
+        except TimeoutError:
+            log.warning(
+                "ECU %s did not confirm stopping routine 0x%04X within %g s",
+                self.address,
+                routine_id,
+                self.settings.stop_wait_s,
+                extra={"event": "routine_stop_unconfirmed"},
+            )
+        except _Refusal as refusal:
+            # Typically 0x24: it ended by itself meanwhile.
+            log.info(
+                "ECU %s refused to stop routine 0x%04X: %s",
+                self.address,
+                routine_id,
+                refusal.payload.get("negativeResponse"),
+                extra={"event": "routine_stop_refused"},
+            )
+        except Exception as exc:
+            # The link broke or the answer was garbage: nothing more to do on the way out.
+            log.warning(
+                "stopping routine 0x%04X on ECU %s failed: %s",
+                routine_id,
+                self.address,
+                exc,
+                extra={"event": "routine_stop_failed"},
+            )
+
+
+async def _converse(
+    perform: _Perform,
+    ecu: int,
+    params: Mapping[str, str],
+    settings: ConversationSettings,
+    channel: Channel,
+) -> AsyncGenerator[RawChunk, None]:
+    talk = _Talk(channel, ecu, settings)
+    try:
+        # aclosing: closing this generator early closes the command's at once (its
+        # finally may have a routine to stop), not whenever it is collected.
+        async with aclosing(perform(talk, params)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+    except _Refusal as refusal:
+        yield _chunk(refusal.payload, True)
+
+
+# -- the commands -------------------------------------------------------------------------
+
+
+async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+    dtcs = await talk.read_dtcs()
+    for number, status in dtcs:
+        code = uds.dtc_code(number)
+        yield _chunk(
+            {
+                "ecuAddress": talk.address,
+                "dtcCode": code,
+                "status": uds.status_summary(status),
+                "statusByte": _hex(status, 2),
+                "statusBits": list(uds.status_bits(status)),
+                "failureType": _hex(uds.failure_type(number), 2),
+                "description": description.fault_name(code),
+            },
+            False,
+        )
+    yield _chunk({"ecuAddress": talk.address, "status": "complete", "totalDtcs": len(dtcs)}, True)
+
+
+async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+    wanted = params.get("dtcCode")
+    try:
+        group = uds.ALL_DTC_GROUPS if wanted is None else uds.dtc_number(wanted)
+    except ValueError as exc:
+        raise sovd.InvalidParams(f"command_params.dtcCode: {exc}") from None
+    # Read before and after: UDS 0x54 says only "done", the chunk says what changed.
+    # A read the ECU refuses leaves that part out rather than stopping the clear.
+    before = await talk.read_dtcs_or_none()
+    # A DTC is three bytes: the display code's two and a failure type. Clear the ones
+    # the ECU reported under that code, with their own failure types; only when it
+    # reported none (or refused the read) send the code with failure type 0, and let
+    # the ECU answer (requestOutOfRange for a DTC it does not know).
+    targets = [group]
+    if wanted is not None and before is not None:
+        code = wanted.upper()
+        targets = [n for n, _ in before if uds.dtc_code(n) == code] or targets
+    for number in targets:
+        await talk.request(
+            ClearDiagnosticInformation.make_request(number),
+            ClearDiagnosticInformation.interpret_response,
+            {"dtcCode": wanted} if wanted else {},
+        )
+    after = await talk.read_dtcs_or_none()
+    answer: dict[str, Any] = {"ecuAddress": talk.address, "status": "cleared"}
+    if before is not None and after is not None:
+        remaining = {uds.dtc_code(n) for n, _ in after}
+        answer["clearedDtcs"] = [
+            c for c in (uds.dtc_code(n) for n, _ in before) if c not in remaining
+        ]
+    if after is not None:
+        answer["remainingDtcs"] = len(after)
+    yield _chunk(answer, True)
+
+
+async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+    did = _number(_param(params, "dataId", "ReadDataByID"), "dataId", 0xFFFF)
+    data_id = uds.format_did(did)
+    codec = uds.DID_CODECS.get(did)
+    config: dict[int | str, str | UdsoncanDidCodec | type[UdsoncanDidCodec]] = {
+        did: _Did(codec) if codec is not None else _RawDid()
+    }
+    response = await talk.request(
+        ReadDataByIdentifier.make_request(did, config),
+        partial(
+            ReadDataByIdentifier.interpret_response,
+            didlist=did,
+            didconfig=config,
+            tolerate_zero_padding=False,
+        ),
+        {"dataId": data_id},
+    )
+    data = response.service_data
+    assert isinstance(data, ReadDataByIdentifier.ResponseData)
+    if did not in data.values:
+        raise sovd.InvalidResponse(f"ECU {talk.address} answered without {data_id}")
+    answer: dict[str, Any] = {"ecuAddress": talk.address, "dataId": data_id}
+    if codec is None:
+        answer["raw"] = data.values[did]
+    else:
+        answer["name"] = codec.name
+        answer["value"] = data.values[did]
+        if codec.unit is not None:
+            answer["unit"] = codec.unit
+    yield _chunk(answer, True)
+
+
+async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+    wanted = _param(params, "session", "DiagnosticSessionControl")
+    session = uds.SESSIONS.get(wanted)
+    if session is None:
+        raise sovd.InvalidParams(f"command_params.session {wanted!r} is not a session")
+    request = DiagnosticSessionControl.make_request(session)
+    response = await talk.request(request, _interpret_session, {"session": wanted})
+    data = response.service_data
+    assert isinstance(data, DiagnosticSessionControl.ResponseData)
+    if data.session_echo != session:
+        raise sovd.InvalidResponse(
+            f"ECU {talk.address} switched to session {_hex(data.session_echo, 2)}"
+            f" instead of {wanted}"
+        )
+    talk.channel.session_changed(talk.ecu, session)
+    answer: dict[str, Any] = {"ecuAddress": talk.address, "session": wanted}
+    if data.p2_server_max is not None and data.p2_star_server_max is not None:
+        answer["p2ServerMaxMs"] = round(data.p2_server_max * 1000)
+        answer["p2StarServerMaxMs"] = round(data.p2_star_server_max * 1000)
+    yield _chunk(answer, True)
+
+
+async def _routine(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+    routine_id = _number(_param(params, "routineId", "RoutineControl"), "routineId", 0xFFFF)
+    action = _param(params, "action", "RoutineControl")
+    if action == RUN:
+        async with aclosing(_run_routine(talk, routine_id)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+        return
+    if action not in uds.ROUTINE_ACTIONS:
+        raise sovd.InvalidParams(f"command_params.action {action!r} is not an action")
+    context = {"routineId": _hex(routine_id, 4), "action": action}
+    record, status = await talk.routine(routine_id, action, context)
+    answer: dict[str, Any] = {"ecuAddress": talk.address, **context}
+    if status is not None:
+        answer["status"] = status.state
+        answer["progress"] = status.progress
+    answer["statusRecord"] = record.hex().upper()
+    yield _chunk(answer, True)
+
+
+async def _run_routine(talk: _Talk, routine_id: int) -> AsyncGenerator[RawChunk, None]:
+    """Start, then follow ``results`` to the end. A routine whose start answers with its
+    result (the bleed check) gives one final chunk."""
+    context = {"routineId": _hex(routine_id, 4), "action": RUN}
+    status = await talk.routine_status(routine_id, "start", context)
+    ended = False
+    try:
+        shown: uds.RoutineStatus | None = None
+        while True:
+            chunk = {"ecuAddress": talk.address, **context}
+            if status.state != "running":
+                ended = True  # before the yield: a close at the final chunk is no abort
+                yield _chunk({**chunk, "status": status.state, "progress": status.progress}, True)
+                return
+            if status != shown:
+                shown = status
+                yield _chunk({**chunk, "status": status.state, "progress": status.progress}, False)
+            await asyncio.sleep(talk.settings.poll_s)
+            status = await talk.routine_status(routine_id, "results", context)
+    finally:
+        if not ended:
+            # Closed early (cancelled, timed out, shutting down) or the polling failed:
+            # the routine must not run on unattended.
+            await talk.stop_routine(routine_id)
+
+
+_Perform = Callable[[_Talk, Mapping[str, str]], AsyncGenerator[RawChunk, None]]
+_COMMANDS: Final[dict[str, _Perform]] = {
+    "ReadDTC": _read_dtc,
+    "ClearDTC": _clear_dtc,
+    "ReadDataByID": _read_data,
+    "DiagnosticSessionControl": _session,
+    "RoutineControl": _routine,
+}

@@ -1,0 +1,502 @@
+"""The SOVD tree driven as a SOVD client drives it: list, get, act, read back.
+
+The app runs in process on a real SQLite file, with the per-ECU simulator seeded and at
+latency 0. Every call that reaches the vehicle is a command: the tests follow the
+``X-Command-ID`` into ``/api/v1/commands``, the audit log and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from app.api.contract import schema_of
+from app.api.sovd import types
+from app.main import simulator_for
+from tests.conftest import Server, auth, in_process, make_config, wait_until
+from tests.scrape import scrape, value
+
+GENERIC_ERROR_FIELDS = {"error_code", "message", "vendor_code", "translation_id", "parameters"}
+
+
+@pytest.fixture
+def sovd(tmp_path: Path) -> Iterator[Server]:
+    # Self-tests finish well within the command deadline.
+    with in_process(make_config(tmp_path, command_timeout_s=2.0, sim_self_test_s=0.3)) as srv:
+        yield srv
+
+
+class Client:
+    """A SOVD client for one user on one vehicle."""
+
+    def __init__(self, server: Server, token: str, vin: str) -> None:
+        self.server, self.token, self.vin = server, token, vin
+        self.root = f"/sovd/vehicles/{vin}/v1"
+
+    def url(self, path: str) -> str:
+        return f"{self.root}{path}"
+
+    def get(self, path: str, status: int = 200, **params: str) -> Any:
+        r = self.server.http.get(self.url(path), headers=auth(self.token), params=params)
+        assert r.status_code == status, r.text
+        return r
+
+    def send(self, method: str, path: str, status: int, body: Any = None) -> Any:
+        r = self.server.http.request(method, self.url(path), headers=auth(self.token), json=body)
+        assert r.status_code == status, r.text
+        return r
+
+    def faults(self, component: str, **params: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get(f"/components/{component}/faults", **params).json()[
+            "items"
+        ]
+        return items
+
+    def codes(self, component: str) -> list[str]:
+        return [f["display_code"] for f in self.faults(component)]
+
+
+def engineer(server: Server, token: str | None = None) -> Client:
+    token = token or server.token()
+    return Client(server, token, server.vehicle(token)["vin"])
+
+
+def generic_error(r: Any, status: int, code: str) -> dict[str, Any]:
+    """The body is SOVD's GenericError exactly, with this code."""
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()
+    assert set(body) <= GENERIC_ERROR_FIELDS and {"error_code", "message"} <= set(body)
+    assert body["error_code"] == code, body
+    assert r.headers["x-request-id"]
+    return body
+
+
+# -- discovery ---------------------------------------------------------------------------
+
+
+def test_version_info_and_root_answer_with_absolute_links(sovd: Server) -> None:
+    token = sovd.token()
+    vin = sovd.vehicle(token)["vin"]
+    r = sovd.http.get(
+        f"/sovd/vehicles/{vin.lower()}/version-info",
+        headers={**auth(token), "Host": "sovd.lab.example:8443"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["sovd_info"] == [
+        {
+            "version": "1.1",
+            "base_uri": f"http://sovd.lab.example:8443/sovd/vehicles/{vin}/v1",
+            "vendor_info": {
+                "name": "sovd-command-service",
+                "version": r.json()["sovd_info"][0]["vendor_info"]["version"],
+            },
+        }
+    ]
+    client = Client(sovd, token, vin)
+    root = client.get("").json()
+    base = f"http://in-process.invalid/sovd/vehicles/{vin}/v1"
+    assert {k: root[k] for k in ("components", "apps", "areas", "functions", "locks")} == {
+        k: f"{base}/{k}" for k in ("components", "apps", "areas", "functions", "locks")
+    }
+    for empty in ("apps", "areas", "functions"):
+        assert client.get(f"/{empty}").json() == {"items": []}
+    # The vehicle_id names the same server.
+    by_id = sovd.http.get(
+        f"/sovd/vehicles/{sovd.vehicle(token)['vehicle_id']}/v1", headers=auth(token)
+    )
+    assert by_id.json() == root
+
+
+def test_components_are_the_vehicles_ecus_with_only_the_capabilities_they_have(
+    sovd: Server,
+) -> None:
+    client = engineer(sovd)
+    items = client.get("/components").json()["items"]
+    assert [(i["id"], i["name"]) for i in items] == [
+        ("engine", "engine"),
+        ("transmission", "transmission"),
+        ("abs", "abs"),
+        ("body", "body"),
+    ]
+    for item in items:
+        assert item["href"] == f"http://in-process.invalid{client.root}/components/{item['id']}"
+        assert sovd.http.get(item["href"], headers=auth(client.token)).status_code == 200
+    engine = client.get("/components/engine").json()
+    assert engine["x-ecu-address"] == "0x10"
+    for capability in ("data", "faults", "operations", "modes", "locks", "data-categories"):
+        assert engine[capability].endswith(f"/components/engine/{capability}")
+    transmission = client.get("/components/transmission").json()
+    assert "operations" in transmission  # every default ECU has the self-test
+    assert client.get("/components/engine/hosts").json() == {"items": []}
+    assert client.get("/components/engine/belongs-to").json() == {"items": []}
+
+
+def test_an_unknown_vehicle_or_component_is_a_vendor_specific_404(sovd: Server) -> None:
+    client = engineer(sovd)
+    r = sovd.http.get(f"{client.root}/components/gateway", headers=auth(client.token))
+    body = generic_error(r, 404, "vendor-specific")
+    assert body["vendor_code"] == "not-found" and "gateway" in body["message"]
+    r = sovd.http.get("/sovd/vehicles/WAUZZZ0000000000X/v1", headers=auth(client.token))
+    assert generic_error(r, 404, "vendor-specific")["vendor_code"] == "not-found"
+    r = sovd.http.get(f"{client.root}/nothing-here", headers=auth(client.token))
+    generic_error(r, 404, "vendor-specific")
+    r = sovd.http.get(f"{client.root}/components")
+    assert generic_error(r, 401, "vendor-specific")["vendor_code"] == "unauthorized"
+
+
+def test_include_schema_adds_the_openapi_schema_of_the_same_type(sovd: Server) -> None:
+    client = engineer(sovd)
+    plain = client.get("/components").json()
+    assert "schema" not in plain
+    with_schema = client.get("/components", **{"include-schema": "true"}).json()
+    assert with_schema["schema"] == schema_of(types.Entities)
+    assert with_schema["items"] == plain["items"]
+    assert "schema" not in client.get("/components", **{"include-schema": "0"}).json()
+    # The OpenAPI document describes the response with the same type.
+    document = sovd.http.get("/openapi.json").json()
+    ref = document["paths"]["/sovd/vehicles/{vin}/v1/components"]["get"]["responses"]["200"]
+    name = ref["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert name == "Entities"
+    assert set(document["components"]["schemas"][name]["properties"]) == set(
+        with_schema["schema"]["$defs"]["Entities"]["properties"]
+    )
+    r = sovd.http.get(
+        client.url("/components"), headers=auth(client.token), params={"include-schema": "maybe"}
+    )
+    assert "include-schema" in generic_error(r, 400, "incomplete-request")["message"]
+
+
+# -- faults ------------------------------------------------------------------------------
+
+
+def test_faults_per_ecu_with_iso_status_bits(sovd: Server) -> None:
+    client = engineer(sovd)
+    engine = client.faults("engine")
+    assert [(f["code"], f["display_code"]) for f in engine] == [
+        ("017100", "P0171"),
+        ("042000", "P0420"),
+    ]
+    p0171, p0420 = engine
+    assert p0171["status"]["confirmedDTC"] is True and p0171["status"]["mask"] == "2F"
+    assert p0420["status"]["confirmedDTC"] is False and p0420["status"]["pendingDTC"] is True
+    assert set(p0171["status"]) == {
+        "testFailed",
+        "testFailedThisOperationCycle",
+        "pendingDTC",
+        "confirmedDTC",
+        "testNotCompletedSinceLastClear",
+        "testFailedSinceLastClear",
+        "testNotCompletedThisOperationCycle",
+        "warningIndicatorRequested",
+        "mask",
+    }
+    assert p0171["fault_name"] == "System too lean (bank 1)"
+    assert all(1 <= f["severity"] <= 4 for f in engine)
+    assert client.codes("transmission") == ["P0700"]
+    assert client.codes("abs") == ["C0035"]
+    (abs_fault,) = client.faults("abs")
+    assert abs_fault["status"]["warningIndicatorRequested"] is True
+    (b1000,) = client.faults("body")
+    assert b1000["status"]["confirmedDTC"] is True and b1000["status"]["testFailed"] is False
+
+
+def test_fault_filters_by_status_and_severity(sovd: Server) -> None:
+    client = engineer(sovd)
+    codes = lambda **q: [f["display_code"] for f in client.faults("engine", **q)]  # noqa: E731
+    assert codes(**{"status[confirmedDTC]": "true"}) == ["P0171"]
+    assert codes(**{"STATUS[CONFIRMEDDTC]": "1"}) == ["P0171"]  # names in any case
+    assert codes(**{"status[confirmedDTC]": "false"}) == ["P0420"]
+    # Several keys are OR'd.
+    assert codes(**{"status[confirmedDTC]": "1", "status[pendingDTC]": "1"}) == ["P0171", "P0420"]
+    severities = {f["display_code"]: f["severity"] for f in client.faults("engine")}
+    most = min(severities.values())
+    assert codes(severity=str(most)) == [c for c, s in severities.items() if s <= most]
+    for bad in ({"severity": "9"}, {"status[bogus]": "1"}, {"status[confirmedDTC]": "yes"}):
+        r = sovd.http.get(
+            client.url("/components/engine/faults"), headers=auth(client.token), params=bad
+        )
+        generic_error(r, 400, "incomplete-request")
+
+
+def test_one_fault_and_a_code_it_does_not_have(sovd: Server) -> None:
+    client = engineer(sovd)
+    one = client.get("/components/engine/faults/017100").json()
+    assert one["item"]["display_code"] == "P0171"
+    assert client.get("/components/engine/faults/P0420").json()["item"]["code"] == "042000"
+    r = sovd.http.get(client.url("/components/engine/faults/070000"), headers=auth(client.token))
+    assert generic_error(r, 404, "vendor-specific")["vendor_code"] == "not-found"
+    r = sovd.http.delete(client.url("/components/engine/faults/070000"), headers=auth(client.token))
+    generic_error(r, 404, "vendor-specific")
+    assert client.codes("engine") == ["P0171", "P0420"]  # nothing was cleared
+
+
+def test_clearing_one_ecu_leaves_the_others_and_a_self_test_brings_faults_back(
+    sovd: Server,
+) -> None:
+    client = engineer(sovd)
+    r = client.send("DELETE", "/components/engine/faults", 204)
+    cleared = r.headers["x-command-id"]
+    assert client.faults("engine") == []
+    assert client.codes("transmission") == ["P0700"] and client.codes("abs") == ["C0035"]
+    # Nothing comes back behind the user's back: only a self-test re-runs the tests.
+    assert client.faults("engine") == []
+    r = client.send("POST", "/components/engine/operations/selfTest/executions", 202, {})
+    location = r.headers["location"]
+    done = wait_until(
+        lambda: (
+            (e := sovd.http.get(location, headers=auth(client.token)).json())["status"] != "running"
+            and e
+        ),
+        "the self-test to end",
+    )
+    assert done["status"] == "completed" and done["progress"] == 100
+    assert client.codes("engine") == ["P0171", "P0420"]
+    # One fault at a time.
+    client.send("DELETE", "/components/engine/faults/P0420", 204)
+    assert client.codes("engine") == ["P0171"]
+    # The clear is a command like any other: in the history with its parameters.
+    command = sovd.command(client.token, cleared)
+    assert (command["command_name"], command["command_params"], command["status"]) == (
+        "ClearDTC",
+        {"ecuAddress": "0x10"},
+        "completed",
+    )
+
+
+def test_clearing_where_the_ecu_needs_another_session_names_it(sovd: Server) -> None:
+    client = engineer(sovd)
+    r = sovd.http.delete(client.url("/components/body/faults"), headers=auth(client.token))
+    body = generic_error(r, 409, "precondition-not-fulfilled")
+    assert "extended" in body["message"]
+    assert body["parameters"]["service"] == 0x14 and body["parameters"]["nrc"] == 0x7F
+    assert client.codes("body") == ["B1000"]
+    assert client.send(
+        "PUT", "/components/body/modes/session", 200, {"value": "extended"}
+    ).json() == {
+        "id": "session",
+        "value": "extended",
+    }
+    assert client.get("/components/body/modes/session").json()["value"] == "extended"
+    assert client.get("/components/engine/modes/session").json()["value"] == "default"
+    client.send("DELETE", "/components/body/faults", 204)
+    assert client.faults("body") == []
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+def test_data_lists_identification_and_live_values_read_now(sovd: Server) -> None:
+    client = engineer(sovd)
+    items = {i["id"]: i for i in client.get("/components/engine/data").json()["items"]}
+    assert {"vin", "softwareVersion", "serialNumber", "engineRpm"} <= set(items)
+    assert items["vin"]["category"] == "identData"
+    assert items["engineRpm"]["category"] == "currentData"
+    vin = client.get("/components/engine/data/vin")
+    assert vin.json() == {"id": "vin", "data": {"value": client.vin}}
+    rpm = client.get("/components/engine/data/engineRpm").json()
+    assert rpm["data"]["unit"] == "rpm" and 650 <= rpm["data"]["value"] <= 4500
+    command = sovd.command(client.token, vin.headers["x-command-id"])
+    assert command["command_name"] == "ReadDataByID"
+    assert command["command_params"] == {"ecuAddress": "0x10", "dataId": "0xF190"}
+    categories = [
+        c["item"] for c in client.get("/components/engine/data-categories").json()["items"]
+    ]
+    assert "identData" in categories and "currentData" in categories
+    groups = client.get("/components/engine/data-groups").json()["items"]
+    assert {g["category"] for g in groups} == set(categories)
+    r = sovd.http.get(client.url("/components/body/data/engineRpm"), headers=auth(client.token))
+    generic_error(r, 404, "vendor-specific")
+
+
+def test_a_vehicle_that_does_not_answer_is_not_responding(sovd: Server) -> None:
+    token = sovd.token()
+    client = Client(sovd, token, sovd.vehicle(token, "timeout")["vin"])
+    r = sovd.http.get(client.url("/components/engine/data/vin"), headers=auth(token))
+    generic_error(r, 504, "not-responding")
+    command = sovd.command(token, r.headers["x-command-id"])
+    assert (command["status"], command["error_code"]) == ("timeout", "not-responding")
+
+
+# -- operations and executions -------------------------------------------------------------
+
+
+def test_operations_and_the_session_they_need(sovd: Server) -> None:
+    client = engineer(sovd)
+    ops = {o["id"]: o for o in client.get("/components/abs/operations").json()["items"]}
+    assert ops["selfTest"] == {
+        "id": "selfTest",
+        "name": ops["selfTest"]["name"],
+        "proximity_proof_required": False,
+        "asynchronous_execution": True,
+    }
+    assert ops["brakeBleedCheck"]["asynchronous_execution"] is False
+    bleed = client.get("/components/abs/operations/brakeBleedCheck").json()
+    assert bleed["modes"] == {"session": "EXTENDED"}
+    assert "modes" not in client.get("/components/engine/operations/selfTest").json()
+    r = sovd.http.post(
+        client.url("/components/abs/operations/brakeBleedCheck/executions"),
+        headers=auth(client.token),
+        json={},
+    )
+    assert "extended" in generic_error(r, 409, "precondition-not-fulfilled")["message"]
+
+
+def test_a_negative_response_is_error_response_with_service_and_nrc(sovd: Server) -> None:
+    client = engineer(sovd)
+    client.send("PUT", "/components/abs/modes/session", 200, {"value": "extended"})
+    # The bleed check cannot run while the wheel speed sensor fault C0035 is stored.
+    r = sovd.http.post(
+        client.url("/components/abs/operations/brakeBleedCheck/executions"),
+        headers=auth(client.token),
+        json={},
+    )
+    body = generic_error(r, 502, "error-response")
+    assert body["parameters"]["service"] == 0x31 and body["parameters"]["nrc"] == 0x26
+    assert body["parameters"]["nrc_name"] == "failurePreventsExecutionOfRequestedAction"
+    command = sovd.command(client.token, r.headers["x-command-id"])
+    assert command["status"] == "failed"
+    # Cleared, it runs: synchronous, so 200 with the result.
+    client.send("DELETE", "/components/abs/faults", 204)
+    done = client.send(
+        "POST", "/components/abs/operations/brakeBleedCheck/executions", 200, {}
+    ).json()
+    assert done["status"] == "completed" and done["capability"] == "execute"
+
+
+def test_executions_are_listed_and_visible_to_their_user_and_admins_only(sovd: Server) -> None:
+    client = engineer(sovd)
+    r = client.send("POST", "/components/engine/operations/selfTest/executions", 202, {})
+    execution_id = r.json()["id"]
+    assert r.json()["status"] == "running"
+    assert r.headers["location"].endswith(f"/operations/selfTest/executions/{execution_id}")
+    listed = client.get("/components/engine/operations/selfTest/executions").json()["items"]
+    assert [i["id"] for i in listed] == [execution_id]
+    other = Client(sovd, sovd.create_engineer("other"), client.vin)
+    assert other.get("/components/engine/operations/selfTest/executions").json()["items"] == []
+    other.get(f"/components/engine/operations/selfTest/executions/{execution_id}", status=404)
+    admin = Client(sovd, sovd.admin_token(), client.vin)
+    admin.get(f"/components/engine/operations/selfTest/executions/{execution_id}")
+    # Another operation's path does not reach it.
+    client.get(f"/components/abs/operations/selfTest/executions/{execution_id}", status=404)
+    r = sovd.http.post(
+        client.url("/components/engine/operations/selfTest/executions"),
+        headers=auth(client.token),
+        json={"parameters": {"x": 1}},
+    )
+    generic_error(r, 400, "incomplete-request")
+
+
+def test_an_execution_stopped_mid_run_sends_stop_and_ends_stopped(tmp_path: Path) -> None:
+    config = make_config(tmp_path, command_timeout_s=30.0, sim_self_test_s=20.0)
+    simulator = simulator_for(config)
+    with in_process(config, connector=simulator) as srv:
+        client = engineer(srv)
+        path = "/components/engine/operations/selfTest/executions"
+        execution_id = client.send("POST", path, 202, {}).json()["id"]
+        # Running: a second start of the same operation is refused.
+        r = srv.http.post(client.url(path), headers=auth(client.token), json={})
+        generic_error(r, 409, "vendor-specific")
+        client.send("DELETE", f"{path}/{execution_id}", 204)
+        stopped = client.get(f"{path}/{execution_id}").json()
+        assert stopped["status"] == "stopped"
+        assert srv.command(client.token, execution_id)["status"] == "cancelled"
+        # The ECU itself was told: its routine is stopped, not left running.
+        vehicle_id = srv.vehicle(client.token)["vehicle_id"]
+        assert simulator.ecu(vehicle_id, 0x10).routines[0x0201].state == "stopped"
+        r = srv.http.delete(client.url(f"{path}/{execution_id}"), headers=auth(client.token))
+        generic_error(r, 409, "vendor-specific")
+
+
+# -- locks --------------------------------------------------------------------------------
+
+
+def test_a_lock_keeps_other_engineers_out_until_released(sovd: Server) -> None:
+    alice = engineer(sovd)
+    bob = Client(sovd, sovd.create_engineer("bob"), alice.vin)
+    r = alice.send("POST", "/components/engine/locks", 201, {"lock_expiration": 60})
+    lock_id = r.json()["id"]
+    assert r.headers["location"].endswith(f"/components/engine/locks/{lock_id}")
+    assert alice.get("/components/engine/locks").json()["items"] == [{"id": lock_id, "owned": True}]
+    assert bob.get("/components/engine/locks").json()["items"] == [{"id": lock_id, "owned": False}]
+    expires = alice.get(f"/components/engine/locks/{lock_id}").json()["lock_expiration"]
+    assert expires.endswith("Z") or "+" in expires
+    # Bob may read, not change: SOVD calls and the same command on /api/v1/commands.
+    assert bob.codes("engine") == ["P0171", "P0420"]
+    r = sovd.http.delete(bob.url("/components/engine/faults"), headers=auth(bob.token))
+    assert "engineer" in generic_error(r, 409, "precondition-not-fulfilled")["message"]
+    vehicle_id = sovd.vehicle(bob.token)["vehicle_id"]
+    r = sovd.http.post(
+        "/api/v1/commands",
+        headers=auth(bob.token),
+        json={
+            "vehicle_id": vehicle_id,
+            "command_name": "ClearDTC",
+            "command_params": {"ecuAddress": "0x10"},
+        },
+    )
+    assert r.status_code == 409 and r.json()["error_code"] == "precondition-not-fulfilled"
+    # Another ECU is not locked; nor is a whole-vehicle lock possible for bob now.
+    bob.send("DELETE", "/components/transmission/faults", 204)
+    r = sovd.http.post(bob.url("/locks"), headers=auth(bob.token), json={"lock_expiration": 60})
+    generic_error(r, 409, "precondition-not-fulfilled")
+    # The holder works as usual, extends and releases; then bob may clear.
+    alice.send("PUT", f"/components/engine/locks/{lock_id}", 204, {"lock_expiration": 120})
+    alice.send("DELETE", "/components/engine/faults/P0420", 204)
+    alice.send("DELETE", f"/components/engine/locks/{lock_id}", 204)
+    bob.send("DELETE", "/components/engine/faults", 204)
+    assert alice.faults("engine") == []
+
+
+def test_an_admin_breaks_a_lock_and_the_holder_is_told_once(sovd: Server) -> None:
+    alice = engineer(sovd)
+    lock_id = alice.send("POST", "/locks", 201, {"lock_expiration": 60}).json()["id"]
+    admin = Client(sovd, sovd.admin_token(), alice.vin)
+    admin.send("DELETE", f"/locks/{lock_id}", 204)
+    r = sovd.http.delete(alice.url("/components/engine/faults"), headers=auth(alice.token))
+    generic_error(r, 409, "lock-broken")
+    alice.send("DELETE", "/components/engine/faults", 204)  # told once, then as usual
+
+
+# -- the same pipeline -------------------------------------------------------------------
+
+
+def test_sovd_calls_are_commands_with_audit_and_metrics(sovd: Server) -> None:
+    client = engineer(sovd)
+    before = scrape(sovd.http)
+    read = client.get("/components/transmission/faults").headers["x-command-id"]
+    clear = client.send("DELETE", "/components/transmission/faults", 204).headers["x-command-id"]
+    after = scrape(sovd.http)
+    completed = value(after, "commands_executed_total", status="completed") - value(
+        before, "commands_executed_total", status="completed"
+    )
+    assert completed == 2
+    listed = sovd.http.get(
+        "/api/v1/commands", headers=auth(client.token), params={"limit": 10}
+    ).json()["items"]
+    assert {read, clear} <= {c["command_id"] for c in listed}
+    chunks = sovd.http.get(f"/api/v1/commands/{read}/responses", headers=auth(client.token)).json()[
+        "items"
+    ]
+    assert [c["response_payload"].get("dtcCode") for c in chunks] == ["P0700", None]
+    audit = sovd.http.get("/api/v1/audit", headers=auth(sovd.admin_token()), params={"limit": 200})
+    assert audit.status_code == 200, audit.text
+    actions = {e["action"] for e in audit.json()["items"] if e["entity_id"] == clear}
+    assert {"command.submit", "command.start", "command.finish"} <= actions
+
+
+def test_the_openapi_document_holds_the_sovd_tree_with_generic_errors(sovd: Server) -> None:
+    document = sovd.http.get("/openapi.json").json()
+    faults = document["paths"]["/sovd/vehicles/{vin}/v1/components/{component}/faults"]
+    assert set(faults) == {"get", "delete"}
+    error = faults["get"]["responses"]["502"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/GenericError"}
+    generic = document["components"]["schemas"]["GenericError"]
+    assert set(generic["properties"]) == GENERIC_ERROR_FIELDS
+    names = {p["name"] for p in faults["get"]["parameters"]}
+    assert {"include-schema", "severity", "status[confirmedDTC]"} <= names
+    decoded = msgspec.json.decode(msgspec.json.encode(generic))
+    assert decoded["required"] == ["error_code", "message"]

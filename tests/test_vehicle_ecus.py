@@ -1,0 +1,282 @@
+"""Issue #10: a vehicle's ECU set is data (its SOVD components).
+
+Every vehicle has ``ecus`` (default engine 0x10, transmission 0x18, abs 0x28, body 0x40),
+shown to engineers and admins; admins set it on POST and PATCH /api/v1/vehicles (checked,
+400 naming the field); the change is audited; a DoIP vehicle registered without it takes
+its ECUs from ``doip.ecu_addresses``; migration 5 gives existing vehicles the default set;
+and every command carries the vehicle's ECUs to its connector.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.models import DEFAULT_ECU_REFS
+from app.store.migrations import MIGRATIONS, migrate
+from app.vehicles.connector import DiagnosticRequest, RawChunk
+from app.vehicles.description import DEFAULT_ECUS
+from tests.conftest import Server, auth, in_process, make_config, wait_until
+
+VIN = "1HGCM82633A004352"
+DEFAULT = [
+    {"name": "engine", "address": "0x10"},
+    {"name": "transmission", "address": "0x18"},
+    {"name": "abs", "address": "0x28"},
+    {"name": "body", "address": "0x40"},
+]
+DOIP = {"host": "192.0.2.10", "logical_address": "0x0001"}
+
+
+def _new(**extra: Any) -> dict[str, Any]:
+    return {"vin": VIN, "make": "Honda", "model": "Accord", "year": 2003, **extra}
+
+
+def _audit(server: Server, action: str) -> list[dict[str, Any]]:
+    r = server.http.get(
+        "/api/v1/audit", headers=auth(server.admin_token()), params={"action": action}
+    )
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+def test_the_default_set_is_the_four_described_ecus() -> None:
+    assert DEFAULT_ECUS == (("engine", 0x10), ("transmission", 0x18), ("abs", 0x28), ("body", 0x40))
+    assert [{"name": e.name, "address": e.address} for e in DEFAULT_ECU_REFS] == DEFAULT
+
+
+def test_every_vehicle_shows_its_ecus_to_engineers_and_admins(server: Server) -> None:
+    for token in (server.token(), server.admin_token()):
+        r = server.http.get("/api/v1/vehicles", headers=auth(token), params={"limit": 200})
+        assert r.status_code == 200, r.text
+        assert {json.dumps(v["ecus"]) for v in r.json()["items"]} == {json.dumps(DEFAULT)}
+
+
+def test_an_admin_registers_a_vehicle_with_its_ecus(server: Server) -> None:
+    admin = server.admin_token()
+    given = [
+        {"name": "gateway", "address": "0x1"},
+        {"name": "engine", "address": "0x10"},
+        {"name": "hvac-2", "address": "0X6a"},
+    ]
+    r = server.http.post("/api/v1/vehicles", headers=auth(admin), json=_new(ecus=given))
+    assert r.status_code == 201, r.text
+    expected = [
+        {"name": "gateway", "address": "0x01"},
+        {"name": "engine", "address": "0x10"},
+        {"name": "hvac-2", "address": "0x6A"},
+    ]
+    assert r.json()["ecus"] == expected
+    engineer = server.token()
+    fetched = server.http.get(r.headers["location"], headers=auth(engineer))
+    assert fetched.json()["ecus"] == expected
+    [created] = _audit(server, "vehicle.create")
+    assert created["details"]["ecus"] == expected
+
+
+def test_a_vehicle_registered_without_ecus_has_the_default_four(server: Server) -> None:
+    r = server.http.post("/api/v1/vehicles", headers=auth(server.admin_token()), json=_new())
+    assert r.status_code == 201, r.text
+    assert r.json()["ecus"] == DEFAULT
+
+
+def test_an_admin_changes_the_ecus_and_the_audit_shows_the_change(server: Server) -> None:
+    admin = server.admin_token()
+    vehicle = server.vehicle(admin)
+    url = f"/api/v1/vehicles/{vehicle['vehicle_id']}"
+    new = [{"name": "engine", "address": "0x10"}, {"name": "adas", "address": "0x7f"}]
+    r = server.http.patch(url, headers=auth(admin), json={"ecus": new})
+    assert r.status_code == 200, r.text
+    after = [{"name": "engine", "address": "0x10"}, {"name": "adas", "address": "0x7F"}]
+    assert r.json()["ecus"] == after
+    assert server.http.get(url, headers=auth(server.token())).json()["ecus"] == after
+    [update] = _audit(server, "vehicle.update")
+    assert update["entity_id"] == vehicle["vehicle_id"]
+    assert update["details"] == {"ecus": {"from": DEFAULT, "to": after}}
+    # Another change leaves the ECU set alone.
+    r = server.http.patch(url, headers=auth(admin), json={"simulator_profile": "flaky"})
+    assert r.json()["ecus"] == after
+
+
+@pytest.mark.parametrize(
+    ("ecus", "message"),
+    [
+        ([], "body.ecus: Expected `array` of length >= 1"),
+        ([{"name": f"e{n}", "address": f"0x{n:02X}"} for n in range(33)], "body.ecus: Expected"),
+        (
+            [*DEFAULT[:2], {"name": "abs", "address": "0x100"}],
+            "body.ecus[2].address: Expected `str` matching regex",
+        ),
+        ([{"name": "abs", "address": "40"}], "body.ecus[0].address"),
+        ([{"name": "Engine", "address": "0x10"}], "body.ecus[0].name"),
+        ([{"name": "1st", "address": "0x10"}], "body.ecus[0].name"),
+        ([{"name": "e" * 33, "address": "0x10"}], "body.ecus[0].name"),
+        ([{"name": "engine"}], "body.ecus[0]: Object missing required field `address`"),
+        ([{"name": "engine", "address": "0x10", "x": 1}], "body.ecus[0]: unknown field `x`"),
+        ([{"name": "engine", "address": 16}], "body.ecus[0].address: Expected `str`"),
+        (
+            [{"name": "engine", "address": "0x10"}, {"name": "engine", "address": "0x11"}],
+            "ecus[1].name: engine is already the name of ecus[0]",
+        ),
+        (
+            [{"name": "engine", "address": "0x10"}, {"name": "motor", "address": "0X10"}],
+            "ecus[1].address: 0x10 is already the address of ecus[0]",
+        ),
+        (None, "body.ecus: Expected `array`, got `null`"),
+    ],
+)
+def test_bad_ecu_sets_are_refused_naming_the_field(
+    server: Server, ecus: object, message: str
+) -> None:
+    admin = server.admin_token()
+    before = server.query("SELECT vehicle_id, ecus FROM vehicles ORDER BY vin")
+    vehicle = server.vehicle(admin)
+    patch = server.http.patch(
+        f"/api/v1/vehicles/{vehicle['vehicle_id']}", headers=auth(admin), json={"ecus": ecus}
+    )
+    if ecus is not None:  # POST takes null as "the default set"
+        post = server.http.post("/api/v1/vehicles", headers=auth(admin), json=_new(ecus=ecus))
+        assert post.status_code == 400, post.text
+        assert message in post.json()["message"], post.json()["message"]
+    assert patch.status_code == 400, patch.text
+    assert patch.json()["error_code"] == "incomplete-request"
+    assert message in patch.json()["message"], patch.json()["message"]
+    assert server.query("SELECT vehicle_id, ecus FROM vehicles ORDER BY vin") == before
+
+
+def test_a_doip_vehicle_takes_its_ecus_from_its_ecu_addresses(server: Server) -> None:
+    admin = server.admin_token()
+    doip = {**DOIP, "ecu_addresses": ["0x10", "0x50", "0x28", "0x10"]}
+    r = server.http.post(
+        "/api/v1/vehicles", headers=auth(admin), json=_new(transport="doip", doip=doip)
+    )
+    assert r.status_code == 201, r.text
+    derived = [
+        {"name": "engine", "address": "0x10"},
+        {"name": "ecu-0x50", "address": "0x50"},
+        {"name": "abs", "address": "0x28"},
+    ]
+    assert r.json()["ecus"] == derived
+    assert r.json()["doip"]["ecu_addresses"] == ["0x10", "0x50", "0x28", "0x10"]  # as given
+    # A new target leaves the ECU set as it is.
+    url = r.headers["location"]
+    moved = server.http.patch(
+        url, headers=auth(admin), json={"doip": {**DOIP, "ecu_addresses": ["0x18"]}}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["ecus"] == derived
+
+
+def test_a_doip_vehicle_keeps_the_ecus_it_is_given_or_the_default(server: Server) -> None:
+    admin = server.admin_token()
+    doip = {**DOIP, "ecu_addresses": ["0x10", "0x50"]}
+    given = [{"name": "ecm", "address": "0x10"}]
+    r = server.http.post(
+        "/api/v1/vehicles",
+        headers=auth(admin),
+        json=_new(transport="doip", doip=doip, ecus=given),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["ecus"] == given
+    r = server.http.post(
+        "/api/v1/vehicles",
+        headers=auth(admin),
+        json=_new(vin="1HGCM82633A004353", transport="doip", doip=DOIP),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["ecus"] == DEFAULT
+
+
+def _version_4_database(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path)
+    for number, script in enumerate(MIGRATIONS[:4], start=1):
+        conn.executescript(f"BEGIN; {script} PRAGMA user_version={number}; COMMIT;")
+    at = "2026-01-01T00:00:00+00:00"
+    conn.execute(
+        "INSERT INTO vehicles (vehicle_id, vin, make, model, year, connection_status,"
+        " simulator_profile, created_at) VALUES ('sim', ?, 'VW', 'Golf', 2020, 'connected',"
+        " 'healthy', ?)",
+        (VIN, at),
+    )
+    conn.execute(
+        "INSERT INTO vehicles (vehicle_id, vin, make, model, year, connection_status,"
+        " simulator_profile, created_at, transport, doip_host, doip_port,"
+        " doip_logical_address, doip_tester_address, doip_ecu_addresses)"
+        " VALUES ('doip', '1HGCM82633A004353', 'Bench', 'Rig', 2024, 'disconnected',"
+        " 'healthy', ?, 'doip', '192.0.2.1', 13400, 1, 3584, '[16, 80]')",
+        (at,),
+    )
+    conn.execute(
+        "INSERT INTO vehicles (vehicle_id, vin, make, model, year, connection_status,"
+        " simulator_profile, created_at, transport, doip_host, doip_port,"
+        " doip_logical_address, doip_tester_address, doip_ecu_addresses)"
+        " VALUES ('bare', '1HGCM82633A004354', 'Bench', 'Rig', 2024, 'disconnected',"
+        " 'healthy', ?, 'doip', '192.0.2.2', 13400, 1, 3584, '[]')",
+        (at,),
+    )
+    conn.commit()
+    return conn
+
+
+def test_migration_5_gives_existing_vehicles_their_ecus(tmp_path: Path) -> None:
+    conn = _version_4_database(tmp_path / "sovd.db")
+    assert migrate(conn) == len(MIGRATIONS) >= 5
+    stored = {
+        vehicle_id: json.loads(raw)
+        for vehicle_id, raw in conn.execute("SELECT vehicle_id, ecus FROM vehicles")
+    }
+    default = [{"name": name, "address": address} for name, address in DEFAULT_ECUS]
+    assert stored == {
+        "sim": default,
+        "doip": [{"name": "engine", "address": 16}, {"name": "ecu-0x50", "address": 80}],
+        "bare": default,
+    }
+    # Nothing else about the vehicles changed.
+    assert conn.execute("SELECT vin, doip_ecu_addresses FROM vehicles ORDER BY vin").fetchall() == [
+        (VIN, None),
+        ("1HGCM82633A004353", "[16, 80]"),
+        ("1HGCM82633A004354", "[]"),
+    ]
+
+
+def test_a_migrated_database_serves_the_ecus(tmp_path: Path) -> None:
+    config = make_config(tmp_path, demo_data=False)
+    config.db_path.parent.mkdir(parents=True)
+    _version_4_database(config.db_path).close()
+    with in_process(config) as server:
+        r = server.http.get(f"/api/v1/vehicles/{VIN}", headers=auth(server.token()))
+        assert r.status_code == 200, r.text
+        assert r.json()["ecus"] == DEFAULT
+
+
+class RecordingVehicle:
+    """A vehicle that answers every command at once and keeps the requests it got."""
+
+    def __init__(self) -> None:
+        self.requests: list[DiagnosticRequest] = []
+
+    async def execute(self, request: DiagnosticRequest) -> AsyncIterator[RawChunk]:
+        self.requests.append(request)
+        yield RawChunk(b'{"ok": true}', True)
+
+
+def test_a_command_carries_the_vehicles_ecus_to_the_vehicle(tmp_path: Path) -> None:
+    vehicle = RecordingVehicle()
+    with in_process(make_config(tmp_path), connector=vehicle) as server:
+        admin = server.admin_token()
+        target = server.vehicle(admin)
+        given = [{"name": "engine", "address": "0x10"}, {"name": "ecu-0x5a", "address": "0x5a"}]
+        r = server.http.patch(
+            f"/api/v1/vehicles/{target['vehicle_id']}", headers=auth(admin), json={"ecus": given}
+        )
+        assert r.status_code == 200, r.text
+        command = server.submit(admin, target["vehicle_id"])
+        server.wait_status(admin, command["command_id"], "completed")
+        wait_until(lambda: vehicle.requests, "the vehicle to get the command")
+        [request] = vehicle.requests
+        assert request.ecus == (("engine", 0x10), ("ecu-0x5a", 0x5A))
