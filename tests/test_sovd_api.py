@@ -7,6 +7,7 @@ latency 0. Every call that reaches the vehicle is a command: the tests follow th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ import pytest
 
 from app.api.contract import schema_of
 from app.api.sovd import types
+from app.errors import Conflict
 from app.main import simulator_for
+from app.services.sovd.entities import Target, components
+from app.services.sovd.operations import operation
 from tests.conftest import Server, auth, in_process, make_config, wait_until
 from tests.scrape import scrape, value
 
@@ -500,3 +504,86 @@ def test_the_openapi_document_holds_the_sovd_tree_with_generic_errors(sovd: Serv
     assert {"include-schema", "severity", "status[confirmedDTC]"} <= names
     decoded = msgspec.json.decode(msgspec.json.encode(generic))
     assert decoded["required"] == ["error_code", "message"]
+
+
+def test_a_forged_host_header_is_not_echoed_into_links(sovd: Server) -> None:
+    client = engineer(sovd)
+    for forged in ('evil.example"><script>', "a b", "x" * 300):
+        r = sovd.http.get(client.url("/components"), headers={**auth(client.token), "Host": forged})
+        assert r.status_code == 200, r.text
+        for item in r.json()["items"]:
+            assert item["href"].startswith("http://") and forged not in item["href"]
+
+
+def test_two_starts_of_one_operation_at_once_run_it_once(sovd: Server) -> None:
+    client = engineer(sovd)
+    vehicle_id = sovd.vehicle(client.token)["vehicle_id"]
+    who = sovd.run(sovd.services.auth.authenticate(client.token))
+    services = sovd.services
+
+    async def both() -> list[Any]:
+        vehicle = await services.vehicles.get(vehicle_id)
+        (ecu,) = [c for c in components(vehicle) if c.name == "engine"]
+        at = Target(who, None, vehicle, ecu)
+        op = operation(ecu, "selfTest")
+        start = services.sovd.operations.start
+        return await asyncio.gather(
+            start(at, op, None), start(at, op, None), return_exceptions=True
+        )
+
+    outcomes = sovd.run(both())
+    started = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(started) == 1 and len(refused) == 1, outcomes
+
+
+def test_a_session_with_mode_expiration_goes_back_to_default(sovd: Server) -> None:
+    client = engineer(sovd)
+    r = client.send(
+        "PUT", "/components/abs/modes/session", 200, {"value": "extended", "mode_expiration": 1}
+    )
+    assert r.json() == {"id": "session", "value": "extended"}
+    assert client.get("/components/abs/modes/session").json()["value"] == "extended"
+    wait_until(
+        lambda: client.get("/components/abs/modes/session").json()["value"] == "default",
+        "the session to expire",
+    )
+    # The switch back is a command of the same user, in their history.
+    names = [
+        (c["command_name"], c["command_params"].get("session"))
+        for c in sovd.http.get(
+            "/api/v1/commands", headers=auth(client.token), params={"limit": 20}
+        ).json()["items"]
+    ]
+    assert ("DiagnosticSessionControl", "default") in names
+    r = sovd.http.put(
+        client.url("/components/abs/modes/session"),
+        headers=auth(client.token),
+        json={"value": "turbo"},
+    )
+    assert "turbo" in generic_error(r, 400, "incomplete-request")["message"]
+    r = sovd.http.put(
+        client.url("/components/abs/modes/security"),
+        headers=auth(client.token),
+        json={"value": "unlocked"},
+    )
+    generic_error(r, 405, "vendor-specific")
+    assert client.get("/components/abs/modes/security").json()["value"] == "locked"
+
+
+def test_a_failed_execution_shows_its_error_as_a_data_error(sovd: Server) -> None:
+    client = engineer(sovd)
+    # The body's self-test needs the extended session: refused at start, 409 naming it.
+    r = sovd.http.post(
+        client.url("/components/body/operations/selfTest/executions"),
+        headers=auth(client.token),
+        json={},
+    )
+    generic_error(r, 409, "precondition-not-fulfilled")
+    failed = client.get(
+        f"/components/body/operations/selfTest/executions/{r.headers['x-command-id']}"
+    ).json()
+    assert failed["status"] == "failed"
+    (error,) = failed["error"]
+    assert error["error"]["error_code"] == "error-response"
+    assert error["error"]["parameters"]["nrc"] == 0x7F

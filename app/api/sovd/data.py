@@ -20,31 +20,29 @@ from app.services.sovd.entities import Component
 
 
 async def list_data(call: Call[None, SovdQuery]) -> DataList:
-    _, ecu = await tree.ecu(call)
+    ecu = (await tree.target(call)).ecu
     return DataList(
         items=[DataRef(id=d.id, name=d.name, category=d.category) for d in ecu.description.data]
     )
 
 
-def _categories(call: Call[None, SovdQuery], ecu: Component) -> list[str]:
+def _categories(ecu: Component) -> list[str]:
     return list(dict.fromkeys(str(d.category) for d in ecu.description.data))
 
 
 async def data_categories(call: Call[None, SovdQuery]) -> Categories:
-    _, ecu = await tree.ecu(call)
-    return Categories(items=[CategoryRef(item=c) for c in _categories(call, ecu)])
+    ecu = (await tree.target(call)).ecu
+    return Categories(items=[CategoryRef(item=c) for c in _categories(ecu)])
 
 
 async def data_groups(call: Call[None, SovdQuery]) -> Groups:
     """One group per category: the description groups data no finer."""
-    _, ecu = await tree.ecu(call)
-    return Groups(items=[GroupRef(id=c, category=c) for c in _categories(call, ecu)])
+    ecu = (await tree.target(call)).ecu
+    return Groups(items=[GroupRef(id=c, category=c) for c in _categories(ecu)])
 
 
 async def read_data(call: Call[None, SovdQuery]) -> Result:
-    vehicle, ecu = await tree.ecu(call)
-    wanted = item(ecu, call.request.path_params["data_id"])
-    value, command_id = await call.services.sovd.data.read(
-        call.who, call.client(), vehicle, ecu, wanted
-    )
+    at = await tree.target(call)
+    wanted = item(at.ecu, call.request.path_params["data_id"])
+    value, command_id = await call.services.sovd.data.read(at, wanted)
     return Result(DataValue(id=wanted.id, data=value), headers={COMMAND_ID_HEADER: command_id})

@@ -62,13 +62,14 @@ async def empty_collection(call: Call[None, SovdQuery]) -> Entities:
     """Apps, areas, functions, a component's hosts and belongs-to: this vehicle has none."""
     await tree.vehicle(call)
     if "component" in call.request.path_params:
-        await tree.ecu(call)
+        await tree.target(call)
     return Entities(items=[])
 
 
 async def get_component(call: Call[None, SovdQuery]) -> ComponentOut:
-    vehicle, ecu = await tree.ecu(call)
-    here = tree.component_uri(call, vehicle, ecu)
+    at = await tree.target(call)
+    ecu = at.ecu
+    here = tree.component_uri(call, at.vehicle, ecu)
     has_data = bool(ecu.description.data)
     return ComponentOut(
         id=ecu.name,

@@ -19,32 +19,28 @@ def _filter(q: FaultQuery) -> FaultFilter:
 
 
 async def list_faults(call: Call[None, FaultQuery]) -> Result:
-    vehicle, ecu = await tree.ecu(call)
-    faults, command_id = await call.services.sovd.faults.read(call.who, call.client(), vehicle, ecu)
+    faults, command_id = await call.services.sovd.faults.read(await tree.target(call))
     keep = _filter(call.query)
     body = Faults(items=[f for f in faults if keep.keeps(f)])
     return Result(body, headers={COMMAND_ID_HEADER: command_id})
 
 
 async def get_fault(call: Call[None, SovdQuery]) -> Result:
-    vehicle, ecu = await tree.ecu(call)
+    at = await tree.target(call)
     ref: str = call.request.path_params["fault_code"]
-    faults, command_id = await call.services.sovd.faults.read(call.who, call.client(), vehicle, ecu)
+    faults, command_id = await call.services.sovd.faults.read(at)
     found = next((f for f in faults if matches(f, ref)), None)
     if found is None:
-        raise NotFound(f"component {ecu.name} has no fault {ref}", command_id=command_id)
+        raise NotFound(f"component {at.ecu.name} has no fault {ref}", command_id=command_id)
     return Result(FaultOut(item=found), headers={COMMAND_ID_HEADER: command_id})
 
 
 async def clear_faults(call: Call[None, None]) -> Result:
-    vehicle, ecu = await tree.ecu(call)
-    command_id = await call.services.sovd.faults.clear(call.who, call.client(), vehicle, ecu, None)
+    command_id = await call.services.sovd.faults.clear(await tree.target(call), None)
     return Result(None, headers={COMMAND_ID_HEADER: command_id})
 
 
 async def clear_fault(call: Call[None, None]) -> Result:
-    vehicle, ecu = await tree.ecu(call)
-    command_id = await call.services.sovd.faults.clear(
-        call.who, call.client(), vehicle, ecu, call.request.path_params["fault_code"]
-    )
+    ref: str = call.request.path_params["fault_code"]
+    command_id = await call.services.sovd.faults.clear(await tree.target(call), ref)
     return Result(None, headers={COMMAND_ID_HEADER: command_id})

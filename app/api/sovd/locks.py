@@ -16,8 +16,8 @@ from app.services.sovd.entities import Component
 async def _scope(call: Call[Any, Any]) -> tuple[Vehicle, Component | None, str]:
     """The vehicle, the component (None: the whole vehicle) and the locks' URI."""
     if "component" in call.request.path_params:
-        vehicle, ecu = await tree.ecu(call)
-        return vehicle, ecu, f"{tree.component_uri(call, vehicle, ecu)}/locks"
+        at = await tree.target(call)
+        return at.vehicle, at.ecu, f"{tree.component_uri(call, at.vehicle, at.ecu)}/locks"
     vehicle = await tree.vehicle(call)
     return vehicle, None, f"{tree.base_uri(call, vehicle)}/locks"
 

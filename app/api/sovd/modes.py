@@ -10,27 +10,22 @@ from app.services.sovd.modes import MODES, mode
 
 
 async def list_modes(call: Call[None, SovdQuery]) -> Modes:
-    await tree.ecu(call)
+    await tree.target(call)
     return Modes(items=[ModeRef(id=m.id, name=m.name) for m in MODES])
 
 
 async def get_mode(call: Call[None, SovdQuery]) -> Result:
-    vehicle, ecu = await tree.ecu(call)
+    at = await tree.target(call)
     info = mode(call.request.path_params["mode"])
-    value, command_id = await call.services.sovd.modes.read(
-        call.who, call.client(), vehicle, ecu, info.id
-    )
+    value, command_id = await call.services.sovd.modes.read(at, info.id)
     headers = {COMMAND_ID_HEADER: command_id} if command_id is not None else None
     return Result(ModeOut(id=info.id, name=info.name, value=value), headers=headers)
 
 
 async def set_mode(call: Call[ModeChange, None]) -> Result:
-    vehicle, ecu = await tree.ecu(call)
+    at = await tree.target(call)
     info = mode(call.request.path_params["mode"])
     b = call.body
-    command_id = await call.services.sovd.modes.set(
-        call.who, call.client(), vehicle, ecu, info.id, b.value, b.mode_expiration
-    )
-    return Result(
-        ModeSet(id=info.id, value=b.value.lower()), headers={COMMAND_ID_HEADER: command_id}
-    )
+    command_id = await call.services.sovd.modes.set(at, info.id, b.value, b.mode_expiration)
+    body = ModeSet(id=info.id, value=b.value.lower())
+    return Result(body, headers={COMMAND_ID_HEADER: command_id})

@@ -21,8 +21,7 @@ from app.api.sovd.types import (
     Operations,
     SovdQuery,
 )
-from app.models import Vehicle
-from app.services.sovd.entities import Component
+from app.services.sovd.entities import Target
 from app.services.sovd.operations import Execution, operation
 from app.vehicles.description import Operation
 
@@ -38,8 +37,8 @@ def _ref(op: Operation) -> OperationRef:
     )
 
 
-def _executions_uri(call: Call[Any, Any], vehicle: Vehicle, ecu: Component, op: Operation) -> str:
-    return f"{tree.component_uri(call, vehicle, ecu)}/operations/{op.id}/executions"
+def _executions_uri(call: Call[Any, Any], at: Target, op: Operation) -> str:
+    return f"{tree.component_uri(call, at.vehicle, at.ecu)}/operations/{op.id}/executions"
 
 
 def _out(execution: Execution) -> ExecutionOut:
@@ -67,18 +66,18 @@ def _out(execution: Execution) -> ExecutionOut:
     )
 
 
-async def _operation(call: Call[Any, Any]) -> tuple[Vehicle, Component, Operation]:
-    vehicle, ecu = await tree.ecu(call)
-    return vehicle, ecu, operation(ecu, call.request.path_params["operation"])
+async def _operation(call: Call[Any, Any]) -> tuple[Target, Operation]:
+    at = await tree.target(call)
+    return at, operation(at.ecu, call.request.path_params["operation"])
 
 
 async def list_operations(call: Call[None, SovdQuery]) -> Operations:
-    _, ecu = await tree.ecu(call)
+    ecu = (await tree.target(call)).ecu
     return Operations(items=[_ref(o) for o in ecu.description.operations])
 
 
 async def get_operation(call: Call[None, SovdQuery]) -> OperationOut:
-    _, _, op = await _operation(call)
+    _, op = await _operation(call)
     modes = {"session": op.session.upper()} if op.session else UNSET
     return OperationOut(item=_ref(op), modes=modes)
 
@@ -86,35 +85,29 @@ async def get_operation(call: Call[None, SovdQuery]) -> OperationOut:
 async def start_execution(call: Call[NewExecution, None]) -> Result:
     """202 and where to follow it for an asynchronous operation; 200 and its result for
     a synchronous one."""
-    vehicle, ecu, op = await _operation(call)
-    execution = await call.services.sovd.operations.start(
-        call.who, call.client(), vehicle, ecu, op, call.body.parameters
-    )
+    at, op = await _operation(call)
+    execution = await call.services.sovd.operations.start(at, op, call.body.parameters)
     headers = {COMMAND_ID_HEADER: execution.id}
     if not op.asynchronous:
         return Result(_out(execution), status=200, headers=headers)
-    headers["Location"] = f"{_executions_uri(call, vehicle, ecu, op)}/{execution.id}"
+    headers["Location"] = f"{_executions_uri(call, at, op)}/{execution.id}"
     body = ExecutionStarted(id=execution.id, status=execution.status)
     return Result(body, status=202, headers=headers)
 
 
 async def list_executions(call: Call[None, SovdQuery]) -> Executions:
-    vehicle, ecu, op = await _operation(call)
-    ids = await call.services.sovd.operations.executions(call.who, vehicle, ecu, op)
-    here = _executions_uri(call, vehicle, ecu, op)
+    at, op = await _operation(call)
+    ids = await call.services.sovd.operations.executions(at, op)
+    here = _executions_uri(call, at, op)
     return Executions(items=[ExecutionRef(id=i, href=f"{here}/{i}") for i in ids])
 
 
 async def get_execution(call: Call[None, SovdQuery]) -> Result:
-    vehicle, ecu, op = await _operation(call)
-    execution = await call.services.sovd.operations.execution(
-        call.who, vehicle, ecu, op, call.path_id("execution_id")
-    )
+    at, op = await _operation(call)
+    execution = await call.services.sovd.operations.execution(at, op, call.path_id("execution_id"))
     return Result(_out(execution), headers={COMMAND_ID_HEADER: execution.id})
 
 
 async def stop_execution(call: Call[None, None]) -> None:
-    vehicle, ecu, op = await _operation(call)
-    await call.services.sovd.operations.stop(
-        call.who, call.client(), vehicle, ecu, op, call.path_id("execution_id")
-    )
+    at, op = await _operation(call)
+    await call.services.sovd.operations.stop(at, op, call.path_id("execution_id"))

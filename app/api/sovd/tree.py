@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from app.api.contract import Call
 from app.models import Vehicle
-from app.services.sovd.entities import Component, component
+from app.services.sovd.entities import Component, Target, component
 
 SOVD_VERSION: Final = "1.1"
 # A Host header as a browser or curl sends it; anything else is not echoed into links.
@@ -38,6 +38,8 @@ async def vehicle(call: Call[Any, Any]) -> Vehicle:
     return await call.services.sovd.entities.vehicle(call.request.path_params["vin"])
 
 
-async def ecu(call: Call[Any, Any]) -> tuple[Vehicle, Component]:
+async def target(call: Call[Any, Any]) -> Target:
+    """The caller and the component the path names."""
     found = await vehicle(call)
-    return found, component(found, call.request.path_params["component"])
+    ecu = component(found, call.request.path_params["component"])
+    return Target(call.who, call.client(), found, ecu)

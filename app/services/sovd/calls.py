@@ -26,9 +26,9 @@ from app.errors import (
     StorageUnavailable,
 )
 from app.events import ResponseEvent
-from app.models import Command, Principal, Vehicle
+from app.models import Command, Principal
 from app.services.commands import CommandService
-from app.services.sovd.entities import Component
+from app.services.sovd.entities import Target
 from app.vehicles import uds
 from app.vocabulary import CommandStatus, FailureCode
 
@@ -38,7 +38,7 @@ SESSION_NRCS: Final = frozenset({0x7E, 0x7F, 0x22})
 
 class Until(enum.Enum):
     END = "end"  # the command has ended
-    STARTED = "started"  # the vehicle sent its first chunk (or the command ended)
+    STARTED = "started"  # the vehicle sent a first chunk that is not its last, or it ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,29 +71,15 @@ class VehicleCalls:
         self._wait_s = wait_s
 
     async def run(
-        self,
-        who: Principal,
-        client: str | None,
-        vehicle: Vehicle,
-        ecu: Component,
-        command_name: str,
-        params: dict[str, str],
-        until: Until = Until.END,
+        self, at: Target, command_name: str, params: dict[str, str], until: Until = Until.END
     ) -> Outcome:
-        command = await self.submit(who, client, vehicle, ecu, command_name, params)
-        return await self.wait(who, command, until)
+        return await self.wait(at.who, await self.submit(at, command_name, params), until)
 
-    async def submit(
-        self,
-        who: Principal,
-        client: str | None,
-        vehicle: Vehicle,
-        ecu: Component,
-        command_name: str,
-        params: dict[str, str],
-    ) -> Command:
-        params = {"ecuAddress": ecu.ecu_address, **params}
-        return await self._commands.submit(who, vehicle.vehicle_id, command_name, params, client)
+    async def submit(self, at: Target, command_name: str, params: dict[str, str]) -> Command:
+        params = {"ecuAddress": at.ecu.ecu_address, **params}
+        return await self._commands.submit(
+            at.who, at.vehicle.vehicle_id, command_name, params, at.client
+        )
 
     async def wait(self, who: Principal, command: Command, until: Until = Until.END) -> Outcome:
         """Follow the command until it ends (or starts answering)."""
@@ -106,7 +92,9 @@ class VehicleCalls:
                 async for event in events:
                     if isinstance(event, ResponseEvent):
                         chunks.append(event.response_payload)
-                        if until is Until.STARTED:
+                        # A final chunk (a refusal, or a run already over) means the end
+                        # is near: wait for it, so the answer and the state agree.
+                        if until is Until.STARTED and not event.is_final:
                             break
         except TimeoutError:
             raise NotResponding(

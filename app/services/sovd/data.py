@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import InvalidResponseContent, NotFound
-from app.models import Principal, Vehicle
 from app.services.sovd.calls import VehicleCalls
-from app.services.sovd.entities import Component
+from app.services.sovd.entities import Component, Target
 from app.vehicles import uds
 from app.vehicles.description import DataItem
 
@@ -27,13 +26,10 @@ class Data:
     def __init__(self, calls: VehicleCalls) -> None:
         self._calls = calls
 
-    async def read(
-        self, who: Principal, client: str | None, vehicle: Vehicle, ecu: Component, wanted: DataItem
-    ) -> tuple[dict[str, Any], str]:
+    async def read(self, at: Target, wanted: DataItem) -> tuple[dict[str, Any], str]:
         """The value now (``{"value": ..., "unit"?: ...}``) and the command that read it."""
-        outcome = await self._calls.run(
-            who, client, vehicle, ecu, "ReadDataByID", {"dataId": uds.format_did(wanted.did)}
-        )
+        outcome = await self._calls.run(at, "ReadDataByID", {"dataId": uds.format_did(wanted.did)})
+        ecu = at.ecu
         self._calls.check(outcome, f"reading {wanted.id} of {ecu.name}")
         answer = outcome.last
         if answer is None or not ({"value", "raw"} & answer.keys()):

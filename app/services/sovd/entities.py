@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.errors import NotFound
-from app.models import Vehicle
+from app.models import Principal, Vehicle
 from app.services.vehicles import VehicleService
 from app.vehicles.description import EcuDescription, describe
 
@@ -22,6 +22,17 @@ class Component:
     def ecu_address(self) -> str:
         """As commands name it: ``0x10``."""
         return f"0x{self.address:02X}"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Who calls, from where, on which ECU of which vehicle: what every call that reaches
+    a vehicle needs."""
+
+    who: Principal
+    client: str | None
+    vehicle: Vehicle
+    ecu: Component
 
 
 def components(vehicle: Vehicle) -> list[Component]:

@@ -15,9 +15,8 @@ from typing import Any, Final
 import msgspec
 
 from app.errors import InvalidResponseContent, NotFound
-from app.models import Principal, Vehicle
 from app.services.sovd.calls import Outcome, VehicleCalls
-from app.services.sovd.entities import Component
+from app.services.sovd.entities import Target
 from app.vehicles import uds
 from app.vehicles.description import fault_name, severity
 
@@ -94,35 +93,26 @@ class Faults:
     def __init__(self, calls: VehicleCalls) -> None:
         self._calls = calls
 
-    async def read(
-        self, who: Principal, client: str | None, vehicle: Vehicle, ecu: Component
-    ) -> tuple[list[Fault], str]:
+    async def read(self, at: Target) -> tuple[list[Fault], str]:
         """The component's faults, read now, and the command that read them."""
-        outcome = await self._calls.run(who, client, vehicle, ecu, "ReadDTC", {})
-        self._calls.check(outcome, f"reading the faults of {ecu.name}")
+        outcome = await self._calls.run(at, "ReadDTC", {})
+        self._calls.check(outcome, f"reading the faults of {at.ecu.name}")
         return _faults(outcome), outcome.command.command_id
 
-    async def clear(
-        self,
-        who: Principal,
-        client: str | None,
-        vehicle: Vehicle,
-        ecu: Component,
-        ref: str | None,
-    ) -> str:
+    async def clear(self, at: Target, ref: str | None) -> str:
         """Clear all the component's faults, or the one ``ref`` names (NotFound if the ECU
         does not have it). Returns the ClearDTC command's id."""
         params: dict[str, str] = {}
-        what = f"clearing the faults of {ecu.name}"
+        what = f"clearing the faults of {at.ecu.name}"
         if ref is not None:
-            faults, _ = await self.read(who, client, vehicle, ecu)
+            faults, _ = await self.read(at)
             found = next((f for f in faults if matches(f, ref)), None)
             if found is None:
-                raise NotFound(f"component {ecu.name} has no fault {ref[:16]}")
+                raise NotFound(f"component {at.ecu.name} has no fault {ref[:16]}")
             params["dtcCode"] = found.display_code
-            what = f"clearing fault {found.code} of {ecu.name}"
-        outcome = await self._calls.run(who, client, vehicle, ecu, "ClearDTC", params)
-        self._calls.check(outcome, what, ecu.description.clear_session)
+            what = f"clearing fault {found.code} of {at.ecu.name}"
+        outcome = await self._calls.run(at, "ClearDTC", params)
+        self._calls.check(outcome, what, at.ecu.description.clear_session)
         return outcome.command.command_id
 
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from app.errors import BadRequest, InvalidResponseContent, MethodNotAllowed, NotFound
-from app.models import Principal, Vehicle
 from app.services.sovd.calls import VehicleCalls
-from app.services.sovd.entities import Component
+from app.services.sovd.entities import Target
 from app.vehicles import uds
 
 log = logging.getLogger(__name__)
@@ -54,14 +53,13 @@ class Modes:
         # (vehicle_id, ECU address) -> the task that ends an expiring session.
         self._expiries: dict[tuple[str, int], asyncio.Task[None]] = {}
 
-    async def read(
-        self, who: Principal, client: str | None, vehicle: Vehicle, ecu: Component, mode_id: str
-    ) -> tuple[str, str | None]:
+    async def read(self, at: Target, mode_id: str) -> tuple[str, str | None]:
         """The mode's value now, and the command that read it (None: no vehicle call)."""
         if mode(mode_id).id == SECURITY:
             return SECURITY_STATE, None
         did = uds.format_did(uds.ACTIVE_DIAGNOSTIC_SESSION)
-        outcome = await self._calls.run(who, client, vehicle, ecu, "ReadDataByID", {"dataId": did})
+        outcome = await self._calls.run(at, "ReadDataByID", {"dataId": did})
+        ecu = at.ecu
         self._calls.check(outcome, f"reading the session of {ecu.name}")
         value = outcome.last.get("value") if outcome.last else None
         if not isinstance(value, str):
@@ -71,16 +69,7 @@ class Modes:
             )
         return value, outcome.command.command_id
 
-    async def set(
-        self,
-        who: Principal,
-        client: str | None,
-        vehicle: Vehicle,
-        ecu: Component,
-        mode_id: str,
-        value: str,
-        expiration_s: int | None,
-    ) -> str:
+    async def set(self, at: Target, mode_id: str, value: str, expiration_s: int | None) -> str:
         """Switch the session; returns the command's id."""
         if mode(mode_id).id == SECURITY:
             raise MethodNotAllowed(
@@ -91,25 +80,21 @@ class Modes:
             raise BadRequest(f"body.value: {value[:32]!r} is not a session ({', '.join(SESSIONS)})")
         if expiration_s is not None and wanted == "default":
             raise BadRequest("body.mode_expiration: the default session does not expire")
-        outcome = await self._calls.run(
-            who, client, vehicle, ecu, "DiagnosticSessionControl", {"session": wanted}
-        )
-        self._calls.check(outcome, f"switching {ecu.name} to the {wanted} session")
-        self._expire_later(who, vehicle, ecu, expiration_s)
+        outcome = await self._calls.run(at, "DiagnosticSessionControl", {"session": wanted})
+        self._calls.check(outcome, f"switching {at.ecu.name} to the {wanted} session")
+        self._expire_later(at, expiration_s)
         return outcome.command.command_id
 
-    def _expire_later(
-        self, who: Principal, vehicle: Vehicle, ecu: Component, expiration_s: int | None
-    ) -> None:
-        key = (vehicle.vehicle_id, ecu.address)
+    def _expire_later(self, at: Target, expiration_s: int | None) -> None:
+        key = (at.vehicle.vehicle_id, at.ecu.address)
         previous = self._expiries.pop(key, None)
         if previous is not None:
             previous.cancel()  # a new switch replaces the old expiry
         if expiration_s is None:
             return
         task = asyncio.create_task(
-            self._expire(who, vehicle, ecu, expiration_s),
-            name=f"session-expiry-{vehicle.vehicle_id}-{ecu.ecu_address}",
+            self._expire(at, expiration_s),
+            name=f"session-expiry-{at.vehicle.vehicle_id}-{at.ecu.ecu_address}",
         )
         self._expiries[key] = task
         task.add_done_callback(lambda done: self._forget(key, done))
@@ -118,21 +103,17 @@ class Modes:
         if self._expiries.get(key) is done:
             del self._expiries[key]
 
-    async def _expire(
-        self, who: Principal, vehicle: Vehicle, ecu: Component, expiration_s: int
-    ) -> None:
+    async def _expire(self, at: Target, expiration_s: int) -> None:
         try:
             await asyncio.sleep(expiration_s)
-            outcome = await self._calls.run(
-                who, None, vehicle, ecu, "DiagnosticSessionControl", {"session": "default"}
-            )
-            self._calls.check(outcome, f"ending the session of {ecu.name}")
+            outcome = await self._calls.run(at, "DiagnosticSessionControl", {"session": "default"})
+            self._calls.check(outcome, f"ending the session of {at.ecu.name}")
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception(
                 "an expiring session could not be ended",
-                extra={"event": "session_expiry_failed", "vehicle_id": vehicle.vehicle_id},
+                extra={"event": "session_expiry_failed", "vehicle_id": at.vehicle.vehicle_id},
             )
 
     async def aclose(self) -> None:

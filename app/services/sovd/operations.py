@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from app.errors import BadRequest, Conflict, NotFound
-from app.models import Command, Principal, ResponseChunk, Vehicle
+from app.models import Command, ResponseChunk
 from app.services.commands import CommandService
 from app.services.sovd.calls import Until, VehicleCalls
-from app.services.sovd.entities import Component
+from app.services.sovd.entities import Component, Target
 from app.store.commands import CommandFilter
 from app.vehicles import uds
 from app.vehicles.description import Operation
@@ -104,95 +104,72 @@ class Operations:
         self._calls = calls
         self._commands = commands
         # One start at a time per operation of an ECU: the running check and the
-        # submission go together.
+        # submission go together. One small lock per (vehicle, ECU, routine) ever started.
         self._starting: dict[tuple[str, int, int], asyncio.Lock] = {}
 
-    def _filter(self, vehicle: Vehicle, ecu: Component, op: Operation, **kw: Any) -> CommandFilter:
+    def _filter(self, at: Target, op: Operation, **kw: Any) -> CommandFilter:
         return CommandFilter(
-            vehicle_id=vehicle.vehicle_id,
+            vehicle_id=at.vehicle.vehicle_id,
             command_name=ROUTINE_COMMAND,
-            params=tuple(_params(ecu, op).items()),
+            params=tuple(_params(at.ecu, op).items()),
             **kw,
         )
 
     async def start(
-        self,
-        who: Principal,
-        client: str | None,
-        vehicle: Vehicle,
-        ecu: Component,
-        op: Operation,
-        parameters: dict[str, Any] | None,
+        self, at: Target, op: Operation, parameters: dict[str, Any] | None
     ) -> Execution:
         """Run the operation: its execution once the ECU accepted the start (asynchronous)
         or once it ended (synchronous). Conflict if it is already running."""
         if parameters:
             raise BadRequest(f"body.parameters: operation {op.id} takes no parameters")
-        key = (vehicle.vehicle_id, ecu.address, op.routine_id)
-        guard = self._starting.setdefault(key, asyncio.Lock())
-        async with guard:  # the check and the submission, one start at a time
+        key = (at.vehicle.vehicle_id, at.ecu.address, op.routine_id)
+        async with self._starting.setdefault(key, asyncio.Lock()):
             running, _ = await self._commands.find_unrestricted(
-                self._filter(vehicle, ecu, op, statuses=tuple(ACTIVE_STATUSES), limit=1)
+                self._filter(at, op, statuses=tuple(ACTIVE_STATUSES), limit=1)
             )
             if running:
-                mine = running[0].user_id == who.user_id
+                mine = running[0].user_id == at.who.user_id
                 raise Conflict(
-                    f"operation {op.id} of {ecu.name} is already running"
+                    f"operation {op.id} of {at.ecu.name} is already running"
                     + (f" (execution {running[0].command_id})" if mine else " (another user's)")
                 )
-            command = await self._calls.submit(
-                who, client, vehicle, ecu, ROUTINE_COMMAND, _params(ecu, op)
-            )
-        if not guard.locked():
-            self._starting.pop(key, None)
+            command = await self._calls.submit(at, ROUTINE_COMMAND, _params(at.ecu, op))
         until = Until.STARTED if op.asynchronous else Until.END
-        outcome = await self._calls.wait(who, command, until)
-        self._calls.check(outcome, f"operation {op.id} of {ecu.name}", op.session)
-        _, chunks = await self._commands.snapshot(who, outcome.command.command_id, 0)
+        outcome = await self._calls.wait(at.who, command, until)
+        self._calls.check(outcome, f"operation {op.id} of {at.ecu.name}", op.session)
+        _, chunks = await self._commands.snapshot(at.who, outcome.command.command_id, 0)
         return _state(outcome.command, chunks)
 
-    async def executions(
-        self, who: Principal, vehicle: Vehicle, ecu: Component, op: Operation
-    ) -> list[str]:
+    async def executions(self, at: Target, op: Operation) -> list[str]:
         """The ids of the caller's executions of the operation (an admin: everyone's),
         newest first, at most 200."""
-        found, _ = await self._commands.find(who, self._filter(vehicle, ecu, op, limit=200))
+        found, _ = await self._commands.find(at.who, self._filter(at, op, limit=200))
         return [c.command_id for c in found]
 
     async def _own(
-        self, who: Principal, vehicle: Vehicle, ecu: Component, op: Operation, execution_id: str
+        self, at: Target, op: Operation, execution_id: str
     ) -> tuple[Command, list[ResponseChunk]]:
         try:
-            command, chunks = await self._commands.snapshot(who, execution_id, 0)
+            command, chunks = await self._commands.snapshot(at.who, execution_id, 0)
         except NotFound:
             command = None
-        wanted = _params(ecu, op)
+        wanted = _params(at.ecu, op)
         if (
             command is None
-            or command.vehicle_id != vehicle.vehicle_id
+            or command.vehicle_id != at.vehicle.vehicle_id
             or command.command_name != ROUTINE_COMMAND
             or any(command.command_params.get(k) != v for k, v in wanted.items())
         ):
-            raise NotFound(f"operation {op.id} of {ecu.name} has no execution {execution_id}")
+            raise NotFound(f"operation {op.id} of {at.ecu.name} has no execution {execution_id}")
         return command, chunks
 
-    async def execution(
-        self, who: Principal, vehicle: Vehicle, ecu: Component, op: Operation, execution_id: str
-    ) -> Execution:
-        return _state(*await self._own(who, vehicle, ecu, op, execution_id))
+    async def execution(self, at: Target, op: Operation, execution_id: str) -> Execution:
+        return _state(*await self._own(at, op, execution_id))
 
-    async def stop(
-        self,
-        who: Principal,
-        client: str | None,
-        vehicle: Vehicle,
-        ecu: Component,
-        op: Operation,
-        execution_id: str,
-    ) -> None:
+    async def stop(self, at: Target, op: Operation, execution_id: str) -> None:
         """Stop a running execution: its command is cancelled, and the connector sends
         RoutineControl stop to the ECU."""
-        command, _ = await self._own(who, vehicle, ecu, op, execution_id)
+        command, _ = await self._own(at, op, execution_id)
         if command.is_terminal:
             raise Conflict(f"execution {execution_id} has already ended ({command.status})")
-        await self._commands.cancel(who, execution_id, client)
+        await self._commands.cancel(at.who, execution_id, at.client)

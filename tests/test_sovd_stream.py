@@ -1,0 +1,23 @@
+"""A SOVD call's command streams like any other: the X-Command-ID of a fault read, followed
+over a real WebSocket, replays the same answer the SOVD response was built from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import auth, make_config, running
+
+
+def test_a_sovd_read_is_a_command_that_streams_over_the_websocket(tmp_path: Path) -> None:
+    with running(make_config(tmp_path, command_timeout_s=2.0)) as srv:
+        token = srv.token()
+        vin = srv.vehicle(token)["vin"]
+        r = srv.http.get(f"/sovd/vehicles/{vin}/v1/components/engine/faults", headers=auth(token))
+        assert r.status_code == 200, r.text
+        codes = [f["display_code"] for f in r.json()["items"]]
+        events, close = srv.stream(r.headers["x-command-id"], token)
+        assert close == 1000
+        chunks = [e["response_payload"] for e in events if e["event"] == "response"]
+        assert [c.get("dtcCode") for c in chunks] == [*codes, None]
+        assert chunks[-1] == {"ecuAddress": "0x10", "status": "complete", "totalDtcs": 2}
+        assert events[-1] == {**events[-1], "event": "status", "status": "completed"}
