@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from app.api.deps import UUID_PATTERN, actor, client_address, principal, services
 from app.api.deps import is_uuid as is_uuid  # re-exported: the WebSocket checks ids too
-from app.api.errors import GenericError, is_sovd
+from app.api.errors import SOVD_STANDARD_CODES, GenericError, is_sovd
 from app.errors import STATUS_OF, BadRequest, Forbidden, NotFound, PayloadTooLarge
 from app.models import Actor, Principal
 from app.services.registry import Services
@@ -485,7 +485,7 @@ def document(
             responses[str(status)] = ok
         by_status: dict[int, list[str]] = {}
         for code in e.error_codes():
-            by_status.setdefault(STATUS_OF[code], []).append(code.value)
+            by_status.setdefault(STATUS_OF[code], []).append(_code_name(code, e.path))
         error_body = _ref("GenericError" if is_sovd(e.path) else "Error")
         for status, codes in sorted(by_status.items()):
             responses[str(status)] = {
@@ -510,6 +510,13 @@ def document(
             },
         },
     }
+
+
+def _code_name(code: ErrorCode, path: str) -> str:
+    """How an error code reads in the document: the SOVD tree names ours vendor-specific."""
+    if is_sovd(path) and code not in SOVD_STANDARD_CODES:
+        return f"vendor-specific ({code.value})"
+    return code.value
 
 
 def error_reference() -> dict[str, Any]:

@@ -148,8 +148,9 @@ export async function signOut() {
   }
 }
 
-/** A JSON request with the access token; one refresh and retry on a 401. */
-export async function request(method, path, { query, body } = {}) {
+/** A JSON request with the access token; one refresh and retry on a 401. Answers
+ * {body, headers} (the SOVD tree names the command a call ran in X-Command-ID). */
+export async function exchange(method, path, { query, body } = {}) {
   let url = path;
   if (query) {
     const params = new URLSearchParams();
@@ -175,7 +176,12 @@ export async function request(method, path, { query, body } = {}) {
     response = await send();
   }
   if (!response.ok) throw await failure(response);
-  return parse(response);
+  return { body: await parse(response), headers: response.headers };
+}
+
+/** exchange(), answering only the body. */
+export async function request(method, path, options) {
+  return (await exchange(method, path, options)).body;
 }
 
 export const get = (path, query) => request("GET", path, { query });

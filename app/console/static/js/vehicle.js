@@ -1,9 +1,11 @@
 // One vehicle: its details, the command form made from GET /api/v1/catalogue (one field
 // per parameter, checked against its pattern before sending), the live answer of what was
-// sent, and for admins connect/disconnect and the simulator profile.
+// sent, its faults per ECU (faults.js), and for admins connect/disconnect and the
+// simulator profile.
 
 import { get, patch, postJson } from "./api.js";
 import { badge, clear, field, h, select } from "./dom.js";
+import { faultsPanel } from "./faults.js";
 import { LiveCommand } from "./stream.js";
 import { explain } from "./words.js";
 
@@ -212,11 +214,14 @@ export async function showVehicle(section, { arg, isAdmin }) {
     );
     live.start();
   };
+  const faults = faultsPanel(vehicle.vin);
   clear(
     section,
     h("p", {}, h("a", { href: "#/fleet" }, "← Fleet")),
     top,
     h("div", { class: "split" }, commandForm(vehicle, entries, onSent), liveArea),
+    faults.node,
   );
+  faults.load(); // its own errors are shown in the panel: the view does not wait
   return () => live && live.stop();
 }

@@ -112,3 +112,32 @@ export function chunk(payload) {
   }
   return generic(payload || {});
 }
+
+// A fault's ISO 14229-1 status bits (the SOVD tree's `status`): the ones people look for
+// first, then the rest; each set bit becomes a badge, and the status byte is shown too.
+const FAULT_BITS = [
+  ["confirmedDTC", "confirmed", "confirmed"],
+  ["pendingDTC", "pending", "pending"],
+  ["testFailed", "test failed", "failed"],
+  ["warningIndicatorRequested", "warning lamp", "lamp"],
+  ["testFailedThisOperationCycle", "failed this cycle", "bit"],
+  ["testFailedSinceLastClear", "failed since clear", "bit"],
+  ["testNotCompletedThisOperationCycle", "not completed this cycle", "bit"],
+  ["testNotCompletedSinceLastClear", "not completed since clear", "bit"],
+];
+
+/** The set status bits as badges (each titled with its ISO name) and the mask. */
+export function faultStatus(status) {
+  const bits = FAULT_BITS.filter(([key]) => status && status[key]).map(([key, text, kind]) => {
+    const node = badge(kind, text);
+    node.title = key;
+    return node;
+  });
+  const mask = status && status.mask ? `0x${status.mask}` : "?";
+  return h("span", { class: "bits" }, bits, h("code", { class: "mask" }, `mask ${mask}`));
+}
+
+export function faultCount(count) {
+  if (count === 0) return "No faults stored.";
+  return count === 1 ? "1 fault stored." : `${count} faults stored.`;
+}
