@@ -35,6 +35,9 @@ class Config:
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 7 * 24 * 3600
     command_timeout_s: float = 30.0
+    # How long a SOVD call waits for its command's turn in the vehicle's lane before it
+    # is cancelled unsent (503 overloaded).
+    call_queue_wait_s: float = 30.0
     vehicle_queue_size: int = 64
     # Places of one vehicle's queue a single user may hold (beyond: 429).
     vehicle_queue_per_user: int = 8
@@ -125,6 +128,9 @@ class Config:
             ),
             refresh_token_ttl_s=r.get(
                 "SOVD_REFRESH_TOKEN_TTL_S", _int_in(60, 90 * 86400), cls.refresh_token_ttl_s
+            ),
+            call_queue_wait_s=r.get(
+                "SOVD_CALL_QUEUE_WAIT_S", _float_in(0.01, 3600), cls.call_queue_wait_s
             ),
             command_timeout_s=r.get(
                 "SOVD_COMMAND_TIMEOUT_S", _float_in(0.01, 3600), cls.command_timeout_s

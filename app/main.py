@@ -40,7 +40,7 @@ from app.services.locks import LockService
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
 from app.services.retention import Retention
-from app.services.sovd.service import Sovd
+from app.services.sovd.service import AccessEnded, Sovd
 from app.services.throttle import LoginLimits, SlidingWindow
 from app.services.vehicle_links import VehicleLinks, doip_target_of
 from app.services.vehicles import DEMO_DOIP_VIN, VehicleService
@@ -317,8 +317,11 @@ class Lifecycle:
             audit=AuditService(audit_store),
             telemetry=telemetry,
             locks=locks,
-            sovd=Sovd.build(vehicle_service, commands, config.command_timeout_s),
+            sovd=Sovd.build(
+                vehicle_service, commands, config.command_timeout_s, config.call_queue_wait_s
+            ),
         )
+        auth_service.on_revocation(AccessEnded(locks, self.services.sovd.modes))
         self.started.set()
         return self.services
 

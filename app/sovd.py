@@ -52,6 +52,9 @@ class CommandSpec:
         }
 
 
+# The diagnostic sessions a client may ask for (UDS 0x10 sub-functions 0x01, 0x03).
+SESSIONS: Final = ("default", "extended")
+
 _ECU = Param("ecuAddress", ECU_ADDRESS, "ECU address, one byte in hex such as 0x10")
 
 CATALOGUE: Final[dict[str, CommandSpec]] = {
@@ -79,7 +82,10 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
             "Switch an ECU's diagnostic session (UDS 0x10); on a DoIP vehicle a "
             "non-default session is kept alive with TesterPresent while the vehicle stays "
             "connected.",
-            (_ECU, Param("session", r"^(default|extended)$", "default or extended")),
+            (
+                _ECU,
+                Param("session", f"^({'|'.join(SESSIONS)})$", " or ".join(SESSIONS)),
+            ),
         ),
         CommandSpec(
             "RoutineControl",

@@ -575,15 +575,52 @@ def test_a_failed_execution_shows_its_error_as_a_data_error(sovd: Server) -> Non
     client = engineer(sovd)
     # The body's self-test needs the extended session: refused at start, 409 naming it.
     r = sovd.http.post(
-        client.url("/components/body/operations/selfTest/executions"),
-        headers=auth(client.token),
-        json={},
-    )
-    generic_error(r, 409, "precondition-not-fulfilled")
+        client.url("/components/body/operations/selfTest/executions"), headers=auth(client.token)
+    )  # no body at all: every field is optional
+    refused = generic_error(r, 409, "precondition-not-fulfilled")
     failed = client.get(
         f"/components/body/operations/selfTest/executions/{r.headers['x-command-id']}"
     ).json()
     assert failed["status"] == "failed"
-    (error,) = failed["error"]
-    assert error["error"]["error_code"] == "error-response"
-    assert error["error"]["parameters"]["nrc"] == 0x7F
+    # The execution tells the same error its start was answered with.
+    assert failed["error"] == [{"path": "", "error": refused}]
+    assert refused["parameters"]["nrc"] == 0x7F and refused["parameters"]["service"] == 0x31
+
+
+def test_a_call_that_waits_too_long_for_its_turn_is_not_sent(tmp_path: Path) -> None:
+    # A self-test holds the vehicle's lane longer than a call waits for its turn.
+    config = make_config(
+        tmp_path, command_timeout_s=30.0, sim_self_test_s=30.0, call_queue_wait_s=0.3
+    )
+    with in_process(config) as srv:
+        client = engineer(srv)
+        client.send("POST", "/components/engine/operations/selfTest/executions", 202, {})
+        r = srv.http.delete(client.url("/components/abs/faults"), headers=auth(client.token))
+        body = generic_error(r, 503, "vendor-specific")
+        assert body["vendor_code"] == "overloaded" and "not sent" in body["message"]
+        assert int(r.headers["retry-after"]) >= 1
+        command = srv.command(client.token, r.headers["x-command-id"])
+        assert command["status"] == "cancelled"
+        assert command["command_name"] == "ClearDTC"
+        # The abs ECU still has its fault: the clear never reached it.
+        simulator_state = srv.http.get(
+            f"/api/v1/commands/{r.headers['x-command-id']}/responses", headers=auth(client.token)
+        ).json()["items"]
+        assert simulator_state == []
+
+
+def test_a_disabled_users_locks_are_released(sovd: Server) -> None:
+    alice = engineer(sovd, sovd.create_engineer("alice"))
+    bob = Client(sovd, sovd.create_engineer("bob"), alice.vin)
+    alice.send("POST", "/locks", 201, {"lock_expiration": 600})
+    r = sovd.http.delete(bob.url("/components/engine/faults"), headers=auth(bob.token))
+    assert "alice" in generic_error(r, 409, "precondition-not-fulfilled")["message"]
+    admin = sovd.admin_token()
+    users = sovd.http.get("/api/v1/users", headers=auth(admin)).json()["items"]
+    (alice_user,) = [u for u in users if u["username"] == "alice"]
+    r = sovd.http.patch(
+        f"/api/v1/users/{alice_user['user_id']}", headers=auth(admin), json={"disabled": True}
+    )
+    assert r.status_code == 200, r.text
+    bob.send("DELETE", "/components/engine/faults", 204)
+    assert bob.get("/locks").json()["items"] == []

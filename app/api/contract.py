@@ -249,11 +249,9 @@ class _BodyReader:
     kind: type[msgspec.Struct]
     decoder: msgspec.json.Decoder[Any]
     allowed: str
+    optional: bool  # every field has a default, so an empty body means {}
 
     async def read(self, request: Request, max_bytes: int) -> Any:
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != _JSON:
-            raise BadRequest("Content-Type must be application/json")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
@@ -262,6 +260,11 @@ class _BodyReader:
             raw += part
             if len(raw) > max_bytes:
                 raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+        if not raw and self.optional:
+            return self.decoder.decode(b"{}")  # every field has a default: none sent is {}
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != _JSON:
+            raise BadRequest("Content-Type must be application/json")
         try:
             text = raw.decode("utf-8")  # JSON between systems is UTF-8 (RFC 8259)
         except UnicodeDecodeError:
@@ -352,7 +355,9 @@ def _asgi(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     body = None
     if endpoint.body is not None:
         fields = _fields(endpoint.body)
-        body = _BodyReader(endpoint.body, msgspec.json.Decoder(endpoint.body), ", ".join(fields))
+        optional = not any(f.required for f in msgspec.structs.fields(endpoint.body))
+        decoder = msgspec.json.Decoder(endpoint.body)
+        body = _BodyReader(endpoint.body, decoder, ", ".join(fields), optional)
     query = None
     if endpoint.query is not None:
         names = _fields(endpoint.query)

@@ -129,7 +129,7 @@ class RequestContextMiddleware:
         declared = _declared_length(scope)
         body_done = declared == 0
         extra = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
-        if scope["path"].startswith("/api/"):
+        if scope["path"].startswith(("/api/", "/sovd/")):
             extra.append(NO_STORE)
 
         deadline = (

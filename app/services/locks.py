@@ -177,6 +177,18 @@ class LockService:
         del live[lock_id]
         self._forget_empty(vehicle_id)
 
+    def release_all_of(self, user_id: str) -> int:
+        """Release every lock of a user whose access ended (disabled, deleted, password
+        reset): a lock must not outlive its holder's right to hold it. Returns how many."""
+        released = 0
+        for vehicle_id in list(self._locks):
+            live = self._locks[vehicle_id]
+            for lock_id in [i for i, lock in live.items() if lock.user_id == user_id]:
+                del live[lock_id]
+                released += 1
+            self._forget_empty(vehicle_id)
+        return released
+
     def check(self, who: Principal, vehicle_id: str, ecu_address: str | None) -> None:
         """Before a state-changing call of ``who`` on the vehicle (``ecu_address`` None)
         or one ECU: ``LockBroken`` once if ``who``'s lock there was broken;

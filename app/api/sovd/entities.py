@@ -16,9 +16,7 @@ from app.api.sovd.types import (
     VersionInfo,
 )
 from app.services.sovd.entities import components
-from app.version import version
-
-VENDOR = "sovd-command-service"
+from app.version import PACKAGE, version
 
 
 async def version_info(call: Call[None, SovdQuery]) -> VersionInfo:
@@ -28,7 +26,7 @@ async def version_info(call: Call[None, SovdQuery]) -> VersionInfo:
             SovdInfo(
                 version=tree.SOVD_VERSION,
                 base_uri=tree.base_uri(call, found),
-                vendor_info=VendorInfo(name=VENDOR, version=version()),
+                vendor_info=VendorInfo(name=PACKAGE, version=version()),
             )
         ]
     )

@@ -7,14 +7,11 @@ from app.api.errors import COMMAND_ID_HEADER
 from app.api.sovd import tree
 from app.api.sovd.types import FaultOut, FaultQuery, Faults, SovdQuery
 from app.errors import NotFound
-from app.services.sovd.faults import FaultFilter, matches
-from app.vehicles import uds
+from app.services.sovd.faults import STATUS_BITS, FaultFilter, matches
 
 
 def _filter(q: FaultQuery) -> FaultFilter:
-    wanted = tuple(
-        (bit, value) for bit in uds.DTC_STATUS_BITS if (value := getattr(q, bit)) is not None
-    )
+    wanted = tuple((bit, value) for bit in STATUS_BITS if (value := getattr(q, bit)) is not None)
     return FaultFilter(status=wanted, severity=q.severity)
 
 

@@ -10,7 +10,6 @@ from app.api.sovd import tree
 from app.api.sovd.types import (
     UNSET,
     DataError,
-    ErrorDetail,
     ExecutionOut,
     ExecutionRef,
     Executions,
@@ -22,8 +21,7 @@ from app.api.sovd.types import (
     SovdQuery,
 )
 from app.services.sovd.entities import Target
-from app.services.sovd.operations import Execution, operation
-from app.vehicles.description import Operation
+from app.services.sovd.operations import Execution, Operation, operation
 
 CAPABILITY = "execute"
 
@@ -44,19 +42,9 @@ def _executions_uri(call: Call[Any, Any], at: Target, op: Operation) -> str:
 def _out(execution: Execution) -> ExecutionOut:
     error: list[DataError] | Any = UNSET
     if execution.error is not None:
-        code, message, parameters = execution.error
-        generic = generic_error(code, message, parameters)
-        error = [
-            DataError(
-                path="",
-                error=ErrorDetail(
-                    error_code=generic.error_code,
-                    message=generic.message,
-                    vendor_code=generic.vendor_code,
-                    parameters=generic.parameters,
-                ),
-            )
-        ]
+        failed = execution.error
+        generic = generic_error(failed.error_code, failed.message, failed.parameters)
+        error = [DataError(path="", error=generic)]
     return ExecutionOut(
         status=execution.status,
         capability=CAPABILITY,

@@ -80,7 +80,7 @@ def _locks(base: str, where: str) -> tuple[Endpoint, ...]:
             f"Lock {where}",
             {201: t.LockCreated},
             body=t.NewLock,
-            errors=(E.PRECONDITION_NOT_FULFILLED,),
+            errors=(E.PRECONDITION_NOT_FULFILLED, E.LOCK_BROKEN, E.CONFLICT),
         ),
         _e("GET", f"{base}/locks", locks.list_locks, f"Locks on {where}", {200: t.Locks}),
         _e("GET", f"{base}/locks/{{lock_id}}", locks.get_lock, "One lock", {200: t.LockOut}),

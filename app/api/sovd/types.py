@@ -13,7 +13,12 @@ from typing import Annotated, Any
 import msgspec
 
 from app.api.contract import Body, Query
+from app.api.errors import GenericError
+from app.services.locks import MAX_EXPIRATION_S as MAX_LOCK_EXPIRATION_S
 from app.services.sovd.faults import Fault
+from app.services.sovd.modes import MAX_EXPIRATION_S as MAX_SESSION_S
+
+MAX_LOCK_S = int(MAX_LOCK_EXPIRATION_S)
 
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
@@ -178,16 +183,11 @@ class Executions(SovdOut, frozen=True, kw_only=True):
     items: list[ExecutionRef]
 
 
-class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    error_code: str
-    message: str
-    vendor_code: str | Unset = UNSET
-    parameters: dict[str, Any] | Unset = UNSET
-
-
 class DataError(msgspec.Struct, frozen=True, kw_only=True):
+    """Why an execution failed: SOVD's DataError (a JSON pointer and a GenericError)."""
+
     path: str
-    error: ErrorDetail
+    error: GenericError
 
 
 class ExecutionOut(SovdOut, frozen=True, kw_only=True):
@@ -215,7 +215,7 @@ class ModeOut(SovdOut, frozen=True, kw_only=True):
 
 class ModeChange(Body, frozen=True, kw_only=True):
     value: Annotated[str, msgspec.Meta(max_length=32)]
-    mode_expiration: Annotated[int, msgspec.Meta(ge=1, le=86400)] | None = None
+    mode_expiration: Annotated[int, msgspec.Meta(ge=1, le=MAX_SESSION_S)] | None = None
 
 
 class ModeSet(SovdOut, frozen=True, kw_only=True):
@@ -224,7 +224,7 @@ class ModeSet(SovdOut, frozen=True, kw_only=True):
 
 
 class NewLock(Body, frozen=True, kw_only=True):
-    lock_expiration: Annotated[int, msgspec.Meta(ge=1, le=86400, description="seconds")]
+    lock_expiration: Annotated[int, msgspec.Meta(ge=1, le=MAX_LOCK_S, description="seconds")]
 
 
 class LockCreated(SovdOut, frozen=True, kw_only=True):

@@ -14,24 +14,27 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from app.errors import (
     Conflict,
     ErrorResponse,
     InvalidResponseContent,
     NotResponding,
+    Overloaded,
     PreconditionNotFulfilled,
     ServiceError,
     StorageUnavailable,
 )
-from app.events import ResponseEvent
-from app.models import Command, Principal
+from app.events import ResponseEvent, StatusEvent
+from app.models import Command
 from app.services.commands import CommandService
 from app.services.sovd.entities import Target
 from app.vehicles import uds
 from app.vocabulary import CommandStatus, FailureCode
 
+# A call waits this much longer than the command deadline once its command started.
+WAIT_MARGIN_S: Final = 5.0
 # NRCs an ECU gives when the request needs another session (or conditions it sets).
 SESSION_NRCS: Final = frozenset({0x7E, 0x7F, 0x22})
 
@@ -64,16 +67,20 @@ def _hex(value: object) -> int | None:
 
 
 class VehicleCalls:
-    def __init__(self, commands: CommandService, wait_s: float) -> None:
+    def __init__(
+        self, commands: CommandService, command_timeout_s: float, queue_wait_s: float
+    ) -> None:
         self._commands = commands
-        # How long a call waits for its command (queue and execution): a little more than
-        # the command deadline, which ends any execution first.
-        self._wait_s = wait_s
+        # The longest a call waits for its command to start (its vehicle's lane may be
+        # busy, say with running self-tests).
+        self._queue_wait_s = queue_wait_s
+        # Once it started, the pipeline's deadline ends it; the margin covers the writes.
+        self._run_wait_s = command_timeout_s + WAIT_MARGIN_S
 
     async def run(
         self, at: Target, command_name: str, params: dict[str, str], until: Until = Until.END
     ) -> Outcome:
-        return await self.wait(at.who, await self.submit(at, command_name, params), until)
+        return await self.wait(at, await self.submit(at, command_name, params), until)
 
     async def submit(self, at: Target, command_name: str, params: dict[str, str]) -> Command:
         params = {"ecuAddress": at.ecu.ecu_address, **params}
@@ -81,50 +88,82 @@ class VehicleCalls:
             at.who, at.vehicle.vehicle_id, command_name, params, at.client
         )
 
-    async def wait(self, who: Principal, command: Command, until: Until = Until.END) -> Outcome:
-        """Follow the command until it ends (or starts answering)."""
+    async def wait(self, at: Target, command: Command, until: Until = Until.END) -> Outcome:
+        """Follow the command until it ends (or starts answering). One that never left
+        its vehicle's queue within the wait is cancelled there, never sent, and the
+        call is ``overloaded``: a client is never told "no answer" for a call that then
+        runs."""
+        cid = command.command_id
         chunks: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
         try:
             async with (
-                asyncio.timeout(self._wait_s),
-                self._commands.follow(who, command.command_id) as events,
+                asyncio.timeout(self._queue_wait_s) as deadline,
+                self._commands.follow(at.who, cid) as events,
             ):
                 async for event in events:
-                    if isinstance(event, ResponseEvent):
+                    if isinstance(event, StatusEvent) and event.status is CommandStatus.IN_PROGRESS:
+                        deadline.reschedule(loop.time() + self._run_wait_s)
+                    elif isinstance(event, ResponseEvent):
                         chunks.append(event.response_payload)
                         # A final chunk (a refusal, or a run already over) means the end
                         # is near: wait for it, so the answer and the state agree.
                         if until is Until.STARTED and not event.is_final:
                             break
         except TimeoutError:
-            raise NotResponding(
-                f"command {command.command_id} has not ended after {self._wait_s:g} s;"
-                " its answer will be in the history and on its stream",
-                command_id=command.command_id,
-            ) from None
-        return Outcome(await self._commands.get(who, command.command_id), tuple(chunks))
+            await self._gave_up(at, cid)
+        return Outcome(await self._commands.get(at.who, cid), tuple(chunks))
+
+    async def _gave_up(self, at: Target, command_id: str) -> NoReturn:
+        command = await self._commands.get(at.who, command_id)
+        if command.status is CommandStatus.PENDING:
+            stopped, _ = await self._commands.cancel(at.who, command_id, at.client)
+            if stopped.started_at is None:
+                raise Overloaded(
+                    f"vehicle {at.vehicle.vin} is busy: the call waited"
+                    f" {self._queue_wait_s:g} s for its turn and was not sent",
+                    retry_after=max(1, round(self._queue_wait_s)),
+                    command_id=command_id,
+                )
+        raise NotResponding(
+            f"command {command_id} has not ended in time; its answer will be in the history"
+            " and on its stream",
+            command_id=command_id,
+        )
 
     def check(self, outcome: Outcome, what: str, session: str | None = None) -> None:
         """Raise SOVD's error for a command that did not succeed. ``what`` names the call
         in messages; ``session`` is the session it needs, if any."""
-        command = outcome.command
-        cid = command.command_id
-        negative = outcome.negative()
-        if negative is not None:
-            raise _refusal(negative, what, session, cid)
-        if command.status in (CommandStatus.COMPLETED, CommandStatus.IN_PROGRESS):
-            return
-        message = command.error_message or f"command {cid} ended {command.status}"
-        code = command.error_code
-        if command.status is CommandStatus.TIMEOUT or code is FailureCode.VEHICLE_UNREACHABLE:
-            raise NotResponding(message, command_id=cid)
-        if code is FailureCode.INVALID_RESPONSE_CONTENT:
-            raise InvalidResponseContent(message, command_id=cid)
-        if code is FailureCode.STORAGE_UNAVAILABLE:
-            raise StorageUnavailable(message, command_id=cid)
-        if command.status is CommandStatus.CANCELLED:
-            raise Conflict(message, command_id=cid)
-        raise ServiceError(message, command_id=cid)
+        error = error_of(outcome, what, session)
+        if error is not None:
+            raise error
+
+
+def error_of(outcome: Outcome, what: str, session: str | None = None) -> ServiceError | None:
+    """SOVD's error for a command that did not succeed (None while it is running or once
+    it completed)."""
+    command = outcome.command
+    cid = command.command_id
+    negative = outcome.negative()
+    if negative is not None:
+        return _refusal(negative, what, session, cid)
+    if command.status in (
+        CommandStatus.COMPLETED,
+        CommandStatus.IN_PROGRESS,
+        CommandStatus.PENDING,
+    ):
+        return None
+    message = command.error_message or f"command {cid} ended {command.status}"
+    code = command.error_code
+    if command.status is CommandStatus.TIMEOUT or code is FailureCode.VEHICLE_UNREACHABLE:
+        return NotResponding(message, command_id=cid)
+    if code is FailureCode.INVALID_RESPONSE_CONTENT:
+        return InvalidResponseContent(message, command_id=cid)
+    if code is FailureCode.STORAGE_UNAVAILABLE:
+        return StorageUnavailable(message, command_id=cid)
+    if command.status is CommandStatus.CANCELLED:
+        return Conflict(message, command_id=cid)
+    return ServiceError(message, command_id=cid)
 
 
 def _refusal(

@@ -11,7 +11,7 @@ from app.vehicles import uds
 from app.vehicles.description import DataItem
 
 # What a ReadDataByID chunk carries besides the value itself.
-_ENVELOPE = frozenset({"ecuAddress", "dataId", "name", "status"})
+_READING_FIELDS = frozenset({"ecuAddress", "dataId", "name", "status"})
 
 
 def item(ecu: Component, data_id: str) -> DataItem:
@@ -37,4 +37,6 @@ class Data:
                 f"the answer for {wanted.id} of {ecu.name} holds no value",
                 command_id=outcome.command.command_id,
             )
-        return {k: v for k, v in answer.items() if k not in _ENVELOPE}, outcome.command.command_id
+        return {
+            k: v for k, v in answer.items() if k not in _READING_FIELDS
+        }, outcome.command.command_id

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from app.errors import NotFound
 from app.models import Principal, Vehicle
-from app.services.vehicles import VehicleService
+from app.services.vehicles import VIN_ANY_CASE, VehicleService
 from app.vehicles.description import EcuDescription, describe
 
 
@@ -56,6 +57,6 @@ class Entities:
 
     async def vehicle(self, ref: str) -> Vehicle:
         """By VIN (any case) or vehicle_id."""
-        if len(ref) == 17:
+        if re.fullmatch(VIN_ANY_CASE, ref):
             return await self._vehicles.get_by_vin(ref)
         return await self._vehicles.get(ref.lower())

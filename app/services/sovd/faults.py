@@ -21,6 +21,8 @@ from app.vehicles import uds
 from app.vehicles.description import fault_name, severity
 
 _NATIVE: Final = re.compile(r"^[0-9A-Fa-f]{6}$")
+# The ISO 14229-1 status bits by name, lowest first: a fault's ``status`` and its filters.
+STATUS_BITS: Final = uds.DTC_STATUS_BITS
 
 
 class FaultStatus(msgspec.Struct, frozen=True, kw_only=True):

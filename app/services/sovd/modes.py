@@ -16,6 +16,7 @@ from typing import Final
 from app.errors import BadRequest, InvalidResponseContent, MethodNotAllowed, NotFound
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.entities import Target
+from app.sovd import SESSIONS
 from app.vehicles import uds
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,6 @@ log = logging.getLogger(__name__)
 SESSION: Final = "session"
 SECURITY: Final = "security"
 SECURITY_STATE: Final = "locked"
-# Sessions a client may ask for (the catalogue's DiagnosticSessionControl values).
-SESSIONS: Final = ("default", "extended")
 MAX_EXPIRATION_S: Final = 24 * 3600
 
 
@@ -50,8 +49,10 @@ def mode(mode_id: str) -> ModeInfo:
 class Modes:
     def __init__(self, calls: VehicleCalls) -> None:
         self._calls = calls
-        # (vehicle_id, ECU address) -> the task that ends an expiring session.
+        # (vehicle_id, ECU address) -> the task that ends an expiring session; and whose
+        # it is (user_id), so it goes when its user's access ends.
         self._expiries: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._owners: dict[asyncio.Task[None], str] = {}
 
     async def read(self, at: Target, mode_id: str) -> tuple[str, str | None]:
         """The mode's value now, and the command that read it (None: no vehicle call)."""
@@ -97,11 +98,20 @@ class Modes:
             name=f"session-expiry-{at.vehicle.vehicle_id}-{at.ecu.ecu_address}",
         )
         self._expiries[key] = task
+        self._owners[task] = at.who.user_id
         task.add_done_callback(lambda done: self._forget(key, done))
 
     def _forget(self, key: tuple[str, int], done: asyncio.Task[None]) -> None:
+        self._owners.pop(done, None)
         if self._expiries.get(key) is done:
             del self._expiries[key]
+
+    def cancel_all_of(self, user_id: str) -> None:
+        """A user's access ended: no command goes out in their name any more (the
+        session stays as it is until someone changes it, or the ECU's S3 ends it)."""
+        for task, owner in list(self._owners.items()):
+            if owner == user_id:
+                task.cancel()
 
     async def _expire(self, at: Target, expiration_s: int) -> None:
         try:

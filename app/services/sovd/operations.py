@@ -14,20 +14,22 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
-from app.errors import BadRequest, Conflict, NotFound
+from app.errors import BadRequest, Conflict, NotFound, ServiceError
 from app.models import Command, ResponseChunk
 from app.services.commands import CommandService
-from app.services.sovd.calls import Until, VehicleCalls
+from app.services.sovd.calls import Outcome, Until, VehicleCalls, error_of
 from app.services.sovd.entities import Component, Target
 from app.store.commands import CommandFilter
 from app.vehicles import uds
 from app.vehicles.description import Operation
 from app.vocabulary import ACTIVE_STATUSES, CommandStatus
 
+__all__ = ["Execution", "ExecutionStatus", "Operation", "Operations", "operation"]
+
 ROUTINE_COMMAND: Final = "RoutineControl"
 RUN: Final = "run"
 # What a routine chunk carries besides its result parameters.
-_ENVELOPE: Final = frozenset({"ecuAddress", "routineId", "action", "status", "progress"})
+_ROUTINE_FIELDS: Final = frozenset({"ecuAddress", "routineId", "action", "status", "progress"})
 
 
 class ExecutionStatus(enum.StrEnum):
@@ -43,8 +45,7 @@ class Execution:
     status: ExecutionStatus
     parameters: dict[str, Any]
     progress: int | None
-    # Why it failed: (error code, message, parameters) of SOVD's GenericError.
-    error: tuple[str, str, dict[str, Any] | None] | None
+    error: ServiceError | None  # why it failed, as the call that started it was told
 
 
 def operation(ecu: Component, op_id: str) -> Operation:
@@ -63,11 +64,11 @@ def _params(ecu: Component, op: Operation) -> dict[str, str]:
     }
 
 
-def _state(command: Command, chunks: list[ResponseChunk]) -> Execution:
+def _state(at: Target, op: Operation, command: Command, chunks: list[ResponseChunk]) -> Execution:
     last = chunks[-1].response_payload if chunks else {}
     progress = last.get("progress")
-    parameters = {k: v for k, v in last.items() if k not in _ENVELOPE}
-    error: tuple[str, str, dict[str, Any] | None] | None = None
+    parameters = {k: v for k, v in last.items() if k not in _ROUTINE_FIELDS}
+    error = None
     if command.status in ACTIVE_STATUSES:
         status = ExecutionStatus.RUNNING
     elif command.status is CommandStatus.CANCELLED:
@@ -78,18 +79,10 @@ def _state(command: Command, chunks: list[ResponseChunk]) -> Execution:
         status = ExecutionStatus(ended) if ended in known else ExecutionStatus.FAILED
     else:
         status = ExecutionStatus.FAILED
-        negative = last.get("negativeResponse")
-        if isinstance(negative, dict):
-            nrc = int(str(negative.get("nrc", "0x00")), 16)
-            name = str(negative.get("name", uds.nrc_name(nrc)))
-            error = ("error-response", f"the ECU answered 0x{nrc:02X} ({name})", {"nrc": nrc})
+        outcome = Outcome(command, tuple(c.response_payload for c in chunks))
+        error = error_of(outcome, _what(at, op), op.session)
+        if outcome.negative() is not None:
             parameters = {}
-        else:
-            error = (
-                str(command.error_code or "sovd-server-failure"),
-                command.error_message or f"the command ended {command.status}",
-                None,
-            )
     return Execution(
         id=command.command_id,
         status=status,
@@ -97,6 +90,10 @@ def _state(command: Command, chunks: list[ResponseChunk]) -> Execution:
         progress=progress if isinstance(progress, int) else None,
         error=error,
     )
+
+
+def _what(at: Target, op: Operation) -> str:
+    return f"operation {op.id} of {at.ecu.name}"
 
 
 class Operations:
@@ -135,10 +132,10 @@ class Operations:
                 )
             command = await self._calls.submit(at, ROUTINE_COMMAND, _params(at.ecu, op))
         until = Until.STARTED if op.asynchronous else Until.END
-        outcome = await self._calls.wait(at.who, command, until)
-        self._calls.check(outcome, f"operation {op.id} of {at.ecu.name}", op.session)
+        outcome = await self._calls.wait(at, command, until)
+        self._calls.check(outcome, _what(at, op), op.session)
         _, chunks = await self._commands.snapshot(at.who, outcome.command.command_id, 0)
-        return _state(outcome.command, chunks)
+        return _state(at, op, outcome.command, chunks)
 
     async def executions(self, at: Target, op: Operation) -> list[str]:
         """The ids of the caller's executions of the operation (an admin: everyone's),
@@ -164,7 +161,7 @@ class Operations:
         return command, chunks
 
     async def execution(self, at: Target, op: Operation, execution_id: str) -> Execution:
-        return _state(*await self._own(at, op, execution_id))
+        return _state(at, op, *await self._own(at, op, execution_id))
 
     async def stop(self, at: Target, op: Operation, execution_id: str) -> None:
         """Stop a running execution: its command is cancelled, and the connector sends

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.services.commands import CommandService
+from app.services.locks import LockService
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.data import Data
 from app.services.sovd.entities import Entities
@@ -12,9 +13,6 @@ from app.services.sovd.faults import Faults
 from app.services.sovd.modes import Modes
 from app.services.sovd.operations import Operations
 from app.services.vehicles import VehicleService
-
-# A call waits this much longer than the command deadline, which ends any execution.
-WAIT_MARGIN_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +26,13 @@ class Sovd:
 
     @classmethod
     def build(
-        cls, vehicles: VehicleService, commands: CommandService, command_timeout_s: float
+        cls,
+        vehicles: VehicleService,
+        commands: CommandService,
+        command_timeout_s: float,
+        queue_wait_s: float,
     ) -> Sovd:
-        calls = VehicleCalls(commands, command_timeout_s + WAIT_MARGIN_S)
+        calls = VehicleCalls(commands, command_timeout_s, queue_wait_s)
         return cls(
             entities=Entities(vehicles),
             calls=calls,
@@ -42,3 +44,20 @@ class Sovd:
 
     async def aclose(self) -> None:
         await self.modes.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEnded:
+    """What goes when a user's access ends (disabled, deleted, password reset): their
+    locks (released) and their pending session expiries (cancelled). Registered with
+    ``AuthService.on_revocation``."""
+
+    locks: LockService
+    modes: Modes
+
+    def session_revoked(self, session_id: str) -> None:
+        pass  # locks belong to the user, not to one session
+
+    def user_revoked(self, user_id: str) -> None:
+        self.locks.release_all_of(user_id)
+        self.modes.cancel_all_of(user_id)
