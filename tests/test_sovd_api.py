@@ -16,12 +16,14 @@ import msgspec
 import pytest
 
 from app.api.contract import schema_of
+from app.api.routes import ENDPOINTS
 from app.api.sovd import types
 from app.errors import Conflict
 from app.main import simulator_for
 from app.services.sovd.entities import Target, components
 from app.services.sovd.operations import operation
 from tests.conftest import Server, auth, in_process, make_config, wait_until
+from tests.fake_clock import FakeClock
 from tests.scrape import scrape, value
 
 GENERIC_ERROR_FIELDS = {"error_code", "message", "vendor_code", "translation_id", "parameters"}
@@ -473,23 +475,48 @@ def test_sovd_calls_are_commands_with_audit_and_metrics(sovd: Server) -> None:
     before = scrape(sovd.http)
     read = client.get("/components/transmission/faults").headers["x-command-id"]
     clear = client.send("DELETE", "/components/transmission/faults", 204).headers["x-command-id"]
+    session = client.send(
+        "PUT", "/components/engine/modes/session", 200, {"value": "extended"}
+    ).headers["x-command-id"]
+    run = client.send("POST", "/components/engine/operations/selfTest/executions", 202).json()
+    stopped = client.send("POST", "/components/transmission/operations/selfTest/executions", 202)
+    client.send("DELETE", stopped.headers["location"].split("/v1", 1)[1], 204)
+    sovd.wait_status(client.token, run["id"])
     after = scrape(sovd.http)
-    completed = value(after, "commands_executed_total", status="completed") - value(
-        before, "commands_executed_total", status="completed"
-    )
-    assert completed == 2
+
+    def added(status: str) -> float:
+        return value(after, "commands_executed_total", status=status) - value(
+            before, "commands_executed_total", status=status
+        )
+
+    assert (added("completed"), added("cancelled")) == (4, 1)
+    ids = {read, clear, session, run["id"], stopped.json()["id"]}
     listed = sovd.http.get(
         "/api/v1/commands", headers=auth(client.token), params={"limit": 10}
     ).json()["items"]
-    assert {read, clear} <= {c["command_id"] for c in listed}
+    by_id = {c["command_id"]: c for c in listed}
+    assert ids <= set(by_id)
+    assert by_id[run["id"]]["command_params"] == {
+        "ecuAddress": "0x10",
+        "routineId": "0x0201",
+        "action": "run",
+    }
+    assert by_id[stopped.json()["id"]]["status"] == "cancelled"
     chunks = sovd.http.get(f"/api/v1/commands/{read}/responses", headers=auth(client.token)).json()[
         "items"
     ]
     assert [c["response_payload"].get("dtcCode") for c in chunks] == ["P0700", None]
+    progress = sovd.http.get(
+        f"/api/v1/commands/{run['id']}/responses", headers=auth(client.token)
+    ).json()["items"]
+    assert progress[-1]["response_payload"]["status"] == "completed"
     audit = sovd.http.get("/api/v1/audit", headers=auth(sovd.admin_token()), params={"limit": 200})
     assert audit.status_code == 200, audit.text
-    actions = {e["action"] for e in audit.json()["items"] if e["entity_id"] == clear}
-    assert {"command.submit", "command.start", "command.finish"} <= actions
+    for command_id in ids - {stopped.json()["id"]}:
+        actions = {e["action"] for e in audit.json()["items"] if e["entity_id"] == command_id}
+        assert {"command.submit", "command.start", "command.finish"} <= actions, command_id
+    actions = {e["action"] for e in audit.json()["items"] if e["entity_id"] == stopped.json()["id"]}
+    assert "command.cancel" in actions
 
 
 def test_the_openapi_document_holds_the_sovd_tree_with_generic_errors(sovd: Server) -> None:
@@ -624,3 +651,103 @@ def test_a_disabled_users_locks_are_released(sovd: Server) -> None:
     assert r.status_code == 200, r.text
     bob.send("DELETE", "/components/engine/faults", 204)
     assert bob.get("/locks").json()["items"] == []
+
+
+# -- every GET of the tree, and the vehicle's own locks ---------------------------------------
+
+# A path for each GET of the tree (its template after the root -> the path called).
+READS = {
+    "/version-info": "/version-info",
+    "/v1": "/v1",
+    "/v1/components": "/v1/components",
+    "/v1/apps": "/v1/apps",
+    "/v1/areas": "/v1/areas",
+    "/v1/functions": "/v1/functions",
+    "/v1/locks": "/v1/locks",
+    "/v1/locks/{lock_id}": "/v1/locks/{lock}",
+    "/v1/components/{component}": "/v1/components/engine",
+    "/v1/components/{component}/hosts": "/v1/components/engine/hosts",
+    "/v1/components/{component}/belongs-to": "/v1/components/engine/belongs-to",
+    "/v1/components/{component}/data": "/v1/components/engine/data",
+    "/v1/components/{component}/data-categories": "/v1/components/engine/data-categories",
+    "/v1/components/{component}/data-groups": "/v1/components/engine/data-groups",
+    "/v1/components/{component}/data/{data_id}": "/v1/components/engine/data/engineRpm",
+    "/v1/components/{component}/faults": "/v1/components/engine/faults",
+    "/v1/components/{component}/faults/{fault_code}": "/v1/components/engine/faults/P0171",
+    "/v1/components/{component}/operations": "/v1/components/engine/operations",
+    "/v1/components/{component}/operations/{operation}": (
+        "/v1/components/abs/operations/brakeBleedCheck"
+    ),
+    "/v1/components/{component}/operations/{operation}/executions": (
+        "/v1/components/engine/operations/selfTest/executions"
+    ),
+    "/v1/components/{component}/operations/{operation}/executions/{execution_id}": (
+        "/v1/components/engine/operations/selfTest/executions/{execution}"
+    ),
+    "/v1/components/{component}/modes": "/v1/components/engine/modes",
+    "/v1/components/{component}/modes/{mode}": "/v1/components/engine/modes/session",
+    "/v1/components/{component}/locks": "/v1/components/engine/locks",
+    "/v1/components/{component}/locks/{lock_id}": "/v1/components/engine/locks/{ecu_lock}",
+}
+
+
+def test_every_get_of_the_tree_adds_the_schema_of_its_declared_type(sovd: Server) -> None:
+    client = engineer(sovd)
+    lock = client.send("POST", "/locks", 201, {"lock_expiration": 60}).json()["id"]
+    ecu_lock = client.send("POST", "/components/engine/locks", 201, {"lock_expiration": 60})
+    execution = client.send(
+        "POST", "/components/engine/operations/selfTest/executions", 202, {}
+    ).json()["id"]
+    gets = [e for e in ENDPOINTS if e.path.startswith("/sovd/") and e.method == "GET"]
+    assert {e.path.removeprefix("/sovd/vehicles/{vin}") for e in gets} == set(READS)
+    for e in gets:
+        path = READS[e.path.removeprefix("/sovd/vehicles/{vin}")]
+        path = path.replace("{lock}", lock).replace("{execution}", execution)
+        path = path.replace("{ecu_lock}", ecu_lock.json()["id"])
+        url = f"/sovd/vehicles/{client.vin}{path}"
+        r = sovd.http.get(url, headers=auth(client.token), params={"include-schema": "true"})
+        assert r.status_code == 200, (url, r.text)
+        assert r.json()["schema"] == schema_of(e.responses[200]), url
+        plain = sovd.http.get(url, headers=auth(client.token))
+        assert "schema" not in plain.json(), url
+
+
+def test_modes_are_listed_and_security_is_shown_as_state(sovd: Server) -> None:
+    client = engineer(sovd)
+    modes = client.get("/components/engine/modes").json()["items"]
+    assert [m["id"] for m in modes] == ["session", "security"]
+    assert all(m["name"] for m in modes)
+    security = client.get("/components/engine/modes/security")
+    assert security.json()["value"] == "locked" and "x-command-id" not in security.headers
+
+
+def test_a_vehicle_lock_is_listed_read_extended_released_and_expires(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with in_process(make_config(tmp_path, command_timeout_s=2.0), clock=clock) as srv:
+        alice = engineer(srv)
+        bob = Client(srv, srv.create_engineer("bob"), alice.vin)
+        lock_id = alice.send("POST", "/locks", 201, {"lock_expiration": 30}).json()["id"]
+        assert alice.get("/locks").json()["items"] == [{"id": lock_id, "owned": True}]
+        # A vehicle lock is not listed among a component's locks, and covers them all.
+        assert alice.get("/components/abs/locks").json()["items"] == []
+        first = alice.get(f"/locks/{lock_id}").json()["lock_expiration"]
+        r = srv.http.delete(bob.url("/components/abs/faults"), headers=auth(bob.token))
+        generic_error(r, 409, "precondition-not-fulfilled")
+        r = srv.http.put(
+            bob.url(f"/locks/{lock_id}"), headers=auth(bob.token), json={"lock_expiration": 60}
+        )
+        generic_error(r, 403, "insufficient-access-rights")
+        alice.send("PUT", f"/locks/{lock_id}", 204, {"lock_expiration": 60})
+        assert alice.get(f"/locks/{lock_id}").json()["lock_expiration"] > first
+        clock.advance(61)  # past its end: the lock is gone for everyone
+        assert bob.get("/locks").json()["items"] == []
+        alice.get(f"/locks/{lock_id}", status=404)
+        bob.send("DELETE", "/components/abs/faults", 204)
+        # Released by its owner before its end: gone at once.
+        lock_id = bob.send("POST", "/locks", 201, {"lock_expiration": 30}).json()["id"]
+        bob.send("DELETE", f"/locks/{lock_id}", 204)
+        alice.send("DELETE", "/components/engine/faults", 204)
+        r = srv.http.post(
+            alice.url("/locks"), headers=auth(alice.token), json={"lock_expiration": 3601}
+        )
+        generic_error(r, 400, "incomplete-request")
