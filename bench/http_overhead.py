@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from bench.load import LoadResult, http_load
 from bench.server import BenchServer
 
@@ -34,38 +36,60 @@ LABELS = {ON: "telemetry on", OFF: "telemetry off", TRACED: "tracing on (all sam
 BARS = {ON: 0.95, TRACED: 0.80}  # ratio to telemetry off
 
 
+class SpanReceiver:
+    """An OTLP/HTTP endpoint that decodes every export (opentelemetry-proto) and counts
+    its spans, answering 200 at once (a collector that keeps up); on the load generator's
+    core. ``url`` is its traces URL."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Sink(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                count = sum(
+                    len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans
+                )
+                with receiver._lock:
+                    receiver.spans += count
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1/traces"
+
+    def serve(self, cpus: set[int] | None) -> None:
+        def run() -> None:
+            if cpus is not None:
+                os.sched_setaffinity(0, cpus)  # this thread only
+            self._server.serve_forever()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @contextmanager
-def span_receiver(cpus: set[int] | None) -> Iterator[str]:
-    """An OTLP/HTTP endpoint that takes every export and answers 200 at once (a collector
-    that keeps up), on the load generator's core; yields its traces URL."""
-
-    class Sink(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-
-    def serve() -> None:
-        if cpus is not None:
-            os.sched_setaffinity(0, cpus)  # this thread only
-        server.serve_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+def span_receiver(cpus: set[int] | None) -> Iterator[SpanReceiver]:
+    receiver = SpanReceiver()
+    receiver.serve(cpus)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+        yield receiver
     finally:
-        server.shutdown()
-        server.server_close()
+        receiver.close()
 
 
 def _env(mode: str, traces_url: str) -> dict[str, str]:
@@ -84,22 +108,32 @@ def measure(enabled: bool, seconds: float, connections: int) -> tuple[LoadResult
 
 
 def measure_mode(
-    mode: str, seconds: float, connections: int, traces_url: str = ""
+    mode: str, seconds: float, connections: int, receiver: SpanReceiver | None = None
 ) -> tuple[LoadResult, float]:
-    """Throughput, and the server's CPU time per request in microseconds."""
+    """Throughput, and the server's CPU time per request in microseconds. Traced: every
+    request's span reached the receiver by the time the server stopped (flushed then)."""
     pinned = len(os.sched_getaffinity(0)) > 1
     cpus, client_cpus = (SERVER_CPUS, CLIENT_CPUS) if pinned else (None, None)
+    traces_url = receiver.url if receiver is not None else ""
+    spans_before = receiver.spans if receiver is not None else 0
+    requests = 0
     with BenchServer(cpus=cpus, env=_env(mode, traces_url)) as server:
         headers = {"Authorization": f"Bearer {server.token()}"}
         url = server.base_url + PATH
         warm_up = min(2.0, seconds)
-        http_load(url, headers, seconds=warm_up, connections=connections, cpus=client_cpus)
+        warm = http_load(url, headers, seconds=warm_up, connections=connections, cpus=client_cpus)
         cpu_before = server.cpu_seconds()
         result = http_load(url, headers, seconds=seconds, connections=connections, cpus=client_cpus)
         cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
+        requests = warm.requests + result.requests
         if mode != OFF:
             assert server.http.get("/metrics").status_code == 200
-        return result, cpu_us
+    if mode == TRACED and receiver is not None:
+        exported = receiver.spans - spans_before
+        # One server span per request (and the log-in's); the shutdown flushed them all.
+        assert exported >= requests, f"{exported} spans received for {requests} requests"
+        print(f"  the receiver decoded {exported} spans for {requests} requests", flush=True)
+    return result, cpu_us
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,11 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     rps: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     pinned = len(os.sched_getaffinity(0)) > 1
-    with span_receiver(CLIENT_CPUS if pinned else None) as traces_url:
+    with span_receiver(CLIENT_CPUS if pinned else None) as receiver:
         for n in range(args.rounds):
             # Each round starts with another setting, so none always runs on a cold machine.
             for mode in modes[n % 3 :] + modes[: n % 3]:
-                result, cpu_us = measure_mode(mode, args.seconds, args.connections, traces_url)
+                result, cpu_us = measure_mode(mode, args.seconds, args.connections, receiver)
                 if result.errors:
                     print(f"errors: {result.errors}", file=sys.stderr)
                     return 1

@@ -32,7 +32,10 @@ from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.instrumentation import asgi
+from opentelemetry.instrumentation._semconv import _get_schema_url, _StabilityMode
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.instrumentation.asgi.version import __version__ as asgi_version
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -104,9 +107,9 @@ def make_exporter(settings: TracingSettings) -> SpanExporter:
 
         exporter: SpanExporter = GrpcSpanExporter(endpoint=settings.endpoint)
         return exporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from otel.span_encoding import FastOTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=settings.endpoint)
+    return FastOTLPSpanExporter(endpoint=settings.endpoint)
 
 
 def _span_details(scope: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -115,6 +118,41 @@ def _span_details(scope: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if scope["type"] == "websocket":
         return WEBSOCKET_PREFIX, {}
     return scope.get("method", "HTTP"), {}
+
+
+def _prefer_stable_semconv(middleware: OpenTelemetryMiddleware, provider: TracerProvider) -> None:
+    """The stable HTTP conventions (``http.request.method``, ``url.path``,
+    ``http.response.status_code``, ...), as the service's HTTP metrics are named, unless
+    OTEL_SEMCONV_STABILITY_OPT_IN chose otherwise. The instrumentation's default is the
+    old names: two more attributes per span, and more work per request to make them.
+    The instrumentation reads its mode once, when it is built (a private attribute;
+    tests/test_traces_stream.py pins the attribute names)."""
+    if middleware._sem_conv_opt_in_mode is _StabilityMode.DEFAULT:
+        middleware._sem_conv_opt_in_mode = _StabilityMode.HTTP
+        # Its spans name the conventions' version they follow.
+        middleware.tracer = _RequestSpanTracer(
+            provider.get_tracer(
+                asgi.__name__, asgi_version, schema_url=_get_schema_url(_StabilityMode.HTTP)
+            )
+        )
+    else:
+        middleware.tracer = _RequestSpanTracer(middleware.tracer)
+
+
+class _RequestSpanTracer(trace.Tracer):
+    """The instrumentation's tracer, less one copy of the request's attributes: it hands
+    them to ``start_span`` and then sets each again on the span it got (when recording),
+    so the span starts without them (our samplers never read them)."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> Span:
+        kwargs.pop("attributes", None)
+        return self._tracer.start_span(name, *args, **kwargs)
+
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._tracer.start_as_current_span(name, *args, **kwargs)
 
 
 class TracingMiddleware:
@@ -138,6 +176,7 @@ class TracingMiddleware:
             exclude_spans=["receive", "send"],
             http_capture_headers_sanitize_fields=list(SANITIZED_HEADERS),
         )
+        _prefer_stable_semconv(self._traced, provider)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"].startswith(self._excluded):

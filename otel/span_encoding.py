@@ -1,0 +1,235 @@
+"""OTLP/protobuf encoding of a batch of spans, several times faster than the exporter's.
+
+opentelemetry-exporter-otlp-proto-common builds a protobuf message object per span, per
+attribute and per value (about 35 us for an HTTP span of a dozen attributes), in the
+batch processor's thread, which competes with the server for the one interpreter lock.
+This writes the same bytes directly: the protobuf wire format of
+``ExportTraceServiceRequest`` (opentelemetry-proto), fields in number order, defaults
+left out as proto3 leaves them out. Most attribute pairs repeat from span to span (method,
+scheme, host, route, status), so each ``KeyValue`` is encoded once and kept (a bounded
+cache, cleared when full). The resource and the instrumentation scope are encoded by the
+official encoder, once each. ``tests/test_span_encoding.py`` checks the bytes against
+the official encoder's.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from opentelemetry.exporter.otlp.proto.common._internal import (
+    _encode_instrumentation_scope,
+    _encode_key_value,
+    _encode_resource,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanContext, SpanKind
+
+# SpanFlags: the context's is_remote is known (always), and it is remote.
+_HAS_IS_REMOTE: Final = 0x100
+_IS_REMOTE: Final = 0x200
+_KINDS: Final = {
+    SpanKind.INTERNAL: b"\x30\x01",
+    SpanKind.SERVER: b"\x30\x02",
+    SpanKind.CLIENT: b"\x30\x03",
+    SpanKind.PRODUCER: b"\x30\x04",
+    SpanKind.CONSUMER: b"\x30\x05",
+}
+CACHED_PAIRS: Final = 4096
+_SCALARS: Final = frozenset((str, bool, int, float))
+log = logging.getLogger(__name__)
+_pack_fixed64 = struct.Struct("<Q").pack
+_pack_fixed32 = struct.Struct("<I").pack
+_pack_double = struct.Struct("<d").pack
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: its tag byte(s), the length, the bytes."""
+    return tag + _varint(len(payload)) + payload
+
+
+def _string_field(tag: bytes, text: str) -> bytes:
+    return _field(tag, text.encode()) if text else b""
+
+
+def _any_value(value: Any) -> bytes | None:
+    """AnyValue of a scalar; None for the others (left to the official encoder)."""
+    if isinstance(value, str):
+        return _field(b"\x0a", value.encode())
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)  # int64: two's complement
+    if isinstance(value, float):
+        return b"\x21" + _pack_double(value)
+    return None
+
+
+class SpanEncoder:
+    """Encodes batches of finished spans; one per exporter (its caches are its own and it
+    runs in the exporter's one thread)."""
+
+    def __init__(self) -> None:
+        self._pairs: dict[tuple[str, type, Any], bytes] = {}
+        self._resources: dict[Any, bytes] = {}
+        self._scopes: dict[Any, bytes] = {}
+
+    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        """The serialized ``ExportTraceServiceRequest`` of ``spans``."""
+        grouped: dict[Any, dict[Any, list[bytes]]] = {}
+        for span in spans:
+            by_scope = grouped.setdefault(span.resource, {})
+            by_scope.setdefault(span.instrumentation_scope or None, []).append(
+                _field(b"\x12", self._span(span))
+            )
+        out = []
+        for resource, by_scope in grouped.items():
+            body = [_field(b"\x0a", self._resource(resource))]
+            for scope, encoded in by_scope.items():
+                scope_body = _field(b"\x0a", self._scope(scope)) + b"".join(encoded)
+                if scope is not None and scope.schema_url:
+                    scope_body += _string_field(b"\x1a", scope.schema_url)
+                body.append(_field(b"\x12", scope_body))
+            body.append(_string_field(b"\x1a", resource.schema_url))
+            out.append(_field(b"\x0a", b"".join(body)))
+        return b"".join(out)
+
+    def _resource(self, resource: Any) -> bytes:
+        encoded = self._resources.get(resource)
+        if encoded is None:
+            encoded = self._resources[resource] = _encode_resource(resource).SerializeToString()
+        return encoded
+
+    def _scope(self, scope: Any) -> bytes:
+        encoded = self._scopes.get(scope)
+        if encoded is None:
+            encoded = _encode_instrumentation_scope(scope).SerializeToString()
+            self._scopes[scope] = encoded
+        return encoded
+
+    def _attributes(self, tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+        if not attributes:
+            return b""
+        pairs = self._pairs
+        out = []
+        for key, value in attributes.items():
+            kind = type(value)
+            cache_key = (key, kind, value) if kind in _SCALARS else None
+            encoded = pairs.get(cache_key) if cache_key is not None else None
+            if encoded is None:
+                any_value = _any_value(value)
+                pair = (
+                    _field(b"\x0a", key.encode()) + _field(b"\x12", any_value)
+                    if any_value is not None
+                    else _encode_key_value(key, value).SerializeToString()
+                )
+                encoded = tag + _varint(len(pair)) + pair
+                if cache_key is not None:
+                    if len(pairs) >= CACHED_PAIRS:
+                        pairs.clear()  # unbounded values (ids, paths): start again
+                    pairs[cache_key] = encoded
+            out.append(encoded)
+        return b"".join(out)
+
+    def _span(self, span: ReadableSpan) -> bytes:
+        context = span.get_span_context()
+        assert context is not None
+        parent = span.parent
+        out = [
+            b"\x0a\x10",
+            context.trace_id.to_bytes(16, "big"),
+            b"\x12\x08",
+            context.span_id.to_bytes(8, "big"),
+        ]
+        state = context.trace_state
+        if state:
+            out.append(_string_field(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items())))
+        if parent is not None:
+            out += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
+        out += (
+            _string_field(b"\x2a", span.name),
+            _KINDS[span.kind],
+            b"\x39",
+            _pack_fixed64(span.start_time or 0),
+            b"\x41",
+            _pack_fixed64(span.end_time or 0),
+            self._attributes(b"\x4a", span.attributes),
+        )
+        if span.dropped_attributes:
+            out.append(b"\x50" + _varint(span.dropped_attributes))
+        for event in span.events:
+            body = (
+                b"\x09"
+                + _pack_fixed64(event.timestamp)
+                + _string_field(b"\x12", event.name)
+                + self._attributes(b"\x1a", event.attributes)
+            )
+            if event.dropped_attributes:
+                body += b"\x20" + _varint(event.dropped_attributes)
+            out.append(_field(b"\x5a", body))
+        if span.dropped_events:
+            out.append(b"\x60" + _varint(span.dropped_events))
+        for link in span.links:
+            body = (
+                b"\x0a\x10"
+                + link.context.trace_id.to_bytes(16, "big")
+                + b"\x12\x08"
+                + link.context.span_id.to_bytes(8, "big")
+                + self._attributes(b"\x22", link.attributes)
+            )
+            if link.dropped_attributes:
+                body += b"\x28" + _varint(link.dropped_attributes)
+            out.append(_field(b"\x6a", body + b"\x35" + _pack_fixed32(_flags(link.context))))
+        if span.dropped_links:
+            out.append(b"\x70" + _varint(span.dropped_links))
+        status = span.status
+        status_body = _string_field(b"\x12", status.description or "")
+        if status.status_code.value:
+            status_body += b"\x18" + _varint(status.status_code.value)
+        out.append(_field(b"\x7a", status_body))
+        out.append(b"\x85\x01" + _pack_fixed32(_flags(parent)))
+        return b"".join(out)
+
+
+def _flags(context: SpanContext | None) -> int:
+    if context is not None and context.is_remote:
+        return _HAS_IS_REMOTE | _IS_REMOTE
+    return _HAS_IS_REMOTE
+
+
+class FastOTLPSpanExporter(OTLPSpanExporter):
+    """The OTLP/HTTP span exporter (its endpoint, headers, timeout, compression, retries),
+    with the batch encoded by ``SpanEncoder``; a batch it cannot encode goes through the
+    official encoder instead."""
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        super().__init__(endpoint=endpoint)
+        self._encoder = SpanEncoder()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return super().export(spans)  # says so and fails, as the exporter does
+        try:
+            data = self._encoder.encode(spans)
+        except Exception:
+            log.exception(
+                "could not encode %d spans; the exporter's encoder takes them", len(spans)
+            )
+            return super().export(spans)
+        result = self._client.export(data)
+        return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE

@@ -1,0 +1,64 @@
+"""Issue #13: the fast OTLP span encoding writes exactly the official encoder's bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
+
+from otel.span_encoding import SpanEncoder
+
+
+class Keep(SpanExporter):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+def test_the_bytes_are_the_official_encoders() -> None:
+    kept = Keep()
+    provider = TracerProvider(resource=Resource.create({"service.name": "s", "n": 3}))
+    provider.add_span_processor(SimpleSpanProcessor(kept))
+    tracer = provider.get_tracer("a", "1.0", schema_url="https://example.com/schema")
+    other = provider.get_tracer("b")
+    remote = SpanContext(0x1234, 0x5678, True, TraceFlags(1), TraceState([("k", "v")]))
+    attributes = {"s": "x", "i": -5, "b": False, "f": 1.5, "l": ["a", "b"], "li": [1, 2], "e": ""}
+    with tracer.start_as_current_span(
+        "root",
+        kind=SpanKind.SERVER,
+        context=set_span_in_context(NonRecordingSpan(remote)),
+        attributes=attributes,
+    ) as root:
+        root.add_event("chunk", {"sovd.chunk.sequence": 1, "sovd.chunk.size": 300})
+        root.add_event("empty")
+        with other.start_as_current_span(
+            "child", links=[Link(remote, {"x": 1}), Link(root.get_span_context())]
+        ) as child:
+            child.set_status(Status(StatusCode.ERROR, "boom"))
+            child.set_attribute("big", 2**40)
+        ok = tracer.start_span("ok")
+        ok.set_status(StatusCode.OK)
+        ok.end()
+    for _ in range(3):  # repeated pairs come from the cache
+        tracer.start_span("GET /x", kind=SpanKind.SERVER, attributes={"m": "GET"}).end()
+    encoder = SpanEncoder()
+    official = encode_spans(kept.spans).SerializeToString()
+    assert encoder.encode(kept.spans) == official
+    assert encoder.encode(kept.spans) == official  # and again, from the caches
