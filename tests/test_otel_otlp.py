@@ -14,7 +14,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-from tests.conftest import make_config, running, wait_until
+from tests import otlp_traces
+from tests.conftest import in_process, make_config, running, wait_until
+from tests.otlp_traces import TraceReceiver, of_command
 from tests.scrape import scrape, value
 
 
@@ -71,6 +73,9 @@ class Receiver:
         self.server.server_close()
 
 
+traces = otlp_traces.traces  # the trace receiver fixture
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     rec = Receiver()
@@ -108,3 +113,38 @@ def test_custom_metrics_are_pushed_over_otlp_http(tmp_path: Path, receiver: Rece
         for a in receiver.requests[-1].resource_metrics[0].resource.attributes
     }
     assert resource["service.name"] == "sovd-command-service"
+
+
+def test_sampled_commands_are_exemplars_in_the_otlp_push(
+    tmp_path: Path, receiver: Receiver, traces: TraceReceiver
+) -> None:
+    """Issue #13: with tracing on, the pushed duration histogram carries the trace id of
+    a sampled command as an exemplar (as /metrics does in OpenMetrics)."""
+    config = make_config(
+        tmp_path,
+        otlp_metrics_endpoint=f"{receiver.url}/v1/metrics",
+        otlp_traces_endpoint=traces.traces_url,
+        otlp_export_interval_ms=200,
+    )
+    with in_process(config) as srv:
+        token = srv.token()
+        command = srv.submit(token, srv.vehicle(token)["vehicle_id"])["command_id"]
+        srv.wait_status(token, command)
+
+        def exemplars() -> list[bytes] | None:
+            found = [
+                exemplar.trace_id
+                for request in receiver.requests
+                for rm in request.resource_metrics
+                for sm in rm.scope_metrics
+                for metric in sm.metrics
+                if metric.name == "command_execution_duration"
+                for dp in metric.histogram.data_points
+                for exemplar in dp.exemplars
+            ]
+            return found or None
+
+        pushed = wait_until(exemplars, "an OTLP export with an exemplar")
+    command_trace = {s.trace_id for s in of_command(traces.spans(), command)}
+    assert len(command_trace) == 1
+    assert {trace_id.hex() for trace_id in pushed} == command_trace
