@@ -21,8 +21,8 @@ run: $(STAMP)
 	SOVD_DEMO_DATA=$${SOVD_DEMO_DATA:-1} SOVD_DEMO_EMULATOR=$${SOVD_DEMO_EMULATOR:-1} exec $(PY) -m app
 
 # Every tier on two workers (pytest-xdist; a module stays on one worker), and the ten
-# slowest tests, so the run stays under 90 s on two cores. The fast inner loop, without
-# the real-socket tier: $(PY) -m pytest -m "not socket"
+# slowest tests: about two minutes on two cores. The fast inner loop, without the
+# real-socket tier (about 25 s): $(PY) -m pytest -m "not socket"
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --durations=10
 

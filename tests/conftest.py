@@ -53,6 +53,7 @@ SOCKET_TIER = frozenset(
     {
         "test_authorization",  # its WebSocket matrix
         "test_bench",
+        "test_bench_overhead",
         "test_cancel",
         "test_console_browser",
         "test_console_faults",

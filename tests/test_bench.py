@@ -82,29 +82,3 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     soak = results["soak"]
     assert soak["commands"] == 80 and soak["errors"] == 0
     assert len(soak["rss_kib_25_50_75_100"]) == 4
-
-
-def test_http_overhead_benchmark_runs(tmp_path: Path) -> None:
-    out = tmp_path / "overhead.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.http_overhead",
-            "--seconds",
-            "1",
-            "--rounds",
-            "1",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ratio on/off" in result.stdout
-    figures = json.loads(out.read_text())
-    assert figures["rps"]["on"][0] > 0 and figures["rps"]["off"][0] > 0

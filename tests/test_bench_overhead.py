@@ -1,0 +1,41 @@
+"""A smoke-sized run of ``python -m bench.http_overhead`` (its own module, so the test
+runner can put it beside the other benchmark smoke): the three settings run against the
+real service, and with tracing on the receiver decoded one span per request (the
+benchmark itself checks that, and fails otherwise)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_http_overhead_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "overhead.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.http_overhead",
+            "--seconds",
+            "1",
+            "--rounds",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ratio on/off" in result.stdout
+    figures = json.loads(out.read_text())
+    assert figures["rps"]["on"][0] > 0 and figures["rps"]["off"][0] > 0
+    assert figures["rps"]["traced"][0] > 0 and figures["traced_ratio"] > 0
+    assert "the receiver decoded" in result.stdout
