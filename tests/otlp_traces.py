@@ -1,5 +1,7 @@
-"""An OTLP/HTTP trace receiver inside the test: decodes what the service exports with
-opentelemetry-proto, and the spans as plain records to assert on."""
+"""OTLP/HTTP receivers inside the test: decode what the service exports with
+opentelemetry-proto. ``OtlpReceiver`` is the endpoint for any signal (the metrics one is
+in tests/test_otel_otlp.py); ``TraceReceiver`` gives the spans as plain records to
+assert on."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import pytest
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -18,6 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+RequestT = TypeVar("RequestT", bound=Message)
 
 SERVER = ProtoSpan.SPAN_KIND_SERVER
 ERROR = Status.STATUS_CODE_ERROR
@@ -73,9 +78,13 @@ class Span:
         )
 
 
-class TraceReceiver:
-    def __init__(self) -> None:
-        self.requests: list[ExportTraceServiceRequest] = []
+class OtlpReceiver(Generic[RequestT]):
+    """An OTLP/HTTP collector endpoint in the test: each export the service posts is kept
+    decoded as ``request_type`` (with the path it came to) and answered with an empty
+    ``response_type``, as a collector does."""
+
+    def __init__(self, request_type: type[RequestT], response_type: type[Message]) -> None:
+        self.requests: list[RequestT] = []
         self.paths: list[str] = []
         self._lock = threading.Lock()
         receiver = self
@@ -85,12 +94,12 @@ class TraceReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                request = ExportTraceServiceRequest()
+                request = request_type()
                 request.ParseFromString(body)
                 with receiver._lock:
                     receiver.requests.append(request)
                     receiver.paths.append(self.path)
-                reply = ExportTraceServiceResponse().SerializeToString()
+                reply = response_type().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(reply)))
@@ -105,38 +114,49 @@ class TraceReceiver:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
+    def received(self) -> list[RequestT]:
+        """The exports so far (a copy: the server thread keeps appending)."""
+        with self._lock:
+            return list(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TraceReceiver(OtlpReceiver[ExportTraceServiceRequest]):
+    def __init__(self) -> None:
+        super().__init__(ExportTraceServiceRequest, ExportTraceServiceResponse)
+
     @property
     def traces_url(self) -> str:
         return self.url + "/v1/traces"
 
     def spans(self) -> list[Span]:
-        with self._lock:
-            requests = list(self.requests)
         return [
             Span.of(span)
-            for request in requests
+            for request in self.received()
             for resource_spans in request.resource_spans
             for scope_spans in resource_spans.scope_spans
             for span in scope_spans.spans
         ]
 
     def resources(self) -> list[dict[str, Any]]:
-        with self._lock:
-            requests = list(self.requests)
-        return [_attributes(rs.resource.attributes) for r in requests for rs in r.resource_spans]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return [
+            _attributes(rs.resource.attributes) for r in self.received() for rs in r.resource_spans
+        ]
 
 
 @pytest.fixture
 def traces() -> Iterator[TraceReceiver]:
-    receiver = TraceReceiver()
-    try:
+    with TraceReceiver() as receiver:
         yield receiver
-    finally:
-        receiver.close()
 
 
 def named(spans: list[Span], name: str) -> list[Span]:

@@ -13,15 +13,13 @@ import pytest
 from app.api.routes import ENDPOINTS
 from app.vocabulary import Access
 from tests.conftest import ADMIN_PASSWORD, ENGINEER_PASSWORD, Server, auth, make_config, running
+from tests.sovd_paths import OWNED_READS, READS, SELF_TEST
 
 _counter = itertools.count()
 
 
 def _vin() -> str:
     return f"1HGCM82633A{next(_counter):06d}"
-
-
-_SELF_TEST = "/v1/components/engine/operations/selfTest/executions"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +35,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         cmd_b = srv.submit(b, vehicle)["command_id"]
         executions = {}
         for who, token in (("a", a), ("b", b)):
-            r = srv.http.post(f"/sovd/vehicles/{vin}{_SELF_TEST}", headers=auth(token), json={})
+            r = srv.http.post(f"/sovd/vehicles/{vin}{SELF_TEST}", headers=auth(token), json={})
             assert r.status_code == 202, r.text
             executions[who] = r.json()["id"]
             srv.wait_status(admin, executions[who])  # one run of the routine at a time
@@ -67,33 +65,6 @@ def _fresh_user(srv: Server) -> str:
 
 
 _OP = "/v1/components/{component}/operations/{operation}"
-# The SOVD tree's plain reads: the table's path after the root -> the path called.
-_SOVD_READS = {
-    "/version-info": "/version-info",
-    "/v1": "/v1",
-    "/v1/components": "/v1/components",
-    "/v1/apps": "/v1/apps",
-    "/v1/areas": "/v1/areas",
-    "/v1/functions": "/v1/functions",
-    "/v1/locks": "/v1/locks",
-    "/v1/components/{component}": "/v1/components/engine",
-    "/v1/components/{component}/hosts": "/v1/components/engine/hosts",
-    "/v1/components/{component}/belongs-to": "/v1/components/engine/belongs-to",
-    "/v1/components/{component}/data": "/v1/components/engine/data",
-    "/v1/components/{component}/data-categories": "/v1/components/engine/data-categories",
-    "/v1/components/{component}/data-groups": "/v1/components/engine/data-groups",
-    "/v1/components/{component}/data/{data_id}": "/v1/components/engine/data/vin",
-    "/v1/components/{component}/faults": "/v1/components/transmission/faults",
-    "/v1/components/{component}/faults/{fault_code}": "/v1/components/transmission/faults/P0700",
-    "/v1/components/{component}/operations": "/v1/components/engine/operations",
-    "/v1/components/{component}/operations/{operation}": (
-        "/v1/components/engine/operations/selfTest"
-    ),
-    "/v1/components/{component}/operations/{operation}/executions": _SELF_TEST,
-    "/v1/components/{component}/modes": "/v1/components/engine/modes",
-    "/v1/components/{component}/modes/{mode}": "/v1/components/engine/modes/session",
-    "/v1/components/{component}/locks": "/v1/components/engine/locks",
-}
 # Example calls per endpoint of the route table: (name, path, body, owner, ok status);
 # {vehicle}, {cmd_a}, {cmd_b}, {user} are filled in. ``owner`` names whose command the
 # call reaches ("a"/"b"): only its owner and admins may; others hear 404.
@@ -224,7 +195,8 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         ("GET", f"/sovd/vehicles/{{vin}}{tail}"): [
             (f"sovd-get{tail.replace('/', '-')}", f"/sovd/vehicles/{{vin}}{path}", None, None, 200)
         ]
-        for tail, path in _SOVD_READS.items()
+        for tail, path in READS.items()
+        if tail not in OWNED_READS  # below: whose lock or execution it is matters
     },
     # State changes act on a vehicle of their own ({fresh}): each caller's call succeeds.
     ("DELETE", "/sovd/vehicles/{vin}/v1/components/{component}/faults"): [
@@ -240,7 +212,7 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         )
     ],
     ("POST", f"/sovd/vehicles/{{vin}}{_OP}/executions"): [
-        ("sovd-execute", f"/sovd/vehicles/{{fresh}}{_SELF_TEST}", lambda: {}, None, 202)
+        ("sovd-execute", f"/sovd/vehicles/{{fresh}}{SELF_TEST}", lambda: {}, None, 202)
     ],
     ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}/modes/{mode}"): [
         (
@@ -290,13 +262,13 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
     ],
     # An execution is its user's and the admins': others hear 404.
     ("GET", f"/sovd/vehicles/{{vin}}{_OP}/executions/{{execution_id}}"): [
-        ("sovd-execution-a", f"/sovd/vehicles/{{vin}}{_SELF_TEST}/{{exec_a}}", None, "a", 200),
-        ("sovd-execution-b", f"/sovd/vehicles/{{vin}}{_SELF_TEST}/{{exec_b}}", None, "b", 200),
+        ("sovd-execution-a", f"/sovd/vehicles/{{vin}}{SELF_TEST}/{{exec_a}}", None, "a", 200),
+        ("sovd-execution-b", f"/sovd/vehicles/{{vin}}{SELF_TEST}/{{exec_b}}", None, "b", 200),
     ],
     # They have ended: stopping them is 409 for whoever may, 404 for anyone else.
     ("DELETE", f"/sovd/vehicles/{{vin}}{_OP}/executions/{{execution_id}}"): [
-        ("sovd-stop-a", f"/sovd/vehicles/{{vin}}{_SELF_TEST}/{{exec_a}}", None, "a", 409),
-        ("sovd-stop-b", f"/sovd/vehicles/{{vin}}{_SELF_TEST}/{{exec_b}}", None, "b", 409),
+        ("sovd-stop-a", f"/sovd/vehicles/{{vin}}{SELF_TEST}/{{exec_a}}", None, "a", 409),
+        ("sovd-stop-b", f"/sovd/vehicles/{{vin}}{SELF_TEST}/{{exec_b}}", None, "b", 409),
     ],
     # The commands have ended: whoever may cancel them hears 409, anyone else 404.
     ("POST", "/api/v1/commands/{command_id}/cancel"): [

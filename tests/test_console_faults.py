@@ -19,12 +19,13 @@ from playwright.sync_api import Browser, Locator, Request, expect
 
 from tests import test_console_browser as browser_tests
 from tests.conftest import ENGINEER_PASSWORD, Server, make_config, running
-from tests.test_console_browser import DESKTOP, GOLF, MEGANE, PHONE, Console, _open
+from tests.test_console_browser import GOLF, MEGANE, PHONE, Console, _open
 
 # The browser module's fixtures, shared rather than copied: one browser for this module.
 playwright = browser_tests.playwright
 browser = browser_tests.browser
 shots = browser_tests.shots
+console = browser_tests.console  # a tab on this module's own ``service``
 
 
 def _faults_path(vin: str, component: str) -> str:
@@ -35,14 +36,6 @@ def _faults_path(vin: str, component: str) -> str:
 def service(tmp_path: Path) -> Iterator[Server]:
     with running(make_config(tmp_path)) as server:
         yield server
-
-
-@pytest.fixture
-def console(browser: Browser, service: Server, shots: Path) -> Iterator[Console]:
-    tab = _open(browser, service, shots, DESKTOP)
-    yield tab
-    tab.page.context.close()
-    assert tab.errors == [], "the page logged errors (console or CSP)"
 
 
 def _open_faults(console: Console, vin: str = GOLF) -> Locator:

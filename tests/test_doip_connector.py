@@ -26,6 +26,7 @@ from app.vehicles.doip_link import Link
 from app.vehicles.emulator import DoipEmulator, EmulatorSettings, Timings, running_emulator
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
 from tests.doip_helpers import DEADLINE_S, Recorder, doip_threads, eventually
+from tests.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
 
 FAST = DoipSettings(
     p2_s=0.5,
@@ -48,9 +49,7 @@ class Bench:
     connector: DoipConnector
     observer: Recorder
 
-    async def run(
-        self, name: str, params: dict[str, str], vehicle: str = "v1"
-    ) -> list[tuple[dict[str, Any], bool]]:
+    async def run(self, name: str, params: dict[str, str], vehicle: str = "v1") -> Chunks:
         request = DiagnosticRequest("c1", vehicle, "WVWZZZ1KZAW000001", "", name, params)
         answer = self.connector.execute(request)
         try:
@@ -89,11 +88,6 @@ def bench(
     asyncio.run(scenario())
 
 
-def payloads(chunks: list[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
-    assert [final for _, final in chunks] == [False] * (len(chunks) - 1) + [True]
-    return [payload for payload, _ in chunks]
-
-
 # -- every command kind --------------------------------------------------------------
 
 
@@ -101,21 +95,7 @@ def test_read_dtc_streams_one_chunk_per_dtc_then_a_summary() -> None:
     async def body(b: Bench) -> None:
         engine = payloads(await b.run("ReadDTC", {"ecuAddress": "0x10"}))
         assert engine == [
-            {
-                "ecuAddress": "0x10",
-                "dtcCode": "P0171",
-                "status": "confirmed",
-                "statusByte": "0x2F",
-                "statusBits": [
-                    "testFailed",
-                    "testFailedThisOperationCycle",
-                    "pendingDTC",
-                    "confirmedDTC",
-                    "testFailedSinceLastClear",
-                ],
-                "failureType": "0x00",
-                "description": "System too lean (bank 1)",
-            },
+            ENGINE_LEAN_DTC,
             {
                 "ecuAddress": "0x10",
                 "dtcCode": "P0420",
@@ -778,13 +758,7 @@ def test_routine_run_over_doip_follows_progress_and_a_closed_run_stops_the_routi
     async def to_the_end(b: Bench) -> None:
         params = {"ecuAddress": "0x10", "routineId": "0x0201", "action": "run"}
         chunks = payloads(await b.run("RoutineControl", params))
-        assert chunks[0] == {
-            "ecuAddress": "0x10",
-            "routineId": "0x0201",
-            "action": "run",
-            "status": "running",
-            "progress": 0,
-        }
+        assert chunks[0] == SELF_TEST_RUN_STARTED
         progress = [c["progress"] for c in chunks]
         assert len(progress) >= 3 and progress == sorted(set(progress))
         assert (chunks[-1]["status"], chunks[-1]["progress"]) == ("completed", 100)

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from tests.command_helpers import submit_read_dtc
 from tests.conftest import DEADLINE_S, ENGINEER_PASSWORD, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,17 +146,7 @@ def _vehicle(proc: Process, token: str, profile: str) -> str:
 
 
 def _submit(proc: Process, token: str, vehicle_id: str) -> str:
-    r = proc.http.post(
-        "/api/v1/commands",
-        headers={"Authorization": f"Bearer {token}"},
-        json={
-            "vehicle_id": vehicle_id,
-            "command_name": "ReadDTC",
-            "command_params": {"ecuAddress": "0x10"},
-        },
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["command_id"])
+    return submit_read_dtc(proc.http, token, vehicle_id)
 
 
 def test_quick_start_flow_over_the_network(process: Process) -> None:

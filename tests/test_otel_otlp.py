@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,46 +13,21 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from tests import otlp_traces
 from tests.conftest import in_process, make_config, running, wait_until
-from tests.otlp_traces import TraceReceiver, of_command
+from tests.otlp_traces import OtlpReceiver, TraceReceiver, of_command
 from tests.scrape import scrape, value
 
 
-class Receiver:
+class Receiver(OtlpReceiver[ExportMetricsServiceRequest]):
     def __init__(self) -> None:
-        self.requests: list[ExportMetricsServiceRequest] = []
-        self.paths: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                request = ExportMetricsServiceRequest()
-                request.ParseFromString(body)
-                receiver.requests.append(request)
-                receiver.paths.append(self.path)
-                reply = ExportMetricsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        super().__init__(ExportMetricsServiceRequest, ExportMetricsServiceResponse)
 
     def latest(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """Data points of the newest export, by metric name and attributes."""
         points: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-        if not self.requests:
+        requests = self.received()
+        if not requests:
             return points
-        for rm in self.requests[-1].resource_metrics:
+        for rm in requests[-1].resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
                     kind = metric.WhichOneof("data")
@@ -68,21 +40,14 @@ class Receiver:
                         points[(metric.name, attrs)] = number
         return points
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 traces = otlp_traces.traces  # the trace receiver fixture
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    try:
+    with Receiver() as rec:
         yield rec
-    finally:
-        rec.close()
 
 
 def test_custom_metrics_are_pushed_over_otlp_http(tmp_path: Path, receiver: Receiver) -> None:
@@ -134,7 +99,7 @@ def test_sampled_commands_are_exemplars_in_the_otlp_push(
         def exemplars() -> list[bytes] | None:
             found = [
                 exemplar.trace_id
-                for request in receiver.requests
+                for request in receiver.received()
                 for rm in request.resource_metrics
                 for sm in rm.scope_metrics
                 for metric in sm.metrics

@@ -15,8 +15,7 @@ from app import sovd
 from app.vehicles.connector import DiagnosticRequest, RawChunk, VehicleUnreachable
 from app.vehicles.emulator import BLEED_CHECK, SELF_TEST
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
-
-Chunks = list[tuple[dict[str, Any], bool]]
+from tests.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
 
 
 def _request(
@@ -40,17 +39,12 @@ def _run(sim: SimulatedConnector, request: DiagnosticRequest) -> Chunks:
     return asyncio.run(_collect(sim, request))
 
 
-def _payloads(chunks: Chunks) -> list[dict[str, Any]]:
-    assert [final for _, final in chunks] == [False] * (len(chunks) - 1) + [True]
-    return [payload for payload, _ in chunks]
-
-
 def _sim(**kwargs: Any) -> SimulatedConnector:
     return SimulatedConnector(SimulatorSettings(seed=7, latency_ms=0, **kwargs))
 
 
 def _codes(sim: SimulatedConnector, ecu: str, vehicle: str = "v1") -> list[tuple[str, str]]:
-    chunks = _payloads(_run(sim, _request("ReadDTC", {"ecuAddress": ecu}, vehicle=vehicle)))
+    chunks = payloads(_run(sim, _request("ReadDTC", {"ecuAddress": ecu}, vehicle=vehicle)))
     assert chunks[-1] == {"ecuAddress": ecu, "status": "complete", "totalDtcs": len(chunks) - 1}
     return [(c["dtcCode"], c["status"]) for c in chunks[:-1]]
 
@@ -65,22 +59,8 @@ def _routine(ecu: str, routine_id: str, action: str, **kw: Any) -> DiagnosticReq
 
 def test_each_ecu_reports_its_own_dtcs_with_real_status_bytes() -> None:
     sim = _sim()
-    engine = _payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x10"})))
-    assert engine[0] == {
-        "ecuAddress": "0x10",
-        "dtcCode": "P0171",
-        "status": "confirmed",
-        "statusByte": "0x2F",
-        "statusBits": [
-            "testFailed",
-            "testFailedThisOperationCycle",
-            "pendingDTC",
-            "confirmedDTC",
-            "testFailedSinceLastClear",
-        ],
-        "failureType": "0x00",
-        "description": "System too lean (bank 1)",
-    }
+    engine = payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x10"})))
+    assert engine[0] == ENGINE_LEAN_DTC
     assert (engine[1]["dtcCode"], engine[1]["status"], engine[1]["statusByte"]) == (
         "P0420",
         "pending",
@@ -107,7 +87,7 @@ def test_clearing_one_ecu_leaves_the_others_and_other_vehicles() -> None:
         )
     ]
     assert sim.stored_dtcs("v1", 0x10) == ("P0171",)
-    everything = _payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x10"})))
+    everything = payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x10"})))
     assert (everything[0]["clearedDtcs"], everything[0]["remainingDtcs"]) == (["P0171"], 0)
     assert _codes(sim, "0x10") == []
     assert _codes(sim, "0x18") == [("P0700", "confirmed")]  # another ECU keeps its own
@@ -141,7 +121,7 @@ def test_dtcs_come_back_only_when_a_self_test_reruns_the_tests() -> None:
 
 def test_body_refuses_clearing_in_the_default_session_and_clears_in_extended() -> None:
     sim = _sim()
-    refused = _payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x40"})))
+    refused = payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x40"})))
     assert refused == [
         {
             "ecuAddress": "0x40",
@@ -154,7 +134,7 @@ def test_body_refuses_clearing_in_the_default_session_and_clears_in_extended() -
     ]
     assert sim.stored_dtcs("v1", 0x40) == ("B1000",)
     _run(sim, _request("DiagnosticSessionControl", {"ecuAddress": "0x40", "session": "extended"}))
-    cleared = _payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x40"})))
+    cleared = payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x40"})))
     assert cleared[0]["clearedDtcs"] == ["B1000"]
     assert sim.stored_dtcs("v1", 0x40) == ()
 
@@ -168,7 +148,7 @@ def test_an_address_outside_the_vehicles_ecus_is_request_out_of_range() -> None:
         ("ReadDTC", {"ecuAddress": "0x99"}),
         ("ReadDataByID", {"ecuAddress": "0x99", "dataId": "0xF190"}),
     ):
-        answer = _payloads(_run(sim, _request(name, params)))
+        answer = payloads(_run(sim, _request(name, params)))
         assert answer[-1]["ecuAddress"] == "0x99"
         assert answer[-1]["negativeResponse"] == {
             "nrc": "0x31",
@@ -177,11 +157,11 @@ def test_an_address_outside_the_vehicles_ecus_is_request_out_of_range() -> None:
         }
     # A vehicle with its own ECU set: 0x18 is not in it, 0x50 is a plain ECU.
     ecus = (("engine", 0x10), ("gateway", 0x50))
-    gone = _payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x18"}, ecus=ecus)))
+    gone = payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x18"}, ecus=ecus)))
     assert gone[0]["negativeResponse"]["nrc"] == "0x31"
-    plain = _payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x50"}, ecus=ecus)))
+    plain = payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x50"}, ecus=ecus)))
     assert plain == [{"ecuAddress": "0x50", "status": "complete", "totalDtcs": 0}]
-    serial = _payloads(
+    serial = payloads(
         _run(
             sim,
             _request("ReadDataByID", {"ecuAddress": "0x50", "dataId": "0xF18C"}, ecus=ecus),
@@ -238,7 +218,7 @@ def test_a_session_switch_is_read_back_on_0xf186_and_stays() -> None:
         return chunks[0][0]["value"]
 
     assert session("0x28") == "default"
-    switched = _payloads(
+    switched = payloads(
         _run(
             sim, _request("DiagnosticSessionControl", {"ecuAddress": "0x28", "session": "extended"})
         )
@@ -266,14 +246,8 @@ def test_a_session_switch_is_read_back_on_0xf186_and_stays() -> None:
 def test_routine_run_reports_progress_then_the_end() -> None:
     sim = _sim(self_test_s=0.3, poll_s=0.03)
     _run(sim, _request("ClearDTC", {"ecuAddress": "0x10"}))
-    chunks = _payloads(_run(sim, _routine("0x10", "0x0201", "run")))
-    assert chunks[0] == {
-        "ecuAddress": "0x10",
-        "routineId": "0x0201",
-        "action": "run",
-        "status": "running",
-        "progress": 0,
-    }
+    chunks = payloads(_run(sim, _routine("0x10", "0x0201", "run")))
+    assert chunks[0] == SELF_TEST_RUN_STARTED
     running = [c["progress"] for c in chunks[:-1]]
     assert all(c["status"] == "running" for c in chunks[:-1])
     assert len(running) >= 3 and running == sorted(set(running))  # one per change
@@ -284,7 +258,7 @@ def test_routine_run_reports_progress_then_the_end() -> None:
 
 def test_start_stop_and_results_are_one_chunk_each() -> None:
     sim = _sim(self_test_s=60)
-    started = _payloads(_run(sim, _routine("0x18", "0x0201", "start")))
+    started = payloads(_run(sim, _routine("0x18", "0x0201", "start")))
     assert started == [
         {
             "ecuAddress": "0x18",
@@ -295,9 +269,9 @@ def test_start_stop_and_results_are_one_chunk_each() -> None:
             "statusRecord": "0100",
         }
     ]
-    stopped = _payloads(_run(sim, _routine("0x18", "0x0201", "stop")))
+    stopped = payloads(_run(sim, _routine("0x18", "0x0201", "stop")))
     assert (stopped[0]["status"], stopped[0]["statusRecord"]) == ("stopped", "0300")
-    again = _payloads(_run(sim, _routine("0x18", "0x0201", "stop")))
+    again = payloads(_run(sim, _routine("0x18", "0x0201", "stop")))
     assert again[0]["negativeResponse"] == {
         "nrc": "0x24",
         "name": "requestSequenceError",
@@ -342,14 +316,14 @@ def test_a_run_closed_before_its_end_stops_the_routine_on_the_ecu() -> None:
 
 def test_the_bleed_check_answers_its_start_with_its_result() -> None:
     sim = _sim(bleed_check_s=0.01)
-    refused = _payloads(_run(sim, _routine("0x28", "0x0202", "run")))
+    refused = payloads(_run(sim, _routine("0x28", "0x0202", "run")))
     assert refused[0]["negativeResponse"] == {
         "nrc": "0x22",
         "name": "conditionsNotCorrect",
         "service": "0x31",
     }
     _run(sim, _request("DiagnosticSessionControl", {"ecuAddress": "0x28", "session": "extended"}))
-    failed = _payloads(_run(sim, _routine("0x28", "0x0202", "run")))
+    failed = payloads(_run(sim, _routine("0x28", "0x0202", "run")))
     assert failed == [
         {
             "ecuAddress": "0x28",
@@ -378,7 +352,7 @@ def test_the_bleed_check_answers_its_start_with_its_result() -> None:
         )
     ]
     # The body offers routines in the extended session only.
-    body = _payloads(_run(sim, _routine("0x40", "0x0201", "start")))
+    body = payloads(_run(sim, _routine("0x40", "0x0201", "start")))
     assert body[0]["negativeResponse"]["nrc"] == "0x7F"
 
 

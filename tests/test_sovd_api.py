@@ -25,6 +25,7 @@ from app.services.sovd.operations import operation
 from tests.conftest import Server, auth, in_process, make_config, wait_until
 from tests.fake_clock import FakeClock
 from tests.scrape import scrape, value
+from tests.sovd_paths import READS, fill
 
 GENERIC_ERROR_FIELDS = {"error_code", "message", "vendor_code", "translation_id", "parameters"}
 
@@ -655,55 +656,20 @@ def test_a_disabled_users_locks_are_released(sovd: Server) -> None:
 
 # -- every GET of the tree, and the vehicle's own locks ---------------------------------------
 
-# A path for each GET of the tree (its template after the root -> the path called).
-READS = {
-    "/version-info": "/version-info",
-    "/v1": "/v1",
-    "/v1/components": "/v1/components",
-    "/v1/apps": "/v1/apps",
-    "/v1/areas": "/v1/areas",
-    "/v1/functions": "/v1/functions",
-    "/v1/locks": "/v1/locks",
-    "/v1/locks/{lock_id}": "/v1/locks/{lock}",
-    "/v1/components/{component}": "/v1/components/engine",
-    "/v1/components/{component}/hosts": "/v1/components/engine/hosts",
-    "/v1/components/{component}/belongs-to": "/v1/components/engine/belongs-to",
-    "/v1/components/{component}/data": "/v1/components/engine/data",
-    "/v1/components/{component}/data-categories": "/v1/components/engine/data-categories",
-    "/v1/components/{component}/data-groups": "/v1/components/engine/data-groups",
-    "/v1/components/{component}/data/{data_id}": "/v1/components/engine/data/engineRpm",
-    "/v1/components/{component}/faults": "/v1/components/engine/faults",
-    "/v1/components/{component}/faults/{fault_code}": "/v1/components/engine/faults/P0171",
-    "/v1/components/{component}/operations": "/v1/components/engine/operations",
-    "/v1/components/{component}/operations/{operation}": (
-        "/v1/components/abs/operations/brakeBleedCheck"
-    ),
-    "/v1/components/{component}/operations/{operation}/executions": (
-        "/v1/components/engine/operations/selfTest/executions"
-    ),
-    "/v1/components/{component}/operations/{operation}/executions/{execution_id}": (
-        "/v1/components/engine/operations/selfTest/executions/{execution}"
-    ),
-    "/v1/components/{component}/modes": "/v1/components/engine/modes",
-    "/v1/components/{component}/modes/{mode}": "/v1/components/engine/modes/session",
-    "/v1/components/{component}/locks": "/v1/components/engine/locks",
-    "/v1/components/{component}/locks/{lock_id}": "/v1/components/engine/locks/{ecu_lock}",
-}
-
 
 def test_every_get_of_the_tree_adds_the_schema_of_its_declared_type(sovd: Server) -> None:
     client = engineer(sovd)
     lock = client.send("POST", "/locks", 201, {"lock_expiration": 60}).json()["id"]
     ecu_lock = client.send("POST", "/components/engine/locks", 201, {"lock_expiration": 60})
+    ecu_lock_id = ecu_lock.json()["id"]
     execution = client.send(
         "POST", "/components/engine/operations/selfTest/executions", 202, {}
     ).json()["id"]
     gets = [e for e in ENDPOINTS if e.path.startswith("/sovd/") and e.method == "GET"]
     assert {e.path.removeprefix("/sovd/vehicles/{vin}") for e in gets} == set(READS)
     for e in gets:
-        path = READS[e.path.removeprefix("/sovd/vehicles/{vin}")]
-        path = path.replace("{lock}", lock).replace("{execution}", execution)
-        path = path.replace("{ecu_lock}", ecu_lock.json()["id"])
+        example = READS[e.path.removeprefix("/sovd/vehicles/{vin}")]
+        path = fill(example, lock=lock, ecu_lock=ecu_lock_id, execution=execution)
         url = f"/sovd/vehicles/{client.vin}{path}"
         r = sovd.http.get(url, headers=auth(client.token), params={"include-schema": "true"})
         assert r.status_code == 200, (url, r.text)
@@ -751,3 +717,26 @@ def test_a_vehicle_lock_is_listed_read_extended_released_and_expires(tmp_path: P
             alice.url("/locks"), headers=auth(alice.token), json={"lock_expiration": 3601}
         )
         generic_error(r, 400, "incomplete-request")
+
+
+def test_an_execution_timeout_ends_it_sooner_and_stops_it_on_the_ecu(tmp_path: Path) -> None:
+    config = make_config(tmp_path, command_timeout_s=30.0, sim_self_test_s=30.0)
+    simulator = simulator_for(config)
+    with in_process(config, connector=simulator) as srv:
+        client = engineer(srv)
+        path = "/components/engine/operations/selfTest/executions"
+        execution_id = client.send("POST", path, 202, {"timeout": 1}).json()["id"]
+        ended = wait_until(
+            lambda: (e := client.get(f"{path}/{execution_id}").json())["status"] != "running" and e,
+            "the execution to reach its timeout",
+        )
+        assert ended["status"] == "failed"
+        (error,) = ended["error"]
+        assert error["error"]["error_code"] == "not-responding"
+        command = srv.command(client.token, execution_id)
+        assert (command["status"], command["error_message"]) == (
+            "timeout",
+            "vehicle did not answer within 1 s",
+        )
+        vehicle_id = srv.vehicle(client.token)["vehicle_id"]
+        assert simulator.ecu(vehicle_id, 0x10).routines[0x0201].state == "stopped"

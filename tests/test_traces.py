@@ -17,6 +17,7 @@ from app.config import Config, ConfigError
 from app.main import create_app
 from app.telemetry import NoTracing
 from otel.tracing import TracingMiddleware
+from tests.command_helpers import submit_read_dtc
 from tests.conftest import auth, in_process, make_config
 from tests.otlp_traces import ERROR, TraceReceiver, named, of_command, traces
 
@@ -108,21 +109,10 @@ def test_an_unsampled_parent_is_honoured(tmp_path: Path, traces: TraceReceiver) 
     config = make_config(tmp_path, otlp_traces_endpoint=traces.traces_url)
     with in_process(config) as srv:
         token = srv.token()
-        vehicle_id = srv.vehicle(token)["vehicle_id"]
-        r = srv.http.post(
-            "/api/v1/commands",
-            headers={
-                **auth(token),
-                "traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00",
-            },
-            json={
-                "vehicle_id": vehicle_id,
-                "command_name": "ReadDTC",
-                "command_params": {"ecuAddress": "0x10"},
-            },
+        unsampled = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
+        command_id = submit_read_dtc(
+            srv.http, token, srv.vehicle(token)["vehicle_id"], traceparent=unsampled
         )
-        assert r.status_code == 201, r.text
-        command_id = r.json()["command_id"]
         srv.wait_status(token, command_id)
     spans = traces.spans()
     assert named(spans, "POST /api/v1/auth/login")  # others are sampled

@@ -20,7 +20,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
 from app.logs import JsonFormatter
-from tests.conftest import Server, auth, make_config, running
+from tests.command_helpers import submit_read_dtc
+from tests.conftest import Server, make_config, running
 from tests.otlp_traces import SERVER, Span, TraceReceiver, named, of_command, traces
 
 __all__ = ["traces"]  # the fixture
@@ -72,17 +73,7 @@ def test_a_read_dtc_is_one_trace_from_the_submit_to_the_stream(
     with running(config) as srv:
         token = srv.token()
         vehicle_id = srv.vehicle(token)["vehicle_id"]
-        r = srv.http.post(
-            "/api/v1/commands",
-            headers={**auth(token), "traceparent": traceparent},
-            json={
-                "vehicle_id": vehicle_id,
-                "command_name": "ReadDTC",
-                "command_params": {"ecuAddress": "0x10"},
-            },
-        )
-        assert r.status_code == 201, r.text
-        command_id = r.json()["command_id"]
+        command_id = submit_read_dtc(srv.http, token, vehicle_id, traceparent=traceparent)
         events, code = srv.stream(command_id, token)
         assert code == 1000
         assert [e.get("status", e["event"]) for e in events] == [

@@ -70,6 +70,7 @@ class CommandService:
         command_name: str,
         command_params: dict[str, Any],
         client: str | None,
+        timeout_s: float | None = None,
     ) -> Command:
         # Checked and counted in one step, before anything is awaited, so submissions
         # that arrive together cannot all pass; every submission that passes counts.
@@ -124,7 +125,7 @@ class CommandService:
             vehicle.transport,
             ecus=tuple((ecu.name, int(ecu.address, 16)) for ecu in vehicle.ecus),
         )
-        self._pipeline.enqueue(Job(command, request, self._clock.monotonic()))
+        self._pipeline.enqueue(Job(command, request, self._clock.monotonic(), timeout_s))
         return command
 
     async def get(self, principal: Principal, command_id: str) -> Command:

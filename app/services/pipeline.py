@@ -86,6 +86,9 @@ class Job:
     command: Command
     request: DiagnosticRequest
     accepted_at: float  # monotonic, for the duration metric
+    # A shorter deadline than the service's, asked for by the caller (a SOVD execution's
+    # ``timeout``); never a longer one.
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,7 +432,7 @@ class Pipeline:
                 return None
             end: Finish | None = None
             sequence = 0
-            async with asyncio.timeout(self._settings.command_timeout_s):
+            async with asyncio.timeout(self._deadline(job)):
                 answer = self._connector.execute(job.request)
                 contacted = True
                 async with aclosing(answer):
@@ -466,7 +469,7 @@ class Pipeline:
             return Finish(
                 CommandStatus.TIMEOUT,
                 FailureCode.NOT_RESPONDING,
-                f"vehicle did not answer within {self._settings.command_timeout_s:g} s",
+                f"vehicle did not answer within {self._deadline(job):g} s",
                 self._clock.timestamp(),
             )
         except VehicleUnreachable as exc:
@@ -495,6 +498,10 @@ class Pipeline:
                 f"{what}: the database refused writes",
                 self._clock.timestamp(),
             )
+
+    def _deadline(self, job: Job) -> float:
+        limit = self._settings.command_timeout_s
+        return limit if job.timeout_s is None else min(job.timeout_s, limit)
 
     async def _start(self, command_id: str) -> bool:
         started_at = self._clock.timestamp()

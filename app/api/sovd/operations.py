@@ -74,7 +74,8 @@ async def start_execution(call: Call[NewExecution, None]) -> Result:
     """202 and where to follow it for an asynchronous operation; 200 and its result for
     a synchronous one."""
     at, op = await _operation(call)
-    execution = await call.services.sovd.operations.start(at, op, call.body.parameters)
+    b = call.body
+    execution = await call.services.sovd.operations.start(at, op, b.parameters, b.timeout)
     headers = {COMMAND_ID_HEADER: execution.id}
     if not op.asynchronous:
         return Result(_out(execution), status=200, headers=headers)

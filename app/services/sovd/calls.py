@@ -82,10 +82,16 @@ class VehicleCalls:
     ) -> Outcome:
         return await self.wait(at, await self.submit(at, command_name, params), until)
 
-    async def submit(self, at: Target, command_name: str, params: dict[str, str]) -> Command:
+    async def submit(
+        self,
+        at: Target,
+        command_name: str,
+        params: dict[str, str],
+        timeout_s: float | None = None,
+    ) -> Command:
         params = {"ecuAddress": at.ecu.ecu_address, **params}
         return await self._commands.submit(
-            at.who, at.vehicle.vehicle_id, command_name, params, at.client
+            at.who, at.vehicle.vehicle_id, command_name, params, at.client, timeout_s
         )
 
     async def wait(self, at: Target, command: Command, until: Until = Until.END) -> Outcome:

@@ -113,10 +113,15 @@ class Operations:
         )
 
     async def start(
-        self, at: Target, op: Operation, parameters: dict[str, Any] | None
+        self,
+        at: Target,
+        op: Operation,
+        parameters: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> Execution:
         """Run the operation: its execution once the ECU accepted the start (asynchronous)
-        or once it ended (synchronous). Conflict if it is already running."""
+        or once it ended (synchronous). Conflict if it is already running. ``timeout_s``
+        ends it sooner than the command deadline (stopped on the ECU, ``failed``)."""
         if parameters:
             raise BadRequest(f"body.parameters: operation {op.id} takes no parameters")
         key = (at.vehicle.vehicle_id, at.ecu.address, op.routine_id)
@@ -130,7 +135,7 @@ class Operations:
                     f"operation {op.id} of {at.ecu.name} is already running"
                     + (f" (execution {running[0].command_id})" if mine else " (another user's)")
                 )
-            command = await self._calls.submit(at, ROUTINE_COMMAND, _params(at.ecu, op))
+            command = await self._calls.submit(at, ROUTINE_COMMAND, _params(at.ecu, op), timeout_s)
         until = Until.STARTED if op.asynchronous else Until.END
         outcome = await self._calls.wait(at, command, until)
         self._calls.check(outcome, _what(at, op), op.session)
