@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -740,3 +741,30 @@ def test_an_execution_timeout_ends_it_sooner_and_stops_it_on_the_ecu(tmp_path: P
         )
         vehicle_id = srv.vehicle(client.token)["vehicle_id"]
         assert simulator.ecu(vehicle_id, 0x10).routines[0x0201].state == "stopped"
+
+
+def test_head_never_runs_a_command(sovd: Server) -> None:
+    client = engineer(sovd)
+    r = sovd.http.head(client.url("/components/engine/faults"), headers=auth(client.token))
+    assert r.status_code == 405 and "x-command-id" not in r.headers
+    listed = sovd.http.get("/api/v1/commands", headers=auth(client.token)).json()
+    assert listed["total"] == 0
+    assert sovd.http.head("/health/live").status_code == 200  # anonymous ones keep HEAD
+
+
+def test_links_use_the_scheme_a_trusted_proxy_forwards(tmp_path: Path) -> None:
+    proxied = make_config(tmp_path, trusted_proxies=(ip_network("127.0.0.1/32"),))
+    with in_process(proxied) as srv:
+        client = engineer(srv)
+        r = srv.http.get(
+            client.url("/components"),
+            headers={**auth(client.token), "X-Forwarded-Proto": "https"},
+        )
+        assert r.json()["items"][0]["href"].startswith("https://")
+    with in_process(make_config(tmp_path / "direct")) as srv:
+        client = engineer(srv)
+        r = srv.http.get(
+            client.url("/components"),
+            headers={**auth(client.token), "X-Forwarded-Proto": "https"},
+        )
+        assert r.json()["items"][0]["href"].startswith("http://")  # not from a proxy

@@ -415,8 +415,17 @@ def not_an_id(name: str, value: str) -> str:
 
 
 def routes(endpoints: tuple[Endpoint, ...]) -> list[Route]:
-    """One Starlette route per endpoint (a path with several methods gets several)."""
-    return [Route(e.path, _asgi(e), methods=[e.method]) for e in endpoints]
+    """One Starlette route per endpoint (a path with several methods gets several).
+    Starlette answers HEAD for every GET; here only the anonymous ones keep it (health,
+    the documents): a signed-in GET may reach a vehicle, and a HEAD must not run a
+    command whose answer it throws away."""
+    made = []
+    for e in endpoints:
+        route = Route(e.path, _asgi(e), methods=[e.method])
+        if e.access is not Access.ANONYMOUS and route.methods is not None:
+            route.methods.discard("HEAD")
+        made.append(route)
+    return made
 
 
 # -- OpenAPI ---------------------------------------------------------------------------

@@ -63,5 +63,26 @@ def client_address(conn: HTTPConnection) -> str | None:
     return chain[-1]
 
 
+def _from_trusted_proxy(conn: HTTPConnection) -> bool:
+    peer = conn.client.host if conn.client else None
+    trusted = services(conn).config.trusted_proxies
+    if peer is None or not trusted:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
+
+
+def scheme(conn: HTTPConnection) -> str:
+    """How the client reached us: ``X-Forwarded-Proto`` from a trusted proxy (which
+    ends TLS in front of the service), else the request's own scheme."""
+    forwarded = conn.headers.get("x-forwarded-proto", "").strip().lower()
+    if forwarded in ("http", "https") and _from_trusted_proxy(conn):
+        return forwarded
+    return conn.url.scheme
+
+
 def actor(conn: HTTPConnection, who: Principal) -> Actor:
     return Actor(user_id=who.user_id, username=who.username, client_address=client_address(conn))

@@ -7,6 +7,7 @@ import re
 from typing import Any, Final
 
 from app.api.contract import Call
+from app.api.deps import scheme
 from app.models import Vehicle
 from app.services.sovd.entities import Component, Target, component
 
@@ -27,7 +28,7 @@ def host(call: Call[Any, Any]) -> str:
 
 def base_uri(call: Call[Any, Any], vehicle: Vehicle) -> str:
     """``<scheme>://<host>/sovd/vehicles/<VIN>/v1``."""
-    return f"{call.request.url.scheme}://{host(call)}/sovd/vehicles/{vehicle.vin}/v1"
+    return f"{scheme(call.request)}://{host(call)}/sovd/vehicles/{vehicle.vin}/v1"
 
 
 def component_uri(call: Call[Any, Any], vehicle: Vehicle, ecu: Component) -> str:
