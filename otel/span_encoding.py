@@ -221,6 +221,14 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         super().__init__(endpoint=endpoint)
         self._encoder = SpanEncoder()
 
+    def fits(self) -> bool:
+        """Whether the installed exporter has the parts ``export`` uses (its HTTP client
+        and shutdown flag: not public API, so checked once at start rather than trusted)."""
+        client = getattr(self, "_client", None)
+        return callable(getattr(client, "export", None)) and isinstance(
+            getattr(self, "_shutdown", None), bool
+        )
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             return super().export(spans)  # says so and fails, as the exporter does

@@ -23,6 +23,7 @@ status goes on the last of its spans as attributes and span status.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -32,6 +33,7 @@ from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation import asgi
 from opentelemetry.instrumentation._semconv import _get_schema_url, _StabilityMode
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
@@ -75,6 +77,8 @@ LINKED_COMMANDS: Final = 4096
 SANITIZED_HEADERS: Final = ("authorization", "cookie", "set-cookie", "x-api-key")
 _HIDDEN_QUERY: Final = "sovd.tracing.query"
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class TracingSettings:
@@ -109,7 +113,15 @@ def make_exporter(settings: TracingSettings) -> SpanExporter:
         return exporter
     from otel.span_encoding import FastOTLPSpanExporter
 
-    return FastOTLPSpanExporter(endpoint=settings.endpoint)
+    fast = FastOTLPSpanExporter(endpoint=settings.endpoint)
+    if fast.fits():
+        return fast
+    log.warning(
+        "the installed OTLP exporter differs from the one the fast span encoder was built"
+        " for; spans go through its own encoder",
+        extra={"event": "span_encoder_fallback"},
+    )
+    return OTLPSpanExporter(endpoint=settings.endpoint)
 
 
 def _span_details(scope: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -621,7 +621,8 @@ def test_a_call_that_waits_too_long_for_its_turn_is_not_sent(tmp_path: Path) -> 
     config = make_config(
         tmp_path, command_timeout_s=30.0, sim_self_test_s=30.0, call_queue_wait_s=0.3
     )
-    with in_process(config) as srv:
+    simulator = simulator_for(config)
+    with in_process(config, connector=simulator) as srv:
         client = engineer(srv)
         client.send("POST", "/components/engine/operations/selfTest/executions", 202, {})
         r = srv.http.delete(client.url("/components/abs/faults"), headers=auth(client.token))
@@ -631,11 +632,13 @@ def test_a_call_that_waits_too_long_for_its_turn_is_not_sent(tmp_path: Path) -> 
         command = srv.command(client.token, r.headers["x-command-id"])
         assert command["status"] == "cancelled"
         assert command["command_name"] == "ClearDTC"
-        # The abs ECU still has its fault: the clear never reached it.
-        simulator_state = srv.http.get(
+        # Nothing of it reached the vehicle: no answer, and the abs ECU keeps its fault.
+        answer = srv.http.get(
             f"/api/v1/commands/{r.headers['x-command-id']}/responses", headers=auth(client.token)
         ).json()["items"]
-        assert simulator_state == []
+        assert answer == []
+        vehicle_id = srv.vehicle(client.token)["vehicle_id"]
+        assert simulator.stored_dtcs(vehicle_id, 0x28) == ("C0035",)
 
 
 def test_a_disabled_users_locks_are_released(sovd: Server) -> None:
@@ -768,3 +771,27 @@ def test_links_use_the_scheme_a_trusted_proxy_forwards(tmp_path: Path) -> None:
             headers={**auth(client.token), "X-Forwarded-Proto": "https"},
         )
         assert r.json()["items"][0]["href"].startswith("http://")  # not from a proxy
+
+
+def test_a_session_changed_elsewhere_is_not_reverted_by_an_old_expiry(sovd: Server) -> None:
+    client = engineer(sovd)
+    client.send(
+        "PUT", "/components/abs/modes/session", 200, {"value": "extended", "mode_expiration": 1}
+    )
+    # The same switch again, through /api/v1/commands: the newer change owns the session.
+    vehicle_id = sovd.vehicle(client.token)["vehicle_id"]
+    again = sovd.submit(
+        client.token,
+        vehicle_id,
+        "DiagnosticSessionControl",
+        {"ecuAddress": "0x28", "session": "extended"},
+    )
+    sovd.wait_status(client.token, again["command_id"])
+    modes = sovd.services.sovd.modes
+    wait_until(lambda: sovd.call(lambda: modes.pending_expiries) == 0, "the expiry to pass")
+    assert client.get("/components/abs/modes/session").json()["value"] == "extended"
+    names = [
+        (c["command_name"], c["command_params"].get("session"))
+        for c in sovd.http.get("/api/v1/commands", headers=auth(client.token)).json()["items"]
+    ]
+    assert ("DiagnosticSessionControl", "default") not in names

@@ -20,7 +20,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from otel.span_encoding import SpanEncoder
+from otel.span_encoding import FastOTLPSpanExporter, SpanEncoder
 
 
 class Keep(SpanExporter):
@@ -62,3 +62,9 @@ def test_the_bytes_are_the_official_encoders() -> None:
     official = encode_spans(kept.spans).SerializeToString()
     assert encoder.encode(kept.spans) == official
     assert encoder.encode(kept.spans) == official  # and again, from the caches
+
+
+def test_the_installed_exporter_fits_the_fast_encoder() -> None:
+    """The fast exporter uses two non-public parts of the installed OTLP exporter; the
+    service checks them at start and falls back to the exporter's own encoder."""
+    assert FastOTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces").fits()

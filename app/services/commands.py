@@ -156,6 +156,13 @@ class CommandService:
             stored = False
         return await self._store.get(command_id) or command, stored
 
+    def withdraw(self, principal: Principal, command_id: str, client: str | None) -> bool:
+        """Take the caller's command out of its vehicle's queue if it has not started
+        (it ends ``cancelled``, never sent); False if it has started or ended."""
+        actor = Actor(user_id=principal.user_id, username=principal.username, client_address=client)
+        reason = f"withdrawn unsent: {principal.username}'s call stopped waiting for its turn"
+        return self._pipeline.withdraw(command_id, Cancellation(actor, reason)) is not None
+
     def cancel_all_of(self, user_id: str, username: str, actor: Actor) -> int:
         """Cancel every queued or running command of a user who was just disabled."""
         reason = f"cancelled: the account {username} was disabled by {actor.username}"

@@ -324,18 +324,25 @@ class Pipeline:
         if entry is None or entry.stage is _Stage.ENDING:
             return None
         if entry.stage is _Stage.QUEUED:
-            vehicle_id = entry.job.command.vehicle_id
-            lane = self._lanes[vehicle_id]
-            lane.queued.remove(entry)
-            self._leave(lane, entry)
-            entry.cancellation = cancellation
-            self._end(entry, _cancelled(cancellation, self._clock.timestamp()))
-            return entry.outcome
+            return self.withdraw(command_id, cancellation)
         run = entry.run
         if run is None or run.done():
             return None  # its answer is complete; the lane is ending it
         entry.cancellation = cancellation
         run.cancel()
+        return entry.outcome
+
+    def withdraw(self, command_id: str, cancellation: Cancellation) -> asyncio.Future[bool] | None:
+        """Take a command out of its lane before the vehicle ever sees it: it ends
+        ``cancelled``. None if it is not waiting in a lane (it started, or has ended)."""
+        entry = self._entries.get(command_id)
+        if entry is None or entry.stage is not _Stage.QUEUED:
+            return None
+        lane = self._lanes[entry.job.command.vehicle_id]
+        lane.queued.remove(entry)
+        self._leave(lane, entry)
+        entry.cancellation = cancellation
+        self._end(entry, _cancelled(cancellation, self._clock.timestamp()))
         return entry.outcome
 
     def cancel_user(self, user_id: str, cancellation: Cancellation) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 from app.errors import (
     Conflict,
@@ -96,46 +96,51 @@ class VehicleCalls:
 
     async def wait(self, at: Target, command: Command, until: Until = Until.END) -> Outcome:
         """Follow the command until it ends (or starts answering). One that never left
-        its vehicle's queue within the wait is cancelled there, never sent, and the
+        its vehicle's queue within the queue wait is taken out of it, never sent, and the
         call is ``overloaded``: a client is never told "no answer" for a call that then
-        runs."""
+        runs. One that started gets the run wait (its deadline, and a margin)."""
         cid = command.command_id
         chunks: list[dict[str, Any]] = []
         loop = asyncio.get_running_loop()
-        try:
-            async with (
-                asyncio.timeout(self._queue_wait_s) as deadline,
-                self._commands.follow(at.who, cid) as events,
-            ):
-                async for event in events:
-                    if isinstance(event, StatusEvent) and event.status is CommandStatus.IN_PROGRESS:
-                        deadline.reschedule(loop.time() + self._run_wait_s)
-                    elif isinstance(event, ResponseEvent):
-                        chunks.append(event.response_payload)
-                        # A final chunk (a refusal, or a run already over) means the end
-                        # is near: wait for it, so the answer and the state agree.
-                        if until is Until.STARTED and not event.is_final:
-                            break
-        except TimeoutError:
-            await self._gave_up(at, cid)
+        deadline = loop.time() + self._queue_wait_s
+        started = False
+        async with self._commands.follow(at.who, cid) as events:
+            following = aiter(events)
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(following)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    if started:
+                        raise NotResponding(
+                            f"command {cid} has not ended in time; its answer will be in"
+                            " the history and on its stream",
+                            command_id=cid,
+                        ) from None
+                    if self._commands.withdraw(at.who, cid, at.client):
+                        raise Overloaded(
+                            f"vehicle {at.vehicle.vin} is busy: the call waited"
+                            f" {self._queue_wait_s:g} s for its turn and was not sent",
+                            retry_after=max(1, round(self._queue_wait_s)),
+                            command_id=cid,
+                        ) from None
+                    started = True  # it left the queue meanwhile: give it its run
+                    deadline = loop.time() + self._run_wait_s
+                    continue
+                if isinstance(event, StatusEvent) and event.status is CommandStatus.IN_PROGRESS:
+                    started = True
+                    deadline = loop.time() + self._run_wait_s
+                elif isinstance(event, ResponseEvent):
+                    chunks.append(event.response_payload)
+                    # A final chunk (a refusal, or a run already over) means the end is
+                    # near: wait for it, so the answer and the state agree.
+                    if until is Until.STARTED and not event.is_final:
+                        break
+                elif event.is_terminal:
+                    break
         return Outcome(await self._commands.get(at.who, cid), tuple(chunks))
-
-    async def _gave_up(self, at: Target, command_id: str) -> NoReturn:
-        command = await self._commands.get(at.who, command_id)
-        if command.status is CommandStatus.PENDING:
-            stopped, _ = await self._commands.cancel(at.who, command_id, at.client)
-            if stopped.started_at is None:
-                raise Overloaded(
-                    f"vehicle {at.vehicle.vin} is busy: the call waited"
-                    f" {self._queue_wait_s:g} s for its turn and was not sent",
-                    retry_after=max(1, round(self._queue_wait_s)),
-                    command_id=command_id,
-                )
-        raise NotResponding(
-            f"command {command_id} has not ended in time; its answer will be in the history"
-            " and on its stream",
-            command_id=command_id,
-        )
 
     def check(self, outcome: Outcome, what: str, session: str | None = None) -> None:
         """Raise SOVD's error for a command that did not succeed. ``what`` names the call

@@ -9,14 +9,17 @@ service switches it back with a command of the same user (in the history like an
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from dataclasses import dataclass
 from typing import Final
 
 from app.errors import BadRequest, InvalidResponseContent, MethodNotAllowed, NotFound
+from app.services.commands import CommandService
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.entities import Target
 from app.sovd import SESSIONS
+from app.store.commands import CommandFilter
 from app.vehicles import uds
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,9 @@ def mode(mode_id: str) -> ModeInfo:
 
 
 class Modes:
-    def __init__(self, calls: VehicleCalls) -> None:
+    def __init__(self, calls: VehicleCalls, commands: CommandService) -> None:
         self._calls = calls
+        self._commands = commands
         # (vehicle_id, ECU address) -> the task that ends an expiring session; and whose
         # it is (user_id), so it goes when its user's access ends.
         self._expiries: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -83,19 +87,22 @@ class Modes:
             raise BadRequest("body.mode_expiration: the default session does not expire")
         outcome = await self._calls.run(at, "DiagnosticSessionControl", {"session": wanted})
         self._calls.check(outcome, f"switching {at.ecu.name} to the {wanted} session")
-        self._expire_later(at, expiration_s)
+        await self._expire_later(at, expiration_s, outcome.command.command_id)
         return outcome.command.command_id
 
-    def _expire_later(self, at: Target, expiration_s: int | None) -> None:
+    async def _expire_later(self, at: Target, expiration_s: int | None, switch: str) -> None:
         key = (at.vehicle.vehicle_id, at.ecu.address)
         previous = self._expiries.pop(key, None)
-        if previous is not None:
-            previous.cancel()  # a new switch replaces the old expiry
+        if previous is not None:  # a new switch replaces the old expiry
+            previous.cancel()
+            await asyncio.gather(previous, return_exceptions=True)
         if expiration_s is None:
             return
         task = asyncio.create_task(
-            self._expire(at, expiration_s),
+            self._expire(at, expiration_s, switch),
             name=f"session-expiry-{at.vehicle.vehicle_id}-{at.ecu.ecu_address}",
+            # Its own context: the expiry is not part of the request that asked for it.
+            context=contextvars.Context(),
         )
         self._expiries[key] = task
         self._owners[task] = at.who.user_id
@@ -106,6 +113,10 @@ class Modes:
         if self._expiries.get(key) is done:
             del self._expiries[key]
 
+    @property
+    def pending_expiries(self) -> int:
+        return len(self._expiries)
+
     def cancel_all_of(self, user_id: str) -> None:
         """A user's access ended: no command goes out in their name any more (the
         session stays as it is until someone changes it, or the ECU's S3 ends it)."""
@@ -113,9 +124,11 @@ class Modes:
             if owner == user_id:
                 task.cancel()
 
-    async def _expire(self, at: Target, expiration_s: int) -> None:
+    async def _expire(self, at: Target, expiration_s: int, switch: str) -> None:
         try:
             await asyncio.sleep(expiration_s)
+            if not await self._still_current(at, switch):
+                return  # the session was changed since (here or on /api/v1/commands)
             outcome = await self._calls.run(at, "DiagnosticSessionControl", {"session": "default"})
             self._calls.check(outcome, f"ending the session of {at.ecu.name}")
         except asyncio.CancelledError:
@@ -125,6 +138,18 @@ class Modes:
                 "an expiring session could not be ended",
                 extra={"event": "session_expiry_failed", "vehicle_id": at.vehicle.vehicle_id},
             )
+
+    async def _still_current(self, at: Target, switch: str) -> bool:
+        """Whether ``switch`` is still the newest session change of the ECU."""
+        newest, _ = await self._commands.find_unrestricted(
+            CommandFilter(
+                vehicle_id=at.vehicle.vehicle_id,
+                command_name="DiagnosticSessionControl",
+                params=(("ecuAddress", at.ecu.ecu_address),),
+                limit=1,
+            )
+        )
+        return bool(newest) and newest[0].command_id == switch
 
     async def aclose(self) -> None:
         tasks = list(self._expiries.values())

@@ -39,7 +39,7 @@ class Sovd:
             faults=Faults(calls),
             data=Data(calls),
             operations=Operations(calls, commands),
-            modes=Modes(calls),
+            modes=Modes(calls, commands),
         )
 
     async def aclose(self) -> None:
