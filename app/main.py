@@ -380,6 +380,7 @@ class Lifecycle:
                 self._otel.shutdown()
             if self._tracing is not None:
                 self._tracing.shutdown()  # the batch processor exports what it holds
+                logs.include_context(None)  # this app's lines no longer look for spans
 
 
 def create_app(

@@ -15,7 +15,8 @@ from typing import Any, Final
 
 ECU_ADDRESS = r"^0x[0-9A-Fa-f]{2}$"
 DATA_ID = r"^0x[0-9A-Fa-f]{4}$"
-DTC_CODE = r"^[PCBU][0-9A-F]{4}$"
+# A DTC: its display code (P0420: every failure type of it) or its three bytes (042013).
+DTC_CODE = r"^([PCBU][0-9A-F]{4}|[0-9A-F]{6})$"
 
 
 class InvalidParams(ValueError):
@@ -69,7 +70,16 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
         CommandSpec(
             "ClearDTC",
             "Clear the stored diagnostic trouble codes of an ECU: all of them, or the one given.",
-            (_ECU, Param("dtcCode", DTC_CODE, "one DTC such as P0420", required=False)),
+            (
+                _ECU,
+                Param(
+                    "dtcCode",
+                    DTC_CODE,
+                    "one DTC: its display code such as P0420 (each failure type of it)"
+                    " or its three bytes in hex such as 042000 (that one only)",
+                    required=False,
+                ),
+            ),
         ),
         CommandSpec(
             "ReadDataByID",
@@ -132,7 +142,7 @@ def validate(command_name: object, params: object) -> tuple[str, dict[str, str]]
             raise InvalidParams(
                 f"command_params.{name} must match {param.pattern} ({param.description})"
             )
-        clean[name] = value
+        clean[name] = _canonical(param, value)
     return command_name, clean
 
 
@@ -147,6 +157,16 @@ def changes_state(command_name: str, params: Mapping[str, str]) -> bool:
     if command_name not in STATE_CHANGING:
         return False
     return params.get("action") not in _READ_ONLY_ACTIONS.get(command_name, frozenset())
+
+
+def _canonical(param: Param, value: str) -> str:
+    """One spelling per value, as stored and compared: ``0x1a`` -> ``0x1A``, ``p0420`` ->
+    ``P0420`` (an operation's executions are found by their parameters)."""
+    if param.pattern in (ECU_ADDRESS, DATA_ID):
+        return "0x" + value[2:].upper()
+    if param.pattern == DTC_CODE:
+        return value.upper()
+    return value
 
 
 def decode_answer(raw: bytes) -> dict[str, Any]:

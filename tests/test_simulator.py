@@ -95,6 +95,18 @@ def test_clearing_one_ecu_leaves_the_others_and_other_vehicles() -> None:
     assert _codes(sim, "0x10", vehicle="v2") == [("P0171", "confirmed"), ("P0420", "pending")]
 
 
+def test_three_bytes_clear_one_failure_type_and_a_display_code_clears_each() -> None:
+    sim = _sim()
+    _run(sim, _request("ReadDTC", {"ecuAddress": "0x10"}))  # the ECUs exist from here
+    engine = sim.ecu("v1", 0x10)
+    engine.dtcs[0x017113] = engine.dtcs[0x017100]  # P0171 with another failure type
+    _run(sim, _request("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "017113"}))
+    assert sorted(engine.dtcs) == [0x017100, 0x042000]  # that one only
+    engine.dtcs[0x017113] = engine.dtcs[0x017100]
+    _run(sim, _request("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "P0171"}))
+    assert sorted(engine.dtcs) == [0x042000]  # each failure type of P0171
+
+
 def test_dtcs_come_back_only_when_a_self_test_reruns_the_tests() -> None:
     sim = _sim(self_test_s=0.1, poll_s=0.02)
     _run(sim, _request("ClearDTC", {"ecuAddress": "0x18"}))

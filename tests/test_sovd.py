@@ -31,7 +31,17 @@ def test_catalogue_lists_the_commands_with_schemas() -> None:
     ],
 )
 def test_valid_commands_pass(name: str, params: dict[str, str]) -> None:
-    assert sovd.validate(name, params) == (name, params)
+    canonical = {k: "0x" + v[2:].upper() if v.startswith("0x") else v for k, v in params.items()}
+    assert sovd.validate(name, params) == (name, canonical)
+
+
+def test_hex_parameters_are_stored_in_one_spelling() -> None:
+    params = {"ecuAddress": "0x1a", "routineId": "0x020a", "action": "run"}
+    assert sovd.validate("RoutineControl", params)[1] == {
+        "ecuAddress": "0x1A",
+        "routineId": "0x020A",
+        "action": "run",
+    }
 
 
 @pytest.mark.parametrize(

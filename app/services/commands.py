@@ -11,6 +11,7 @@ unless the admin asks otherwise (``cancel_all_of``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -156,12 +157,19 @@ class CommandService:
             stored = False
         return await self._store.get(command_id) or command, stored
 
-    def withdraw(self, principal: Principal, command_id: str, client: str | None) -> bool:
+    async def withdraw(self, principal: Principal, command_id: str, client: str | None) -> bool:
         """Take the caller's command out of its vehicle's queue if it has not started
-        (it ends ``cancelled``, never sent); False if it has started or ended."""
+        (it ends ``cancelled``, never sent; the end is stored, or being retried, when this
+        returns); False if it has started or ended."""
         actor = Actor(user_id=principal.user_id, username=principal.username, client_address=client)
         reason = f"withdrawn unsent: {principal.username}'s call stopped waiting for its turn"
-        return self._pipeline.withdraw(command_id, Cancellation(actor, reason)) is not None
+        outcome = self._pipeline.withdraw(command_id, Cancellation(actor, reason))
+        if outcome is None:
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_WAIT_S):
+                await asyncio.shield(outcome)
+        return True
 
     def cancel_all_of(self, user_id: str, username: str, actor: Actor) -> int:
         """Cancel every queued or running command of a user who was just disabled."""

@@ -172,6 +172,7 @@ class LockService:
             if len(notices) >= self._max_per_vehicle:
                 del notices[next(iter(notices))]  # the oldest notice goes untold
             notices[lock_id] = _Broken(lock, who.username)
+            self._forget_empty(vehicle_id)
             return
         self._owned(who, vehicle_id, lock_id, "release")
         del live[lock_id]

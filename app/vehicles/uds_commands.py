@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import struct
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
@@ -398,8 +399,13 @@ async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Ra
 
 async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
     wanted = params.get("dtcCode")
+    # Three bytes in hex name exactly one DTC; a display code, each failure type of it.
+    exact = wanted is not None and re.fullmatch(r"[0-9A-Fa-f]{6}", wanted) is not None
     try:
-        group = uds.ALL_DTC_GROUPS if wanted is None else uds.dtc_number(wanted)
+        if wanted is None:
+            group = uds.ALL_DTC_GROUPS
+        else:
+            group = int(wanted, 16) if exact else uds.dtc_number(wanted)
     except ValueError as exc:
         raise sovd.InvalidParams(f"command_params.dtcCode: {exc}") from None
     # Read before and after: UDS 0x54 says only "done", the chunk says what changed.
@@ -410,7 +416,7 @@ async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[R
     # reported none (or refused the read) send the code with failure type 0, and let
     # the ECU answer (requestOutOfRange for a DTC it does not know).
     targets = [group]
-    if wanted is not None and before is not None:
+    if wanted is not None and not exact and before is not None:
         code = wanted.upper()
         targets = [n for n, _ in before if uds.dtc_code(n) == code] or targets
     for number in targets:

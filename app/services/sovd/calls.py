@@ -119,7 +119,7 @@ class VehicleCalls:
                             " the history and on its stream",
                             command_id=cid,
                         ) from None
-                    if self._commands.withdraw(at.who, cid, at.client):
+                    if await self._commands.withdraw(at.who, cid, at.client):
                         raise Overloaded(
                             f"vehicle {at.vehicle.vin} is busy: the call waited"
                             f" {self._queue_wait_s:g} s for its turn and was not sent",

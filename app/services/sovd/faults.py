@@ -111,7 +111,7 @@ class Faults:
             found = next((f for f in faults if matches(f, ref)), None)
             if found is None:
                 raise NotFound(f"component {at.ecu.name} has no fault {ref[:16]}")
-            params["dtcCode"] = found.display_code
+            params["dtcCode"] = found.code  # the three bytes: that DTC, not its siblings
             what = f"clearing fault {found.code} of {at.ecu.name}"
         outcome = await self._calls.run(at, "ClearDTC", params)
         self._calls.check(outcome, what, at.ecu.description.clear_session)

@@ -322,7 +322,7 @@ class Ecu:
         known = {d.number for d in (*self.spec.faults, *self.spec.history)}
         if group == uds.ALL_DTC_GROUPS:
             self.dtcs.clear()
-        elif group in known:
+        elif group in known or group in self.dtcs:
             self.dtcs.pop(group, None)
         else:
             return _negative(request[0], 0x31)  # not a DTC (group) this ECU supports
