@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from app.vocabulary import CommandName
+
 ECU_ADDRESS = r"^0x[0-9A-Fa-f]{2}$"
 DATA_ID = r"^0x[0-9A-Fa-f]{4}$"
 # A DTC: its display code (P0420: every failure type of it) or its three bytes (042013).
@@ -37,7 +39,7 @@ class Param:
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    command_name: str
+    command_name: CommandName
     description: str
     params: tuple[Param, ...]
 
@@ -62,13 +64,13 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
     spec.command_name: spec
     for spec in (
         CommandSpec(
-            "ReadDTC",
+            CommandName.READ_DTC,
             "Read the diagnostic trouble codes stored in an ECU: one chunk per DTC, "
             "then a summary chunk.",
             (_ECU,),
         ),
         CommandSpec(
-            "ClearDTC",
+            CommandName.CLEAR_DTC,
             "Clear the stored diagnostic trouble codes of an ECU: all of them, or the one given.",
             (
                 _ECU,
@@ -82,13 +84,13 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
             ),
         ),
         CommandSpec(
-            "ReadDataByID",
+            CommandName.READ_DATA_BY_ID,
             "Read one data identifier, such as engine RPM (0x010C), vehicle speed (0x010D) "
             "or coolant temperature (0x0105).",
             (_ECU, Param("dataId", DATA_ID, "data identifier, two bytes in hex such as 0x010C")),
         ),
         CommandSpec(
-            "DiagnosticSessionControl",
+            CommandName.DIAGNOSTIC_SESSION_CONTROL,
             "Switch an ECU's diagnostic session (UDS 0x10); on a DoIP vehicle a "
             "non-default session is kept alive with TesterPresent while the vehicle stays "
             "connected.",
@@ -98,7 +100,7 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
             ),
         ),
         CommandSpec(
-            "RoutineControl",
+            CommandName.ROUTINE_CONTROL,
             "Start or stop an ECU routine, or read its results (UDS 0x31), such as the "
             "self-test 0x0201; run starts it and follows it to its end: one chunk per "
             "progress change, then the end state (stopped on the ECU if the command is "
@@ -117,14 +119,15 @@ _COMPILED: Final = {
 }
 
 
-def validate(command_name: object, params: object) -> tuple[str, dict[str, str]]:
+def validate(command_name: object, params: object) -> tuple[CommandName, dict[str, str]]:
     """Check a command against the catalogue; return its name and normalised params."""
     if not isinstance(command_name, str) or command_name not in CATALOGUE:
         known = ", ".join(CATALOGUE)
         raise InvalidParams(f"command_name {command_name!r} is not a known command ({known})")
     if not isinstance(params, dict):
         raise InvalidParams("command_params must be an object")
-    spec = _COMPILED[command_name]
+    command = CommandName(command_name)
+    spec = _COMPILED[command]
     for key in params:
         if key not in spec:
             allowed = ", ".join(spec)
@@ -143,13 +146,17 @@ def validate(command_name: object, params: object) -> tuple[str, dict[str, str]]
                 f"command_params.{name} must match {param.pattern} ({param.description})"
             )
         clean[name] = _canonical(param, value)
-    return command_name, clean
+    return command, clean
 
 
 # Commands that change an ECU's state (its faults, its session, a routine): another
 # user's lock refuses them. Reading a routine's results changes nothing.
-STATE_CHANGING: Final = frozenset({"ClearDTC", "DiagnosticSessionControl", "RoutineControl"})
-_READ_ONLY_ACTIONS: Final = {"RoutineControl": frozenset({"results"})}
+STATE_CHANGING: Final = frozenset(
+    {CommandName.CLEAR_DTC, CommandName.DIAGNOSTIC_SESSION_CONTROL, CommandName.ROUTINE_CONTROL}
+)
+_READ_ONLY_ACTIONS: Final[dict[str, frozenset[str]]] = {
+    CommandName.ROUTINE_CONTROL: frozenset({"results"})
+}
 
 
 def changes_state(command_name: str, params: Mapping[str, str]) -> bool:

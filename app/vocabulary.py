@@ -45,6 +45,16 @@ class Transport(StrEnum):
     DOIP = "doip"  # UDS over DoIP to a real DoIP entity (or the emulator)
 
 
+class CommandName(StrEnum):
+    """The catalogue's commands (``app.sovd.CATALOGUE``), each a UDS conversation."""
+
+    READ_DTC = "ReadDTC"
+    CLEAR_DTC = "ClearDTC"
+    READ_DATA_BY_ID = "ReadDataByID"
+    DIAGNOSTIC_SESSION_CONTROL = "DiagnosticSessionControl"
+    ROUTINE_CONTROL = "RoutineControl"
+
+
 class CommandStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"

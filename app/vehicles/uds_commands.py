@@ -53,6 +53,7 @@ from udsoncan.services.RoutineControl import RoutineControl
 from app import sovd
 from app.vehicles import description, doip, uds
 from app.vehicles.connector import RawChunk
+from app.vocabulary import CommandName
 
 log = logging.getLogger(__name__)
 
@@ -438,7 +439,7 @@ async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[R
 
 
 async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
-    did = _number(_param(params, "dataId", "ReadDataByID"), "dataId", 0xFFFF)
+    did = _number(_param(params, "dataId", CommandName.READ_DATA_BY_ID), "dataId", 0xFFFF)
     data_id = uds.format_did(did)
     codec = uds.DID_CODECS.get(did)
     config: dict[int | str, str | UdsoncanDidCodec | type[UdsoncanDidCodec]] = {
@@ -470,7 +471,7 @@ async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[R
 
 
 async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
-    wanted = _param(params, "session", "DiagnosticSessionControl")
+    wanted = _param(params, "session", CommandName.DIAGNOSTIC_SESSION_CONTROL)
     session = uds.SESSIONS.get(wanted)
     if session is None:
         raise sovd.InvalidParams(f"command_params.session {wanted!r} is not a session")
@@ -492,8 +493,10 @@ async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Raw
 
 
 async def _routine(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
-    routine_id = _number(_param(params, "routineId", "RoutineControl"), "routineId", 0xFFFF)
-    action = _param(params, "action", "RoutineControl")
+    routine_id = _number(
+        _param(params, "routineId", CommandName.ROUTINE_CONTROL), "routineId", 0xFFFF
+    )
+    action = _param(params, "action", CommandName.ROUTINE_CONTROL)
     if action == RUN:
         async with aclosing(_run_routine(talk, routine_id)) as chunks:
             async for chunk in chunks:
@@ -539,9 +542,9 @@ async def _run_routine(talk: _Talk, routine_id: int) -> AsyncGenerator[RawChunk,
 
 _Perform = Callable[[_Talk, Mapping[str, str]], AsyncGenerator[RawChunk, None]]
 _COMMANDS: Final[dict[str, _Perform]] = {
-    "ReadDTC": _read_dtc,
-    "ClearDTC": _clear_dtc,
-    "ReadDataByID": _read_data,
-    "DiagnosticSessionControl": _session,
-    "RoutineControl": _routine,
+    CommandName.READ_DTC: _read_dtc,
+    CommandName.CLEAR_DTC: _clear_dtc,
+    CommandName.READ_DATA_BY_ID: _read_data,
+    CommandName.DIAGNOSTIC_SESSION_CONTROL: _session,
+    CommandName.ROUTINE_CONTROL: _routine,
 }

@@ -17,6 +17,7 @@ from app.api.errors import GenericError
 from app.services.locks import MAX_EXPIRATION_S as MAX_LOCK_EXPIRATION_S
 from app.services.sovd.faults import Fault
 from app.services.sovd.modes import MAX_EXPIRATION_S as MAX_SESSION_S
+from app.services.sovd.operations import ExecutionStatus
 
 MAX_LOCK_S = int(MAX_LOCK_EXPIRATION_S)
 
@@ -171,7 +172,7 @@ class NewExecution(Body, frozen=True, kw_only=True):
 
 class ExecutionStarted(SovdOut, frozen=True, kw_only=True):
     id: str
-    status: str
+    status: ExecutionStatus
 
 
 class ExecutionRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,7 +192,7 @@ class DataError(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ExecutionOut(SovdOut, frozen=True, kw_only=True):
-    status: str
+    status: ExecutionStatus
     capability: str
     parameters: dict[str, Any]
     progress: int | Unset = UNSET

@@ -9,6 +9,7 @@ from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.entities import Component, Target
 from app.vehicles import uds
 from app.vehicles.description import DataItem
+from app.vocabulary import CommandName
 
 # What a ReadDataByID chunk carries besides the value itself.
 _READING_FIELDS = frozenset({"ecuAddress", "dataId", "name", "status"})
@@ -28,7 +29,9 @@ class Data:
 
     async def read(self, at: Target, wanted: DataItem) -> tuple[dict[str, Any], str]:
         """The value now (``{"value": ..., "unit"?: ...}``) and the command that read it."""
-        outcome = await self._calls.run(at, "ReadDataByID", {"dataId": uds.format_did(wanted.did)})
+        outcome = await self._calls.run(
+            at, CommandName.READ_DATA_BY_ID, {"dataId": uds.format_did(wanted.did)}
+        )
         ecu = at.ecu
         self._calls.check(outcome, f"reading {wanted.id} of {ecu.name}")
         answer = outcome.last

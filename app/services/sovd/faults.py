@@ -19,6 +19,7 @@ from app.services.sovd.calls import Outcome, VehicleCalls
 from app.services.sovd.entities import Target
 from app.vehicles import uds
 from app.vehicles.description import fault_name, severity
+from app.vocabulary import CommandName
 
 _NATIVE: Final = re.compile(r"^[0-9A-Fa-f]{6}$")
 # The ISO 14229-1 status bits by name, lowest first: a fault's ``status`` and its filters.
@@ -97,7 +98,7 @@ class Faults:
 
     async def read(self, at: Target) -> tuple[list[Fault], str]:
         """The component's faults, read now, and the command that read them."""
-        outcome = await self._calls.run(at, "ReadDTC", {})
+        outcome = await self._calls.run(at, CommandName.READ_DTC, {})
         self._calls.check(outcome, f"reading the faults of {at.ecu.name}")
         return _faults(outcome), outcome.command.command_id
 
@@ -113,7 +114,7 @@ class Faults:
                 raise NotFound(f"component {at.ecu.name} has no fault {ref[:16]}")
             params["dtcCode"] = found.code  # the three bytes: that DTC, not its siblings
             what = f"clearing fault {found.code} of {at.ecu.name}"
-        outcome = await self._calls.run(at, "ClearDTC", params)
+        outcome = await self._calls.run(at, CommandName.CLEAR_DTC, params)
         self._calls.check(outcome, what, at.ecu.description.clear_session)
         return outcome.command.command_id
 

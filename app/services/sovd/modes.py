@@ -21,10 +21,13 @@ from app.services.sovd.entities import Target
 from app.sovd import SESSIONS
 from app.store.commands import CommandFilter
 from app.vehicles import uds
+from app.vocabulary import CommandName
 
 log = logging.getLogger(__name__)
 
 SESSION: Final = "session"
+SWITCH: Final = CommandName.DIAGNOSTIC_SESSION_CONTROL
+DEFAULT_SESSION: Final = SESSIONS[0]
 SECURITY: Final = "security"
 SECURITY_STATE: Final = "locked"
 MAX_EXPIRATION_S: Final = 24 * 3600
@@ -63,7 +66,7 @@ class Modes:
         if mode(mode_id).id == SECURITY:
             return SECURITY_STATE, None
         did = uds.format_did(uds.ACTIVE_DIAGNOSTIC_SESSION)
-        outcome = await self._calls.run(at, "ReadDataByID", {"dataId": did})
+        outcome = await self._calls.run(at, CommandName.READ_DATA_BY_ID, {"dataId": did})
         ecu = at.ecu
         self._calls.check(outcome, f"reading the session of {ecu.name}")
         value = outcome.last.get("value") if outcome.last else None
@@ -85,7 +88,7 @@ class Modes:
             raise BadRequest(f"body.value: {value[:32]!r} is not a session ({', '.join(SESSIONS)})")
         if expiration_s is not None and wanted == "default":
             raise BadRequest("body.mode_expiration: the default session does not expire")
-        outcome = await self._calls.run(at, "DiagnosticSessionControl", {"session": wanted})
+        outcome = await self._calls.run(at, SWITCH, {"session": wanted})
         self._calls.check(outcome, f"switching {at.ecu.name} to the {wanted} session")
         await self._expire_later(at, expiration_s, outcome.command.command_id)
         return outcome.command.command_id
@@ -129,7 +132,7 @@ class Modes:
             await asyncio.sleep(expiration_s)
             if not await self._still_current(at, switch):
                 return  # the session was changed since (here or on /api/v1/commands)
-            outcome = await self._calls.run(at, "DiagnosticSessionControl", {"session": "default"})
+            outcome = await self._calls.run(at, SWITCH, {"session": DEFAULT_SESSION})
             self._calls.check(outcome, f"ending the session of {at.ecu.name}")
         except asyncio.CancelledError:
             raise
@@ -144,7 +147,7 @@ class Modes:
         newest, _ = await self._commands.find_unrestricted(
             CommandFilter(
                 vehicle_id=at.vehicle.vehicle_id,
-                command_name="DiagnosticSessionControl",
+                command_name=SWITCH,
                 params=(("ecuAddress", at.ecu.ecu_address),),
                 limit=1,
             )

@@ -22,11 +22,11 @@ from app.services.sovd.entities import Component, Target
 from app.store.commands import CommandFilter
 from app.vehicles import uds
 from app.vehicles.description import Operation
-from app.vocabulary import ACTIVE_STATUSES, CommandStatus
+from app.vocabulary import ACTIVE_STATUSES, CommandName, CommandStatus
 
 __all__ = ["Execution", "ExecutionStatus", "Operation", "Operations", "operation"]
 
-ROUTINE_COMMAND: Final = "RoutineControl"
+ROUTINE_COMMAND: Final = CommandName.ROUTINE_CONTROL
 RUN: Final = "run"
 # What a routine chunk carries besides its result parameters.
 _ROUTINE_FIELDS: Final = frozenset({"ecuAddress", "routineId", "action", "status", "progress"})
