@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from app.errors import Conflict
 from app.main import simulator_for
 from app.services.sovd.entities import Target, components
 from app.services.sovd.operations import operation
+from app.vehicles.simulator import SimulatedConnector
 from tests.conftest import Server, auth, in_process, make_config, wait_until
 from tests.fake_clock import FakeClock
 from tests.scrape import scrape, value
@@ -71,6 +73,18 @@ class Client:
 def engineer(server: Server, token: str | None = None) -> Client:
     token = token or server.token()
     return Client(server, token, server.vehicle(token)["vin"])
+
+
+@contextmanager
+def long_self_tests(
+    tmp_path: Path, **overrides: Any
+) -> Iterator[tuple[Server, SimulatedConnector, Client]]:
+    """The app with self-tests that outlast the test (30 s), its simulator (to look at
+    the emulated ECUs) and an engineer's client."""
+    config = make_config(tmp_path, command_timeout_s=30.0, sim_self_test_s=30.0, **overrides)
+    simulator = simulator_for(config)
+    with in_process(config, connector=simulator) as srv:
+        yield srv, simulator, engineer(srv)
 
 
 def generic_error(r: Any, status: int, code: str) -> dict[str, Any]:
@@ -399,10 +413,7 @@ def test_executions_are_listed_and_visible_to_their_user_and_admins_only(sovd: S
 
 
 def test_an_execution_stopped_mid_run_sends_stop_and_ends_stopped(tmp_path: Path) -> None:
-    config = make_config(tmp_path, command_timeout_s=30.0, sim_self_test_s=20.0)
-    simulator = simulator_for(config)
-    with in_process(config, connector=simulator) as srv:
-        client = engineer(srv)
+    with long_self_tests(tmp_path) as (srv, simulator, client):
         path = "/components/engine/operations/selfTest/executions"
         execution_id = client.send("POST", path, 202, {}).json()["id"]
         # Running: a second start of the same operation is refused.
@@ -618,12 +629,7 @@ def test_a_failed_execution_shows_its_error_as_a_data_error(sovd: Server) -> Non
 
 def test_a_call_that_waits_too_long_for_its_turn_is_not_sent(tmp_path: Path) -> None:
     # A self-test holds the vehicle's lane longer than a call waits for its turn.
-    config = make_config(
-        tmp_path, command_timeout_s=30.0, sim_self_test_s=30.0, call_queue_wait_s=0.3
-    )
-    simulator = simulator_for(config)
-    with in_process(config, connector=simulator) as srv:
-        client = engineer(srv)
+    with long_self_tests(tmp_path, call_queue_wait_s=0.3) as (srv, simulator, client):
         client.send("POST", "/components/engine/operations/selfTest/executions", 202, {})
         r = srv.http.delete(client.url("/components/abs/faults"), headers=auth(client.token))
         body = generic_error(r, 503, "vendor-specific")
@@ -724,10 +730,7 @@ def test_a_vehicle_lock_is_listed_read_extended_released_and_expires(tmp_path: P
 
 
 def test_an_execution_timeout_ends_it_sooner_and_stops_it_on_the_ecu(tmp_path: Path) -> None:
-    config = make_config(tmp_path, command_timeout_s=30.0, sim_self_test_s=30.0)
-    simulator = simulator_for(config)
-    with in_process(config, connector=simulator) as srv:
-        client = engineer(srv)
+    with long_self_tests(tmp_path) as (srv, simulator, client):
         path = "/components/engine/operations/selfTest/executions"
         execution_id = client.send("POST", path, 202, {"timeout": 1}).json()["id"]
         ended = wait_until(
