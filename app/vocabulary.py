@@ -78,7 +78,8 @@ class FailureCode(StrEnum):
     NOT_RESPONDING = "not-responding"
     VEHICLE_UNREACHABLE = "vehicle-unreachable"
     INVALID_RESPONSE_CONTENT = "invalid-response-content"
-    REQUEST_OUT_OF_RANGE = "request-out-of-range"
+    REQUEST_OUT_OF_RANGE = "request-out-of-range"  # the negative response 0x31
+    ERROR_RESPONSE = "error-response"  # any other UDS negative response
     INTERRUPTED = "interrupted"
     STORAGE_UNAVAILABLE = "storage-unavailable"
     CANCELLED = "cancelled"

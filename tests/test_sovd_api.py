@@ -380,7 +380,7 @@ def test_a_negative_response_is_error_response_with_service_and_nrc(sovd: Server
     assert body["parameters"]["service"] == 0x31 and body["parameters"]["nrc"] == 0x26
     assert body["parameters"]["nrc_name"] == "failurePreventsExecutionOfRequestedAction"
     command = sovd.command(client.token, r.headers["x-command-id"])
-    assert command["status"] == "failed"
+    assert (command["status"], command["error_code"]) == ("failed", "error-response")
     # Cleared, it runs: synchronous, so 200 with the result.
     client.send("DELETE", "/components/abs/faults", 204)
     done = client.send(

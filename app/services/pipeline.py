@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SHUTDOWN_RETRY_AFTER_S: Final = 1
+# The negative response that has a failure code of its own (request-out-of-range).
+REQUEST_OUT_OF_RANGE_NRC: Final = "0x31"
 # Terminal writes the database refused are retried after this, doubling up to the cap.
 RETRY_FIRST_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
@@ -463,7 +465,9 @@ class Pipeline:
                         if negative is not None:
                             end = Finish(
                                 CommandStatus.FAILED,
-                                FailureCode.REQUEST_OUT_OF_RANGE,
+                                FailureCode.REQUEST_OUT_OF_RANGE
+                                if negative.nrc == REQUEST_OUT_OF_RANGE_NRC
+                                else FailureCode.ERROR_RESPONSE,
                                 f"vehicle answered with negative response {negative.nrc}"
                                 f" ({negative.description})",
                                 self._clock.timestamp(),
