@@ -39,3 +39,19 @@ def test_http_overhead_benchmark_runs(tmp_path: Path) -> None:
     assert figures["rps"]["on"][0] > 0 and figures["rps"]["off"][0] > 0
     assert figures["rps"]["traced"][0] > 0 and figures["traced_ratio"] > 0
     assert "the receiver decoded" in result.stdout
+
+
+def test_tracing_split_runs() -> None:
+    """``python -m bench.tracing_split`` at smoke size: four settings, and the traced one's
+    spans all reached the receiver (the script fails otherwise)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.tracing_split", "--requests", "20", "--warm-up", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split()[0] for line in result.stdout.splitlines() if "us CPU per request" in line]
+    assert rows == ["off", "on", "unsampled", "traced"]
