@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import socket
 import sqlite3
@@ -25,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -120,6 +121,15 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         shutdown_grace_s=1.0,
     )
     return replace(base, **overrides)
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A tool a test needs is missing (a binary, the git checkout). Locally the test
+    skips, saying what to install; in CI (``CI`` set, as ``.ci/run`` does) it fails: CI
+    installs everything, so no test may be skipped there."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must provide it (.ci/run)")
+    pytest.skip(reason)
 
 
 def wait_until(predicate: Callable[[], Any], what: str, timeout_s: float = DEADLINE_S) -> Any:

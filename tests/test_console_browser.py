@@ -11,7 +11,6 @@ Playwright's auto-waiting does the waiting: no sleeps.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from tests.conftest import (
     Server,
     make_config,
     running,
+    unavailable,
     wait_until,
 )
 
@@ -63,9 +63,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     with sync_playwright() as pw:
         yield pw
 

@@ -1,13 +1,12 @@
 """The real Prometheus against the real service: scrape, rules and dashboard queries.
 
 Needs Debian's ``prometheus`` package (``prometheus`` and ``promtool``). Without it the
-tests skip locally; with SOVD_REQUIRE_PROMETHEUS=1 (as .ci/run sets) they fail instead.
+tests skip locally; in CI (``CI`` set, as .ci/run does) they fail instead.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import Server, auth, make_config, running, wait_until
+from tests.conftest import Server, auth, make_config, running, unavailable, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PROM_DIR = ROOT / "prometheus"
@@ -29,10 +28,7 @@ JOB = "sovd-command-service"
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        reason = f"{name} is not installed (apt-get install prometheus)"
-        if os.environ.get("SOVD_REQUIRE_PROMETHEUS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"{name} is not installed (apt-get install prometheus)")
     return path
 
 
