@@ -36,8 +36,10 @@ from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from app.clock import Clock
 from app.config import Config
 from app.main import create_app
+from app.models import Principal
 from app.services.registry import Services
 from app.vehicles.connector import DiagnosticRequest, RawChunk
 
@@ -121,6 +123,18 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         shutdown_grace_s=1.0,
     )
     return replace(base, **overrides)
+
+
+def insert_users(conn: sqlite3.Connection, *users: Principal) -> None:
+    """Users straight into a test database (no password anyone could use), for tests
+    that build the services without the app."""
+    at = Clock().timestamp()
+    for who in users:
+        conn.execute(
+            "INSERT INTO users (user_id, username, password_hash, role, created_at)"
+            " VALUES (?, ?, 'x', ?, ?)",
+            (who.user_id, who.username, who.role, at),
+        )
 
 
 def unavailable(reason: str) -> NoReturn:

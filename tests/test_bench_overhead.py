@@ -13,20 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_http_overhead_benchmark_runs(tmp_path: Path) -> None:
-    out = tmp_path / "overhead.json"
+def _bench(module: str, *args: str) -> str:
+    """Runs ``python -m <module> <args>`` from the repository; its output, or a failure
+    showing it."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.http_overhead",
-            "--seconds",
-            "1",
-            "--rounds",
-            "1",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -34,24 +25,22 @@ def test_http_overhead_benchmark_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ratio on/off" in result.stdout
+    return result.stdout
+
+
+def test_http_overhead_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "overhead.json"
+    stdout = _bench("bench.http_overhead", "--seconds", "1", "--rounds", "1", "--json", str(out))
+    assert "ratio on/off" in stdout
     figures = json.loads(out.read_text())
     assert figures["rps"]["on"][0] > 0 and figures["rps"]["off"][0] > 0
     assert figures["rps"]["traced"][0] > 0 and figures["traced_ratio"] > 0
-    assert "the receiver decoded" in result.stdout
+    assert "the receiver decoded" in stdout
 
 
 def test_tracing_split_runs() -> None:
     """``python -m bench.tracing_split`` at smoke size: four settings, and the traced one's
     spans all reached the receiver (the script fails otherwise)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.tracing_split", "--requests", "20", "--warm-up", "5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = [line.split()[0] for line in result.stdout.splitlines() if "us CPU per request" in line]
+    stdout = _bench("bench.tracing_split", "--requests", "20", "--warm-up", "5")
+    rows = [line.split()[0] for line in stdout.splitlines() if "us CPU per request" in line]
     assert rows == ["off", "on", "unsampled", "traced"]

@@ -35,6 +35,7 @@ from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import DiagnosticRequest, RawChunk
 from app.vocabulary import TERMINAL_STATUSES, CommandStatus, FailureCode, Role
+from tests.conftest import insert_users
 
 DEADLINE_S = 5.0
 VEHICLE_ID = str(uuid.uuid4())
@@ -76,12 +77,7 @@ class World:
 
 def _seed(conn: Any) -> None:
     at = Clock().timestamp()
-    for who in (OWNER, OTHER):
-        conn.execute(
-            "INSERT INTO users (user_id, username, password_hash, role, created_at)"
-            " VALUES (?, ?, 'x', ?, ?)",
-            (who.user_id, who.username, who.role, at),
-        )
+    insert_users(conn, OWNER, OTHER)
     conn.execute(
         "INSERT INTO vehicles (vehicle_id, vin, make, model, year, connection_status,"
         " simulator_profile, created_at) VALUES (?, 'WVWZZZ1KZAW000001', 'VW', 'Golf', 2021,"

@@ -36,7 +36,7 @@ from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import DiagnosticRequest, RawChunk
 from app.vocabulary import Role
-from tests.conftest import Server, auth
+from tests.conftest import Server, auth, insert_users
 from tests.fake_clock import FakeClock
 
 VEHICLE = str(uuid.uuid4())
@@ -317,12 +317,7 @@ class AnsweringVehicle:
 
 def _seed(conn: sqlite3.Connection) -> None:
     at = Clock().timestamp()
-    for who in (ALICE, BOB, ADMIN):
-        conn.execute(
-            "INSERT INTO users (user_id, username, password_hash, role, created_at)"
-            " VALUES (?, ?, 'x', ?, ?)",
-            (who.user_id, who.username, who.role, at),
-        )
+    insert_users(conn, ALICE, BOB, ADMIN)
     # A DoIP vehicle: every catalogue command runs on it.
     conn.execute(
         "INSERT INTO vehicles (vehicle_id, vin, make, model, year, connection_status,"

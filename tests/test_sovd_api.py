@@ -459,6 +459,14 @@ def test_a_lock_keeps_other_engineers_out_until_released(sovd: Server) -> None:
     )
     assert r.status_code == 409 and r.json()["error_code"] == "precondition-not-fulfilled"
     # Another ECU is not locked; nor is a whole-vehicle lock possible for bob now.
+    # Executions and session changes on the locked ECU are refused too; reads are not.
+    for method, path, body in (
+        ("POST", "/components/engine/operations/selfTest/executions", {}),
+        ("PUT", "/components/engine/modes/session", {"value": "extended"}),
+    ):
+        r = sovd.http.request(method, bob.url(path), headers=auth(bob.token), json=body)
+        assert "engineer" in generic_error(r, 409, "precondition-not-fulfilled")["message"]
+    assert bob.get("/components/engine/modes/session").json()["value"] == "default"
     bob.send("DELETE", "/components/transmission/faults", 204)
     r = sovd.http.post(bob.url("/locks"), headers=auth(bob.token), json={"lock_expiration": 60})
     generic_error(r, 409, "precondition-not-fulfilled")

@@ -58,9 +58,11 @@ async def list_components(call: Call[None, SovdQuery]) -> Entities:
 
 async def empty_collection(call: Call[None, SovdQuery]) -> Entities:
     """Apps, areas, functions, a component's hosts and belongs-to: this vehicle has none."""
-    await tree.vehicle(call)
+    # The vehicle (and the component) must exist: an empty list is not a 404.
     if "component" in call.request.path_params:
         await tree.target(call)
+    else:
+        await tree.vehicle(call)
     return Entities(items=[])
 
 

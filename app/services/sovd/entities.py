@@ -44,10 +44,11 @@ def components(vehicle: Vehicle) -> list[Component]:
 
 
 def component(vehicle: Vehicle, name: str) -> Component:
-    for found in components(vehicle):
-        if found.name == name:
-            return found
-    known = ", ".join(c.name for c in components(vehicle))
+    found = components(vehicle)
+    for ecu in found:
+        if ecu.name == name:
+            return ecu
+    known = ", ".join(c.name for c in found)
     raise NotFound(f"vehicle {vehicle.vin} has no component {name[:64]} (it has: {known})")
 
 
