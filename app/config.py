@@ -119,9 +119,9 @@ class Config:
             host=r.get("SOVD_HOST", str, cls.host),
             port=r.get("SOVD_PORT", _int_in(0, 65535), cls.port),
             db_path=r.get("SOVD_DB_PATH", _path, cls.db_path),
-            jwt_secret=r.optional("SOVD_JWT_SECRET", _secret),
-            admin_password=r.optional("SOVD_ADMIN_PASSWORD", _password),
-            engineer_password=r.optional("SOVD_ENGINEER_PASSWORD", _password),
+            jwt_secret=r.secret("SOVD_JWT_SECRET", _secret),
+            admin_password=r.secret("SOVD_ADMIN_PASSWORD", _password),
+            engineer_password=r.secret("SOVD_ENGINEER_PASSWORD", _password),
             demo_data=r.get("SOVD_DEMO_DATA", _bool, cls.demo_data),
             access_token_ttl_s=r.get(
                 "SOVD_ACCESS_TOKEN_TTL_S", _int_in(10, 86400), cls.access_token_ttl_s
@@ -208,7 +208,7 @@ class Config:
             cors_origins=r.get("SOVD_CORS_ORIGINS", _origins, ()),
             retention_days=r.optional("SOVD_RETENTION_DAYS", _float_in(0.001, 36500)),
             metrics_enabled=r.get("SOVD_METRICS_ENABLED", _bool, cls.metrics_enabled),
-            metrics_token=r.optional("SOVD_METRICS_TOKEN", _nonempty),
+            metrics_token=r.secret("SOVD_METRICS_TOKEN", _bearer_token),
             trusted_proxies=r.get("SOVD_TRUSTED_PROXIES", _networks, ()),
             request_timeout_s=r.get(
                 "SOVD_REQUEST_TIMEOUT_S", _float_in(0.1, 3600), cls.request_timeout_s
@@ -262,13 +262,22 @@ class _Reader:
         return default if value is None else value
 
     def optional(self, name: str, parse: Callable[[str], T]) -> T | None:
+        return self._read(name, parse, shown=True)
+
+    def secret(self, name: str, parse: Callable[[str], T]) -> T | None:
+        """A variable that carries a secret (a key, password or token): a bad value is
+        named, never echoed, and ``parse``'s message must not quote it either."""
+        return self._read(name, parse, shown=False)
+
+    def _read(self, name: str, parse: Callable[[str], T], *, shown: bool) -> T | None:
         raw = self._env.get(name)
         if raw is None or raw.strip() == "":
             return None
         try:
             return parse(raw.strip())
         except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+            what = f"{name}={raw!r}" if shown else f"{name} (value not shown: a secret)"
+            raise ConfigError(f"{what} is invalid: {exc}") from None
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -323,6 +332,14 @@ def _secret(raw: str) -> str:
     # HS256 keys shorter than the hash output are weak; PyJWT warns about them too.
     if len(raw.encode()) < 32:
         raise ValueError("must be at least 32 bytes long")
+    return raw
+
+
+def _bearer_token(raw: str) -> str:
+    # Sent as ``Authorization: Bearer <token>``: a space, a control or a non-ASCII
+    # character could never arrive as configured, so no scrape would ever match.
+    if not all("!" <= c <= "~" for c in raw):
+        raise ValueError("expected printable ASCII without spaces (it goes in a header)")
     return raw
 
 

@@ -1,0 +1,71 @@
+"""Issue #19 item 7: a bad value of a variable that carries a secret is named, never echoed.
+
+Before: ``SOVD_JWT_SECRET='this-is-...' is invalid: must be at least 32 bytes long``, the
+value in the message, on stderr and in whatever collects it. Each secret variable is
+given a value its check refuses; neither the message nor ``python -m app``'s output may
+hold the value (or its first characters).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import app.config
+from app.config import Config, ConfigError
+from tests.test_e2e import run_app, server_env
+
+# Each value fails its check; each is unlike any word a message would use.
+BAD_SECRETS = {
+    "SOVD_JWT_SECRET": "Zq7vKx2PbWn9-jwt-key-31-bytes-x",  # 31 bytes: < 32
+    "SOVD_ADMIN_PASSWORD": "Qm4#pZ1",  # 7 characters: < 8
+    "SOVD_ENGINEER_PASSWORD": "Hv8!rT2",
+    "SOVD_METRICS_TOKEN": "Xk3nL9 scrape Wq7",  # a space: cannot be sent as a bearer token
+}
+SECRET_WORDS = re.compile(r"SECRET|PASSWORD|TOKEN|KEY")
+# Named like secrets, but settings about them: shown as any other value.
+NOT_SECRETS = {"SOVD_ACCESS_TOKEN_TTL_S", "SOVD_REFRESH_TOKEN_TTL_S", "SOVD_PASSWORD_HASH_PROFILE"}
+
+
+def _revealed(value: str, text: str) -> bool:
+    return value in text or value[:6] in text or repr(value)[1:-1] in text
+
+
+def test_every_secret_variable_is_read_as_one() -> None:
+    """The variables whose name says they carry a secret are exactly those read with
+    ``_Reader.secret``, and each has its case below: a new one cannot be forgotten."""
+    source = Path(app.config.__file__).read_text()
+    named = {
+        n for n in re.findall(r'"((?:SOVD|OTEL)_[A-Z0-9_]+)"', source) if SECRET_WORDS.search(n)
+    } - NOT_SECRETS
+    read_as_secret = set(re.findall(r'r\.secret\(\s*"([A-Z0-9_]+)"', source))
+    assert named == read_as_secret == set(BAD_SECRETS)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SECRETS))
+def test_a_bad_secret_is_named_not_shown(name: str) -> None:
+    value = BAD_SECRETS[name]
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({name: value})
+    message = str(caught.value)
+    assert name in message and "is invalid" in message
+    assert not _revealed(value, message), message
+
+
+def test_a_bad_ordinary_value_is_still_shown() -> None:
+    with pytest.raises(ConfigError, match=r"SOVD_PORT='eighty' is invalid"):
+        Config.from_env({"SOVD_PORT": "eighty"})
+
+
+@pytest.mark.socket
+@pytest.mark.parametrize("name", sorted(BAD_SECRETS))
+def test_a_start_refused_for_a_bad_secret_does_not_print_it(tmp_path: Path, name: str) -> None:
+    value = BAD_SECRETS[name]
+    result = run_app(server_env(tmp_path, **{name: value}))
+    assert result.returncode == 2
+    assert f"configuration error: {name}" in result.stderr
+    assert not _revealed(value, result.stderr), result.stderr
+    assert not _revealed(value, result.stdout), result.stdout
+    assert not (tmp_path / "data").exists()  # refused before anything was created
