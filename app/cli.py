@@ -4,12 +4,15 @@ manages accounts on the database directly, for an operator locked out of the API
 Configuration comes from the environment (``SOVD_*``) either way: the users commands
 read ``SOVD_DB_PATH`` and ``SOVD_PASSWORD_HASH_PROFILE``. They take the data directory's
 lock first, so they refuse while the service runs (two writers would race; use the API
-then) and the service cannot start halfway through one. Passwords are read from the
+then) and the service cannot start halfway through one; but ``users check``, which only
+reads, opens the database read-only and takes no lock, so it works while the service
+runs. Usernames are printed escaped (``app.usernames.shown``): a stored name never
+writes a raw control character to the terminal. Passwords are read from the
 terminal (asked twice) or, when stdin is not a terminal, as one line from stdin: never
 from the command line, where ``ps`` and shell history would show them.
 
-Exit status: 0 done, 1 refused or failed (one line on stderr saying why), 2 bad usage or
-configuration.
+Exit status: 0 done, 1 refused or failed (one line on stderr saying why; ``users check``:
+some username breaks the rule), 2 bad usage or configuration.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import getpass
 import os
 import pwd
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, TextIO
@@ -32,7 +36,7 @@ from app.store.audit import AuditStore
 from app.store.database import Database
 from app.store.users import UserStore
 from app.telemetry import NoTelemetry
-from app.usernames import username_key
+from app.usernames import UsernameError, check_username, nonconforming, shown, username_key
 from app.version import version
 from app.vocabulary import Role
 
@@ -63,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
     )
     action = users.add_subparsers(dest="action", metavar="ACTION", required=True)
     action.add_parser("list", help="list the accounts")
+    action.add_parser(
+        "check",
+        help="list the accounts whose username breaks the username rule (exit 1 if any);"
+        " read-only, works while the service runs",
+    )
     create = action.add_parser("create", help="create an account (asks for its password)")
     create.add_argument("username")
     create.add_argument("--role", choices=[r.value for r in Role], default=Role.ENGINEER.value)
@@ -87,6 +96,8 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
     if args.command in (None, "serve"):
         return serve(config)
     try:
+        if args.action == "check":
+            return EXIT_FAILED if _check(config, sys.stdout) else EXIT_OK
         asyncio.run(_users(config, args, sys.stdin, sys.stdout))
     except (CliError, ServiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -118,12 +129,50 @@ def _read_password(stdin: TextIO) -> str:
     return line
 
 
-async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> None:
+def _need_database(config: Config) -> None:
     if not config.db_path.exists():
         raise CliError(
             f"no database at {config.db_path} (SOVD_DB_PATH); start the service once to"
             " create it, or point SOVD_DB_PATH at the existing one"
         )
+
+
+def _check(config: Config, out: TextIO) -> int:
+    """``users check``: print each stored username that breaks the rule, escaped, with
+    why; how many. Reads only, on a read-only connection without the data directory's
+    lock (a running service holds it), so it never changes or blocks anything."""
+    _need_database(config)
+    uri = f"{config.db_path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+        try:
+            rows = conn.execute(
+                "SELECT user_id, username FROM users ORDER BY created_at, rowid"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot read {config.db_path}: {exc}") from None
+    failing = nonconforming((str(u), str(n)) for u, n in rows)
+    for user_id, name, why in failing:
+        out.write(f"{shown(name)} (user {user_id}): {why}\n")
+    if failing:
+        out.write(
+            f"{len(failing)} of {len(rows)} usernames break the rule; they still work as"
+            " they are: disable (PATCH /api/v1/users/{user_id}) or replace them\n"
+        )
+    else:
+        out.write(f"all {len(rows)} usernames keep the rule\n")
+    return len(failing)
+
+
+async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> None:
+    _need_database(config)
+    if args.action == "create":
+        try:  # the form first: no password is asked for a name that cannot be created
+            check_username(args.username)
+        except UsernameError as exc:
+            raise CliError(f"{exc}; nothing changed") from None
     # Read before the lock is taken: a change cannot wait on a prompt holding the service off.
     password = _read_password(stdin) if args.action in ("create", "reset-password") else ""
     lock = DataDirLock(config.data_dir)
@@ -173,15 +222,17 @@ async def _run(
         out.write(f"{'username':<24} {'role':<9} {'state':<9} user_id\n")
         for u in listed:
             state = "disabled" if u.disabled else "enabled"
-            out.write(f"{u.username:<24} {u.role.value:<9} {state:<9} {u.user_id}\n")
+            out.write(f"{shown(u.username):<24} {u.role.value:<9} {state:<9} {u.user_id}\n")
         return
     if args.action == "create":
-        user = await auth.create_user(args.username, password, Role(args.role), actor)
-        out.write(f"created {user.username} ({user.role.value}) {user.user_id}\n")
+        user = await auth.create_user(
+            args.username, password, Role(args.role), actor, field="username"
+        )
+        out.write(f"created {shown(user.username)} ({user.role.value}) {user.user_id}\n")
         return
     creds = await users.credentials(username_key(args.username))
     if creds is None:
-        raise CliError(f"no user named {args.username!r} (see: python -m app users list)")
+        raise CliError(f"no user named {shown(args.username)} (see: python -m app users list)")
     user_id = creds.user.user_id
     steps: dict[str, Callable[[], Awaitable[object]]] = {
         "reset-password": lambda: auth.reset_password(user_id, password, actor),
@@ -194,4 +245,4 @@ async def _run(
         "disable": "disabled; every session of theirs ended",
         "enable": "enabled",
     }[args.action]
-    out.write(f"{creds.user.username}: {done}\n")
+    out.write(f"{shown(creds.user.username)}: {done}\n")

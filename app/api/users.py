@@ -10,8 +10,12 @@ from app.api.contract import Body, Call, Out, Result
 from app.errors import BadRequest
 from app.models import User
 from app.services.auth import PASSWORD_RULES
+from app.usernames import USERNAME_MAX, USERNAME_RULE
 from app.vocabulary import Role
 
+# For the document only (JSON Schema regexes match the whole string with ^...$). The
+# service checks the one rule, app.usernames.check_username: NFKC first, then a full
+# match, then no look-alike of an existing user.
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
 
 
@@ -19,8 +23,11 @@ class NewUser(Body, frozen=True, kw_only=True):
     username: Annotated[
         str,
         msgspec.Meta(
-            pattern=USERNAME_PATTERN,
-            description="3 to 64 letters, digits, dots, dashes or underscores",
+            min_length=1,
+            max_length=4 * USERNAME_MAX,  # the rule is checked on the NFKC form
+            description=USERNAME_RULE + " (after NFKC normalisation); not one that looks"
+            " like an existing user's (409 names it)",
+            extra_json_schema={"pattern": USERNAME_PATTERN},
         ),
     ]
     password: Annotated[str, msgspec.Meta(min_length=8, max_length=256)]

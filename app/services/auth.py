@@ -55,7 +55,14 @@ from app.services.throttle import (
 from app.store.audit import AuditStore
 from app.store.users import Rotation, UserStore
 from app.telemetry import Telemetry
-from app.usernames import normalise_username, username_key
+from app.usernames import (
+    UsernameError,
+    UsernameTaken,
+    check_username,
+    nonconforming,
+    shown,
+    username_key,
+)
 from app.vocabulary import AuditAction, AuthFailureReason, Role
 
 log = logging.getLogger(__name__)
@@ -539,17 +546,32 @@ class AuthService:
         self._verified.drop_user(user_id)
         return creds.user
 
-    async def create_user(self, username: str, password: str, role: Role, actor: Actor) -> User:
-        """A new user; Conflict if the name is taken, in any case or Unicode form."""
-        name = normalise_username(username)
+    async def create_user(
+        self,
+        username: str,
+        password: str,
+        role: Role,
+        actor: Actor,
+        field: str = "body.username",
+    ) -> User:
+        """A new user. BadRequest if the name breaks the username rule
+        (``app.usernames.check_username``); Conflict if it is taken, in any case or Unicode
+        form, or looks like a taken one (the message names that user)."""
+        try:
+            name = check_username(username)
+        except UsernameError as exc:
+            raise BadRequest(f"{field}: {exc}") from None
         check_password_rules(name, password)
         return await self._new_user(name, password, role, actor)
 
     async def _new_user(self, name: str, password: str, role: Role, actor: Actor) -> User:
+        """Store a user whose name has passed ``check_username``'s form; the look-alike
+        half of the rule is checked with the insert, in one transaction."""
         user = User(user_id=str(uuid.uuid4()), username=name, role=role)
         password_hash = await self.hash_password(password)
-        if not await self._users.create(user, password_hash, self._clock.timestamp(), actor):
-            raise Conflict(f"username {name!r} is already taken")
+        taken = await self._users.add(user, password_hash, self._clock.timestamp(), actor)
+        if taken is not None:
+            raise Conflict(str(UsernameTaken(name, taken)))
         return user
 
     async def set_disabled(self, user_id: str, disabled: bool, actor: Actor) -> User:
@@ -579,8 +601,11 @@ class AuthService:
         self, admin_password: str | None, engineer_password: str | None, actor: Actor
     ) -> None:
         """On a new database, create ``admin`` and ``engineer``. A password not configured
-        is generated and logged once: the only place it can ever be read."""
+        is generated and logged once: the only place it can ever be read. On an existing
+        one, warn once per stored username that breaks the username rule (never changed
+        here: ``python -m app users check`` lists them too)."""
         if await self._users.count() > 0:
+            await self.warn_nonconforming_usernames()
             ignored = [
                 name
                 for name, value in (
@@ -605,7 +630,7 @@ class AuthService:
         for username, role, password in initial:
             chosen = password or secrets.token_urlsafe(12)
             # Configured ones were checked by Config (length) and are the operator's.
-            await self._new_user(username, chosen, role, actor)
+            await self._new_user(check_username(username), chosen, role, actor)
             if password is None:
                 log.warning(
                     "created user %s with a generated password, shown only this once: %s",
@@ -613,3 +638,18 @@ class AuthService:
                     chosen,
                     extra={"event": "initial_user_password"},
                 )
+
+    async def warn_nonconforming_usernames(self) -> int:
+        """One warning per stored username that breaks the rule (its form, or it looks
+        like an older user's), the name escaped; how many. Nothing is changed."""
+        failing = nonconforming(await self._users.names_by_age())
+        for user_id, name, why in failing:
+            log.warning(
+                "username %s (user %s) breaks the username rule: %s; kept as it is (see"
+                " python -m app users check)",
+                shown(name),
+                user_id,
+                why,
+                extra={"event": "username_nonconforming", "user_id": user_id},
+            )
+        return len(failing)

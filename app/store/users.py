@@ -14,7 +14,7 @@ from app.models import Actor, Principal, User
 from app.store.audit import insert_audit
 from app.store.database import Database
 from app.store.rows import fetch_all, fetch_one
-from app.usernames import username_key
+from app.usernames import lookalike, username_key
 from app.vocabulary import AuditAction, Role
 
 
@@ -58,9 +58,20 @@ class UserStore:
         )
 
     async def create(self, user: User, password_hash: str, at: str, actor: Actor) -> bool:
-        """Insert a user; False if the username is taken (in any case or Unicode form)."""
+        """Insert a user; False if the username is taken (in any case or Unicode form) or
+        looks like a taken one (``add``)."""
+        return await self.add(user, password_hash, at, actor) is None
 
-        def run(conn: sqlite3.Connection) -> bool:
+    async def add(self, user: User, password_hash: str, at: str, actor: Actor) -> str | None:
+        """Insert a user: None if done, else the existing username it is or looks like
+        (``app.usernames.lookalike``; nothing inserted). The check and the insert are one
+        write transaction, so two look-alikes created at once cannot both get in."""
+
+        def run(conn: sqlite3.Connection) -> str | None:
+            names = (str(r[0]) for r in conn.execute("SELECT username FROM users"))
+            other = lookalike(user.username, names)
+            if other is not None:
+                return other
             try:
                 conn.execute(
                     "INSERT INTO users (user_id, username, username_key, password_hash, role,"
@@ -75,7 +86,7 @@ class UserStore:
                     ),
                 )
             except sqlite3.IntegrityError:
-                return False
+                return user.username  # the key is taken (a migrated row's, say)
             insert_audit(
                 conn,
                 actor,
@@ -85,9 +96,22 @@ class UserStore:
                 user.user_id,
                 {"username": user.username, "role": user.role},
             )
-            return True
+            return None
 
         return await self._db.write(run)
+
+    async def names_by_age(self) -> list[tuple[str, str]]:
+        """Every ``(user_id, username)``, oldest first (for ``app.usernames.nonconforming``)."""
+
+        def run(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            return [
+                (str(r[0]), str(r[1]))
+                for r in conn.execute(
+                    "SELECT user_id, username FROM users ORDER BY created_at, rowid"
+                )
+            ]
+
+        return await self._db.read(run)
 
     async def credentials(self, key: str) -> Credentials | None:
         """The user whose username key is ``key``, with their password hash."""
