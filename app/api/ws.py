@@ -12,6 +12,9 @@ changed or reset, or the user disabled or deleted, 4404 command absent or not vi
 shutting down ("service stopping"), 1011 an unexpected server error, 4503 too many open
 streams on the service, 4429 too many open streams of this user. A WebSocket to any other
 path is accepted and closed at once with 4404 "unknown path" (``app.api.middleware``).
+The stream needs nothing from its client: a message over ``WS_MAX_MESSAGE_BYTES`` (4 KiB,
+counted after inflating) is closed with 1009 by the server underneath, before the handler
+sees it and without holding or inflating more than that (``app.server``).
 Each stream logs one line when accepted and one when closed or refused, with the code and
 reason (never the token).
 
