@@ -294,7 +294,8 @@ class Lifecycle:
             command_store, user_store, audit_store, config.retention_days, clock=self._clock
         )
         self.retention.start()
-        locks = LockService(self._clock)
+        # A lock withdraws the other users' queued commands it covers (from pipeline).
+        locks = LockService(self._clock, pipeline=pipeline)
         commands = CommandService(
             command_store,
             vehicle_store,

@@ -26,9 +26,9 @@ from app.errors import (
     NotFound,
     PreconditionNotFulfilled,
 )
-from app.models import Principal
+from app.models import Actor, Command, Principal
 from app.services.commands import CommandService
-from app.services.locks import LockService, normalise_address
+from app.services.locks import LockService, normalise_address, withdrawn_by_lock
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.store.commands import CommandFilter, CommandStore
 from app.store.database import Database
@@ -441,3 +441,57 @@ def test_a_command_is_refused_over_http_while_another_engineer_holds_a_lock(
     server.submit(alice_token, vehicle["vehicle_id"], "ClearDTC")  # and so does the holder
     server.call(lambda: server.services.locks.release(alice, vehicle["vehicle_id"], lock.lock_id))
     server.submit(bob_token, vehicle["vehicle_id"], "ClearDTC")
+
+
+# -- a lock covers what is queued (issue #19 item 5) ----------------------------------------
+
+
+class _PausingStore(CommandStore):
+    """Holds each insert until the test lets it go: a submit caught after its lock
+    check, before its command reaches the lane."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.inserting = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def insert(self, command: Command, actor: Actor) -> None:
+        self.inserting.set()
+        await self.go.wait()
+        await super().insert(command, actor)
+
+
+def test_a_command_stored_while_a_lock_is_taken_is_withdrawn_before_it_runs(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        db = Database(tmp_path / "sovd.db")
+        await db.open()
+        try:
+            await db.write(_seed)
+            store = _PausingStore(db)
+            pipeline = Pipeline(
+                store, EventBus(64), AnsweringVehicle(), NoTelemetry(), PipelineSettings(5.0, 8)
+            )
+            locks = LockService(FakeClock(), pipeline=pipeline)
+            commands = CommandService(store, VehicleStore(db), pipeline, EventBus(64), locks=locks)
+            async with asyncio.timeout(5):
+                submitting = asyncio.create_task(commands.submit(BOB, VEHICLE, *CLEAR, None))
+                await store.inserting.wait()  # bob's ClearDTC passed the lock check
+                assert pipeline.queued(VEHICLE) == []
+                locks.take(ALICE, VEHICLE, "0x10", "engine", 60)
+                store.go.set()
+                command = await submitting
+                await pipeline.drain(5)  # every accepted command has ended
+                ended = await store.get(command.command_id)
+            await pipeline.close()
+        finally:
+            await db.close()
+        assert ended is not None
+        assert (ended.status, ended.error_code) == ("cancelled", "cancelled")
+        assert withdrawn_by_lock(ended.error_message), ended.error_message
+        assert "ECU 0x10 of vehicle" in str(ended.error_message)
+        assert "locked by alice" in str(ended.error_message)
+        assert ended.started_at is None  # never sent
+
+    asyncio.run(main())

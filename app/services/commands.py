@@ -127,6 +127,10 @@ class CommandService:
             ecus=tuple((ecu.name, int(ecu.address, 16)) for ecu in vehicle.ecus),
         )
         self._pipeline.enqueue(Job(command, request, self._clock.monotonic(), timeout_s))
+        if self._locks is not None and sovd.changes_state(name, params):
+            # Another user may have locked it while this was being stored: then it is
+            # withdrawn now, as the lock withdrew what was queued then (never sent).
+            self._locks.withdraw_if_locked(command)
         return command
 
     async def get(self, principal: Principal, command_id: str) -> Command:

@@ -14,6 +14,13 @@ who does not own it breaks it: the holder's next call that touches the lock (a
 state-changing call or a new lock where it was, or the lock's id itself) is refused
 once with ``lock-broken``, and the call after that is treated as any other.
 
+A lock covers what is already queued: taking one withdraws the other users'
+state-changing commands still waiting in the vehicle's lane for the locked scope (never
+sent; they end ``cancelled`` with a message starting ``LOCK_WITHDRAWAL``, and a SOVD call
+waiting on one answers ``precondition-not-fulfilled``), and so does a command that
+reaches the lane after a lock was taken while its submit was storing it. A command that
+is already running is left to finish: it went to the vehicle before the lock existed.
+
 Locks live in memory: a restart forgets them (and the pipeline's commands with them).
 Bounded: at most ``max_per_vehicle`` locks, and as many broken-lock notices, per vehicle.
 """
@@ -21,11 +28,13 @@ Bounded: at most ``max_per_vehicle`` locks, and as many broken-lock notices, per
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
+from app import sovd
 from app.clock import Clock, format_ts
 from app.errors import (
     BadRequest,
@@ -35,11 +44,21 @@ from app.errors import (
     NotFound,
     PreconditionNotFulfilled,
 )
-from app.models import Principal
+from app.models import Actor, Command, Principal
+from app.services.pipeline import Cancellation, Pipeline
+
+log = logging.getLogger(__name__)
 
 MAX_EXPIRATION_S: Final = 3600.0
 MAX_LOCKS_PER_VEHICLE: Final = 64
 MIN_EXPIRATION_S: Final = 1.0
+# How the message of a command a lock withdrew from its lane begins.
+LOCK_WITHDRAWAL: Final = "cancelled before it ran: "
+
+
+def withdrawn_by_lock(message: str | None) -> bool:
+    """Whether a cancelled command's message says a lock withdrew it before it ran."""
+    return message is not None and message.startswith(LOCK_WITHDRAWAL)
 
 
 def normalise_address(raw: str | None) -> str | None:
@@ -92,8 +111,12 @@ class LockService:
         clock: Clock,
         max_expiration_s: float = MAX_EXPIRATION_S,
         max_per_vehicle: int = MAX_LOCKS_PER_VEHICLE,
+        *,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self._clock = clock
+        # Where a new lock withdraws the queued commands it covers (None: nothing to do).
+        self._pipeline = pipeline
         self._max_expiration_s = max_expiration_s
         self._max_per_vehicle = max_per_vehicle
         # vehicle_id -> lock_id -> lock, in the order taken. All methods are synchronous
@@ -147,6 +170,7 @@ class LockService:
             expires_at=self._wall_in(expiration_s),
         )
         self._locks.setdefault(vehicle_id, {})[lock.lock_id] = lock
+        self._withdraw_covered(lock)
         return lock
 
     def extend(self, who: Principal, vehicle_id: str, lock_id: str, expiration_s: float) -> Lock:
@@ -199,7 +223,43 @@ class LockService:
         self._tell_broken(who, vehicle_id, scope)
         self._refuse_others(who, vehicle_id, scope, live)
 
+    def withdraw_if_locked(self, command: Command) -> bool:
+        """Withdraw a command that reached its lane after another user's lock over it
+        was taken (its submit checked before the lock existed, then stored it): it ends
+        as if it had been queued when the lock was taken. Whether it was withdrawn."""
+        if self._pipeline is None:
+            return False
+        for lock in self._live(command.vehicle_id).values():
+            if _covers(lock, command):
+                return self._pipeline.withdraw(command.command_id, _withdrawal(lock)) is not None
+        return False
+
     # -- helpers -----------------------------------------------------------------------
+
+    def _withdraw_covered(self, lock: Lock) -> int:
+        """Withdraw the other users' state-changing commands queued where ``lock`` now
+        is (in the same step as taking it: none can start in between); how many."""
+        if self._pipeline is None:
+            return 0
+        cancellation = _withdrawal(lock)
+        withdrawn = sum(
+            self._pipeline.withdraw(command.command_id, cancellation) is not None
+            for command in self._pipeline.queued(lock.vehicle_id)
+            if _covers(lock, command)
+        )
+        if withdrawn:
+            log.info(
+                "%s's lock on %s withdrew %d queued commands of other users",
+                lock.username,
+                _scope(lock.vehicle_id, lock.ecu_address),
+                withdrawn,
+                extra={
+                    "event": "lock_withdrew_queued",
+                    "vehicle_id": lock.vehicle_id,
+                    "commands": withdrawn,
+                },
+            )
+        return withdrawn
 
     def _check_expiration(self, expiration_s: float) -> None:
         # Written so that NaN fails too.
@@ -267,6 +327,29 @@ class LockService:
                 + (" (an admin can release it)" if doing == "release" else "")
             )
         return lock
+
+
+def _covers(lock: Lock, command: Command) -> bool:
+    """Whether ``lock`` stands in the way of ``command`` (another user's, changing state,
+    on the locked scope)."""
+    if command.user_id == lock.user_id:
+        return False
+    params = command.command_params
+    if not sovd.changes_state(command.command_name, params):
+        return False
+    address = params.get("ecuAddress")
+    return _overlap(
+        lock.ecu_address, normalise_address(address) if isinstance(address, str) else None
+    )
+
+
+def _withdrawal(lock: Lock) -> Cancellation:
+    """How a command ``lock`` withdrew ends: cancelled by the holder, saying why."""
+    return Cancellation(
+        Actor(user_id=lock.user_id, username=lock.username, client_address=None),
+        f"{LOCK_WITHDRAWAL}{_scope(lock.vehicle_id, lock.ecu_address)} was locked by"
+        f" {lock.username} until {lock.expires_at}",
+    )
 
 
 def _lock_broken(broken: _Broken) -> LockBroken:

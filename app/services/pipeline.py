@@ -355,6 +355,13 @@ class Pipeline:
             if entry.user_id == user_id
         )
 
+    def queued(self, vehicle_id: str) -> list[Command]:
+        """The commands waiting in the vehicle's lane, in order (not the running one):
+        those ``withdraw`` can still take out unsent. Synchronous, so a caller that
+        withdraws some of them in the same step sees none start in between."""
+        lane = self._lanes.get(vehicle_id)
+        return [] if lane is None else [entry.job.command for entry in lane.queued]
+
     # -- execution -------------------------------------------------------------------
 
     async def _run_lane(self, vehicle_id: str, lane: _Lane) -> None:

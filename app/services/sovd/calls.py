@@ -6,7 +6,8 @@ bus and returns what it answered. ``check`` turns a command that did not succeed
 SOVD's error: a UDS negative response is ``error-response`` with the service and NRC (or
 ``precondition-not-fulfilled`` when the ECU refused because of its session and the call
 names the session it needs), no answer in time ``not-responding``, an answer that does
-not decode ``invalid-response-content``.
+not decode ``invalid-response-content``; a command another user's lock withdrew before
+it ran ``precondition-not-fulfilled``, as the lock refuses a new call.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from app.errors import (
 from app.events import ResponseEvent, StatusEvent
 from app.models import Command
 from app.services.commands import CommandService
+from app.services.locks import withdrawn_by_lock
 from app.services.sovd.entities import Target
 from app.vehicles import uds
 from app.vocabulary import CommandStatus, FailureCode
@@ -173,6 +175,9 @@ def error_of(outcome: Outcome, what: str, session: str | None = None) -> Service
     if code is FailureCode.STORAGE_UNAVAILABLE:
         return StorageUnavailable(message, command_id=cid)
     if command.status is CommandStatus.CANCELLED:
+        if withdrawn_by_lock(command.error_message):
+            # Another user locked it before it ran: refused as a lock refuses a call.
+            return PreconditionNotFulfilled(message, command_id=cid)
         return Conflict(message, command_id=cid)
     return ServiceError(message, command_id=cid)
 

@@ -4,6 +4,8 @@ an ECU, so it is ``locked``).
 
 A session set with ``mode_expiration`` goes back to ``default`` when it expires: the
 service switches it back with a command of the same user (in the history like any other).
+If another user's lock refuses that command (or withdraws it from the lane), the expiry
+ends with one warning line and the session is left to the ECU's own S3 timeout.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-from app.errors import BadRequest, InvalidResponseContent, MethodNotAllowed, NotFound
+from app.errors import (
+    BadRequest,
+    InvalidResponseContent,
+    LockBroken,
+    MethodNotAllowed,
+    NotFound,
+    PreconditionNotFulfilled,
+)
 from app.services.commands import CommandService
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.entities import Target
@@ -136,6 +145,20 @@ class Modes:
             self._calls.check(outcome, f"ending the session of {at.ecu.name}")
         except asyncio.CancelledError:
             raise
+        except (PreconditionNotFulfilled, LockBroken) as refused:
+            # Another user's lock (or an admin breaking the user's own) stands in the way:
+            # expected, not a fault of the service. The ECU's S3 timer ends the session.
+            log.warning(
+                "the expiring session of %s on vehicle %s was not switched back to default: %s",
+                at.ecu.name,
+                at.vehicle.vin,
+                refused.message,
+                extra={
+                    "event": "session_expiry_refused",
+                    "vehicle_id": at.vehicle.vehicle_id,
+                    "ecu_address": at.ecu.ecu_address,
+                },
+            )
         except Exception:
             log.exception(
                 "an expiring session could not be ended",

@@ -1,0 +1,126 @@
+"""Issue #19, locks as an attacker meets them over the SOVD tree (in process, the per-ECU
+simulator seeded and at latency 0).
+
+Item 5: a lock covers what is already queued. Another user's state-changing command
+waiting in the vehicle's lane for the locked ECU is withdrawn when the lock is taken
+(never sent; the SOVD call waiting on it is 409 ``precondition-not-fulfilled``), while
+reads queued there still run and a command already running is left to finish. A session
+expiry that meets another user's lock ends with one warning line, no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.main import simulator_for
+from tests.conftest import (
+    DEADLINE_S,
+    LoopTransport,
+    Server,
+    auth,
+    in_process,
+    make_config,
+    wait_until,
+)
+from tests.test_sovd_api import Client, engineer, generic_error
+
+SELF_TEST = "/components/engine/operations/selfTest/executions"
+
+
+def _queued(srv: Server, token: str, name: str) -> str | None:
+    """The id of the caller's pending command ``name``, once there is one."""
+    r = srv.http.get("/api/v1/commands", headers=auth(token), params={"status": "pending"})
+    assert r.status_code == 200, r.text
+    found = [c["command_id"] for c in r.json()["items"] if c["command_name"] == name]
+    return found[0] if found else None
+
+
+def test_a_lock_withdraws_another_engineers_queued_clear_and_the_faults_stay(
+    tmp_path: Path,
+) -> None:
+    # Self-tests that outlast the test: engineer 2's holds the vehicle's lane.
+    config = make_config(tmp_path, command_timeout_s=30.0, sim_self_test_s=30.0)
+    simulator = simulator_for(config)
+    with in_process(config, connector=simulator) as srv:
+        two = engineer(srv)  # the seeded "engineer"
+        one = Client(srv, srv.create_engineer("alice"), two.vin)
+        vehicle_id = srv.vehicle(two.token)["vehicle_id"]
+        run = two.send("POST", SELF_TEST, 202, {}).json()["id"]
+        lane = httpx.Client(base_url=srv.base_url, transport=LoopTransport(srv.app, srv.loop))
+        with lane, ThreadPoolExecutor(1) as pool:
+            # Engineer 2's ClearDTC waits behind the self-test; so do a read of theirs
+            # and a ClearDTC of another ECU.
+            clearing = pool.submit(
+                lane.delete, two.url("/components/engine/faults"), headers=auth(two.token)
+            )
+            clear_id = wait_until(
+                lambda: _queued(srv, two.token, "ClearDTC"), "the ClearDTC to be queued"
+            )
+            read_id = srv.submit(two.token, vehicle_id, "ReadDTC")["command_id"]
+            other_ecu = srv.submit(two.token, vehicle_id, "ClearDTC", {"ecuAddress": "0x18"})
+            # Engineer 1 locks the engine: the queued ClearDTC is withdrawn at once.
+            one.send("POST", "/components/engine/locks", 201, {"lock_expiration": 60})
+            cleared = srv.wait_status(two.token, clear_id, "cancelled")
+            message = cleared["error_message"]
+            assert message.startswith("cancelled before it ran: ECU 0x10 of vehicle")
+            assert "was locked by alice until" in message
+            r = clearing.result(DEADLINE_S)
+            body = generic_error(r, 409, "precondition-not-fulfilled")
+            assert body["message"] == message
+            assert r.headers["x-command-id"] == clear_id
+        # The self-test went to the vehicle before the lock: left running.
+        assert two.get(f"{SELF_TEST}/{run}").json()["status"] == "running"
+        assert srv.command(two.token, read_id)["status"] == "pending"
+        two.send("DELETE", f"{SELF_TEST}/{run}", 204)  # stopping it is not a state change
+        # The lane moves on: the read and the other ECU's clear run.
+        assert srv.wait_status(two.token, read_id)["status"] == "completed"
+        assert srv.wait_status(two.token, other_ecu["command_id"])["status"] == "completed"
+        # Nothing of the withdrawn ClearDTC reached the vehicle: the engine keeps its faults.
+        answer = srv.http.get(
+            f"/api/v1/commands/{clear_id}/responses", headers=auth(two.token)
+        ).json()["items"]
+        assert answer == []
+        assert simulator.stored_dtcs(vehicle_id, 0x10) == ("P0171", "P0420")
+        assert one.codes("engine") == ["P0171", "P0420"]
+        # The withdrawal is audited as the lock holder's cancel.
+        rows = srv.query(
+            "SELECT username FROM audit_log WHERE action = 'command.cancel' AND entity_id = ?",
+            clear_id,
+        )
+        assert rows == [("alice",)]
+        # The holder works as usual under the lock.
+        one.send("DELETE", "/components/engine/faults", 204)
+        assert simulator.stored_dtcs(vehicle_id, 0x10) == ()
+
+
+def test_a_session_expiry_refused_by_another_users_lock_is_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with in_process(make_config(tmp_path, command_timeout_s=2.0)) as srv:
+        bob = engineer(srv)
+        alice = Client(srv, srv.create_engineer("alice"), bob.vin)
+        bob.send(
+            "PUT", "/components/abs/modes/session", 200, {"value": "extended", "mode_expiration": 1}
+        )
+        alice.send("POST", "/components/abs/locks", 201, {"lock_expiration": 600})
+
+        def refused() -> list[Any]:
+            return [
+                r for r in caplog.records if getattr(r, "event", None) == "session_expiry_refused"
+            ]
+
+        (line,) = wait_until(refused, "the session expiry to meet alice's lock")
+        assert line.levelno == logging.WARNING
+        assert line.exc_info is None
+        assert "locked by alice" in line.getMessage()
+        assert "abs" in line.getMessage()
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+        # The holder decides: the session stays until she (or the ECU's S3) ends it.
+        assert alice.get("/components/abs/modes/session").json()["value"] == "extended"
