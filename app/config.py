@@ -41,6 +41,8 @@ class Config:
     vehicle_queue_size: int = 64
     # Places of one vehicle's queue a single user may hold (beyond: 429).
     vehicle_queue_per_user: int = 8
+    # SOVD locks one user may hold on one vehicle (beyond: 409); a vehicle has 64 at most.
+    locks_per_user: int = 8
     ws_queue_size: int = 256
     # Open response-stream WebSockets, overall and per user (beyond: closed 4503 / 4429).
     ws_max_connections: int = 1024
@@ -141,6 +143,7 @@ class Config:
             vehicle_queue_per_user=r.get(
                 "SOVD_VEHICLE_QUEUE_PER_USER", _int_in(1, 100_000), cls.vehicle_queue_per_user
             ),
+            locks_per_user=r.get("SOVD_LOCKS_PER_USER", _int_in(1, 64), cls.locks_per_user),
             ws_queue_size=r.get("SOVD_WS_QUEUE_SIZE", _int_in(1, 100_000), cls.ws_queue_size),
             ws_max_connections=r.get(
                 "SOVD_WS_MAX_CONNECTIONS", _int_in(1, 1_000_000), cls.ws_max_connections

@@ -295,7 +295,7 @@ class Lifecycle:
         )
         self.retention.start()
         # A lock withdraws the other users' queued commands it covers (from pipeline).
-        locks = LockService(self._clock, pipeline=pipeline)
+        locks = LockService(self._clock, max_per_user=config.locks_per_user, pipeline=pipeline)
         commands = CommandService(
             command_store,
             vehicle_store,

@@ -226,6 +226,11 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
     ("POST", "/sovd/vehicles/{vin}/v1/locks"): [
         ("sovd-lock", "/sovd/vehicles/{fresh}/v1/locks", lambda: {"lock_expiration": 60}, None, 201)
     ],
+    # Breaking every lock of a vehicle is an admin's (a vehicle of its own: nothing else
+    # there is touched).
+    ("DELETE", "/sovd/vehicles/{vin}/v1/locks"): [
+        ("sovd-break-all", "/sovd/vehicles/{fresh}/v1/locks", None, None, 204)
+    ],
     ("POST", "/sovd/vehicles/{vin}/v1/components/{component}/locks"): [
         (
             "sovd-lock-ecu",

@@ -124,3 +124,58 @@ def test_a_session_expiry_refused_by_another_users_lock_is_one_warning(
         assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
         # The holder decides: the session stays until she (or the ECU's S3) ends it.
         assert alice.get("/components/abs/modes/session").json()["value"] == "extended"
+
+
+# -- item 9c: one user cannot hold every lock slot; an admin breaks them all at once ------
+
+
+def test_one_engineer_cannot_take_every_lock_of_a_vehicle(tmp_path: Path) -> None:
+    with in_process(make_config(tmp_path)) as srv:  # SOVD_LOCKS_PER_USER: its default, 8
+        alice = engineer(srv, srv.create_engineer("alice"))
+        bob = Client(srv, srv.token(), alice.vin)
+        for n in range(8):  # her own locks never block her: four each on two ECUs
+            alice.send(
+                "POST",
+                f"/components/{('engine', 'abs')[n % 2]}/locks",
+                201,
+                {"lock_expiration": 60},
+            )
+        r = srv.http.post(
+            alice.url("/components/body/locks"),
+            headers=auth(alice.token),
+            json={"lock_expiration": 60},
+        )
+        body = generic_error(r, 409, "vendor-specific")
+        assert body["vendor_code"] == "conflict"
+        assert "you hold 8 locks" in body["message"]
+        assert "SOVD_LOCKS_PER_USER=8" in body["message"]
+        assert bob.get("/components/body/locks").json()["items"] == []
+        # The vehicle's other slots are still there for everyone else.
+        bob.send("POST", "/components/body/locks", 201, {"lock_expiration": 60})
+        bob.send("POST", "/components/transmission/locks", 201, {"lock_expiration": 60})
+
+
+def test_an_admin_breaks_every_lock_of_a_vehicle_at_once(tmp_path: Path) -> None:
+    with in_process(make_config(tmp_path, command_timeout_s=2.0)) as srv:
+        alice = engineer(srv, srv.create_engineer("alice"))
+        bob = Client(srv, srv.token(), alice.vin)
+        admin = Client(srv, srv.admin_token(), alice.vin)
+        for path in ("/components/engine/locks", "/components/abs/locks"):
+            alice.send("POST", path, 201, {"lock_expiration": 600})
+        bob.send("POST", "/components/transmission/locks", 201, {"lock_expiration": 600})
+        # An engineer may not: 403, and every lock stays.
+        r = srv.http.delete(bob.url("/locks"), headers=auth(bob.token))
+        generic_error(r, 403, "insufficient-access-rights")
+        held = ("engine", "abs", "transmission")
+        assert [len(bob.get(f"/components/{c}/locks").json()["items"]) for c in held] == [1, 1, 1]
+        admin.send("DELETE", "/locks", 204)
+        for scope in ("", "/components/engine", "/components/abs", "/components/transmission"):
+            assert bob.get(f"{scope}/locks").json()["items"] == []
+        # Each holder is told once, on their next call there, however many they held.
+        r = srv.http.delete(alice.url("/components/abs/faults"), headers=auth(alice.token))
+        assert "with every lock of vehicle" in generic_error(r, 409, "lock-broken")["message"]
+        alice.send("DELETE", "/components/engine/faults", 204)
+        alice.send("DELETE", "/components/abs/faults", 204)
+        r = srv.http.delete(bob.url("/components/transmission/faults"), headers=auth(bob.token))
+        generic_error(r, 409, "lock-broken")
+        bob.send("DELETE", "/components/transmission/faults", 204)

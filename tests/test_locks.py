@@ -260,6 +260,49 @@ def test_locks_per_vehicle_are_bounded(clock: FakeClock, locks: LockService) -> 
     assert [locks.take(BOB, VEHICLE, None, None, 60) for _ in range(4)]
 
 
+def test_one_user_holds_at_most_max_per_user_locks_on_a_vehicle(clock: FakeClock) -> None:
+    locks = LockService(clock, max_expiration_s=600, max_per_vehicle=8, max_per_user=3)
+    taken = [locks.take(ALICE, VEHICLE, f"0x{n:02X}", None, 60) for n in range(3)]
+    with pytest.raises(Conflict) as refused:
+        locks.take(ALICE, VEHICLE, None, None, 60)
+    assert refused.value.status_code == 409
+    assert "you hold 3 locks on vehicle" in refused.value.message
+    assert "(SOVD_LOCKS_PER_USER=3)" in refused.value.message
+    locks.take(BOB, VEHICLE, "0x60", None, 60)  # others still get in
+    locks.take(ALICE, OTHER_VEHICLE, None, None, 60)  # per vehicle
+    locks.release(ALICE, VEHICLE, taken[0].lock_id)
+    locks.take(ALICE, VEHICLE, "0x50", None, 60)
+    clock.advance(60)  # expired locks do not count
+    assert [locks.take(ALICE, VEHICLE, f"0x{n:02X}", None, 60) for n in range(3)]
+
+
+def test_an_admin_breaks_every_lock_of_a_vehicle_and_each_holder_is_told_once(
+    locks: LockService,
+) -> None:
+    alice_engine = locks.take(ALICE, VEHICLE, "0x10", "engine", 60)
+    alice_abs = locks.take(ALICE, VEHICLE, "0x28", "abs", 60)
+    bobs = locks.take(BOB, VEHICLE, "0x18", "transmission", 60)
+    locks.take(ADMIN, VEHICLE, "0x40", "body", 60)
+    elsewhere = locks.take(BOB, OTHER_VEHICLE, None, None, 60)
+    with pytest.raises(Forbidden):
+        locks.break_all(ALICE, VEHICLE)
+    assert locks.break_all(ADMIN, VEHICLE) == 4
+    for scope in (None, "0x10", "0x18", "0x28", "0x40"):
+        assert locks.locks(VEHICLE, scope) == []
+    assert locks.get(OTHER_VEHICLE, elsewhere.lock_id) == elsewhere  # that vehicle only
+    locks.check(ADMIN, VEHICLE, None)  # the admin's own lock: released, nothing to tell
+    with pytest.raises(LockBroken, match="with every lock of vehicle") as told:
+        locks.check(ALICE, VEHICLE, "0x28")
+    assert alice_abs.lock_id in told.value.message and "root" in told.value.message
+    locks.check(ALICE, VEHICLE, "0x10")  # told once, for both of hers
+    with pytest.raises(NotFound):
+        locks.extend(ALICE, VEHICLE, alice_engine.lock_id, 60)
+    with pytest.raises(LockBroken):  # bob learns it from his lock's id
+        locks.release(BOB, VEHICLE, bobs.lock_id)
+    locks.check(BOB, VEHICLE, None)
+    assert locks.break_all(ADMIN, VEHICLE) == 0
+
+
 def test_broken_lock_notices_are_bounded(locks: LockService) -> None:
     holders = [_user(f"user{n}") for n in range(5)]
     broken = []

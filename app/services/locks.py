@@ -21,8 +21,13 @@ waiting on one answers ``precondition-not-fulfilled``), and so does a command th
 reaches the lane after a lock was taken while its submit was storing it. A command that
 is already running is left to finish: it went to the vehicle before the lock existed.
 
+An admin can also break every lock of a vehicle at once (``break_all``): each holder is
+told once, on their next call there, however many of its locks they held.
+
 Locks live in memory: a restart forgets them (and the pipeline's commands with them).
-Bounded: at most ``max_per_vehicle`` locks, and as many broken-lock notices, per vehicle.
+Bounded: at most ``max_per_vehicle`` locks, and as many broken-lock notices, per vehicle,
+and at most ``max_per_user`` of one user on one vehicle (``SOVD_LOCKS_PER_USER``), so one
+user cannot take every slot of a vehicle.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MAX_EXPIRATION_S: Final = 3600.0
 MAX_LOCKS_PER_VEHICLE: Final = 64
+MAX_LOCKS_PER_USER: Final = 8  # of one user on one vehicle
 MIN_EXPIRATION_S: Final = 1.0
 # How the message of a command a lock withdrew from its lane begins.
 LOCK_WITHDRAWAL: Final = "cancelled before it ran: "
@@ -103,6 +109,9 @@ class _Broken:
 
     lock: Lock
     by: str  # the admin's username
+    # The break of every lock of the vehicle it was part of (None: this lock alone): its
+    # holder is told once for all of theirs.
+    batch: str | None = None
 
 
 class LockService:
@@ -112,9 +121,11 @@ class LockService:
         max_expiration_s: float = MAX_EXPIRATION_S,
         max_per_vehicle: int = MAX_LOCKS_PER_VEHICLE,
         *,
+        max_per_user: int = MAX_LOCKS_PER_USER,
         pipeline: Pipeline | None = None,
     ) -> None:
         self._clock = clock
+        self._max_per_user = max_per_user
         # Where a new lock withdraws the queued commands it covers (None: nothing to do).
         self._pipeline = pipeline
         self._max_expiration_s = max_expiration_s
@@ -154,6 +165,12 @@ class LockService:
         live = self._live(vehicle_id)
         self._tell_broken(who, vehicle_id, scope)
         self._refuse_others(who, vehicle_id, scope, live)
+        mine = sum(lock.user_id == who.user_id for lock in live.values())
+        if mine >= self._max_per_user:
+            raise Conflict(
+                f"you hold {mine} locks on vehicle {vehicle_id}, the most one user may hold"
+                f" (SOVD_LOCKS_PER_USER={self._max_per_user}); release one first"
+            )
         if len(live) >= self._max_per_vehicle:
             raise Conflict(
                 f"vehicle {vehicle_id} has {len(live)} locks, the most it may have; "
@@ -192,15 +209,38 @@ class LockService:
         lock = live.get(lock_id)
         if lock is not None and lock.user_id != who.user_id and who.is_admin:
             del live[lock_id]
-            notices = self._broken.setdefault(vehicle_id, {})
-            if len(notices) >= self._max_per_vehicle:
-                del notices[next(iter(notices))]  # the oldest notice goes untold
-            notices[lock_id] = _Broken(lock, who.username)
+            self._notice(_Broken(lock, who.username))
             self._forget_empty(vehicle_id)
             return
         self._owned(who, vehicle_id, lock_id, "release")
         del live[lock_id]
         self._forget_empty(vehicle_id)
+
+    def break_all(self, who: Principal, vehicle_id: str) -> int:
+        """An admin breaks every lock of the vehicle and its ECUs at once (one user
+        holding many must not make them break one by one). Each other holder's next call
+        that touches one of them is refused once with ``lock-broken``, however many they
+        held; the admin's own are released. Returns how many locks went."""
+        if not who.is_admin:
+            raise Forbidden("only an admin can break every lock of a vehicle")
+        live = self._live(vehicle_id)
+        broken = list(live.values())
+        batch = str(uuid.uuid4())
+        for lock in broken:
+            del live[lock.lock_id]
+            if lock.user_id != who.user_id:
+                self._notice(_Broken(lock, who.username, batch))
+        self._forget_empty(vehicle_id)
+        if broken:
+            log.info(
+                "%s broke every lock of vehicle %s: %d locks of %d users",
+                who.username,
+                vehicle_id,
+                len(broken),
+                len({lock.user_id for lock in broken}),
+                extra={"event": "locks_broken", "vehicle_id": vehicle_id, "locks": len(broken)},
+            )
+        return len(broken)
 
     def release_all_of(self, user_id: str) -> int:
         """Release every lock of a user whose access ended (disabled, deleted, password
@@ -285,6 +325,24 @@ class LockService:
         self._forget_empty(vehicle_id)
         return self._locks.get(vehicle_id, {})
 
+    def _notice(self, broken: _Broken) -> None:
+        """Keep a broken lock's notice for its holder (the oldest goes untold if full)."""
+        notices = self._broken.setdefault(broken.lock.vehicle_id, {})
+        if len(notices) >= self._max_per_vehicle:
+            del notices[next(iter(notices))]
+        notices[broken.lock.lock_id] = broken
+
+    def _told(self, vehicle_id: str, broken: _Broken) -> LockBroken:
+        """The holder is being told of ``broken``: its notice goes, and with it those of
+        the holder's other locks broken in the same break of every lock."""
+        notices = self._broken.get(vehicle_id, {})
+        for lock_id, other in list(notices.items()):
+            same_batch = broken.batch is not None and other.batch == broken.batch
+            if other is broken or (same_batch and other.lock.user_id == broken.lock.user_id):
+                del notices[lock_id]
+        self._forget_empty(vehicle_id)
+        return _lock_broken(broken)
+
     def _forget_empty(self, vehicle_id: str) -> None:
         if not self._locks.get(vehicle_id, True):
             del self._locks[vehicle_id]
@@ -294,11 +352,9 @@ class LockService:
     def _tell_broken(self, who: Principal, vehicle_id: str, scope: str | None) -> None:
         """Raise LockBroken (once) if an admin broke ``who``'s lock meeting ``scope``."""
         notices = self._broken.get(vehicle_id, {})
-        for lock_id, broken in notices.items():
+        for broken in notices.values():
             if broken.lock.user_id == who.user_id and _overlap(broken.lock.ecu_address, scope):
-                del notices[lock_id]
-                self._forget_empty(vehicle_id)
-                raise _lock_broken(broken)
+                raise self._told(vehicle_id, broken)
 
     def _refuse_others(
         self, who: Principal, vehicle_id: str, scope: str | None, live: dict[str, Lock]
@@ -317,9 +373,7 @@ class LockService:
         if lock is None:
             broken = self._broken.get(vehicle_id, {}).get(lock_id)
             if broken is not None and broken.lock.user_id == who.user_id:
-                del self._broken[vehicle_id][lock_id]
-                self._forget_empty(vehicle_id)
-                raise _lock_broken(broken)
+                raise self._told(vehicle_id, broken)
             raise NotFound(f"lock {lock_id} does not exist on vehicle {vehicle_id}")
         if lock.user_id != who.user_id:
             raise Forbidden(
@@ -354,7 +408,8 @@ def _withdrawal(lock: Lock) -> Cancellation:
 
 def _lock_broken(broken: _Broken) -> LockBroken:
     lock = broken.lock
+    every = f", with every lock of vehicle {lock.vehicle_id}" if broken.batch else ""
     return LockBroken(
         f"your lock {lock.lock_id} on {_scope(lock.vehicle_id, lock.ecu_address)}"
-        f" was broken by {broken.by}"
+        f" was broken by {broken.by}{every}"
     )

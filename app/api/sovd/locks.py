@@ -65,6 +65,13 @@ async def release_lock(call: Call[None, None]) -> None:
     locks.release(call.who, vehicle.vehicle_id, lock_id)
 
 
+async def break_all_locks(call: Call[None, None]) -> None:
+    """An admin breaks every lock of the vehicle and its components (the table admits
+    admins only); each holder hears ``lock-broken`` once."""
+    vehicle = await tree.vehicle(call)
+    call.services.locks.break_all(call.who, vehicle.vehicle_id)
+
+
 def _here(call: Call[Any, Any], vehicle: Vehicle, ecu: Component | None, lock_id: str) -> None:
     """A live lock must be addressed where it was taken; one that is gone is left to
     ``extend``/``release`` to report (``lock-broken`` to its holder, else not found)."""

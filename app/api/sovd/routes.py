@@ -1,8 +1,9 @@
 """The SOVD tree's entries of the route table (``app.api.routes`` includes them).
 
-Every entry is a signed-in user's (engineers and admins alike); an execution is visible
-to its user and admins, as commands are. Reads that reach the vehicle answer what it
-said and name the command in ``X-Command-ID``.
+Every entry is a signed-in user's (engineers and admins alike) but breaking every lock of
+a vehicle, which is an admin's; an execution is visible to its user and admins, as
+commands are. Reads that reach the vehicle answer what it said and name the command in
+``X-Command-ID``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def _e(
     body: type[Any] | None = None,
     query: type[Any] | None = t.SovdQuery,
     errors: tuple[ErrorCode, ...] = (),
+    access: Access = Access.USER,
 ) -> Endpoint:
     names = [p for p in _PATHS if f"{{{p}}}" in path]
     return Endpoint(
@@ -61,7 +63,7 @@ def _e(
         path,
         handler,
         summary,
-        Access.USER,
+        access,
         responses,
         body=body,
         query=query if method == "GET" else None,
@@ -230,5 +232,14 @@ SOVD_ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         errors=(*_VEHICLE, E.METHOD_NOT_ALLOWED),
     ),
     *_locks(V1, "the whole vehicle"),
+    _e(
+        "DELETE",
+        f"{V1}/locks",
+        locks.break_all_locks,
+        "Break every lock of the vehicle and its components (admins; each holder is told"
+        " lock-broken once)",
+        {204: None},
+        access=Access.ADMIN,
+    ),
     *_locks(COMPONENT, "one component"),
 )
