@@ -11,6 +11,8 @@ import importlib.util
 import ipaddress
 import math
 import os
+import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ class Config:
     # is cancelled unsent (503 overloaded).
     call_queue_wait_s: float = 30.0
     vehicle_queue_size: int = 64
+    # The most chunks (DTCs, progress steps, ...) one command's answer may have.
+    max_chunks_per_command: int = 4096
     # Places of one vehicle's queue a single user may hold (beyond: 429).
     vehicle_queue_per_user: int = 8
     # SOVD locks one user may hold on one vehicle (beyond: 409); a vehicle has 64 at most.
@@ -87,6 +91,9 @@ class Config:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
+    # The base of the SOVD tree's absolute links (scheme://host[:port][/path], no trailing
+    # slash); None: from a trusted proxy's X-Forwarded-*, else the server's own address.
+    public_url: str | None = None
     # Telemetry settings under the standard OTEL_* names.
     otel_service_name: str = "sovd-command-service"
     otel_resource_attributes: str = ""
@@ -139,6 +146,9 @@ class Config:
             ),
             vehicle_queue_size=r.get(
                 "SOVD_VEHICLE_QUEUE_SIZE", _int_in(1, 100_000), cls.vehicle_queue_size
+            ),
+            max_chunks_per_command=r.get(
+                "SOVD_MAX_CHUNKS_PER_COMMAND", _int_in(2, 1_000_000), cls.max_chunks_per_command
             ),
             vehicle_queue_per_user=r.get(
                 "SOVD_VEHICLE_QUEUE_PER_USER", _int_in(1, 100_000), cls.vehicle_queue_per_user
@@ -213,6 +223,7 @@ class Config:
             metrics_enabled=r.get("SOVD_METRICS_ENABLED", _bool, cls.metrics_enabled),
             metrics_token=r.secret("SOVD_METRICS_TOKEN", _bearer_token),
             trusted_proxies=r.get("SOVD_TRUSTED_PROXIES", _networks, ()),
+            public_url=r.optional("SOVD_PUBLIC_URL", _public_url),
             request_timeout_s=r.get(
                 "SOVD_REQUEST_TIMEOUT_S", _float_in(0.1, 3600), cls.request_timeout_s
             ),
@@ -446,3 +457,35 @@ def _url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
     return raw
+
+
+# A host as a link may name it: a DNS name or IPv4 address, or an IPv6 one in brackets.
+_PUBLIC_HOST = re.compile(r"^[A-Za-z0-9.\-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$")
+
+
+def _public_url(raw: str) -> str:
+    """The service's address as its clients reach it, such as https://lab.example:8443."""
+    expected = (
+        "expected the address clients reach the service at, such as https://lab.example:8443"
+        " (http or https, a host, an optional port and path only)"
+    )
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        port = parts.port  # ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ValueError(expected) from None
+    host = parts.netloc.rpartition("@")[2]
+    if port is not None:
+        host = host.rsplit(":", 1)[0]
+    if (
+        parts.scheme not in ("http", "https")
+        or not _PUBLIC_HOST.fullmatch(host)
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+        or "?" in raw
+        or "#" in raw
+        or not re.fullmatch(r"[A-Za-z0-9._~/\-]*", parts.path)
+    ):
+        raise ValueError(expected)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")

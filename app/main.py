@@ -225,6 +225,7 @@ class Lifecycle:
                     config.command_timeout_s,
                     config.vehicle_queue_size,
                     config.vehicle_queue_per_user,
+                    config.max_chunks_per_command,
                 ),
                 self._clock,
                 self._tracing,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from app.vehicles import doip
 from app.vehicles.doip_connector import LinkDownReason
 from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
 
@@ -81,6 +82,128 @@ class ThreadedEmulator:
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.emulator.close(), self.loop).result(DEADLINE_S)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(DEADLINE_S)
+        self.loop.close()
+
+
+# What a hostile or broken ECU does with each diagnostic request it gets:
+# "pending": answers 0x7F <sid> 0x78 (response pending) every ``interval_s``, forever;
+# "silent": acknowledges, never answers; "dtc-flood": answers a ReadDTC with ``dtcs``
+# DTCs; "garbage": answers with ``garbage`` (bytes that are not DoIP);
+# "healthy": a positive answer of the service's SID + 0x40 and nothing else.
+PEER_BEHAVIOURS = ("pending", "silent", "dtc-flood", "garbage", "healthy")
+
+
+@dataclass
+class Received:
+    sid: int
+    at: float  # time.monotonic() on arrival
+    wall: float  # time.time() on arrival
+
+
+class HostilePeer:
+    """A DoIP entity (logical address 0x0001, one ECU 0x0010) on its own event loop in a
+    thread, that activates routing for tester 0x0E00 and then answers diagnostic
+    requests as ``behaviour`` says. It records every request it receives."""
+
+    def __init__(
+        self,
+        behaviour: str,
+        *,
+        interval_s: float = 0.05,
+        dtcs: int = 0,
+        garbage: bytes = b"",
+    ) -> None:
+        assert behaviour in PEER_BEHAVIOURS
+        self.behaviour = behaviour
+        self.interval_s = interval_s
+        self.dtcs = dtcs
+        self.garbage = garbage
+        self.connections = 0
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._received: list[Received] = []
+        self._lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, "127.0.0.1", 0), self.loop
+        ).result(DEADLINE_S)
+        self.port: int = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self._received)
+
+    def sids(self) -> list[int]:
+        return [r.sid for r in self.received]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        decoder = doip.FrameDecoder(max_payload=1 << 20)
+        pending: list[asyncio.Task[None]] = []
+        try:
+            while data := await reader.read(65536):
+                for frame in decoder.feed(data):
+                    if frame.payload_type == doip.ROUTING_ACTIVATION_REQUEST:
+                        answer = doip.RoutingActivationResponse(0x0E00, 0x0001, 0x10)
+                        writer.write(
+                            doip.encode_frame(doip.ROUTING_ACTIVATION_RESPONSE, answer.encode())
+                        )
+                    elif frame.payload_type == doip.DIAGNOSTIC_MESSAGE:
+                        request = doip.DiagnosticMessage.decode(frame.payload)
+                        sid = request.user_data[0]
+                        ack = doip.DiagnosticAck(
+                            request.target_address, request.source_address, 0x00
+                        )
+                        writer.write(doip.encode_frame(doip.DIAGNOSTIC_ACK, ack.encode()))
+                        if sid == 0x3E:
+                            continue  # TesterPresent: the keepalive, not a request
+                        with self._lock:
+                            self._received.append(Received(sid, time.monotonic(), time.time()))
+                        pending.append(asyncio.create_task(self._answer(writer, sid)))
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the tester hung up on us, or the peer closes
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            writer.close()
+            self._handlers.discard(handler)
+
+    def _uds(self, writer: asyncio.StreamWriter, user_data: bytes) -> None:
+        message = doip.DiagnosticMessage(0x0010, 0x0E00, user_data)
+        writer.write(doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, message.encode()))
+
+    async def _answer(self, writer: asyncio.StreamWriter, sid: int) -> None:
+        if self.behaviour == "pending":
+            while not writer.is_closing():
+                self._uds(writer, bytes([0x7F, sid, 0x78]))
+                await asyncio.sleep(self.interval_s)
+        elif self.behaviour == "dtc-flood":
+            # 0x59 0x02, availability mask, then DTC (3 bytes) + status (1 byte) each.
+            self._uds(writer, b"\x59\x02\xff" + b"\x01\x71\x00\x2f" * self.dtcs)
+        elif self.behaviour == "garbage":
+            writer.write(self.garbage)
+        elif self.behaviour == "healthy":
+            self._uds(writer, bytes([sid + 0x40]))
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self._server.close()
+            handlers = list(self._handlers)
+            for handler in handlers:
+                handler.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+            await self._server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(DEADLINE_S)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(DEADLINE_S)
         self.loop.close()

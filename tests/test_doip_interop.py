@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 
 from app import sovd
-from app.vehicles.connector import DiagnosticRequest, VehicleUnreachable
+from app.vehicles.connector import DiagnosticRequest, VehicleNotResponding, VehicleUnreachable
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
-from tests.doip_helpers import Recorder, doip_threads, eventually
+from tests.doip_helpers import DEADLINE_S, Recorder, doip_threads, eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 DOIP_SERVER = "doip-server==2026.6.14.post116"
@@ -417,11 +417,11 @@ def test_session_tester_present_and_routine(doip_server: DoipServer) -> None:
     asyncio.run(scenario())
 
 
-def test_a_silent_ecu_is_left_to_the_deadline(doip_server: DoipServer) -> None:
+def test_a_silent_ecu_ends_the_request_at_p2(doip_server: DoipServer) -> None:
     async def scenario() -> None:
         async with connector(doip_server) as (doip_connector, observer):
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(1.0):
+            with pytest.raises(VehicleNotResponding, match="did not answer"):
+                async with asyncio.timeout(DEADLINE_S):  # P2 ends it long before
                     await run(
                         doip_connector, "ReadDataByID", {"ecuAddress": "0x10", "dataId": "0x0105"}
                     )
@@ -434,7 +434,7 @@ def test_a_silent_ecu_is_left_to_the_deadline(doip_server: DoipServer) -> None:
     asyncio.run(scenario())
 
 
-def test_an_unknown_tester_is_refused_and_an_unknown_ecu_left_to_the_deadline(
+def test_an_unknown_tester_is_refused_and_an_unknown_ecu_ends_at_p2(
     doip_server: DoipServer,
 ) -> None:
     async def scenario() -> None:
@@ -447,10 +447,10 @@ def test_an_unknown_tester_is_refused_and_an_unknown_ecu_left_to_the_deadline(
         async with connector(doip_server) as (doip_connector, observer):
             # doip-server answers an unknown target with a frame of payload type 0x8000,
             # which ISO 13400-2 does not define (a diagnostic message NACK is 0x8003): the
-            # connector ignores it like any unknown frame, so no answer comes within P2,
-            # the link is reset and the command's deadline decides.
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(1.0):
+            # connector ignores it like any unknown frame, so no answer comes within P2:
+            # the link is reset and the request ends then, not at the command's deadline.
+            with pytest.raises(VehicleNotResponding, match="did not answer"):
+                async with asyncio.timeout(DEADLINE_S):
                     await run(doip_connector, "ReadDTC", {"ecuAddress": "0x99"})
             assert observer.links() == [("up",), ("down", "bench", "no-answer")]
 

@@ -27,7 +27,7 @@ from app.errors import NotFound
 from app.events import ErrorEvent, Event, ResponseEvent, StatusEvent, terminal_event
 from app.models import Command, Principal, ResponseChunk
 from app.services.commands import CommandService
-from app.services.follow import follow
+from app.services.follow import REPLAY_PAGE, follow
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.store.commands import CommandStore
 from app.store.database import Database
@@ -313,3 +313,53 @@ def test_terminal_has_one_definition() -> None:
         assert StatusEvent("c", status, "t").is_terminal is status.is_terminal
     assert set(TERMINAL_STATUSES) == {s for s in CommandStatus if s.is_terminal}
     assert not ResponseEvent("c", 1, True, {}, "t").is_terminal
+
+
+def _paged(w: World) -> list[tuple[int, int | None]]:
+    """Record the (after, limit) of every page the store is asked for."""
+    asked: list[tuple[int, int | None]] = []
+    read = w.store.responses
+
+    async def responses(
+        command_id: str, after: int = 0, limit: int | None = None
+    ) -> list[ResponseChunk]:
+        asked.append((after, limit))
+        return await read(command_id, after, limit)
+
+    w.store.responses = responses  # type: ignore[method-assign]
+    return asked
+
+
+@pytest.mark.parametrize("end_live", [True, False], ids=["end-live", "ended-before"])
+def test_a_long_answer_is_replayed_a_page_at_a_time_each_chunk_once(
+    tmp_path: Path, end_live: bool
+) -> None:
+    """Round 3 (#19 item 3): the replay read a command's whole answer in one go; now it
+    reads pages of REPLAY_PAGE chunks as the reader gets to them, and a terminal status
+    of the snapshot comes after the last page."""
+    total = 2 * REPLAY_PAGE + 7
+
+    async def scenario(w: World) -> None:
+        cid = await submit(w)
+        await until(lambda: _started(w, cid), "the command to start")
+        for n in range(1, total):
+            w.vehicle.send(cid, n)
+        if not end_live:
+            w.vehicle.send(cid, total, final=True)
+        await until(lambda: _has(w, cid, total - 1 if end_live else total), "the chunks stored")
+        asked = _paged(w)
+        got: list[Event] = []
+        async with w.commands.follow(OWNER, cid, 0) as events:
+            got.append(await anext(events))
+            if end_live:
+                w.vehicle.send(cid, total, final=True)
+            got += [event async for event in events]
+        numbers = [e.sequence_number for e in got if isinstance(e, ResponseEvent)]
+        assert numbers == list(range(1, total + 1))
+        assert describe(got)[0] == "in_progress" and describe(got)[-1] == "completed"
+        assert describe(got).count("completed") == 1
+        # The first page came with the snapshot; the rest were read a page at a time.
+        assert [limit for _, limit in asked] == [REPLAY_PAGE] * len(asked)
+        assert [after for after, _ in asked][:2] == [REPLAY_PAGE, 2 * REPLAY_PAGE]
+
+    run(tmp_path, scenario)

@@ -89,8 +89,37 @@ class ResponseChunk(Out, frozen=True, kw_only=True):
     received_at: str
 
 
+RESPONSES_PAGE_MAX = 1000
+RESPONSES_PAGE_DEFAULT = 100
+
+
+class ResponsesQuery(Query, frozen=True, kw_only=True):
+    limit: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=RESPONSES_PAGE_MAX,
+            description=f"chunks in the page, 1 to {RESPONSES_PAGE_MAX}"
+            f" (default {RESPONSES_PAGE_DEFAULT})",
+        ),
+    ] = RESPONSES_PAGE_DEFAULT
+    after: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=2**31,
+            description="chunks after this sequence number (default 0: from the first);"
+            " the previous page's next_after",
+        ),
+    ] = 0
+
+
 class ResponseChunks(Out, frozen=True, kw_only=True):
+    """A page of a command's answer, in sequence order."""
+
     items: list[ResponseChunk]
+    # Pass as ``after`` for the next page; None: this page is the last stored one.
+    next_after: int | None
 
 
 def _out(c: models.Command) -> Command:
@@ -146,9 +175,17 @@ async def get_command(call: Call[None, None]) -> Command:
     return _out(await call.services.commands.get(call.who, call.path_id("command_id")))
 
 
-async def responses(call: Call[None, None]) -> ResponseChunks:
-    chunks = await call.services.commands.responses(call.who, call.path_id("command_id"))
-    return ResponseChunks(items=[_chunk(c) for c in chunks])
+async def responses(call: Call[None, ResponsesQuery]) -> ResponseChunks:
+    q = call.query
+    # One more than the page, to know whether another page follows.
+    chunks = await call.services.commands.responses(
+        call.who, call.path_id("command_id"), q.after, q.limit + 1
+    )
+    page = chunks[: q.limit]
+    more = len(chunks) > q.limit
+    return ResponseChunks(
+        items=[_chunk(c) for c in page], next_after=page[-1].sequence_number if more else None
+    )
 
 
 async def list_commands(call: Call[None, CommandQuery]) -> CommandPage:

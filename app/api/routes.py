@@ -192,9 +192,10 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         "GET",
         "/api/v1/commands/{command_id}/responses",
         commands.responses,
-        "A command's answer",
+        "A command's answer, a page at a time (next_after: where the next page starts)",
         USER,
         {200: commands.ResponseChunks},
+        query=commands.ResponsesQuery,
     ),
     Endpoint(
         "GET",

@@ -23,7 +23,7 @@ from app.bus import EventBus
 from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound, RateLimited, VehicleDisconnected
 from app.models import Actor, Command, Principal, ResponseChunk
-from app.services.follow import Following, follow
+from app.services.follow import REPLAY_PAGE, Following, follow
 from app.services.locks import LockService
 from app.services.pipeline import Cancellation, Job, Pipeline
 from app.services.throttle import SlidingWindow
@@ -180,17 +180,20 @@ class CommandService:
         reason = f"cancelled: the account {username} was disabled by {actor.username}"
         return self._pipeline.cancel_user(user_id, Cancellation(actor, reason))
 
-    async def responses(self, principal: Principal, command_id: str) -> list[ResponseChunk]:
-        command, chunks = await self._store.snapshot(command_id, 0)
-        if not _visible(principal, command):
-            raise _absent(command_id)
+    async def responses(
+        self, principal: Principal, command_id: str, after: int = 0, limit: int | None = None
+    ) -> list[ResponseChunk]:
+        """A page of a command's stored chunks: those after sequence number ``after``, at
+        most ``limit``."""
+        _, chunks = await self.snapshot(principal, command_id, after, limit)
         return chunks
 
     async def snapshot(
-        self, principal: Principal, command_id: str, after: int
+        self, principal: Principal, command_id: str, after: int, limit: int | None = None
     ) -> tuple[Command, list[ResponseChunk]]:
-        """The command and its stored chunks after ``after``, from one consistent read."""
-        command, chunks = await self._store.snapshot(command_id, after)
+        """The command and its stored chunks after ``after`` (at most ``limit``), from one
+        consistent read."""
+        command, chunks = await self._store.snapshot(command_id, after, limit)
         if command is None or not _visible(principal, command):
             raise _absent(command_id)
         return command, chunks
@@ -209,8 +212,16 @@ class CommandService:
                 async for event in events:
                     ...
         """
+
+        async def page(after: int) -> list[ResponseChunk]:
+            return await self._store.responses(command_id, after, REPLAY_PAGE)
+
         async with follow(
-            self._bus, command_id, since, lambda: self.snapshot(principal, command_id, since)
+            self._bus,
+            command_id,
+            since,
+            lambda: self.snapshot(principal, command_id, since, REPLAY_PAGE),
+            page,
         ) as following:
             yield following
 

@@ -7,6 +7,12 @@ replayed sequence number, a second ``in_progress``) are dropped. So a reader tha
 mid-stream sees every chunk exactly once, in order, and the stream ends with the terminal
 event (``Event.is_terminal``), whether that came from the snapshot or live.
 
+A long answer is replayed in pages of ``REPLAY_PAGE`` chunks, each read when the reader
+has taken the one before: the snapshot holds the first page, later pages are read after
+the last replayed sequence number (stored chunks never change, so a page read later is
+the same as one read in the snapshot), and a terminal status seen in the snapshot is
+replayed after the last page. Memory per reader stays one page, whatever the answer.
+
 ``CommandService.follow`` is the entry point; this module is the mechanism, with no
 knowledge of sockets, so it is tested on its own (tests/test_follow.py).
 """
@@ -15,13 +21,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Final
 
 from app.bus import EventBus, Subscription
 from app.events import Event, ResponseEvent, StatusEvent, terminal_event
 from app.models import Command, ResponseChunk
 from app.vocabulary import CommandStatus
 
+# Chunks a replay reads at once.
+REPLAY_PAGE: Final = 500
+
+# The command and its first page of chunks after ``since``, from one consistent read.
 Snapshot = Callable[[], Awaitable[tuple[Command, list[ResponseChunk]]]]
+# The next page: chunks after a sequence number, at most REPLAY_PAGE.
+Page = Callable[[int], Awaitable[list[ResponseChunk]]]
 
 
 class _Seen:
@@ -45,30 +58,31 @@ class _Seen:
         return True
 
 
-def replay_events(command: Command, chunks: list[ResponseChunk]) -> list[Event]:
-    """The stream a reader would have seen so far, rebuilt from what is stored."""
-    events: list[Event] = []
-    if command.started_at is not None:
-        events.append(
-            StatusEvent(command.command_id, CommandStatus.IN_PROGRESS, command.started_at)
-        )
-    events += [
+def _replayed_start(command: Command) -> list[Event]:
+    if command.started_at is None:
+        return []
+    return [StatusEvent(command.command_id, CommandStatus.IN_PROGRESS, command.started_at)]
+
+
+def _chunk_events(chunks: list[ResponseChunk]) -> list[Event]:
+    return [
         ResponseEvent(
             c.command_id, c.sequence_number, c.is_final, c.response_payload, c.received_at
         )
         for c in chunks
     ]
-    if command.status.is_terminal:
-        events.append(
-            terminal_event(
-                command.command_id,
-                command.status,
-                command.error_code,
-                command.error_message,
-                command.completed_at or command.submitted_at,
-            )
-        )
-    return events
+
+
+def _replayed_end(command: Command) -> Event | None:
+    if not command.status.is_terminal:
+        return None
+    return terminal_event(
+        command.command_id,
+        command.status,
+        command.error_code,
+        command.error_message,
+        command.completed_at or command.submitted_at,
+    )
 
 
 class Following:
@@ -81,17 +95,41 @@ class Following:
     (say, on a slow send) can react at once.
     """
 
-    __slots__ = ("_ended", "_pending", "_seen", "_sub", "command")
+    __slots__ = ("_end", "_ended", "_more", "_pending", "_seen", "_sub", "command")
 
-    def __init__(self, sub: Subscription, command: Command, replay: list[Event], since: int):
+    def __init__(
+        self,
+        sub: Subscription,
+        command: Command,
+        first: list[ResponseChunk],
+        since: int,
+        more: Page | None = None,
+    ):
         self.command = command  # as read for the replay
         self._sub = sub
         self._seen = _Seen(since)
+        # A full first page may have more behind it: read when the reader gets there.
+        self._more = more if more is not None and len(first) >= REPLAY_PAGE else None
+        self._end = _replayed_end(command)  # replayed after the last page
+        self._pending: list[Event] = []
+        self._queue([*_replayed_start(command), *_chunk_events(first)])
+        self._ended = False
+
+    def _queue(self, replay: list[Event]) -> None:
+        if self._more is None and self._end is not None:
+            replay.append(self._end)
+            self._end = None
         # Reversed, to be popped from the end: a list, as an idle stream keeps it (empty)
         # for as long as it is open, and an empty deque is ten times its size.
         self._pending = [e for e in replay if self._seen.wanted(e)]
         self._pending.reverse()
-        self._ended = False
+
+    async def _next_page(self) -> None:
+        assert self._more is not None
+        page = await self._more(self._seen.last_sequence)
+        if len(page) < REPLAY_PAGE:
+            self._more = None
+        self._queue(_chunk_events(page))
 
     @property
     def overflowed(self) -> bool:
@@ -106,6 +144,8 @@ class Following:
     async def __anext__(self) -> Event:
         if self._ended:
             raise StopAsyncIteration
+        while not self._pending and self._more is not None:
+            await self._next_page()
         if self._pending:
             event = self._pending.pop()
         else:
@@ -119,13 +159,14 @@ class Following:
 
 @asynccontextmanager
 async def follow(
-    bus: EventBus, command_id: str, since: int, snapshot: Snapshot
+    bus: EventBus, command_id: str, since: int, snapshot: Snapshot, more: Page | None = None
 ) -> AsyncIterator[Following]:
-    """Subscribe to ``command_id``, then read ``snapshot`` (the command and its chunks
-    after ``since``; it raises to refuse, e.g. NotFound); yield the ``Following``. The
-    subscription ends when the block does, however it ends."""
+    """Subscribe to ``command_id``, then read ``snapshot`` (the command and its first
+    page of chunks after ``since``; it raises to refuse, e.g. NotFound); yield the
+    ``Following``, which reads the later pages with ``more``. The subscription ends when
+    the block does, however it ends."""
     async with bus.subscribe(command_id) as sub:
         command, chunks = await snapshot()
-        following = Following(sub, command, replay_events(command, chunks), since)
+        following = Following(sub, command, chunks, since, more)
         del chunks  # the replay has them; this frame lives as long as the stream
         yield following

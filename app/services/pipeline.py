@@ -35,7 +35,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Coroutine
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
 from app import sovd
@@ -55,7 +55,12 @@ from app.telemetry import (
     Telemetry,
     Tracing,
 )
-from app.vehicles.connector import Connector, DiagnosticRequest, VehicleUnreachable
+from app.vehicles.connector import (
+    Connector,
+    DiagnosticRequest,
+    VehicleNotResponding,
+    VehicleUnreachable,
+)
 from app.vocabulary import CommandStatus, FailureCode
 
 log = logging.getLogger(__name__)
@@ -98,6 +103,9 @@ class PipelineSettings:
     command_timeout_s: float
     lane_size: int
     user_share: int = 8  # places of one lane a single user may hold
+    # The most chunks one command's answer may have; beyond it the command fails
+    # invalid-response-content (a broken or hostile ECU cannot flood the store).
+    max_chunks: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,12 +456,25 @@ class Pipeline:
                 return None
             end: Finish | None = None
             sequence = 0
-            async with asyncio.timeout(self._deadline(job)):
-                answer = self._connector.execute(job.request)
+            deadline_s, cap = self._deadline(job), self._settings.max_chunks
+            # The deadline travels with the request, so a transport never sends it late
+            # nor waits for its answer past it (the timeout below is the same instant).
+            request = replace(
+                job.request,
+                deadline=asyncio.get_running_loop().time() + deadline_s,
+                max_chunks=cap,
+            )
+            async with asyncio.timeout(deadline_s):
+                answer = self._connector.execute(request)
                 contacted = True
                 async with aclosing(answer):
                     async for raw in answer:
                         entry.answered = True
+                        if sequence == cap:
+                            raise sovd.InvalidResponse(
+                                f"it had more than {cap} chunks, the most a command holds"
+                                f" (SOVD_MAX_CHUNKS_PER_COMMAND); the first {cap} are stored"
+                            )
                         payload = sovd.decode_answer(raw.payload)
                         negative = sovd.negative_response(payload)
                         sequence += 1
@@ -488,6 +509,13 @@ class Pipeline:
                 CommandStatus.TIMEOUT,
                 FailureCode.NOT_RESPONDING,
                 f"vehicle did not answer within {self._deadline(job):g} s",
+                self._clock.timestamp(),
+            )
+        except VehicleNotResponding as exc:
+            return Finish(
+                CommandStatus.TIMEOUT,
+                FailureCode.NOT_RESPONDING,
+                f"vehicle did not answer: {exc}",
                 self._clock.timestamp(),
             )
         except VehicleUnreachable as exc:

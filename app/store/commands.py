@@ -55,13 +55,17 @@ def _chunk(command_id: str, row: sqlite3.Row) -> ResponseChunk:
     )
 
 
-def _chunks(conn: sqlite3.Connection, command_id: str, after: int) -> list[ResponseChunk]:
+def _chunks(
+    conn: sqlite3.Connection, command_id: str, after: int, limit: int | None
+) -> list[ResponseChunk]:
+    """The chunks after sequence number ``after``, in order; at most ``limit`` of them
+    (None: all, which the chunk cap per command bounds)."""
     rows = fetch_all(
         conn,
         "SELECT sequence_number, response_payload, is_final, received_at"
         " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
-        " ORDER BY sequence_number",
-        (command_id, after),
+        " ORDER BY sequence_number LIMIT ?",
+        (command_id, after, -1 if limit is None else limit),
     )
     return [_chunk(command_id, r) for r in rows]
 
@@ -178,19 +182,22 @@ class CommandStore:
 
         return await self._db.read(run)
 
-    async def responses(self, command_id: str, after: int = 0) -> list[ResponseChunk]:
-        return await self._db.read(lambda conn: _chunks(conn, command_id, after))
+    async def responses(
+        self, command_id: str, after: int = 0, limit: int | None = None
+    ) -> list[ResponseChunk]:
+        return await self._db.read(lambda conn: _chunks(conn, command_id, after, limit))
 
     async def snapshot(
-        self, command_id: str, after: int
+        self, command_id: str, after: int, limit: int | None = None
     ) -> tuple[Command | None, list[ResponseChunk]]:
-        """The command and its chunks after ``after``, read from one consistent snapshot."""
+        """The command and its chunks after ``after`` (at most ``limit``), read from one
+        consistent snapshot."""
 
         def run(conn: sqlite3.Connection) -> tuple[Command | None, list[ResponseChunk]]:
             row = fetch_one(conn, f"{_SELECT} WHERE command_id = ?", (command_id,))
             if row is None:
                 return None, []
-            return _command(row), _chunks(conn, command_id, after)
+            return _command(row), _chunks(conn, command_id, after, limit)
 
         return await self._db.read(run)
 

@@ -23,6 +23,11 @@ class VehicleUnreachable(Exception):
     """The transport could not reach the vehicle at all."""
 
 
+class VehicleNotResponding(Exception):
+    """The vehicle was reached but sent no final answer in time (P2, P2* after a
+    "response pending"): the command ends ``timeout`` now, not at its deadline."""
+
+
 @dataclass(frozen=True, slots=True)
 class DiagnosticRequest:
     command_id: str
@@ -35,6 +40,13 @@ class DiagnosticRequest:
     # The vehicle's ECUs (name, logical address); empty: the default four
     # (``app.vehicles.description.DEFAULT_ECUS``).
     ecus: tuple[tuple[str, int], ...] = ()
+    # When the command's deadline passes, on the event loop's clock (``time.monotonic``):
+    # a transport sends nothing after it and waits for no answer beyond it. None: no
+    # deadline (the caller bounds the wait itself).
+    deadline: float | None = None
+    # The most chunks its answer may have (SOVD_MAX_CHUNKS_PER_COMMAND): a transport
+    # refuses a larger answer before decoding it (``app.sovd.InvalidResponse``).
+    max_chunks: int = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,10 @@ Links: opened on first use, or kept up for always-on vehicles (``keep_up``); a w
 within the backoff; ``disconnect`` drops a link whose target changed.
 
 A negative response or a DoIP negative acknowledgement is the final chunk (see
-``uds_commands``). An ECU that does not answer in time leaves the verdict to the
-pipeline's deadline: the generator waits until it is cancelled. A refused connection, a
+``uds_commands``). Every request carries the command's deadline down to the wire: one
+not sent by then is dropped, and no answer is waited for past it. An ECU that does not
+answer in time raises ``VehicleNotResponding`` at once (P2, or P2* after a 0x78). A
+refused connection, a
 denied routing activation or a link lost mid-answer raise ``VehicleUnreachable``; bytes
 that do not decode raise ``app.sovd.InvalidResponse``.
 """
@@ -24,6 +26,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.vehicles import uds_commands
@@ -31,6 +34,7 @@ from app.vehicles.connector import Connector, DiagnosticRequest, RawChunk, Vehic
 from app.vehicles.doip_link import (
     DoipSettings,
     DoipTarget,
+    Exchange,
     Link,
     LinkDownReason,
     LinkObserver,
@@ -51,6 +55,21 @@ __all__ = [
     "NoLinkObserver",
     "Resolver",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounded:
+    """The link as one command's channel: no request of it is sent, nor waited for,
+    past the command's deadline."""
+
+    link: Link
+    until: float | None
+
+    async def exchange(self, ecu: int, request: bytes) -> Exchange:
+        return await self.link.exchange(ecu, request, self.until)
+
+    def session_changed(self, ecu: int, session: int) -> None:
+        self.link.session_changed(ecu, session)
 
 
 class DoipConnector:
@@ -74,6 +93,11 @@ class DoipConnector:
         if link is None:
             return LinkState(False, None, {})
         return link.state()
+
+    def jobs(self, vehicle_id: str) -> int:
+        """Requests (and link chores) on the vehicle's worker, running or waiting."""
+        link = self._links.get(vehicle_id)
+        return 0 if link is None else link.jobs
 
     @property
     def threads(self) -> int:
@@ -162,13 +186,15 @@ class DoipConnector:
         talk = uds_commands.conversation(
             request.command_name,
             request.command_params,
-            uds_commands.ConversationSettings(poll_s=self._settings.routine_poll_s),
+            uds_commands.ConversationSettings(
+                poll_s=self._settings.routine_poll_s, max_chunks=request.max_chunks
+            ),
         )
         link = await self._link(request.vehicle_id)
         link.busy += 1
         try:
             # aclosing: an early close reaches the conversation now (a routine to stop).
-            async with aclosing(talk(link)) as chunks:
+            async with aclosing(talk(_Bounded(link, request.deadline))) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:

@@ -14,10 +14,17 @@ link while idle for ``idle_close_s``, then close it and its thread. A link the v
 closed while idle is re-opened transparently; after a failed connection attempt the
 next one waits ``backoff_first_s``, doubling up to ``backoff_max_s``, and a command in
 that window fails at once. A request whose caller went away (cancelled, timed out)
-finishes in the worker: its answer is read and dropped, so the link stays in step; an
-answer that never comes within P2 (P2* after a 0x78) resets the link, so a late answer
-cannot pass for the next request's. A non-default diagnostic session is kept alive with
-TesterPresent (0x3E 0x80) until it ends or the link closes.
+before the worker reached it is dropped unsent; one already sent finishes in the worker:
+its answer is read and dropped, so the link stays in step. The wait for an answer is
+bounded by P2, by P2* after each 0x78 "response pending", and always by the command's
+deadline, so an ECU that answers 0x78 forever cannot hold the link past it. An answer
+that never comes in time resets the link, so a late answer cannot pass for the next
+request's. A non-default diagnostic session is kept alive with TesterPresent (0x3E 0x80)
+until it ends or the link closes.
+
+The worker reports as it goes (the link up, every message the vehicle sends) to the
+event loop, so a long exchange shows the vehicle connected and seen while it talks;
+what a job returns (its exchanges) is applied when it is over.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import contextlib
 import logging
 import socket
 import struct
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass
@@ -34,7 +42,6 @@ from functools import partial
 from typing import Any, Final, Literal, Protocol, cast
 
 from doipclient import messages as doip_messages
-from doipclient.client import Parser
 
 from app.clock import monotonic, utc_now
 from app.sovd import InvalidResponse
@@ -44,11 +51,11 @@ from app.vehicles.connector import VehicleUnreachable
 log = logging.getLogger(__name__)
 
 READ_SIZE: Final = 4096
-# The most one DoIP message may hold before it is refused as garbage: doipclient's parser
-# takes a frame's declared length (up to 4 GiB) at its word, so a peer could otherwise
-# stream memory into the process until the answer's deadline. UDS answers are far smaller.
+# The most one DoIP message may hold: a header announcing more is refused as garbage
+# before its payload is read, so a peer cannot stream memory into the process until the
+# answer's deadline. UDS answers are far smaller.
 MAX_MESSAGE_BYTES: Final = 1 << 20
-# Errors doipclient's parser raises for a frame whose payload does not fit its type.
+# Errors doipclient's message classes raise for a payload that does not fit its type.
 _DOIP_DECODE_ERRORS: Final = (struct.error, ValueError, IndexError, KeyError)
 
 
@@ -167,12 +174,12 @@ class _DoipMessage(Protocol):
     def pack(self) -> bytes: ...
 
 
-class _Parser(Protocol):
-    def read_message(self, data: bytes) -> object: ...
+class _Unpack(Protocol):
+    def unpack(self, payload: bytes, length: int) -> object: ...
 
 
 # doipclient has no type hints; these typed names are the surface this module uses.
-_new_parser: Callable[[], _Parser] = Parser
+_messages_by_type = cast(Mapping[int, _Unpack], doip_messages.payload_type_to_message)
 _diagnostic_message: Callable[[int, int, bytes], _DoipMessage] = doip_messages.DiagnosticMessage
 _activation_request: Callable[[int, int], _DoipMessage] = doip_messages.RoutingActivationRequest
 _alive_check_response: Callable[[int], _DoipMessage] = doip_messages.AliveCheckResponse
@@ -192,9 +199,35 @@ class _Garbage(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Event:
-    kind: Literal["up", "down", "refused"]
+    kind: Literal["up", "down", "refused", "seen"]
     reason: str
     at: str
+
+
+# The worker's way to tell the event loop what happened, as it happens (thread-safe).
+_Report = Callable[[_Event], None]
+
+
+class _Ticket:
+    """One request's claim on the wire: when its command gives up on it (``abandon``,
+    from the event loop) before the worker reaches it, the worker drops it unsent;
+    ``until`` (monotonic) bounds every wait for its answer."""
+
+    __slots__ = ("_abandoned", "until")
+
+    def __init__(self, until: float | None) -> None:
+        self.until = until
+        self._abandoned = threading.Event()
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+
+    @property
+    def void(self) -> bool:
+        return self._abandoned.is_set() or (self.until is not None and monotonic() >= self.until)
+
+    def bound(self, deadline: float) -> float:
+        return deadline if self.until is None else min(deadline, self.until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,14 +239,14 @@ class Exchange:
     no_answer: bool = False  # P2/P2* passed without the final answer
     failure: Literal["lost", "invalid"] | None = None  # the link broke / sent garbage
     duration_s: float = 0.0
-    seen_at: str | None = None  # when the vehicle last sent anything
+    sent: bool = True  # False: dropped unsent (its command had given up on it)
 
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """What a worker job tells the event loop; it never raises for the vehicle's faults."""
+    """What a worker job returns to the event loop when it is over (its events were
+    reported as they happened); it never raises for the vehicle's faults."""
 
-    events: tuple[_Event, ...] = ()
     exchanges: tuple[Exchange, ...] = ()
     unreachable: str | None = None
     invalid: str | None = None
@@ -223,56 +256,66 @@ class _Wire:
     """The TCP connection to one vehicle's DoIP entity. Blocking; only ever used by the
     vehicle's worker thread (``abort`` excepted)."""
 
-    def __init__(self, target: DoipTarget, settings: DoipSettings) -> None:
+    def __init__(self, target: DoipTarget, settings: DoipSettings, report: _Report) -> None:
         self.target = target
         self._settings = settings
+        self._report = report
         self._sock: socket.socket | None = None
-        self._parser = _new_parser()
+        self._frames = self._new_frames()
+        self._received: list[doip.Frame] = []  # cut from the stream, not yet read
         self._aborted = False  # the connector is closing: a broken read is no loss
 
-    # -- jobs: run in the worker, report through the outcome --------------------------
+    def _event(self, kind: Literal["up", "down", "refused", "seen"], reason: str = "") -> None:
+        self._report(_Event(kind, reason, utc_now()))
 
-    def job_exchange(self, ecu: int, request: bytes) -> _Outcome:
-        events: list[_Event] = []
+    def _down(self) -> None:
+        self._event("down", "closed" if self._aborted else "lost")
+
+    # -- jobs: run in the worker, report as they go -------------------------------------
+
+    def job_exchange(self, ecu: int, request: bytes, ticket: _Ticket) -> _Outcome:
+        if ticket.void:
+            # Its command ended while it waited for the worker: never sent late.
+            return _Outcome((Exchange(no_answer=True, sent=False),))
         try:
-            self._open(events)
+            self._open()
         except _Unreachable as exc:
-            events.append(_Event("refused", str(exc), utc_now()))
-            return _Outcome(tuple(events), unreachable=str(exc))
+            self._event("refused", str(exc))
+            return _Outcome(unreachable=str(exc))
         started = monotonic()
         try:
-            exchange = self._exchange(ecu, request, expect_answer=True)
+            exchange = self._exchange(ecu, request, expect_answer=True, ticket=ticket)
         except (_Lost, _Garbage) as exc:
             self.close()
-            events.append(_Event("down", "closed" if self._aborted else "lost", utc_now()))
+            self._down()
             lost = isinstance(exc, _Lost)
             broken = Exchange(
                 failure="lost" if lost else "invalid", duration_s=monotonic() - started
             )
             if lost:
-                return _Outcome(tuple(events), (broken,), unreachable=str(exc))
-            return _Outcome(tuple(events), (broken,), invalid=str(exc))
+                return _Outcome((broken,), unreachable=str(exc))
+            return _Outcome((broken,), invalid=str(exc))
         if exchange.no_answer:
             self.close()  # so that a late answer cannot pass for the next request's
-            events.append(_Event("down", "no-answer", utc_now()))
-        return _Outcome(tuple(events), (exchange,))
+            self._event("down", "no-answer")
+        return _Outcome((exchange,))
 
     def job_connect(self) -> _Outcome:
         """Open the link without a request (a vehicle kept always on)."""
-        events: list[_Event] = []
         try:
-            self._open(events)
+            self._open()
         except _Unreachable as exc:
-            events.append(_Event("refused", str(exc), utc_now()))
-            return _Outcome(tuple(events), unreachable=str(exc))
-        return _Outcome(tuple(events))
+            self._event("refused", str(exc))
+            return _Outcome(unreachable=str(exc))
+        return _Outcome()
 
     def job_probe(self) -> _Outcome:
         """Notice a link the vehicle closed while idle (never opens one)."""
         if self._sock is None or self._still_open():
             return _Outcome()
         self.close()
-        return _Outcome((_Event("down", "closed" if self._aborted else "lost", utc_now()),))
+        self._down()
+        return _Outcome()
 
     def job_tester_present(self, ecus: tuple[int, ...]) -> _Outcome:
         """Keep the ECUs' non-default sessions alive; never opens a link (the sessions
@@ -287,28 +330,26 @@ class _Wire:
                 exchanges.append(self._exchange(ecu, b"\x3e\x80", expect_answer=False))
         except (_Lost, _Garbage) as exc:
             self.close()
-            reason: LinkDownReason = "closed" if self._aborted else "lost"
-            return _Outcome(
-                (_Event("down", reason, utc_now()),), tuple(exchanges), unreachable=str(exc)
-            )
-        return _Outcome((), tuple(exchanges))
+            self._down()
+            return _Outcome(tuple(exchanges), unreachable=str(exc))
+        return _Outcome(tuple(exchanges))
 
     def job_close(self, reason: LinkDownReason) -> _Outcome:
-        if self._sock is None:
-            return _Outcome()
-        self.close()
-        return _Outcome((_Event("down", reason, utc_now()),))
+        if self._sock is not None:
+            self.close()
+            self._event("down", reason)
+        return _Outcome()
 
     # -- connection ----------------------------------------------------------------------
 
-    def _open(self, events: list[_Event]) -> None:
+    def _open(self) -> None:
         if self._sock is not None:
             if self._still_open():
                 return
             # The vehicle closed the link while it was idle (its inactivity timer): not
             # this command's problem, so connect again.
             self.close()
-            events.append(_Event("down", "lost", utc_now()))
+            self._event("down", "lost")
         target, settings = self.target, self._settings
         where = f"{target.host}:{target.port}"
         try:
@@ -318,7 +359,7 @@ class _Wire:
         except OSError as exc:
             raise _Unreachable(f"cannot connect to {where}: {exc.strerror or exc}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock, self._parser = sock, _new_parser()
+        self._sock, self._frames, self._received = sock, self._new_frames(), []
         try:
             self._activate(where)
         except (_Lost, _Garbage) as exc:
@@ -327,7 +368,7 @@ class _Wire:
         except _Unreachable:
             self.close()
             raise
-        events.append(_Event("up", "", utc_now()))
+        self._event("up")
 
     def _activate(self, where: str) -> None:
         target = self.target
@@ -387,22 +428,18 @@ class _Wire:
         except OSError as exc:
             raise _Lost(f"the link broke while sending: {exc.strerror or exc}") from None
 
+    @staticmethod
+    def _new_frames() -> doip.FrameDecoder:
+        return doip.FrameDecoder(max_payload=MAX_MESSAGE_BYTES)
+
     def _read(self, deadline: float) -> object | None:
-        """The next DoIP message, or None once ``deadline`` (monotonic) has passed."""
+        """The next DoIP message, or None once ``deadline`` (monotonic) has passed.
+
+        Frames are cut strictly (``doip.FrameDecoder``: a bad header pattern or an
+        oversized length is garbage at once, not bytes skipped until a deadline); each
+        frame's payload is decoded by doipclient's message classes."""
         assert self._sock is not None
-        data = b""
-        buffered = 0  # bytes read towards the next message
-        while True:
-            try:
-                # The parser may already hold a whole frame from an earlier read.
-                message = self._parser.read_message(data)
-            except _DOIP_DECODE_ERRORS as exc:
-                raise _Garbage(f"a DoIP frame did not decode ({exc.__class__.__name__})") from None
-            if message is not None:
-                return message
-            buffered += len(data)
-            if buffered > MAX_MESSAGE_BYTES:
-                raise _Garbage(f"a DoIP message was larger than {MAX_MESSAGE_BYTES} bytes")
+        while not self._received:
             remaining = deadline - monotonic()
             if remaining <= 0:
                 return None
@@ -415,6 +452,23 @@ class _Wire:
                 raise _Lost(f"the link broke: {exc.strerror or exc}") from None
             if not data:
                 raise _Lost("the vehicle closed the connection")
+            self._event("seen")
+            try:
+                self._received = self._frames.feed(data)
+            except doip.FrameError as exc:
+                if exc.nack_code == doip.NACK_MESSAGE_TOO_LARGE:
+                    raise _Garbage(
+                        f"a DoIP message was larger than {MAX_MESSAGE_BYTES} bytes"
+                    ) from None
+                raise _Garbage(f"bytes that are not DoIP arrived ({exc})") from None
+        frame = self._received.pop(0)
+        message_type = _messages_by_type.get(frame.payload_type)
+        if message_type is None:
+            return frame  # a payload type this tester does not use: not an answer
+        try:
+            return message_type.unpack(frame.payload, len(frame.payload))
+        except _DOIP_DECODE_ERRORS as exc:
+            raise _Garbage(f"a DoIP frame did not decode ({exc.__class__.__name__})") from None
 
     def _housekeeping(self, message: object) -> None:
         """Messages that may come at any time: answer an alive check, fail on a NACK."""
@@ -425,36 +479,39 @@ class _Wire:
             name = doip.code_name(doip.GENERIC_NACK_NAMES, code)
             raise _Lost(f"the DoIP entity refused a message: generic NACK 0x{code:02X} ({name})")
 
-    def _exchange(self, ecu: int, request: bytes, *, expect_answer: bool) -> Exchange:
+    def _exchange(
+        self, ecu: int, request: bytes, *, expect_answer: bool, ticket: _Ticket | None = None
+    ) -> Exchange:
         """Send one UDS request and wait for its final answer (or, when none is expected,
-        the DoIP acknowledgement)."""
+        the DoIP acknowledgement), never past the ticket's ``until``."""
         tester = self.target.tester_address
         sid = request[0]
+        bound: Callable[[float], float] = ticket.bound if ticket is not None else _unbounded
         started = monotonic()
-        seen_at: str | None = None
         self._send(_diagnostic_message(tester, ecu, request))
-        deadline = started + self._settings.p2_s
+        deadline = bound(started + self._settings.p2_s)
         while True:
             message = self._read(deadline)
             now = monotonic()
             if message is None:
-                return Exchange(no_answer=expect_answer, duration_s=now - started, seen_at=seen_at)
-            seen_at = utc_now()
+                return Exchange(no_answer=expect_answer, duration_s=now - started)
             if isinstance(message, doip_messages.DiagnosticMessageNegativeAcknowledgement):
                 if int(message.source_address) == ecu:
                     # From the packed payload: doipclient's enum refuses reserved codes.
                     code = cast(_DoipMessage, message).pack()[4]
-                    return Exchange(nack=code, duration_s=now - started, seen_at=seen_at)
+                    return Exchange(nack=code, duration_s=now - started)
             elif isinstance(message, doip_messages.DiagnosticMessagePositiveAcknowledgement):
                 if int(message.source_address) == ecu and not expect_answer:
-                    return Exchange(duration_s=now - started, seen_at=seen_at)
+                    return Exchange(duration_s=now - started)
             elif isinstance(message, doip_messages.DiagnosticMessage):
                 source, target = int(message.source_address), int(message.target_address)
                 if source != ecu or target != tester:
                     continue  # another ECU's late answer: not ours
                 data = bytes(message.user_data)
                 if uds.is_response_pending(data, sid):
-                    deadline = now + self._settings.p2_star_s
+                    # P2* from now, but never past the command's deadline: an ECU that
+                    # answers 0x78 forever does not hold the link forever.
+                    deadline = bound(now + self._settings.p2_star_s)
                     continue
                 negative = uds.parse_negative(data)
                 if negative is not None and negative.sid != sid:
@@ -475,9 +532,13 @@ class _Wire:
                     continue
                 if not expect_answer:
                     continue
-                return Exchange(answer=data, duration_s=now - started, seen_at=seen_at)
+                return Exchange(answer=data, duration_s=now - started)
             else:
                 self._housekeeping(message)
+
+
+def _unbounded(deadline: float) -> float:
+    return deadline
 
 
 # -- the link: event-loop side ------------------------------------------------------------
@@ -510,6 +571,11 @@ class Link:
     def has_thread(self) -> bool:
         return self._executor is not None
 
+    @property
+    def jobs(self) -> int:
+        """Jobs submitted to the worker and not yet settled (running or waiting)."""
+        return self._pending
+
     def state(self) -> LinkState:
         return LinkState(
             self.up,
@@ -518,9 +584,14 @@ class Link:
         )
 
     def set_target(self, target: DoipTarget) -> None:
-        """Use ``target`` for the next connection (the link is down)."""
+        """Use ``target`` for the next connection (the link is down). On the event loop."""
         if self._wire is None or self._wire.target != target:
-            self._wire = _Wire(target, self._settings)
+            loop = asyncio.get_running_loop()
+
+            def report(event: _Event) -> None:  # from the worker thread
+                loop.call_soon_threadsafe(self._apply, event)
+
+            self._wire = _Wire(target, self._settings, report)
 
     def check_backoff(self) -> None:
         wait = self._retry_at - monotonic()
@@ -562,20 +633,16 @@ class Link:
                     self._wire.close()  # its state is unknown: start afresh
                 self._apply(_Event("down", "lost", utc_now()))
                 return
-            outcome = future.result()
-            for exchange in outcome.exchanges:
+            # The job's events were reported (and scheduled on the loop) before it
+            # returned, so they are applied by now.
+            for exchange in future.result().exchanges:
                 self._exchanged(sid, exchange)
-            for event in outcome.events:
-                self._apply(event)
         finally:
             if self._pending == 0 and not self.up:
                 self._release_thread()
 
     def _exchanged(self, sid: int | None, exchange: Exchange) -> None:
-        if exchange.seen_at is not None:
-            self.last_seen = exchange.seen_at
-            self._notify(self._observer.vehicle_seen, self.vehicle_id, exchange.seen_at)
-        if sid is None:
+        if sid is None or not exchange.sent:
             return
         outcome: str
         if exchange.failure is not None:
@@ -601,7 +668,10 @@ class Link:
         )
 
     def _apply(self, event: _Event) -> None:
-        if event.kind == "up":
+        if event.kind == "seen":
+            self.last_seen = event.at
+            self._notify(self._observer.vehicle_seen, self.vehicle_id, event.at)
+        elif event.kind == "up":
             self.up = True
             self._failures, self._retry_at = 0, 0.0
             self._notify(self._observer.link_up, self.vehicle_id, event.at)
@@ -635,14 +705,21 @@ class Link:
 
     # -- what commands use ---------------------------------------------------------------
 
-    async def exchange(self, ecu: int, request: bytes) -> Exchange:
-        """One UDS request on the worker. Cancelling the caller does not cancel the request:
-        the worker reads its answer and drops it, keeping the link in step."""
+    async def exchange(self, ecu: int, request: bytes, until: float | None = None) -> Exchange:
+        """One UDS request on the worker, waiting for its answer no later than ``until``
+        (monotonic; None: P2/P2* alone bound it). Cancelling the caller drops the request
+        if the worker has not sent it yet; once sent, the worker reads its answer and
+        drops it, keeping the link in step."""
         wire = self._wire
         assert wire is not None
         self._refuse_if_closed()
-        future = self._submit(request[0], partial(wire.job_exchange, ecu, request))
-        outcome = await asyncio.shield(future)
+        ticket = _Ticket(until)
+        future = self._submit(request[0], partial(wire.job_exchange, ecu, request, ticket))
+        try:
+            outcome = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            ticket.abandon()
+            raise
         if outcome.invalid is not None:
             raise InvalidResponse(f"vehicle {self.vehicle_id}: {outcome.invalid}")
         if outcome.unreachable is not None:

@@ -26,7 +26,7 @@ import random
 from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 from app.vehicles import description, uds, uds_commands
@@ -155,7 +155,9 @@ class SimulatedConnector:
             # deadline cancels us. No sleep stands in for the timeout.
             await asyncio.Event().wait()
         talk = uds_commands.conversation(
-            request.command_name, request.command_params, self._conversation
+            request.command_name,
+            request.command_params,
+            replace(self._conversation, max_chunks=request.max_chunks),
         )
         if outcome is SimulatorProfile.MALFORMED:
             await self._latency()

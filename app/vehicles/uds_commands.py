@@ -21,10 +21,11 @@ answer comes back as JSON chunks, the same for every transport:
 
 A negative response becomes the final chunk ``{..., "negativeResponse": {"nrc": "0x31",
 "name": "requestOutOfRange", "service": "0x19"}}``; a DoIP negative acknowledgement the
-same with ``"layer": "doip"``. An ECU that does not answer in time leaves the verdict to
-the pipeline's deadline: the generator waits until it is cancelled. Bytes that do not
-decode raise ``app.sovd.InvalidResponse``; parameters that do not fit raise
-``app.sovd.InvalidParams``.
+same with ``"layer": "doip"``. An ECU that does not answer in time raises
+``VehicleNotResponding`` (the command ends ``timeout`` then, not at its deadline). Bytes
+that do not decode, and a DTC report longer than the command's chunk cap (counted from
+its length before anything is decoded), raise ``app.sovd.InvalidResponse``; parameters
+that do not fit raise ``app.sovd.InvalidParams``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, NoReturn, Protocol
+from typing import Any, Final, Protocol
 
 from udsoncan.common.DidCodec import DidCodec as UdsoncanDidCodec
 from udsoncan.exceptions import ConfigError, InvalidResponseException, UnexpectedResponseException
@@ -52,7 +53,7 @@ from udsoncan.services.RoutineControl import RoutineControl
 
 from app import sovd
 from app.vehicles import description, doip, uds
-from app.vehicles.connector import RawChunk
+from app.vehicles.connector import RawChunk, VehicleNotResponding
 from app.vocabulary import CommandName
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ _UDS_DECODE_ERRORS: Final = (
     IndexError,
     struct.error,
 )
-RUN: Final = "run"  # the RoutineControl action that runs a routine to its end
+RUN: Final = "run"
+# One DTC in a 0x59 0x02 report: three bytes of DTC, one of status.
+DTC_RECORD_BYTES: Final = 4  # the RoutineControl action that runs a routine to its end
 
 
 # -- what a transport provides ------------------------------------------------------------
@@ -99,12 +102,15 @@ class Channel(Protocol):
 class ConversationSettings:
     poll_s: float = 0.1  # RoutineControl run: how often ``results`` is asked
     stop_wait_s: float = 1.0  # RoutineControl run closed early: the longest wait for stop
+    max_chunks: int = 4096  # the command's chunk cap (``DiagnosticRequest.max_chunks``)
 
     def __post_init__(self) -> None:
-        for name in self.__slots__:
+        for name in ("poll_s", "stop_wait_s"):
             value = getattr(self, name)
             if not 0 < value <= 3600:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+        if self.max_chunks < 1:
+            raise ValueError(f"max_chunks must be at least 1, got {self.max_chunks}")
 
 
 Conversation = Callable[[Channel], AsyncGenerator[RawChunk, None]]
@@ -141,13 +147,6 @@ def _chunk(payload: dict[str, Any], is_final: bool) -> RawChunk:
 
 def _hex(value: int, digits: int) -> str:
     return f"0x{value:0{digits}X}"
-
-
-async def _never() -> NoReturn:
-    # No answer within P2/P2*: the command's fate is the pipeline's deadline, which
-    # cancels this wait; nothing here stands in for it.
-    await asyncio.Event().wait()
-    raise AssertionError("unreachable")
 
 
 def _param(params: Mapping[str, str], name: str, command: str) -> str:
@@ -226,9 +225,11 @@ class _Talk:
         request: Request,
         interpret: Callable[[Response], object],
         context: Mapping[str, Any],
+        check: Callable[[Response], None] | None = None,
     ) -> Response:
         """Send ``request`` to the ECU: its positive answer, interpreted, or _Refusal with
-        the negative-response chunk."""
+        the negative-response chunk. ``check`` sees a positive answer before it is
+        interpreted (and may refuse it, ``app.sovd.InvalidResponse``)."""
         payload = request.get_payload()
         sid = payload[0]
         base = {"ecuAddress": self.address, **context}
@@ -247,7 +248,11 @@ class _Talk:
                 }
             )
         if exchange.answer is None:
-            await _never()
+            # Nothing within P2 (P2* after a 0x78), or by the command's deadline: the
+            # command ends now and the vehicle's lane moves on.
+            raise VehicleNotResponding(
+                f"ECU {self.address} did not answer {uds.service_name(sid)} in time"
+            )
         response = Response.from_payload(exchange.answer)
         where = f"ECU {self.address} answered {uds.service_name(sid)}"
         if not response.valid or response.service is None:
@@ -266,6 +271,8 @@ class _Talk:
                     },
                 }
             )
+        if check is not None:
+            check(response)
         try:
             interpret(response)
         except _UDS_DECODE_ERRORS as exc:
@@ -283,10 +290,24 @@ class _Talk:
                 tolerate_zero_padding=False,
             ),
             {},
+            self._check_dtc_count,
         )
         data = response.service_data
         assert isinstance(data, ReadDTCInformation.ResponseData)
         return [(dtc.id, dtc.status.get_byte_as_int()) for dtc in data.dtcs]
+
+    def _check_dtc_count(self, response: Response) -> None:
+        """Refuse a report of more DTCs than the command may hold chunks (one each, and a
+        summary), counted from its length: a hostile ECU's 1 MiB report is never
+        decoded into a quarter of a million objects on the event loop."""
+        data = response.data or b""
+        # The echoed subfunction and the availability mask, then 4 bytes a DTC.
+        count = max(len(data) - 2, 0) // DTC_RECORD_BYTES
+        if count + 1 > self.settings.max_chunks:
+            raise sovd.InvalidResponse(
+                f"ECU {self.address} reported {count} DTCs; a command's answer holds at most"
+                f" {self.settings.max_chunks} chunks (SOVD_MAX_CHUNKS_PER_COMMAND)"
+            )
 
     async def read_dtcs_or_none(self) -> list[tuple[int, int]] | None:
         try:

@@ -171,9 +171,22 @@ export async function showCommand(section, { arg }) {
     live.node,
   );
   if (live.cancelButton.hidden) {
-    live.showStored((await get(`/api/v1/commands/${id}/responses`)).items);
+    live.showStored(await storedAnswer(id));
   } else {
     live.start(); // replays what is stored, then follows it live
   }
   return () => live.stop();
+}
+
+// A command's stored answer, read a page at a time (a page holds at most 1000 chunks; the
+// service caps an answer at SOVD_MAX_CHUNKS_PER_COMMAND chunks, 4096 by default).
+async function storedAnswer(id) {
+  const items = [];
+  let after = 0;
+  for (;;) {
+    const page = await get(`/api/v1/commands/${id}/responses`, { limit: 1000, after });
+    items.push(...page.items);
+    if (page.next_after === null || page.next_after === undefined) return items;
+    after = page.next_after;
+  }
 }
