@@ -10,6 +10,7 @@ principal, and returns a struct (or a ``Result`` to choose the status or add hea
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -231,6 +232,34 @@ def _surrogate(code: int) -> None:
     )
 
 
+def _check_unique_keys(text: str) -> None:
+    """Refuse an object with a key twice: msgspec keeps the last, other parsers (a proxy's,
+    an auditor's) the first, so ``{"role": "engineer", "role": "admin"}`` reads two ways.
+
+    ``text`` is valid JSON here (msgspec decoded it). Without a backslash no string holds a
+    quote, so splitting at quotes gives every string, keys and values, at the odd places,
+    spelled one way each: if no string occurs twice, no key does (a few C-level steps,
+    the usual case). Otherwise, or with escapes (``"r\\u006fle"`` is ``"role"``), the
+    stdlib parser walks the objects exactly (nesting is at most MAX_JSON_DEPTH)."""
+    if "\\" not in text:
+        strings = text.split('"')[1::2]
+        if len(set(strings)) == len(strings):
+            return
+    try:  # numbers are not converted: only the keys matter here
+        json.loads(text, object_pairs_hook=_unique, parse_int=len, parse_float=len)
+    except ValueError:  # what msgspec took and the stdlib does not: refuse, never a 500
+        raise BadRequest("request body is not valid JSON") from None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> None:
+    if len(pairs) > 1:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BadRequest(f"request body: duplicate key {key[:64]!r}")
+            seen.add(key)
+
+
 def _validation_message(where: str, exc: msgspec.ValidationError, allowed: str) -> str:
     """msgspec's message with its ``$.field`` path rewritten as ``body.field``."""
     text = str(exc)
@@ -276,11 +305,13 @@ class _BodyReader:
         if b"\\" in raw:
             _check_escapes(text)
         try:
-            return self.decoder.decode(raw)
+            body = self.decoder.decode(raw)
         except msgspec.ValidationError as exc:
             raise BadRequest(_validation_message("body", exc, self.allowed)) from None
         except msgspec.DecodeError as exc:
             raise BadRequest(f"request body is not valid JSON ({exc})") from None
+        _check_unique_keys(text)
+        return body
 
 
 @dataclass(frozen=True, slots=True)
