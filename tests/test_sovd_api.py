@@ -111,7 +111,8 @@ def test_version_info_and_root_answer_with_absolute_links(sovd: Server) -> None:
     assert r.json()["sovd_info"] == [
         {
             "version": "1.1",
-            "base_uri": f"http://sovd.lab.example:8443/sovd/vehicles/{vin}/v1",
+            # The server's own address, not the Host header (tests/test_sovd_links.py).
+            "base_uri": f"http://in-process.invalid/sovd/vehicles/{vin}/v1",
             "vendor_info": {
                 "name": "sovd-command-service",
                 "version": r.json()["sovd_info"][0]["vendor_info"]["version"],
