@@ -7,7 +7,10 @@ OpenTelemetry provider for the same reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -16,7 +19,12 @@ from opentelemetry.sdk.metrics import (
     MeterProvider,
     TraceBasedExemplarFilter,
 )
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExportResult,
+    MetricReader,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
@@ -24,6 +32,7 @@ from prometheus_client import CollectorRegistry
 from otel import names
 from otel.exemplars import ExemplarPrometheusReader
 from otel.metrics import MetricLabels, Metrics
+from otel.outage import METRICS_FLUSH_S, SETTLE_S, ExportHealth
 from otel.scrape import ASGIApp, metrics_app
 
 
@@ -66,9 +75,41 @@ class Instrumentation:
     registry: CollectorRegistry
     provider: MeterProvider
     exposition: ASGIApp
+    # The OTLP exporter's health (None: no OTLP push).
+    otlp_health: ExportHealth | None = field(default=None)
 
     def shutdown(self) -> None:
-        self.provider.shutdown()
+        """Stop; the OTLP reader's last export gets at most ``METRICS_FLUSH_S`` (a missing
+        collector then costs that, not the exporter's retries)."""
+        deadline = time.monotonic() + METRICS_FLUSH_S
+        try:
+            self.provider.shutdown(timeout_millis=(METRICS_FLUSH_S - SETTLE_S) * 1000)
+        finally:
+            if self.otlp_health is not None:
+                self.otlp_health.close(deadline)
+
+
+class WatchedMetricExporter(OTLPMetricExporter):
+    """The OTLP/HTTP metric exporter, telling ``ExportHealth`` how each export ended."""
+
+    def __init__(self, endpoint: str, health: ExportHealth) -> None:
+        super().__init__(endpoint=endpoint)
+        self._export_health = health
+        self._closed = threading.Event()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float | None = 10000, **kwargs: Any
+    ) -> MetricExportResult:
+        if self._closed.is_set():  # the reader's last collection after a cut-short flush
+            return MetricExportResult.FAILURE
+        with self._export_health.exporting():
+            result = super().export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        self._export_health.exported(result is MetricExportResult.SUCCESS)
+        return result
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._closed.set()
+        super().shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 def make_resource(settings: TelemetrySettings) -> Resource:
@@ -91,10 +132,14 @@ def build_instrumentation(settings: TelemetrySettings, labels: MetricLabels) -> 
         # to every series; they say nothing here.
         ExemplarPrometheusReader(registry, names.EXEMPLAR_HISTOGRAMS),
     ]
+    health: ExportHealth | None = None
     if settings.otlp_url:
+        # The exporter logs through its module's logger: one warning per outage there.
+        health = ExportHealth("metrics", [OTLPMetricExporter.__module__])
+        health.attach()
         readers.append(
             PeriodicExportingMetricReader(
-                OTLPMetricExporter(endpoint=settings.otlp_url),
+                WatchedMetricExporter(settings.otlp_url, health),
                 export_interval_millis=settings.otlp_export_interval_ms,
             )
         )
@@ -124,4 +169,4 @@ def build_instrumentation(settings: TelemetrySettings, labels: MetricLabels) -> 
         else AlwaysOffExemplarFilter(),
     )
     metrics = Metrics(provider.get_meter("sovd-command-service"), labels)
-    return Instrumentation(metrics, registry, provider, metrics_app(registry))
+    return Instrumentation(metrics, registry, provider, metrics_app(registry), health)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -40,8 +41,8 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.asgi.version import __version__ as asgi_version
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -51,6 +52,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from otel.outage import SETTLE_S, TRACES_FLUSH_S, ExportHealth
 from otel.scrape import ASGIApp
 
 RouteResolver = Callable[[Mapping[str, Any]], str | None]
@@ -75,6 +77,11 @@ LINKED_COMMANDS: Final = 4096
 # Never exported in a span: the instrumentation copies headers only when told to by
 # OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*, and then masks these.
 SANITIZED_HEADERS: Final = ("authorization", "cookie", "set-cookie", "x-api-key")
+# The loggers the OTLP span exporters log their failures to (the gRPC one: optional).
+EXPORTER_LOGGERS: Final = (
+    OTLPSpanExporter.__module__,
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+)
 _HIDDEN_QUERY: Final = "sovd.tracing.query"
 
 log = logging.getLogger(__name__)
@@ -294,12 +301,52 @@ class CommandSpans:
         return trace.get_current_span(self._parent).get_span_context()
 
 
+class WatchedSpanExporter(SpanExporter):
+    """A span exporter that tells ``ExportHealth`` how each export ended, and once shut
+    down fails every export at once (the batch processor's last ones included) instead
+    of handing it to a closed exporter that would say so for each batch."""
+
+    def __init__(self, exporter: SpanExporter, health: ExportHealth) -> None:
+        self.exporter = exporter
+        self._health = health
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._closed:
+            return SpanExportResult.FAILURE
+        with self._health.exporting():
+            result = self.exporter.export(spans)
+        self._health.exported(result is SpanExportResult.SUCCESS)
+        return result
+
+    def shutdown(self) -> None:
+        """Shut the exporter down (ends a retry wait at once); once, from any thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+    def close_health(self, deadline: float) -> None:
+        self._health.close(deadline)
+
+
 class Tracing:
     """What the service holds when tracing is on (the app's ``Tracing`` seam)."""
 
-    def __init__(self, provider: TracerProvider, settings: TracingSettings) -> None:
+    def __init__(
+        self,
+        provider: TracerProvider,
+        settings: TracingSettings,
+        exporter: WatchedSpanExporter | None = None,
+    ) -> None:
         self.provider = provider
         self._settings = settings
+        self._exporter = exporter
         self._tracer = provider.get_tracer(TRACER_NAME)
         # command id -> its submit span, for the streams that follow it
         self._commands: OrderedDict[str, trace.SpanContext] = OrderedDict()
@@ -343,9 +390,29 @@ class Tracing:
         if target is not None and target.is_valid:
             span.add_link(target)
 
-    def shutdown(self) -> None:
-        """Export what is buffered and stop (the batch processor flushes)."""
-        self.provider.shutdown()
+    def shutdown(self, flush_s: float = TRACES_FLUSH_S) -> bool:
+        """Export what is buffered and stop (the batch processor flushes), for at most
+        ``flush_s``: then the exporter is shut down, which ends its retries, and what it
+        still held is dropped. Whether everything was done in time.
+
+        The SDK's span processor has no shutdown timeout of its own: the provider is shut
+        down in a helper thread (a daemon: the process never waits for it)."""
+        deadline = time.monotonic() + flush_s
+        done = threading.Event()
+
+        def stop() -> None:
+            try:
+                self.provider.shutdown()
+            finally:
+                done.set()
+
+        threading.Thread(target=stop, name="otel-traces-shutdown", daemon=True).start()
+        in_time = done.wait(max(0.0, flush_s - SETTLE_S))
+        if self._exporter is not None:
+            if not in_time:
+                self._exporter.shutdown()
+            self._exporter.close_health(deadline)
+        return in_time
 
 
 def log_fields() -> dict[str, str]:
@@ -371,5 +438,8 @@ def build_tracing(
         resource=resource,
         span_limits=SpanLimits(),
     )
-    provider.add_span_processor(BatchSpanProcessor(exporter or make_exporter(settings)))
-    return Tracing(provider, settings)
+    health = ExportHealth("traces", EXPORTER_LOGGERS)
+    health.attach()
+    watched = WatchedSpanExporter(exporter or make_exporter(settings), health)
+    provider.add_span_processor(BatchSpanProcessor(watched))
+    return Tracing(provider, settings, watched)
