@@ -227,6 +227,14 @@ def test_big_or_inflating_client_frames_close_1009_and_cost_no_memory(
 # -- in process: the bounded inflate on wsproto, as Hypercorn drives it -----------------
 
 
+@pytest.fixture(autouse=True)
+def _hypercorns_own_classes_afterwards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests below install the service's classes into Hypercorn's module, as the
+    service does at start; other tests in this process get Hypercorn's own back."""
+    for name in ("PerMessageDeflate", "WebsocketBuffer"):
+        monkeypatch.setattr(ws_stream, name, vars(ws_stream)[name])
+
+
 def _server_connection() -> Connection:
     """A wsproto server connection with the service's permessage-deflate accepted, as
     Hypercorn builds it for a client offering it."""
