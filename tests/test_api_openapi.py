@@ -99,6 +99,7 @@ def test_the_websocket_is_described_with_every_close_code(server: Server) -> Non
     for close in ws.CLOSES:
         assert close.reason in closes[str(close.code)], close
     assert str(ws.CLOSE_POLICY) in closes  # a refused token
+    assert str(ws.CLOSE_TOO_BIG) in closes  # a client message over the cap (Hypercorn's)
     assert set(stream["messages"]) >= {"status", "response", "error"}
     assert "sequence_number" in stream["messages"]["response"]
 

@@ -63,7 +63,7 @@ def client_address(conn: HTTPConnection) -> str | None:
     return chain[-1]
 
 
-def _from_trusted_proxy(conn: HTTPConnection) -> bool:
+def from_trusted_proxy(conn: HTTPConnection) -> bool:
     peer = conn.client.host if conn.client else None
     trusted = services(conn).config.trusted_proxies
     if peer is None or not trusted:
@@ -79,7 +79,7 @@ def scheme(conn: HTTPConnection) -> str:
     """How the client reached us: ``X-Forwarded-Proto`` from a trusted proxy (which
     ends TLS in front of the service), else the request's own scheme."""
     forwarded = conn.headers.get("x-forwarded-proto", "").strip().lower()
-    if forwarded in ("http", "https") and _from_trusted_proxy(conn):
+    if forwarded in ("http", "https") and from_trusted_proxy(conn):
         return forwarded
     return conn.url.scheme
 

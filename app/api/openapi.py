@@ -57,7 +57,8 @@ def _event_fields(kind: type[Any]) -> list[str]:
 def _websockets() -> dict[str, Any]:
     closes: dict[str, list[str]] = {
         # The refused token's reason is the 401's message (missing, invalid, expired).
-        str(ws.CLOSE_POLICY): ["<why the token was refused, as the 401 message says>"]
+        str(ws.CLOSE_POLICY): ["<why the token was refused, as the 401 message says>"],
+        str(ws.CLOSE_TOO_BIG): ["<no reason: a client message over 4 KiB after inflating>"],
     }
     for close in ws.CLOSES:
         closes.setdefault(str(close.code), []).append(close.reason)

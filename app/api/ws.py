@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
+# Sent by the server (Hypercorn) itself, with no reason, for a client message over the
+# cap (app.server.WS_MAX_MESSAGE_BYTES, counted after inflating): streams take no data.
+CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400

@@ -15,7 +15,7 @@ from typing import Any, Final
 from starlette.requests import HTTPConnection
 
 from app.api.contract import Call
-from app.api.deps import _from_trusted_proxy, scheme
+from app.api.deps import from_trusted_proxy, scheme
 from app.config import Config
 from app.models import Vehicle
 from app.services.sovd.entities import Component, Target, component
@@ -49,7 +49,7 @@ def _forwarded_host(conn: HTTPConnection) -> str | None:
     """X-Forwarded-Host from a trusted proxy: the last entry, the one that proxy set (a
     client's own entry comes before it)."""
     value = conn.headers.get("x-forwarded-host")
-    if not value or not _from_trusted_proxy(conn):
+    if not value or not from_trusted_proxy(conn):
         return None
     last = value.rsplit(",", 1)[-1].strip()
     return last if _HOST.fullmatch(last) else None
