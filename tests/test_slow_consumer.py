@@ -96,7 +96,14 @@ def test_a_stalled_client_is_dropped_and_nobody_else_notices(tmp_path: Path) -> 
         stalled.close()
         assert received == list(range(1, CHUNKS + 1))  # the reading client got everything
         assert closed_with == [1000]
-        chunks = srv.http.get(
-            f"/api/v1/commands/{cid}/responses", headers={"Authorization": f"Bearer {token}"}
-        ).json()["items"]
-        assert len(chunks) == CHUNKS
+        stored: list[int] = []
+        after: int | None = 0
+        while after is not None:  # the stored answer, a page at a time
+            page = srv.http.get(
+                f"/api/v1/commands/{cid}/responses",
+                headers={"Authorization": f"Bearer {token}"},
+                params={"after": after, "limit": 1000},
+            ).json()
+            stored += [c["sequence_number"] for c in page["items"]]
+            after = page["next_after"]
+        assert stored == list(range(1, CHUNKS + 1))
