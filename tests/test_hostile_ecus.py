@@ -182,6 +182,6 @@ def test_bytes_that_are_not_doip_end_as_invalid_content_at_once(srv: Server) -> 
         assert (done["status"], done["error_code"]) == ("failed", "invalid-response-content")
         assert "not DoIP" in done["error_message"]
         took = _ts(done["completed_at"]) - _started(srv, done)
-        assert took < 0.2, took  # at once, not at P2 or the deadline
+        assert took < 0.5, took  # at once: a timeout at P2 would be `timeout`, not this
     finally:
         peer.close()
