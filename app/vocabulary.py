@@ -83,6 +83,8 @@ class FailureCode(StrEnum):
     INTERRUPTED = "interrupted"
     STORAGE_UNAVAILABLE = "storage-unavailable"
     CANCELLED = "cancelled"
+    # Withdrawn before it ran because another user locked its ECU or vehicle.
+    LOCKED_OUT = "locked-out"
     SERVER_FAILURE = "sovd-server-failure"
 
 

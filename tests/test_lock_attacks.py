@@ -68,6 +68,7 @@ def test_a_lock_withdraws_another_engineers_queued_clear_and_the_faults_stay(
             one.send("POST", "/components/engine/locks", 201, {"lock_expiration": 60})
             cleared = srv.wait_status(two.token, clear_id, "cancelled")
             message = cleared["error_message"]
+            assert cleared["error_code"] == "locked-out"
             assert message.startswith("cancelled before it ran: ECU 0x10 of vehicle")
             assert "was locked by alice until" in message
             r = clearing.result(DEADLINE_S)

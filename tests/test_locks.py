@@ -28,14 +28,14 @@ from app.errors import (
 )
 from app.models import Actor, Command, Principal
 from app.services.commands import CommandService
-from app.services.locks import LockService, normalise_address, withdrawn_by_lock
+from app.services.locks import LOCK_WITHDRAWAL, LockService, normalise_address
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.store.commands import CommandFilter, CommandStore
 from app.store.database import Database
 from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import DiagnosticRequest, RawChunk
-from app.vocabulary import Role
+from app.vocabulary import FailureCode, Role
 from tests.conftest import Server, auth, insert_users
 from tests.fake_clock import FakeClock
 
@@ -531,8 +531,8 @@ def test_a_command_stored_while_a_lock_is_taken_is_withdrawn_before_it_runs(
         finally:
             await db.close()
         assert ended is not None
-        assert (ended.status, ended.error_code) == ("cancelled", "cancelled")
-        assert withdrawn_by_lock(ended.error_message), ended.error_message
+        assert (ended.status, ended.error_code) == ("cancelled", "locked-out")
+        assert (ended.error_message or "").startswith(LOCK_WITHDRAWAL), ended.error_message
         assert "ECU 0x10 of vehicle" in str(ended.error_message)
         assert "locked by alice" in str(ended.error_message)
         assert ended.started_at is None  # never sent

@@ -51,6 +51,7 @@ from app.errors import (
 )
 from app.models import Actor, Command, Principal
 from app.services.pipeline import Cancellation, Pipeline
+from app.vocabulary import FailureCode
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,9 @@ MAX_EXPIRATION_S: Final = 3600.0
 MAX_LOCKS_PER_VEHICLE: Final = 64
 MAX_LOCKS_PER_USER: Final = 8  # of one user on one vehicle
 MIN_EXPIRATION_S: Final = 1.0
-# How the message of a command a lock withdrew from its lane begins.
+# How the message of a command a lock withdrew from its lane begins (its error_code is
+# ``locked-out``).
 LOCK_WITHDRAWAL: Final = "cancelled before it ran: "
-
-
-def withdrawn_by_lock(message: str | None) -> bool:
-    """Whether a cancelled command's message says a lock withdrew it before it ran."""
-    return message is not None and message.startswith(LOCK_WITHDRAWAL)
 
 
 def normalise_address(raw: str | None) -> str | None:
@@ -403,6 +400,7 @@ def _withdrawal(lock: Lock) -> Cancellation:
         Actor(user_id=lock.user_id, username=lock.username, client_address=None),
         f"{LOCK_WITHDRAWAL}{_scope(lock.vehicle_id, lock.ecu_address)} was locked by"
         f" {lock.username} until {lock.expires_at}",
+        FailureCode.LOCKED_OUT,
     )
 
 

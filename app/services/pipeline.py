@@ -114,6 +114,7 @@ class Cancellation:
 
     actor: Actor
     reason: str
+    code: FailureCode = FailureCode.CANCELLED  # the command's error_code
 
 
 class _Stage(enum.Enum):
@@ -168,7 +169,7 @@ class _Lane:
 
 
 def _cancelled(cancellation: Cancellation, at: str) -> Finish:
-    return Finish(CommandStatus.CANCELLED, FailureCode.CANCELLED, cancellation.reason, at)
+    return Finish(CommandStatus.CANCELLED, cancellation.code, cancellation.reason, at)
 
 
 def _interrupted(message: str, at: str) -> Finish:

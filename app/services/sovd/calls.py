@@ -30,7 +30,6 @@ from app.errors import (
 from app.events import ResponseEvent, StatusEvent
 from app.models import Command
 from app.services.commands import CommandService
-from app.services.locks import withdrawn_by_lock
 from app.services.sovd.entities import Target
 from app.vehicles import uds
 from app.vocabulary import CommandStatus, FailureCode
@@ -175,7 +174,7 @@ def error_of(outcome: Outcome, what: str, session: str | None = None) -> Service
     if code is FailureCode.STORAGE_UNAVAILABLE:
         return StorageUnavailable(message, command_id=cid)
     if command.status is CommandStatus.CANCELLED:
-        if withdrawn_by_lock(command.error_message):
+        if code is FailureCode.LOCKED_OUT:
             # Another user locked it before it ran: refused as a lock refuses a call.
             return PreconditionNotFulfilled(message, command_id=cid)
         return Conflict(message, command_id=cid)
