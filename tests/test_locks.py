@@ -35,7 +35,7 @@ from app.store.database import Database
 from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import DiagnosticRequest, RawChunk
-from app.vocabulary import FailureCode, Role
+from app.vocabulary import Role
 from tests.conftest import Server, auth, insert_users
 from tests.fake_clock import FakeClock
 
