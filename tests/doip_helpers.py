@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -91,8 +91,16 @@ class ThreadedEmulator:
 # "pending": answers 0x7F <sid> 0x78 (response pending) every ``interval_s``, forever;
 # "silent": acknowledges, never answers; "dtc-flood": answers a ReadDTC with ``dtcs``
 # DTCs; "garbage": answers with ``garbage`` (bytes that are not DoIP);
-# "healthy": a positive answer of the service's SID + 0x40 and nothing else.
-PEER_BEHAVIOURS = ("pending", "silent", "dtc-flood", "garbage", "healthy")
+# "healthy": a positive answer of the service's SID + 0x40 and nothing else;
+# "scripted": whatever ``script`` writes.
+PEER_BEHAVIOURS = ("pending", "silent", "dtc-flood", "garbage", "healthy", "scripted")
+Script = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+def uds_answer(writer: asyncio.StreamWriter, user_data: bytes) -> None:
+    """Write a UDS message from ECU 0x0010 to tester 0x0E00."""
+    message = doip.DiagnosticMessage(0x0010, 0x0E00, user_data)
+    writer.write(doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, message.encode()))
 
 
 @dataclass
@@ -114,12 +122,14 @@ class HostilePeer:
         interval_s: float = 0.05,
         dtcs: int = 0,
         garbage: bytes = b"",
+        script: Script | None = None,
     ) -> None:
         assert behaviour in PEER_BEHAVIOURS
         self.behaviour = behaviour
         self.interval_s = interval_s
         self.dtcs = dtcs
         self.garbage = garbage
+        self.script = script
         self.connections = 0
         self._handlers: set[asyncio.Task[None]] = set()
         self._received: list[Received] = []
@@ -177,22 +187,21 @@ class HostilePeer:
             writer.close()
             self._handlers.discard(handler)
 
-    def _uds(self, writer: asyncio.StreamWriter, user_data: bytes) -> None:
-        message = doip.DiagnosticMessage(0x0010, 0x0E00, user_data)
-        writer.write(doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, message.encode()))
-
     async def _answer(self, writer: asyncio.StreamWriter, sid: int) -> None:
         if self.behaviour == "pending":
             while not writer.is_closing():
-                self._uds(writer, bytes([0x7F, sid, 0x78]))
+                uds_answer(writer, bytes([0x7F, sid, 0x78]))
                 await asyncio.sleep(self.interval_s)
         elif self.behaviour == "dtc-flood":
             # 0x59 0x02, availability mask, then DTC (3 bytes) + status (1 byte) each.
-            self._uds(writer, b"\x59\x02\xff" + b"\x01\x71\x00\x2f" * self.dtcs)
+            uds_answer(writer, b"\x59\x02\xff" + b"\x01\x71\x00\x2f" * self.dtcs)
         elif self.behaviour == "garbage":
             writer.write(self.garbage)
         elif self.behaviour == "healthy":
-            self._uds(writer, bytes([sid + 0x40]))
+            uds_answer(writer, bytes([sid + 0x40]))
+        elif self.behaviour == "scripted":
+            assert self.script is not None
+            await self.script(writer)
 
     def close(self) -> None:
         async def stop() -> None:

@@ -25,7 +25,15 @@ from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.doip_link import Link
 from app.vehicles.emulator import DoipEmulator, EmulatorSettings, Timings, running_emulator
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
-from tests.doip_helpers import DEADLINE_S, HostilePeer, Recorder, doip_threads, eventually
+from tests.doip_helpers import (
+    DEADLINE_S,
+    HostilePeer,
+    Recorder,
+    Script,
+    doip_threads,
+    eventually,
+    uds_answer,
+)
 from tests.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
 
 FAST = DoipSettings(
@@ -610,53 +618,27 @@ def test_a_link_closed_under_a_command_is_never_reopened() -> None:
 
 # -- peers that misbehave in ways the emulator does not --------------------------------
 
-OnRequest = Callable[[asyncio.StreamWriter], Awaitable[None]]
-
 
 def with_raw_peer(
-    on_request: OnRequest, check: Callable[[DoipConnector, Recorder], Awaitable[None]]
+    on_request: Script, check: Callable[[DoipConnector, Recorder], Awaitable[None]]
 ) -> None:
-    """A DoIP peer that activates routing, then answers every diagnostic request with
-    ``on_request``; ``check`` drives the connector against it (vehicle "v1")."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        decoder = doip.FrameDecoder()
-        try:
-            while data := await reader.read(4096):
-                for frame in decoder.feed(data):
-                    if frame.payload_type == doip.ROUTING_ACTIVATION_REQUEST:
-                        response = doip.RoutingActivationResponse(0x0E00, 0x0001, 0x10)
-                        writer.write(
-                            doip.encode_frame(doip.ROUTING_ACTIVATION_RESPONSE, response.encode())
-                        )
-                    elif frame.payload_type == doip.DIAGNOSTIC_MESSAGE:
-                        await on_request(writer)
-        except ConnectionError:
-            pass  # the connector hung up on us
-        finally:
-            writer.close()
+    """A DoIP peer that activates routing, then acknowledges every diagnostic request and
+    answers it with ``on_request``; ``check`` drives the connector against it ("v1")."""
+    peer = HostilePeer("scripted", script=on_request)
 
     async def scenario() -> None:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        targets = {"v1": DoipTarget("127.0.0.1", port=port, logical_address=1)}
+        targets = {"v1": DoipTarget("127.0.0.1", port=peer.port, logical_address=1)}
         observer = Recorder()
-        try:
-            async with connector_for(targets, FAST, observer) as connector:
-                await check(connector, observer)
-        finally:
-            server.close()
-            await server.wait_closed()
+        async with connector_for(targets, FAST, observer) as connector:
+            await check(connector, observer)
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        peer.close()
 
 
 READ_DTC = DiagnosticRequest("c", "v1", "V", "", "ReadDTC", {"ecuAddress": "0x10"})
-
-
-def _answer(writer: asyncio.StreamWriter, user_data: bytes) -> None:
-    message = doip.DiagnosticMessage(0x0010, 0x0E00, user_data)
-    writer.write(doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, message.encode()))
 
 
 def test_a_frame_that_is_not_doip_resets_the_link() -> None:
@@ -695,8 +677,8 @@ def test_a_stray_tester_present_answer_is_not_taken_for_the_requests() -> None:
     # Found in review: an ECU that answers TesterPresent although asked not to (0x3E 0x80)
     # had its 0x7E taken as the answer to the next request.
     async def on_request(writer: asyncio.StreamWriter) -> None:
-        _answer(writer, b"\x7e\x00")
-        _answer(writer, b"\x59\x02\xff\x01\x71\x00\x2f")
+        uds_answer(writer, b"\x7e\x00")
+        uds_answer(writer, b"\x59\x02\xff\x01\x71\x00\x2f")
 
     async def check(connector: DoipConnector, observer: Recorder) -> None:
         chunks = [sovd.decode_answer(c.payload) async for c in connector.execute(READ_DTC)]
