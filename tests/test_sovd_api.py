@@ -204,41 +204,57 @@ def test_faults_per_ecu_with_iso_status_bits(sovd: Server) -> None:
         ("042000", "P0420"),
     ]
     p0171, p0420 = engine
-    assert p0171["status"]["confirmedDTC"] is True and p0171["status"]["mask"] == "2F"
-    assert p0420["status"]["confirmedDTC"] is False and p0420["status"]["pendingDTC"] is True
-    assert set(p0171["status"]) == {
-        "testFailed",
-        "testFailedThisOperationCycle",
-        "pendingDTC",
-        "confirmedDTC",
-        "testNotCompletedSinceLastClear",
-        "testFailedSinceLastClear",
-        "testNotCompletedThisOperationCycle",
-        "warningIndicatorRequested",
-        "mask",
+    # The status object's keys are CDA's spelling of the ISO 14229-1 bits.
+    assert p0171["status"] == {
+        "test_failed": True,
+        "test_failed_this_operation_cycle": True,
+        "pending_dtc": True,
+        "confirmed_dtc": True,
+        "test_not_completed_since_last_clear": False,
+        "test_failed_since_last_clear": True,
+        "test_not_completed_this_operation_cycle": False,
+        "warning_indicator_requested": False,
+        "mask": "2F",
     }
+    assert p0420["status"]["confirmed_dtc"] is False and p0420["status"]["pending_dtc"] is True
+    assert p0420["status"]["mask"] == "27"
     assert p0171["fault_name"] == "System too lean (bank 1)"
     assert all(1 <= f["severity"] <= 4 for f in engine)
     assert client.codes("transmission") == ["P0700"]
     assert client.codes("abs") == ["C0035"]
     (abs_fault,) = client.faults("abs")
-    assert abs_fault["status"]["warningIndicatorRequested"] is True
+    assert abs_fault["status"]["warning_indicator_requested"] is True
     (b1000,) = client.faults("body")
-    assert b1000["status"]["confirmedDTC"] is True and b1000["status"]["testFailed"] is False
+    assert b1000["status"]["confirmed_dtc"] is True and b1000["status"]["test_failed"] is False
 
 
 def test_fault_filters_by_status_and_severity(sovd: Server) -> None:
     client = engineer(sovd)
     codes = lambda **q: [f["display_code"] for f in client.faults("engine", **q)]  # noqa: E731
-    assert codes(**{"status[confirmedDTC]": "true"}) == ["P0171"]
-    assert codes(**{"STATUS[CONFIRMEDDTC]": "1"}) == ["P0171"]  # names in any case
-    assert codes(**{"status[confirmedDTC]": "false"}) == ["P0420"]
-    # Several keys are OR'd.
+    # CDA's names, the ISO names (the earlier spelling), each in any case.
+    for name in ("confirmed_dtc", "CONFIRMED_DTC", "Confirmed_Dtc", "confirmedDTC"):
+        assert codes(**{f"status[{name}]": "true"}) == ["P0171"], name
+        assert codes(**{f"status[{name}]": "false"}) == ["P0420"], name
+    assert codes(**{"STATUS[CONFIRMEDDTC]": "1"}) == ["P0171"]
+    assert codes(**{"status[pendingdtc]": "0"}) == []
+    assert codes(**{"status[Test_Not_Completed_Since_Last_Clear]": "1"}) == []
+    # Several keys are OR'd, whichever spelling each has.
     assert codes(**{"status[confirmedDTC]": "1", "status[pendingDTC]": "1"}) == ["P0171", "P0420"]
+    assert codes(**{"status[confirmed_dtc]": "1", "status[PendingDTC]": "1"}) == [
+        "P0171",
+        "P0420",
+    ]
+    assert codes(**{"status[warning_indicator_requested]": "1"}) == []
     severities = {f["display_code"]: f["severity"] for f in client.faults("engine")}
     most = min(severities.values())
     assert codes(severity=str(most)) == [c for c, s in severities.items() if s <= most]
-    for bad in ({"severity": "9"}, {"status[bogus]": "1"}, {"status[confirmedDTC]": "yes"}):
+    for bad in (
+        {"severity": "9"},
+        {"status[bogus]": "1"},
+        {"status[confirmedDTC]": "yes"},
+        {"status[confirmed_dtc]": "yes"},
+        {"status[confirmed-dtc]": "1"},
+    ):
         r = sovd.http.get(
             client.url("/components/engine/faults"), headers=auth(client.token), params=bad
         )
@@ -550,7 +566,7 @@ def test_the_openapi_document_holds_the_sovd_tree_with_generic_errors(sovd: Serv
     generic = document["components"]["schemas"]["GenericError"]
     assert set(generic["properties"]) == GENERIC_ERROR_FIELDS
     names = {p["name"] for p in faults["get"]["parameters"]}
-    assert {"include-schema", "severity", "status[confirmedDTC]"} <= names
+    assert {"include-schema", "severity", "status[confirmed_dtc]", "status[confirmedDTC]"} <= names
     decoded = msgspec.json.decode(msgspec.json.encode(generic))
     assert decoded["required"] == ["error_code", "message"]
 

@@ -7,11 +7,20 @@ from app.api.errors import COMMAND_ID_HEADER
 from app.api.sovd import tree
 from app.api.sovd.types import FaultOut, FaultQuery, Faults, SovdQuery
 from app.errors import NotFound
-from app.services.sovd.faults import STATUS_BITS, FaultFilter, matches
+from app.services.sovd.faults import STATUS_KEYS, FaultFilter, matches
+from app.vehicles.uds import DTC_STATUS_BITS
+
+# Per status bit, lowest first: its names in the query (CDA's, then the ISO one).
+_BIT_NAMES = tuple(zip(STATUS_KEYS, DTC_STATUS_BITS, strict=True))
 
 
 def _filter(q: FaultQuery) -> FaultFilter:
-    wanted = tuple((bit, value) for bit in STATUS_BITS if (value := getattr(q, bit)) is not None)
+    wanted = tuple(
+        (bit, value)
+        for bit, names in enumerate(_BIT_NAMES)
+        for name in names
+        if (value := getattr(q, name)) is not None
+    )
     return FaultFilter(status=wanted, severity=q.severity)
 
 

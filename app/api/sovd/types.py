@@ -35,10 +35,23 @@ def _bit(name: str) -> Any:
 
 class FaultQuery(SovdQuery, frozen=True, kw_only=True):
     """Filters: faults with any of the given status bits as given (OR), and of the given
-    severity or more severe. Names match whatever their case."""
+    severity or more severe. A bit goes by the name a fault's ``status`` shows
+    (``status[confirmed_dtc]``, CDA's) or by its ISO 14229-1 name
+    (``status[confirmedDTC]``, the earlier spelling); names match whatever their case."""
 
     any_case_names = True
     severity: Annotated[int, msgspec.Meta(ge=1, le=4)] | None = None
+    test_failed: bool | None = _bit("test_failed")
+    test_failed_this_operation_cycle: bool | None = _bit("test_failed_this_operation_cycle")
+    pending_dtc: bool | None = _bit("pending_dtc")
+    confirmed_dtc: bool | None = _bit("confirmed_dtc")
+    test_not_completed_since_last_clear: bool | None = _bit("test_not_completed_since_last_clear")
+    test_failed_since_last_clear: bool | None = _bit("test_failed_since_last_clear")
+    test_not_completed_this_operation_cycle: bool | None = _bit(
+        "test_not_completed_this_operation_cycle"
+    )
+    warning_indicator_requested: bool | None = _bit("warning_indicator_requested")
+    # The ISO 14229-1 names (``app.vehicles.uds.DTC_STATUS_BITS``), still accepted.
     testFailed: bool | None = _bit("testFailed")
     testFailedThisOperationCycle: bool | None = _bit("testFailedThisOperationCycle")
     pendingDTC: bool | None = _bit("pendingDTC")

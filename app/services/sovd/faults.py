@@ -1,9 +1,10 @@
 """SOVD faults of a component: its DTCs (UDS 0x19 to read, 0x14 to clear).
 
 A fault is the ECU's DTC as SOVD shows it: ``code`` the native three bytes in hex,
-``display_code`` the SAE form, the eight ISO 14229-1 status bits by name and the status
-byte as ``mask``; ``severity`` 1 (most severe) to 4 and ``fault_name`` come from the
-diagnostic description.
+``display_code`` the SAE form, the eight ISO 14229-1 status bits by name (spelt as the
+Eclipse OpenSOVD classic diagnostic adapter, CDA, spells them: ``confirmed_dtc``) and the
+status byte as ``mask``; ``severity`` 1 (most severe) to 4 and ``fault_name`` come from
+the diagnostic description.
 """
 
 from __future__ import annotations
@@ -22,19 +23,30 @@ from app.vehicles.description import fault_name, severity
 from app.vocabulary import CommandName
 
 _NATIVE: Final = re.compile(r"^[0-9A-Fa-f]{6}$")
-# The ISO 14229-1 status bits by name, lowest first: a fault's ``status`` and its filters.
-STATUS_BITS: Final = uds.DTC_STATUS_BITS
+# The ISO 14229-1 status bits, lowest first, as a fault's ``status`` names them (CDA's
+# spelling); ``uds.DTC_STATUS_BITS`` has the ISO names in the same order.
+STATUS_KEYS: Final = (
+    "test_failed",
+    "test_failed_this_operation_cycle",
+    "pending_dtc",
+    "confirmed_dtc",
+    "test_not_completed_since_last_clear",
+    "test_failed_since_last_clear",
+    "test_not_completed_this_operation_cycle",
+    "warning_indicator_requested",
+)
+assert len(STATUS_KEYS) == len(uds.DTC_STATUS_BITS)
 
 
 class FaultStatus(msgspec.Struct, frozen=True, kw_only=True):
-    testFailed: bool
-    testFailedThisOperationCycle: bool
-    pendingDTC: bool
-    confirmedDTC: bool
-    testNotCompletedSinceLastClear: bool
-    testFailedSinceLastClear: bool
-    testNotCompletedThisOperationCycle: bool
-    warningIndicatorRequested: bool
+    test_failed: bool
+    test_failed_this_operation_cycle: bool
+    pending_dtc: bool
+    confirmed_dtc: bool
+    test_not_completed_since_last_clear: bool
+    test_failed_since_last_clear: bool
+    test_not_completed_this_operation_cycle: bool
+    warning_indicator_requested: bool
     mask: str  # the status byte, two hex digits
 
 
@@ -45,12 +57,13 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     severity: int
     status: FaultStatus
 
-    def has_status(self, bit: str) -> bool:
-        return bool(int(self.status.mask, 16) & (1 << uds.DTC_STATUS_BITS.index(bit)))
+    def has_status(self, bit: int) -> bool:
+        """Whether status bit ``bit`` (0 lowest .. 7) is set."""
+        return bool(int(self.status.mask, 16) & (1 << bit))
 
 
 def _status(byte: int) -> FaultStatus:
-    bits = {name: bool(byte & (1 << i)) for i, name in enumerate(uds.DTC_STATUS_BITS)}
+    bits = {name: bool(byte & (1 << i)) for i, name in enumerate(STATUS_KEYS)}
     return FaultStatus(**bits, mask=f"{byte:02X}")
 
 
@@ -73,8 +86,9 @@ def fault_of(chunk: dict[str, Any]) -> Fault:
 
 @dataclass(frozen=True, slots=True)
 class FaultFilter:
-    # (status bit, wanted value) pairs, OR'd: a fault is kept if any matches; empty: all.
-    status: tuple[tuple[str, bool], ...] = ()
+    # (status bit 0..7, wanted value) pairs, OR'd: a fault is kept if any matches;
+    # empty: all.
+    status: tuple[tuple[int, bool], ...] = ()
     severity: int | None = None  # this severity or more severe (lower number)
 
     def keeps(self, fault: Fault) -> bool:

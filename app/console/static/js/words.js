@@ -113,24 +113,35 @@ export function chunk(payload) {
   return generic(payload || {});
 }
 
-// A fault's ISO 14229-1 status bits (the SOVD tree's `status`): the ones people look for
-// first, then the rest; each set bit becomes a badge, and the status byte is shown too.
+// A fault's ISO 14229-1 status bits (the SOVD tree's `status`, keys as CDA spells them):
+// the ones people look for first, then the rest; each set bit becomes a badge (titled
+// with its ISO name), and the status byte is shown too.
 const FAULT_BITS = [
-  ["confirmedDTC", "confirmed", "confirmed"],
-  ["pendingDTC", "pending", "pending"],
-  ["testFailed", "test failed", "failed"],
-  ["warningIndicatorRequested", "warning lamp", "lamp"],
-  ["testFailedThisOperationCycle", "failed this cycle", "bit"],
-  ["testFailedSinceLastClear", "failed since clear", "bit"],
-  ["testNotCompletedThisOperationCycle", "not completed this cycle", "bit"],
-  ["testNotCompletedSinceLastClear", "not completed since clear", "bit"],
+  ["confirmed_dtc", "confirmedDTC", "confirmed", "confirmed"],
+  ["pending_dtc", "pendingDTC", "pending", "pending"],
+  ["test_failed", "testFailed", "test failed", "failed"],
+  ["warning_indicator_requested", "warningIndicatorRequested", "warning lamp", "lamp"],
+  ["test_failed_this_operation_cycle", "testFailedThisOperationCycle", "failed this cycle", "bit"],
+  ["test_failed_since_last_clear", "testFailedSinceLastClear", "failed since clear", "bit"],
+  [
+    "test_not_completed_this_operation_cycle",
+    "testNotCompletedThisOperationCycle",
+    "not completed this cycle",
+    "bit",
+  ],
+  [
+    "test_not_completed_since_last_clear",
+    "testNotCompletedSinceLastClear",
+    "not completed since clear",
+    "bit",
+  ],
 ];
 
 /** The set status bits as badges (each titled with its ISO name) and the mask. */
 export function faultStatus(status) {
-  const bits = FAULT_BITS.filter(([key]) => status && status[key]).map(([key, text, kind]) => {
+  const bits = FAULT_BITS.filter(([key]) => status && status[key]).map(([, iso, text, kind]) => {
     const node = badge(kind, text);
-    node.title = key;
+    node.title = iso;
     return node;
   });
   const mask = status && status.mask ? `0x${status.mask}` : "?";
