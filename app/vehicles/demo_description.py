@@ -10,6 +10,10 @@ Two layers of API:
   project's own source of truth, ``app.vehicles.description`` (data items, operations,
   fault names and severities), ``app.vehicles.emulator.ecus`` (DTCs, routines, sessions)
   and ``app.vehicles.uds`` (the DID codecs: sizes, scaling, units, value tables).
+  ``demo_spec()`` is that spec; names are the SOVD ids in PascalCase (``pascal_name``:
+  ``VIN_Read``, ``EngineRpm_Read``, ``SelfTest_Start``, ``BrakeBleedCheck_Start``). A
+  routine whose start runs it to its end (the brake bleed check) has no ``_Stop``.
+  Built from those modules at call time, so it follows them when they change.
 
 What one ECU becomes: a diag layer container named like the ECU (``ENGINE``,
 ``TRANSMISSION``, ``ABS``, ``BODY``: ``PdxEcu.short_name``) holding one base variant of
@@ -52,6 +56,7 @@ fixed date (``PDX_DATE``) on both, so the same spec gives byte-identical bytes.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tempfile
@@ -112,7 +117,8 @@ from odxtools.unit import Unit
 from odxtools.unitspec import UnitSpec
 from odxtools.writepdxfile import write_pdx_file
 
-from app.vehicles import uds
+from app.vehicles import description, uds
+from app.vehicles.emulator import ecus
 
 # -- the spec ----------------------------------------------------------------------------
 
@@ -833,3 +839,73 @@ def build_pdx(spec: PdxSpec) -> bytes:
         path = Path(directory) / f"{spec.name}.pdx"
         write_pdx_file(str(path), database)
         return _repack(path.read_bytes())
+
+
+# -- the demo ECUs ---------------------------------------------------------------------------
+
+# The sessions the emulated ECUs switch to (0x10 0x02 is subFunctionNotSupported there).
+DEMO_SESSIONS: Final = (DEFAULT, EXTENDED)
+# Service base names that are not just the SOVD id in PascalCase.
+_NAME_OVERRIDES: Final = {"vin": "VIN"}
+
+
+def pascal_name(sovd_id: str) -> str:
+    """The ODX short name of a SOVD id: ``engineRpm`` -> ``EngineRpm``, ``vin`` -> ``VIN``."""
+    return _NAME_OVERRIDES.get(sovd_id, sovd_id[:1].upper() + sovd_id[1:])
+
+
+def _state(session: str | None) -> tuple[str, ...]:
+    """The ``Session`` state of a session name of ``app.vehicles.uds`` ("extended")."""
+    if session is None:
+        return ()
+    code = uds.SESSIONS[session]
+    return tuple(s.name for s in DEMO_SESSIONS if s.id == code)
+
+
+def _demo_ecu(spec: ecus.EcuSpec) -> PdxEcu:
+    described = description.describe(spec.address)
+    return PdxEcu(
+        short_name=spec.name.upper(),
+        long_name=f"{spec.name} ECU",
+        logical_address=spec.address,
+        sessions=DEMO_SESSIONS,
+        dids=tuple(
+            PdxDid.from_codec(
+                uds.DID_CODECS[item.did],
+                pascal_name(item.id),
+                item.name,
+                pascal_name(item.category.value),
+            )
+            for item in described.data
+        ),
+        dtcs=tuple(
+            PdxDtc(dtc.code, description.fault_name(dtc.code), description.severity(dtc.code))
+            for dtc in (*spec.faults, *spec.history)
+        ),
+        routines=tuple(
+            PdxRoutine(
+                operation.routine_id,
+                pascal_name(operation.id),
+                operation.name,
+                # A synchronous routine runs to its end within the start: no stop.
+                ("Start", "Stop", "RequestResults")
+                if operation.asynchronous
+                else ("Start", "RequestResults"),
+                _state(operation.session),
+            )
+            for operation in described.operations
+        ),
+        clear_sessions=_state(described.clear_session),
+    )
+
+
+def demo_spec() -> PdxSpec:
+    """The four demo ECUs (``app.vehicles.emulator.ecus.DEFAULT_ECUS``) as a spec."""
+    return PdxSpec(tuple(_demo_ecu(spec) for spec in ecus.DEFAULT_ECUS), name="SOVD_DEMO")
+
+
+@functools.cache
+def build_demo_pdx() -> bytes:
+    """The PDX of the demo ECUs: containers ``ENGINE``, ``TRANSMISSION``, ``ABS``, ``BODY``
+    (built from the project's tables on first call, the same bytes every time)."""
+    return build_pdx(demo_spec())
