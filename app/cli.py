@@ -20,17 +20,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import hashlib
 import os
 import pwd
+import re
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Final, TextIO
 
 from app.config import Config, ConfigError
-from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked
+from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked, make_private_dir
+from app.descriptions.intake import PdxLimits, PdxRejected
 from app.errors import ServiceError
 from app.models import Actor
+from app.services import descriptions
 from app.services.auth import PASSWORD_RULES, AuthService, TokenSettings, password_hasher
 from app.store.audit import AuditStore
 from app.store.database import Database
@@ -56,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
         " see the README's Configuration table); without a command it serves.",
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    commands = top.add_subparsers(dest="command", metavar="{serve,users}")
+    commands = top.add_subparsers(dest="command", metavar="{serve,users,descriptions}")
     commands.add_parser("serve", help="run the service (the default)")
     users = commands.add_parser(
         "users",
@@ -83,6 +88,19 @@ def parser() -> argparse.ArgumentParser:
     disable.add_argument("username")
     enable = action.add_parser("enable", help="re-enable a disabled account")
     enable.add_argument("username")
+    descriptions = commands.add_parser(
+        "descriptions",
+        help="manage the ECU descriptions (PDX files) on disk (add/remove: service stopped)",
+        description="ECU descriptions under <data dir>/descriptions/, checked as the API"
+        " checks them (POST /api/v1/descriptions). add and remove are refused while the"
+        " service runs (use the API then); list only reads.",
+    )
+    what = descriptions.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = what.add_parser("add", help="check a PDX file and add it (its file name is kept)")
+    add.add_argument("file")
+    what.add_parser("list", help="list the stored files (works while the service runs)")
+    remove = what.add_parser("remove", help="remove a stored file by its name")
+    remove.add_argument("name")
     return top
 
 
@@ -95,6 +113,13 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
         return EXIT_USAGE
     if args.command in (None, "serve"):
         return serve(config)
+    if args.command == "descriptions":
+        try:
+            descriptions_command(config, args, sys.stdout)
+        except CliError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
     try:
         if args.action == "check":
             return EXIT_FAILED if _check(config, sys.stdout) else EXIT_OK
@@ -192,6 +217,86 @@ async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, out: T
             await db.close()
     finally:
         lock.release()
+
+
+# -- descriptions ---------------------------------------------------------------------
+
+
+def descriptions_command(config: Config, args: argparse.Namespace, out: TextIO) -> None:
+    """``descriptions add FILE | list | remove NAME`` on ``<data dir>/descriptions``: the
+    API's checks, the same files; add and remove under the data directory's lock."""
+    directory = descriptions.directory_of(config.data_dir)
+    limits = PdxLimits(config.pdx_max_bytes, config.pdx_max_unpacked_bytes, config.pdx_max_entries)
+    if args.action == "list":
+        _list_descriptions(directory, out)
+        return
+    lock = DataDirLock(config.data_dir)
+    try:
+        lock.acquire()
+    except DataDirLocked:
+        raise CliError(
+            f"the service is running on {config.data_dir} (pid {_holder(config)}); stop the"
+            " service or use the API (POST /api/v1/descriptions, DELETE"
+            " /api/v1/descriptions/{name})"
+        ) from None
+    try:
+        if args.action == "add":
+            _add_description(Path(args.file), directory, limits, out)
+        else:
+            _remove_description(args.name, directory, out)
+    finally:
+        lock.release()
+
+
+def _add_description(path: Path, directory: Path, limits: PdxLimits, out: TextIO) -> None:
+    name = path.name
+    try:
+        descriptions.check_name(name)
+        if (directory / name).exists():
+            raise CliError(f"a description named {name} exists; remove it first; nothing changed")
+        data, sha256 = descriptions.read_checked(path, limits)
+        contents = descriptions.parse(data)
+        others = {}
+        for stored in descriptions.stored_files(directory):
+            try:
+                stored_data, stored_sha = descriptions.read_checked(stored, limits)
+                known = descriptions.read_cache(directory, stored_sha)
+                others[stored.name] = known or descriptions.parse(stored_data)
+            except PdxRejected:
+                continue  # a stored file that does not load provides no ECU
+        why = descriptions.conflict(name, contents, others)
+        if why is not None:
+            raise PdxRejected(why)
+    except PdxRejected as exc:
+        raise CliError(f"{name}: {exc.message}; nothing changed") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    make_private_dir(directory)
+    descriptions.write_private(directory / name, data)
+    descriptions.write_cache(directory, sha256, contents)
+    ecus = ", ".join(contents.base_variants)
+    out.write(f"added {name} (sha256 {sha256}): {ecus}\n")
+
+
+def _list_descriptions(directory: Path, out: TextIO) -> None:
+    files = descriptions.stored_files(directory)
+    for path in files:
+        data = path.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        known = descriptions.read_cache(directory, sha256)
+        ecus = ", ".join(known.base_variants) if known else "(not loaded yet)"
+        out.write(f"{path.name}  {len(data)} bytes  sha256 {sha256}  {ecus}\n")
+    out.write(f"{len(files)} description(s) in {directory}\n")
+
+
+def _remove_description(name: str, directory: Path, out: TextIO) -> None:
+    path = directory / name
+    if not re.fullmatch(descriptions.NAME_PATTERN, name) or not path.is_file():
+        raise CliError(f"no description named {name!r} in {directory}")
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.unlink()
+    descriptions.drop_cache(directory, sha256)
+    out.write(f"removed {name}\n")
 
 
 def _holder(config: Config) -> str:

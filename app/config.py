@@ -53,6 +53,10 @@ class Config:
     ws_max_per_user: int = 64
     shutdown_grace_s: float = 10.0
     max_body_bytes: int = 64 * 1024
+    # ECU descriptions (PDX files): size as uploaded, size unpacked, entries.
+    pdx_max_bytes: int = 32 * 1024 * 1024
+    pdx_max_unpacked_bytes: int = 256 * 1024 * 1024
+    pdx_max_entries: int = 10_000
     sim_seed: int | None = None
     sim_latency_ms: float = 50.0
     sim_self_test_s: float = 3.0  # how long a simulated ECU's self-test runs
@@ -167,6 +171,16 @@ class Config:
             max_body_bytes=r.get(
                 "SOVD_MAX_BODY_BYTES", _int_in(1024, 16 * 1024 * 1024), cls.max_body_bytes
             ),
+            pdx_max_bytes=r.get(
+                "SOVD_PDX_MAX_BYTES", _int_in(1024, 1024 * 1024 * 1024), cls.pdx_max_bytes
+            ),
+            pdx_max_unpacked_bytes=r.get(
+                "SOVD_PDX_MAX_UNPACKED_BYTES",
+                _int_in(1024, 16 * 1024 * 1024 * 1024),
+                cls.pdx_max_unpacked_bytes,
+            ),
+            # Below 0xFFFF: a zip64 count of 0xFFFF ("at least that many") always exceeds it.
+            pdx_max_entries=r.get("SOVD_PDX_MAX_ENTRIES", _int_in(1, 65534), cls.pdx_max_entries),
             sim_seed=r.optional("SOVD_SIM_SEED", int),
             sim_latency_ms=r.get("SOVD_SIM_LATENCY_MS", _float_in(0, 60_000), cls.sim_latency_ms),
             sim_self_test_s=r.get(

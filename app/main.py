@@ -30,12 +30,14 @@ from app.bus import EventBus
 from app.clock import Clock
 from app.config import Config
 from app.datadir import DataDirLock
+from app.descriptions.intake import PdxLimits
 from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
 from app.secret_file import load_or_create_secret
 from app.services.audit import AuditService
 from app.services.auth import AuthService, TokenSettings, password_hasher
 from app.services.commands import CommandService
+from app.services.descriptions import DescriptionLibrary
 from app.services.locks import LockService
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
@@ -308,6 +310,12 @@ class Lifecycle:
             self._clock,
             locks=locks,
         )
+        # ECU descriptions: what is on disk loads in the background (the service answers).
+        descriptions = DescriptionLibrary(
+            config.data_dir,
+            PdxLimits(config.pdx_max_bytes, config.pdx_max_unpacked_bytes, config.pdx_max_entries),
+        )
+        descriptions.start()
         self.services = Services(
             config=config,
             db=db,
@@ -322,6 +330,7 @@ class Lifecycle:
             sovd=Sovd.build(
                 vehicle_service, commands, config.command_timeout_s, config.call_queue_wait_s
             ),
+            descriptions=descriptions,
         )
         auth_service.on_revocation(AccessEnded(locks, self.services.sovd.modes))
         self.started.set()
@@ -369,6 +378,7 @@ class Lifecycle:
             if self.retention is not None:
                 await self.retention.stop()
             await self.services.sovd.aclose()  # no session expiry outlives the service
+            await self.services.descriptions.aclose()  # a loader process ends with us
             await self.drain(0)
         finally:
             try:

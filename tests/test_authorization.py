@@ -175,6 +175,15 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         )
     ],
     ("GET", "/api/v1/audit"): [("audit", "/api/v1/audit", None, None, 200)],
+    # ECU descriptions: a PDX file of its own per call ({pdx}: a fresh name and ECU; bytes
+    # go as application/zip), and one stored for each removal ({stored_pdx}).
+    ("GET", "/api/v1/descriptions"): [("descriptions", "/api/v1/descriptions", None, None, 200)],
+    ("POST", "/api/v1/descriptions"): [
+        ("add-description", "/api/v1/descriptions?name={pdx}.pdx", lambda: _pdx(), None, 201)
+    ],
+    ("DELETE", "/api/v1/descriptions/{name}"): [
+        ("remove-description", "/api/v1/descriptions/{stored_pdx}", None, None, 204)
+    ],
     ("GET", "/docs"): [("docs", "/docs", None, None, 200)],
     ("GET", "/docs/swagger-ui.css"): [("docs-css", "/docs/swagger-ui.css", None, None, 200)],
     ("GET", "/docs/swagger-ui-bundle.js"): [
@@ -342,6 +351,23 @@ def _own_lock(srv: Server, token: str | None, where: str) -> str:
     return f"{vin}/v1{where}/locks/{r.json()['id']}"
 
 
+def _pdx() -> bytes:
+    from tests.test_descriptions import pdx
+
+    return pdx(f"AUTHZ{next(_counter)}")
+
+
+def _stored_pdx(srv: Server) -> str:
+    name = f"stored{next(_counter)}.pdx"
+    r = srv.http.post(
+        f"/api/v1/descriptions?name={name}",
+        content=_pdx(),
+        headers={**auth(srv.admin_token()), "content-type": "application/zip"},
+    )
+    assert r.status_code == 201, r.text
+    return name
+
+
 def _fill(text: str, world: dict[str, Any], srv: Server, token: str | None = None) -> str:
     text = text.replace("{vehicle}", world["vehicle"]).replace("{vin}", world["vin"])
     text = text.replace("{cmd_a}", world["cmd"]["a"]).replace("{cmd_b}", world["cmd"]["b"])
@@ -353,6 +379,10 @@ def _fill(text: str, world: dict[str, Any], srv: Server, token: str | None = Non
         text = text.replace("{fresh}", _fresh_vin(srv))
     if "{own_lock}" in text:
         text = text.replace("{own_lock}", _own_lock(srv, token, ""))
+    if "{pdx}" in text:
+        text = text.replace("{pdx}", f"authz{next(_counter)}")
+    if "{stored_pdx}" in text:
+        text = text.replace("{stored_pdx}", _stored_pdx(srv))
     if "{own_ecu_lock}" in text:
         text = text.replace("{own_ecu_lock}", _own_lock(srv, token, "/components/engine"))
     return text
@@ -377,9 +407,14 @@ def test_http_matrix(
     payload = body() if body else None
     if isinstance(payload, dict) and payload.get("vehicle_id") == "{vehicle}":
         payload["vehicle_id"] = world["vehicle"]
-    r = srv.http.request(
-        method, _fill(path, world, srv, token), json=payload, headers=auth(token) if token else {}
-    )
+    headers = auth(token) if token else {}
+    if isinstance(payload, bytes):  # a raw body (a PDX file)
+        headers["content-type"] = "application/zip"
+        r = srv.http.request(
+            method, _fill(path, world, srv, token), content=payload, headers=headers
+        )
+    else:
+        r = srv.http.request(method, _fill(path, world, srv, token), json=payload, headers=headers)
     expected = _expected(rule, who, ok)
     assert r.status_code == expected, r.text
     if expected >= 400:

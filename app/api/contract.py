@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -29,6 +29,9 @@ from app.errors import STATUS_OF, BadRequest, Forbidden, NotFound, PayloadTooLar
 from app.models import Actor, Principal
 from app.services.registry import Services
 from app.vocabulary import Access, ErrorCode
+
+if TYPE_CHECKING:
+    from app.config import Config
 
 B = TypeVar("B")
 Q = TypeVar("Q")
@@ -87,6 +90,17 @@ class MediaType:
     media_type: str
 
 
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """A request body that is not JSON (a PDX upload): the handler gets its bytes. It has
+    a cap of its own (``max_bytes`` of the configuration), not SOVD_MAX_BODY_BYTES, and
+    the one media type it takes."""
+
+    media_type: str
+    max_bytes: Callable[[Config], int]
+    description: str = ""
+
+
 @dataclass(slots=True)
 class Call(Generic[B, Q]):
     """One request, as a handler sees it."""
@@ -141,6 +155,7 @@ class Endpoint:
     # (GET /api/v1/vehicles/{vehicle_id} takes a VIN too); the handler tells them apart.
     path_also: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()  # OpenAPI tags (the SOVD tree is one)
+    raw_body: RawBody | None = None  # instead of ``body``: bytes of another media type
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -154,9 +169,9 @@ class Endpoint:
             codes.add(ErrorCode.UNAUTHORIZED)
         if self.access is Access.ADMIN:
             codes.add(ErrorCode.INSUFFICIENT_ACCESS_RIGHTS)
-        if self.body is not None or self.query is not None:
+        if self.body is not None or self.query is not None or self.raw_body is not None:
             codes.add(ErrorCode.INCOMPLETE_REQUEST)
-        if self.body is not None:
+        if self.body is not None or self.raw_body is not None:
             codes |= {ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.REQUEST_TIMEOUT}
         if self.path_params:
             codes.add(ErrorCode.NOT_FOUND)
@@ -314,6 +329,24 @@ class _BodyReader:
         return body
 
 
+async def _read_raw(request: Request, raw: RawBody, max_bytes: int) -> bytes:
+    """A non-JSON body of ``raw``'s media type, refused (413) as soon as it is larger than
+    ``max_bytes``: by its Content-Length before any of it is read, else while it streams,
+    so no more than the cap is ever held."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != raw.media_type:
+        raise BadRequest(f"Content-Type must be {raw.media_type}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    data = bytearray()
+    async for part in request.stream():
+        data += part
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    return bytes(data)
+
+
 @dataclass(frozen=True, slots=True)
 class _QueryReader:
     kind: type[msgspec.Struct]
@@ -399,6 +432,7 @@ def _asgi(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             ", ".join(names),
             {n.lower(): n for n in names} if any_case else None,
         )
+    raw = endpoint.raw_body
     params = endpoint.path_params
     access = endpoint.access
     handler = endpoint.handler
@@ -422,6 +456,8 @@ def _asgi(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             if body is not None
             else None
         )
+        if raw is not None:
+            b = await _read_raw(request, raw, raw.max_bytes(services(request).config))
         out = await handler(Call(request, b, q, who))
         if getattr(q, "include_schema", False):
             out = _with_schema(out)
@@ -520,6 +556,13 @@ def document(
             op["parameters"] = parameters
         if e.body is not None:
             op["requestBody"] = {"required": True, "content": {_JSON: {"schema": next(refs)}}}
+        if e.raw_body is not None:
+            binary = {"type": "string", "contentMediaType": e.raw_body.media_type}
+            op["requestBody"] = {
+                "required": True,
+                "description": e.raw_body.description,
+                "content": {e.raw_body.media_type: {"schema": binary}},
+            }
         responses: dict[str, Any] = {}
         for status, kind in e.responses.items():
             ok: dict[str, Any] = {"description": e.notes.get(status, "OK")}

@@ -1,5 +1,8 @@
 """/health/*: liveness (the process answers) and readiness (database and workers).
 
+Readiness also lists the ECU descriptions still loading (``descriptions_loading``): the
+service answers while they load, so they never make it 503.
+
 Readiness is 503 while the database refuses writes (a full disk, an I/O error): a write
 that failed so marks it, and while marked each readiness check tries a write of its own,
 so readiness returns as soon as the storage takes writes again, even with no traffic.
@@ -20,6 +23,11 @@ class Health(Out, frozen=True, kw_only=True):
     status: Literal["ok"]
 
 
+class Readiness(Out, frozen=True, kw_only=True):
+    status: Literal["ok"]
+    descriptions_loading: list[str]  # PDX files not parsed yet (the service answers)
+
+
 _OK = Health(status="ok")
 
 
@@ -27,7 +35,7 @@ async def live(call: Call[None, None]) -> Health:
     return _OK
 
 
-async def ready(call: Call[None, None]) -> Health:
+async def ready(call: Call[None, None]) -> Readiness:
     s = call.services
     if not s.pipeline.running:
         raise NotReady("the command workers are stopped (shutting down)")
@@ -35,4 +43,4 @@ async def ready(call: Call[None, None]) -> Health:
         raise NotReady(f"the database did not answer within {DB_TIMEOUT_S:g} s")
     if not s.db.writable and not await can_write(s.db, DB_TIMEOUT_S):
         raise NotReady("the database cannot store anything (disk full or failing)")
-    return _OK
+    return Readiness(status="ok", descriptions_loading=s.descriptions.loading())

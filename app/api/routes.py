@@ -12,10 +12,21 @@ from typing import Any, Final
 
 from starlette.responses import Response
 
-from app.api import audit, auth, catalogue, commands, docs, health, users, vehicles
+from app.api import (
+    audit,
+    auth,
+    catalogue,
+    commands,
+    descriptions,
+    docs,
+    health,
+    users,
+    vehicles,
+)
 from app.api.contract import Call, Endpoint
 from app.api.sovd.routes import SOVD_ENDPOINTS
 from app.models import User, Vehicle
+from app.services.descriptions import NAME_PATTERN as DESCRIPTION_NAME
 from app.services.vehicles import VIN_ANY_CASE
 from app.vocabulary import Access, ErrorCode
 
@@ -37,7 +48,7 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         health.ready,
         "Readiness",
         ANON,
-        {200: health.Health},
+        {200: health.Readiness},
         errors=(E.NOT_READY,),
     ),
     Endpoint("GET", "/openapi.json", openapi, "This document", ANON, {200: dict[str, Any]}),
@@ -205,6 +216,39 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         ADMIN,
         {200: audit.AuditPage},
         query=audit.AuditQuery,
+    ),
+    # ECU descriptions: PDX files (issue #20).
+    Endpoint(
+        "GET",
+        "/api/v1/descriptions",
+        descriptions.list_descriptions,
+        "The ECU descriptions (PDX files), each with its state and what it holds",
+        ADMIN,
+        {200: descriptions.DescriptionList},
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/descriptions",
+        descriptions.add_description,
+        "Add an ECU description: the raw bytes of a PDX file (application/zip)",
+        ADMIN,
+        {201: descriptions.Description},
+        query=descriptions.DescriptionName,
+        raw_body=descriptions.UPLOAD,
+        errors=(E.CONFLICT,),
+        description="Checked (size, entries, unpacked size, paths, index.xml, no XML"
+        " entities) and parsed with odxtools before anything is stored: a bad file is 400"
+        " (413 past a size limit) naming what is wrong; a name in use or an ECU (base"
+        " variant) another file provides is refused.",
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/descriptions/{name}",
+        descriptions.remove_description,
+        "Remove an ECU description",
+        ADMIN,
+        {204: None},
+        path_also={"name": DESCRIPTION_NAME},
     ),
     # The interactive API page and its files (Swagger UI, shipped in the package).
     Endpoint("GET", docs.DOCS_PATH, docs.docs_page, "This API, to try out", ANON, {200: docs.HTML}),

@@ -9,6 +9,7 @@ from app.config import Config
 from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.commands import CommandService
+from app.services.descriptions import DescriptionLibrary
 from app.services.locks import LockService
 from app.services.pipeline import Pipeline
 from app.services.sovd.service import Sovd
@@ -30,3 +31,4 @@ class Services:
     telemetry: Telemetry
     locks: LockService
     sovd: Sovd
+    descriptions: DescriptionLibrary

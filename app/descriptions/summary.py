@@ -1,0 +1,91 @@
+"""What the API lists of a loaded description: the diag layer containers a PDX file
+holds, each with its base variants (the ECUs) and ECU variants, and how many services
+and DTCs each offers (inherited ones included, as odxtools resolves them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+
+class LayerSummary(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    services: int
+    dtcs: int
+
+
+class EcuVariantSummary(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    base_variant: str | None  # the base variant it refines, if it names one
+    services: int
+    dtcs: int
+
+
+class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    base_variants: list[LayerSummary]
+    ecu_variants: list[EcuVariantSummary]
+    # Layers that may be shared between files (CDA's files share UDS_Ethernet_DoIP).
+    protocols: list[str]
+
+
+class DescriptionContents(msgspec.Struct, frozen=True, kw_only=True):
+    containers: list[ContainerSummary]
+
+    @property
+    def base_variants(self) -> list[str]:
+        """The ECUs this file provides: one file per base variant in the library."""
+        return [b.name for c in self.containers for b in c.base_variants]
+
+
+def _dtcs(layer: Any) -> int:
+    spec = layer.diag_data_dictionary_spec
+    codes = {dtc.trouble_code for dop in spec.dtc_dops for dtc in dop.dtcs}
+    return len(codes)
+
+
+def _base_of(variant: Any) -> str | None:
+    for ref in variant.parent_refs:
+        parent = ref.layer  # a weakref proxy: ask it what it is
+        if parent.variant_type.value == "BASE-VARIANT":  # odxtools' DiagLayerType
+            return str(parent.short_name)
+    return None
+
+
+def summarize(database: Any) -> DescriptionContents:
+    """The summary of an odxtools ``Database`` (``Any``: this module never imports
+    odxtools, so the service's own process does not either)."""
+    containers = []
+    for dlc in database.diag_layer_containers:
+        containers.append(
+            ContainerSummary(
+                name=str(dlc.short_name),
+                base_variants=[
+                    LayerSummary(name=str(b.short_name), services=len(b.services), dtcs=_dtcs(b))
+                    for b in dlc.base_variants
+                ],
+                ecu_variants=[
+                    EcuVariantSummary(
+                        name=str(e.short_name),
+                        base_variant=_base_of(e),
+                        services=len(e.services),
+                        dtcs=_dtcs(e),
+                    )
+                    for e in dlc.ecu_variants
+                ],
+                protocols=[str(p.short_name) for p in dlc.protocols],
+            )
+        )
+    return DescriptionContents(containers=containers)
+
+
+class Description(msgspec.Struct, frozen=True, kw_only=True):
+    """One PDX file of the library, as ``GET /api/v1/descriptions`` lists it."""
+
+    name: str  # the file name, ``<name>.pdx``
+    sha256: str | None  # null until the file has been read
+    size_bytes: int
+    state: Literal["loading", "ready", "failed"]
+    error: str | None  # why it failed to load
+    containers: list[ContainerSummary]  # empty until ready

@@ -1,0 +1,314 @@
+"""ECU descriptions (issue #20 item 1): PDX files added, listed and removed over the API,
+loaded from the data directory at start in a worker process (the service answering
+meanwhile), and every bad file refused with its 4xx naming what is wrong, nothing stored.
+
+The happy path uses the demo description builder (``app.vehicles.demo_description``);
+the bad files are made here with ``zipfile``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import stat
+import struct
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.services.descriptions import CACHE_DIR
+from app.vehicles.demo_description import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
+from tests.conftest import InProcessServer, auth, in_process, make_config, wait_until
+
+_count = itertools.count()
+ZIP = {"content-type": "application/zip"}
+
+
+def pdx(ecu: str = "ENGINE", dids: int = 1, dtcs: int = 1) -> bytes:
+    return build_pdx(
+        PdxSpec(
+            ecus=(
+                PdxEcu(
+                    short_name=ecu,
+                    dids=tuple(
+                        PdxDid(did=0x1000 + i, name=f"Value{i}", size=2) for i in range(dids)
+                    ),
+                    dtcs=tuple(
+                        PdxDtc(code=f"P{0x100 + i:04X}", text=f"fault {i}") for i in range(dtcs)
+                    ),
+                ),
+            ),
+            name=f"{ecu}_PDX",
+        )
+    )
+
+
+def zip_of(entries: dict[str, bytes], *, method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as z:
+        for name, data in entries.items():
+            z.writestr(zipfile.ZipInfo(name), data, compress_type=method)
+    return out.getvalue()
+
+
+INDEX = (
+    b'<?xml version="1.0"?><CATALOG F-DTD-VERSION="ODX-2.2.0"><SHORT-NAME>X</SHORT-NAME></CATALOG>'
+)
+LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<CATALOG><SHORT-NAME>&lol9;</SHORT-NAME></CATALOG>"""
+BROKEN_ODX = (
+    b'<?xml version="1.0"?><ODX MODEL-VERSION="2.2.0">'
+    b'<DIAG-LAYER-CONTAINER ID="x"></DIAG-LAYER-CONTAINER></ODX>'
+)
+
+
+def lying_bomb() -> bytes:
+    """A member that declares 1 KiB but unpacks to 8 MiB (its headers lie)."""
+    real = zip_of({"index.xml": INDEX, "data.bin": b"\0" * (8 * 1024 * 1024)})
+    raw = bytearray(real)
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = 0
+        while (at := raw.find(signature, at)) >= 0:
+            name_at = at + (30 if signature == b"PK\x03\x04" else 46)
+            if raw[name_at : name_at + 8] == b"data.bin":
+                struct.pack_into("<I", raw, at + offset, 1024)
+            at += 4
+    return bytes(raw)
+
+
+@pytest.fixture
+def srv(tmp_path: Path) -> Iterator[InProcessServer]:
+    config = make_config(
+        tmp_path,
+        demo_data=False,
+        pdx_max_bytes=2 * 1024 * 1024,
+        pdx_max_unpacked_bytes=4 * 1024 * 1024,
+        pdx_max_entries=20,
+    )
+    with in_process(config) as server:
+        yield server
+
+
+def upload(srv: InProcessServer, data: bytes, name: str = "engine.pdx", **kw: Any) -> Any:
+    headers = {**ZIP, **auth(srv.admin_token()), **kw.pop("headers", {})}
+    return srv.http.post(
+        "/api/v1/descriptions", params={"name": name}, content=data, headers=headers, **kw
+    )
+
+
+def stored(srv: InProcessServer) -> list[str]:
+    directory = srv.config.data_dir / "descriptions"
+    return sorted(p.name for p in directory.iterdir() if p.name != CACHE_DIR)
+
+
+def test_add_list_and_remove_a_description(srv: InProcessServer) -> None:
+    data = pdx("ENGINE", dids=3, dtcs=2)
+    r = upload(srv, data)
+    assert r.status_code == 201, r.text
+    added = r.json()
+    assert added["name"] == "engine.pdx" and added["state"] == "ready"
+    assert added["sha256"] == hashlib.sha256(data).hexdigest()
+    assert added["size_bytes"] == len(data) and added["error"] is None
+    [container] = added["containers"]
+    [base] = container["base_variants"]
+    assert base["name"] == "ENGINE"
+    assert base["services"] >= 3 and base["dtcs"] == 2
+    path = srv.config.data_dir / "descriptions" / "engine.pdx"
+    assert path.read_bytes() == data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    admin = auth(srv.admin_token())
+    listed = srv.http.get("/api/v1/descriptions", headers=admin).json()["items"]
+    assert listed == [added]
+    # The same name again: 409; another ECU under another name: fine.
+    assert upload(srv, data).status_code == 409
+    assert upload(srv, pdx("BODY"), "body.pdx").status_code == 201
+
+    r = srv.http.delete("/api/v1/descriptions/engine.pdx", headers=admin)
+    assert r.status_code == 204, r.text
+    assert stored(srv) == ["body.pdx"]
+    assert srv.http.delete("/api/v1/descriptions/engine.pdx", headers=admin).status_code == 404
+    assert srv.http.delete("/api/v1/descriptions/..%2Fsovd.db", headers=admin).status_code == 404
+
+
+def test_only_admins_manage_descriptions(srv: InProcessServer) -> None:
+    engineer = auth(srv.token())
+    assert srv.http.get("/api/v1/descriptions", headers=engineer).status_code == 403
+    r = srv.http.post("/api/v1/descriptions?name=a.pdx", content=pdx(), headers={**ZIP, **engineer})
+    assert r.status_code == 403
+    assert srv.http.get("/api/v1/descriptions").status_code == 401
+    assert stored(srv) == []
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "status", "words"),
+    [
+        ("not-a-zip", b"PDX? no, just text" * 10, 400, "not a zip archive"),
+        ("truncated", None, 400, "truncated"),
+        ("no-index", zip_of({"a.odx-d": b"<ODX/>"}), 400, "no index.xml"),
+        ("dot-dot", zip_of({"index.xml": INDEX, "../evil.odx-d": b"<ODX/>"}), 400, "'..'"),
+        ("absolute", zip_of({"index.xml": INDEX, "/etc/evil": b"x"}), 400, "absolute path"),
+        ("twice", zip_of({"index.xml": INDEX, "INDEX.XML": INDEX}), 400, "twice"),
+        (
+            "entries",
+            zip_of({"index.xml": INDEX, **{f"f{i}": b"" for i in range(30)}}),
+            413,
+            "SOVD_PDX_MAX_ENTRIES (20)",
+        ),
+        (
+            "bomb",
+            zip_of({"index.xml": INDEX, "zeros.bin": b"\0" * (5 * 1024 * 1024)}),
+            413,
+            "SOVD_PDX_MAX_UNPACKED_BYTES",
+        ),
+        ("lying-bomb", lying_bomb(), 400, "data.bin"),
+        ("entities", zip_of({"index.xml": LAUGHS}), 400, "declares an XML entity"),
+        ("bad-xml", zip_of({"index.xml": b"<CATALOG>"}), 400, "ParseError: no element found"),
+        ("bad-prolog", zip_of({"index.xml": b"<?xml ?>"}), 400, "not well-formed XML"),
+        (
+            "odxtools",
+            zip_of({"index.xml": INDEX, "broken.odx-d": BROKEN_ODX}),
+            400,
+            "odxtools cannot load it",
+        ),
+        ("no-ecu", zip_of({"index.xml": INDEX}), 400, "describes no ECU"),
+    ],
+)
+def test_bad_files_get_their_4xx_and_nothing_is_stored(
+    srv: InProcessServer, case: str, data: bytes | None, status: int, words: str
+) -> None:
+    if data is None:
+        good = pdx()
+        data = good[: len(good) // 2]
+    r = upload(srv, data, f"{case}.pdx")
+    assert r.status_code == status, r.text
+    assert words in r.json()["message"], r.json()
+    assert stored(srv) == []
+    assert srv.http.get("/api/v1/descriptions", headers=auth(srv.admin_token())).json() == {
+        "items": []
+    }
+    assert srv.http.get("/health/live").status_code == 200
+
+
+def test_upload_form_is_checked(srv: InProcessServer) -> None:
+    data = pdx()
+    r = upload(srv, data, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "Content-Type must be application/zip" in r.text
+    for name in ("../x.pdx", "x.zip", ".hidden.pdx", "a/b.pdx", "x" * 97 + ".pdx"):
+        r = upload(srv, data, name)
+        assert r.status_code == 400, (name, r.text)
+        assert "query parameter name" in r.json()["message"]
+    assert stored(srv) == []
+
+
+def test_a_second_file_for_the_same_ecu_is_refused(srv: InProcessServer) -> None:
+    assert upload(srv, pdx("ENGINE"), "engine.pdx").status_code == 201
+    r = upload(srv, pdx("ENGINE", dids=2), "engine-v2.pdx")
+    assert r.status_code == 400
+    assert "ECU (base variant) ENGINE is already provided by engine.pdx" in r.json()["message"]
+    assert stored(srv) == ["engine.pdx"]
+
+
+def test_a_large_upload_is_refused_413_at_the_cap(srv: InProcessServer) -> None:
+    """100 MB: refused by its Content-Length before any of it is read, and when it comes
+    chunked (no length), as soon as the cap (2 MiB here) is passed."""
+    hundred_mb = 100 * 1024 * 1024
+    chunk = b"\0" * (1024 * 1024)
+
+    def body() -> Iterator[bytes]:
+        for _ in range(hundred_mb // len(chunk)):
+            yield chunk
+
+    r = upload(srv, b"", headers={"content-length": str(hundred_mb)})
+    assert r.status_code == 413, r.text
+    r = upload(srv, body())  # type: ignore[arg-type]
+    assert r.status_code == 413, r.text
+    assert "larger than 2097152 bytes" in r.json()["message"]
+    assert stored(srv) == []
+    # The JSON routes keep their own, smaller cap.
+    r = srv.http.post(
+        "/api/v1/users",
+        headers={**auth(srv.admin_token()), "content-type": "application/json"},
+        content=b"{" + b" " * (100 * 1024) + b"}",
+    )
+    assert r.status_code == 413
+
+
+def test_files_on_disk_load_at_start_and_a_restart_reads_the_cache(tmp_path: Path) -> None:
+    config = make_config(tmp_path, demo_data=False)
+    directory = config.data_dir / "descriptions"
+    directory.mkdir(parents=True)
+    (directory / "engine.pdx").write_bytes(pdx("ENGINE"))
+    (directory / "garbage.pdx").write_bytes(b"not a zip at all")
+    (directory / "again.pdx").write_bytes(pdx("ENGINE", dids=2))  # "again" < "engine"
+    with in_process(config) as srv:
+        admin = auth(srv.admin_token())
+
+        def settled() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = srv.http.get(
+                "/api/v1/descriptions", headers=admin
+            ).json()["items"]
+            return items if all(i["state"] != "loading" for i in items) else None
+
+        items = {i["name"]: i for i in wait_until(settled, "the descriptions to load", 60)}
+        assert items["again.pdx"]["state"] == "ready"
+        assert items["engine.pdx"]["state"] == "failed"
+        assert "already provided by again.pdx" in items["engine.pdx"]["error"]
+        assert items["garbage.pdx"]["state"] == "failed"
+        assert "not a zip archive" in items["garbage.pdx"]["error"]
+        assert srv.http.get("/health/ready").json()["descriptions_loading"] == []
+    cached = sorted(p.name for p in (directory / CACHE_DIR).iterdir())
+    assert len(cached) == 2  # both parsed files' summaries
+    with in_process(config) as srv:
+        # Summaries from the cache: ready within moments, no loader process.
+        started = time.monotonic()
+        admin = auth(srv.admin_token())
+        wait_until(settled, "the cached descriptions", 5)
+        assert time.monotonic() - started < 5
+
+
+def test_the_service_answers_while_a_large_description_loads(tmp_path: Path) -> None:
+    config = make_config(tmp_path, demo_data=False)
+    directory = config.data_dir / "descriptions"
+    directory.mkdir(parents=True)
+    big = build_pdx(
+        PdxSpec(
+            ecus=tuple(
+                PdxEcu(
+                    short_name=f"ECU{e}",
+                    dids=tuple(PdxDid(did=0x1000 + i, name=f"V{i}", size=2) for i in range(400)),
+                )
+                for e in range(3)
+            ),
+            name="BIG",
+        )
+    )
+    (directory / "big.pdx").write_bytes(big)
+    with in_process(config) as srv:
+        ready = srv.http.get("/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["descriptions_loading"] == ["big.pdx"]
+        worst = 0.0
+        while srv.http.get("/health/ready").json()["descriptions_loading"]:
+            started = time.perf_counter()
+            assert srv.http.get("/health/live").status_code == 200
+            worst = max(worst, time.perf_counter() - started)
+            time.sleep(0.01)
+        assert worst < 0.25, f"/health/live took {worst * 1000:.0f} ms while loading"
+        [item] = srv.http.get("/api/v1/descriptions", headers=auth(srv.admin_token())).json()[
+            "items"
+        ]
+        assert item["state"] == "ready"
+        assert [b["services"] >= 400 for c in item["containers"] for b in c["base_variants"]] == [
+            True
+        ] * 3
