@@ -9,6 +9,7 @@ tests are in test_api_auth.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from tests.conftest import ADMIN_PASSWORD, make_config, running
 
 EXAMPLES_PER_OPERATION = 15
+HOOKS = "schemathesis_hooks.py"
 CHECKS = ",".join(
     (
         "not_a_server_error",
@@ -56,6 +58,8 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(tmp_path: Path) -
                 "--no-color",
             ],
             cwd=tmp_path,  # schemathesis keeps a cache in its working directory
+            # PDX uploads are application/zip: sent as bytes (tests/schemathesis_hooks.py)
+            env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name(HOOKS))},
             capture_output=True,
             text=True,
             timeout=900,
