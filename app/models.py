@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
+from app.vehicles.addresses import format_address
 from app.vehicles.description import DEFAULT_ECUS
 from app.vocabulary import (
     TERMINAL_STATUSES,
@@ -81,22 +82,24 @@ class EcuRef(Record, frozen=True, kw_only=True):
     """One ECU of a vehicle (a SOVD component): its name and UDS address."""
 
     name: str  # such as engine: lower-case letters, digits and dashes
-    address: str  # one byte in hex with upper-case digits, such as 0x10
+    address: str  # its logical address as app.vehicles.addresses shows it, such as 0x0010
 
 
-# The default ECU set comes from the ECU descriptions (pure data): engine 0x10,
-# transmission 0x18, abs 0x28, body 0x40.
+# The default ECU set comes from the ECU descriptions (pure data): engine 0x0010,
+# transmission 0x0018, abs 0x0028, body 0x0040.
 DEFAULT_ECU_REFS: Final = tuple(
-    EcuRef(name=name, address=f"0x{address:02X}") for name, address in DEFAULT_ECUS
+    EcuRef(name=name, address=format_address(address)) for name, address in DEFAULT_ECUS
 )
 
 
 def ecu_refs_at(addresses: Iterable[int]) -> tuple[EcuRef, ...]:
     """The ECUs at these addresses (each once, in order), named as the default ECUs are
-    where the address is theirs (0x10: engine), ``ecu-0x50`` otherwise."""
+    where the address is theirs (0x0010: engine), ``ecu-0x50`` (``ecu-0x1001``) otherwise."""
     names = {address: name for name, address in DEFAULT_ECUS}
     unique = dict.fromkeys(addresses)
-    return tuple(EcuRef(name=names.get(a, f"ecu-0x{a:02x}"), address=f"0x{a:02X}") for a in unique)
+    return tuple(
+        EcuRef(name=names.get(a, f"ecu-0x{a:02x}"), address=format_address(a)) for a in unique
+    )
 
 
 class Vehicle(Record, frozen=True, kw_only=True):

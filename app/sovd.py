@@ -13,9 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from app.vehicles.addresses import ADDRESS_PATTERN, InvalidAddress, canonical_address
 from app.vocabulary import CommandName
 
-ECU_ADDRESS = r"^0x[0-9A-Fa-f]{2}$"
+# The parameter naming the ECU a command goes to: a logical address (two bytes; 0x10 is
+# 0x0010), checked and spelt by ``app.vehicles.addresses``.
+ECU_ADDRESS_PARAM: Final = "ecuAddress"
+ECU_ADDRESS = ADDRESS_PATTERN
 DATA_ID = r"^0x[0-9A-Fa-f]{4}$"
 # A DTC: its display code (P0420: every failure type of it) or its three bytes (042013).
 DTC_CODE = r"^([PCBU][0-9A-F]{4}|[0-9A-F]{6})$"
@@ -58,7 +62,11 @@ class CommandSpec:
 # The diagnostic sessions a client may ask for (UDS 0x10 sub-functions 0x01, 0x03).
 SESSIONS: Final = ("default", "extended")
 
-_ECU = Param("ecuAddress", ECU_ADDRESS, "ECU address, one byte in hex such as 0x10")
+_ECU = Param(
+    ECU_ADDRESS_PARAM,
+    ECU_ADDRESS,
+    "ECU logical address, two bytes in hex from 0x0001 to 0xFFFF such as 0x0010 (0x10 is 0x0010)",
+)
 
 CATALOGUE: Final[dict[str, CommandSpec]] = {
     spec.command_name: spec
@@ -141,6 +149,12 @@ def validate(command_name: object, params: object) -> tuple[CommandName, dict[st
                 raise InvalidParams(f"command_params.{name} is required for {command_name}")
             continue
         value = params[name]
+        if param.pattern == ECU_ADDRESS:
+            try:
+                clean[name] = canonical_address(value, f"command_params.{name}")
+            except InvalidAddress as exc:
+                raise InvalidParams(str(exc)) from None
+            continue
         if not isinstance(value, str) or regex.fullmatch(value) is None:
             raise InvalidParams(
                 f"command_params.{name} must match {param.pattern} ({param.description})"
@@ -168,8 +182,9 @@ def changes_state(command_name: str, params: Mapping[str, str]) -> bool:
 
 def _canonical(param: Param, value: str) -> str:
     """One spelling per value, as stored and compared: ``0x1a`` -> ``0x1A``, ``p0420`` ->
-    ``P0420`` (an operation's executions are found by their parameters)."""
-    if param.pattern in (ECU_ADDRESS, DATA_ID):
+    ``P0420`` (an operation's executions are found by their parameters). An ECU address
+    is spelt by ``canonical_address`` (``0x10`` -> ``0x0010``)."""
+    if param.pattern == DATA_ID:
         return "0x" + value[2:].upper()
     if param.pattern == DTC_CODE:
         return value.upper()

@@ -11,9 +11,9 @@ from typing import Any, Final
 
 Chunks = list[tuple[dict[str, Any], bool]]
 
-# The engine's (0x10) first stored DTC on a healthy vehicle, with its real status byte.
+# The engine's (0x0010) first stored DTC on a healthy vehicle, with its real status byte.
 ENGINE_LEAN_DTC: Final[dict[str, Any]] = {
-    "ecuAddress": "0x10",
+    "ecuAddress": "0x0010",
     "dtcCode": "P0171",
     "status": "confirmed",
     "statusByte": "0x2F",
@@ -30,7 +30,7 @@ ENGINE_LEAN_DTC: Final[dict[str, Any]] = {
 
 # The first chunk of ``run`` of the engine's self-test routine (0x0201).
 SELF_TEST_RUN_STARTED: Final[dict[str, Any]] = {
-    "ecuAddress": "0x10",
+    "ecuAddress": "0x0010",
     "routineId": "0x0201",
     "action": "run",
     "status": "running",

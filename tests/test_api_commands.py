@@ -36,7 +36,9 @@ def test_submit_returns_201_with_location_and_the_stored_command(server: Server)
         "submitted_at",
         "completed_at",
     }
-    assert command["status"] == "pending" and command["command_params"] == READ_DTC
+    # Stored in one spelling: 0x10 is the ECU at 0x0010.
+    assert command["status"] == "pending"
+    assert command["command_params"] == {"ecuAddress": "0x0010"}
     # Committed before the 201: the row is in the file.
     assert server.query(
         "SELECT count(*) FROM commands WHERE command_id = ?", command["command_id"]
@@ -67,7 +69,7 @@ def test_each_profile_ends_as_expected(
         assert [c["sequence_number"] for c in chunks] == [1, 2, 3]
         assert [c["is_final"] for c in chunks] == [False, False, True]
         assert chunks[-1]["response_payload"] == {
-            "ecuAddress": "0x10",
+            "ecuAddress": "0x0010",
             "status": "complete",
             "totalDtcs": len(INITIAL_DTCS),
         }

@@ -36,10 +36,10 @@ def test_demo_fleet_has_one_connected_vehicle_per_profile_and_a_disconnected_one
         "ecus",
     }
     assert items[0]["ecus"] == [
-        {"name": "engine", "address": "0x10"},
-        {"name": "transmission", "address": "0x18"},
-        {"name": "abs", "address": "0x28"},
-        {"name": "body", "address": "0x40"},
+        {"name": "engine", "address": "0x0010"},
+        {"name": "transmission", "address": "0x0018"},
+        {"name": "abs", "address": "0x0028"},
+        {"name": "body", "address": "0x0040"},
     ]
 
 

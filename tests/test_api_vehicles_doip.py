@@ -37,7 +37,7 @@ def test_an_admin_registers_a_doip_vehicle_and_sees_its_target(server: Server) -
         "port": 13400,
         "logical_address": "0x1FFF",
         "tester_address": "0x0E00",
-        "ecu_addresses": ["0x10", "0x7E"],
+        "ecu_addresses": ["0x0010", "0x007E"],
         "always_on": False,
     }
     # Connected only once its link is up: nothing has used it yet.
@@ -52,6 +52,43 @@ def test_an_admin_registers_a_doip_vehicle_and_sees_its_target(server: Server) -
         VIN,
     )
     assert stored == [("doip", 0x1FFF, 0x0E00, "[16, 126]")]
+
+
+def test_ecus_at_two_byte_addresses_are_registered(server: Server) -> None:
+    # Reported: 0x1001 and 0x1028 were refused with an example (0x0E00) the check refused
+    # too. Every logical address has two bytes.
+    target = {
+        "host": "192.0.2.10",
+        "logical_address": "0x1000",
+        "tester_address": "0x0e80",
+        "ecu_addresses": ["0x1001", "0x1028"],
+    }
+    r = _register(
+        server,
+        transport="doip",
+        doip=target,
+        ecus=[{"name": "engine", "address": "0x1001"}, {"name": "brakes", "address": "0x1028"}],
+    )
+    assert r.status_code == 201, r.text
+    vehicle = r.json()
+    assert vehicle["doip"]["ecu_addresses"] == ["0x1001", "0x1028"]
+    assert (vehicle["doip"]["logical_address"], vehicle["doip"]["tester_address"]) == (
+        "0x1000",
+        "0x0E80",
+    )
+    assert vehicle["ecus"] == [
+        {"name": "engine", "address": "0x1001"},
+        {"name": "brakes", "address": "0x1028"},
+    ]
+    stored = server.query("SELECT doip_ecu_addresses, ecus FROM vehicles WHERE vin = ?", VIN)
+    assert stored[0][0] == "[4097, 4136]"
+    # Without ecus, the listed addresses are the ECUs.
+    r = _register(server, vin="WAUZZZ8V0KDP00098", transport="doip", doip=target)
+    assert r.status_code == 201, r.text
+    assert r.json()["ecus"] == [
+        {"name": "ecu-0x1001", "address": "0x1001"},
+        {"name": "ecu-0x1028", "address": "0x1028"},
+    ]
 
 
 def test_engineers_see_the_transport_but_not_the_target(server: Server) -> None:
@@ -71,11 +108,30 @@ def test_engineers_see_the_transport_but_not_the_target(server: Server) -> None:
         ({"transport": "can"}, "body.transport: Invalid enum value 'can'"),
         (
             {"transport": "doip", "doip": {**TARGET, "logical_address": "0x12345"}},
-            "body.doip.logical_address: Expected `str` matching regex",
+            "doip.logical_address must be a logical address, two bytes in hex from 0x0001 to"
+            " 0xFFFF such as 0x0001 (0x10 is 0x0010), got '0x12345'",
         ),
         (
-            {"transport": "doip", "doip": {**TARGET, "ecu_addresses": ["0x10", "0x1234"]}},
-            "doip.ecu_addresses[1] must be a logical address",
+            {"transport": "doip", "doip": {**TARGET, "logical_address": "0x0000"}},
+            "doip.logical_address must be a logical address",
+        ),
+        (
+            {"transport": "doip", "doip": {**TARGET, "tester_address": "0x0"}},
+            "doip.tester_address must be a logical address, two bytes in hex from 0x0001 to"
+            " 0xFFFF such as 0x0E00",
+        ),
+        (
+            {"transport": "doip", "doip": {**TARGET, "ecu_addresses": ["0x10", "0x10000"]}},
+            "doip.ecu_addresses[1] must be a logical address, two bytes in hex from 0x0001 to"
+            " 0xFFFF such as 0x0010 (0x10 is 0x0010), got '0x10000'",
+        ),
+        (
+            {"transport": "doip", "doip": {**TARGET, "ecu_addresses": ["0x0000"]}},
+            "doip.ecu_addresses[0] must be a logical address",
+        ),
+        (
+            {"transport": "doip", "doip": {**TARGET, "ecu_addresses": ["1001"]}},
+            "doip.ecu_addresses[0] must be a logical address",
         ),
         (
             {"transport": "doip", "doip": {**TARGET, "port": 70000}},

@@ -272,7 +272,7 @@ def test_read_dtc_streams_each_dtc_then_completed(console: Console) -> None:
     page = console.page
     console.sign_in("engineer", ENGINEER_PASSWORD)
     console.open_vehicle(GOLF)
-    expect(page.get_by_label("ecuAddress")).to_have_value("0x10")
+    expect(page.get_by_label("ecuAddress")).to_have_value("0x0010")  # its first ECU
     console.send("ReadDTC")
     answer = page.get_by_role("list", name="Answer")
     expect(answer.get_by_role("listitem")).to_have_count(3)

@@ -305,7 +305,7 @@ def test_the_store_reads_a_row_by_column_name() -> None:
         connection_status=ConnectionStatus.CONNECTED,
         simulator_profile=SimulatorProfile.HEALTHY,
         last_seen_at=None,
-        ecus=(EcuRef(name="gateway", address="0x01"),),
+        ecus=(EcuRef(name="gateway", address="0x0001"),),
     )
     assert msgspec.json.decode(msgspec.json.encode(vehicle))["year"] == 2001
 

@@ -105,7 +105,7 @@ def test_read_dtc_streams_one_chunk_per_dtc_then_a_summary() -> None:
         assert engine == [
             ENGINE_LEAN_DTC,
             {
-                "ecuAddress": "0x10",
+                "ecuAddress": "0x0010",
                 "dtcCode": "P0420",
                 "status": "pending",
                 "statusByte": "0x27",
@@ -118,7 +118,7 @@ def test_read_dtc_streams_one_chunk_per_dtc_then_a_summary() -> None:
                 "failureType": "0x00",
                 "description": "Catalyst system efficiency below threshold (bank 1)",
             },
-            {"ecuAddress": "0x10", "status": "complete", "totalDtcs": 2},
+            {"ecuAddress": "0x0010", "status": "complete", "totalDtcs": 2},
         ]
         body_ecu = payloads(await b.run("ReadDTC", {"ecuAddress": "0x40"}))
         assert [(c.get("dtcCode"), c["status"]) for c in body_ecu] == [
@@ -138,7 +138,7 @@ def test_clear_dtc_one_or_all_changes_what_the_next_read_reports() -> None:
         assert one == [
             (
                 {
-                    "ecuAddress": "0x10",
+                    "ecuAddress": "0x0010",
                     "status": "cleared",
                     "clearedDtcs": ["P0420"],
                     "remainingDtcs": 1,
@@ -153,13 +153,13 @@ def test_clear_dtc_one_or_all_changes_what_the_next_read_reports() -> None:
         assert everything[0]["clearedDtcs"] == ["P0171"]
         assert everything[0]["remainingDtcs"] == 0
         assert payloads(await b.run("ReadDTC", {"ecuAddress": "0x10"})) == [
-            {"ecuAddress": "0x10", "status": "complete", "totalDtcs": 0}
+            {"ecuAddress": "0x0010", "status": "complete", "totalDtcs": 0}
         ]
         # A DTC the ECU does not know: its negative response, code and name kept.
         unknown = payloads(await b.run("ClearDTC", {"ecuAddress": "0x18", "dtcCode": "P1234"}))
         assert unknown == [
             {
-                "ecuAddress": "0x18",
+                "ecuAddress": "0x0018",
                 "dtcCode": "P1234",
                 "negativeResponse": {
                     "nrc": "0x31",
@@ -195,14 +195,14 @@ def test_read_data_by_id_decodes_every_catalogued_did() -> None:
         assert (await read("0x28", "0xF190"))["value"] == "WVWZZZ1KZAW000001"
         version = await read("0x18", "0xF195")
         assert version == {
-            "ecuAddress": "0x18",
+            "ecuAddress": "0x0018",
             "dataId": "0xF195",
             "name": "ecuSoftwareVersion",
             "value": "TCU 02.03.01",
         }
         assert (await read("0x40", "0xF18C"))["value"] == "BCM0004003"
         assert await read("0x40", "0x010C") == {
-            "ecuAddress": "0x40",
+            "ecuAddress": "0x0040",
             "dataId": "0x010C",
             "negativeResponse": {"nrc": "0x31", "name": "requestOutOfRange", "service": "0x22"},
         }
@@ -220,7 +220,7 @@ def test_routines_and_sessions() -> None:
         await b.run("ClearDTC", {"ecuAddress": "0x10"})
         started = await routine("0x10", "0x0201", "start")
         assert started == {
-            "ecuAddress": "0x10",
+            "ecuAddress": "0x0010",
             "routineId": "0x0201",
             "action": "start",
             "status": "running",
@@ -254,13 +254,13 @@ def test_routines_and_sessions() -> None:
         )
         assert extended == [
             {
-                "ecuAddress": "0x28",
+                "ecuAddress": "0x0028",
                 "session": "extended",
                 "p2ServerMaxMs": 50,
                 "p2StarServerMaxMs": 5000,
             }
         ]
-        assert b.connector.link_state("v1").sessions == {"0x28": "extended"}
+        assert b.connector.link_state("v1").sessions == {"0x0028": "extended"}
         failed = await routine("0x28", "0x0202", "start")
         assert failed["negativeResponse"] == {
             "nrc": "0x26",
@@ -314,7 +314,7 @@ def test_unknown_ecu_and_unknown_command() -> None:
         nack = payloads(await b.run("ReadDTC", {"ecuAddress": "0x99"}))
         assert nack == [
             {
-                "ecuAddress": "0x99",
+                "ecuAddress": "0x0099",
                 "negativeResponse": {
                     "nrc": "0x03",
                     "name": "unknownTargetAddress",

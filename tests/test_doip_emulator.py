@@ -20,7 +20,8 @@ import pytest
 from doipclient import DoIPClient
 
 from app.vehicles import doip
-from app.vehicles.emulator import EmulatorSettings, running_emulator
+from app.vehicles.emulator import DEFAULT_ECUS, EmulatorSettings, running_emulator
+from app.vehicles.emulator.__main__ import parse_args
 
 ROOT = Path(__file__).resolve().parent.parent
 VIN = "WVWZZZ1KZAW000001"
@@ -173,7 +174,7 @@ def test_the_emulator_runs_on_its_own_and_stops_on_sigterm() -> None:
     try:
         listening = json.loads(_read_line(process, time.monotonic() + 15))
         assert listening["event"] == "emulator_listening"
-        assert listening["ecus"] == ["0x10", "0x18", "0x28", "0x40"]
+        assert listening["ecus"] == ["0x0010", "0x0018", "0x0028", "0x0040"]
         with DoIPClient("127.0.0.1", 0x0040, tcp_port=listening["port"]) as client:
             client.send_diagnostic(b"\x19\x02\xff")
             assert bytes(client.receive_diagnostic(timeout=2)) == bytes.fromhex("5902FF90000028")
@@ -199,3 +200,17 @@ def test_the_emulator_refuses_bad_arguments() -> None:
     )
     assert result.returncode == 2
     assert "--vin must be 17 ASCII characters" in result.stderr
+
+
+def test_the_emulators_ecus_are_given_by_two_byte_address() -> None:
+    args = parse_args(["--ecus", "0x10, 0x1001,0x1028", "--logical-address", "0x1000"])
+    assert [(spec.name, spec.address) for spec in args.ecus] == [
+        ("engine", 0x0010),
+        ("ecu-0x1001", 0x1001),
+        ("ecu-0x1028", 0x1028),
+    ]
+    assert args.logical_address == 0x1000
+    assert parse_args([]).ecus == DEFAULT_ECUS
+    for bad in (["--ecus", "0x10,0x0000"], ["--ecus", "0x10000"], ["--logical-address", "0x0"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)

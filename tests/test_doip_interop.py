@@ -312,7 +312,9 @@ def test_reads_dtcs_and_data_and_keeps_negative_responses(doip_server: DoipServe
             vin = await run(
                 doip_connector, "ReadDataByID", {"ecuAddress": "0x10", "dataId": "0xF190"}
             )
-            assert vin == [{"ecuAddress": "0x10", "dataId": "0xF190", "name": "vin", "value": VIN}]
+            assert vin == [
+                {"ecuAddress": "0x0010", "dataId": "0xF190", "name": "vin", "value": VIN}
+            ]
             rpm = await run(
                 doip_connector, "ReadDataByID", {"ecuAddress": "0x10", "dataId": "0x010C"}
             )
@@ -342,7 +344,7 @@ def test_clear_dtc_reads_before_and_after(doip_server: DoipServer) -> None:
             cleared = await run(doip_connector, "ClearDTC", {"ecuAddress": "0x18"})
             assert cleared == [
                 {
-                    "ecuAddress": "0x18",
+                    "ecuAddress": "0x0018",
                     "status": "cleared",
                     "clearedDtcs": ["P0700"],
                     "remainingDtcs": 0,
@@ -362,7 +364,7 @@ def test_clearing_one_dtc_sends_the_ecus_own_three_bytes(doip_server: DoipServer
             )
             assert cleared == [
                 {
-                    "ecuAddress": "0x18",
+                    "ecuAddress": "0x0018",
                     "status": "cleared",
                     "clearedDtcs": ["P0700"],
                     "remainingDtcs": 0,
@@ -386,7 +388,7 @@ def test_session_tester_present_and_routine(doip_server: DoipServer) -> None:
                 "DiagnosticSessionControl",
                 {"ecuAddress": "0x18", "session": "extended"},
             )
-            assert older == [{"ecuAddress": "0x18", "session": "extended"}]
+            assert older == [{"ecuAddress": "0x0018", "session": "extended"}]
             # doip-server acknowledges the suppressed TesterPresent and answers nothing.
             await eventually(
                 lambda: len([e for e in observer.kinds("uds") if e[2] == "TesterPresent"]) >= 3,
@@ -410,8 +412,8 @@ def test_session_tester_present_and_routine(doip_server: DoipServer) -> None:
             presents = [e for e in observer.kinds("uds") if e[2] == "TesterPresent"]
             assert all(e[4] == "positive" for e in presents)
             assert doip_connector.link_state("bench").sessions == {
-                "0x10": "extended",
-                "0x18": "extended",
+                "0x0010": "extended",
+                "0x0018": "extended",
             }
 
     asyncio.run(scenario())

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.services.vehicles import DEMO_DOIP_VIN
+from app.vehicles.emulator import DEFAULT_SPECS
 from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
 from tests.conftest import Server, auth, make_config, running, wait_until
 from tests.doip_helpers import ThreadedEmulator
@@ -210,6 +212,76 @@ def test_changing_the_target_drops_the_link_and_the_next_command_uses_the_new_on
     finally:
         srv.run(old.close())
         srv.run(new.close())
+
+
+def test_ecus_at_two_byte_addresses_are_reached_over_doip(srv: Server) -> None:
+    # Reported: a peer's ECUs at 0x1001 and 0x1028 could not even be registered. Here the
+    # emulator has the engine at 0x1001, abs at 0x1028 and the transmission at 0x0018.
+    engine, transmission, abs_ecu = (DEFAULT_SPECS[a] for a in (0x10, 0x18, 0x28))
+    ecus = (replace(engine, address=0x1001), transmission, replace(abs_ecu, address=0x1028))
+    emulator = DoipEmulator(EmulatorSettings(vin=VIN, seed=7, ecus=ecus))
+    srv.run(emulator.start("127.0.0.1", 0))
+    try:
+        r = srv.http.post(
+            "/api/v1/vehicles",
+            headers=auth(srv.admin_token()),
+            json={
+                "vin": VIN,
+                "make": "Peer",
+                "model": "Bench",
+                "year": 2024,
+                "transport": "doip",
+                "doip": {
+                    "host": "127.0.0.1",
+                    "port": emulator.port,
+                    "logical_address": "0x0001",
+                    "ecu_addresses": ["0x1001", "0x1028", "0x18"],
+                },
+                "ecus": [
+                    {"name": "engine", "address": "0x1001"},
+                    {"name": "abs", "address": "0x1028"},
+                    {"name": "transmission", "address": "0x18"},
+                ],
+            },
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["ecus"][2] == {"name": "transmission", "address": "0x0018"}
+        vid = r.json()["vehicle_id"]
+        token = srv.token()
+
+        def answers(address: str) -> list[tuple[str, str | None]]:
+            command = srv.submit(token, vid, "ReadDTC", {"ecuAddress": address})
+            done = srv.wait_status(token, command["command_id"])
+            assert done["status"] == "completed", done
+            assert done["command_params"] == {"ecuAddress": f"0x{int(address, 16):04X}"}
+            chunks = srv.http.get(
+                f"/api/v1/commands/{command['command_id']}/responses", headers=auth(token)
+            ).json()["items"]
+            return [
+                (c["response_payload"]["ecuAddress"], c["response_payload"].get("dtcCode"))
+                for c in chunks
+            ]
+
+        assert answers("0x1001") == [("0x1001", "P0171"), ("0x1001", "P0420"), ("0x1001", None)]
+        assert answers("0x1028") == [("0x1028", "C0035"), ("0x1028", None)]
+        # 0x18 and 0x0018 are the same ECU.
+        assert answers("0x18") == answers("0x0018") == [("0x0018", "P0700"), ("0x0018", None)]
+        # 0x10 is 0x0010, where this vehicle has no ECU: the entity says so.
+        nowhere = srv.submit(token, vid, "ReadDTC", {"ecuAddress": "0x10"})
+        assert srv.wait_status(token, nowhere["command_id"])["status"] == "failed"
+
+        # The SOVD tree finds the components by name and talks to them at their address.
+        root = f"/sovd/vehicles/{VIN}/v1/components"
+        component = srv.http.get(f"{root}/abs", headers=auth(token)).json()
+        assert component["x-ecu-address"] == "0x1028"
+        faults = srv.http.get(f"{root}/abs/faults", headers=auth(token)).json()["items"]
+        assert [f["display_code"] for f in faults] == ["C0035"]
+        r = srv.http.delete(f"{root}/engine/faults/P0420", headers=auth(token))
+        assert r.status_code == 204, r.text
+        assert emulator.ecu(0x1001).stored_codes() == ("P0171",)
+        assert emulator.ecu(0x1028).stored_codes() == ("C0035",)
+    finally:
+        srv.run(emulator.close())
 
 
 def test_the_demo_emulator_backs_a_doip_vehicle_of_the_demo_fleet(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def test_a_lock_withdraws_another_engineers_queued_clear_and_the_faults_stay(
             cleared = srv.wait_status(two.token, clear_id, "cancelled")
             message = cleared["error_message"]
             assert cleared["error_code"] == "locked-out"
-            assert message.startswith("cancelled before it ran: ECU 0x10 of vehicle")
+            assert message.startswith("cancelled before it ran: ECU 0x0010 of vehicle")
             assert "was locked by alice until" in message
             r = clearing.result(DEADLINE_S)
             body = generic_error(r, 409, "precondition-not-fulfilled")

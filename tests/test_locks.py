@@ -81,7 +81,7 @@ def test_a_vehicle_lock_refuses_another_engineer_naming_the_holder_and_the_end(
 
 def test_an_ecu_lock_covers_that_ecu_and_whole_vehicle_calls_only(locks: LockService) -> None:
     locks.take(ALICE, VEHICLE, "0x10", "engine", 60)
-    with pytest.raises(PreconditionNotFulfilled, match=r"ECU 0x10 .* locked by alice"):
+    with pytest.raises(PreconditionNotFulfilled, match=r"ECU 0x0010 .* locked by alice"):
         locks.check(BOB, VEHICLE, "0x10")
     with pytest.raises(PreconditionNotFulfilled, match="locked by alice"):
         locks.check(BOB, VEHICLE, None)  # a whole-vehicle call touches the engine too
@@ -100,10 +100,20 @@ def test_addresses_compare_normalised(locks: LockService) -> None:
     locks.take(ALICE, VEHICLE, "0x1a", None, 60)
     with pytest.raises(PreconditionNotFulfilled):
         locks.check(BOB, VEHICLE, "0x1A")
-    assert locks.locks(VEHICLE, "0X1a")[0].ecu_address == "0x1A"
-    for bad in ("0x100", "10", "0xZZ", "", "0x"):
-        with pytest.raises(BadRequest, match="ecu address"):
+    with pytest.raises(PreconditionNotFulfilled):
+        locks.check(BOB, VEHICLE, "0x001a")  # 0x1A is 0x001A
+    assert locks.locks(VEHICLE, "0X1a")[0].ecu_address == "0x001A"
+    assert locks.locks(VEHICLE, "0x001A")[0].ecu_address == "0x001A"
+    # Two bytes: 0x1001 is its own ECU, not 0x10 nor 0x01.
+    locks.take(ALICE, VEHICLE, "0x1001", None, 60)
+    locks.check(BOB, VEHICLE, "0x10")
+    with pytest.raises(PreconditionNotFulfilled, match=r"ECU 0x1001 .* locked by alice"):
+        locks.check(BOB, VEHICLE, "0x1001")
+    for bad in ("0x0000", "0x0", "0x10000", "10", "0xZZ", "", "0x"):
+        with pytest.raises(BadRequest, match=r"^ecuAddress must be .* such as 0x0010"):
             normalise_address(bad)
+    with pytest.raises(BadRequest, match=r"^command_params.ecuAddress must be"):
+        normalise_address("0x0", "command_params.ecuAddress")
 
 
 def test_own_locks_never_block_their_owner(locks: LockService) -> None:
@@ -136,7 +146,7 @@ def test_the_owner_extends_a_lock_from_now(clock: FakeClock, locks: LockService)
     extended = locks.extend(ALICE, VEHICLE, lock.lock_id, 30)
     assert (extended.lock_id, extended.ecu_address, extended.component) == (
         lock.lock_id,
-        "0x10",
+        "0x0010",
         "engine",
     )
     assert parse_ts(extended.expires_at) > parse_ts(lock.expires_at)
@@ -250,7 +260,7 @@ def test_unknown_lock_ids_are_not_found(locks: LockService) -> None:
 
 
 def test_locks_per_vehicle_are_bounded(clock: FakeClock, locks: LockService) -> None:
-    taken = [locks.take(ALICE, VEHICLE, f"0x{n:02X}", None, 60) for n in range(4)]
+    taken = [locks.take(ALICE, VEHICLE, f"0x{n:02X}", None, 60) for n in range(1, 5)]
     with pytest.raises(Conflict, match="4 locks, the most it may have"):
         locks.take(ALICE, VEHICLE, "0x50", None, 60)
     locks.take(ALICE, OTHER_VEHICLE, None, None, 60)  # per vehicle
@@ -262,7 +272,7 @@ def test_locks_per_vehicle_are_bounded(clock: FakeClock, locks: LockService) -> 
 
 def test_one_user_holds_at_most_max_per_user_locks_on_a_vehicle(clock: FakeClock) -> None:
     locks = LockService(clock, max_expiration_s=600, max_per_vehicle=8, max_per_user=3)
-    taken = [locks.take(ALICE, VEHICLE, f"0x{n:02X}", None, 60) for n in range(3)]
+    taken = [locks.take(ALICE, VEHICLE, f"0x{n:02X}", None, 60) for n in range(1, 4)]
     with pytest.raises(Conflict) as refused:
         locks.take(ALICE, VEHICLE, None, None, 60)
     assert refused.value.status_code == 409
@@ -273,7 +283,7 @@ def test_one_user_holds_at_most_max_per_user_locks_on_a_vehicle(clock: FakeClock
     locks.release(ALICE, VEHICLE, taken[0].lock_id)
     locks.take(ALICE, VEHICLE, "0x50", None, 60)
     clock.advance(60)  # expired locks do not count
-    assert [locks.take(ALICE, VEHICLE, f"0x{n:02X}", None, 60) for n in range(3)]
+    assert [locks.take(ALICE, VEHICLE, f"0x{n:02X}", None, 60) for n in range(1, 4)]
 
 
 def test_an_admin_breaks_every_lock_of_a_vehicle_and_each_holder_is_told_once(
@@ -424,8 +434,11 @@ def test_a_lock_refuses_another_engineers_state_changing_commands_only(tmp_path:
 def test_an_ecu_lock_refuses_commands_to_that_ecu_only(tmp_path: Path) -> None:
     async def scenario(commands: CommandService, locks: LockService, store: CommandStore) -> None:
         locks.take(ALICE, VEHICLE, "0x10", "engine", 60)
-        with pytest.raises(PreconditionNotFulfilled, match=r"ECU 0x10 .* locked by alice"):
+        with pytest.raises(PreconditionNotFulfilled, match=r"ECU 0x0010 .* locked by alice"):
             await commands.submit(BOB, VEHICLE, *CLEAR, None)
+        for spelling in ("0x0010", "0X010"):  # the same ECU as 0x10
+            with pytest.raises(PreconditionNotFulfilled, match=r"ECU 0x0010 .* locked by alice"):
+                await commands.submit(BOB, VEHICLE, "ClearDTC", {"ecuAddress": spelling}, None)
         await commands.submit(BOB, VEHICLE, *CLEAR_TRANSMISSION, None)
         assert await _submitted(store, BOB) == ["ClearDTC"]
 
@@ -533,7 +546,7 @@ def test_a_command_stored_while_a_lock_is_taken_is_withdrawn_before_it_runs(
         assert ended is not None
         assert (ended.status, ended.error_code) == ("cancelled", "locked-out")
         assert (ended.error_message or "").startswith(LOCK_WITHDRAWAL), ended.error_message
-        assert "ECU 0x10 of vehicle" in str(ended.error_message)
+        assert "ECU 0x0010 of vehicle" in str(ended.error_message)
         assert "locked by alice" in str(ended.error_message)
         assert ended.started_at is None  # never sent
 

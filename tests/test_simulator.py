@@ -45,7 +45,8 @@ def _sim(**kwargs: Any) -> SimulatedConnector:
 
 def _codes(sim: SimulatedConnector, ecu: str, vehicle: str = "v1") -> list[tuple[str, str]]:
     chunks = payloads(_run(sim, _request("ReadDTC", {"ecuAddress": ecu}, vehicle=vehicle)))
-    assert chunks[-1] == {"ecuAddress": ecu, "status": "complete", "totalDtcs": len(chunks) - 1}
+    shown = f"0x{int(ecu, 16):04X}"  # answers name the ECU in four digits
+    assert chunks[-1] == {"ecuAddress": shown, "status": "complete", "totalDtcs": len(chunks) - 1}
     return [(c["dtcCode"], c["status"]) for c in chunks[:-1]]
 
 
@@ -66,7 +67,7 @@ def test_each_ecu_reports_its_own_dtcs_with_real_status_bytes() -> None:
         "pending",
         "0x27",
     )
-    assert engine[2] == {"ecuAddress": "0x10", "status": "complete", "totalDtcs": 2}
+    assert engine[2] == {"ecuAddress": "0x0010", "status": "complete", "totalDtcs": 2}
     assert _codes(sim, "0x18") == [("P0700", "confirmed")]
     assert _codes(sim, "0x28") == [("C0035", "confirmed")]
     assert _codes(sim, "0x40") == [("B1000", "historic")]
@@ -78,7 +79,7 @@ def test_clearing_one_ecu_leaves_the_others_and_other_vehicles() -> None:
     assert cleared == [
         (
             {
-                "ecuAddress": "0x10",
+                "ecuAddress": "0x0010",
                 "status": "cleared",
                 "clearedDtcs": ["P0420"],
                 "remainingDtcs": 1,
@@ -120,7 +121,7 @@ def test_dtcs_come_back_only_when_a_self_test_reruns_the_tests() -> None:
     assert still == []
     assert run[-1] == (
         {
-            "ecuAddress": "0x18",
+            "ecuAddress": "0x0018",
             "routineId": "0x0201",
             "action": "run",
             "status": "completed",
@@ -136,7 +137,7 @@ def test_body_refuses_clearing_in_the_default_session_and_clears_in_extended() -
     refused = payloads(_run(sim, _request("ClearDTC", {"ecuAddress": "0x40"})))
     assert refused == [
         {
-            "ecuAddress": "0x40",
+            "ecuAddress": "0x0040",
             "negativeResponse": {
                 "nrc": "0x7F",
                 "name": "serviceNotSupportedInActiveSession",
@@ -157,11 +158,11 @@ def test_body_refuses_clearing_in_the_default_session_and_clears_in_extended() -
 def test_an_address_outside_the_vehicles_ecus_is_request_out_of_range() -> None:
     sim = _sim()
     for name, params in (
-        ("ReadDTC", {"ecuAddress": "0x99"}),
-        ("ReadDataByID", {"ecuAddress": "0x99", "dataId": "0xF190"}),
+        ("ReadDTC", {"ecuAddress": "0x0099"}),
+        ("ReadDataByID", {"ecuAddress": "0x0099", "dataId": "0xF190"}),
     ):
         answer = payloads(_run(sim, _request(name, params)))
-        assert answer[-1]["ecuAddress"] == "0x99"
+        assert answer[-1]["ecuAddress"] == "0x0099"
         assert answer[-1]["negativeResponse"] == {
             "nrc": "0x31",
             "name": "requestOutOfRange",
@@ -172,7 +173,7 @@ def test_an_address_outside_the_vehicles_ecus_is_request_out_of_range() -> None:
     gone = payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x18"}, ecus=ecus)))
     assert gone[0]["negativeResponse"]["nrc"] == "0x31"
     plain = payloads(_run(sim, _request("ReadDTC", {"ecuAddress": "0x50"}, ecus=ecus)))
-    assert plain == [{"ecuAddress": "0x50", "status": "complete", "totalDtcs": 0}]
+    assert plain == [{"ecuAddress": "0x0050", "status": "complete", "totalDtcs": 0}]
     serial = payloads(
         _run(
             sim,
@@ -209,7 +210,7 @@ def test_unknown_data_id_gets_a_negative_response_naming_the_service() -> None:
     assert chunks == [
         (
             {
-                "ecuAddress": "0x10",
+                "ecuAddress": "0x0010",
                 "dataId": "0xBEEF",
                 "negativeResponse": {
                     "nrc": "0x31",
@@ -237,7 +238,7 @@ def test_a_session_switch_is_read_back_on_0xf186_and_stays() -> None:
     )
     assert switched == [
         {
-            "ecuAddress": "0x28",
+            "ecuAddress": "0x0028",
             "session": "extended",
             "p2ServerMaxMs": 50,
             "p2StarServerMaxMs": 5000,
@@ -273,7 +274,7 @@ def test_start_stop_and_results_are_one_chunk_each() -> None:
     started = payloads(_run(sim, _routine("0x18", "0x0201", "start")))
     assert started == [
         {
-            "ecuAddress": "0x18",
+            "ecuAddress": "0x0018",
             "routineId": "0x0201",
             "action": "start",
             "status": "running",
@@ -338,7 +339,7 @@ def test_the_bleed_check_answers_its_start_with_its_result() -> None:
     failed = payloads(_run(sim, _routine("0x28", "0x0202", "run")))
     assert failed == [
         {
-            "ecuAddress": "0x28",
+            "ecuAddress": "0x0028",
             "routineId": "0x0202",
             "action": "run",
             "negativeResponse": {
@@ -354,7 +355,7 @@ def test_the_bleed_check_answers_its_start_with_its_result() -> None:
     assert passed == [
         (
             {
-                "ecuAddress": "0x28",
+                "ecuAddress": "0x0028",
                 "routineId": "0x0202",
                 "action": "run",
                 "status": "completed",

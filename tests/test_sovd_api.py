@@ -149,7 +149,7 @@ def test_components_are_the_vehicles_ecus_with_only_the_capabilities_they_have(
         assert item["href"] == f"http://in-process.invalid{client.root}/components/{item['id']}"
         assert sovd.http.get(item["href"], headers=auth(client.token)).status_code == 200
     engine = client.get("/components/engine").json()
-    assert engine["x-ecu-address"] == "0x10"
+    assert engine["x-ecu-address"] == "0x0010"
     for capability in ("data", "faults", "operations", "modes", "locks", "data-categories"):
         assert engine[capability].endswith(f"/components/engine/{capability}")
     transmission = client.get("/components/transmission").json()
@@ -301,7 +301,7 @@ def test_clearing_one_ecu_leaves_the_others_and_a_self_test_brings_faults_back(
     command = sovd.command(client.token, cleared)
     assert (command["command_name"], command["command_params"], command["status"]) == (
         "ClearDTC",
-        {"ecuAddress": "0x10"},
+        {"ecuAddress": "0x0010"},
         "completed",
     )
 
@@ -340,7 +340,7 @@ def test_data_lists_identification_and_live_values_read_now(sovd: Server) -> Non
     assert rpm["data"]["unit"] == "rpm" and 650 <= rpm["data"]["value"] <= 4500
     command = sovd.command(client.token, vin.headers["x-command-id"])
     assert command["command_name"] == "ReadDataByID"
-    assert command["command_params"] == {"ecuAddress": "0x10", "dataId": "0xF190"}
+    assert command["command_params"] == {"ecuAddress": "0x0010", "dataId": "0xF190"}
     categories = [
         c["item"] for c in client.get("/components/engine/data-categories").json()["items"]
     ]
@@ -427,6 +427,55 @@ def test_executions_are_listed_and_visible_to_their_user_and_admins_only(sovd: S
         json={"parameters": {"x": 1}},
     )
     generic_error(r, 400, "incomplete-request")
+
+
+def test_commands_stored_with_one_byte_addresses_still_count(sovd: Server) -> None:
+    # Rows from before two-byte addresses say 0x10 where today's say 0x0010: kept as
+    # written, read as the same ECU (the history, an operation's executions).
+    client = engineer(sovd)
+    path = "/components/engine/operations/selfTest/executions"
+    execution_id = client.send("POST", path, 202, {}).json()["id"]
+    wait_until(
+        lambda: client.get(f"{path}/{execution_id}").json()["status"] == "completed",
+        "the self-test to end",
+    )
+    with sovd.db() as conn:
+        conn.execute(
+            "UPDATE commands SET command_params = json_set(command_params, '$.ecuAddress',"
+            " '0x10') WHERE command_id = ?",
+            (execution_id,),
+        )
+    assert sovd.query(
+        "SELECT json_extract(command_params, '$.ecuAddress') FROM commands WHERE command_id = ?",
+        execution_id,
+    ) == [("0x10",)]
+    assert [i["id"] for i in client.get(path).json()["items"]] == [execution_id]
+    assert client.get(f"{path}/{execution_id}").json()["status"] == "completed"
+    command = sovd.command(client.token, execution_id)
+    assert command["command_params"]["ecuAddress"] == "0x0010"
+    # Another ECU's executions are not the engine's (0x0018 is not 0x0010 nor 0x10).
+    assert (
+        client.get("/components/transmission/operations/selfTest/executions").json()["items"] == []
+    )
+
+
+def test_an_ecu_lock_is_the_same_whichever_spelling_its_commands_use(sovd: Server) -> None:
+    client = engineer(sovd)
+    vehicle_id = sovd.vehicle(client.token)["vehicle_id"]
+    client.send("POST", "/components/engine/locks", 201, {"lock_expiration": 60})
+    other = sovd.create_engineer("other")
+    for spelling in ("0x10", "0x0010", "0X010"):
+        r = sovd.http.post(
+            "/api/v1/commands",
+            headers=auth(other),
+            json={
+                "vehicle_id": vehicle_id,
+                "command_name": "ClearDTC",
+                "command_params": {"ecuAddress": spelling},
+            },
+        )
+        assert r.status_code == 409, r.text
+        assert "ECU 0x0010 of vehicle" in r.json()["message"]
 
 
 def test_an_execution_stopped_mid_run_sends_stop_and_ends_stopped(tmp_path: Path) -> None:
@@ -535,7 +584,7 @@ def test_sovd_calls_are_commands_with_audit_and_metrics(sovd: Server) -> None:
     by_id = {c["command_id"]: c for c in listed}
     assert ids <= set(by_id)
     assert by_id[run["id"]]["command_params"] == {
-        "ecuAddress": "0x10",
+        "ecuAddress": "0x0010",
         "routineId": "0x0201",
         "action": "run",
     }

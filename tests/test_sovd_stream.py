@@ -19,5 +19,5 @@ def test_a_sovd_read_is_a_command_that_streams_over_the_websocket(tmp_path: Path
         assert close == 1000
         chunks = [e["response_payload"] for e in events if e["event"] == "response"]
         assert [c.get("dtcCode") for c in chunks] == [*codes, None]
-        assert chunks[-1] == {"ecuAddress": "0x10", "status": "complete", "totalDtcs": 2}
+        assert chunks[-1] == {"ecuAddress": "0x0010", "status": "complete", "totalDtcs": 2}
         assert events[-1] == {**events[-1], "event": "status", "status": "completed"}

@@ -99,7 +99,7 @@ def test_a_read_dtc_is_one_trace_from_the_submit_to_the_stream(
         assert span.attributes["sovd.command.id"] == command_id
         assert span.attributes["sovd.command.name"] == "ReadDTC"
         assert span.attributes["sovd.vehicle.id"] == vehicle_id
-        assert span.attributes["sovd.ecu.address"] == "0x10"
+        assert span.attributes["sovd.ecu.address"] == "0x0010"
     chunks = [e for e in execute.events if e.name == "chunk"]
     assert [e.attributes["sovd.chunk.sequence"] for e in chunks] == [1, 2, 3]
     assert all(e.attributes["sovd.chunk.size"] > 0 for e in chunks)

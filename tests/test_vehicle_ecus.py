@@ -24,11 +24,12 @@ from app.vehicles.description import DEFAULT_ECUS
 from tests.conftest import Server, auth, in_process, make_config, wait_until
 
 VIN = "1HGCM82633A004352"
+# Addresses are shown in four digits (given as 0x10 or 0x0010 alike).
 DEFAULT = [
-    {"name": "engine", "address": "0x10"},
-    {"name": "transmission", "address": "0x18"},
-    {"name": "abs", "address": "0x28"},
-    {"name": "body", "address": "0x40"},
+    {"name": "engine", "address": "0x0010"},
+    {"name": "transmission", "address": "0x0018"},
+    {"name": "abs", "address": "0x0028"},
+    {"name": "body", "address": "0x0040"},
 ]
 DOIP = {"host": "192.0.2.10", "logical_address": "0x0001"}
 
@@ -63,13 +64,17 @@ def test_an_admin_registers_a_vehicle_with_its_ecus(server: Server) -> None:
         {"name": "gateway", "address": "0x1"},
         {"name": "engine", "address": "0x10"},
         {"name": "hvac-2", "address": "0X6a"},
+        {"name": "adas", "address": "0x1001"},
+        {"name": "top", "address": "0xffff"},
     ]
     r = server.http.post("/api/v1/vehicles", headers=auth(admin), json=_new(ecus=given))
     assert r.status_code == 201, r.text
     expected = [
-        {"name": "gateway", "address": "0x01"},
-        {"name": "engine", "address": "0x10"},
-        {"name": "hvac-2", "address": "0x6A"},
+        {"name": "gateway", "address": "0x0001"},
+        {"name": "engine", "address": "0x0010"},
+        {"name": "hvac-2", "address": "0x006A"},
+        {"name": "adas", "address": "0x1001"},
+        {"name": "top", "address": "0xFFFF"},
     ]
     assert r.json()["ecus"] == expected
     engineer = server.token()
@@ -92,7 +97,7 @@ def test_an_admin_changes_the_ecus_and_the_audit_shows_the_change(server: Server
     new = [{"name": "engine", "address": "0x10"}, {"name": "adas", "address": "0x7f"}]
     r = server.http.patch(url, headers=auth(admin), json={"ecus": new})
     assert r.status_code == 200, r.text
-    after = [{"name": "engine", "address": "0x10"}, {"name": "adas", "address": "0x7F"}]
+    after = [{"name": "engine", "address": "0x0010"}, {"name": "adas", "address": "0x007F"}]
     assert r.json()["ecus"] == after
     assert server.http.get(url, headers=auth(server.token())).json()["ecus"] == after
     [update] = _audit(server, "vehicle.update")
@@ -109,10 +114,14 @@ def test_an_admin_changes_the_ecus_and_the_audit_shows_the_change(server: Server
         ([], "body.ecus: Expected `array` of length >= 1"),
         ([{"name": f"e{n}", "address": f"0x{n:02X}"} for n in range(33)], "body.ecus: Expected"),
         (
-            [*DEFAULT[:2], {"name": "abs", "address": "0x100"}],
-            "body.ecus[2].address: Expected `str` matching regex",
+            [*DEFAULT[:2], {"name": "abs", "address": "0x10000"}],
+            "ecus[2].address must be a logical address, two bytes in hex from 0x0001 to 0xFFFF"
+            " such as 0x0010 (0x10 is 0x0010), got '0x10000'",
         ),
-        ([{"name": "abs", "address": "40"}], "body.ecus[0].address"),
+        ([{"name": "abs", "address": "0x0000"}], "ecus[0].address must be a logical address"),
+        ([{"name": "abs", "address": "0x0"}], "ecus[0].address must be a logical address"),
+        ([{"name": "abs", "address": "40"}], "ecus[0].address must be a logical address"),
+        ([{"name": "abs", "address": "0x" + "1" * 20}], "body.ecus[0].address"),
         ([{"name": "Engine", "address": "0x10"}], "body.ecus[0].name"),
         ([{"name": "1st", "address": "0x10"}], "body.ecus[0].name"),
         ([{"name": "e" * 33, "address": "0x10"}], "body.ecus[0].name"),
@@ -125,7 +134,11 @@ def test_an_admin_changes_the_ecus_and_the_audit_shows_the_change(server: Server
         ),
         (
             [{"name": "engine", "address": "0x10"}, {"name": "motor", "address": "0X10"}],
-            "ecus[1].address: 0x10 is already the address of ecus[0]",
+            "ecus[1].address: 0x0010 is already the address of ecus[0]",
+        ),
+        (
+            [{"name": "engine", "address": "0x10"}, {"name": "motor", "address": "0x0010"}],
+            "ecus[1].address: 0x0010 is already the address of ecus[0]",
         ),
         (None, "body.ecus: Expected `array`, got `null`"),
     ],
@@ -151,18 +164,20 @@ def test_bad_ecu_sets_are_refused_naming_the_field(
 
 def test_a_doip_vehicle_takes_its_ecus_from_its_ecu_addresses(server: Server) -> None:
     admin = server.admin_token()
-    doip = {**DOIP, "ecu_addresses": ["0x10", "0x50", "0x28", "0x10"]}
+    doip = {**DOIP, "ecu_addresses": ["0x10", "0x50", "0x28", "0x0010", "0x1001"]}
     r = server.http.post(
         "/api/v1/vehicles", headers=auth(admin), json=_new(transport="doip", doip=doip)
     )
     assert r.status_code == 201, r.text
     derived = [
-        {"name": "engine", "address": "0x10"},
-        {"name": "ecu-0x50", "address": "0x50"},
-        {"name": "abs", "address": "0x28"},
+        {"name": "engine", "address": "0x0010"},
+        {"name": "ecu-0x50", "address": "0x0050"},
+        {"name": "abs", "address": "0x0028"},
+        {"name": "ecu-0x1001", "address": "0x1001"},
     ]
     assert r.json()["ecus"] == derived
-    assert r.json()["doip"]["ecu_addresses"] == ["0x10", "0x50", "0x28", "0x10"]  # as given
+    # As given (each in four digits): 0x10 and 0x0010 are the same ECU.
+    assert r.json()["doip"]["ecu_addresses"] == ["0x0010", "0x0050", "0x0028", "0x0010", "0x1001"]
     # A new target leaves the ECU set as it is.
     url = r.headers["location"]
     moved = server.http.patch(
@@ -182,7 +197,7 @@ def test_a_doip_vehicle_keeps_the_ecus_it_is_given_or_the_default(server: Server
         json=_new(transport="doip", doip=doip, ecus=given),
     )
     assert r.status_code == 201, r.text
-    assert r.json()["ecus"] == given
+    assert r.json()["ecus"] == [{"name": "ecm", "address": "0x0010"}]
     r = server.http.post(
         "/api/v1/vehicles",
         headers=auth(admin),
@@ -252,6 +267,16 @@ def test_a_migrated_database_serves_the_ecus(tmp_path: Path) -> None:
         r = server.http.get(f"/api/v1/vehicles/{VIN}", headers=auth(server.token()))
         assert r.status_code == 200, r.text
         assert r.json()["ecus"] == DEFAULT
+        # The stored numbers are shown in today's spelling.
+        r = server.http.get(
+            "/api/v1/vehicles/1HGCM82633A004353", headers=auth(server.admin_token())
+        )
+        assert r.json()["ecus"] == [
+            {"name": "engine", "address": "0x0010"},
+            {"name": "ecu-0x50", "address": "0x0050"},
+        ]
+        assert r.json()["doip"]["ecu_addresses"] == ["0x0010", "0x0050"]
+        assert r.json()["doip"]["tester_address"] == "0x0E00"
 
 
 class RecordingVehicle:

@@ -23,12 +23,21 @@ from app.services.vehicles import (
     EcuInput,
 )
 from app.store.vehicles import VehicleFilter
+from app.vehicles.addresses import RANGE
 from app.vocabulary import ConnectionStatus, SimulatorProfile, Transport
 
-_ADDRESS = r"^0[xX][0-9A-Fa-f]{1,4}$"
-Address = Annotated[
-    str, msgspec.Meta(pattern=_ADDRESS, description="logical address in hex such as 0x0E00")
-]
+
+def _address(example: str, what: str) -> msgspec.Meta:
+    # The pattern is documented, not enforced here: the service checks the address and
+    # its range and answers a 400 naming the field, with an example (``0x10`` is 0x0010).
+    return msgspec.Meta(
+        max_length=16,
+        description=f"{what}: a logical address, {RANGE} such as {example} (0x10 is 0x0010)",
+        extra_json_schema={"pattern": ECU_ADDRESS_PATTERN, "examples": [example]},
+    )
+
+
+EcuAddress = Annotated[str, _address("0x0010", "ECU address")]
 
 
 class VehicleQuery(Query, frozen=True, kw_only=True):
@@ -49,9 +58,11 @@ class DoipBody(Body, frozen=True, kw_only=True):
 
     host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = DOIP_PORT
-    logical_address: Address
-    tester_address: Address = TESTER_ADDRESS
-    ecu_addresses: Annotated[list[Address], msgspec.Meta(max_length=MAX_ECUS)] = []
+    logical_address: Annotated[str, _address("0x0001", "the DoIP entity's address")]
+    tester_address: Annotated[str, _address(TESTER_ADDRESS, "the tester's address")] = (
+        TESTER_ADDRESS
+    )
+    ecu_addresses: Annotated[list[EcuAddress], msgspec.Meta(max_length=MAX_ECUS)] = []
     always_on: bool = False
 
     def given(self) -> DoipInput:
@@ -75,12 +86,7 @@ class EcuBody(Body, frozen=True, kw_only=True):
             description="lower-case letters, digits and dashes, such as engine",
         ),
     ]
-    address: Annotated[
-        str,
-        msgspec.Meta(
-            pattern=ECU_ADDRESS_PATTERN, description="UDS address, one byte in hex such as 0x10"
-        ),
-    ]
+    address: EcuAddress
 
 
 EcuList = Annotated[
@@ -108,7 +114,7 @@ class NewVehicle(Body, frozen=True, kw_only=True):
     transport: Transport = Transport.SIMULATOR
     doip: DoipBody | None = None
     # Unset: a DoIP vehicle's doip.ecu_addresses (named engine, ... or ecu-0x50), or
-    # engine 0x10, transmission 0x18, abs 0x28 and body 0x40.
+    # engine 0x0010, transmission 0x0018, abs 0x0028 and body 0x0040.
     ecus: EcuList | None = None
 
 

@@ -51,6 +51,7 @@ from app.errors import (
 )
 from app.models import Actor, Command, Principal
 from app.services.pipeline import Cancellation, Pipeline
+from app.vehicles.addresses import InvalidAddress, canonical_address
 from app.vocabulary import FailureCode
 
 log = logging.getLogger(__name__)
@@ -64,17 +65,15 @@ MIN_EXPIRATION_S: Final = 1.0
 LOCK_WITHDRAWAL: Final = "cancelled before it ran: "
 
 
-def normalise_address(raw: str | None) -> str | None:
-    """An ECU address as locks compare it: ``0x1a`` -> ``0x1A``; None is the whole vehicle."""
+def normalise_address(raw: str | None, field: str = sovd.ECU_ADDRESS_PARAM) -> str | None:
+    """An ECU address as locks compare it: ``0x10``, ``0x0010`` -> ``0x0010``; None is
+    the whole vehicle. BadRequest naming ``field`` for anything else."""
     if raw is None:
         return None
     try:
-        value = int(raw, 16) if raw[:2] in ("0x", "0X") else -1
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 0xFF:
-        raise BadRequest(f"ecu address must be one byte in hex such as 0x10, got {raw!r}")
-    return f"0x{value:02X}"
+        return canonical_address(raw, field)
+    except InvalidAddress as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _overlap(a: str | None, b: str | None) -> bool:

@@ -81,7 +81,7 @@ DRAIN_LOG_INTERVAL_S: Final = 5.0
 # At most this many commands are named in one such line.
 DRAIN_LOG_NAMED: Final = 5
 # The command parameter naming the ECU (an attribute of the command's trace).
-ECU_ADDRESS_PARAM: Final = "ecuAddress"
+ECU_ADDRESS_PARAM: Final = sovd.ECU_ADDRESS_PARAM
 # How a command ended by itself; only these teach the lane's average.
 _NATURAL_ENDS: Final = frozenset(
     {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.TIMEOUT}

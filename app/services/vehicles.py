@@ -26,8 +26,14 @@ from app.models import (
     ecu_refs_at,
 )
 from app.services.vehicle_links import LinkControl, NoLinkControl
-from app.store.vehicles import VehicleFilter, VehicleStore, address
+from app.store.vehicles import VehicleFilter, VehicleStore
 from app.telemetry import Telemetry
+from app.vehicles.addresses import (
+    ADDRESS_PATTERN,
+    InvalidAddress,
+    format_address,
+    parse_address,
+)
 from app.vocabulary import ConnectionStatus, SimulatorProfile, Transport
 
 VIN_PATTERN: Final = r"^[A-HJ-NPR-Z0-9]{17}$"
@@ -39,7 +45,6 @@ MAX_YEAR: Final = 2100
 _PROFILES: Final = frozenset(SimulatorProfile)
 _STATUSES: Final = frozenset(ConnectionStatus)
 _TRANSPORTS: Final = frozenset(Transport)
-_HEX = re.compile(r"^0[xX][0-9A-Fa-f]{1,4}$")
 _HOST = re.compile(r"^[A-Za-z0-9.:_\-\[\]%]{1,253}$")
 DOIP_PORT: Final = 13400
 TESTER_ADDRESS: Final = "0x0E00"
@@ -48,9 +53,9 @@ MAX_ECUS: Final = 64
 MAX_VEHICLE_ECUS: Final = 32
 ECU_NAME_PATTERN: Final = r"^[a-z][a-z0-9-]{0,31}$"
 _ECU_NAME = re.compile(ECU_NAME_PATTERN)
-ECU_ADDRESS_PATTERN: Final = r"^0[xX][0-9A-Fa-f]{1,2}$"
-_ECU_ADDRESS = re.compile(ECU_ADDRESS_PATTERN)
-# One ECU as given: (name, address in hex such as 0x10).
+# Every logical address (ECU, DoIP entity, tester): app.vehicles.addresses.
+ECU_ADDRESS_PATTERN: Final = ADDRESS_PATTERN
+# One ECU as given: (name, logical address in hex such as 0x0010).
 EcuInput = tuple[str, str]
 
 
@@ -66,15 +71,18 @@ class DoipInput:
     always_on: bool = False
 
 
-def _logical(name: str, raw: str, limit: int = 0xFFFF) -> int:
-    value = int(raw, 16) if _HEX.fullmatch(raw) else -1
-    if not 0 <= value <= limit:
-        raise BadRequest(f"{name} must be a logical address in hex such as 0x0E00, got {raw!r}")
-    return value
+def _logical(name: str, raw: str, example: str) -> str:
+    """A logical address in canonical form (``0x10`` -> ``0x0010``), or BadRequest naming
+    the field with ``example``."""
+    try:
+        return format_address(parse_address(raw, name, example))
+    except InvalidAddress as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def doip_target(given: DoipInput) -> DoipTargetSpec:
-    """The target in canonical form (addresses as 0x0E00), or BadRequest naming the field."""
+    """The target in canonical form (addresses as 0x0E00, 0x0010), or BadRequest naming
+    the field."""
     if not _HOST.fullmatch(given.host):
         raise BadRequest("doip.host must be a host name or IP address")
     if not 1 <= given.port <= 65535:
@@ -82,21 +90,21 @@ def doip_target(given: DoipInput) -> DoipTargetSpec:
     if len(given.ecu_addresses) > MAX_ECUS:
         raise BadRequest(f"doip.ecu_addresses: at most {MAX_ECUS}")
     ecus = tuple(
-        address(_logical(f"doip.ecu_addresses[{i}]", raw, 0xFF))
+        _logical(f"doip.ecu_addresses[{i}]", raw, "0x0010")
         for i, raw in enumerate(given.ecu_addresses)
     )
     return DoipTargetSpec(
         host=given.host,
         port=given.port,
-        logical_address=f"0x{_logical('doip.logical_address', given.logical_address):04X}",
-        tester_address=f"0x{_logical('doip.tester_address', given.tester_address):04X}",
+        logical_address=_logical("doip.logical_address", given.logical_address, "0x0001"),
+        tester_address=_logical("doip.tester_address", given.tester_address, TESTER_ADDRESS),
         ecu_addresses=ecus,
         always_on=given.always_on,
     )
 
 
 def ecu_set(given: Sequence[EcuInput]) -> tuple[EcuRef, ...]:
-    """The ECU set in canonical form (addresses as 0x1A), or BadRequest naming the field:
+    """The ECU set in canonical form (addresses as 0x001A), or BadRequest naming the field:
     1 to 32 ECUs, names and addresses each used once."""
     if not 1 <= len(given) <= MAX_VEHICLE_ECUS:
         raise BadRequest(f"ecus: give 1 to {MAX_VEHICLE_ECUS} ECUs, got {len(given)}")
@@ -109,9 +117,7 @@ def ecu_set(given: Sequence[EcuInput]) -> tuple[EcuRef, ...]:
                 f"ecus[{i}].name must be 1 to 32 lower-case letters, digits and dashes,"
                 f" starting with a letter (such as engine), got {name!r}"
             )
-        if not _ECU_ADDRESS.fullmatch(raw):
-            raise BadRequest(f"ecus[{i}].address must be one byte in hex such as 0x10, got {raw!r}")
-        address = f"0x{int(raw, 16):02X}"
+        address = _logical(f"ecus[{i}].address", raw, "0x0010")
         for kind, value, seen in (("name", name, names), ("address", address, addresses)):
             if value in seen:
                 raise BadRequest(
@@ -302,7 +308,9 @@ class VehicleService:
     async def add_doip_demo(self, host: str, port: int) -> Vehicle | None:
         """The demo fleet's DoIP vehicle, pointing at the emulator on ``host``:``port``
         (added once; its target follows the emulator's port at every start)."""
-        target = DoipInput(host, "0x0001", port, ecu_addresses=("0x10", "0x18", "0x28", "0x40"))
+        target = DoipInput(
+            host, "0x0001", port, ecu_addresses=("0x0010", "0x0018", "0x0028", "0x0040")
+        )
         existing = await self._store.get_by_vin(DEMO_DOIP_VIN)
         if existing is None:
             return await self.create(

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.models import SYSTEM_ACTOR, Actor, Command, ResponseChunk
+from app.sovd import ECU_ADDRESS_PARAM
 from app.store.audit import insert_audit
 from app.store.database import Database
 from app.store.rows import enum_reader, fetch_all, fetch_one
+from app.vehicles.addresses import InvalidAddress, as_shown, parse_address, stored_spellings
 from app.vocabulary import ACTIVE_STATUSES, AuditAction, CommandStatus, FailureCode
 
 _COLUMNS = (
@@ -28,6 +30,26 @@ _STATUS = enum_reader(CommandStatus)
 _FAILURE = enum_reader(FailureCode)
 
 
+def _params(raw: str) -> dict[str, Any]:
+    """A command's parameters as stored, the ECU address in today's spelling: rows from
+    before two-byte addresses say ``0x10`` for ``0x0010`` (kept as written, read as one)."""
+    params: dict[str, Any] = json.loads(raw)
+    address = params.get(ECU_ADDRESS_PARAM)
+    if isinstance(address, str):
+        params[ECU_ADDRESS_PARAM] = as_shown(address)
+    return params
+
+
+def _param_values(key: str, wanted: str) -> tuple[str, ...]:
+    """The stored spellings a parameter filter matches: an ECU address in either."""
+    if key != ECU_ADDRESS_PARAM:
+        return (wanted,)
+    try:
+        return stored_spellings(parse_address(wanted, key))
+    except InvalidAddress:
+        return (wanted,)
+
+
 def _command(row: sqlite3.Row) -> Command:
     error_code = row["error_code"]
     return Command(
@@ -35,7 +57,7 @@ def _command(row: sqlite3.Row) -> Command:
         vehicle_id=row["vehicle_id"],
         user_id=row["user_id"],
         command_name=row["command_name"],
-        command_params=json.loads(row["command_params"]),
+        command_params=_params(row["command_params"]),
         status=_STATUS(row["status"]),
         error_code=None if error_code is None else _FAILURE(error_code),
         error_message=row["error_message"],
@@ -84,7 +106,8 @@ class CommandFilter:
     limit: int = 50
     offset: int = 0
     command_name: str | None = None
-    # Parameters the command was given, each exactly (a SOVD operation's executions).
+    # Parameters the command was given, each exactly (a SOVD operation's executions; an
+    # ECU address in any stored spelling of it).
     params: tuple[tuple[str, str], ...] = ()
     statuses: tuple[str, ...] = ()  # any of these (with ``status``: both apply)
 
@@ -158,8 +181,9 @@ class CommandStore:
                 where.append(f"{column} = ?")
                 args.append(value)
         for key, wanted in flt.params:
-            where.append("json_extract(command_params, ?) = ?")
-            args.extend((f'$."{key}"', wanted))
+            values = _param_values(key, wanted)
+            where.append(f"json_extract(command_params, ?) IN ({', '.join('?' * len(values))})")
+            args.extend((f'$."{key}"', *values))
         if flt.statuses:
             where.append(f"status IN ({', '.join('?' * len(flt.statuses))})")
             args.extend(flt.statuses)

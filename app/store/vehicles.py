@@ -14,6 +14,7 @@ from app.models import Actor, DoipTargetSpec, EcuRef, Vehicle
 from app.store.audit import insert_audit
 from app.store.database import Database
 from app.store.rows import enum_reader, fetch_all, fetch_one
+from app.vehicles.addresses import format_address
 from app.vocabulary import AuditAction, ConnectionStatus, SimulatorProfile, Transport
 
 _DOIP_COLUMNS: Final = (
@@ -46,20 +47,17 @@ _SIMULATOR_PROFILE = enum_reader(SimulatorProfile)
 _TRANSPORT = enum_reader(Transport)
 
 
-def address(value: int) -> str:
-    """A logical address as the API shows it: 0x0E00 (two bytes), 0x10 (one byte)."""
-    return f"0x{value:02X}" if value <= 0xFF else f"0x{value:04X}"
-
-
 def _doip(row: sqlite3.Row) -> DoipTargetSpec | None:
     if row["doip_host"] is None:
         return None
     return DoipTargetSpec(
         host=row["doip_host"],
         port=row["doip_port"],
-        logical_address=f"0x{row['doip_logical_address']:04X}",
-        tester_address=f"0x{row['doip_tester_address']:04X}",
-        ecu_addresses=tuple(address(a) for a in json.loads(row["doip_ecu_addresses"] or "[]")),
+        logical_address=format_address(row["doip_logical_address"]),
+        tester_address=format_address(row["doip_tester_address"]),
+        ecu_addresses=tuple(
+            format_address(a) for a in json.loads(row["doip_ecu_addresses"] or "[]")
+        ),
         always_on=bool(row["doip_always_on"]),
     )
 
@@ -79,7 +77,8 @@ def _doip_values(spec: DoipTargetSpec | None) -> tuple[Any, ...]:
 
 def _ecus(raw: str) -> tuple[EcuRef, ...]:
     return tuple(
-        EcuRef(name=item["name"], address=f"0x{item['address']:02X}") for item in json.loads(raw)
+        EcuRef(name=item["name"], address=format_address(item["address"]))
+        for item in json.loads(raw)
     )
 
 

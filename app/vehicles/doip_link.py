@@ -46,6 +46,7 @@ from doipclient import messages as doip_messages
 from app.clock import monotonic, utc_now
 from app.sovd import InvalidResponse
 from app.vehicles import doip, uds
+from app.vehicles.addresses import format_address
 from app.vehicles.connector import VehicleUnreachable
 
 log = logging.getLogger(__name__)
@@ -519,7 +520,7 @@ class _Wire:
                     # suppressed (TesterPresent 0x3E 0x80): negatives never are. It is
                     # not this request's answer.
                     log.info(
-                        "ECU 0x%02X refused an earlier %s with 0x%02X",
+                        "ECU 0x%04X refused an earlier %s with 0x%02X",
                         ecu,
                         uds.service_name(negative.sid),
                         negative.nrc,
@@ -580,7 +581,7 @@ class Link:
         return LinkState(
             self.up,
             self.last_seen,
-            {f"0x{ecu:02X}": uds.session_name(s) for ecu, s in self.sessions.items()},
+            {format_address(ecu): uds.session_name(s) for ecu, s in self.sessions.items()},
         )
 
     def set_target(self, target: DoipTarget) -> None:

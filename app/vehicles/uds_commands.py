@@ -53,6 +53,7 @@ from udsoncan.services.RoutineControl import RoutineControl
 
 from app import sovd
 from app.vehicles import description, doip, uds
+from app.vehicles.addresses import InvalidAddress, format_address, parse_address
 from app.vehicles.connector import RawChunk, VehicleNotResponding
 from app.vocabulary import CommandName
 
@@ -126,7 +127,10 @@ def conversation(
     perform = _COMMANDS.get(command_name)
     if perform is None:
         return _unknown_command
-    ecu = _number(_param(params, "ecuAddress", command_name), "ecuAddress", 0xFFFF)
+    try:
+        ecu = parse_address(_param(params, "ecuAddress", command_name), "command_params.ecuAddress")
+    except InvalidAddress as exc:
+        raise sovd.InvalidParams(str(exc)) from None
     return partial(_converse, perform, ecu, params, settings or ConversationSettings())
 
 
@@ -218,7 +222,7 @@ class _Talk:
 
     @property
     def address(self) -> str:
-        return _hex(self.ecu, 2)
+        return format_address(self.ecu)
 
     async def request(
         self,

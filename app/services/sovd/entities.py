@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from app.errors import NotFound
 from app.models import Principal, Vehicle
 from app.services.vehicles import VIN_ANY_CASE, VehicleService
+from app.vehicles.addresses import format_address
 from app.vehicles.description import EcuDescription, describe
 
 
@@ -21,8 +22,8 @@ class Component:
 
     @property
     def ecu_address(self) -> str:
-        """As commands name it: ``0x10``."""
-        return f"0x{self.address:02X}"
+        """As commands name it: ``0x0010``."""
+        return format_address(self.address)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,17 +15,32 @@ import sys
 from collections.abc import Sequence
 
 from app.logs import JsonFormatter
-from app.vehicles.emulator.ecus import Timings
+from app.vehicles.addresses import InvalidAddress, format_address, parse_address
+from app.vehicles.emulator.ecus import DEFAULT_ECUS, DEFAULT_SPECS, EcuSpec, Timings, spec_for
 from app.vehicles.emulator.server import PROFILES, DoipEmulator, EmulatorSettings
 
 _DEFAULTS = EmulatorSettings()
 
 
 def _address(raw: str) -> int:
-    value = int(raw, 0)
-    if not 0 <= value <= 0xFFFF:
-        raise argparse.ArgumentTypeError("a logical address has two bytes")
-    return value
+    try:
+        return parse_address(raw, "the address", "0x0001")
+    except InvalidAddress as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _ecus(raw: str) -> tuple[EcuSpec, ...]:
+    """``0x0010,0x1001``: the default ECU at an address that has one, a plain one (named
+    ``ecu-0x1001``) elsewhere."""
+    specs: dict[int, EcuSpec] = {}
+    for i, part in enumerate(raw.split(",")):
+        try:
+            address = parse_address(part.strip(), f"--ecus entry {i + 1}", "0x1001")
+        except InvalidAddress as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        default = DEFAULT_SPECS.get(address)
+        specs[address] = spec_for(default.name if default else f"ecu-0x{address:02x}", address)
+    return tuple(specs.values())
 
 
 def _seconds(raw: str) -> float:
@@ -38,8 +53,9 @@ def _seconds(raw: str) -> float:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m app.vehicles.emulator",
-        description="An emulated vehicle (DoIP entity with engine 0x10, transmission 0x18,"
-        " abs 0x28 and body 0x40 ECUs) for the SOVD service's DoIP connector.",
+        description="An emulated vehicle (DoIP entity with engine 0x0010, transmission 0x0018,"
+        " abs 0x0028 and body 0x0040 ECUs, or those --ecus lists) for the SOVD service's"
+        " DoIP connector.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=13400, help="TCP port (0: any free port)")
@@ -47,6 +63,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="RNG seed (live values, flaky)")
     parser.add_argument(
         "--logical-address", type=_address, default=0x0001, help="the entity's DoIP address"
+    )
+    parser.add_argument(
+        "--ecus",
+        type=_ecus,
+        default=DEFAULT_ECUS,
+        help="the ECUs' logical addresses, comma-separated (such as 0x0010,0x1001): the"
+        " default ECU where there is one, identification data only elsewhere",
     )
     parser.add_argument("--vin", default=_DEFAULTS.vin)
     parser.add_argument("--self-test-s", type=_seconds, default=_DEFAULTS.timings.self_test_s)
@@ -68,6 +91,7 @@ async def serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         timings=Timings(args.self_test_s, args.bleed_check_s, args.s3_s),
         slow_s=args.slow_s,
+        ecus=args.ecus,
     )
     emulator = DoipEmulator(settings)
     stop = asyncio.Event()
@@ -82,7 +106,7 @@ async def serve(args: argparse.Namespace) -> None:
                 "host": args.host,
                 "port": port,
                 "logical_address": f"0x{settings.logical_address:04X}",
-                "ecus": [f"0x{a:02X}" for a in emulator.ecus],
+                "ecus": [format_address(a) for a in emulator.ecus],
                 "profile": settings.profile,
             }
         ),

@@ -142,7 +142,9 @@ function commandForm(vehicle, entries, onSent) {
       fields.map((f) => f.wrapper),
     );
     const first = fields.find((f) => f.name === "ecuAddress");
-    if (first) first.input.value = "0x10"; // the demo fleet's engine ECU
+    // The vehicle's first ECU (a logical address: two bytes, shown as 0x0010).
+    const ecu = (vehicle.ecus || [])[0];
+    if (first) first.input.value = ecu ? ecu.address : "0x0010";
   }
   chooser.addEventListener("change", build);
   build();
