@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import websockets
 
-from bench import http_overhead
+from bench import descriptions, http_overhead
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline, stream_bytes
 from bench.server import BenchServer, ceiling
@@ -360,6 +360,13 @@ def scenario_overhead(args: argparse.Namespace) -> Result:
     }
 
 
+def scenario_descriptions(args: argparse.Namespace) -> Result:
+    """Start-up with six PDX files of 200+ services against none (bench.descriptions)."""
+    _progress("descriptions: building the PDX files")
+    files, dids = (1, 10) if args.smoke else (descriptions.FILES, descriptions.DIDS_PER_ECU)
+    return descriptions.measure(args.rounds, files, dids, _pin()[0])
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "pipeline": scenario_pipeline,
     "http": scenario_http,
@@ -367,6 +374,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "scrape": scenario_scrape,
     "websockets": scenario_websockets,
     "soak": scenario_soak,
+    "descriptions": scenario_descriptions,
 }
 
 BARS = {

@@ -31,21 +31,23 @@ def ceiling(name: str) -> tuple[str, ...]:
 
 class BenchServer:
     """The service (or, with ``argv``, a ceiling app) in its own process, on a free port,
-    with a fresh database."""
+    with a fresh database (or the one in ``data_dir``, which is kept)."""
 
     def __init__(
         self,
         cpus: set[int] | None = None,
         argv: tuple[str, ...] = SERVICE,
         env: Mapping[str, str] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.name = "service" if argv == SERVICE else argv[-1]
         self._dir = tempfile.TemporaryDirectory(prefix="sovd-bench-")
+        data = data_dir or Path(self._dir.name)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("SOVD_", "OTEL_"))}
         base.update(
             {
                 "SOVD_PORT": "0",
-                "SOVD_DB_PATH": str(Path(self._dir.name) / "sovd.db"),
+                "SOVD_DB_PATH": str(data / "sovd.db"),
                 "SOVD_DEMO_DATA": "1",
                 "SOVD_ENGINEER_PASSWORD": ENGINEER_PASSWORD,
                 "SOVD_ADMIN_PASSWORD": ADMIN_PASSWORD,
