@@ -1,9 +1,17 @@
 """A stateful ECU emulator behind a DoIP entity, for benches without a vehicle and for tests.
 
 Run it on its own with ``python -m app.vehicles.emulator --host 127.0.0.1 --port 13400``,
-or in-process with ``running_emulator()``.
+or in-process with ``running_emulator()``. With ``--pdx FILE`` (or
+``EmulatorSettings(described=...)``) its ECUs are the base variants of an ODX
+description, answering as it describes (``described.py``).
 """
 
+from app.vehicles.emulator.described import (
+    DescribedEcu,
+    DescribedSpec,
+    described_specs,
+    load_pdx,
+)
 from app.vehicles.emulator.ecus import (
     BLEED_CHECK,
     DEFAULT_ECUS,
@@ -31,6 +39,8 @@ __all__ = [
     "PROFILES",
     "ROUTINES",
     "SELF_TEST",
+    "DescribedEcu",
+    "DescribedSpec",
     "DoipEmulator",
     "Ecu",
     "EcuSpec",
@@ -38,6 +48,8 @@ __all__ = [
     "RoutineSpec",
     "StoredDtc",
     "Timings",
+    "described_specs",
+    "load_pdx",
     "running_emulator",
     "spec_for",
 ]

@@ -2,6 +2,17 @@
 
 Prints one JSON line when listening (with the port, useful with ``--port 0``), then logs
 as JSON lines like the service.
+
+Without ``--pdx`` the ECUs are the table-driven ones of ``ecus.py`` (the default four, or
+those ``--ecus 0x0010,0x1001`` lists). With ``--pdx FILE`` (repeatable) they are every
+base variant of the file(s), answering from the description (``described.py``), each at
+its logical address (special data ``LOGICAL-ADDRESS``, else the comparam
+``CP_DoIPLogicalEcuAddress``); ``--ecus`` then names addresses by variant:
+``--ecus ENGINE=0x1010,ABS=0x1028`` moves those two and gives an address to a variant
+that has none. A variant left without an address, two at one address, or a name no
+variant has: the command refuses to start (exit 2). ``--seed`` makes the described ECUs'
+values reproducible; ``--self-test-s`` is how long their routines run, ``--s3-s`` their
+session timeout.
 """
 
 from __future__ import annotations
@@ -13,9 +24,11 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.logs import JsonFormatter
 from app.vehicles.addresses import InvalidAddress, format_address, parse_address
+from app.vehicles.emulator.described import described_specs, load_pdx
 from app.vehicles.emulator.ecus import DEFAULT_ECUS, DEFAULT_SPECS, EcuSpec, Timings, spec_for
 from app.vehicles.emulator.server import PROFILES, DoipEmulator, EmulatorSettings
 
@@ -43,6 +56,23 @@ def _ecus(raw: str) -> tuple[EcuSpec, ...]:
     return tuple(specs.values())
 
 
+def _named_addresses(raw: str) -> dict[str, int]:
+    """``ENGINE=0x1010,ABS=0x1028``: logical addresses of described base variants."""
+    named: dict[str, int] = {}
+    for i, part in enumerate(raw.split(",")):
+        name, equals, address = part.strip().partition("=")
+        if not equals or not name.strip():
+            raise argparse.ArgumentTypeError(
+                f"--ecus entry {i + 1} ({part.strip()!r}): with --pdx, name a base variant"
+                " and its address, such as ENGINE=0x1010"
+            )
+        try:
+            named[name.strip()] = parse_address(address.strip(), f"--ecus entry {i + 1}", "0x1010")
+        except InvalidAddress as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return named
+
+
 def _seconds(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= 3600:
@@ -54,8 +84,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m app.vehicles.emulator",
         description="An emulated vehicle (DoIP entity with engine 0x0010, transmission 0x0018,"
-        " abs 0x0028 and body 0x0040 ECUs, or those --ecus lists) for the SOVD service's"
-        " DoIP connector.",
+        " abs 0x0028 and body 0x0040 ECUs, or those --ecus lists, or the ECUs --pdx files"
+        " describe) for the SOVD service's DoIP connector.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=13400, help="TCP port (0: any free port)")
@@ -65,11 +95,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--logical-address", type=_address, default=0x0001, help="the entity's DoIP address"
     )
     parser.add_argument(
+        "--pdx",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an ODX description (PDX file; repeatable): emulate each of its base variants,"
+        " answering as it describes, instead of the built-in ECUs",
+    )
+    parser.add_argument(
         "--ecus",
-        type=_ecus,
-        default=DEFAULT_ECUS,
+        default=None,
         help="the ECUs' logical addresses, comma-separated (such as 0x0010,0x1001): the"
-        " default ECU where there is one, identification data only elsewhere",
+        " default ECU where there is one, identification data only elsewhere; with --pdx,"
+        " base variants' addresses (such as ENGINE=0x1010,ABS=0x1028)",
     )
     parser.add_argument("--vin", default=_DEFAULTS.vin)
     parser.add_argument("--self-test-s", type=_seconds, default=_DEFAULTS.timings.self_test_s)
@@ -80,6 +119,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if len(args.vin) != 17 or not args.vin.isascii():
         parser.error("--vin must be 17 ASCII characters")
+    args.described = ()
+    try:
+        if args.pdx:
+            named = _named_addresses(args.ecus) if args.ecus is not None else {}
+            args.ecus = ()
+            args.described = described_specs([load_pdx(path) for path in args.pdx], named)
+        else:
+            args.ecus = _ecus(args.ecus) if args.ecus is not None else DEFAULT_ECUS
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -92,6 +141,7 @@ async def serve(args: argparse.Namespace) -> None:
         timings=Timings(args.self_test_s, args.bleed_check_s, args.s3_s),
         slow_s=args.slow_s,
         ecus=args.ecus,
+        described=args.described,
     )
     emulator = DoipEmulator(settings)
     stop = asyncio.Event()
@@ -106,7 +156,8 @@ async def serve(args: argparse.Namespace) -> None:
                 "host": args.host,
                 "port": port,
                 "logical_address": f"0x{settings.logical_address:04X}",
-                "ecus": [format_address(a) for a in emulator.ecus],
+                "ecus": [format_address(a) for a in emulator.addresses],
+                "described": {format_address(a): ecu.name for a, ecu in emulator.described.items()},
                 "profile": settings.profile,
             }
         ),

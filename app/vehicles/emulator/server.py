@@ -14,6 +14,11 @@ routing activation to new connections and drops an established one in the middle
 its next answer; ``malformed`` answers bytes that are not UDS; ``flaky`` draws one of
 those per request from the seeded RNG. The profile can be changed while running.
 
+The ECUs are the table-driven ones of ``ecus.py`` (``settings.ecus``, the default four)
+and/or ECUs driven by an ODX description (``settings.described``: base variants of PDX
+files, ``described.DescribedEcu``), each at its logical address; the entity does not
+care which kind answers.
+
 Simplifications, on purpose: one tester at a time is served per logical address (a new
 activation with the same address replaces the old connection instead of running the
 alive check of ISO 13400-2 9.6.2); requests on one connection are answered in order,
@@ -29,10 +34,11 @@ import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from app.vehicles import doip, uds
-from app.vehicles.emulator.ecus import DEFAULT_ECUS, Ecu, EcuSpec, Timings
+from app.vehicles.emulator.described import DescribedEcu, DescribedSpec
+from app.vehicles.emulator.ecus import DEFAULT_ECUS, Ecu, EcuSpec, Reply, Timings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,17 @@ REFUSAL_CODE: Final = 0x01
 # What the ``malformed`` profile answers: not a UDS message (0xFF is no response id).
 GARBAGE: Final = b"\xff\xfe\x00 not uds"
 READ_SIZE: Final = 4096
+
+
+class EmulatedEcu(Protocol):
+    """What the entity needs of an ECU behind it (``Ecu``, ``DescribedEcu``)."""
+
+    @property
+    def address(self) -> int: ...
+
+    def handle(self, request: bytes, now: float) -> Reply: ...
+
+    def reset_session(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +75,10 @@ class EmulatorSettings:
     p_unreachable: float = 0.05
     p_malformed: float = 0.03
     ecus: tuple[EcuSpec, ...] = DEFAULT_ECUS
+    # ECUs answering from a description (``python -m app.vehicles.emulator --pdx``): each
+    # draws from its own generator, seeded from ``seed``, its name and address; its
+    # routines run ``timings.self_test_s``, its sessions end after ``timings.s3_s``.
+    described: tuple[DescribedSpec, ...] = ()
     max_payload: int = 4096
 
 
@@ -86,6 +107,18 @@ class DoipEmulator:
             spec.address: Ecu(spec, self.settings.vin, self.settings.timings, self._rng)
             for spec in self.settings.ecus
         }
+        timings = self.settings.timings
+        self.described: dict[int, DescribedEcu] = {}
+        for described in self.settings.described:
+            if described.address in self.ecus or described.address in self.described:
+                raise ValueError(f"two ECUs at 0x{described.address:04X}")
+            self.described[described.address] = DescribedEcu(
+                described,
+                described_rng(self.settings.seed, described),
+                routine_s=timings.self_test_s,
+                s3_s=timings.s3_s,
+            )
+        self._targets: dict[int, EmulatedEcu] = {**self.ecus, **self.described}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._connections: set[_Connection] = set()
@@ -134,6 +167,11 @@ class DoipEmulator:
 
     def ecu(self, address: int) -> Ecu:
         return self.ecus[address]
+
+    @property
+    def addresses(self) -> list[int]:
+        """Every ECU's logical address: the table ECUs', then the described ones'."""
+        return list(self._targets)
 
     def disconnect_all(self) -> None:
         """Close every tester connection, as a gateway's inactivity timer does."""
@@ -184,7 +222,7 @@ class DoipEmulator:
         if tester is not None and self._testers.get(tester) is connection:
             del self._testers[tester]
             # The tester is gone: its sessions end now rather than one S3 later.
-            for ecu in self.ecus.values():
+            for ecu in self._targets.values():
                 ecu.reset_session()
 
     async def _on_frame(self, connection: _Connection, frame: doip.Frame) -> bool:
@@ -244,7 +282,7 @@ class DoipEmulator:
             )
             connection.send(doip.DIAGNOSTIC_NACK, nack.encode())
             return False  # an unknown source address closes the socket (ISO 13400-2)
-        ecu = self.ecus.get(message.target_address)
+        ecu = self._targets.get(message.target_address)
         if ecu is None:
             nack = doip.DiagnosticAck(
                 message.target_address, message.source_address, doip.DIAGNOSTIC_NACK_UNKNOWN_TARGET
@@ -305,6 +343,14 @@ class DoipEmulator:
                 return outcome
             draw -= probability
         return "healthy"
+
+
+def described_rng(seed: int | None, spec: DescribedSpec) -> random.Random:
+    """A described ECU's own generator: what it answers does not depend on the traffic to
+    the others; no seed: not reproducible."""
+    if seed is None:
+        return random.Random()
+    return random.Random(f"{seed}/{spec.name}/0x{spec.address:04X}")
 
 
 @contextlib.asynccontextmanager
