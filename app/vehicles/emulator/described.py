@@ -5,15 +5,16 @@
 - **Finding the service.** Each service's request has a constant prefix (odxtools'
   ``Request.coded_const_prefix``: the SID and the coded constants after it, such as a DID
   or a subfunction); the request is the service with the longest prefix it starts with,
-  and it must then decode with that request (``Request.decode``), else 0x13
-  incorrectMessageLengthOrInvalidFormat. No service with the request's SID: 0x11
-  serviceNotSupported. A described SID whose services all carry a ``SUBFUNCTION``
-  constant in byte 1 and none this one: 0x12 subFunctionNotSupported (ISO 14229-1, and
-  what the table ECUs of ``ecus.py`` answer); any other unknown DID, routine or record of
-  a described SID: 0x31 requestOutOfRange. The suppress-positive-response bit (0x80 in a
-  ``SUBFUNCTION`` byte) is honoured. TesterPresent (0x3E 0x00/0x80) is answered even
-  when the description has no such service (every ISO 14229-1 server has it, and the
-  DoIP connector sends it to keep a session alive).
+  and it must then decode with that request (``Request.decode``) and have its length
+  (when the request's length is fixed), else 0x13 incorrectMessageLengthOrInvalidFormat.
+  No service with the request's SID: 0x11 serviceNotSupported. A described SID whose
+  services all carry a ``SUBFUNCTION`` constant in byte 1, none of them this one: 0x12
+  subFunctionNotSupported (ISO 14229-1, and what the table ECUs of ``ecus.py`` answer);
+  any other unknown DID, routine or record of a described SID: 0x31 requestOutOfRange.
+  The suppress-positive-response bit (0x80 in a ``SUBFUNCTION`` byte) is honoured.
+  TesterPresent (0x3E 0x00/0x80) is answered even when the description has no such
+  service (every ISO 14229-1 server has it, and the DoIP connector sends it to keep a
+  session alive).
 - **Positive answers** are encoded by odxtools (``Response.encode`` with the request, so
   matching-request parameters are filled in) with a value for every required
   parameter, from a ``random.Random`` given to the ECU (seeded: the same seed and the
@@ -156,7 +157,7 @@ class DescribedSpec:
 
     name: str
     address: int
-    layer: DiagLayer
+    layer: DiagLayer = field(repr=False)
 
 
 def load_pdx(path: str | Path) -> Database:
@@ -372,11 +373,14 @@ class DescribedEcu:
                 return self._tester_present(request)
             return Reply(self._negative(None, request, self._unknown_nrc(request)))
         service = entry.service
+        assert service.request is not None
+        bits = service.request.get_static_bit_length()
         try:
-            assert service.request is not None
             decoded = service.request.decode(request)
         except Exception:
-            return Reply(self._negative(service, request, 0x13))
+            decoded = None
+        if decoded is None or (bits is not None and bits != 8 * len(request)):
+            return Reply(self._negative(service, request, 0x13))  # incorrect length/format
         refused = self._refusal(service)
         if refused is not None:
             return Reply(self._negative(service, request, refused))
@@ -439,7 +443,11 @@ class DescribedEcu:
             return 0x11  # serviceNotSupported
         if any(s.prefix.startswith(request) for s in same):
             return 0x13  # the start of a described request: too short
-        if len(request) > 1 and all(s.subfunction for s in same):
+        if (
+            len(request) > 1
+            and all(s.subfunction for s in same)
+            and all(s.prefix[1] != request[1] & 0x7F for s in same)
+        ):
             return 0x12  # subFunctionNotSupported
         return 0x31  # requestOutOfRange: a DID, routine or group it does not have
 
