@@ -335,6 +335,17 @@ def test_routine_start_results_stop_progress(demo: Database) -> None:
     assert status(_ask(engine, "31030201", 9.0), "SelfTest_RequestResults") == ("stopped", 25)
 
 
+def test_every_described_service_gets_an_answer_odxtools_decodes(demo: Database) -> None:
+    for layer in demo.base_variants:
+        ecu = DescribedEcu(DescribedSpec(layer.short_name, 0x10, layer), random.Random(4))
+        _ask(ecu, "1003")  # every precondition of the demo is the extended session
+        for service in layer.services:
+            request = bytes(service.encode_request())
+            answer = _ask(ecu, request.hex())
+            message = service.decode_message(answer)
+            assert message.coding_object is service.positive_responses[0], service.short_name
+
+
 # -- what it does not have --------------------------------------------------------------------
 
 
