@@ -38,6 +38,7 @@ from app.services.audit import AuditService
 from app.services.auth import AuthService, TokenSettings, password_hasher
 from app.services.commands import CommandService
 from app.services.descriptions import DescriptionLibrary
+from app.services.diag_services import DiagServices
 from app.services.locks import LockService
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
@@ -253,7 +254,16 @@ class Lifecycle:
                 hasher=password_hasher(config.password_hash_profile),
                 clock=self._clock,
             )
-            vehicle_service = VehicleService(vehicle_store, telemetry, self._clock, doip)
+            # ECU descriptions (started below): binding an ECU checks its container.
+            descriptions = DescriptionLibrary(
+                config.data_dir,
+                PdxLimits(
+                    config.pdx_max_bytes, config.pdx_max_unpacked_bytes, config.pdx_max_entries
+                ),
+            )
+            vehicle_service = VehicleService(
+                vehicle_store, telemetry, self._clock, doip, containers=descriptions
+            )
             # Logout, disabling and deleting a user close the affected streams at once.
             auth_service.on_revocation(self._streams)
             interrupted = await command_store.interrupt_active(
@@ -299,6 +309,7 @@ class Lifecycle:
         self.retention.start()
         # A lock withdraws the other users' queued commands it covers (from pipeline).
         locks = LockService(self._clock, max_per_user=config.locks_per_user, pipeline=pipeline)
+        diag = DiagServices(descriptions)
         commands = CommandService(
             command_store,
             vehicle_store,
@@ -309,12 +320,9 @@ class Lifecycle:
             else None,
             self._clock,
             locks=locks,
+            diag=diag,
         )
         # ECU descriptions: what is on disk loads in the background (the service answers).
-        descriptions = DescriptionLibrary(
-            config.data_dir,
-            PdxLimits(config.pdx_max_bytes, config.pdx_max_unpacked_bytes, config.pdx_max_entries),
-        )
         descriptions.start()
         self.services = Services(
             config=config,
@@ -331,6 +339,7 @@ class Lifecycle:
                 vehicle_service, commands, config.command_timeout_s, config.call_queue_wait_s
             ),
             descriptions=descriptions,
+            diag=diag,
         )
         auth_service.on_revocation(AccessEnded(locks, self.services.sovd.modes))
         self.started.set()

@@ -78,11 +78,15 @@ class DoipTargetSpec(Record, frozen=True, kw_only=True):
     always_on: bool  # connect at start and reconnect after a loss, never idle-close
 
 
-class EcuRef(Record, frozen=True, kw_only=True):
-    """One ECU of a vehicle (a SOVD component): its name and UDS address."""
+class EcuRef(Record, frozen=True, kw_only=True, omit_defaults=True):
+    """One ECU of a vehicle (a SOVD component): its name and UDS address, and the ECU
+    description (a diag layer container of a PDX file) it is bound to, if any."""
 
     name: str  # such as engine: lower-case letters, digits and dashes
     address: str  # its logical address as app.vehicles.addresses shows it, such as 0x0010
+    # The container's short name as the description spells it (FLXC1000); the ECU's
+    # name is then that name lower-cased. Absent (not shown) for an unbound ECU.
+    description: str | None = None
 
 
 # The default ECU set comes from the ECU descriptions (pure data): engine 0x0010,

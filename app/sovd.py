@@ -36,9 +36,10 @@ class InvalidResponse(ValueError):
 @dataclass(frozen=True, slots=True)
 class Param:
     name: str
-    pattern: str
+    pattern: str  # a string's pattern ("" for an object)
     description: str
     required: bool = True
+    kind: str = "string"  # or "object" (DiagService's params: checked by the description)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +53,18 @@ class CommandSpec:
             "type": "object",
             "properties": {
                 p.name: {"type": "string", "pattern": p.pattern, "description": p.description}
+                if p.kind == "string"
+                else {"type": p.kind, "description": p.description}
                 for p in self.params
             },
             "required": [p.name for p in self.params if p.required],
             "additionalProperties": False,
         }
 
+
+# DiagService: a bound ECU by its component id, a service of its description by short name.
+COMPONENT_ID = r"^[a-z][a-z0-9-]{0,31}$"
+SERVICE_NAME = r"^[A-Za-z0-9_]{1,128}$"
 
 # The diagnostic sessions a client may ask for (UDS 0x10 sub-functions 0x01, 0x03).
 SESSIONS: Final = ("default", "extended")
@@ -119,6 +126,38 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
                 Param("action", r"^(start|stop|results|run)$", "start, stop, results or run"),
             ),
         ),
+        CommandSpec(
+            CommandName.DIAG_SERVICE,
+            "Any service of an ECU bound to its description (a PDX file), by the service's"
+            " short name: the request encoded from params (physical values) and the answer"
+            " decoded by the description, one chunk with the parameters and the request and"
+            " response bytes in hex. GET /api/v1/vehicles/{id}/services lists each bound"
+            " ECU's services and their parameters.",
+            (
+                Param(
+                    "ecu",
+                    COMPONENT_ID,
+                    "the bound ECU: its component id, the container's short name lower-cased"
+                    " such as flxc1000",
+                ),
+                Param("service", SERVICE_NAME, "the service's short name (any case)"),
+                Param(
+                    "params",
+                    "",
+                    "the request's parameters by short name, physical values (numbers,"
+                    " strings, hex for byte fields); leave out those with a default",
+                    required=False,
+                    kind="object",
+                ),
+                Param(
+                    ECU_ADDRESS_PARAM,
+                    ECU_ADDRESS,
+                    "filled in by the service with the bound ECU's address (as the history"
+                    " shows it); if given, it must be that address",
+                    required=False,
+                ),
+            ),
+        ),
     )
 }
 _COMPILED: Final = {
@@ -127,7 +166,7 @@ _COMPILED: Final = {
 }
 
 
-def validate(command_name: object, params: object) -> tuple[CommandName, dict[str, str]]:
+def validate(command_name: object, params: object) -> tuple[CommandName, dict[str, Any]]:
     """Check a command against the catalogue; return its name and normalised params."""
     if not isinstance(command_name, str) or command_name not in CATALOGUE:
         known = ", ".join(CATALOGUE)
@@ -142,13 +181,20 @@ def validate(command_name: object, params: object) -> tuple[CommandName, dict[st
             raise InvalidParams(
                 f"command_params.{key} is not a parameter of {command_name} (allowed: {allowed})"
             )
-    clean: dict[str, str] = {}
+    clean: dict[str, Any] = {}
     for name, (regex, param) in spec.items():
         if name not in params:
             if param.required:
                 raise InvalidParams(f"command_params.{name} is required for {command_name}")
             continue
         value = params[name]
+        if param.kind == "object":
+            if not isinstance(value, dict):
+                raise InvalidParams(
+                    f"command_params.{name} must be an object ({param.description})"
+                )
+            clean[name] = value
+            continue
         if param.pattern == ECU_ADDRESS:
             try:
                 clean[name] = canonical_address(value, f"command_params.{name}")
@@ -165,8 +211,15 @@ def validate(command_name: object, params: object) -> tuple[CommandName, dict[st
 
 # Commands that change an ECU's state (its faults, its session, a routine): another
 # user's lock refuses them. Reading a routine's results changes nothing.
+# A DiagService counts as changing state whatever its service: a description does not
+# say what a service changes, so another user's lock refuses it, reads included.
 STATE_CHANGING: Final = frozenset(
-    {CommandName.CLEAR_DTC, CommandName.DIAGNOSTIC_SESSION_CONTROL, CommandName.ROUTINE_CONTROL}
+    {
+        CommandName.CLEAR_DTC,
+        CommandName.DIAGNOSTIC_SESSION_CONTROL,
+        CommandName.ROUTINE_CONTROL,
+        CommandName.DIAG_SERVICE,
+    }
 )
 _READ_ONLY_ACTIONS: Final[dict[str, frozenset[str]]] = {
     CommandName.ROUTINE_CONTROL: frozenset({"results"})

@@ -53,6 +53,8 @@ class CommandName(StrEnum):
     READ_DATA_BY_ID = "ReadDataByID"
     DIAGNOSTIC_SESSION_CONTROL = "DiagnosticSessionControl"
     ROUTINE_CONTROL = "RoutineControl"
+    # Any service of a bound ECU's description, encoded and decoded by it (issue #20).
+    DIAG_SERVICE = "DiagService"
 
 
 class CommandStatus(StrEnum):

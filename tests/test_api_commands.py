@@ -332,6 +332,7 @@ def test_catalogue(server: Server) -> None:
         "ReadDataByID",
         "DiagnosticSessionControl",
         "RoutineControl",
+        "DiagService",
     }
     assert items["ReadDataByID"]["params_schema"]["properties"]["dataId"]["pattern"] == (
         "^0x[0-9A-Fa-f]{4}$"

@@ -101,6 +101,9 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         # By VIN too (a demo fleet vehicle's).
         ("vehicle-by-vin", "/api/v1/vehicles/WVWZZZ1KZAW000001", None, None, 200),
     ],
+    ("GET", "/api/v1/vehicles/{vehicle_id}/services"): [
+        ("vehicle-services", "/api/v1/vehicles/{vehicle}/services", None, None, 200),
+    ],
     ("GET", "/api/v1/commands"): [("commands", "/api/v1/commands", None, None, 200)],
     ("POST", "/api/v1/commands"): [
         (

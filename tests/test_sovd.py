@@ -13,6 +13,7 @@ def test_catalogue_lists_the_commands_with_schemas() -> None:
         "ReadDataByID",
         "DiagnosticSessionControl",
         "RoutineControl",
+        "DiagService",
     ]
     assert not hasattr(sovd, "DOIP_ONLY")  # every command runs on every transport
     schema = sovd.CATALOGUE["ClearDTC"].params_schema()

@@ -153,6 +153,15 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     ),
     Endpoint(
         "GET",
+        "/api/v1/vehicles/{vehicle_id}/services",
+        vehicles.vehicle_services,
+        "The services of its ECUs bound to a description (what DiagService takes)",
+        USER,
+        {200: vehicles.VehicleServices},
+        path_also={"vehicle_id": VIN_ANY_CASE},
+    ),
+    Endpoint(
+        "GET",
         "/api/v1/catalogue",
         catalogue.catalogue,
         "The command catalogue",

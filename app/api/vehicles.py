@@ -9,6 +9,7 @@ import msgspec
 from app.api.contract import Body, Call, Limit, Offset, Out, Query, Result, is_uuid
 from app.errors import BadRequest
 from app.models import Vehicle
+from app.services.diag_services import EcuServices
 from app.services.vehicles import (
     DOIP_PORT,
     ECU_ADDRESS_PATTERN,
@@ -77,16 +78,35 @@ class DoipBody(Body, frozen=True, kw_only=True):
 
 
 class EcuBody(Body, frozen=True, kw_only=True):
-    """One ECU of the vehicle (a SOVD component)."""
+    """One ECU of the vehicle (a SOVD component). Without a description, name and address
+    are required; with one, the name is the container's short name lower-cased and the
+    address defaults to the description's logical address."""
 
-    name: Annotated[
-        str,
-        msgspec.Meta(
-            pattern=ECU_NAME_PATTERN,
-            description="lower-case letters, digits and dashes, such as engine",
-        ),
-    ]
-    address: EcuAddress
+    name: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=ECU_NAME_PATTERN,
+                description="lower-case letters, digits and dashes, such as engine; with a"
+                " description, its container's short name lower-cased (or left out)",
+            ),
+        ]
+        | None
+    ) = None
+    address: EcuAddress | None = None
+    description: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=128,
+                description="the ECU description it is bound to: a diag layer container's"
+                " short name, such as FLXC1000 (any case), of a ready PDX file"
+                " (GET /api/v1/descriptions)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 EcuList = Annotated[
@@ -100,7 +120,7 @@ EcuList = Annotated[
 
 
 def _given_ecus(ecus: list[EcuBody]) -> list[EcuInput]:
-    return [(ecu.name, ecu.address) for ecu in ecus]
+    return [EcuInput(ecu.name, ecu.address, ecu.description) for ecu in ecus]
 
 
 class NewVehicle(Body, frozen=True, kw_only=True):
@@ -191,3 +211,19 @@ async def update_vehicle(call: Call[VehiclePatch, None]) -> Vehicle:
     if "ecus" in changes:
         changes["ecus"] = _given_ecus(changes["ecus"])
     return await call.services.vehicles.update(call.path_id("vehicle_id"), changes, call.actor())
+
+
+class VehicleServices(Out, frozen=True, kw_only=True):
+    """The vehicle's ECUs bound to a description, each with its services: what
+    ``DiagService`` takes (``ecu``, ``service``, ``params``)."""
+
+    vehicle_id: str
+    items: list[EcuServices]
+
+
+async def vehicle_services(call: Call[None, None]) -> VehicleServices:
+    """By vehicle_id or VIN; unbound ECUs are left out (they speak the catalogue's generic
+    commands only)."""
+    vehicle = await get_vehicle(call)
+    items = await call.services.diag.services(vehicle)
+    return VehicleServices(vehicle_id=vehicle.vehicle_id, items=items)

@@ -13,6 +13,11 @@ class LayerSummary(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     services: int
     dtcs: int
+    # The ECU's logical address as the layer gives it (``0x0010``), None if it gives none:
+    # a special data ``LOGICAL-ADDRESS`` (as ``app.vehicles.demo_description`` writes it),
+    # else the comparam CP_DoIPLogicalEcuAddress (in CP_UniqueRespIdTable, as real PDX
+    # files carry it).
+    logical_address: str | None = None
 
 
 class EcuVariantSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +50,28 @@ def _dtcs(layer: Any) -> int:
     return len(codes)
 
 
+def _address_text(raw: object) -> str | None:
+    try:
+        value = raw if isinstance(raw, int) else int(str(raw).strip(), 0)
+    except ValueError:
+        return None
+    return f"0x{value:04X}" if 0 < value <= 0xFFFF else None
+
+
+def logical_address(layer: Any) -> str | None:
+    """The layer's logical address (see ``LayerSummary.logical_address``)."""
+    for sdg in layer.sdgs:
+        for item in sdg.values:
+            if getattr(item, "semantic_info", None) == "LOGICAL-ADDRESS":
+                found = _address_text(getattr(item, "value", ""))
+                if found is not None:
+                    return found
+    try:
+        return _address_text(layer.get_doip_logical_ecu_address())
+    except Exception:  # a comparam odxtools cannot read: no address from it
+        return None
+
+
 def _base_of(variant: Any) -> str | None:
     for ref in variant.parent_refs:
         parent = ref.layer  # a weakref proxy: ask it what it is
@@ -62,7 +89,12 @@ def summarize(database: Any) -> DescriptionContents:
             ContainerSummary(
                 name=str(dlc.short_name),
                 base_variants=[
-                    LayerSummary(name=str(b.short_name), services=len(b.services), dtcs=_dtcs(b))
+                    LayerSummary(
+                        name=str(b.short_name),
+                        services=len(b.services),
+                        dtcs=_dtcs(b),
+                        logical_address=logical_address(b),
+                    )
                     for b in dlc.base_variants
                 ],
                 ecu_variants=[

@@ -23,14 +23,15 @@ from app.bus import EventBus
 from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound, RateLimited, VehicleDisconnected
 from app.models import Actor, Command, Principal, ResponseChunk
+from app.services.diag_services import DiagServices
 from app.services.follow import REPLAY_PAGE, Following, follow
 from app.services.locks import LockService
 from app.services.pipeline import Cancellation, Job, Pipeline
 from app.services.throttle import SlidingWindow
 from app.store.commands import CommandFilter, CommandStore
 from app.store.vehicles import VehicleStore
-from app.vehicles.connector import DiagnosticRequest
-from app.vocabulary import CommandStatus, Transport
+from app.vehicles.connector import DescribedRequest, DiagnosticRequest
+from app.vocabulary import CommandName, CommandStatus, Transport
 
 # How long a cancel request waits for the command to be stopped and the stop stored.
 CANCEL_WAIT_S: Final = 5.0
@@ -55,8 +56,10 @@ class CommandService:
         clock: Clock | None = None,
         *,
         locks: LockService | None = None,
+        diag: DiagServices | None = None,
     ) -> None:
         self._clock = clock or Clock()
+        self._diag = diag  # DiagService: bound ECUs' descriptions encode and decode
         self._locks = locks  # another user's lock refuses state-changing commands
         self._bus = bus
         self._store = store
@@ -88,7 +91,14 @@ class CommandService:
         vehicle = await self._vehicles.get(vehicle_id)
         if vehicle is None:
             raise NotFound(f"vehicle {vehicle_id} does not exist")
-        if self._locks is not None and sovd.changes_state(name, params):
+        described: DescribedRequest | None = None
+        changes_state = sovd.changes_state(name, params)
+        if name is CommandName.DIAG_SERVICE:
+            if self._diag is None:
+                raise BadRequest("command_name DiagService: this service has no ECU descriptions")
+            # Checked and encoded now: a refusal is a 400 before anything is stored.
+            params, described = await self._diag.prepare(vehicle, params)
+        if self._locks is not None and changes_state:
             self._locks.check(principal, vehicle_id, params.get("ecuAddress"))
         if vehicle.transport is Transport.SIMULATOR and vehicle.connection_status != "connected":
             raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
@@ -125,9 +135,10 @@ class CommandService:
             params,
             vehicle.transport,
             ecus=tuple((ecu.name, int(ecu.address, 16)) for ecu in vehicle.ecus),
+            described=described,
         )
         self._pipeline.enqueue(Job(command, request, self._clock.monotonic(), timeout_s))
-        if self._locks is not None and sovd.changes_state(name, params):
+        if self._locks is not None and changes_state:
             # Another user may have locked it while this was being stored: then it is
             # withdrawn now, as the lock withdrew what was queued then (never sent).
             self._locks.withdraw_if_locked(command)

@@ -14,6 +14,11 @@ file is its summary (``app.descriptions.summary``), cached under
 
 One file per ECU: a file whose base variant another file already provides is refused;
 shared protocol and comparam layers are fine.
+
+Encoding and decoding (``DiagService`` commands) need odxtools' whole ``Database`` in this
+process: a ready file's is loaded on first use (``codec``), in a worker thread, once per
+file, and kept until the file is removed. Only files that an ECU is used with are ever
+loaded here; binding an ECU needs only the summary (container names, logical address).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 
@@ -41,6 +46,11 @@ from app.datadir import PRIVATE_FILE, make_private_dir
 from app.descriptions.intake import PdxLimits, PdxRejected, check_pdx
 from app.descriptions.summary import Description, DescriptionContents, summarize
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ServiceError
+
+if TYPE_CHECKING:
+    from odxtools.database import Database
+
+    from app.descriptions.codec import LayerCodec
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +71,7 @@ State = Literal["loading", "ready", "failed"]
 
 def _cache_version() -> str:
     """Cached summaries are valid for this code and this odxtools only."""
-    return f"1/odxtools-{importlib.metadata.version('odxtools')}"
+    return f"2/odxtools-{importlib.metadata.version('odxtools')}"
 
 
 class _Cached(msgspec.Struct, frozen=True, kw_only=True):
@@ -256,6 +266,28 @@ async def _parse_in_child(
     return results
 
 
+def load_database(path: Path) -> Database:
+    """odxtools' Database of a stored file (in a worker thread: it holds the GIL while it
+    parses, about 1 ms a service)."""
+    from odxtools.database import Database as OdxDatabase
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        database = OdxDatabase()
+        database.add_pdx_file(io.BytesIO(path.read_bytes()))
+        database.refresh()
+    return database
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRef:
+    """A diag layer container of a ready file: what binding an ECU to it needs."""
+
+    name: str  # its short name as the description spells it (FLXC1000)
+    file: str  # the PDX file that provides it
+    logical_address: str | None  # its base variant's (0x0010), None if it gives none
+
+
 # -- the library -------------------------------------------------------------------------
 
 
@@ -289,6 +321,8 @@ class DescriptionLibrary:
     _write: asyncio.Lock = field(default_factory=asyncio.Lock)
     _children: set[multiprocessing.process.BaseProcess] = field(default_factory=set)
     _task: asyncio.Task[None] | None = None
+    # odxtools databases loaded in this process, by file name (see ``codec``).
+    _databases: dict[str, asyncio.Task[Database]] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -323,6 +357,51 @@ class DescriptionLibrary:
             for e in self._entries.values()
             if e.state == "ready" and e.contents is not None
         }
+
+    def container(self, name: str) -> ContainerRef | None:
+        """The ready container named ``name`` (any case), or None."""
+        wanted = name.lower()
+        for file, contents in sorted(self._ready().items()):
+            for container in contents.containers:
+                if container.name.lower() == wanted and container.base_variants:
+                    address = container.base_variants[0].logical_address
+                    return ContainerRef(container.name, file, address)
+        return None
+
+    def container_names(self) -> list[str]:
+        """Every ready container with an ECU (a base variant), by name."""
+        return sorted(
+            c.name
+            for contents in self._ready().values()
+            for c in contents.containers
+            if c.base_variants
+        )
+
+    async def codec(self, container: str) -> LayerCodec | None:
+        """The codec of ``container``'s base variant (any case); None if no ready file
+        provides it. Its file's Database is loaded on first use (a worker thread) and
+        kept; ServiceError if odxtools cannot load it here."""
+        from app.descriptions.codec import CodecError, LayerCodec
+
+        found = self.container(container)
+        if found is None:
+            return None
+        task = self._databases.get(found.file)
+        if task is None:
+            path = self.directory / found.file
+            task = asyncio.ensure_future(asyncio.to_thread(load_database, path))
+            self._databases[found.file] = task
+        try:
+            database = await asyncio.shield(task)
+            return LayerCodec.of_container(database, found.name)
+        except (CodecError, OSError, ValueError) as exc:
+            self._databases.pop(found.file, None)
+            raise ServiceError(f"description {found.file} cannot be used: {exc}") from None
+        except Exception as exc:  # odxtools' own error, should the file change under us
+            self._databases.pop(found.file, None)
+            raise ServiceError(
+                f"description {found.file} cannot be used: {type(exc).__name__}: {exc}"
+            ) from None
 
     async def _load_stored(self) -> None:
         jobs: list[tuple[str, Path]] = []
@@ -419,6 +498,9 @@ class DescriptionLibrary:
                 raise NotFound(f"no description named {name[:120]}")
             await asyncio.to_thread(_unlink, path)
             del self._entries[name]
+            loaded = self._databases.pop(name, None)
+            if loaded is not None and not loaded.done():
+                loaded.cancel()
             if entry.sha256 is not None and all(
                 e.sha256 != entry.sha256 for e in self._entries.values()
             ):

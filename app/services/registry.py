@@ -10,6 +10,7 @@ from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.commands import CommandService
 from app.services.descriptions import DescriptionLibrary
+from app.services.diag_services import DiagServices
 from app.services.locks import LockService
 from app.services.pipeline import Pipeline
 from app.services.sovd.service import Sovd
@@ -32,3 +33,4 @@ class Services:
     locks: LockService
     sovd: Sovd
     descriptions: DescriptionLibrary
+    diag: DiagServices  # the services of ECUs bound to a description (DiagService)

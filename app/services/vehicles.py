@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound
@@ -25,6 +25,7 @@ from app.models import (
     Vehicle,
     ecu_refs_at,
 )
+from app.services.descriptions import ContainerRef
 from app.services.vehicle_links import LinkControl, NoLinkControl
 from app.store.vehicles import VehicleFilter, VehicleStore
 from app.telemetry import Telemetry
@@ -55,8 +56,39 @@ ECU_NAME_PATTERN: Final = r"^[a-z][a-z0-9-]{0,31}$"
 _ECU_NAME = re.compile(ECU_NAME_PATTERN)
 # Every logical address (ECU, DoIP entity, tester): app.vehicles.addresses.
 ECU_ADDRESS_PATTERN: Final = ADDRESS_PATTERN
-# One ECU as given: (name, logical address in hex such as 0x0010).
-EcuInput = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class EcuInput:
+    """One ECU as given: its name and logical address (hex such as 0x0010), and the
+    description (a diag layer container's short name, any case) it is bound to. With a
+    description, the name is the container's lower-cased (given: it must be that) and the
+    address defaults to the description's."""
+
+    name: str | None
+    address: str | None
+    description: str | None = None
+
+
+class Containers(Protocol):
+    """The descriptions an ECU may be bound to (``DescriptionLibrary``)."""
+
+    def container(self, name: str) -> ContainerRef | None: ...
+
+    def container_names(self) -> list[str]: ...
+
+    def loading(self) -> list[str]: ...
+
+
+class _NoContainers:
+    def container(self, name: str) -> ContainerRef | None:
+        return None
+
+    def container_names(self) -> list[str]:
+        return []
+
+    def loading(self) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +135,63 @@ def doip_target(given: DoipInput) -> DoipTargetSpec:
     )
 
 
-def ecu_set(given: Sequence[EcuInput]) -> tuple[EcuRef, ...]:
+def _bound(i: int, given: EcuInput, containers: Containers) -> tuple[str, str, str]:
+    """An entry with a description: (name, address as given or the description's, the
+    container's own spelling), or BadRequest naming the field."""
+    assert given.description is not None
+    found = containers.container(given.description)
+    if found is None:
+        known = ", ".join(containers.container_names()) or "none"
+        loading = containers.loading()
+        still = f"; still loading: {', '.join(loading)}" if loading else ""
+        raise BadRequest(
+            f"ecus[{i}].description: no ECU description has a diag layer container named"
+            f" {given.description[:64]!r} (known: {known}{still}; upload its PDX file with"
+            " POST /api/v1/descriptions)"
+        )
+    component = found.name.lower()
+    if not _ECU_NAME.fullmatch(component):
+        raise BadRequest(
+            f"ecus[{i}].description: {found.name} lower-cased, {component!r}, would be the"
+            " component id, but component ids are 1 to 32 lower-case letters, digits and"
+            " dashes starting with a letter"
+        )
+    if given.name is not None and given.name != component:
+        raise BadRequest(
+            f"ecus[{i}].name: an ECU bound to {found.name} is the component {component} (the"
+            f" container's short name lower-cased); leave name out or give {component},"
+            f" got {given.name!r}"
+        )
+    address = given.address
+    if address is None:
+        if found.logical_address is None:
+            raise BadRequest(
+                f"ecus[{i}].address: required, as {found.name} ({found.file}) gives no"
+                " logical address (no special data LOGICAL-ADDRESS, no comparam"
+                " CP_DoIPLogicalEcuAddress)"
+            )
+        address = found.logical_address
+    return component, address, found.name
+
+
+def ecu_set(given: Sequence[EcuInput], containers: Containers | None = None) -> tuple[EcuRef, ...]:
     """The ECU set in canonical form (addresses as 0x001A), or BadRequest naming the field:
-    1 to 32 ECUs, names and addresses each used once."""
+    1 to 32 ECUs, names and addresses each used once; an ECU with a description is bound
+    to that container of a ready description (``EcuInput``)."""
     if not 1 <= len(given) <= MAX_VEHICLE_ECUS:
         raise BadRequest(f"ecus: give 1 to {MAX_VEHICLE_ECUS} ECUs, got {len(given)}")
     names: dict[str, int] = {}
     addresses: dict[str, int] = {}
     ecus: list[EcuRef] = []
-    for i, (name, raw) in enumerate(given):
+    for i, entry in enumerate(given):
+        bound: str | None = None
+        if entry.description is not None:
+            name, raw, bound = _bound(i, entry, containers or _NoContainers())
+        elif entry.name is None or entry.address is None:
+            missing = "name" if entry.name is None else "address"
+            raise BadRequest(f"ecus[{i}].{missing}: required for an ECU without a description")
+        else:
+            name, raw = entry.name, entry.address
         if not _ECU_NAME.fullmatch(name):
             raise BadRequest(
                 f"ecus[{i}].name must be 1 to 32 lower-case letters, digits and dashes,"
@@ -124,18 +204,20 @@ def ecu_set(given: Sequence[EcuInput]) -> tuple[EcuRef, ...]:
                     f"ecus[{i}].{kind}: {value} is already the {kind} of ecus[{seen[value]}]"
                 )
             seen[value] = i
-        ecus.append(EcuRef(name=name, address=address))
+        ecus.append(EcuRef(name=name, address=address, description=bound))
     return tuple(ecus)
 
 
 def _initial_ecus(
-    given: Sequence[EcuInput] | None, target: DoipTargetSpec | None
+    given: Sequence[EcuInput] | None,
+    target: DoipTargetSpec | None,
+    containers: Containers | None = None,
 ) -> tuple[EcuRef, ...]:
     """A new vehicle's ECU set: as given; else a DoIP vehicle's listed ECU addresses
     (named as the default ECUs where the address is theirs, ``ecu-0x50`` otherwise);
     else the default four."""
     if given is not None:
-        return ecu_set(given)
+        return ecu_set(given, containers)
     if target is None or not target.ecu_addresses:
         return DEFAULT_ECU_REFS
     derived = ecu_refs_at(int(a, 16) for a in target.ecu_addresses)
@@ -174,8 +256,11 @@ class VehicleService:
         telemetry: Telemetry,
         clock: Clock | None = None,
         links: LinkControl | None = None,
+        containers: Containers | None = None,
     ) -> None:
         self._store = store
+        # The descriptions an ECU may be bound to (``ecus[].description``).
+        self._containers: Containers = containers or _NoContainers()
         self._telemetry = telemetry
         self._clock = clock or Clock()
         self._links: LinkControl = links or NoLinkControl()
@@ -221,7 +306,7 @@ class VehicleService:
             raise BadRequest("doip: required when transport is doip (host, logical_address, ...)")
         if kind is Transport.SIMULATOR and target is not None:
             raise BadRequest("doip: only for transport doip")
-        ecu_refs = _initial_ecus(ecus, target)
+        ecu_refs = _initial_ecus(ecus, target, self._containers)
         vehicle = Vehicle(
             vehicle_id=str(uuid.uuid4()),
             vin=vin,
@@ -259,7 +344,7 @@ class VehicleService:
         if changes.get("doip") is not None:
             changes["doip"] = doip_target(changes["doip"])
         if "ecus" in changes:
-            changes["ecus"] = ecu_set(changes["ecus"])
+            changes["ecus"] = ecu_set(changes["ecus"], self._containers)
         current = await self.get(vehicle_id)
         kind = changes.get("transport", current.transport)
         target = changes.get("doip", current.doip)

@@ -143,6 +143,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         {"name": "transmission", "address": 24}, {"name": "abs", "address": 40},
         {"name": "body", "address": 64}]';
     """,
+    # 6: an ECU bound to its description (issue #20): an entry of ``ecus`` may carry
+    # "description", a diag layer container's short name. No column changes and no row
+    # is rewritten (an entry without it is unbound, as before). The version moves so that
+    # an older service, which would drop the key the next time it writes an ECU set,
+    # refuses this database instead of losing the bindings.
+    """
+    SELECT 1;
+    """,
 )
 
 

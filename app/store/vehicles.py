@@ -77,14 +77,25 @@ def _doip_values(spec: DoipTargetSpec | None) -> tuple[Any, ...]:
 
 def _ecus(raw: str) -> tuple[EcuRef, ...]:
     return tuple(
-        EcuRef(name=item["name"], address=format_address(item["address"]))
+        EcuRef(
+            name=item["name"],
+            address=format_address(item["address"]),
+            description=item.get("description"),
+        )
         for item in json.loads(raw)
     )
 
 
 def _ecus_value(ecus: tuple[EcuRef, ...]) -> str:
-    """The ECU set as stored: a JSON list of {"name", "address"}, the address an integer."""
-    return json.dumps([{"name": e.name, "address": int(e.address, 16)} for e in ecus])
+    """The ECU set as stored: a JSON list of {"name", "address", "description"?}, the
+    address an integer, the description (a container's short name) only when bound."""
+    return json.dumps(
+        [
+            {"name": e.name, "address": int(e.address, 16)}
+            | ({} if e.description is None else {"description": e.description})
+            for e in ecus
+        ]
+    )
 
 
 def _values(vehicle: Vehicle, at: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.vocabulary import Transport
 
@@ -26,6 +26,37 @@ class VehicleUnreachable(Exception):
 class VehicleNotResponding(Exception):
     """The vehicle was reached but sent no final answer in time (P2, P2* after a
     "response pending"): the command ends ``timeout`` now, not at its deadline."""
+
+
+class DescribedAnswer(Protocol):
+    """An ECU's answer read by its description: a positive one's values (and units), or a
+    negative one's NRC and the description's text for it."""
+
+    @property
+    def parameters(self) -> Mapping[str, Any]: ...
+
+    @property
+    def units(self) -> Mapping[str, str]: ...
+
+    @property
+    def nrc(self) -> int | None: ...
+
+    @property
+    def nrc_text(self) -> str | None: ...
+
+
+class DescribedRequest(Protocol):
+    """A request encoded from an ECU's description (``app.descriptions.codec.Encoded``),
+    for the ``DiagService`` command: its bytes, and how its answer is read (``decode``
+    raises ValueError for an answer the description cannot read)."""
+
+    @property
+    def service_name(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+    def decode(self, answer: bytes) -> DescribedAnswer: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +78,9 @@ class DiagnosticRequest:
     # The most chunks its answer may have (SOVD_MAX_CHUNKS_PER_COMMAND): a transport
     # refuses a larger answer before decoding it (``app.sovd.InvalidResponse``).
     max_chunks: int = 4096
+    # DiagService: the request as the ECU's description encodes it (checked and encoded
+    # when the command was submitted), and how its answer is decoded.
+    described: DescribedRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)

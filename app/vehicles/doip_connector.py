@@ -189,6 +189,7 @@ class DoipConnector:
             uds_commands.ConversationSettings(
                 poll_s=self._settings.routine_poll_s, max_chunks=request.max_chunks
             ),
+            request.described,
         )
         link = await self._link(request.vehicle_id)
         link.busy += 1

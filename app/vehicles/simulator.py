@@ -158,6 +158,7 @@ class SimulatedConnector:
             request.command_name,
             request.command_params,
             replace(self._conversation, max_chunks=request.max_chunks),
+            request.described,
         )
         if outcome is SimulatorProfile.MALFORMED:
             await self._latency()

@@ -13,6 +13,10 @@ answer comes back as JSON chunks, the same for every transport:
   session's name).
 - ``DiagnosticSessionControl``: 0x10; the channel is told of the new session (the DoIP
   link keeps a non-default one alive with TesterPresent).
+- ``DiagService``: the request the ECU's description encoded at submission
+  (``DiagnosticRequest.described``), sent as it is; its answer decoded by the
+  description: one final chunk ``{"ecuAddress", "service", "parameters", "units"?,
+  "request", "response"}`` (the bytes in hex beside the decoded values).
 - ``RoutineControl``: 0x31 ``start`` / ``stop`` / ``results``, one chunk each; ``run``
   starts the routine and polls ``results`` every ``poll_s``, one chunk per progress
   change and a final one with the end state. A ``run`` closed before its end (cancelled,
@@ -54,7 +58,7 @@ from udsoncan.services.RoutineControl import RoutineControl
 from app import sovd
 from app.vehicles import description, doip, uds
 from app.vehicles.addresses import InvalidAddress, format_address, parse_address
-from app.vehicles.connector import RawChunk, VehicleNotResponding
+from app.vehicles.connector import DescribedRequest, RawChunk, VehicleNotResponding
 from app.vocabulary import CommandName
 
 log = logging.getLogger(__name__)
@@ -121,10 +125,17 @@ def conversation(
     command_name: str,
     params: Mapping[str, str],
     settings: ConversationSettings | None = None,
+    described: DescribedRequest | None = None,
 ) -> Conversation:
     """The conversation of one command, to run over a channel; InvalidParams if its ECU
-    address is missing or wrong. An unknown command answers serviceNotSupported."""
-    perform = _COMMANDS.get(command_name)
+    address is missing or wrong (or a DiagService comes without its ``described``
+    request). An unknown command answers serviceNotSupported."""
+    if command_name == CommandName.DIAG_SERVICE:
+        if described is None:
+            raise sovd.InvalidParams("DiagService needs the request its description encoded")
+        perform: _Perform | None = partial(_diag_service, described)
+    else:
+        perform = _COMMANDS.get(command_name)
     if perform is None:
         return _unknown_command
     try:
@@ -236,6 +247,38 @@ class _Talk:
         interpreted (and may refuse it, ``app.sovd.InvalidResponse``)."""
         payload = request.get_payload()
         sid = payload[0]
+        answer = await self.send(payload, context)
+        response = Response.from_payload(answer)
+        where = f"ECU {self.address} answered {uds.service_name(sid)}"
+        if not response.valid or response.service is None:
+            raise sovd.InvalidResponse(f"{where} with an undecodable message")
+        if response.service.request_id() != sid:
+            raise sovd.InvalidResponse(f"{where} for another service")
+        if not response.positive:
+            code = int(response.code or 0)
+            raise _Refusal(
+                {
+                    "ecuAddress": self.address,
+                    **context,
+                    "negativeResponse": {
+                        "nrc": uds.format_nrc(code),
+                        "name": uds.nrc_name(code),
+                        "service": _hex(sid, 2),
+                    },
+                }
+            )
+        if check is not None:
+            check(response)
+        try:
+            interpret(response)
+        except _UDS_DECODE_ERRORS as exc:
+            raise sovd.InvalidResponse(f"{where} with a malformed message: {exc}") from None
+        return response
+
+    async def send(self, payload: bytes, context: Mapping[str, Any]) -> bytes:
+        """Send ``payload`` to the ECU: its final answer's bytes, or _Refusal with the
+        chunk for a DoIP negative acknowledgement; VehicleNotResponding without one."""
+        sid = payload[0]
         base = {"ecuAddress": self.address, **context}
         exchange = await self.channel.exchange(self.ecu, payload)
         if exchange.nack is not None:
@@ -257,31 +300,7 @@ class _Talk:
             raise VehicleNotResponding(
                 f"ECU {self.address} did not answer {uds.service_name(sid)} in time"
             )
-        response = Response.from_payload(exchange.answer)
-        where = f"ECU {self.address} answered {uds.service_name(sid)}"
-        if not response.valid or response.service is None:
-            raise sovd.InvalidResponse(f"{where} with an undecodable message")
-        if response.service.request_id() != sid:
-            raise sovd.InvalidResponse(f"{where} for another service")
-        if not response.positive:
-            code = int(response.code or 0)
-            raise _Refusal(
-                {
-                    **base,
-                    "negativeResponse": {
-                        "nrc": uds.format_nrc(code),
-                        "name": uds.nrc_name(code),
-                        "service": _hex(sid, 2),
-                    },
-                }
-            )
-        if check is not None:
-            check(response)
-        try:
-            interpret(response)
-        except _UDS_DECODE_ERRORS as exc:
-            raise sovd.InvalidResponse(f"{where} with a malformed message: {exc}") from None
-        return response
+        return exchange.answer
 
     async def read_dtcs(self) -> list[tuple[int, int]]:
         subfunction = ReadDTCInformation.Subfunction.reportDTCByStatusMask
@@ -563,6 +582,38 @@ async def _run_routine(talk: _Talk, routine_id: int) -> AsyncGenerator[RawChunk,
             # Closed early (cancelled, timed out, shutting down) or the polling failed:
             # the routine must not run on unattended.
             await talk.stop_routine(routine_id)
+
+
+async def _diag_service(
+    described: DescribedRequest, talk: _Talk, params: Mapping[str, str]
+) -> AsyncGenerator[RawChunk, None]:
+    """Send the request the description encoded; one chunk: the answer decoded by the
+    description (a negative one as today's negative chunks, with the description's
+    text), the bytes of both in hex beside it."""
+    payload = described.payload
+    context = {"service": described.service_name, "request": payload.hex().upper()}
+    answer = await talk.send(payload, context)
+    where = f"ECU {talk.address} answered {described.service_name}"
+    try:
+        decoded = described.decode(answer)
+    except ValueError as exc:
+        raise sovd.InvalidResponse(f"{where}: {exc}") from None
+    chunk: dict[str, Any] = {"ecuAddress": talk.address, **context}
+    if decoded.nrc is not None:
+        chunk["response"] = answer.hex().upper()
+        chunk["negativeResponse"] = {
+            "nrc": uds.format_nrc(decoded.nrc),
+            "name": uds.nrc_name(decoded.nrc),
+            "text": decoded.nrc_text,
+            "service": _hex(payload[0], 2),
+        }
+        yield _chunk(chunk, True)
+        return
+    chunk["parameters"] = dict(decoded.parameters)
+    if decoded.units:
+        chunk["units"] = dict(decoded.units)
+    chunk["response"] = answer.hex().upper()
+    yield _chunk(chunk, True)
 
 
 _Perform = Callable[[_Talk, Mapping[str, str]], AsyncGenerator[RawChunk, None]]

@@ -1,0 +1,394 @@
+"""One ECU's diagnostic services as its ODX description says: find a service, encode its
+request from physical values, decode the ECU's answer (odxtools' public API; no I/O, and
+nothing of ``app`` imported, so the vehicles layer can hold what it makes).
+
+- ``LayerCodec(layer)``: one diag layer, for now the container's base variant
+  (``LayerCodec.of_container``; variant identification is a later step: it picks
+  another layer of the same container, the rest stays as it is).
+- ``LayerCodec.service(name)``: a diagnostic service by short name, in any case.
+- ``LayerCodec.encode(name, params)``: the request's bytes from ``{parameter: physical
+  value}`` as JSON gives them (numbers, strings, hex strings for byte fields, objects
+  and lists for structures and fields). Every refusal is a ``CodecError`` naming the
+  service and parameter: unknown, not settable (a constant of the request, such as its
+  SID or DID), missing, of the wrong type, or not encodable (out of range, not in the
+  text table).
+- ``Encoded.decode(answer)``: a positive answer as ``{parameter: physical value}``
+  with the units of those that have one; a negative answer (0x7F) as its NRC and the
+  description's text for it. Left out of the positive answer: the constants that name
+  the message (the response SID, a sub-function or DID echo: CODED-CONST and PHYS-CONST
+  parameters, and NRC-CONST), the echoes of the request (MATCHING-REQUEST-PARAM) and
+  reserved bits; the bytes themselves are kept beside the decoded form by the caller.
+  Values are made JSON-ready: byte fields as upper-case hex, a DTC as
+  ``{"code", "troubleCode", "text", "level"}``, structures as objects, fields as lists.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from odxtools.database import Database
+from odxtools.dataobjectproperty import DataObjectProperty
+from odxtools.diaglayers.diaglayer import DiagLayer
+from odxtools.diagnostictroublecode import DiagnosticTroubleCode
+from odxtools.diagservice import DiagService
+from odxtools.exceptions import OdxError
+from odxtools.odxtypes import DataType
+from odxtools.parameters.parameter import Parameter
+from odxtools.parameters.valueparameter import ValueParameter
+
+NEGATIVE_RESPONSE_SID: Final = 0x7F
+# Parameters of a positive answer that are not values: the constants naming the message,
+# the request's echoes, padding.
+SKIPPED_PARAMETER_TYPES: Final = frozenset(
+    {"CODED-CONST", "PHYS-CONST", "NRC-CONST", "MATCHING-REQUEST-PARAM", "RESERVED"}
+)
+_INTEGERS: Final = frozenset({DataType.A_INT32, DataType.A_UINT32})
+_FLOATS: Final = frozenset({DataType.A_FLOAT32, DataType.A_FLOAT64})
+_TEXTS: Final = frozenset(
+    {DataType.A_UNICODE2STRING, DataType.A_ASCIISTRING, DataType.A_UTF8STRING}
+)
+_MAX_MESSAGE: Final = 300  # characters of an odxtools message kept in an error
+
+
+class CodecError(ValueError):
+    """A request that cannot be encoded, or an answer that cannot be decoded; the message
+    names the service and parameter, ``field`` what was wrong (``service``,
+    ``params.<name>``, ``params``, ``answer``)."""
+
+    def __init__(self, message: str, field: str = "params") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+# -- what a service takes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParamInfo:
+    """A settable parameter of a service's request."""
+
+    name: str
+    type: str  # the physical data type (A_UINT32, A_UNICODE2STRING, ...) or "structure"
+    required: bool  # False: it has a default in the description
+    unit: str | None = None
+    values: tuple[str, ...] = ()  # a text table's texts, the values it takes
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    name: str
+    sid: int | None  # the request's first byte, None without a request
+    long_name: str | None
+    params: tuple[ParamInfo, ...]
+
+
+def _dop(parameter: Parameter) -> DataObjectProperty | None:
+    if isinstance(parameter, ValueParameter):
+        dop = parameter.dop
+        if isinstance(dop, DataObjectProperty):
+            return dop
+    return None
+
+
+def _unit(parameter: Parameter) -> str | None:
+    dop = _dop(parameter)
+    if dop is None or dop.unit is None:
+        return None
+    return dop.unit.display_name or dop.unit.short_name
+
+
+def _texts(dop: DataObjectProperty) -> tuple[str, ...]:
+    internal_to_phys = getattr(dop.compu_method, "compu_internal_to_phys", None)
+    scales = getattr(internal_to_phys, "compu_scales", None) or []
+    found = []
+    for scale in scales:
+        const = scale.compu_const
+        if const is not None and const.vt is not None:
+            found.append(str(const.vt))
+    return tuple(found)
+
+
+def _param_info(parameter: Parameter) -> ParamInfo:
+    dop = _dop(parameter)
+    if dop is None:
+        kind = "structure"
+        values: tuple[str, ...] = ()
+    else:
+        kind = dop.physical_type.base_data_type.value
+        values = _texts(dop) if dop.compu_method.category.value == "TEXTTABLE" else ()
+    return ParamInfo(
+        name=parameter.short_name,
+        type=kind,
+        required=parameter.is_required,
+        unit=_unit(parameter),
+        values=values,
+    )
+
+
+def _sid(service: DiagService) -> int | None:
+    request = service.request
+    if request is None:
+        return None
+    prefix = bytes(request.coded_const_prefix())
+    return prefix[0] if prefix else None
+
+
+# -- physical values from JSON ------------------------------------------------------------
+
+
+def _physical(service: str, parameter: Parameter, value: object) -> Any:
+    """``value`` as the type the parameter's DOP takes, or CodecError naming it."""
+    field = f"params.{parameter.short_name}"
+    where = f"{field} of {service}"
+    dop = _dop(parameter)
+    if dop is None:
+        return value  # a structure, field or table: odxtools checks its shape
+    kind = dop.physical_type.base_data_type
+    if kind in _INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CodecError(f"{where} must be an integer ({kind.value}), got {value!r:.80}", field)
+        return value
+    if kind in _FLOATS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CodecError(f"{where} must be a number ({kind.value}), got {value!r:.80}", field)
+        return float(value)
+    if kind in _TEXTS:
+        if not isinstance(value, str):
+            raise CodecError(f"{where} must be a string ({kind.value}), got {value!r:.80}", field)
+        return value
+    if kind is DataType.A_BYTEFIELD:
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            return bytes.fromhex(value)
+        except ValueError:
+            raise CodecError(
+                f"{where} must be bytes in hex such as 0A1B ({kind.value}), got {value!r:.80}",
+                field,
+            ) from None
+    return value
+
+
+def jsonable(value: object) -> Any:
+    """A decoded physical value as JSON can carry it."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex().upper()
+    if isinstance(value, DiagnosticTroubleCode):
+        return {
+            "code": value.display_trouble_code or f"{value.trouble_code:06X}",
+            "troubleCode": f"0x{value.trouble_code:06X}",
+            "text": value.text.text if value.text is not None else None,
+            "level": value.level,
+        }
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One answer: a positive one's values (and units), or a negative one's NRC."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    nrc: int | None = None  # set for a negative answer
+    nrc_text: str | None = None  # the description's word for it, if it has one
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A request ready to send, and how its answer is read."""
+
+    service_name: str
+    payload: bytes
+    _service: DiagService = field(repr=False, compare=False)
+
+    @property
+    def sid(self) -> int:
+        return self.payload[0]
+
+    def decode(self, answer: bytes) -> Decoded:
+        """The ECU's answer read by the description, or CodecError (an answer the
+        description cannot read, or one for another service)."""
+        where = f"the answer to {self.service_name}"
+        if not answer:
+            raise CodecError(f"{where} is empty")
+        if answer[0] == NEGATIVE_RESPONSE_SID:
+            if len(answer) < 3 or answer[1] != self.sid:
+                raise CodecError(f"{where} is a negative response for another service")
+            return Decoded(nrc=answer[2], nrc_text=self._nrc_text(answer))
+        if answer[0] != (self.sid | 0x40):
+            raise CodecError(f"{where} is for another service (SID 0x{answer[0]:02X})")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                message = self._service.decode_message(answer)
+        except (OdxError, ValueError, IndexError, KeyError, TypeError) as exc:
+            raise CodecError(f"{where} does not decode: {_short(exc)}") from None
+        coding = message.coding_object
+        # (``in`` on odxtools' lists compares whole objects: look for this one)
+        if coding is None or not any(coding is r for r in self._service.positive_responses):
+            raise CodecError(f"{where} is not one of its positive responses")
+        values: dict[str, Any] = {}
+        units: dict[str, str] = {}
+        for parameter in coding.parameters:
+            name = parameter.short_name
+            if parameter.parameter_type in SKIPPED_PARAMETER_TYPES:
+                continue
+            if name in message.param_dict:
+                values[name] = jsonable(message.param_dict[name])
+                unit = _unit(parameter)
+                if unit is not None:
+                    units[name] = unit
+        return Decoded(parameters=values, units=units)
+
+    def _nrc_text(self, answer: bytes) -> str | None:
+        """What the description calls the NRC: the physical value of the negative
+        response's parameter at byte 2, when it decodes to text."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                message = self._service.decode_message(answer)
+        except (OdxError, ValueError, IndexError, KeyError, TypeError):
+            return None
+        coding = message.coding_object
+        if coding is None:
+            return None
+        for parameter in coding.parameters:
+            if parameter.byte_position == 2 and parameter.parameter_type != "NRC-CONST":
+                value = message.param_dict.get(parameter.short_name)
+                return value if isinstance(value, str) else None
+        return None
+
+
+# -- one diag layer -----------------------------------------------------------------------
+
+
+class LayerCodec:
+    """The services of one diag layer (see the module docstring)."""
+
+    def __init__(self, layer: DiagLayer, container: str) -> None:
+        self.layer = layer
+        self.container = container
+        self._by_name: dict[str, DiagService] = {}
+        for service in layer.services:
+            if isinstance(service, DiagService):
+                self._by_name.setdefault(service.short_name.lower(), service)
+
+    @classmethod
+    def of_container(
+        cls, database: Database, container: str, variant: str | None = None
+    ) -> LayerCodec:
+        """The layer of ``container`` (short name, any case) to talk to: its base variant
+        (its first, should it have several), or the ECU variant ``variant`` once variant
+        identification names one. CodecError if there is none."""
+        wanted = container.lower()
+        for dlc in database.diag_layer_containers:
+            if dlc.short_name.lower() != wanted:
+                continue
+            if variant is not None:
+                for ecu_variant in dlc.ecu_variants:
+                    if ecu_variant.short_name.lower() == variant.lower():
+                        return cls(ecu_variant, dlc.short_name)
+                raise CodecError(f"{dlc.short_name} has no ECU variant {variant}")
+            if not dlc.base_variants:
+                raise CodecError(f"{dlc.short_name} has no base variant")
+            return cls(dlc.base_variants[0], dlc.short_name)
+        raise CodecError(f"no diag layer container named {container}")
+
+    @property
+    def name(self) -> str:
+        return self.layer.short_name
+
+    def service_names(self) -> list[str]:
+        return sorted(s.short_name for s in self._by_name.values())
+
+    def services(self) -> list[ServiceInfo]:
+        """Each service with its SID and its settable request parameters, by name."""
+        found = []
+        for service in sorted(self._by_name.values(), key=lambda s: s.short_name):
+            request = service.request
+            params = (
+                tuple(_param_info(p) for p in request.parameters if p.is_settable)
+                if request is not None
+                else ()
+            )
+            found.append(ServiceInfo(service.short_name, _sid(service), service.long_name, params))
+        return found
+
+    def service(self, name: str) -> DiagService:
+        found = self._by_name.get(name.lower())
+        if found is None:
+            raise CodecError(
+                f"service {name[:80]!r} is not a service of {self.name}"
+                f" ({len(self._by_name)} services; GET /api/v1/vehicles/{{id}}/services lists"
+                " them)",
+                "service",
+            )
+        return found
+
+    def encode(self, name: str, params: Mapping[str, object]) -> Encoded:
+        """The request of service ``name`` with ``params`` (physical values), or
+        CodecError naming what is wrong."""
+        service = self.service(name)
+        request = service.request
+        if request is None:
+            raise CodecError(f"{service.short_name} has no request in the description")
+        by_name = {p.short_name: p for p in request.parameters}
+        settable = [p.short_name for p in request.parameters if p.is_settable]
+        values: dict[str, Any] = {}
+        for key, value in params.items():
+            parameter = by_name.get(key)
+            if parameter is None:
+                allowed = ", ".join(settable) or "none"
+                raise CodecError(
+                    f"params.{key[:80]} is not a parameter of {service.short_name}"
+                    f" (it takes: {allowed})",
+                    f"params.{key[:80]}",
+                )
+            if not parameter.is_settable:
+                raise CodecError(
+                    f"params.{key} of {service.short_name} is fixed by the description"
+                    f" ({parameter.parameter_type}); leave it out",
+                    f"params.{key}",
+                )
+            values[key] = _physical(service.short_name, parameter, value)
+        missing = [
+            p.short_name for p in request.parameters if p.is_required and p.short_name not in values
+        ]
+        if missing:
+            raise CodecError(
+                f"params.{missing[0]} is required by {service.short_name}"
+                f" (required: {', '.join(missing)})",
+                f"params.{missing[0]}",
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                payload = bytes(service.encode_request(**values))
+        except (OdxError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+            what = f"params.{next(iter(values))}" if len(values) == 1 else "params"
+            raise CodecError(
+                f"{what} of {service.short_name} does not encode: {_short(exc)}", what
+            ) from None
+        if not payload:
+            raise CodecError(f"{service.short_name} encodes to an empty request")
+        return Encoded(service.short_name, payload, service)

@@ -1,0 +1,172 @@
+"""The ``DiagService`` command and the services of a vehicle's bound ECUs (issue #20).
+
+An ECU bound to a description (``ecus[].description``, a diag layer container) speaks
+it: ``DiagService`` names the ECU by its component id (the container's short name
+lower-cased) and a service by short name, with the request's parameters as physical
+values. Here, before anything is stored, the ECU is found, the description's codec
+(``app.descriptions.codec``, from the library's in-process odxtools database) encodes
+the request, and every refusal is a 400 naming the field; the command then carries the
+encoded request down to the vehicle, which decodes the answer with it.
+
+odxtools is imported only when a description is first used (its import alone takes
+about 0.3 s), never at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from app.errors import BadRequest, Conflict
+from app.models import EcuRef, Vehicle
+from app.services.descriptions import DescriptionLibrary
+from app.sovd import ECU_ADDRESS_PARAM
+
+if TYPE_CHECKING:
+    from app.descriptions.codec import Encoded, LayerCodec
+
+
+class ParamOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A request parameter a DiagService may set."""
+
+    name: str
+    type: str  # the physical data type: A_UINT32, A_FLOAT64, A_UNICODE2STRING, ...
+    required: bool  # False: the description gives it a default
+    unit: str | None = None
+    values: list[str] = []  # a text table's values, the only ones it takes
+
+
+class ServiceOut(msgspec.Struct, frozen=True, kw_only=True):
+    name: str  # the short name DiagService takes as "service"
+    sid: str | None  # the request's service id, such as 0x22
+    long_name: str | None
+    params: list[ParamOut]
+
+
+class EcuServices(msgspec.Struct, frozen=True, kw_only=True):
+    """One bound ECU of a vehicle and what its description offers."""
+
+    ecu: str  # the component id DiagService takes as "ecu"
+    address: str
+    description: str  # the container's short name
+    variant: str | None  # the diag layer spoken (its base variant), None if not loaded
+    error: str | None  # why its services cannot be listed (description not loaded)
+    services: list[ServiceOut]
+
+
+def _bound(vehicle: Vehicle, ecu: str) -> EcuRef:
+    for ref in vehicle.ecus:
+        if ref.name == ecu:
+            if ref.description is None:
+                raise BadRequest(
+                    f"command_params.ecu: {ecu} of vehicle {vehicle.vin} is bound to no"
+                    " ECU description; bind it with PATCH /api/v1/vehicles/{id}"
+                    ' {"ecus": [..., {"description": "<container>"}]}'
+                )
+            return ref
+    bound = ", ".join(r.name for r in vehicle.ecus if r.description is not None) or "none"
+    raise BadRequest(
+        f"command_params.ecu: vehicle {vehicle.vin} has no ECU {ecu[:64]!r}"
+        f" (bound to a description: {bound})"
+    )
+
+
+class DiagServices:
+    def __init__(self, library: DescriptionLibrary) -> None:
+        self._library = library
+
+    async def _codec(self, vehicle: Vehicle, ref: EcuRef) -> LayerCodec:
+        assert ref.description is not None
+        codec = await self._library.codec(ref.description)
+        if codec is None:
+            loading = self._library.loading()
+            why = f"still loading: {', '.join(loading)}" if loading else "no ready PDX file"
+            raise Conflict(
+                f"ECU {ref.name} of vehicle {vehicle.vin} is bound to {ref.description}, which"
+                f" no loaded description provides ({why}); GET /api/v1/descriptions"
+            )
+        return codec
+
+    async def prepare(
+        self, vehicle: Vehicle, params: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], Encoded]:
+        """A DiagService's checked params (as stored: ``ecu``, ``service`` in the
+        description's spelling, ``params``, and the ECU's ``ecuAddress``) and its encoded
+        request; BadRequest naming the field, Conflict if the description is not loaded."""
+        from app.descriptions.codec import CodecError
+
+        ref = _bound(vehicle, str(params["ecu"]))
+        given_address = params.get(ECU_ADDRESS_PARAM)
+        if given_address is not None and given_address != ref.address:
+            raise BadRequest(
+                f"command_params.{ECU_ADDRESS_PARAM}: {ref.name} is at {ref.address}, got"
+                f" {given_address} (leave it out: the service fills it in)"
+            )
+        codec = await self._codec(vehicle, ref)
+        values: dict[str, Any] = dict(params.get("params") or {})
+        try:
+            encoded = codec.encode(str(params["service"]), values)
+        except CodecError as exc:
+            # Its message starts with the field when that is a parameter (params.X ...).
+            message = str(exc)
+            named = message if message.startswith("params") else f"{exc.field}: {message}"
+            raise BadRequest(f"command_params.{named}") from None
+        clean = {
+            "ecu": ref.name,
+            "service": encoded.service_name,
+            "params": values,
+            ECU_ADDRESS_PARAM: ref.address,
+        }
+        return clean, encoded
+
+    async def services(self, vehicle: Vehicle) -> list[EcuServices]:
+        """Each bound ECU of the vehicle with its description's services (its base
+        variant's); an ECU whose description is not loaded says why instead."""
+        found = []
+        for ref in vehicle.ecus:
+            if ref.description is None:
+                continue
+            try:
+                codec = await self._codec(vehicle, ref)
+            except Conflict as exc:
+                found.append(
+                    EcuServices(
+                        ecu=ref.name,
+                        address=ref.address,
+                        description=ref.description,
+                        variant=None,
+                        error=exc.message,
+                        services=[],
+                    )
+                )
+                continue
+            found.append(
+                EcuServices(
+                    ecu=ref.name,
+                    address=ref.address,
+                    description=ref.description,
+                    variant=codec.name,
+                    error=None,
+                    services=[
+                        ServiceOut(
+                            name=s.name,
+                            sid=None if s.sid is None else f"0x{s.sid:02X}",
+                            long_name=s.long_name,
+                            params=[
+                                ParamOut(
+                                    name=p.name,
+                                    type=p.type,
+                                    required=p.required,
+                                    unit=p.unit,
+                                    values=list(p.values),
+                                )
+                                for p in s.params
+                            ],
+                        )
+                        for s in codec.services()
+                    ],
+                )
+            )
+        return found
