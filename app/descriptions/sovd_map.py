@@ -547,6 +547,11 @@ def _fault(dtc: DiagnosticTroubleCode, status: int) -> Fault:
     )
 
 
+def _undescribed(trouble_code: int, status: int) -> Fault:
+    """A DTC the description does not define: its code and status, nothing else."""
+    return Fault(trouble_code, None, None, 0, FaultStatus(status))
+
+
 def known_dtcs(layer: DiagLayer) -> tuple[DiagnosticTroubleCode, ...]:
     """Every DTC the layer's DTC DOPs define, in their order."""
     return tuple(dtc for dop in layer.diag_data_dictionary_spec.dtc_dops for dtc in dop.dtcs)
@@ -585,16 +590,12 @@ def _records(params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return []
 
 
-def _decode_report(service: DiagService, answer: bytes) -> list[tuple[DiagnosticTroubleCode, int]]:
-    where = f"the answer to {service.short_name}"
-    if not answer or answer[0] != READ_DTC_INFORMATION + 0x40:
-        raise CodecError(f"{where} is not a positive 0x19 answer")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a DTC the DOP lacks: odxtools warns
-            message = service.decode_message(answer)
-    except (OdxError, ValueError, IndexError, KeyError, TypeError) as exc:
-        raise CodecError(f"{where} does not decode: {exc}") from None
+def _by_description(service: DiagService, answer: bytes) -> list[Fault]:
+    """The records as the response's structures say, OdxError if they do not decode
+    (odxtools refuses a DTC its DOP does not list)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        message = service.decode_message(answer)
     found = []
     for index, record in enumerate(_records(message.param_dict)):
         dtc = next((v for v in record.values() if isinstance(v, DiagnosticTroubleCode)), None)
@@ -603,9 +604,34 @@ def _decode_report(service: DiagService, answer: bytes) -> list[tuple[Diagnostic
         if status is None and offset < len(answer):
             status = answer[offset]
         if dtc is None or status is None:
-            raise CodecError(f"{where}: record {index} has no DTC or status")
-        found.append((dtc, status))
+            raise CodecError(f"the answer to {service.short_name}: record {index} has no DTC")
+        found.append(_fault(dtc, status))
     return found
+
+
+def _by_iso_layout(layer: DiagLayer, answer: bytes) -> list[Fault]:
+    """The records by ISO 14229-1's layout (59 02 mask, then DTC (3 bytes) and status
+    per record), each DTC looked up in the DTC DOPs: for an answer holding a DTC the
+    description lacks."""
+    known = {dtc.trouble_code: dtc for dtc in known_dtcs(layer)}
+    found = []
+    for offset in range(3, len(answer), 4):
+        code, status = int.from_bytes(answer[offset : offset + 3], "big"), answer[offset + 3]
+        dtc = known.get(code)
+        found.append(_fault(dtc, status) if dtc is not None else _undescribed(code, status))
+    return found
+
+
+def _decode_report(layer: DiagLayer, service: DiagService, answer: bytes) -> list[Fault]:
+    where = f"the answer to {service.short_name}"
+    if len(answer) < 3 or answer[:2] != bytes((READ_DTC_INFORMATION + 0x40, 0x02)):
+        raise CodecError(f"{where} is not a positive 0x19 0x02 answer")
+    try:
+        return _by_description(service, answer)
+    except (OdxError, ValueError, IndexError, KeyError, TypeError) as exc:
+        if (len(answer) - 3) % 4 == 0:
+            return _by_iso_layout(layer, answer)
+        raise CodecError(f"{where} does not decode: {exc}") from None
 
 
 def decode_faults(
@@ -618,12 +644,13 @@ def decode_faults(
     """The faults of a positive 0x19 0x02 answer (to ``service``, by default the layer's
     report-by-status-mask service), decoded with the DTC DOP, in the answer's order;
     with the request ``mask`` 0xFF or 0x00 followed by every other DTC the description
-    defines, with status 0 (CDA: ``GET faults`` lists all known DTCs). CodecError for an
-    answer that is not one."""
+    defines, with status 0 (CDA: ``GET faults`` lists all known DTCs). A reported DTC
+    the description lacks: its code and status only. CodecError for an answer that is
+    not one."""
     service = service or fault_services(layer).report_by_status_mask
     if service is None:
         raise CodecError(f"{layer.short_name} has no 0x19 0x02 service")
-    faults = [_fault(dtc, status) for dtc, status in _decode_report(service, answer)]
+    faults = _decode_report(layer, service, answer)
     if mask in (0x00, 0xFF):
         reported = {fault.trouble_code for fault in faults}
         for dtc in known_dtcs(layer):
