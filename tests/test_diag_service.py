@@ -372,3 +372,50 @@ def test_migration_6_keeps_every_ecu_set(tmp_path: Path) -> None:
         ('[{"name": "motor", "address": 4097}]',)
     ]
     conn.close()
+
+
+@pytest.mark.socket
+def test_diag_service_over_doip_to_the_emulator(tmp_path: Path) -> None:
+    """The demo's DoIP vehicle (the emulator on loopback TCP) bound to the demo PDX."""
+    config = make_config(tmp_path, demo_emulator=True, command_timeout_s=5.0)
+    with in_process(config) as server:
+        admin, token = server.admin_token(), server.token()
+        r = server.http.post(
+            "/api/v1/descriptions",
+            params={"name": "demo.pdx"},
+            content=build_demo_pdx(),
+            headers={**auth(admin), **ZIP},
+        )
+        assert r.status_code == 201, r.text
+        vehicle = server.http.get("/api/v1/vehicles/WAUZZZ8V0KDP00007", headers=auth(token)).json()
+        r = server.http.patch(
+            f"/api/v1/vehicles/{vehicle['vehicle_id']}",
+            headers=auth(admin),
+            json={"ecus": [{"description": "ENGINE"}, {"description": "BODY"}]},
+        )
+        assert r.status_code == 200, r.text
+        assert [(e["name"], e["address"]) for e in r.json()["ecus"]] == [
+            ("engine", "0x0010"),
+            ("body", "0x0040"),
+        ]
+        r = _diag(server, token, vehicle["vehicle_id"], ecu="engine", service="VIN_Read")
+        assert server.wait_status(token, r.json()["command_id"])["status"] == "completed"
+        (chunk,) = _chunks(server, token, r.json()["command_id"])
+        assert (chunk["request"], chunk["parameters"]) == ("22F190", {"VIN": vehicle["vin"]})
+        r = _diag(
+            server,
+            token,
+            vehicle["vehicle_id"],
+            ecu="engine",
+            service="FaultMem_ReportDTCByStatusMask",
+        )
+        assert server.wait_status(token, r.json()["command_id"])["status"] == "completed"
+        (chunk,) = _chunks(server, token, r.json()["command_id"])
+        codes = [rec["DTC"]["code"] for rec in chunk["parameters"]["DTCAndStatusRecord"]]
+        assert codes == ["P0171", "P0420"]
+        # The body clears only in the extended session: the description names the NRC.
+        r = _diag(server, token, vehicle["vehicle_id"], ecu="body", service="FaultMem_ClearDTCs")
+        done = server.wait_status(token, r.json()["command_id"])
+        assert (done["status"], done["error_code"]) == ("failed", "error-response")
+        (chunk,) = _chunks(server, token, r.json()["command_id"])
+        assert chunk["negativeResponse"]["text"] == "serviceNotSupportedInActiveSession"
