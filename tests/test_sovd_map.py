@@ -370,14 +370,17 @@ def test_encode_write_names_a_bad_parameter(custom: DiagLayer) -> None:
     assert counter is not None
     assert encode_write(custom, counter, {"Counter": 50.0}).payload == bytes.fromhex("2E12340064")
     assert encode_write(custom, counter, {"Counter": 50}).payload == bytes.fromhex("2E12340064")
-    with pytest.raises(CodecError, match=r"Speed is not a parameter of Counter_Write"):
+    with pytest.raises(CodecError, match=r"Speed is not a parameter of Counter_Write") as error:
         encode_write(custom, counter, {"Speed": 1})
-    with pytest.raises(CodecError, match=r"Counter of Counter_Write must be a number"):
+    assert error.value.field == "params.Speed"
+    with pytest.raises(CodecError, match=r"Counter of Counter_Write must be a number") as error:
         encode_write(custom, counter, {"Counter": "fifty"})
+    assert error.value.field == "params.Counter"
     light = find_data(custom, "LightMode")
     assert light is not None
-    with pytest.raises(CodecError, match="LightMode cannot be written"):
+    with pytest.raises(CodecError, match="LightMode cannot be written") as error:
         encode_write(custom, light, {"LightMode": "On"})
+    assert error.value.field == "service"
     written = encode_write(custom, counter, {"Counter": 1})
     assert written.decode(bytes.fromhex("6E1234")).parameters == {}
 
@@ -523,7 +526,15 @@ def test_fault_services(demo: Database, custom: DiagLayer) -> None:
         "FaultMem_ReportSnapshot",
         "FaultMem_ReportExtendedData",
     )
-    assert extra.snapshots is not None
+    assert extra.snapshots is not None and extra.extended_data is not None
+    request = sovd_map.encode_fault_request(custom, extra.snapshots, 0x017100)
+    assert request.payload == bytes.fromhex("1904017100FF")
+    request = sovd_map.encode_fault_request(custom, extra.extended_data, 0x403500, 0x01)
+    assert request.payload == bytes.fromhex("190640350001")
+    with pytest.raises(CodecError, match="does not take a DTC"):
+        sovd_map.encode_fault_request(custom, custom.services["Counter_Read"], 0x017100)
+    with pytest.raises(CodecError, match="0x123456"):
+        sovd_map.encode_fault_request(custom, extra.snapshots, 0x123456)
     snapshot = decode_answer(extra.snapshots, bytes.fromhex("5904017100 2F"))
     assert snapshot.parameters == {
         "DTC": {

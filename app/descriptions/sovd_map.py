@@ -15,7 +15,9 @@ answers read. No I/O: odxtools objects in, frozen dataclasses out; the codec
   ``extended``) and ``dtcsetting`` (0x85, ``DTC_Setting_Mode_Off`` -> ``off``).
 - ``fault_services(layer)`` and ``decode_faults``: the 0x19 0x02 answer as CDA's faults
   (``code``, ``display_code``, ``fault_name``, ``severity``, the status bits), and, with
-  the mask 0xFF or 0x00, every other DTC the description defines with status 0.
+  the mask 0xFF or 0x00, every other DTC the description defines with status 0;
+  ``encode_fault_request``: the 0x19 0x04 / 0x06 request for one DTC's environment data
+  (read its answer with ``decode_answer``).
 - ``preconditions`` / ``check_precondition``: the states of PRE-CONDITION-STATE-REFS and
   the message refusing a service whose state is not the current one.
 - ``decode_answer`` / ``decode_read``, ``encode_write``, ``encode_execution``: through
@@ -604,7 +606,9 @@ def _by_description(service: DiagService, answer: bytes) -> list[Fault]:
         if status is None and offset < len(answer):
             status = answer[offset]
         if dtc is None or status is None:
-            raise CodecError(f"the answer to {service.short_name}: record {index} has no DTC")
+            raise CodecError(
+                f"the answer to {service.short_name}: record {index} has no DTC", "answer"
+            )
         found.append(_fault(dtc, status))
     return found
 
@@ -625,13 +629,13 @@ def _by_iso_layout(layer: DiagLayer, answer: bytes) -> list[Fault]:
 def _decode_report(layer: DiagLayer, service: DiagService, answer: bytes) -> list[Fault]:
     where = f"the answer to {service.short_name}"
     if len(answer) < 3 or answer[:2] != bytes((READ_DTC_INFORMATION + 0x40, 0x02)):
-        raise CodecError(f"{where} is not a positive 0x19 0x02 answer")
+        raise CodecError(f"{where} is not a positive 0x19 0x02 answer", "answer")
     try:
         return _by_description(service, answer)
     except (OdxError, ValueError, IndexError, KeyError, TypeError) as exc:
         if (len(answer) - 3) % 4 == 0:
             return _by_iso_layout(layer, answer)
-        raise CodecError(f"{where} does not decode: {exc}") from None
+        raise CodecError(f"{where} does not decode: {exc}", "answer") from None
 
 
 def decode_faults(
@@ -649,7 +653,7 @@ def decode_faults(
     not one."""
     service = service or fault_services(layer).report_by_status_mask
     if service is None:
-        raise CodecError(f"{layer.short_name} has no 0x19 0x02 service")
+        raise CodecError(f"{layer.short_name} has no 0x19 0x02 service", "service")
     faults = _decode_report(layer, service, answer)
     if mask in (0x00, 0xFF):
         reported = {fault.trouble_code for fault in faults}
@@ -678,7 +682,7 @@ def decode_answer(service: DiagService, answer: bytes) -> Decoded:
 def decode_read(item: DataItem, answer: bytes) -> Decoded:
     """The answer to the data item's read: ``Decoded.parameters`` is CDA's ``data``."""
     if item.read is None:
-        raise CodecError(f"{item.id} cannot be read (no 0x22 service)")
+        raise CodecError(f"{item.id} cannot be read (no 0x22 service)", "service")
     return decode_answer(item.read, answer)
 
 
@@ -686,7 +690,7 @@ def encode_write(layer: DiagLayer, item: DataItem, data: Mapping[str, object]) -
     """The 0x2E request writing ``data`` (``{param short name: physical value}``);
     CodecError naming an unknown or ill-typed parameter, or for an item without one."""
     if item.write is None:
-        raise CodecError(f"{item.id} cannot be written (no 0x2E service)")
+        raise CodecError(f"{item.id} cannot be written (no 0x2E service)", "service")
     return _codec(layer).encode(item.write.short_name, data)
 
 
@@ -696,3 +700,23 @@ def encode_execution(
     """An execution's request (its start, stop or request-results service) from the POST
     body's ``parameters``; CodecError naming an unknown or ill-typed parameter."""
     return _codec(layer).encode(service.short_name, parameters)
+
+
+def encode_fault_request(
+    layer: DiagLayer, service: DiagService, trouble_code: int, record: int = 0xFF
+) -> Encoded:
+    """A 0x19 0x04 (snapshots) or 0x19 0x06 (extended data) request for one DTC, as CDA
+    sends it: ``19 04 <dtc> FF``. Its settable parameters by their place in ISO 14229-1's
+    layout: the DTC at byte 2, the record number at byte 5. CodecError for a service of
+    another layout or a DTC the DTC DOP does not list."""
+    request = service.request
+    settable = [p for p in request.parameters if p.is_settable] if request is not None else []
+    values: dict[str, object] = {}
+    for parameter in settable:
+        if parameter.byte_position == 2:
+            values[parameter.short_name] = trouble_code
+        elif parameter.byte_position == 5:
+            values[parameter.short_name] = record
+    if len(values) != 2:
+        raise CodecError(f"{service.short_name} does not take a DTC and a record number", "service")
+    return _codec(layer).encode(service.short_name, values)
