@@ -6,6 +6,7 @@ added with odxtools' public API before the database is refreshed."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from odxtools.database import Database
 from odxtools.diaglayers.basevariant import BaseVariant
 from odxtools.diaglayers.basevariantraw import BaseVariantRaw
 from odxtools.diaglayers.diaglayer import DiagLayer
+from odxtools.diaglayers.diaglayertype import DiagLayerType
+from odxtools.diaglayers.ecuvariant import EcuVariant
+from odxtools.diaglayers.ecuvariantraw import EcuVariantRaw
 from odxtools.diagservice import DiagService
 from odxtools.functionalclass import FunctionalClass
 from odxtools.nameditemlist import NamedItemList
@@ -23,6 +27,7 @@ from odxtools.odxtypes import DataType
 from odxtools.parameters.codedconstparameter import CodedConstParameter
 from odxtools.parameters.parameter import Parameter
 from odxtools.parameters.valueparameter import ValueParameter
+from odxtools.parentref import ParentRef
 from odxtools.request import Request
 from odxtools.response import Response, ResponseType
 from odxtools.standardlengthtype import StandardLengthType
@@ -242,13 +247,33 @@ def _custom_database() -> Database:
     assert extra.raw.diag_data_dictionary_spec is not None
     (dtc_dop,) = extra.raw.diag_data_dictionary_spec.dtc_dops
     dtc_dop.dtcs["C0035"].display_trouble_code = None
+    # An ECU variant inheriting everything from the base variant (a new container: odxtools
+    # lists a container's layers when it is made).
+    container = database.diag_layer_containers["CUSTOM"]
+    variant = EcuVariant(
+        diag_layer_raw=EcuVariantRaw(
+            variant_type=DiagLayerType.ECU_VARIANT,
+            odx_id=OdxLinkId("CUSTOM.EV.CUSTOM_App", extra.docs),
+            short_name="CUSTOM_App",
+            parent_refs=[ParentRef(layer_ref=extra.link("BV", "CUSTOM"))],
+        )
+    )
+    database.diag_layer_containers = NamedItemList(
+        [dataclasses.replace(container, ecu_variants=NamedItemList([variant]))]
+    )
     database.refresh()
     return database
 
 
 @pytest.fixture(scope="module")
-def custom() -> DiagLayer:
-    layer: DiagLayer = _custom_database().diag_layers["CUSTOM"]
+def custom_database() -> Database:
+    return _custom_database()
+
+
+@pytest.fixture(scope="module")
+def custom(custom_database: Database) -> DiagLayer:
+    # (odxtools holds some references weakly: the database is kept by its fixture)
+    layer: DiagLayer = custom_database.diag_layers["CUSTOM"]
     return layer
 
 
@@ -620,3 +645,27 @@ def test_custom_faults_known_dtcs_and_missing_display_codes(custom: DiagLayer) -
     assert [f.code for f in decode_faults(custom, bytes.fromhex("5902FF"))] == ["017100", "403500"]
     with pytest.raises(CodecError, match="not a positive 0x19 0x02 answer"):
         decode_faults(custom, bytes.fromhex("7F1931"))
+
+
+def test_an_ecu_variant_inherits_the_tree(custom_database: Database) -> None:
+    variant = custom_database.diag_layers["CUSTOM_App"]
+    assert isinstance(variant, EcuVariant)
+    assert variant.diag_layer_raw.diag_comms_raw == []  # all inherited
+    assert [i.id for i in data_items(variant)] == [
+        "Counter",
+        "LightMode",
+        "VINDataIdentifier",
+        "Coding",
+    ]
+    assert [c.id for c in configurations(variant)] == ["Coding", "Variant"]
+    assert [o.id for o in operations(variant)] == ["SelfTest", "Flash", "CalibrateSensors", "Park"]
+    assert [m.id for m in modes(variant)] == ["session", "dtcsetting"]
+    calibrate = find_operation(variant, "calibratesensors")
+    assert calibrate is not None and calibrate.start is not None
+    assert check_precondition(variant, calibrate.start, {"Session": "Default"}) == (
+        "CalibrateSensors_Start needs the session Extended (now: Default)"
+    )
+    assert [f.code for f in decode_faults(variant, bytes.fromhex("5902FF"))] == [
+        "017100",
+        "403500",
+    ]
