@@ -219,7 +219,8 @@ class Encoded:
 
     service_name: str
     payload: bytes
-    _service: DiagService = field(repr=False, compare=False)
+    # The description's service (odxtools) that reads the answer.
+    service: DiagService = field(repr=False, compare=False)
 
     @property
     def sid(self) -> int:
@@ -240,12 +241,12 @@ class Encoded:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                message = self._service.decode_message(answer)
+                message = self.service.decode_message(answer)
         except (OdxError, ValueError, IndexError, KeyError, TypeError) as exc:
             raise CodecError(f"{where} does not decode: {_short(exc)}") from None
         coding = message.coding_object
         # (``in`` on odxtools' lists compares whole objects: look for this one)
-        if coding is None or not any(coding is r for r in self._service.positive_responses):
+        if coding is None or not any(coding is r for r in self.service.positive_responses):
             raise CodecError(f"{where} is not one of its positive responses")
         values: dict[str, Any] = {}
         units: dict[str, str] = {}
@@ -266,7 +267,7 @@ class Encoded:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                message = self._service.decode_message(answer)
+                message = self.service.decode_message(answer)
         except (OdxError, ValueError, IndexError, KeyError, TypeError):
             return None
         coding = message.coding_object
