@@ -45,6 +45,7 @@ from app.services.registry import Services
 from app.services.retention import Retention
 from app.services.sovd.service import AccessEnded, Sovd
 from app.services.throttle import LoginLimits, SlidingWindow
+from app.services.variants import VariantLinks, VariantService
 from app.services.vehicle_links import VehicleLinks, doip_target_of
 from app.services.vehicles import DEMO_DOIP_VIN, VehicleService
 from app.store.audit import AuditStore
@@ -218,7 +219,11 @@ class Lifecycle:
                 vehicle = await vehicle_store.get(vehicle_id)
                 return None if vehicle is None else doip_target_of(vehicle)
 
-            doip = self.doip = DoipConnector(resolve, doip_settings(config), links)
+            # Identified ECU variants are forgotten when a vehicle's link goes down.
+            variants = VariantService(config.command_timeout_s, config.call_queue_wait_s)
+            doip = self.doip = DoipConnector(
+                resolve, doip_settings(config), VariantLinks(links, variants)
+            )
             pipeline = Pipeline(
                 command_store,
                 bus,
@@ -309,7 +314,7 @@ class Lifecycle:
         self.retention.start()
         # A lock withdraws the other users' queued commands it covers (from pipeline).
         locks = LockService(self._clock, max_per_user=config.locks_per_user, pipeline=pipeline)
-        diag = DiagServices(descriptions)
+        diag = DiagServices(descriptions, variants)
         commands = CommandService(
             command_store,
             vehicle_store,
@@ -322,6 +327,7 @@ class Lifecycle:
             locks=locks,
             diag=diag,
         )
+        variants.attach(commands)  # identification runs as DiagService commands
         # ECU descriptions: what is on disk loads in the background (the service answers).
         descriptions.start()
         self.services = Services(
@@ -340,6 +346,7 @@ class Lifecycle:
             ),
             descriptions=descriptions,
             diag=diag,
+            variants=variants,
         )
         auth_service.on_revocation(AccessEnded(locks, self.services.sovd.modes))
         self.started.set()

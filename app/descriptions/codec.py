@@ -2,9 +2,10 @@
 request from physical values, decode the ECU's answer (odxtools' public API; no I/O, and
 nothing of ``app`` imported, so the vehicles layer can hold what it makes).
 
-- ``LayerCodec(layer)``: one diag layer, for now the container's base variant
-  (``LayerCodec.of_container``; variant identification is a later step: it picks
-  another layer of the same container, the rest stays as it is).
+- ``LayerCodec(layer)``: one diag layer: the container's base variant
+  (``LayerCodec.of_container``), or the ECU variant that variant identification
+  (``app.descriptions.variants``) picked: ``of_container(..., variant=name)`` or
+  ``codec.with_variant(name)`` on the base's codec (``source`` is the container).
 - ``LayerCodec.service(name)``: a diagnostic service by short name, in any case.
 - ``LayerCodec.encode(name, params)``: the request's bytes from ``{parameter: physical
   value}`` as JSON gives them (numbers, strings, hex strings for byte fields, objects
@@ -32,6 +33,7 @@ from typing import Any, Final
 
 from odxtools.database import Database
 from odxtools.dataobjectproperty import DataObjectProperty
+from odxtools.diaglayercontainer import DiagLayerContainer
 from odxtools.diaglayers.diaglayer import DiagLayer
 from odxtools.diagnostictroublecode import DiagnosticTroubleCode
 from odxtools.diagservice import DiagService
@@ -286,9 +288,12 @@ class Encoded:
 class LayerCodec:
     """The services of one diag layer (see the module docstring)."""
 
-    def __init__(self, layer: DiagLayer, container: str) -> None:
+    def __init__(
+        self, layer: DiagLayer, container: str, source: DiagLayerContainer | None = None
+    ) -> None:
         self.layer = layer
         self.container = container
+        self.source = source  # the container the layer is of, when known
         self._by_name: dict[str, DiagService] = {}
         for service in layer.services:
             if isinstance(service, DiagService):
@@ -308,12 +313,29 @@ class LayerCodec:
             if variant is not None:
                 for ecu_variant in dlc.ecu_variants:
                     if ecu_variant.short_name.lower() == variant.lower():
-                        return cls(ecu_variant, dlc.short_name)
+                        return cls(ecu_variant, dlc.short_name, dlc)
                 raise CodecError(f"{dlc.short_name} has no ECU variant {variant}")
             if not dlc.base_variants:
                 raise CodecError(f"{dlc.short_name} has no base variant")
-            return cls(dlc.base_variants[0], dlc.short_name)
+            return cls(dlc.base_variants[0], dlc.short_name, dlc)
         raise CodecError(f"no diag layer container named {container}")
+
+    def with_variant(self, variant: str | None) -> LayerCodec:
+        """The codec of another layer of the same container: the ECU variant ``variant``
+        (any case), or its base variant for None; CodecError if it has none such."""
+        dlc = self.source
+        if dlc is None:
+            raise CodecError(f"{self.container}: the codec does not know its container")
+        if variant is None:
+            if not dlc.base_variants:
+                raise CodecError(f"{dlc.short_name} has no base variant")
+            layer: DiagLayer = dlc.base_variants[0]
+        else:
+            found = [v for v in dlc.ecu_variants if v.short_name.lower() == variant.lower()]
+            if not found:
+                raise CodecError(f"{dlc.short_name} has no ECU variant {variant}")
+            layer = found[0]
+        return self if layer is self.layer else type(self)(layer, dlc.short_name, dlc)
 
     @property
     def name(self) -> str:

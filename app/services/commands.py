@@ -97,7 +97,7 @@ class CommandService:
             if self._diag is None:
                 raise BadRequest("command_name DiagService: this service has no ECU descriptions")
             # Checked and encoded now: a refusal is a 400 before anything is stored.
-            params, described = await self._diag.prepare(vehicle, params)
+            params, described = await self._diag.prepare(vehicle, params, principal, client)
         if self._locks is not None and changes_state:
             self._locks.check(principal, vehicle_id, params.get("ecuAddress"))
         if vehicle.transport is Transport.SIMULATOR and vehicle.connection_status != "connected":

@@ -8,6 +8,10 @@ values. Here, before anything is stored, the ECU is found, the description's cod
 the request, and every refusal is a 400 naming the field; the command then carries the
 encoded request down to the vehicle, which decodes the answer with it.
 
+The layer is the ECU's identified variant (``app.services.variants``): ``layer_for`` is
+the one way to it, for DiagService and the SOVD tree alike; on first use it runs the
+identification services as the caller's commands.
+
 odxtools is imported only when a description is first used (its import alone takes
 about 0.3 s), never at start.
 """
@@ -20,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from app.errors import BadRequest, Conflict
-from app.models import EcuRef, Vehicle
+from app.models import EcuRef, Principal, Vehicle
 from app.services.descriptions import DescriptionLibrary
+from app.services.variants import VariantService
 from app.sovd import ECU_ADDRESS_PARAM
 
 if TYPE_CHECKING:
     from app.descriptions.codec import Encoded, LayerCodec
+    from app.descriptions.variants import VariantChoice
 
 
 class ParamOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,7 +57,9 @@ class EcuServices(msgspec.Struct, frozen=True, kw_only=True):
     ecu: str  # the component id DiagService takes as "ecu"
     address: str
     description: str  # the container's short name
-    variant: str | None  # the diag layer spoken (its base variant), None if not loaded
+    # The diag layer spoken: the identified ECU variant, else the base variant (not
+    # identified yet, or none matched); None if not loaded.
+    variant: str | None
     error: str | None  # why its services cannot be listed (description not loaded)
     services: list[ServiceOut]
 
@@ -74,8 +82,9 @@ def _bound(vehicle: Vehicle, ecu: str) -> EcuRef:
 
 
 class DiagServices:
-    def __init__(self, library: DescriptionLibrary) -> None:
+    def __init__(self, library: DescriptionLibrary, variants: VariantService | None = None) -> None:
         self._library = library
+        self._variants = variants  # None: always the base variant
 
     async def _codec(self, vehicle: Vehicle, ref: EcuRef) -> LayerCodec:
         assert ref.description is not None
@@ -89,12 +98,40 @@ class DiagServices:
             )
         return codec
 
+    async def layer_for(
+        self,
+        vehicle: Vehicle,
+        ecu: str,
+        principal: Principal | None,
+        client: str | None = None,
+    ) -> tuple[LayerCodec, VariantChoice]:
+        """The codec a bound ECU (component id ``ecu``) is spoken to with, and the variant
+        choice behind it (``name``, ``base``, ``is_base``, ``matched``, ``reason``): on
+        first use (and after the vehicle's link was down) the identification services run
+        as ``principal``'s DiagService commands. BadRequest for an ECU not bound, Conflict
+        if its description is not loaded. Without ``principal``: the kept choice, or the
+        base variant unidentified."""
+        from app.descriptions.variants import plan_of, unidentified
+
+        ref = _bound(vehicle, ecu)
+        base = await self._codec(vehicle, ref)
+        if self._variants is None:
+            assert base.source is not None
+            return base, unidentified(plan_of(base.source), "variant identification is off")
+        return await self._variants.identify(vehicle, ref, base, principal, client)
+
     async def prepare(
-        self, vehicle: Vehicle, params: Mapping[str, Any]
+        self,
+        vehicle: Vehicle,
+        params: Mapping[str, Any],
+        principal: Principal | None = None,
+        client: str | None = None,
     ) -> tuple[dict[str, Any], Encoded]:
         """A DiagService's checked params (as stored: ``ecu``, ``service`` in the
         description's spelling, ``params``, and the ECU's ``ecuAddress``) and its encoded
-        request; BadRequest naming the field, Conflict if the description is not loaded."""
+        request, with the ECU's identified variant (identified now as ``principal`` on
+        first use); BadRequest naming the field, Conflict if the description is not
+        loaded."""
         from app.descriptions.codec import CodecError
 
         ref = _bound(vehicle, str(params["ecu"]))
@@ -104,13 +141,15 @@ class DiagServices:
                 f"command_params.{ECU_ADDRESS_PARAM}: {ref.name} is at {ref.address}, got"
                 f" {given_address} (leave it out: the service fills it in)"
             )
-        codec = await self._codec(vehicle, ref)
+        codec, choice = await self.layer_for(vehicle, ref.name, principal, client)
         values: dict[str, Any] = dict(params.get("params") or {})
         try:
             encoded = codec.encode(str(params["service"]), values)
         except CodecError as exc:
             # Its message starts with the field when that is a parameter (params.X ...).
             message = str(exc)
+            if exc.field == "service" and not choice.matched:
+                message += f"; variant: {choice.name} ({choice.reason})"
             named = message if message.startswith("params") else f"{exc.field}: {message}"
             raise BadRequest(f"command_params.{named}") from None
         clean = {
@@ -122,8 +161,9 @@ class DiagServices:
         return clean, encoded
 
     async def services(self, vehicle: Vehicle) -> list[EcuServices]:
-        """Each bound ECU of the vehicle with its description's services (its base
-        variant's); an ECU whose description is not loaded says why instead."""
+        """Each bound ECU of the vehicle with its description's services (its identified
+        variant's once identified, else its base variant's; no identification runs here);
+        an ECU whose description is not loaded says why instead."""
         found = []
         for ref in vehicle.ecus:
             if ref.description is None:
@@ -142,6 +182,8 @@ class DiagServices:
                     )
                 )
                 continue
+            if self._variants is not None:
+                codec, _ = await self._variants.identify(vehicle, ref, codec, None)
             found.append(
                 EcuServices(
                     ecu=ref.name,

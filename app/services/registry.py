@@ -14,6 +14,7 @@ from app.services.diag_services import DiagServices
 from app.services.locks import LockService
 from app.services.pipeline import Pipeline
 from app.services.sovd.service import Sovd
+from app.services.variants import VariantService
 from app.services.vehicles import VehicleService
 from app.store.database import Database
 from app.telemetry import Telemetry
@@ -34,3 +35,4 @@ class Services:
     sovd: Sovd
     descriptions: DescriptionLibrary
     diag: DiagServices  # the services of ECUs bound to a description (DiagService)
+    variants: VariantService  # their identified ECU variants (diag.layer_for)

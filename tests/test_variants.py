@@ -1,0 +1,450 @@
+"""Variant identification as the ODX says (issue #20 item 3).
+
+The descriptions are built here with odxtools' public API: the demo ECUs' base variants
+(``build_database`` of ``app.vehicles.demo_description``), then ECU variants with
+ECU-VARIANT-PATTERNs added, as CDA's FLXC1000 has FLXC1000_App_0101 matched by
+``Identification_Read``'s ``Identification`` == 0x000101 and a boot variant by 0xFF0000.
+
+- the plan and the pure selection (match, no match: the base and why, several: the
+  first in the description, said so), on a written and re-read PDX;
+- through the service, with the seeded simulator: the engine answers its software
+  version ``ENG 04.12.00`` (``app.vehicles.emulator.ecus``), which ENGINE_App_0412's
+  pattern expects: the first DiagService identifies it (the identification command is
+  in the caller's history), and a service only that variant has works; the
+  transmission's pattern expects another version: the base variant, said so.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from odxtools.database import Database
+from odxtools.diaglayercontainer import DiagLayerContainer
+from odxtools.diaglayers.diaglayertype import DiagLayerType
+from odxtools.diaglayers.ecuvariant import EcuVariant
+from odxtools.diaglayers.ecuvariantraw import EcuVariantRaw
+from odxtools.diagservice import DiagService
+from odxtools.ecuvariantpattern import EcuVariantPattern
+from odxtools.matchingparameter import MatchingParameter
+from odxtools.nameditemlist import NamedItemList
+from odxtools.odxlink import DocType, OdxDocFragment, OdxLinkId, OdxLinkRef
+from odxtools.odxtypes import DataType
+from odxtools.parameters.codedconstparameter import CodedConstParameter
+from odxtools.parameters.valueparameter import ValueParameter
+from odxtools.parentref import ParentRef
+from odxtools.request import Request
+from odxtools.response import Response, ResponseType
+from odxtools.standardlengthtype import StandardLengthType
+from odxtools.writepdxfile import write_pdx_file
+
+from app.descriptions.codec import CodecError, LayerCodec
+from app.descriptions.variants import IdentificationPlan, plan_of, select
+from app.vehicles.demo_description import PdxDid, PdxEcu, PdxSpec, build_database, demo_spec
+from tests.conftest import Server, auth, in_process, make_config
+
+ZIP = {"content-type": "application/zip"}
+
+# (variant, [pattern: [(service, out-param, expected value)]], variant-only services)
+Pattern = list[tuple[str, str, str]]
+VariantDef = tuple[str, list[Pattern], tuple[str, ...]]
+
+
+def _uint(bits: int) -> StandardLengthType:
+    return StandardLengthType(base_data_type=DataType.A_UINT32, bit_length=bits)
+
+
+def _const(name: str, value: int, position: int, bits: int = 8) -> CodedConstParameter:
+    return CodedConstParameter(
+        short_name=name,
+        semantic="DATA",
+        byte_position=position,
+        coded_value_raw=str(value),
+        diag_coded_type=_uint(bits),
+    )
+
+
+def _variant(
+    dlc: DiagLayerContainer, name: str, patterns: list[Pattern], extra: tuple[str, ...]
+) -> EcuVariant:
+    """An ECU variant of ``dlc``'s base variant; ``extra``: services only it has, each
+    reading the serial number DID 0xF18C (``<name>`` with the base's SerialNumber DOP)."""
+    base = dlc.base_variants[0]
+    docs = (OdxDocFragment(dlc.short_name, DocType.CONTAINER),)
+
+    def ident(kind: str, short: str) -> OdxLinkId:
+        return OdxLinkId(f"{dlc.short_name}.{name}.{kind}.{short}", docs)
+
+    requests, responses, services = [], [], []
+    for service in extra:
+        requests.append(
+            Request(
+                odx_id=ident("RQ", service),
+                short_name=f"RQ_{service}",
+                parameters=NamedItemList(
+                    [_const("SID_RQ", 0x22, 0), _const("DID_RQ", 0xF18C, 1, 16)]
+                ),
+            )
+        )
+        responses.append(
+            Response(
+                odx_id=ident("PR", service),
+                short_name=f"PR_{service}",
+                response_type=ResponseType.POSITIVE,
+                parameters=NamedItemList(
+                    [
+                        _const("SID_PR", 0x62, 0),
+                        _const("DID_PR", 0xF18C, 1, 16),
+                        ValueParameter(
+                            short_name="Serial",
+                            semantic="DATA",
+                            byte_position=3,
+                            dop_ref=OdxLinkRef(f"{dlc.short_name}.DOP.SerialNumber", docs),
+                        ),
+                    ]
+                ),
+            )
+        )
+        services.append(
+            DiagService(
+                odx_id=ident("DC", service),
+                short_name=service,
+                request_ref=OdxLinkRef.from_id(ident("RQ", service)),
+                pos_response_refs=[OdxLinkRef.from_id(ident("PR", service))],
+            )
+        )
+    raw = EcuVariantRaw(
+        variant_type=DiagLayerType.ECU_VARIANT,
+        odx_id=OdxLinkId(f"{dlc.short_name}.EV.{name}", docs),
+        short_name=name,
+        diag_comms_raw=list(services),
+        requests=NamedItemList(requests),
+        positive_responses=NamedItemList(responses),
+        parent_refs=[ParentRef(layer_ref=OdxLinkRef.from_id(base.odx_id))],
+        ecu_variant_patterns=[
+            EcuVariantPattern(
+                matching_parameters=[
+                    MatchingParameter(
+                        expected_value=expected, diag_comm_snref=service, out_param_if_snref=out
+                    )
+                    for service, out, expected in pattern
+                ]
+            )
+            for pattern in patterns
+        ],
+    )
+    return EcuVariant(diag_layer_raw=raw)
+
+
+def build_with_variants(spec: PdxSpec, variants: dict[str, list[VariantDef]]) -> bytes:
+    """The PDX of ``spec`` with ECU variants added to its containers (by short name)."""
+    database = build_database(spec)
+    for dlc in database.diag_layer_containers:
+        dlc.ecu_variants = NamedItemList(
+            _variant(dlc, name, patterns, extra)
+            for name, patterns, extra in variants.get(dlc.short_name, [])
+        )
+    database.refresh()
+    with tempfile.TemporaryDirectory(prefix="pdx-") as directory:
+        path = Path(directory) / f"{spec.name}.pdx"
+        write_pdx_file(str(path), database)
+        return path.read_bytes()
+
+
+def read_back(data: bytes) -> Database:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        database = Database()
+        database.add_pdx_file(io.BytesIO(data))
+        database.refresh()
+    return database
+
+
+def _container(database: Database, name: str) -> DiagLayerContainer:
+    return next(d for d in database.diag_layer_containers if d.short_name == name)
+
+
+# -- the plan and the pure selection ------------------------------------------------------
+
+# CDA's test ECU: a 24-bit identification (DID 0xF100), an app and a boot variant.
+FLXC = PdxSpec(
+    (
+        PdxEcu(
+            "FLXC1000",
+            logical_address=0x1000,
+            dids=(
+                PdxDid(0xF100, "Identification", size=3),
+                PdxDid(0xF18C, "SerialNumber", text=True),
+            ),
+        ),
+    ),
+    name="FLXC",
+)
+FLXC_VARIANTS: dict[str, list[VariantDef]] = {
+    "FLXC1000": [
+        # As odxtools compares: the physical value's text (257); 0x.. is read as a number.
+        ("FLXC1000_App_0101", [[("Identification_Read", "Identification", "257")]], ("App_Read",)),
+        ("FLXC1000_Boot_Variant", [[("Identification_Read", "Identification", "0xFF0000")]], ()),
+        # Two patterns: the second one matches what the app variant's does.
+        (
+            "FLXC1000_Any",
+            [
+                [("Identification_Read", "Identification", "1")],
+                [("Identification_Read", "Identification", "0x000101")],
+            ],
+            (),
+        ),
+        # A pattern on a service the base variant lacks: never matches, said in the plan.
+        ("FLXC1000_Broken", [[("NoSuch_Read", "Identification", "1")]], ()),
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def flxc() -> DiagLayerContainer:
+    return _container(read_back(build_with_variants(FLXC, FLXC_VARIANTS)), "FLXC1000")
+
+
+@pytest.fixture(scope="module")
+def plan(flxc: DiagLayerContainer) -> IdentificationPlan:
+    return plan_of(flxc)
+
+
+def _ident(value: int | None) -> dict[str, Any]:
+    return {"Identification_Read": None if value is None else {"Identification": value}}
+
+
+def test_the_plan_names_variants_patterns_and_services_once(plan: IdentificationPlan) -> None:
+    assert (plan.container, plan.base) == ("FLXC1000", "FLXC1000")
+    assert [v.name for v in plan.variants] == [
+        "FLXC1000_App_0101",
+        "FLXC1000_Boot_Variant",
+        "FLXC1000_Any",
+        "FLXC1000_Broken",
+    ]
+    ((app,),) = plan.variants[0].patterns
+    assert (app.service, app.path, app.expected, app.byte_field) == (
+        "Identification_Read",
+        ("Identification",),
+        "257",
+        False,
+    )
+    assert len(plan.variants[2].patterns) == 2
+    assert plan.services == ("Identification_Read",)  # named four times, run once
+    assert plan.problems == (
+        "FLXC1000_Broken pattern 1: NoSuch_Read is not a service of the base variant FLXC1000",
+    )
+
+
+def test_the_boot_variant_matches_its_identification(plan: IdentificationPlan) -> None:
+    choice = select(plan, _ident(0xFF0000))
+    assert (choice.name, choice.base, choice.is_base, choice.matched) == (
+        "FLXC1000_Boot_Variant",
+        "FLXC1000",
+        False,
+        True,
+    )
+    assert choice.reason == (
+        "FLXC1000_Boot_Variant matched by pattern 1:"
+        " Identification_Read.Identification = '0xFF0000'"
+    )
+
+
+def test_several_matching_take_the_first_in_the_description(plan: IdentificationPlan) -> None:
+    choice = select(plan, _ident(0x000101))
+    assert (choice.name, choice.is_base, choice.matched) == ("FLXC1000_App_0101", False, True)
+    assert "FLXC1000_Any matched too: the first in the description (FLXC1000_App_0101)" in (
+        choice.reason
+    )
+
+
+def test_no_match_is_the_base_variant_with_the_reason(plan: IdentificationPlan) -> None:
+    choice = select(plan, _ident(0x000102))
+    assert (choice.name, choice.is_base, choice.matched) == ("FLXC1000", True, False)
+    assert choice.reason.startswith(
+        "no ECU variant matched (FLXC1000_App_0101: Identification_Read.Identification is 258,"
+        " expected '257'; FLXC1000_Boot_Variant: Identification_Read.Identification is 258,"
+        " expected '0xFF0000'; FLXC1000_Any: Identification_Read.Identification is 258,"
+        " expected '0x000101'; FLXC1000_Broken: NoSuch_Read gave no positive answer)"
+    )
+    assert choice.reason.endswith("; the description: " + "; ".join(plan.problems))
+    # A negative answer (None) matches nothing either.
+    negative = select(plan, _ident(None))
+    assert (negative.name, negative.matched) == ("FLXC1000", False)
+    assert "FLXC1000_App_0101: Identification_Read gave no positive answer" in negative.reason
+
+
+def test_a_description_without_variants_is_its_base_variant() -> None:
+    plain = plan_of(_container(read_back(build_with_variants(FLXC, {})), "FLXC1000"))
+    assert plain.variants == () and plain.services == ()
+    choice = select(plain, {})
+    assert (choice.name, choice.is_base, choice.matched) == ("FLXC1000", True, False)
+    assert choice.reason == "FLXC1000 describes no ECU variants"
+
+
+def test_the_variant_layer_has_its_own_and_the_inherited_services(
+    flxc: DiagLayerContainer,
+) -> None:
+    base = LayerCodec(flxc.base_variants[0], "FLXC1000", flxc)
+    app = base.with_variant("flxc1000_app_0101")
+    assert app.name == "FLXC1000_App_0101"
+    assert "App_Read" in app.service_names() and "App_Read" not in base.service_names()
+    assert "Identification_Read" in app.service_names()  # inherited
+    assert app.encode("App_Read", {}).payload == bytes.fromhex("22F18C")
+    assert base.with_variant(None).layer is base.layer
+    with pytest.raises(CodecError, match="has no ECU variant Nope"):
+        base.with_variant("Nope")
+
+
+# -- through the service -----------------------------------------------------------------
+
+_DEMO = {ecu.short_name: ecu for ecu in demo_spec().ecus}
+SPEC = PdxSpec((_DEMO["ENGINE"], _DEMO["TRANSMISSION"]), name="VARIANTS")
+VARIANTS: dict[str, list[VariantDef]] = {
+    # The engine answers 0xF195 with "ENG 04.12.00" (app.vehicles.emulator.ecus).
+    "ENGINE": [
+        ("ENGINE_Boot", [[("SoftwareVersion_Read", "SoftwareVersion", "BOOT 00.01")]], ()),
+        (
+            "ENGINE_App_0412",
+            [[("SoftwareVersion_Read", "SoftwareVersion", "ENG 04.12.00")]],
+            ("EcuSerial_Read",),
+        ),
+    ],
+    # The transmission answers "TCU 02.03.01": no variant matches.
+    "TRANSMISSION": [
+        (
+            "TRANSMISSION_App_0900",
+            [[("SoftwareVersion_Read", "SoftwareVersion", "TCU 09.00.00")]],
+            ("TcuSerial_Read",),
+        ),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with in_process(make_config(tmp_path_factory.mktemp("variants"))) as server:
+        r = server.http.post(
+            "/api/v1/descriptions",
+            params={"name": "variants.pdx"},
+            content=build_with_variants(SPEC, VARIANTS),
+            headers={**auth(server.admin_token()), **ZIP},
+        )
+        assert r.status_code == 201, r.text
+        yield server
+
+
+@pytest.fixture(scope="module")
+def golf(srv: Server) -> dict[str, Any]:
+    r = srv.http.get("/api/v1/vehicles", params={"search": "Golf"}, headers=auth(srv.token()))
+    vehicle = r.json()["items"][0]
+    r = srv.http.patch(
+        f"/api/v1/vehicles/{vehicle['vehicle_id']}",
+        headers=auth(srv.admin_token()),
+        json={"ecus": [{"description": "ENGINE"}, {"description": "TRANSMISSION"}]},
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _diag(srv: Server, token: str, vehicle_id: str, ecu: str, service: str) -> Any:
+    return srv.http.post(
+        "/api/v1/commands",
+        headers=auth(token),
+        json={
+            "vehicle_id": vehicle_id,
+            "command_name": "DiagService",
+            "command_params": {"ecu": ecu, "service": service},
+        },
+    )
+
+
+def _services(srv: Server, token: str, vehicle_id: str) -> dict[str, dict[str, Any]]:
+    r = srv.http.get(f"/api/v1/vehicles/{vehicle_id}/services", headers=auth(token))
+    assert r.status_code == 200, r.text
+    return {e["ecu"]: e for e in r.json()["items"]}
+
+
+def _history(srv: Server, vehicle_id: str) -> list[tuple[str, str]]:
+    rows = srv.query(
+        "SELECT command_params FROM commands WHERE vehicle_id = ? AND command_name ="
+        " 'DiagService' ORDER BY seq",
+        vehicle_id,
+    )
+    return [(p["ecu"], p["service"]) for p in (json.loads(r[0]) for r in rows)]
+
+
+def test_the_engine_is_identified_and_its_variant_service_works(
+    srv: Server, golf: dict[str, Any]
+) -> None:
+    token, vehicle_id = srv.token(), golf["vehicle_id"]
+    # Before identification: the base variant's services, the variant's one unknown.
+    before = _services(srv, token, vehicle_id)["engine"]
+    assert before["variant"] == "ENGINE"
+    assert "EcuSerial_Read" not in {s["name"] for s in before["services"]}
+
+    r = _diag(srv, token, vehicle_id, "engine", "EcuSerial_Read")
+    assert r.status_code == 201, r.text
+    done = srv.wait_status(token, r.json()["command_id"])
+    assert done["status"] == "completed", done
+    chunks = srv.http.get(
+        f"/api/v1/commands/{done['command_id']}/responses", headers=auth(token)
+    ).json()["items"]
+    assert chunks[0]["response_payload"]["parameters"] == {"Serial": "ENG0000417"}
+    # The identification ran first, as the caller's DiagService command, in history.
+    assert _history(srv, vehicle_id) == [
+        ("engine", "SoftwareVersion_Read"),
+        ("engine", "EcuSerial_Read"),
+    ]
+    after = _services(srv, token, vehicle_id)["engine"]
+    assert after["variant"] == "ENGINE_App_0412"
+    names = {s["name"] for s in after["services"]}
+    assert {"EcuSerial_Read", "EngineRpm_Read"} <= names  # its own and inherited ones
+
+    # Kept: the next call does not identify again.
+    again = _diag(srv, token, vehicle_id, "engine", "EngineRpm_Read")
+    assert srv.wait_status(token, again.json()["command_id"])["status"] == "completed"
+    assert _history(srv, vehicle_id)[-1] == ("engine", "EngineRpm_Read")
+    assert len(_history(srv, vehicle_id)) == 3
+
+    # The one function other code calls: the codec and the choice.
+    vehicle = srv.run(srv.services.vehicles.get(vehicle_id))
+    codec, choice = srv.run(srv.services.diag.layer_for(vehicle, "engine", None))
+    assert (codec.name, choice.name, choice.base, choice.is_base, choice.matched) == (
+        "ENGINE_App_0412",
+        "ENGINE_App_0412",
+        "ENGINE",
+        False,
+        True,
+    )
+    assert choice.reason == (
+        "ENGINE_App_0412 matched by pattern 1: SoftwareVersion_Read.SoftwareVersion ="
+        " 'ENG 04.12.00'"
+    )
+
+
+def test_no_matching_pattern_is_the_base_variant_said_so(srv: Server, golf: dict[str, Any]) -> None:
+    token, vehicle_id = srv.token(), golf["vehicle_id"]
+    r = _diag(srv, token, vehicle_id, "transmission", "TcuSerial_Read")
+    assert r.status_code == 400, r.text
+    message = r.json()["message"]
+    assert "service 'TcuSerial_Read' is not a service of TRANSMISSION" in message
+    assert (
+        "variant: TRANSMISSION (no ECU variant matched (TRANSMISSION_App_0900:"
+        " SoftwareVersion_Read.SoftwareVersion is 'TCU 02.03.01', expected 'TCU 09.00.00'))"
+    ) in message
+    # The base variant's services work.
+    r = _diag(srv, token, vehicle_id, "transmission", "SerialNumber_Read")
+    assert srv.wait_status(token, r.json()["command_id"])["status"] == "completed"
+    transmission = [h for h in _history(srv, vehicle_id) if h[0] == "transmission"]
+    assert transmission == [
+        ("transmission", "SoftwareVersion_Read"),  # identified once
+        ("transmission", "SerialNumber_Read"),
+    ]
+    assert _services(srv, token, vehicle_id)["transmission"]["variant"] == "TRANSMISSION"
