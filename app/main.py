@@ -342,7 +342,12 @@ class Lifecycle:
             telemetry=telemetry,
             locks=locks,
             sovd=Sovd.build(
-                vehicle_service, commands, config.command_timeout_s, config.call_queue_wait_s
+                vehicle_service,
+                commands,
+                config.command_timeout_s,
+                config.call_queue_wait_s,
+                diag,
+                self._clock,
             ),
             descriptions=descriptions,
             diag=diag,

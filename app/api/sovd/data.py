@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.api.contract import Call, Result
 from app.api.errors import COMMAND_ID_HEADER
-from app.api.sovd import tree
+from app.api.sovd import described, tree
 from app.api.sovd.types import (
     Categories,
     CategoryRef,
@@ -20,7 +20,10 @@ from app.services.sovd.entities import Component
 
 
 async def list_data(call: Call[None, SovdQuery]) -> DataList:
-    ecu = (await tree.target(call)).ecu
+    at = await tree.target(call)
+    if at.ecu.bound is not None:
+        return await described.list_data(call, at)
+    ecu = at.ecu
     return DataList(
         items=[DataRef(id=d.id, name=d.name, category=d.category) for d in ecu.description.data]
     )
@@ -31,18 +34,26 @@ def _categories(ecu: Component) -> list[str]:
 
 
 async def data_categories(call: Call[None, SovdQuery]) -> Categories:
-    ecu = (await tree.target(call)).ecu
+    at = await tree.target(call)
+    if at.ecu.bound is not None:
+        return await described.data_categories(call, at)
+    ecu = at.ecu
     return Categories(items=[CategoryRef(item=c) for c in _categories(ecu)])
 
 
 async def data_groups(call: Call[None, SovdQuery]) -> Groups:
     """One group per category: the description groups data no finer."""
-    ecu = (await tree.target(call)).ecu
+    at = await tree.target(call)
+    if at.ecu.bound is not None:
+        return await described.data_groups(call, at)
+    ecu = at.ecu
     return Groups(items=[GroupRef(id=c, category=c) for c in _categories(ecu)])
 
 
 async def read_data(call: Call[None, SovdQuery]) -> Result:
     at = await tree.target(call)
+    if at.ecu.bound is not None:
+        return await described.read_data(call, at)
     wanted = item(at.ecu, call.request.path_params["data_id"])
     value, command_id = await call.services.sovd.data.read(at, wanted)
     return Result(DataValue(id=wanted.id, data=value), headers={COMMAND_ID_HEADER: command_id})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api.contract import Call
-from app.api.sovd import tree
+from app.api.sovd import described, tree
 from app.api.sovd.types import (
     UNSET,
     ComponentOut,
@@ -68,6 +68,8 @@ async def empty_collection(call: Call[None, SovdQuery]) -> Entities:
 
 async def get_component(call: Call[None, SovdQuery]) -> ComponentOut:
     at = await tree.target(call)
+    if at.ecu.bound is not None:
+        return await described.get_component(call, at)
     ecu = at.ecu
     here = tree.component_uri(call, at.vehicle, ecu)
     has_data = bool(ecu.description.data)

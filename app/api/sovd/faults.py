@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.api.contract import Call, Result
 from app.api.errors import COMMAND_ID_HEADER
-from app.api.sovd import tree
+from app.api.sovd import described, tree
 from app.api.sovd.types import FaultOut, FaultQuery, Faults, SovdQuery
 from app.errors import NotFound
 from app.services.sovd.faults import STATUS_KEYS, FaultFilter, matches
@@ -25,8 +25,11 @@ def _filter(q: FaultQuery) -> FaultFilter:
 
 
 async def list_faults(call: Call[None, FaultQuery]) -> Result:
-    faults, command_id = await call.services.sovd.faults.read(await tree.target(call))
+    at = await tree.target(call)
     keep = _filter(call.query)
+    if at.ecu.bound is not None:
+        return await described.list_faults(call, at, keep)
+    faults, command_id = await call.services.sovd.faults.read(at)
     body = Faults(items=[f for f in faults if keep.keeps(f)])
     return Result(body, headers={COMMAND_ID_HEADER: command_id})
 
@@ -34,6 +37,8 @@ async def list_faults(call: Call[None, FaultQuery]) -> Result:
 async def get_fault(call: Call[None, SovdQuery]) -> Result:
     at = await tree.target(call)
     ref: str = call.request.path_params["fault_code"]
+    if at.ecu.bound is not None:
+        return await described.get_fault(call, at, ref)
     faults, command_id = await call.services.sovd.faults.read(at)
     found = next((f for f in faults if matches(f, ref)), None)
     if found is None:
@@ -42,11 +47,17 @@ async def get_fault(call: Call[None, SovdQuery]) -> Result:
 
 
 async def clear_faults(call: Call[None, None]) -> Result:
-    command_id = await call.services.sovd.faults.clear(await tree.target(call), None)
+    at = await tree.target(call)
+    if at.ecu.bound is not None:
+        return await described.clear_faults(call, at, None)
+    command_id = await call.services.sovd.faults.clear(at, None)
     return Result(None, headers={COMMAND_ID_HEADER: command_id})
 
 
 async def clear_fault(call: Call[None, None]) -> Result:
     ref: str = call.request.path_params["fault_code"]
-    command_id = await call.services.sovd.faults.clear(await tree.target(call), ref)
+    at = await tree.target(call)
+    if at.ecu.bound is not None:
+        return await described.clear_faults(call, at, ref)
+    command_id = await call.services.sovd.faults.clear(at, ref)
     return Result(None, headers={COMMAND_ID_HEADER: command_id})

@@ -25,9 +25,9 @@ _NAME = r"^[a-z][a-z0-9-]{0,31}$"
 _PATHS: Final = {
     "vin": VIN_ANY_CASE,
     "component": _NAME,
-    "data_id": r"^[A-Za-z][A-Za-z0-9]{0,63}$",
+    "data_id": r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
     "fault_code": r"^([0-9A-Fa-f]{6}|[PCBUpcbu][0-3][0-9A-Fa-f]{3})$",
-    "operation": r"^[A-Za-z][A-Za-z0-9]{0,63}$",
+    "operation": r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
     "mode": _NAME,
 }
 # What a call that reaches the vehicle can answer besides the table's own errors.

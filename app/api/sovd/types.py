@@ -128,12 +128,16 @@ class Faults(SovdOut, frozen=True, kw_only=True):
 
 class FaultOut(SovdOut, frozen=True, kw_only=True):
     item: Fault
+    # A bound ECU's: {"snapshots": {"data"}, "extended_data_records": {"data"}} (0x19
+    # 0x04 / 0x06), where its description has those services.
+    environment_data: dict[str, Any] | Unset = UNSET
 
 
 class DataRef(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     name: str
     category: str
+    unit: str | Unset = UNSET  # a bound ECU's value unit, where its DOP has one
 
 
 class DataList(SovdOut, frozen=True, kw_only=True):
@@ -167,6 +171,9 @@ class OperationRef(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     proximity_proof_required: bool
     asynchronous_execution: bool
+    # A bound ECU's: whether its description has a stop / request-results service.
+    has_stop: bool | Unset = UNSET
+    has_request_results: bool | Unset = UNSET
 
 
 class Operations(SovdOut, frozen=True, kw_only=True):

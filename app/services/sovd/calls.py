@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -79,15 +80,20 @@ class VehicleCalls:
         self._run_wait_s = command_timeout_s + WAIT_MARGIN_S
 
     async def run(
-        self, at: Target, command_name: str, params: dict[str, str], until: Until = Until.END
+        self,
+        at: Target,
+        command_name: str,
+        params: Mapping[str, Any],
+        until: Until = Until.END,
+        timeout_s: float | None = None,
     ) -> Outcome:
-        return await self.wait(at, await self.submit(at, command_name, params), until)
+        return await self.wait(at, await self.submit(at, command_name, params, timeout_s), until)
 
     async def submit(
         self,
         at: Target,
         command_name: str,
-        params: dict[str, str],
+        params: Mapping[str, Any],
         timeout_s: float | None = None,
     ) -> Command:
         params = {"ecuAddress": at.ecu.ecu_address, **params}

@@ -19,6 +19,9 @@ class Component:
     name: str
     address: int
     description: EcuDescription
+    # The diag layer container it is bound to (``ecus[].description``): its tree then
+    # comes from that description (``app.services.sovd.described``). None: unbound.
+    bound: str | None = None
 
     @property
     def ecu_address(self) -> str:
@@ -39,7 +42,7 @@ class Target:
 
 def components(vehicle: Vehicle) -> list[Component]:
     return [
-        Component(ecu.name, int(ecu.address, 16), describe(int(ecu.address, 16)))
+        Component(ecu.name, int(ecu.address, 16), describe(int(ecu.address, 16)), ecu.description)
         for ecu in vehicle.ecus
     ]
 

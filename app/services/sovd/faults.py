@@ -52,9 +52,12 @@ class FaultStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 class Fault(msgspec.Struct, frozen=True, kw_only=True):
     code: str
-    display_code: str
-    fault_name: str
-    severity: int
+    # A bound ECU's (``described``): "FaultMem" (CDA's field); absent for the others.
+    scope: str | msgspec.UnsetType = msgspec.UNSET
+    # Absent where a bound ECU's description has none (CDA).
+    display_code: str | msgspec.UnsetType = msgspec.UNSET
+    fault_name: str | msgspec.UnsetType = msgspec.UNSET
+    severity: int  # 0: the description gives no level (a bound ECU's, as CDA)
     status: FaultStatus
 
     def has_status(self, bit: int) -> bool:
@@ -65,6 +68,10 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
 def _status(byte: int) -> FaultStatus:
     bits = {name: bool(byte & (1 << i)) for i, name in enumerate(STATUS_KEYS)}
     return FaultStatus(**bits, mask=f"{byte:02X}")
+
+
+def fault_status(byte: int) -> FaultStatus:
+    return _status(byte)
 
 
 def fault_of(chunk: dict[str, Any]) -> Fault:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.clock import Clock
 from app.services.commands import CommandService
+from app.services.diag_services import DiagServices
 from app.services.locks import LockService
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.data import Data
+from app.services.sovd.described import Described
 from app.services.sovd.entities import Entities
 from app.services.sovd.faults import Faults
 from app.services.sovd.modes import Modes
@@ -23,6 +26,7 @@ class Sovd:
     data: Data
     operations: Operations
     modes: Modes
+    described: Described  # the tree of ECUs bound to a description
 
     @classmethod
     def build(
@@ -31,6 +35,8 @@ class Sovd:
         commands: CommandService,
         command_timeout_s: float,
         queue_wait_s: float,
+        diag: DiagServices,
+        clock: Clock | None = None,
     ) -> Sovd:
         calls = VehicleCalls(commands, command_timeout_s, queue_wait_s)
         return cls(
@@ -40,6 +46,7 @@ class Sovd:
             data=Data(calls),
             operations=Operations(calls, commands),
             modes=Modes(calls, commands),
+            described=Described(calls, commands, diag, clock),
         )
 
     async def aclose(self) -> None:
