@@ -98,12 +98,6 @@ class DiagServices:
             )
         return codec
 
-    async def codec_of(self, vehicle: Vehicle, ecu: str) -> LayerCodec:
-        """The codec (diag layer) a bound ECU is spoken to with: the one ``prepare``
-        encodes DiagService requests with, and the SOVD tree maps
-        (``app.services.sovd.described``). Conflict if its description is not loaded."""
-        return await self._codec(vehicle, _bound(vehicle, ecu))
-
     async def layer_for(
         self,
         vehicle: Vehicle,

@@ -6,7 +6,8 @@ says which ODX services are the data, operations, faults and modes
 Every call that reaches the ECU is a ``DiagService`` command submitted as the caller
 (``VehicleCalls``): encoded by the same codec as on ``/api/v1/commands``, with its
 history, audit, metrics, locks and stream. The diag layer comes from one place,
-``Described.layer`` (today the container's base variant, as DiagService speaks it).
+``Described.layer``: ``DiagServices.layer_for``, the ECU's identified variant, as
+DiagService speaks it.
 
 A service whose ODX precondition (PRE-CONDITION-STATE-REFS) is not met is refused before
 anything is sent: 409 ``precondition-not-fulfilled`` naming the state it needs. The
@@ -126,10 +127,10 @@ class Described:
     # -- the layer and sending ------------------------------------------------------------
 
     async def layer(self, at: Target) -> DiagLayer:
-        """The diag layer of the bound ECU: the one place the tree gets it (variant
-        identification plugs in here, through ``DiagServices.codec_of``, which DiagService
-        encodes with too)."""
-        codec = await self._diag.codec_of(at.vehicle, at.ecu.name)
+        """The diag layer of the bound ECU: the one place the tree gets it, the layer
+        DiagService encodes with (``DiagServices.layer_for``: the identified variant,
+        identified on first use as the caller's commands)."""
+        codec, _ = await self._diag.layer_for(at.vehicle, at.ecu.name, at.who, at.client)
         return codec.layer
 
     async def states(self, at: Target, layer: DiagLayer) -> dict[str, str]:
