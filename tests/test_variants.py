@@ -46,7 +46,9 @@ from odxtools.writepdxfile import write_pdx_file
 
 from app.descriptions.codec import CodecError, LayerCodec
 from app.descriptions.variants import IdentificationPlan, plan_of, select
+from app.services.variants import VariantLinks
 from app.vehicles.demo_description import PdxDid, PdxEcu, PdxSpec, build_database, demo_spec
+from app.vehicles.doip_link import NoLinkObserver
 from tests.conftest import Server, auth, in_process, make_config
 
 ZIP = {"content-type": "application/zip"}
@@ -250,6 +252,7 @@ def test_the_boot_variant_matches_its_identification(plan: IdentificationPlan) -
         False,
         True,
     )
+    assert (choice.state, choice.identified, choice.candidates) == ("Online", True, 4)
     assert choice.reason == (
         "FLXC1000_Boot_Variant matched by pattern 1:"
         " Identification_Read.Identification = '0xFF0000'"
@@ -267,6 +270,7 @@ def test_several_matching_take_the_first_in_the_description(plan: Identification
 def test_no_match_is_the_base_variant_with_the_reason(plan: IdentificationPlan) -> None:
     choice = select(plan, _ident(0x000102))
     assert (choice.name, choice.is_base, choice.matched) == ("FLXC1000", True, False)
+    assert choice.state == "NoVariantDetected"
     assert choice.reason.startswith(
         "no ECU variant matched (FLXC1000_App_0101: Identification_Read.Identification is 258,"
         " expected '257'; FLXC1000_Boot_Variant: Identification_Read.Identification is 258,"
@@ -286,6 +290,7 @@ def test_a_description_without_variants_is_its_base_variant() -> None:
     choice = select(plain, {})
     assert (choice.name, choice.is_base, choice.matched) == ("FLXC1000", True, False)
     assert choice.reason == "FLXC1000 describes no ECU variants"
+    assert choice.state == "Online"  # the base variant is all there is
 
 
 def test_the_variant_layer_has_its_own_and_the_inherited_services(
@@ -431,6 +436,12 @@ def test_the_engine_is_identified_and_its_variant_service_works(
 
 def test_no_matching_pattern_is_the_base_variant_said_so(srv: Server, golf: dict[str, Any]) -> None:
     token, vehicle_id = srv.token(), golf["vehicle_id"]
+    vehicle = srv.run(srv.services.vehicles.get(vehicle_id))
+    # Without a caller nothing runs: the base variant, not tested yet.
+    _, choice = srv.run(srv.services.diag.layer_for(vehicle, "transmission", None))
+    assert (choice.name, choice.state, choice.candidates) == ("TRANSMISSION", "NotTested", 1)
+    assert ("transmission", "SoftwareVersion_Read") not in _history(srv, vehicle_id)
+
     r = _diag(srv, token, vehicle_id, "transmission", "TcuSerial_Read")
     assert r.status_code == 400, r.text
     message = r.json()["message"]
@@ -448,3 +459,23 @@ def test_no_matching_pattern_is_the_base_variant_said_so(srv: Server, golf: dict
         ("transmission", "SerialNumber_Read"),
     ]
     assert _services(srv, token, vehicle_id)["transmission"]["variant"] == "TRANSMISSION"
+    _, choice = srv.run(srv.services.diag.layer_for(vehicle, "transmission", None))
+    assert (choice.state, choice.identified, choice.matched) == ("NoVariantDetected", True, False)
+
+
+def test_a_link_gone_down_identifies_again(srv: Server, golf: dict[str, Any]) -> None:
+    token, vehicle_id = srv.token(), golf["vehicle_id"]
+    first = _diag(srv, token, vehicle_id, "engine", "EcuSerial_Read")
+    assert srv.wait_status(token, first.json()["command_id"])["status"] == "completed"
+    identifications = _history(srv, vehicle_id).count(("engine", "SoftwareVersion_Read"))
+    # What the DoIP connector tells the service's observer (main.py wraps it so).
+    links = VariantLinks(NoLinkObserver(), srv.services.variants)
+    srv.call(lambda: links.link_down(vehicle_id, "lost", "2024-01-01T00:00:00Z"))
+    vehicle = srv.run(srv.services.vehicles.get(vehicle_id))
+    _, choice = srv.run(srv.services.diag.layer_for(vehicle, "engine", None))
+    assert choice.state == "NotTested"
+    again = _diag(srv, token, vehicle_id, "engine", "EcuSerial_Read")
+    assert srv.wait_status(token, again.json()["command_id"])["status"] == "completed"
+    history = _history(srv, vehicle_id)
+    assert history.count(("engine", "SoftwareVersion_Read")) == identifications + 1
+    assert history[-2:] == [("engine", "SoftwareVersion_Read"), ("engine", "EcuSerial_Read")]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from odxtools.dataobjectproperty import DataObjectProperty
 from odxtools.diaglayercontainer import DiagLayerContainer
@@ -73,6 +73,9 @@ class IdentificationPlan:
     problems: tuple[str, ...] = ()  # what the description gets wrong (said, not raised)
 
 
+VariantState = Literal["Online", "NoVariantDetected", "NotTested"]
+
+
 @dataclass(frozen=True, slots=True)
 class VariantChoice:
     """The layer to speak: an ECU variant that matched, or the base variant."""
@@ -82,6 +85,19 @@ class VariantChoice:
     is_base: bool
     matched: bool  # False: no ECU variant matched (or the description has none)
     reason: str
+    # False: no identification ran (not yet, or it got no answers): the base variant
+    # for now, identified on next use.
+    identified: bool = True
+    candidates: int = 0  # the ECU variants the description has
+
+    @property
+    def state(self) -> VariantState:
+        """As CDA's component shows it: ``Online`` (a variant matched, or the description
+        has none to match), ``NoVariantDetected`` (none matched: the base variant),
+        ``NotTested`` (not identified yet)."""
+        if not self.identified:
+            return "NotTested"
+        return "Online" if self.matched or not self.candidates else "NoVariantDetected"
 
 
 class PlanError(ValueError):
@@ -238,7 +254,8 @@ def select(
     plan: IdentificationPlan, answers: Mapping[str, Mapping[str, Any] | None]
 ) -> VariantChoice:
     """The variant ``answers`` identify (see the module docstring)."""
-    if not plan.variants:
+    count = len(plan.variants)
+    if not count:
         return VariantChoice(
             plan.base, plan.base, True, False, f"{plan.container} describes no ECU variants"
         )
@@ -259,15 +276,17 @@ def select(
         reason = "no ECU variant matched (" + "; ".join(misses) + ")"
         if plan.problems:
             reason += "; the description: " + "; ".join(plan.problems)
-        return VariantChoice(plan.base, plan.base, True, False, reason)
+        return VariantChoice(plan.base, plan.base, True, False, reason, candidates=count)
     name, what = matched[0]
     reason = f"{name} matched by {what}"
     if len(matched) > 1:
         others = ", ".join(n for n, _ in matched[1:])
         reason += f"; {others} matched too: the first in the description ({name}) is taken"
-    return VariantChoice(name, plan.base, False, True, reason)
+    return VariantChoice(name, plan.base, False, True, reason, candidates=count)
 
 
 def unidentified(plan: IdentificationPlan, why: str) -> VariantChoice:
-    """The base variant when identification could not run (no answers at all)."""
-    return VariantChoice(plan.base, plan.base, True, False, why)
+    """The base variant while identification has not run (or got no answers)."""
+    return VariantChoice(
+        plan.base, plan.base, True, False, why, identified=False, candidates=len(plan.variants)
+    )

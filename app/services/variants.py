@@ -177,6 +177,7 @@ class VariantService:
                 choice,
                 reason=f"{choice.reason}; identification incomplete ({unanswered}),"
                 " tried again on next use",
+                identified=False,
             )
         codec = base if choice.is_base else base.with_variant(choice.name)
         return codec, choice
