@@ -16,6 +16,7 @@ ECU-VARIANT-PATTERNs added, as CDA's FLXC1000 has FLXC1000_App_0101 matched by
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import tempfile
@@ -46,6 +47,7 @@ from odxtools.writepdxfile import write_pdx_file
 
 from app.descriptions.codec import CodecError, LayerCodec
 from app.descriptions.variants import IdentificationPlan, plan_of, select
+from app.models import Principal, Role
 from app.services.variants import VariantLinks
 from app.vehicles.demo_description import PdxDid, PdxEcu, PdxSpec, build_database, demo_spec
 from app.vehicles.doip_link import NoLinkObserver
@@ -479,3 +481,22 @@ def test_a_link_gone_down_identifies_again(srv: Server, golf: dict[str, Any]) ->
     history = _history(srv, vehicle_id)
     assert history.count(("engine", "SoftwareVersion_Read")) == identifications + 1
     assert history[-2:] == [("engine", "SoftwareVersion_Read"), ("engine", "EcuSerial_Read")]
+
+
+def test_concurrent_first_uses_identify_once(srv: Server, golf: dict[str, Any]) -> None:
+    vehicle_id = golf["vehicle_id"]
+    srv.token()
+    ((user_id,),) = srv.query("SELECT user_id FROM users WHERE username = 'engineer'")
+    who = Principal(user_id=user_id, username="engineer", role=Role.ENGINEER, session_id="t")
+    links = VariantLinks(NoLinkObserver(), srv.services.variants)
+    srv.call(lambda: links.link_down(vehicle_id, "lost", "2024-01-01T00:00:00Z"))
+    before = _history(srv, vehicle_id).count(("engine", "SoftwareVersion_Read"))
+    vehicle = srv.run(srv.services.vehicles.get(vehicle_id))
+
+    async def together() -> list[Any]:
+        diag = srv.services.diag
+        return list(await asyncio.gather(*(diag.layer_for(vehicle, "engine", who) for _ in "abc")))
+
+    results = srv.run(together())
+    assert [choice.name for _, choice in results] == ["ENGINE_App_0412"] * 3
+    assert _history(srv, vehicle_id).count(("engine", "SoftwareVersion_Read")) == before + 1
