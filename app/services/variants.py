@@ -88,10 +88,12 @@ class VariantService:
         found = self._known.get(_key(vehicle, ref))
         return found.choice if found is not None and found.source is base.source else None
 
-    def forget(self, vehicle_id: str) -> None:
-        """The vehicle's ECUs are identified again on next use."""
+    def forget(self, vehicle_id: str, ecu: str | None = None) -> None:
+        """The vehicle's ECUs (or its ECU named ``ecu``) are identified again on next use
+        (a SOVD ``PUT /components/{ecu}`` forcing detection: this, then ``layer_for``).
+        An identification of the vehicle in flight now is not kept."""
         self._epochs[vehicle_id] = self._epochs.get(vehicle_id, 0) + 1
-        for key in [k for k in self._known if k[0] == vehicle_id]:
+        for key in [k for k in self._known if k[0] == vehicle_id and ecu in (None, k[1])]:
             del self._known[key]
 
     # -- identification -----------------------------------------------------------------
