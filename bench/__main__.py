@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import websockets
 
-from bench import descriptions, http_overhead
+from bench import described_read, descriptions, http_overhead
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline, stream_bytes
 from bench.server import BenchServer, ceiling
@@ -367,6 +367,12 @@ def scenario_descriptions(args: argparse.Namespace) -> Result:
     return descriptions.measure(args.rounds, files, dids, _pin()[0])
 
 
+def scenario_described_read(args: argparse.Namespace) -> Result:
+    """A SOVD read of a described ECU against the raw ReadDataByID (bench.described_read)."""
+    clients = 2 if args.smoke else 8
+    return described_read.measure(args.rounds, clients, args.http_seconds, _pin()[0])
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "pipeline": scenario_pipeline,
     "http": scenario_http,
@@ -375,6 +381,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "websockets": scenario_websockets,
     "soak": scenario_soak,
     "descriptions": scenario_descriptions,
+    "described_read": scenario_described_read,
 }
 
 BARS = {

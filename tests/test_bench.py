@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The scenarios in two processes at once: at smoke size each spends most of its time on
 # fixed set-up and warm-up waits, not on the CPU, so the two halves overlap well.
 # The "overhead" scenario is bench.http_overhead's measure(), which the second test runs.
-SMOKE_GROUPS = (("pipeline", "http", "scrape"), ("websockets", "soak", "descriptions"))
+SMOKE_GROUPS = (
+    ("pipeline", "http", "scrape"),
+    ("websockets", "soak", "descriptions", "described_read"),
+)
 
 
 def _smoke(scenarios: tuple[str, ...], out: Path) -> subprocess.Popen[str]:
@@ -49,7 +52,19 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     runs = [json.loads(out.read_text()) for out in outs]
     assert all(figures["machine"]["smoke"] is True for figures in runs)
     results = {name: result for figures in runs for name, result in figures["results"].items()}
-    assert set(results) == {"pipeline", "http", "scrape", "websockets", "soak", "descriptions"}
+    assert set(results) == {
+        "pipeline",
+        "http",
+        "scrape",
+        "websockets",
+        "soak",
+        "descriptions",
+        "described_read",
+    }
+    read = results["described_read"]
+    assert read["described_reads_per_s"] > 0 and read["raw_reads_per_s"] > 0
+    expected_ratio = read["described_reads_per_s"] / read["raw_reads_per_s"]
+    assert abs(read["ratio"] - expected_ratio) < 0.01
     described = results["descriptions"]
     assert described["files"] == 1 and described["services_per_file"] == 14
     assert described["ready_s_without"] > 0 and described["loaded_s_first_start"] > 0
