@@ -62,7 +62,10 @@ class CommandSpec:
         }
 
 
-# DiagService: a bound ECU by its component id, a service of its description by short name.
+# DiagService: a bound ECU by its component id, a service of its description by short name;
+# its SID (one byte in hex, as stored) is filled in when it is checked.
+SID_PARAM: Final = "sid"
+SID = r"^0x[0-9A-Fa-f]{2}$"
 COMPONENT_ID = r"^[a-z][a-z0-9-]{0,31}$"
 SERVICE_NAME = r"^[A-Za-z0-9_]{1,128}$"
 
@@ -156,6 +159,14 @@ CATALOGUE: Final[dict[str, CommandSpec]] = {
                     " shows it); if given, it must be that address",
                     required=False,
                 ),
+                Param(
+                    SID_PARAM,
+                    SID,
+                    "filled in by the service with the service's SID from the description"
+                    " (0x22, 0x2E, ...: whether another user's lock refuses it); if given,"
+                    " it must be that SID",
+                    required=False,
+                ),
             ),
         ),
     )
@@ -211,8 +222,9 @@ def validate(command_name: object, params: object) -> tuple[CommandName, dict[st
 
 # Commands that change an ECU's state (its faults, its session, a routine): another
 # user's lock refuses them. Reading a routine's results changes nothing.
-# A DiagService counts as changing state whatever its service: a description does not
-# say what a service changes, so another user's lock refuses it, reads included.
+# A DiagService changes state unless its service's SID (``sid``, stored with its params
+# when it is checked) is a read: ReadDataByIdentifier, ReadDTCInformation, TesterPresent
+# (as CDA, whose reads ignore locks); one without a known SID counts as changing state.
 STATE_CHANGING: Final = frozenset(
     {
         CommandName.CLEAR_DTC,
@@ -224,12 +236,24 @@ STATE_CHANGING: Final = frozenset(
 _READ_ONLY_ACTIONS: Final[dict[str, frozenset[str]]] = {
     CommandName.ROUTINE_CONTROL: frozenset({"results"})
 }
+# UDS services that only read: 0x22 ReadDataByIdentifier, 0x19 ReadDTCInformation,
+# 0x3E TesterPresent.
+READ_ONLY_SIDS: Final = frozenset({0x22, 0x19, 0x3E})
 
 
-def changes_state(command_name: str, params: Mapping[str, str]) -> bool:
-    """Whether the command changes the vehicle's state (so a lock stands in its way)."""
+def _sid_of(value: object) -> int | None:
+    if not isinstance(value, str) or re.fullmatch(SID, value) is None:
+        return None
+    return int(value, 16)
+
+
+def changes_state(command_name: str, params: Mapping[str, Any]) -> bool:
+    """Whether the command changes the vehicle's state (so a lock stands in its way); a
+    DiagService by its ``sid`` (without one: it does)."""
     if command_name not in STATE_CHANGING:
         return False
+    if command_name == CommandName.DIAG_SERVICE:
+        return _sid_of(params.get(SID_PARAM)) not in READ_ONLY_SIDS
     return params.get("action") not in _READ_ONLY_ACTIONS.get(command_name, frozenset())
 
 
@@ -237,7 +261,7 @@ def _canonical(param: Param, value: str) -> str:
     """One spelling per value, as stored and compared: ``0x1a`` -> ``0x1A``, ``p0420`` ->
     ``P0420`` (an operation's executions are found by their parameters). An ECU address
     is spelt by ``canonical_address`` (``0x10`` -> ``0x0010``)."""
-    if param.pattern == DATA_ID:
+    if param.pattern in (DATA_ID, SID):
         return "0x" + value[2:].upper()
     if param.pattern == DTC_CODE:
         return value.upper()

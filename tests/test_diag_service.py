@@ -207,6 +207,7 @@ def test_a_did_read_decoded_to_its_physical_value_with_unit(
         "service": "EngineRpm_Read",
         "params": {},
         "ecuAddress": "0x0010",
+        "sid": "0x22",  # whether a lock stands in its way: a read does not
     }
     done = srv.wait_status(token, command["command_id"])
     assert done["status"] == "completed", done

@@ -345,6 +345,16 @@ def test_broken_lock_notices_are_bounded(locks: LockService) -> None:
             {"ecuAddress": "0x10", "routineId": "0x0201", "action": "results"},
             False,
         ),
+        # A DiagService by the SID its check stored: reads and TesterPresent do not.
+        ("DiagService", {"ecu": "engine", "service": "VIN_Read", "sid": "0x22"}, False),
+        ("DiagService", {"ecu": "engine", "service": "X", "sid": "0x19"}, False),
+        ("DiagService", {"ecu": "engine", "service": "X", "sid": "0x3e"}, False),
+        ("DiagService", {"ecu": "engine", "service": "X", "sid": "0x2E"}, True),
+        ("DiagService", {"ecu": "engine", "service": "X", "sid": "0x14"}, True),
+        ("DiagService", {"ecu": "engine", "service": "X", "sid": "0x31"}, True),
+        ("DiagService", {"ecu": "engine", "service": "X", "sid": "0x85"}, True),
+        ("DiagService", {"ecu": "engine", "service": "VIN_Read"}, True),  # SID not known
+        ("DiagService", {"ecu": "engine", "service": "X", "sid": "22"}, True),
     ],
 )
 def test_which_commands_change_state(name: str, params: dict[str, str], changes: bool) -> None:

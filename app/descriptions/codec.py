@@ -15,9 +15,11 @@ nothing of ``app`` imported, so the vehicles layer can hold what it makes).
   text table).
 - ``Encoded.decode(answer)``: a positive answer as ``{parameter: physical value}``
   with the units of those that have one; a negative answer (0x7F) as its NRC and the
-  description's text for it. Left out of the positive answer: the constants that name
-  the message (the response SID, a sub-function or DID echo: CODED-CONST and PHYS-CONST
-  parameters, and NRC-CONST), the echoes of the request (MATCHING-REQUEST-PARAM) and
+  description's text for it; a positive answer the description cannot read by the
+  ``fallback`` when one is given (``sovd_map.with_fallback``: 0x19 0x02). Left out of
+  the positive answer: the constants that name the message (the response SID, a
+  sub-function or DID echo: CODED-CONST and PHYS-CONST parameters, and NRC-CONST), the
+  echoes of the request (MATCHING-REQUEST-PARAM) and
   reserved bits; the bytes themselves are kept beside the decoded form by the caller.
   Values are made JSON-ready: byte fields as upper-case hex, a DTC as
   ``{"code", "troubleCode", "text", "level"}``, structures as objects, fields as lists.
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -223,6 +225,9 @@ class Encoded:
     payload: bytes
     # The description's service (odxtools) that reads the answer.
     service: DiagService = field(repr=False, compare=False)
+    # How a positive answer the description cannot read is read instead (a 0x19 0x02
+    # answer holding a DTC the DTC DOP lacks: ISO 14229-1's layout); None: it fails.
+    fallback: Callable[[bytes], Decoded] | None = field(default=None, repr=False, compare=False)
 
     @property
     def sid(self) -> int:
@@ -245,7 +250,13 @@ class Encoded:
                 warnings.simplefilter("ignore")
                 message = self.service.decode_message(answer)
         except (OdxError, ValueError, IndexError, KeyError, TypeError) as exc:
-            raise CodecError(f"{where} does not decode: {_short(exc)}") from None
+            error = CodecError(f"{where} does not decode: {_short(exc)}")
+            if self.fallback is None:
+                raise error from None
+            try:
+                return self.fallback(answer)
+            except ValueError:
+                raise error from None
         coding = message.coding_object
         # (``in`` on odxtools' lists compares whole objects: look for this one)
         if coding is None or not any(coding is r for r in self.service.positive_responses):

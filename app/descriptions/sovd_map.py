@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from odxtools.dataobjectproperty import DataObjectProperty
 from odxtools.diaglayers.diaglayer import DiagLayer
 from odxtools.diagnostictroublecode import DiagnosticTroubleCode
 from odxtools.diagservice import DiagService
+from odxtools.dtcdop import DtcDop
 from odxtools.exceptions import OdxError
 from odxtools.parameters.valueparameter import ValueParameter
 from odxtools.state import State
@@ -636,6 +637,60 @@ def _decode_report(layer: DiagLayer, service: DiagService, answer: bytes) -> lis
         if (len(answer) - 3) % 4 == 0:
             return _by_iso_layout(layer, answer)
         raise CodecError(f"{where} does not decode: {exc}", "answer") from None
+
+
+def _record_names(service: DiagService) -> tuple[str, str, str]:
+    """The positive response's names for the availability mask (byte 2), the records
+    (byte 3) and a record's DTC, else ISO 14229-1's."""
+    mask, records, dtc = "DTCStatusAvailabilityMask", "DTCAndStatusRecord", "DTC"
+    response = service.positive_responses[0] if service.positive_responses else None
+    for parameter in response.parameters if response is not None else ():
+        if parameter.byte_position == 2 and isinstance(parameter, ValueParameter):
+            mask = parameter.short_name
+        elif parameter.byte_position == 3 and isinstance(parameter, ValueParameter):
+            records = parameter.short_name
+            structure = getattr(parameter.dop, "structure", None)
+            for inner in getattr(structure, "parameters", ()):
+                if isinstance(inner, ValueParameter) and isinstance(inner.dop, DtcDop):
+                    dtc = inner.short_name
+    return mask, records, dtc
+
+
+def _iso_report(layer: DiagLayer, service: DiagService) -> Callable[[bytes], Decoded]:
+    """A 0x19 0x02 answer read by ISO 14229-1's layout, for DiagService (the answer
+    holds a DTC the description lacks, so odxtools refuses it): ``{<mask>: n,
+    <records>: [{<DTC>: {"code", "troubleCode", "text", "level"}, "statusOfDTC": n}]}``
+    in the response's names; a DTC the description lacks has its code in hex and no
+    text or level. ValueError (CodecError) for an answer of another layout."""
+    mask, records, dtc_name = _record_names(service)
+
+    def read(answer: bytes) -> Decoded:
+        if (
+            len(answer) < 3
+            or answer[:2] != bytes((READ_DTC_INFORMATION + 0x40, REPORT_BY_STATUS_MASK))
+            or (len(answer) - 3) % 4
+        ):
+            raise CodecError(f"the answer to {service.short_name} is not ISO 14229-1's layout")
+        found = []
+        for fault in _by_iso_layout(layer, answer):
+            dtc = {
+                "code": fault.display_code or fault.code,
+                "troubleCode": f"0x{fault.code}",
+                "text": fault.fault_name,
+                "level": fault.severity if fault.fault_name is not None else None,
+            }
+            found.append({dtc_name: dtc, "statusOfDTC": fault.status.mask})
+        return Decoded(parameters={mask: answer[2], records: found})
+
+    return read
+
+
+def with_fallback(layer: DiagLayer, encoded: Encoded) -> Encoded:
+    """``encoded`` reading its answer by ISO 14229-1's layout when the description
+    cannot (a 0x19 0x02 request: a reported DTC the DTC DOP lacks); others unchanged."""
+    if encoded.payload[:2] != bytes((READ_DTC_INFORMATION, REPORT_BY_STATUS_MASK)):
+        return encoded
+    return replace(encoded, fallback=_iso_report(layer, encoded.service))
 
 
 def decode_faults(

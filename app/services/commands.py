@@ -92,12 +92,13 @@ class CommandService:
         if vehicle is None:
             raise NotFound(f"vehicle {vehicle_id} does not exist")
         described: DescribedRequest | None = None
-        changes_state = sovd.changes_state(name, params)
         if name is CommandName.DIAG_SERVICE:
             if self._diag is None:
                 raise BadRequest("command_name DiagService: this service has no ECU descriptions")
             # Checked and encoded now: a refusal is a 400 before anything is stored.
             params, described = await self._diag.prepare(vehicle, params, principal, client)
+        # (a DiagService's by the SID its check filled in)
+        changes_state = sovd.changes_state(name, params)
         if self._locks is not None and changes_state:
             self._locks.check(principal, vehicle_id, params.get("ecuAddress"))
         if vehicle.transport is Transport.SIMULATOR and vehicle.connection_status != "connected":

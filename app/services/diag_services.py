@@ -27,7 +27,7 @@ from app.errors import BadRequest, Conflict
 from app.models import EcuRef, Principal, Vehicle
 from app.services.descriptions import DescriptionLibrary
 from app.services.variants import VariantService
-from app.sovd import ECU_ADDRESS_PARAM
+from app.sovd import ECU_ADDRESS_PARAM, SID_PARAM
 
 if TYPE_CHECKING:
     from app.descriptions.codec import Encoded, LayerCodec
@@ -128,7 +128,8 @@ class DiagServices:
         client: str | None = None,
     ) -> tuple[dict[str, Any], Encoded]:
         """A DiagService's checked params (as stored: ``ecu``, ``service`` in the
-        description's spelling, ``params``, and the ECU's ``ecuAddress``) and its encoded
+        description's spelling, ``params``, the ECU's ``ecuAddress`` and the service's
+        ``sid``, which says whether a lock stands in its way) and its encoded
         request, with the ECU's identified variant (identified now as ``principal`` on
         first use); BadRequest naming the field, Conflict if the description is not
         loaded."""
@@ -152,13 +153,23 @@ class DiagServices:
                 message += f"; variant: {choice.name} ({choice.reason})"
             named = message if message.startswith("params") else f"{exc.field}: {message}"
             raise BadRequest(f"command_params.{named}") from None
+        sid = f"0x{encoded.sid:02X}"
+        given_sid = params.get(SID_PARAM)
+        if given_sid is not None and str(given_sid).upper() != sid.upper():
+            raise BadRequest(
+                f"command_params.{SID_PARAM}: {encoded.service_name} is SID {sid}, got"
+                f" {given_sid} (leave it out: the service fills it in)"
+            )
         clean = {
             "ecu": ref.name,
             "service": encoded.service_name,
             "params": values,
             ECU_ADDRESS_PARAM: ref.address,
+            SID_PARAM: sid,
         }
-        return clean, encoded
+        from app.descriptions import sovd_map
+
+        return clean, sovd_map.with_fallback(codec.layer, encoded)
 
     async def services(self, vehicle: Vehicle) -> list[EcuServices]:
         """Each bound ECU of the vehicle with its description's services (its identified
