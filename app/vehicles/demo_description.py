@@ -42,6 +42,11 @@ diagnostic adapter (CDA) uses:
   check need ``Extended``;
 - functional classes ``IdentData`` / ``CurrentData`` / ``SysInfo`` (the DIDs, as
   ``DataCategory``), ``Session``, ``FaultMem`` and ``Routines``;
+- optional, none of them in the demo ECUs: per writable DID ``<Name>_Write`` (0x2E <did>
+  <value>, answered 6E <did>; a DID of functional class ``VarCoding`` is a SOVD
+  configuration), ``DTC_Setting_Mode_<Name>`` (0x85 <type>, FUNCT-CLASS ``DtcSetting``),
+  and the environment data of one DTC: ``FaultMem_ReportDTCSnapshotRecordByDTCNumber``
+  (19 04 <dtc> <record>) and ``FaultMem_ReportDTCExtDataRecordByDTCNumber`` (19 06);
 - the ECU's logical address as a special data group (``SDG`` semantic ``ECU``, value
   semantic ``LOGICAL-ADDRESS``, ``0x10``).
 
@@ -167,8 +172,11 @@ class PdxDid:
     unit: str | None = None
     text: bool = False
     names: tuple[tuple[int, str], ...] = ()
-    category: str | None = None  # a functional class: "IdentData", "CurrentData", ...
+    # Its services' functional class: "IdentData", "CurrentData", ...; "VarCoding" (any
+    # case) makes it a SOVD configuration (CDA's varcoding). None: "Data".
+    category: str | None = None
     sessions: tuple[str, ...] = ()  # states it needs (any of them); (): any session
+    writable: bool = False  # also ``<name>_Write`` (0x2E <did> <value>), answered 6E <did>
 
     def __post_init__(self) -> None:
         _check_short_name(self.name, "DID name")
@@ -241,6 +249,10 @@ class PdxRoutine:
             raise ValueError(f"{self.name}: actions are some of {', '.join(ROUTINE_ACTIONS)}")
 
 
+# The DTC settings of ISO 14229-1 (0x85 0x01 / 0x02): ``DTC_Setting_Mode_On`` / ``_Off``.
+DTC_SETTING_ON_OFF: Final = (("On", 0x01), ("Off", 0x02))
+
+
 @dataclass(frozen=True, slots=True)
 class PdxEcu:
     """One ECU: a diag layer container and its base variant, both named ``short_name``."""
@@ -254,6 +266,14 @@ class PdxEcu:
     routines: tuple[PdxRoutine, ...] = ()
     clear_sessions: tuple[str, ...] = ()  # states ClearDTC needs (any of them); (): any
     fault_memory: bool = True  # the 0x19 0x02 and 0x14 services
+    # ``DTC_Setting_Mode_<name>`` (0x85 <type>) per (name, type), answered C5 <type>:
+    # ``DTC_SETTING_ON_OFF`` and any extra values (CDA's TimeTravelDTCsOn 0x42, say).
+    dtc_settings: tuple[tuple[str, int], ...] = ()
+    # ``FaultMem_ReportDTCSnapshotRecordByDTCNumber`` (19 04 <dtc> <record>) and
+    # ``FaultMem_ReportDTCExtDataRecordByDTCNumber`` (19 06 <dtc> <record>); with the
+    # fault memory only.
+    snapshots: bool = False
+    extended_data: bool = False
 
     def __post_init__(self) -> None:
         _check_short_name(self.short_name, "ECU short name")
@@ -266,6 +286,8 @@ class PdxEcu:
             ("DID ids", [f"{d.did}" for d in self.dids]),
             ("DTCs", [d.code for d in self.dtcs]),
             ("routines", [r.name for r in self.routines]),
+            ("DTC settings", [n for n, _ in self.dtc_settings]),
+            ("DTC setting types", [f"{t}" for _, t in self.dtc_settings]),
         ):
             if len(set(names)) != len(names):
                 raise ValueError(f"{self.short_name}: {what} must be unique")
@@ -277,6 +299,12 @@ class PdxEcu:
         unknown = sorted(set(needed) - states)
         if unknown:
             raise ValueError(f"{self.short_name}: no session named {', '.join(unknown)}")
+        for name, kind in self.dtc_settings:
+            _check_short_name(name, "DTC setting")
+            if not 0 < kind < 0x80:
+                raise ValueError(f"DTC setting type 0x{kind:02X} is not a 0x85 subfunction")
+        if (self.snapshots or self.extended_data) and not self.fault_memory:
+            raise ValueError(f"{self.short_name}: snapshots and extended data need fault_memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,6 +652,12 @@ def _did_dop(layer: _Layer, did: PdxDid) -> OdxLinkRef:
     return layer.dop(did.name, coded, physical, compu, did.unit)
 
 
+WRITE_DATA_BY_IDENTIFIER: Final = 0x2E
+CONTROL_DTC_SETTING: Final = 0x85
+REPORT_SNAPSHOT_RECORD_BY_DTC: Final = 0x04
+REPORT_EXTENDED_DATA_RECORD_BY_DTC: Final = 0x06
+
+
 def _add_dids(layer: _Layer) -> None:
     sid = uds.READ_DATA_BY_IDENTIFIER
     for did in layer.ecu.dids:
@@ -639,6 +673,93 @@ def _add_dids(layer: _Layer) -> None:
             did.category or "Data",
             long_name=did.long_name,
             sessions=did.sessions,
+        )
+        if did.writable:
+            write = WRITE_DATA_BY_IDENTIFIER
+            layer.service(
+                f"{did.name}_Write",
+                [
+                    _sid_rq(write),
+                    _const("DID_RQ", did.did, 1, 16, semantic="DID"),
+                    _value(did.name, dop, 3),
+                ],
+                [_sid_pr(write), _const("DID_PR", did.did, 1, 16, semantic="DID")],
+                did.category or "Data",
+                long_name=did.long_name,
+                sessions=did.sessions,
+            )
+
+
+def _add_dtc_settings(layer: _Layer) -> None:
+    sid = CONTROL_DTC_SETTING
+    for name, kind in layer.ecu.dtc_settings:
+        layer.service(
+            f"DTC_Setting_Mode_{name}",
+            [_sid_rq(sid), _const("DTCSettingType", kind, 1, semantic="SUBFUNCTION")],
+            [_sid_pr(sid), _const("DTCSettingType", kind, 1, semantic="SUBFUNCTION")],
+            "DtcSetting",
+            long_name=f"DTC setting {name}",
+        )
+
+
+def _add_environment_data(layer: _Layer) -> None:
+    """19 04 / 19 06 <dtc> <record>: answered with the DTC (echoed), its status, the
+    record number and one value (a snapshot: one DID and its two bytes; extended data:
+    an occurrence counter)."""
+    ecu = layer.ecu
+    if not (ecu.snapshots or ecu.extended_data):
+        return
+    byte = layer.dop("EnvByte", _uint(8), DataType.A_UINT32, _identical(*_UINT))
+    word = layer.dop("EnvWord", _uint(16), DataType.A_UINT32, _identical(*_UINT))
+    number = layer.dop("DTCNumber", _uint(24), DataType.A_UINT32, _identical(*_UINT))
+    sid = uds.READ_DTC_INFORMATION
+    kinds = [
+        (
+            "FaultMem_ReportDTCSnapshotRecordByDTCNumber",
+            REPORT_SNAPSHOT_RECORD_BY_DTC,
+            "DTCSnapshotRecordNumber",
+            [
+                _value("DTCSnapshotRecordNumberOfIdentifiers", byte, 7),
+                _value("DTCSnapshotRecordDid", word, 8),
+                _value("DTCSnapshotRecordDidData", word, 10),
+            ],
+            ecu.snapshots,
+        ),
+        (
+            "FaultMem_ReportDTCExtDataRecordByDTCNumber",
+            REPORT_EXTENDED_DATA_RECORD_BY_DTC,
+            "DTCExtDataRecordNumber",
+            [_value("OccurrenceCounter", byte, 7)],
+            ecu.extended_data,
+        ),
+    ]
+    for name, sub, record, values, wanted in kinds:
+        if not wanted:
+            continue
+        layer.service(
+            name,
+            [
+                _sid_rq(sid),
+                _const("SubFunction", sub, 1, semantic="SUBFUNCTION"),
+                _value("DTCNumber", number, 2),
+                _value(record, byte, 5),
+            ],
+            [
+                _sid_pr(sid),
+                _const("SubFunction", sub, 1, semantic="SUBFUNCTION"),
+                MatchingRequestParameter(
+                    short_name="DTCNumber",
+                    semantic="DATA",
+                    byte_position=2,
+                    request_byte_position=2,
+                    byte_length=3,
+                ),
+                _value("StatusOfDTC", byte, 5),
+                _value(record, byte, 6),
+                *values,
+            ],
+            "FaultMem",
+            long_name=name.removeprefix("FaultMem_"),
         )
 
 
@@ -757,7 +878,9 @@ def _container(ecu: PdxEcu, spec: PdxSpec) -> DiagLayerContainer:
     _add_dids(layer)
     if ecu.fault_memory:
         _add_fault_memory(layer)
+        _add_environment_data(layer)
     _add_routines(layer)
+    _add_dtc_settings(layer)
     sdgs = []
     if ecu.logical_address is not None:
         sdgs.append(
