@@ -29,6 +29,11 @@ READS: Final = {
     "/v1/components/{component}/data-categories": "/v1/components/engine/data-categories",
     "/v1/components/{component}/data-groups": "/v1/components/engine/data-groups",
     "/v1/components/{component}/data/{data_id}": "/v1/components/engine/data/engineRpm",
+    "/v1/components/{component}/configurations": "/v1/components/engine/configurations",
+    # (a data read, as CDA routes it)
+    "/v1/components/{component}/configurations/{data_id}": (
+        "/v1/components/engine/configurations/engineRpm"
+    ),
     "/v1/components/{component}/faults": "/v1/components/engine/faults",
     "/v1/components/{component}/faults/{fault_code}": "/v1/components/engine/faults/P0171",
     "/v1/components/{component}/operations": "/v1/components/engine/operations",

@@ -223,6 +223,28 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
             204,
         )
     ],
+    # The demo fleet's ECUs are bound to no description: refused alike for every user.
+    ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}"): [
+        ("sovd-detect-variant", "/sovd/vehicles/{vin}/v1/components/engine", None, None, 400)
+    ],
+    ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}/data/{data_id}"): [
+        (
+            "sovd-write-data",
+            "/sovd/vehicles/{vin}/v1/components/engine/data/engineRpm",
+            lambda: {"data": {"EngineRpm": 1}},
+            None,
+            405,
+        )
+    ],
+    ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}/configurations/{data_id}"): [
+        (
+            "sovd-write-configuration",
+            "/sovd/vehicles/{vin}/v1/components/engine/configurations/coding",
+            lambda: {"data": {"Coding": 1}},
+            None,
+            404,
+        )
+    ],
     ("POST", f"/sovd/vehicles/{{vin}}{_OP}/executions"): [
         ("sovd-execute", f"/sovd/vehicles/{{fresh}}{SELF_TEST}", lambda: {}, None, 202)
     ],
@@ -425,9 +447,11 @@ def test_http_matrix(
         assert (
             error.get("vendor_code", error["error_code"])
             == {
+                400: "incomplete-request",
                 401: "unauthorized",
                 403: "insufficient-access-rights",
                 404: "not-found",
+                405: "method-not-allowed",
                 409: "conflict",
             }[expected]
         )

@@ -1,4 +1,5 @@
-"""A component's data: the list, its categories and groups, one value read now."""
+"""A component's data: the list, its categories and groups, one value read now; a bound
+component's data written (0x2E) and its configurations (varcoding, CDA's mapping)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from app.api.sovd import described, tree
 from app.api.sovd.types import (
     Categories,
     CategoryRef,
+    Configurations,
     DataList,
     DataRef,
     DataValue,
+    DataWrite,
     GroupRef,
     Groups,
     SovdQuery,
 )
+from app.errors import MethodNotAllowed, NotFound
 from app.services.sovd.data import item
 from app.services.sovd.entities import Component
 
@@ -57,3 +61,36 @@ async def read_data(call: Call[None, SovdQuery]) -> Result:
     wanted = item(at.ecu, call.request.path_params["data_id"])
     value, command_id = await call.services.sovd.data.read(at, wanted)
     return Result(DataValue(id=wanted.id, data=value), headers={COMMAND_ID_HEADER: command_id})
+
+
+def _unbound(name: str) -> str:
+    return f"component {name} is bound to no ECU description"
+
+
+async def write_data(call: Call[DataWrite, None]) -> Result:
+    """A bound component's 0x2E service (``{id}_Write``); the others' data are read-only."""
+    at = await tree.target(call)
+    if at.ecu.bound is None:
+        raise MethodNotAllowed(f"the data of {_unbound(at.ecu.name)} are read-only")
+    return await described.write_data(call, at)
+
+
+async def list_configurations(call: Call[None, SovdQuery]) -> Configurations:
+    """A bound component's varcoding items (none: 404, as CDA); the others have none."""
+    at = await tree.target(call)
+    if at.ecu.bound is None:
+        return Configurations(items=[])
+    return await described.list_configurations(call, at)
+
+
+async def read_configuration(call: Call[None, SovdQuery]) -> Result:
+    """As CDA routes it: the data read of the same id (any data item)."""
+    return await read_data(call)
+
+
+async def write_configuration(call: Call[DataWrite, None]) -> Result:
+    """A varcoding item's 0x2E service."""
+    at = await tree.target(call)
+    if at.ecu.bound is None:
+        raise NotFound(f"{_unbound(at.ecu.name)}: it has no configurations")
+    return await described.write_data(call, at, "configurations")

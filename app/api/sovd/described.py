@@ -15,9 +15,13 @@ from app.api.sovd.types import (
     Categories,
     CategoryRef,
     ComponentOut,
+    ComponentVariant,
+    ConfigurationRef,
+    Configurations,
     DataList,
     DataRef,
     DataValue,
+    DataWrite,
     ExecutionOut,
     ExecutionRef,
     Executions,
@@ -56,7 +60,7 @@ def _service(call: Call[Any, Any]) -> Any:
 async def get_component(call: Call[Any, Any], at: Target) -> ComponentOut:
     from app.descriptions import sovd_map
 
-    layer = await _service(call).layer(at)
+    layer, choice = await _service(call).variant(at)
     here = tree.component_uri(call, at.vehicle, at.ecu)
     has_data = bool(sovd_map.data_items(layer))
     has_faults = sovd_map.fault_services(layer).report_by_status_mask is not None
@@ -64,7 +68,14 @@ async def get_component(call: Call[Any, Any], at: Target) -> ComponentOut:
         id=at.ecu.name,
         name=at.ecu.name,
         ecu_address=at.ecu.ecu_address,
+        variant=ComponentVariant(
+            name=choice.name,
+            is_base_variant=choice.is_base,
+            state=choice.state,
+            logical_address=at.ecu.ecu_address,
+        ),
         data=f"{here}/data" if has_data else UNSET,
+        configurations=f"{here}/configurations" if sovd_map.configurations(layer) else UNSET,
         data_categories=f"{here}/data-categories" if has_data else UNSET,
         data_groups=f"{here}/data-groups" if has_data else UNSET,
         faults=f"{here}/faults" if has_faults else UNSET,
@@ -114,6 +125,40 @@ async def read_data(call: Call[Any, Any], at: Target) -> Result:
     _, answer = await _service(call).read_data(at, data_id)
     body = DataValue(id=data_id.lower(), data=answer.parameters)
     return Result(body, headers={COMMAND_ID_HEADER: answer.command_id})
+
+
+async def detect_variant(call: Call[Any, Any], at: Target) -> Result:
+    """CDA's forced variant detection: the kept choice forgotten, the identification
+    services run now as the caller's commands; 201, no body."""
+    call.services.variants.forget(at.vehicle.vehicle_id, at.ecu.name)
+    await _service(call).variant(at)
+    return Result(None, status=201)
+
+
+async def write_data(call: Call[DataWrite, Any], at: Target, where: str = "data") -> Result:
+    """The 0x2E service with the body's ``data``: answered as GET does, or 204 when the
+    positive answer has no values (CDA)."""
+    data_id: str = call.request.path_params["data_id"]
+    _, answer = await _service(call).write_data(at, data_id, call.body.data, where)
+    headers = {COMMAND_ID_HEADER: answer.command_id}
+    if not answer.parameters:
+        return Result(None, status=204, headers=headers)
+    return Result(DataValue(id=data_id.lower(), data=answer.parameters), headers=headers)
+
+
+async def list_configurations(call: Call[Any, Any], at: Target) -> Configurations:
+    items = await _service(call).configurations(at)
+    return Configurations(
+        items=[
+            ConfigurationRef(
+                id=c.id,
+                name=c.name,
+                configurations_type="parameter",
+                service_abstract=list(c.service_abstract),
+            )
+            for c in items
+        ]
+    )
 
 
 # -- faults ----------------------------------------------------------------------------------

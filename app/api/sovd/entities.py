@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.api.contract import Call
+from app.api.contract import Call, Result
 from app.api.sovd import described, tree
 from app.api.sovd.types import (
     UNSET,
@@ -15,6 +15,7 @@ from app.api.sovd.types import (
     VendorInfo,
     VersionInfo,
 )
+from app.errors import BadRequest
 from app.services.sovd.entities import components
 from app.version import PACKAGE, version
 
@@ -87,3 +88,11 @@ async def get_component(call: Call[None, SovdQuery]) -> ComponentOut:
         hosts=f"{here}/hosts",
         belongs_to=f"{here}/belongs-to",
     )
+
+
+async def detect_variant(call: Call[None, None]) -> Result:
+    """``PUT`` on a bound component: variant detection forced now (CDA), 201."""
+    at = await tree.target(call)
+    if at.ecu.bound is None:
+        raise BadRequest(f"component {at.ecu.name} is bound to no ECU description: no variant")
+    return await described.detect_variant(call, at)

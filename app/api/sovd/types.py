@@ -105,13 +105,24 @@ class Root(SovdOut, frozen=True, kw_only=True):
     locks: str
 
 
+class ComponentVariant(msgspec.Struct, frozen=True, kw_only=True):
+    """A bound ECU's diag layer, as CDA shows it."""
+
+    name: str  # the identified ECU variant's short name, else the base variant's
+    is_base_variant: bool
+    state: str  # Online, NoVariantDetected, NotTested
+    logical_address: str  # "0x0010"
+
+
 class ComponentOut(SovdOut, frozen=True, kw_only=True):
     """A component (an ECU): links to the capabilities it has, only those."""
 
     id: str
     name: str
     ecu_address: str = msgspec.field(name="x-ecu-address")
+    variant: ComponentVariant | Unset = UNSET  # a component bound to a description
     data: str | Unset = UNSET
+    configurations: str | Unset = UNSET
     data_categories: str | Unset = msgspec.field(default=UNSET, name="data-categories")
     data_groups: str | Unset = msgspec.field(default=UNSET, name="data-groups")
     faults: str | Unset = UNSET
@@ -147,6 +158,24 @@ class DataList(SovdOut, frozen=True, kw_only=True):
 class DataValue(SovdOut, frozen=True, kw_only=True):
     id: str
     data: dict[str, Any]
+
+
+class DataWrite(Body, frozen=True, kw_only=True):
+    """``PUT data/{id}`` (and ``configurations/{id}``): the 0x2E service's request
+    parameters by short name, physical values."""
+
+    data: dict[str, Any]
+
+
+class ConfigurationRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    configurations_type: str  # "parameter" (CDA)
+    service_abstract: list[str] = msgspec.field(name="x-sovd2uds-ServiceAbstract")
+
+
+class Configurations(SovdOut, frozen=True, kw_only=True):
+    items: list[ConfigurationRef]
 
 
 class CategoryRef(msgspec.Struct, frozen=True, kw_only=True):

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from odxtools.diagservice import DiagService
 
     from app.descriptions.sovd_map import DataItem, Fault, Mode, Operation
+    from app.descriptions.variants import VariantChoice
 
 DIAG_SERVICE: Final = CommandName.DIAG_SERVICE
 SESSION: Final = "session"
@@ -132,6 +133,12 @@ class Described:
         identified on first use as the caller's commands)."""
         codec, _ = await self._diag.layer_for(at.vehicle, at.ecu.name, at.who, at.client)
         return codec.layer
+
+    async def variant(self, at: Target) -> tuple[DiagLayer, VariantChoice]:
+        """The layer and the variant choice behind it (identified on first use as the
+        caller, as ``layer``)."""
+        codec, choice = await self._diag.layer_for(at.vehicle, at.ecu.name, at.who, at.client)
+        return codec.layer, choice
 
     async def states(self, at: Target, layer: DiagLayer) -> dict[str, str]:
         """Each state chart's current state (chart short name -> state short name)."""
@@ -242,6 +249,46 @@ class Described:
             known = ", ".join(i.id for i in sovd_map.data_items(layer)) or "none"
             raise NotFound(f"component {at.ecu.name} has no data {data_id[:64]} (it has: {known})")
         return item, await self.send(at, layer, item.read)
+
+    async def write_data(
+        self, at: Target, data_id: str, data: Mapping[str, Any], where: str = "data"
+    ) -> tuple[DataItem, Answer]:
+        """Write the data item ``data_id`` (any case) with its 0x2E service: ``data`` the
+        request's parameters by short name (an unknown or ill-typed one is a 400 naming
+        ``body.data.<name>``, nothing sent); ``where``: ``data`` or ``configurations``
+        (a configuration: a varcoding item)."""
+        from app.descriptions import sovd_map
+        from app.descriptions.codec import CodecError
+
+        layer = await self.layer(at)
+        if where == "configurations":
+            item = sovd_map.find_configuration(layer, data_id)
+            known = ", ".join(i.id for i in sovd_map.configurations(layer) if i.write)
+        else:
+            item = sovd_map.find_data(layer, data_id)
+            known = ", ".join(i.id for i in sovd_map.data_items(layer) if i.write)
+        if item is None or item.write is None:
+            raise NotFound(
+                f"component {at.ecu.name} has no writable {where} {data_id[:64]}"
+                f" (it has: {known or 'none'})"
+            )
+        try:  # the body checked first, so that its errors name it
+            sovd_map.encode_write(layer, item, data)
+        except CodecError as exc:
+            raise _body_error(exc, "body.data") from None
+        return item, await self.send(at, layer, item.write, data)
+
+    async def configurations(self, at: Target) -> tuple[DataItem, ...]:
+        """The varcoding items; NotFound when there are none (CDA: 404)."""
+        from app.descriptions import sovd_map
+
+        found = sovd_map.configurations(await self.layer(at))
+        if not found:
+            raise NotFound(
+                f"component {at.ecu.name} has no configurations (no service of the"
+                " functional class varcoding)"
+            )
+        return found
 
     # -- operations ------------------------------------------------------------------------
 
