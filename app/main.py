@@ -326,6 +326,7 @@ class Lifecycle:
             self._clock,
             locks=locks,
             diag=diag,
+            descriptions=descriptions,  # the simulator emulates bound ECUs from them
         )
         variants.attach(commands)  # identification runs as DiagService commands
         # ECU descriptions: what is on disk loads in the background (the service answers).

@@ -13,16 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from app import sovd
 from app.bus import EventBus
 from app.clock import Clock
-from app.errors import BadRequest, Conflict, NotFound, RateLimited, VehicleDisconnected
-from app.models import Actor, Command, Principal, ResponseChunk
+from app.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    RateLimited,
+    ServiceError,
+    VehicleDisconnected,
+)
+from app.models import Actor, Command, Principal, ResponseChunk, Vehicle
+from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
 from app.services.follow import REPLAY_PAGE, Following, follow
 from app.services.locks import LockService
@@ -32,6 +41,11 @@ from app.store.commands import CommandFilter, CommandStore
 from app.store.vehicles import VehicleStore
 from app.vehicles.connector import DescribedRequest, DiagnosticRequest
 from app.vocabulary import CommandName, CommandStatus, Transport
+
+if TYPE_CHECKING:
+    from odxtools.diaglayers.diaglayer import DiagLayer
+
+log = logging.getLogger(__name__)
 
 # How long a cancel request waits for the command to be stopped and the stop stored.
 CANCEL_WAIT_S: Final = 5.0
@@ -57,9 +71,12 @@ class CommandService:
         *,
         locks: LockService | None = None,
         diag: DiagServices | None = None,
+        descriptions: DescriptionLibrary | None = None,
     ) -> None:
         self._clock = clock or Clock()
         self._diag = diag  # DiagService: bound ECUs' descriptions encode and decode
+        # A simulated vehicle's bound ECUs are emulated from their description's layer.
+        self._descriptions = descriptions
         self._locks = locks  # another user's lock refuses state-changing commands
         self._bus = bus
         self._store = store
@@ -104,6 +121,7 @@ class CommandService:
         if vehicle.transport is Transport.SIMULATOR and vehicle.connection_status != "connected":
             raise VehicleDisconnected(f"vehicle {vehicle_id} is disconnected")
         # A DoIP vehicle's status is its link, which the command opens if it is down.
+        described_ecus = await self._described_ecus(vehicle)
         self._pipeline.reserve(vehicle_id, principal.user_id)
         command = Command(
             command_id=str(uuid.uuid4()),
@@ -137,6 +155,7 @@ class CommandService:
             vehicle.transport,
             ecus=tuple((ecu.name, int(ecu.address, 16)) for ecu in vehicle.ecus),
             described=described,
+            described_ecus=described_ecus,
         )
         self._pipeline.enqueue(Job(command, request, self._clock.monotonic(), timeout_s))
         if self._locks is not None and changes_state:
@@ -144,6 +163,33 @@ class CommandService:
             # withdrawn now, as the lock withdrew what was queued then (never sent).
             self._locks.withdraw_if_locked(command)
         return command
+
+    async def _described_ecus(self, vehicle: Vehicle) -> dict[int, DiagLayer]:
+        """A simulated vehicle's bound ECUs, by address, with the base variant of their
+        description for the simulator to emulate them from (``DiagnosticRequest.
+        described_ecus``); an ECU whose description is not loaded (yet) is left out: the
+        simulator's table ECU answers for it meanwhile. Loads a file's odxtools database
+        on its first use here, as a DiagService does."""
+        if self._descriptions is None or vehicle.transport is not Transport.SIMULATOR:
+            return {}
+        layers: dict[int, DiagLayer] = {}
+        for ref in vehicle.ecus:
+            if ref.description is None:
+                continue
+            try:
+                codec = await self._descriptions.codec(ref.description)
+            except ServiceError as exc:
+                log.warning(
+                    "ECU %s of vehicle %s: description not usable, table ECU answers: %s",
+                    ref.name,
+                    vehicle.vin,
+                    exc.message,
+                    extra={"event": "simulated_description_unusable", "ecu": ref.name},
+                )
+                continue
+            if codec is not None:
+                layers[int(ref.address, 16)] = codec.layer
+        return layers
 
     async def get(self, principal: Principal, command_id: str) -> Command:
         command = await self._store.get(command_id)

@@ -13,10 +13,13 @@ runs, and that is where a transport tells the vehicle to abort the request.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.vocabulary import Transport
+
+if TYPE_CHECKING:
+    from odxtools.diaglayers.diaglayer import DiagLayer
 
 
 class VehicleUnreachable(Exception):
@@ -81,6 +84,12 @@ class DiagnosticRequest:
     # DiagService: the request as the ECU's description encodes it (checked and encoded
     # when the command was submitted), and how its answer is decoded.
     described: DescribedRequest | None = None
+    # A simulated vehicle's ECUs bound to a description (``ecus[].description``): by
+    # logical address, the base variant of the bound container (an odxtools diag layer,
+    # resolved from the library by the services layer when the command was submitted).
+    # The simulator emulates such an ECU from it (``app.vehicles.simulator``); other
+    # transports ignore it. Empty: no bound ECU, or none whose description is loaded.
+    described_ecus: Mapping[int, DiagLayer] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
