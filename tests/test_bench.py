@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # fixed set-up and warm-up waits, not on the CPU, so the two halves overlap well.
 # The "overhead" scenario is bench.http_overhead's measure(), which the second test runs.
 SMOKE_GROUPS = (
-    ("pipeline", "http", "scrape"),
-    ("websockets", "soak", "descriptions", "described_read"),
+    ("pipeline", "http", "scrape", "described_read"),
+    ("websockets", "soak", "descriptions"),
 )
 
 
