@@ -12,7 +12,7 @@ from odxtools.database import Database
 
 from app.descriptions.codec import CodecError, LayerCodec, jsonable
 from app.descriptions.summary import logical_address, summarize
-from app.vehicles.demo_description import build_demo_pdx
+from app.vehicles.demo_description import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,21 @@ def test_encode_and_decode_a_did_read(demo: Database) -> None:
         "requestOutOfRange",
         {},
     )
+
+
+def test_a_number_too_large_for_a_float_is_refused_naming_it() -> None:
+    # Found in review: float() of a 400-digit integer raised OverflowError, a 500.
+    layer = Database()
+    spec = PdxSpec(
+        (PdxEcu("FLT", dids=(PdxDid(0x1234, "Temp", size=1, scale=0.5, writable=True),)),)
+    )
+    layer.add_pdx_file(io.BytesIO(build_pdx(spec)))
+    layer.refresh()
+    codec = LayerCodec.of_container(layer, "FLT")
+    for value in (10**400, float("inf")):
+        with pytest.raises(CodecError) as refused:
+            codec.encode("Temp_Write", {"Temp": value})
+        assert refused.value.field == "params.Temp" and "out of range" in str(refused.value)
 
 
 def test_dtc_records_become_json(demo: Database) -> None:

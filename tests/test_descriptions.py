@@ -7,6 +7,7 @@ the bad files are made here with ``zipfile``."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import itertools
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from app.errors import Conflict
 from app.services.descriptions import CACHE_DIR
 from app.vehicles.demo_description import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
 from tests.conftest import InProcessServer, auth, in_process, make_config, wait_until
@@ -83,6 +85,15 @@ def lying_bomb() -> bytes:
             if raw[name_at : name_at + 8] == b"data.bin":
                 struct.pack_into("<I", raw, at + offset, 1024)
             at += 4
+    return bytes(raw)
+
+
+def lying_count() -> bytes:
+    """30 entries whose end-of-directory record says 2 (found in review: zipfile parsed
+    the whole directory of a record that undercounted, 200k entries cost 88 MB)."""
+    raw = bytearray(zip_of({"index.xml": INDEX, **{f"f{i}": b"" for i in range(30)}}))
+    at = raw.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", raw, at + 8, 2, 2)
     return bytes(raw)
 
 
@@ -172,6 +183,7 @@ def test_only_admins_manage_descriptions(srv: InProcessServer) -> None:
             "SOVD_PDX_MAX_UNPACKED_BYTES",
         ),
         ("lying-bomb", lying_bomb(), 400, "data.bin"),
+        ("lying-count", lying_count(), 413, "the archive has at least 21 entries"),
         ("entities", zip_of({"index.xml": LAUGHS}), 400, "declares an XML entity"),
         ("bad-xml", zip_of({"index.xml": b"<CATALOG>"}), 400, "ParseError: no element found"),
         ("bad-prolog", zip_of({"index.xml": b"<?xml ?>"}), 400, "not well-formed XML"),
@@ -312,3 +324,28 @@ def test_the_service_answers_while_a_large_description_loads(tmp_path: Path) -> 
         assert [b["services"] >= 400 for c in item["containers"] for b in c["base_variants"]] == [
             True
         ] * 3
+
+
+def test_removing_a_file_while_its_database_loads_fails_no_one_midway(
+    srv: InProcessServer,
+) -> None:
+    """Found in review: remove() cancelled the shared load that concurrent callers awaited,
+    so they got a CancelledError (a dropped request) instead of an answer."""
+    assert upload(srv, pdx("ENGINE", dids=50), "engine.pdx").status_code == 201
+    library = srv.services.descriptions
+
+    async def race() -> object:
+        loading = asyncio.ensure_future(library.codec("ENGINE"))
+        await asyncio.sleep(0)  # the load is under way in its thread
+        await library.remove("engine.pdx")
+        try:
+            return await loading  # before: CancelledError, escaping the request
+        except Conflict as exc:  # the thread found the file gone: a 409, said so
+            return exc
+
+    outcome = srv.run(race())
+    if isinstance(outcome, Conflict):
+        assert "was removed; add it again" in str(outcome)
+    else:
+        assert type(outcome).__name__ == "LayerCodec"
+    assert srv.run(library.codec("ENGINE")) is None  # gone now: no container of that name

@@ -5,16 +5,20 @@ closed, the stop unanswered, a second cancellation) is exercised exactly."""
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import pytest
+from odxtools.database import Database
 
 from app import sovd
+from app.descriptions.codec import LayerCodec
 from app.vehicles import uds
 from app.vehicles.connector import RawChunk
+from app.vehicles.demo_description import build_demo_pdx
 from app.vehicles.emulator import DEFAULT_SPECS, SELF_TEST, Ecu, Timings
 from app.vehicles.uds_commands import ConversationSettings, conversation
 
@@ -172,3 +176,29 @@ def test_a_run_whose_status_record_cannot_be_followed_is_invalid() -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="poll_s must be a positive number of seconds"):
         ConversationSettings(poll_s=0)
+
+
+def test_a_diag_service_session_switch_is_told_to_the_channel() -> None:
+    """Found in review: a 0x10 sent as DiagService never told the link, so over DoIP no
+    TesterPresent kept the session and the ECU fell back after S3 unnoticed."""
+    database = Database()
+    database.add_pdx_file(io.BytesIO(build_demo_pdx()))
+    database.refresh()
+    codec = LayerCodec.of_container(database, "ENGINE")
+    told: list[tuple[int, int]] = []
+
+    class Telling(EcuChannel):
+        def session_changed(self, ecu: int, session: int) -> None:
+            told.append((ecu, session))
+
+    async def scenario() -> None:
+        channel = Telling(_channel().ecu)
+        for service in ("Extended_Start", "VIN_Read", "Default_Start"):
+            talk = conversation(
+                "DiagService", {"ecuAddress": "0x10"}, described=codec.encode(service, {})
+            )
+            chunks = [c async for c in talk(channel)]
+            assert "negativeResponse" not in sovd.decode_answer(chunks[-1].payload)
+
+    asyncio.run(scenario())
+    assert told == [(0x10, uds.EXTENDED_SESSION), (0x10, uds.DEFAULT_SESSION)]

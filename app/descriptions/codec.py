@@ -164,7 +164,13 @@ def _physical(service: str, parameter: Parameter, value: object) -> Any:
     if kind in _FLOATS:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CodecError(f"{where} must be a number ({kind.value}), got {value!r:.80}", field)
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise CodecError(f"{where} is out of range ({kind.value})", field) from None
+        if not math.isfinite(number):
+            raise CodecError(f"{where} is out of range ({kind.value})", field)
+        return number
     if kind in _TEXTS:
         if not isinstance(value, str):
             raise CodecError(f"{where} must be a string ({kind.value}), got {value!r:.80}", field)

@@ -29,6 +29,8 @@ CHUNK = 1024 * 1024
 # The end-of-central-directory record: signature, then the entry count at offset 10.
 _EOCD = b"PK\x05\x06"
 _EOCD_SIZE = 22
+_CENTRAL = b"PK\x01\x02"
+_CENTRAL_SIZE = 46  # a central-directory header before its name, extra field and comment
 _MAX_COMMENT = 0xFFFF
 # A count of 0xFFFF means a zip64 archive with at least that many entries.
 ZIP64_COUNT = 0xFFFF
@@ -74,9 +76,9 @@ def check_pdx(source: BinaryIO, size: int, limits: PdxLimits) -> PdxContents:
             f"the file is {size} bytes, larger than SOVD_PDX_MAX_BYTES ({limits.max_bytes})",
             too_large=True,
         )
-    count = _entry_count(source, size)
+    count, exact = _entry_count(source, size, limits.max_entries)
     if count > limits.max_entries:
-        shown = f"at least {count}" if count == ZIP64_COUNT else str(count)
+        shown = str(count) if exact and count != ZIP64_COUNT else f"at least {count}"
         raise PdxRejected(
             f"the archive has {shown} entries, more than SOVD_PDX_MAX_ENTRIES"
             f" ({limits.max_entries})",
@@ -115,20 +117,35 @@ def check_pdx(source: BinaryIO, size: int, limits: PdxLimits) -> PdxContents:
     return PdxContents(len(infos), unpacked, tuple(documents))
 
 
-def _entry_count(source: BinaryIO, size: int) -> int:
-    """The entry count from the end-of-central-directory record, read directly: zipfile
-    would first build an object for every entry the directory lists."""
+def _entry_count(source: BinaryIO, size: int, cap: int) -> tuple[int, bool]:
+    """The entry count, and whether it is exact: the end-of-central-directory record's, or
+    the directory's own headers counted up to ``cap`` + 1 if there are more (a record may
+    lie). Read directly: zipfile would first build an object for every header."""
     tail_size = min(size, _EOCD_SIZE + _MAX_COMMENT)
     source.seek(size - tail_size)
     tail = source.read(tail_size)
-    source.seek(0)
     at = tail.rfind(_EOCD)
     if at < 0 or len(tail) - at < _EOCD_SIZE:
+        source.seek(0)
         raise PdxRejected(
             "not a zip archive (or a truncated one): no end-of-central-directory record"
         )
-    (count,) = struct.unpack_from("<H", tail, at + 10)
-    return int(count)
+    declared, directory_size, directory_at = struct.unpack_from("<HII", tail, at + 10)
+    counted = 0
+    if directory_at + directory_size <= size:
+        source.seek(directory_at)
+        directory = source.read(directory_size)
+        offset = 0
+        while counted <= cap and directory[offset : offset + 4] == _CENTRAL:
+            if offset + _CENTRAL_SIZE > len(directory):
+                break
+            name, extra, comment = struct.unpack_from("<HHH", directory, offset + 28)
+            offset += _CENTRAL_SIZE + name + extra + comment
+            counted += 1
+    source.seek(0)
+    if counted > declared:
+        return counted, counted <= cap
+    return int(declared), True
 
 
 def _check_names(infos: list[zipfile.ZipInfo]) -> None:

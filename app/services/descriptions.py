@@ -394,6 +394,11 @@ class DescriptionLibrary:
         try:
             database = await asyncio.shield(task)
             return LayerCodec.of_container(database, found.name)
+        except FileNotFoundError:
+            self._databases.pop(found.file, None)
+            raise Conflict(
+                f"description {found.file} was removed; add it again to use {found.name}"
+            ) from None
         except (CodecError, OSError, ValueError) as exc:
             self._databases.pop(found.file, None)
             raise ServiceError(f"description {found.file} cannot be used: {exc}") from None
@@ -498,9 +503,9 @@ class DescriptionLibrary:
                 raise NotFound(f"no description named {name[:120]}")
             await asyncio.to_thread(_unlink, path)
             del self._entries[name]
-            loaded = self._databases.pop(name, None)
-            if loaded is not None and not loaded.done():
-                loaded.cancel()
+            # Forgotten, not cancelled: callers awaiting it get the database they asked
+            # for (the thread cannot be stopped anyway); the next use finds no container.
+            self._databases.pop(name, None)
             if entry.sha256 is not None and all(
                 e.sha256 != entry.sha256 for e in self._entries.values()
             ):

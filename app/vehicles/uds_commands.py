@@ -609,6 +609,10 @@ async def _diag_service(
         }
         yield _chunk(chunk, True)
         return
+    if payload[0] == uds.DIAGNOSTIC_SESSION_CONTROL and len(payload) > 1:
+        # As the catalogue's session command does: the link keeps a non-default session
+        # alive (TesterPresent), or the ECU falls back after S3 unnoticed.
+        talk.channel.session_changed(talk.ecu, payload[1] & 0x7F)
     chunk["parameters"] = dict(decoded.parameters)
     if decoded.units:
         chunk["units"] = dict(decoded.units)
