@@ -790,13 +790,13 @@ def encode_execution(
     return _codec(layer).encode(service.short_name, parameters)
 
 
-def encode_fault_request(
-    layer: DiagLayer, service: DiagService, trouble_code: int, record: int = 0xFF
-) -> Encoded:
-    """A 0x19 0x04 (snapshots) or 0x19 0x06 (extended data) request for one DTC, as CDA
-    sends it: ``19 04 <dtc> FF``. Its settable parameters by their place in ISO 14229-1's
-    layout: the DTC at byte 2, the record number at byte 5. CodecError for a service of
-    another layout or a DTC the DTC DOP does not list."""
+def fault_request_params(
+    service: DiagService, trouble_code: int, record: int = 0xFF
+) -> dict[str, object] | None:
+    """The parameters of a 0x19 0x04 (snapshots) or 0x19 0x06 (extended data) request for
+    one DTC, as CDA sends it (``19 04 <dtc> FF``): its settable parameters by their place
+    in ISO 14229-1's layout, the DTC at byte 2, the record number at byte 5. None for a
+    service of another layout."""
     request = service.request
     settable = [p for p in request.parameters if p.is_settable] if request is not None else []
     values: dict[str, object] = {}
@@ -805,6 +805,15 @@ def encode_fault_request(
             values[parameter.short_name] = trouble_code
         elif parameter.byte_position == 5:
             values[parameter.short_name] = record
-    if len(values) != 2:
+    return values if len(values) == 2 else None
+
+
+def encode_fault_request(
+    layer: DiagLayer, service: DiagService, trouble_code: int, record: int = 0xFF
+) -> Encoded:
+    """That request encoded (``fault_request_params``); CodecError for a service of
+    another layout or a DTC the DTC DOP does not list."""
+    values = fault_request_params(service, trouble_code, record)
+    if values is None:
         raise CodecError(f"{service.short_name} does not take a DTC and a record number", "service")
     return _codec(layer).encode(service.short_name, values)

@@ -46,7 +46,6 @@ DIAG_SERVICE: Final = CommandName.DIAG_SERVICE
 SESSION: Final = "session"
 DTC_SETTING: Final = "dtcsetting"
 DTC_SETTING_DEFAULT: Final = "on"  # CDA's initial value
-ALL_RECORDS: Final = 0xFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,7 +421,7 @@ class Described:
         ):
             if service is None:
                 continue
-            params = _record_params(service, fault.trouble_code)
+            params = sovd_map.fault_request_params(service, fault.trouble_code)
             if params is None:
                 continue
             answer = await self.send(at, layer, service, params)
@@ -517,20 +516,3 @@ def _mask_params(service: DiagService) -> dict[str, Any]:
     settable = [p for p in request.parameters if p.is_settable]
     at_mask = [p for p in settable if p.byte_position == 2] or settable[:1]
     return {at_mask[0].short_name: 0xFF} if at_mask else {}
-
-
-def _record_params(service: DiagService, trouble_code: int) -> dict[str, Any] | None:
-    """0x19 0x04 / 0x06 for one DTC, all records (``19 04 <dtc> FF``, as CDA sends it):
-    the DTC at byte 2, the record number at byte 5; None for another layout."""
-    request = service.request
-    if request is None:
-        return None
-    values: dict[str, Any] = {}
-    for parameter in request.parameters:
-        if not parameter.is_settable:
-            continue
-        if parameter.byte_position == 2:
-            values[parameter.short_name] = trouble_code
-        elif parameter.byte_position == 5:
-            values[parameter.short_name] = ALL_RECORDS
-    return values if len(values) == 2 else None
