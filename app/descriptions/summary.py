@@ -58,14 +58,25 @@ def _address_text(raw: object) -> str | None:
     return f"0x{value:04X}" if 0 < value <= 0xFFFF else None
 
 
+def _special_data(values: Any) -> Any:
+    """Special data items, nested groups included (a group has ``values``)."""
+    for value in values:
+        if hasattr(value, "values"):
+            yield from _special_data(value.values)
+        else:
+            yield value
+
+
 def logical_address(layer: Any) -> str | None:
-    """The layer's logical address (see ``LayerSummary.logical_address``)."""
-    for sdg in layer.sdgs:
-        for item in sdg.values:
-            if getattr(item, "semantic_info", None) == "LOGICAL-ADDRESS":
-                found = _address_text(getattr(item, "value", ""))
-                if found is not None:
-                    return found
+    """The layer's logical address (see ``LayerSummary.logical_address``): special data
+    ``LOGICAL-ADDRESS`` at any depth (one that is no address from 0x0001 to 0xFFFF is
+    passed over), else the comparam ``CP_DoIPLogicalEcuAddress``. The one reading of it,
+    for binding and for the emulator alike."""
+    for item in _special_data(layer.sdgs):
+        if getattr(item, "semantic_info", None) == "LOGICAL-ADDRESS":
+            found = _address_text(getattr(item, "value", ""))
+            if found is not None:
+                return found
     try:
         return _address_text(layer.get_doip_logical_ecu_address())
     except Exception:  # a comparam odxtools cannot read: no address from it

@@ -76,7 +76,7 @@ from __future__ import annotations
 import logging
 import random
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -87,7 +87,6 @@ from odxtools.compumethods.texttablecompumethod import TexttableCompuMethod
 from odxtools.database import Database
 from odxtools.dataobjectproperty import DataObjectProperty
 from odxtools.diaglayers.diaglayer import DiagLayer
-from odxtools.diaglayers.hierarchyelement import HierarchyElement
 from odxtools.diagservice import DiagService
 from odxtools.dopbase import DopBase
 from odxtools.dtcdop import DtcDop
@@ -101,12 +100,11 @@ from odxtools.parameters.parameterwithdop import ParameterWithDOP
 from odxtools.parameters.valueparameter import ValueParameter
 from odxtools.request import Request
 from odxtools.response import Response
-from odxtools.specialdata import SpecialData
-from odxtools.specialdatagroup import SpecialDataGroup
 from odxtools.standardlengthtype import StandardLengthType
 from odxtools.state import State
 from odxtools.statechart import StateChart
 
+from app.descriptions import summary
 from app.vehicles import uds
 from app.vehicles.emulator.ecus import (
     CONFIRMED_ACTIVE,
@@ -168,35 +166,11 @@ def load_pdx(path: str | Path) -> Database:
         raise ValueError(f"{path}: not a PDX odxtools can read ({exc})") from exc
 
 
-def _special_data(values: Iterable[SpecialData | SpecialDataGroup]) -> Iterable[SpecialData]:
-    for value in values:
-        if isinstance(value, SpecialDataGroup):
-            yield from _special_data(value.values)
-        else:
-            yield value
-
-
 def logical_address(layer: DiagLayer) -> int | None:
-    """The layer's logical address: special data ``LOGICAL-ADDRESS``, else the comparam
-    ``CP_DoIPLogicalEcuAddress``; None when it has neither."""
-    for data in _special_data(layer.sdgs):
-        if data.semantic_info == "LOGICAL-ADDRESS":
-            try:
-                return int(data.value.strip(), 0)
-            except ValueError:
-                raise ValueError(
-                    f"{layer.short_name}: LOGICAL-ADDRESS {data.value!r} is not a number"
-                ) from None
-    if not isinstance(layer, HierarchyElement):
-        return None
-    try:
-        return layer.get_doip_logical_ecu_address()
-    except Exception:  # a real file's comparams odxtools cannot resolve: no address
-        log.warning(
-            "no DoIP address in the comparams",
-            extra={"event": "emulator_no_address", "layer": layer.short_name},
-        )
-        return None
+    """The layer's logical address, read as binding reads it
+    (``app.descriptions.summary.logical_address``); None when it has none."""
+    text = summary.logical_address(layer)
+    return None if text is None else int(text, 16)
 
 
 def described_specs(
