@@ -310,6 +310,18 @@ def test_the_service_answers_while_a_large_description_loads(tmp_path: Path) -> 
         ready = srv.http.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["descriptions_loading"] == ["big.pdx"]
+        # Another file for one of its ECUs: refused while it loads (409), or, had it
+        # loaded meanwhile, as one ECU in two files (400); never stored (found in review).
+        second = srv.http.post(
+            "/api/v1/descriptions",
+            params={"name": "ecu0.pdx"},
+            content=build_pdx(PdxSpec((PdxEcu("ECU0"),), name="AGAIN")),
+            headers={**ZIP, **auth(srv.admin_token())},
+        )
+        assert second.status_code in (409, 400), second.text
+        if second.status_code == 409:
+            assert "still loading (big.pdx)" in second.json()["message"]
+        assert not (directory / "ecu0.pdx").exists()
         worst = 0.0
         while srv.http.get("/health/ready").json()["descriptions_loading"]:
             started = time.perf_counter()

@@ -258,10 +258,12 @@ async def _parse_in_child(
                 done = {name for name, _ in results}
                 results.extend((name, why) for name, _ in jobs if name not in done)
     finally:
-        receiver.close()
+        # Stop the child first, then close our end: a worker thread may still be blocked
+        # in recv() on it (found in review: closing first risks the fd being reused).
         if process.is_alive():
             process.terminate()
         await asyncio.to_thread(process.join, _CHILD_STOP_S)
+        receiver.close()
         children.discard(process)
     return results
 
@@ -409,6 +411,18 @@ class DescriptionLibrary:
             ) from None
 
     async def _load_stored(self) -> None:
+        """Load the stored files; whatever goes wrong, none stays ``loading`` for ever."""
+        try:
+            await self._load_stored_files()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # spawning the loader failed, say
+            log.exception("loading the stored descriptions failed")
+            for entry in list(self._entries.values()):
+                if entry.state == "loading":
+                    self._finish(entry, f"loading failed: {type(exc).__name__}: {exc}")
+
+    async def _load_stored_files(self) -> None:
         jobs: list[tuple[str, Path]] = []
         for name in sorted(self._entries):
             entry = self._entries[name]
@@ -465,6 +479,15 @@ class DescriptionLibrary:
                 raise BadRequest(exc.message) from None
             if name in self._entries or (self.directory / name).exists():
                 raise Conflict(f"a description named {name} exists; remove it first")
+            loading = self.loading()
+            if loading:
+                # One file per ECU is checked against the ready ones: while stored files
+                # still load, a second file for one of their ECUs would get in (found in
+                # review), and which one wins would depend on load order at each start.
+                raise Conflict(
+                    f"descriptions are still loading ({', '.join(loading)}); add this one"
+                    " once they are ready (GET /health/ready lists them)"
+                )
             try:
                 sha256 = await asyncio.to_thread(inspect, data, self.limits)
             except PdxRejected as exc:
