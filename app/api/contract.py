@@ -296,14 +296,7 @@ class _BodyReader:
     optional: bool  # every field has a default, so an empty body means {}
 
     async def read(self, request: Request, max_bytes: int) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
-        raw = bytearray()
-        async for part in request.stream():
-            raw += part
-            if len(raw) > max_bytes:
-                raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+        raw = await _read_capped(request, max_bytes)
         if not raw and self.optional:
             return self.decoder.decode(b"{}")  # every field has a default: none sent is {}
         content_type = request.headers.get("content-type", "")
@@ -329,13 +322,10 @@ class _BodyReader:
         return body
 
 
-async def _read_raw(request: Request, raw: RawBody, max_bytes: int) -> bytes:
-    """A non-JSON body of ``raw``'s media type, refused (413) as soon as it is larger than
-    ``max_bytes``: by its Content-Length before any of it is read, else while it streams,
-    so no more than the cap is ever held."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != raw.media_type:
-        raise BadRequest(f"Content-Type must be {raw.media_type}")
+async def _read_capped(request: Request, max_bytes: int) -> bytearray:
+    """The body, refused (413) as soon as it is larger than ``max_bytes``: by its
+    Content-Length before any of it is read, else while it streams, so no more than the
+    cap is ever held."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
@@ -344,7 +334,15 @@ async def _read_raw(request: Request, raw: RawBody, max_bytes: int) -> bytes:
         data += part
         if len(data) > max_bytes:
             raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
-    return bytes(data)
+    return data
+
+
+async def _read_raw(request: Request, raw: RawBody, max_bytes: int) -> bytes:
+    """A non-JSON body of ``raw``'s media type (``_read_capped``)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != raw.media_type:
+        raise BadRequest(f"Content-Type must be {raw.media_type}")
+    return bytes(await _read_capped(request, max_bytes))
 
 
 @dataclass(frozen=True, slots=True)
