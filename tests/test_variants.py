@@ -500,3 +500,31 @@ def test_concurrent_first_uses_identify_once(srv: Server, golf: dict[str, Any]) 
     results = srv.run(together())
     assert [choice.name for _, choice in results] == ["ENGINE_App_0412"] * 3
     assert _history(srv, vehicle_id).count(("engine", "SoftwareVersion_Read")) == before + 1
+
+
+def test_an_identification_that_got_no_answer_is_not_rerun_on_every_call(srv: Server) -> None:
+    """Found in review: an incomplete identification was not kept, so every call (each
+    GET of the component) ran it again, waiting out its timeouts. Now the base variant is
+    used, and the identification is tried again only after RETRY_AFTER_S."""
+    token = srv.token()
+    vehicle = srv.vehicle(token, profile="unreachable")
+    r = srv.http.patch(
+        f"/api/v1/vehicles/{vehicle['vehicle_id']}",
+        headers=auth(srv.admin_token()),
+        json={"ecus": [{"description": "ENGINE"}]},
+    )
+    assert r.status_code == 200, r.text
+    for _ in range(3):
+        r = _diag(srv, token, vehicle["vehicle_id"], "engine", "EngineRpm_Read")
+        assert r.status_code == 201, r.text
+        ended = srv.wait_status(token, r.json()["command_id"])
+        assert ended["error_code"] == "vehicle-unreachable", ended
+    # One identification attempt, then the calls alone.
+    assert _history(srv, vehicle["vehicle_id"]) == [
+        ("engine", "SoftwareVersion_Read"),
+        ("engine", "EngineRpm_Read"),
+        ("engine", "EngineRpm_Read"),
+        ("engine", "EngineRpm_Read"),
+    ]
+    services = _services(srv, token, vehicle["vehicle_id"])["engine"]
+    assert services["variant"] == "ENGINE"  # the base variant, said so

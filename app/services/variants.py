@@ -17,7 +17,9 @@ replaced (another container object) is identified again.
 What is kept: a choice from answers (positive, or negative responses: the ECU said it
 has no such identification). Not kept: a choice made while some identification service
 got no answer at all (refused at submission, timed out, link down): that call uses the
-base variant (and says why) and the next use tries again.
+base variant (and says why), and so does every use for ``RETRY_AFTER_S``; the first use
+after that tries again (found in review: each read of an unreachable ECU's component
+ran the identification again, every call waiting out its timeouts behind the ECU's lock).
 
 Concurrent first uses of one ECU identify once: the others wait for it. The commands of
 an identification encode with the base variant (a context variable marks them, so their
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 
 # Waited beyond the queue wait and the command deadline for an identification command.
 WAIT_MARGIN_S: Final = 5.0
+# How long an identification that got no answer is not tried again.
+RETRY_AFTER_S: Final = 30.0
 
 _Key = tuple[str, str, str, str]  # vehicle id, ECU name, address, container (lower case)
 # The ECU whose identification commands are being submitted in this context.
@@ -60,6 +65,7 @@ class _Known:
     source: object  # the container object the choice was made on (identity compared)
     codec: LayerCodec
     choice: VariantChoice
+    until: float = float("inf")  # monotonic; an incomplete one is tried again after it
 
 
 def _key(vehicle: Vehicle, ref: EcuRef) -> _Key:
@@ -85,8 +91,8 @@ class VariantService:
 
     def known(self, vehicle: Vehicle, ref: EcuRef, base: LayerCodec) -> VariantChoice | None:
         """The kept choice for the ECU (no I/O), None if it is not identified yet."""
-        found = self._known.get(_key(vehicle, ref))
-        return found.choice if found is not None and found.source is base.source else None
+        found = self._kept(_key(vehicle, ref), base)
+        return None if found is None else found.choice
 
     def forget(self, vehicle_id: str, ecu: str | None = None) -> None:
         """The vehicle's ECUs (or its ECU named ``ecu``) are identified again on next use
@@ -95,6 +101,15 @@ class VariantService:
         self._epochs[vehicle_id] = self._epochs.get(vehicle_id, 0) + 1
         for key in [k for k in self._known if k[0] == vehicle_id and ecu in (None, k[1])]:
             del self._known[key]
+
+    def _kept(self, key: _Key, base: LayerCodec) -> _Known | None:
+        found = self._known.get(key)
+        if found is None or found.source is not base.source:
+            return None
+        if time.monotonic() >= found.until:  # an incomplete one, due to be tried again
+            del self._known[key]
+            return None
+        return found
 
     # -- identification -----------------------------------------------------------------
 
@@ -112,8 +127,8 @@ class VariantService:
         from app.descriptions.variants import PlanError, plan_of, unidentified
 
         key = _key(vehicle, ref)
-        found = self._known.get(key)
-        if found is not None and found.source is base.source:
+        found = self._kept(key, base)
+        if found is not None:
             return found.codec, found.choice
         if base.source is None:
             raise ServiceError(f"{ref.description}: the codec does not know its container")
@@ -131,8 +146,8 @@ class VariantService:
             return base, unidentified(plan, "not identified yet: the base variant")
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            found = self._known.get(key)
-            if found is not None and found.source is base.source:
+            found = self._kept(key, base)
+            if found is not None:
                 return found.codec, found.choice
             epoch = self._epochs.get(vehicle.vehicle_id, 0)
             token = _IDENTIFYING.set(key)
@@ -142,8 +157,9 @@ class VariantService:
                 _IDENTIFYING.reset(token)
             codec, choice = self._choose(base, plan, answers, failures)
             kept = not failures or choice.matched
-            if kept and self._epochs.get(vehicle.vehicle_id, 0) == epoch:
-                self._known[key] = _Known(base.source, codec, choice)
+            if self._epochs.get(vehicle.vehicle_id, 0) == epoch:
+                until = float("inf") if kept else time.monotonic() + RETRY_AFTER_S
+                self._known[key] = _Known(base.source, codec, choice, until)
             log.info(
                 "ECU %s of vehicle %s: variant %s (%s)",
                 ref.name,
@@ -178,7 +194,7 @@ class VariantService:
             choice = replace(
                 choice,
                 reason=f"{choice.reason}; identification incomplete ({unanswered}),"
-                " tried again on next use",
+                f" tried again after {RETRY_AFTER_S:g} s",
                 identified=False,
             )
         codec = base if choice.is_base else base.with_variant(choice.name)
