@@ -1,0 +1,116 @@
+"""Operations (0x31 routine control): the start, stop and request-results services
+grouped under one id, and an execution's request through the codec."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from odxtools.diaglayers.diaglayer import DiagLayer
+from odxtools.diagservice import DiagService
+
+from app.descriptions.codec import Encoded
+from app.descriptions.sovd_map.common import (
+    ROUTINE_CONTROL,
+    _codec,
+    _once,
+    _with_sid,
+    strip_suffix,
+    subfunction,
+)
+
+# CDA's routine affixes, cut before the data ones.
+ROUTINE_SUFFIXES: Final = (
+    "_start",
+    "_stop",
+    "_requestresults",
+    "_start_func",
+    "_stop_func",
+    "_requestresults_func",
+)
+START, STOP, REQUEST_RESULTS = 0x01, 0x02, 0x03
+# A long name's action word, as in "Self test: Start" (not CDA's: its ids only).
+_ACTION_WORD = re.compile(r"[\s:_-]+(start|stop|request[\s_]?results)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One routine: its 0x31 services grouped under one id."""
+
+    id: str  # "SelfTest" (case kept; lookups ignore it)
+    name: str  # the start's long name without the action word ("Self test")
+    start: DiagService | None
+    stop: DiagService | None
+    request_results: DiagService | None
+
+    @property
+    def has_stop(self) -> bool:
+        return self.stop is not None
+
+    @property
+    def has_request_results(self) -> bool:
+        return self.request_results is not None
+
+    @property
+    def asynchronous_execution(self) -> bool:
+        """CDA's rule: a routine with a stop or request-results service is asynchronous."""
+        return self.has_stop or self.has_request_results
+
+
+def _action(service: DiagService) -> int | None:
+    """START, STOP or REQUEST_RESULTS: the sub-function, else the name's suffix."""
+    code = subfunction(service)
+    if code in (START, STOP, REQUEST_RESULTS):
+        return code
+    name = strip_suffix(service.short_name.lower(), ("_func",))
+    for suffix, action in (
+        ("_start", START),
+        ("_stop", STOP),
+        ("_requestresults", REQUEST_RESULTS),
+    ):
+        if name.endswith(suffix):
+            return action
+    return None
+
+
+def _operation(op_id: str, services: list[DiagService]) -> Operation:
+    by_action: dict[int | None, DiagService] = {}
+    for service in services:
+        by_action.setdefault(_action(service), service)
+    main = by_action.get(START, services[0])
+    name = op_id
+    if main.long_name:
+        name = _ACTION_WORD.sub("", strip_suffix(main.long_name, ROUTINE_SUFFIXES)) or op_id
+    return Operation(
+        id=op_id,
+        name=name,
+        start=by_action.get(START),
+        stop=by_action.get(STOP),
+        request_results=by_action.get(REQUEST_RESULTS),
+    )
+
+
+@_once
+def operations(layer: DiagLayer) -> tuple[Operation, ...]:
+    """The 0x31 services grouped by their name without the routine affix, then without
+    the data affix (CDA's ``trim_routine_name``), in the layer's order."""
+    groups: dict[str, tuple[str, list[DiagService]]] = {}
+    for service in _with_sid(layer, ROUTINE_CONTROL):
+        op_id = strip_suffix(strip_suffix(service.short_name, ROUTINE_SUFFIXES))
+        groups.setdefault(op_id.lower(), (op_id, []))[1].append(service)
+    return tuple(_operation(op_id, services) for op_id, services in groups.values())
+
+
+def find_operation(layer: DiagLayer, op_id: str) -> Operation | None:
+    wanted = op_id.lower()
+    return next((op for op in operations(layer) if op.id.lower() == wanted), None)
+
+
+def encode_execution(
+    layer: DiagLayer, service: DiagService, parameters: Mapping[str, object]
+) -> Encoded:
+    """An execution's request (its start, stop or request-results service) from the POST
+    body's ``parameters``; CodecError naming an unknown or ill-typed parameter."""
+    return _codec(layer).encode(service.short_name, parameters)
