@@ -2,7 +2,7 @@
 ``python -m bench described_read``.
 
 One service with the demo fleet's DoIP vehicle behind the ECU emulator
-(``SOVD_DEMO_EMULATOR=1``); the demo PDX (``app.vehicles.demo_description``) is uploaded
+(``SOVD_DEMO_EMULATOR=1``); the demo PDX (``app.vehicles.pdx``) is uploaded
 and the vehicle's engine bound to its ``ENGINE``. The same clients then loop, alternately
 for ``seconds`` each, over:
 
@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import websockets
 
-from app.vehicles.demo_description import build_demo_pdx
+from app.vehicles.pdx import build_demo_pdx
 from bench.server import BenchServer
 
 DOIP_VIN = "WAUZZZ8V0KDP00007"  # the demo fleet's DoIP vehicle (app.services.vehicles)

@@ -1,6 +1,6 @@
 """Start-up with ECU descriptions (issue #20): ``python -m bench descriptions``.
 
-Six PDX files of 200+ services each (made with ``app.vehicles.demo_description``) lie in
+Six PDX files of 200+ services each (made with ``app.vehicles.pdx``) lie in
 the data directory of a fresh service; the same service starts without them too,
 alternately. Figures, medians of the rounds:
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.vehicles.demo_description import PdxDid, PdxEcu, PdxSpec, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_pdx
 from bench.server import BenchServer
 
 FILES = 6

@@ -12,7 +12,7 @@ from odxtools.database import Database
 
 from app.descriptions.codec import CodecError, LayerCodec, jsonable
 from app.descriptions.summary import logical_address, summarize
-from app.vehicles.demo_description import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
 
 
 @pytest.fixture(scope="module")

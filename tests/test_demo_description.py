@@ -1,4 +1,4 @@
-"""The PDX the project builds with odxtools (app.vehicles.demo_description), read back with
+"""The PDX the project builds with odxtools (app.vehicles.pdx), read back with
 odxtools and held against the project's own tables, codecs, requests and emulated ECUs."""
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from odxtools.parameters.valueparameter import ValueParameter
 from odxtools.specialdata import SpecialData
 
 from app.vehicles import description, uds, uds_commands
-from app.vehicles.demo_description import (
+from app.vehicles.emulator import ecus
+from app.vehicles.emulator.ecus import Ecu, Timings
+from app.vehicles.pdx import (
     PdxDid,
     PdxDtc,
     PdxEcu,
@@ -33,8 +35,6 @@ from app.vehicles.demo_description import (
     demo_spec,
     pascal_name,
 )
-from app.vehicles.emulator import ecus
-from app.vehicles.emulator.ecus import Ecu, Timings
 
 
 def _load(pdx: bytes, tmp_path: Path, name: str = "description.pdx") -> Database:

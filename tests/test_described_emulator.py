@@ -27,15 +27,6 @@ from odxtools.parameters.valueparameter import ValueParameter
 from app import sovd
 from app.vehicles import uds
 from app.vehicles.connector import DiagnosticRequest
-from app.vehicles.demo_description import (
-    PdxDid,
-    PdxDtc,
-    PdxEcu,
-    PdxRoutine,
-    PdxSpec,
-    build_demo_pdx,
-    build_pdx,
-)
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.emulator import (
     DescribedEcu,
@@ -48,6 +39,15 @@ from app.vehicles.emulator import (
 )
 from app.vehicles.emulator.__main__ import parse_args
 from app.vehicles.emulator.server import described_rng
+from app.vehicles.pdx import (
+    PdxDid,
+    PdxDtc,
+    PdxEcu,
+    PdxRoutine,
+    PdxSpec,
+    build_demo_pdx,
+    build_pdx,
+)
 from tests.doip_helpers import doip_threads, eventually
 from tests.test_doip_emulator import ROOT, _read_line
 

@@ -2,7 +2,7 @@
 loaded from the data directory at start in a worker process (the service answering
 meanwhile), and every bad file refused with its 4xx naming what is wrong, nothing stored.
 
-The happy path uses the demo description builder (``app.vehicles.demo_description``);
+The happy path uses the demo description builder (``app.vehicles.pdx``);
 the bad files are made here with ``zipfile``."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 
 from app.errors import Conflict
 from app.services.descriptions import CACHE_DIR
-from app.vehicles.demo_description import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
+from app.vehicles.pdx import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
 from tests.conftest import InProcessServer, auth, in_process, make_config, wait_until
 
 _count = itertools.count()

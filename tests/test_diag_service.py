@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from app.store.migrations import MIGRATIONS, migrate
-from app.vehicles.demo_description import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
 from tests.conftest import Server, auth, in_process, make_config
 
 ZIP = {"content-type": "application/zip"}

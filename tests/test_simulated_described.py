@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from app.main import simulator_for
-from app.vehicles.demo_description import (
+from app.vehicles.pdx import (
     DTC_SETTING_ON_OFF,
     PdxDid,
     PdxDtc,

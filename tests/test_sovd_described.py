@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.vehicles.demo_description import build_demo_pdx
+from app.vehicles.pdx import build_demo_pdx
 from tests.conftest import Server, auth, in_process, make_config
 
 ZIP = {"content-type": "application/zip"}

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from app.vehicles.demo_description import (
+from app.vehicles.emulator.described import described_specs, load_pdx
+from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
+from app.vehicles.pdx import (
     DTC_SETTING_ON_OFF,
     PdxDid,
     PdxDtc,
@@ -23,8 +25,6 @@ from app.vehicles.demo_description import (
     PdxSpec,
     build_pdx,
 )
-from app.vehicles.emulator.described import described_specs, load_pdx
-from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
 from tests.conftest import Server, auth, in_process, make_config
 
 pytestmark = pytest.mark.socket

@@ -54,7 +54,9 @@ from app.descriptions.sovd_map import (
     start_states,
     strip_suffix,
 )
-from app.vehicles.demo_description import (
+from app.vehicles.emulator import ecus
+from app.vehicles.emulator.ecus import Ecu, Timings
+from app.vehicles.pdx import (
     PdxDid,
     PdxDtc,
     PdxEcu,
@@ -63,8 +65,6 @@ from app.vehicles.demo_description import (
     build_database,
     build_demo_pdx,
 )
-from app.vehicles.emulator import ecus
-from app.vehicles.emulator.ecus import Ecu, Timings
 
 VIN = "WAUZZZ8V0KDP00007"
 

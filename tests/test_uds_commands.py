@@ -18,8 +18,8 @@ from app import sovd
 from app.descriptions.codec import LayerCodec
 from app.vehicles import uds
 from app.vehicles.connector import RawChunk
-from app.vehicles.demo_description import build_demo_pdx
 from app.vehicles.emulator import DEFAULT_SPECS, SELF_TEST, Ecu, Timings
+from app.vehicles.pdx import build_demo_pdx
 from app.vehicles.uds_commands import ConversationSettings, conversation
 
 STOP = bytes.fromhex("31020201")

@@ -1,7 +1,7 @@
 """Variant identification as the ODX says (issue #20 item 3).
 
 The descriptions are built here with odxtools' public API: the demo ECUs' base variants
-(``build_database`` of ``app.vehicles.demo_description``), then ECU variants with
+(``build_database`` of ``app.vehicles.pdx``), then ECU variants with
 ECU-VARIANT-PATTERNs added, as CDA's FLXC1000 has FLXC1000_App_0101 matched by
 ``Identification_Read``'s ``Identification`` == 0x000101 and a boot variant by 0xFF0000.
 
@@ -49,8 +49,8 @@ from app.descriptions.codec import CodecError, LayerCodec
 from app.descriptions.variants import IdentificationPlan, plan_of, select
 from app.models import Principal, Role
 from app.services.variants import VariantLinks
-from app.vehicles.demo_description import PdxDid, PdxEcu, PdxSpec, build_database, demo_spec
 from app.vehicles.doip_link import NoLinkObserver
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_database, demo_spec
 from tests.conftest import Server, auth, in_process, make_config
 
 ZIP = {"content-type": "application/zip"}

@@ -14,7 +14,7 @@ class LayerSummary(msgspec.Struct, frozen=True, kw_only=True):
     services: int
     dtcs: int
     # The ECU's logical address as the layer gives it (``0x0010``), None if it gives none:
-    # a special data ``LOGICAL-ADDRESS`` (as ``app.vehicles.demo_description`` writes it),
+    # a special data ``LOGICAL-ADDRESS`` (as ``app.vehicles.pdx`` writes it),
     # else the comparam CP_DoIPLogicalEcuAddress (in CP_UniqueRespIdTable, as real PDX
     # files carry it).
     logical_address: str | None = None
