@@ -1,0 +1,193 @@
+"""``DescribedEcu``: an ECU answering UDS requests as its ODX description says, and the
+dispatch of a request to the concept that answers it (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from odxtools.diagservice import DiagService
+from odxtools.odxtypes import ParameterValue
+
+from app.vehicles import uds
+from app.vehicles.emulator.described import dtcs as fault_memory
+from app.vehicles.emulator.described import routines as routine_control
+from app.vehicles.emulator.described.negatives import negative
+from app.vehicles.emulator.described.routines import DescribedRoutine, stoppable
+from app.vehicles.emulator.described.services import Service, find, services, unknown_nrc
+from app.vehicles.emulator.described.specs import DescribedSpec
+from app.vehicles.emulator.described.states import StateCharts, session_ids
+from app.vehicles.emulator.described.values import Hints, Unsupported, ValueGenerator
+from app.vehicles.emulator.ecus import Reply
+
+log = logging.getLogger(__name__)
+
+ACTIVE_SESSION_DID: Final = 0xF186
+
+
+@dataclass
+class DescribedEcu:
+    """An ECU answering as ``spec.layer`` describes (see the package docstring)."""
+
+    spec: DescribedSpec
+    rng: random.Random
+    routine_s: float = 2.0
+    s3_s: float | None = 5.0
+    dtcs: dict[int, int] = field(default_factory=dict)  # trouble code -> status byte
+    states: dict[str, str] = field(default_factory=dict)  # state chart -> its state
+    routines: dict[int, DescribedRoutine] = field(default_factory=dict)
+    last_request_at: float = 0.0
+    tester_presents: int = 0
+
+    def __post_init__(self) -> None:
+        layer = self.spec.layer
+        self._services: list[Service] = services(layer)
+        self._charts = StateCharts(layer)
+        # The 0x10 subfunction that leads into each session state (for DID 0xF186).
+        self._session_ids: dict[str, int] = session_ids(self._services)
+        self._stoppable = stoppable(s.prefix for s in self._services)
+        self.known_dtcs: tuple[int, ...] = fault_memory.known_dtcs(layer)
+        self.reset_session()
+        # A seeded subset of the described DTCs, each with a status byte.
+        self._faults: dict[int, int] = fault_memory.store_at_start(
+            self.dtcs, self.known_dtcs, self.rng
+        )
+        self._values = ValueGenerator(self.rng, self.spec.name, lambda: self.dtcs)
+
+    @property
+    def address(self) -> int:
+        return self.spec.address
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def session(self) -> str | None:
+        """The state of the ``SESSION`` chart (None: the description has none)."""
+        return self._charts.session(self.states)
+
+    def stored_codes(self) -> tuple[int, ...]:
+        return tuple(self.dtcs)
+
+    def routine_state(self, routine_id: int) -> str | None:
+        routine = self.routines.get(routine_id)
+        return None if routine is None else routine.state
+
+    def reset_session(self) -> None:
+        """Every state chart back to its start state (the tester went away)."""
+        self._charts.reset(self.states)
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def handle(self, request: bytes, now: float) -> Reply:
+        self._advance(now)
+        if not request:
+            return Reply(bytes((uds.NEGATIVE_RESPONSE, 0x00, 0x13)))
+        sid = request[0]
+        entry, suppress = find(self._services, request)
+        if suppress:  # answered (if at all) as the request without the bit
+            request = request[:1] + bytes((request[1] & 0x7F,)) + request[2:]
+        if entry is None:
+            if sid == uds.TESTER_PRESENT:
+                return self._tester_present(request)
+            return Reply(self._negative(None, request, unknown_nrc(self._services, request)))
+        service = entry.service
+        assert service.request is not None
+        bits = service.request.get_static_bit_length()
+        try:
+            decoded = service.request.decode(request)
+        except Exception:
+            decoded = None
+        if decoded is None or (bits is not None and bits != 8 * len(request)):
+            return Reply(self._negative(service, request, 0x13))  # incorrect length/format
+        refused = self._charts.refusal(service, self.states)
+        if refused is not None:
+            return Reply(self._negative(service, request, refused))
+        try:
+            payload = self._answer(entry, request, decoded, now)
+        except Unsupported as exc:
+            log.warning(
+                "cannot answer from the description",
+                extra={
+                    "event": "emulator_unsupported",
+                    "service": service.short_name,
+                    "reason": str(exc),
+                },
+            )
+            return Reply(self._negative(service, request, 0x10))
+        if payload[0] == uds.NEGATIVE_RESPONSE:
+            return Reply(payload)
+        self._charts.transit(service, self.states)
+        return Reply(None if suppress else payload)
+
+    def _advance(self, now: float) -> None:
+        """Let time pass: S3 on the session chart, routines running on."""
+        self._charts.expire(self.states, now - self.last_request_at, self.s3_s)
+        self.last_request_at = now
+        routine_control.advance(self.routines, now, self._rerun_tests)
+
+    def _rerun_tests(self) -> None:
+        self.dtcs.update(self._faults)
+
+    def _tester_present(self, request: bytes) -> Reply:
+        if len(request) != 2:
+            return Reply(self._negative(None, request, 0x13))
+        if request[1] & ~uds.SUPPRESS_POSITIVE_RESPONSE:
+            return Reply(self._negative(None, request, 0x12))
+        self.tester_presents += 1
+        if request[1] & uds.SUPPRESS_POSITIVE_RESPONSE:
+            return Reply(None)
+        return Reply(uds.positive(request[0], b"\x00"))
+
+    # -- answers -------------------------------------------------------------------------
+
+    def _answer(
+        self, entry: Service, request: bytes, decoded: Mapping[str, ParameterValue], now: float
+    ) -> bytes:
+        service = entry.service
+        sid = entry.prefix[0]
+        hints = Hints()
+        if sid == uds.CLEAR_DIAGNOSTIC_INFORMATION:
+            nrc = fault_memory.clear(self.dtcs, self.known_dtcs, service, decoded)
+            if nrc is not None:
+                return self._negative(service, request, nrc)
+        elif sid == uds.ROUTINE_CONTROL and len(entry.prefix) >= 4:
+            routine_id = int.from_bytes(entry.prefix[2:4], "big")
+            outcome = routine_control.control(
+                self.routines,
+                entry.prefix[1],
+                routine_id,
+                now,
+                stoppable=self._stoppable,
+                duration_s=self.routine_s,
+                completed=self._rerun_tests,
+            )
+            if isinstance(outcome, int):
+                return self._negative(service, request, outcome)
+            hints.routine = outcome
+        elif (
+            sid == uds.READ_DATA_BY_IDENTIFIER
+            and entry.prefix[1:3] == ACTIVE_SESSION_DID.to_bytes(2, "big")
+            and self.session is not None
+        ):
+            hints.session_id = self._session_ids.get(self.session)
+        if not service.positive_responses:
+            raise Unsupported("no positive response")
+        response = service.positive_responses[0]
+        mask = fault_memory.mask(decoded)
+        values = self._values.values(response, hints, service.short_name, mask)
+        try:
+            return bytes(response.encode(request, **values))
+        except Exception as exc:
+            raise Unsupported(f"odxtools cannot encode it: {exc}") from exc
+
+    # -- negative answers ------------------------------------------------------------------
+
+    def _negative(self, service: DiagService | None, request: bytes, nrc: int) -> bytes:
+        """``7F <sid> <nrc>``, encoded with the description's negative response when one
+        encodes to that."""
+        return negative(self.spec.layer, service, request, nrc)
