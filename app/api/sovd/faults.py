@@ -6,8 +6,9 @@ from app.api.contract import Call, Result
 from app.api.errors import COMMAND_ID_HEADER
 from app.api.sovd import described, tree
 from app.api.sovd.types import FaultOut, FaultQuery, Faults, SovdQuery
+from app.descriptions.fault_status import STATUS_KEYS
 from app.errors import NotFound
-from app.services.sovd.faults import STATUS_KEYS, FaultFilter, matches
+from app.services.sovd.faults import FaultFilter, matches
 from app.vehicles.uds import DTC_STATUS_BITS
 
 # Per status bit, lowest first: its names in the query (CDA's, then the ISO one).

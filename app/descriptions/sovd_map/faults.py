@@ -17,6 +17,7 @@ from odxtools.exceptions import OdxError
 from odxtools.parameters.valueparameter import ValueParameter
 
 from app.descriptions.codec import CodecError, Decoded, Encoded
+from app.descriptions.fault_status import STATUS_KEYS
 from app.descriptions.sovd_map.common import (
     CLEAR_DTCS,
     READ_DTC_INFORMATION,
@@ -32,16 +33,7 @@ from app.descriptions.sovd_map.common import (
 
 FAULTMEM: Final = "faultmem"
 # ISO 14229-1 D.2, lowest bit first, as CDA's FaultStatus names them.
-STATUS_BITS: Final = (
-    "test_failed",
-    "test_failed_this_operation_cycle",
-    "pending_dtc",
-    "confirmed_dtc",
-    "test_not_completed_since_last_clear",
-    "test_failed_since_last_clear",
-    "test_not_completed_this_operation_cycle",
-    "warning_indicator_requested",
-)
+STATUS_BITS: Final = STATUS_KEYS
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
+from app.descriptions.fault_status import STATUS_KEYS
 from app.errors import InvalidResponseContent, NotFound
 from app.services.sovd.calls import Outcome, VehicleCalls
 from app.services.sovd.entities import Target
@@ -23,18 +24,6 @@ from app.vehicles.description import fault_name, severity
 from app.vocabulary import CommandName
 
 _NATIVE: Final = re.compile(r"^[0-9A-Fa-f]{6}$")
-# The ISO 14229-1 status bits, lowest first, as a fault's ``status`` names them (CDA's
-# spelling); ``uds.DTC_STATUS_BITS`` has the ISO names in the same order.
-STATUS_KEYS: Final = (
-    "test_failed",
-    "test_failed_this_operation_cycle",
-    "pending_dtc",
-    "confirmed_dtc",
-    "test_not_completed_since_last_clear",
-    "test_failed_since_last_clear",
-    "test_not_completed_this_operation_cycle",
-    "warning_indicator_requested",
-)
 assert len(STATUS_KEYS) == len(uds.DTC_STATUS_BITS)
 
 
