@@ -1,4 +1,4 @@
-"""The SOVD command catalogue, parameter validation and answer decoding. Pure: no I/O.
+"""The SOVD command catalogue and parameter validation. Pure: no I/O.
 
 The catalogue is data: each command names its parameters with a JSON-Schema-style
 pattern, so the same table validates requests, documents itself at
@@ -7,7 +7,6 @@ pattern, so the same table validates requests, documents itself at
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -266,28 +265,3 @@ def _canonical(param: Param, value: str) -> str:
     if param.pattern == DTC_CODE:
         return value.upper()
     return value
-
-
-def decode_answer(raw: bytes) -> dict[str, Any]:
-    """Decode one chunk of a vehicle's answer: a UTF-8 JSON object, or InvalidResponse."""
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidResponse(f"answer is not valid JSON: {exc.__class__.__name__}") from None
-    if not isinstance(value, dict):
-        raise InvalidResponse("answer is not a JSON object")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class NegativeResponse:
-    nrc: str
-    description: str
-
-
-def negative_response(payload: dict[str, Any]) -> NegativeResponse | None:
-    """A decoded answer that is a UDS negative response, or None for a positive one."""
-    nrc = payload.get("negativeResponse")
-    if not isinstance(nrc, dict):
-        return None
-    return NegativeResponse(nrc=str(nrc.get("nrc", "?")), description=str(nrc.get("name", "")))

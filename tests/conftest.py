@@ -15,6 +15,7 @@ for tests that need a command caught mid-stream.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import secrets
@@ -41,7 +42,7 @@ from app.config import Config
 from app.main import create_app
 from app.models import Principal
 from app.services.registry import Services
-from app.vehicles.connector import DiagnosticRequest, RawChunk
+from app.vehicles.connector import Chunk, DiagnosticRequest, Negative
 
 ADMIN_PASSWORD = "admin-password-1"
 ENGINEER_PASSWORD = "engineer-password-1"
@@ -163,10 +164,10 @@ class ScriptedConnector:
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._queues: dict[str, asyncio.Queue[RawChunk | BaseException]] = {}
+        self._queues: dict[str, asyncio.Queue[Chunk | BaseException]] = {}
         self.started: list[str] = []
 
-    def _queue(self, command_id: str) -> asyncio.Queue[RawChunk | BaseException]:
+    def _queue(self, command_id: str) -> asyncio.Queue[Chunk | BaseException]:
         return self._queues.setdefault(command_id, asyncio.Queue())
 
     async def execute(self, request: DiagnosticRequest):  # type: ignore[no-untyped-def]
@@ -181,8 +182,16 @@ class ScriptedConnector:
             if item.is_final:
                 return
 
-    def feed(self, command_id: str, payload: dict[str, Any], *, final: bool = False) -> None:
-        chunk = RawChunk(json.dumps(payload).encode(), final)
+    def feed(
+        self,
+        command_id: str,
+        payload: dict[str, Any],
+        *,
+        final: bool = False,
+        negative: Negative | None = None,
+    ) -> None:
+        """Send the next chunk of the command's answer (a ``negative`` one is final)."""
+        chunk = Chunk(copy.deepcopy(payload), final or negative is not None, negative)
         assert self.loop is not None, "the command has not started"
         self.loop.call_soon_threadsafe(lambda: self._queue(command_id).put_nowait(chunk))
 

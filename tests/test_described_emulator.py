@@ -24,7 +24,6 @@ from odxtools.diaglayers.diaglayer import DiagLayer
 from odxtools.diagnostictroublecode import DiagnosticTroubleCode
 from odxtools.parameters.valueparameter import ValueParameter
 
-from app import sovd
 from app.vehicles import uds
 from app.vehicles.connector import DiagnosticRequest
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
@@ -393,7 +392,7 @@ def test_the_doip_connector_reads_from_described_ecus(demo: Database) -> None:
         request = DiagnosticRequest("c1", "v1", "WVWZZZ1KZAW000001", "", name, params)
         answer = connector.execute(request)
         try:
-            return [sovd.decode_answer(chunk.payload) async for chunk in answer]
+            return [dict(chunk.payload) async for chunk in answer]
         finally:
             await answer.aclose()
 

@@ -2,7 +2,8 @@
 
 Each test runs one event loop with the emulator served in it; the connector's blocking
 work runs in its per-vehicle worker threads, so the loop keeps serving meanwhile. The
-chunks are decoded as the pipeline decodes them (``app.sovd``).
+chunks are typed (``app.vehicles.connector.Chunk``): their payloads as the pipeline
+stores them, a refusal's ``Negative`` beside.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -20,7 +21,13 @@ import pytest
 from app import sovd
 from app.clock import parse_ts
 from app.vehicles import doip
-from app.vehicles.connector import DiagnosticRequest, VehicleNotResponding, VehicleUnreachable
+from app.vehicles.connector import (
+    Chunk,
+    DiagnosticRequest,
+    Negative,
+    VehicleNotResponding,
+    VehicleUnreachable,
+)
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.doip_link import Link
 from app.vehicles.emulator import DoipEmulator, EmulatorSettings, Timings, running_emulator
@@ -56,12 +63,16 @@ class Bench:
     emulator: DoipEmulator
     connector: DoipConnector
     observer: Recorder
+    last: list[Chunk] = field(default_factory=list)  # the chunks of the latest ``run``
 
     async def run(self, name: str, params: dict[str, str], vehicle: str = "v1") -> Chunks:
         request = DiagnosticRequest("c1", vehicle, "WVWZZZ1KZAW000001", "", name, params)
         answer = self.connector.execute(request)
+        self.last = []
         try:
-            return [(sovd.decode_answer(c.payload), c.is_final) async for c in answer]
+            async for chunk in answer:
+                self.last.append(chunk)
+            return [(dict(c.payload), c.is_final) for c in self.last]
         finally:
             await answer.aclose()
 
@@ -168,8 +179,9 @@ def test_clear_dtc_one_or_all_changes_what_the_next_read_reports() -> None:
                 },
             }
         ]
-        negative = sovd.negative_response(unknown[0])
-        assert negative == sovd.NegativeResponse("0x31", "requestOutOfRange")
+        # Typed beside the payload: the pipeline fails the command by it.
+        assert b.last[-1].negative == Negative(0x31, "requestOutOfRange", 0x14)
+        assert b.last[-1].raw == bytes.fromhex("7F1431")
         assert b.emulator.requests[0x14] == 3
 
     bench(body)
@@ -323,8 +335,11 @@ def test_unknown_ecu_and_unknown_command() -> None:
                 },
             }
         ]
+        assert b.last[-1].negative == Negative(0x03, "unknownTargetAddress", 0x19, "doip")
+        assert b.last[-1].raw == b""  # no UDS message: the gateway refused it
         unknown = payloads(await b.run("FlashEcu", {"ecuAddress": "0x10"}))
         assert unknown == [{"negativeResponse": {"nrc": "0x11", "name": "serviceNotSupported"}}]
+        assert b.last[-1].negative == Negative(0x11, "serviceNotSupported", None)
         assert b.observer.kinds("uds")[-1][:3] == ("uds", "v1", "ReadDTCInformation")
         assert b.observer.kinds("uds")[-1][4] == "nack"
 
@@ -416,7 +431,7 @@ def test_an_answer_closed_after_its_first_chunk_leaves_the_link_usable() -> None
         request = DiagnosticRequest("c", "v1", "V", "", "ReadDTC", {"ecuAddress": "0x10"})
         answer = b.connector.execute(request)
         first = await anext(answer)
-        assert sovd.decode_answer(first.payload)["dtcCode"] == "P0171" and not first.is_final
+        assert dict(first.payload)["dtcCode"] == "P0171" and not first.is_final
         await answer.aclose()
         assert len(await b.run("ReadDTC", {"ecuAddress": "0x18"})) == 2
         assert b.emulator.connections_accepted == 1
@@ -681,7 +696,7 @@ def test_a_stray_tester_present_answer_is_not_taken_for_the_requests() -> None:
         uds_answer(writer, b"\x59\x02\xff\x01\x71\x00\x2f")
 
     async def check(connector: DoipConnector, observer: Recorder) -> None:
-        chunks = [sovd.decode_answer(c.payload) async for c in connector.execute(READ_DTC)]
+        chunks = [dict(c.payload) async for c in connector.execute(READ_DTC)]
         assert [c.get("dtcCode") for c in chunks] == ["P0171", None]
 
     with_raw_peer(on_request, check)
@@ -732,9 +747,7 @@ async def _simulated(
     simulator: SimulatedConnector, name: str, params: dict[str, str]
 ) -> list[dict[str, Any]]:
     request = DiagnosticRequest("c1", "v1", "WVWZZZ1KZAW000001", "healthy", name, params)
-    return payloads(
-        [(sovd.decode_answer(c.payload), c.is_final) async for c in simulator.execute(request)]
-    )
+    return payloads([(dict(c.payload), c.is_final) async for c in simulator.execute(request)])
 
 
 def test_routine_run_over_doip_follows_progress_and_a_closed_run_stops_the_routine() -> None:

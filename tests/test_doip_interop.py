@@ -29,7 +29,6 @@ from typing import Any
 
 import pytest
 
-from app import sovd
 from app.vehicles.connector import DiagnosticRequest, VehicleNotResponding, VehicleUnreachable
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from tests.doip_helpers import DEADLINE_S, Recorder, doip_threads, eventually
@@ -292,7 +291,7 @@ async def run(
     request = DiagnosticRequest("c1", "bench", VIN, "", name, params)
     answer = doip_connector.execute(request)
     try:
-        chunks = [(sovd.decode_answer(c.payload), c.is_final) async for c in answer]
+        chunks = [(dict(c.payload), c.is_final) async for c in answer]
     finally:
         await answer.aclose()
     assert [final for _, final in chunks] == [False] * (len(chunks) - 1) + [True]

@@ -10,7 +10,6 @@ subscription left behind, however the reader stops.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,7 +32,7 @@ from app.store.commands import CommandStore
 from app.store.database import Database
 from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
-from app.vehicles.connector import DiagnosticRequest, RawChunk
+from app.vehicles.connector import Chunk, DiagnosticRequest
 from app.vocabulary import TERMINAL_STATUSES, CommandStatus, FailureCode, Role
 from tests.conftest import insert_users
 
@@ -48,15 +47,15 @@ class Vehicle:
     """A scripted vehicle: each command answers the chunks the test hands it."""
 
     def __init__(self) -> None:
-        self._answers: dict[str, asyncio.Queue[RawChunk]] = {}
+        self._answers: dict[str, asyncio.Queue[Chunk]] = {}
 
-    def _queue(self, command_id: str) -> asyncio.Queue[RawChunk]:
+    def _queue(self, command_id: str) -> asyncio.Queue[Chunk]:
         return self._answers.setdefault(command_id, asyncio.Queue())
 
     def send(self, command_id: str, n: int, *, final: bool = False) -> None:
-        self._queue(command_id).put_nowait(RawChunk(json.dumps({"n": n}).encode(), final))
+        self._queue(command_id).put_nowait(Chunk({"n": n}, final))
 
-    async def execute(self, request: DiagnosticRequest) -> AsyncIterator[RawChunk]:
+    async def execute(self, request: DiagnosticRequest) -> AsyncIterator[Chunk]:
         queue = self._queue(request.command_id)
         while True:
             chunk = await queue.get()

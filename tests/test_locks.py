@@ -34,7 +34,7 @@ from app.store.commands import CommandFilter, CommandStore
 from app.store.database import Database
 from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
-from app.vehicles.connector import DiagnosticRequest, RawChunk
+from app.vehicles.connector import Chunk, DiagnosticRequest
 from app.vocabulary import Role
 from tests.conftest import Server, auth, insert_users
 from tests.fake_clock import FakeClock
@@ -374,8 +374,8 @@ RESULTS = ("RoutineControl", {"ecuAddress": "0x10", "routineId": "0x0201", "acti
 class AnsweringVehicle:
     """Answers every command at once."""
 
-    async def execute(self, request: DiagnosticRequest) -> AsyncIterator[RawChunk]:
-        yield RawChunk(b'{"ok": true}', True)
+    async def execute(self, request: DiagnosticRequest) -> AsyncIterator[Chunk]:
+        yield Chunk({"ok": True}, True)
 
 
 def _seed(conn: sqlite3.Connection) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app import sovd
-from app.vehicles.connector import DiagnosticRequest, RawChunk, VehicleUnreachable
+from app.vehicles.connector import Chunk, DiagnosticRequest, VehicleUnreachable
 from app.vehicles.emulator import BLEED_CHECK, SELF_TEST
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
 from tests.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
@@ -32,7 +32,7 @@ def _request(
 
 
 async def _collect(sim: SimulatedConnector, request: DiagnosticRequest) -> Chunks:
-    return [(sovd.decode_answer(c.payload), c.is_final) async for c in sim.execute(request)]
+    return [(dict(c.payload), c.is_final) async for c in sim.execute(request)]
 
 
 def _run(sim: SimulatedConnector, request: DiagnosticRequest) -> Chunks:
@@ -298,7 +298,7 @@ def test_a_run_closed_before_its_end_stops_the_routine_on_the_ecu() -> None:
     async def closed_at_a_chunk() -> None:
         answer = sim.execute(_routine("0x10", "0x0201", "run", command_id="closed"))
         first = await anext(answer)
-        assert sovd.decode_answer(first.payload)["status"] == "running"
+        assert dict(first.payload)["status"] == "running"
         assert sim.ecu("v1", 0x10).routine_state(SELF_TEST) == "running"
         await answer.aclose()  # as the pipeline does when it stops at a yield
 
@@ -377,15 +377,12 @@ def test_unreachable_profile_fails_at_once() -> None:
         _run(_sim(), _request("ReadDTC", {"ecuAddress": "0x10"}, profile="unreachable"))
 
 
-def test_malformed_profile_answers_bytes_that_are_not_json() -> None:
-    async def first() -> bytes:
-        gen = _sim().execute(_request("ReadDTC", {"ecuAddress": "0x10"}, profile="malformed"))
-        chunk = await gen.__anext__()
-        await gen.aclose()
-        return chunk.payload
-
-    with pytest.raises(UnicodeDecodeError):
-        asyncio.run(first()).decode()
+def test_malformed_profile_answers_bytes_that_do_not_decode() -> None:
+    sim = _sim()
+    request = _request("ReadDTC", {"ecuAddress": "0x10"}, profile="malformed")
+    with pytest.raises(sovd.InvalidResponse, match="bytes that do not decode: 7F22FFFE"):
+        _run(sim, request)
+    assert not sim.aborted  # the answer ended (in garbage): nothing to abort
 
 
 def test_timeout_profile_never_answers() -> None:
@@ -406,7 +403,7 @@ def test_latency_applies_per_chunk() -> None:
 
     async def gaps() -> list[float]:
         times: list[float] = []
-        answer: AsyncGenerator[RawChunk, None] = sim.execute(
+        answer: AsyncGenerator[Chunk, None] = sim.execute(
             _request("ReadDTC", {"ecuAddress": "0x10"})
         )
         started = time.monotonic()

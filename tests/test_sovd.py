@@ -80,16 +80,3 @@ _ADDRESS_REFUSED = (
 def test_invalid_commands_name_what_is_wrong(name: object, params: object, message: str) -> None:
     with pytest.raises(sovd.InvalidParams, match=re.escape(message)):
         sovd.validate(name, params)
-
-
-def test_decode_answer_accepts_json_objects_only() -> None:
-    assert sovd.decode_answer(b'{"a": 1}') == {"a": 1}
-    for garbage in (b"\xff\xfe", b"not json", b"[1, 2]", b'"text"', b""):
-        with pytest.raises(sovd.InvalidResponse):
-            sovd.decode_answer(garbage)
-
-
-def test_negative_response_is_recognised() -> None:
-    nrc = sovd.negative_response({"negativeResponse": {"nrc": "0x31", "name": "requestOutOfRange"}})
-    assert nrc == sovd.NegativeResponse("0x31", "requestOutOfRange")
-    assert sovd.negative_response({"value": 1}) is None

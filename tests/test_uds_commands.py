@@ -17,7 +17,7 @@ from odxtools.database import Database
 from app import sovd
 from app.descriptions.codec import LayerCodec
 from app.vehicles import uds
-from app.vehicles.connector import RawChunk
+from app.vehicles.connector import Chunk
 from app.vehicles.emulator import DEFAULT_SPECS, SELF_TEST, Ecu, Timings
 from app.vehicles.pdx import build_demo_pdx
 from app.vehicles.uds_commands import ConversationSettings, conversation
@@ -60,16 +60,16 @@ def _channel(self_test_s: float = 60.0, **kw: object) -> EcuChannel:
     return EcuChannel(ecu, **kw)  # type: ignore[arg-type]
 
 
-def _run(channel: EcuChannel, stop_wait_s: float = 1.0) -> AsyncGenerator[RawChunk, None]:
+def _run(channel: EcuChannel, stop_wait_s: float = 1.0) -> AsyncGenerator[Chunk, None]:
     params = {"ecuAddress": "0x10", "routineId": "0x0201", "action": "run"}
     settings = ConversationSettings(poll_s=0.01, stop_wait_s=stop_wait_s)
     return conversation("RoutineControl", params, settings)(channel)
 
 
 async def _consume_in_task(
-    answer: AsyncGenerator[RawChunk, None],
-) -> tuple[asyncio.Task[None], list[RawChunk]]:
-    seen: list[RawChunk] = []
+    answer: AsyncGenerator[Chunk, None],
+) -> tuple[asyncio.Task[None], list[Chunk]]:
+    seen: list[Chunk] = []
     first = asyncio.Event()
 
     async def consume() -> None:
@@ -146,7 +146,7 @@ def test_a_run_closed_at_a_progress_chunk_stops_the_routine_and_at_the_end_does_
         channel = _channel()
         answer = _run(channel)
         first = await anext(answer)
-        assert sovd.decode_answer(first.payload)["progress"] == 0 and not first.is_final
+        assert dict(first.payload)["progress"] == 0 and not first.is_final
         await answer.aclose()  # GeneratorExit at the yield
         assert channel.requests.count(STOP) == 1
         assert channel.ecu.routine_state(SELF_TEST) == "stopped"
@@ -155,7 +155,7 @@ def test_a_run_closed_at_a_progress_chunk_stops_the_routine_and_at_the_end_does_
         answer = _run(quick)
         chunks = [chunk async for chunk in answer]
         assert chunks[-1].is_final
-        assert sovd.decode_answer(chunks[-1].payload)["status"] == "completed"
+        assert dict(chunks[-1].payload)["status"] == "completed"
         await answer.aclose()
         assert STOP not in quick.requests
 
@@ -198,7 +198,7 @@ def test_a_diag_service_session_switch_is_told_to_the_channel() -> None:
                 "DiagService", {"ecuAddress": "0x10"}, described=codec.encode(service, {})
             )
             chunks = [c async for c in talk(channel)]
-            assert "negativeResponse" not in sovd.decode_answer(chunks[-1].payload)
+            assert "negativeResponse" not in dict(chunks[-1].payload)
 
     asyncio.run(scenario())
     assert told == [(0x10, uds.EXTENDED_SESSION), (0x10, uds.DEFAULT_SESSION)]

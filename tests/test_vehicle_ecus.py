@@ -19,7 +19,7 @@ import pytest
 
 from app.models import DEFAULT_ECU_REFS
 from app.store.migrations import MIGRATIONS, migrate
-from app.vehicles.connector import DiagnosticRequest, RawChunk
+from app.vehicles.connector import Chunk, DiagnosticRequest
 from app.vehicles.description import DEFAULT_ECUS
 from tests.conftest import Server, auth, in_process, make_config, wait_until
 
@@ -286,9 +286,9 @@ class RecordingVehicle:
     def __init__(self) -> None:
         self.requests: list[DiagnosticRequest] = []
 
-    async def execute(self, request: DiagnosticRequest) -> AsyncIterator[RawChunk]:
+    async def execute(self, request: DiagnosticRequest) -> AsyncIterator[Chunk]:
         self.requests.append(request)
-        yield RawChunk(b'{"ok": true}', True)
+        yield Chunk({"ok": True}, True)
 
 
 def test_a_command_carries_the_vehicles_ecus_to_the_vehicle(tmp_path: Path) -> None:

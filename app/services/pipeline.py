@@ -10,12 +10,14 @@ a lane (429 beyond), so one engineer cannot lock everyone else out of a vehicle.
 times (an exponentially weighted average; the command deadline while there is none).
 
 Executing a command: mark it ``in_progress``, stream the connector's answer under the
-command deadline, decode and store each chunk with the next sequence number, then
-publish it. Each execution runs in its own task, so ``cancel`` can stop it: the
+command deadline (typed chunks, decoded by the connector), store each chunk's payload
+with the next sequence number, then publish it; a chunk typed negative ends the command
+failed. Each execution runs in its own task, so ``cancel`` can stop it: the
 connector's answer generator is closed (the connector learns it through
 ``GeneratorExit``/``CancelledError``) and the deadline goes with the task. A step that
 stores and then publishes runs shielded, whole, so a chunk is never stored yet unsent.
-Garbage from a vehicle is detected here and never stored or published.
+Garbage from a vehicle is refused by its connector (``app.sovd.InvalidResponse``) and
+never stored or published.
 
 Ending a command: its terminal status is written, then the terminal event published. A
 write the database refuses (a full disk) is retried with backoff (0.05 s doubling to
@@ -58,6 +60,7 @@ from app.telemetry import (
 from app.vehicles.connector import (
     Connector,
     DiagnosticRequest,
+    Negative,
     VehicleNotResponding,
     VehicleUnreachable,
 )
@@ -68,7 +71,7 @@ T = TypeVar("T")
 
 SHUTDOWN_RETRY_AFTER_S: Final = 1
 # The negative response that has a failure code of its own (request-out-of-range).
-REQUEST_OUT_OF_RANGE_NRC: Final = "0x31"
+REQUEST_OUT_OF_RANGE_NRC: Final = 0x31
 # Terminal writes the database refused are retried after this, doubling up to the cap.
 RETRY_FIRST_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
@@ -469,40 +472,30 @@ class Pipeline:
                 answer = self._connector.execute(request)
                 contacted = True
                 async with aclosing(answer):
-                    async for raw in answer:
+                    async for received in answer:
                         entry.answered = True
                         if sequence == cap:
                             raise sovd.InvalidResponse(
                                 f"it had more than {cap} chunks, the most a command holds"
                                 f" (SOVD_MAX_CHUNKS_PER_COMMAND); the first {cap} are stored"
                             )
-                        payload = sovd.decode_answer(raw.payload)
-                        negative = sovd.negative_response(payload)
                         sequence += 1
-                        entry.trace.chunk(sequence, len(raw.payload))
+                        entry.trace.chunk(sequence, len(received.raw))
                         # A negative response is the answer's last chunk, kept (the
                         # stream and the SOVD API show the service and NRC), and the
                         # command fails.
                         chunk = ResponseChunk(
                             command_id=command_id,
                             sequence_number=sequence,
-                            response_payload=payload,
-                            is_final=raw.is_final or negative is not None,
+                            response_payload=dict(received.payload),
+                            is_final=received.is_final,
                             received_at=self._clock.timestamp(),
                         )
                         await self._step(entry, self._store_chunk(chunk))
-                        if negative is not None:
-                            end = Finish(
-                                CommandStatus.FAILED,
-                                FailureCode.REQUEST_OUT_OF_RANGE
-                                if negative.nrc == REQUEST_OUT_OF_RANGE_NRC
-                                else FailureCode.ERROR_RESPONSE,
-                                f"vehicle answered with negative response {negative.nrc}"
-                                f" ({negative.description})",
-                                self._clock.timestamp(),
-                            )
+                        if received.negative is not None:
+                            end = self._refused(received.negative)
                             break
-                        if raw.is_final:
+                        if received.is_final:
                             break
             return end or Finish(CommandStatus.COMPLETED, None, None, self._clock.timestamp())
         except TimeoutError:
@@ -545,6 +538,16 @@ class Pipeline:
                 f"{what}: the database refused writes",
                 self._clock.timestamp(),
             )
+
+    def _refused(self, negative: Negative) -> Finish:
+        return Finish(
+            CommandStatus.FAILED,
+            FailureCode.REQUEST_OUT_OF_RANGE
+            if negative.nrc == REQUEST_OUT_OF_RANGE_NRC
+            else FailureCode.ERROR_RESPONSE,
+            f"vehicle answered with negative response 0x{negative.nrc:02X} ({negative.name})",
+            self._clock.timestamp(),
+        )
 
     def _deadline(self, job: Job) -> float:
         limit = self._settings.command_timeout_s

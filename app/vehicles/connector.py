@@ -1,8 +1,12 @@
 """The connector interface between the command pipeline and a vehicle transport.
 
-A connector sends one diagnostic request and yields the vehicle's answer as raw chunks.
-It does not decode them, enforce deadlines or store anything: the pipeline does, so a
-real transport (DoIP, a gateway, ...) can replace the simulator without touching it.
+A connector sends one diagnostic request and yields the vehicle's answer as typed
+chunks (``Chunk``): each decoded already (its payload, as stored and shown), a negative
+response typed (``Negative``: the pipeline fails the command by it, never by sniffing
+the payload), the ECU's bytes beside it. Garbage raises ``app.sovd.InvalidResponse``, no
+answer in time ``VehicleNotResponding``, no vehicle ``VehicleUnreachable``. A connector
+does not enforce deadlines or store anything: the pipeline does, so a real transport
+(DoIP, a gateway, ...) can replace the simulator without touching it.
 
 Stopping: when a command is cancelled, times out or the service shuts down, the pipeline
 closes the answer generator before its final chunk: ``CancelledError`` is raised where
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from app.vocabulary import Transport
 
@@ -93,15 +97,37 @@ class DiagnosticRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class RawChunk:
-    """One chunk of the vehicle's answer, undecoded; ``is_final`` marks the last one."""
+class Negative:
+    """The vehicle said no: a UDS negative response (``layer`` "uds", ``nrc`` its code),
+    or a DoIP diagnostic negative acknowledgement (``layer`` "doip", ``nrc`` the NACK
+    code). ``service``: the SID of the request refused (None: no request was sent, a
+    command the conversation does not know)."""
 
-    payload: bytes
+    nrc: int
+    name: str
+    service: int | None
+    layer: Literal["uds", "doip"] = "uds"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One chunk of the vehicle's answer, decoded: ``payload`` is what is stored, streamed
+    and shown (a JSON object's values); ``is_final`` marks the last one. ``negative``: the
+    chunk is a refusal (always final; the command fails). ``raw``: the ECU's message the
+    chunk was read from, where the conversation has one (empty otherwise)."""
+
+    payload: Mapping[str, Any]
     is_final: bool
+    negative: Negative | None = None
+    raw: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.negative is not None and not self.is_final:
+            raise ValueError("a negative response is the answer's final chunk")
 
 
 class Connector(Protocol):
-    def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
+    def execute(self, request: DiagnosticRequest) -> AsyncGenerator[Chunk, None]:
         """The vehicle's answer; closed early (see above) when the command is stopped."""
         ...
 
@@ -115,5 +141,5 @@ class TransportRouter:
             Transport.DOIP: doip,
         }
 
-    def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
+    def execute(self, request: DiagnosticRequest) -> AsyncGenerator[Chunk, None]:
         return self._by_transport[request.transport].execute(request)

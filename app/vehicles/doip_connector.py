@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.vehicles import uds_commands
-from app.vehicles.connector import Connector, DiagnosticRequest, RawChunk, VehicleUnreachable
+from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
 from app.vehicles.doip_link import (
     DoipSettings,
     DoipTarget,
@@ -182,7 +182,7 @@ class DoipConnector:
             link.set_target(target)
         return link
 
-    async def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
+    async def execute(self, request: DiagnosticRequest) -> AsyncGenerator[Chunk, None]:
         talk = uds_commands.conversation(
             request.command_name,
             request.command_params,

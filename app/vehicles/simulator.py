@@ -12,11 +12,12 @@ the same; an address the vehicle has no ECU at answers requestOutOfRange (0x31).
 
 The vehicle's ``simulator_profile`` picks its behaviour: ``healthy`` answers, ``timeout``
 never answers (the pipeline's deadline ends the command), ``unreachable`` fails at once,
-``malformed`` answers with bytes that do not decode, and ``flaky`` draws one of those
-outcomes per command from a seeded RNG. All randomness comes from one ``random.Random``,
-so a seed replays a run. A command whose answer the pipeline closes before the end
-(cancelled, timed out, service stopping) is recorded in ``aborted``, as a real transport
-would abort the request (a routine being run is stopped on the ECU).
+``malformed`` answers with bytes that do not decode (it raises
+``app.sovd.InvalidResponse``, as a real transport does for garbage), and ``flaky`` draws
+one of those outcomes per command from a seeded RNG. All randomness comes from one
+``random.Random``, so a seed replays a run. A command whose answer the pipeline closes
+before the end (cancelled, timed out, service stopping) is recorded in ``aborted``, as a
+real transport would abort the request (a routine being run is stopped on the ECU).
 
 ECUs bound to a description (issue #20): the request carries, per address, the base
 variant of each bound ECU's description (``DiagnosticRequest.described_ecus``, resolved
@@ -59,8 +60,9 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Protocol
 
+from app import sovd
 from app.vehicles import description, uds, uds_commands
-from app.vehicles.connector import Connector, DiagnosticRequest, RawChunk, VehicleUnreachable
+from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
 from app.vehicles.emulator.ecus import DEFAULT_SPECS, Ecu, Reply, Timings, spec_for
 from app.vocabulary import SimulatorProfile
 
@@ -73,6 +75,8 @@ ABORTED_KEPT: Final = 1000
 # What a table ECU answers a request it does not know with: serviceNotSupported,
 # subFunctionNotSupported, requestOutOfRange. A bound ECU's described ECU answers then.
 NOT_KNOWN_NRCS: Final = frozenset({0x11, 0x12, 0x31})
+# What a ``malformed`` vehicle answers: a negative response cut short, then garbage.
+MALFORMED_ANSWER: Final = b"\x7f\x22\xff\xfe not json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +248,7 @@ class SimulatedConnector:
         if base > 0:
             await asyncio.sleep(base / 1000 * self._rng.uniform(0.5, 1.5))
 
-    async def execute(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
+    async def execute(self, request: DiagnosticRequest) -> AsyncGenerator[Chunk, None]:
         finished = False
         try:
             async with aclosing(self._answer_chunks(request)) as chunks:
@@ -252,14 +256,16 @@ class SimulatedConnector:
                     finished = chunk.is_final
                     yield chunk
             finished = True
-        except VehicleUnreachable:
-            finished = True  # nothing to abort: the vehicle was never reached
+        except (VehicleUnreachable, sovd.InvalidResponse):
+            # Nothing to abort: the vehicle was never reached, or its answer ended in
+            # garbage (a routine being run was stopped by its conversation).
+            finished = True
             raise
         finally:
             if not finished:  # closed early: the request is aborted on the vehicle
                 self.aborted.append(request.command_id)
 
-    async def _answer_chunks(self, request: DiagnosticRequest) -> AsyncGenerator[RawChunk, None]:
+    async def _answer_chunks(self, request: DiagnosticRequest) -> AsyncGenerator[Chunk, None]:
         outcome = self._outcome(request.simulator_profile)
         if outcome is SimulatorProfile.UNREACHABLE:
             raise VehicleUnreachable(f"vehicle {request.vin} does not answer on the network")
@@ -275,8 +281,11 @@ class SimulatedConnector:
         )
         if outcome is SimulatorProfile.MALFORMED:
             await self._latency()
-            yield RawChunk(b"\x7f\x22\xff\xfe not json", is_final=True)
-            return
+            # What a real transport makes of a garbled answer: it does not decode.
+            raise sovd.InvalidResponse(
+                f"vehicle {request.vin} answered with bytes that do not decode:"
+                f" {MALFORMED_ANSWER.hex().upper()}"
+            )
         async with aclosing(talk(_EmulatedEcus(self._ecus(request)))) as chunks:
             async for chunk in chunks:
                 await self._latency()  # per chunk, as a vehicle's answer trickles in

@@ -3,7 +3,8 @@
 A command becomes one or a few UDS requests (built and interpreted with udsoncan) to the
 ECU named by ``ecuAddress``, sent over a ``Channel``: the DoIP connector's link
 (``app.vehicles.doip_link.Link``) or the simulator's in-process emulated ECUs. The
-answer comes back as JSON chunks, the same for every transport:
+answer comes back as typed chunks (``app.vehicles.connector.Chunk``: a payload of JSON
+values, the ECU's message it was read from), the same for every transport:
 
 - ``ReadDTC``: 0x19 0x02 0xFF (report DTCs by status mask, all bits); one chunk per DTC
   (SAE code, status byte decoded, failure type, fault name), then a summary chunk.
@@ -24,18 +25,17 @@ answer comes back as JSON chunks, the same for every transport:
   ``stop_wait_s``.
 
 A negative response becomes the final chunk ``{..., "negativeResponse": {"nrc": "0x31",
-"name": "requestOutOfRange", "service": "0x19"}}``; a DoIP negative acknowledgement the
-same with ``"layer": "doip"``. An ECU that does not answer in time raises
-``VehicleNotResponding`` (the command ends ``timeout`` then, not at its deadline). Bytes
-that do not decode, and a DTC report longer than the command's chunk cap (counted from
-its length before anything is decoded), raise ``app.sovd.InvalidResponse``; parameters
-that do not fit raise ``app.sovd.InvalidParams``.
+"name": "requestOutOfRange", "service": "0x19"}}`` typed by its ``Negative`` (NRC, name,
+SID); a DoIP negative acknowledgement the same with ``"layer": "doip"``. An ECU that
+does not answer in time raises ``VehicleNotResponding`` (the command ends ``timeout``
+then, not at its deadline). Bytes that do not decode, and a DTC report longer than the
+command's chunk cap (counted from its length before anything is decoded), raise
+``app.sovd.InvalidResponse``; parameters that do not fit raise ``app.sovd.InvalidParams``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import struct
@@ -58,7 +58,7 @@ from udsoncan.services.RoutineControl import RoutineControl
 from app import sovd
 from app.vehicles import description, doip, uds
 from app.vehicles.addresses import InvalidAddress, format_address, parse_address
-from app.vehicles.connector import DescribedRequest, RawChunk, VehicleNotResponding
+from app.vehicles.connector import Chunk, DescribedRequest, Negative, VehicleNotResponding
 from app.vocabulary import CommandName
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class ConversationSettings:
             raise ValueError(f"max_chunks must be at least 1, got {self.max_chunks}")
 
 
-Conversation = Callable[[Channel], AsyncGenerator[RawChunk, None]]
+Conversation = Callable[[Channel], AsyncGenerator[Chunk, None]]
 
 
 def conversation(
@@ -149,15 +149,20 @@ def conversation(
 
 
 class _Refusal(Exception):
-    """The vehicle said no: the chunk to send instead of an answer."""
+    """The vehicle said no: the final chunk to send instead of an answer."""
 
-    def __init__(self, payload: dict[str, Any]) -> None:
+    def __init__(self, payload: dict[str, Any], negative: Negative, raw: bytes = b"") -> None:
         super().__init__(payload)
-        self.payload = payload
+        self.chunk = Chunk(payload, True, negative, raw)
 
 
-def _chunk(payload: dict[str, Any], is_final: bool) -> RawChunk:
-    return RawChunk(json.dumps(payload, separators=(",", ":")).encode(), is_final)
+def _chunk(payload: dict[str, Any], is_final: bool, raw: bytes = b"") -> Chunk:
+    return Chunk(payload, is_final, raw=raw)
+
+
+def _raw(response: Response) -> bytes:
+    """The ECU's message a response was read from."""
+    return response.original_payload or b""
 
 
 def _hex(value: int, digits: int) -> str:
@@ -219,8 +224,11 @@ def _interpret_session(response: Response) -> object:
         return DiagnosticSessionControl.interpret_response(response, standard_version=2006)
 
 
-async def _unknown_command(channel: Channel) -> AsyncGenerator[RawChunk, None]:
-    yield _chunk({"negativeResponse": {"nrc": "0x11", "name": uds.nrc_name(0x11)}}, True)
+async def _unknown_command(channel: Channel) -> AsyncGenerator[Chunk, None]:
+    name = uds.nrc_name(0x11)
+    yield Chunk(
+        {"negativeResponse": {"nrc": "0x11", "name": name}}, True, Negative(0x11, name, None)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,16 +264,19 @@ class _Talk:
             raise sovd.InvalidResponse(f"{where} for another service")
         if not response.positive:
             code = int(response.code or 0)
+            negative = Negative(code, uds.nrc_name(code), sid)
             raise _Refusal(
                 {
                     "ecuAddress": self.address,
                     **context,
                     "negativeResponse": {
                         "nrc": uds.format_nrc(code),
-                        "name": uds.nrc_name(code),
+                        "name": negative.name,
                         "service": _hex(sid, 2),
                     },
-                }
+                },
+                negative,
+                answer,
             )
         if check is not None:
             check(response)
@@ -292,7 +303,8 @@ class _Talk:
                         "service": _hex(sid, 2),
                         "layer": "doip",
                     },
-                }
+                },
+                Negative(exchange.nack, name, sid, "doip"),
             )
         if exchange.answer is None:
             # Nothing within P2 (P2* after a 0x78), or by the command's deadline: the
@@ -302,7 +314,8 @@ class _Talk:
             )
         return exchange.answer
 
-    async def read_dtcs(self) -> list[tuple[int, int]]:
+    async def read_dtcs(self) -> tuple[list[tuple[int, int]], bytes]:
+        """The ECU's DTCs (number, status byte), and its report they were read from."""
         subfunction = ReadDTCInformation.Subfunction.reportDTCByStatusMask
         request = ReadDTCInformation.make_request(subfunction, status_mask=uds.ALL_DTC_STATUS_BITS)
         response = await self.request(
@@ -317,7 +330,8 @@ class _Talk:
         )
         data = response.service_data
         assert isinstance(data, ReadDTCInformation.ResponseData)
-        return [(dtc.id, dtc.status.get_byte_as_int()) for dtc in data.dtcs]
+        dtcs = [(dtc.id, dtc.status.get_byte_as_int()) for dtc in data.dtcs]
+        return dtcs, _raw(response)
 
     def _check_dtc_count(self, response: Response) -> None:
         """Refuse a report of more DTCs than the command may hold chunks (one each, and a
@@ -334,15 +348,16 @@ class _Talk:
 
     async def read_dtcs_or_none(self) -> list[tuple[int, int]] | None:
         try:
-            return await self.read_dtcs()
+            dtcs, _ = await self.read_dtcs()
+            return dtcs
         except _Refusal:
             return None
 
     async def routine(
         self, routine_id: int, action: str, context: Mapping[str, Any]
-    ) -> tuple[bytes, uds.RoutineStatus | None]:
+    ) -> tuple[bytes, uds.RoutineStatus | None, bytes]:
         """One RoutineControl request: the status record and its status, if it is in
-        this project's convention (``uds.decode_routine_status``)."""
+        this project's convention (``uds.decode_routine_status``), and the ECU's answer."""
         control = uds.ROUTINE_ACTIONS[action]
         request = RoutineControl.make_request(routine_id, control)
         response = await self.request(request, RoutineControl.interpret_response, context)
@@ -354,18 +369,18 @@ class _Talk:
                 f" ({uds.routine_action_name(data.control_type_echo)})"
             )
         record = bytes(data.routine_status_record)
-        return record, uds.decode_routine_status(record)
+        return record, uds.decode_routine_status(record), _raw(response)
 
     async def routine_status(
         self, routine_id: int, action: str, context: Mapping[str, Any]
-    ) -> uds.RoutineStatus:
-        record, status = await self.routine(routine_id, action, context)
+    ) -> tuple[uds.RoutineStatus, bytes]:
+        record, status, answer = await self.routine(routine_id, action, context)
         if status is None:
             raise sovd.InvalidResponse(
                 f"ECU {self.address} answered routine {_hex(routine_id, 4)} with a status"
                 f" record this service cannot follow: {record.hex().upper() or 'none'}"
             )
-        return status
+        return status, answer
 
     async def stop_routine(self, routine_id: int) -> None:
         """Best effort, bounded: the routine's run is over for us whatever the ECU says.
@@ -388,7 +403,7 @@ class _Talk:
                 "ECU %s refused to stop routine 0x%04X: %s",
                 self.address,
                 routine_id,
-                refusal.payload.get("negativeResponse"),
+                refusal.chunk.payload.get("negativeResponse"),
                 extra={"event": "routine_stop_refused"},
             )
         except Exception as exc:
@@ -408,7 +423,7 @@ async def _converse(
     params: Mapping[str, str],
     settings: ConversationSettings,
     channel: Channel,
-) -> AsyncGenerator[RawChunk, None]:
+) -> AsyncGenerator[Chunk, None]:
     talk = _Talk(channel, ecu, settings)
     try:
         # aclosing: closing this generator early closes the command's at once (its
@@ -417,14 +432,14 @@ async def _converse(
             async for chunk in chunks:
                 yield chunk
     except _Refusal as refusal:
-        yield _chunk(refusal.payload, True)
+        yield refusal.chunk
 
 
 # -- the commands -------------------------------------------------------------------------
 
 
-async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
-    dtcs = await talk.read_dtcs()
+async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
+    dtcs, report = await talk.read_dtcs()
     for number, status in dtcs:
         code = uds.dtc_code(number)
         yield _chunk(
@@ -438,11 +453,13 @@ async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Ra
                 "description": description.fault_name(code),
             },
             False,
+            report,
         )
-    yield _chunk({"ecuAddress": talk.address, "status": "complete", "totalDtcs": len(dtcs)}, True)
+    summary = {"ecuAddress": talk.address, "status": "complete", "totalDtcs": len(dtcs)}
+    yield _chunk(summary, True, report)
 
 
-async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
     wanted = params.get("dtcCode")
     # Three bytes in hex name exactly one DTC; a display code, each failure type of it.
     exact = wanted is not None and re.fullmatch(r"[0-9A-Fa-f]{6}", wanted) is not None
@@ -464,12 +481,14 @@ async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[R
     if wanted is not None and not exact and before is not None:
         code = wanted.upper()
         targets = [n for n, _ in before if uds.dtc_code(n) == code] or targets
+    cleared = b""
     for number in targets:
-        await talk.request(
+        response = await talk.request(
             ClearDiagnosticInformation.make_request(number),
             ClearDiagnosticInformation.interpret_response,
             {"dtcCode": wanted} if wanted else {},
         )
+        cleared = _raw(response)
     after = await talk.read_dtcs_or_none()
     answer: dict[str, Any] = {"ecuAddress": talk.address, "status": "cleared"}
     if before is not None and after is not None:
@@ -479,10 +498,10 @@ async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[R
         ]
     if after is not None:
         answer["remainingDtcs"] = len(after)
-    yield _chunk(answer, True)
+    yield _chunk(answer, True, cleared)
 
 
-async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
     did = _number(_param(params, "dataId", CommandName.READ_DATA_BY_ID), "dataId", 0xFFFF)
     data_id = uds.format_did(did)
     codec = uds.DID_CODECS.get(did)
@@ -511,10 +530,10 @@ async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[R
         answer["value"] = data.values[did]
         if codec.unit is not None:
             answer["unit"] = codec.unit
-    yield _chunk(answer, True)
+    yield _chunk(answer, True, _raw(response))
 
 
-async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
     wanted = _param(params, "session", CommandName.DIAGNOSTIC_SESSION_CONTROL)
     session = uds.SESSIONS.get(wanted)
     if session is None:
@@ -533,10 +552,10 @@ async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Raw
     if data.p2_server_max is not None and data.p2_star_server_max is not None:
         answer["p2ServerMaxMs"] = round(data.p2_server_max * 1000)
         answer["p2StarServerMaxMs"] = round(data.p2_star_server_max * 1000)
-    yield _chunk(answer, True)
+    yield _chunk(answer, True, _raw(response))
 
 
-async def _routine(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[RawChunk, None]:
+async def _routine(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
     routine_id = _number(
         _param(params, "routineId", CommandName.ROUTINE_CONTROL), "routineId", 0xFFFF
     )
@@ -549,20 +568,20 @@ async def _routine(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Raw
     if action not in uds.ROUTINE_ACTIONS:
         raise sovd.InvalidParams(f"command_params.action {action!r} is not an action")
     context = {"routineId": _hex(routine_id, 4), "action": action}
-    record, status = await talk.routine(routine_id, action, context)
+    record, status, response = await talk.routine(routine_id, action, context)
     answer: dict[str, Any] = {"ecuAddress": talk.address, **context}
     if status is not None:
         answer["status"] = status.state
         answer["progress"] = status.progress
     answer["statusRecord"] = record.hex().upper()
-    yield _chunk(answer, True)
+    yield _chunk(answer, True, response)
 
 
-async def _run_routine(talk: _Talk, routine_id: int) -> AsyncGenerator[RawChunk, None]:
+async def _run_routine(talk: _Talk, routine_id: int) -> AsyncGenerator[Chunk, None]:
     """Start, then follow ``results`` to the end. A routine whose start answers with its
     result (the bleed check) gives one final chunk."""
     context = {"routineId": _hex(routine_id, 4), "action": RUN}
-    status = await talk.routine_status(routine_id, "start", context)
+    status, response = await talk.routine_status(routine_id, "start", context)
     ended = False
     try:
         shown: uds.RoutineStatus | None = None
@@ -570,13 +589,15 @@ async def _run_routine(talk: _Talk, routine_id: int) -> AsyncGenerator[RawChunk,
             chunk = {"ecuAddress": talk.address, **context}
             if status.state != "running":
                 ended = True  # before the yield: a close at the final chunk is no abort
-                yield _chunk({**chunk, "status": status.state, "progress": status.progress}, True)
+                state = {"status": status.state, "progress": status.progress}
+                yield _chunk({**chunk, **state}, True, response)
                 return
             if status != shown:
                 shown = status
-                yield _chunk({**chunk, "status": status.state, "progress": status.progress}, False)
+                state = {"status": status.state, "progress": status.progress}
+                yield _chunk({**chunk, **state}, False, response)
             await asyncio.sleep(talk.settings.poll_s)
-            status = await talk.routine_status(routine_id, "results", context)
+            status, response = await talk.routine_status(routine_id, "results", context)
     finally:
         if not ended:
             # Closed early (cancelled, timed out, shutting down) or the polling failed:
@@ -586,7 +607,7 @@ async def _run_routine(talk: _Talk, routine_id: int) -> AsyncGenerator[RawChunk,
 
 async def _diag_service(
     described: DescribedRequest, talk: _Talk, params: Mapping[str, str]
-) -> AsyncGenerator[RawChunk, None]:
+) -> AsyncGenerator[Chunk, None]:
     """Send the request the description encoded; one chunk: the answer decoded by the
     description (a negative one as today's negative chunks, with the description's
     text), the bytes of both in hex beside it."""
@@ -607,7 +628,9 @@ async def _diag_service(
             "text": decoded.nrc_text,
             "service": _hex(payload[0], 2),
         }
-        yield _chunk(chunk, True)
+        yield Chunk(
+            chunk, True, Negative(decoded.nrc, uds.nrc_name(decoded.nrc), payload[0]), answer
+        )
         return
     if payload[0] == uds.DIAGNOSTIC_SESSION_CONTROL and len(payload) > 1:
         # As the catalogue's session command does: the link keeps a non-default session
@@ -617,10 +640,10 @@ async def _diag_service(
     if decoded.units:
         chunk["units"] = dict(decoded.units)
     chunk["response"] = answer.hex().upper()
-    yield _chunk(chunk, True)
+    yield _chunk(chunk, True, answer)
 
 
-_Perform = Callable[[_Talk, Mapping[str, str]], AsyncGenerator[RawChunk, None]]
+_Perform = Callable[[_Talk, Mapping[str, str]], AsyncGenerator[Chunk, None]]
 _COMMANDS: Final[dict[str, _Perform]] = {
     CommandName.READ_DTC: _read_dtc,
     CommandName.CLEAR_DTC: _clear_dtc,
