@@ -812,10 +812,12 @@ def test_a_request_its_command_gave_up_on_while_it_waited_is_never_sent() -> Non
             cancelled = asyncio.create_task(drain(replace(READ_DTC, command_id="c3"), connector))
             await eventually(lambda: connector.jobs("v1") == 3, "both to wait on the worker")
             cancelled.cancel()
-            started = time.monotonic()
             with pytest.raises(VehicleNotResponding):
-                await held  # ended at its deadline, though the 0x78 kept coming
-            assert time.monotonic() - started < 0.8
+                async with asyncio.timeout(DEADLINE_S):  # unbounded before: 0x78 for ever
+                    await held  # ended at its deadline, though the 0x78 kept coming
+            # At its deadline (P2* is 0.5 s, so a 0x78 every 0.05 s kept it going), give
+            # or take a loaded machine's scheduling.
+            assert asyncio.get_running_loop().time() - (now + 0.8) < 0.4
             with pytest.raises(VehicleNotResponding):
                 await timed_out
             with pytest.raises(asyncio.CancelledError):
