@@ -2,13 +2,20 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Two stamps: the runtime an edge box needs (`make run`), and the dev extras on top
+# (tests, linters, the browser driver) for everything else.
+RUNTIME := $(VENV)/.runtime-stamp
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test check format bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(RUNTIME): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
@@ -17,7 +24,7 @@ install: $(STAMP)
 # Serves http://127.0.0.1:8000 on ./data/sovd.db with the demo fleet, and the ECU emulator
 # on a free loopback port behind the fleet's DoIP vehicle (SOVD_DEMO_EMULATOR=0: without).
 # `exec`: the shell becomes the service, so the SIGTERM make forwards reaches it (no orphan).
-run: $(STAMP)
+run: $(RUNTIME)
 	SOVD_DEMO_DATA=$${SOVD_DEMO_DATA:-1} SOVD_DEMO_EMULATOR=$${SOVD_DEMO_EMULATOR:-1} exec $(PY) -m app
 
 # Every tier on two workers (pytest-xdist; a module stays on one worker), and the ten
