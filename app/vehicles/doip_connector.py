@@ -31,17 +31,9 @@ from typing import TYPE_CHECKING
 
 from app.vehicles import uds_commands
 from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
-from app.vehicles.doip_link import (
-    DoipSettings,
-    DoipTarget,
-    Exchange,
-    Link,
-    LinkDownReason,
-    LinkObserver,
-    LinkState,
-    NoLinkObserver,
-    Resolver,
-)
+from app.vehicles.doip_link import Link, LinkObserver, LinkState, NoLinkObserver
+from app.vehicles.doip_settings import DoipSettings, DoipTarget, Resolver
+from app.vehicles.doip_wire import Exchange, LinkDownReason
 
 log = logging.getLogger(__name__)
 
