@@ -13,7 +13,7 @@ import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -58,7 +58,6 @@ from app.vehicles import uds
 from app.vehicles.connector import Connector, TransportRouter
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.doip_link import UDS_OUTCOMES
-from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus
 from otel import (
@@ -73,6 +72,9 @@ from otel import (
     log_fields,
     make_resource,
 )
+
+if TYPE_CHECKING:
+    from app.vehicles.emulator.server import DoipEmulator
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +363,9 @@ class Lifecycle:
     async def _start_emulator(self, vehicles: VehicleService) -> None:
         """SOVD_DEMO_EMULATOR: the ECU emulator on a free loopback port, and the demo
         fleet's DoIP vehicle pointing at it."""
+        # Imported here: the DoIP emulator is demo equipment, not loaded unless asked for.
+        from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
+
         self.emulator = DoipEmulator(EmulatorSettings(vin=DEMO_DOIP_VIN))
         port = await self.emulator.start(DEMO_EMULATOR_HOST, 0)
         vehicle = await vehicles.add_doip_demo(DEMO_EMULATOR_HOST, port)
