@@ -47,16 +47,21 @@ class PipelineStats:
     def seconds(self) -> float:
         return self.finished - self.started
 
-    def summary(self) -> dict[str, float | int | list[str]]:
+    def percentile_ms(self, p: int) -> float:
+        """The round trips' ``p``th percentile (1-99), in milliseconds."""
         rt = sorted(self.round_trips) or [0.0]
         q = statistics.quantiles(rt, n=100) if len(rt) > 1 else [rt[0]] * 99
+        return round(q[p - 1] * 1000, 2)
+
+    def summary(self) -> dict[str, float | int | list[str]]:
+        rt = sorted(self.round_trips) or [0.0]
         return {
             "commands": self.completed,
             "seconds": round(self.seconds, 2),
             "commands_per_s": round(self.completed / self.seconds, 1) if self.seconds else 0,
-            "rtt_p50_ms": round(q[49] * 1000, 2),
-            "rtt_p95_ms": round(q[94] * 1000, 2),
-            "rtt_p99_ms": round(q[98] * 1000, 2),
+            "rtt_p50_ms": self.percentile_ms(50),
+            "rtt_p95_ms": self.percentile_ms(95),
+            "rtt_p99_ms": self.percentile_ms(99),
             "rtt_max_ms": round(rt[-1] * 1000, 2),
             "errors": self.errors,
             "lost_events": self.lost,
