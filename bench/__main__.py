@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import websockets
 
-from bench import described_read, descriptions, http_overhead
+from bench import described_read, descriptions, http_overhead, store_hops
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline, stream_bytes
 from bench.server import BenchServer, ceiling
@@ -377,6 +377,11 @@ def scenario_described_read(args: argparse.Namespace) -> Result:
     return described_read.measure(args.rounds, clients, args.http_seconds, _pin()[0])
 
 
+def scenario_store_hops(args: argparse.Namespace) -> Result:
+    """A store write in one hop against aiosqlite's public API (bench.store_hops)."""
+    return store_hops.measure(args.rounds, 0.3 if args.smoke else args.seconds / 4)
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "pipeline": scenario_pipeline,
     "http": scenario_http,
@@ -386,6 +391,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "soak": scenario_soak,
     "descriptions": scenario_descriptions,
     "described_read": scenario_described_read,
+    "store_hops": scenario_store_hops,
 }
 
 BARS = {
