@@ -4,6 +4,7 @@ what ``python -m app.config_docs`` prints today."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -160,3 +161,14 @@ def test_the_page_states_what_config_py_declares() -> None:
     assert "secret" not in _row("SOVD_HOST")[2]
     with pytest.raises(ConfigError, match="from 0 to 65535"):
         Config.from_env({"SOVD_PORT": "65536"})
+
+
+def test_the_generator_refuses_a_variable_without_its_meaning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, *rest = config_docs.SECTIONS
+    dropped = first.variables[0].name
+    without = (dataclasses.replace(first, variables=first.variables[1:]), *rest)
+    monkeypatch.setattr(config_docs, "SECTIONS", without)
+    with pytest.raises(LookupError, match=f"undocumented \\['{dropped}'\\]"):
+        config_docs.render()
