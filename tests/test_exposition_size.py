@@ -55,7 +55,7 @@ def test_a_realistic_scrape_stays_small(server: Server) -> None:
     size = len(text.encode())
     http_bytes = sum(len(line) + 1 for line in text.splitlines() if line.startswith(HISTOGRAM))
     packed = len(gzip.compress(text.encode()))
-    # The README's figures.
+    # The figures of docs/telemetry.md.
     print(
         f"\nexposition: {size} B ({packed} B gzipped), {len(series)} HTTP series,"
         f" {http_bytes / len(series):.0f} B each; the rest {size - http_bytes} B"
