@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
+from app.store.migrations import MIGRATIONS
 from tests.test_e2e import Process, run_app, server_env
 
 PAGE = 4096
@@ -49,3 +51,18 @@ def test_a_database_with_a_damaged_page_stops_the_start_in_one_line(tmp_path: Pa
         handle.write(b"\xa5" * PAGE)
     message = _one_clear_line(_start(env), db)
     assert "malformed" in message or "integrity" in message
+
+
+def test_a_database_from_a_newer_version_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "sovd.db"
+    db.parent.mkdir()
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    result = _start(server_env(tmp_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    record = json.loads(lines[0])
+    assert record["event"] == "startup_failed" and "exception" not in record
+    assert f"version {len(MIGRATIONS) + 1} is newer" in record["message"]
+    assert "backup" in record["message"]

@@ -57,7 +57,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "sovd.db"
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
-    with pytest.raises(RuntimeError, match="newer than this service knows"):
+    with pytest.raises(StartupError, match="newer than this service knows"):
         _run(Database(path).open())
 
 

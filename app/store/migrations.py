@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Final
 
 from app.clock import utc_now
+from app.errors import StartupError
 from app.models import ecu_refs_at
 from app.usernames import username_key
 
@@ -222,9 +223,10 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema up to date; each step commits with its version bump."""
     version = schema_version(conn)
     if version > len(MIGRATIONS):
-        raise RuntimeError(
+        raise StartupError(
             f"database schema version {version} is newer than this service knows "
-            f"({len(MIGRATIONS)}); refusing to start"
+            f"({len(MIGRATIONS)}); refusing to start: run the version that wrote it, or "
+            "restore a backup taken before the upgrade"
         )
     # Rebuilding a table (DROP + RENAME) must not cascade to the rows that reference it;
     # foreign keys can only be switched outside a transaction. Each step checks them
