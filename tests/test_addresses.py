@@ -13,6 +13,8 @@ from app.vehicles.addresses import (
     stored_spellings,
 )
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize(
     ("raw", "value"),

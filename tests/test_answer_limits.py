@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ScriptedConnector, Server, auth, in_process, make_config, wait_until
+from tests.support.harness import (
+    ScriptedConnector,
+    Server,
+    auth,
+    in_process,
+    make_config,
+    wait_until,
+)
+
+pytestmark = pytest.mark.fast
 
 CAP = 5
 

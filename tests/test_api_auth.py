@@ -2,8 +2,11 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import jwt
+import pytest
 
-from tests.conftest import ADMIN_PASSWORD, ENGINEER_PASSWORD, Server, auth
+from tests.support.harness import ADMIN_PASSWORD, ENGINEER_PASSWORD, Server, auth
+
+pytestmark = pytest.mark.fast
 
 
 def test_login_returns_a_bearer_token_pair(server: Server) -> None:

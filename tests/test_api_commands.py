@@ -3,7 +3,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ScriptedConnector, Server, auth, in_process, make_config, wait_until
+from tests.support.harness import (
+    ScriptedConnector,
+    Server,
+    auth,
+    in_process,
+    make_config,
+    wait_until,
+)
+
+pytestmark = pytest.mark.fast
 
 READ_DTC = {"ecuAddress": "0x10"}
 INITIAL_DTCS = ("P0171", "P0420")  # the simulated engine ECU's at start

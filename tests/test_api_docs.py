@@ -9,9 +9,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
+import pytest
 
 from app.api.docs import DOCS_CSP
-from tests.conftest import Server
+from tests.support.harness import Server
+
+pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "app" / "api" / "static"

@@ -2,7 +2,9 @@
 
 import pytest
 
-from tests.conftest import Server, auth
+from tests.support.harness import Server, auth
+
+pytestmark = pytest.mark.fast
 
 ERROR_KEYS = {"error_code", "message", "request_id"}
 

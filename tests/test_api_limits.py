@@ -8,9 +8,13 @@ from __future__ import annotations
 from ipaddress import ip_network
 from pathlib import Path
 
-from tests.conftest import ENGINEER_PASSWORD, Server, auth, in_process, make_config
-from tests.fake_clock import FakeClock as Clock
-from tests.scrape import scrape, value
+import pytest
+
+from tests.support.fake_clock import FakeClock as Clock
+from tests.support.harness import ENGINEER_PASSWORD, Server, auth, in_process, make_config
+from tests.support.scrape import scrape, value
+
+pytestmark = pytest.mark.fast
 
 
 def _login(srv: Server, username: str, password: str, **headers: str) -> int:

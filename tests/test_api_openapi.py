@@ -6,11 +6,14 @@ import importlib.metadata
 from typing import Any
 
 import jsonschema_rs
+import pytest
 from starlette.routing import Route
 
 from app.api import ws
 from app.sovd import CATALOGUE
-from tests.conftest import Server
+from tests.support.harness import Server
+
+pytestmark = pytest.mark.fast
 
 
 def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,9 @@ import uuid
 import pytest
 
 from app.services.vehicles import DEMO_FLEET
-from tests.conftest import Server, auth
+from tests.support.harness import Server, auth
+
+pytestmark = pytest.mark.fast
 
 VIN = "1HGCM82633A004352"
 

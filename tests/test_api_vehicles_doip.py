@@ -11,7 +11,9 @@ import pytest
 
 from app.config import Config, ConfigError
 from app.store.migrations import MIGRATIONS, migrate
-from tests.conftest import Server, auth
+from tests.support.harness import Server, auth
+
+pytestmark = pytest.mark.fast
 
 VIN = "WAUZZZ8V0KDP00099"
 TARGET = {"host": "192.0.2.10", "logical_address": "0x1fff", "ecu_addresses": ["0x10", "0x7e"]}

@@ -1,4 +1,8 @@
-from tests.conftest import Server, auth
+import pytest
+
+from tests.support.harness import Server, auth
+
+pytestmark = pytest.mark.fast
 
 
 def _actions(server: Server, token: str, **params: object) -> list[dict]:  # type: ignore[type-arg]

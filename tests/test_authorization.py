@@ -12,8 +12,17 @@ import pytest
 
 from app.api.routes import ENDPOINTS
 from app.vocabulary import Access
-from tests.conftest import ADMIN_PASSWORD, ENGINEER_PASSWORD, Server, auth, make_config, running
-from tests.sovd_paths import OWNED_READS, READS, SELF_TEST
+from tests.support.harness import (
+    ADMIN_PASSWORD,
+    ENGINEER_PASSWORD,
+    Server,
+    auth,
+    make_config,
+    running,
+)
+from tests.support.sovd_paths import OWNED_READS, READS, SELF_TEST
+
+pytestmark = pytest.mark.socket
 
 _counter = itertools.count()
 

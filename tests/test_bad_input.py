@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server, auth, make_config, running, wait_until
+from tests.support.harness import Server, auth, make_config, running, wait_until
+
+pytestmark = pytest.mark.fast
 
 VIN = "1HGCM82633A004352"
 HUGE = "x" * 70_000

@@ -6,6 +6,8 @@ from app.bus import EventBus, Overflowed
 from app.events import ResponseEvent, StatusEvent
 from app.vocabulary import CommandStatus
 
+pytestmark = pytest.mark.fast
+
 
 def _chunk(command_id: str, n: int) -> ResponseEvent:
     return ResponseEvent(command_id, n, False, {"n": n}, "t")

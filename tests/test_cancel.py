@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from app.main import simulator_for
-from tests.conftest import (
+from tests.support.harness import (
     DEADLINE_S,
     ScriptedConnector,
     Server,
@@ -30,7 +31,9 @@ from tests.conftest import (
     running,
     wait_until,
 )
-from tests.scrape import scrape, value
+from tests.support.scrape import scrape, value
+
+pytestmark = pytest.mark.socket
 
 READ_DTC = {"ecuAddress": "0x10"}
 

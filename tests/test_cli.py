@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ENGINEER_PASSWORD
-from tests.test_e2e import Process, run_app, server_env
+from tests.support.harness import ENGINEER_PASSWORD
+from tests.support.process import Process, run_app, server_env
+
+pytestmark = pytest.mark.socket
 
 ADMIN = "admin-password-1"
 

@@ -14,6 +14,8 @@ from app.descriptions.codec import CodecError, LayerCodec, jsonable
 from app.descriptions.summary import logical_address, summarize
 from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def demo() -> Database:

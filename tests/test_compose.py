@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import unavailable
+from tests.support.harness import unavailable
+
+pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).resolve().parent.parent
 # What `docker compose up` needs set; everything else must have a default.

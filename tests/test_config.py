@@ -4,6 +4,8 @@ import pytest
 
 from app.config import Config, ConfigError
 
+pytestmark = pytest.mark.fast
+
 
 def test_defaults_match_the_readme() -> None:
     config = Config.from_env({})

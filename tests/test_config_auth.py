@@ -8,6 +8,8 @@ import pytest
 
 from app.config import Config, ConfigError
 
+pytestmark = pytest.mark.fast
+
 
 def test_defaults() -> None:
     config = Config.from_env({})

@@ -7,6 +7,8 @@ import pytest
 
 from app.config import Config, ConfigError
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_default_is_eight_locks_per_user() -> None:
     assert Config.from_env({}).locks_per_user == 8

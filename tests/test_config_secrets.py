@@ -15,7 +15,9 @@ import pytest
 
 import app.config
 from app.config import Config, ConfigError
-from tests.test_e2e import run_app, server_env
+from tests.support.process import run_app, server_env
+
+pytestmark = pytest.mark.fast
 
 # Each value fails its check; each is unlike any word a message would use.
 BAD_SECRETS = {

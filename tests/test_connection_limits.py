@@ -11,6 +11,8 @@ import pytest
 from app.logs import ACCEPT_OUT_OF_RESOURCES, FloodFilter
 from app.server import ConnectionGate, ConnectionLimits
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_gate_counts_per_client_and_exempts_trusted_proxies() -> None:
     gate = ConnectionGate(

@@ -30,7 +30,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import (
+from tests.support.harness import (
     ADMIN_PASSWORD,
     ENGINEER_PASSWORD,
     ScriptedConnector,
@@ -40,6 +40,8 @@ from tests.conftest import (
     unavailable,
     wait_until,
 )
+
+pytestmark = pytest.mark.socket
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).parent.parent

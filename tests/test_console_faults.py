@@ -18,8 +18,10 @@ import pytest
 from playwright.sync_api import Browser, Locator, Request, expect
 
 from tests import test_console_browser as browser_tests
-from tests.conftest import ENGINEER_PASSWORD, Server, make_config, running
+from tests.support.harness import ENGINEER_PASSWORD, Server, make_config, running
 from tests.test_console_browser import GOLF, MEGANE, PHONE, Console, _open
+
+pytestmark = pytest.mark.socket
 
 # The browser module's fixtures, shared rather than copied: one browser for this module.
 playwright = browser_tests.playwright

@@ -16,7 +16,9 @@ import pytest
 
 from app.console import CONSOLE_CSP, STATIC
 from app.main import create_app
-from tests.conftest import Server, in_process, make_config
+from tests.support.harness import Server, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 ROOT = Path(__file__).parent.parent

@@ -38,7 +38,9 @@ from app.vocabulary import (
     Role,
     SimulatorProfile,
 )
-from tests.conftest import Server, auth
+from tests.support.harness import Server, auth
+
+pytestmark = pytest.mark.fast
 
 VIN = "1HGCM82633A004352"
 

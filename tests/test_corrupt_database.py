@@ -7,8 +7,12 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from app.store.migrations import MIGRATIONS
-from tests.test_e2e import Process, run_app, server_env
+from tests.support.process import Process, run_app, server_env
+
+pytestmark = pytest.mark.socket
 
 PAGE = 4096
 

@@ -14,8 +14,17 @@ import pytest
 
 from app.datadir import DataDirLock, DataDirLocked
 from app.main import create_app
-from tests.conftest import make_config, running
-from tests.test_e2e import Process, _submit, _vehicle, run_app, server_env, wait_until
+from tests.support.harness import make_config, running
+from tests.support.process import (
+    Process,
+    run_app,
+    server_env,
+    submit_command,
+    vehicle_with_profile,
+    wait_until,
+)
+
+pytestmark = pytest.mark.socket
 
 
 def _rows(db: Path) -> list[tuple[Any, ...]]:
@@ -31,8 +40,11 @@ def test_a_second_instance_on_the_same_database_exits_at_once_and_changes_nothin
     first = Process(env)
     try:
         token = first.token()
-        stuck = _vehicle(first, token, "timeout")
-        running_id, queued_id = _submit(first, token, stuck), _submit(first, token, stuck)
+        stuck = vehicle_with_profile(first, token, "timeout")
+        running_id, queued_id = (
+            submit_command(first, token, stuck),
+            submit_command(first, token, stuck),
+        )
         headers = {"Authorization": f"Bearer {token}"}
 
         def status(cid: str) -> str:

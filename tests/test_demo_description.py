@@ -36,6 +36,8 @@ from app.vehicles.pdx import (
     pascal_name,
 )
 
+pytestmark = pytest.mark.fast
+
 
 def _load(pdx: bytes, tmp_path: Path, name: str = "description.pdx") -> Database:
     path = tmp_path / name

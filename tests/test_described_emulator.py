@@ -47,8 +47,10 @@ from app.vehicles.pdx import (
     build_demo_pdx,
     build_pdx,
 )
-from tests.doip_helpers import doip_threads, eventually
+from tests.support.doip_helpers import doip_threads, eventually
 from tests.test_doip_emulator import ROOT, _read_line
+
+pytestmark = pytest.mark.fast
 
 TINY = PdxSpec(
     (

@@ -12,6 +12,8 @@ from app.vehicles import description, uds
 from app.vehicles.description import DataCategory, describe, fault_name, severity
 from app.vehicles.emulator import Ecu, Timings, spec_for
 
+pytestmark = pytest.mark.fast
+
 
 def _ecu(address: int) -> Ecu:
     name = dict((a, n) for n, a in description.DEFAULT_ECUS).get(address, "other")

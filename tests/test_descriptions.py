@@ -24,7 +24,9 @@ import pytest
 from app.errors import Conflict
 from app.services.descriptions import CACHE_DIR
 from app.vehicles.pdx import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
-from tests.conftest import InProcessServer, auth, in_process, make_config, wait_until
+from tests.support.harness import InProcessServer, auth, in_process, make_config, wait_until
+
+pytestmark = pytest.mark.fast
 
 _count = itertools.count()
 ZIP = {"content-type": "application/zip"}

@@ -13,6 +13,8 @@ from app.config import Config
 from app.datadir import DataDirLock
 from tests.test_descriptions import LAUGHS, pdx, zip_of
 
+pytestmark = pytest.mark.fast
+
 
 def _no_serving(config: Config) -> int:
     raise AssertionError("must not serve")

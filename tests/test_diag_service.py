@@ -16,7 +16,9 @@ import pytest
 
 from app.store.migrations import MIGRATIONS, migrate
 from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
-from tests.conftest import Server, auth, in_process, make_config
+from tests.support.harness import Server, auth, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 ZIP = {"content-type": "application/zip"}
 # A description that gives no logical address, and one at 0x0050.

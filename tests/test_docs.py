@@ -15,6 +15,8 @@ import pytest
 from app import config_docs
 from app.config import Config, ConfigError
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

@@ -32,7 +32,7 @@ from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.doip_link import Link
 from app.vehicles.emulator import DoipEmulator, EmulatorSettings, Timings, running_emulator
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
-from tests.doip_helpers import (
+from tests.support.doip_helpers import (
     DEADLINE_S,
     HostilePeer,
     Recorder,
@@ -41,7 +41,9 @@ from tests.doip_helpers import (
     eventually,
     uds_answer,
 )
-from tests.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
+from tests.support.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
+
+pytestmark = pytest.mark.socket
 
 FAST = DoipSettings(
     p2_s=0.5,

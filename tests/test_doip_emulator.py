@@ -23,6 +23,8 @@ from app.vehicles import doip
 from app.vehicles.emulator import DEFAULT_ECUS, EmulatorSettings, running_emulator
 from app.vehicles.emulator.__main__ import parse_args
 
+pytestmark = pytest.mark.socket
+
 ROOT = Path(__file__).resolve().parent.parent
 VIN = "WVWZZZ1KZAW000001"
 

@@ -3,7 +3,7 @@ package from PyPI, serving canned UDS answers from its YAML configuration.
 
 doip-server pins ``websockets<15`` and pulls FastAPI, so it never enters the project's
 environment: it runs as a subprocess from its own virtualenv, built once under
-``.cache/doip-server-venv`` (git-ignored) from ``tests/doip_server_constraints.txt`` and
+``.cache/doip-server-venv`` (git-ignored) from ``tests/support/doip_server_constraints.txt`` and
 reused while those pins are unchanged. This test is never skipped: without that
 environment it fails and says why.
 
@@ -31,11 +31,13 @@ import pytest
 
 from app.vehicles.connector import DiagnosticRequest, VehicleNotResponding, VehicleUnreachable
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
-from tests.doip_helpers import DEADLINE_S, Recorder, doip_threads, eventually
+from tests.support.doip_helpers import DEADLINE_S, Recorder, doip_threads, eventually
+
+pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
 DOIP_SERVER = "doip-server==2026.6.14.post116"
-CONSTRAINTS = Path(__file__).with_name("doip_server_constraints.txt")
+CONSTRAINTS = Path(__file__).parent / "support" / "doip_server_constraints.txt"
 VENV = ROOT / ".cache" / "doip-server-venv"
 STAMP = ".sovd-stamp"
 READY = "DoIP server is ready to accept connections"

@@ -14,9 +14,11 @@ import pytest
 from websockets.sync.client import connect
 
 from app.vehicles import uds
-from tests.conftest import DEADLINE_S, wait_until
-from tests.doip_helpers import ThreadedEmulator
-from tests.test_e2e import Process, _submit, server_env
+from tests.support.doip_helpers import ThreadedEmulator
+from tests.support.harness import DEADLINE_S, wait_until
+from tests.support.process import Process, server_env, submit_command
+
+pytestmark = pytest.mark.socket
 
 VIN = "WAUZZZ8V0KDP00077"
 
@@ -66,7 +68,7 @@ def test_sigterm_ends_an_in_flight_doip_request_interrupted(
     proc = Process(server_env(tmp_path, SOVD_SHUTDOWN_GRACE_S="0.5", **_ENV))
     try:
         token = proc.token()
-        cid = _submit(proc, token, _doip_vehicle(proc, silent_ecu.port))
+        cid = submit_command(proc, token, _doip_vehicle(proc, silent_ecu.port))
         url = proc.base_url.replace("http", "ws") + f"/ws/responses/{cid}?token={token}"
         with connect(url, open_timeout=DEADLINE_S) as ws:
             assert json.loads(ws.recv(timeout=DEADLINE_S))["status"] == "in_progress"
@@ -96,7 +98,7 @@ def test_kill_9_with_an_in_flight_doip_request_leaves_it_interrupted_not_resent(
 ) -> None:
     proc = Process(server_env(tmp_path, **_ENV))
     token = proc.token()
-    cid = _submit(proc, token, _doip_vehicle(proc, silent_ecu.port))
+    cid = submit_command(proc, token, _doip_vehicle(proc, silent_ecu.port))
     wait_until(
         lambda: silent_ecu.requests(uds.READ_DTC_INFORMATION) == 1,
         "the request to reach the ECU",

@@ -16,9 +16,11 @@ import pytest
 from app.services.vehicles import DEMO_DOIP_VIN
 from app.vehicles.emulator import DEFAULT_SPECS
 from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
-from tests.conftest import Server, auth, make_config, running, wait_until
-from tests.doip_helpers import ThreadedEmulator
-from tests.scrape import scrape, total, value
+from tests.support.doip_helpers import ThreadedEmulator
+from tests.support.harness import Server, auth, make_config, running, wait_until
+from tests.support.scrape import scrape, total, value
+
+pytestmark = pytest.mark.socket
 
 VIN = "WAUZZZ8V0KDP00042"
 GAUGE = "vehicle_connections_active"

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server, auth, in_process, make_config
+from tests.support.harness import Server, auth, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 GENERIC_ERROR_FIELDS = {"error_code", "message", "vendor_code", "translation_id", "parameters"}
 

@@ -3,128 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import stat
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.command_helpers import submit_read_dtc
-from tests.conftest import DEADLINE_S, ENGINEER_PASSWORD, wait_until
+from tests.support.harness import DEADLINE_S, ENGINEER_PASSWORD, wait_until
+from tests.support.process import (
+    Process,
+    end_after_restart,
+    run_app,
+    server_env,
+    submit_command,
+    vehicle_with_profile,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Process:
-    """``python -m app`` with a given environment; its log lines are collected as they come."""
-
-    def __init__(self, env: dict[str, str], preexec_fn: Callable[[], Any] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=preexec_fn,  # e.g. a lower open-file limit
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        found = wait_until(
-            lambda: self._port() or self.proc.poll() is not None, "the server to listen"
-        )
-        if found is True:
-            raise AssertionError("server exited:\n" + "\n".join(self.lines))
-        self.base_url = f"http://127.0.0.1:{found}"
-        self.http = httpx.Client(base_url=self.base_url, timeout=DEADLINE_S)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with self.proc.stdout:
-            for line in self.proc.stdout:
-                self.lines.append(line.rstrip("\n"))
-
-    def _port(self) -> int | None:
-        for line in self.lines:
-            match = re.search(r"Running on http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                return int(match.group(1))
-        return None
-
-    def log_records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines if line.startswith("{")]
-
-    def token(self, password: str = ENGINEER_PASSWORD) -> str:
-        r = self.http.post(
-            "/api/v1/auth/login", json={"username": "engineer", "password": password}
-        )
-        assert r.status_code == 200, r.text
-        return str(r.json()["access_token"])
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.http.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(DEADLINE_S * 2)
-        self._reader.join(DEADLINE_S)
-        return code
-
-
-def run_app(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """``python -m app ARGS`` run to its exit (a start that must fail, a CLI command)."""
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-    )
-
-
-def end_after_restart(env: dict[str, str], command_id: str) -> tuple[str, str | None]:
-    """Start ``python -m app`` again on the same database and read how the command ended."""
-    restarted = Process(env)
-    try:
-        token = restarted.token()
-        r = restarted.http.get(
-            f"/api/v1/commands/{command_id}", headers={"Authorization": f"Bearer {token}"}
-        )
-        return r.json()["status"], r.json()["error_code"]
-    finally:
-        restarted.stop()
-
-
-def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOVD_", "OTEL_"))}
-    env.update(
-        {
-            "SOVD_PORT": "0",
-            "SOVD_DB_PATH": str(tmp_path / "data" / "sovd.db"),
-            "SOVD_DEMO_DATA": "1",
-            "SOVD_ENGINEER_PASSWORD": ENGINEER_PASSWORD,
-            "SOVD_ADMIN_PASSWORD": "admin-password-1",
-            "SOVD_SIM_LATENCY_MS": "0",
-            "SOVD_SIM_SEED": "1",
-            "SOVD_COMMAND_TIMEOUT_S": "1",
-            "SOVD_SHUTDOWN_GRACE_S": "2",
-        }
-    )
-    env.update(extra)
-    return env
+pytestmark = pytest.mark.socket
 
 
 @pytest.fixture
@@ -136,22 +35,9 @@ def process(tmp_path: Path) -> Iterator[Process]:
         proc.stop(signal.SIGKILL)
 
 
-def _vehicle(proc: Process, token: str, profile: str) -> str:
-    items = proc.http.get(
-        "/api/v1/vehicles",
-        headers={"Authorization": f"Bearer {token}"},
-        params={"status": "connected"},
-    ).json()["items"]
-    return str(next(v["vehicle_id"] for v in items if v["simulator_profile"] == profile))
-
-
-def _submit(proc: Process, token: str, vehicle_id: str) -> str:
-    return submit_read_dtc(proc.http, token, vehicle_id)
-
-
 def test_quick_start_flow_over_the_network(process: Process) -> None:
     token = process.token()
-    cid = _submit(process, token, _vehicle(process, token, "healthy"))
+    cid = submit_command(process, token, vehicle_with_profile(process, token, "healthy"))
     url = process.base_url.replace("http", "ws") + f"/ws/responses/{cid}?token={token}"
     events = []
     with connect(url, open_timeout=DEADLINE_S) as ws:
@@ -179,7 +65,7 @@ def test_sigterm_drains_running_commands_and_exits_0(tmp_path: Path) -> None:
     proc = Process(server_env(tmp_path, SOVD_COMMAND_TIMEOUT_S="60", SOVD_SHUTDOWN_GRACE_S="0.5"))
     try:
         token = proc.token()
-        cid = _submit(proc, token, _vehicle(proc, token, "timeout"))
+        cid = submit_command(proc, token, vehicle_with_profile(proc, token, "timeout"))
         url = proc.base_url.replace("http", "ws") + f"/ws/responses/{cid}?token={token}"
         with connect(url, open_timeout=DEADLINE_S) as ws:
             assert json.loads(ws.recv(timeout=DEADLINE_S))["status"] == "in_progress"
@@ -199,10 +85,10 @@ def test_sigterm_drains_running_commands_and_exits_0(tmp_path: Path) -> None:
 def test_kill_9_loses_no_acknowledged_command_and_leaves_none_running(tmp_path: Path) -> None:
     proc = Process(server_env(tmp_path, SOVD_COMMAND_TIMEOUT_S="60"))
     token = proc.token()
-    stuck = _vehicle(proc, token, "timeout")
-    healthy = _vehicle(proc, token, "healthy")
-    acknowledged = [_submit(proc, token, stuck) for _ in range(3)]  # 1 running, 2 queued
-    done = _submit(proc, token, healthy)
+    stuck = vehicle_with_profile(proc, token, "timeout")
+    healthy = vehicle_with_profile(proc, token, "healthy")
+    acknowledged = [submit_command(proc, token, stuck) for _ in range(3)]  # 1 running, 2 queued
+    done = submit_command(proc, token, healthy)
     headers = {"Authorization": f"Bearer {token}"}
     wait_until(
         lambda: (
@@ -232,7 +118,7 @@ def test_kill_9_loses_no_acknowledged_command_and_leaves_none_running(tmp_path: 
         assert by_id[done]["status"] == "completed"
         assert any(r.get("event") == "recovery" for r in again.log_records())
         # And the restarted server works.
-        cid = _submit(again, token, _vehicle(again, token, "healthy"))
+        cid = submit_command(again, token, vehicle_with_profile(again, token, "healthy"))
         wait_until(
             lambda: (
                 again.http.get(f"/api/v1/commands/{cid}", headers=headers).json()["status"]

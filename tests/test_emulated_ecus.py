@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from app.vehicles import uds
 from app.vehicles.emulator import BLEED_CHECK, DEFAULT_ECUS, SELF_TEST, Ecu, Timings, spec_for
 from app.vehicles.emulator.ecus import Reply
+
+pytestmark = pytest.mark.fast
 
 VIN = "WVWZZZ1KZAW000001"
 

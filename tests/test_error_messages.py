@@ -11,8 +11,10 @@ import jwt
 import pytest
 
 from app.vocabulary import AuditAction
-from tests.conftest import Server, auth, in_process, make_config
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
+from tests.support.harness import Server, auth, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 ME = "/api/v1/auth/me"
 

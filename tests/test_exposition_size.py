@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
+
 from app.api.routes import ENDPOINTS
 from otel import names
-from tests.conftest import Server, auth
-from tests.scrape import parse
+from tests.support.harness import Server, auth
+from tests.support.scrape import parse
+
+pytestmark = pytest.mark.fast
 
 # OTel semantic conventions' advice for http.server.request.duration.
 OTEL_HTTP_ADVICE = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)

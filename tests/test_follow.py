@@ -34,7 +34,9 @@ from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import Chunk, DiagnosticRequest
 from app.vocabulary import TERMINAL_STATUSES, CommandStatus, FailureCode, Role
-from tests.conftest import insert_users
+from tests.support.harness import insert_users
+
+pytestmark = pytest.mark.fast
 
 DEADLINE_S = 5.0
 VEHICLE_ID = str(uuid.uuid4())

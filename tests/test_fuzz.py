@@ -15,7 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ADMIN_PASSWORD, make_config, running
+import pytest
+
+from tests.support.harness import ADMIN_PASSWORD, make_config, running
+
+pytestmark = pytest.mark.socket
 
 EXAMPLES_PER_OPERATION = 15
 HOOKS = "schemathesis_hooks.py"
@@ -59,7 +63,10 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(tmp_path: Path) -
             ],
             cwd=tmp_path,  # schemathesis keeps a cache in its working directory
             # PDX uploads are application/zip: sent as bytes (tests/schemathesis_hooks.py)
-            env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name(HOOKS))},
+            env={
+                **os.environ,
+                "SCHEMATHESIS_HOOKS": str(Path(__file__).parent / "support" / HOOKS),
+            },
             capture_output=True,
             text=True,
             timeout=900,

@@ -2,7 +2,7 @@
 
 Each test replays an attack against the real app (in process, its SQLite file and
 pipeline) with a DoIP vehicle whose entity is a hostile peer on loopback
-(``tests.doip_helpers.HostilePeer``): an ECU that answers "response pending" forever, one
+(``tests.support.doip_helpers.HostilePeer``): an ECU that answers "response pending" forever, one
 that stays silent, one that floods a DTC report, one that sends bytes that are not DoIP.
 """
 
@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from app.clock import parse_ts
-from tests.conftest import Server, auth, in_process, make_config, wait_until
-from tests.doip_helpers import HostilePeer
+from tests.support.doip_helpers import HostilePeer
+from tests.support.harness import Server, auth, in_process, make_config, wait_until
+
+pytestmark = pytest.mark.fast
 
 VIN = "WAUZZZ8V0KDP00042"
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_e2e import Process, server_env
+from tests.support.process import Process, server_env
+
+pytestmark = pytest.mark.socket
 
 H2C_UPGRADE = (
     b"GET /health/live HTTP/1.1\r\nHost: sovd\r\nConnection: Upgrade, HTTP2-Settings\r\n"

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from app.main import simulator_for
-from tests.conftest import (
+from tests.support.harness import (
     DEADLINE_S,
     LoopTransport,
     Server,
@@ -29,6 +29,8 @@ from tests.conftest import (
     wait_until,
 )
 from tests.test_sovd_api import Client, engineer, generic_error
+
+pytestmark = pytest.mark.fast
 
 SELF_TEST = "/components/engine/operations/selfTest/executions"
 

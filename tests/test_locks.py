@@ -36,8 +36,10 @@ from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import Chunk, DiagnosticRequest
 from app.vocabulary import Role
-from tests.conftest import Server, auth, insert_users
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
+from tests.support.harness import Server, auth, insert_users
+
+pytestmark = pytest.mark.fast
 
 VEHICLE = str(uuid.uuid4())
 OTHER_VEHICLE = str(uuid.uuid4())

@@ -13,9 +13,13 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Server, make_config, running
-from tests.login_helpers import Clock, logins, statuses
-from tests.scrape import scrape, value
+import pytest
+
+from tests.support.harness import Server, make_config, running
+from tests.support.login_helpers import Clock, logins, statuses
+from tests.support.scrape import scrape, value
+
+pytestmark = pytest.mark.fast
 
 
 def _audit(srv: Server, action: str) -> list[dict[str, Any]]:

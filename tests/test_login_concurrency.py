@@ -19,7 +19,7 @@ import h2.events
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.support.harness import (
     ADMIN_PASSWORD,
     DEADLINE_S,
     ENGINEER_PASSWORD,
@@ -29,7 +29,7 @@ from tests.conftest import (
     running,
     wait_until,
 )
-from tests.login_helpers import (
+from tests.support.login_helpers import (
     LOGIN,
     Clock,
     count_verifications,
@@ -39,7 +39,9 @@ from tests.login_helpers import (
     logins,
     statuses,
 )
-from tests.scrape import scrape, value
+from tests.support.scrape import scrape, value
+
+pytestmark = pytest.mark.socket
 
 
 @pytest.mark.parametrize("wrong", [30, 100])

@@ -18,9 +18,13 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.config import Config
-from tests.conftest import ADMIN_PASSWORD, make_config, running
-from tests.login_helpers import Clock, count_verifications, logins, statuses
+from tests.support.harness import ADMIN_PASSWORD, make_config, running
+from tests.support.login_helpers import Clock, count_verifications, logins, statuses
+
+pytestmark = pytest.mark.fast
 
 ATTACKER = "203.0.113.66"
 ADMIN_DESK = "10.20.0.5"

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server, auth
+from tests.support.harness import Server, auth
+
+pytestmark = pytest.mark.fast
 
 
 def _records(caplog: pytest.LogCaptureFixture, event: str) -> list[Any]:

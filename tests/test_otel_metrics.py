@@ -12,8 +12,10 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from websockets.sync.client import connect
 
-from tests.conftest import DEADLINE_S, Server, auth, make_config, running, wait_until
-from tests.scrape import parse, scrape, total, value
+from tests.support.harness import DEADLINE_S, Server, auth, make_config, running, wait_until
+from tests.support.scrape import parse, scrape, total, value
+
+pytestmark = pytest.mark.socket
 
 STATUSES = ("completed", "failed", "timeout", "cancelled")
 

@@ -11,10 +11,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-from tests import otlp_traces
-from tests.conftest import in_process, make_config, running, wait_until
-from tests.otlp_traces import OtlpReceiver, TraceReceiver, of_command
-from tests.scrape import scrape, value
+from tests.support import otlp_traces
+from tests.support.harness import in_process, make_config, running, wait_until
+from tests.support.otlp_traces import OtlpReceiver, TraceReceiver, of_command
+from tests.support.scrape import scrape, value
+
+pytestmark = pytest.mark.fast
 
 
 class Receiver(OtlpReceiver[ExportMetricsServiceRequest]):

@@ -40,8 +40,10 @@ from otel.outage import (
     TRACES_FLUSH_S,
     ExportHealth,
 )
-from tests.conftest import wait_until
-from tests.test_e2e import Process, server_env
+from tests.support.harness import wait_until
+from tests.support.process import Process, server_env
+
+pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).parent.parent
 # What the process may take beyond the flush bound to stop: draining nothing, closing

@@ -9,10 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import argon2
+import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 
 from app.config import Config
-from tests.conftest import auth, in_process, make_config
+from tests.support.harness import auth, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 DEFAULTS = PasswordHasher()  # the library's defaults: RFC 9106's low-memory profile
 

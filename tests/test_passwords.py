@@ -16,7 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.conftest import (
+from tests.support.harness import (
     ADMIN_PASSWORD,
     DEADLINE_S,
     ENGINEER_PASSWORD,
@@ -28,6 +28,8 @@ from tests.conftest import (
     running,
     wait_until,
 )
+
+pytestmark = pytest.mark.fast
 
 CHANGE = "/api/v1/auth/password"
 

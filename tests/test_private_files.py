@@ -8,9 +8,13 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from app.datadir import make_private_dir
 from app.store.database import Database
-from tests.test_e2e import Process, server_env
+from tests.support.process import Process, server_env
+
+pytestmark = pytest.mark.socket
 
 
 def _mode(path: Path) -> int:

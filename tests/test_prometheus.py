@@ -18,7 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import Server, auth, make_config, running, unavailable, wait_until
+from tests.support.harness import Server, auth, make_config, running, unavailable, wait_until
+
+pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
 PROM_DIR = ROOT / "prometheus"

@@ -11,8 +11,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import make_config, running
-from tests.scrape import scrape, total, value
+import pytest
+
+from tests.support.harness import make_config, running
+from tests.support.scrape import scrape, total, value
+
+pytestmark = pytest.mark.fast
 
 
 def test_recovered_commands_are_counted_without_a_fake_duration(tmp_path: Path) -> None:

@@ -29,8 +29,10 @@ from app.store.audit import AuditStore
 from app.store.database import Database
 from app.store.users import UserStore
 from app.telemetry import NoTelemetry
-from tests.conftest import ENGINEER_PASSWORD, Server, auth
-from tests.login_helpers import fire
+from tests.support.harness import ENGINEER_PASSWORD, Server, auth
+from tests.support.login_helpers import fire
+
+pytestmark = pytest.mark.fast
 
 SECRET = secrets.token_urlsafe(48)
 DAY = timedelta(days=1)
@@ -154,6 +156,7 @@ def test_a_token_two_rotations_old_is_never_a_retry(tmp_path: Path) -> None:
     _with_service(tmp_path, scenario)
 
 
+@pytest.mark.socket
 def test_refreshes_of_one_token_at_once_all_get_the_same_new_pair(server: Server) -> None:
     tokens = server.login("engineer", ENGINEER_PASSWORD)
     request = ("/api/v1/auth/refresh", {"refresh_token": tokens["refresh_token"]}, {})

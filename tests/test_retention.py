@@ -7,13 +7,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.clock import Clock
 from app.services.retention import Purged, Retention
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
 from app.store.users import UserStore
-from tests.conftest import ENGINEER_PASSWORD, Server, auth, make_config, running
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
+from tests.support.harness import ENGINEER_PASSWORD, Server, auth, make_config, running
+
+pytestmark = pytest.mark.fast
 
 OLD = "2020-01-01T00:00:00.000000+00:00"
 

@@ -25,7 +25,9 @@ from app.vehicles.pdx import (
     build_pdx,
 )
 from app.vehicles.simulator import SimulatedConnector
-from tests.conftest import Server, auth, in_process, make_config
+from tests.support.harness import Server, auth, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 ZIP = {"content-type": "application/zip"}
 VIN = "WVWZZZ1KZAW000601"

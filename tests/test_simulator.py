@@ -15,7 +15,9 @@ from app import sovd
 from app.vehicles.connector import Chunk, DiagnosticRequest, VehicleUnreachable
 from app.vehicles.emulator import BLEED_CHECK, SELF_TEST
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
-from tests.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
+from tests.support.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
+
+pytestmark = pytest.mark.fast
 
 
 def _request(

@@ -15,9 +15,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import ENGINEER_PASSWORD
-from tests.test_e2e import Process, server_env
+from tests.support.harness import ENGINEER_PASSWORD
+from tests.support.process import Process, server_env
+
+pytestmark = pytest.mark.socket
 
 # What asyncio logs, with a traceback, for each failed accept() when out of descriptors.
 ACCEPT_OUT_OF_RESOURCES = "socket.accept() out of system resource"

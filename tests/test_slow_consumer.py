@@ -15,11 +15,14 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.conftest import DEADLINE_S, ScriptedConnector, make_config, running, wait_until
-from tests.scrape import scrape, value
+from tests.support.harness import DEADLINE_S, ScriptedConnector, make_config, running, wait_until
+from tests.support.scrape import scrape, value
+
+pytestmark = pytest.mark.socket
 
 CHUNKS = 3000
 PAYLOAD = "x" * 8000  # 3000 chunks of 8 KB: 24 MB a never-reading client would pile up

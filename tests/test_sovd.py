@@ -4,6 +4,8 @@ import pytest
 
 from app import sovd
 
+pytestmark = pytest.mark.fast
+
 
 def test_catalogue_lists_the_commands_with_schemas() -> None:
     names = [spec.command_name for spec in sovd.CATALOGUE.values()]

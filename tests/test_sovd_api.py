@@ -25,10 +25,12 @@ from app.main import simulator_for
 from app.services.sovd.entities import Target, components
 from app.services.sovd.operations import operation
 from app.vehicles.simulator import SimulatedConnector
-from tests.conftest import Server, auth, in_process, make_config, wait_until
-from tests.fake_clock import FakeClock
-from tests.scrape import scrape, value
-from tests.sovd_paths import READS, fill
+from tests.support.fake_clock import FakeClock
+from tests.support.harness import Server, auth, in_process, make_config, wait_until
+from tests.support.scrape import scrape, value
+from tests.support.sovd_paths import READS, fill
+
+pytestmark = pytest.mark.fast
 
 GENERIC_ERROR_FIELDS = {"error_code", "message", "vendor_code", "translation_id", "parameters"}
 

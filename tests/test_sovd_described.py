@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from app.vehicles.pdx import build_demo_pdx
-from tests.conftest import Server, auth, in_process, make_config
+from tests.support.harness import Server, auth, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 ZIP = {"content-type": "application/zip"}
 BOUND = [

@@ -25,7 +25,7 @@ from app.vehicles.pdx import (
     PdxSpec,
     build_pdx,
 )
-from tests.conftest import Server, auth, in_process, make_config
+from tests.support.harness import Server, auth, in_process, make_config
 
 pytestmark = pytest.mark.socket
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.config import Config, ConfigError
-from tests.conftest import (
+from tests.support.harness import (
     IN_PROCESS_URL,
     Server,
     auth,
@@ -26,6 +26,8 @@ from tests.conftest import (
     make_config,
     running,
 )
+
+pytestmark = pytest.mark.fast
 
 FORGED_HOSTS = ("evil.example:443", "evil.example", "[::1]:1", 'evil.example"><script>', "a b")
 

@@ -66,6 +66,8 @@ from app.vehicles.pdx import (
     build_demo_pdx,
 )
 
+pytestmark = pytest.mark.fast
+
 VIN = "WAUZZZ8V0KDP00007"
 
 

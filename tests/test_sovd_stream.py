@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import auth, make_config, running
+import pytest
+
+from tests.support.harness import auth, make_config, running
+
+pytestmark = pytest.mark.socket
 
 
 def test_a_sovd_read_is_a_command_that_streams_over_the_websocket(tmp_path: Path) -> None:

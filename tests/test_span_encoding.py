@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -21,6 +22,8 @@ from opentelemetry.trace import (
 )
 
 from otel.span_encoding import FastOTLPSpanExporter, SpanEncoder
+
+pytestmark = pytest.mark.fast
 
 
 class Keep(SpanExporter):

@@ -12,8 +12,20 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import DEADLINE_S, wait_until
-from tests.test_e2e import ROOT, Process, _submit, _vehicle, end_after_restart, run_app, server_env
+import pytest
+
+from tests.support.harness import DEADLINE_S, wait_until
+from tests.support.process import (
+    ROOT,
+    Process,
+    end_after_restart,
+    run_app,
+    server_env,
+    submit_command,
+    vehicle_with_profile,
+)
+
+pytestmark = pytest.mark.socket
 
 
 def test_a_busy_port_fails_in_one_line_before_the_database_is_touched(tmp_path: Path) -> None:
@@ -79,8 +91,8 @@ def test_shutdown_says_what_it_waits_for_and_a_second_signal_ends_it(tmp_path: P
     proc = Process(server_env(tmp_path, SOVD_COMMAND_TIMEOUT_S="120", SOVD_SHUTDOWN_GRACE_S="60"))
     try:
         token = proc.token()
-        vehicle = _vehicle(proc, token, "timeout")
-        cid = _submit(proc, token, vehicle)
+        vehicle = vehicle_with_profile(proc, token, "timeout")
+        cid = submit_command(proc, token, vehicle)
         headers = {"Authorization": f"Bearer {token}"}
         wait_until(
             lambda: (

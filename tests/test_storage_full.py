@@ -27,7 +27,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import (
+from tests.support.harness import (
     DEADLINE_S,
     ScriptedConnector,
     Server,
@@ -36,6 +36,8 @@ from tests.conftest import (
     running,
     wait_until,
 )
+
+pytestmark = pytest.mark.socket
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,8 @@ from app.store.users import UserStore
 from app.store.vehicles import VehicleStore
 from app.vocabulary import CommandStatus, ConnectionStatus, Role, SimulatorProfile
 
+pytestmark = pytest.mark.fast
+
 
 def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)

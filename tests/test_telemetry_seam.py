@@ -25,7 +25,9 @@ from app.main import METRIC_LABELS
 from app.telemetry import NoTelemetry, Telemetry
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus
 from otel import HttpServerMetrics, Instrumentation, TelemetrySettings, build_instrumentation
-from tests.scrape import Samples, parse, total, value
+from tests.support.scrape import Samples, parse, total, value
+
+pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from app.services.throttle import (
     Budget,
     ConcurrencyGate,
@@ -12,6 +14,8 @@ from app.services.throttle import (
     Summary,
     Turns,
 )
+
+pytestmark = pytest.mark.fast
 
 
 class Clock:

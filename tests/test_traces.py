@@ -17,9 +17,11 @@ from app.config import Config, ConfigError
 from app.main import create_app
 from app.telemetry import NoTracing
 from otel.tracing import TracingMiddleware
-from tests.command_helpers import submit_read_dtc
-from tests.conftest import auth, in_process, make_config
-from tests.otlp_traces import ERROR, TraceReceiver, named, of_command, traces
+from tests.support.command_helpers import submit_read_dtc
+from tests.support.harness import auth, in_process, make_config
+from tests.support.otlp_traces import ERROR, TraceReceiver, named, of_command, traces
+
+pytestmark = pytest.mark.fast
 
 __all__ = ["traces"]  # the fixture
 

@@ -20,9 +20,11 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
 from app.logs import JsonFormatter
-from tests.command_helpers import submit_read_dtc
-from tests.conftest import Server, make_config, running
-from tests.otlp_traces import SERVER, Span, TraceReceiver, named, of_command, traces
+from tests.support.command_helpers import submit_read_dtc
+from tests.support.harness import Server, make_config, running
+from tests.support.otlp_traces import SERVER, Span, TraceReceiver, named, of_command, traces
+
+pytestmark = pytest.mark.socket
 
 __all__ = ["traces"]  # the fixture
 

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from app.vehicles.connector import Chunk, Negative
-from tests.conftest import ScriptedConnector, Server, auth, in_process, make_config, wait_until
+from tests.support.harness import (
+    ScriptedConnector,
+    Server,
+    auth,
+    in_process,
+    make_config,
+    wait_until,
+)
+
+pytestmark = pytest.mark.fast
 
 REFUSED = {
     "ecuAddress": "0x0010",

@@ -15,6 +15,8 @@ from udsoncan.services.ReadDTCInformation import ReadDTCInformation
 
 from app.vehicles import doip, uds
 
+pytestmark = pytest.mark.fast
+
 # -- DTC display codes -------------------------------------------------------------------
 
 

@@ -22,6 +22,8 @@ from app.vehicles.emulator import DEFAULT_SPECS, SELF_TEST, Ecu, Timings
 from app.vehicles.pdx import build_demo_pdx
 from app.vehicles.uds_commands import ConversationSettings, conversation
 
+pytestmark = pytest.mark.fast
+
 STOP = bytes.fromhex("31020201")
 
 

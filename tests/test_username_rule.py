@@ -33,8 +33,10 @@ from app.usernames import (
     skeleton,
     username_key,
 )
-from tests.conftest import ADMIN_PASSWORD, Server, auth
-from tests.test_e2e import Process, run_app, server_env
+from tests.support.harness import ADMIN_PASSWORD, Server, auth
+from tests.support.process import Process, run_app, server_env
+
+pytestmark = pytest.mark.fast
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 ESC = "\x1b"

@@ -10,11 +10,14 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+import pytest
 from argon2 import PasswordHasher
 
 from app.store.migrations import MIGRATIONS
 from app.usernames import username_key
-from tests.conftest import ADMIN_PASSWORD, Server, auth, in_process, make_config
+from tests.support.harness import ADMIN_PASSWORD, Server, auth, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 

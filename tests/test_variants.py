@@ -51,7 +51,9 @@ from app.models import Principal, Role
 from app.services.variants import VariantLinks
 from app.vehicles.doip_link import NoLinkObserver
 from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_database, demo_spec
-from tests.conftest import Server, auth, in_process, make_config
+from tests.support.harness import Server, auth, in_process, make_config
+
+pytestmark = pytest.mark.fast
 
 ZIP = {"content-type": "application/zip"}
 

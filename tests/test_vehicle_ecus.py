@@ -21,7 +21,9 @@ from app.models import DEFAULT_ECU_REFS
 from app.store.migrations import MIGRATIONS, migrate
 from app.vehicles.connector import Chunk, DiagnosticRequest
 from app.vehicles.description import DEFAULT_ECUS
-from tests.conftest import Server, auth, in_process, make_config, wait_until
+from tests.support.harness import Server, auth, in_process, make_config, wait_until
+
+pytestmark = pytest.mark.fast
 
 VIN = "1HGCM82633A004352"
 # Addresses are shown in four digits (given as 0x10 or 0x0010 alike).

@@ -5,11 +5,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from app.events import ResponseEvent
-from tests.conftest import (
+from tests.support.harness import (
     DEADLINE_S,
     ScriptedConnector,
     Server,
@@ -18,6 +19,8 @@ from tests.conftest import (
     start_server,
     wait_until,
 )
+
+pytestmark = pytest.mark.socket
 
 
 def _kinds(events: list[dict[str, Any]]) -> list[str]:

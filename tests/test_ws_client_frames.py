@@ -28,8 +28,8 @@ from wsproto.events import BytesMessage, Message
 
 from app import server
 from app.config import Config
-from tests.conftest import DEADLINE_S, auth
-from tests.test_e2e import Process, server_env
+from tests.support.harness import DEADLINE_S, auth
+from tests.support.process import Process, server_env
 
 pytestmark = pytest.mark.socket
 

@@ -13,7 +13,16 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.conftest import DEADLINE_S, ScriptedConnector, Server, make_config, running, wait_until
+from tests.support.harness import (
+    DEADLINE_S,
+    ScriptedConnector,
+    Server,
+    make_config,
+    running,
+    wait_until,
+)
+
+pytestmark = pytest.mark.socket
 
 
 def _close(url: str) -> tuple[int | None, str | None]:

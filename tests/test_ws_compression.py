@@ -11,7 +11,9 @@ import pytest
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect
 
-from tests.test_e2e import Process, server_env
+from tests.support.process import Process, server_env
+
+pytestmark = pytest.mark.socket
 
 NO_TAKEOVER = {"permessage-deflate", "client_no_context_takeover", "server_no_context_takeover"}
 # The parameters of the answer, window sizes aside (they echo the client's offer).

@@ -10,10 +10,20 @@ import json
 from contextlib import ExitStack
 from pathlib import Path
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import DEADLINE_S, ScriptedConnector, Server, make_config, running, wait_until
+from tests.support.harness import (
+    DEADLINE_S,
+    ScriptedConnector,
+    Server,
+    make_config,
+    running,
+    wait_until,
+)
+
+pytestmark = pytest.mark.socket
 
 
 def _open(srv: Server, cid: str, token: str | None) -> ClientConnection:

@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import (
+from tests.support.harness import (
     ADMIN_PASSWORD,
     DEADLINE_S,
     ScriptedConnector,
@@ -28,6 +29,8 @@ from tests.conftest import (
     running,
     wait_until,
 )
+
+pytestmark = pytest.mark.socket
 
 # Far below the command deadline: the socket closed because of the revocation.
 PROMPT_S = 3.0

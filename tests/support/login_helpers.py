@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import DEADLINE_S, Server
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
+from tests.support.harness import DEADLINE_S, Server
 
 LOGIN = "/api/v1/auth/login"
 
