@@ -254,3 +254,31 @@ def test_resource_attributes_reach_target_info(tmp_path: Path, attrs: str) -> No
     assert info[0]["service_name"] == "sovd-lab"
     assert info[0]["deployment_environment"] == "lab"
     assert info[0]["site"] == "bench 1"
+
+
+def test_an_ecu_refusal_is_counted_apart_from_service_failures(server: Server) -> None:
+    """Issue #25: a clear the body ECU refuses outside its extended session is
+    ``status="refused"`` under its command; an unreachable vehicle is ``failed``."""
+    token = server.token()
+    before = scrape(server.http)
+    healthy = server.vehicle(token, "healthy")["vehicle_id"]
+    refused = server.submit(token, healthy, "ClearDTC", {"ecuAddress": "0x0040"})["command_id"]
+    assert server.wait_status(token, refused)["error_code"] == "error-response"
+    down = server.vehicle(token, "unreachable")["vehicle_id"]
+    server.wait_status(token, server.submit(token, down, "ClearDTC")["command_id"])
+    after = scrape(server.http)
+
+    def delta(status: str) -> float:
+        labels = {"command": "ClearDTC", "status": status}
+        return value(after, "commands_executed_total", **labels) - value(
+            before, "commands_executed_total", **labels
+        )
+
+    assert (delta("refused"), delta("failed"), delta("completed")) == (1, 1, 0)
+    assert total(after, "commands_executed_total", command="ReadDTC") == 0
+    assert (
+        value(
+            after, "command_execution_duration_seconds_count", command="ClearDTC", status="refused"
+        )
+        == 1
+    )
