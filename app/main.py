@@ -23,7 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 from app import console, logs
 from app.api import contract, openapi, ws
 from app.api.errors import EXCEPTION_HANDLERS
-from app.api.metrics import MetricsRoute
+from app.api.metrics import METRICS_PATH, MetricsRoute
 from app.api.middleware import RequestContextMiddleware
 from app.api.routes import ENDPOINTS
 from app.bus import EventBus
@@ -445,7 +445,9 @@ def create_app(
     if config.metrics_enabled:
         otel = build_instrumentation(telemetry_settings(config), METRIC_LABELS)
         routes.append(
-            Route("/metrics", MetricsRoute(otel.exposition, config.metrics_token), methods=["GET"])
+            Route(
+                METRICS_PATH, MetricsRoute(otel.exposition, config.metrics_token), methods=["GET"]
+            )
         )
     api_route_of = route_templates(routes)
 
