@@ -26,7 +26,11 @@ def test_a_command_end_is_logged_with_its_outcome(
     vehicle = server.vehicle(token, "unreachable", "connected")["vehicle_id"]
     cid = server.submit(token, vehicle)["command_id"]
     ended = server.wait_status(token, cid)
-    (line,) = [r for r in _records(caplog, "command_end") if r.command_id == cid]
+    # The line follows the stored end (the status can be read a moment before it).
+    (line,) = wait_until(
+        lambda: [r for r in _records(caplog, "command_end") if r.command_id == cid],
+        "the command_end line",
+    )
     assert (line.vehicle_id, line.status, line.error_code) == (
         vehicle,
         ended["status"],
