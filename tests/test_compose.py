@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from app.config import Config
+from otel.outage import SHUTDOWN_FLUSH_S
 from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -551,3 +552,10 @@ def test_prometheus_stores_exemplars_and_grafana_links_them_to_traces() -> None:
         if "command_execution_duration_seconds_bucket" in target["expr"]
     ]
     assert durations and all(target.get("exemplar") is True for target in durations)
+
+
+def test_compose_waits_for_the_services_own_shutdown() -> None:
+    """The stop grace outlasts the command grace and the last telemetry flush (as its
+    comment says), so `docker compose stop` never kills a clean shutdown."""
+    app = _compose()["services"]["app"]
+    assert _seconds(app["stop_grace_period"]) > Config().shutdown_grace_s + SHUTDOWN_FLUSH_S
