@@ -2,12 +2,13 @@
 manages accounts on the database directly, for an operator locked out of the API.
 
 Configuration comes from the environment (``SOVD_*``) either way: the users commands
-read ``SOVD_DB_PATH`` and ``SOVD_PASSWORD_HASH_PROFILE``. They take the data directory's
-lock first, so they refuse while the service runs (two writers would race; use the API
-then) and the service cannot start halfway through one; but ``users check``, which only
-reads, opens the database read-only and takes no lock, so it works while the service
-runs. Usernames are printed escaped (``app.usernames.shown``): a stored name never
-writes a raw control character to the terminal. Passwords are read from the
+read ``SOVD_DB_PATH`` and ``SOVD_PASSWORD_HASH_PROFILE``. Those that change something
+take the data directory's lock first, so they refuse while the service runs (two writers
+would race; use the API then) and the service cannot start halfway through one; those
+that only read (``users list``, ``users check``, ``descriptions list``) take no lock and
+open the database read-only (``descriptions list`` reads files only), so they work while
+the service runs. Usernames are printed escaped (``app.usernames.shown``): a stored name
+never writes a raw control character to the terminal. Passwords are read from the
 terminal (asked twice) or, when stdin is not a terminal, as one line from stdin: never
 from the command line, where ``ps`` and shell history would show them.
 
@@ -28,7 +29,7 @@ import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, TextIO, TypeVar
 
 from app.config import Config, ConfigError
 from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked, make_private_dir
@@ -39,11 +40,13 @@ from app.services import descriptions
 from app.services.auth import PASSWORD_RULES, AuthService, TokenSettings, password_hasher
 from app.store.audit import AuditStore
 from app.store.database import Database
-from app.store.users import UserStore
+from app.store.users import UserStore, all_users
 from app.telemetry import NoTelemetry
 from app.usernames import UsernameError, check_username, nonconforming, shown, username_key
 from app.version import version
 from app.vocabulary import Role
+
+T = TypeVar("T")
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -65,13 +68,14 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="run the service (the default)")
     users = commands.add_parser(
         "users",
-        help="manage accounts on the database directly (only while the service is stopped)",
+        help="manage accounts on the database directly (changes: service stopped)",
         description="Accounts, changed in the database directly: for an operator locked out"
-        " of the API. Refused while the service runs (use the API then). Passwords are"
-        " asked for on the terminal, or read as one line from stdin.",
+        " of the API. Changes are refused while the service runs (use the API then); list"
+        " and check only read and work any time. Passwords are asked for on the terminal,"
+        " or read as one line from stdin.",
     )
     action = users.add_subparsers(dest="action", metavar="ACTION", required=True)
-    action.add_parser("list", help="list the accounts")
+    action.add_parser("list", help="list the accounts; read-only, works while the service runs")
     action.add_parser(
         "check",
         help="list the accounts whose username breaks the username rule (exit 1 if any);"
@@ -123,6 +127,9 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
     try:
         if args.action == "check":
             return EXIT_FAILED if _check(config, sys.stdout) else EXIT_OK
+        if args.action == "list":
+            _list(config, sys.stdout)
+            return EXIT_OK
         asyncio.run(_users(config, args, sys.stdin, sys.stdout))
     except (CliError, ServiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -162,22 +169,40 @@ def _need_database(config: Config) -> None:
         )
 
 
-def _check(config: Config, out: TextIO) -> int:
-    """``users check``: print each stored username that breaks the rule, escaped, with
-    why; how many. Reads only, on a read-only connection without the data directory's
-    lock (a running service holds it), so it never changes or blocks anything."""
+def _read(config: Config, query: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``query`` on a read-only connection, without the data directory's lock (a
+    running service holds it, and reading needs none): it never changes or blocks
+    anything, and the service's writes go on (WAL: readers see the last commit)."""
     _need_database(config)
     uri = f"{config.db_path.resolve().as_uri()}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0)
         try:
-            rows = conn.execute(
-                "SELECT user_id, username FROM users ORDER BY created_at, rowid"
-            ).fetchall()
+            return query(conn)
         finally:
             conn.close()
     except sqlite3.Error as exc:
         raise CliError(f"cannot read {config.db_path}: {exc}") from None
+
+
+def _list(config: Config, out: TextIO) -> None:
+    """``users list``: every account, read-only (works while the service runs)."""
+    listed = _read(config, all_users)
+    out.write(f"{'username':<24} {'role':<9} {'state':<9} user_id\n")
+    for u in listed:
+        state = "disabled" if u.disabled else "enabled"
+        out.write(f"{shown(u.username):<24} {u.role.value:<9} {state:<9} {u.user_id}\n")
+
+
+def _check(config: Config, out: TextIO) -> int:
+    """``users check``: print each stored username that breaks the rule, escaped, with
+    why; how many. Read-only (``_read``), so it works while the service runs."""
+    rows = _read(
+        config,
+        lambda conn: conn.execute(
+            "SELECT user_id, username FROM users ORDER BY created_at, rowid"
+        ).fetchall(),
+    )
     failing = nonconforming((str(u), str(n)) for u, n in rows)
     for user_id, name, why in failing:
         out.write(f"{shown(name)} (user {user_id}): {why}\n")
@@ -322,13 +347,6 @@ async def _run(
     auth: AuthService, users: UserStore, args: argparse.Namespace, password: str, out: TextIO
 ) -> None:
     actor = _actor()
-    if args.action == "list":
-        listed = await users.all()
-        out.write(f"{'username':<24} {'role':<9} {'state':<9} user_id\n")
-        for u in listed:
-            state = "disabled" if u.disabled else "enabled"
-            out.write(f"{shown(u.username):<24} {u.role.value:<9} {state:<9} {u.user_id}\n")
-        return
     if args.action == "create":
         user = await auth.create_user(
             args.username, password, Role(args.role), actor, field="username"

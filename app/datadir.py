@@ -5,7 +5,9 @@ commands, so the service holds an exclusive ``flock`` on ``<data dir>/sovd.lock`
 long as it runs, taken before anything touches the database. The lock file holds the
 holder's pid, so a second start can say who has it. The kernel drops the lock when the
 holder exits, even after ``kill -9``; the file itself stays (deleting it could let two
-processes lock two different files of the same name).
+processes lock two different files of the same name). The lock is for writers: the CLI's
+read-only commands (``users list``, ``users check``) open the database read-only and take
+none, so they work while the service runs.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 from app import console, logs
 from app.api import contract, openapi, ws
 from app.api.errors import EXCEPTION_HANDLERS
-from app.api.metrics import MetricsRoute
+from app.api.metrics import METRICS_PATH, MetricsRoute
 from app.api.middleware import RequestContextMiddleware
 from app.api.routes import ENDPOINTS
 from app.bus import EventBus
@@ -53,13 +53,20 @@ from app.store.commands import CommandStore
 from app.store.database import Database
 from app.store.users import UserStore
 from app.store.vehicles import VehicleStore
-from app.telemetry import NoTelemetry, NoTracing, Telemetry
+from app.telemetry import (
+    METRIC_COMMANDS,
+    REFUSAL_CODES,
+    REFUSED,
+    NoTelemetry,
+    NoTracing,
+    Telemetry,
+)
 from app.vehicles import uds
 from app.vehicles.connector import Connector, TransportRouter
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.doip_link import UDS_OUTCOMES
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
-from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus
+from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus, FailureCode
 from otel import (
     HttpServerMetrics,
     Instrumentation,
@@ -105,6 +112,9 @@ METRIC_LABELS = MetricLabels(
     command_statuses=tuple(TERMINAL_STATUSES),
     timeout_status=CommandStatus.TIMEOUT,
     auth_failure_reasons=tuple(AuthFailureReason),
+    command_names=METRIC_COMMANDS,
+    refused_status=REFUSED,
+    refusal_codes=frozenset(REFUSAL_CODES),
     vehicle_services=tuple(uds.SERVICE_NAMES.values()),
     vehicle_outcomes=UDS_OUTCOMES,
 )
@@ -283,9 +293,11 @@ class Lifecycle:
                     len(interrupted),
                     extra={"event": "recovery"},
                 )
-                for _ in interrupted:
+                for _, name in interrupted:
                     # Counted, but no duration sample: how long they ran is unknown.
-                    telemetry.command_finished(CommandStatus.FAILED, None)
+                    telemetry.command_finished(
+                        name, CommandStatus.FAILED, FailureCode.INTERRUPTED, None
+                    )
             await auth_service.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
@@ -438,7 +450,9 @@ def create_app(
     if config.metrics_enabled:
         otel = build_instrumentation(telemetry_settings(config), METRIC_LABELS)
         routes.append(
-            Route("/metrics", MetricsRoute(otel.exposition, config.metrics_token), methods=["GET"])
+            Route(
+                METRICS_PATH, MetricsRoute(otel.exposition, config.metrics_token), methods=["GET"]
+            )
         )
     api_route_of = route_templates(routes)
 

@@ -16,14 +16,32 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, Protocol
 
-from app.vocabulary import AuthFailureReason, CommandStatus
+from app.vocabulary import AuthFailureReason, CommandName, CommandStatus, FailureCode
+
+# The ``command`` label of the command metrics: the catalogue's command names. Every SOVD
+# call is one of these commands (data: ReadDataByID, faults: ReadDTC / ClearDTC, modes:
+# DiagnosticSessionControl, operations: RoutineControl, a described ECU's services:
+# DiagService), so this closed set covers /api/v1/commands and /sovd alike.
+METRIC_COMMANDS: Final = tuple(CommandName)
+# The ``status`` label beside the terminal statuses: a command that failed because the ECU
+# answered with a negative response (it refused what an engineer asked, such as a clear
+# outside its session). Counted apart so alerts on service faults leave it out.
+REFUSED: Final = "refused"
+REFUSAL_CODES: Final = frozenset({FailureCode.REQUEST_OUT_OF_RANGE, FailureCode.ERROR_RESPONSE})
 
 
 class Telemetry(Protocol):
-    def command_finished(self, status: CommandStatus, duration_s: float | None) -> None:
-        """A command reached a terminal status (``failed`` includes interrupted ones);
-        ``duration_s`` from its submission, None when unknown (ended by start-up recovery:
-        counted, but no duration sample)."""
+    def command_finished(
+        self,
+        command: str,
+        status: CommandStatus,
+        error_code: FailureCode | None,
+        duration_s: float | None,
+    ) -> None:
+        """Command ``command`` (a ``CommandName``) reached a terminal status (``failed``
+        includes interrupted ones; ``error_code`` in ``REFUSAL_CODES``: counted as
+        ``refused``); ``duration_s`` from its submission, None when unknown (ended by
+        start-up recovery: counted, but no duration sample)."""
 
     def command_queued(self, delta: int) -> None:
         """Commands waiting or running went up or down by ``delta``."""
@@ -51,7 +69,13 @@ class Telemetry(Protocol):
 
 
 class NoTelemetry:
-    def command_finished(self, status: CommandStatus, duration_s: float | None) -> None:
+    def command_finished(
+        self,
+        command: str,
+        status: CommandStatus,
+        error_code: FailureCode | None,
+        duration_s: float | None,
+    ) -> None:
         pass
 
     def command_queued(self, delta: int) -> None:

@@ -24,6 +24,14 @@ class MetricLabels:
     command_statuses: tuple[str, ...]  # the terminal statuses
     timeout_status: str  # the one of them that also counts in sovd_command_timeout_total
     auth_failure_reasons: tuple[str, ...]
+    # The ``command`` label: every command name there is (a closed set, so the series
+    # are bounded: len(command_names) x len(statuses) per instrument).
+    command_names: tuple[str, ...] = ()
+    # A command that ended ``failed`` with one of ``refusal_codes`` (the ECU answered with
+    # a negative response) is counted under ``refused_status`` instead: the ECU refused
+    # what was asked, the service did its job. Empty: no such status.
+    refused_status: str = ""
+    refusal_codes: frozenset[str] = frozenset()
     # The ``service`` and ``outcome`` labels of sovd_vehicle_request_duration_seconds.
     vehicle_services: tuple[str, ...] = ()
     vehicle_outcomes: tuple[str, ...] = ()
@@ -31,6 +39,16 @@ class MetricLabels:
     def __post_init__(self) -> None:
         if self.timeout_status not in self.command_statuses:
             raise ValueError("timeout_status must be one of command_statuses")
+        if self.refusal_codes and not self.refused_status:
+            raise ValueError("refusal_codes need a refused_status")
+        if self.refused_status in self.command_statuses:
+            raise ValueError("refused_status must not be one of command_statuses")
+
+    @property
+    def counted_statuses(self) -> tuple[str, ...]:
+        """The ``status`` label's values: the terminal statuses and the refused one."""
+        refused = (self.refused_status,) if self.refused_status else ()
+        return (*self.command_statuses, *refused)
 
 
 # Active HTTP requests are counted per (method, scheme).
@@ -40,16 +58,19 @@ ActiveKey = tuple[str, str]
 class Metrics:
     def __init__(self, meter: Meter, labels: MetricLabels) -> None:
         self._timeout_status = labels.timeout_status
+        self._refused_status = labels.refused_status
+        self._refusal_codes = labels.refusal_codes
         self._executed = meter.create_counter(
             names.COMMANDS_EXECUTED,
             unit="{command}",
-            description="Commands that reached a terminal status (interrupted counts as failed)",
+            description="Commands that reached a terminal status, by command name and status"
+            " (interrupted counts as failed; an ECU's negative response as refused)",
         )
         self._duration = meter.create_histogram(
             names.COMMAND_DURATION,
             unit="s",
-            description="Time from a command's submission to its terminal status"
-            " (commands ended by start-up recovery have no sample)",
+            description="Time from a command's submission to its terminal status, by command"
+            " name and status (commands ended by start-up recovery have no sample)",
         )
         self._timeouts = meter.create_counter(
             names.COMMAND_TIMEOUTS,
@@ -116,7 +137,11 @@ class Metrics:
         self._http_pending: list[tuple[float, dict[str, str | int]]] = []
         self._http_lock = threading.Lock()
         # Attribute dicts are made once: recording then allocates nothing per call.
-        self._status_attrs = {s: {"status": s} for s in labels.command_statuses}
+        self._command_attrs = {
+            (command, status): {"command": command, "status": status}
+            for command in labels.command_names
+            for status in labels.counted_statuses
+        }
         self._reason_attrs = {r: {"reason": r} for r in labels.auth_failure_reasons}
         self._vehicle_attrs = {
             (service, outcome): {"service": service, "outcome": outcome}
@@ -124,7 +149,7 @@ class Metrics:
             for outcome in labels.vehicle_outcomes
         }
         self._vehicle_losses.add(0)
-        for attrs in self._status_attrs.values():
+        for attrs in self._command_attrs.values():
             self._executed.add(0, attrs)
         for attrs in self._reason_attrs.values():
             self._auth_failures.add(0, attrs)
@@ -168,8 +193,11 @@ class Metrics:
 
     # The calls below are the app's telemetry seam (app.telemetry.Telemetry).
 
-    def command_finished(self, status: str, duration_s: float | None) -> None:
-        attrs = self._status_attrs[status]  # an unknown status is a bug: KeyError
+    def command_finished(
+        self, command: str, status: str, error_code: str | None, duration_s: float | None
+    ) -> None:
+        counted = self._refused_status if error_code in self._refusal_codes else status
+        attrs = self._command_attrs[(command, counted)]  # unknown: a bug, KeyError
         self._executed.add(1, attrs)
         if duration_s is not None:  # None: not measured (start-up recovery), no sample
             self._duration.record(duration_s, attrs)

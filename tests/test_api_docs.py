@@ -7,12 +7,14 @@ import re
 import tomllib
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from app.api.docs import DOCS_CSP
-from tests.support.harness import Server
+from tests.support.harness import Server, make_config, running, unavailable
 
 pytestmark = pytest.mark.fast
 
@@ -26,11 +28,14 @@ class _Page(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.refs: list[str] = []
+        self.icons: list[str] = []
         self.inline_script = ""
         self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
+        if tag == "link" and "icon" in str(values.get("rel", "")).split():
+            self.icons.append(str(values.get("href")))
         for name in ("src", "href"):
             if values.get(name):
                 self.refs.append(str(values[name]))
@@ -58,13 +63,16 @@ def test_the_page_and_every_file_it_names_are_served_locally(server: Server) -> 
     page.feed(r.text)
     assert page.inline_script == ""  # the initializer is a file: no 'unsafe-inline' needed
     assert not re.search(r"(?i)(https?:)?//", r.text), "the page names another origin"
-    assert sorted(page.refs) == [
+    # An icon is named, and inline (no request): else a browser asks for /favicon.ico.
+    assert page.icons == ["data:,"]
+    fetched = [ref for ref in page.refs if not ref.startswith("data:")]
+    assert sorted(fetched) == [
         "/docs/swagger-initializer.js",
         "/docs/swagger-ui-bundle.js",
         "/docs/swagger-ui.css",
     ]
     kinds = {".js": "text/javascript", ".css": "text/css"}
-    for ref in page.refs:
+    for ref in fetched:
         asset = server.http.get(ref)
         assert asset.status_code == 200, ref
         assert asset.headers["content-type"].startswith(kinds[Path(ref).suffix]), ref
@@ -113,3 +121,45 @@ def test_the_vendored_files_and_their_licence_ship_in_the_package() -> None:
     licence = (STATIC / "swagger-ui" / "LICENSE").read_text()
     assert "Apache License" in licence
     assert "5.35.0" in (STATIC / "swagger-ui" / "VENDORED.md").read_text()
+
+
+# -- in a real browser (issue #25) ------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.socket
+@pytest.mark.socket
+def test_in_a_browser_every_request_of_the_page_answers_200(tmp_path: Path) -> None:
+    """Debian's Chromium opens /docs on the real service: every request the page makes
+    (its files, /openapi.json, and no /favicon.ico) answers 200, Swagger UI renders the
+    document, and nothing is logged as an error (no CSP violation, no failed load)."""
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with running(make_config(tmp_path)) as srv, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(base_url=srv.base_url)
+            answered: list[tuple[str, int]] = []
+            errors: list[str] = []
+            page.on("response", lambda r: answered.append((urlparse(r.url).path, r.status)))
+            page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto("/docs")
+            expect(page.locator(".swagger-ui .info .title")).to_be_visible()
+            page.wait_for_load_state("networkidle")
+        finally:
+            browser.close()
+    paths = {path for path, _ in answered}
+    assert {
+        "/docs",
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-initializer.js",
+        "/openapi.json",
+    } <= paths
+    assert "/favicon.ico" not in paths
+    assert [(path, status) for path, status in answered if status != 200] == []
+    assert errors == []

@@ -68,7 +68,12 @@ def _tasks_naming(srv: Server, cid: str) -> list[str]:
 def test_a_queued_command_ends_at_once_and_never_reaches_the_vehicle(tmp_path: Path) -> None:
     fake = ScriptedConnector()
     with running(make_config(tmp_path, command_timeout_s=30), connector=fake) as srv:
-        assert value(scrape(srv.http), "commands_executed_total", status="cancelled") == 0
+        assert (
+            value(
+                scrape(srv.http), "commands_executed_total", command="ReadDTC", status="cancelled"
+            )
+            == 0
+        )
         token = srv.token()
         vehicle_id = srv.vehicle(token)["vehicle_id"]
         first = srv.submit(token, vehicle_id)["command_id"]
@@ -94,8 +99,16 @@ def test_a_queued_command_ends_at_once_and_never_reaches_the_vehicle(tmp_path: P
         assert queued not in fake.started
         assert srv.command(token, queued)["status"] == "cancelled"
         samples = scrape(srv.http)
-        assert value(samples, "commands_executed_total", status="cancelled") == 1
-        assert value(samples, "command_execution_duration_seconds_count", status="cancelled") == 1
+        assert value(samples, "commands_executed_total", command="ReadDTC", status="cancelled") == 1
+        assert (
+            value(
+                samples,
+                "command_execution_duration_seconds_count",
+                command="ReadDTC",
+                status="cancelled",
+            )
+            == 1
+        )
         assert value(samples, "sovd_commands_in_flight") == 0
         audit = srv.http.get(
             "/api/v1/audit", headers=auth(srv.admin_token()), params={"action": "command.cancel"}
@@ -133,8 +146,8 @@ def test_a_running_command_is_stopped_and_the_vehicle_is_told(tmp_path: Path) ->
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
         assert list(sim.aborted) == [stuck, behind]
         samples = scrape(srv.http)
-        assert value(samples, "commands_executed_total", status="cancelled") == 2
-        assert value(samples, "commands_executed_total", status="timeout") == 0
+        assert value(samples, "commands_executed_total", command="ReadDTC", status="cancelled") == 2
+        assert value(samples, "commands_executed_total", command="ReadDTC", status="timeout") == 0
         assert value(samples, "sovd_commands_in_flight") == 0
 
 

@@ -61,6 +61,43 @@ def test_users_commands_refuse_while_the_service_runs(tmp_path: Path) -> None:
         proc.stop(signal.SIGTERM)
 
 
+def test_read_only_commands_work_while_the_service_runs(tmp_path: Path) -> None:
+    """Issue #25: ``users list`` (and ``users check``, ``descriptions list``) only read, on
+    a read-only connection without the data directory's lock: they answer while the
+    service runs, and see what it has committed."""
+    env = _env(tmp_path)
+    proc = Process(env)
+    try:
+        admin = proc.http.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": ADMIN}
+        ).json()["access_token"]
+        made = proc.http.post(
+            "/api/v1/users",
+            headers={"Authorization": f"Bearer {admin}"},
+            json={"username": "night-shift", "password": "night-shift-1", "role": "engineer"},
+        )
+        assert made.status_code == 201, made.text
+        listed = _app(env, "users", "list")
+        assert listed.returncode == 0, listed.stderr
+        rows = {line.split()[0]: line.split()[1:3] for line in listed.stdout.splitlines()[1:]}
+        assert rows == {
+            "admin": ["admin", "enabled"],
+            "engineer": ["engineer", "enabled"],
+            "night-shift": ["engineer", "enabled"],
+        }
+        assert _app(env, "users", "check").returncode == 0
+        described = _app(env, "descriptions", "list")
+        assert described.returncode == 0, described.stderr
+        # Writers still wait for the service to stop; the service carries on.
+        refused = _app(env, "users", "disable", "night-shift")
+        assert refused.returncode == 1 and "stop the service" in refused.stderr
+        assert _login(proc, "night-shift", "night-shift-1") == 200
+        lock = (tmp_path / "data" / "sovd.lock").read_text().strip()
+        assert lock == str(proc.proc.pid)  # the service's lock, untouched
+    finally:
+        proc.stop(signal.SIGTERM)
+
+
 def test_a_locked_out_operator_recovers_with_the_users_commands(tmp_path: Path) -> None:
     env = _env(tmp_path)
     Process(env).stop(signal.SIGTERM)  # creates the database, then stops

@@ -8,6 +8,7 @@ stack.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -19,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from app.config import Config
+from otel.outage import SHUTDOWN_FLUSH_S
 from tests.support.harness import unavailable
 
 pytestmark = pytest.mark.fast
@@ -161,10 +164,107 @@ def test_every_service_restarts_unless_stopped() -> None:
         assert service.get("restart") == "unless-stopped", name
 
 
-def test_demo_data_comes_from_the_environment_with_a_default() -> None:
-    raw = str(_compose()["services"]["app"]["environment"]["SOVD_DEMO_DATA"])
-    assert interpolate(raw, {}) == "1"
-    assert interpolate(raw, {"SOVD_DEMO_DATA": "0"}) == "0"
+def test_demo_data_comes_from_the_environment_off_by_default() -> None:
+    env = _compose()["services"]["app"]["environment"]
+    for name in ("SOVD_DEMO_DATA", "SOVD_DEMO_EMULATOR"):
+        raw = str(env[name])
+        assert interpolate(raw, {}) == "0", name
+        assert interpolate(raw, {name: "1"}) == "1", name
+
+
+# -- every setting (issue #25) ---------------------------------------------------------
+
+# Fixed in the container: the port mapping, the healthcheck and the volume rely on them.
+FIXED_BY_IMAGE = ("SOVD_HOST", "SOVD_PORT", "SOVD_DB_PATH")
+_READS = ("get", "optional", "secret")  # app.config._Reader's methods
+
+
+def config_settings() -> list[str]:
+    """Every variable app/config.py reads: the first argument of each ``r.get``,
+    ``r.optional`` and ``r.secret`` call (the declarations ``Config.from_env`` makes)."""
+    tree = ast.parse((ROOT / "app" / "config.py").read_text())
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _READS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "r"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.append(node.args[0].value)
+    return found
+
+
+def _dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in _dockerfile():
+        if line.startswith("ENV "):
+            for pair in shlex.split(line.removeprefix("ENV ")):
+                name, _, value = pair.partition("=")
+                env[name] = value
+    return env
+
+
+def test_compose_passes_every_setting_the_service_reads() -> None:
+    settings = config_settings()
+    # The reading finds the declarations (not an empty list that passes anything).
+    assert len(settings) == len(set(settings)) >= 60
+    assert {
+        "SOVD_METRICS_TOKEN",
+        "SOVD_PROMETHEUS_URL",
+        "SOVD_RETENTION_DAYS",
+        "SOVD_TRUSTED_PROXIES",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    } <= set(settings)
+    env = {str(k): str(v) for k, v in _compose()["services"]["app"]["environment"].items()}
+    assert sorted(set(settings) - set(env)) == [], "settings compose does not pass"
+    assert sorted(set(env) - set(settings)) == [], "compose passes what the service never reads"
+    image = _dockerfile_env()
+    for name in settings:
+        if name in FIXED_BY_IMAGE:
+            assert env[name] == image[name], name
+        else:
+            assert re.fullmatch(rf"\$\{{{name}:[-?][^}}]*\}}", env[name]), (name, env[name])
+
+
+def _config_from_compose(shell: dict[str, str]) -> Config:
+    env = _compose()["services"]["app"]["environment"]
+    return Config.from_env({str(k): interpolate(str(v), shell) for k, v in env.items()})
+
+
+PASSWORDS = {"SOVD_ADMIN_PASSWORD": "admin-pass-1", "SOVD_ENGINEER_PASSWORD": "engineer-pass-1"}
+
+
+def test_with_nothing_set_the_service_gets_its_own_defaults() -> None:
+    image = _dockerfile_env()
+    own = Config.from_env({**PASSWORDS, **{name: image[name] for name in FIXED_BY_IMAGE}})
+    assert _config_from_compose(PASSWORDS) == own
+    assert own.demo_data is False and own.demo_emulator is False
+    assert (own.host, own.port, str(own.db_path)) == ("0.0.0.0", 8000, "/data/sovd.db")
+
+
+def test_a_setting_from_the_shell_or_env_file_reaches_the_service() -> None:
+    config = _config_from_compose(
+        {
+            **PASSWORDS,
+            "SOVD_METRICS_TOKEN": "scrape-token-1",
+            "SOVD_PROMETHEUS_URL": "http://127.0.0.1:9090",
+            "SOVD_RETENTION_DAYS": "30",
+            "SOVD_TRUSTED_PROXIES": "10.0.0.0/8",
+            "SOVD_DEMO_DATA": "1",
+            "OTEL_TRACES_SAMPLER": "always_off",
+        }
+    )
+    assert config.metrics_token == "scrape-token-1"
+    assert config.prometheus_url == "http://127.0.0.1:9090"
+    assert config.retention_days == 30
+    assert [str(n) for n in config.trusted_proxies] == ["10.0.0.0/8"]
+    assert config.demo_data is True
+    assert config.traces_sampler == "always_off"
 
 
 def test_grafana_keeps_its_data_and_takes_its_password_from_the_environment() -> None:
@@ -444,3 +544,10 @@ def test_prometheus_stores_exemplars_and_grafana_links_them_to_traces() -> None:
         if "command_execution_duration_seconds_bucket" in target["expr"]
     ]
     assert durations and all(target.get("exemplar") is True for target in durations)
+
+
+def test_compose_waits_for_the_services_own_shutdown() -> None:
+    """The stop grace outlasts the command grace and the last telemetry flush (as its
+    comment says), so `docker compose stop` never kills a clean shutdown."""
+    app = _compose()["services"]["app"]
+    assert _seconds(app["stop_grace_period"]) > Config().shutdown_grace_s + SHUTDOWN_FLUSH_S

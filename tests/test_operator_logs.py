@@ -1,14 +1,17 @@
 """What the log says for an operator (issue #14): every command's end (id, vehicle,
-status, error code, duration), storage errors, and /health/* only at DEBUG."""
+status, error code, duration), storage errors, and /health/* and /metrics only at DEBUG
+(issue #25: in the real process's output too)."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.harness import Server, auth
+from tests.support.harness import Server, auth, wait_until
+from tests.support.process import Process, server_env
 
 pytestmark = pytest.mark.fast
 
@@ -25,7 +28,11 @@ def test_a_command_end_is_logged_with_its_outcome(
     vehicle = server.vehicle(token, "unreachable", "connected")["vehicle_id"]
     cid = server.submit(token, vehicle)["command_id"]
     ended = server.wait_status(token, cid)
-    (line,) = [r for r in _records(caplog, "command_end") if r.command_id == cid]
+    # The line follows the stored end (the status can be read a moment before it).
+    (line,) = wait_until(
+        lambda: [r for r in _records(caplog, "command_end") if r.command_id == cid],
+        "the command_end line",
+    )
     assert (line.vehicle_id, line.status, line.error_code) == (
         vehicle,
         ended["status"],
@@ -36,19 +43,60 @@ def test_a_command_end_is_logged_with_its_outcome(
     assert line.getMessage() == f"command {cid} ended failed"
 
 
-def test_health_probes_log_at_debug_and_the_api_at_info(
+def test_probes_and_scrapes_log_at_debug_and_the_api_at_info(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="app.access")
     server.http.get("/health/live")
     server.http.get("/health/ready")
+    server.http.get("/metrics")
     server.http.get("/api/v1/auth/me")
     levels = {r.path: r.levelno for r in _records(caplog, "request")}
     assert levels == {
         "/health/live": logging.DEBUG,
         "/health/ready": logging.DEBUG,
+        "/metrics": logging.DEBUG,
         "/api/v1/auth/me": logging.INFO,
     }
+
+
+@pytest.mark.socket
+@pytest.mark.socket
+def test_the_real_log_at_info_has_no_scrape_or_probe_lines(tmp_path: Path) -> None:
+    """Issue #25: ``python -m app`` at its default level, scraped and probed as Prometheus
+    and Docker do: its stdout has no line for them, but one for each API request and for
+    a scrape refused for a wrong token (a misconfiguration must show)."""
+    proc = Process(
+        server_env(tmp_path, SOVD_METRICS_TOKEN="scrape-token-1", SOVD_PASSWORD_HASH_PROFILE="fast")
+    )
+    try:
+        scrape = {"Authorization": "Bearer scrape-token-1"}
+        for _ in range(3):
+            assert proc.http.get("/metrics", headers=scrape).status_code == 200
+            assert proc.http.get("/health/live").status_code == 200
+            assert proc.http.get("/health/ready").status_code == 200
+        assert (
+            proc.http.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        )
+        assert proc.http.get("/api/v1/auth/me").status_code == 401
+        # The last request's line is written when it ends: wait for it, then read them all.
+        requests = wait_until(
+            lambda: (
+                [
+                    r
+                    for r in proc.log_records()
+                    if r.get("event") == "request" and r["path"] == "/api/v1/auth/me"
+                ]
+                and [r for r in proc.log_records() if r.get("event") == "request"]
+            ),
+            "the API request's log line",
+        )
+    finally:
+        proc.stop()
+    assert [(r["path"], r["status"], r["level"]) for r in requests] == [
+        ("/metrics", 401, "info"),
+        ("/api/v1/auth/me", 401, "info"),
+    ]
 
 
 def test_a_storage_error_is_logged(server: Server, caplog: pytest.LogCaptureFixture) -> None:

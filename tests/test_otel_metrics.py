@@ -17,13 +17,25 @@ from tests.support.scrape import parse, scrape, total, value
 
 pytestmark = pytest.mark.socket
 
-STATUSES = ("completed", "failed", "timeout", "cancelled")
+STATUSES = ("completed", "failed", "timeout", "cancelled", "refused")
+COMMANDS = (
+    "ReadDTC",
+    "ClearDTC",
+    "ReadDataByID",
+    "DiagnosticSessionControl",
+    "RoutineControl",
+    "DiagService",
+)
 
 
 def test_every_custom_metric_is_there_from_the_first_scrape(server: Server) -> None:
     samples = scrape(server.http)
-    for status in STATUSES:
-        assert value(samples, "commands_executed_total", status=status) == 0
+    executed = {lbls for (name, lbls) in samples if name == "commands_executed_total"}
+    # Every command by every status, at 0: 6 x 5 series, no more (docs/telemetry.md).
+    assert len(executed) == len(COMMANDS) * len(STATUSES)
+    for command in COMMANDS:
+        for status in STATUSES:
+            assert value(samples, "commands_executed_total", command=command, status=status) == 0
     assert value(samples, "sovd_command_timeout_total") == 0
     assert value(samples, "sovd_response_chunks_total") == 0
     assert value(samples, "websocket_connections_active") == 0
@@ -67,20 +79,39 @@ def test_scripted_scenario_moves_each_metric_by_exactly_its_delta(tmp_path: Path
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("commands_executed_total", status="completed") == 1
-    assert delta("commands_executed_total", status="timeout") == 1
-    assert delta("commands_executed_total", status="failed") == 2
+    assert delta("commands_executed_total", command="ReadDTC", status="completed") == 1
+    assert delta("commands_executed_total", command="ReadDTC", status="timeout") == 1
+    assert delta("commands_executed_total", command="ReadDTC", status="failed") == 2
     assert delta("sovd_command_timeout_total") == 1
     assert delta("sovd_response_chunks_total") == 3
     assert total(after, "command_execution_duration_seconds_count") == 4
-    assert value(after, "command_execution_duration_seconds_count", status="failed") == 2
-    timeout_sum = value(after, "command_execution_duration_seconds_sum", status="timeout")
+    assert (
+        value(after, "command_execution_duration_seconds_count", command="ReadDTC", status="failed")
+        == 2
+    )
+    timeout_sum = value(
+        after, "command_execution_duration_seconds_sum", command="ReadDTC", status="timeout"
+    )
     assert 1.0 <= timeout_sum < 1.0 + DEADLINE_S
     assert (
-        value(after, "command_execution_duration_seconds_bucket", status="timeout", le="0.5") == 0
+        value(
+            after,
+            "command_execution_duration_seconds_bucket",
+            command="ReadDTC",
+            status="timeout",
+            le="0.5",
+        )
+        == 0
     )
     assert (
-        value(after, "command_execution_duration_seconds_bucket", status="timeout", le="+Inf") == 1
+        value(
+            after,
+            "command_execution_duration_seconds_bucket",
+            command="ReadDTC",
+            status="timeout",
+            le="+Inf",
+        )
+        == 1
     )
     connected = value(before, "vehicle_connections_active")
     assert value(down, "vehicle_connections_active") == connected - 1
@@ -117,8 +148,8 @@ def test_interrupted_commands_count_as_failed(tmp_path: Path) -> None:
         srv.wait_status(token, stuck, "in_progress")
         srv.run(srv.app.state.lifecycle.drain(0))
         samples = scrape(srv.http)
-        assert value(samples, "commands_executed_total", status="failed") == 1
-        assert value(samples, "commands_executed_total", status="timeout") == 0
+        assert value(samples, "commands_executed_total", command="ReadDTC", status="failed") == 1
+        assert value(samples, "commands_executed_total", command="ReadDTC", status="timeout") == 0
         assert value(samples, "sovd_commands_in_flight") == 0
 
 
@@ -187,11 +218,14 @@ def test_openmetrics_and_gzip_are_negotiated(server: Server) -> None:
     with server.http.stream("GET", "/metrics", headers={"Accept-Encoding": "gzip"}) as r:
         assert r.headers["content-encoding"] == "gzip"
         body = gzip.decompress(b"".join(r.iter_raw())).decode()
-    assert value(parse(body), "commands_executed_total", status="completed") == 0
+    assert value(parse(body), "commands_executed_total", command="ReadDTC", status="completed") == 0
     plain = server.http.get("/metrics", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
     assert plain.headers["content-type"].startswith("text/plain")
-    assert value(parse(plain.text), "commands_executed_total", status="completed") == 0
+    assert (
+        value(parse(plain.text), "commands_executed_total", command="ReadDTC", status="completed")
+        == 0
+    )
     # No redirect: /metrics is a route of its own.
     assert plain.status_code == 200 and not plain.history
 
@@ -222,3 +256,31 @@ def test_resource_attributes_reach_target_info(tmp_path: Path, attrs: str) -> No
     assert info[0]["service_name"] == "sovd-lab"
     assert info[0]["deployment_environment"] == "lab"
     assert info[0]["site"] == "bench 1"
+
+
+def test_an_ecu_refusal_is_counted_apart_from_service_failures(server: Server) -> None:
+    """Issue #25: a clear the body ECU refuses outside its extended session is
+    ``status="refused"`` under its command; an unreachable vehicle is ``failed``."""
+    token = server.token()
+    before = scrape(server.http)
+    healthy = server.vehicle(token, "healthy")["vehicle_id"]
+    refused = server.submit(token, healthy, "ClearDTC", {"ecuAddress": "0x0040"})["command_id"]
+    assert server.wait_status(token, refused)["error_code"] == "error-response"
+    down = server.vehicle(token, "unreachable")["vehicle_id"]
+    server.wait_status(token, server.submit(token, down, "ClearDTC")["command_id"])
+    after = scrape(server.http)
+
+    def delta(status: str) -> float:
+        labels = {"command": "ClearDTC", "status": status}
+        return value(after, "commands_executed_total", **labels) - value(
+            before, "commands_executed_total", **labels
+        )
+
+    assert (delta("refused"), delta("failed"), delta("completed")) == (1, 1, 0)
+    assert total(after, "commands_executed_total", command="ReadDTC") == 0
+    assert (
+        value(
+            after, "command_execution_duration_seconds_count", command="ClearDTC", status="refused"
+        )
+        == 1
+    )

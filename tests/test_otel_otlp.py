@@ -63,16 +63,37 @@ def test_custom_metrics_are_pushed_over_otlp_http(tmp_path: Path, receiver: Rece
 
         def arrived() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
             points = receiver.latest()
-            done = points.get(("commands_executed", frozenset({("status", "failed")})))
+            done = points.get(
+                ("commands_executed", frozenset({("command", "ReadDTC"), ("status", "failed")}))
+            )
             return points if done == 1 else None
 
         points = wait_until(arrived, "an OTLP export with both commands")
         # Prometheus scraping keeps working at the same time.
-        assert value(scrape(srv.http), "commands_executed_total", status="completed") == 1
+        assert (
+            value(
+                scrape(srv.http), "commands_executed_total", command="ReadDTC", status="completed"
+            )
+            == 1
+        )
     assert receiver.paths[-1] == "/v1/metrics"
-    assert points[("commands_executed", frozenset({("status", "completed")}))] == 1
-    assert points[("commands_executed", frozenset({("status", "timeout")}))] == 0
-    assert points[("command_execution_duration", frozenset({("status", "completed")}))] == 1
+    assert (
+        points[("commands_executed", frozenset({("command", "ReadDTC"), ("status", "completed")}))]
+        == 1
+    )
+    assert (
+        points[("commands_executed", frozenset({("command", "ReadDTC"), ("status", "timeout")}))]
+        == 0
+    )
+    assert (
+        points[
+            (
+                "command_execution_duration",
+                frozenset({("command", "ReadDTC"), ("status", "completed")}),
+            )
+        ]
+        == 1
+    )
     assert points[("sovd_response_chunks", frozenset())] == 3
     assert points[("vehicle_connections_active", frozenset())] == 5
     resource = {

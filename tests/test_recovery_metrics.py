@@ -44,7 +44,7 @@ def test_recovered_commands_are_counted_without_a_fake_duration(tmp_path: Path) 
         for cid in ids:
             assert srv.command(token, cid)["error_code"] == "interrupted"
         samples = scrape(srv.http)
-        assert value(samples, "commands_executed_total", status="failed") == 2
+        assert value(samples, "commands_executed_total", command="ReadDTC", status="failed") == 2
         # No sample at all, neither 0 s nor anything else.
         assert total(samples, "command_execution_duration_seconds_count") == 0
         assert total(samples, "command_execution_duration_seconds_sum") == 0
@@ -52,5 +52,13 @@ def test_recovered_commands_are_counted_without_a_fake_duration(tmp_path: Path) 
         cid = srv.submit(token, srv.vehicle(token)["vehicle_id"])["command_id"]
         srv.wait_status(token, cid)
         samples = scrape(srv.http)
-        assert value(samples, "command_execution_duration_seconds_count", status="completed") == 1
+        assert (
+            value(
+                samples,
+                "command_execution_duration_seconds_count",
+                command="ReadDTC",
+                status="completed",
+            )
+            == 1
+        )
         assert total(samples, "command_execution_duration_seconds_count") == 1

@@ -27,7 +27,7 @@ from app.services.sovd.operations import operation
 from app.vehicles.simulator import SimulatedConnector
 from tests.support.fake_clock import FakeClock
 from tests.support.harness import Server, auth, in_process, make_config, wait_until
-from tests.support.scrape import scrape, value
+from tests.support.scrape import scrape, total
 from tests.support.sovd_paths import READS, fill
 
 pytestmark = pytest.mark.fast
@@ -573,12 +573,18 @@ def test_sovd_calls_are_commands_with_audit_and_metrics(sovd: Server) -> None:
     sovd.wait_status(client.token, run["id"])
     after = scrape(sovd.http)
 
-    def added(status: str) -> float:
-        return value(after, "commands_executed_total", status=status) - value(
-            before, "commands_executed_total", status=status
+    def added(**labels: str) -> float:
+        return total(after, "commands_executed_total", **labels) - total(
+            before, "commands_executed_total", **labels
         )
 
-    assert (added("completed"), added("cancelled")) == (4, 1)
+    assert (added(status="completed"), added(status="cancelled")) == (4, 1)
+    # Each SOVD call under its command's name (the `command` label).
+    assert added(command="ReadDTC", status="completed") == 1
+    assert added(command="ClearDTC", status="completed") == 1
+    assert added(command="DiagnosticSessionControl", status="completed") == 1
+    assert added(command="RoutineControl", status="completed") == 1
+    assert added(command="RoutineControl", status="cancelled") == 1
     ids = {read, clear, session, run["id"], stopped.json()["id"]}
     listed = sovd.http.get(
         "/api/v1/commands", headers=auth(client.token), params={"limit": 10}

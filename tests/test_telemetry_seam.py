@@ -22,8 +22,14 @@ from prometheus_client import generate_latest
 
 import otel
 from app.main import METRIC_LABELS
-from app.telemetry import NoTelemetry, Telemetry
-from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus
+from app.telemetry import REFUSED, NoTelemetry, Telemetry
+from app.vocabulary import (
+    TERMINAL_STATUSES,
+    AuthFailureReason,
+    CommandName,
+    CommandStatus,
+    FailureCode,
+)
 from otel import HttpServerMetrics, Instrumentation, TelemetrySettings, build_instrumentation
 from tests.support.scrape import Samples, parse, total, value
 
@@ -97,11 +103,14 @@ def test_label_values_are_the_vocabulary_pre_registered_at_zero(
 ) -> None:
     samples = _scrape(instruments)
     statuses = _label(samples, "commands_executed_total", "status")
+    commands = _label(samples, "commands_executed_total", "command")
     reasons = _label(samples, "sovd_authentication_failures_total", "reason")
-    assert statuses == {str(s) for s in TERMINAL_STATUSES}
+    assert statuses == {str(s) for s in TERMINAL_STATUSES} | {REFUSED}
+    assert commands == {str(c) for c in CommandName}
     assert reasons == {str(r) for r in AuthFailureReason}
-    for status in TERMINAL_STATUSES:
-        assert value(samples, "commands_executed_total", status=status) == 0
+    for command in CommandName:
+        for status in [*TERMINAL_STATUSES, REFUSED]:
+            assert value(samples, "commands_executed_total", command=command, status=status) == 0
 
 
 def test_an_unknown_label_value_is_refused_never_counted_as_other(
@@ -111,12 +120,33 @@ def test_an_unknown_label_value_is_refused_never_counted_as_other(
     with pytest.raises(KeyError):
         metrics.auth_failure("bad_credential")  # a typo
     with pytest.raises(KeyError):
-        metrics.command_finished(CommandStatus.IN_PROGRESS, 1.0)  # not terminal
-    metrics.command_finished(CommandStatus.TIMEOUT, 0.5)
+        metrics.command_finished(CommandName.READ_DTC, CommandStatus.IN_PROGRESS, None, 1.0)
+    with pytest.raises(KeyError):
+        metrics.command_finished("ReadDtc", CommandStatus.COMPLETED, None, 1.0)  # a typo
+    metrics.command_finished(CommandName.READ_DTC, CommandStatus.TIMEOUT, None, 0.5)
+    # An ECU's refusal is counted apart from a fault of the service.
+    metrics.command_finished(
+        CommandName.CLEAR_DTC, CommandStatus.FAILED, FailureCode.ERROR_RESPONSE, 0.1
+    )
+    metrics.command_finished(
+        CommandName.CLEAR_DTC, CommandStatus.FAILED, FailureCode.VEHICLE_UNREACHABLE, 0.1
+    )
     metrics.auth_failure(AuthFailureReason.THROTTLED)
     samples = _scrape(instruments)
-    assert value(samples, "commands_executed_total", status="timeout") == 1
-    assert value(samples, "commands_executed_total", status="failed") == 0
+    assert value(samples, "commands_executed_total", command="ReadDTC", status="timeout") == 1
+    assert total(samples, "commands_executed_total", status="timeout") == 1
+    assert value(samples, "commands_executed_total", command="ClearDTC", status="refused") == 1
+    assert value(samples, "commands_executed_total", command="ClearDTC", status="failed") == 1
+    assert value(samples, "commands_executed_total", command="ReadDTC", status="failed") == 0
+    assert (
+        value(
+            samples,
+            "command_execution_duration_seconds_count",
+            command="ClearDTC",
+            status="refused",
+        )
+        == 1
+    )
     assert value(samples, "sovd_command_timeout_total") == 1
     assert value(samples, "sovd_authentication_failures_total", reason="throttled") == 1
     assert _label(samples, "sovd_authentication_failures_total", "reason") == set(AuthFailureReason)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hmac
 import time
+from typing import Final
 
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 from app.telemetry import Exposition
+
+METRICS_PATH: Final = "/metrics"
 
 
 class MetricsRoute:

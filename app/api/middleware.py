@@ -15,6 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import REQUEST_ID_KEY, USER_KEY, error_response
+from app.api.metrics import METRICS_PATH
 from app.api.ws import UNKNOWN_PATH
 from app.errors import RequestTimeout
 from app.telemetry import HttpRecorder
@@ -36,6 +37,13 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 NO_STORE = (b"cache-control", b"no-store")
 HEALTH_PREFIX = "/health/"
+
+
+def _quiet(path: str, status: int) -> bool:
+    """Probes (/health/*) and scrapes (/metrics) come every few seconds: their lines only at
+    DEBUG. A refused scrape (a wrong metrics token) or a failed probe keeps INFO, so a
+    misconfiguration shows in the default log."""
+    return (path.startswith(HEALTH_PREFIX) or path == METRICS_PATH) and status < 400
 
 
 def _unknown_path_closer(scope: Scope, send: Send) -> Send:
@@ -184,8 +192,7 @@ class RequestContextMiddleware:
             if measured is not None:
                 assert self.http_metrics is not None
                 self.http_metrics.finish(measured, scope, status)
-            # Probes hit /health/* every few seconds: their lines only at DEBUG.
-            level = logging.DEBUG if scope["path"].startswith(HEALTH_PREFIX) else logging.INFO
+            level = logging.DEBUG if _quiet(scope["path"], status) else logging.INFO
             if log.isEnabledFor(level):
                 log.log(
                     level,

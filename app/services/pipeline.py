@@ -650,7 +650,9 @@ class Pipeline:
                         command.command_id, end.status, end.error_code, end.error_message, end.at
                     )
                 )
-                self._telemetry.command_finished(end.status, duration_s)
+                self._telemetry.command_finished(
+                    command.command_name, end.status, end.error_code, duration_s
+                )
         finally:
             if failures:
                 self._unwritten -= 1

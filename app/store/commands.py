@@ -315,22 +315,23 @@ class CommandStore:
 
         return await self._db.write(run)
 
-    async def interrupt_active(self, at: str, message: str) -> list[str]:
+    async def interrupt_active(self, at: str, message: str) -> list[tuple[str, str]]:
         """End every pending or in-progress command as failed/interrupted (used at start,
-        after a crash: such commands are never re-sent to a vehicle)."""
+        after a crash: such commands are never re-sent to a vehicle); their (id, name)."""
         end = Finish(CommandStatus.FAILED, FailureCode.INTERRUPTED, message, at)
 
-        def run(conn: sqlite3.Connection) -> list[str]:
-            ids = [
-                r[0]
+        def run(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            ended = [
+                (str(r[0]), str(r[1]))
                 for r in conn.execute(
-                    f"SELECT command_id FROM commands WHERE status IN {_ACTIVE} ORDER BY seq",
+                    "SELECT command_id, command_name FROM commands"
+                    f" WHERE status IN {_ACTIVE} ORDER BY seq",
                     _ACTIVE_ARGS,
                 )
             ]
-            for command_id in ids:
+            for command_id, _ in ended:
                 _finish(conn, command_id, end)
-            return ids
+            return ended
 
         return await self._db.write(run)
 

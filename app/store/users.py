@@ -48,6 +48,12 @@ def _user(row: sqlite3.Row) -> User:
     )
 
 
+def all_users(conn: sqlite3.Connection) -> list[User]:
+    """Every user, by username (also on the CLI's read-only connection)."""
+    rows = fetch_all(conn, "SELECT user_id, username, role, disabled FROM users ORDER BY username")
+    return [_user(r) for r in rows]
+
+
 class UserStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -128,13 +134,7 @@ class UserStore:
         return await self._db.read(run)
 
     async def all(self) -> list[User]:
-        def run(conn: sqlite3.Connection) -> list[User]:
-            rows = fetch_all(
-                conn, "SELECT user_id, username, role, disabled FROM users ORDER BY username"
-            )
-            return [_user(r) for r in rows]
-
-        return await self._db.read(run)
+        return await self._db.read(all_users)
 
     async def create_session(
         self, session_id: str, user: User, refresh_hash: str, at: str, expires_at: str, actor: Actor
