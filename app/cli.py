@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m app",
         description="SOVD command service. Settings come from the environment (SOVD_*,"
-        " see the README's Configuration table); without a command it serves.",
+        " see docs/configuration.md); without a command it serves.",
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = top.add_subparsers(dest="command", metavar="{serve,users,descriptions}")

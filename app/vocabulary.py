@@ -2,7 +2,7 @@
 
 Statuses, failure codes, roles, profiles, audit actions and the reasons a login or token
 fails are written here once. The store, the services, the metrics (whose label values
-are pre-registered from these), the OpenAPI document and the README's tables take them
+are pre-registered from these), the OpenAPI document and the docs' tables take them
 from here, so a typo is a type error instead of a silent miscount. Pure: imports nothing.
 """
 

@@ -80,7 +80,7 @@ TOO_SLOW: Final = Close(CLOSE_TRY_AGAIN, "too slow: reconnect with since=<last s
 FAILED: Final = Close(CLOSE_INTERNAL_ERROR, "server error")
 SERVICE_FULL: Final = Close(CLOSE_SERVICE_LIMIT, "too many open streams on the service")
 USER_FULL: Final = Close(CLOSE_USER_LIMIT, "too many open streams of this user")
-# Every fixed close the stream can send (the README's table comes from here).
+# Every fixed close the stream can send (docs/api.md's table comes from here).
 CLOSES: Final = (
     DONE,
     STOPPING,
