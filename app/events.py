@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from app.vehicles.connector import DtcRecord, Negative
 from app.vocabulary import CommandStatus, FailureCode
 
 
@@ -36,13 +37,20 @@ class StatusEvent:
 
 @dataclass(frozen=True, slots=True)
 class ResponseEvent:
-    """One stored chunk of the vehicle's answer."""
+    """One stored chunk of the vehicle's answer. Published live, it carries the
+    connector's typed reading beside the stored payload (``app.vehicles.connector.Chunk``:
+    ``negative``, ``raw``, ``dtc``), which services use instead of re-reading the
+    payload; replayed from the store it has the payload only (the typed fields empty).
+    The wire form (``as_dict``) is the stored one either way."""
 
     command_id: str
     sequence_number: int
     is_final: bool
     response_payload: dict[str, Any]
     received_at: str
+    negative: Negative | None = None
+    raw: bytes = b""
+    dtc: DtcRecord | None = None
 
     @property
     def is_terminal(self) -> bool:

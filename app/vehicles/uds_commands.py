@@ -58,7 +58,13 @@ from udsoncan.services.RoutineControl import RoutineControl
 from app import sovd
 from app.vehicles import description, doip, uds
 from app.vehicles.addresses import InvalidAddress, format_address, parse_address
-from app.vehicles.connector import Chunk, DescribedRequest, Negative, VehicleNotResponding
+from app.vehicles.connector import (
+    Chunk,
+    DescribedRequest,
+    DtcRecord,
+    Negative,
+    VehicleNotResponding,
+)
 from app.vocabulary import CommandName
 
 log = logging.getLogger(__name__)
@@ -145,6 +151,37 @@ def conversation(
     return partial(_converse, perform, ecu, params, settings or ConversationSettings())
 
 
+# -- the stored form ----------------------------------------------------------------------
+
+
+def stored_negative(payload: Mapping[str, Any]) -> Negative | None:
+    """The ``Negative`` a stored chunk's payload records (``negativeResponse``, as this
+    module writes it), or None. Only for answers read back from the history, where the
+    connector's typed chunk is gone (an execution looked at after it ended); a live
+    answer carries its ``Negative`` typed (``app.events.ResponseEvent.negative``)."""
+    found = payload.get("negativeResponse")
+    if not isinstance(found, Mapping):
+        return None
+    nrc = _stored_byte(found.get("nrc"))
+    if nrc is None:
+        return None
+    text = found.get("text")
+    return Negative(
+        nrc,
+        str(found.get("name") or uds.nrc_name(nrc)),
+        _stored_byte(found.get("service")),
+        "doip" if found.get("layer") == "doip" else "uds",
+        text if isinstance(text, str) else None,
+    )
+
+
+def _stored_byte(value: object) -> int | None:
+    """A byte as ``_hex`` wrote it (``0x31``)."""
+    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9A-Fa-f]{2}", value):
+        return None
+    return int(value, 16)
+
+
 # -- plumbing ---------------------------------------------------------------------------
 
 
@@ -156,8 +193,10 @@ class _Refusal(Exception):
         self.chunk = Chunk(payload, True, negative, raw)
 
 
-def _chunk(payload: dict[str, Any], is_final: bool, raw: bytes = b"") -> Chunk:
-    return Chunk(payload, is_final, raw=raw)
+def _chunk(
+    payload: dict[str, Any], is_final: bool, raw: bytes = b"", dtc: DtcRecord | None = None
+) -> Chunk:
+    return Chunk(payload, is_final, raw=raw, dtc=dtc)
 
 
 def _raw(response: Response) -> bytes:
@@ -454,6 +493,7 @@ async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Ch
             },
             False,
             report,
+            DtcRecord(number, status),
         )
     summary = {"ecuAddress": talk.address, "status": "complete", "totalDtcs": len(dtcs)}
     yield _chunk(summary, True, report)
@@ -628,9 +668,10 @@ async def _diag_service(
             "text": decoded.nrc_text,
             "service": _hex(payload[0], 2),
         }
-        yield Chunk(
-            chunk, True, Negative(decoded.nrc, uds.nrc_name(decoded.nrc), payload[0]), answer
+        negative = Negative(
+            decoded.nrc, uds.nrc_name(decoded.nrc), payload[0], text=decoded.nrc_text
         )
+        yield Chunk(chunk, True, negative, answer)
         return
     if payload[0] == uds.DIAGNOSTIC_SESSION_CONTROL and len(payload) > 1:
         # As the catalogue's session command does: the link keeps a non-default session

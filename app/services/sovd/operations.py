@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from app.errors import BadRequest, Conflict, NotFound, ServiceError
+from app.events import ResponseEvent
 from app.models import Command, ResponseChunk
 from app.services.commands import CommandService
 from app.services.sovd.calls import Outcome, Until, VehicleCalls, error_of
@@ -22,6 +23,7 @@ from app.services.sovd.entities import Component, Target
 from app.store.commands import CommandFilter
 from app.vehicles import uds
 from app.vehicles.description import Operation
+from app.vehicles.uds_commands import stored_negative
 from app.vocabulary import ACTIVE_STATUSES, CommandName, CommandStatus
 
 __all__ = ["Execution", "ExecutionStatus", "Operation", "Operations", "operation"]
@@ -79,7 +81,10 @@ def _state(at: Target, op: Operation, command: Command, chunks: list[ResponseChu
         status = ExecutionStatus(ended) if ended in known else ExecutionStatus.FAILED
     else:
         status = ExecutionStatus.FAILED
-        outcome = Outcome(command, tuple(c.response_payload for c in chunks))
+        # Read back from the history: the connector's typed answer is gone, the stored
+        # chunk says whether the ECU refused (the form uds_commands writes).
+        events = tuple(_replayed(c) for c in chunks)
+        outcome = Outcome(command, events)
         error = error_of(outcome, _what(at, op), op.session)
         if outcome.negative() is not None:
             parameters = {}
@@ -89,6 +94,18 @@ def _state(at: Target, op: Operation, command: Command, chunks: list[ResponseChu
         parameters=parameters,
         progress=progress if isinstance(progress, int) else None,
         error=error,
+    )
+
+
+def _replayed(chunk: ResponseChunk) -> ResponseEvent:
+    payload = chunk.response_payload
+    return ResponseEvent(
+        chunk.command_id,
+        chunk.sequence_number,
+        chunk.is_final,
+        payload,
+        chunk.received_at,
+        negative=stored_negative(payload),
     )
 
 
