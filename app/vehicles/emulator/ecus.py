@@ -5,26 +5,21 @@ live data identifiers, a diagnostic session with its S3 timer, and routines that
 time. Time is passed in (``now``, seconds on a monotonic clock) and randomness comes
 from the ``random.Random`` given, so the same inputs give the same answers.
 
-What the default vehicle does, per ECU (logical address):
+The default ECUs (``DEFAULT_ECUS``) are the demo description's
+(``app.vehicles.pdx.demo.DEMO_ECUS``: DIDs, DTCs, routines, the sessions they need) with
+the demo scenario's behaviour (``app.vehicles.pdx.scenario.DEMO_SCENARIO``: the DTCs
+stored at start, identification values, live values, how each routine behaves); nothing
+of either is repeated here. Any other address gets a plain ECU (``spec_for``):
+identification data, no DTCs, no routines. Every ECU answers its active session on DID
+0xF186.
 
-- engine 0x10: P0171 confirmed and P0420 pending; RPM, speed and coolant temperature.
-- transmission 0x18: P0700 confirmed; speed.
-- abs 0x28: C0035 confirmed with the warning lamp; speed; the brake bleed check.
-- body 0x40: B1000 historic (confirmed, not failing now); RoutineControl and
-  ClearDiagnosticInformation only in the extended session (0x7F
-  serviceNotSupportedInActiveSession in the default one).
-
-Any other address gets a plain ECU (``spec_for``): identification data, no DTCs, no
-routines. Every ECU answers its active session on DID 0xF186.
-
-Every ECU runs a self-test (routine 0x0201): started, it reports progress on
-``results`` and, when done, has re-run the ECU's tests, so the faults it still has come
-back as DTCs after a ClearDTC. The ABS brake bleed check (routine 0x0202) needs the
-extended session (0x22 conditionsNotCorrect otherwise), works for a while (the server
-sends 0x78 response pending meanwhile) and then fails with 0x26
-failurePreventsExecutionOfRequestedAction while C0035 is stored. The routines are
-declared once in ``ROUTINES`` (name, whether the start answers at once, the session
-needed), which ``app.vehicles.description`` also reads.
+Every ECU runs a self-test: started, it reports progress on ``results`` and, when done,
+has re-run the ECU's tests, so the faults it still has come back as DTCs after a
+ClearDTC. The ABS brake bleed check answers 0x22 conditionsNotCorrect outside the
+extended session, works for a while (the server sends 0x78 response pending meanwhile)
+and then fails with 0x26 failurePreventsExecutionOfRequestedAction while its blocking
+DTC is stored. ``ROUTINES`` holds each routine's id, name, whether the start answers at
+once and the session it checks itself.
 """
 
 from __future__ import annotations
@@ -35,26 +30,37 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from app.vehicles import uds
+from app.vehicles.pdx.demo import BLEED_CHECK, DEMO_ECUS, SELF_TEST, sovd_id
+from app.vehicles.pdx.scenario import (
+    CONFIRMED_ACTIVE,
+    CONFIRMED_WITH_LAMP,
+    DEMO_SCENARIO,
+    HISTORIC,
+    PENDING_ACTIVE,
+)
 
-SELF_TEST: Final = 0x0201
-BLEED_CHECK: Final = 0x0202
+__all__ = [
+    "BLEED_CHECK",
+    "CONFIRMED_ACTIVE",
+    "CONFIRMED_WITH_LAMP",
+    "DEFAULT_ECUS",
+    "DEFAULT_SPECS",
+    "HISTORIC",
+    "PENDING_ACTIVE",
+    "ROUTINES",
+    "SELF_TEST",
+    "Ecu",
+    "EcuSpec",
+    "Reply",
+    "Timings",
+    "plain_spec",
+    "spec_for",
+]
+from app.vehicles.pdx.spec import PdxEcu, PdxRoutine
+
 # P2server_max and P2*server_max announced in the 0x50 answer (ISO 14229-2 defaults).
 P2_SERVER_MS: Final = 50
 P2_STAR_SERVER_MS: Final = 5000
-
-# Status bytes of the default DTCs.
-CONFIRMED_ACTIVE: Final = uds.status_byte(
-    "testFailed",
-    "testFailedThisOperationCycle",
-    "pendingDTC",
-    "confirmedDTC",
-    "testFailedSinceLastClear",
-)
-PENDING_ACTIVE: Final = uds.status_byte(
-    "testFailed", "testFailedThisOperationCycle", "pendingDTC", "testFailedSinceLastClear"
-)
-CONFIRMED_WITH_LAMP: Final = CONFIRMED_ACTIVE | uds.status_byte("warningIndicatorRequested")
-HISTORIC: Final = uds.status_byte("confirmedDTC", "testFailedSinceLastClear")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +75,30 @@ class RoutineSpec:
     session: int | None = None  # the session it needs (else 0x22 conditionsNotCorrect)
 
 
+def _routine(routine: PdxRoutine) -> RoutineSpec:
+    rule = _RULES.get(routine.routine_id)
+    # A routine answering another NRC than the description's outside its session checks
+    # the session itself (0x22); the others are refused by the ECU's routine sessions.
+    own = rule is not None and rule.outside_session_nrc is not None
+    return RoutineSpec(
+        sovd_id(routine.name),
+        routine.long_name or routine.name,
+        asynchronous="Stop" in routine.actions,
+        session=_session_id(routine.sessions) if own else None,
+    )
+
+
+def _session_id(states: tuple[str, ...]) -> int | None:
+    return uds.SESSIONS[states[0].lower()] if states else None
+
+
+_RULES: Final = {
+    routine: rule
+    for scenario in DEMO_SCENARIO.values()
+    for routine, rule in scenario.routines.items()
+}
 ROUTINES: Final[dict[int, RoutineSpec]] = {
-    SELF_TEST: RoutineSpec("selfTest", "Self-test", asynchronous=True),
-    BLEED_CHECK: RoutineSpec(
-        "brakeBleedCheck", "Brake bleed check", asynchronous=False, session=uds.EXTENDED_SESSION
-    ),
+    routine.routine_id: _routine(routine) for ecu in DEMO_ECUS for routine in ecu.routines
 }
 
 
@@ -114,46 +139,45 @@ class EcuSpec:
     clear_sessions: frozenset[int] = frozenset({uds.DEFAULT_SESSION, uds.EXTENDED_SESSION})
 
 
-_RPM = SensorSpec(uds.ENGINE_RPM, 650, 4500, 820, 120)
-_SPEED = SensorSpec(uds.VEHICLE_SPEED, 0, 180, 0, 6)
-_COOLANT = SensorSpec(uds.COOLANT_TEMPERATURE, -20, 120, 88, 1.5)
+_ALL_SESSIONS: Final = frozenset({uds.DEFAULT_SESSION, uds.EXTENDED_SESSION})
 
-DEFAULT_ECUS: Final = (
-    EcuSpec(
-        "engine",
-        0x10,
-        "ENG 04.12.00",
-        "ENG0000417",
-        faults=(StoredDtc("P0171", CONFIRMED_ACTIVE), StoredDtc("P0420", PENDING_ACTIVE)),
-        sensors=(_RPM, _SPEED, _COOLANT),
-    ),
-    EcuSpec(
-        "transmission",
-        0x18,
-        "TCU 02.03.01",
-        "TCU0001822",
-        faults=(StoredDtc("P0700", CONFIRMED_ACTIVE),),
-        sensors=(_SPEED,),
-    ),
-    EcuSpec(
-        "abs",
-        0x28,
-        "ABS 07.00.02",
-        "ABS0002861",
-        faults=(StoredDtc("C0035", CONFIRMED_WITH_LAMP),),
-        sensors=(_SPEED,),
-        routines=frozenset({SELF_TEST, BLEED_CHECK}),
-    ),
-    EcuSpec(
-        "body",
-        0x40,
-        "BCM 11.01.00",
-        "BCM0004003",
-        history=(StoredDtc("B1000", HISTORIC),),
-        routine_sessions=frozenset({uds.EXTENDED_SESSION}),
-        clear_sessions=frozenset({uds.EXTENDED_SESSION}),
-    ),
-)
+
+def _sessions(states: tuple[str, ...]) -> frozenset[int]:
+    return frozenset(uds.SESSIONS[s.lower()] for s in states) if states else _ALL_SESSIONS
+
+
+def _default_spec(ecu: PdxEcu) -> EcuSpec:
+    """A demo ECU as this emulator runs it: the description's content, the scenario's
+    behaviour."""
+    scenario = DEMO_SCENARIO[ecu.short_name]
+    # The sessions RoutineControl is offered in: those every routine of the ECU needs
+    # that does not check its session itself (``RoutineSpec.session``).
+    checked = [
+        r.sessions
+        for r in ecu.routines
+        if r.routine_id in ROUTINES and ROUTINES[r.routine_id].session is None
+    ]
+    routine_sessions = _ALL_SESSIONS
+    for states in checked:
+        routine_sessions &= _sessions(states)
+    return EcuSpec(
+        ecu.short_name.lower(),
+        ecu.logical_address or 0,
+        scenario.software_version,
+        scenario.serial_number,
+        faults=tuple(StoredDtc(d.code, d.status) for d in scenario.dtcs if d.failing),
+        history=tuple(StoredDtc(d.code, d.status) for d in scenario.dtcs if not d.failing),
+        sensors=tuple(
+            SensorSpec(did, walk.low, walk.high, walk.start, walk.step)
+            for did, walk in scenario.sensors.items()
+        ),
+        routines=frozenset(r.routine_id for r in ecu.routines),
+        routine_sessions=routine_sessions,
+        clear_sessions=_sessions(ecu.clear_sessions),
+    )
+
+
+DEFAULT_ECUS: Final = tuple(_default_spec(ecu) for ecu in DEMO_ECUS)
 DEFAULT_SPECS: Final[dict[int, EcuSpec]] = {spec.address: spec for spec in DEFAULT_ECUS}
 
 
@@ -401,8 +425,10 @@ class Ecu:
                 return _negative(sid, 0x24)
             return Reply(uds.positive(sid, echo + uds.RoutineStatus(routine.state, 100).encode()))
         work_s = self.timings.bleed_check_s
-        # The wheel speed sensor fault stops the check: it cannot tell the wheels apart.
-        if uds.dtc_number("C0035") in self.dtcs:
+        # The scenario's blocking fault stops the check (C0035: it cannot tell the
+        # wheels apart).
+        blocked_by = _RULES[BLEED_CHECK].blocked_by
+        if blocked_by is not None and uds.dtc_number(blocked_by) in self.dtcs:
             self.routines[BLEED_CHECK] = _Routine("failed", now, work_s, 100)
             return Reply(uds.Negative(sid, 0x26).encode(), work_s)
         self.routines[BLEED_CHECK] = _Routine("completed", now, work_s, 100)

@@ -6,14 +6,17 @@ Two layers of API:
   (``PdxSpec`` of ``PdxEcu``, each with ``PdxDid`` / ``PdxDtc`` / ``PdxRoutine`` /
   ``PdxSession``), becomes the bytes of one PDX file. Tests use it for a custom
   description (one ECU with one DID, say).
-- ``build_demo_pdx()``: the four demo ECUs (engine, transmission, abs, body) from the
-  project's own source of truth, ``app.vehicles.description`` (data items, operations,
-  fault names and severities), ``app.vehicles.emulator.ecus`` (DTCs, routines, sessions)
-  and ``app.vehicles.uds`` (the DID codecs: sizes, scaling, units, value tables).
-  ``demo_spec()`` is that spec; names are the SOVD ids in PascalCase (``pascal_name``:
-  ``VIN_Read``, ``EngineRpm_Read``, ``SelfTest_Start``, ``BrakeBleedCheck_Start``). A
-  routine whose start runs it to its end (the brake bleed check) has no ``_Stop``.
-  Built from those modules at call time, so it follows them when they change.
+- ``build_demo_pdx()``: the four demo ECUs (engine, transmission, abs, body), declared
+  once in ``demo.py`` (``DEMO_ECUS``: DIDs with the codecs of ``app.vehicles.uds``,
+  DTCs with texts and levels, routines, sessions): the single source of truth that
+  the unbound SOVD tree (``app.vehicles.description``) and the emulated ECUs
+  (``app.vehicles.emulator.ecus``) read. ``demo_spec()`` is that spec; names are the
+  SOVD ids in PascalCase (``pascal_name``: ``VIN_Read``, ``EngineRpm_Read``,
+  ``SelfTest_Start``, ``BrakeBleedCheck_Start``). A routine whose start runs it to its
+  end (the brake bleed check) has no ``_Stop``. What the demo vehicles do beyond their
+  description (DTCs stored at start, identification values, routine behaviour) is the
+  demo scenario, ``scenario.py`` (``DEMO_SCENARIO``, checked against ``DEMO_ECUS`` by
+  ``check_scenario``).
 
 What one ECU becomes: a diag layer container named like the ECU (``ENGINE``,
 ``TRANSMISSION``, ``ABS``, ``BODY``: ``PdxEcu.short_name``) holding one base variant of
@@ -70,7 +73,10 @@ The modules:
 - ``services.py``: negative response, sessions and their state chart, DIDs, routines,
   DTC settings;
 - ``fault_memory.py``: the DTC DOP, read and clear, and the environment data of one DTC;
-- ``demo.py``: ``demo_spec``, ``build_demo_pdx`` and ``pascal_name``.
+- ``demo.py``: ``DEMO_ECUS``, ``IDENTIFICATION``, ``demo_spec``, ``build_demo_pdx``,
+  ``pascal_name`` / ``sovd_id``;
+- ``scenario.py``: ``DEMO_SCENARIO``, the demo vehicles' behaviour beside the
+  description.
 """
 
 from app.vehicles.pdx.build import PDX_DATE, build_database, build_pdx
