@@ -172,11 +172,19 @@ def test_a_write_then_a_read(srv: Server, car: dict[str, Any]) -> None:
     )
     r = srv.http.get(_url(car, "/data/Calibration"), headers=auth(token))
     assert r.status_code == 200, r.text
-    # The described ECU answers a value the DOP allows (it does not keep what was
-    # written: DescribedEcu draws a DID's value, it stores none).
-    value = r.json()["data"]["Calibration"]
-    assert isinstance(value, int) and 0 <= value <= 0xFF
-    assert _chunk(srv, r.headers["x-command-id"])["request"] == "222A02"
+    # The described ECU remembers what was written: the read answers it.
+    assert r.json()["data"] == {"Calibration": 7}
+    read = _chunk(srv, r.headers["x-command-id"])
+    assert (read["request"], read["response"]) == ("222A02", "622A0207")
+    # Written again: the new value, read after read.
+    r = srv.http.put(
+        _url(car, "/data/Calibration"), headers=auth(token), json={"data": {"Calibration": 200}}
+    )
+    assert r.status_code == 204, r.text
+    for _ in range(2):
+        r = srv.http.get(_url(car, "/data/Calibration"), headers=auth(token))
+        assert r.status_code == 200, r.text
+        assert r.json()["data"] == {"Calibration": 200}
 
 
 def test_a_routine_start_and_its_results(srv: Server, car: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from app.vehicles.emulator.ecus import Reply
 log = logging.getLogger(__name__)
 
 ACTIVE_SESSION_DID: Final = 0xF186
+WRITE_DATA_BY_IDENTIFIER: Final = 0x2E
 
 
 @dataclass
@@ -41,6 +42,8 @@ class DescribedEcu:
     routines: dict[int, DescribedRoutine] = field(default_factory=dict)
     last_request_at: float = 0.0
     tester_presents: int = 0
+    # What 0x2E wrote, per DID (its two bytes): the request's values by parameter name.
+    written: dict[bytes, dict[str, ParameterValue]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         layer = self.spec.layer
@@ -169,12 +172,13 @@ class DescribedEcu:
             if isinstance(outcome, int):
                 return self._negative(service, request, outcome)
             hints.routine = outcome
-        elif (
-            sid == uds.READ_DATA_BY_IDENTIFIER
-            and entry.prefix[1:3] == ACTIVE_SESSION_DID.to_bytes(2, "big")
-            and self.session is not None
-        ):
-            hints.session_id = self._session_ids.get(self.session)
+        elif sid == WRITE_DATA_BY_IDENTIFIER and len(entry.prefix) >= 3:
+            # Remembered: a read of the DID answers it from now on.
+            self.written[entry.prefix[1:3]] = dict(decoded)
+        elif sid == uds.READ_DATA_BY_IDENTIFIER and len(entry.prefix) >= 3:
+            hints.given = self.written.get(entry.prefix[1:3], {})
+            if entry.prefix[1:3] == ACTIVE_SESSION_DID.to_bytes(2, "big") and self.session:
+                hints.session_id = self._session_ids.get(self.session)
         if not service.positive_responses:
             raise Unsupported("no positive response")
         response = service.positive_responses[0]

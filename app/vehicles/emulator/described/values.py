@@ -13,6 +13,8 @@
   - text: generated once and kept (identification does not change), as long as the
     coded type says (a ``VIN``: 17 VIN characters; a ``...Version``: digits and dots);
   - DID 0xF186 (active diagnostic session): the active session's 0x10 subfunction;
+  - a DID written (0x2E ``<did>``): what was written, read back by 0x22 ``<did>``
+    (parameters of the same short name, as ``<Name>_Write`` and ``<Name>_Read`` have);
   - ``P2Server`` / ``P2StarServer`` (the 0x10 answer): 50 ms and 5000 ms, ISO 14229-2's
     defaults, as the table ECUs answer;
   - structures and fields: recursively (a field of DTC records: see ``dtcs``).
@@ -73,6 +75,9 @@ class Hints:
     status: int | None = None
     routine: DescribedRoutine | None = None
     session_id: int | None = None  # the answer of DID 0xF186
+    # Physical values by parameter name that the ECU holds (what a 0x2E wrote): used as
+    # they are.
+    given: Mapping[str, ParameterValue] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -103,6 +108,9 @@ class ValueGenerator:
                 continue  # constants, matching-request, defaults, computed lengths
             if not isinstance(parameter, ParameterWithDOP):
                 raise Unsupported(f"parameter {parameter.short_name} ({type(parameter).__name__})")
+            if parameter.short_name in hints.given:
+                values[parameter.short_name] = hints.given[parameter.short_name]
+                continue
             key = f"{path}.{parameter.short_name}"
             values[parameter.short_name] = self._value(
                 parameter.short_name, parameter.dop, hints, key, mask
