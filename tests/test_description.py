@@ -12,14 +12,14 @@ import pytest
 
 from app.vehicles import description, uds
 from app.vehicles.description import DataCategory, describe, fault_name, severity
-from app.vehicles.emulator import Ecu, Timings, spec_for
+from app.vehicles.emulator import Ecu, Timings, make_ecu, spec_for
 from app.vehicles.pdx.demo import DEMO_ECUS, IDENTIFICATION
 from app.vehicles.pdx.scenario import DEMO_SCENARIO, check_scenario
 
 
 def _ecu(address: int) -> Ecu:
     name = dict((a, n) for n, a in description.DEFAULT_ECUS).get(address, "other")
-    return Ecu(spec_for(name, address), "V", Timings(s3_s=None), random.Random(1))
+    return make_ecu(spec_for(name, address), "V", Timings(s3_s=None), random.Random(1))
 
 
 def test_the_default_ecus_are_the_demo_descriptions() -> None:
@@ -110,9 +110,9 @@ def test_fault_names_and_severities_are_the_described_texts_and_levels() -> None
     assert fault_name("P9999") == ""
     assert severity("P9999") == description.DEFAULT_SEVERITY == 3
     for _, address in description.DEFAULT_ECUS:
-        for dtc in (*spec_for("x", address).faults, *spec_for("x", address).history):
-            assert fault_name(dtc.code), dtc  # every fault an ECU can report has a name
-            assert 1 <= severity(dtc.code) <= 4
+        for code in _ecu(address).stored_codes():
+            assert fault_name(code), code  # every fault an ECU can report has a name
+            assert 1 <= severity(code) <= 4
 
 
 def test_the_scenario_names_only_what_the_description_declares() -> None:
@@ -120,10 +120,6 @@ def test_the_scenario_names_only_what_the_description_declares() -> None:
     for ecu in DEMO_ECUS:
         scenario = DEMO_SCENARIO[ecu.short_name]
         assert ecu.logical_address is not None
-        spec = spec_for(ecu.short_name.lower(), ecu.logical_address)
-        assert {d.code: d.status for d in (*spec.faults, *spec.history)} == {
-            d.code: d.status for d in scenario.dtcs
-        }
-        assert spec.software_version == scenario.software_version
-        assert {s.did for s in spec.sensors} == set(scenario.sensors)
-        assert spec.routines == {r.routine_id for r in ecu.routines}
+        emulated = _ecu(ecu.logical_address)
+        assert emulated.stored_codes() == tuple(d.code for d in scenario.dtcs)
+        assert emulated.dtcs == {uds.dtc_number(d.code): d.status for d in scenario.dtcs}

@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.events import ResponseEvent
+from app.models import Principal, Role
 from app.vehicles.connector import Chunk, DtcRecord, Negative
-from app.vehicles.uds_commands import stored_negative
+from app.vehicles.history import Reading, reading
 from tests.conftest import (
     DEADLINE_S,
     ScriptedConnector,
@@ -182,13 +184,52 @@ def test_a_payload_that_looks_refused_is_no_refusal_to_sovd(
     assert r.json()["items"] == []
 
 
-def test_the_history_form_of_a_refusal_reads_back_as_written() -> None:
-    """``stored_negative`` (used only for answers read back from the history) is the
-    inverse of what the conversation stores."""
-    assert stored_negative(REFUSED) == Negative(0x31, "requestOutOfRange", 0x22)
+def test_a_replayed_chunk_carries_the_typed_fields_read_back_from_the_stored_form() -> None:
+    """A reader that arrives after a chunk was stored gets it replayed from the history
+    (``app.services.follow``): the same typed fields, read back from the form the
+    conversations store (``app.vehicles.history``), so the services read only those."""
+    assert reading(REFUSED) == Reading(negative=Negative(0x31, "requestOutOfRange", 0x22))
     nack = {"negativeResponse": {"nrc": "0x03", "name": "x", "service": "0x31", "layer": "doip"}}
-    assert stored_negative(nack) == Negative(0x03, "x", 0x31, "doip")
-    texted = {"negativeResponse": {"nrc": "0x12", "name": "n", "text": "Sub", "service": "0x31"}}
-    assert stored_negative(texted) == Negative(0x12, "n", 0x31, text="Sub")
-    assert stored_negative({"value": 1}) is None
-    assert stored_negative({"negativeResponse": {"nrc": "zz"}}) is None
+    assert reading(nack).negative == Negative(0x03, "x", 0x31, "doip")
+    texted = {
+        "negativeResponse": {"nrc": "0x12", "name": "n", "text": "Sub", "service": "0x31"},
+        "response": "7F3112",
+    }
+    assert reading(texted) == Reading(Negative(0x12, "n", 0x31, text="Sub"), b"\x7f\x31\x12")
+    dtc = {"dtcCode": "P0171", "statusByte": "0x2F", "failureType": "0x13"}
+    assert reading(dtc).dtc == DtcRecord(0x017113, 0x2F)
+    assert reading({"value": 1}) == Reading()
+    assert reading({"negativeResponse": {"nrc": "zz"}, "response": "XY"}) == Reading()
+    event = ResponseEvent.replayed("c", 1, True, dict(REFUSED), "t")
+    assert event.negative == Negative(0x31, "requestOutOfRange", 0x22)
+    assert event.as_dict()["response_payload"] == REFUSED  # the wire form is the stored one
+
+
+def test_faults_replayed_to_a_late_reader_are_typed(
+    scripted: tuple[Server, ScriptedConnector],
+) -> None:
+    """The chunks are stored before the SOVD call follows them (the first one at once):
+    whatever the reader gets replayed is typed as the live events are."""
+    srv, fake = scripted
+    token = srv.token()
+    root, component = _component(srv, token)
+    call, cid = _sovd_call(srv, fake, token, f"{root}/{component}/faults")
+    p0171 = {"ecuAddress": "0x0010", "dtcCode": "P0171", "statusByte": "0x2F"}
+    fake.feed(cid, p0171, dtc=DtcRecord(0x017100, 0x2F))
+    wait_until(lambda: len(_payloads(srv, token, cid)) == 1, "the first chunk to be stored")
+    # A late follower of the same command gets the stored chunk replayed, typed.
+    replayed = srv.run(_first_event(srv, cid))
+    assert replayed.dtc == DtcRecord(0x017100, 0x2F)
+    fake.feed(cid, {"ecuAddress": "0x0010", "status": "complete"}, final=True)
+    r = call.result(timeout=DEADLINE_S)
+    assert r.status_code == 200, r.text
+    assert [f["code"] for f in r.json()["items"]] == ["017100"]
+
+
+async def _first_event(srv: Server, command_id: str) -> ResponseEvent:
+    admin = Principal(user_id="a", username="admin", role=Role.ADMIN, session_id="s")
+    async with srv.services.commands.follow(admin, command_id) as events:
+        async for event in events:
+            if isinstance(event, ResponseEvent):
+                return event
+    raise AssertionError("no chunk")

@@ -151,37 +151,6 @@ def conversation(
     return partial(_converse, perform, ecu, params, settings or ConversationSettings())
 
 
-# -- the stored form ----------------------------------------------------------------------
-
-
-def stored_negative(payload: Mapping[str, Any]) -> Negative | None:
-    """The ``Negative`` a stored chunk's payload records (``negativeResponse``, as this
-    module writes it), or None. Only for answers read back from the history, where the
-    connector's typed chunk is gone (an execution looked at after it ended); a live
-    answer carries its ``Negative`` typed (``app.events.ResponseEvent.negative``)."""
-    found = payload.get("negativeResponse")
-    if not isinstance(found, Mapping):
-        return None
-    nrc = _stored_byte(found.get("nrc"))
-    if nrc is None:
-        return None
-    text = found.get("text")
-    return Negative(
-        nrc,
-        str(found.get("name") or uds.nrc_name(nrc)),
-        _stored_byte(found.get("service")),
-        "doip" if found.get("layer") == "doip" else "uds",
-        text if isinstance(text, str) else None,
-    )
-
-
-def _stored_byte(value: object) -> int | None:
-    """A byte as ``_hex`` wrote it (``0x31``)."""
-    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9A-Fa-f]{2}", value):
-        return None
-    return int(value, 16)
-
-
 # -- plumbing ---------------------------------------------------------------------------
 
 

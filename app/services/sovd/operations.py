@@ -23,7 +23,6 @@ from app.services.sovd.entities import Component, Target
 from app.store.commands import CommandFilter
 from app.vehicles import uds
 from app.vehicles.description import Operation
-from app.vehicles.uds_commands import stored_negative
 from app.vocabulary import ACTIVE_STATUSES, CommandName, CommandStatus
 
 __all__ = ["Execution", "ExecutionStatus", "Operation", "Operations", "operation"]
@@ -81,8 +80,7 @@ def _state(at: Target, op: Operation, command: Command, chunks: list[ResponseChu
         status = ExecutionStatus(ended) if ended in known else ExecutionStatus.FAILED
     else:
         status = ExecutionStatus.FAILED
-        # Read back from the history: the connector's typed answer is gone, the stored
-        # chunk says whether the ECU refused (the form uds_commands writes).
+        # Read back from the history: the typed fields from the stored form.
         events = tuple(_replayed(c) for c in chunks)
         outcome = Outcome(command, events)
         error = error_of(outcome, _what(at, op), op.session)
@@ -98,14 +96,12 @@ def _state(at: Target, op: Operation, command: Command, chunks: list[ResponseChu
 
 
 def _replayed(chunk: ResponseChunk) -> ResponseEvent:
-    payload = chunk.response_payload
-    return ResponseEvent(
+    return ResponseEvent.replayed(
         chunk.command_id,
         chunk.sequence_number,
         chunk.is_final,
-        payload,
+        chunk.response_payload,
         chunk.received_at,
-        negative=stored_negative(payload),
     )
 
 

@@ -14,10 +14,10 @@ routing activation to new connections and drops an established one in the middle
 its next answer; ``malformed`` answers bytes that are not UDS; ``flaky`` draws one of
 those per request from the seeded RNG. The profile can be changed while running.
 
-The ECUs are the table-driven ones of ``ecus.py`` (``settings.ecus``, the default four)
-and/or ECUs driven by an ODX description (``settings.described``: base variants of PDX
-files, ``described.DescribedEcu``), each at its logical address; the entity does not
-care which kind answers.
+The ECUs are the demo vehicle's of ``ecus.py`` (``settings.ecus``, the default four:
+the demo description's base variants with the demo scenario laid over them) and/or ECUs
+of any ODX description (``settings.described``: base variants of PDX files), each a
+``described.DescribedEcu`` at its logical address.
 
 Simplifications, on purpose: one tester at a time is served per logical address (a new
 activation with the same address replaces the old connection instead of running the
@@ -38,7 +38,8 @@ from typing import Final, Protocol
 
 from app.vehicles import doip, uds
 from app.vehicles.emulator.described import DescribedEcu, DescribedSpec
-from app.vehicles.emulator.ecus import DEFAULT_ECUS, Ecu, EcuSpec, Reply, Timings
+from app.vehicles.emulator.ecus import DEFAULT_ECUS, Ecu, EcuSpec, Timings, make_ecu
+from app.vehicles.emulator.reply import Reply
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class DoipEmulator:
         self._profile = check_profile(self.settings.profile)
         self._rng = random.Random(self.settings.seed)
         self.ecus: dict[int, Ecu] = {
-            spec.address: Ecu(spec, self.settings.vin, self.settings.timings, self._rng)
+            spec.address: make_ecu(spec, self.settings.vin, self.settings.timings, self._rng)
             for spec in self.settings.ecus
         }
         timings = self.settings.timings

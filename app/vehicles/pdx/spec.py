@@ -110,6 +110,11 @@ class PdxDtc:
     def trouble_code(self) -> int:
         return uds.dtc_number(self.code, self.ftb)
 
+    @property
+    def short_name(self) -> str:
+        """``P0171``; with a failure type, ``P0171_13`` (one code, several DTCs)."""
+        return self.code if self.ftb == 0 else f"{self.code}_{self.ftb:02X}"
+
 
 @dataclass(frozen=True, slots=True)
 class PdxRoutine:
@@ -166,7 +171,7 @@ class PdxEcu:
             ("sessions", [s.name for s in self.sessions]),
             ("DIDs", [d.name for d in self.dids]),
             ("DID ids", [f"{d.did}" for d in self.dids]),
-            ("DTCs", [d.code for d in self.dtcs]),
+            ("DTCs", [d.trouble_code for d in self.dtcs]),
             ("routines", [r.name for r in self.routines]),
             ("DTC settings", [n for n, _ in self.dtc_settings]),
             ("DTC setting types", [f"{t}" for _, t in self.dtc_settings]),

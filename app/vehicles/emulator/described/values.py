@@ -49,7 +49,7 @@ from app.vehicles import uds
 from app.vehicles.emulator.described import names
 from app.vehicles.emulator.described.dtcs import STATUS_BITS, has_dtc
 from app.vehicles.emulator.described.routines import DescribedRoutine
-from app.vehicles.emulator.ecus import P2_SERVER_MS, P2_STAR_SERVER_MS
+from app.vehicles.emulator.reply import P2_SERVER_MS, P2_STAR_SERVER_MS
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,9 @@ class ValueGenerator:
             if not isinstance(parameter, ParameterWithDOP):
                 raise Unsupported(f"parameter {parameter.short_name} ({type(parameter).__name__})")
             if parameter.short_name in hints.given:
-                values[parameter.short_name] = hints.given[parameter.short_name]
+                values[parameter.short_name] = _physical(
+                    parameter, hints.given[parameter.short_name]
+                )
                 continue
             key = f"{path}.{parameter.short_name}"
             values[parameter.short_name] = self._value(
@@ -308,3 +310,16 @@ def _float_limits(dop: DataObjectProperty) -> tuple[float, float]:
         low = _limit(constr.lower_limit.value) if constr.lower_limit else None
         high = _limit(constr.upper_limit.value) if constr.upper_limit else None
     return (low if low is not None else 0.0, high if high is not None else 100.0)
+
+
+def _physical(parameter: ParameterWithDOP, value: ParameterValue) -> ParameterValue:
+    """A given number as the DOP's physical type takes it (a walk's float, rounded for an
+    integer type)."""
+    dop = parameter.dop
+    if (
+        isinstance(value, float)
+        and isinstance(dop, DataObjectProperty)
+        and dop.physical_type.base_data_type in (DataType.A_INT32, DataType.A_UINT32)
+    ):
+        return round(value)
+    return value
