@@ -94,6 +94,11 @@ class VariantService:
         found = self._kept(_key(vehicle, ref), base)
         return None if found is None else found.choice
 
+    def known_codec(self, vehicle: Vehicle, ref: EcuRef, base: LayerCodec) -> LayerCodec | None:
+        """The kept identified codec of the ECU (no I/O), None if it is not identified yet."""
+        found = self._kept(_key(vehicle, ref), base)
+        return None if found is None else found.codec
+
     def forget(self, vehicle_id: str, ecu: str | None = None) -> None:
         """The vehicle's ECUs (or its ECU named ``ecu``) are identified again on next use
         (a SOVD ``PUT /components/{ecu}`` forcing detection: this, then ``layer_for``).

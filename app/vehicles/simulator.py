@@ -32,7 +32,9 @@ The emulated layer is the one the request carries: the services layer passes the
 variant that variant identification picked (``app.services.variants``) once it has, the
 base variant before. An ECU is kept per vehicle and address, with its state, and made
 anew when what it is emulated from changes (another layer object: a binding changed, a
-description replaced, a variant identified; the vehicle's name for it). Its random
+description replaced, a variant identified; the vehicle's name for it); made anew for a
+variant of the same ECU, it keeps its memory (``DescribedEcu.adopt``: stored DTCs,
+written values, session). Its random
 generator is its own, seeded from the simulator's seed, the VIN, the address and the
 layer's name, so a seed replays its values whatever else the simulator does.
 """
@@ -87,6 +89,24 @@ class _Kept:
     layer: DiagLayer | None
     name: str
     ecu: DescribedEcu
+
+
+def _base_of(layer: DiagLayer) -> DiagLayer:
+    """An ECU variant's base variant (odxtools' ``EcuVariant.base_variant``); the layer
+    itself otherwise."""
+    from odxtools.diaglayers.ecuvariant import EcuVariant
+
+    if isinstance(layer, EcuVariant) and layer.base_variant is not None:
+        return layer.base_variant
+    return layer
+
+
+def _same_ecu(old: DiagLayer | None, new: DiagLayer | None) -> bool:
+    """Whether two bound layers are variants of one ECU (a variant identified, or the
+    base again after a forced detection): they share a base variant."""
+    return (
+        old is not None and new is not None and _base_of(old).short_name == _base_of(new).short_name
+    )
 
 
 class _EmulatedEcus:
@@ -144,9 +164,10 @@ class SimulatedConnector:
             layer = request.described_ecus.get(address)
             found = kept.get(address)
             if found is None or found.layer is not layer or found.name != name:
-                found = kept[address] = _Kept(
-                    layer, name, self._make(request, name, address, layer)
-                )
+                made = self._make(request, name, address, layer)
+                if found is not None and found.name == name and _same_ecu(found.layer, layer):
+                    made.adopt(found.ecu)  # its identified variant: the same ECU's memory
+                found = kept[address] = _Kept(layer, name, made)
             ecus[address] = found.ecu
         return ecus
 

@@ -91,6 +91,17 @@ class DescribedEcu:
         """Every state chart back to its start state (the tester went away)."""
         self._charts.reset(self.states)
 
+    def adopt(self, previous: DescribedEcu) -> None:
+        """Take over ``previous``'s memory: the same ECU, now emulated from another layer
+        of its description (its identified ECU variant). Its stored DTCs this layer
+        describes, the values written to it, its session."""
+        self.dtcs.clear()
+        self.dtcs.update({c: s for c, s in previous.dtcs.items() if c in self.known_dtcs})
+        self.written.update(previous.written)
+        for chart, state in previous.states.items():
+            if chart in self.states:
+                self.states[chart] = state
+
     # -- dispatch ----------------------------------------------------------------------
 
     def handle(self, request: bytes, now: float) -> Reply:
