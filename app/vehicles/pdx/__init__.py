@@ -50,6 +50,10 @@ diagnostic adapter (CDA) uses:
   configuration), ``DTC_Setting_Mode_<Name>`` (0x85 <type>, FUNCT-CLASS ``DtcSetting``),
   and the environment data of one DTC: ``FaultMem_ReportDTCSnapshotRecordByDTCNumber``
   (19 04 <dtc> <record>) and ``FaultMem_ReportDTCExtDataRecordByDTCNumber`` (19 06);
+- ECU variants (``PdxEcu.variants``, ``PdxVariant``): each an ECU-VARIANT of the base
+  variant (PARENT-REF), with its ECU-VARIANT-PATTERNs (MATCHING-PARAMETERs: a base
+  variant's service, its response parameter, the expected value) and ``<Name>_Read``
+  services of its own DIDs; the base variant's services are inherited;
 - the ECU's logical address as a special data group (``SDG`` semantic ``ECU``, value
   semantic ``LOGICAL-ADDRESS``, ``0x10``).
 
@@ -64,7 +68,7 @@ fixed date (``PDX_DATE``) on both, so the same spec gives byte-identical bytes.
 The modules:
 
 - ``spec.py``: the frozen dataclasses (``PdxSpec``, ``PdxEcu``, ``PdxDid``, ``PdxDtc``,
-  ``PdxRoutine``, ``PdxSession``) and their checks; ``DEFAULT`` / ``EXTENDED``,
+  ``PdxRoutine``, ``PdxSession``, ``PdxVariant``) and their checks; ``DEFAULT`` / ``EXTENDED``,
   ``ROUTINE_ACTIONS``, ``DTC_SETTING_ON_OFF``;
 - ``build.py``: ``build_database`` (one container per ECU), ``build_pdx`` and the
   deterministic repacking of the zip;
@@ -92,6 +96,7 @@ from app.vehicles.pdx.spec import (
     PdxRoutine,
     PdxSession,
     PdxSpec,
+    PdxVariant,
 )
 
 __all__ = [
@@ -107,6 +112,7 @@ __all__ = [
     "PdxRoutine",
     "PdxSession",
     "PdxSpec",
+    "PdxVariant",
     "build_database",
     "build_demo_pdx",
     "build_pdx",
