@@ -171,7 +171,7 @@ class DoipEmulator:
 
     @property
     def addresses(self) -> list[int]:
-        """Every ECU's logical address: the table ECUs', then the described ones'."""
+        """Every ECU's logical address: the demo ECUs', then the ``--pdx`` ones'."""
         return list(self._targets)
 
     def disconnect_all(self) -> None:

@@ -16,7 +16,7 @@
   - a DID written (0x2E ``<did>``): what was written, read back by 0x22 ``<did>``
     (parameters of the same short name, as ``<Name>_Write`` and ``<Name>_Read`` have);
   - ``P2Server`` / ``P2StarServer`` (the 0x10 answer): 50 ms and 5000 ms, ISO 14229-2's
-    defaults, as the table ECUs answer;
+    defaults;
   - structures and fields: recursively (a field of DTC records: see ``dtcs``).
 
   A response odxtools cannot be given values for (a multiplexer, a table-key
@@ -149,7 +149,7 @@ class ValueGenerator:
         compu = dop.compu_method
         key_name = names.key(name)
         if key_name.startswith("p2") and key_name.endswith("server"):
-            # The session timing answered to 0x10: ISO 14229-2's defaults, as ecus.py does.
+            # The session timing answered to 0x10: ISO 14229-2's defaults.
             return P2_STAR_SERVER_MS if "star" in key_name else P2_SERVER_MS
         internal = self._hinted(name, hints)
         if internal is not None:
