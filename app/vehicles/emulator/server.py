@@ -118,6 +118,7 @@ class DoipEmulator:
                 described_rng(self.settings.seed, described),
                 routine_s=timings.self_test_s,
                 s3_s=timings.s3_s,
+                vin=self.settings.vin,  # the VIN it announces, on 0xF190 too
             )
         self._targets: dict[int, EmulatedEcu] = {**self.ecus, **self.described}
         self._server: asyncio.Server | None = None

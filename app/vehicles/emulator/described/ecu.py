@@ -48,6 +48,9 @@ class DescribedEcu:
     # A scenario laid over the description (a demo vehicle's ECU); None: the
     # description alone, DTCs and values drawn from ``rng``.
     overlay: Overlay | None = None
+    # Without an overlay: the vehicle's VIN, answered to a read of DID 0xF190 (None: a
+    # VIN drawn from ``rng``, kept).
+    vin: str | None = None
 
     def __post_init__(self) -> None:
         layer = self.spec.layer
@@ -241,11 +244,16 @@ class DescribedEcu:
         return 0x26
 
     def _scenario_value(self, entry: Service) -> dict[str, ParameterValue]:
-        """The scenario's value of the DID read, for the answer's one value parameter."""
+        """The scenario's value of the DID read (or the VIN given), for the answer's one
+        value parameter."""
         service = entry.service
-        if self.overlay is None or not service.positive_responses:
+        if not service.positive_responses:
             return {}
-        value = self.overlay.did_value(int.from_bytes(entry.prefix[1:3], "big"), self.rng)
+        did = int.from_bytes(entry.prefix[1:3], "big")
+        if self.overlay is not None:
+            value = self.overlay.did_value(did, self.rng)
+        else:
+            value = self.vin if did == uds.VIN else None
         required = [p for p in service.positive_responses[0].parameters if p.is_required]
         if value is None or len(required) != 1:
             return {}
