@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from app.vehicles import history
+from app.vehicles.connector import DtcRecord, Negative
 from app.vocabulary import CommandStatus, FailureCode
 
 
@@ -36,13 +38,43 @@ class StatusEvent:
 
 @dataclass(frozen=True, slots=True)
 class ResponseEvent:
-    """One stored chunk of the vehicle's answer."""
+    """One stored chunk of the vehicle's answer. Published live, it carries the
+    connector's typed reading beside the stored payload (``app.vehicles.connector.Chunk``:
+    ``negative``, ``raw``, ``dtc``), which services use instead of re-reading the
+    payload; replayed from the store (``replayed``), the same fields read back from the
+    stored form (``app.vehicles.history``). The wire form (``as_dict``) is the stored
+    one either way."""
 
     command_id: str
     sequence_number: int
     is_final: bool
     response_payload: dict[str, Any]
     received_at: str
+    negative: Negative | None = None
+    raw: bytes = b""
+    dtc: DtcRecord | None = None
+
+    @classmethod
+    def replayed(
+        cls,
+        command_id: str,
+        sequence_number: int,
+        is_final: bool,
+        response_payload: dict[str, Any],
+        received_at: str,
+    ) -> ResponseEvent:
+        """A stored chunk as an event, its typed fields read back from the stored form."""
+        read = history.reading(response_payload)
+        return cls(
+            command_id,
+            sequence_number,
+            is_final,
+            response_payload,
+            received_at,
+            negative=read.negative,
+            raw=read.raw,
+            dtc=read.dtc,
+        )
 
     @property
     def is_terminal(self) -> bool:

@@ -34,6 +34,7 @@ from app.vehicles.pdx import (
     build_pdx,
     demo_spec,
     pascal_name,
+    scenario,
 )
 
 pytestmark = pytest.mark.fast
@@ -185,7 +186,7 @@ def test_every_ecu_lists_its_dtcs_with_codes_texts_and_levels(demo: Database) ->
                 description.fault_name(d.code),
                 description.severity(d.code),
             )
-            for d in (*spec.faults, *spec.history)
+            for d in scenario.demo_ecu(spec.layer_name).dtcs
         ]
     (engine_dtcs,) = demo.diag_layers["ENGINE"].diag_data_dictionary_spec.dtc_dops
     p0171 = engine_dtcs.dtcs["P0171"]
@@ -292,7 +293,7 @@ class _Recorder:
 def _recorder() -> _Recorder:
     return _Recorder(
         {
-            spec.address: Ecu(spec, DEMO_VIN, Timings(s3_s=None), random.Random(7))
+            spec.address: ecus.make_ecu(spec, DEMO_VIN, Timings(s3_s=None), random.Random(7))
             for spec in ecus.DEFAULT_ECUS
         }
     )
@@ -415,12 +416,12 @@ def test_dtc_report_and_clear(demo: Database) -> None:
         "P0171": (
             "System too lean (bank 1)",
             2,
-            uds.status_bits(ecus.CONFIRMED_ACTIVE),
+            uds.status_bits(scenario.CONFIRMED_ACTIVE),
         ),
         "P0420": (
             "Catalyst system efficiency below threshold (bank 1)",
             3,
-            uds.status_bits(ecus.PENDING_ACTIVE),
+            uds.status_bits(scenario.PENDING_ACTIVE),
         ),
     }
 

@@ -475,9 +475,10 @@ def test_python_m_emulator_pdx_serves_the_description(
         client.send_diagnostic(b"\x22\xf1\x90")
         answer = bytes(client.receive_diagnostic(timeout=5))
     decoded = demo.diag_layers["ENGINE"].services["VIN_Read"].decode_message(answer)
-    # --seed 3: the VIN the same description and seed give in process.
-    twin = DescribedEcu(_spec(demo, "ENGINE"), described_rng(3, _spec(demo, "ENGINE")))
+    # The VIN it announces (--vin, default EmulatorSettings'), as an ECU with it answers.
+    vin = EmulatorSettings().vin
+    twin = DescribedEcu(_spec(demo, "ENGINE"), described_rng(3, _spec(demo, "ENGINE")), vin=vin)
     assert answer == _ask(twin, "22F190")
-    assert len(decoded.param_dict["VIN"]) == 17
+    assert decoded.param_dict["VIN"] == vin
     pdx_process.send_signal(signal.SIGTERM)
     assert pdx_process.wait(timeout=10) == 0

@@ -1,6 +1,8 @@
-"""What the service says each ECU offers, checked against what the emulated ECUs do: every
+"""What the service says each ECU offers, read from the demo description
+(``app.vehicles.pdx.demo.DEMO_ECUS``), checked against what the emulated ECUs do: every
 data item it lists reads back, every operation it lists runs (in the session it names),
-and the fault clearing session it names is the one the ECU needs."""
+and the fault clearing session it names is the one the ECU needs. Values come from the
+description and the scenario, not copied here."""
 
 from __future__ import annotations
 
@@ -10,37 +12,50 @@ import pytest
 
 from app.vehicles import description, uds
 from app.vehicles.description import DataCategory, describe, fault_name, severity
-from app.vehicles.emulator import Ecu, Timings, spec_for
+from app.vehicles.emulator import Ecu, Timings, make_ecu, spec_for
+from app.vehicles.pdx.demo import DEMO_ECUS, IDENTIFICATION
+from app.vehicles.pdx.scenario import DEMO_SCENARIO, check_scenario
 
 pytestmark = pytest.mark.fast
 
 
 def _ecu(address: int) -> Ecu:
     name = dict((a, n) for n, a in description.DEFAULT_ECUS).get(address, "other")
-    return Ecu(spec_for(name, address), "V", Timings(s3_s=None), random.Random(1))
+    return make_ecu(spec_for(name, address), "V", Timings(s3_s=None), random.Random(1))
 
 
-def test_the_default_ecus() -> None:
-    assert description.DEFAULT_ECUS == (
-        ("engine", 0x10),
-        ("transmission", 0x18),
-        ("abs", 0x28),
-        ("body", 0x40),
+def test_the_default_ecus_are_the_demo_descriptions() -> None:
+    assert (
+        tuple((ecu.short_name.lower(), ecu.logical_address) for ecu in DEMO_ECUS)
+        == description.DEFAULT_ECUS
     )
+    assert [name for name, _ in description.DEFAULT_ECUS] == [
+        "engine",
+        "transmission",
+        "abs",
+        "body",
+    ]
 
 
-def test_every_ecu_has_identification_and_the_engine_its_live_values() -> None:
+def test_data_items_are_the_described_dids_and_other_ecus_have_identification() -> None:
+    for ecu in DEMO_ECUS:
+        assert ecu.logical_address is not None
+        described = describe(ecu.logical_address)
+        assert [(d.did, d.name) for d in described.data] == [
+            (did.did, did.long_name) for did in ecu.dids
+        ]
     engine = describe(0x10)
-    assert [(d.id, d.did, d.category) for d in engine.data] == [
-        ("vin", 0xF190, DataCategory.IDENT),
-        ("softwareVersion", 0xF195, DataCategory.IDENT),
-        ("serialNumber", 0xF18C, DataCategory.IDENT),
-        ("activeSession", 0xF186, DataCategory.SYSTEM),
-        ("engineRpm", 0x010C, DataCategory.CURRENT),
-        ("vehicleSpeed", 0x010D, DataCategory.CURRENT),
-        ("coolantTemperature", 0x0105, DataCategory.CURRENT),
+    assert [(d.id, d.category) for d in engine.data] == [
+        ("vin", DataCategory.IDENT),
+        ("softwareVersion", DataCategory.IDENT),
+        ("serialNumber", DataCategory.IDENT),
+        ("activeSession", DataCategory.SYSTEM),
+        ("engineRpm", DataCategory.CURRENT),
+        ("vehicleSpeed", DataCategory.CURRENT),
+        ("coolantTemperature", DataCategory.CURRENT),
     ]
     other = describe(0x77)
+    assert [d.did for d in other.data] == [d.did for d in IDENTIFICATION]
     assert [d.id for d in other.data] == ["vin", "softwareVersion", "serialNumber", "activeSession"]
     assert other.operations == () and other.clear_session is None
 
@@ -88,14 +103,25 @@ def test_clearing_faults_needs_the_session_described() -> None:
     assert body.handle(bytes.fromhex("14FFFFFF"), 0.0).payload == b"\x54"
 
 
-def test_fault_names_and_severities() -> None:
-    assert fault_name("P0171") == "System too lean (bank 1)"
-    assert fault_name("c0035") == "Left front wheel speed sensor circuit"
+def test_fault_names_and_severities_are_the_described_texts_and_levels() -> None:
+    for ecu in DEMO_ECUS:
+        for dtc in ecu.dtcs:
+            assert fault_name(dtc.code) == dtc.text
+            assert fault_name(dtc.code.lower()) == dtc.text
+            assert severity(dtc.code) == dtc.level
     assert fault_name("P9999") == ""
-    assert severity("C0035") == 1
-    assert severity("B1000") == 4
     assert severity("P9999") == description.DEFAULT_SEVERITY == 3
     for _, address in description.DEFAULT_ECUS:
-        for dtc in (*spec_for("x", address).faults, *spec_for("x", address).history):
-            assert fault_name(dtc.code), dtc  # every fault an ECU can report has a name
-            assert 1 <= severity(dtc.code) <= 4
+        for code in _ecu(address).stored_codes():
+            assert fault_name(code), code  # every fault an ECU can report has a name
+            assert 1 <= severity(code) <= 4
+
+
+def test_the_scenario_names_only_what_the_description_declares() -> None:
+    check_scenario()
+    for ecu in DEMO_ECUS:
+        scenario = DEMO_SCENARIO[ecu.short_name]
+        assert ecu.logical_address is not None
+        emulated = _ecu(ecu.logical_address)
+        assert emulated.stored_codes() == tuple(d.code for d in scenario.dtcs)
+        assert emulated.dtcs == {uds.dtc_number(d.code): d.status for d in scenario.dtcs}

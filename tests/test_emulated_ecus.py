@@ -1,5 +1,6 @@
-"""The emulated ECUs' logic, without sockets: UDS request bytes in, answer bytes out, with
-time passed in, so S3 and routine durations are exact."""
+"""The demo vehicle's emulated ECUs (the demo description with the demo scenario laid over
+it), without sockets: UDS request bytes in, answer bytes out, with time passed in, so S3
+and routine durations are exact. Values come from the scenario, not copied here."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import random
 import pytest
 
 from app.vehicles import uds
-from app.vehicles.emulator import BLEED_CHECK, DEFAULT_ECUS, SELF_TEST, Ecu, Timings, spec_for
-from app.vehicles.emulator.ecus import Reply
+from app.vehicles.emulator import DEFAULT_ECUS, Ecu, Timings, make_ecu, spec_for
+from app.vehicles.emulator.reply import Reply
+from app.vehicles.pdx.demo import BLEED_CHECK, SELF_TEST
+from app.vehicles.pdx.scenario import DEMO_SCENARIO
 
 pytestmark = pytest.mark.fast
 
@@ -18,7 +21,7 @@ VIN = "WVWZZZ1KZAW000001"
 
 def _ecu(address: int, **timings: float) -> Ecu:
     spec = next(s for s in DEFAULT_ECUS if s.address == address)
-    return Ecu(spec, VIN, Timings(**timings), random.Random(1))
+    return make_ecu(spec, VIN, Timings(**timings), random.Random(1))
 
 
 def _answer(ecu: Ecu, request: str, now: float = 0.0) -> bytes | None:
@@ -35,10 +38,10 @@ def test_each_ecu_starts_with_its_dtcs_and_status_bytes() -> None:
             for i in range(0, len(body), 4)
         ]
 
+    for spec in DEFAULT_ECUS:  # the scenario's DTCs, with their status bytes
+        started = DEMO_SCENARIO[spec.layer_name].dtcs
+        assert report(spec.address) == [(d.code, uds.status_summary(d.status)) for d in started]
     assert report(0x10) == [("P0171", "confirmed"), ("P0420", "pending")]
-    assert report(0x18) == [("P0700", "confirmed")]
-    assert report(0x28) == [("C0035", "confirmed")]
-    assert report(0x40) == [("B1000", "historic")]
     # The status mask filters: only confirmed ones.
     assert _answer(_ecu(0x10), "190208") == bytes.fromhex("5902FF0171002F")
 
@@ -59,17 +62,18 @@ def test_the_active_session_is_readable_on_f186() -> None:
     assert _answer(engine, "22F186") == b"\x62\xf1\x86\x03"
 
 
-def test_other_addresses_get_a_plain_ecu_and_sessions_may_never_expire() -> None:
-    plain = Ecu(spec_for("gateway", 0x50), VIN, Timings(s3_s=None), random.Random(1))
+def test_other_addresses_get_a_generic_ecu_and_sessions_may_never_expire() -> None:
+    plain = make_ecu(spec_for("gateway", 0x50), VIN, Timings(s3_s=None), random.Random(1))
     assert _answer(plain, "1902FF") == b"\x59\x02\xff"  # no DTCs
     assert _answer(plain, "22F18C") == b"\x62\xf1\x8cGEN0000050"
+    assert _answer(plain, "22F190") == b"\x62\xf1\x90" + VIN.encode()
     assert _answer(plain, "22010C") == b"\x7f\x22\x31"  # no sensors
-    assert _answer(plain, "31010201") == b"\x7f\x31\x31"  # no routines
+    assert _answer(plain, "31010201") == b"\x7f\x31\x11"  # no routines at all
     _answer(plain, "1003", now=0.0)
     plain.handle(b"\x22\xf1\x90", 1e6)  # no S3: the session stays
-    assert plain.session == uds.EXTENDED_SESSION
+    assert plain.session == "Extended"
     renamed = spec_for("motor", 0x10)
-    assert (renamed.name, renamed.faults) == ("motor", DEFAULT_ECUS[0].faults)
+    assert (renamed.name, renamed.layer_name) == ("motor", DEFAULT_ECUS[0].layer_name)
 
 
 def test_clear_one_or_all_and_refuse_unknown_groups() -> None:
@@ -85,12 +89,19 @@ def test_clear_one_or_all_and_refuse_unknown_groups() -> None:
 def test_identification_and_live_values() -> None:
     engine = _ecu(0x10)
     assert _answer(engine, "22F190") == b"\x62\xf1\x90" + VIN.encode()
-    assert _answer(engine, "22F195") == b"\x62\xf1\x95ENG 04.12.00"
+    scenario = DEMO_SCENARIO["ENGINE"]
+    assert _answer(engine, "22F195") == b"\x62\xf1\x95" + scenario.software_version.encode()
+    assert _answer(engine, "22F18C") == b"\x62\xf1\x8c" + scenario.serial_number.encode()
     rpm = _answer(engine, "22010C")
     assert rpm is not None and rpm[:3] == b"\x62\x01\x0c"
-    assert 650 <= uds.DID_CODECS[uds.ENGINE_RPM].decode(rpm[3:]) <= 4500  # type: ignore[operator]
-    both = _answer(engine, "22F18C0105")
-    assert both is not None and both.startswith(b"\x62\xf1\x8cENG0000417\x01\x05")
+    walk = scenario.sensors[uds.ENGINE_RPM]
+    for _ in range(50):  # the walk stays within the scenario's limits
+        rpm = _answer(engine, "22010C")
+        assert rpm is not None and rpm[:3] == b"\x62\x01\x0c"
+        value = uds.DID_CODECS[uds.ENGINE_RPM].decode(rpm[3:])
+        assert isinstance(value, float) and walk.low <= value <= walk.high
+    # One DID a request, as the description's services are.
+    assert _answer(engine, "22F18C0105") == b"\x7f\x22\x13"
     assert _answer(_ecu(0x40), "22010C") == b"\x7f\x22\x31"  # the body has no engine
     assert _answer(engine, "22F1") == b"\x7f\x22\x13"
     assert _answer(engine, "2E F190 00".replace(" ", "")) == b"\x7f\x2e\x11"
@@ -100,12 +111,12 @@ def test_sessions_end_after_s3_unless_the_tester_is_present() -> None:
     abs_ecu = _ecu(0x28, s3_s=5.0)
     assert _answer(abs_ecu, "1003", now=0.0) == bytes.fromhex("5003003201F4")
     assert _answer(abs_ecu, "3E80", now=4.0) is None  # suppressed, yet it keeps the session
-    assert abs_ecu.session == uds.EXTENDED_SESSION
+    assert abs_ecu.session == "Extended"
     assert _answer(abs_ecu, "3E00", now=8.0) == b"\x7e\x00"
     assert abs_ecu.tester_presents == 2
-    assert abs_ecu.session == uds.EXTENDED_SESSION
+    assert abs_ecu.session == "Extended"
     abs_ecu.handle(b"\x22\xf1\x90", 13.5)  # 5.5 s of silence: back to default
-    assert abs_ecu.session == uds.DEFAULT_SESSION
+    assert abs_ecu.session == "Default"
     assert _answer(abs_ecu, "1002") == b"\x7f\x10\x12"  # no programming session here
 
 

@@ -1,6 +1,6 @@
 """A simulated vehicle's ECU bound to a description is emulated from it (issue #20 item 6):
 the simulator's ``DescribedEcu`` answers every service of the description, encoded by
-odxtools, so a custom PDX's services the tables do not know (a scaled DID, a writable
+odxtools, so a custom PDX's services the demo ECUs do not have (a scaled DID, a writable
 DID, a routine, DTC setting) answer on a simulated vehicle as they would on the DoIP
 emulator. In process over the ASGI transport, a real SQLite file, the seeded simulator
 (latency 0); the custom PDX is made with ``build_pdx``."""
@@ -24,6 +24,7 @@ from app.vehicles.pdx import (
     PdxSpec,
     build_pdx,
 )
+from app.vehicles.pdx.scenario import DEMO_SCENARIO
 from app.vehicles.simulator import SimulatedConnector
 from tests.support.harness import Server, auth, in_process, make_config
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.fast
 
 ZIP = {"content-type": "application/zip"}
 VIN = "WVWZZZ1KZAW000601"
-# One ECU the tables know nothing of, at 0x0050 (no table ECU there).
+# One ECU the demo description knows nothing of, at 0x0050 (no demo ECU there).
 FLUX = PdxSpec(
     (
         PdxEcu(
@@ -79,7 +80,7 @@ def _vehicle(srv: Server, vin: str, ecus: list[dict[str, str]]) -> dict[str, Any
     return dict(r.json())
 
 
-# The engine unbound (the table ECU at 0x0010), the custom ECU bound at its 0x0050.
+# The engine unbound (the demo engine at 0x0010), the custom ECU bound at its 0x0050.
 ECUS = [{"name": "engine", "address": "0x10"}, {"description": "FLUX"}]
 
 
@@ -143,7 +144,7 @@ def _temperature(chunk: dict[str, Any]) -> float:
     return float(value)
 
 
-def test_diag_service_reads_a_did_the_tables_lack(srv: Server, car: dict[str, Any]) -> None:
+def test_diag_service_reads_a_did_the_demo_ecus_lack(srv: Server, car: dict[str, Any]) -> None:
     done, chunk = _diag(srv, car, "OilTemperature_Read")
     assert done["status"] == "completed", done
     assert (chunk["ecuAddress"], chunk["request"]) == ("0x0050", "222A01")
@@ -174,11 +175,19 @@ def test_a_write_then_a_read(srv: Server, car: dict[str, Any]) -> None:
     )
     r = srv.http.get(_url(car, "/data/Calibration"), headers=auth(token))
     assert r.status_code == 200, r.text
-    # The described ECU answers a value the DOP allows (it does not keep what was
-    # written: DescribedEcu draws a DID's value, it stores none).
-    value = r.json()["data"]["Calibration"]
-    assert isinstance(value, int) and 0 <= value <= 0xFF
-    assert _chunk(srv, r.headers["x-command-id"])["request"] == "222A02"
+    # The described ECU remembers what was written: the read answers it.
+    assert r.json()["data"] == {"Calibration": 7}
+    read = _chunk(srv, r.headers["x-command-id"])
+    assert (read["request"], read["response"]) == ("222A02", "622A0207")
+    # Written again: the new value, read after read.
+    r = srv.http.put(
+        _url(car, "/data/Calibration"), headers=auth(token), json={"data": {"Calibration": 200}}
+    )
+    assert r.status_code == 204, r.text
+    for _ in range(2):
+        r = srv.http.get(_url(car, "/data/Calibration"), headers=auth(token))
+        assert r.status_code == 200, r.text
+        assert r.json()["data"] == {"Calibration": 200}
 
 
 def test_a_routine_start_and_its_results(srv: Server, car: dict[str, Any]) -> None:
@@ -218,7 +227,7 @@ def test_dtc_setting_and_the_descriptions_faults(srv: Server, car: dict[str, Any
     assert codes and codes <= CODES  # a seeded subset of the description's DTCs
 
 
-def test_an_unbound_ecu_of_the_vehicle_answers_from_the_tables(
+def test_an_unbound_ecu_of_the_vehicle_answers_as_the_demo_ecu(
     srv: Server, car: dict[str, Any]
 ) -> None:
     token = srv.token()
@@ -230,12 +239,12 @@ def test_an_unbound_ecu_of_the_vehicle_answers_from_the_tables(
     assert chunks[-1]["totalDtcs"] == 2
 
 
-def test_bound_at_a_table_address_the_table_answers_what_it_knows(
+def test_bound_at_a_demo_address_the_description_answers_with_the_demo_scenario(
     world: tuple[Server, SimulatedConnector],
 ) -> None:
-    """FLUX bound at 0x0018, where the table transmission is: its own DID answers from the
-    description, the fault memory as the table ECU keeps it (P0700), and a session switch
-    the table ECU takes moves the described ECU's session too."""
+    """FLUX bound at 0x0018, where the demo transmission is: FLUX answers everything (its
+    DIDs, its sessions); the transmission's scenario applies to what FLUX has of it, and
+    its start DTC (P0700) is one FLUX does not describe, so none is stored."""
     srv, simulator = world
     vehicle = _vehicle(srv, "WVWZZZ1KZAW000602", [{"description": "FLUX", "address": "0x18"}])
     done, chunk = _diag(srv, vehicle, "OilTemperature_Read")
@@ -244,13 +253,13 @@ def test_bound_at_a_table_address_the_table_answers_what_it_knows(
     _temperature(chunk)
     done, chunk = _diag(srv, vehicle, "FaultMem_ReportDTCByStatusMask")
     assert done["status"] == "completed", done
-    records = chunk["parameters"]["DTCAndStatusRecord"]
-    assert [rec["DTC"]["code"] for rec in records] == ["070000"]  # P0700, not described
-    described = simulator.described_ecu(vehicle["vehicle_id"], 0x18)
-    assert described.session == "Default"
+    assert chunk["parameters"]["DTCAndStatusRecord"] == []
+    assert DEMO_SCENARIO["TRANSMISSION"].dtcs[0].code not in CODES
+    emulated = simulator.described_ecu(vehicle["vehicle_id"], 0x18)
+    assert emulated.session == "Default"
     done, chunk = _diag(srv, vehicle, "Extended_Start")
     assert (done["status"], chunk["response"][:4]) == ("completed", "5003")
-    assert described.session == "Extended"
+    assert emulated.session == "Extended"
 
 
 def test_rebinding_makes_the_described_ecu_anew(world: tuple[Server, SimulatedConnector]) -> None:
@@ -262,7 +271,7 @@ def test_rebinding_makes_the_described_ecu_anew(world: tuple[Server, SimulatedCo
     assert simulator.described_ecu(vehicle["vehicle_id"], 0x50) is first  # kept
     admin = auth(srv.admin_token())
     url = f"/api/v1/vehicles/{vehicle['vehicle_id']}"
-    # Unbound: the table ECU at 0x0050 (identification only, no DTCs) answers.
+    # Unbound: a generic ECU at 0x0050 (identification only, no DTCs) answers.
     r = srv.http.patch(url, headers=admin, json={"ecus": [{"name": "flux", "address": "0x50"}]})
     assert r.status_code == 200, r.text
     token = srv.token()

@@ -7,13 +7,16 @@ connector as the pipeline does (``execute``, chunks decoded with ``app.sovd``).
 import asyncio
 import time
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from odxtools.diaglayers.diaglayer import DiagLayer
 
 from app import sovd
 from app.vehicles.connector import Chunk, DiagnosticRequest, VehicleUnreachable
-from app.vehicles.emulator import BLEED_CHECK, SELF_TEST
+from app.vehicles.pdx import PdxDtc, PdxEcu, PdxSpec, build_database
+from app.vehicles.pdx.demo import BLEED_CHECK, SELF_TEST
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
 from tests.support.ecu_answers import ENGINE_LEAN_DTC, SELF_TEST_RUN_STARTED, Chunks, payloads
 
@@ -39,6 +42,11 @@ async def _collect(sim: SimulatedConnector, request: DiagnosticRequest) -> Chunk
 
 def _run(sim: SimulatedConnector, request: DiagnosticRequest) -> Chunks:
     return asyncio.run(_collect(sim, request))
+
+
+def _layer(ecu: PdxEcu) -> DiagLayer:
+    (layer,) = build_database(PdxSpec((ecu,), name="T")).base_variants
+    return layer
 
 
 def _sim(**kwargs: Any) -> SimulatedConnector:
@@ -99,14 +107,31 @@ def test_clearing_one_ecu_leaves_the_others_and_other_vehicles() -> None:
 
 
 def test_three_bytes_clear_one_failure_type_and_a_display_code_clears_each() -> None:
+    # An engine whose description has P0171 with two failure types (the demo one has one).
+    layer = _layer(
+        PdxEcu(
+            "ENGINE",
+            logical_address=0x10,
+            dtcs=(
+                PdxDtc("P0171", "lean"),
+                PdxDtc("P0171", "lean", ftb=0x13),
+                PdxDtc("P0420", "cat"),
+            ),
+        )
+    )
     sim = _sim()
-    _run(sim, _request("ReadDTC", {"ecuAddress": "0x10"}))  # the ECUs exist from here
+
+    def run(name: str, params: dict[str, str]) -> Chunks:
+        request = replace(_request(name, params), described_ecus={0x10: layer})
+        return _run(sim, request)
+
+    run("ReadDTC", {"ecuAddress": "0x10"})  # the ECUs exist from here
     engine = sim.ecu("v1", 0x10)
     engine.dtcs[0x017113] = engine.dtcs[0x017100]  # P0171 with another failure type
-    _run(sim, _request("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "017113"}))
+    run("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "017113"})
     assert sorted(engine.dtcs) == [0x017100, 0x042000]  # that one only
     engine.dtcs[0x017113] = engine.dtcs[0x017100]
-    _run(sim, _request("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "P0171"}))
+    run("ClearDTC", {"ecuAddress": "0x10", "dtcCode": "P0171"})
     assert sorted(engine.dtcs) == [0x042000]  # each failure type of P0171
 
 

@@ -335,6 +335,23 @@ def test_a_precondition_refuses_before_anything_is_sent_then_the_session_opens_i
     assert r.status_code == 404, r.text
     assert "default, extended" in r.json()["message"]
 
+    # A session that expires: not supported for a bound component (docs/cda-mapping.md),
+    # refused before anything is sent, the session unchanged.
+    before = len(_commands(srv, vehicle))
+    r = srv.http.put(
+        _url(vehicle, "/body/modes/session"),
+        headers=auth(token),
+        json={"value": "extended", "mode_expiration": 30},
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["message"] == (
+        "body.mode_expiration: not supported yet for a component bound to a description"
+    )
+    assert "x-command-id" not in r.headers
+    assert len(_commands(srv, vehicle)) == before
+    session = srv.http.get(_url(vehicle, "/body/modes/session"), headers=auth(token))
+    assert session.json()["value"] == "default"
+
 
 def test_clearing_one_fault_and_all(srv: Server) -> None:
     vehicle = _bind(srv, "WVWZZZ1KZAW000102")

@@ -278,7 +278,9 @@ def test_a_fault_has_its_snapshots_and_extended_data(srv: Server) -> None:
 
 # -- 5. a DTC the description lacks ------------------------------------------------------------
 
-# The simulator's engine (0x10) stores P0171 and P0420; this description knows P0171 only.
+# The demo engine (0x10, the DoIP emulator's) stores P0171 and P0420 (its scenario); the
+# description the service binds it to knows P0171 only.
+DEMO_VIN = "WVWZZZ1KZAW000077"
 ENGINE_P0171_ONLY = PdxSpec(
     (PdxEcu("ENGINE", logical_address=0x10, dtcs=(PdxDtc("P0171", "System too lean", 2),)),),
     name="ENGINE_PDX",
@@ -294,16 +296,34 @@ def test_a_reported_dtc_the_description_lacks_is_listed_by_the_iso_layout(srv: S
         headers={**auth(admin), **ZIP},
     )
     assert r.status_code == 201, r.text
-    golf = srv.http.get("/api/v1/vehicles", params={"search": "Golf"}, headers=auth(admin))
-    vehicle = golf.json()["items"][0]
-    r = srv.http.patch(
-        f"/api/v1/vehicles/{vehicle['vehicle_id']}",
-        headers=auth(admin),
-        json={"ecus": [{"description": "ENGINE"}]},
-    )
-    assert r.status_code == 200, r.text
-    url = f"/sovd/vehicles/{vehicle['vin']}/v1/components/engine/faults"
-    r = srv.http.get(url, headers=auth(srv.token()))
+    # A described ECU reports only DTCs its own description has: the emulator's engine is
+    # the demo one, the service reads it with ENGINE_P0171_ONLY.
+    emulator = DoipEmulator(EmulatorSettings(vin=DEMO_VIN, seed=3))
+    srv.run(emulator.start("127.0.0.1", 0))
+    try:
+        r = srv.http.post(
+            "/api/v1/vehicles",
+            headers=auth(admin),
+            json={
+                "vin": DEMO_VIN,
+                "make": "Bench",
+                "model": "Demo",
+                "year": 2024,
+                "transport": "doip",
+                "doip": {
+                    "host": "127.0.0.1",
+                    "port": emulator.port,
+                    "logical_address": "0x0001",
+                    "ecu_addresses": ["0x10"],
+                },
+                "ecus": [{"description": "ENGINE"}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        url = f"/sovd/vehicles/{DEMO_VIN}/v1/components/engine/faults"
+        r = srv.http.get(url, headers=auth(srv.token()))
+    finally:
+        srv.run(emulator.close())
     assert r.status_code == 200, r.text
     items = {f["code"]: f for f in r.json()["items"]}
     assert list(items) == ["017100", "042000"]

@@ -64,6 +64,7 @@ from app.vehicles.pdx import (
     PdxSpec,
     build_database,
     build_demo_pdx,
+    scenario,
 )
 
 pytestmark = pytest.mark.fast
@@ -80,7 +81,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Database:
 
 def _ecu(name: str) -> Ecu:
     spec = next(s for s in ecus.DEFAULT_ECUS if s.name == name)
-    return Ecu(spec, VIN, Timings(s3_s=None), random.Random(7))
+    return ecus.make_ecu(spec, VIN, Timings(s3_s=None), random.Random(7))
 
 
 def _ask(ecu: Ecu, request: bytes) -> bytes:
@@ -593,7 +594,7 @@ def test_demo_faults_from_the_emulated_ecus(demo: Database) -> None:
                 "test_failed_since_last_clear": True,
                 "test_not_completed_this_operation_cycle": False,
                 "warning_indicator_requested": False,
-                "mask": f"{ecus.CONFIRMED_ACTIVE:02X}",
+                "mask": f"{scenario.CONFIRMED_ACTIVE:02X}",
             },
         },
         {
@@ -611,14 +612,14 @@ def test_demo_faults_from_the_emulated_ecus(demo: Database) -> None:
                 "test_failed_since_last_clear": True,
                 "test_not_completed_this_operation_cycle": False,
                 "warning_indicator_requested": False,
-                "mask": f"{ecus.PENDING_ACTIVE:02X}",
+                "mask": f"{scenario.PENDING_ACTIVE:02X}",
             },
         },
     ]
     (c0035,) = decode_faults(demo.diag_layers["ABS"], _ask(_ecu("abs"), bytes.fromhex("1902FF")))
     assert (c0035.code, c0035.display_code, c0035.severity) == ("403500", "C0035", 1)
     assert c0035.status.bit("warning_indicator_requested")
-    assert c0035.status.mask == ecus.CONFIRMED_WITH_LAMP
+    assert c0035.status.mask == scenario.CONFIRMED_WITH_LAMP
 
 
 def test_custom_faults_known_dtcs_and_missing_display_codes(custom: DiagLayer) -> None:

@@ -18,8 +18,9 @@ from app import sovd
 from app.descriptions.codec import LayerCodec
 from app.vehicles import uds
 from app.vehicles.connector import Chunk
-from app.vehicles.emulator import DEFAULT_SPECS, SELF_TEST, Ecu, Timings
+from app.vehicles.emulator import DEFAULT_SPECS, Ecu, Timings, make_ecu
 from app.vehicles.pdx import build_demo_pdx
+from app.vehicles.pdx.demo import SELF_TEST
 from app.vehicles.uds_commands import ConversationSettings, conversation
 
 pytestmark = pytest.mark.fast
@@ -58,7 +59,7 @@ class EcuChannel:
 
 
 def _channel(self_test_s: float = 60.0, **kw: object) -> EcuChannel:
-    ecu = Ecu(DEFAULT_SPECS[0x10], "V", Timings(self_test_s=self_test_s), random.Random(1))
+    ecu = make_ecu(DEFAULT_SPECS[0x10], "V", Timings(self_test_s=self_test_s), random.Random(1))
     return EcuChannel(ecu, **kw)  # type: ignore[arg-type]
 
 

@@ -22,6 +22,7 @@ import json
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,21 @@ from odxtools.writepdxfile import write_pdx_file
 
 from app.descriptions.codec import CodecError, LayerCodec
 from app.descriptions.variants import IdentificationPlan, plan_of, select
+from app.main import simulator_for
 from app.models import Principal, Role
 from app.services.variants import VariantLinks
+from app.vehicles import uds
 from app.vehicles.doip_link import NoLinkObserver
-from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_database, demo_spec
+from app.vehicles.pdx import (
+    PdxDid,
+    PdxEcu,
+    PdxSpec,
+    PdxVariant,
+    build_database,
+    build_pdx,
+    demo_spec,
+)
+from app.vehicles.pdx.scenario import DEMO_SCENARIO
 from tests.support.harness import Server, auth, in_process, make_config
 
 pytestmark = pytest.mark.fast
@@ -314,14 +326,18 @@ def test_the_variant_layer_has_its_own_and_the_inherited_services(
 # -- through the service -----------------------------------------------------------------
 
 _DEMO = {ecu.short_name: ecu for ecu in demo_spec().ecus}
+ENGINE_VERSION = DEMO_SCENARIO["ENGINE"].software_version
+BOOT_VERSION = "BOOT 00.01"
+assert ENGINE_VERSION == "ENG 04.12.00"  # as ENGINE_App_0412's name says
 SPEC = PdxSpec((_DEMO["ENGINE"], _DEMO["TRANSMISSION"]), name="VARIANTS")
 VARIANTS: dict[str, list[VariantDef]] = {
-    # The engine answers 0xF195 with "ENG 04.12.00" (app.vehicles.emulator.ecus).
+    # The engine answers 0xF195 with its software version in the demo scenario
+    # ("ENG 04.12.00", app.vehicles.pdx.scenario).
     "ENGINE": [
-        ("ENGINE_Boot", [[("SoftwareVersion_Read", "SoftwareVersion", "BOOT 00.01")]], ()),
+        ("ENGINE_Boot", [[("SoftwareVersion_Read", "SoftwareVersion", BOOT_VERSION)]], ()),
         (
             "ENGINE_App_0412",
-            [[("SoftwareVersion_Read", "SoftwareVersion", "ENG 04.12.00")]],
+            [[("SoftwareVersion_Read", "SoftwareVersion", ENGINE_VERSION)]],
             ("EcuSerial_Read",),
         ),
     ],
@@ -530,3 +546,107 @@ def test_an_identification_that_got_no_answer_is_not_rerun_on_every_call(srv: Se
     ]
     services = _services(srv, token, vehicle["vehicle_id"])["engine"]
     assert services["variant"] == "ENGINE"  # the base variant, said so
+
+
+# -- build_pdx declares ECU variants; the simulator emulates the identified one ------------
+
+ENGINE_WITH_VARIANTS = PdxSpec(
+    (
+        replace(
+            _DEMO["ENGINE"],
+            variants=(
+                PdxVariant(
+                    "ENGINE_Boot",
+                    ((("SoftwareVersion_Read", "SoftwareVersion", BOOT_VERSION),),),
+                ),
+                PdxVariant(
+                    "ENGINE_App_0412",
+                    ((("SoftwareVersion_Read", "SoftwareVersion", ENGINE_VERSION),),),
+                    dids=(PdxDid(0xF1A0, "AppInfo", "Application info", size=2),),
+                ),
+            ),
+        ),
+    ),
+    name="ENGINE_VARIANTS",
+)
+
+
+def test_build_pdx_declares_ecu_variants_with_their_patterns() -> None:
+    (engine,) = read_back(build_pdx(ENGINE_WITH_VARIANTS)).diag_layer_containers
+    assert [v.short_name for v in engine.ecu_variants] == ["ENGINE_Boot", "ENGINE_App_0412"]
+    plan = plan_of(engine)
+    assert plan.services == ("SoftwareVersion_Read",)
+    app = LayerCodec(engine.base_variants[0], "ENGINE", engine).with_variant("ENGINE_App_0412")
+    assert "AppInfo_Read" in app.service_names()  # its own
+    assert "EngineRpm_Read" in app.service_names()  # inherited
+    assert app.encode("AppInfo_Read", {}).payload == bytes.fromhex("22F1A0")
+    choice = select(plan, {"SoftwareVersion_Read": {"SoftwareVersion": ENGINE_VERSION}})
+    assert (choice.name, choice.matched) == ("ENGINE_App_0412", True)
+    with pytest.raises(ValueError, match="patterns"):
+        PdxVariant("X", ())
+    with pytest.raises(ValueError, match="variants must be unique"):
+        PdxEcu("A", variants=(PdxVariant("A", ((("S", "P", "1"),),)),))
+
+
+def test_the_simulator_emulates_the_identified_variant_and_a_forced_detection_switches_it(
+    tmp_path: Path,
+) -> None:
+    """Before identification the simulated engine is the base variant; after it, the
+    identified ECU variant (its own DID answers; the same ECU: a DTC cleared before stays
+    cleared). When the ECU's identification answer changes (its software version written,
+    as a reflash would), a forced detection (``PUT`` on the component) picks the other
+    variant, and the simulator follows."""
+    config = make_config(tmp_path)
+    simulator = simulator_for(config)
+    with in_process(config, connector=simulator) as srv:
+        admin = auth(srv.admin_token())
+        r = srv.http.post(
+            "/api/v1/descriptions",
+            params={"name": "engine-variants.pdx"},
+            content=build_pdx(ENGINE_WITH_VARIANTS),
+            headers={**admin, **ZIP},
+        )
+        assert r.status_code == 201, r.text
+        found = srv.http.get("/api/v1/vehicles", params={"search": "Golf"}, headers=admin)
+        vehicle = found.json()["items"][0]
+        vehicle_id, vin = vehicle["vehicle_id"], vehicle["vin"]
+        r = srv.http.patch(
+            f"/api/v1/vehicles/{vehicle_id}",
+            headers=admin,
+            json={"ecus": [{"description": "ENGINE"}]},
+        )
+        assert r.status_code == 200, r.text
+        token = srv.token()
+        clear = srv.submit(
+            token, vehicle_id, "ClearDTC", {"ecuAddress": "0x10", "dtcCode": "P0420"}
+        )
+        assert srv.wait_status(token, clear["command_id"])["status"] == "completed"
+        assert simulator.ecu(vehicle_id, 0x10).spec.layer.short_name == "ENGINE"
+        assert simulator.stored_dtcs(vehicle_id, 0x10) == ("P0171",)
+
+        # The first DiagService identifies; the variant's own DID answers.
+        r = _diag(srv, token, vehicle_id, "engine", "AppInfo_Read")
+        assert r.status_code == 201, r.text
+        done = srv.wait_status(token, r.json()["command_id"])
+        assert done["status"] == "completed", done
+        engine = simulator.ecu(vehicle_id, 0x10)
+        assert engine.spec.layer.short_name == "ENGINE_App_0412"
+        assert simulator.stored_dtcs(vehicle_id, 0x10) == ("P0171",)  # its memory kept
+
+        component = f"/sovd/vehicles/{vin}/v1/components/engine"
+        shown = srv.http.get(component, headers=auth(token)).json()["variant"]
+        assert (shown["name"], shown["is_base_variant"]) == ("ENGINE_App_0412", False)
+        # Reflashed: the ECU now answers another software version.
+        engine.written[uds.ECU_SOFTWARE_VERSION.to_bytes(2, "big")] = {
+            "SoftwareVersion": BOOT_VERSION
+        }
+        r = srv.http.put(component, headers=auth(token))
+        assert r.status_code == 201, r.text
+        shown = srv.http.get(component, headers=auth(token)).json()["variant"]
+        assert (shown["name"], shown["is_base_variant"]) == ("ENGINE_Boot", False)
+        # The boot variant has no AppInfo_Read: refused before anything is sent.
+        assert _diag(srv, token, vehicle_id, "engine", "AppInfo_Read").status_code == 400
+        r = _diag(srv, token, vehicle_id, "engine", "EngineRpm_Read")
+        assert srv.wait_status(token, r.json()["command_id"])["status"] == "completed"
+        assert simulator.ecu(vehicle_id, 0x10).spec.layer.short_name == "ENGINE_Boot"
+        assert simulator.stored_dtcs(vehicle_id, 0x10) == ("P0171",)

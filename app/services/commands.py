@@ -165,11 +165,12 @@ class CommandService:
         return command
 
     async def _described_ecus(self, vehicle: Vehicle) -> dict[int, DiagLayer]:
-        """A simulated vehicle's bound ECUs, by address, with the base variant of their
+        """A simulated vehicle's bound ECUs, by address, with the layer of their
         description for the simulator to emulate them from (``DiagnosticRequest.
-        described_ecus``); an ECU whose description is not loaded (yet) is left out: the
-        simulator's table ECU answers for it meanwhile. Loads a file's odxtools database
-        on its first use here, as a DiagService does."""
+        described_ecus``): its identified ECU variant once known, else the base variant
+        (``DiagServices.emulated_layer``). An ECU whose description is not loaded (yet)
+        is left out: the simulator's demo or generic ECU answers for it meanwhile. Loads
+        a file's odxtools database on its first use here, as a DiagService does."""
         if self._descriptions is None or vehicle.transport is not Transport.SIMULATOR:
             return {}
         layers: dict[int, DiagLayer] = {}
@@ -180,7 +181,7 @@ class CommandService:
                 codec = await self._descriptions.codec(ref.description)
             except ServiceError as exc:
                 log.warning(
-                    "ECU %s of vehicle %s: description not usable, table ECU answers: %s",
+                    "ECU %s of vehicle %s: description not usable, default ECU answers: %s",
                     ref.name,
                     vehicle.vin,
                     exc.message,
@@ -188,7 +189,13 @@ class CommandService:
                 )
                 continue
             if codec is not None:
-                layers[int(ref.address, 16)] = codec.layer
+                # The identified ECU variant once known, the base variant before.
+                layer = (
+                    codec.layer
+                    if self._diag is None
+                    else self._diag.emulated_layer(vehicle, ref, codec)
+                )
+                layers[int(ref.address, 16)] = layer
         return layers
 
     async def get(self, principal: Principal, command_id: str) -> Command:

@@ -30,6 +30,8 @@ from app.services.variants import VariantService
 from app.sovd import ECU_ADDRESS_PARAM, SID_PARAM
 
 if TYPE_CHECKING:
+    from odxtools.diaglayers.diaglayer import DiagLayer
+
     from app.descriptions.codec import Encoded, LayerCodec
     from app.descriptions.variants import VariantChoice
 
@@ -119,6 +121,12 @@ class DiagServices:
             assert base.source is not None
             return base, unidentified(plan_of(base.source), "variant identification is off")
         return await self._variants.identify(vehicle, ref, base, principal, client)
+
+    def emulated_layer(self, vehicle: Vehicle, ref: EcuRef, base: LayerCodec) -> DiagLayer:
+        """The layer a simulated bound ECU is emulated from: the ECU variant its
+        identification picked, once it has (no I/O: a kept choice), else ``base``'s."""
+        known = None if self._variants is None else self._variants.known_codec(vehicle, ref, base)
+        return (known or base).layer
 
     async def prepare(
         self,

@@ -66,7 +66,7 @@ def _replayed_start(command: Command) -> list[Event]:
 
 def _chunk_events(chunks: list[ResponseChunk]) -> list[Event]:
     return [
-        ResponseEvent(
+        ResponseEvent.replayed(
             c.command_id, c.sequence_number, c.is_final, c.response_payload, c.received_at
         )
         for c in chunks

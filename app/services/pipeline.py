@@ -58,6 +58,7 @@ from app.telemetry import (
     Tracing,
 )
 from app.vehicles.connector import (
+    Chunk,
     Connector,
     DiagnosticRequest,
     Negative,
@@ -491,7 +492,7 @@ class Pipeline:
                             is_final=received.is_final,
                             received_at=self._clock.timestamp(),
                         )
-                        await self._step(entry, self._store_chunk(chunk))
+                        await self._step(entry, self._store_chunk(chunk, received))
                         if received.negative is not None:
                             end = self._refused(received.negative)
                             break
@@ -562,7 +563,7 @@ class Pipeline:
         self._bus.publish(StatusEvent(command_id, CommandStatus.IN_PROGRESS, started_at))
         return True
 
-    async def _store_chunk(self, chunk: ResponseChunk) -> None:
+    async def _store_chunk(self, chunk: ResponseChunk, received: Chunk) -> None:
         with self._tracing.span(STORE_CHUNK):
             await self._store.add_response(chunk)
         self._bus.publish(
@@ -572,6 +573,10 @@ class Pipeline:
                 chunk.is_final,
                 chunk.response_payload,
                 chunk.received_at,
+                # The connector's typed reading travels with it (#20 item 7).
+                negative=received.negative,
+                raw=received.raw,
+                dtc=received.dtc,
             )
         )
         self._telemetry.response_chunk()

@@ -95,6 +95,11 @@ class VariantService:
         found = self._kept(_key(vehicle, ref), base)
         return None if found is None else found.choice
 
+    def known_codec(self, vehicle: Vehicle, ref: EcuRef, base: LayerCodec) -> LayerCodec | None:
+        """The kept identified codec of the ECU (no I/O), None if it is not identified yet."""
+        found = self._kept(_key(vehicle, ref), base)
+        return None if found is None else found.codec
+
     def forget(self, vehicle_id: str, ecu: str | None = None) -> None:
         """The vehicle's ECUs (or its ECU named ``ecu``) are identified again on next use
         (a SOVD ``PUT /components/{ecu}`` forcing detection: this, then ``layer_for``).
@@ -230,11 +235,11 @@ class VariantService:
             except TimeoutError:
                 failures[service] = "no answer in time"
                 continue
-            last = chunks[-1] if chunks else {}
-            parameters = last.get("parameters")
+            last = chunks[-1] if chunks else None
+            parameters = last.response_payload.get("parameters") if last is not None else None
             if status is CommandStatus.COMPLETED and isinstance(parameters, dict):
                 answers[service] = parameters
-            elif isinstance(last.get("negativeResponse"), dict):
+            elif last is not None and last.negative is not None:
                 answers[service] = None  # the ECU answered: not this identification
             else:
                 failures[service] = why or f"command {command.command_id} ended {status.value}"
@@ -242,17 +247,17 @@ class VariantService:
 
     async def _wait(
         self, principal: Principal, command_id: str
-    ) -> tuple[CommandStatus, str | None, list[dict[str, Any]]]:
-        """The command's end (status, error message) and its answer's chunks."""
+    ) -> tuple[CommandStatus, str | None, list[ResponseEvent]]:
+        """The command's end (status, error message) and its answer's chunks, typed."""
         assert self._commands is not None
-        chunks: list[dict[str, Any]] = []
+        chunks: list[ResponseEvent] = []
         status = CommandStatus.PENDING
         why: str | None = None
         async with asyncio.timeout(self._wait_s):
             async with self._commands.follow(principal, command_id) as events:
                 async for event in events:
                     if isinstance(event, ResponseEvent):
-                        chunks.append(event.response_payload)
+                        chunks.append(event)
                     elif isinstance(event, StatusEvent):
                         status = event.status
                     elif isinstance(event, ErrorEvent):

@@ -101,12 +101,23 @@ class Negative:
     """The vehicle said no: a UDS negative response (``layer`` "uds", ``nrc`` its code),
     or a DoIP diagnostic negative acknowledgement (``layer`` "doip", ``nrc`` the NACK
     code). ``service``: the SID of the request refused (None: no request was sent, a
-    command the conversation does not know)."""
+    command the conversation does not know). ``text``: the ECU description's text for
+    the NRC, where a description read the answer."""
 
     nrc: int
     name: str
     service: int | None
     layer: Literal["uds", "doip"] = "uds"
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DtcRecord:
+    """One DTC of a ReadDTC report, as the ECU sent it: ``number`` its three bytes (the
+    display code's two and the failure type), ``status`` its status byte."""
+
+    number: int
+    status: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +125,14 @@ class Chunk:
     """One chunk of the vehicle's answer, decoded: ``payload`` is what is stored, streamed
     and shown (a JSON object's values); ``is_final`` marks the last one. ``negative``: the
     chunk is a refusal (always final; the command fails). ``raw``: the ECU's message the
-    chunk was read from, where the conversation has one (empty otherwise)."""
+    chunk was read from, where the conversation has one (empty otherwise). ``dtc``: the
+    DTC a ReadDTC chunk reports, typed."""
 
     payload: Mapping[str, Any]
     is_final: bool
     negative: Negative | None = None
     raw: bytes = b""
+    dtc: DtcRecord | None = None
 
     def __post_init__(self) -> None:
         if self.negative is not None and not self.is_final:

@@ -1,14 +1,12 @@
-"""What each ECU offers, as the SOVD API describes it: the service's "ODX". Pure data.
-
-Derived from the emulated ECUs' specs (``app.vehicles.emulator.ecus``), which the
-simulator and the DoIP emulator run, so the description and the behaviour are one
-declaration: the data items are the ECU's identification and its live sensors (each
-with the codec of ``app.vehicles.uds.DID_CODECS``), the operations its routines (from
-``ROUTINES``), and the sessions they need the sessions the spec offers them in. An
-address without a default ECU gets identification data only and no operations (it
-still has faults and modes).
-
-Fault names and severities are here too, once, for every transport.
+"""What each ECU offers, as the unbound SOVD tree describes it, read from the demo
+description (``app.vehicles.pdx.demo.DEMO_ECUS``, the one place the demo ECUs' content is
+declared): the data items are its DIDs (ids in camelCase: ``EngineRpm`` ->
+``engineRpm``, ``VIN`` -> ``vin``; names its long names; categories its functional
+classes), the operations its routines (asynchronous when the description has a Stop;
+the session they need, the ECU's fault clearing session) and the fault names and
+severities its DTCs' texts and levels. An address without a demo ECU gets the
+identification items only (``IDENTIFICATION``) and no operations (it still has faults
+and modes).
 """
 
 from __future__ import annotations
@@ -17,9 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from app.vehicles import uds
-from app.vehicles.emulator import ecus
-from app.vehicles.emulator.ecus import ROUTINES, EcuSpec
+from app.vehicles.pdx.demo import DEMO_ECUS, IDENTIFICATION, sovd_id
+from app.vehicles.pdx.spec import PdxDid, PdxEcu, PdxRoutine
 
 
 class DataCategory(StrEnum):
@@ -53,96 +50,66 @@ class EcuDescription:
 
 
 DEFAULT_ECUS: Final[tuple[tuple[str, int], ...]] = tuple(
-    (spec.name, spec.address) for spec in ecus.DEFAULT_ECUS
+    (ecu.short_name.lower(), ecu.logical_address or 0) for ecu in DEMO_ECUS
 )
-
-# Every ECU answers these; the names are what a tester shows.
-_IDENTIFICATION: Final = (
-    DataItem("vin", uds.VIN, "Vehicle identification number", DataCategory.IDENT),
-    DataItem(
-        "softwareVersion", uds.ECU_SOFTWARE_VERSION, "ECU software version", DataCategory.IDENT
-    ),
-    DataItem("serialNumber", uds.ECU_SERIAL_NUMBER, "ECU serial number", DataCategory.IDENT),
-    DataItem(
-        "activeSession",
-        uds.ACTIVE_DIAGNOSTIC_SESSION,
-        "Active diagnostic session",
-        DataCategory.SYSTEM,
-    ),
-)
-_SENSOR_NAMES: Final[dict[int, str]] = {
-    uds.ENGINE_RPM: "Engine speed",
-    uds.VEHICLE_SPEED: "Vehicle speed",
-    uds.COOLANT_TEMPERATURE: "Coolant temperature",
-}
-
-_FAULTS: Final[dict[str, tuple[str, int]]] = {
-    # code: (name, severity: 1 most severe .. 4 least)
-    "P0171": ("System too lean (bank 1)", 2),
-    "P0420": ("Catalyst system efficiency below threshold (bank 1)", 3),
-    "P0300": ("Random/multiple cylinder misfire detected", 1),
-    "P0128": ("Coolant thermostat below regulating temperature", 4),
-    "P0700": ("Transmission control system malfunction", 2),
-    "C0035": ("Left front wheel speed sensor circuit", 1),
-    "B1000": ("Body control module internal fault", 4),
-    "U0100": ("Lost communication with ECM/PCM", 1),
-}
 DEFAULT_SEVERITY: Final = 3
 
 
-def _session(sessions: frozenset[int]) -> str | None:
-    """The session to switch to when the default one is not among ``sessions``."""
-    if uds.DEFAULT_SESSION in sessions:
-        return None
-    return uds.session_name(min(sessions)) if sessions else None
+def _session(states: tuple[str, ...]) -> str | None:
+    """The session a service needs (its first precondition state, lowercased, as
+    ``app.vehicles.uds.SESSIONS`` names it); None: any."""
+    return states[0].lower() if states else None
 
 
-def _operation(spec: EcuSpec, routine_id: int) -> Operation:
-    routine = ROUTINES[routine_id]
-    needed = routine.session
+def _item(did: PdxDid) -> DataItem:
+    return DataItem(
+        sovd_id(did.name),
+        did.did,
+        did.long_name or did.name,
+        DataCategory(sovd_id(did.category or "IdentData")),
+    )
+
+
+def _operation(routine: PdxRoutine) -> Operation:
     return Operation(
-        routine.id,
-        routine_id,
-        routine.name,
-        routine.asynchronous,
-        uds.session_name(needed) if needed is not None else _session(spec.routine_sessions),
+        sovd_id(routine.name),
+        routine.routine_id,
+        routine.long_name or routine.name,
+        "Stop" in routine.actions,
+        _session(routine.sessions),
     )
 
 
-def _describe(spec: EcuSpec) -> EcuDescription:
-    sensors = tuple(
-        DataItem(
-            uds.DID_CODECS[sensor.did].name,
-            sensor.did,
-            _SENSOR_NAMES.get(sensor.did, uds.DID_CODECS[sensor.did].name),
-            DataCategory.CURRENT,
-        )
-        for sensor in spec.sensors
-    )
+def _describe(ecu: PdxEcu) -> EcuDescription:
     return EcuDescription(
-        data=(*_IDENTIFICATION, *sensors),
-        operations=tuple(_operation(spec, r) for r in sorted(spec.routines) if r in ROUTINES),
-        clear_session=_session(spec.clear_sessions),
+        data=tuple(_item(d) for d in ecu.dids),
+        operations=tuple(_operation(r) for r in ecu.routines),
+        clear_session=_session(ecu.clear_sessions),
     )
 
 
-_DESCRIPTIONS: Final = {address: _describe(spec) for address, spec in ecus.DEFAULT_SPECS.items()}
-_PLAIN: Final = _describe(ecus.plain_spec("plain", 0))
+_DESCRIPTIONS: Final = {ecu.logical_address: _describe(ecu) for ecu in DEMO_ECUS}
+_PLAIN: Final = EcuDescription(tuple(_item(d) for d in IDENTIFICATION), (), None)
+# code: (text, level: 1 most severe .. 4 least)
+_FAULTS: Final = {d.code: (d.text, d.level) for ecu in DEMO_ECUS for d in ecu.dtcs}
 
 
 def describe(address: int) -> EcuDescription:
-    """What the ECU at ``address`` offers: the default ECU's description, or for any
+    """What the ECU at ``address`` offers: the demo ECU's description there, or for any
     other address identification data only and no operations."""
     return _DESCRIPTIONS.get(address, _PLAIN)
 
 
 def fault_name(code: str) -> str:
-    """``P0171`` -> ``System too lean (bank 1)``; "" for a code without a name here."""
+    """``P0171`` -> ``System too lean (bank 1)``; "" for a code the demo description
+    does not have."""
     fault = _FAULTS.get(code.upper())
     return fault[0] if fault is not None else ""
 
 
 def severity(code: str) -> int:
-    """1 (most severe) .. 4; ``DEFAULT_SEVERITY`` for a code not in the table."""
+    """1 (most severe) .. 4; ``DEFAULT_SEVERITY`` for a code the demo description does
+    not have (or gives no level)."""
     fault = _FAULTS.get(code.upper())
-    return fault[1] if fault is not None else DEFAULT_SEVERITY
+    level = fault[1] if fault is not None else None
+    return DEFAULT_SEVERITY if level is None else level

@@ -19,35 +19,24 @@ one of those outcomes per command from a seeded RNG. All randomness comes from o
 before the end (cancelled, timed out, service stopping) is recorded in ``aborted``, as a
 real transport would abort the request (a routine being run is stopped on the ECU).
 
-ECUs bound to a description (issue #20): the request carries, per address, the base
-variant of each bound ECU's description (``DiagnosticRequest.described_ecus``, resolved
-by the services layer from the description library when the command was submitted: the
-vehicles layer imports no service). Such an ECU is emulated from it by a ``DescribedEcu``
-(``app.vehicles.emulator.described``: answers encoded by odxtools, values seeded within
-the DOPs' limits, DTCs, routines with progress, state charts and preconditions), so every
-service of the description answers:
+Every ECU is a ``DescribedEcu`` (``app.vehicles.emulator.ecus.make_ecu``: answers
+encoded by odxtools from a description, with the demo scenario of its address laid over
+it: DTCs at start, identification values, live values, routine behaviour). Which
+description: the one the vehicle binds the ECU to, if it does and it is loaded
+(``DiagnosticRequest.described_ecus``, resolved by the services layer when the command
+was submitted: the vehicles layer imports no service); else the demo description's base
+variant at a demo address (engine 0x10, transmission 0x18, abs 0x28, body 0x40), and a
+generic ECU (identification, sessions, an empty fault memory) anywhere else.
 
-- at an address the tables have no ECU at (anything but the four defaults), the
-  described ECU answers everything;
-- at one of the four default addresses, the table ECU answers what it knows and the
-  described ECU what it does not (a table answer of 0x11 serviceNotSupported, 0x12
-  subFunctionNotSupported or 0x31 requestOutOfRange goes to the described ECU instead;
-  a session switch the table ECU accepts switches the described ECU's too, so its
-  preconditions see the same session). The tables are the built-in description's
-  emulation (``build_demo_pdx`` is made from them) with more behaviour than a description
-  says (the vehicle's own VIN, DTCs a self-test brings back, the ABS bleed check refused
-  while C0035 is stored), and bound demo ECUs keep it; a description that disagrees with
-  the tables about a service they know is answered by the tables there.
-
-The base variant is emulated, not an ECU variant that variant identification may pick
-(``app.services.variants``): a service only an ECU variant has answers as the base
-variant's ECU does (0x11 / 0x31). The described ECU is kept per vehicle and address like
-a table ECU, and made anew when the binding changes (another layer object: another
-container, or its file replaced; a command that finds it unbound, or its description
-not loaded, lets the table ECU answer alone and drops the described one). Its
-random generator is its own, seeded from the simulator's seed, the VIN, the address and
-the layer's name, so a seed replays its values whatever else the simulator does; its
-routines run ``self_test_s``.
+The emulated layer is the one the request carries: the services layer passes the ECU
+variant that variant identification picked (``app.services.variants``) once it has, the
+base variant before. An ECU is kept per vehicle and address, with its state, and made
+anew when what it is emulated from changes (another layer object: a binding changed, a
+description replaced, a variant identified; the vehicle's name for it); made anew for a
+variant of the same ECU, it keeps its memory (``DescribedEcu.adopt``: stored DTCs,
+written values, session). Its random
+generator is its own, seeded from the simulator's seed, the VIN, the address and the
+layer's name, so a seed replays its values whatever else the simulator does.
 """
 
 from __future__ import annotations
@@ -58,23 +47,19 @@ from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from app import sovd
 from app.vehicles import description, uds, uds_commands
 from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
-from app.vehicles.emulator.ecus import DEFAULT_SPECS, Ecu, Reply, Timings, spec_for
+from app.vehicles.emulator.described import DescribedEcu
+from app.vehicles.emulator.ecus import Timings, make_ecu, spec_for
 from app.vocabulary import SimulatorProfile
 
 if TYPE_CHECKING:
     from odxtools.diaglayers.diaglayer import DiagLayer
 
-    from app.vehicles.emulator.described import DescribedEcu
-
 ABORTED_KEPT: Final = 1000
-# What a table ECU answers a request it does not know with: serviceNotSupported,
-# subFunctionNotSupported, requestOutOfRange. A bound ECU's described ECU answers then.
-NOT_KNOWN_NRCS: Final = frozenset({0x11, 0x12, 0x31})
 # What a ``malformed`` vehicle answers: a negative response cut short, then garbage.
 MALFORMED_ANSWER: Final = b"\x7f\x22\xff\xfe not json"
 
@@ -97,42 +82,37 @@ class _Exchanged:
     nack: int | None = None
 
 
-class _Emulated(Protocol):
-    def handle(self, request: bytes, now: float) -> Reply: ...
-
-
 @dataclass(slots=True)
-class _Described:
-    """A bound ECU: its described ECU, made from ``layer`` (see the module docstring)."""
+class _Kept:
+    """A vehicle's ECU, and what it is emulated from (None: its default description)."""
 
-    layer: DiagLayer
+    layer: DiagLayer | None
     name: str
     ecu: DescribedEcu
 
 
-@dataclass(frozen=True, slots=True)
-class _Bound:
-    """A bound ECU at a default address: the table ECU first, the described one for what
-    the table does not know."""
+def _base_of(layer: DiagLayer) -> DiagLayer:
+    """An ECU variant's base variant (odxtools' ``EcuVariant.base_variant``); the layer
+    itself otherwise."""
+    from odxtools.diaglayers.ecuvariant import EcuVariant
 
-    table: Ecu
-    described: DescribedEcu
+    if isinstance(layer, EcuVariant) and layer.base_variant is not None:
+        return layer.base_variant
+    return layer
 
-    def handle(self, request: bytes, now: float) -> Reply:
-        reply = self.table.handle(request, now)
-        answer = reply.payload or b""
-        negative = answer[:1] == bytes((uds.NEGATIVE_RESPONSE,))
-        if negative and answer[2:3] and answer[2] in NOT_KNOWN_NRCS:
-            return self.described.handle(request, now)
-        if not negative and request[:1] == bytes((uds.DIAGNOSTIC_SESSION_CONTROL,)):
-            self.described.handle(request, now)  # the same session on both
-        return reply
+
+def _same_ecu(old: DiagLayer | None, new: DiagLayer | None) -> bool:
+    """Whether two bound layers are variants of one ECU (a variant identified, or the
+    base again after a forced detection): they share a base variant."""
+    return (
+        old is not None and new is not None and _base_of(old).short_name == _base_of(new).short_name
+    )
 
 
 class _EmulatedEcus:
     """The conversation's channel to one simulated vehicle's ECUs, in-process."""
 
-    def __init__(self, ecus: Mapping[int, _Emulated]) -> None:
+    def __init__(self, ecus: Mapping[int, DescribedEcu]) -> None:
         self._ecus = ecus
 
     async def exchange(self, ecu: int, request: bytes) -> _Exchanged:
@@ -157,73 +137,50 @@ class SimulatedConnector:
             self_test_s=settings.self_test_s, bleed_check_s=settings.bleed_check_s, s3_s=None
         )
         self._conversation = uds_commands.ConversationSettings(poll_s=settings.poll_s)
-        self._vehicles: dict[str, dict[int, Ecu]] = {}
-        # The described ECUs of bound ECUs, per vehicle and address.
-        self._described: dict[str, dict[int, _Described]] = {}
+        self._vehicles: dict[str, dict[int, _Kept]] = {}
         # Commands whose answer was closed before its final chunk, oldest first (bounded).
         self.aborted: deque[str] = deque(maxlen=ABORTED_KEPT)
 
-    def ecu(self, vehicle_id: str, address: int) -> Ecu:
+    def ecu(self, vehicle_id: str, address: int) -> DescribedEcu:
         """A vehicle's emulated ECU (KeyError until a command reached it)."""
-        return self._vehicles[vehicle_id][address]
+        return self._vehicles[vehicle_id][address].ecu
 
     def stored_dtcs(self, vehicle_id: str, address: int) -> tuple[str, ...]:
-        """The DTCs an ECU of a vehicle has stored (KeyError until a command reached it)."""
+        """The DTCs an ECU of a vehicle has stored, by display code (KeyError until a
+        command reached it)."""
         return self.ecu(vehicle_id, address).stored_codes()
 
     def described_ecu(self, vehicle_id: str, address: int) -> DescribedEcu:
-        """A bound ECU's described ECU (KeyError until a command reached it bound)."""
-        return self._described[vehicle_id][address].ecu
+        """A vehicle's emulated ECU (``ecu``; the name says it answers from a description)."""
+        return self.ecu(vehicle_id, address)
 
-    def _ecus(self, request: DiagnosticRequest) -> dict[int, _Emulated]:
+    def _ecus(self, request: DiagnosticRequest) -> dict[int, DescribedEcu]:
         """The vehicle's ECUs this request may reach: its ECU set, each made on first use
-        and kept (an ECU left out of the set keeps its state, unreachable); a bound one
-        with its described ECU (made anew when the binding changed)."""
-        made = self._vehicles.setdefault(request.vehicle_id, {})
-        described = self._described.setdefault(request.vehicle_id, {})
-        ecus: dict[int, _Emulated] = {}
+        and kept (an ECU left out of the set keeps its state, unreachable), made anew
+        when what it is emulated from changed."""
+        kept = self._vehicles.setdefault(request.vehicle_id, {})
+        ecus: dict[int, DescribedEcu] = {}
         for name, address in request.ecus or description.DEFAULT_ECUS:
             layer = request.described_ecus.get(address)
-            if layer is None:
-                described.pop(address, None)  # unbound (or not loaded): made anew if bound
-            else:
-                bound = self._described_ecu(request, described, name, address, layer)
-                if address not in DEFAULT_SPECS:  # no table ECU there: the description's
-                    ecus[address] = bound
-                    continue
-            ecu = made.get(address)
-            if ecu is None:
-                spec = spec_for(name, address)
-                ecu = made[address] = Ecu(spec, request.vin, self._timings, self._rng)
-            ecus[address] = ecu if layer is None else _Bound(ecu, bound)
+            found = kept.get(address)
+            if found is None or found.layer is not layer or found.name != name:
+                made = self._make(request, name, address, layer)
+                if found is not None and found.name == name and _same_ecu(found.layer, layer):
+                    made.adopt(found.ecu)  # its identified variant: the same ECU's memory
+                found = kept[address] = _Kept(layer, name, made)
+            ecus[address] = found.ecu
         return ecus
 
-    def _described_ecu(
-        self,
-        request: DiagnosticRequest,
-        described: dict[int, _Described],
-        name: str,
-        address: int,
-        layer: DiagLayer,
+    def _make(
+        self, request: DiagnosticRequest, name: str, address: int, layer: DiagLayer | None
     ) -> DescribedEcu:
-        kept = described.get(address)
-        if kept is not None and kept.layer is layer and kept.name == name:
-            return kept.ecu
-        # Imported on first use: odxtools' import alone takes about 0.3 s.
-        from app.vehicles.emulator.described import DescribedEcu, DescribedSpec
-
+        spec = spec_for(name, address)
         seed = self._settings.seed
+        emulated = spec.layer_name if layer is None else layer.short_name
         rng = random.Random(
-            None if seed is None else f"{seed}/{request.vin}/{address:04X}/{layer.short_name}"
+            None if seed is None else f"{seed}/{request.vin}/{address:04X}/{emulated}"
         )
-        ecu = DescribedEcu(
-            DescribedSpec(name, address, layer),
-            rng,
-            routine_s=self._settings.self_test_s,
-            s3_s=None,  # as the table ECUs: nobody sends TesterPresent in-process
-        )
-        described[address] = _Described(layer, name, ecu)
-        return ecu
+        return make_ecu(spec, request.vin, self._timings, rng, layer)
 
     def _outcome(self, profile: str) -> SimulatorProfile:
         """How this request goes: the vehicle's profile, or for ``flaky`` one drawn from the

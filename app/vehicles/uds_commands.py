@@ -58,7 +58,13 @@ from udsoncan.services.RoutineControl import RoutineControl
 from app import sovd
 from app.vehicles import description, doip, uds
 from app.vehicles.addresses import InvalidAddress, format_address, parse_address
-from app.vehicles.connector import Chunk, DescribedRequest, Negative, VehicleNotResponding
+from app.vehicles.connector import (
+    Chunk,
+    DescribedRequest,
+    DtcRecord,
+    Negative,
+    VehicleNotResponding,
+)
 from app.vocabulary import CommandName
 
 log = logging.getLogger(__name__)
@@ -156,8 +162,10 @@ class _Refusal(Exception):
         self.chunk = Chunk(payload, True, negative, raw)
 
 
-def _chunk(payload: dict[str, Any], is_final: bool, raw: bytes = b"") -> Chunk:
-    return Chunk(payload, is_final, raw=raw)
+def _chunk(
+    payload: dict[str, Any], is_final: bool, raw: bytes = b"", dtc: DtcRecord | None = None
+) -> Chunk:
+    return Chunk(payload, is_final, raw=raw, dtc=dtc)
 
 
 def _raw(response: Response) -> bytes:
@@ -454,6 +462,7 @@ async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Ch
             },
             False,
             report,
+            DtcRecord(number, status),
         )
     summary = {"ecuAddress": talk.address, "status": "complete", "totalDtcs": len(dtcs)}
     yield _chunk(summary, True, report)
@@ -628,9 +637,10 @@ async def _diag_service(
             "text": decoded.nrc_text,
             "service": _hex(payload[0], 2),
         }
-        yield Chunk(
-            chunk, True, Negative(decoded.nrc, uds.nrc_name(decoded.nrc), payload[0]), answer
+        negative = Negative(
+            decoded.nrc, uds.nrc_name(decoded.nrc), payload[0], text=decoded.nrc_text
         )
+        yield Chunk(chunk, True, negative, answer)
         return
     if payload[0] == uds.DIAGNOSTIC_SESSION_CONTROL and len(payload) > 1:
         # As the catalogue's session command does: the link keeps a non-default session

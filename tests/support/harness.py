@@ -42,7 +42,7 @@ from app.config import Config
 from app.main import create_app
 from app.models import Principal
 from app.services.registry import Services
-from app.vehicles.connector import Chunk, DiagnosticRequest, Negative
+from app.vehicles.connector import Chunk, DiagnosticRequest, DtcRecord, Negative
 
 ADMIN_PASSWORD = "admin-password-1"
 ENGINEER_PASSWORD = "engineer-password-1"
@@ -134,9 +134,12 @@ class ScriptedConnector:
         *,
         final: bool = False,
         negative: Negative | None = None,
+        raw: bytes = b"",
+        dtc: DtcRecord | None = None,
     ) -> None:
-        """Send the next chunk of the command's answer (a ``negative`` one is final)."""
-        chunk = Chunk(copy.deepcopy(payload), final or negative is not None, negative)
+        """Send the next chunk of the command's answer (a ``negative`` one is final), with
+        the typed reading a real connector gives beside the payload (``raw``, ``dtc``)."""
+        chunk = Chunk(copy.deepcopy(payload), final or negative is not None, negative, raw, dtc)
         assert self.loop is not None, "the command has not started"
         self.loop.call_soon_threadsafe(lambda: self._queue(command_id).put_nowait(chunk))
 

@@ -33,6 +33,7 @@ from app.models import Command
 from app.services.commands import CommandService
 from app.services.sovd.entities import Target
 from app.vehicles import uds
+from app.vehicles.connector import Negative
 from app.vocabulary import CommandStatus, FailureCode
 
 # A call waits this much longer than the command deadline once its command started.
@@ -48,24 +49,30 @@ class Until(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """A call's command and its answer so far: each chunk as the connector typed it
+    (``ResponseEvent``: the stored payload, and the negative response, the ECU's bytes
+    and the DTC read from it)."""
+
     command: Command  # as stored when the wait ended
-    chunks: tuple[dict[str, Any], ...]  # the answer so far, in order
+    events: tuple[ResponseEvent, ...]  # the answer so far, in order
+
+    @property
+    def chunks(self) -> tuple[dict[str, Any], ...]:
+        """The chunks' payloads (the decoded values), in order."""
+        return tuple(e.response_payload for e in self.events)
 
     @property
     def last(self) -> dict[str, Any] | None:
-        return self.chunks[-1] if self.chunks else None
+        return self.events[-1].response_payload if self.events else None
 
-    def negative(self) -> dict[str, Any] | None:
-        last = self.last
-        found = last.get("negativeResponse") if last is not None else None
-        return found if isinstance(found, dict) else None
+    @property
+    def raw(self) -> bytes:
+        """The ECU's message the last chunk was read from (empty: none)."""
+        return self.events[-1].raw if self.events else b""
 
-
-def _hex(value: object) -> int | None:
-    try:
-        return int(str(value), 16)
-    except ValueError:
-        return None
+    def negative(self) -> Negative | None:
+        """The ECU's refusal, typed: the last chunk's (a refusal is always the last)."""
+        return self.events[-1].negative if self.events else None
 
 
 class VehicleCalls:
@@ -107,7 +114,7 @@ class VehicleCalls:
         call is ``overloaded``: a client is never told "no answer" for a call that then
         runs. One that started gets the run wait (its deadline, and a margin)."""
         cid = command.command_id
-        chunks: list[dict[str, Any]] = []
+        chunks: list[ResponseEvent] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._queue_wait_s
         started = False
@@ -140,7 +147,7 @@ class VehicleCalls:
                     started = True
                     deadline = loop.time() + self._run_wait_s
                 elif isinstance(event, ResponseEvent):
-                    chunks.append(event.response_payload)
+                    chunks.append(event)
                     # A final chunk (a refusal, or a run already over) means the end is
                     # near: wait for it, so the answer and the state agree.
                     if until is Until.STARTED and not event.is_final:
@@ -187,16 +194,13 @@ def error_of(outcome: Outcome, what: str, session: str | None = None) -> Service
     return ServiceError(message, command_id=cid)
 
 
-def _refusal(
-    negative: dict[str, Any], what: str, session: str | None, command_id: str
-) -> ServiceError:
-    nrc = _hex(negative.get("nrc")) or 0
-    sid = _hex(negative.get("service"))
-    name = str(negative.get("name", uds.nrc_name(nrc)))
+def _refusal(negative: Negative, what: str, session: str | None, command_id: str) -> ServiceError:
+    nrc, name = negative.nrc, negative.name
     parameters: dict[str, Any] = {"nrc": nrc, "nrc_name": name}
-    if sid is not None:
+    if negative.service is not None:
+        sid = negative.service
         parameters = {"service": sid, "service_name": uds.service_name(sid), **parameters}
-    if negative.get("layer") == "doip":
+    if negative.layer == "doip":
         parameters["layer"] = "doip"
     elif session is not None and nrc in SESSION_NRCS:
         return PreconditionNotFulfilled(

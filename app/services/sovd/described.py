@@ -20,7 +20,6 @@ odxtools (and ``sovd_map``, which imports it) is imported only when a bound ECU 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -32,7 +31,6 @@ from app.services.diag_services import DiagServices
 from app.services.sovd.calls import Outcome, VehicleCalls, error_of
 from app.services.sovd.entities import Target
 from app.store.commands import CommandFilter
-from app.vehicles import uds
 from app.vocabulary import CommandName, CommandStatus
 
 if TYPE_CHECKING:
@@ -85,20 +83,15 @@ def _refusal(outcome: Outcome, service: DiagService, what: str) -> ErrorResponse
     negative = outcome.negative()
     if negative is None:
         return None
-    try:
-        nrc = int(str(negative.get("nrc")), 16)
-    except ValueError:
-        nrc = 0
-    name = str(negative.get("name") or uds.nrc_name(nrc))
-    text = negative.get("text")
+    nrc, name, text = negative.nrc, negative.name, negative.text
     # As the tree's other negative responses: the SID, the service (here by its short
     # name in the description), the NRC and its ISO name, and the description's text.
     parameters: dict[str, Any] = {"service_name": service.short_name, "nrc": nrc, "nrc_name": name}
-    with contextlib.suppress(ValueError):
-        parameters = {"service": int(str(negative.get("service")), 16), **parameters}
-    if isinstance(text, str) and text:
+    if negative.service is not None:
+        parameters = {"service": negative.service, **parameters}
+    if text:
         parameters["nrc_text"] = text
-    said = f"{name}: {text}" if isinstance(text, str) and text else name
+    said = f"{name}: {text}" if text else name
     return ErrorResponse(
         f"{what}: the ECU answered with negative response 0x{nrc:02X} ({said})",
         parameters=parameters,
@@ -218,17 +211,13 @@ class Described:
         if refused is not None:
             raise refused
         last = outcome.last or {}
-        raw = last.get("parameters")
+        values = last.get("parameters")
         units = last.get("units")
-        try:
-            response = bytes.fromhex(str(last.get("response", "")))
-        except ValueError:
-            response = b""
         return Answer(
             outcome.command.command_id,
-            dict(raw) if isinstance(raw, dict) else {},
+            dict(values) if isinstance(values, dict) else {},
             dict(units) if isinstance(units, dict) else {},
-            response,
+            outcome.raw,
         )
 
     # -- data ------------------------------------------------------------------------------

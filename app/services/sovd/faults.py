@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
 from app.descriptions.fault_status import STATUS_KEYS
-from app.errors import InvalidResponseContent, NotFound
+from app.errors import NotFound
 from app.services.sovd.calls import Outcome, VehicleCalls
 from app.services.sovd.entities import Target
 from app.vehicles import uds
+from app.vehicles.connector import DtcRecord
 from app.vehicles.description import fault_name, severity
 from app.vocabulary import CommandName
 
@@ -63,20 +64,15 @@ def fault_status(byte: int) -> FaultStatus:
     return _status(byte)
 
 
-def fault_of(chunk: dict[str, Any]) -> Fault:
-    """A fault from one ReadDTC chunk (``dtcCode``, ``failureType``, ``statusByte``)."""
-    try:
-        display = str(chunk["dtcCode"])
-        number = uds.dtc_number(display, int(str(chunk.get("failureType", "0x00")), 16))
-        byte = int(str(chunk["statusByte"]), 16)
-    except (KeyError, ValueError) as exc:
-        raise InvalidResponseContent(f"a DTC in the answer could not be read: {exc}") from None
+def fault_of(dtc: DtcRecord) -> Fault:
+    """A fault from one DTC of a ReadDTC answer, as the connector read it."""
+    display = uds.dtc_code(dtc.number)
     return Fault(
-        code=f"{number:06X}",
-        display_code=uds.dtc_code(number),
+        code=f"{dtc.number:06X}",
+        display_code=display,
         fault_name=fault_name(display),
         severity=severity(display),
-        status=_status(byte),
+        status=_status(dtc.status),
     )
 
 
@@ -130,4 +126,4 @@ class Faults:
 
 
 def _faults(outcome: Outcome) -> list[Fault]:
-    return [fault_of(c) for c in outcome.chunks if "dtcCode" in c]
+    return [fault_of(e.dtc) for e in outcome.events if e.dtc is not None]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from app.errors import BadRequest, Conflict, NotFound, ServiceError
+from app.events import ResponseEvent
 from app.models import Command, ResponseChunk
 from app.services.commands import CommandService
 from app.services.sovd.calls import Outcome, Until, VehicleCalls, error_of
@@ -79,7 +80,9 @@ def _state(at: Target, op: Operation, command: Command, chunks: list[ResponseChu
         status = ExecutionStatus(ended) if ended in known else ExecutionStatus.FAILED
     else:
         status = ExecutionStatus.FAILED
-        outcome = Outcome(command, tuple(c.response_payload for c in chunks))
+        # Read back from the history: the typed fields from the stored form.
+        events = tuple(_replayed(c) for c in chunks)
+        outcome = Outcome(command, events)
         error = error_of(outcome, _what(at, op), op.session)
         if outcome.negative() is not None:
             parameters = {}
@@ -89,6 +92,16 @@ def _state(at: Target, op: Operation, command: Command, chunks: list[ResponseChu
         parameters=parameters,
         progress=progress if isinstance(progress, int) else None,
         error=error,
+    )
+
+
+def _replayed(chunk: ResponseChunk) -> ResponseEvent:
+    return ResponseEvent.replayed(
+        chunk.command_id,
+        chunk.sequence_number,
+        chunk.is_final,
+        chunk.response_payload,
+        chunk.received_at,
     )
 
 

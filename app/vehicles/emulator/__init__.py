@@ -3,7 +3,8 @@
 Run it on its own with ``python -m app.vehicles.emulator --host 127.0.0.1 --port 13400``,
 or in-process with ``running_emulator()``. With ``--pdx FILE`` (or
 ``EmulatorSettings(described=...)``) its ECUs are the base variants of an ODX
-description, answering as it describes (``described.py``).
+description, answering as it describes (``described``); without, the demo ECUs of the
+demo description with the demo scenario (``ecus``).
 """
 
 from app.vehicles.emulator.described import (
@@ -13,16 +14,12 @@ from app.vehicles.emulator.described import (
     load_pdx,
 )
 from app.vehicles.emulator.ecus import (
-    BLEED_CHECK,
     DEFAULT_ECUS,
     DEFAULT_SPECS,
-    ROUTINES,
-    SELF_TEST,
     Ecu,
     EcuSpec,
-    RoutineSpec,
-    StoredDtc,
     Timings,
+    make_ecu,
     spec_for,
 )
 from app.vehicles.emulator.server import (
@@ -33,23 +30,19 @@ from app.vehicles.emulator.server import (
 )
 
 __all__ = [
-    "BLEED_CHECK",
     "DEFAULT_ECUS",
     "DEFAULT_SPECS",
     "PROFILES",
-    "ROUTINES",
-    "SELF_TEST",
     "DescribedEcu",
     "DescribedSpec",
     "DoipEmulator",
     "Ecu",
     "EcuSpec",
     "EmulatorSettings",
-    "RoutineSpec",
-    "StoredDtc",
     "Timings",
     "described_specs",
     "load_pdx",
+    "make_ecu",
     "running_emulator",
     "spec_for",
 ]

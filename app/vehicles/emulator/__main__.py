@@ -3,8 +3,9 @@
 Prints one JSON line when listening (with the port, useful with ``--port 0``), then logs
 as JSON lines like the service.
 
-Without ``--pdx`` the ECUs are the table-driven ones of ``ecus.py`` (the default four, or
-those ``--ecus 0x0010,0x1001`` lists). With ``--pdx FILE`` (repeatable) they are every
+Without ``--pdx`` the ECUs are the demo vehicle's of ``ecus.py`` (the demo description
+with the demo scenario; the default four, or those ``--ecus 0x0010,0x1001`` lists, a
+generic ECU where no demo ECU is). With ``--pdx FILE`` (repeatable) they are every
 base variant of the file(s), answering from the description (``described.py``), each at
 its logical address (special data ``LOGICAL-ADDRESS``, else the comparam
 ``CP_DoIPLogicalEcuAddress``); ``--ecus`` then names addresses by variant:

@@ -14,10 +14,10 @@ routing activation to new connections and drops an established one in the middle
 its next answer; ``malformed`` answers bytes that are not UDS; ``flaky`` draws one of
 those per request from the seeded RNG. The profile can be changed while running.
 
-The ECUs are the table-driven ones of ``ecus.py`` (``settings.ecus``, the default four)
-and/or ECUs driven by an ODX description (``settings.described``: base variants of PDX
-files, ``described.DescribedEcu``), each at its logical address; the entity does not
-care which kind answers.
+The ECUs are the demo vehicle's of ``ecus.py`` (``settings.ecus``, the default four:
+the demo description's base variants with the demo scenario laid over them) and/or ECUs
+of any ODX description (``settings.described``: base variants of PDX files), each a
+``described.DescribedEcu`` at its logical address.
 
 Simplifications, on purpose: one tester at a time is served per logical address (a new
 activation with the same address replaces the old connection instead of running the
@@ -38,7 +38,8 @@ from typing import Final, Protocol
 
 from app.vehicles import doip, uds
 from app.vehicles.emulator.described import DescribedEcu, DescribedSpec
-from app.vehicles.emulator.ecus import DEFAULT_ECUS, Ecu, EcuSpec, Reply, Timings
+from app.vehicles.emulator.ecus import DEFAULT_ECUS, Ecu, EcuSpec, Timings, make_ecu
+from app.vehicles.emulator.reply import Reply
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class DoipEmulator:
         self._profile = check_profile(self.settings.profile)
         self._rng = random.Random(self.settings.seed)
         self.ecus: dict[int, Ecu] = {
-            spec.address: Ecu(spec, self.settings.vin, self.settings.timings, self._rng)
+            spec.address: make_ecu(spec, self.settings.vin, self.settings.timings, self._rng)
             for spec in self.settings.ecus
         }
         timings = self.settings.timings
@@ -117,6 +118,7 @@ class DoipEmulator:
                 described_rng(self.settings.seed, described),
                 routine_s=timings.self_test_s,
                 s3_s=timings.s3_s,
+                vin=self.settings.vin,  # the VIN it announces, on 0xF190 too
             )
         self._targets: dict[int, EmulatedEcu] = {**self.ecus, **self.described}
         self._server: asyncio.Server | None = None
@@ -170,7 +172,7 @@ class DoipEmulator:
 
     @property
     def addresses(self) -> list[int]:
-        """Every ECU's logical address: the table ECUs', then the described ones'."""
+        """Every ECU's logical address: the demo ECUs', then the ``--pdx`` ones'."""
         return list(self._targets)
 
     def disconnect_all(self) -> None:

@@ -6,14 +6,17 @@ Two layers of API:
   (``PdxSpec`` of ``PdxEcu``, each with ``PdxDid`` / ``PdxDtc`` / ``PdxRoutine`` /
   ``PdxSession``), becomes the bytes of one PDX file. Tests use it for a custom
   description (one ECU with one DID, say).
-- ``build_demo_pdx()``: the four demo ECUs (engine, transmission, abs, body) from the
-  project's own source of truth, ``app.vehicles.description`` (data items, operations,
-  fault names and severities), ``app.vehicles.emulator.ecus`` (DTCs, routines, sessions)
-  and ``app.vehicles.uds`` (the DID codecs: sizes, scaling, units, value tables).
-  ``demo_spec()`` is that spec; names are the SOVD ids in PascalCase (``pascal_name``:
-  ``VIN_Read``, ``EngineRpm_Read``, ``SelfTest_Start``, ``BrakeBleedCheck_Start``). A
-  routine whose start runs it to its end (the brake bleed check) has no ``_Stop``.
-  Built from those modules at call time, so it follows them when they change.
+- ``build_demo_pdx()``: the four demo ECUs (engine, transmission, abs, body), declared
+  once in ``demo.py`` (``DEMO_ECUS``: DIDs with the codecs of ``app.vehicles.uds``,
+  DTCs with texts and levels, routines, sessions): the single source of truth that
+  the unbound SOVD tree (``app.vehicles.description``) and the emulated ECUs
+  (``app.vehicles.emulator.ecus``) read. ``demo_spec()`` is that spec; names are the
+  SOVD ids in PascalCase (``pascal_name``: ``VIN_Read``, ``EngineRpm_Read``,
+  ``SelfTest_Start``, ``BrakeBleedCheck_Start``). A routine whose start runs it to its
+  end (the brake bleed check) has no ``_Stop``. What the demo vehicles do beyond their
+  description (DTCs stored at start, identification values, routine behaviour) is the
+  demo scenario, ``scenario.py`` (``DEMO_SCENARIO``, checked against ``DEMO_ECUS`` by
+  ``check_scenario``).
 
 What one ECU becomes: a diag layer container named like the ECU (``ENGINE``,
 ``TRANSMISSION``, ``ABS``, ``BODY``: ``PdxEcu.short_name``) holding one base variant of
@@ -47,6 +50,10 @@ diagnostic adapter (CDA) uses:
   configuration), ``DTC_Setting_Mode_<Name>`` (0x85 <type>, FUNCT-CLASS ``DtcSetting``),
   and the environment data of one DTC: ``FaultMem_ReportDTCSnapshotRecordByDTCNumber``
   (19 04 <dtc> <record>) and ``FaultMem_ReportDTCExtDataRecordByDTCNumber`` (19 06);
+- ECU variants (``PdxEcu.variants``, ``PdxVariant``): each an ECU-VARIANT of the base
+  variant (PARENT-REF), with its ECU-VARIANT-PATTERNs (MATCHING-PARAMETERs: a base
+  variant's service, its response parameter, the expected value) and ``<Name>_Read``
+  services of its own DIDs; the base variant's services are inherited;
 - the ECU's logical address as a special data group (``SDG`` semantic ``ECU``, value
   semantic ``LOGICAL-ADDRESS``, ``0x10``).
 
@@ -61,7 +68,7 @@ fixed date (``PDX_DATE``) on both, so the same spec gives byte-identical bytes.
 The modules:
 
 - ``spec.py``: the frozen dataclasses (``PdxSpec``, ``PdxEcu``, ``PdxDid``, ``PdxDtc``,
-  ``PdxRoutine``, ``PdxSession``) and their checks; ``DEFAULT`` / ``EXTENDED``,
+  ``PdxRoutine``, ``PdxSession``, ``PdxVariant``) and their checks; ``DEFAULT`` / ``EXTENDED``,
   ``ROUTINE_ACTIONS``, ``DTC_SETTING_ON_OFF``;
 - ``build.py``: ``build_database`` (one container per ECU), ``build_pdx`` and the
   deterministic repacking of the zip;
@@ -70,7 +77,10 @@ The modules:
 - ``services.py``: negative response, sessions and their state chart, DIDs, routines,
   DTC settings;
 - ``fault_memory.py``: the DTC DOP, read and clear, and the environment data of one DTC;
-- ``demo.py``: ``demo_spec``, ``build_demo_pdx`` and ``pascal_name``.
+- ``demo.py``: ``DEMO_ECUS``, ``IDENTIFICATION``, ``demo_spec``, ``build_demo_pdx``,
+  ``pascal_name`` / ``sovd_id``;
+- ``scenario.py``: ``DEMO_SCENARIO``, the demo vehicles' behaviour beside the
+  description.
 """
 
 from app.vehicles.pdx.build import PDX_DATE, build_database, build_pdx
@@ -86,6 +96,7 @@ from app.vehicles.pdx.spec import (
     PdxRoutine,
     PdxSession,
     PdxSpec,
+    PdxVariant,
 )
 
 __all__ = [
@@ -101,6 +112,7 @@ __all__ = [
     "PdxRoutine",
     "PdxSession",
     "PdxSpec",
+    "PdxVariant",
     "build_database",
     "build_demo_pdx",
     "build_pdx",

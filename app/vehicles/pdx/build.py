@@ -22,9 +22,14 @@ from odxtools.diaglayercontainer import DiagLayerContainer
 from odxtools.diaglayers.basevariant import BaseVariant
 from odxtools.diaglayers.basevariantraw import BaseVariantRaw
 from odxtools.diaglayers.diaglayertype import DiagLayerType
+from odxtools.diaglayers.ecuvariant import EcuVariant
+from odxtools.diaglayers.ecuvariantraw import EcuVariantRaw
 from odxtools.docrevision import DocRevision
+from odxtools.ecuvariantpattern import EcuVariantPattern
+from odxtools.matchingparameter import MatchingParameter
 from odxtools.nameditemlist import NamedItemList
-from odxtools.odxlink import OdxLinkId
+from odxtools.odxlink import OdxLinkId, OdxLinkRef
+from odxtools.parentref import ParentRef
 from odxtools.specialdata import SpecialData
 from odxtools.specialdatagroup import SpecialDataGroup
 from odxtools.unitspec import UnitSpec
@@ -39,7 +44,7 @@ from app.vehicles.pdx.services import (
     _add_routines,
     _add_sessions,
 )
-from app.vehicles.pdx.spec import PdxEcu, PdxSpec
+from app.vehicles.pdx.spec import PdxEcu, PdxSpec, PdxVariant
 
 # The zip entries' and the index's dates: fixed, so the bytes only depend on the spec.
 PDX_DATE: Final = (2024, 1, 1, 0, 0, 0)
@@ -89,6 +94,7 @@ def _container(ecu: PdxEcu, spec: PdxSpec) -> DiagLayerContainer:
         state_charts=NamedItemList(layer.charts),
         sdgs=sdgs,
     )
+    base = BaseVariant(diag_layer_raw=raw)
     return DiagLayerContainer(
         odx_id=OdxLinkId(f"DLC.{ecu.short_name}", layer.docs),
         short_name=ecu.short_name,
@@ -99,8 +105,42 @@ def _container(ecu: PdxEcu, spec: PdxSpec) -> DiagLayerContainer:
                 DocRevision(revision_label=spec.revision, state="released", date=spec.date)
             ],
         ),
-        base_variants=NamedItemList([BaseVariant(diag_layer_raw=raw)]),
+        base_variants=NamedItemList([base]),
+        ecu_variants=NamedItemList(_variant(ecu, v, base) for v in ecu.variants),
     )
+
+
+def _variant(ecu: PdxEcu, variant: PdxVariant, base: BaseVariant) -> EcuVariant:
+    """An ECU variant: its own DIDs' services, the base variant's by inheritance, and its
+    ECU-VARIANT-PATTERNs."""
+    layer = _Layer(PdxEcu(variant.name, sessions=ecu.sessions, dids=variant.dids), ecu.short_name)
+    _add_dids(layer)
+    raw = EcuVariantRaw(
+        variant_type=DiagLayerType.ECU_VARIANT,
+        odx_id=layer.id("EV", variant.name),
+        short_name=variant.name,
+        functional_classes=NamedItemList(layer.classes.values()),
+        diag_data_dictionary_spec=DiagDataDictionarySpec(
+            data_object_props=NamedItemList(layer.dops),
+            unit_spec=UnitSpec(units=NamedItemList(layer.units.values())) if layer.units else None,
+        ),
+        diag_comms_raw=list(layer.services),
+        requests=NamedItemList(layer.requests),
+        positive_responses=NamedItemList(layer.positive),
+        parent_refs=[ParentRef(layer_ref=OdxLinkRef.from_id(base.odx_id))],
+        ecu_variant_patterns=[
+            EcuVariantPattern(
+                matching_parameters=[
+                    MatchingParameter(
+                        expected_value=expected, diag_comm_snref=service, out_param_if_snref=out
+                    )
+                    for service, out, expected in pattern
+                ]
+            )
+            for pattern in variant.patterns
+        ],
+    )
+    return EcuVariant(diag_layer_raw=raw)
 
 
 def build_database(spec: PdxSpec) -> Database:

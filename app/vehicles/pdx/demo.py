@@ -1,13 +1,22 @@
-"""The demo ECUs' description, built from the project's own tables (see the package's
-docstring): ``demo_spec()`` and ``build_demo_pdx()``."""
+"""The demo ECUs' description, declared here once: ``DEMO_ECUS``, ``demo_spec()`` and
+``build_demo_pdx()``.
+
+This is the single source of truth of what the demo ECUs (engine, transmission, abs,
+body) offer: their DIDs (with the codecs of ``app.vehicles.uds.DID_CODECS``: sizes,
+scaling, units, value tables), DTCs with texts and levels, routines and the sessions they
+need. Everything else reads it: the unbound SOVD tree's tables
+(``app.vehicles.description``), the emulated ECUs (``app.vehicles.emulator.ecus``), and
+the PDX itself. What the demo vehicles *do* beyond what a description says (which DTCs
+are stored at start, the identification values, how a routine behaves) is the demo
+scenario beside it (``app.vehicles.pdx.scenario``).
+"""
 
 from __future__ import annotations
 
 import functools
 from typing import Final
 
-from app.vehicles import description, uds
-from app.vehicles.emulator import ecus
+from app.vehicles import uds
 from app.vehicles.pdx.build import build_pdx
 from app.vehicles.pdx.spec import DEFAULT, EXTENDED, PdxDid, PdxDtc, PdxEcu, PdxRoutine, PdxSpec
 
@@ -22,58 +31,92 @@ def pascal_name(sovd_id: str) -> str:
     return _NAME_OVERRIDES.get(sovd_id, sovd_id[:1].upper() + sovd_id[1:])
 
 
-def _state(session: str | None) -> tuple[str, ...]:
-    """The ``Session`` state of a session name of ``app.vehicles.uds`` ("extended")."""
-    if session is None:
-        return ()
-    code = uds.SESSIONS[session]
-    return tuple(s.name for s in DEMO_SESSIONS if s.id == code)
+def sovd_id(short_name: str) -> str:
+    """The unbound tree's SOVD id of an ODX short name (``pascal_name`` reversed)."""
+    for sovd, odx in _NAME_OVERRIDES.items():
+        if odx == short_name:
+            return sovd
+    return short_name[:1].lower() + short_name[1:]
 
 
-def _demo_ecu(spec: ecus.EcuSpec) -> PdxEcu:
-    described = description.describe(spec.address)
-    return PdxEcu(
-        short_name=spec.name.upper(),
-        long_name=f"{spec.name} ECU",
-        logical_address=spec.address,
+def _did(did: int, name: str, long_name: str, category: str) -> PdxDid:
+    return PdxDid.from_codec(uds.DID_CODECS[did], name, long_name, category)
+
+
+# Every ECU answers these (ISO 14229-1 identification DIDs); an ECU without a description
+# offers them and nothing else (``app.vehicles.description``).
+IDENTIFICATION: Final = (
+    _did(uds.VIN, "VIN", "Vehicle identification number", "IdentData"),
+    _did(uds.ECU_SOFTWARE_VERSION, "SoftwareVersion", "ECU software version", "IdentData"),
+    _did(uds.ECU_SERIAL_NUMBER, "SerialNumber", "ECU serial number", "IdentData"),
+    _did(uds.ACTIVE_DIAGNOSTIC_SESSION, "ActiveSession", "Active diagnostic session", "SysInfo"),
+)
+_RPM: Final = _did(uds.ENGINE_RPM, "EngineRpm", "Engine speed", "CurrentData")
+_SPEED: Final = _did(uds.VEHICLE_SPEED, "VehicleSpeed", "Vehicle speed", "CurrentData")
+_COOLANT: Final = _did(
+    uds.COOLANT_TEMPERATURE, "CoolantTemperature", "Coolant temperature", "CurrentData"
+)
+
+SELF_TEST: Final = 0x0201
+BLEED_CHECK: Final = 0x0202
+_SELF_TEST: Final = PdxRoutine(SELF_TEST, "SelfTest", "Self-test")
+# Its start runs it to its end (no Stop), and it needs the extended session.
+_BLEED_CHECK: Final = PdxRoutine(
+    BLEED_CHECK, "BrakeBleedCheck", "Brake bleed check", ("Start", "RequestResults"), ("Extended",)
+)
+
+DEMO_ECUS: Final = (
+    PdxEcu(
+        short_name="ENGINE",
+        long_name="engine ECU",
+        logical_address=0x10,
         sessions=DEMO_SESSIONS,
-        dids=tuple(
-            PdxDid.from_codec(
-                uds.DID_CODECS[item.did],
-                pascal_name(item.id),
-                item.name,
-                pascal_name(item.category.value),
-            )
-            for item in described.data
+        dids=(*IDENTIFICATION, _RPM, _SPEED, _COOLANT),
+        dtcs=(
+            PdxDtc("P0171", "System too lean (bank 1)", 2),
+            PdxDtc("P0420", "Catalyst system efficiency below threshold (bank 1)", 3),
         ),
-        dtcs=tuple(
-            PdxDtc(dtc.code, description.fault_name(dtc.code), description.severity(dtc.code))
-            for dtc in (*spec.faults, *spec.history)
-        ),
-        routines=tuple(
-            PdxRoutine(
-                operation.routine_id,
-                pascal_name(operation.id),
-                operation.name,
-                # A synchronous routine runs to its end within the start: no stop.
-                ("Start", "Stop", "RequestResults")
-                if operation.asynchronous
-                else ("Start", "RequestResults"),
-                _state(operation.session),
-            )
-            for operation in described.operations
-        ),
-        clear_sessions=_state(described.clear_session),
-    )
+        routines=(_SELF_TEST,),
+    ),
+    PdxEcu(
+        short_name="TRANSMISSION",
+        long_name="transmission ECU",
+        logical_address=0x18,
+        sessions=DEMO_SESSIONS,
+        dids=(*IDENTIFICATION, _SPEED),
+        dtcs=(PdxDtc("P0700", "Transmission control system malfunction", 2),),
+        routines=(_SELF_TEST,),
+    ),
+    PdxEcu(
+        short_name="ABS",
+        long_name="abs ECU",
+        logical_address=0x28,
+        sessions=DEMO_SESSIONS,
+        dids=(*IDENTIFICATION, _SPEED),
+        dtcs=(PdxDtc("C0035", "Left front wheel speed sensor circuit", 1),),
+        routines=(_SELF_TEST, _BLEED_CHECK),
+    ),
+    PdxEcu(
+        short_name="BODY",
+        long_name="body ECU",
+        logical_address=0x40,
+        sessions=DEMO_SESSIONS,
+        dids=IDENTIFICATION,
+        dtcs=(PdxDtc("B1000", "Body control module internal fault", 4),),
+        # Its routines and ClearDTC only in the extended session.
+        routines=(PdxRoutine(SELF_TEST, "SelfTest", "Self-test", sessions=("Extended",)),),
+        clear_sessions=("Extended",),
+    ),
+)
 
 
 def demo_spec() -> PdxSpec:
-    """The four demo ECUs (``app.vehicles.emulator.ecus.DEFAULT_ECUS``) as a spec."""
-    return PdxSpec(tuple(_demo_ecu(spec) for spec in ecus.DEFAULT_ECUS), name="SOVD_DEMO")
+    """The four demo ECUs (``DEMO_ECUS``) as a spec."""
+    return PdxSpec(DEMO_ECUS, name="SOVD_DEMO")
 
 
 @functools.cache
 def build_demo_pdx() -> bytes:
     """The PDX of the demo ECUs: containers ``ENGINE``, ``TRANSMISSION``, ``ABS``, ``BODY``
-    (built from the project's tables on first call, the same bytes every time)."""
+    (built on first call, the same bytes every time)."""
     return build_pdx(demo_spec())

@@ -113,8 +113,8 @@ def _add_fault_memory(layer: _Layer) -> None:
             compu_method=_identical(*_UINT),
             dtcs_raw=[
                 DiagnosticTroubleCode(
-                    odx_id=layer.id("DTC", dtc.code),
-                    short_name=dtc.code,
+                    odx_id=layer.id("DTC", dtc.short_name),
+                    short_name=dtc.short_name,
                     trouble_code=dtc.trouble_code,
                     display_trouble_code=dtc.code,
                     text=Text(text=dtc.text),

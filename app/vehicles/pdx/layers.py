@@ -81,12 +81,15 @@ def _unit_short_name(unit: str) -> str:
 
 
 class _Layer:
-    """Collects one base variant's parts while its services are added."""
+    """Collects one base variant's (or ECU variant's) parts while its services are added."""
 
-    def __init__(self, ecu: PdxEcu) -> None:
+    def __init__(self, ecu: PdxEcu, base: str | None = None) -> None:
         self.ecu = ecu
         self.name = ecu.short_name
-        self.docs = (OdxDocFragment(ecu.short_name, DocType.CONTAINER),)
+        # An ECU variant's layer (``base``: its base variant) lives in the base's
+        # container and shares its negative response and session chart.
+        self.shared = base or ecu.short_name
+        self.docs = (OdxDocFragment(self.shared, DocType.CONTAINER),)
         self.requests: list[Request] = []
         self.positive: list[Response] = []
         self.negative: list[Response] = []
@@ -142,7 +145,7 @@ class _Layer:
     def state_refs(self, states: Sequence[str]) -> list[PreConditionStateRef]:
         return [
             PreConditionStateRef(
-                ref_id=f"{self.name}.SC.{_SESSION_CHART}.ST.{state}", ref_docs=self.docs
+                ref_id=f"{self.shared}.SC.{_SESSION_CHART}.ST.{state}", ref_docs=self.docs
             )
             for state in states
         ]
@@ -181,11 +184,13 @@ class _Layer:
                 functional_class_refs=[self.functional_class(functional_class)],
                 request_ref=self.ref("RQ", f"RQ_{name}"),
                 pos_response_refs=[self.ref("PR", f"PR_{name}")],
-                neg_response_refs=[self.ref("NR", "NR_Generic")],
+                neg_response_refs=[
+                    OdxLinkRef.from_id(OdxLinkId(f"{self.shared}.NR.NR_Generic", self.docs))
+                ],
                 pre_condition_state_refs=self.state_refs(sessions),
                 state_transition_refs=[
                     StateTransitionRef(
-                        ref_id=f"{self.name}.SC.{_SESSION_CHART}.STT.{t}", ref_docs=self.docs
+                        ref_id=f"{self.shared}.SC.{_SESSION_CHART}.STT.{t}", ref_docs=self.docs
                     )
                     for t in transitions
                 ],

@@ -110,6 +110,11 @@ class PdxDtc:
     def trouble_code(self) -> int:
         return uds.dtc_number(self.code, self.ftb)
 
+    @property
+    def short_name(self) -> str:
+        """``P0171``; with a failure type, ``P0171_13`` (one code, several DTCs)."""
+        return self.code if self.ftb == 0 else f"{self.code}_{self.ftb:02X}"
+
 
 @dataclass(frozen=True, slots=True)
 class PdxRoutine:
@@ -129,6 +134,31 @@ class PdxRoutine:
         unknown = set(self.actions) - set(ROUTINE_ACTIONS)
         if unknown or not self.actions:
             raise ValueError(f"{self.name}: actions are some of {', '.join(ROUTINE_ACTIONS)}")
+
+
+# One matching parameter of an ECU-VARIANT-PATTERN: (the base variant's service, its
+# response parameter, the expected value as odxtools compares it: the physical value's
+# text, such as "ENG 04.12.00" or "257").
+Match = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PdxVariant:
+    """An ECU variant of the ECU's base variant: matched when all matching parameters of
+    one of its ``patterns`` (ECU-VARIANT-PATTERNs) hold; ``dids``: ``<name>_Read``
+    services only this variant has (the base variant's services are inherited)."""
+
+    name: str
+    patterns: tuple[tuple[Match, ...], ...]
+    dids: tuple[PdxDid, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_short_name(self.name, "ECU variant")
+        if not self.patterns or not all(self.patterns):
+            raise ValueError(f"{self.name}: an ECU variant has patterns, each of matches")
+        for service, parameter, _ in (m for pattern in self.patterns for m in pattern):
+            _check_short_name(service, "pattern service")
+            _check_short_name(parameter, "pattern parameter")
 
 
 # The DTC settings of ISO 14229-1 (0x85 0x01 / 0x02): ``DTC_Setting_Mode_On`` / ``_Off``.
@@ -156,6 +186,7 @@ class PdxEcu:
     # fault memory only.
     snapshots: bool = False
     extended_data: bool = False
+    variants: tuple[PdxVariant, ...] = ()  # ECU variants of its base variant
 
     def __post_init__(self) -> None:
         _check_short_name(self.short_name, "ECU short name")
@@ -166,10 +197,11 @@ class PdxEcu:
             ("sessions", [s.name for s in self.sessions]),
             ("DIDs", [d.name for d in self.dids]),
             ("DID ids", [f"{d.did}" for d in self.dids]),
-            ("DTCs", [d.code for d in self.dtcs]),
+            ("DTCs", [d.trouble_code for d in self.dtcs]),
             ("routines", [r.name for r in self.routines]),
             ("DTC settings", [n for n, _ in self.dtc_settings]),
             ("DTC setting types", [f"{t}" for _, t in self.dtc_settings]),
+            ("variants", [self.short_name, *(v.name for v in self.variants)]),
         ):
             if len(set(names)) != len(names):
                 raise ValueError(f"{self.short_name}: {what} must be unique")

@@ -5,7 +5,8 @@ concept has its module, whose docstring says how it behaves:
 
 - ``services``: finding the service a request is (constant prefixes), the NRC when it
   is none (0x11, 0x12, 0x13, 0x31), the suppress-positive-response bit, TesterPresent;
-- ``values``: positive answers, a value for every required parameter (seeded random
+- ``values``: positive answers, a value for every required parameter (what a 0x2E wrote,
+  read back by its 0x22; else seeded random
   numbers within a DOP's limits, text tables, texts such as VINs, DID 0xF186, P2);
 - ``dtcs``: the fault memory (DTCs stored at start, status bytes, reports by status
   mask, clearing, failing DTCs stored again when a routine completes);

@@ -29,7 +29,7 @@ from odxtools.parameters.valueparameter import ValueParameter
 
 from app.vehicles import uds
 from app.vehicles.emulator.described.names import key
-from app.vehicles.emulator.ecus import (
+from app.vehicles.pdx.scenario import (
     CONFIRMED_ACTIVE,
     CONFIRMED_WITH_LAMP,
     HISTORIC,

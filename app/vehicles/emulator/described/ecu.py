@@ -16,16 +16,18 @@ from app.vehicles import uds
 from app.vehicles.emulator.described import dtcs as fault_memory
 from app.vehicles.emulator.described import routines as routine_control
 from app.vehicles.emulator.described.negatives import negative
-from app.vehicles.emulator.described.routines import DescribedRoutine, stoppable
+from app.vehicles.emulator.described.overlay import Overlay
+from app.vehicles.emulator.described.routines import ROUTINE_START, DescribedRoutine, stoppable
 from app.vehicles.emulator.described.services import Service, find, services, unknown_nrc
 from app.vehicles.emulator.described.specs import DescribedSpec
 from app.vehicles.emulator.described.states import StateCharts, session_ids
 from app.vehicles.emulator.described.values import Hints, Unsupported, ValueGenerator
-from app.vehicles.emulator.ecus import Reply
+from app.vehicles.emulator.reply import Reply
 
 log = logging.getLogger(__name__)
 
 ACTIVE_SESSION_DID: Final = 0xF186
+WRITE_DATA_BY_IDENTIFIER: Final = 0x2E
 
 
 @dataclass
@@ -41,6 +43,14 @@ class DescribedEcu:
     routines: dict[int, DescribedRoutine] = field(default_factory=dict)
     last_request_at: float = 0.0
     tester_presents: int = 0
+    # What 0x2E wrote, per DID (its two bytes): the request's values by parameter name.
+    written: dict[bytes, dict[str, ParameterValue]] = field(default_factory=dict)
+    # A scenario laid over the description (a demo vehicle's ECU); None: the
+    # description alone, DTCs and values drawn from ``rng``.
+    overlay: Overlay | None = None
+    # Without an overlay: the vehicle's VIN, answered to a read of DID 0xF190 (None: a
+    # VIN drawn from ``rng``, kept).
+    vin: str | None = None
 
     def __post_init__(self) -> None:
         layer = self.spec.layer
@@ -51,10 +61,12 @@ class DescribedEcu:
         self._stoppable = stoppable(s.prefix for s in self._services)
         self.known_dtcs: tuple[int, ...] = fault_memory.known_dtcs(layer)
         self.reset_session()
-        # A seeded subset of the described DTCs, each with a status byte.
-        self._faults: dict[int, int] = fault_memory.store_at_start(
-            self.dtcs, self.known_dtcs, self.rng
-        )
+        self._faults: dict[int, int]
+        if self.overlay is not None:  # the scenario's DTCs
+            stored, self._faults = self.overlay.start_dtcs(self.known_dtcs)
+            self.dtcs.update(stored)
+        else:  # a seeded subset of the described DTCs, each with a status byte
+            self._faults = fault_memory.store_at_start(self.dtcs, self.known_dtcs, self.rng)
         self._values = ValueGenerator(self.rng, self.spec.name, lambda: self.dtcs)
 
     @property
@@ -70,8 +82,9 @@ class DescribedEcu:
         """The state of the ``SESSION`` chart (None: the description has none)."""
         return self._charts.session(self.states)
 
-    def stored_codes(self) -> tuple[int, ...]:
-        return tuple(self.dtcs)
+    def stored_codes(self) -> tuple[str, ...]:
+        """The stored DTCs by display code (``P0171``)."""
+        return tuple(uds.dtc_code(n) for n in self.dtcs)
 
     def routine_state(self, routine_id: int) -> str | None:
         routine = self.routines.get(routine_id)
@@ -80,6 +93,17 @@ class DescribedEcu:
     def reset_session(self) -> None:
         """Every state chart back to its start state (the tester went away)."""
         self._charts.reset(self.states)
+
+    def adopt(self, previous: DescribedEcu) -> None:
+        """Take over ``previous``'s memory: the same ECU, now emulated from another layer
+        of its description (its identified ECU variant). Its stored DTCs this layer
+        describes, the values written to it, its session."""
+        self.dtcs.clear()
+        self.dtcs.update({c: s for c, s in previous.dtcs.items() if c in self.known_dtcs})
+        self.written.update(previous.written)
+        for chart, state in previous.states.items():
+            if chart in self.states:
+                self.states[chart] = state
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -104,9 +128,13 @@ class DescribedEcu:
             decoded = None
         if decoded is None or (bits is not None and bits != 8 * len(request)):
             return Reply(self._negative(service, request, 0x13))  # incorrect length/format
+        routine_id = _routine_id(entry)
         refused = self._charts.refusal(service, self.states)
         if refused is not None:
+            if routine_id is not None and self.overlay is not None:
+                refused = self.overlay.rule(routine_id).outside_session_nrc or refused
             return Reply(self._negative(service, request, refused))
+        work_s = self._work_s(entry, routine_id)
         try:
             payload = self._answer(entry, request, decoded, now)
         except Unsupported as exc:
@@ -120,18 +148,30 @@ class DescribedEcu:
             )
             return Reply(self._negative(service, request, 0x10))
         if payload[0] == uds.NEGATIVE_RESPONSE:
-            return Reply(payload)
+            return Reply(payload, work_s)
         self._charts.transit(service, self.states)
-        return Reply(None if suppress else payload)
+        return Reply(None if suppress else payload, work_s)
+
+    def _work_s(self, entry: Service, routine_id: int | None) -> float:
+        """How long the server works on a routine's start before answering (0x78
+        meanwhile): the scenario's ``pending`` routines, for their duration."""
+        if routine_id is None or self.overlay is None or entry.prefix[1] != ROUTINE_START:
+            return 0.0
+        if not self.overlay.rule(routine_id).pending:
+            return 0.0
+        return self.overlay.duration_s(routine_id, self.routine_s)
 
     def _advance(self, now: float) -> None:
         """Let time pass: S3 on the session chart, routines running on."""
         self._charts.expire(self.states, now - self.last_request_at, self.s3_s)
         self.last_request_at = now
-        routine_control.advance(self.routines, now, self._rerun_tests)
+        routine_control.advance(self.routines, now, self._completed)
 
-    def _rerun_tests(self) -> None:
-        self.dtcs.update(self._faults)
+    def _completed(self, routine_id: int) -> None:
+        """A routine ran to its end: the ECU has re-run its tests (unless the scenario
+        says this routine does not)."""
+        if self.overlay is None or self.overlay.rule(routine_id).reruns_tests:
+            self.dtcs.update(self._faults)
 
     def _tester_present(self, request: bytes) -> Reply:
         if len(request) != 2:
@@ -157,24 +197,31 @@ class DescribedEcu:
                 return self._negative(service, request, nrc)
         elif sid == uds.ROUTINE_CONTROL and len(entry.prefix) >= 4:
             routine_id = int.from_bytes(entry.prefix[2:4], "big")
+            blocked = self._blocked(routine_id, entry.prefix[1], now)
+            if blocked is not None:
+                return self._negative(service, request, blocked)
+            duration_s = self.routine_s
+            if self.overlay is not None:
+                duration_s = self.overlay.duration_s(routine_id, self.routine_s)
             outcome = routine_control.control(
                 self.routines,
                 entry.prefix[1],
                 routine_id,
                 now,
                 stoppable=self._stoppable,
-                duration_s=self.routine_s,
-                completed=self._rerun_tests,
+                duration_s=duration_s,
+                completed=lambda: self._completed(routine_id),
             )
             if isinstance(outcome, int):
                 return self._negative(service, request, outcome)
             hints.routine = outcome
-        elif (
-            sid == uds.READ_DATA_BY_IDENTIFIER
-            and entry.prefix[1:3] == ACTIVE_SESSION_DID.to_bytes(2, "big")
-            and self.session is not None
-        ):
-            hints.session_id = self._session_ids.get(self.session)
+        elif sid == WRITE_DATA_BY_IDENTIFIER and len(entry.prefix) >= 3:
+            # Remembered: a read of the DID answers it from now on.
+            self.written[entry.prefix[1:3]] = dict(decoded)
+        elif sid == uds.READ_DATA_BY_IDENTIFIER and len(entry.prefix) >= 3:
+            hints.given = self.written.get(entry.prefix[1:3]) or self._scenario_value(entry)
+            if entry.prefix[1:3] == ACTIVE_SESSION_DID.to_bytes(2, "big") and self.session:
+                hints.session_id = self._session_ids.get(self.session)
         if not service.positive_responses:
             raise Unsupported("no positive response")
         response = service.positive_responses[0]
@@ -185,9 +232,44 @@ class DescribedEcu:
         except Exception as exc:
             raise Unsupported(f"odxtools cannot encode it: {exc}") from exc
 
+    def _blocked(self, routine_id: int, action: int, now: float) -> int | None:
+        """0x26 failurePreventsExecutionOfRequestedAction for a start the scenario blocks
+        while a DTC is stored (the routine is then ``failed``)."""
+        if self.overlay is None or action != ROUTINE_START:
+            return None
+        blocked_by = self.overlay.rule(routine_id).blocked_by
+        if blocked_by is None or uds.dtc_number(blocked_by) not in self.dtcs:
+            return None
+        self.routines[routine_id] = DescribedRoutine("failed", now, 0.0, 100)
+        return 0x26
+
+    def _scenario_value(self, entry: Service) -> dict[str, ParameterValue]:
+        """The scenario's value of the DID read (or the VIN given), for the answer's one
+        value parameter."""
+        service = entry.service
+        if not service.positive_responses:
+            return {}
+        did = int.from_bytes(entry.prefix[1:3], "big")
+        if self.overlay is not None:
+            value = self.overlay.did_value(did, self.rng)
+        else:
+            value = self.vin if did == uds.VIN else None
+        required = [p for p in service.positive_responses[0].parameters if p.is_required]
+        if value is None or len(required) != 1:
+            return {}
+        return {required[0].short_name: value}
+
     # -- negative answers ------------------------------------------------------------------
 
     def _negative(self, service: DiagService | None, request: bytes, nrc: int) -> bytes:
         """``7F <sid> <nrc>``, encoded with the description's negative response when one
         encodes to that."""
         return negative(self.spec.layer, service, request, nrc)
+
+
+def _routine_id(entry: Service) -> int | None:
+    """The routine a 0x31 service controls (None: not a routine's service)."""
+    prefix = entry.prefix
+    if prefix[0] != uds.ROUTINE_CONTROL or len(prefix) < 4:
+        return None
+    return int.from_bytes(prefix[2:4], "big")

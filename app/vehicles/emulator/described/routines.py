@@ -73,15 +73,16 @@ def control(
 
 
 def advance(
-    routines: dict[int, DescribedRoutine], now: float, completed: Callable[[], None]
+    routines: dict[int, DescribedRoutine], now: float, completed: Callable[[int], None]
 ) -> None:
-    """Routines running on to ``now``; ``completed`` is called for each that ends."""
-    for routine in routines.values():
+    """Routines running on to ``now``; ``completed`` is called with the id of each that
+    ends."""
+    for routine_id, routine in routines.items():
         if routine.state != "running":
             continue
         elapsed = now - routine.started_at
         if elapsed >= routine.duration_s:
             routine.state, routine.progress = "completed", 100
-            completed()
+            completed(routine_id)
         else:
             routine.progress = min(99, int(100 * elapsed / routine.duration_s))

@@ -7,7 +7,7 @@
   (when the request's length is fixed), else 0x13 incorrectMessageLengthOrInvalidFormat.
   No service with the request's SID: 0x11 serviceNotSupported. A described SID whose
   services all carry a ``SUBFUNCTION`` constant in byte 1, none of them this one: 0x12
-  subFunctionNotSupported (ISO 14229-1, and what the table ECUs of ``ecus.py`` answer);
+  subFunctionNotSupported (ISO 14229-1);
   any other unknown DID, routine or record of a described SID: 0x31 requestOutOfRange.
   The suppress-positive-response bit (0x80 in a ``SUBFUNCTION`` byte) is honoured.
   TesterPresent (0x3E 0x00/0x80) is answered even when the description has no such

@@ -6,7 +6,7 @@
   state after ``s3_s`` seconds without a request (S3), and when the tester goes away
   (``reset_session``). A service whose PRE-CONDITION-STATE-REFS are not met is refused:
   0x7F serviceNotSupportedInActiveSession for a state of the ``SESSION`` chart (as the
-  table ECUs refuse the body's ClearDTC), 0x22 conditionsNotCorrect for any other chart.
+  demo body refuses ClearDTC outside Extended), 0x22 conditionsNotCorrect for any other chart.
 
 The states themselves (chart -> its state) are the ECU's; ``StateCharts`` reads and
 moves them as the layer's charts say.

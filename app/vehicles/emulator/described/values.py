@@ -13,8 +13,10 @@
   - text: generated once and kept (identification does not change), as long as the
     coded type says (a ``VIN``: 17 VIN characters; a ``...Version``: digits and dots);
   - DID 0xF186 (active diagnostic session): the active session's 0x10 subfunction;
+  - a DID written (0x2E ``<did>``): what was written, read back by 0x22 ``<did>``
+    (parameters of the same short name, as ``<Name>_Write`` and ``<Name>_Read`` have);
   - ``P2Server`` / ``P2StarServer`` (the 0x10 answer): 50 ms and 5000 ms, ISO 14229-2's
-    defaults, as the table ECUs answer;
+    defaults;
   - structures and fields: recursively (a field of DTC records: see ``dtcs``).
 
   A response odxtools cannot be given values for (a multiplexer, a table-key
@@ -47,7 +49,7 @@ from app.vehicles import uds
 from app.vehicles.emulator.described import names
 from app.vehicles.emulator.described.dtcs import STATUS_BITS, has_dtc
 from app.vehicles.emulator.described.routines import DescribedRoutine
-from app.vehicles.emulator.ecus import P2_SERVER_MS, P2_STAR_SERVER_MS
+from app.vehicles.emulator.reply import P2_SERVER_MS, P2_STAR_SERVER_MS
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ class Hints:
     status: int | None = None
     routine: DescribedRoutine | None = None
     session_id: int | None = None  # the answer of DID 0xF186
+    # Physical values by parameter name that the ECU holds (what a 0x2E wrote): used as
+    # they are.
+    given: Mapping[str, ParameterValue] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -103,6 +108,11 @@ class ValueGenerator:
                 continue  # constants, matching-request, defaults, computed lengths
             if not isinstance(parameter, ParameterWithDOP):
                 raise Unsupported(f"parameter {parameter.short_name} ({type(parameter).__name__})")
+            if parameter.short_name in hints.given:
+                values[parameter.short_name] = _physical(
+                    parameter, hints.given[parameter.short_name]
+                )
+                continue
             key = f"{path}.{parameter.short_name}"
             values[parameter.short_name] = self._value(
                 parameter.short_name, parameter.dop, hints, key, mask
@@ -139,7 +149,7 @@ class ValueGenerator:
         compu = dop.compu_method
         key_name = names.key(name)
         if key_name.startswith("p2") and key_name.endswith("server"):
-            # The session timing answered to 0x10: ISO 14229-2's defaults, as ecus.py does.
+            # The session timing answered to 0x10: ISO 14229-2's defaults.
             return P2_STAR_SERVER_MS if "star" in key_name else P2_SERVER_MS
         internal = self._hinted(name, hints)
         if internal is not None:
@@ -300,3 +310,16 @@ def _float_limits(dop: DataObjectProperty) -> tuple[float, float]:
         low = _limit(constr.lower_limit.value) if constr.lower_limit else None
         high = _limit(constr.upper_limit.value) if constr.upper_limit else None
     return (low if low is not None else 0.0, high if high is not None else 100.0)
+
+
+def _physical(parameter: ParameterWithDOP, value: ParameterValue) -> ParameterValue:
+    """A given number as the DOP's physical type takes it (a walk's float, rounded for an
+    integer type)."""
+    dop = parameter.dop
+    if (
+        isinstance(value, float)
+        and isinstance(dop, DataObjectProperty)
+        and dop.physical_type.base_data_type in (DataType.A_INT32, DataType.A_UINT32)
+    ):
+        return round(value)
+    return value
