@@ -381,17 +381,25 @@ def _fields(kind: type[msgspec.Struct]) -> tuple[str, ...]:
 _encode = msgspec.json.Encoder().encode
 
 
+# The dialect of every schema ``include-schema=true`` returns (SOVD's clients check it).
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
 @cache
 def schema_of(kind: type[Any]) -> dict[str, Any]:
-    """The JSON Schema of a response type: what ``include-schema=true`` adds to a body,
-    from the same type the OpenAPI document describes."""
-    return msgspec.json.schema(kind)
+    """The JSON Schema 2020-12 document of a response type: what ``include-schema=true``
+    adds to a body, from the same type the OpenAPI document describes."""
+    return {"$schema": SCHEMA_DIALECT, **msgspec.json.schema(kind)}
 
 
 def _with_schema(out: Any) -> Any:
+    """The body with the schema of its type, unless the handler set one (a data item's
+    schema describes its ``data``: ``app.api.sovd.schemas``)."""
     if isinstance(out, Result):
         return Result(_with_schema(out.body), out.status, out.headers)
     if isinstance(out, msgspec.Struct) and "schema" in out.__struct_fields__:
+        if msgspec.structs.asdict(out)["schema"] is not msgspec.UNSET:
+            return out
         return msgspec.structs.replace(out, schema=schema_of(type(out)))
     return out
 
