@@ -582,9 +582,17 @@ def document(
             by_status.setdefault(STATUS_OF[code], []).append(_code_name(code, e.path))
         error_body = _ref("GenericError" if is_sovd(e.path) else "Error")
         for status, codes in sorted(by_status.items()):
+            declared = responses.get(str(status))
+            schema: dict[str, Any] = error_body
+            description = f"error_code: {', '.join(codes)}"
+            if declared is not None and "content" in declared:
+                # An error body of its own as well (the OAuth token endpoint's, RFC 6749
+                # 5.2): either may come.
+                schema = {"anyOf": [declared["content"][_JSON]["schema"], error_body]}
+                description = f"{declared['description']}; else {description}"
             responses[str(status)] = {
-                "description": f"error_code: {', '.join(codes)}",
-                "content": {_JSON: {"schema": error_body}},
+                "description": description,
+                "content": {_JSON: {"schema": schema}},
             }
         op["responses"] = responses
         if e.access is not Access.ANONYMOUS:
