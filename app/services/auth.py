@@ -299,6 +299,45 @@ class AuthService:
         self._verified.put(token, principal, float(claims["exp"]))
         return principal
 
+    async def authenticate_certificate(
+        self, names: tuple[str, ...], first_use: bool, client: str | None
+    ) -> Principal:
+        """The service account a verified client certificate maps to (its
+        ``certificate_name`` is one of ``names``: DNS SANs, then the subject CN), or
+        Unauthorized saying why. ``first_use``: the connection's first request, audited
+        as a login by certificate."""
+        account = None
+        for name in names:
+            account = await self.accounts.by_certificate(name)
+            if account is not None:
+                break
+        if account is None or account.disabled:
+            self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
+            shown_names = ", ".join(names[:3]) or "no name"
+            if account is None:
+                raise TokenRejected(
+                    f"the client certificate ({shown_names}) verifies but maps to no service"
+                    " account; an admin names it as an account's certificate_name (or send"
+                    " a bearer token)"
+                )
+            raise TokenRejected(f"the service account {account.client_id} is disabled")
+        who = Principal(
+            user_id=account.account_id,
+            username=account.client_id,
+            role=account.role,
+            session_id=f"certificate:{account.account_id}",
+        )
+        if first_use:
+            await self._audit.record(
+                Actor(user_id=who.user_id, username=who.username, client_address=client),
+                AuditAction.LOGIN,
+                self._clock.timestamp(),
+                "user",
+                who.user_id,
+                {"method": AuthMethod.CLIENT_CERTIFICATE, "certificate_name": name},
+            )
+        return who
+
     # -- sessions --------------------------------------------------------------------
 
     async def login(self, username: str, password: str, client: str | None) -> TokenPair:
