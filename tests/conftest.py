@@ -58,6 +58,7 @@ SOCKET_TIER = frozenset(
         "test_authorization",  # its WebSocket matrix
         "test_bench",
         "test_bench_overhead",
+        "test_bench_tls",
         "test_cancel",
         "test_console_browser",
         "test_console_faults",
@@ -88,6 +89,8 @@ SOCKET_TIER = frozenset(
         "test_cli",
         "test_start_stop",
         "test_traces_stream",  # the response stream's span: real WebSocket frames
+        "test_tls",  # python -m app over HTTPS
+        "test_service_accounts::test_disabling_an_account_closes_its_streams",
     }
 )
 TESTS = Path(__file__).parent
