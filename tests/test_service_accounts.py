@@ -145,11 +145,19 @@ def test_client_credentials_give_a_bearer_token_that_acts_with_the_role(
     assert srv.http.get("/api/v1/users", headers=auth(token)).status_code == 403
     bot = grant(srv, "fleet-bot", admin["client_secret"], how).json()["access_token"]
     assert srv.http.get("/api/v1/users", headers=auth(bot)).status_code == 200
+    # Its own secret is not changed with a token (an admin replaces it).
+    r = srv.http.post(
+        "/api/v1/auth/password",
+        headers=auth(token),
+        json={"current_password": engineer["client_secret"], "new_password": "x" * 40},
+    )
+    assert r.status_code == 403 and "admin" in r.json()["message"]
+    assert grant(srv, "tester", engineer["client_secret"], how).status_code == 200
     # The audit says how the session was opened.
     rows = srv.query(
         "SELECT details FROM audit_log WHERE action = 'auth.login' AND username = 'tester'"
     )
-    assert [json.loads(d[0])["method"] for d in rows] == ["client_credentials"]
+    assert [json.loads(d[0])["method"] for d in rows] == ["client_credentials"] * 2
 
 
 def test_errors_are_rfc_6749_section_5_2s(srv: Server) -> None:

@@ -589,6 +589,8 @@ class AuthService:
         """A user's own new password: the current one must check out (counted in the login
         throttle like a login); every other session of theirs ends (their streams close).
         Returns how many sessions ended."""
+        if who.session_id.startswith("certificate:"):
+            raise Forbidden("a client certificate has no password; an admin replaces secrets")
         check_password_rules(who.username, new, "body.new_password")
         key = username_key(who.username)
         slot = await self._start_check(key, who.username, client)
@@ -599,6 +601,11 @@ class AuthService:
             self._give_back(slot)
             raise
         ok = await self._verify(creds.password_hash if creds else self._dummy_hash, current, slot)
+        if creds is not None and creds.kind is not AccountKind.PERSON:
+            # A service account's secret is replaced by an admin (POST .../secret), never
+            # by the account itself: a stolen token must not be able to lock the owner out.
+            self._give_back(slot)
+            raise Forbidden("a service account's secret is replaced by an admin, not here")
         if creds is None or not ok:
             self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
             # A guess with a stolen access token is a failed login too: written down like
