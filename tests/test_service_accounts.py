@@ -312,3 +312,33 @@ def test_the_cli_creates_lists_and_disables_accounts(
     assert code == 0 and "disabled" in out
     with in_process(config) as srv:
         oauth_error(grant(srv, "bench-rig", secret), 401, "invalid_client")
+
+
+def test_migration_7_keeps_every_user_a_person(tmp_path: Path) -> None:
+    """A database at version 6 moves to 7: its users are people, nothing else changes;
+    a certificate name is unique and a kind is one of the two."""
+    import sqlite3
+
+    from app.store.migrations import MIGRATIONS, migrate
+
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:6], start=1):
+        conn.executescript(f"BEGIN; {script} PRAGMA user_version={number}; COMMIT;")
+    conn.execute(
+        "INSERT INTO users (user_id, username, username_key, password_hash, role, disabled,"
+        " created_at) VALUES ('u1', 'alice', 'alice', 'h', 'engineer', 0, '2024-01-01')"
+    )
+    assert migrate(conn) == 7
+    assert conn.execute("SELECT user_id, kind, certificate_name FROM users").fetchall() == [
+        ("u1", "person", None)
+    ]
+    insert = (
+        "INSERT INTO users (user_id, username, username_key, password_hash, role, disabled,"
+        " created_at, kind, certificate_name) VALUES (?, ?, ?, 'h', 'engineer', 0, 'now', ?, ?)"
+    )
+    conn.execute(insert, ("s1", "rig", "rig", "service", "rig.lab"))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(insert, ("s2", "rig2", "rig2", "service", "rig.lab"))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(insert, ("s3", "rig3", "rig3", "robot", None))
+    conn.close()
