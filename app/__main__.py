@@ -22,7 +22,7 @@ import sys
 
 from hypercorn.utils import LifespanFailureError
 
-from app import cli, logs, server
+from app import cli, logs, server, tls
 from app.config import Config
 from app.errors import StartupError
 from app.main import Lifecycle, create_app
@@ -87,13 +87,14 @@ async def run(config: Config) -> None:
         log.info("stopping", extra={"event": "shutdown"})
         await lifecycle.drain(config.shutdown_grace_s)
 
+    tls.check_files(config)  # HTTPS: a bad certificate or key stops the start here
     hc = server.hypercorn_config(config)
     try:
         sockets = server.listen(hc, connection_limits(config))
     except OSError as exc:
         raise StartupError(listen_failure(config, exc)) from None
-    host, port = sockets.insecure_sockets[0].getsockname()[:2]
-    ready = asyncio.create_task(_say_ready(lifecycle, f"http://{host}:{port}/"))
+    scheme, host, port = server.listening(sockets)
+    ready = asyncio.create_task(_say_ready(lifecycle, f"{scheme}://{host}:{port}/"))
     try:
         await server.serve(app, hc, sockets, shutdown_trigger)
     except LifespanFailureError:
@@ -105,7 +106,7 @@ async def run(config: Config) -> None:
     finally:
         ready.cancel()
         await asyncio.gather(ready, return_exceptions=True)
-        for sock in sockets.insecure_sockets:
+        for sock in [*sockets.insecure_sockets, *sockets.secure_sockets]:
             sock.close()
 
 

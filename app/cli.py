@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, TextIO, TypeVar
 
+from app import cli_service_accounts
 from app.config import Config, ConfigError
 from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked, make_private_dir
 from app.descriptions.intake import PdxLimits, PdxRejected
@@ -64,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
         " see docs/configuration.md); without a command it serves.",
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    commands = top.add_subparsers(dest="command", metavar="{serve,users,descriptions}")
+    commands = top.add_subparsers(
+        dest="command", metavar="{serve,users,service-accounts,descriptions}"
+    )
     commands.add_parser("serve", help="run the service (the default)")
     users = commands.add_parser(
         "users",
@@ -92,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
     disable.add_argument("username")
     enable = action.add_parser("enable", help="re-enable a disabled account")
     enable.add_argument("username")
+    cli_service_accounts.register(commands)
     descriptions = commands.add_parser(
         "descriptions",
         help="manage the ECU descriptions (PDX files) on disk (add/remove: service stopped)",
@@ -121,6 +125,13 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
         try:
             descriptions_command(config, args, sys.stdout)
         except CliError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+    if args.command == "service-accounts":
+        try:
+            asyncio.run(cli_service_accounts.command(config, args, sys.stdout))
+        except (CliError, ServiceError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         return EXIT_OK

@@ -95,6 +95,13 @@ class Config:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
+    # HTTPS (issue #26): the server's certificate (chain) and private key, PEM files; both
+    # or neither (plain HTTP). The client CA: client certificates are asked for and
+    # verified against it (a service account's certificate_name maps one to the account).
+    # ``app.tls`` checks the files at start.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
     # The base of the SOVD tree's absolute links (scheme://host[:port][/path], no trailing
     # slash); None: from a trusted proxy's X-Forwarded-*, else the server's own address.
     public_url: str | None = None
@@ -238,6 +245,9 @@ class Config:
             metrics_token=r.secret("SOVD_METRICS_TOKEN", _bearer_token),
             trusted_proxies=r.get("SOVD_TRUSTED_PROXIES", _networks, ()),
             public_url=r.optional("SOVD_PUBLIC_URL", _public_url),
+            tls_cert=r.optional("SOVD_TLS_CERT", _file_path),
+            tls_key=r.optional("SOVD_TLS_KEY", _file_path),
+            tls_client_ca=r.optional("SOVD_TLS_CLIENT_CA", _file_path),
             request_timeout_s=r.get(
                 "SOVD_REQUEST_TIMEOUT_S", _float_in(0.1, 3600), cls.request_timeout_s
             ),
@@ -272,6 +282,14 @@ class Config:
             raise ConfigError(
                 "SOVD_SIM_P_TIMEOUT + SOVD_SIM_P_UNREACHABLE + SOVD_SIM_P_MALFORMED "
                 f"must not exceed 1 (is {total:g})"
+            )
+        if (config.tls_cert is None) != (config.tls_key is None):
+            missing = "SOVD_TLS_KEY" if config.tls_key is None else "SOVD_TLS_CERT"
+            raise ConfigError(f"{missing} must be set too: HTTPS needs a certificate and its key")
+        if config.tls_client_ca is not None and config.tls_cert is None:
+            raise ConfigError(
+                "SOVD_TLS_CLIENT_CA needs SOVD_TLS_CERT and SOVD_TLS_KEY (client certificates"
+                " are asked for over HTTPS only)"
             )
         if config.doip_backoff_first_s > config.doip_backoff_max_s:
             raise ConfigError(
@@ -347,6 +365,12 @@ def _bool(raw: str) -> bool:
 
 
 def _path(raw: str) -> Path:
+    return Path(raw)
+
+
+def _file_path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("must be a file path")
     return Path(raw)
 
 

@@ -186,6 +186,24 @@ SECTIONS: tuple[Section, ...] = (
                 " knowledge)",
             ),
             V(
+                "SOVD_TLS_CERT",
+                "PEM certificate (chain): with `SOVD_TLS_KEY`, the service serves HTTPS and"
+                " `wss://` (TLS 1.2 or later, HTTP/2 by ALPN); checked at start (readable,"
+                " valid now, matching the key):"
+                " [security.md](security.md#run-it-on-the-lab-network)",
+            ),
+            V(
+                "SOVD_TLS_KEY",
+                "PEM private key of `SOVD_TLS_CERT`, unencrypted, readable by its owner only"
+                " (refused otherwise, as ssh does)",
+            ),
+            V(
+                "SOVD_TLS_CLIENT_CA",
+                "PEM CA certificates: client certificates are asked for and verified against"
+                " them; one naming a service account's certificate name signs in as that"
+                " account, without a token (needs `SOVD_TLS_CERT`)",
+            ),
+            V(
                 "SOVD_WS_QUEUE_SIZE",
                 "events buffered per WebSocket; a client further behind is closed with 1013",
             ),

@@ -54,6 +54,18 @@ class User(Record, frozen=True, kw_only=True):
     disabled: bool = False
 
 
+class ServiceAccount(Record, frozen=True, kw_only=True):
+    """A machine client: it gets tokens with OAuth 2.0 client credentials (``client_id``
+    and a secret shown once), or presents the client certificate ``certificate_name``
+    names (its subject CN or a DNS SAN), and acts with its role."""
+
+    account_id: str
+    client_id: str
+    role: Role
+    disabled: bool = False
+    certificate_name: str | None = None
+
+
 class Principal(Record, frozen=True, kw_only=True):
     """Who is making a request: the user behind a valid access token and its session."""
 

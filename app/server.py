@@ -29,6 +29,7 @@ import logging
 import os
 import resource
 import socket
+import ssl
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from wsproto.events import Message
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
 
+from app import tls
 from app.config import Config
 from app.logs import Sampler
 
@@ -214,9 +216,16 @@ def effective_max_connections(wanted: int) -> tuple[int, int | None]:
 
 
 class ServerConfig(HypercornConfig):
-    """Hypercorn's configuration, plus whether cleartext HTTP/2 (h2c) is spoken."""
+    """Hypercorn's configuration, plus whether cleartext HTTP/2 (h2c) is spoken; its SSL
+    context records each connection's client certificate (``app.tls``)."""
 
     h2c: bool = True
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        context = super().create_ssl_context()  # TLS 1.2 at least, ALPN, no compression
+        if context is not None:
+            context.sslobject_class = tls.PeerRecordingSSLObject
+        return context
 
 
 def hypercorn_config(config: Config) -> ServerConfig:
@@ -230,7 +239,16 @@ def hypercorn_config(config: Config) -> ServerConfig:
     # The keep-alive timer also bounds the time to send a request head (see above).
     hc.keep_alive_timeout = min(KEEP_ALIVE_S, config.request_timeout_s)
     hc.h2c = config.http2_cleartext
-    if not hc.h2c:
+    if config.tls_cert is not None and config.tls_key is not None:
+        # HTTPS (issue #26; ``app.tls.check_files`` has checked the files): HTTP/2 offered
+        # by ALPN; with a client CA, a client certificate is asked for (optional: people
+        # still sign in with passwords) and verified against it.
+        hc.certfile, hc.keyfile = str(config.tls_cert), str(config.tls_key)
+        hc.alpn_protocols = ["h2", "http/1.1"]
+        if config.tls_client_ca is not None:
+            hc.ca_certs = str(config.tls_client_ca)
+            hc.verify_mode = ssl.CERT_OPTIONAL
+    elif not hc.h2c:
         hc.alpn_protocols = ["http/1.1"]  # (only offered over TLS, which is not set up)
     hc.websocket_max_message_size = WS_MAX_MESSAGE_BYTES
     bound_websocket_messages()
@@ -244,12 +262,25 @@ def listen(hc: HypercornConfig, limits: ConnectionLimits) -> Sockets:
     gate = ConnectionGate(limits)
     refusals = RefusalLog()
     guarded: list[socket.socket] = []
-    for plain in created.insecure_sockets:
+    # Under TLS Hypercorn's sockets are its secure ones (it wraps them in its SSL context).
+    secure = bool(created.secure_sockets)
+    for plain in created.secure_sockets if secure else created.insecure_sockets:
         listener = GuardedListener(fileno=plain.detach())
         listener.gate = gate
         listener.refusals = refusals
         guarded.append(listener)
+    if secure:
+        return Sockets(secure_sockets=guarded, insecure_sockets=[], quic_sockets=[])
     return Sockets(secure_sockets=[], insecure_sockets=guarded, quic_sockets=[])
+
+
+def listening(sockets: Sockets) -> tuple[str, str, int]:
+    """The scheme, address and port the service listens on."""
+    if sockets.secure_sockets:
+        host, port = sockets.secure_sockets[0].getsockname()[:2]
+        return "https", host, port
+    host, port = sockets.insecure_sockets[0].getsockname()[:2]
+    return "http", host, port
 
 
 async def serve(

@@ -17,6 +17,22 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+class AccountKind(StrEnum):
+    """A person (logs in with a password) or a service account (a machine client: OAuth 2.0
+    client credentials, or its client certificate)."""
+
+    PERSON = "person"
+    SERVICE = "service"
+
+
+class AuthMethod(StrEnum):
+    """How a session or request was authenticated (the audit rows say it)."""
+
+    PASSWORD = "password"  # noqa: S105 (a method name)
+    CLIENT_CREDENTIALS = "client_credentials"
+    CLIENT_CERTIFICATE = "client_certificate"
+
+
 class Access(StrEnum):
     """Who may call an endpoint."""
 

@@ -28,6 +28,7 @@ import httpx
 import websockets
 
 from bench import described_read, descriptions, http_overhead, store_hops
+from bench import tls as tls_bench
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline, stream_bytes
 from bench.server import BenchServer, ceiling
@@ -392,6 +393,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "descriptions": scenario_descriptions,
     "described_read": scenario_described_read,
     "store_hops": scenario_store_hops,
+    "tls": lambda args: tls_bench.scenario(args, _pin),  # the fleet page, HTTPS / HTTP
 }
 
 BARS = {

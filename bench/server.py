@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ class BenchServer:
         argv: tuple[str, ...] = SERVICE,
         env: Mapping[str, str] | None = None,
         data_dir: Path | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.name = "service" if argv == SERVICE else argv[-1]
         self._dir = tempfile.TemporaryDirectory(prefix="sovd-bench-")
@@ -82,9 +84,12 @@ class BenchServer:
         )
         if cpus:
             os.sched_setaffinity(self.proc.pid, cpus)
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}"
-        self.http = httpx.Client(base_url=self.base_url, timeout=30)
+        # ca_file: the service serves HTTPS (its env sets SOVD_TLS_*), this CA verifies it.
+        secure = "s" if ca_file is not None else ""
+        self.base_url = f"http{secure}://127.0.0.1:{port}"
+        self.ws_url = f"ws{secure}://127.0.0.1:{port}"
+        verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        self.http = httpx.Client(base_url=self.base_url, timeout=30, verify=verify)
         deadline = time.monotonic() + 30
         while not self._ready():
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -25,6 +25,8 @@ from tests.support.sovd_paths import OWNED_READS, READS, SELF_TEST
 pytestmark = pytest.mark.socket
 
 _counter = itertools.count()
+# The service account the token routes authenticate (its secret: set by ``world``).
+_CLIENT: dict[str, str] = {}
 
 
 def _vin() -> str:
@@ -50,6 +52,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             srv.wait_status(admin, executions[who])  # one run of the routine at a time
         for cid in (cmd_a, cmd_b):
             srv.wait_status(admin, cid)
+        r = srv.http.post(
+            "/api/v1/service-accounts",
+            headers=auth(admin),
+            json={"client_id": "matrix-rig", "role": "engineer"},
+        )
+        assert r.status_code == 201, r.text
+        _CLIENT.update(client_id="matrix-rig", client_secret=r.json()["client_secret"])
         yield {
             "srv": srv,
             "tokens": {"anonymous": None, "a": a, "b": b, "admin": admin},
@@ -73,6 +82,16 @@ def _fresh_user(srv: Server) -> str:
     return str(r.json()["user_id"])
 
 
+def _fresh_account(srv: Server) -> str:
+    r = srv.http.post(
+        "/api/v1/service-accounts",
+        headers=auth(srv.admin_token()),
+        json={"client_id": f"account{next(_counter)}", "role": "engineer"},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["account"]["account_id"])
+
+
 _OP = "/v1/components/{component}/operations/{operation}"
 # Example calls per endpoint of the route table: (name, path, body, owner, ok status);
 # {vehicle}, {cmd_a}, {cmd_b}, {user} are filled in. ``owner`` names whose command the
@@ -92,6 +111,52 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
         )
     ],
     ("GET", "/api/v1/auth/me"): [("me", "/api/v1/auth/me", None, None, 200)],
+    # A form (a str body): anyone with the client's credentials gets its token.
+    ("POST", "/api/v1/auth/token"): [
+        (
+            "client-credentials",
+            "/api/v1/auth/token",
+            lambda: (
+                "grant_type=client_credentials&client_id={client_id}&client_secret="
+                "{client_secret}".format(**_CLIENT)
+            ),
+            None,
+            200,
+        )
+    ],
+    ("POST", "/sovd/vehicles/{vin}/v1/authorize"): [
+        ("sovd-authorize", "/sovd/vehicles/{vin}/v1/authorize", lambda: dict(_CLIENT), None, 200)
+    ],
+    ("GET", "/api/v1/service-accounts"): [
+        ("service-accounts", "/api/v1/service-accounts", None, None, 200)
+    ],
+    ("POST", "/api/v1/service-accounts"): [
+        (
+            "create-service-account",
+            "/api/v1/service-accounts",
+            lambda: {"client_id": f"rig{next(_counter)}", "role": "engineer"},
+            None,
+            201,
+        )
+    ],
+    ("GET", "/api/v1/service-accounts/{account_id}"): [
+        ("service-account", "/api/v1/service-accounts/{account}", None, None, 200)
+    ],
+    ("PATCH", "/api/v1/service-accounts/{account_id}"): [
+        (
+            "disable-service-account",
+            "/api/v1/service-accounts/{account}",
+            lambda: {"disabled": True},
+            None,
+            200,
+        )
+    ],
+    ("POST", "/api/v1/service-accounts/{account_id}/secret"): [
+        ("new-secret", "/api/v1/service-accounts/{account}/secret", None, None, 200)
+    ],
+    ("DELETE", "/api/v1/service-accounts/{account_id}"): [
+        ("delete-service-account", "/api/v1/service-accounts/{account}", None, None, 204)
+    ],
     # A wrong current password (403) proves the route's rule without changing anyone's
     # password; tests/test_passwords.py changes them for real.
     ("POST", "/api/v1/auth/password"): [
@@ -409,6 +474,8 @@ def _fill(text: str, world: dict[str, Any], srv: Server, token: str | None = Non
     text = text.replace("{exec_b}", world["execution"]["b"])
     if "{user}" in text:
         text = text.replace("{user}", _fresh_user(srv))
+    if "{account}" in text:
+        text = text.replace("{account}", _fresh_account(srv))
     if "{fresh}" in text:
         text = text.replace("{fresh}", _fresh_vin(srv))
     if "{own_lock}" in text:
@@ -442,8 +509,9 @@ def test_http_matrix(
     if isinstance(payload, dict) and payload.get("vehicle_id") == "{vehicle}":
         payload["vehicle_id"] = world["vehicle"]
     headers = auth(token) if token else {}
-    if isinstance(payload, bytes):  # a raw body (a PDX file)
-        headers["content-type"] = "application/zip"
+    if isinstance(payload, bytes | str):  # a raw body: a PDX file, or a form
+        form = isinstance(payload, str)
+        headers["content-type"] = "application/x-www-form-urlencoded" if form else "application/zip"
         r = srv.http.request(
             method, _fill(path, world, srv, token), content=payload, headers=headers
         )

@@ -28,7 +28,12 @@ BAD_SECRETS = {
 }
 SECRET_WORDS = re.compile(r"SECRET|PASSWORD|TOKEN|KEY")
 # Named like secrets, but settings about them: shown as any other value.
-NOT_SECRETS = {"SOVD_ACCESS_TOKEN_TTL_S", "SOVD_REFRESH_TOKEN_TTL_S", "SOVD_PASSWORD_HASH_PROFILE"}
+NOT_SECRETS = {
+    "SOVD_ACCESS_TOKEN_TTL_S",
+    "SOVD_REFRESH_TOKEN_TTL_S",
+    "SOVD_PASSWORD_HASH_PROFILE",
+    "SOVD_TLS_KEY",  # the key file's path (app.tls never shows its content)
+}
 
 
 def _revealed(value: str, text: str) -> bool:

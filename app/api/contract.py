@@ -381,17 +381,25 @@ def _fields(kind: type[msgspec.Struct]) -> tuple[str, ...]:
 _encode = msgspec.json.Encoder().encode
 
 
+# The dialect of every schema ``include-schema=true`` returns (SOVD's clients check it).
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
 @cache
 def schema_of(kind: type[Any]) -> dict[str, Any]:
-    """The JSON Schema of a response type: what ``include-schema=true`` adds to a body,
-    from the same type the OpenAPI document describes."""
-    return msgspec.json.schema(kind)
+    """The JSON Schema 2020-12 document of a response type: what ``include-schema=true``
+    adds to a body, from the same type the OpenAPI document describes."""
+    return {"$schema": SCHEMA_DIALECT, **msgspec.json.schema(kind)}
 
 
 def _with_schema(out: Any) -> Any:
+    """The body with the schema of its type, unless the handler set one (a data item's
+    schema describes its ``data``: ``app.api.sovd.schemas``)."""
     if isinstance(out, Result):
         return Result(_with_schema(out.body), out.status, out.headers)
     if isinstance(out, msgspec.Struct) and "schema" in out.__struct_fields__:
+        if msgspec.structs.asdict(out)["schema"] is not msgspec.UNSET:
+            return out
         return msgspec.structs.replace(out, schema=schema_of(type(out)))
     return out
 
@@ -574,9 +582,17 @@ def document(
             by_status.setdefault(STATUS_OF[code], []).append(_code_name(code, e.path))
         error_body = _ref("GenericError" if is_sovd(e.path) else "Error")
         for status, codes in sorted(by_status.items()):
+            declared = responses.get(str(status))
+            schema: dict[str, Any] = error_body
+            description = f"error_code: {', '.join(codes)}"
+            if declared is not None and "content" in declared:
+                # An error body of its own as well (the OAuth token endpoint's, RFC 6749
+                # 5.2): either may come.
+                schema = {"anyOf": [declared["content"][_JSON]["schema"], error_body]}
+                description = f"{declared['description']}; else {description}"
             responses[str(status)] = {
-                "description": f"error_code: {', '.join(codes)}",
-                "content": {_JSON: {"schema": error_body}},
+                "description": description,
+                "content": {_JSON: {"schema": schema}},
             }
         op["responses"] = responses
         if e.access is not Access.ANONYMOUS:

@@ -8,6 +8,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
+from app import tls
 from app.api.errors import USER_KEY
 from app.models import Actor, Principal
 from app.services.registry import Services
@@ -37,8 +38,20 @@ def bearer_token(headers: Headers) -> str | None:
 
 async def principal(conn: HTTPConnection) -> Principal:
     """The authenticated caller, or Unauthorized."""
-    who = await services(conn).auth.authenticate(bearer_token(conn.headers))
+    who = await authenticate(conn, bearer_token(conn.headers))
     conn.scope[USER_KEY] = who.username  # for the access log
+    return who
+
+
+async def authenticate(conn: HTTPConnection, token: str | None) -> Principal:
+    """The caller by its bearer token; without one, over HTTPS with a client CA, by the
+    client certificate its connection presented (``app.tls``; a service account's)."""
+    auth = services(conn).auth
+    found = tls.peer() if token is None else None
+    if found is None:
+        return await auth.authenticate(token)
+    who = await auth.authenticate_certificate(found.names, not found.audited, client_address(conn))
+    found.audited = True
     return who
 
 

@@ -20,12 +20,14 @@ from app.api import (
     descriptions,
     docs,
     health,
+    oauth,
+    service_accounts,
     users,
     vehicles,
 )
-from app.api.contract import Call, Endpoint
+from app.api.contract import Call, Endpoint, RawBody
 from app.api.sovd.routes import SOVD_ENDPOINTS
-from app.models import User, Vehicle
+from app.models import ServiceAccount, User, Vehicle
 from app.services.descriptions import NAME_PATTERN as DESCRIPTION_NAME
 from app.services.vehicles import VIN_ANY_CASE
 from app.vocabulary import Access, ErrorCode
@@ -72,6 +74,26 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         body=auth.Refresh,
         errors=(E.UNAUTHORIZED,),
     ),
+    Endpoint(
+        "POST",
+        "/api/v1/auth/token",
+        oauth.token,
+        "A service account's access token (OAuth 2.0 client credentials, RFC 6749 4.4)",
+        ANON,
+        {200: oauth.AccessToken, 400: oauth.OAuthError, 401: oauth.OAuthError},
+        raw_body=RawBody(
+            oauth.FORM,
+            lambda _: oauth.MAX_FORM_BYTES,
+            "grant_type=client_credentials; the client's id and secret by HTTP Basic or as"
+            " client_id and client_secret (not both)",
+        ),
+        errors=(E.RATE_LIMITED, E.OVERLOADED),
+        notes={
+            400: "RFC 6749 5.2: invalid_request, unsupported_grant_type, invalid_scope"
+            " (a body that is not a form: the service's incomplete-request)",
+            401: "invalid_client (WWW-Authenticate: Basic)",
+        },
+    ),
     Endpoint("POST", "/api/v1/auth/logout", auth.logout, "End the session", USER, {204: None}),
     Endpoint("GET", "/api/v1/auth/me", auth.me, "Who am I", USER, {200: auth.Me}),
     Endpoint(
@@ -110,6 +132,59 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         "/api/v1/users/{user_id}",
         users.delete_user,
         "Delete a user without command history",
+        ADMIN,
+        {204: None},
+        errors=(E.CONFLICT,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/service-accounts",
+        service_accounts.list_service_accounts,
+        "List service accounts (machine clients)",
+        ADMIN,
+        {200: service_accounts.ServiceAccountList},
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/service-accounts",
+        service_accounts.create_service_account,
+        "Create a service account: its client secret is in this answer only",
+        ADMIN,
+        {201: service_accounts.ServiceAccountSecret},
+        body=service_accounts.NewServiceAccount,
+        errors=(E.CONFLICT,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/service-accounts/{account_id}",
+        service_accounts.get_service_account,
+        "One service account",
+        ADMIN,
+        {200: ServiceAccount},
+    ),
+    Endpoint(
+        "PATCH",
+        "/api/v1/service-accounts/{account_id}",
+        service_accounts.update_service_account,
+        "Disable (its tokens end, its streams close) or re-enable a service account",
+        ADMIN,
+        {200: ServiceAccount},
+        body=service_accounts.ServiceAccountPatch,
+        errors=(E.CONFLICT,),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/service-accounts/{account_id}/secret",
+        service_accounts.rotate_secret,
+        "A new client secret, in this answer only (the old one and its tokens end)",
+        ADMIN,
+        {200: service_accounts.ServiceAccountSecret},
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/service-accounts/{account_id}",
+        service_accounts.delete_service_account,
+        "Delete a service account without command history",
         ADMIN,
         {204: None},
         errors=(E.CONFLICT,),

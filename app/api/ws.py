@@ -35,7 +35,7 @@ from typing import Final, NamedTuple
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.api.contract import is_uuid
-from app.api.deps import bearer_token, services
+from app.api.deps import authenticate, bearer_token, services
 from app.api.errors import request_id
 from app.bus import Overflowed
 from app.errors import NotFound, Unauthorized
@@ -280,7 +280,7 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) ->
     s = services(websocket)
     token = websocket.query_params.get("token") or bearer_token(websocket.headers)
     try:
-        who = await s.auth.authenticate(token)
+        who = await authenticate(websocket, token)
     except Unauthorized as exc:
         return _token_refused(exc)
     command_id = websocket.path_params["command_id"]
@@ -296,7 +296,7 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) ->
         # A logout, disable or delete that landed while the token was being checked told
         # nobody about this stream yet: check once more now that revocations reach it.
         try:
-            await s.auth.authenticate(token)
+            await authenticate(websocket, token)
         except Unauthorized:
             return REVOKED
         try:

@@ -53,7 +53,7 @@ from app.services.throttle import (
     LoginSlot,
 )
 from app.store.audit import AuditStore
-from app.store.users import Rotation, UserStore
+from app.store.users import Credentials, Rotation, UserStore
 from app.telemetry import Telemetry
 from app.usernames import (
     UsernameError,
@@ -63,7 +63,7 @@ from app.usernames import (
     shown,
     username_key,
 )
-from app.vocabulary import AuditAction, AuthFailureReason, Role
+from app.vocabulary import AccountKind, AuditAction, AuthFailureReason, AuthMethod, Role
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ ALGORITHM: Final = "HS256"
 ACCESS: Final = "access"
 REFRESH: Final = "refresh"
 BAD_LOGIN: Final = "wrong username or password"
+BAD_CLIENT: Final = "unknown client, wrong secret, or a disabled account"
+SERVICE: Final = AccountKind.SERVICE
 # 401 messages. Expired and ended are told apart from invalid only for a token whose
 # signature checked out: that tells a forger nothing they did not know.
 MISSING_TOKEN: Final = "no bearer token; send Authorization: Bearer <access_token>"  # noqa: S105
@@ -181,6 +183,14 @@ class AuthService:
         # Verifying against this when the user does not exist keeps the answer time the
         # same for unknown users and wrong passwords.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        # Service accounts are managed beside people (their module needs this one).
+        from app.services.service_accounts import ServiceAccounts
+        from app.store.service_accounts import ServiceAccountStore
+
+        self.accounts = ServiceAccounts(self, ServiceAccountStore(users.db))
+
+    def now(self) -> str:
+        return self._clock.timestamp()
 
     # -- passwords -------------------------------------------------------------------
 
@@ -289,6 +299,45 @@ class AuthService:
         self._verified.put(token, principal, float(claims["exp"]))
         return principal
 
+    async def authenticate_certificate(
+        self, names: tuple[str, ...], first_use: bool, client: str | None
+    ) -> Principal:
+        """The service account a verified client certificate maps to (its
+        ``certificate_name`` is one of ``names``: DNS SANs, then the subject CN), or
+        Unauthorized saying why. ``first_use``: the connection's first request, audited
+        as a login by certificate."""
+        account = None
+        for name in names:
+            account = await self.accounts.by_certificate(name)
+            if account is not None:
+                break
+        if account is None or account.disabled:
+            self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
+            shown_names = ", ".join(names[:3]) or "no name"
+            if account is None:
+                raise TokenRejected(
+                    f"the client certificate ({shown_names}) verifies but maps to no service"
+                    " account; an admin names it as an account's certificate_name (or send"
+                    " a bearer token)"
+                )
+            raise TokenRejected(f"the service account {account.client_id} is disabled")
+        who = Principal(
+            user_id=account.account_id,
+            username=account.client_id,
+            role=account.role,
+            session_id=f"certificate:{account.account_id}",
+        )
+        if first_use:
+            await self._audit.record(
+                Actor(user_id=who.user_id, username=who.username, client_address=client),
+                AuditAction.LOGIN,
+                self._clock.timestamp(),
+                "user",
+                who.user_id,
+                {"method": AuthMethod.CLIENT_CERTIFICATE, "certificate_name": name},
+            )
+        return who
+
     # -- sessions --------------------------------------------------------------------
 
     async def login(self, username: str, password: str, client: str | None) -> TokenPair:
@@ -305,6 +354,8 @@ class AuthService:
         password_hash = creds.password_hash if creds else self._dummy_hash
         ok = await self._verify(password_hash, password, slot)
         now = self._clock.wall()
+        if creds is not None and creds.kind is not AccountKind.PERSON:
+            ok = False  # a service account gets tokens by client credentials, not here
         if creds is None or not ok or creds.user.disabled:
             self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
             user_id = creds.user.user_id if creds else None
@@ -337,6 +388,59 @@ class AuthService:
             Actor(user_id=user.user_id, username=user.username, client_address=client),
         )
         return pair
+
+    async def client_token(
+        self, client_id: str, secret: str, client: str | None
+    ) -> tuple[str, int]:
+        """OAuth 2.0 client credentials (RFC 6749 section 4.4): a service account's access
+        token and its lifetime in seconds, or Unauthorized (BAD_CLIENT). Throttled,
+        capped and audited as a login is (the client id counts as the username); the
+        session lasts as long as its access token and has no refresh token (section
+        4.4.3): a client asks again."""
+        key = username_key(client_id)
+        slot = await self._start_check(key, client_id, client)
+        try:
+            creds = await self._users.credentials(key)
+        except BaseException:
+            self._end_check(slot)
+            self._give_back(slot)
+            raise
+        password_hash = creds.password_hash if creds else self._dummy_hash
+        ok = await self._verify(password_hash, secret, slot)
+        now = self._clock.wall()
+        if creds is None or not ok or creds.user.disabled or creds.kind is not SERVICE:
+            self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
+            actor = Actor(
+                user_id=creds.user.user_id if creds else None,
+                username=client_id[:64],
+                client_address=client,
+            )
+            details = {"method": AuthMethod.CLIENT_CREDENTIALS}
+            if creds is None:
+                await self._audit_unauthenticated(
+                    actor, AuditAction.LOGIN_FAILED, now, None, details
+                )
+            else:
+                await self._audit.record(
+                    actor, AuditAction.LOGIN_FAILED, format_ts(now), "user", actor.user_id, details
+                )
+            raise Unauthorized(BAD_CLIENT)
+        if slot is not None and self._limits is not None:
+            self._limits.throttle.succeeded(slot)
+        user = creds.user
+        session_id = str(uuid.uuid4())
+        session_end = now + timedelta(seconds=self._tokens.access_ttl_s)
+        pair, _ = self._issue(user.user_id, session_id, now, session_end, "")
+        await self._users.create_session(
+            session_id,
+            user,
+            _hash_token(secrets.token_urlsafe(32)),  # no refresh token is ever handed out
+            format_ts(now),
+            format_ts(session_end),
+            Actor(user_id=user.user_id, username=user.username, client_address=client),
+            AuthMethod.CLIENT_CREDENTIALS,
+        )
+        return pair.access_token, pair.expires_in
 
     async def _start_check(self, key: str, username: str, client: str | None) -> LoginSlot | None:
         """Take a place for one password check, or refuse: 429 (throttled) or 503 (the
@@ -485,6 +589,8 @@ class AuthService:
         """A user's own new password: the current one must check out (counted in the login
         throttle like a login); every other session of theirs ends (their streams close).
         Returns how many sessions ended."""
+        if who.session_id.startswith("certificate:"):
+            raise Forbidden("a client certificate has no password; an admin replaces secrets")
         check_password_rules(who.username, new, "body.new_password")
         key = username_key(who.username)
         slot = await self._start_check(key, who.username, client)
@@ -495,6 +601,11 @@ class AuthService:
             self._give_back(slot)
             raise
         ok = await self._verify(creds.password_hash if creds else self._dummy_hash, current, slot)
+        if creds is not None and creds.kind is not AccountKind.PERSON:
+            # A service account's secret is replaced by an admin (POST .../secret), never
+            # by the account itself: a stolen token must not be able to lock the owner out.
+            self._give_back(slot)
+            raise Forbidden("a service account's secret is replaced by an admin, not here")
         if creds is None or not ok:
             self._telemetry.auth_failure(AuthFailureReason.BAD_CREDENTIALS)
             # A guess with a stolen access token is a failed login too: written down like
@@ -530,9 +641,7 @@ class AuthService:
                 "use POST /api/v1/auth/password to change your own password"
                 " (it asks for the current one)"
             )
-        creds = await self._users.user(user_id)
-        if creds is None:
-            raise NotFound(f"user {user_id} does not exist")
+        creds = await self._of_kind(user_id, AccountKind.PERSON)
         check_password_rules(creds.user.username, password)
         ended = await self._users.set_password(
             user_id,
@@ -545,6 +654,20 @@ class AuthService:
             raise NotFound(f"user {user_id} does not exist")
         self._verified.drop_user(user_id)
         return creds.user
+
+    async def set_secret(self, account_id: str, secret: str, actor: Actor) -> None:
+        """A service account's new secret (stored hashed): its sessions end."""
+        await self._of_kind(account_id, AccountKind.SERVICE)
+        ended = await self._users.set_password(
+            account_id,
+            await self.hash_password(secret),
+            self._clock.timestamp(),
+            actor,
+            AuditAction.USER_PASSWORD_RESET,
+        )
+        if ended is None:
+            raise NotFound(f"service account {account_id} does not exist")
+        self._verified.drop_user(account_id)
 
     async def create_user(
         self,
@@ -574,9 +697,22 @@ class AuthService:
             raise Conflict(str(UsernameTaken(name, taken)))
         return user
 
-    async def set_disabled(self, user_id: str, disabled: bool, actor: Actor) -> User:
+    async def _of_kind(self, user_id: str, kind: AccountKind) -> Credentials:
+        """The account ``user_id`` if it is of ``kind``, else NotFound (the users API
+        does not reach service accounts, nor theirs people)."""
+        creds = await self._users.user(user_id)
+        if creds is None or creds.kind is not kind:
+            what = "user" if kind is AccountKind.PERSON else "service account"
+            raise NotFound(f"{what} {user_id} does not exist")
+        return creds
+
+    async def set_disabled(
+        self, user_id: str, disabled: bool, actor: Actor, kind: AccountKind = AccountKind.PERSON
+    ) -> User:
+        """Disable (its sessions end, its streams close) or re-enable an account."""
         if disabled and user_id == actor.user_id:
             raise Conflict("an admin cannot disable their own account")
+        await self._of_kind(user_id, kind)
         user = await self._users.set_disabled(user_id, disabled, self._clock.timestamp(), actor)
         if user is None:
             raise NotFound(f"user {user_id} does not exist")
@@ -584,9 +720,12 @@ class AuthService:
             self._verified.drop_user(user_id)
         return user
 
-    async def delete_user(self, user_id: str, actor: Actor) -> None:
+    async def delete_user(
+        self, user_id: str, actor: Actor, kind: AccountKind = AccountKind.PERSON
+    ) -> None:
         if user_id == actor.user_id:
             raise Conflict("an admin cannot delete their own account")
+        await self._of_kind(user_id, kind)
         deleted = await self._users.delete(user_id, self._clock.timestamp(), actor)
         if deleted is None:
             raise NotFound(f"user {user_id} does not exist")

@@ -152,6 +152,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     SELECT 1;
     """,
+    # 7: service accounts (issue #21 item 8): machine clients in the users table, told
+    # apart by ``kind`` ('person' or 'service'); their secret's hash in password_hash.
+    # ``certificate_name`` (issue #26): the client certificate's subject CN or SAN that
+    # authenticates the account, unique among accounts.
+    """
+    ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'person'
+        CHECK (kind IN ('person', 'service'));
+    ALTER TABLE users ADD COLUMN certificate_name TEXT;
+    CREATE UNIQUE INDEX users_certificate_name ON users(certificate_name)
+        WHERE certificate_name IS NOT NULL;
+    """,
 )
 
 

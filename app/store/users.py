@@ -15,13 +15,14 @@ from app.store.audit import insert_audit
 from app.store.database import Database
 from app.store.rows import fetch_all, fetch_one
 from app.usernames import lookalike, username_key
-from app.vocabulary import AuditAction, Role
+from app.vocabulary import AccountKind, AuditAction, AuthMethod, Role
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
     user: User
-    password_hash: str
+    password_hash: str  # a service account's: its secret's
+    kind: AccountKind = AccountKind.PERSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +50,30 @@ def _user(row: sqlite3.Row) -> User:
 
 
 def all_users(conn: sqlite3.Connection) -> list[User]:
-    """Every user, by username (also on the CLI's read-only connection)."""
-    rows = fetch_all(conn, "SELECT user_id, username, role, disabled FROM users ORDER BY username")
+    """Every person (not the service accounts), by username; also on the CLI's read-only
+    connection."""
+    rows = fetch_all(
+        conn,
+        "SELECT user_id, username, role, disabled FROM users WHERE kind = 'person'"
+        " ORDER BY username",
+    )
     return [_user(r) for r in rows]
 
 
+def _credentials(row: sqlite3.Row) -> Credentials:
+    return Credentials(_user(row), str(row["password_hash"]), AccountKind(row["kind"]))
+
+
 class UserStore:
+    """People and service accounts share the table (one namespace of names, one kind of
+    session); ``all`` lists the people (``app.store.service_accounts`` the others)."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @property
+    def db(self) -> Database:
+        return self._db
 
     async def count(self) -> int:
         return await self._db.read(
@@ -125,11 +142,11 @@ class UserStore:
         def run(conn: sqlite3.Connection) -> Credentials | None:
             row = fetch_one(
                 conn,
-                "SELECT user_id, username, role, disabled, password_hash FROM users"
+                "SELECT user_id, username, role, disabled, password_hash, kind FROM users"
                 " WHERE username_key = ?",
                 (key,),
             )
-            return None if row is None else Credentials(_user(row), str(row["password_hash"]))
+            return None if row is None else _credentials(row)
 
         return await self._db.read(run)
 
@@ -137,15 +154,26 @@ class UserStore:
         return await self._db.read(all_users)
 
     async def create_session(
-        self, session_id: str, user: User, refresh_hash: str, at: str, expires_at: str, actor: Actor
+        self,
+        session_id: str,
+        user: User,
+        refresh_hash: str,
+        at: str,
+        expires_at: str,
+        actor: Actor,
+        method: AuthMethod = AuthMethod.PASSWORD,
     ) -> None:
+        """A new session; its audit row says how it was authenticated."""
+
         def run(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO sessions (session_id, user_id, refresh_hash, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (session_id, user.user_id, refresh_hash, at, expires_at),
             )
-            insert_audit(conn, actor, AuditAction.LOGIN, at, "session", session_id)
+            insert_audit(
+                conn, actor, AuditAction.LOGIN, at, "session", session_id, {"method": method}
+            )
 
         await self._db.write(run)
 
@@ -274,11 +302,11 @@ class UserStore:
         def run(conn: sqlite3.Connection) -> Credentials | None:
             row = fetch_one(
                 conn,
-                "SELECT user_id, username, role, disabled, password_hash FROM users"
+                "SELECT user_id, username, role, disabled, password_hash, kind FROM users"
                 " WHERE user_id = ?",
                 (user_id,),
             )
-            return None if row is None else Credentials(_user(row), str(row["password_hash"]))
+            return None if row is None else _credentials(row)
 
         return await self._db.read(run)
 

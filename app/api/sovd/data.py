@@ -3,10 +3,13 @@ component's data written (0x2E) and its configurations (varcoding, CDA's mapping
 
 from __future__ import annotations
 
+import msgspec
+
 from app.api.contract import Call, Result
 from app.api.errors import COMMAND_ID_HEADER
-from app.api.sovd import described, tree
+from app.api.sovd import described, schemas, tree
 from app.api.sovd.types import (
+    UNSET,
     Categories,
     CategoryRef,
     Configurations,
@@ -55,12 +58,27 @@ async def data_groups(call: Call[None, SovdQuery]) -> Groups:
 
 
 async def read_data(call: Call[None, SovdQuery]) -> Result:
+    """The value now; with ``include-schema`` the schema of its ``data`` (SOVD's
+    ReadValue: ``schemas``), not of the whole body."""
     at = await tree.target(call)
     if at.ecu.bound is not None:
-        return await described.read_data(call, at)
+        read = await described.read_data(call, at)
+        if not call.query.include_schema:
+            return read
+        from app.descriptions import sovd_map
+
+        layer = await call.services.sovd.described.layer(at)
+        found = sovd_map.find_data(layer, call.request.path_params["data_id"])
+        assert found is not None  # it was just read
+        body = msgspec.structs.replace(read.body, schema=schemas.described_data(found))
+        return Result(body, read.status, read.headers)
     wanted = item(at.ecu, call.request.path_params["data_id"])
     value, command_id = await call.services.sovd.data.read(at, wanted)
-    return Result(DataValue(id=wanted.id, data=value), headers={COMMAND_ID_HEADER: command_id})
+    schema = schemas.unbound_data(wanted) if call.query.include_schema else UNSET
+    return Result(
+        DataValue(id=wanted.id, data=value, schema=schema),
+        headers={COMMAND_ID_HEADER: command_id},
+    )
 
 
 def _unbound(name: str) -> str:

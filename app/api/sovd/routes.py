@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from app.api import oauth
 from app.api.contract import Endpoint, Handler
 from app.api.sovd import data, entities, faults, locks, modes, operations
 from app.api.sovd import types as t
@@ -111,6 +112,16 @@ _OPERATION = f"{COMPONENT}/operations/{{operation}}"
 SOVD_ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     _e("GET", f"{ROOT}/version-info", entities.version_info, "SOVD version", {200: t.VersionInfo}),
     _e("GET", V1, entities.root, "The vehicle as a SOVD server", {200: t.Root}),
+    _e(
+        "POST",
+        f"{V1}/authorize",
+        oauth.authorize,
+        "A service account's access token (CDA's authorize: client_id and client_secret)",
+        {200: oauth.AccessToken},
+        body=oauth.Authorize,
+        errors=(E.UNAUTHORIZED, E.RATE_LIMITED, E.OVERLOADED),
+        access=Access.ANONYMOUS,
+    ),
     _e("GET", f"{V1}/components", entities.list_components, "Components (ECUs)", {200: t.Entities}),
     _e("GET", f"{V1}/apps", entities.empty_collection, "Apps (none)", {200: t.Entities}),
     _e("GET", f"{V1}/areas", entities.empty_collection, "Areas (none)", {200: t.Entities}),
