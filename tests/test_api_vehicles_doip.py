@@ -265,7 +265,6 @@ def test_a_vin_given_as_vehicle_id_says_where_the_id_is(server: Server) -> None:
     assert r.status_code == 400 and r.json()["message"] == "body.vehicle_id must be a UUID"
 
 
-
 def test_a_vin_in_the_address_of_a_change_is_resolved(server: Server) -> None:
     # Issue #21 item 4: pasted where the id goes, a VIN (any case) names its vehicle.
     token = server.admin_token()

@@ -154,6 +154,7 @@ function modesSection(base, ecu, modes, catalogue, hooks) {
             );
             clear(value, body.value);
             clear(said, `${ecu}: ${mode.id} is ${body.value}.`, commandLink(headers));
+            hooks.modeChanged();
           }),
       },
       "Set",
@@ -199,7 +200,18 @@ export async function componentCard(root, ref, catalogue, hooks) {
     variant ? ` · described by ${variant.name} (${variant.state})` : "",
   ];
   const bound = Boolean(variant);
-  return h(
+  // A refusal for want of a session or setting stops holding once a mode is changed.
+  const local = {
+    ...hooks,
+    modeChanged: () => {
+      for (const node of card.querySelectorAll('[data-code="precondition-not-fulfilled"]')) {
+        node.replaceChildren();
+        delete node.dataset.code;
+      }
+    },
+  };
+  hooks = local;
+  const card = h(
     "section",
     { class: "card ecu", "aria-labelledby": titleId },
     h("h3", { id: titleId }, ecu),
@@ -214,4 +226,5 @@ export async function componentCard(root, ref, catalogue, hooks) {
       ? valuesSection("Configurations", base, "configurations", ecu, configurations, hooks)
       : null,
   );
+  return card;
 }
