@@ -37,7 +37,7 @@ function registerVehicle() {
   const vin = h("input", { name: "vin", maxlength: 17, required: true, autocomplete: "off" });
   const make = h("input", { name: "make", maxlength: 64, required: true });
   const model = h("input", { name: "model", maxlength: 64, required: true });
-  const year = h("input", { name: "year", type: "number", min: 1900, max: 2100, required: true });
+  const year = h("input", { name: "year", type: "number", min: 1950, max: 2100, required: true });
   const profile = select(
     PROFILES.map((p) => [p, p]),
     "healthy",

@@ -86,10 +86,24 @@ function valuesSection(title, base, kind, ecu, items, hooks) {
   return section(title, items.length ? readAll : null, shown.node, problem, said);
 }
 
-/** The values a mode may take, as far as the page knows them: its schema's enum (a
- * description's), else the catalogue parameter of the same name (its pattern lists
- * them), else none (a text field then). */
-function modeValues(mode, catalogue) {
+// A described ECU's modes take the values its services name (as the service maps them:
+// app/descriptions/sovd_map/modes.py): a session per 0x10 service ("Extended_Start":
+// extended), a DTC setting per 0x85 service ("DTC_Setting_Mode_Off": off).
+const MODE_SERVICES = {
+  session: ["0x10", (name) => name.replace(/_start$/i, "")],
+  dtcsetting: ["0x85", (name) => name.replace(/^dtc_setting_mode_/i, "")],
+};
+
+/** The values a mode may take, as far as the page knows them: for a described ECU, from
+ * its description's services; else the catalogue parameter of the same name (its
+ * pattern lists them); else none (a text field then). */
+function modeValues(mode, catalogue, services) {
+  const described = MODE_SERVICES[mode.id];
+  if (services && described) {
+    const [sid, value] = described;
+    const values = services.filter((s) => s.sid === sid).map((s) => value(s.name).toLowerCase());
+    if (values.length) return [...new Set(values)];
+  }
   for (const entry of catalogue) {
     const property = (entry.params_schema.properties || {})[mode.id];
     const listed = property && /^\^\(([\w|]+)\)\$$/.exec(property.pattern || "");
@@ -98,12 +112,12 @@ function modeValues(mode, catalogue) {
   return [];
 }
 
-function modesSection(base, ecu, modes, catalogue, hooks) {
+function modesSection(base, ecu, modes, catalogue, services, hooks) {
   const problem = h("p", { class: "error", role: "alert" });
   const said = h("p", { class: "hint", role: "status", "aria-live": "polite" });
   const rows = modes.map((mode) => {
     const value = h("span", { class: "value" }, "—");
-    const values = modeValues(mode, catalogue);
+    const values = modeValues(mode, catalogue, services);
     const label = `New ${mode.id} for ${ecu}`;
     const choice = values.length
       ? h(
@@ -179,9 +193,11 @@ async function listed(link) {
 }
 
 /** The card of one component: `root` the vehicle's SOVD base, `ref` its entry in
- * GET components, `catalogue` the service's commands (for mode values), `hooks` the
- * page's (afterCall: a call reached the vehicle, so its state may have changed). */
-export async function componentCard(root, ref, catalogue, hooks) {
+ * GET components, `catalogue` the service's commands (for mode values), `services` a
+ * described ECU's services with their typed parameters (GET /api/v1/vehicles/{id}/
+ * services; null for an ECU bound to no description), `hooks` the page's (afterCall: a
+ * call reached the vehicle, so its state may have changed). */
+export async function componentCard(root, ref, catalogue, services, hooks) {
   const base = `${root}/components/${encodeURIComponent(ref.id)}`;
   const component = await get(base);
   const ecu = component.name || component.id;
@@ -218,10 +234,10 @@ export async function componentCard(root, ref, catalogue, hooks) {
     h("p", { class: "hint" }, about),
     data && data.length ? valuesSection("Data", base, "data", ecu, data, hooks) : null,
     operations && operations.length
-      ? section("Operations", operationsSection(base, ecu, operations, bound, hooks))
+      ? section("Operations", operationsSection(base, ecu, operations, bound ? services || [] : null, hooks))
       : null,
     component.faults ? section("Faults", faultsSection(base, ecu, hooks)) : null,
-    modes && modes.length ? modesSection(base, ecu, modes, catalogue, hooks) : null,
+    modes && modes.length ? modesSection(base, ecu, modes, catalogue, bound ? services : null, hooks) : null,
     configurations && configurations.length
       ? valuesSection("Configurations", base, "configurations", ecu, configurations, hooks)
       : null,

@@ -33,7 +33,65 @@ function follow(id, onChunk, onEnd) {
   };
 }
 
-function operationRow(base, ecu, op, bound, hooks) {
+const NUMBER = /^A_(U?INT\d+|FLOAT\d+)$/;
+
+/** One typed field per request parameter of the operation's start service (from its
+ * description): a select where a text table lists the values, a number for a number,
+ * else text. Answers {node, read}: read() gives the parameters or throws a sentence. */
+export function parameterFields(op, ecu, params) {
+  const fields = params.map((p) => {
+    const label = `${p.name}${p.unit ? ` (${p.unit})` : ""}${p.required ? "" : " (optional)"}`;
+    const numeric = NUMBER.test(p.type);
+    const control = p.values.length
+      ? h(
+          "select",
+          { "aria-label": `${label} for ${op.name} of ${ecu}` },
+          p.required ? null : h("option", { value: "" }, "—"),
+          p.values.map((v) => h("option", { value: v }, v)),
+        )
+      : h("input", {
+          "aria-label": `${label} for ${op.name} of ${ecu}`,
+          type: numeric ? "number" : "text",
+          step: /FLOAT/.test(p.type) ? "any" : undefined,
+          autocomplete: "off",
+        });
+    const read = () => {
+      const raw = control.value.trim();
+      if (!raw) {
+        if (p.required) throw new Error(`${p.name}: required`);
+        return undefined;
+      }
+      if (!numeric) return raw;
+      const value = Number(raw);
+      if (!Number.isFinite(value)) throw new Error(`${p.name}: a number`);
+      return value;
+    };
+    return { name: p.name, read, node: h("label", { class: "param" }, label, control) };
+  });
+  return {
+    node: fields.length ? h("div", { class: "row params" }, fields.map((f) => f.node)) : null,
+    read: () => {
+      const values = {};
+      for (const f of fields) {
+        const value = f.read();
+        if (value !== undefined) values[f.name] = value;
+      }
+      return values;
+    },
+  };
+}
+
+/** The start service of a described operation: its id and "_Start" (any case, as the
+ * service groups them: app/descriptions/sovd_map/operations.py). */
+function startService(op, services) {
+  const name = `${op.id}_start`.toLowerCase();
+  return (services || []).find((s) => s.sid === "0x31" && s.name.toLowerCase().startsWith(name));
+}
+
+function operationRow(base, ecu, op, services, hooks) {
+  const bound = services !== null;
+  const starter = startService(op, services);
+  const params = parameterFields(op, ecu, starter ? starter.params : []);
   const path = `${base}/operations/${encodeURIComponent(op.id)}/executions`;
   const bar = h("progress", { max: 100, value: 0, "aria-label": `Progress of ${op.name}` });
   const state = h("p", { class: "state", role: "status", "aria-live": "polite" });
@@ -102,13 +160,21 @@ function operationRow(base, ecu, op, bound, hooks) {
 
   async function run() {
     clear(problem);
+    let parameters;
+    try {
+      parameters = params.read();
+    } catch (wrong) {
+      clear(problem, wrong.message);
+      return;
+    }
     clear(results);
     clear(state, "Starting…");
     state.className = "state";
     bar.value = 0;
     bar.hidden = false;
     try {
-      const { body, headers } = await exchange("POST", path, { body: {} });
+      const sent = Object.keys(parameters).length ? { parameters } : {};
+      const { body, headers } = await exchange("POST", path, { body: sent });
       if (!body.id) {
         // Synchronous: it ran; this is its answer.
         clear(state, "Completed.", commandLink(headers));
@@ -174,6 +240,7 @@ function operationRow(base, ecu, op, bound, hooks) {
     "div",
     { class: "operation" },
     h("div", { class: "row" }, h("strong", {}, op.name), start, stop, ask),
+    params.node,
     bar,
     state,
     results,
@@ -181,12 +248,12 @@ function operationRow(base, ecu, op, bound, hooks) {
   );
 }
 
-/** The operations of component `ecu` (its SOVD base `base`); `bound`: its tree comes
- * from an ODX description. */
-export function operationsSection(base, ecu, operations, bound, hooks) {
+/** The operations of component `ecu` (its SOVD base `base`); `services`: a described
+ * ECU's services (its tree comes from an ODX description), null for one that is not. */
+export function operationsSection(base, ecu, operations, services, hooks) {
   return h(
     "div",
     { class: "operations" },
-    operations.map((op) => operationRow(base, ecu, op, bound, hooks)),
+    operations.map((op) => operationRow(base, ecu, op, services, hooks)),
   );
 }

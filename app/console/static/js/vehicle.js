@@ -112,7 +112,6 @@ export async function showVehicle(section, { arg, isAdmin }) {
     clear(
       top,
       h("h2", { id: "vehicle-title" }, `${vehicle.make} ${vehicle.model}`),
-      h("p", { class: "hint" }, `VIN ${vehicle.vin}`),
       details(vehicle, isAdmin),
       isAdmin ? adminControls(vehicle, change, adminMessage) : null,
     );
@@ -180,7 +179,18 @@ export async function showVehicle(section, { arg, isAdmin }) {
   );
   try {
     const components = (await get(`${root}/components`)).items || [];
-    const cards = await Promise.all(components.map((c) => componentCard(root, c, entries, hooks)));
+    // The typed parameters of described ECUs' services (none bound: nothing to ask).
+    const bound = (vehicle.ecus || []).some((e) => e.description);
+    const described = bound
+      ? (await get(`/api/v1/vehicles/${vehicle.vehicle_id}/services`)).items
+      : [];
+    const servicesOf = (id) => {
+      const found = described.find((d) => d.ecu === id);
+      return found ? found.services : null;
+    };
+    const cards = await Promise.all(
+      components.map((c) => componentCard(root, c, entries, servicesOf(c.id), hooks)),
+    );
     clear(ecus, cards);
     if (!components.length) clear(ecusProblem, "This vehicle has no ECUs listed.");
   } catch (error) {
