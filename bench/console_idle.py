@@ -49,11 +49,16 @@ def _idle(page: Page, server: BenchServer, seconds: float) -> dict[str, Any]:
     moved = 0
     for request in seen:
         sizes = request.sizes()
-        moved += sum(sizes.values())
+        moved += (
+            sizes["requestHeadersSize"]
+            + sizes["requestBodySize"]
+            + sizes["responseHeadersSize"]
+            + sizes["responseBodySize"]
+        )
     minutes = (t1 - t0) / 60
     paths = sorted({request.url.split("?")[0].split("/", 3)[-1] for request in seen})
     return {
-        "paths": paths,  # type: ignore[dict-item]
+        "paths": paths,
         "requests_per_min": len(seen) / minutes,
         "bytes_per_min": moved / minutes,
         "server_cpu_ms_per_min": (cpu1 - cpu0) * 1000 / minutes,

@@ -268,6 +268,21 @@ def test_an_engineer_sees_the_transport_but_not_the_doip_target(console: Console
     expect(fleet_row).not_to_contain_text("healthy")
 
 
+def test_a_message_that_no_longer_holds_is_cleared(console: Console) -> None:
+    data_path = f"/sovd/vehicles/{GOLF}/v1/components/engine/data/vehicleSpeed"
+    console.expected_failures.add(data_path)
+    page = console.page
+    console.sign_in("admin", ADMIN_PASSWORD)
+    console.open_vehicle(GOLF)
+    page.get_by_role("button", name="Disconnect").click()
+    data = _part(page, "engine", "Data")
+    data.get_by_role("button", name="Read Vehicle speed of engine").click()
+    expect(data.get_by_role("alert")).to_have_text("The vehicle is disconnected.")
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(page.locator("dl.details .badge")).to_have_text("connected")
+    expect(data.get_by_role("alert")).to_have_count(0)  # no longer true: gone
+
+
 def test_the_fleet_follows_a_change_without_a_reload(console: Console, service: Server) -> None:
     page = console.page
     console.sign_in("engineer", ENGINEER_PASSWORD)

@@ -88,9 +88,13 @@ async function parse(response) {
 async function failure(response) {
   const body = (await parse(response)) || {};
   const retry = Number(response.headers.get("retry-after")) || null;
+  // The SOVD tree's GenericError says its own codes as vendor-specific with a vendor_code.
+  const code = body.error_code === "vendor-specific" && body.vendor_code
+    ? body.vendor_code
+    : body.error_code;
   return new ApiError(
     response.status,
-    body.error_code || "",
+    code || "",
     body.message || `${response.status} ${response.statusText}`,
     retry,
     body.parameters,

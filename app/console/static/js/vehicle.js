@@ -117,12 +117,13 @@ export async function showVehicle(section, { arg, isAdmin }) {
     );
   }
 
-  async function refresh() {
+  // A new state of the vehicle: redrawn if it changed; once connected again, the
+  // messages that said otherwise ("disconnected", "did not answer") no longer hold.
+  function settle(next) {
     const before = vehicle.connection_status;
-    vehicle = await get(`/api/v1/vehicles/${encodeURIComponent(vehicle.vehicle_id)}`);
+    vehicle = next;
     if (shownState(vehicle) !== shown) draw();
     if (vehicle.connection_status === "connected" && before !== "connected") {
-      // "Disconnected", "did not answer": no longer true, so no longer shown.
       for (const code of LINK_ERRORS) {
         for (const node of section.querySelectorAll(`[data-code="${code}"]`)) {
           node.replaceChildren();
@@ -131,13 +132,16 @@ export async function showVehicle(section, { arg, isAdmin }) {
       }
     }
   }
+
+  async function refresh() {
+    settle(await get(`/api/v1/vehicles/${encodeURIComponent(vehicle.vehicle_id)}`));
+  }
   const hooks = { afterCall: () => refresh().catch(() => {}) };
 
   async function change(body) {
     clear(adminMessage);
     try {
-      vehicle = await patch(`/api/v1/vehicles/${vehicle.vehicle_id}`, body);
-      draw();
+      settle(await patch(`/api/v1/vehicles/${vehicle.vehicle_id}`, body));
     } catch (error) {
       clear(adminMessage, explain(error));
     }
