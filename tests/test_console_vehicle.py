@@ -281,6 +281,11 @@ def test_a_message_that_no_longer_holds_is_cleared(console: Console) -> None:
     page.get_by_role("button", name="Connect", exact=True).click()
     expect(page.locator("dl.details .badge")).to_have_text("connected")
     expect(data.get_by_role("alert")).to_have_count(0)  # no longer true: gone
+    # The audit names the vehicle by name and VIN, not by its id.
+    console.nav("Admin")
+    page.get_by_label("Action").select_option("vehicle.update")
+    audit = page.get_by_role("table", name="Audit log")
+    expect(audit.get_by_role("row").nth(1)).to_contain_text(f"vehicle Volkswagen Golf · {GOLF}")
 
 
 def test_the_fleet_follows_a_change_without_a_reload(console: Console, service: Server) -> None:
@@ -380,12 +385,15 @@ _UNLABELLED = """() => {
 }"""
 
 
-def _fits(tab: Console, where: str) -> None:
+def _fits(tab: Console, where: str, tables: bool = True) -> None:
+    """Nothing wider than the phone, and every cell labelled; `tables`: the page has
+    rows to check (so the label check cannot pass for want of a table)."""
     page = tab.page
     assert page.evaluate(_TOO_WIDE) == [], where
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], where
     assert page.evaluate(_UNLABELLED) == [], where
-    assert page.evaluate("document.querySelectorAll('tbody tr').length") > 0, where
+    if tables:
+        assert page.evaluate("document.querySelectorAll('tbody tr').length") > 0, where
 
 
 def test_every_page_fits_390_px_with_every_column_labelled(phone: Console) -> None:
@@ -413,7 +421,7 @@ def test_every_page_fits_390_px_with_every_column_labelled(phone: Console) -> No
     _fits(phone, "history")
     page.get_by_role("row").filter(has_text="ReadDTC").first.get_by_role("link").click()
     expect(page.get_by_role("status").filter(has_text="Completed")).to_be_visible()
-    assert page.evaluate(_TOO_WIDE) == [], "command"
+    _fits(phone, "command", tables=False)
     phone.nav("Admin")
     expect(page.get_by_role("row").filter(has_text="engineer").first).to_be_visible()
     _fits(phone, "admin")
@@ -424,7 +432,7 @@ def test_every_page_fits_390_px_with_every_column_labelled(phone: Console) -> No
     assert box is not None and box["x"] + box["width"] <= PHONE["width"]
     phone.nav("Live numbers")
     expect(page.get_by_role("heading", name="Live numbers")).to_be_visible()
-    assert page.evaluate(_TOO_WIDE) == [], "numbers"
+    _fits(phone, "numbers", tables=False)
 
 
 def test_the_vehicle_page_at_1280_for_the_docs(console: Console) -> None:

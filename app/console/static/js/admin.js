@@ -4,7 +4,7 @@
 
 import { get, patch, postJson } from "./api.js";
 import { descriptionsPanel } from "./descriptions.js";
-import { badge, clear, field, h, pager, select, table, when } from "./dom.js";
+import { badge, clear, field, h, pager, select, table, vehicleName, when } from "./dom.js";
 import { explain, explainForm } from "./words.js";
 
 const PROFILES = ["healthy", "flaky", "timeout", "unreachable", "malformed"];
@@ -175,6 +175,14 @@ function usersPanel(me) {
 
 function auditPanel() {
   const state = { action: "", offset: 0 };
+  let vehicles = new Map(); // vehicle_id -> vehicle: entries name vehicles by name and VIN
+  const entity = (entry) => {
+    if (!entry.entity_type) return "";
+    const vehicle = entry.entity_type === "vehicle" && vehicles.get(entry.entity_id);
+    return vehicle
+      ? `vehicle ${vehicleName(vehicle)}`
+      : `${entry.entity_type} ${entry.entity_id || ""}`;
+  };
   const list = table("Audit log", ["When", "Who", "Action", "Entity", "Client"], [], "Nothing yet.");
   const paging = h("div");
   const error = h("p", { class: "error", role: "alert" });
@@ -182,6 +190,10 @@ function auditPanel() {
 
   async function load() {
     try {
+      if (!vehicles.size) {
+        const fleet = await get("/api/v1/vehicles", { limit: 200 });
+        vehicles = new Map(fleet.items.map((v) => [v.vehicle_id, v]));
+      }
       const page = await get("/api/v1/audit", {
         action: state.action,
         limit: AUDIT_PAGE,
@@ -193,7 +205,7 @@ function auditPanel() {
           when(entry.at),
           entry.username || "—",
           entry.action,
-          entry.entity_type ? `${entry.entity_type} ${entry.entity_id || ""}` : "",
+          entity(entry),
           entry.client_address || "",
         ]),
       );

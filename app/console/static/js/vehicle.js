@@ -185,8 +185,13 @@ export async function showVehicle(section, { arg, isAdmin }) {
     const components = (await get(`${root}/components`)).items || [];
     // The typed parameters of described ECUs' services (none bound: nothing to ask).
     const bound = (vehicle.ecus || []).some((e) => e.description);
+    // Without them (a description not loaded yet), the cards still show; modes then
+    // offer a field instead of a select, and operations start without parameters.
     const described = bound
-      ? (await get(`/api/v1/vehicles/${vehicle.vehicle_id}/services`)).items
+      ? await get(`/api/v1/vehicles/${vehicle.vehicle_id}/services`).then(
+          (found) => found.items,
+          () => [],
+        )
       : [];
     const servicesOf = (id) => {
       const found = described.find((d) => d.ecu === id);
