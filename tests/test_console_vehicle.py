@@ -30,6 +30,7 @@ from app.vehicles.pdx import (
     PdxEcu,
     PdxRoutine,
     PdxSpec,
+    build_demo_pdx,
     build_pdx,
 )
 from tests import test_console_browser as browser_tests
@@ -74,12 +75,40 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = make_config(
         tmp_path_factory.mktemp("console-vehicle"),
         command_timeout_s=5.0,
-        sim_self_test_s=1.0,
+        sim_self_test_s=1.5,
         demo_emulator=True,
         doip_idle_close_s=IDLE_CLOSE_S,
     )
     with running(config) as server:
         yield server
+
+
+# A vehicle whose engine is bound to the demo ODX description (its tree is described).
+DESCRIBED = "WVWZZZ1KZAW000777"
+
+
+@pytest.fixture(scope="module")
+def described(service: Server) -> str:
+    admin = auth(service.admin_token())
+    r = service.http.post(
+        "/api/v1/descriptions",
+        params={"name": "demo.pdx"},
+        content=build_demo_pdx(),
+        headers={**admin, "content-type": "application/zip"},
+    )
+    assert r.status_code == 201, r.text
+    wait_until(
+        lambda: all(
+            d["state"] == "ready"
+            for d in service.http.get("/api/v1/descriptions", headers=admin).json()["items"]
+        ),
+        "the demo description to be read",
+    )
+    body = {"vin": DESCRIBED, "make": "Bench", "model": "Described", "year": 2024}
+    body["ecus"] = [{"description": "ENGINE"}]
+    r = service.http.post("/api/v1/vehicles", headers=admin, json=body)
+    assert r.status_code == 201, r.text
+    return DESCRIBED
 
 
 @pytest.fixture
@@ -120,10 +149,16 @@ def test_data_is_read_per_item_and_all_with_units(console: Console) -> None:
     assert "{" not in (table.text_content() or "")
 
 
-def test_a_routines_progress_bar_moves_and_ends(console: Console) -> None:
+@pytest.mark.parametrize("kind", ["simulated", "described"])
+def test_a_routines_progress_bar_moves_and_ends(
+    console: Console, kind: str, request: pytest.FixtureRequest
+) -> None:
+    # A simulated ECU streams its routine's progress; a described one is asked for its
+    # results (its description's Progress and RoutineState) until it ends.
+    vin = GOLF if kind == "simulated" else request.getfixturevalue("described")
     page = console.page
     console.sign_in("engineer", ENGINEER_PASSWORD)
-    console.open_vehicle(GOLF)
+    console.open_vehicle(vin)
     operations = _part(page, "engine", "Operations")
     operations.get_by_role("button", name="Start Self-test of engine").click()
     bar = operations.get_by_role("progressbar", name="Progress of Self-test")
@@ -492,13 +527,14 @@ def test_an_admin_uploads_a_pdx_binds_it_and_reads_its_data(
     modes.get_by_label("New dtcsetting for flux").select_option("off")
     modes.get_by_role("button", name="Set the dtcsetting of flux").click()
     expect(modes.get_by_role("status")).to_contain_text("flux: dtcsetting is off.")
-    # Its routine: started, asked for its results, in words.
+    # Its routine: started, then followed by asking its results (the description's
+    # progress and state) until it ends, in words.
     operations = _part(page, "flux", "Operations")
     operations.get_by_role("button", name="Start Canister purge of flux").click()
-    expect(operations.get_by_role("status")).to_have_text("Started: running in the ECU.")
-    expect(operations.get_by_role("button", name="Stop Canister purge of flux")).to_be_visible()
-    operations.get_by_role("button", name="Results of Canister purge of flux").click()
-    expect(operations.get_by_role("status")).to_contain_text("Routine completed.")
+    expect(operations.get_by_role("status")).to_have_text("Routine completed")
+    bar = operations.get_by_role("progressbar", name="Progress of Canister purge")
+    assert bar.evaluate("(bar) => bar.value") == 100
+    expect(operations.get_by_role("button", name="Stop Canister purge of flux")).to_be_hidden()
     # A file that is no PDX: refused in words, nothing stored.
     console.expected_failures.add("/api/v1/descriptions")
     console.nav("Admin")

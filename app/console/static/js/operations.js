@@ -34,6 +34,25 @@ function follow(id, onChunk, onEnd) {
 }
 
 const NUMBER = /^A_(U?INT\d+|FLOAT\d+)$/;
+// A described routine runs on in the ECU after its start: while it runs, its results are
+// asked this often (each a command, in the history) to move its bar.
+const RESULTS_EVERY_MS = 500;
+
+/** A routine's state and progress in an answer: a simulated ECU's chunk says them as
+ * `status` and `progress`; a described one's parameters as its description names them
+ * (such as RoutineState and Progress): the first text parameter named *state or
+ * *status, the first number named *progress. */
+export function routineOf(parameters) {
+  const found = { status: undefined, progress: undefined };
+  for (const [key, value] of Object.entries(parameters || {})) {
+    if (found.progress === undefined && /progress$/i.test(key) && typeof value === "number") {
+      found.progress = value;
+    } else if (found.status === undefined && /(state|status)$/i.test(key)) {
+      if (typeof value === "string") found.status = value.toLowerCase();
+    }
+  }
+  return found;
+}
 
 /** One typed field per request parameter of the operation's start service (from its
  * description): a select where a text table lists the values, a number for a number,
@@ -147,6 +166,7 @@ function operationRow(base, ecu, op, services, hooks) {
       // Its start was accepted; it runs on in the ECU until asked or stopped.
       clear(state, "Started: running in the ECU.");
       hooks.afterCall();
+      if (op.has_request_results) followResults(running);
       return;
     }
     bar.value = bar.max;
@@ -188,10 +208,11 @@ function operationRow(base, ecu, op, services, hooks) {
       unfollow = follow(
         body.id,
         (payload) => {
-          if (payload.progress !== undefined) bar.value = payload.progress;
-          if (payload.status) {
-            last = payload;
-            clear(state, routineState(payload));
+          const now = routineOf(payload.parameters || payload);
+          if (now.progress !== undefined) bar.value = now.progress;
+          if (now.status) {
+            last = now;
+            clear(state, routineState(now));
           }
         },
         (status, code, message) => ended(status, code, message, last),
@@ -221,13 +242,47 @@ function operationRow(base, ecu, op, services, hooks) {
     }
   }
 
+  // A described routine, followed by asking its results until it says it has ended (or
+  // says nothing of its state: then once), it is stopped, or the page is left.
+  async function followResults(id) {
+    while (running === id && row.isConnected) {
+      await new Promise((resolve) => setTimeout(resolve, RESULTS_EVERY_MS));
+      if (running !== id || !row.isConnected) return;
+      let body;
+      try {
+        ({ body } = await exchange("GET", `${path}/${encodeURIComponent(id)}`));
+      } catch (error) {
+        showError(problem, error);
+        return;
+      }
+      const now = routineOf(body.parameters);
+      if (now.progress !== undefined) bar.value = now.progress;
+      if (now.status === "running") {
+        clear(state, routineState(now));
+        continue;
+      }
+      if (now.status) {
+        bar.value = bar.max;
+        clear(state, routineState(now));
+        state.className = `state state-${now.status}`;
+        runningNow(null);
+      } else {
+        clear(results, dataText(body.parameters));
+      }
+      hooks.afterCall();
+      return;
+    }
+  }
+
   async function askResults() {
     clear(problem);
     try {
       const { body, headers } = await exchange("GET", `${path}/${encodeURIComponent(running)}`);
-      clear(state, `Routine ${body.status}.`, commandLink(headers));
+      const now = routineOf(body.parameters);
+      if (now.progress !== undefined) bar.value = now.progress;
+      clear(state, now.status ? routineState(now) : `Routine ${body.status}.`, commandLink(headers));
       clear(results, dataText(body.parameters));
-      if (body.status !== "running") runningNow(null);
+      if ((now.status || body.status) !== "running") runningNow(null);
     } catch (error) {
       showError(problem, error);
     } finally {
@@ -236,7 +291,7 @@ function operationRow(base, ecu, op, services, hooks) {
   }
 
   bar.hidden = true;
-  return h(
+  const row = h(
     "div",
     { class: "operation" },
     h("div", { class: "row" }, h("strong", {}, op.name), start, stop, ask),
@@ -246,6 +301,7 @@ function operationRow(base, ecu, op, services, hooks) {
     results,
     problem,
   );
+  return row;
 }
 
 /** The operations of component `ecu` (its SOVD base `base`); `services`: a described
