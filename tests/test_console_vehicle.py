@@ -221,6 +221,19 @@ def test_an_unknown_answer_is_pretty_json_inside_its_card(console: Console) -> N
         }"""
     )
     assert text[0] == '{\n  "vendorThing": {\n    "nested": [\n      1,\n      2\n    ]\n  }\n}'
+    # A described service's answer: its parameters by name, with their units.
+    shown = page.evaluate(
+        """async () => {
+          const { chunk } = await import("/console/js/words.js");
+          return chunk({
+            service: "SelfTest_Start",
+            request: "31010201",
+            parameters: { RoutineState: "running", Progress: 30 },
+            units: { Progress: "%" },
+          }).textContent;
+        }"""
+    )
+    assert shown == "SelfTest_StartRoutineState runningProgress 30 %"
 
 
 def test_operation_parameters_become_typed_fields(console: Console) -> None:
@@ -502,7 +515,7 @@ def test_an_admin_uploads_a_pdx_binds_it_and_reads_its_data(
     row = panel.get_by_role("row").filter(has=page.get_by_role("rowheader", name="flux.pdx"))
     expect(row).to_contain_text("ready")
     expect(row).to_contain_text("FLUX at 0x0050: ")
-    expect(row).to_contain_text("1 DTCs")
+    expect(row).to_contain_text("10 services, 1 DTC")
     panel.get_by_label("ECU description").select_option("FLUX")
     panel.get_by_label("Vehicle", exact=True).select_option(label=f"Volkswagen Golf · {GOLF}")
     panel.get_by_label("Bind").select_option(label="as a new ECU")

@@ -10,6 +10,8 @@ const ZIP = "application/zip";
 const LOADING_POLL_MS = 500; // while a file is being read (seconds at most)
 const NEW_ECU = "";
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 function holds(description) {
   if (description.state === "failed") return description.error || "could not be read";
   if (description.state !== "ready") return "reading…";
@@ -18,12 +20,8 @@ function holds(description) {
       const variants = c.ecu_variants.filter((v) => v.base_variant === b.name).length;
       const at = b.logical_address ? ` at ${b.logical_address}` : "";
       const more = variants ? `, ${variants} variant${variants === 1 ? "" : "s"}` : "";
-      return h(
-        "div",
-        {},
-        h("strong", {}, b.name),
-        `${at}: ${b.services} services, ${b.dtcs} DTCs${more}`,
-      );
+      const counted = `${plural(b.services, "service")}, ${plural(b.dtcs, "DTC")}`;
+      return h("div", {}, h("strong", {}, b.name), `${at}: ${counted}${more}`);
     }),
   );
   return lines.length ? lines : "no ECU";

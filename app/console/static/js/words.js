@@ -194,10 +194,33 @@ export function routineState(payload) {
     : head;
 }
 
+/** A described ECU's answer (a DiagService): its service and each parameter by name,
+ * with its unit; structured values as JSON. */
+function described(payload) {
+  const units = payload.units || {};
+  return h(
+    "div",
+    { class: "chunk chunk-described" },
+    h("strong", {}, payload.service),
+    Object.entries(payload.parameters).map(([key, item]) =>
+      h(
+        "div",
+        { class: "pair" },
+        h("span", { class: "key" }, key),
+        " ",
+        item !== null && typeof item === "object" ? json(item) : withUnit(item, units[key]),
+      ),
+    ),
+  );
+}
+
 /** One answer item, readable: a DTC with its status, a value with its unit, an ECU's
- * refusal in words, or pretty JSON. */
+ * refusal in words, a described service's parameters with units, or pretty JSON. */
 export function chunk(payload) {
   if (payload && payload.negativeResponse) return negative(payload);
+  if (payload && payload.service && payload.parameters && typeof payload.parameters === "object") {
+    return described(payload);
+  }
   if (payload && payload.dtcCode) return dtc(payload);
   if (payload && payload.value !== undefined && (payload.dataId || payload.name)) {
     return value(payload);
