@@ -61,6 +61,7 @@ SOCKET_TIER = frozenset(
         "test_cancel",
         "test_console_browser",
         "test_console_faults",
+        "test_console_vehicle",
         "test_corrupt_database",
         "test_datadir_lock",
         "test_doip_connector",
