@@ -265,10 +265,22 @@ def test_a_vin_given_as_vehicle_id_says_where_the_id_is(server: Server) -> None:
         json={"vehicle_id": "nope", "command_name": "ReadDTC", "command_params": {}},
     )
     assert r.status_code == 400 and r.json()["message"] == "body.vehicle_id must be a UUID"
+
+
+def test_a_vin_in_the_address_of_a_change_is_resolved(server: Server) -> None:
+    # Issue #21 item 4: pasted where the id goes, a VIN (any case) names its vehicle.
+    token = server.admin_token()
+    vehicle = server.vehicle(token)
+    for ref in (vehicle["vin"], vehicle["vin"].lower()):
+        r = server.http.patch(
+            f"/api/v1/vehicles/{ref}", headers=auth(token), json={"connection_status": "connected"}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["vehicle_id"] == vehicle["vehicle_id"]
     r = server.http.patch(
-        f"/api/v1/vehicles/{vin}", headers=auth(token), json={"connection_status": "connected"}
+        f"/api/v1/vehicles/{VIN}", headers=auth(token), json={"connection_status": "connected"}
     )
-    assert r.status_code == 404 and r.json()["message"] == f"vehicle_id {vin} {hint}"
+    assert r.status_code == 404 and r.json()["message"] == f"no vehicle has vin {VIN}"
 
 
 def test_the_document_says_a_vehicle_is_found_by_vin() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,9 +117,19 @@ class Console:
     def open_vehicle(self, vin: str) -> None:
         self.nav("Fleet")
         self.page.get_by_role("link", name=vin).click()
-        expect(self.page.get_by_role("heading", name="Send a command")).to_be_visible()
+        # Its ECUs come from its SOVD tree: the page is ready once they are listed.
+        expect(self.page.get_by_role("heading", name="ECUs")).to_be_visible()
+        expect(self.page.locator(".ecu").first).to_be_visible()
+
+    def advanced(self) -> None:
+        """Opens the raw commands under "Advanced" (closed by default)."""
+        form = self.page.get_by_role("heading", name="Send a command")
+        if not form.is_visible():
+            self.page.get_by_text("Advanced: raw UDS commands").click()
+        expect(form).to_be_visible()
 
     def send(self, command: str = "ReadDTC", **params: str) -> None:
+        self.advanced()
         self.page.get_by_label("Command", exact=True).select_option(command)
         for name, value in params.items():
             self.page.get_by_label(name).fill(value)
@@ -274,19 +283,23 @@ def test_read_dtc_streams_each_dtc_then_completed(console: Console) -> None:
     page = console.page
     console.sign_in("engineer", ENGINEER_PASSWORD)
     console.open_vehicle(GOLF)
-    expect(page.get_by_label("ecuAddress")).to_have_value("0x0010")  # its first ECU
+    console.advanced()
+    # The ECU is chosen from the vehicle's ECUs, by name: its first one.
+    ecu = page.get_by_label("ECU", exact=True)
+    expect(ecu).to_have_value("0x0010")
+    expect(ecu.locator("option")).to_have_text(
+        ["engine (0x0010)", "transmission (0x0018)", "abs (0x0028)", "body (0x0040)"]
+    )
     console.send("ReadDTC")
     answer = page.get_by_role("list", name="Answer")
-    expect(answer.get_by_role("listitem")).to_have_count(3)
+    expect(answer.get_by_role("listitem")).to_have_count(2)  # the DTCs; the summary apart
     expect(answer.get_by_role("listitem").nth(0)).to_contain_text("P0171")
     expect(answer.get_by_role("listitem").nth(0)).to_contain_text("confirmed")
     expect(answer.get_by_role("listitem").nth(1)).to_contain_text("P0420")
-    expect(answer.get_by_role("listitem").nth(2)).to_contain_text("2 DTC(s) stored")
+    expect(page.locator(".live .summary")).to_have_text("2 faults stored.")
     expect(page.get_by_role("status").filter(has_text="Completed")).to_be_visible()
     expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
-    picture = console.shot("vehicle-read-dtc")
-    README_PICTURE.parent.mkdir(exist_ok=True)
-    shutil.copyfile(picture, README_PICTURE)  # the README's picture, 1280x800
+    console.shot("vehicle-read-dtc")
 
 
 def test_a_data_value_is_shown_with_its_unit(console: Console) -> None:
@@ -302,23 +315,45 @@ def test_parameters_are_checked_before_sending(console: Console) -> None:
     page = console.page
     console.sign_in("engineer", ENGINEER_PASSWORD)
     console.open_vehicle(GOLF)
+    console.advanced()
+    page.get_by_label("Command", exact=True).select_option("ReadDataByID")
+    page.get_by_label("ECU", exact=True).select_option("0x0018")
     with page.expect_request("**/api/v1/commands") as sent:
-        page.get_by_label("ecuAddress").fill("10")
+        page.get_by_label("dataId").fill("10C")
         page.get_by_role("button", name="Send").click()
-        page.get_by_label("ecuAddress").fill("0x10")
+        page.get_by_label("dataId").fill("0x010C")
         page.get_by_role("button", name="Send").click()
     # Only the second, valid form went out; the first showed the hint inline.
-    assert json.loads(sent.value.post_data or "{}")["command_params"] == {"ecuAddress": "0x10"}
+    params = json.loads(sent.value.post_data or "{}")["command_params"]
+    assert params == {"ecuAddress": "0x0018", "dataId": "0x010C"}
+
+
+def test_enumerated_parameters_are_selects(console: Console) -> None:
+    page = console.page
+    console.sign_in("engineer", ENGINEER_PASSWORD)
+    console.open_vehicle(GOLF)
+    console.advanced()
+    page.get_by_label("Command", exact=True).select_option("RoutineControl")
+    # ^(start|stop|results|run)$: the four choices, not a field checked by a pattern.
+    expect(page.get_by_label("action").locator("option")).to_have_text(
+        ["start", "stop", "results", "run"]
+    )
+    page.get_by_label("Command", exact=True).select_option("DiagnosticSessionControl")
+    expect(page.get_by_label("session", exact=True).locator("option")).to_have_text(
+        ["default", "extended"]
+    )
 
 
 def test_the_hint_of_a_bad_parameter_is_shown_inline(console: Console) -> None:
     page = console.page
     console.sign_in("engineer", ENGINEER_PASSWORD)
     console.open_vehicle(GOLF)
-    page.get_by_label("ecuAddress").fill("10")
+    console.advanced()
+    page.get_by_label("Command", exact=True).select_option("ReadDataByID")
+    page.get_by_label("dataId").fill("10C")
     page.get_by_role("button", name="Send").click()
-    expect(page.get_by_label("ecuAddress")).to_have_attribute("aria-invalid", "true")
-    expect(page.get_by_text("ecuAddress must look like")).to_be_visible()
+    expect(page.get_by_label("dataId")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_text("dataId must look like")).to_be_visible()
     expect(page.get_by_role("list", name="Answer")).to_have_count(0)
 
 
@@ -362,7 +397,8 @@ def test_a_dropped_stream_resumes_after_the_last_answer_shown(console: Console) 
     console.send("ReadDTC")
     expect(page.get_by_role("status").filter(has_text="Completed")).to_be_visible()
     answer = page.get_by_role("list", name="Answer").get_by_role("listitem")
-    expect(answer).to_have_count(3)  # each chunk once: nothing lost, nothing twice
+    expect(answer).to_have_count(2)  # each DTC once: nothing lost, nothing twice
+    expect(page.locator(".live .summary")).to_have_text("2 faults stored.")
     assert len(urls) == 2
     assert parse_qs(urlparse(urls[0]).query)["since"] == ["0"]
     assert parse_qs(urlparse(urls[1]).query)["since"] == ["1"]

@@ -1,7 +1,7 @@
-"""The console's "Faults" panel in a real browser: a vehicle's ECUs listed from the SOVD
-tree, each one's faults read with their status bits, cleared after a confirm step (one
-ECU's clear leaves the others'), the body ECU's refusal in the default session told in
-the service's words, and its session switched so it clears.
+"""The faults of each ECU on the vehicle page, in a real browser: a vehicle's ECUs listed
+from the SOVD tree, each one's faults read with their status bits, cleared after a
+confirm step (one ECU's clear leaves the others'), the body ECU's refusal in the default
+session told in the service's words, and its session set under its Modes so it clears.
 
 The browser, the tab and its checks come from tests/test_console_browser.py: every test
 fails on any console error or Content-Security-Policy violation. Each test gets its own
@@ -43,16 +43,19 @@ def service(tmp_path: Path) -> Iterator[Server]:
 def _open_faults(console: Console, vin: str = GOLF) -> Locator:
     console.sign_in("engineer", ENGINEER_PASSWORD)
     console.open_vehicle(vin)
-    panel = console.page.get_by_role("region", name="Faults", exact=True)
+    panel = console.page.get_by_role("region", name="ECUs", exact=True)
     # The ECUs come from GET .../components: the default set, in address order.
-    expect(panel.get_by_role("heading", level=4)).to_have_text(
-        ["engine", "transmission", "abs", "body"]
-    )
+    expect(panel.locator(".ecu > h3")).to_have_text(["engine", "transmission", "abs", "body"])
     return panel
 
 
-def _ecu(panel: Locator, name: str) -> Locator:
+def _card(panel: Locator, name: str) -> Locator:
     return panel.get_by_role("region", name=name, exact=True)
+
+
+def _ecu(panel: Locator, name: str) -> Locator:
+    """The Faults part of the ECU's card."""
+    return _card(panel, name).get_by_role("region", name="Faults", exact=True)
 
 
 def _read(ecu: Locator, name: str) -> None:
@@ -146,11 +149,13 @@ def test_the_body_ecu_clears_only_in_the_extended_session(console: Console) -> N
     expect(refusal).to_contain_text("switch it first")
     expect(_row(body, "B1000")).to_be_visible()  # nothing was cleared
 
-    expect(refusal).to_contain_text("press Switch session")  # where, on this page
-    body.get_by_label("New session for body", exact=True).select_option("extended")
-    body.get_by_role("button", name="Switch the session of body").click()
-    expect(body.get_by_role("status")).to_contain_text("body is in the extended session.")
-    expect(refusal).to_have_count(0)  # the refusal is gone (an empty alert is not shown)
+    expect(refusal).to_contain_text("Set the session under Modes")  # where, on this page
+    modes = _card(panel, "body").get_by_role("region", name="Modes", exact=True)
+    modes.get_by_label("New session for body", exact=True).select_option("extended")
+    modes.get_by_role("button", name="Set the session of body").click()
+    expect(modes.get_by_role("status")).to_contain_text("body: session is extended.")
+    expect(modes.get_by_role("alert")).to_have_count(0)
+    expect(refusal).to_have_count(0)  # no longer holds: gone (an empty alert is not shown)
     _clear(body, "body")
     expect(body.get_by_role("status")).to_contain_text("Cleared. No faults stored.")
     expect(body.get_by_role("table")).to_have_count(0)

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The README and the docs pages it links (the quotes moved there with their sections);
 # not cda-mapping.md, which quotes Eclipse OpenSOVD's documentation, not this service.
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-README = "\n".join(p.read_text() for p in PAGES if p.name != "cda-mapping.md")
+TEXTS = [p.read_text() for p in PAGES if p.name != "cda-mapping.md"]
+README = "\n".join(TEXTS)
 NUMBERS_JS = ROOT / "app" / "console" / "static" / "js" / "numbers.js"
 ZIP = {"content-type": "application/zip"}
 JSON = {"content-type": "application/json"}
@@ -80,7 +81,12 @@ ERROR_SHAPE = re.compile(
 
 
 def quoted_errors() -> set[str]:
-    prose = _prose(README)
+    return {quote for text in TEXTS for quote in _quoted_errors(text)}
+
+
+def _quoted_errors(page: str) -> set[str]:
+    """One page's quotes (per page: a quote never spans two pages)."""
+    prose = _prose(page)
     spans = re.findall(r"`([^`]+)`", prose)
     unquoted = re.sub(r"`[^`]*`", "", prose)
     spans += re.findall(r'"([^"\n]{12,}(?:\n[^"\n]+)*)"', unquoted)

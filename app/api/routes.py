@@ -221,10 +221,11 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         "PATCH",
         "/api/v1/vehicles/{vehicle_id}",
         vehicles.update_vehicle,
-        "Change a vehicle (at least one field)",
+        "Change a vehicle (at least one field), by vehicle_id or VIN",
         ADMIN,
         {200: Vehicle},
         body=vehicles.VehiclePatch,
+        path_also={"vehicle_id": VIN_ANY_CASE},
     ),
     Endpoint(
         "GET",

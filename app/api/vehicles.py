@@ -171,13 +171,18 @@ async def list_vehicles(call: Call[None, VehicleQuery]) -> VehiclePage:
     )
 
 
-async def get_vehicle(call: Call[None, None]) -> Vehicle:
-    """By vehicle_id, or by VIN (what is printed on the car)."""
+async def _by_ref(call: Call[Any, Any]) -> Vehicle:
+    """The vehicle the path names by vehicle_id, or by VIN (what is printed on the car)."""
     ref: str = call.request.path_params["vehicle_id"]
     vehicles = call.services.vehicles
     if is_uuid(ref):
-        return _shown(call, await vehicles.get(ref.lower()))
-    return _shown(call, await vehicles.get_by_vin(ref))
+        return await vehicles.get(ref.lower())
+    return await vehicles.get_by_vin(ref)
+
+
+async def get_vehicle(call: Call[None, None]) -> Vehicle:
+    """By vehicle_id, or by VIN."""
+    return _shown(call, await _by_ref(call))
 
 
 async def create_vehicle(call: Call[NewVehicle, None]) -> Result:
@@ -210,7 +215,8 @@ async def update_vehicle(call: Call[VehiclePatch, None]) -> Vehicle:
         changes["doip"] = changes["doip"].given()
     if "ecus" in changes:
         changes["ecus"] = _given_ecus(changes["ecus"])
-    return await call.services.vehicles.update(call.path_id("vehicle_id"), changes, call.actor())
+    vehicle_id = (await _by_ref(call)).vehicle_id  # a VIN pasted for the id is resolved
+    return await call.services.vehicles.update(vehicle_id, changes, call.actor())
 
 
 class VehicleServices(Out, frozen=True, kw_only=True):

@@ -3,8 +3,9 @@
 // disconnecting and the simulator profile are on each vehicle's page.
 
 import { get, patch, postJson } from "./api.js";
-import { badge, clear, field, h, pager, select, when } from "./dom.js";
-import { explain } from "./words.js";
+import { descriptionsPanel } from "./descriptions.js";
+import { badge, clear, field, h, pager, select, table, vehicleName, when } from "./dom.js";
+import { explain, explainForm } from "./words.js";
 
 const PROFILES = ["healthy", "flaky", "timeout", "unreachable", "malformed"];
 const AUDIT_ACTIONS = [
@@ -36,7 +37,7 @@ function registerVehicle() {
   const vin = h("input", { name: "vin", maxlength: 17, required: true, autocomplete: "off" });
   const make = h("input", { name: "make", maxlength: 64, required: true });
   const model = h("input", { name: "model", maxlength: 64, required: true });
-  const year = h("input", { name: "year", type: "number", min: 1900, max: 2100, required: true });
+  const year = h("input", { name: "year", type: "number", min: 1950, max: 2100, required: true });
   const profile = select(
     PROFILES.map((p) => [p, p]),
     "healthy",
@@ -62,11 +63,16 @@ function registerVehicle() {
           clear(
             result,
             "Registered ",
-            h("a", { href: `#/vehicle/${vehicle.vehicle_id}` }, vehicle.vin),
+            h("a", { href: `#/vehicle/${vehicle.vin}` }, vehicle.vin),
             ".",
           );
         } catch (error) {
-          clear(result, h("span", { class: "error" }, explain(error)));
+          const said = explainForm(
+            error,
+            { vin: "VIN", make: "Make", model: "Model", year: "Year", simulator_profile: "Profile" },
+            { vin: "17 characters, no I, O or Q" },
+          );
+          clear(result, h("span", { class: "error" }, said));
         }
       },
     },
@@ -82,45 +88,36 @@ function registerVehicle() {
 }
 
 function usersPanel(me) {
-  const body = h("tbody");
+  const list = table("Users", ["Username", "Role", "State", "Action"], []);
   const result = outcomeLine();
 
   async function load() {
     const users = (await get("/api/v1/users")).items;
-    clear(
-      body,
-      users.map((u) =>
-        h(
-          "tr",
-          {},
-          h("td", {}, u.username),
-          h("td", {}, u.role),
-          h("td", {}, u.disabled ? badge("disabled", "disabled") : badge("enabled", "enabled")),
-          h(
-            "td",
-            {},
-            u.user_id === me.user_id
-              ? "you"
-              : h(
-                  "button",
-                  {
-                    type: "button",
-                    "aria-label": `${u.disabled ? "Enable" : "Disable"} ${u.username}`,
-                    onclick: async () => {
-                      try {
-                        await patch(`/api/v1/users/${u.user_id}`, { disabled: !u.disabled });
-                        clear(result, `${u.username} ${u.disabled ? "enabled" : "disabled"}.`);
-                        await load();
-                      } catch (error) {
-                        clear(result, h("span", { class: "error" }, explain(error)));
-                      }
-                    },
-                  },
-                  u.disabled ? "Enable" : "Disable",
-                ),
-          ),
-        ),
-      ),
+    list.fill(
+      users.map((u) => [
+        u.username,
+        u.role,
+        u.disabled ? badge("disabled", "disabled") : badge("enabled", "enabled"),
+        u.user_id === me.user_id
+          ? "you"
+          : h(
+              "button",
+              {
+                type: "button",
+                "aria-label": `${u.disabled ? "Enable" : "Disable"} ${u.username}`,
+                onclick: async () => {
+                  try {
+                    await patch(`/api/v1/users/${u.user_id}`, { disabled: !u.disabled });
+                    clear(result, `${u.username} ${u.disabled ? "enabled" : "disabled"}.`);
+                    await load();
+                  } catch (error) {
+                    clear(result, h("span", { class: "error" }, explain(error)));
+                  }
+                },
+              },
+              u.disabled ? "Enable" : "Disable",
+            ),
+      ]),
     );
   }
 
@@ -155,7 +152,8 @@ function usersPanel(me) {
           clear(result, `Created ${user.username}.`);
           await load();
         } catch (error) {
-          clear(result, h("span", { class: "error" }, explain(error)));
+          const labels = { username: "New username", password: "New password", role: "Role" };
+          clear(result, h("span", { class: "error" }, explainForm(error, labels)));
         }
       },
     },
@@ -168,25 +166,7 @@ function usersPanel(me) {
     "section",
     { class: "card", "aria-labelledby": "users-title" },
     h("h3", { id: "users-title" }, "Users"),
-    h(
-      "div",
-      { class: "scroll" },
-      h(
-        "table",
-        {},
-        h("caption", { class: "visually-hidden" }, "Users"),
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Username", "Role", "State", "Action"].map((t) => h("th", { scope: "col" }, t)),
-          ),
-        ),
-        body,
-      ),
-    ),
+    list.node,
     create,
     result,
   );
@@ -195,32 +175,39 @@ function usersPanel(me) {
 
 function auditPanel() {
   const state = { action: "", offset: 0 };
-  const body = h("tbody");
+  let vehicles = new Map(); // vehicle_id -> vehicle: entries name vehicles by name and VIN
+  const entity = (entry) => {
+    if (!entry.entity_type) return "";
+    const vehicle = entry.entity_type === "vehicle" && vehicles.get(entry.entity_id);
+    return vehicle
+      ? `vehicle ${vehicleName(vehicle)}`
+      : `${entry.entity_type} ${entry.entity_id || ""}`;
+  };
+  const list = table("Audit log", ["When", "Who", "Action", "Entity", "Client"], [], "Nothing yet.");
   const paging = h("div");
   const error = h("p", { class: "error", role: "alert" });
   const action = select([["", "any action"], ...AUDIT_ACTIONS.map((a) => [a, a])], "");
 
   async function load() {
     try {
+      if (!vehicles.size) {
+        const fleet = await get("/api/v1/vehicles", { limit: 200 });
+        vehicles = new Map(fleet.items.map((v) => [v.vehicle_id, v]));
+      }
       const page = await get("/api/v1/audit", {
         action: state.action,
         limit: AUDIT_PAGE,
         offset: state.offset,
       });
       clear(error);
-      clear(
-        body,
-        page.items.map((entry) =>
-          h(
-            "tr",
-            {},
-            h("td", {}, when(entry.at)),
-            h("td", {}, entry.username || "—"),
-            h("td", {}, entry.action),
-            h("td", {}, entry.entity_type ? `${entry.entity_type} ${entry.entity_id || ""}` : ""),
-            h("td", {}, entry.client_address || ""),
-          ),
-        ),
+      list.fill(
+        page.items.map((entry) => [
+          when(entry.at),
+          entry.username || "—",
+          entry.action,
+          entity(entry),
+          entry.client_address || "",
+        ]),
       );
       clear(
         paging,
@@ -244,25 +231,7 @@ function auditPanel() {
     h("h3", { id: "audit-title" }, "Audit log"),
     field("Action", action),
     error,
-    h(
-      "div",
-      { class: "scroll" },
-      h(
-        "table",
-        {},
-        h("caption", { class: "visually-hidden" }, "Audit log"),
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["When", "Who", "Action", "Entity", "Client"].map((t) => h("th", { scope: "col" }, t)),
-          ),
-        ),
-        body,
-      ),
-    ),
+    list.node,
     paging,
   );
   return { node, load };
@@ -271,12 +240,14 @@ function auditPanel() {
 export async function showAdmin(section, { user }) {
   const users = usersPanel(user);
   const audit = auditPanel();
+  const descriptions = descriptionsPanel();
   clear(
     section,
     h("h2", { id: "admin-title" }, "Admin"),
     h("p", { class: "hint" }, "Connect, disconnect and profiles: open the vehicle from the fleet."),
     h("div", { class: "grid" }, registerVehicle(), users.node),
+    descriptions.node,
     audit.node,
   );
-  await Promise.all([users.load(), audit.load()]);
+  await Promise.all([users.load(), audit.load(), descriptions.load()]);
 }

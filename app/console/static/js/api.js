@@ -7,11 +7,12 @@ const STORE_KEY = "sovd-console-session";
 const REFRESH_MARGIN_S = 60;
 
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfter) {
+  constructor(status, code, message, retryAfter, parameters) {
     super(message);
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.parameters = parameters || null; // a GenericError's (an ECU's refusal: nrc, ...)
   }
 }
 
@@ -87,11 +88,16 @@ async function parse(response) {
 async function failure(response) {
   const body = (await parse(response)) || {};
   const retry = Number(response.headers.get("retry-after")) || null;
+  // The SOVD tree's GenericError says its own codes as vendor-specific with a vendor_code.
+  const code = body.error_code === "vendor-specific" && body.vendor_code
+    ? body.vendor_code
+    : body.error_code;
   return new ApiError(
     response.status,
-    body.error_code || "",
+    code || "",
     body.message || `${response.status} ${response.statusText}`,
     retry,
+    body.parameters,
   );
 }
 
@@ -187,5 +193,25 @@ export async function request(method, path, options) {
 export const get = (path, query) => request("GET", path, { query });
 export const postJson = (path, body) => request("POST", path, { body });
 export const patch = (path, body) => request("PATCH", path, { body });
+export const remove = (path) => request("DELETE", path);
+
+/** A file's bytes as they are (an admin's PDX upload): POST with its own content type. */
+export async function upload(path, query, file, contentType) {
+  const url = `${path}?${new URLSearchParams(query)}`;
+  const send = () =>
+    fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${accessToken()}`, "content-type": contentType },
+      body: file,
+    });
+  if (!session) throw new ApiError(401, "unauthorized", "You are signed out.");
+  let response = await send();
+  if (response.status === 401 && session) {
+    await refresh();
+    response = await send();
+  }
+  if (!response.ok) throw await failure(response);
+  return parse(response);
+}
 
 schedule();

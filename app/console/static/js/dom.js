@@ -97,3 +97,83 @@ export function pager(page, label, go) {
     ),
   );
 }
+
+/** A table whose cells carry their column's label (data-label), so that at phone width
+ * the stylesheet stacks each row as label/value pairs instead of hiding columns.
+ * rows: arrays of cells; a cell is a node, text, or {header: x} for a row header. */
+export function table(caption, heads, rows, empty) {
+  const body = h("tbody");
+  fillRows(body, heads, rows, empty);
+  return {
+    node: h(
+      "div",
+      { class: "scroll stack" },
+      h(
+        "table",
+        {},
+        h("caption", { class: "visually-hidden" }, caption),
+        h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))),
+        body,
+      ),
+    ),
+    body,
+    fill: (next, nextEmpty) => fillRows(body, heads, next, nextEmpty ?? empty),
+  };
+}
+
+function fillRows(body, heads, rows, empty) {
+  if (!rows.length && empty) {
+    clear(body, h("tr", {}, h("td", { colspan: heads.length, class: "empty" }, empty)));
+    return;
+  }
+  clear(
+    body,
+    rows.map((cells) =>
+      h(
+        "tr",
+        {},
+        cells.map((cell, i) =>
+          cell && cell.header !== undefined
+            ? h("th", { scope: "row", "data-label": heads[i] }, cell.header)
+            : h("td", { "data-label": heads[i] }, cell),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Runs `work` now and every `everyMs` while the tab is visible (a hidden tab asks
+ * nothing; it catches up as soon as it is shown again). Answers the stop function. */
+export function every(everyMs, work) {
+  let timer = null;
+  let busy = false;
+  let stopped = false;
+  const tick = async () => {
+    timer = null;
+    if (stopped || busy || document.hidden) return;
+    busy = true;
+    try {
+      await work();
+    } catch {
+      // the view shows its own errors; the next tick tries again
+    } finally {
+      busy = false;
+      if (!stopped && !document.hidden) timer = setTimeout(tick, everyMs);
+    }
+  };
+  const onVisible = () => {
+    if (!document.hidden && timer === null) tick();
+  };
+  document.addEventListener("visibilitychange", onVisible);
+  timer = setTimeout(tick, everyMs);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    document.removeEventListener("visibilitychange", onVisible);
+  };
+}
+
+/** A vehicle as people name it: "Volkswagen Golf · WVWZZZ1KZAW000001". */
+export function vehicleName(vehicle) {
+  return `${vehicle.make} ${vehicle.model} · ${vehicle.vin}`;
+}

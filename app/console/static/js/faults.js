@@ -1,73 +1,39 @@
-// A vehicle's faults per ECU, through the SOVD tree (/sovd/vehicles/{vin}/v1): the ECUs
-// are its components; each one's faults are read on demand (UDS 0x19), cleared after a
-// confirm step (UDS 0x14) and read again, and its diagnostic session can be switched
-// (UDS 0x10), since an ECU may clear only in the extended session. Each of these calls is
-// a command to the vehicle, kept in the history: nothing is read until asked.
+// A component's faults through the SOVD tree: read on demand (UDS 0x19) with their
+// status bits, cleared after a confirm step (UDS 0x14) and read again. Each read or clear
+// is a command to the vehicle, kept in the history: nothing is read until asked. An ECU
+// that clears only in another session says so; its session is set under its Modes.
 
-import { exchange, get } from "./api.js";
-import { clear, field, h, select, uid } from "./dom.js";
-import { explain, faultCount, faultStatus } from "./words.js";
-
-const COMMAND_ID = "x-command-id";
-const SESSIONS = ["default", "extended"];
+import { exchange } from "./api.js";
+import { clear, h, table } from "./dom.js";
+import { commandLink, faultCount, faultStatus, showError } from "./words.js";
 
 function faultsTable(name, items) {
   if (!items.length) return null;
-  return h(
-    "div",
-    { class: "scroll" },
-    h(
-      "table",
-      {},
-      h("caption", { class: "visually-hidden" }, `Faults of ${name}`),
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          ["Code", "Name", "Severity (1 = most severe)", "Status"].map((t) =>
-            h("th", { scope: "col" }, t),
-          ),
-        ),
-      ),
-      h(
-        "tbody",
-        {},
-        items.map((fault) =>
-          h(
-            "tr",
-            {},
-            h("th", { scope: "row", class: "dtc" }, fault.display_code || fault.code),
-            h("td", {}, fault.fault_name || "—"),
-            h("td", {}, String(fault.severity ?? "—")),
-            h("td", {}, faultStatus(fault.status)),
-          ),
-        ),
-      ),
-    ),
+  const rows = items.map((fault) => [
+    { header: fault.display_code || fault.code },
+    fault.fault_name || "—",
+    String(fault.severity ?? "—"),
+    faultStatus(fault.status),
+  ]);
+  const shown = table(
+    `Faults of ${name}`,
+    ["Code", "Name", "Severity (1 = most severe)", "Status"],
+    rows,
   );
-}
-
-/** A link to the command a call ran as (its answer is in the history too). */
-function commandLink(headers) {
-  const id = headers && headers.get(COMMAND_ID);
-  if (!id) return [];
-  return [" ", h("a", { href: `#/command/${encodeURIComponent(id)}` }, "Open in history")];
+  shown.node.querySelector("tbody").classList.add("dtc-rows");
+  return shown.node;
 }
 
 /** After a refusal that names the session, where to switch it on this page. */
 function sessionHint(error) {
   const needsSession = error && error.code === "precondition-not-fulfilled";
   return needsSession && /session/i.test(error.message)
-    ? " Choose the new session here and press Switch session, then try again."
+    ? " Set the session under Modes of this ECU, then try again."
     : "";
 }
 
-function ecuCard(root, component) {
-  const name = component.name || component.id;
-  const base = `${root}/components/${encodeURIComponent(component.id)}`;
-  const titleId = uid("ecu");
+/** The faults of component `name` at SOVD base `base`. */
+export function faultsSection(base, name, hooks) {
   const said = h("p", { class: "hint", role: "status", "aria-live": "polite" });
   const problem = h("p", { class: "error", role: "alert" });
   const found = h("div");
@@ -82,14 +48,15 @@ function ecuCard(root, component) {
   async function act(work) {
     clear(problem);
     for (const b of buttons) b.disabled = true;
-    card.setAttribute("aria-busy", "true");
+    node.setAttribute("aria-busy", "true");
     try {
       await work();
     } catch (error) {
-      clear(problem, explain(error), sessionHint(error));
+      showError(problem, error, sessionHint(error));
     } finally {
       for (const b of buttons) b.disabled = false;
-      card.removeAttribute("aria-busy");
+      node.removeAttribute("aria-busy");
+      hooks.afterCall();
     }
   }
 
@@ -139,70 +106,19 @@ function ecuCard(root, component) {
     if (open) keep.focus();
   }
 
-  const session = select(
-    SESSIONS.map((s) => [s, s]),
-    "extended",
-  );
-  const switchSession = button("Switch session", `Switch the session of ${name}`, () =>
-    act(async () => {
-      clear(said);
-      const { body, headers } = await exchange("PUT", `${base}/modes/session`, {
-        body: { value: session.value },
-      });
-      clear(said, `${name} is in the ${body.value} session.`, commandLink(headers));
-    }),
-  );
-
-  const card = h(
-    "section",
-    { class: "ecu", "aria-labelledby": titleId },
-    h("h4", { id: titleId }, name),
+  const node = h(
+    "div",
+    { class: "faults" },
     h(
       "div",
       { class: "row" },
       button("Read faults", `Read faults of ${name}`, () => act(() => read())),
       askClear,
       confirmation,
-      // "New session" to the eye; "New session for body" to a screen reader, among four.
-      field(["New session", h("span", { class: "visually-hidden" }, ` for ${name}`)], session),
-      switchSession,
     ),
     problem,
     said,
     found,
   );
-  return card;
-}
-
-/** The "Faults" panel of the vehicle `vin`: its ECUs, listed from the SOVD tree. */
-export function faultsPanel(vin) {
-  const root = `/sovd/vehicles/${encodeURIComponent(vin)}/v1`;
-  const ecus = h("div", { class: "ecus" });
-  const problem = h("p", { class: "error", role: "alert" });
-  const node = h(
-    "section",
-    { class: "card", "aria-labelledby": "faults-title" },
-    h("h3", { id: "faults-title" }, "Faults"),
-    h(
-      "p",
-      { class: "hint" },
-      "Per ECU, through the SOVD API. Each read, clear or session switch is a command to " +
-        "the vehicle, kept in the history.",
-    ),
-    problem,
-    ecus,
-  );
-  async function load() {
-    try {
-      const components = (await get(`${root}/components`)).items || [];
-      clear(
-        ecus,
-        components.map((c) => ecuCard(root, c)),
-      );
-      if (!components.length) clear(problem, "This vehicle has no ECUs listed.");
-    } catch (error) {
-      clear(problem, explain(error));
-    }
-  }
-  return { node, load };
+  return node;
 }

@@ -1,38 +1,41 @@
-// The fleet: vehicles with search, a status filter and paging; a VIN opens the vehicle.
+// The fleet: vehicles with search, a status filter and paging, kept live (GET every 5 s
+// while the tab is shown); a VIN opens the vehicle, and a whole VIN typed or pasted into
+// the search opens it straight away.
 
 import { get } from "./api.js";
-import { badge, clear, field, h, pager, select } from "./dom.js";
+import { badge, clear, every, field, h, pager, select, table } from "./dom.js";
+import { POLL_MS, transportText } from "./vehicle.js";
 import { explain } from "./words.js";
 
 const PAGE_SIZE = 20;
+const VIN = /^[A-HJ-NPR-Z0-9]{17}$/;
+const HEADS = ["VIN", "Vehicle", "Connection", "Transport"];
 const state = { search: "", status: "", offset: 0 };
 
-export function vehicleRow(vehicle) {
-  return h(
-    "tr",
-    {},
+function transport(vehicle) {
+  // A DoIP vehicle has no simulator profile: only its transport is shown.
+  return vehicle.transport === "doip"
+    ? badge("doip", transportText(vehicle))
+    : [
+        `${transportText(vehicle)} `,
+        badge(`profile-${vehicle.simulator_profile}`, vehicle.simulator_profile),
+      ];
+}
+
+export function vehicleCells(vehicle) {
+  return [
     h(
-      "td",
-      {},
-      h(
-        "a",
-        {
-          href: `#/vehicle/${vehicle.vehicle_id}`,
-          "aria-label": `Open ${vehicle.make} ${vehicle.model} ${vehicle.vin}`,
-        },
-        vehicle.vin,
-      ),
+      "a",
+      {
+        href: `#/vehicle/${vehicle.vin}`,
+        "aria-label": `Open ${vehicle.make} ${vehicle.model} ${vehicle.vin}`,
+      },
+      vehicle.vin,
     ),
-    h("td", {}, `${vehicle.make} ${vehicle.model} (${vehicle.year})`),
-    h("td", {}, badge(vehicle.connection_status, vehicle.connection_status)),
-    h(
-      "td",
-      {},
-      vehicle.transport === "doip"
-        ? badge("doip", "DoIP")
-        : badge(`profile-${vehicle.simulator_profile}`, vehicle.simulator_profile),
-    ),
-  );
+    `${vehicle.make} ${vehicle.model} (${vehicle.year})`,
+    badge(vehicle.connection_status, vehicle.connection_status),
+    transport(vehicle),
+  ];
 }
 
 export async function showFleet(section) {
@@ -45,28 +48,10 @@ export async function showFleet(section) {
     ],
     state.status,
   );
-  const body = h("tbody");
   const paging = h("div");
   const error = h("p", { class: "error", role: "alert" });
-  const table = h(
-    "div",
-    { class: "scroll" },
-    h(
-      "table",
-      {},
-      h("caption", { class: "visually-hidden" }, "Vehicles"),
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          ["VIN", "Vehicle", "Connection", "Profile"].map((t) => h("th", { scope: "col" }, t)),
-        ),
-      ),
-      body,
-    ),
-  );
+  const list = table("Vehicles", HEADS, [], "No vehicle matches.");
+  let shown = "";
 
   async function load() {
     try {
@@ -77,12 +62,10 @@ export async function showFleet(section) {
         offset: state.offset,
       });
       clear(error);
-      clear(
-        body,
-        page.items.length
-          ? page.items.map(vehicleRow)
-          : h("tr", {}, h("td", { colspan: 4 }, "No vehicle matches.")),
-      );
+      const now = JSON.stringify(page);
+      if (now === shown) return; // nothing changed: nothing redrawn (a focus stays put)
+      shown = now;
+      list.fill(page.items.map(vehicleCells));
       clear(
         paging,
         pager(page, "Fleet pages", (offset) => {
@@ -100,9 +83,20 @@ export async function showFleet(section) {
     {
       class: "filters",
       role: "search",
-      onsubmit: (event) => {
+      onsubmit: async (event) => {
         event.preventDefault();
-        state.search = search.value.trim();
+        const text = search.value.trim();
+        if (VIN.test(text.toUpperCase())) {
+          // A VIN: that vehicle, if the service has it (else the search says none).
+          try {
+            const vehicle = await get(`/api/v1/vehicles/${encodeURIComponent(text)}`);
+            location.hash = `#/vehicle/${vehicle.vin}`;
+            return;
+          } catch {
+            // not one of ours: searched as text below
+          }
+        }
+        state.search = text;
         state.status = status.value;
         state.offset = 0;
         load();
@@ -114,6 +108,7 @@ export async function showFleet(section) {
   );
   status.addEventListener("change", () => form.requestSubmit());
 
-  clear(section, h("h2", { id: "fleet-title" }, "Fleet"), form, error, table, paging);
+  clear(section, h("h2", { id: "fleet-title" }, "Fleet"), form, error, list.node, paging);
   await load();
+  return every(POLL_MS, load);
 }

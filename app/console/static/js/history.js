@@ -2,7 +2,7 @@
 // time filters and paging; one command's answers, live while it runs.
 
 import { get } from "./api.js";
-import { clear, field, h, pager, select, when } from "./dom.js";
+import { clear, field, h, pager, select, table, vehicleName, when } from "./dom.js";
 import { LiveCommand } from "./stream.js";
 import { explain, statusBadge } from "./words.js";
 
@@ -30,7 +30,7 @@ export async function showHistory(section, { isAdmin }) {
     state.status,
   );
   const vehicle = select(
-    [["", "any vehicle"], ...fleet.items.map((v) => [v.vehicle_id, `${v.vin} ${v.make} ${v.model}`])],
+    [["", "any vehicle"], ...fleet.items.map((v) => [v.vehicle_id, vehicleName(v)])],
     state.vehicle_id,
   );
   const user = select(
@@ -39,7 +39,10 @@ export async function showHistory(section, { isAdmin }) {
   );
   const since = h("input", { type: "datetime-local", value: state.since });
   const until = h("input", { type: "datetime-local", value: state.until });
-  const body = h("tbody");
+  const heads = ["Submitted", "Command", "Vehicle", isAdmin ? "User" : null, "Status"].filter(
+    Boolean,
+  );
+  const list = table("Commands", heads, [], "No command matches.");
   const paging = h("div");
   const error = h("p", { class: "error", role: "alert" });
 
@@ -55,33 +58,24 @@ export async function showHistory(section, { isAdmin }) {
         offset: state.offset,
       });
       clear(error);
-      clear(
-        body,
-        page.items.length
-          ? page.items.map((c) => {
-              const v = vehicles.get(c.vehicle_id);
-              return h(
-                "tr",
-                {},
-                h("td", {}, when(c.submitted_at)),
-                h(
-                  "td",
-                  {},
-                  h(
-                    "a",
-                    {
-                      href: `#/command/${c.command_id}`,
-                      "aria-label": `Open ${c.command_name} of ${when(c.submitted_at)}`,
-                    },
-                    c.command_name,
-                  ),
-                ),
-                h("td", {}, v ? v.vin : c.vehicle_id),
-                isAdmin ? h("td", {}, names.get(c.user_id) || c.user_id) : null,
-                h("td", {}, statusBadge(c.status)),
-              );
-            })
-          : h("tr", {}, h("td", { colspan: isAdmin ? 5 : 4 }, "No command matches.")),
+      list.fill(
+        page.items.map((c) => {
+          const v = vehicles.get(c.vehicle_id);
+          return [
+            when(c.submitted_at),
+            h(
+              "a",
+              {
+                href: `#/command/${c.command_id}`,
+                "aria-label": `Open ${c.command_name} of ${when(c.submitted_at)}`,
+              },
+              c.command_name,
+            ),
+            v ? vehicleName(v) : c.vehicle_id,
+            isAdmin ? names.get(c.user_id) || c.user_id : null,
+            statusBadge(c.status),
+          ].filter((cell) => cell !== null);
+        }),
       );
       clear(
         paging,
@@ -119,31 +113,12 @@ export async function showHistory(section, { isAdmin }) {
     field("Until", until),
     h("button", { type: "submit" }, "Filter"),
   );
-  const heads = ["Submitted", "Command", "Vehicle", isAdmin ? "User" : null, "Status"];
   clear(
     section,
     h("h2", { id: "history-title" }, isAdmin ? "History (all users)" : "Your history"),
     form,
     error,
-    h(
-      "div",
-      { class: "scroll" },
-      h(
-        "table",
-        {},
-        h("caption", { class: "visually-hidden" }, "Commands"),
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            heads.filter(Boolean).map((t) => h("th", { scope: "col" }, t)),
-          ),
-        ),
-        body,
-      ),
-    ),
+    list.node,
     paging,
   );
   await load();
@@ -153,6 +128,7 @@ export async function showCommand(section, { arg }) {
   const id = encodeURIComponent(arg);
   const command = await get(`/api/v1/commands/${id}`);
   const live = new LiveCommand(command);
+  const vehicle = await get(`/api/v1/vehicles/${command.vehicle_id}`).catch(() => null);
   const params = Object.entries(command.command_params)
     .map(([k, v]) => `${k}=${v}`)
     .join(", ");
@@ -166,7 +142,11 @@ export async function showCommand(section, { arg }) {
       `Submitted ${when(command.submitted_at)}`,
       command.completed_at ? `, ended ${when(command.completed_at)}` : "",
       " · ",
-      h("a", { href: `#/vehicle/${command.vehicle_id}` }, "Vehicle"),
+      h(
+        "a",
+        { href: `#/vehicle/${vehicle ? vehicle.vin : command.vehicle_id}` },
+        vehicle ? vehicleName(vehicle) : "Vehicle",
+      ),
     ),
     live.node,
   );

@@ -3,9 +3,19 @@
 
 import { accessToken, postJson, refresh } from "./api.js";
 import { clear, h } from "./dom.js";
-import { TERMINAL, chunk, explain, outcome, statusBadge } from "./words.js";
+import {
+  TERMINAL,
+  chunk,
+  explain,
+  kindOf,
+  outcome,
+  routineState,
+  statusBadge,
+  summary,
+} from "./words.js";
 
 const MAX_RETRIES = 5;
+const ROUTINE_FIELDS = new Set(["ecuAddress", "routineId", "action", "status", "progress"]);
 // Close codes after which reconnecting cannot help (see the README's close codes).
 const FINAL_CLOSES = {
   4404: "This command does not exist, or it is not yours.",
@@ -28,7 +38,12 @@ export class LiveCommand {
       { type: "button", class: "danger", onclick: () => this.cancel() },
       "Cancel",
     );
-    this.events = h("ol", { class: "events", "aria-label": "Answer" });
+    this.events = h("ol", { class: "events", "aria-label": "Answer", hidden: true });
+    // A running routine: one bar, updated in place, and its state in words.
+    this.bar = h("progress", { max: 100, "aria-label": "Progress" });
+    this.barText = h("span", { class: "progress-text" });
+    this.progress = h("div", { class: "progress", hidden: true }, this.bar, this.barText);
+    this.summaryLine = h("p", { class: "summary", hidden: true });
     this.result = h("p", { class: "outcome", role: "status", "aria-live": "polite" });
     this.note = h("p", { class: "hint", "aria-live": "polite" });
     this.node = h(
@@ -40,7 +55,9 @@ export class LiveCommand {
         h("h3", {}, `${command.command_name} `, this.status),
         this.cancelButton,
       ),
+      this.progress,
       this.events,
+      this.summaryLine,
       this.result,
       this.note,
     );
@@ -54,7 +71,18 @@ export class LiveCommand {
   }
 
   add(node) {
+    this.events.hidden = false;
     this.events.append(h("li", {}, node));
+  }
+
+  showProgress(payload) {
+    this.progress.hidden = false;
+    if (payload.progress !== undefined) this.bar.value = payload.progress;
+    if (payload.status && payload.status !== "running") this.bar.value = this.bar.max;
+    this.barText.textContent = routineState(payload);
+    // A routine's result parameters, where its end carries some.
+    const results = Object.entries(payload).filter(([key]) => !ROUTINE_FIELDS.has(key));
+    if (results.length) this.add(chunk(Object.fromEntries(results)));
   }
 
   finish(status, errorCode, errorMessage) {
@@ -62,6 +90,7 @@ export class LiveCommand {
     this.result.className = `outcome outcome-${status}`;
     clear(this.result, outcome(status, errorCode, errorMessage));
     this.stop();
+    if (this.onEnd) this.onEnd(status);
   }
 
   /** The stored answers of a command that has ended: no socket needed. */
@@ -74,7 +103,13 @@ export class LiveCommand {
   onChunk(item) {
     if (item.sequence_number <= this.lastSequence) return; // already shown
     this.lastSequence = item.sequence_number;
-    this.add(chunk(item.response_payload));
+    const payload = item.response_payload;
+    const kind = kindOf(payload);
+    if (kind === "progress") this.showProgress(payload);
+    else if (kind === "summary") {
+      this.summaryLine.hidden = false;
+      this.summaryLine.textContent = summary(payload);
+    } else this.add(chunk(payload));
   }
 
   start() {

@@ -1,15 +1,19 @@
-// One vehicle: its details, the command form made from GET /api/v1/catalogue (one field
-// per parameter, checked against its pattern before sending), the live answer of what was
-// sent, its faults per ECU (faults.js), and for admins connect/disconnect and the
-// simulator profile.
+// One vehicle: its details, kept live (GET every 5 s while the tab is shown, and at once
+// after each call that reached the vehicle), its ECUs as their SOVD tree describes them
+// (component.js), the raw catalogue commands under "Advanced" (advanced.js), and for
+// admins connect/disconnect and the simulator profile (a simulated vehicle's only).
 
-import { get, patch, postJson } from "./api.js";
-import { badge, clear, field, h, select } from "./dom.js";
-import { faultsPanel } from "./faults.js";
+import { get, patch } from "./api.js";
+import { commandForm } from "./advanced.js";
+import { componentCard } from "./component.js";
+import { badge, clear, every, field, h, select, when } from "./dom.js";
 import { LiveCommand } from "./stream.js";
 import { explain } from "./words.js";
 
 const PROFILES = ["healthy", "flaky", "timeout", "unreachable", "malformed"];
+export const POLL_MS = 5000;
+// Errors that stop holding once the vehicle is connected again.
+const LINK_ERRORS = ["vehicle-disconnected", "vehicle-unreachable", "not-responding"];
 let catalogue = null; // fixed for the service's life: read once
 
 async function loadCatalogue() {
@@ -17,42 +21,43 @@ async function loadCatalogue() {
   return catalogue;
 }
 
-function details(vehicle) {
+export function transportText(vehicle) {
+  return vehicle.transport === "doip" ? "DoIP" : "Simulator";
+}
+
+function doipTarget(doip) {
+  return `${doip.host}:${doip.port}, entity ${doip.logical_address}, tester ${doip.tester_address}`;
+}
+
+function details(vehicle, isAdmin) {
+  const doip = vehicle.transport === "doip";
   const rows = [
     ["VIN", vehicle.vin],
     ["Vehicle", `${vehicle.make} ${vehicle.model} (${vehicle.year})`],
     ["Connection", badge(vehicle.connection_status, vehicle.connection_status)],
-    ["Transport", vehicle.transport],
-    ["Simulator profile", vehicle.simulator_profile],
-    ["Last seen", vehicle.last_seen_at || "—"],
-  ];
+    ["Transport", transportText(vehicle)],
+    // A DoIP vehicle has no simulator; its target is a lab address, for admins.
+    doip ? null : ["Simulator profile", vehicle.simulator_profile],
+    doip && isAdmin && vehicle.doip ? ["DoIP target", doipTarget(vehicle.doip)] : null,
+    ["Last seen", when(vehicle.last_seen_at)],
+  ].filter(Boolean);
   return h(
     "dl",
-    { class: "details" },
+    { class: "details", "aria-label": "Vehicle state" },
     rows.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
   );
 }
 
-function adminControls(vehicle, reload) {
+function adminControls(vehicle, change, message) {
   if (vehicle.transport === "doip") {
-    // A DoIP vehicle's status follows its link and it has no simulator: nothing to set.
     return h(
       "section",
       { class: "card", "aria-labelledby": "vehicle-admin-title" },
       h("h3", { id: "vehicle-admin-title" }, "Administration"),
-      h("p", {}, "Reached over DoIP: its connection status follows the link."),
+      h("p", {}, "Reached over DoIP: its connection follows the link, opened when needed."),
     );
   }
-  const message = h("p", { class: "error", role: "alert" });
   const connected = vehicle.connection_status === "connected";
-  const change = async (body) => {
-    try {
-      await patch(`/api/v1/vehicles/${vehicle.vehicle_id}`, body);
-      await reload();
-    } catch (error) {
-      clear(message, explain(error));
-    }
-  };
   const profile = select(
     PROFILES.map((p) => [p, p]),
     vehicle.simulator_profile,
@@ -83,132 +88,74 @@ function adminControls(vehicle, reload) {
   );
 }
 
-function paramField(name, schema, required) {
-  const input = h("input", {
-    name,
-    required,
-    autocomplete: "off",
-    spellcheck: "false",
-    "data-pattern": schema.pattern,
-  });
-  const error = h("small", { class: "error", "aria-live": "polite" });
-  const wrapper = field(
-    required ? name : `${name} (optional)`,
-    input,
-    `${schema.description} — pattern ${schema.pattern}`,
-  );
-  wrapper.append(error);
-  const check = () => {
-    const value = input.value.trim();
-    let problem = "";
-    if (!value && required) problem = `${name} is required.`;
-    else if (value && !new RegExp(schema.pattern).test(value)) {
-      problem = `${name} must look like: ${schema.description}.`;
-    }
-    input.setAttribute("aria-invalid", problem ? "true" : "false");
-    error.textContent = problem;
-    return problem ? null : value;
-  };
-  // Checked on Send; once wrong, re-checked as it is typed, so the message goes as soon
-  // as the value is right. (Not on blur: a message appearing as the focus leaves for the
-  // Send button would move the button under the pointer and lose the click.)
-  input.addEventListener("input", () => {
-    if (input.getAttribute("aria-invalid") === "true") check();
-  });
-  return { wrapper, input, check };
-}
-
-function commandForm(vehicle, entries, onSent) {
-  const chooser = select(
-    entries.map((e) => [e.command_name, e.command_name]),
-    entries[0].command_name,
-  );
-  const description = h("p", { class: "hint", "aria-live": "polite" });
-  const params = h("div", { class: "params" });
-  const message = h("p", { class: "error", role: "alert" });
-  let fields = [];
-
-  function build() {
-    const entry = entries.find((e) => e.command_name === chooser.value);
-    description.textContent = entry.description;
-    const schema = entry.params_schema;
-    const required = new Set(schema.required || []);
-    fields = Object.entries(schema.properties || {}).map(([name, property]) => ({
-      name,
-      ...paramField(name, property, required.has(name)),
-    }));
-    clear(
-      params,
-      fields.map((f) => f.wrapper),
-    );
-    const first = fields.find((f) => f.name === "ecuAddress");
-    // The vehicle's first ECU (a logical address: two bytes, shown as 0x0010).
-    const ecu = (vehicle.ecus || [])[0];
-    if (first) first.input.value = ecu ? ecu.address : "0x0010";
-  }
-  chooser.addEventListener("change", build);
-  build();
-
-  async function send(event) {
-    event.preventDefault();
-    clear(message);
-    const values = {};
-    let valid = true;
-    for (const f of fields) {
-      const value = f.check();
-      if (value === null) {
-        if (valid) f.input.focus();
-        valid = false;
-      } else if (value) {
-        values[f.name] = value;
-      }
-    }
-    if (!valid) return;
-    try {
-      const command = await postJson("/api/v1/commands", {
-        vehicle_id: vehicle.vehicle_id,
-        command_name: chooser.value,
-        command_params: values,
-      });
-      onSent(command);
-    } catch (error) {
-      clear(message, explain(error));
-    }
-  }
-
-  return h(
-    "form",
-    { class: "card", novalidate: true, onsubmit: send, "aria-labelledby": "send-title" },
-    h("h3", { id: "send-title" }, "Send a command"),
-    field("Command", chooser),
-    description,
-    params,
-    h("button", { type: "submit" }, "Send"),
-    message,
-  );
+/** What of a vehicle the page shows: a change redraws, the same answer does not. */
+function shownState(vehicle) {
+  return JSON.stringify([
+    vehicle.connection_status,
+    vehicle.last_seen_at,
+    vehicle.simulator_profile,
+    vehicle.transport,
+    vehicle.doip,
+  ]);
 }
 
 export async function showVehicle(section, { arg, isAdmin }) {
   let live = null;
-  const liveArea = h("div", { class: "live-area" });
+  let shown = "";
   const entries = await loadCatalogue();
   const top = h("div");
+  const adminMessage = h("p", { class: "error", role: "alert" });
+  let vehicle = await get(`/api/v1/vehicles/${encodeURIComponent(arg)}`);
 
-  async function reload() {
-    const vehicle = await get(`/api/v1/vehicles/${encodeURIComponent(arg)}`);
+  function draw() {
+    shown = shownState(vehicle);
     clear(
       top,
       h("h2", { id: "vehicle-title" }, `${vehicle.make} ${vehicle.model}`),
-      details(vehicle),
-      isAdmin ? adminControls(vehicle, reload) : null,
+      details(vehicle, isAdmin),
+      isAdmin ? adminControls(vehicle, change, adminMessage) : null,
     );
-    return vehicle;
   }
 
-  const vehicle = await reload();
+  // A new state of the vehicle: redrawn if it changed; once connected again, the
+  // messages that said otherwise ("disconnected", "did not answer") no longer hold.
+  function settle(next) {
+    const before = vehicle.connection_status;
+    vehicle = next;
+    if (shownState(vehicle) !== shown) draw();
+    if (vehicle.connection_status === "connected" && before !== "connected") {
+      for (const code of LINK_ERRORS) {
+        for (const node of section.querySelectorAll(`[data-code="${code}"]`)) {
+          node.replaceChildren();
+          delete node.dataset.code;
+        }
+      }
+    }
+  }
+
+  async function refresh() {
+    settle(await get(`/api/v1/vehicles/${encodeURIComponent(vehicle.vehicle_id)}`));
+  }
+  const hooks = { afterCall: () => refresh().catch(() => {}) };
+
+  async function change(body) {
+    clear(adminMessage);
+    try {
+      settle(await patch(`/api/v1/vehicles/${vehicle.vehicle_id}`, body));
+    } catch (error) {
+      clear(adminMessage, explain(error));
+    }
+  }
+
+  draw();
+  const root = `/sovd/vehicles/${encodeURIComponent(vehicle.vin)}/v1`;
+  const ecus = h("div", { class: "ecus" });
+  const ecusProblem = h("p", { class: "error", role: "alert" });
+  const liveArea = h("div", { class: "live-area" });
   const onSent = (command) => {
     if (live) live.stop();
     live = new LiveCommand(command);
+    live.onEnd = hooks.afterCall;
     clear(
       liveArea,
       live.node,
@@ -216,14 +163,51 @@ export async function showVehicle(section, { arg, isAdmin }) {
     );
     live.start();
   };
-  const faults = faultsPanel(vehicle.vin);
   clear(
     section,
     h("p", {}, h("a", { href: "#/fleet" }, "← Fleet")),
     top,
-    h("div", { class: "split" }, commandForm(vehicle, entries, onSent), liveArea),
-    faults.node,
+    h(
+      "section",
+      { "aria-labelledby": "ecus-title" },
+      h("h3", { id: "ecus-title", class: "section-title" }, "ECUs"),
+      ecusProblem,
+      ecus,
+    ),
+    h(
+      "details",
+      { class: "advanced" },
+      h("summary", {}, "Advanced: raw UDS commands"),
+      h("div", { class: "split" }, commandForm(vehicle, entries, onSent), liveArea),
+    ),
   );
-  faults.load(); // its own errors are shown in the panel: the view does not wait
-  return () => live && live.stop();
+  try {
+    const components = (await get(`${root}/components`)).items || [];
+    // The typed parameters of described ECUs' services (none bound: nothing to ask).
+    const bound = (vehicle.ecus || []).some((e) => e.description);
+    // Without them (a description not loaded yet), the cards still show; modes then
+    // offer a field instead of a select, and operations start without parameters.
+    const described = bound
+      ? await get(`/api/v1/vehicles/${vehicle.vehicle_id}/services`).then(
+          (found) => found.items,
+          () => [],
+        )
+      : [];
+    const servicesOf = (id) => {
+      const found = described.find((d) => d.ecu === id);
+      return found ? found.services : null;
+    };
+    const cards = await Promise.all(
+      components.map((c) => componentCard(root, c, entries, servicesOf(c.id), hooks)),
+    );
+    clear(ecus, cards);
+    if (!components.length) clear(ecusProblem, "This vehicle has no ECUs listed.");
+  } catch (error) {
+    clear(ecusProblem, explain(error));
+  }
+  const stopPolling = every(POLL_MS, refresh);
+  return () => {
+    stopPolling();
+    if (live) live.stop();
+  };
 }
