@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import websockets
 
-from bench import described_read, descriptions, http_overhead
+from bench import described_read, descriptions, http_overhead, tracing_cost
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline, stream_bytes
 from bench.server import BenchServer, ceiling
@@ -373,6 +373,14 @@ def scenario_described_read(args: argparse.Namespace) -> Result:
     return described_read.measure(args.rounds, clients, args.http_seconds, _pin()[0])
 
 
+def scenario_tracing(args: argparse.Namespace) -> Result:
+    """Tracing's cost at each setting, against telemetry off (bench.tracing_cost)."""
+    server_cpus, client_cpus = _pin()
+    return tracing_cost.measure(
+        args.rounds, args.http_seconds, server_cpus, client_cpus, progress=_progress
+    )
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "pipeline": scenario_pipeline,
     "http": scenario_http,
@@ -382,6 +390,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "soak": scenario_soak,
     "descriptions": scenario_descriptions,
     "described_read": scenario_described_read,
+    "tracing": scenario_tracing,
 }
 
 BARS = {
@@ -391,6 +400,7 @@ BARS = {
     "scrape": "render_p95_ms <= 10",
     "websockets": "rss_per_socket_kib <= 50 (per client kind)",
     "soak": "growth_50_to_100_pct < 5",
+    "tracing": "ratio_10.ratio_to_off >= 0.90, every.ratio_to_off >= 0.62, every_to_plain >= 1",
 }
 
 
