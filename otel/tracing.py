@@ -31,13 +31,6 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    ParentBased,
-    Sampler,
-    TraceIdRatioBased,
-)
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel.outage import SETTLE_S, TRACES_FLUSH_S, ExportHealth
@@ -76,22 +69,7 @@ log = logging.getLogger(__name__)
 class TracingSettings:
     endpoint: str | None = None  # the full traces URL; None: the exporter's default
     protocol: str = "http/protobuf"  # or grpc
-    sampler: str = "parentbased_always_on"
-    sampler_arg: float | None = None
     excluded_prefixes: tuple[str, ...] = ("/metrics", "/health/")
-
-
-def make_sampler(name: str, arg: float | None) -> Sampler:
-    """The sampler named as OTEL_TRACES_SAMPLER names it (the ratio: the ARG, default 1)."""
-    kind = name.removeprefix("parentbased_")
-    base: Sampler
-    if kind == "always_on":
-        base = ALWAYS_ON
-    elif kind == "always_off":
-        base = ALWAYS_OFF
-    else:  # traceidratio
-        base = TraceIdRatioBased(1.0 if arg is None else arg)
-    return ParentBased(base) if kind != name else base
 
 
 def make_exporter(settings: TracingSettings) -> SpanExporter:
@@ -365,9 +343,10 @@ def build_tracing(
     exporter: SpanExporter | None = None,
 ) -> Tracing:
     """A TracerProvider of its own (never the global one: several apps may share a process),
-    sampling as configured, exporting in batches (the processor's OTEL_BSP_* settings)."""
+    sampling as OTEL_TRACES_SAMPLER(_ARG) say (read by the SDK), exporting in batches (the
+    processor's OTEL_BSP_* settings)."""
     provider = TracerProvider(
-        sampler=make_sampler(settings.sampler, settings.sampler_arg),
+        sampler=None,
         resource=resource,
         span_limits=SpanLimits(),
         id_generator=PredrawnIds(),  # the request's sampling decided on the span's trace id

@@ -84,12 +84,15 @@ def log_lines() -> Iterator[Lines]:
         root.setLevel(level)
 
 
-def _ratio_config(tmp_path: Path, traces: TraceReceiver, ratio: float) -> Any:
+def _ratio_config(
+    tmp_path: Path, traces: TraceReceiver, ratio: float, env: pytest.MonkeyPatch
+) -> Any:
+    # The sampler is the SDK's, as it reads it from the environment.
+    env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    env.setenv("OTEL_TRACES_SAMPLER_ARG", str(ratio))
     return make_config(
         tmp_path,
         otlp_traces_endpoint=traces.traces_url,
-        traces_sampler="parentbased_traceidratio",
-        traces_sampler_arg=ratio,
         command_rate_per_min=0,
         vehicle_queue_size=2000,
         vehicle_queue_per_user=2000,
@@ -104,9 +107,9 @@ def _children(spans: list[Span], parent: Span) -> list[str]:
 
 
 def test_a_tenth_of_the_requests_are_traced_each_with_its_route_and_children(
-    tmp_path: Path, traces: TraceReceiver
+    tmp_path: Path, traces: TraceReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with in_process(_ratio_config(tmp_path, traces, 0.1)) as srv:
+    with in_process(_ratio_config(tmp_path, traces, 0.1, monkeypatch)) as srv:
         token = srv.token()
         vehicle_id = srv.vehicle(token)["vehicle_id"]
         ids = [submit_read_dtc(srv.http, token, vehicle_id) for _ in range(1000)]
@@ -130,13 +133,13 @@ def test_a_tenth_of_the_requests_are_traced_each_with_its_route_and_children(
 
 
 def test_an_incoming_traceparent_decides_sampled_always_unsampled_never(
-    tmp_path: Path, traces: TraceReceiver
+    tmp_path: Path, traces: TraceReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sampled = [(secrets.token_hex(16), secrets.token_hex(8)) for _ in range(20)]
     unsampled = [(secrets.token_hex(16), secrets.token_hex(8)) for _ in range(20)]
     # A ratio that on its own would trace nothing, and one that would trace everything.
     for n, ratio in enumerate((0.0, 1.0)):
-        with in_process(_ratio_config(tmp_path / str(n), traces, ratio)) as srv:
+        with in_process(_ratio_config(tmp_path / str(n), traces, ratio, monkeypatch)) as srv:
             token = srv.token()
             vehicle_id = srv.vehicle(token)["vehicle_id"]
             last = ""
@@ -171,9 +174,9 @@ def _exemplar_trace_ids(srv: Server) -> list[str]:
 
 
 def test_an_unsampled_request_leaves_no_exemplar_and_no_trace_id_in_its_log_lines(
-    tmp_path: Path, traces: TraceReceiver, log_lines: Lines
+    tmp_path: Path, traces: TraceReceiver, log_lines: Lines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with in_process(_ratio_config(tmp_path, traces, 0.0)) as srv:
+    with in_process(_ratio_config(tmp_path, traces, 0.0, monkeypatch)) as srv:
         token = srv.token()
         vehicle_id = srv.vehicle(token)["vehicle_id"]
         unsampled = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
