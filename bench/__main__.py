@@ -377,7 +377,12 @@ def scenario_tracing(args: argparse.Namespace) -> Result:
     """Tracing's cost at each setting, against telemetry off (bench.tracing_cost)."""
     server_cpus, client_cpus = _pin()
     return tracing_cost.measure(
-        args.rounds, args.http_seconds, server_cpus, client_cpus, progress=_progress
+        args.rounds,
+        args.http_seconds,
+        server_cpus,
+        client_cpus,
+        progress=_progress,
+        smoke=args.smoke,
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -37,8 +38,10 @@ SEMCONV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 BARS = {RATIO: 0.90, EVERY: 0.62}  # ratio to off; and every >= plain
 
 
-def _env(setting: str, sink: SpanReceiver | None) -> dict[str, str]:
+def _env(setting: str, sink: SpanReceiver | None, smoke: bool) -> dict[str, str]:
     env = {"SOVD_METRICS_ENABLED": "false" if setting == OFF else "true"}
+    if smoke:  # five starts side by side: the demo users' hashing is most of each
+        env["SOVD_PASSWORD_HASH_PROFILE"] = "fast"
     if sink is None:
         return env
     # The stable HTTP conventions, as the Dockerfile sets them, for ours and plain alike.
@@ -58,25 +61,20 @@ def measure(
     server_cpus: set[int] | None,
     client_cpus: set[int] | None,
     progress: Any = None,
+    smoke: bool = False,
 ) -> dict[str, Any]:
+    """The figures; ``smoke``: no warm-up and cheap password hashing (a harness check)."""
     rps: dict[str, list[float]] = {s: [] for s in SETTINGS}
     cpu_us: dict[str, list[float]] = {s: [] for s in SETTINGS}
     requests = dict.fromkeys(SETTINGS, 0)
     with ExitStack() as sinks_stack:
         sinks = {s: sinks_stack.enter_context(span_receiver(client_cpus)) for s in TRACED}
-        with ExitStack() as servers_stack:
-            servers: dict[str, BenchServer] = {}
-            for setting in SETTINGS:
-                servers[setting] = servers_stack.enter_context(
-                    BenchServer(
-                        cpus=server_cpus,
-                        argv=PLAIN_ARGV if setting == PLAIN else ("-m", "app"),
-                        env=_env(setting, sinks.get(setting)),
-                    )
-                )
+        # A smoke run starts its servers on both cores (its figures mean nothing).
+        servers = _start(None if smoke else server_cpus, sinks, smoke)
+        try:
             headers = {s: {"Authorization": f"Bearer {servers[s].token()}"} for s in SETTINGS}
             requests = dict.fromkeys(SETTINGS, 1)  # the log-in (the probes make no span)
-            for setting in SETTINGS:  # warm-up: the first requests of a process are slow
+            for setting in () if smoke else SETTINGS:  # the first requests are slow
                 warm = http_load(
                     servers[setting].base_url + PATH,
                     headers[setting],
@@ -110,9 +108,32 @@ def measure(
                         file=sys.stderr,
                         flush=True,
                     )
+        finally:
+            with ThreadPoolExecutor(len(servers)) as pool:
+                list(pool.map(BenchServer.close, servers.values()))
         # The servers stopped: their batch processors exported what they held.
         spans = {s: sinks[s].spans for s in TRACED}
     return _figures(rps, cpu_us, requests, spans, rounds, seconds)
+
+
+def _start(
+    cpus: set[int] | None, sinks: dict[str, SpanReceiver], smoke: bool
+) -> dict[str, BenchServer]:
+    """The five servers, started side by side (each start mostly waits on imports)."""
+
+    def start(setting: str) -> BenchServer:
+        argv = PLAIN_ARGV if setting == PLAIN else ("-m", "app")
+        return BenchServer(cpus=cpus, argv=argv, env=_env(setting, sinks.get(setting), smoke))
+
+    with ThreadPoolExecutor(len(SETTINGS)) as pool:
+        futures = {setting: pool.submit(start, setting) for setting in SETTINGS}
+    servers = {s: f.result() for s, f in futures.items() if f.exception() is None}
+    failures = [f.exception() for f in futures.values() if f.exception() is not None]
+    if failures:
+        for server in servers.values():
+            server.close()
+        raise failures[0]  # type: ignore[misc]
+    return servers
 
 
 def _figures(
@@ -130,11 +151,19 @@ def _figures(
     assert every_ok, f"every request traced: {spans[EVERY]} spans for {requests[EVERY]} requests"
     sampled = spans[RATIO] / max(requests[RATIO], 1)
     assert 0.05 <= sampled <= 0.15, f"ratio 0.1 sampled {sampled:.3f} of the requests"
+    cpu_off = statistics.median(cpu_us[OFF])
     result: dict[str, Any] = {
         s: {
             "requests_per_s": round(median[s]),
             "ratio_to_off": round(median[s] / off, 3) if off else 0.0,
+            # Each round's runs went back to back: blind to drift between rounds.
+            "paired_ratio_to_off": round(
+                statistics.median(x / o for x, o in zip(rps[s], rps[OFF], strict=True)), 3
+            ),
             "cpu_us_per_request": round(statistics.median(cpu_us[s])),
+            # The throughput a CPU-bound server would have, from its CPU per request:
+            # steadier than req/s when other work shares the machine.
+            "cpu_ratio_to_off": round(cpu_off / statistics.median(cpu_us[s]), 3),
         }
         for s in SETTINGS
     }
@@ -142,6 +171,9 @@ def _figures(
     result[EVERY]["spans_per_request"] = round(spans[EVERY] / max(requests[EVERY], 1), 3)
     result[PLAIN]["spans_per_request"] = round(spans[PLAIN] / max(requests[PLAIN], 1), 3)
     result["every_to_plain"] = round(median[EVERY] / median[PLAIN], 3) if median[PLAIN] else 0.0
+    result["every_to_plain_cpu"] = round(
+        statistics.median(cpu_us[PLAIN]) / statistics.median(cpu_us[EVERY]), 3
+    )
     result["rounds"] = rounds
     result["seconds_per_setting"] = seconds
     result["connections"] = CONNECTIONS

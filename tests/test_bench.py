@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The "overhead" scenario is bench.http_overhead's measure(), which the second test runs.
 SMOKE_GROUPS = (
     ("pipeline", "http", "scrape", "described_read"),
-    ("websockets", "soak", "descriptions"),
+    ("websockets", "soak", "descriptions", "tracing"),
 )
 
 
@@ -60,6 +60,7 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         "soak",
         "descriptions",
         "described_read",
+        "tracing",
     }
     read = results["described_read"]
     assert read["described_reads_per_s"] > 0 and read["raw_reads_per_s"] > 0
@@ -99,6 +100,15 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     # Deflate, even without context takeover, makes the frames smaller than the text.
     deflated = results["websockets"]["deflate"]
     assert deflated["frame_bytes_per_stream"] < deflated["json_bytes_per_stream"]
+    tracing = results["tracing"]
+    for setting in ("off", "metrics", "ratio_10", "every", "plain"):
+        assert tracing[setting]["requests_per_s"] > 0
+        assert tracing[setting]["cpu_us_per_request"] > 0
+    expected_ratio = tracing["ratio_10"]["requests_per_s"] / tracing["off"]["requests_per_s"]
+    assert abs(tracing["ratio_10"]["ratio_to_off"] - expected_ratio) < 0.01
+    # The sinks counted the spans: one per request traced, about a tenth at 0.1.
+    assert tracing["every"]["spans_per_request"] >= 1
+    assert 0.05 <= tracing["ratio_10"]["sampled_fraction"] <= 0.15
     soak = results["soak"]
     assert soak["commands"] == 80 and soak["errors"] == 0
     assert len(soak["rss_kib_25_50_75_100"]) == 4
