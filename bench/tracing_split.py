@@ -103,7 +103,10 @@ def _child(mode: str, requests: int, warm_up: int, traces_url: str) -> None:
 
     data_dir = tempfile.mkdtemp(prefix="sovd-split-")
     password = secrets.token_urlsafe(12)
-    app = create_app(Config.from_env(_env(mode, traces_url, data_dir, password)))
+    # The child's environment is its configuration, as for the service: the OpenTelemetry
+    # SDK reads its own variables (the sampler) from there.
+    os.environ.update(_env(mode, traces_url, data_dir, password))
+    app = create_app(Config.from_env(os.environ))
     # The access log written as in production, to a file (not the terminal).
     handler = logging.FileHandler(os.path.join(data_dir, "log"))
     handler.setFormatter(logs.JsonFormatter())
