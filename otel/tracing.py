@@ -161,21 +161,30 @@ class CommandSpans:
         self._queued = self._execute = None
 
     @property
+    def parent(self) -> otel_context.Context:
+        """The context the command's spans start in (its root's, without a request)."""
+        return self._parent
+
+    @property
     def context(self) -> trace.SpanContext:
         return trace.get_current_span(self._parent).get_span_context()
 
 
 class _UnsampledCommand:
-    """The trace of a command whose submit request was not sampled: nothing at all (its
-    task runs in a context of its own, so no span of another command is current)."""
+    """The trace of a command whose submit request was not sampled: no spans, only the
+    request's (unsampled) context, made current in the command's own tasks so that what
+    they do is left out too (a store write, a log line, an exemplar)."""
 
-    __slots__ = ()
+    __slots__ = ("_context",)
+
+    def __init__(self, context: otel_context.Context) -> None:
+        self._context = context
 
     def started(self) -> None:
         pass
 
     def attach(self) -> None:
-        pass
+        otel_context.attach(self._context)  # never detached: it ends with the task
 
     def chunk(self, sequence: int, size: int) -> None:
         pass
@@ -187,7 +196,6 @@ class _UnsampledCommand:
         pass
 
 
-UNSAMPLED_COMMAND: Final = _UnsampledCommand()
 _NO_SPAN: Final = nullcontext()
 
 
@@ -256,7 +264,8 @@ class Tracing:
         self, command_id: str, command_name: str, vehicle_id: str, ecu_address: str | None
     ) -> CommandSpans | _UnsampledCommand:
         if _unsampled(trace.get_current_span()):
-            return UNSAMPLED_COMMAND  # no span, no attributes, no link to keep
+            # No span, no attributes, no link to keep.
+            return _UnsampledCommand(otel_context.get_current())
         attributes = {
             ATTR_COMMAND_ID: command_id,
             ATTR_COMMAND_NAME: command_name,
@@ -268,7 +277,7 @@ class Tracing:
         if not spans.context.trace_flags.sampled:
             # No request span, and the sampler left the command's root out.
             spans.close()
-            return UNSAMPLED_COMMAND
+            return _UnsampledCommand(spans.parent)
         with self._lock:
             self._commands[command_id] = spans.context
             if len(self._commands) > LINKED_COMMANDS:
@@ -276,10 +285,11 @@ class Tracing:
         return spans
 
     def span(self, name: str) -> AbstractContextManager[None]:
-        """A child of the current span (a store write of the current command); nothing
-        unless that span is sampled (it may have ended: the command's end is written
-        after its spans are closed, as a child of the submit request's span)."""
-        if not trace.get_current_span().get_span_context().trace_flags.sampled:
+        """A child of the current span (a store write of the current command; that span
+        may have ended: the command's end is written after its spans are closed, as a
+        child of the submit request's span); nothing when it is not sampled. Without any
+        current span, a root the sampler decides on."""
+        if _unsampled(trace.get_current_span()):
             return _NO_SPAN
         return self._child(name)
 
