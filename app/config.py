@@ -459,7 +459,7 @@ def _resource_attributes(raw: str) -> str:
     """``key=value`` pairs, comma-separated (values %-encoded), as the SDK parses them."""
     for pair in raw.split(","):
         key, sep, _ = pair.partition("=")
-        if not sep or not key.strip():
+        if pair.strip() and (not sep or not key.strip()):
             raise ValueError(f"{pair.strip()!r} is not a key=value pair")
     return raw
 
