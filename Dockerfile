@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     SOVD_HOST=0.0.0.0 \
     SOVD_PORT=8000 \
-    SOVD_DB_PATH=/data/sovd.db
+    SOVD_DB_PATH=/data/sovd.db \
+    OTEL_SEMCONV_STABILITY_OPT_IN=http
 
 WORKDIR /srv
 COPY pyproject.toml constraints.txt README.md ./

@@ -105,9 +105,9 @@ class Config:
     # The base of the SOVD tree's absolute links (scheme://host[:port][/path], no trailing
     # slash); None: from a trusted proxy's X-Forwarded-*, else the server's own address.
     public_url: str | None = None
-    # Telemetry settings under the standard OTEL_* names.
-    otel_service_name: str = "sovd-command-service"
-    otel_resource_attributes: str = ""
+    # Telemetry settings under the standard OTEL_* names (OTEL_SERVICE_NAME,
+    # OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_SEMCONV_STABILITY_OPT_IN:
+    # read by the OpenTelemetry SDK itself, only checked here; see SDK_VARIABLES).
     otlp_endpoint: str | None = None
     otlp_metrics_endpoint: str | None = None
     otlp_export_interval_ms: int = 60000
@@ -115,8 +115,6 @@ class Config:
     traces_exporter: str | None = None  # OTEL_TRACES_EXPORTER: otlp or none; None: unset
     otlp_traces_endpoint: str | None = None  # full URL, wins over otlp_endpoint
     otlp_traces_protocol: str = "http/protobuf"  # or grpc (needs the grpc extra)
-    traces_sampler: str = "parentbased_always_on"
-    traces_sampler_arg: float | None = None
     # Where the console links to Prometheus (shown only when set).
     prometheus_url: str | None = None
 
@@ -261,10 +259,6 @@ class Config:
             ),
             http2_cleartext=r.get("SOVD_HTTP2_CLEARTEXT", _bool, cls.http2_cleartext),
             ws_compression=r.get("SOVD_WS_COMPRESSION", _ws_compression, cls.ws_compression),
-            otel_service_name=r.get("OTEL_SERVICE_NAME", _nonempty, cls.otel_service_name),
-            otel_resource_attributes=r.get(
-                "OTEL_RESOURCE_ATTRIBUTES", str, cls.otel_resource_attributes
-            ),
             otlp_endpoint=r.optional("OTEL_EXPORTER_OTLP_ENDPOINT", _url),
             otlp_metrics_endpoint=r.optional("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", _url),
             otlp_export_interval_ms=r.get(
@@ -274,9 +268,9 @@ class Config:
             traces_exporter=r.optional("OTEL_TRACES_EXPORTER", _traces_exporter),
             otlp_traces_endpoint=r.optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url),
             otlp_traces_protocol=_traces_protocol(r),
-            traces_sampler=r.get("OTEL_TRACES_SAMPLER", _sampler, cls.traces_sampler),
-            traces_sampler_arg=r.optional("OTEL_TRACES_SAMPLER_ARG", _probability),
         )
+        for name, check in SDK_VARIABLES:
+            r.optional(name, check)
         total = config.sim_p_timeout + config.sim_p_unreachable + config.sim_p_malformed
         if total > 1:
             raise ConfigError(
@@ -456,6 +450,14 @@ TRACES_SAMPLERS = (
     "parentbased_traceidratio",
 )
 GRPC_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc"
+# OTEL_SEMCONV_STABILITY_OPT_IN's values (opentelemetry-instrumentation 0.66b2).
+SEMCONV_OPT_INS = (
+    "http",
+    "http/dup",
+    "database",
+    "database/dup",
+    "gen_ai_latest_experimental",
+)
 
 
 def _traces_exporter(raw: str) -> str:
@@ -468,6 +470,34 @@ def _sampler(raw: str) -> str:
     if raw not in TRACES_SAMPLERS:
         raise ValueError(f"expected one of {', '.join(TRACES_SAMPLERS)}")
     return raw
+
+
+def _semconv_opt_in(raw: str) -> str:
+    unknown = [part for part in raw.split(",") if part.strip() not in SEMCONV_OPT_INS]
+    if unknown:
+        raise ValueError(f"expected a comma-separated list of {', '.join(SEMCONV_OPT_INS)}")
+    return raw
+
+
+def _resource_attributes(raw: str) -> str:
+    """``key=value`` pairs, comma-separated (values %-encoded), as the SDK parses them."""
+    for pair in raw.split(","):
+        key, sep, _ = pair.partition("=")
+        if pair.strip() and (not sep or not key.strip()):
+            raise ValueError(f"{pair.strip()!r} is not a key=value pair")
+    return raw
+
+
+# Variables the OpenTelemetry SDK (and its HTTP instrumentation) reads itself when the
+# service builds its parts: checked once at start, so a bad value stops the start
+# naming the variable instead of being ignored with a warning, and never read twice.
+SDK_VARIABLES: tuple[tuple[str, Callable[[str], object]], ...] = (
+    ("OTEL_SERVICE_NAME", _nonempty),
+    ("OTEL_RESOURCE_ATTRIBUTES", _resource_attributes),
+    ("OTEL_TRACES_SAMPLER", _sampler),
+    ("OTEL_TRACES_SAMPLER_ARG", _probability),
+    ("OTEL_SEMCONV_STABILITY_OPT_IN", _semconv_opt_in),
+)
 
 
 def _protocol(raw: str) -> str:

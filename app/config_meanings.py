@@ -306,13 +306,14 @@ SECTIONS: tuple[Section, ...] = (
             ),
             V(
                 "OTEL_SERVICE_NAME",
-                "telemetry resource `service.name`",
-                field="otel_service_name",
+                "telemetry resource `service.name` (read by the OpenTelemetry SDK, checked at"
+                " start)",
+                default_text="`sovd-command-service`",
             ),
             V(
                 "OTEL_RESOURCE_ATTRIBUTES",
-                "extra resource attributes, `k=v,k2=v2`",
-                field="otel_resource_attributes",
+                "extra resource attributes, `k=v,k2=v2` (read by the SDK, checked at start)",
+                default_text="unset",
             ),
             V(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -353,14 +354,21 @@ SECTIONS: tuple[Section, ...] = (
             ),
             V(
                 "OTEL_TRACES_SAMPLER",
-                "`always_on`, `always_off`, `traceidratio` or those with `parentbased_`",
-                field="traces_sampler",
+                "`always_on`, `always_off`, `traceidratio` or those with `parentbased_` (read by"
+                " the SDK's tracer provider, checked at start; head sampling is decided before"
+                " any span work: [telemetry.md](telemetry.md#traces))",
+                default_text="`parentbased_always_on`",
             ),
             V(
                 "OTEL_TRACES_SAMPLER_ARG",
-                "the sampler's ratio, 0..1",
-                field="traces_sampler_arg",
+                "the sampler's ratio, 0..1 (read by the SDK, checked at start)",
                 default_text="`1`",
+            ),
+            V(
+                "OTEL_SEMCONV_STABILITY_OPT_IN",
+                "`http`: stable HTTP span attribute names (the Dockerfile sets it); read by"
+                " opentelemetry-instrumentation-asgi, checked at start",
+                default_text="unset",
             ),
         ),
     ),

@@ -128,9 +128,7 @@ def telemetry_settings(config: Config) -> TelemetrySettings:
     except importlib.metadata.PackageNotFoundError:
         version = ""
     return TelemetrySettings(
-        service_name=config.otel_service_name,
         service_version=version,
-        resource_attributes=config.otel_resource_attributes,
         otlp_endpoint=config.otlp_endpoint,
         otlp_metrics_endpoint=config.otlp_metrics_endpoint,
         otlp_export_interval_ms=config.otlp_export_interval_ms,
@@ -148,8 +146,6 @@ def tracing_settings(config: Config) -> TracingSettings:
     return TracingSettings(
         endpoint=endpoint,
         protocol=config.otlp_traces_protocol,
-        sampler=config.traces_sampler,
-        sampler_arg=config.traces_sampler_arg,
     )
 
 

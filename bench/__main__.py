@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import websockets
 
-from bench import described_read, descriptions, http_overhead, store_hops
+from bench import described_read, descriptions, http_overhead, store_hops, tracing_cost
 from bench import tls as tls_bench
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline, stream_bytes
@@ -385,6 +385,19 @@ def scenario_store_hops(args: argparse.Namespace) -> Result:
     return store_hops.measure(args.rounds, 0.3 if args.smoke else args.seconds / 4)
 
 
+def scenario_tracing(args: argparse.Namespace) -> Result:
+    """Tracing's cost at each setting, against telemetry off (bench.tracing_cost)."""
+    server_cpus, client_cpus = _pin()
+    return tracing_cost.measure(
+        args.rounds,
+        args.http_seconds,
+        server_cpus,
+        client_cpus,
+        progress=_progress,
+        smoke=args.smoke,
+    )
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "pipeline": scenario_pipeline,
     "http": scenario_http,
@@ -396,6 +409,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "described_read": scenario_described_read,
     "store_hops": scenario_store_hops,
     "tls": lambda args: tls_bench.scenario(args, _pin),  # the fleet page, HTTPS / HTTP
+    "tracing": scenario_tracing,
 }
 
 BARS = {
@@ -406,6 +420,7 @@ BARS = {
     "scrape": "render_p95_ms <= 10",
     "websockets": "rss_per_socket_kib <= 50 (per client kind)",
     "soak": "growth_50_to_100_pct < 5",
+    "tracing": "ratio_10.ratio_to_off >= 0.90, every.ratio_to_off >= 0.62, every_to_plain >= 1",
 }
 
 

@@ -1,15 +1,14 @@
-"""Telemetry overhead: authenticated GET /api/v1/vehicles with metrics on, off, and with
-tracing on as well.
+"""Telemetry overhead: authenticated GET /api/v1/vehicles with metrics on and off.
 
     python -m bench.http_overhead [--seconds 10] [--rounds 5]
 
 Starts the service (a fresh database with the demo fleet) with SOVD_METRICS_ENABLED=true
-and =false, and with metrics and tracing on (every request sampled, spans exported over
-OTLP/HTTP to a receiver in this process that answers at once), drives it with wrk (or the
-Python load generator), and prints requests/s of each, their ratios to telemetry off, and
-the server's CPU time per request. The server is pinned to one core and the load
-generator (and the span receiver) to the other; rounds rotate which setting goes first,
-and the medians are compared.
+and =false, drives it with wrk (or the Python load generator), and prints requests/s of
+each, their ratio, and the server's CPU time per request. Tracing's cost at each setting
+(10 % head sampling, every request, plain OpenTelemetry ASGI) is ``python -m bench
+tracing`` (bench.tracing_cost), which uses the span receiver below. The server is
+pinned to one core and the load generator to the other; rounds rotate which setting goes
+first, and the medians are compared.
 """
 
 from __future__ import annotations
@@ -31,9 +30,9 @@ from bench.server import BenchServer
 
 PATH = "/api/v1/vehicles"
 SERVER_CPUS, CLIENT_CPUS = {0}, {1}
-ON, OFF, TRACED = "on", "off", "traced"
-LABELS = {ON: "telemetry on", OFF: "telemetry off", TRACED: "tracing on (all sampled)"}
-BARS = {ON: 0.95, TRACED: 0.80}  # ratio to telemetry off
+ON, OFF = "on", "off"
+LABELS = {ON: "telemetry on", OFF: "telemetry off"}
+BARS = {ON: 0.95}  # ratio to telemetry off
 
 
 class SpanReceiver:
@@ -92,47 +91,26 @@ def span_receiver(cpus: set[int] | None) -> Iterator[SpanReceiver]:
         receiver.close()
 
 
-def _env(mode: str, traces_url: str) -> dict[str, str]:
-    env = {"SOVD_METRICS_ENABLED": "false" if mode == OFF else "true"}
-    if mode == TRACED:
-        env |= {
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_url,
-            "OTEL_TRACES_SAMPLER": "always_on",
-        }
-    return env
-
-
 def measure(enabled: bool, seconds: float, connections: int) -> tuple[LoadResult, float]:
     """Metrics on or off (``python -m bench``'s overhead scenario)."""
     return measure_mode(ON if enabled else OFF, seconds, connections)
 
 
-def measure_mode(
-    mode: str, seconds: float, connections: int, receiver: SpanReceiver | None = None
-) -> tuple[LoadResult, float]:
-    """Throughput, and the server's CPU time per request in microseconds. Traced: every
-    request's span reached the receiver by the time the server stopped (flushed then)."""
+def measure_mode(mode: str, seconds: float, connections: int) -> tuple[LoadResult, float]:
+    """Throughput, and the server's CPU time per request in microseconds."""
     pinned = len(os.sched_getaffinity(0)) > 1
     cpus, client_cpus = (SERVER_CPUS, CLIENT_CPUS) if pinned else (None, None)
-    traces_url = receiver.url if receiver is not None else ""
-    spans_before = receiver.spans if receiver is not None else 0
-    requests = 0
-    with BenchServer(cpus=cpus, env=_env(mode, traces_url)) as server:
+    env = {"SOVD_METRICS_ENABLED": "false" if mode == OFF else "true"}
+    with BenchServer(cpus=cpus, env=env) as server:
         headers = {"Authorization": f"Bearer {server.token()}"}
         url = server.base_url + PATH
         warm_up = min(2.0, seconds)
-        warm = http_load(url, headers, seconds=warm_up, connections=connections, cpus=client_cpus)
+        http_load(url, headers, seconds=warm_up, connections=connections, cpus=client_cpus)
         cpu_before = server.cpu_seconds()
         result = http_load(url, headers, seconds=seconds, connections=connections, cpus=client_cpus)
         cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
-        requests = warm.requests + result.requests
         if mode != OFF:
             assert server.http.get("/metrics").status_code == 200
-    if mode == TRACED and receiver is not None:
-        exported = receiver.spans - spans_before
-        # One server span per request (and the log-in's); the shutdown flushed them all.
-        assert exported >= requests, f"{exported} spans received for {requests} requests"
-        print(f"  the receiver decoded {exported} spans for {requests} requests", flush=True)
     return result, cpu_us
 
 
@@ -143,26 +121,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
-    modes = (ON, OFF, TRACED)
+    modes = (ON, OFF)
     rps: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
-    pinned = len(os.sched_getaffinity(0)) > 1
-    with span_receiver(CLIENT_CPUS if pinned else None) as receiver:
-        for n in range(args.rounds):
-            # Each round starts with another setting, so none always runs on a cold machine.
-            for mode in modes[n % 3 :] + modes[: n % 3]:
-                result, cpu_us = measure_mode(mode, args.seconds, args.connections, receiver)
-                if result.errors:
-                    print(f"errors: {result.errors}", file=sys.stderr)
-                    return 1
-                rps[mode].append(result.rps)
-                cpu[mode].append(cpu_us)
-                print(
-                    f"round {n + 1}: {LABELS[mode]:<25} {result.rps:8.0f} req/s, "
-                    f"p50 {result.p50_ms:.2f} ms, server CPU {cpu_us:.0f} us/request"
-                    f" ({result.tool})",
-                    flush=True,
-                )
+    for n in range(args.rounds):
+        # Each round starts with another setting, so none always runs on a cold machine.
+        for mode in modes[n % 2 :] + modes[: n % 2]:
+            result, cpu_us = measure_mode(mode, args.seconds, args.connections)
+            if result.errors:
+                print(f"errors: {result.errors}", file=sys.stderr)
+                return 1
+            rps[mode].append(result.rps)
+            cpu[mode].append(cpu_us)
+            print(
+                f"round {n + 1}: {LABELS[mode]:<25} {result.rps:8.0f} req/s, "
+                f"p50 {result.p50_ms:.2f} ms, server CPU {cpu_us:.0f} us/request"
+                f" ({result.tool})",
+                flush=True,
+            )
     medians = {m: statistics.median(rps[m]) for m in modes}
     print()
     print(f"{'GET ' + PATH + ' (median)':<34}{'req/s':>10}{'CPU us/req':>12}")
@@ -170,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{LABELS[mode]:<34}{medians[mode]:>10.0f}{statistics.median(cpu[mode]):>12.0f}")
     ratios: dict[str, float] = {}
     paired: dict[str, list[float]] = {}
-    for mode in (ON, TRACED):
+    for mode in (ON,):
         ratios[mode] = medians[mode] / medians[OFF]
         print(f"{'ratio ' + mode + '/off':<34}{ratios[mode]:>10.3f}   (bar: >= {BARS[mode]:.2f})")
         # Each round's runs went back to back, so its ratio is blind to drift between
@@ -188,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "rps": rps,
                     "ratio": ratios[ON],
-                    "traced_ratio": ratios[TRACED],
                     "paired_ratios": paired[ON],
-                    "traced_paired_ratios": paired[TRACED],
                     "cpu_ratio": cpu_ratio,
                     "cpu_us": cpu,
                 },

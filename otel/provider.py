@@ -11,7 +11,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import (
@@ -38,9 +37,10 @@ from otel.scrape import ASGIApp, metrics_app
 
 @dataclass(frozen=True, slots=True)
 class TelemetrySettings:
-    service_name: str = "sovd-command-service"
+    # The service's name unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES names it
+    # (those the SDK reads itself).
+    default_service_name: str = "sovd-command-service"
     service_version: str = ""
-    resource_attributes: str = ""  # OTEL_RESOURCE_ATTRIBUTES syntax: k=v,k2=v2
     otlp_endpoint: str | None = None  # base URL; /v1/metrics is appended
     otlp_metrics_endpoint: str | None = None  # full URL, wins over otlp_endpoint
     otlp_export_interval_ms: int = 60000
@@ -54,16 +54,6 @@ class TelemetrySettings:
         if self.otlp_endpoint:
             return self.otlp_endpoint.rstrip("/") + "/v1/metrics"
         return None
-
-
-def parse_resource_attributes(raw: str) -> dict[str, str]:
-    """Parse ``OTEL_RESOURCE_ATTRIBUTES`` (``k=v`` pairs, comma-separated, %-encoded)."""
-    attributes: dict[str, str] = {}
-    for pair in raw.split(","):
-        key, sep, value = pair.partition("=")
-        if sep and key.strip():
-            attributes[unquote(key.strip())] = unquote(value.strip())
-    return attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +102,19 @@ class WatchedMetricExporter(OTLPMetricExporter):
         super().shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
+# What the SDK names a service nobody named (the specification's default).
+UNNAMED_SERVICE = "unknown_service"
+
+
 def make_resource(settings: TelemetrySettings) -> Resource:
-    """The service's resource, the same for its metrics and its traces."""
-    return Resource.create(
-        {
-            **parse_resource_attributes(settings.resource_attributes),
-            "service.name": settings.service_name,
-            **({"service.version": settings.service_version} if settings.service_version else {}),
-        }
-    )
+    """The service's resource, the same for its metrics and its traces: the SDK's, which
+    reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES itself (app.config only checks
+    them), with the service's version and, unless they name it, the service's name."""
+    version = {"service.version": settings.service_version} if settings.service_version else {}
+    resource = Resource.create(version)
+    if str(resource.attributes.get("service.name", "")).startswith(UNNAMED_SERVICE):
+        resource = resource.merge(Resource({"service.name": settings.default_service_name}))
+    return resource
 
 
 def build_instrumentation(settings: TelemetrySettings, labels: MetricLabels) -> Instrumentation:

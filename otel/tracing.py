@@ -3,17 +3,10 @@
 Built only when tracing is on (``build_tracing``); when it is off the service holds a
 no-op seam and installs no middleware, so a request costs nothing here.
 
-HTTP spans come from opentelemetry-instrumentation-asgi's ``OpenTelemetryMiddleware``,
-wrapped so that it does only what spans need:
-
-- ``/metrics`` and ``/health/*`` never reach it (a prefix test, not its URL regexes);
-- no ``receive``/``send`` child spans (three extra spans per request), and a no-op meter
-  (the service's own middleware records the HTTP metrics, cheaper);
-- the span is named ``METHOD /route/template`` and given ``http.route`` from the route
-  Starlette matched, once the response starts (the name is only the method before, as
-  the conventions say for a request no route matched); never the raw path;
-- the query string is hidden from it: a WebSocket's carries the access token, and the
-  instrumentation would copy it into ``http.url``.
+Sampling is decided once per request, before any instrumentation runs
+(``otel.request_spans``): an unsampled request goes around opentelemetry-instrumentation-
+asgi and makes nothing here either (no command spans, no store spans, no trace id in its
+log lines, no exemplar); a sampled one goes through it.
 
 A command's trace (``CommandSpans``): the submit request's span is the parent of
 ``command.queued`` (its wait in the vehicle's lane), ``command.execute`` (the vehicle's
@@ -27,35 +20,26 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation import asgi
-from opentelemetry.instrumentation._semconv import _get_schema_url, _StabilityMode
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from opentelemetry.instrumentation.asgi.version import __version__ as asgi_version
-from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    ParentBased,
-    Sampler,
-    TraceIdRatioBased,
-)
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel.outage import SETTLE_S, TRACES_FLUSH_S, ExportHealth
+from otel.request_spans import (
+    PredrawnIds,
+    RouteResolver,
+    TracingMiddleware,
+)
 from otel.scrape import ASGIApp
-
-RouteResolver = Callable[[Mapping[str, Any]], str | None]
 
 # Span and attribute names: the contract with whoever reads the traces (README).
 SPAN_QUEUED: Final = "command.queued"
@@ -69,20 +53,14 @@ ATTR_STATUS: Final = "sovd.command.status"
 ATTR_ERROR_CODE: Final = "sovd.error.code"
 ATTR_CHUNK_SEQUENCE: Final = "sovd.chunk.sequence"
 ATTR_CHUNK_SIZE: Final = "sovd.chunk.size"
-ATTR_ROUTE: Final = "http.route"
-WEBSOCKET_PREFIX: Final = "WS"
 TRACER_NAME: Final = "sovd-command-service"
 # Commands whose submit span a stream can still link to (the newest ones).
 LINKED_COMMANDS: Final = 4096
-# Never exported in a span: the instrumentation copies headers only when told to by
-# OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*, and then masks these.
-SANITIZED_HEADERS: Final = ("authorization", "cookie", "set-cookie", "x-api-key")
 # The loggers the OTLP span exporters log their failures to (the gRPC one: optional).
 EXPORTER_LOGGERS: Final = (
     OTLPSpanExporter.__module__,
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
 )
-_HIDDEN_QUERY: Final = "sovd.tracing.query"
 
 log = logging.getLogger(__name__)
 
@@ -91,22 +69,7 @@ log = logging.getLogger(__name__)
 class TracingSettings:
     endpoint: str | None = None  # the full traces URL; None: the exporter's default
     protocol: str = "http/protobuf"  # or grpc
-    sampler: str = "parentbased_always_on"
-    sampler_arg: float | None = None
     excluded_prefixes: tuple[str, ...] = ("/metrics", "/health/")
-
-
-def make_sampler(name: str, arg: float | None) -> Sampler:
-    """The sampler named as OTEL_TRACES_SAMPLER names it (the ratio: the ARG, default 1)."""
-    kind = name.removeprefix("parentbased_")
-    base: Sampler
-    if kind == "always_on":
-        base = ALWAYS_ON
-    elif kind == "always_off":
-        base = ALWAYS_OFF
-    else:  # traceidratio
-        base = TraceIdRatioBased(1.0 if arg is None else arg)
-    return ParentBased(base) if kind != name else base
 
 
 def make_exporter(settings: TracingSettings) -> SpanExporter:
@@ -129,105 +92,6 @@ def make_exporter(settings: TracingSettings) -> SpanExporter:
         extra={"event": "span_encoder_fallback"},
     )
     return OTLPSpanExporter(endpoint=settings.endpoint)
-
-
-def _span_details(scope: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    # The route is not known yet (routing comes later): the method alone, renamed to
-    # METHOD /template at the response start.
-    if scope["type"] == "websocket":
-        return WEBSOCKET_PREFIX, {}
-    return scope.get("method", "HTTP"), {}
-
-
-def _prefer_stable_semconv(middleware: OpenTelemetryMiddleware, provider: TracerProvider) -> None:
-    """The stable HTTP conventions (``http.request.method``, ``url.path``,
-    ``http.response.status_code``, ...), as the service's HTTP metrics are named, unless
-    OTEL_SEMCONV_STABILITY_OPT_IN chose otherwise. The instrumentation's default is the
-    old names: two more attributes per span, and more work per request to make them.
-    The instrumentation reads its mode once, when it is built (a private attribute;
-    tests/test_traces_stream.py pins the attribute names)."""
-    if middleware._sem_conv_opt_in_mode is _StabilityMode.DEFAULT:
-        middleware._sem_conv_opt_in_mode = _StabilityMode.HTTP
-        # Its spans name the conventions' version they follow.
-        middleware.tracer = _RequestSpanTracer(
-            provider.get_tracer(
-                asgi.__name__, asgi_version, schema_url=_get_schema_url(_StabilityMode.HTTP)
-            )
-        )
-    else:
-        middleware.tracer = _RequestSpanTracer(middleware.tracer)
-
-
-class _RequestSpanTracer(trace.Tracer):
-    """The instrumentation's tracer, less one copy of the request's attributes: it hands
-    them to ``start_span`` and then sets each again on the span it got (when recording),
-    so the span starts without them (our samplers never read them)."""
-
-    def __init__(self, tracer: trace.Tracer) -> None:
-        self._tracer = tracer
-
-    def start_span(self, name: str, *args: Any, **kwargs: Any) -> Span:
-        kwargs.pop("attributes", None)
-        return self._tracer.start_span(name, *args, **kwargs)
-
-    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return self._tracer.start_as_current_span(name, *args, **kwargs)
-
-
-class TracingMiddleware:
-    """The outermost layer when tracing is on (see the module's docstring)."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        provider: TracerProvider,
-        route_of: RouteResolver,
-        excluded_prefixes: tuple[str, ...],
-    ) -> None:
-        self._app = app
-        self._route_of = route_of
-        self._excluded = excluded_prefixes
-        self._traced = OpenTelemetryMiddleware(
-            self._named,
-            default_span_details=_span_details,
-            tracer_provider=provider,
-            meter_provider=NoOpMeterProvider(),
-            exclude_spans=["receive", "send"],
-            http_capture_headers_sanitize_fields=list(SANITIZED_HEADERS),
-        )
-        _prefer_stable_semconv(self._traced, provider)
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(self._excluded):
-            await self._app(scope, receive, send)
-            return
-        query = scope.get("query_string")
-        if query:
-            scope["query_string"] = b""
-            scope[_HIDDEN_QUERY] = query
-        await self._traced(scope, receive, send)
-
-    async def _named(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        query = scope.pop(_HIDDEN_QUERY, None)
-        if query is not None:
-            scope["query_string"] = query
-        span = trace.get_current_span()
-        if not span.is_recording():
-            await self._app(scope, receive, send)
-            return
-        route_of = self._route_of
-
-        async def naming_send(message: MutableMapping[str, Any]) -> None:
-            kind = message["type"]
-            if kind == "http.response.start" or kind == "websocket.accept":
-                route = route_of(scope)
-                if route is not None:
-                    verb = scope["method"] if kind == "http.response.start" else WEBSOCKET_PREFIX
-                    span.update_name(f"{verb} {route}")
-                    span.set_attribute(ATTR_ROUTE, route)
-            await send(message)
-
-        await self._app(scope, receive, naming_send)
 
 
 class CommandSpans:
@@ -297,8 +161,49 @@ class CommandSpans:
         self._queued = self._execute = None
 
     @property
+    def parent(self) -> otel_context.Context:
+        """The context the command's spans start in (its root's, without a request)."""
+        return self._parent
+
+    @property
     def context(self) -> trace.SpanContext:
         return trace.get_current_span(self._parent).get_span_context()
+
+
+class _UnsampledCommand:
+    """The trace of a command whose submit request was not sampled: no spans, only the
+    request's (unsampled) context, made current in the command's own tasks so that what
+    they do is left out too (a store write, a log line, an exemplar)."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: otel_context.Context) -> None:
+        self._context = context
+
+    def started(self) -> None:
+        pass
+
+    def attach(self) -> None:
+        otel_context.attach(self._context)  # never detached: it ends with the task
+
+    def chunk(self, sequence: int, size: int) -> None:
+        pass
+
+    def ended(self, status: str, error_code: str | None, error: str | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_NO_SPAN: Final = nullcontext()
+
+
+def _unsampled(span: Span) -> bool:
+    """The current span is a decision not to sample (a request head sampling left out,
+    or an incoming traceparent with sampled=0); False without any span."""
+    context = span.get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
 
 
 class WatchedSpanExporter(SpanExporter):
@@ -357,7 +262,10 @@ class Tracing:
 
     def command_accepted(
         self, command_id: str, command_name: str, vehicle_id: str, ecu_address: str | None
-    ) -> CommandSpans:
+    ) -> CommandSpans | _UnsampledCommand:
+        if _unsampled(trace.get_current_span()):
+            # No span, no attributes, no link to keep.
+            return _UnsampledCommand(otel_context.get_current())
         attributes = {
             ATTR_COMMAND_ID: command_id,
             ATTR_COMMAND_NAME: command_name,
@@ -366,15 +274,27 @@ class Tracing:
         if ecu_address is not None:
             attributes[ATTR_ECU_ADDRESS] = ecu_address
         spans = CommandSpans(self._tracer, attributes)
+        if not spans.context.trace_flags.sampled:
+            # No request span, and the sampler left the command's root out.
+            spans.close()
+            return _UnsampledCommand(spans.parent)
         with self._lock:
             self._commands[command_id] = spans.context
             if len(self._commands) > LINKED_COMMANDS:
                 self._commands.popitem(last=False)
         return spans
 
+    def span(self, name: str) -> AbstractContextManager[None]:
+        """A child of the current span (a store write of the current command; that span
+        may have ended: the command's end is written after its spans are closed, as a
+        child of the submit request's span); nothing when it is not sampled. Without any
+        current span, a root the sampler decides on."""
+        if _unsampled(trace.get_current_span()):
+            return _NO_SPAN
+        return self._child(name)
+
     @contextmanager
-    def span(self, name: str) -> Iterator[None]:
-        """A child of the current span (a store write of the current command)."""
+    def _child(self, name: str) -> Iterator[None]:
         with self._tracer.start_as_current_span(name, kind=SpanKind.INTERNAL):
             yield
 
@@ -416,9 +336,10 @@ class Tracing:
 
 
 def log_fields() -> dict[str, str]:
-    """``trace_id`` and ``span_id`` of the current span, for a log line; {} without one."""
+    """``trace_id`` and ``span_id`` of the current span, for a log line; {} without one
+    or when it is not sampled (no trace to find: the ids would lead nowhere)."""
     ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid:
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
         return {}
     return {
         "trace_id": trace.format_trace_id(ctx.trace_id),
@@ -432,11 +353,13 @@ def build_tracing(
     exporter: SpanExporter | None = None,
 ) -> Tracing:
     """A TracerProvider of its own (never the global one: several apps may share a process),
-    sampling as configured, exporting in batches (the processor's OTEL_BSP_* settings)."""
+    sampling as OTEL_TRACES_SAMPLER(_ARG) say (read by the SDK), exporting in batches (the
+    processor's OTEL_BSP_* settings)."""
     provider = TracerProvider(
-        sampler=make_sampler(settings.sampler, settings.sampler_arg),
+        sampler=None,
         resource=resource,
         span_limits=SpanLimits(),
+        id_generator=PredrawnIds(),  # the request's sampling decided on the span's trace id
     )
     health = ExportHealth("traces", EXPORTER_LOGGERS)
     health.attach()

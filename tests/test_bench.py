@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # fixed set-up and warm-up waits, not on the CPU, so the two halves overlap well.
 # The "overhead" scenario is bench.http_overhead's measure(), which the second test runs.
 SMOKE_GROUPS = (
-    ("pipeline", "http", "scrape", "described_read"),
-    ("websockets", "soak", "descriptions", "store_hops"),
+    ("pipeline", "http", "scrape", "described_read", "store_hops"),
+    ("websockets", "soak", "descriptions", "tracing"),
 )
 
 
@@ -65,6 +65,7 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         "descriptions",
         "described_read",
         "store_hops",
+        "tracing",
     }
     hops = results["store_hops"]
     assert hops["one_hop_writes_per_s"] > 0 and hops["public_writes_per_s"] > 0
@@ -113,6 +114,15 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     # Deflate, even without context takeover, makes the frames smaller than the text.
     deflated = results["websockets"]["deflate"]
     assert deflated["frame_bytes_per_stream"] < deflated["json_bytes_per_stream"]
+    tracing = results["tracing"]
+    for setting in ("off", "metrics", "ratio_10", "every", "plain"):
+        assert tracing[setting]["requests_per_s"] > 0
+        assert tracing[setting]["cpu_us_per_request"] > 0
+    expected_ratio = tracing["ratio_10"]["requests_per_s"] / tracing["off"]["requests_per_s"]
+    assert abs(tracing["ratio_10"]["ratio_to_off"] - expected_ratio) < 0.01
+    # The sinks counted the spans: one per request traced, about a tenth at 0.1.
+    assert tracing["every"]["spans_per_request"] >= 1
+    assert 0.05 <= tracing["ratio_10"]["sampled_fraction"] <= 0.15
     soak = results["soak"]
     assert soak["commands"] == 80 and soak["errors"] == 0
     assert len(soak["rss_kib_25_50_75_100"]) == 4

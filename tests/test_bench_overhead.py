@@ -1,7 +1,6 @@
 """A smoke-sized run of ``python -m bench.http_overhead`` (its own module, so the test
-runner can put it beside the other benchmark smoke): the three settings run against the
-real service, and with tracing on the receiver decoded one span per request (the
-benchmark itself checks that, and fails otherwise)."""
+runner can put it beside the other benchmark smoke): metrics on and off against the real
+service (tracing's settings are the ``tracing`` scenario's, in tests/test_bench.py)."""
 
 from __future__ import annotations
 
@@ -38,13 +37,12 @@ def test_http_overhead_benchmark_runs(tmp_path: Path) -> None:
     assert "ratio on/off" in stdout
     figures = json.loads(out.read_text())
     assert figures["rps"]["on"][0] > 0 and figures["rps"]["off"][0] > 0
-    assert figures["rps"]["traced"][0] > 0 and figures["traced_ratio"] > 0
-    assert "the receiver decoded" in stdout
+    assert figures["ratio"] == figures["rps"]["on"][0] / figures["rps"]["off"][0]
 
 
 def test_tracing_split_runs() -> None:
-    """``python -m bench.tracing_split`` at smoke size: four settings, and the traced one's
+    """``python -m bench.tracing_split`` at smoke size: five settings, and the traced one's
     spans all reached the receiver (the script fails otherwise)."""
     stdout = _bench("bench.tracing_split", "--requests", "20", "--warm-up", "5")
     rows = [line.split()[0] for line in stdout.splitlines() if "us CPU per request" in line]
-    assert rows == ["off", "on", "unsampled", "traced"]
+    assert rows == ["off", "on", "unsampled", "ratio_10", "traced"]

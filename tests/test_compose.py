@@ -8,7 +8,6 @@ stack.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import shlex
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from app.config import Config
+from app.config_docs import variables_read
 from otel.outage import SHUTDOWN_FLUSH_S
 from tests.support.harness import unavailable
 
@@ -180,23 +180,9 @@ _READS = ("get", "optional", "secret")  # app.config._Reader's methods
 
 
 def config_settings() -> list[str]:
-    """Every variable app/config.py reads: the first argument of each ``r.get``,
-    ``r.optional`` and ``r.secret`` call (the declarations ``Config.from_env`` makes)."""
-    tree = ast.parse((ROOT / "app" / "config.py").read_text())
-    found = []
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in _READS
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "r"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            found.append(node.args[0].value)
-    return found
+    """Every variable app/config.py reads, as ``Config.from_env`` asks for them (the same
+    list docs/configuration.md is generated from)."""
+    return variables_read()
 
 
 def _dockerfile_env() -> dict[str, str]:
@@ -256,7 +242,7 @@ def test_a_setting_from_the_shell_or_env_file_reaches_the_service() -> None:
             "SOVD_RETENTION_DAYS": "30",
             "SOVD_TRUSTED_PROXIES": "10.0.0.0/8",
             "SOVD_DEMO_DATA": "1",
-            "OTEL_TRACES_SAMPLER": "always_off",
+            "OTEL_TRACES_EXPORTER": "none",
         }
     )
     assert config.metrics_token == "scrape-token-1"
@@ -264,7 +250,7 @@ def test_a_setting_from_the_shell_or_env_file_reaches_the_service() -> None:
     assert config.retention_days == 30
     assert [str(n) for n in config.trusted_proxies] == ["10.0.0.0/8"]
     assert config.demo_data is True
-    assert config.traces_sampler == "always_off"
+    assert config.traces_exporter == "none"
 
 
 def test_grafana_keeps_its_data_and_takes_its_password_from_the_environment() -> None:

@@ -248,8 +248,13 @@ def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("attrs", ["deployment.environment=lab,site=bench%201"])
-def test_resource_attributes_reach_target_info(tmp_path: Path, attrs: str) -> None:
-    config = make_config(tmp_path, otel_service_name="sovd-lab", otel_resource_attributes=attrs)
+def test_resource_attributes_reach_target_info(
+    tmp_path: Path, attrs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read by the OpenTelemetry SDK itself (app.config only checks them).
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "sovd-lab")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", attrs)
+    config = make_config(tmp_path)
     with running(config) as srv:
         info = [dict(lbls) for (name, lbls) in scrape(srv.http) if name == "target_info"]
     assert len(info) == 1

@@ -7,8 +7,12 @@ and the variables that turn tracing on are read once, as the OTel SDK names them
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ import pytest
 from app.config import Config, ConfigError
 from app.main import create_app
 from app.telemetry import NoTracing
+from otel.provider import TelemetrySettings, make_resource
 from otel.tracing import TracingMiddleware
 from tests.support.command_helpers import submit_read_dtc
 from tests.support.harness import auth, in_process, make_config
@@ -24,6 +29,8 @@ from tests.support.otlp_traces import ERROR, TraceReceiver, named, of_command, t
 pytestmark = pytest.mark.fast
 
 __all__ = ["traces"]  # the fixture
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_failing_command_has_error_status_and_its_error_code(
@@ -122,10 +129,11 @@ def test_an_unsampled_parent_is_honoured(tmp_path: Path, traces: TraceReceiver) 
     assert named(spans, "POST /api/v1/commands") == []
 
 
-def test_the_sampler_variable_turns_sampling_off(tmp_path: Path, traces: TraceReceiver) -> None:
-    config = make_config(
-        tmp_path, otlp_traces_endpoint=traces.traces_url, traces_sampler="always_off"
-    )
+def test_the_sampler_variable_turns_sampling_off(
+    tmp_path: Path, traces: TraceReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # read by the SDK
+    config = make_config(tmp_path, otlp_traces_endpoint=traces.traces_url)
     with in_process(config) as srv:
         token = srv.token()
         srv.wait_status(token, srv.submit(token, srv.vehicle(token)["vehicle_id"])["command_id"])
@@ -167,9 +175,109 @@ def test_grpc_without_its_exporter_says_what_to_install() -> None:
         Config.from_env({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
 
 
-def test_the_sampler_and_its_ratio_are_read() -> None:
+@pytest.mark.parametrize(
+    ("env", "sampler"),
+    [
+        (
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"},
+            "ParentBased{root:TraceIdRatioBased{0.25}",
+        ),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, "TraceIdRatio"),
+        ({}, "ParentBased{root:AlwaysOnSampler"),
+    ],
+)
+def test_the_sampler_and_its_ratio_are_the_sdks_reading_of_the_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], sampler: str
+) -> None:
+    """Read by the SDK, checked once by the configuration (OTEL_* never read twice)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     config = Config.from_env(
-        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+        {**env, "SOVD_DB_PATH": str(tmp_path / "sovd.db"), "OTEL_TRACES_EXPORTER": "otlp"}
     )
-    assert (config.traces_sampler, config.traces_sampler_arg) == ("parentbased_traceidratio", 0.25)
-    assert Config.from_env({}).traces_sampler == "parentbased_always_on"
+    tracing = create_app(config).state.tracing
+    try:
+        assert tracing.provider.sampler.get_description().startswith(sampler)
+    finally:
+        tracing.shutdown()
+
+
+def test_the_resource_is_the_sdks_reading_of_the_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    unnamed = make_resource(TelemetrySettings(service_version="1.2")).attributes
+    assert (unnamed["service.name"], unnamed["service.version"]) == ("sovd-command-service", "1.2")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,site=lab%201")
+    named = make_resource(TelemetrySettings()).attributes
+    assert (named["service.name"], named["site"]) == ("from-attrs", "lab 1")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "sovd-lab")
+    assert make_resource(TelemetrySettings()).attributes["service.name"] == "sovd-lab"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_RESOURCE_ATTRIBUTES", "site"),
+        ("OTEL_SEMCONV_STABILITY_OPT_IN", "htp"),
+    ],
+)
+def test_a_bad_variable_the_sdk_reads_is_named_at_start(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env({name: value})
+    Config.from_env({"OTEL_SEMCONV_STABILITY_OPT_IN": "http,database"})  # a list is fine
+
+
+SPAN_ATTRIBUTES = """
+import asyncio, json
+import httpx
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel.tracing import TracingSettings, build_tracing
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+kept = InMemorySpanExporter()
+tracing = build_tracing(TracingSettings(), Resource.create({}), exporter=kept)
+client = httpx.AsyncClient(
+    transport=httpx.ASGITransport(app=tracing.middleware(app, lambda scope: "/x")),
+    base_url="http://t",
+)
+asyncio.run(client.get("/x"))
+tracing.shutdown()
+(span,) = kept.get_finished_spans()
+print(json.dumps(sorted(span.attributes)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("opt_in", "present", "absent"),
+    [
+        ("http", {"http.request.method", "url.path", "http.response.status_code"}, {"http.method"}),
+        ("", {"http.method", "http.target", "http.status_code"}, {"http.request.method"}),
+    ],
+)
+def test_the_http_conventions_follow_the_public_switch(
+    opt_in: str, present: set[str], absent: set[str]
+) -> None:
+    """OTEL_SEMCONV_STABILITY_OPT_IN, read by the instrumentation once per process (so in
+    a process of its own); the Dockerfile sets http."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_SEMCONV_STABILITY_OPT_IN"] = opt_in
+    out = subprocess.run(
+        [sys.executable, "-c", SPAN_ATTRIBUTES],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    attributes = set(json.loads(out.splitlines()[-1]))
+    assert present <= attributes, attributes
+    assert not absent & attributes
+    assert "http.route" in attributes
