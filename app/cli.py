@@ -151,7 +151,7 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
 # -- users ------------------------------------------------------------------------------
 
 
-def _actor() -> Actor:
+def cli_actor() -> Actor:
     """Who the audit log names for a change made here: the operating-system account."""
     try:
         name = pwd.getpwuid(os.getuid()).pw_name
@@ -172,7 +172,7 @@ def _read_password(stdin: TextIO) -> str:
     return line
 
 
-def _need_database(config: Config) -> None:
+def need_database(config: Config) -> None:
     if not config.db_path.exists():
         raise CliError(
             f"no database at {config.db_path} (SOVD_DB_PATH); start the service once to"
@@ -184,7 +184,7 @@ def _read(config: Config, query: Callable[[sqlite3.Connection], T]) -> T:
     """Run ``query`` on a read-only connection, without the data directory's lock (a
     running service holds it, and reading needs none): it never changes or blocks
     anything, and the service's writes go on (WAL: readers see the last commit)."""
-    _need_database(config)
+    need_database(config)
     uri = f"{config.db_path.resolve().as_uri()}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0)
@@ -228,7 +228,7 @@ def _check(config: Config, out: TextIO) -> int:
 
 
 async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> None:
-    _need_database(config)
+    need_database(config)
     if args.action == "create":
         try:  # the form first: no password is asked for a name that cannot be created
             check_username(args.username)
@@ -241,14 +241,14 @@ async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, out: T
         lock.acquire()
     except DataDirLocked:
         raise CliError(
-            f"the service is running on {config.data_dir} (pid {_holder(config)}); stop the"
+            f"the service is running on {config.data_dir} (pid {lock_holder(config)}); stop the"
             " service or use the API (PATCH /api/v1/users/{user_id}, POST /api/v1/users)"
         ) from None
     try:
         db = Database(config.db_path)
         await db.open()
         try:
-            await _run(_auth(db, config), UserStore(db), args, password, out)
+            await _run(auth_service(db, config), UserStore(db), args, password, out)
         finally:
             await db.close()
     finally:
@@ -271,7 +271,7 @@ def descriptions_command(config: Config, args: argparse.Namespace, out: TextIO) 
         lock.acquire()
     except DataDirLocked:
         raise CliError(
-            f"the service is running on {config.data_dir} (pid {_holder(config)}); stop the"
+            f"the service is running on {config.data_dir} (pid {lock_holder(config)}); stop the"
             " service or use the API (POST /api/v1/descriptions, DELETE"
             " /api/v1/descriptions/{name})"
         ) from None
@@ -335,7 +335,7 @@ def _remove_description(name: str, directory: Path, out: TextIO) -> None:
     out.write(f"removed {name}\n")
 
 
-def _holder(config: Config) -> str:
+def lock_holder(config: Config) -> str:
     try:
         text = (config.data_dir / LOCK_NAME).read_text("ascii", "replace").strip()
     except OSError:
@@ -343,7 +343,7 @@ def _holder(config: Config) -> str:
     return text if text.isdigit() else "unknown"
 
 
-def _auth(db: Database, config: Config) -> AuthService:
+def auth_service(db: Database, config: Config) -> AuthService:
     # No tokens are issued here: the signing settings are never read.
     return AuthService(
         UserStore(db),
@@ -357,7 +357,7 @@ def _auth(db: Database, config: Config) -> AuthService:
 async def _run(
     auth: AuthService, users: UserStore, args: argparse.Namespace, password: str, out: TextIO
 ) -> None:
-    actor = _actor()
+    actor = cli_actor()
     if args.action == "create":
         user = await auth.create_user(
             args.username, password, Role(args.role), actor, field="username"

@@ -84,20 +84,20 @@ async def command(config: Config, args: argparse.Namespace, out: TextIO) -> None
     from app.datadir import DataDirLock, DataDirLocked
     from app.store.database import Database
 
-    cli._need_database(config)
+    cli.need_database(config)
     lock = DataDirLock(config.data_dir)
     try:
         lock.acquire()
     except DataDirLocked:
         raise cli.CliError(
-            f"the service is running on {config.data_dir} (pid {cli._holder(config)}); stop"
+            f"the service is running on {config.data_dir} (pid {cli.lock_holder(config)}); stop"
             " the service or use the API (/api/v1/service-accounts)"
         ) from None
     try:
         db = Database(config.db_path)
         await db.open()
         try:
-            await run(cli._auth(db, config), args, cli._actor(), out)
+            await run(cli.auth_service(db, config), args, cli.cli_actor(), out)
         finally:
             await db.close()
     finally:
