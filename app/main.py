@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from app import console, logs
-from app.api import contract, openapi, ws
+from app.api import openapi, routing, ws
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.metrics import METRICS_PATH, MetricsRoute
 from app.api.middleware import RequestContextMiddleware
@@ -89,7 +89,7 @@ STREAM_CLOSE_TIMEOUT_S = 5.0
 
 # The HTTP routes come from the route table (app/api/routes.py); the WebSocket is its own.
 ROUTES: list[Route | WebSocketRoute] = [
-    *contract.routes(ENDPOINTS),
+    *routing.routes(ENDPOINTS),
     WebSocketRoute("/ws/responses/{command_id}", ws.response_stream),
 ]
 
