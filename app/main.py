@@ -35,16 +35,18 @@ from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
 from app.secret_file import load_or_create_secret
 from app.services.audit import AuditService
-from app.services.auth import AuthService, TokenSettings, password_hasher
+from app.services.auth import AuthService
 from app.services.commands import CommandService
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
 from app.services.locks import LockService
+from app.services.passwords import password_hasher
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
 from app.services.retention import Retention
 from app.services.sovd.service import AccessEnded, Sovd
 from app.services.throttle import LoginLimits, SlidingWindow
+from app.services.tokens import TokenSettings
 from app.services.variants import VariantLinks, VariantService
 from app.services.vehicle_links import VehicleLinks, doip_target_of
 from app.services.vehicles import DEMO_DOIP_VIN, VehicleService
@@ -298,7 +300,7 @@ class Lifecycle:
                     telemetry.command_finished(
                         name, CommandStatus.FAILED, FailureCode.INTERRUPTED, None
                     )
-            await auth_service.ensure_initial_users(
+            await auth_service.users.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
             if config.demo_data and await vehicle_service.seed_demo():
