@@ -1,124 +1,565 @@
-"""The service's configuration: read once from the environment into one frozen object.
+"""The service's configuration: every variable declared once, read once into one object.
 
 Every knob is an environment variable with the ``SOVD_`` prefix (a few standard ``OTEL_``
-ones for telemetry). ``Config.from_env`` rejects a bad value at start with a message that
-names the variable, so a typo never turns into a surprise at run time.
+ones for telemetry), declared here as a field of ``Config`` with its variable, default,
+parser and what it means (``var``). ``Config.from_env`` reads them all
+(``app.config_parsing``) and rejects a bad value at start with a message that names the
+variable, so a typo never turns into a surprise at run time. docs/configuration.md is
+generated from these declarations (``python -m app.config_docs --write``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
-import math
-import os
-import re
-import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Final, TypeVar
+
+from app import config_parsing as parse
+from app.config_parsing import ConfigError as ConfigError  # raised by from_env
+from app.config_parsing import Reader
 
 T = TypeVar("T")
 
+SETTING: Final = "setting"  # the key of a Config field's metadata that holds its Setting
 
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed; the message names the variable."""
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What a Config field is read from and what it means (the generated page shows it)."""
+
+    name: str  # the environment variable
+    meaning: str
+    parse: Callable[[str], Any]
+    # The title of the page's section that starts with this variable.
+    section: str | None = None
+    secret: bool = False  # a bad value is named, never shown
+    # Another variable read when this one is unset (the OpenTelemetry SDK's order).
+    fallback: str | None = None
+    fallback_meaning: str = ""
+    default_note: str = ""  # said after the default (e.g. what `make run` sets instead)
+    default_text: str | None = None  # instead of a default computed on the machine
+
+
+def var(
+    name: str,
+    default: T,
+    parse: Callable[[str], T],
+    meaning: str,
+    *,
+    section: str | None = None,
+    secret: bool = False,
+    fallback: str | None = None,
+    fallback_meaning: str = "",
+    default_note: str = "",
+    default_text: str | None = None,
+) -> T:
+    """A Config field read from the variable ``name`` by ``parse`` (unset: ``default``)."""
+    setting = Setting(
+        name,
+        meaning,
+        parse,
+        section,
+        secret,
+        fallback,
+        fallback_meaning,
+        default_note,
+        default_text,
+    )
+    return field(default=default, metadata={SETTING: setting})
+
+
+def computed(
+    name: str, default: Callable[[], T], parse: Callable[[str], T], meaning: str, **how: Any
+) -> T:
+    """A ``var`` whose default is computed where the service runs (``default_text`` says how)."""
+    value: T = field(
+        default_factory=default, metadata={SETTING: Setting(name, meaning, parse, **how)}
+    )
+    return value
 
 
 @dataclass(frozen=True)
 class Config:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    db_path: Path = Path("./data/sovd.db")
-    jwt_secret: str | None = None
-    admin_password: str | None = None
-    engineer_password: str | None = None
-    demo_data: bool = False
-    access_token_ttl_s: int = 900
-    refresh_token_ttl_s: int = 7 * 24 * 3600
-    command_timeout_s: float = 30.0
-    # How long a SOVD call waits for its command's turn in the vehicle's lane before it
-    # is cancelled unsent (503 overloaded).
-    call_queue_wait_s: float = 30.0
-    vehicle_queue_size: int = 64
-    # The most chunks (DTCs, progress steps, ...) one command's answer may have.
-    max_chunks_per_command: int = 4096
-    # Places of one vehicle's queue a single user may hold (beyond: 429).
-    vehicle_queue_per_user: int = 8
-    # SOVD locks one user may hold on one vehicle (beyond: 409); a vehicle has 64 at most.
-    locks_per_user: int = 8
-    ws_queue_size: int = 256
-    # Open response-stream WebSockets, overall and per user (beyond: closed 4503 / 4429).
-    ws_max_connections: int = 1024
-    ws_max_per_user: int = 64
-    shutdown_grace_s: float = 10.0
-    max_body_bytes: int = 64 * 1024
-    # ECU descriptions (PDX files): size as uploaded, size unpacked, entries.
-    pdx_max_bytes: int = 32 * 1024 * 1024
-    pdx_max_unpacked_bytes: int = 256 * 1024 * 1024
-    pdx_max_entries: int = 10_000
-    sim_seed: int | None = None
-    sim_latency_ms: float = 50.0
-    sim_self_test_s: float = 3.0  # how long a simulated ECU's self-test runs
-    sim_p_timeout: float = 0.10
-    sim_p_unreachable: float = 0.05
-    sim_p_malformed: float = 0.03
-    # DoIP (vehicles with transport doip): UDS timings, connection lifecycle, backoff.
-    doip_p2_ms: float = 2000.0
-    doip_p2_star_ms: float = 5000.0
-    doip_connect_timeout_s: float = 2.0
-    doip_idle_close_s: float = 60.0
-    doip_tester_present_s: float = 2.0
-    doip_backoff_first_s: float = 0.5
-    doip_backoff_max_s: float = 30.0
-    # Start the ECU emulator on a free loopback port and add a DoIP vehicle to the demo fleet.
-    demo_emulator: bool = False
-    log_level: str = "INFO"
-    login_max_failures: int = 5
-    login_window_s: float = 60.0
-    command_rate_per_min: int = 600
-    login_max_concurrent: int = field(default_factory=lambda: _default_login_concurrency())
-    login_audit_per_min: int = 60
-    session_max_age_s: int = 30 * 86400
-    refresh_retry_grace_s: float = 5.0
-    password_hash_profile: str = "production"  # noqa: S105 (a profile name)
-    cors_origins: tuple[str, ...] = ()
-    retention_days: float | None = None
-    metrics_enabled: bool = True
-    metrics_token: str | None = None
-    request_timeout_s: float = 10.0
-    max_connections: int = 2048
-    max_connections_per_client: int = 256
-    http2_cleartext: bool = False
-    # permessage-deflate on WebSockets: "deflate" (no context takeover), "off" or "full".
-    ws_compression: str = "deflate"
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
-        default_factory=tuple
+    host: str = var(
+        "SOVD_HOST",
+        "127.0.0.1",
+        str,
+        "address to listen on",
+        section="Server",
     )
-    # HTTPS (issue #26): the server's certificate (chain) and private key, PEM files; both
-    # or neither (plain HTTP). The client CA: client certificates are asked for and
-    # verified against it (a service account's certificate_name maps one to the account).
-    # ``app.tls`` checks the files at start.
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    # The base of the SOVD tree's absolute links (scheme://host[:port][/path], no trailing
-    # slash); None: from a trusted proxy's X-Forwarded-*, else the server's own address.
-    public_url: str | None = None
-    # Telemetry settings under the standard OTEL_* names.
-    otel_service_name: str = "sovd-command-service"
-    otel_resource_attributes: str = ""
-    otlp_endpoint: str | None = None
-    otlp_metrics_endpoint: str | None = None
-    otlp_export_interval_ms: int = 60000
-    # Traces (off unless OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint is set).
-    traces_exporter: str | None = None  # OTEL_TRACES_EXPORTER: otlp or none; None: unset
-    otlp_traces_endpoint: str | None = None  # full URL, wins over otlp_endpoint
-    otlp_traces_protocol: str = "http/protobuf"  # or grpc (needs the grpc extra)
-    traces_sampler: str = "parentbased_always_on"
-    traces_sampler_arg: float | None = None
-    # Where the console links to Prometheus (shown only when set).
-    prometheus_url: str | None = None
+    port: int = var(
+        "SOVD_PORT",
+        8000,
+        parse.int_in(0, 65535),
+        "port (0: any free port, logged at start)",
+    )
+    public_url: str | None = var(
+        "SOVD_PUBLIC_URL",
+        None,
+        parse.public_url,
+        "the service's address as clients reach it, `http(s)://host[:port][/path]`"
+        " such as `https://lab.example:8443`: the start of every SOVD link"
+        " (`base_uri`, `href`); unset: a trusted proxy's `X-Forwarded-*`, else the"
+        " listening address, never the `Host` header",
+    )
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = var(
+        "SOVD_TRUSTED_PROXIES",
+        (),
+        parse.networks,
+        "comma-separated networks whose `X-Forwarded-For` is believed (and whose"
+        " `X-Forwarded-Proto` and `X-Forwarded-Host` set the scheme and host of the"
+        " SOVD tree's links, unless `SOVD_PUBLIC_URL` is set)",
+    )
+    cors_origins: tuple[str, ...] = var(
+        "SOVD_CORS_ORIGINS",
+        (),
+        parse.origins,
+        "comma-separated origins allowed by CORS, `http(s)://...` or `*` (unset: CORS off)",
+    )
+    shutdown_grace_s: float = var(
+        "SOVD_SHUTDOWN_GRACE_S",
+        10.0,
+        parse.float_in(0, 3600),
+        "on SIGTERM, how long running commands may still finish",
+    )
+    log_level: str = var(
+        "SOVD_LOG_LEVEL",
+        "INFO",
+        parse.log_level,
+        "`DEBUG`, `INFO`, `WARNING` or `ERROR`",
+    )
+    db_path: Path = var(
+        "SOVD_DB_PATH",
+        Path("./data/sovd.db"),
+        parse.path,
+        "SQLite file, created on first start; its folder is the data directory",
+        section="Storage",
+    )
+    retention_days: float | None = var(
+        "SOVD_RETENTION_DAYS",
+        None,
+        parse.float_in(0.001, 36500),
+        "delete finished commands (with their answers) and audit rows older than this many days",
+    )
+    jwt_secret: str | None = var(
+        "SOVD_JWT_SECRET",
+        None,
+        parse.signing_key,
+        "HS256 signing key, at least 32 bytes; unset: generated once into"
+        " `<data dir>/jwt_secret` (mode 0600)",
+        section="Accounts, sessions and logins",
+        secret=True,
+    )
+    admin_password: str | None = var(
+        "SOVD_ADMIN_PASSWORD",
+        None,
+        parse.password,
+        "password of `admin` on a new database (min. 8 chars); unset: generated and logged once",
+        secret=True,
+    )
+    engineer_password: str | None = var(
+        "SOVD_ENGINEER_PASSWORD",
+        None,
+        parse.password,
+        "likewise for `engineer`",
+        secret=True,
+    )
+    access_token_ttl_s: int = var(
+        "SOVD_ACCESS_TOKEN_TTL_S",
+        900,
+        parse.int_in(10, 86400),
+        "access token lifetime",
+    )
+    refresh_token_ttl_s: int = var(
+        "SOVD_REFRESH_TOKEN_TTL_S",
+        7 * 24 * 3600,
+        parse.int_in(60, 90 * 86400),
+        "refresh token lifetime per refresh (capped by `SOVD_SESSION_MAX_AGE_S`)",
+    )
+    session_max_age_s: int = var(
+        "SOVD_SESSION_MAX_AGE_S",
+        30 * 86400,
+        parse.int_in(60, 366 * 86400),
+        "absolute session lifetime from login; refreshing never extends it",
+    )
+    refresh_retry_grace_s: float = var(
+        "SOVD_REFRESH_RETRY_GRACE_S",
+        5.0,
+        parse.float_in(0, 60),
+        "how long after a refresh the old refresh token still gets the same new"
+        " pair (a client retry); 0: off",
+    )
+    login_max_failures: int = var(
+        "SOVD_LOGIN_MAX_FAILURES",
+        5,
+        parse.int_in(1, 1000),
+        "failed logins per address and per username in the window",
+    )
+    login_window_s: float = var(
+        "SOVD_LOGIN_WINDOW_S",
+        60.0,
+        parse.float_in(1, 86400),
+        "the login throttling window",
+    )
+    login_max_concurrent: int = computed(
+        "SOVD_LOGIN_MAX_CONCURRENT",
+        parse.default_login_concurrency,
+        parse.int_in(1, 1024),
+        "password checks running at once in the process; a login beyond that gets 503 `overloaded`",
+        default_text="2 × CPU cores",  # noqa: RUF001 (the multiplication sign)
+    )
+    login_audit_per_min: int = var(
+        "SOVD_LOGIN_AUDIT_PER_MIN",
+        60,
+        parse.int_in(1, 100_000),
+        "audit rows failed and throttled logins may write per minute; beyond that,"
+        " rows are left out and counted",
+    )
+    password_hash_profile: str = var(
+        "SOVD_PASSWORD_HASH_PROFILE",
+        "production",
+        parse.hash_profile,
+        "argon2 parameters: `production` (argon2-cffi's defaults) or `fast` (for tests only)",
+    )
+    command_timeout_s: float = var(
+        "SOVD_COMMAND_TIMEOUT_S",
+        30.0,
+        parse.float_in(0.01, 3600),
+        "deadline for a vehicle's whole answer, from the start of execution",
+        section="Commands and their limits",
+    )
+    call_queue_wait_s: float = var(
+        "SOVD_CALL_QUEUE_WAIT_S",
+        30.0,
+        parse.float_in(0.01, 3600),
+        "how long a SOVD call waits for its turn in the vehicle's lane before it is"
+        " cancelled unsent (503)",
+    )
+    vehicle_queue_size: int = var(
+        "SOVD_VEHICLE_QUEUE_SIZE",
+        64,
+        parse.int_in(1, 100_000),
+        "commands waiting or running per vehicle; more: 503 `overloaded`",
+    )
+    vehicle_queue_per_user: int = var(
+        "SOVD_VEHICLE_QUEUE_PER_USER",
+        8,
+        parse.int_in(1, 100_000),
+        "places of one vehicle's queue a single user may hold; more: 429"
+        " `rate-limited` while others still get in",
+    )
+    max_chunks_per_command: int = var(
+        "SOVD_MAX_CHUNKS_PER_COMMAND",
+        4096,
+        parse.int_in(2, 1_000_000),
+        "chunks one answer may have (a DTC report is counted from its length before"
+        " it is decoded); more: the command ends `failed` `invalid-response-content`"
+        " naming the count, the first chunks kept",
+    )
+    command_rate_per_min: int = var(
+        "SOVD_COMMAND_RATE_PER_MIN",
+        600,
+        parse.int_in(0, 1_000_000),
+        "commands a user may submit per minute (0: no limit)",
+    )
+    locks_per_user: int = var(
+        "SOVD_LOCKS_PER_USER",
+        8,
+        parse.int_in(1, 64),
+        "SOVD locks one user may hold on one vehicle (a vehicle has 64 at most);"
+        " more: 409 `conflict` naming the cap while others still lock",
+    )
+    max_body_bytes: int = var(
+        "SOVD_MAX_BODY_BYTES",
+        64 * 1024,
+        parse.int_in(1024, 16 * 1024 * 1024),
+        "request body cap (413 beyond)",
+        section="HTTP and WebSocket limits",
+    )
+    request_timeout_s: float = var(
+        "SOVD_REQUEST_TIMEOUT_S",
+        10.0,
+        parse.float_in(0.1, 3600),
+        "the body must arrive within this long after the head (else 408 and close);"
+        " the head within 5 s, or this if smaller",
+    )
+    max_connections: int = var(
+        "SOVD_MAX_CONNECTIONS",
+        2048,
+        parse.int_in(1, 1_000_000),
+        "open connections (WebSockets included); lowered to fit the open-file limit"
+        " less 64; more: instant 503 and close",
+    )
+    max_connections_per_client: int = var(
+        "SOVD_MAX_CONNECTIONS_PER_CLIENT",
+        256,
+        parse.int_in(0, 1_000_000),
+        "open connections per client address (0: no limit); addresses in"
+        " `SOVD_TRUSTED_PROXIES` are exempt",
+    )
+    http2_cleartext: bool = var(
+        "SOVD_HTTP2_CLEARTEXT",
+        False,
+        parse.boolean,
+        "`true` lets clients switch to HTTP/2 without TLS (`Upgrade: h2c` or prior knowledge)",
+    )
+    tls_cert: Path | None = var(
+        "SOVD_TLS_CERT",
+        None,
+        parse.file_path,
+        "PEM certificate (chain): with `SOVD_TLS_KEY`, the service serves HTTPS and"
+        " `wss://` (TLS 1.2 or later, HTTP/2 by ALPN); checked at start (readable,"
+        " valid now, matching the key):"
+        " [security.md](security.md#run-it-on-the-lab-network)",
+    )
+    tls_key: Path | None = var(
+        "SOVD_TLS_KEY",
+        None,
+        parse.file_path,
+        "PEM private key of `SOVD_TLS_CERT`, unencrypted, readable by its owner only"
+        " (refused otherwise, as ssh does)",
+    )
+    tls_client_ca: Path | None = var(
+        "SOVD_TLS_CLIENT_CA",
+        None,
+        parse.file_path,
+        "PEM CA certificates: client certificates are asked for and verified against"
+        " them; one naming a service account's certificate name signs in as that"
+        " account, without a token (needs `SOVD_TLS_CERT`)",
+    )
+    ws_queue_size: int = var(
+        "SOVD_WS_QUEUE_SIZE",
+        256,
+        parse.int_in(1, 100_000),
+        "events buffered per WebSocket; a client further behind is closed with 1013",
+    )
+    ws_max_connections: int = var(
+        "SOVD_WS_MAX_CONNECTIONS",
+        1024,
+        parse.int_in(1, 1_000_000),
+        "open response-stream WebSockets in all; more: closed 4503 before the token is looked at",
+    )
+    ws_max_per_user: int = var(
+        "SOVD_WS_MAX_PER_USER",
+        64,
+        parse.int_in(1, 1_000_000),
+        "open response-stream WebSockets per user; more: closed 4429",
+    )
+    ws_compression: str = var(
+        "SOVD_WS_COMPRESSION",
+        "deflate",
+        parse.ws_compression,
+        "answer to a WebSocket client offering permessage-deflate: `deflate` (no"
+        " context takeover either way: no zlib state kept between messages), `off`"
+        " (declined), `full` (Hypercorn's own: context kept, about 100 KiB more per"
+        " socket)",
+    )
+    pdx_max_bytes: int = var(
+        "SOVD_PDX_MAX_BYTES",
+        32 * 1024 * 1024,
+        parse.int_in(1024, 1024 * 1024 * 1024),
+        "an ECU description (PDX file) as uploaded or stored: the upload's own body"
+        " cap instead of `SOVD_MAX_BODY_BYTES` (413 beyond)",
+        section="ECU descriptions (PDX files)",
+    )
+    pdx_max_unpacked_bytes: int = var(
+        "SOVD_PDX_MAX_UNPACKED_BYTES",
+        256 * 1024 * 1024,
+        parse.int_in(1024, 16 * 1024 * 1024 * 1024),
+        "a PDX file unpacked, as its zip directory declares it and as counted while"
+        " unpacking (413 beyond)",
+    )
+    # Below 0xFFFF: a zip64 count of 0xFFFF ("at least that many") always exceeds it.
+    pdx_max_entries: int = var(
+        "SOVD_PDX_MAX_ENTRIES",
+        10_000,
+        parse.int_in(1, 65534),
+        "entries in one PDX file (413 beyond)",
+    )
+    doip_p2_ms: float = var(
+        "SOVD_DOIP_P2_MS",
+        2000.0,
+        parse.float_in(1, 600_000),
+        "P2: wait for a UDS answer, and the DoIP acknowledgement before it (ms)",
+        section="DoIP",
+    )
+    doip_p2_star_ms: float = var(
+        "SOVD_DOIP_P2_STAR_MS",
+        5000.0,
+        parse.float_in(1, 600_000),
+        "P2*: wait after each 0x78 response pending (ms)",
+    )
+    doip_connect_timeout_s: float = var(
+        "SOVD_DOIP_CONNECT_TIMEOUT_S",
+        2.0,
+        parse.float_in(0.01, 600),
+        "TCP connect timeout to a DoIP entity",
+    )
+    doip_idle_close_s: float = var(
+        "SOVD_DOIP_IDLE_CLOSE_S",
+        60.0,
+        parse.float_in(0.01, 86400),
+        "close a DoIP link idle this long (not for always-on vehicles)",
+    )
+    doip_tester_present_s: float = var(
+        "SOVD_DOIP_TESTER_PRESENT_S",
+        2.0,
+        parse.float_in(0.01, 3600),
+        "TesterPresent interval in non-default sessions; also how often links are"
+        " checked and always-on vehicles reconnected",
+    )
+    doip_backoff_first_s: float = var(
+        "SOVD_DOIP_BACKOFF_FIRST_S",
+        0.5,
+        parse.float_in(0.001, 3600),
+        "wait after a failed connection, doubling each time",
+    )
+    doip_backoff_max_s: float = var(
+        "SOVD_DOIP_BACKOFF_MAX_S",
+        30.0,
+        parse.float_in(0.001, 86400),
+        "longest wait between connection attempts",
+    )
+    demo_data: bool = var(
+        "SOVD_DEMO_DATA",
+        False,
+        parse.boolean,
+        "seed the demo fleet on a new database",
+        section="Demo and simulator",
+        default_note="(`make run`: `1`)",
+    )
+    demo_emulator: bool = var(
+        "SOVD_DEMO_EMULATOR",
+        False,
+        parse.boolean,
+        "start the DoIP ECU emulator on a free loopback port and add a DoIP demo"
+        " vehicle pointing at it",
+        default_note="(`make run`: `1`)",
+    )
+    sim_seed: int | None = var(
+        "SOVD_SIM_SEED",
+        None,
+        int,
+        "seed of the simulator's RNG (unset: random)",
+    )
+    sim_latency_ms: float = var(
+        "SOVD_SIM_LATENCY_MS",
+        50.0,
+        parse.float_in(0, 60_000),
+        "base latency per answer chunk (±50%); 0 answers at once",
+    )
+    sim_self_test_s: float = var(
+        "SOVD_SIM_SELF_TEST_S",
+        3.0,
+        parse.float_in(0.01, 600),
+        "how long a simulated ECU's self-test (routine 0x0201) runs",
+    )
+    sim_p_timeout: float = var(
+        "SOVD_SIM_P_TIMEOUT",
+        0.10,
+        parse.probability,
+        "`flaky` profile: chance a command gets no answer (the three chances together at most 1)",
+    )
+    sim_p_unreachable: float = var(
+        "SOVD_SIM_P_UNREACHABLE",
+        0.05,
+        parse.probability,
+        "`flaky` profile: chance the vehicle is unreachable",
+    )
+    sim_p_malformed: float = var(
+        "SOVD_SIM_P_MALFORMED",
+        0.03,
+        parse.probability,
+        "`flaky` profile: chance of an undecodable answer",
+    )
+    metrics_enabled: bool = var(
+        "SOVD_METRICS_ENABLED",
+        True,
+        parse.boolean,
+        "`false` turns all instrumentation off",
+        section="Metrics and traces",
+    )
+    metrics_token: str | None = var(
+        "SOVD_METRICS_TOKEN",
+        None,
+        parse.bearer_token,
+        "when set, `/metrics` needs `Authorization: Bearer <token>`",
+        secret=True,
+    )
+    prometheus_url: str | None = var(
+        "SOVD_PROMETHEUS_URL",
+        None,
+        parse.url,
+        'the console\'s "Live numbers" panel links to Prometheus there',
+    )
+    otel_service_name: str = var(
+        "OTEL_SERVICE_NAME",
+        "sovd-command-service",
+        parse.nonempty,
+        "telemetry resource `service.name`",
+    )
+    otel_resource_attributes: str = var(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "",
+        str,
+        "extra resource attributes, `k=v,k2=v2`",
+    )
+    otlp_endpoint: str | None = var(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        None,
+        parse.url,
+        "also push metrics over OTLP/HTTP; also turns traces on, to `<it>/v1/traces`",
+    )
+    otlp_metrics_endpoint: str | None = var(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        None,
+        parse.url,
+        "also push metrics over OTLP/HTTP, to this URL",
+    )
+    otlp_export_interval_ms: int = var(
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        60000,
+        parse.int_in(100, 86_400_000),
+        "OTLP push interval, ms",
+    )
+    traces_exporter: str | None = var(
+        "OTEL_TRACES_EXPORTER",
+        None,
+        parse.traces_exporter,
+        "`otlp` turns traces on; `none` keeps them off even with an endpoint set;"
+        " anything else is refused at start",
+    )
+    otlp_traces_endpoint: str | None = var(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        None,
+        parse.url,
+        "full traces URL; wins over `OTEL_EXPORTER_OTLP_ENDPOINT`; turns traces on",
+    )
+    otlp_traces_protocol: str = var(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "http/protobuf",
+        parse.protocol,
+        "`grpc` for traces needs the `grpc` extra (the start is refused otherwise,"
+        " saying what to install)",
+        fallback="OTEL_EXPORTER_OTLP_PROTOCOL",
+        fallback_meaning="read when `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` is unset, with the"
+        " same meaning",
+    )
+    traces_sampler: str = var(
+        "OTEL_TRACES_SAMPLER",
+        "parentbased_always_on",
+        parse.sampler,
+        "`always_on`, `always_off`, `traceidratio` or those with `parentbased_`",
+    )
+    traces_sampler_arg: float | None = var(
+        "OTEL_TRACES_SAMPLER_ARG",
+        None,
+        parse.probability,
+        "the sampler's ratio, 0..1",
+        default_text="`1`",
+    )
 
     @property
     def data_dir(self) -> Path:
@@ -134,396 +575,44 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
-        r = _Reader(env)
-        config = cls(
-            host=r.get("SOVD_HOST", str, cls.host),
-            port=r.get("SOVD_PORT", _int_in(0, 65535), cls.port),
-            db_path=r.get("SOVD_DB_PATH", _path, cls.db_path),
-            jwt_secret=r.secret("SOVD_JWT_SECRET", _secret),
-            admin_password=r.secret("SOVD_ADMIN_PASSWORD", _password),
-            engineer_password=r.secret("SOVD_ENGINEER_PASSWORD", _password),
-            demo_data=r.get("SOVD_DEMO_DATA", _bool, cls.demo_data),
-            access_token_ttl_s=r.get(
-                "SOVD_ACCESS_TOKEN_TTL_S", _int_in(10, 86400), cls.access_token_ttl_s
-            ),
-            refresh_token_ttl_s=r.get(
-                "SOVD_REFRESH_TOKEN_TTL_S", _int_in(60, 90 * 86400), cls.refresh_token_ttl_s
-            ),
-            call_queue_wait_s=r.get(
-                "SOVD_CALL_QUEUE_WAIT_S", _float_in(0.01, 3600), cls.call_queue_wait_s
-            ),
-            command_timeout_s=r.get(
-                "SOVD_COMMAND_TIMEOUT_S", _float_in(0.01, 3600), cls.command_timeout_s
-            ),
-            vehicle_queue_size=r.get(
-                "SOVD_VEHICLE_QUEUE_SIZE", _int_in(1, 100_000), cls.vehicle_queue_size
-            ),
-            max_chunks_per_command=r.get(
-                "SOVD_MAX_CHUNKS_PER_COMMAND", _int_in(2, 1_000_000), cls.max_chunks_per_command
-            ),
-            vehicle_queue_per_user=r.get(
-                "SOVD_VEHICLE_QUEUE_PER_USER", _int_in(1, 100_000), cls.vehicle_queue_per_user
-            ),
-            locks_per_user=r.get("SOVD_LOCKS_PER_USER", _int_in(1, 64), cls.locks_per_user),
-            ws_queue_size=r.get("SOVD_WS_QUEUE_SIZE", _int_in(1, 100_000), cls.ws_queue_size),
-            ws_max_connections=r.get(
-                "SOVD_WS_MAX_CONNECTIONS", _int_in(1, 1_000_000), cls.ws_max_connections
-            ),
-            ws_max_per_user=r.get(
-                "SOVD_WS_MAX_PER_USER", _int_in(1, 1_000_000), cls.ws_max_per_user
-            ),
-            shutdown_grace_s=r.get(
-                "SOVD_SHUTDOWN_GRACE_S", _float_in(0, 3600), cls.shutdown_grace_s
-            ),
-            max_body_bytes=r.get(
-                "SOVD_MAX_BODY_BYTES", _int_in(1024, 16 * 1024 * 1024), cls.max_body_bytes
-            ),
-            pdx_max_bytes=r.get(
-                "SOVD_PDX_MAX_BYTES", _int_in(1024, 1024 * 1024 * 1024), cls.pdx_max_bytes
-            ),
-            pdx_max_unpacked_bytes=r.get(
-                "SOVD_PDX_MAX_UNPACKED_BYTES",
-                _int_in(1024, 16 * 1024 * 1024 * 1024),
-                cls.pdx_max_unpacked_bytes,
-            ),
-            # Below 0xFFFF: a zip64 count of 0xFFFF ("at least that many") always exceeds it.
-            pdx_max_entries=r.get("SOVD_PDX_MAX_ENTRIES", _int_in(1, 65534), cls.pdx_max_entries),
-            sim_seed=r.optional("SOVD_SIM_SEED", int),
-            sim_latency_ms=r.get("SOVD_SIM_LATENCY_MS", _float_in(0, 60_000), cls.sim_latency_ms),
-            sim_self_test_s=r.get(
-                "SOVD_SIM_SELF_TEST_S", _float_in(0.01, 600), cls.sim_self_test_s
-            ),
-            sim_p_timeout=r.get("SOVD_SIM_P_TIMEOUT", _probability, cls.sim_p_timeout),
-            sim_p_unreachable=r.get("SOVD_SIM_P_UNREACHABLE", _probability, cls.sim_p_unreachable),
-            sim_p_malformed=r.get("SOVD_SIM_P_MALFORMED", _probability, cls.sim_p_malformed),
-            doip_p2_ms=r.get("SOVD_DOIP_P2_MS", _float_in(1, 600_000), cls.doip_p2_ms),
-            doip_p2_star_ms=r.get(
-                "SOVD_DOIP_P2_STAR_MS", _float_in(1, 600_000), cls.doip_p2_star_ms
-            ),
-            doip_connect_timeout_s=r.get(
-                "SOVD_DOIP_CONNECT_TIMEOUT_S", _float_in(0.01, 600), cls.doip_connect_timeout_s
-            ),
-            doip_idle_close_s=r.get(
-                "SOVD_DOIP_IDLE_CLOSE_S", _float_in(0.01, 86400), cls.doip_idle_close_s
-            ),
-            doip_tester_present_s=r.get(
-                "SOVD_DOIP_TESTER_PRESENT_S", _float_in(0.01, 3600), cls.doip_tester_present_s
-            ),
-            doip_backoff_first_s=r.get(
-                "SOVD_DOIP_BACKOFF_FIRST_S", _float_in(0.001, 3600), cls.doip_backoff_first_s
-            ),
-            doip_backoff_max_s=r.get(
-                "SOVD_DOIP_BACKOFF_MAX_S", _float_in(0.001, 86400), cls.doip_backoff_max_s
-            ),
-            demo_emulator=r.get("SOVD_DEMO_EMULATOR", _bool, cls.demo_emulator),
-            log_level=r.get("SOVD_LOG_LEVEL", _log_level, cls.log_level),
-            login_max_failures=r.get(
-                "SOVD_LOGIN_MAX_FAILURES", _int_in(1, 1000), cls.login_max_failures
-            ),
-            login_window_s=r.get("SOVD_LOGIN_WINDOW_S", _float_in(1, 86400), cls.login_window_s),
-            command_rate_per_min=r.get(
-                "SOVD_COMMAND_RATE_PER_MIN", _int_in(0, 1_000_000), cls.command_rate_per_min
-            ),
-            login_max_concurrent=r.get(
-                "SOVD_LOGIN_MAX_CONCURRENT", _int_in(1, 1024), _default_login_concurrency()
-            ),
-            login_audit_per_min=r.get(
-                "SOVD_LOGIN_AUDIT_PER_MIN", _int_in(1, 100_000), cls.login_audit_per_min
-            ),
-            session_max_age_s=r.get(
-                "SOVD_SESSION_MAX_AGE_S", _int_in(60, 366 * 86400), cls.session_max_age_s
-            ),
-            refresh_retry_grace_s=r.get(
-                "SOVD_REFRESH_RETRY_GRACE_S", _float_in(0, 60), cls.refresh_retry_grace_s
-            ),
-            password_hash_profile=r.get(
-                "SOVD_PASSWORD_HASH_PROFILE", _hash_profile, cls.password_hash_profile
-            ),
-            cors_origins=r.get("SOVD_CORS_ORIGINS", _origins, ()),
-            retention_days=r.optional("SOVD_RETENTION_DAYS", _float_in(0.001, 36500)),
-            metrics_enabled=r.get("SOVD_METRICS_ENABLED", _bool, cls.metrics_enabled),
-            metrics_token=r.secret("SOVD_METRICS_TOKEN", _bearer_token),
-            trusted_proxies=r.get("SOVD_TRUSTED_PROXIES", _networks, ()),
-            public_url=r.optional("SOVD_PUBLIC_URL", _public_url),
-            tls_cert=r.optional("SOVD_TLS_CERT", _file_path),
-            tls_key=r.optional("SOVD_TLS_KEY", _file_path),
-            tls_client_ca=r.optional("SOVD_TLS_CLIENT_CA", _file_path),
-            request_timeout_s=r.get(
-                "SOVD_REQUEST_TIMEOUT_S", _float_in(0.1, 3600), cls.request_timeout_s
-            ),
-            max_connections=r.get(
-                "SOVD_MAX_CONNECTIONS", _int_in(1, 1_000_000), cls.max_connections
-            ),
-            max_connections_per_client=r.get(
-                "SOVD_MAX_CONNECTIONS_PER_CLIENT",
-                _int_in(0, 1_000_000),
-                cls.max_connections_per_client,
-            ),
-            http2_cleartext=r.get("SOVD_HTTP2_CLEARTEXT", _bool, cls.http2_cleartext),
-            ws_compression=r.get("SOVD_WS_COMPRESSION", _ws_compression, cls.ws_compression),
-            otel_service_name=r.get("OTEL_SERVICE_NAME", _nonempty, cls.otel_service_name),
-            otel_resource_attributes=r.get(
-                "OTEL_RESOURCE_ATTRIBUTES", str, cls.otel_resource_attributes
-            ),
-            otlp_endpoint=r.optional("OTEL_EXPORTER_OTLP_ENDPOINT", _url),
-            otlp_metrics_endpoint=r.optional("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", _url),
-            otlp_export_interval_ms=r.get(
-                "OTEL_METRIC_EXPORT_INTERVAL", _int_in(100, 86_400_000), cls.otlp_export_interval_ms
-            ),
-            prometheus_url=r.optional("SOVD_PROMETHEUS_URL", _url),
-            traces_exporter=r.optional("OTEL_TRACES_EXPORTER", _traces_exporter),
-            otlp_traces_endpoint=r.optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url),
-            otlp_traces_protocol=_traces_protocol(r),
-            traces_sampler=r.get("OTEL_TRACES_SAMPLER", _sampler, cls.traces_sampler),
-            traces_sampler_arg=r.optional("OTEL_TRACES_SAMPLER_ARG", _probability),
-        )
-        total = config.sim_p_timeout + config.sim_p_unreachable + config.sim_p_malformed
-        if total > 1:
-            raise ConfigError(
-                "SOVD_SIM_P_TIMEOUT + SOVD_SIM_P_UNREACHABLE + SOVD_SIM_P_MALFORMED "
-                f"must not exceed 1 (is {total:g})"
-            )
-        if (config.tls_cert is None) != (config.tls_key is None):
-            missing = "SOVD_TLS_KEY" if config.tls_key is None else "SOVD_TLS_CERT"
-            raise ConfigError(f"{missing} must be set too: HTTPS needs a certificate and its key")
-        if config.tls_client_ca is not None and config.tls_cert is None:
-            raise ConfigError(
-                "SOVD_TLS_CLIENT_CA needs SOVD_TLS_CERT and SOVD_TLS_KEY (client certificates"
-                " are asked for over HTTPS only)"
-            )
-        if config.doip_backoff_first_s > config.doip_backoff_max_s:
-            raise ConfigError(
-                "SOVD_DOIP_BACKOFF_FIRST_S must not exceed SOVD_DOIP_BACKOFF_MAX_S "
-                f"({config.doip_backoff_first_s:g} > {config.doip_backoff_max_s:g})"
-            )
+        """Every declared variable read from ``env``; the first bad one is a ConfigError."""
+        reader = Reader(env)
+        values: dict[str, Any] = {}
+        for name, setting in settings():
+            read = reader.secret if setting.secret else reader.optional
+            value = read(setting.name, setting.parse)
+            if value is None and setting.fallback is not None:
+                value = read(setting.fallback, setting.parse)
+            if value is not None:
+                values[name] = value
+        config = cls(**values)
+        _check_together(config)
         return config
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        value = self.optional(name, parse)
-        return default if value is None else value
-
-    def optional(self, name: str, parse: Callable[[str], T]) -> T | None:
-        return self._read(name, parse, shown=True)
-
-    def secret(self, name: str, parse: Callable[[str], T]) -> T | None:
-        """A variable that carries a secret (a key, password or token): a bad value is
-        named, never echoed, and ``parse``'s message must not quote it either."""
-        return self._read(name, parse, shown=False)
-
-    def _read(self, name: str, parse: Callable[[str], T], *, shown: bool) -> T | None:
-        raw = self._env.get(name)
-        if raw is None or raw.strip() == "":
-            return None
-        try:
-            return parse(raw.strip())
-        except ValueError as exc:
-            what = f"{name}={raw!r}" if shown else f"{name} (value not shown: a secret)"
-            raise ConfigError(f"{what} is invalid: {exc}") from None
+def settings() -> list[tuple[str, Setting]]:
+    """Each Config field's name and its Setting, in the order they are declared."""
+    return [(f.name, f.metadata[SETTING]) for f in fields(Config)]
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError("expected a whole number") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected a number from {low} to {high}")
-        return value
-
-    return parse
-
-
-def _float_in(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError("expected a number") from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"expected a number from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
-_probability = _float_in(0.0, 1.0)
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected one of 1, 0, true, false, yes, no, on, off")
-
-
-def _path(raw: str) -> Path:
-    return Path(raw)
-
-
-def _file_path(raw: str) -> Path:
-    if not raw.strip():
-        raise ValueError("must be a file path")
-    return Path(raw)
-
-
-def _nonempty(raw: str) -> str:
-    if not raw:
-        raise ValueError("must not be empty")
-    return raw
-
-
-def _secret(raw: str) -> str:
-    # HS256 keys shorter than the hash output are weak; PyJWT warns about them too.
-    if len(raw.encode()) < 32:
-        raise ValueError("must be at least 32 bytes long")
-    return raw
-
-
-def _bearer_token(raw: str) -> str:
-    # Sent as ``Authorization: Bearer <token>``: a space, a control or a non-ASCII
-    # character could never arrive as configured, so no scrape would ever match.
-    if not all("!" <= c <= "~" for c in raw):
-        raise ValueError("expected printable ASCII without spaces (it goes in a header)")
-    return raw
-
-
-def _password(raw: str) -> str:
-    if len(raw) < 8:
-        raise ValueError("must be at least 8 characters long")
-    return raw
-
-
-WS_COMPRESSIONS = ("deflate", "off", "full")
-
-
-def _ws_compression(raw: str) -> str:
-    if raw not in WS_COMPRESSIONS:
-        raise ValueError("expected deflate, off or full")
-    return raw
-
-
-def _default_login_concurrency() -> int:
-    # Two password checks per core keep the cores busy without queueing argon2 work.
-    return 2 * (os.cpu_count() or 1)
-
-
-PASSWORD_HASH_PROFILES = ("production", "fast")
-
-
-def _hash_profile(raw: str) -> str:
-    if raw not in PASSWORD_HASH_PROFILES:
-        raise ValueError("expected production or fast (fast: for tests only)")
-    return raw
-
-
-def _log_level(raw: str) -> str:
-    level = raw.upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
-    return level
-
-
-def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
-    for origin in origins:
-        if origin != "*" and not origin.startswith(("http://", "https://")):
-            raise ValueError(f"{origin!r} is not an origin such as https://lab.example")
-    return origins
-
-
-TRACES_EXPORTERS = ("otlp", "none")
-TRACES_PROTOCOLS = ("http/protobuf", "grpc")
-# The samplers of the OpenTelemetry SDK's environment specification that need nothing
-# but a ratio (OTEL_TRACES_SAMPLER_ARG, for the traceidratio ones).
-TRACES_SAMPLERS = (
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-)
-GRPC_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc"
-
-
-def _traces_exporter(raw: str) -> str:
-    if raw not in TRACES_EXPORTERS:
-        raise ValueError("expected otlp or none (the only trace exporters built in)")
-    return raw
-
-
-def _sampler(raw: str) -> str:
-    if raw not in TRACES_SAMPLERS:
-        raise ValueError(f"expected one of {', '.join(TRACES_SAMPLERS)}")
-    return raw
-
-
-def _protocol(raw: str) -> str:
-    if raw not in TRACES_PROTOCOLS:
-        raise ValueError("expected http/protobuf or grpc")
-    if raw == "grpc" and importlib.util.find_spec(GRPC_EXPORTER_MODULE) is None:
-        raise ValueError(
-            "grpc needs the optional exporter: pip install 'sovd-command-service[grpc]'"
-            " (or use http/protobuf)"
+def _check_together(config: Config) -> None:
+    """The rules that span several variables."""
+    total = config.sim_p_timeout + config.sim_p_unreachable + config.sim_p_malformed
+    if total > 1:
+        raise ConfigError(
+            "SOVD_SIM_P_TIMEOUT + SOVD_SIM_P_UNREACHABLE + SOVD_SIM_P_MALFORMED "
+            f"must not exceed 1 (is {total:g})"
         )
-    return raw
-
-
-def _traces_protocol(r: _Reader) -> str:
-    """OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL (the SDK's
-    order), else http/protobuf."""
-    return (
-        r.optional("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", _protocol)
-        or r.optional("OTEL_EXPORTER_OTLP_PROTOCOL", _protocol)
-        or "http/protobuf"
-    )
-
-
-def _url(raw: str) -> str:
-    if not raw.startswith(("http://", "https://")):
-        raise ValueError("expected an http:// or https:// URL")
-    return raw
-
-
-# A host as a link may name it: a DNS name or IPv4 address, or an IPv6 one in brackets.
-_PUBLIC_HOST = re.compile(r"^[A-Za-z0-9.\-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$")
-
-
-def _public_url(raw: str) -> str:
-    """The service's address as its clients reach it, such as https://lab.example:8443."""
-    expected = (
-        "expected the address clients reach the service at, such as https://lab.example:8443"
-        " (http or https, a host, an optional port and path only)"
-    )
-    try:
-        parts = urllib.parse.urlsplit(raw)
-        port = parts.port  # ValueError for a port that is not a number from 0 to 65535
-    except ValueError:
-        raise ValueError(expected) from None
-    host = parts.netloc.rpartition("@")[2]
-    if port is not None:
-        host = host.rsplit(":", 1)[0]
-    if (
-        parts.scheme not in ("http", "https")
-        or not _PUBLIC_HOST.fullmatch(host)
-        or "@" in parts.netloc
-        or parts.query
-        or parts.fragment
-        or "?" in raw
-        or "#" in raw
-        or not re.fullmatch(r"[A-Za-z0-9._~/\-]*", parts.path)
-    ):
-        raise ValueError(expected)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        missing = "SOVD_TLS_KEY" if config.tls_key is None else "SOVD_TLS_CERT"
+        raise ConfigError(f"{missing} must be set too: HTTPS needs a certificate and its key")
+    if config.tls_client_ca is not None and config.tls_cert is None:
+        raise ConfigError(
+            "SOVD_TLS_CLIENT_CA needs SOVD_TLS_CERT and SOVD_TLS_KEY (client certificates"
+            " are asked for over HTTPS only)"
+        )
+    if config.doip_backoff_first_s > config.doip_backoff_max_s:
+        raise ConfigError(
+            "SOVD_DOIP_BACKOFF_FIRST_S must not exceed SOVD_DOIP_BACKOFF_MAX_S "
+            f"({config.doip_backoff_first_s:g} > {config.doip_backoff_max_s:g})"
+        )

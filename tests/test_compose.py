@@ -8,7 +8,6 @@ stack.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import shlex
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from app.config import Config
+from app.config_docs import variables_read
 from otel.outage import SHUTDOWN_FLUSH_S
 from tests.support.harness import unavailable
 
@@ -176,27 +176,12 @@ def test_demo_data_comes_from_the_environment_off_by_default() -> None:
 
 # Fixed in the container: the port mapping, the healthcheck and the volume rely on them.
 FIXED_BY_IMAGE = ("SOVD_HOST", "SOVD_PORT", "SOVD_DB_PATH")
-_READS = ("get", "optional", "secret")  # app.config._Reader's methods
 
 
 def config_settings() -> list[str]:
-    """Every variable app/config.py reads: the first argument of each ``r.get``,
-    ``r.optional`` and ``r.secret`` call (the declarations ``Config.from_env`` makes)."""
-    tree = ast.parse((ROOT / "app" / "config.py").read_text())
-    found = []
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in _READS
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "r"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            found.append(node.args[0].value)
-    return found
+    """Every variable app/config.py reads: those ``Config.from_env`` asks an empty
+    environment for (``app.config_docs.variables_read``)."""
+    return variables_read()
 
 
 def _dockerfile_env() -> dict[str, str]:
