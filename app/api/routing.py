@@ -8,13 +8,13 @@ with a ``Call``, its answer (with its schema when ``include-schema=true``) encod
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from app.api.contract import Call, Endpoint, Result, is_uuid, not_an_id, schema_of
 from app.api.decoding import BodyReader, QueryReader, field_names, read_raw
@@ -116,3 +116,16 @@ def routes(endpoints: tuple[Endpoint, ...]) -> list[Route]:
             route.methods.discard("HEAD")
         made.append(route)
     return made
+
+
+def route_templates(
+    routes: list[Route | WebSocketRoute],
+) -> Callable[[Mapping[str, Any]], str | None]:
+    """The matched route's template, so HTTP metrics carry
+    /api/v1/commands/{command_id}, never a raw path."""
+    templates: dict[object, str] = {route.endpoint: route.path for route in routes}
+
+    def route_template(scope: Mapping[str, Any]) -> str | None:
+        return templates.get(scope.get("endpoint"))
+
+    return route_template
