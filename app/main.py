@@ -21,7 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from app import builders, console, logs
 from app.api import openapi, routing, ws
-from app.api.errors import EXCEPTION_HANDLERS
+from app.api.error_bodies import EXCEPTION_HANDLERS
 from app.api.metrics import METRICS_PATH, MetricsRoute
 from app.api.routes import ENDPOINTS
 from app.bus import EventBus

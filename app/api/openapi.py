@@ -6,7 +6,7 @@ parameters, request bodies, responses by status and the error codes each can ret
 Request and response schemas are the msgspec types the endpoints decode and encode
 (``components/schemas``), so the document cannot drift from what the handlers accept
 and send. Added here: ``/metrics`` (text, outside the table), ``command_params`` as one
-schema per catalogue command (``app.sovd.CATALOGUE``), and the response-stream WebSocket
+schema per catalogue command (``app.catalogue.CATALOGUE``), and the response-stream WebSocket
 (``x-websockets``: OpenAPI has no WebSocket operations) with its frames and close codes
 from ``app.api.ws``. ``info.version`` is the installed package's version.
 """
@@ -23,11 +23,11 @@ from starlette.responses import Response
 from app.api import ws
 from app.api.contract import Endpoint, Error, MediaType
 from app.api.deps import UUID_PATTERN
-from app.api.errors import SOVD_STANDARD_CODES, GenericError, is_sovd
+from app.api.error_bodies import SOVD_STANDARD_CODES, GenericError, is_sovd
 from app.api.routes import ENDPOINTS
+from app.catalogue import CATALOGUE
 from app.errors import STATUS_OF
 from app.events import ErrorEvent, ResponseEvent, StatusEvent
-from app.sovd import CATALOGUE
 from app.version import version
 from app.vocabulary import Access, ErrorCode
 
