@@ -179,7 +179,7 @@ FIXED_BY_IMAGE = ("SOVD_HOST", "SOVD_PORT", "SOVD_DB_PATH")
 
 
 def config_settings() -> list[str]:
-    """Every variable app/config.py reads: those ``Config.from_env`` asks an empty
+    """Every variable app/config/ reads: those ``Config.from_env`` asks an empty
     environment for (``app.config_docs.variables_read``)."""
     return variables_read()
 

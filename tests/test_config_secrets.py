@@ -41,7 +41,7 @@ def _revealed(value: str, text: str) -> bool:
 
 def test_every_secret_variable_is_read_as_one() -> None:
     """The variables whose name says they carry a secret are exactly those declared
-    ``secret=True`` in app/config.py, and each has its case below: a new one cannot be
+    ``secret=True`` in app/config/, and each has its case below: a new one cannot be
     forgotten."""
     declared = [setting for _, setting in settings()]
     names = {s.name for s in declared} | {s.fallback for s in declared if s.fallback}
