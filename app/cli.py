@@ -38,7 +38,9 @@ from app.descriptions.intake import PdxLimits, PdxRejected
 from app.errors import ServiceError
 from app.models import Actor
 from app.services import descriptions
-from app.services.auth import PASSWORD_RULES, AuthService, TokenSettings, password_hasher
+from app.services.auth import AuthService
+from app.services.passwords import PASSWORD_RULES, password_hasher
+from app.services.tokens import TokenSettings
 from app.store.audit import AuditStore
 from app.store.database import Database
 from app.store.users import UserStore, all_users
@@ -359,7 +361,7 @@ async def _run(
 ) -> None:
     actor = cli_actor()
     if args.action == "create":
-        user = await auth.create_user(
+        user = await auth.users.create_user(
             args.username, password, Role(args.role), actor, field="username"
         )
         out.write(f"created {shown(user.username)} ({user.role.value}) {user.user_id}\n")
@@ -369,9 +371,9 @@ async def _run(
         raise CliError(f"no user named {shown(args.username)} (see: python -m app users list)")
     user_id = creds.user.user_id
     steps: dict[str, Callable[[], Awaitable[object]]] = {
-        "reset-password": lambda: auth.reset_password(user_id, password, actor),
-        "disable": lambda: auth.set_disabled(user_id, True, actor),
-        "enable": lambda: auth.set_disabled(user_id, False, actor),
+        "reset-password": lambda: auth.users.reset_password(user_id, password, actor),
+        "disable": lambda: auth.users.set_disabled(user_id, True, actor),
+        "enable": lambda: auth.users.set_disabled(user_id, False, actor),
     }
     await steps[args.action]()
     done = {

@@ -11,48 +11,33 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
-from app import console, logs
-from app.api import contract, openapi, ws
-from app.api.errors import EXCEPTION_HANDLERS
+from app import builders, console, logs
+from app.api import openapi, routing, ws
+from app.api.error_bodies import EXCEPTION_HANDLERS
 from app.api.metrics import METRICS_PATH, MetricsRoute
-from app.api.middleware import RequestContextMiddleware
 from app.api.routes import ENDPOINTS
 from app.bus import EventBus
 from app.clock import Clock
 from app.config import Config
 from app.datadir import DataDirLock
-from app.descriptions.intake import PdxLimits
 from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
-from app.secret_file import load_or_create_secret
-from app.services.audit import AuditService
-from app.services.auth import AuthService, TokenSettings, password_hasher
-from app.services.commands import CommandService
-from app.services.descriptions import DescriptionLibrary
-from app.services.diag_services import DiagServices
-from app.services.locks import LockService
-from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
 from app.services.retention import Retention
-from app.services.sovd.service import AccessEnded, Sovd
-from app.services.throttle import LoginLimits, SlidingWindow
-from app.services.variants import VariantLinks, VariantService
-from app.services.vehicle_links import VehicleLinks, doip_target_of
+from app.services.sovd.service import AccessEnded
+from app.services.variants import VariantLinks
+from app.services.vehicle_links import VehicleLinks
 from app.services.vehicles import DEMO_DOIP_VIN, VehicleService
-from app.store.audit import AuditStore
 from app.store.commands import CommandStore
 from app.store.database import Database
-from app.store.users import UserStore
-from app.store.vehicles import VehicleStore
 from app.telemetry import (
     METRIC_COMMANDS,
     REFUSAL_CODES,
@@ -63,9 +48,8 @@ from app.telemetry import (
 )
 from app.vehicles import uds
 from app.vehicles.connector import Connector, TransportRouter
-from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
+from app.vehicles.doip_connector import DoipConnector
 from app.vehicles.doip_link import UDS_OUTCOMES
-from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus, FailureCode
 from otel import (
     HttpServerMetrics,
@@ -89,22 +73,9 @@ STREAM_CLOSE_TIMEOUT_S = 5.0
 
 # The HTTP routes come from the route table (app/api/routes.py); the WebSocket is its own.
 ROUTES: list[Route | WebSocketRoute] = [
-    *contract.routes(ENDPOINTS),
+    *routing.routes(ENDPOINTS),
     WebSocketRoute("/ws/responses/{command_id}", ws.response_stream),
 ]
-
-
-def route_templates(
-    routes: list[Route | WebSocketRoute],
-) -> Callable[[Mapping[str, Any]], str | None]:
-    """The matched route's template, so HTTP metrics carry
-    /api/v1/commands/{command_id}, never a raw path."""
-    templates: dict[object, str] = {route.endpoint: route.path for route in routes}
-
-    def route_template(scope: Mapping[str, Any]) -> str | None:
-        return templates.get(scope.get("endpoint"))
-
-    return route_template
 
 
 # The metrics' label values, from the vocabulary: each pre-registered at 0.
@@ -149,31 +120,6 @@ def tracing_settings(config: Config) -> TracingSettings:
     )
 
 
-def simulator_for(config: Config) -> SimulatedConnector:
-    return SimulatedConnector(
-        SimulatorSettings(
-            seed=config.sim_seed,
-            latency_ms=config.sim_latency_ms,
-            self_test_s=config.sim_self_test_s,
-            p_timeout=config.sim_p_timeout,
-            p_unreachable=config.sim_p_unreachable,
-            p_malformed=config.sim_p_malformed,
-        )
-    )
-
-
-def doip_settings(config: Config) -> DoipSettings:
-    return DoipSettings(
-        p2_s=config.doip_p2_ms / 1000,
-        p2_star_s=config.doip_p2_star_ms / 1000,
-        connect_timeout_s=config.doip_connect_timeout_s,
-        idle_close_s=config.doip_idle_close_s,
-        tester_present_s=config.doip_tester_present_s,
-        backoff_first_s=config.doip_backoff_first_s,
-        backoff_max_s=config.doip_backoff_max_s,
-    )
-
-
 class Lifecycle:
     """Starts the service's parts and stops them in the right order, once."""
 
@@ -205,168 +151,110 @@ class Lifecycle:
         self.emulator: DoipEmulator | None = None  # SOVD_DEMO_EMULATOR
 
     async def start(self) -> Services:
-        config = self._config
-        telemetry = self._telemetry
-        # First of all: a second process on this database would end our live commands
-        # as interrupted in its crash recovery.
-        self._lock.acquire()
-        db = Database(config.db_path)
+        config, telemetry, clock = self._config, self._telemetry, self._clock
+        db = await self._open_database()
         try:
-            await db.open()
-        except BaseException:
-            self._lock.release()
-            raise
-        try:
-            secret = config.jwt_secret or load_or_create_secret(config.data_dir / "jwt_secret")
-            user_store, audit_store = UserStore(db), AuditStore(db)
-            command_store, vehicle_store = CommandStore(db), VehicleStore(db)
+            stores = builders.Stores.of(db)
             bus = EventBus(config.ws_queue_size)
-            links = self.links = VehicleLinks(vehicle_store, telemetry)
-
-            async def resolve(vehicle_id: str) -> DoipTarget | None:
-                vehicle = await vehicle_store.get(vehicle_id)
-                return None if vehicle is None else doip_target_of(vehicle)
-
+            links = self.links = VehicleLinks(stores.vehicles, telemetry)
             # Identified ECU variants are forgotten when a vehicle's link goes down.
-            variants = VariantService(config.command_timeout_s, config.call_queue_wait_s)
-            doip = self.doip = DoipConnector(
-                resolve, doip_settings(config), VariantLinks(links, variants)
+            variants = builders.variant_service(config)
+            doip = self.doip = builders.doip_connector(
+                config, stores.vehicles, VariantLinks(links, variants)
             )
-            pipeline = Pipeline(
-                command_store,
-                bus,
-                TransportRouter(self._connector, doip),
-                telemetry,
-                PipelineSettings(
-                    config.command_timeout_s,
-                    config.vehicle_queue_size,
-                    config.vehicle_queue_per_user,
-                    config.max_chunks_per_command,
-                ),
-                self._clock,
-                self._tracing,
+            router = TransportRouter(self._connector, doip)
+            pipeline = builders.pipeline(
+                config, stores.commands, bus, router, telemetry, clock, self._tracing
             )
-            auth_service = AuthService(
-                user_store,
-                audit_store,
-                TokenSettings(
-                    secret,
-                    config.access_token_ttl_s,
-                    config.refresh_token_ttl_s,
-                    config.session_max_age_s,
-                    config.refresh_retry_grace_s,
-                ),
-                telemetry,
-                LoginLimits(
-                    config.login_max_failures,
-                    config.login_window_s,
-                    config.login_max_concurrent,
-                    config.login_audit_per_min,
-                    self._clock.monotonic,
-                ),
-                hasher=password_hasher(config.password_hash_profile),
-                clock=self._clock,
-            )
+            auth = builders.auth_service(config, stores, telemetry, clock)
             # ECU descriptions (started below): binding an ECU checks its container.
-            descriptions = DescriptionLibrary(
-                config.data_dir,
-                PdxLimits(
-                    config.pdx_max_bytes, config.pdx_max_unpacked_bytes, config.pdx_max_entries
-                ),
-            )
-            vehicle_service = VehicleService(
-                vehicle_store, telemetry, self._clock, doip, containers=descriptions
+            descriptions = builders.description_library(config)
+            vehicles = VehicleService(
+                stores.vehicles, telemetry, clock, doip, containers=descriptions
             )
             # Logout, disabling and deleting a user close the affected streams at once.
-            auth_service.on_revocation(self._streams)
-            interrupted = await command_store.interrupt_active(
-                self._clock.timestamp(),
-                "the service stopped before the command finished; it was not re-sent",
-            )
-            if interrupted:
-                log.warning(
-                    "ended %d commands left unfinished by the last run as interrupted",
-                    len(interrupted),
-                    extra={"event": "recovery"},
-                )
-                for _, name in interrupted:
-                    # Counted, but no duration sample: how long they ran is unknown.
-                    telemetry.command_finished(
-                        name, CommandStatus.FAILED, FailureCode.INTERRUPTED, None
-                    )
-            await auth_service.ensure_initial_users(
+            auth.on_revocation(self._streams)
+            await self._recover(stores.commands)
+            await auth.users.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
-            if config.demo_data and await vehicle_service.seed_demo():
-                log.info("added the demo fleet", extra={"event": "demo_data"})
-            await vehicle_service.report_connected()
-            if config.demo_emulator:
-                await self._start_emulator(vehicle_service)
-            # DoIP vehicles are disconnected until their link is up; the always-on ones
-            # connect now (in the background: start-up does not wait for a vehicle).
-            always_on = await vehicle_service.start_links()
-            doip.start()
-            if always_on:
-                log.info(
-                    "connecting %d always-on DoIP vehicle(s)",
-                    len(always_on),
-                    extra={"event": "doip_always_on"},
-                )
+            await self._prepare_fleet(vehicles, doip)
         except BaseException:
             await self._close_doip()
             await db.close()
             self._lock.release()
             raise
-        # Always: dead sessions go daily; commands and audit rows only with retention_days.
-        self.retention = Retention(
-            command_store, user_store, audit_store, config.retention_days, clock=self._clock
-        )
+        self.retention = builders.retention(config, stores, clock)
         self.retention.start()
-        # A lock withdraws the other users' queued commands it covers (from pipeline).
-        locks = LockService(self._clock, max_per_user=config.locks_per_user, pipeline=pipeline)
-        diag = DiagServices(descriptions, variants)
-        commands = CommandService(
-            command_store,
-            vehicle_store,
-            pipeline,
+        services = self.services = builders.services(
+            config,
+            db,
+            stores,
             bus,
-            SlidingWindow(config.command_rate_per_min, 60.0, self._clock.monotonic)
-            if config.command_rate_per_min
-            else None,
-            self._clock,
-            locks=locks,
-            diag=diag,
-            descriptions=descriptions,  # the simulator emulates bound ECUs from them
+            pipeline,
+            auth,
+            vehicles,
+            descriptions,
+            variants,
+            telemetry,
+            clock,
         )
-        variants.attach(commands)  # identification runs as DiagService commands
+        variants.attach(services.commands)  # identification runs as DiagService commands
         # ECU descriptions: what is on disk loads in the background (the service answers).
         descriptions.start()
-        self.services = Services(
-            config=config,
-            db=db,
-            bus=bus,
-            pipeline=pipeline,
-            auth=auth_service,
-            vehicles=vehicle_service,
-            commands=commands,
-            audit=AuditService(audit_store),
-            telemetry=telemetry,
-            locks=locks,
-            sovd=Sovd.build(
-                vehicle_service,
-                commands,
-                config.command_timeout_s,
-                config.call_queue_wait_s,
-                diag,
-                self._clock,
-            ),
-            descriptions=descriptions,
-            diag=diag,
-            variants=variants,
-        )
-        auth_service.on_revocation(AccessEnded(locks, self.services.sovd.modes))
+        auth.on_revocation(AccessEnded(services.locks, services.sovd.modes))
         self.started.set()
-        return self.services
+        return services
+
+    async def _open_database(self) -> Database:
+        # First of all: a second process on this database would end our live commands
+        # as interrupted in its crash recovery.
+        self._lock.acquire()
+        db = Database(self._config.db_path)
+        try:
+            await db.open()
+        except BaseException:
+            self._lock.release()
+            raise
+        return db
+
+    async def _recover(self, commands: CommandStore) -> None:
+        """End the commands a crash left unfinished as interrupted (never re-sent)."""
+        interrupted = await commands.interrupt_active(
+            self._clock.timestamp(),
+            "the service stopped before the command finished; it was not re-sent",
+        )
+        if interrupted:
+            log.warning(
+                "ended %d commands left unfinished by the last run as interrupted",
+                len(interrupted),
+                extra={"event": "recovery"},
+            )
+            for _, name in interrupted:
+                # Counted, but no duration sample: how long they ran is unknown.
+                self._telemetry.command_finished(
+                    name, CommandStatus.FAILED, FailureCode.INTERRUPTED, None
+                )
+
+    async def _prepare_fleet(self, vehicles: VehicleService, doip: DoipConnector) -> None:
+        """The demo fleet (and its emulator) when asked for, the links' states, and the
+        always-on DoIP vehicles connecting."""
+        config = self._config
+        if config.demo_data and await vehicles.seed_demo():
+            log.info("added the demo fleet", extra={"event": "demo_data"})
+        await vehicles.report_connected()
+        if config.demo_emulator:
+            await self._start_emulator(vehicles)
+        # DoIP vehicles are disconnected until their link is up; the always-on ones
+        # connect now (in the background: start-up does not wait for a vehicle).
+        always_on = await vehicles.start_links()
+        doip.start()
+        if always_on:
+            log.info(
+                "connecting %d always-on DoIP vehicle(s)",
+                len(always_on),
+                extra={"event": "doip_always_on"},
+            )
 
     async def _start_emulator(self, vehicles: VehicleService) -> None:
         """SOVD_DEMO_EMULATOR: the ECU emulator on a free loopback port, and the demo
@@ -450,7 +338,7 @@ def create_app(
                 METRICS_PATH, MetricsRoute(otel.exposition, config.metrics_token), methods=["GET"]
             )
         )
-    api_route_of = route_templates(routes)
+    api_route_of = routing.route_templates(routes)
 
     def route_of(scope: Mapping[str, Any]) -> str | None:
         # The console's requests are labelled by their template too, never by raw path.
@@ -461,32 +349,20 @@ def create_app(
     # Traces: off unless configured, and then no layer of theirs is installed at all.
     tracing: Tracing | None = None
     if config.tracing_enabled:
-        tracing = build_tracing(tracing_settings(config), make_resource(telemetry_settings(config)))
+        tracing = build_tracing(
+            tracing_settings(config),
+            make_resource(telemetry_settings(config)),
+        )
         logs.include_context(log_fields)
     middleware = [] if tracing is None else [Middleware(tracing.middleware, route_of=route_of)]
-    middleware += [
-        Middleware(
-            RequestContextMiddleware,
-            drain_limit=config.max_body_bytes,
-            http_metrics=http_metrics,
-            route_of=route_of,
-            body_timeout_s=config.request_timeout_s,
-        )
-    ]
-    if config.cors_origins:
-        # Off unless origins are listed; bearer tokens, so no cookies (credentials) needed.
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(config.cors_origins),
-                allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                expose_headers=["X-Request-ID", "Location", "Retry-After"],
-                max_age=600,
-            )
-        )
+    middleware += builders.middleware(config, http_metrics, route_of)
     lifecycle = Lifecycle(
-        config, connector or simulator_for(config), streams, otel, clock or Clock(), tracing
+        config,
+        connector or builders.simulator_for(config),
+        streams,
+        otel,
+        clock or Clock(),
+        tracing,
     )
 
     @asynccontextmanager

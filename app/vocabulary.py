@@ -62,7 +62,7 @@ class Transport(StrEnum):
 
 
 class CommandName(StrEnum):
-    """The catalogue's commands (``app.sovd.CATALOGUE``), each a UDS conversation."""
+    """The catalogue's commands (``app.catalogue.CATALOGUE``), each a UDS conversation."""
 
     READ_DTC = "ReadDTC"
     CLEAR_DTC = "ClearDTC"

@@ -1,1 +1,2 @@
-"""Benchmarks of the SOVD command service: each starts the real server and measures it."""
+"""Benchmarks of the SOVD command service (``python -m bench``): each starts the real server and
+measures it against a ceiling measured in the same run (pipeline, load, tracing, tls, console)."""

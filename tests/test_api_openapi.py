@@ -10,7 +10,7 @@ import pytest
 from starlette.routing import Route
 
 from app.api import ws
-from app.sovd import CATALOGUE
+from app.catalogue import CATALOGUE
 from tests.support.harness import Server
 
 pytestmark = pytest.mark.fast

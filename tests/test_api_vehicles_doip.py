@@ -335,7 +335,7 @@ def test_doip_settings_are_checked_naming_the_variable(env: dict[str, str], vari
 
 
 def test_doip_settings_reach_the_connector() -> None:
-    from app.main import doip_settings
+    from app.builders import doip_settings
 
     config = Config.from_env(
         {"SOVD_DOIP_P2_MS": "150", "SOVD_DOIP_P2_STAR_MS": "4000", "SOVD_DOIP_IDLE_CLOSE_S": "7"}

@@ -21,7 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from app.main import simulator_for
+from app.builders import simulator_for
 from tests.support.harness import (
     DEADLINE_S,
     ScriptedConnector,

@@ -12,8 +12,8 @@ import msgspec
 import pytest
 from starlette.routing import Route
 
-from app.api import contract
-from app.api.contract import MAX_JSON_DEPTH
+from app.api import decoding
+from app.api.decoding import MAX_JSON_DEPTH
 from app.api.routes import ENDPOINTS
 from app.errors import STATUS_OF
 from app.models import (
@@ -325,13 +325,13 @@ def test_the_nesting_pre_scan_is_linear_on_hostile_bodies(text: str) -> None:
     # backtracked to the end of the body at every quote, 12 s for 64 KiB, with the event
     # loop stopped. The scan must stay linear; 0.5 s is a hundred times its real cost.
     began = time.perf_counter()
-    contract._bracket_depth(text, MAX_JSON_DEPTH)
+    decoding.bracket_depth(text, MAX_JSON_DEPTH)
     assert time.perf_counter() - began < 0.5
 
 
 def test_nesting_inside_strings_does_not_count_and_outside_it_does() -> None:
-    assert contract._bracket_depth('{"a": "[[[[[[[[[[[[", "b": ["\\"]"]}', 8) == 2
-    assert contract._bracket_depth("[" * 9 + "]" * 9, 8) == 9
+    assert decoding.bracket_depth('{"a": "[[[[[[[[[[[[", "b": ["\\"]"]}', 8) == 2
+    assert decoding.bracket_depth("[" * 9 + "]" * 9, 8) == 9
 
 
 def test_an_unclosed_string_of_quotes_is_a_quick_400(server: Server) -> None:

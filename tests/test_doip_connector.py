@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from app import sovd
+from app import catalogue
 from app.clock import parse_ts
 from app.vehicles import doip
 from app.vehicles.connector import (
@@ -508,7 +508,7 @@ def test_refused_connections_and_vehicles_without_a_target() -> None:
 def test_an_answer_that_is_not_uds_is_invalid_and_the_link_stays() -> None:
     async def body(b: Bench) -> None:
         b.emulator.profile = "malformed"
-        with pytest.raises(sovd.InvalidResponse, match="undecodable"):
+        with pytest.raises(catalogue.InvalidResponse, match="undecodable"):
             await b.run("ReadDTC", {"ecuAddress": "0x10"})
         assert b.observer.kinds("uds")[-1][4] == "invalid"
         b.emulator.profile = "healthy"
@@ -664,7 +664,7 @@ def test_a_frame_that_is_not_doip_resets_the_link() -> None:
         writer.write(doip.encode_frame(doip.DIAGNOSTIC_MESSAGE, b"\x00\x10\x0e"))
 
     async def check(connector: DoipConnector, observer: Recorder) -> None:
-        with pytest.raises(sovd.InvalidResponse, match="DoIP frame did not decode"):
+        with pytest.raises(catalogue.InvalidResponse, match="DoIP frame did not decode"):
             async for _ in connector.execute(READ_DTC):
                 pass
         assert observer.links() == [("up",), ("down", "v1", "lost")]
@@ -683,7 +683,7 @@ def test_a_message_declared_larger_than_the_cap_is_refused_not_buffered() -> Non
             await writer.drain()
 
     async def check(connector: DoipConnector, observer: Recorder) -> None:
-        with pytest.raises(sovd.InvalidResponse, match="larger than 1048576 bytes"):
+        with pytest.raises(catalogue.InvalidResponse, match="larger than 1048576 bytes"):
             async for _ in connector.execute(READ_DTC):
                 pass
 
@@ -831,7 +831,7 @@ def test_a_request_its_command_gave_up_on_while_it_waited_is_never_sent() -> Non
                 command_name="ReadDataByID",
                 command_params={"ecuAddress": "0x10", "dataId": "0xF190"},
             )
-            with pytest.raises(sovd.InvalidResponse):  # a bare 0x62: too short to decode
+            with pytest.raises(catalogue.InvalidResponse):  # a bare 0x62: too short to decode
                 await drain(read, connector)
             assert peer.sids() == [0x19, 0x22]  # neither queued request ever reached it
 

@@ -2,7 +2,7 @@
 
 msgspec keeps the last of duplicate keys, and other parsers (a proxy's, an auditing
 tool's) the first: ``{"role": "engineer", "role": "admin"}`` would be read two ways. Every
-body, on every route, is decoded in one place (``app.api.contract._BodyReader``), which
+body, on every route, is decoded in one place (``app.api.decoding.BodyReader``), which
 answers 400 naming the key, in the ``/api/v1`` error shape or SOVD's GenericError under
 ``/sovd/``, and nothing is stored. In process, over the ASGI transport.
 """

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.main import simulator_for
+from app.builders import simulator_for
 from tests.support.harness import (
     DEADLINE_S,
     LoopTransport,

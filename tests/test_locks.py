@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app import sovd
+from app import catalogue
 from app.bus import EventBus
 from app.clock import Clock, parse_ts
 from app.errors import (
@@ -360,7 +360,7 @@ def test_broken_lock_notices_are_bounded(locks: LockService) -> None:
     ],
 )
 def test_which_commands_change_state(name: str, params: dict[str, str], changes: bool) -> None:
-    assert sovd.changes_state(name, params) is changes
+    assert catalogue.changes_state(name, params) is changes
 
 
 # -- the lock check of CommandService.submit (/api/v1/commands) --------------------------

@@ -24,7 +24,9 @@ import pytest
 from app.clock import Clock
 from app.errors import Unauthorized
 from app.models import SYSTEM_ACTOR
-from app.services.auth import AuthService, TokenPair, TokenSettings, password_hasher
+from app.services.auth import AuthService
+from app.services.passwords import password_hasher
+from app.services.tokens import TokenPair, TokenSettings
 from app.store.audit import AuditStore
 from app.store.database import Database
 from app.store.users import UserStore
@@ -73,7 +75,7 @@ def _with_service(
                 hasher=password_hasher("fast"),
                 clock=clock,
             )
-            await service.create_user("engineer", ENGINEER_PASSWORD, "engineer", SYSTEM_ACTOR)
+            await service.users.create_user("engineer", ENGINEER_PASSWORD, "engineer", SYSTEM_ACTOR)
             await scenario(service, clock, db)
         finally:
             await db.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.main import simulator_for
+from app.builders import simulator_for
 from app.vehicles.pdx import (
     DTC_SETTING_ON_OFF,
     PdxDid,

@@ -1,7 +1,7 @@
 """The simulator: per-ECU emulated vehicles running the same UDS conversations as DoIP.
 
 Seeded, latency 0, routines shortened through the settings; each test drives the
-connector as the pipeline does (``execute``, chunks decoded with ``app.sovd``).
+connector as the pipeline does (``execute``, chunks decoded with ``app.catalogue``).
 """
 
 import asyncio
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from odxtools.diaglayers.diaglayer import DiagLayer
 
-from app import sovd
+from app import catalogue
 from app.vehicles.connector import Chunk, DiagnosticRequest, VehicleUnreachable
 from app.vehicles.pdx import PdxDtc, PdxEcu, PdxSpec, build_database
 from app.vehicles.pdx.demo import BLEED_CHECK, SELF_TEST
@@ -407,7 +407,7 @@ def test_unreachable_profile_fails_at_once() -> None:
 def test_malformed_profile_answers_bytes_that_do_not_decode() -> None:
     sim = _sim()
     request = _request("ReadDTC", {"ecuAddress": "0x10"}, profile="malformed")
-    with pytest.raises(sovd.InvalidResponse, match="bytes that do not decode: 7F22FFFE"):
+    with pytest.raises(catalogue.InvalidResponse, match="bytes that do not decode: 7F22FFFE"):
         _run(sim, request)
     assert not sim.aborted  # the answer ended (in garbage): nothing to abort
 

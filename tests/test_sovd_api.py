@@ -20,8 +20,8 @@ import pytest
 from app.api.contract import schema_of
 from app.api.routes import ENDPOINTS
 from app.api.sovd import types
+from app.builders import simulator_for
 from app.errors import Conflict
-from app.main import simulator_for
 from app.services.sovd.entities import Target, components
 from app.services.sovd.operations import operation
 from app.vehicles.simulator import SimulatedConnector

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from odxtools.database import Database
 
-from app import sovd
+from app import catalogue
 from app.descriptions.codec import LayerCodec
 from app.vehicles import uds
 from app.vehicles.connector import Chunk
@@ -168,7 +168,7 @@ def test_a_run_closed_at_a_progress_chunk_stops_the_routine_and_at_the_end_does_
 def test_a_run_whose_status_record_cannot_be_followed_is_invalid() -> None:
     async def scenario() -> None:
         channel = _channel(record=b"\xaa")  # not this project's two-byte convention
-        with pytest.raises(sovd.InvalidResponse, match="status record this service cannot"):
+        with pytest.raises(catalogue.InvalidResponse, match="status record this service cannot"):
             async for _ in _run(channel):
                 pass
         assert STOP not in channel.requests  # the start's answer was already unreadable

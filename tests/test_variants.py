@@ -46,9 +46,9 @@ from odxtools.response import Response, ResponseType
 from odxtools.standardlengthtype import StandardLengthType
 from odxtools.writepdxfile import write_pdx_file
 
+from app.builders import simulator_for
 from app.descriptions.codec import CodecError, LayerCodec
 from app.descriptions.variants import IdentificationPlan, plan_of, select
-from app.main import simulator_for
 from app.models import Principal, Role
 from app.services.variants import VariantLinks
 from app.vehicles import uds

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from app.api.contract import Body, Call, Out
-from app.services import auth as auth_service
+from app.services import passwords, tokens
 from app.vocabulary import Role
 
 
@@ -23,7 +23,7 @@ class Refresh(Body, frozen=True, kw_only=True):
 class PasswordChange(Body, frozen=True, kw_only=True):
     current_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     new_password: Annotated[
-        str, msgspec.Meta(description=auth_service.PASSWORD_RULES, max_length=4096)
+        str, msgspec.Meta(description=passwords.PASSWORD_RULES, max_length=4096)
     ]
 
 
@@ -44,7 +44,7 @@ class Me(Out, frozen=True, kw_only=True):
     role: Role
 
 
-def _tokens(pair: auth_service.TokenPair) -> TokenPair:
+def _tokens(pair: tokens.TokenPair) -> TokenPair:
     return TokenPair(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
@@ -69,7 +69,7 @@ async def logout(call: Call[None, None]) -> None:
 async def change_password(call: Call[PasswordChange, None]) -> PasswordChanged:
     """The caller's own password; their other sessions end (this one stays)."""
     body = call.body
-    ended = await call.services.auth.change_password(
+    ended = await call.services.auth.users.change_password(
         call.who, body.current_password, body.new_password, call.client()
     )
     return PasswordChanged(sessions_ended=ended)

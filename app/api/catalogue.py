@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.contract import Call, Out
-from app.sovd import CATALOGUE
+from app.catalogue import CATALOGUE
 
 
 class CatalogueEntry(Out, frozen=True, kw_only=True):

@@ -9,7 +9,7 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
 from app import tls
-from app.api.errors import USER_KEY
+from app.api.error_bodies import USER_KEY
 from app.models import Actor, Principal
 from app.services.registry import Services
 

@@ -8,7 +8,7 @@ from typing import Final
 
 from starlette.types import Message, Receive, Scope, Send
 
-from app.api.errors import error_response
+from app.api.error_bodies import error_response
 from app.telemetry import Exposition
 
 METRICS_PATH: Final = "/metrics"

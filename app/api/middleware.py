@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import REQUEST_ID_KEY, USER_KEY, error_response
+from app.api.error_bodies import REQUEST_ID_KEY, USER_KEY, error_response
 from app.api.metrics import METRICS_PATH
 from app.api.ws import UNKNOWN_PATH
 from app.errors import RequestTimeout

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, unquote_plus
 import msgspec
 
 from app.api.contract import Body, Call, Out, Result
-from app.api.errors import REALM
+from app.api.error_bodies import REALM
 from app.errors import Unauthorized
 
 FORM: Final = "application/x-www-form-urlencoded"

@@ -9,7 +9,7 @@ import msgspec
 from app.api.contract import Body, Call, Out, Result
 from app.errors import BadRequest
 from app.models import User
-from app.services.auth import PASSWORD_RULES
+from app.services.passwords import PASSWORD_RULES
 from app.usernames import USERNAME_MAX, USERNAME_RULE
 from app.vocabulary import Role
 
@@ -65,14 +65,14 @@ class UserList(Out, frozen=True, kw_only=True):
 
 async def create_user(call: Call[NewUser, None]) -> Result:
     body = call.body
-    user = await call.services.auth.create_user(
+    user = await call.services.auth.users.create_user(
         body.username, body.password, body.role, call.actor()
     )
     return Result(user, headers={"Location": f"/api/v1/users/{user.user_id}"})
 
 
 async def list_users(call: Call[None, None]) -> UserList:
-    return UserList(items=await call.services.auth.list_users())
+    return UserList(items=await call.services.auth.users.list_users())
 
 
 async def update_user(call: Call[UserPatch, None]) -> User:
@@ -87,13 +87,13 @@ async def update_user(call: Call[UserPatch, None]) -> User:
         raise BadRequest("body.cancel_commands: applies only with disabled: true")
     s, by, user_id = call.services, call.actor(), call.path_id("user_id")
     if body.password is not msgspec.UNSET:
-        user = await s.auth.reset_password(user_id, body.password, by)
+        user = await s.auth.users.reset_password(user_id, body.password, by)
     if body.disabled is not msgspec.UNSET:
-        user = await s.auth.set_disabled(user_id, body.disabled, by)
+        user = await s.auth.users.set_disabled(user_id, body.disabled, by)
         if user.disabled and body.cancel_commands is not False:
             s.commands.cancel_all_of(user.user_id, user.username, by)
     return user
 
 
 async def delete_user(call: Call[None, None]) -> None:
-    await call.services.auth.delete_user(call.path_id("user_id"), call.actor())
+    await call.services.auth.users.delete_user(call.path_id("user_id"), call.actor())

@@ -36,7 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.api.contract import is_uuid
 from app.api.deps import authenticate, bearer_token, services
-from app.api.errors import request_id
+from app.api.error_bodies import request_id
 from app.bus import Overflowed
 from app.errors import NotFound, Unauthorized
 from app.events import encode

@@ -1,4 +1,5 @@
-"""The demo console: a small browser UI served by the service itself at ``/``.
+"""The demo console, a small browser UI the service serves at ``/``: these routes (outside the
+route table, with their own Content-Security-Policy) and static/ (one page, ES modules, no build).
 
 Static files only (``static/``: one HTML page, one stylesheet, ES modules; no build step,
 nothing fetched from elsewhere), talking to the public API like any other client. These

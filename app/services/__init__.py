@@ -1,1 +1,2 @@
-"""The service's rules: auth, vehicles, commands, audit. No HTTP types in here."""
+"""The service's rules, no HTTP types: auth (tokens, passwords, users), vehicles, commands and
+their pipeline, locks, audit, retention, ECU descriptions and variants; registry holds them all."""

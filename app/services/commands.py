@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from app import sovd
+from app import catalogue
 from app.bus import EventBus
 from app.clock import Clock
 from app.errors import (
@@ -102,8 +102,8 @@ class CommandService:
                 retry_after=wait,
             )
         try:
-            name, params = sovd.validate(command_name, command_params)
-        except sovd.InvalidParams as exc:
+            name, params = catalogue.validate(command_name, command_params)
+        except catalogue.InvalidParams as exc:
             raise BadRequest(str(exc)) from None
         vehicle = await self._vehicles.get(vehicle_id)
         if vehicle is None:
@@ -115,7 +115,7 @@ class CommandService:
             # Checked and encoded now: a refusal is a 400 before anything is stored.
             params, described = await self._diag.prepare(vehicle, params, principal, client)
         # (a DiagService's by the SID its check filled in)
-        changes_state = sovd.changes_state(name, params)
+        changes_state = catalogue.changes_state(name, params)
         if self._locks is not None and changes_state:
             self._locks.check(principal, vehicle_id, params.get("ecuAddress"))
         if vehicle.transport is Transport.SIMULATOR and vehicle.connection_status != "connected":

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from app.catalogue import ECU_ADDRESS_PARAM, SID_PARAM
 from app.errors import BadRequest, Conflict
 from app.models import EcuRef, Principal, Vehicle
 from app.services.descriptions import DescriptionLibrary
 from app.services.variants import VariantService
-from app.sovd import ECU_ADDRESS_PARAM, SID_PARAM
 
 if TYPE_CHECKING:
     from odxtools.diaglayers.diaglayer import DiagLayer

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
-from app import sovd
+from app import catalogue
 from app.clock import Clock, format_ts
 from app.errors import (
     BadRequest,
@@ -65,7 +65,7 @@ MIN_EXPIRATION_S: Final = 1.0
 LOCK_WITHDRAWAL: Final = "cancelled before it ran: "
 
 
-def normalise_address(raw: str | None, field: str = sovd.ECU_ADDRESS_PARAM) -> str | None:
+def normalise_address(raw: str | None, field: str = catalogue.ECU_ADDRESS_PARAM) -> str | None:
     """An ECU address as locks compare it: ``0x10``, ``0x0010`` -> ``0x0010``; None is
     the whole vehicle. BadRequest naming ``field`` for anything else."""
     if raw is None:
@@ -385,7 +385,7 @@ def _covers(lock: Lock, command: Command) -> bool:
     if command.user_id == lock.user_id:
         return False
     params = command.command_params
-    if not sovd.changes_state(command.command_name, params):
+    if not catalogue.changes_state(command.command_name, params):
         return False
     address = params.get("ecuAddress")
     return _overlap(

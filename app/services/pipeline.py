@@ -16,7 +16,7 @@ failed. Each execution runs in its own task, so ``cancel`` can stop it: the
 connector's answer generator is closed (the connector learns it through
 ``GeneratorExit``/``CancelledError``) and the deadline goes with the task. A step that
 stores and then publishes runs shielded, whole, so a chunk is never stored yet unsent.
-Garbage from a vehicle is refused by its connector (``app.sovd.InvalidResponse``) and
+Garbage from a vehicle is refused by its connector (``app.catalogue.InvalidResponse``) and
 never stored or published.
 
 Ending a command: its terminal status is written, then the terminal event published. A
@@ -40,7 +40,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
-from app import sovd
+from app import catalogue
 from app.bus import EventBus
 from app.clock import Clock
 from app.errors import Overloaded, RateLimited, StorageUnavailable
@@ -85,7 +85,7 @@ DRAIN_LOG_INTERVAL_S: Final = 5.0
 # At most this many commands are named in one such line.
 DRAIN_LOG_NAMED: Final = 5
 # The command parameter naming the ECU (an attribute of the command's trace).
-ECU_ADDRESS_PARAM: Final = sovd.ECU_ADDRESS_PARAM
+ECU_ADDRESS_PARAM: Final = catalogue.ECU_ADDRESS_PARAM
 # How a command ended by itself; only these teach the lane's average.
 _NATURAL_ENDS: Final = frozenset(
     {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.TIMEOUT}
@@ -476,7 +476,7 @@ class Pipeline:
                     async for received in answer:
                         entry.answered = True
                         if sequence == cap:
-                            raise sovd.InvalidResponse(
+                            raise catalogue.InvalidResponse(
                                 f"it had more than {cap} chunks, the most a command holds"
                                 f" (SOVD_MAX_CHUNKS_PER_COMMAND); the first {cap} are stored"
                             )
@@ -520,7 +520,7 @@ class Pipeline:
                 str(exc),
                 self._clock.timestamp(),
             )
-        except sovd.InvalidResponse as exc:
+        except catalogue.InvalidResponse as exc:
             return Finish(
                 CommandStatus.FAILED,
                 FailureCode.INVALID_RESPONSE_CONTENT,

@@ -1,11 +1,11 @@
 """Service accounts (#21 item 8): machine clients such as SOVD testers and test rigs.
 
 An admin creates one with a role (API, CLI); its client secret is generated here, shown
-once in the answer and stored only as its argon2 hash (``AuthService.hash_password``).
+once in the answer and stored only as its argon2 hash (``UserAccounts.hash_password``).
 The account gets access tokens by OAuth 2.0 client credentials
 (``AuthService.client_token``), or presents the client certificate its
 ``certificate_name`` names (#26). Disabling or deleting it, or a new secret, ends its
-tokens and closes its streams as for a person (``AuthService``).
+tokens and closes its streams as for a person (``app.services.users``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Actor, ServiceAccount
-from app.services.auth import AuthService
+from app.services.users import UserAccounts
 from app.store.service_accounts import CertificateTaken, ServiceAccountStore
 from app.usernames import UsernameError, UsernameTaken, check_username
 from app.vocabulary import AccountKind, Role
@@ -38,8 +38,8 @@ def check_certificate_name(name: str, field: str) -> str:
 
 
 class ServiceAccounts:
-    def __init__(self, auth: AuthService, store: ServiceAccountStore) -> None:
-        self._auth = auth
+    def __init__(self, users: UserAccounts, store: ServiceAccountStore) -> None:
+        self._users = users
         self._store = store
 
     async def create(
@@ -64,9 +64,9 @@ class ServiceAccounts:
             certificate_name=certificate_name,
         )
         secret = new_secret()
-        secret_hash = await self._auth.hash_password(secret)
+        secret_hash = await self._users.hash_password(secret)
         try:
-            taken = await self._store.add(account, secret_hash, self._auth.now(), actor)
+            taken = await self._store.add(account, secret_hash, self._users.now(), actor)
         except CertificateTaken:
             raise Conflict(
                 f"body.certificate_name: {certificate_name!r} already names another account"
@@ -91,17 +91,17 @@ class ServiceAccounts:
         raise NotFound(f"no service account has client_id {client_id[:64]!r}")
 
     async def set_disabled(self, account_id: str, disabled: bool, actor: Actor) -> ServiceAccount:
-        await self._auth.set_disabled(account_id, disabled, actor, AccountKind.SERVICE)
+        await self._users.set_disabled(account_id, disabled, actor, AccountKind.SERVICE)
         return await self.get(account_id)
 
     async def rotate_secret(self, account_id: str, actor: Actor) -> tuple[ServiceAccount, str]:
         """A new secret (shown once); the old one stops working and its tokens end."""
         secret = new_secret()
-        await self._auth.set_secret(account_id, secret, actor)
+        await self._users.set_secret(account_id, secret, actor)
         return await self.get(account_id), secret
 
     async def delete(self, account_id: str, actor: Actor) -> None:
-        await self._auth.delete_user(account_id, actor, AccountKind.SERVICE)
+        await self._users.delete_user(account_id, actor, AccountKind.SERVICE)
 
     async def by_certificate(self, name: str) -> ServiceAccount | None:
         return await self._store.by_certificate(name)

@@ -7,8 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from app.catalogue import ECU_ADDRESS_PARAM
 from app.models import SYSTEM_ACTOR, Actor, Command, ResponseChunk
-from app.sovd import ECU_ADDRESS_PARAM
 from app.store.audit import insert_audit
 from app.store.database import Database
 from app.store.rows import enum_reader, fetch_all, fetch_one

@@ -1,1 +1,2 @@
-"""Vehicle connectors: how a diagnostic request reaches a vehicle and its answer comes back."""
+"""How a diagnostic request reaches a vehicle and its answer comes back: connectors (simulator,
+DoIP settings, wire, link), UDS codecs and conversations, addresses; emulator/ and pdx/."""

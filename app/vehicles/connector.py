@@ -3,7 +3,7 @@
 A connector sends one diagnostic request and yields the vehicle's answer as typed
 chunks (``Chunk``): each decoded already (its payload, as stored and shown), a negative
 response typed (``Negative``: the pipeline fails the command by it, never by sniffing
-the payload), the ECU's bytes beside it. Garbage raises ``app.sovd.InvalidResponse``, no
+the payload), the ECU's bytes beside it. Garbage raises ``app.catalogue.InvalidResponse``, no
 answer in time ``VehicleNotResponding``, no vehicle ``VehicleUnreachable``. A connector
 does not enforce deadlines or store anything: the pipeline does, so a real transport
 (DoIP, a gateway, ...) can replace the simulator without touching it.
@@ -83,7 +83,7 @@ class DiagnosticRequest:
     # deadline (the caller bounds the wait itself).
     deadline: float | None = None
     # The most chunks its answer may have (SOVD_MAX_CHUNKS_PER_COMMAND): a transport
-    # refuses a larger answer before decoding it (``app.sovd.InvalidResponse``).
+    # refuses a larger answer before decoding it (``app.catalogue.InvalidResponse``).
     max_chunks: int = 4096
     # DiagService: the request as the ECU's description encodes it (checked and encoded
     # when the command was submitted), and how its answer is decoded.

@@ -17,7 +17,7 @@ not sent by then is dropped, and no answer is waited for past it. An ECU that do
 answer in time raises ``VehicleNotResponding`` at once (P2, or P2* after a 0x78). A
 refused connection, a
 denied routing activation or a link lost mid-answer raise ``VehicleUnreachable``; bytes
-that do not decode raise ``app.sovd.InvalidResponse``.
+that do not decode raise ``app.catalogue.InvalidResponse``.
 """
 
 from __future__ import annotations

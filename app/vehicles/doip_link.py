@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, Protocol
 
+from app.catalogue import InvalidResponse
 from app.clock import monotonic, utc_now
-from app.sovd import InvalidResponse
 from app.vehicles import uds
 from app.vehicles.addresses import format_address
 from app.vehicles.connector import VehicleUnreachable

@@ -13,7 +13,7 @@ the same; an address the vehicle has no ECU at answers requestOutOfRange (0x31).
 The vehicle's ``simulator_profile`` picks its behaviour: ``healthy`` answers, ``timeout``
 never answers (the pipeline's deadline ends the command), ``unreachable`` fails at once,
 ``malformed`` answers with bytes that do not decode (it raises
-``app.sovd.InvalidResponse``, as a real transport does for garbage), and ``flaky`` draws
+``app.catalogue.InvalidResponse``, as a real transport does for garbage), and ``flaky`` draws
 one of those outcomes per command from a seeded RNG. All randomness comes from one
 ``random.Random``, so a seed replays a run. A command whose answer the pipeline closes
 before the end (cancelled, timed out, service stopping) is recorded in ``aborted``, as a
@@ -49,7 +49,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
-from app import sovd
+from app import catalogue
 from app.vehicles import description, uds, uds_commands
 from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
 from app.vehicles.emulator.described import DescribedEcu
@@ -213,7 +213,7 @@ class SimulatedConnector:
                     finished = chunk.is_final
                     yield chunk
             finished = True
-        except (VehicleUnreachable, sovd.InvalidResponse):
+        except (VehicleUnreachable, catalogue.InvalidResponse):
             # Nothing to abort: the vehicle was never reached, or its answer ended in
             # garbage (a routine being run was stopped by its conversation).
             finished = True
@@ -239,7 +239,7 @@ class SimulatedConnector:
         if outcome is SimulatorProfile.MALFORMED:
             await self._latency()
             # What a real transport makes of a garbled answer: it does not decode.
-            raise sovd.InvalidResponse(
+            raise catalogue.InvalidResponse(
                 f"vehicle {request.vin} answered with bytes that do not decode:"
                 f" {MALFORMED_ANSWER.hex().upper()}"
             )

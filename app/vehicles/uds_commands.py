@@ -30,7 +30,7 @@ SID); a DoIP negative acknowledgement the same with ``"layer": "doip"``. An ECU 
 does not answer in time raises ``VehicleNotResponding`` (the command ends ``timeout``
 then, not at its deadline). Bytes that do not decode, and a DTC report longer than the
 command's chunk cap (counted from its length before anything is decoded), raise
-``app.sovd.InvalidResponse``; parameters that do not fit raise ``app.sovd.InvalidParams``.
+``app.catalogue.InvalidResponse``; parameters that do not fit raise ``app.catalogue.InvalidParams``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from udsoncan.services.ReadDataByIdentifier import ReadDataByIdentifier
 from udsoncan.services.ReadDTCInformation import ReadDTCInformation
 from udsoncan.services.RoutineControl import RoutineControl
 
-from app import sovd
+from app import catalogue
 from app.vehicles import description, doip, uds
 from app.vehicles.addresses import InvalidAddress, format_address, parse_address
 from app.vehicles.connector import (
@@ -138,7 +138,7 @@ def conversation(
     request). An unknown command answers serviceNotSupported."""
     if command_name == CommandName.DIAG_SERVICE:
         if described is None:
-            raise sovd.InvalidParams("DiagService needs the request its description encoded")
+            raise catalogue.InvalidParams("DiagService needs the request its description encoded")
         perform: _Perform | None = partial(_diag_service, described)
     else:
         perform = _COMMANDS.get(command_name)
@@ -147,7 +147,7 @@ def conversation(
     try:
         ecu = parse_address(_param(params, "ecuAddress", command_name), "command_params.ecuAddress")
     except InvalidAddress as exc:
-        raise sovd.InvalidParams(str(exc)) from None
+        raise catalogue.InvalidParams(str(exc)) from None
     return partial(_converse, perform, ecu, params, settings or ConversationSettings())
 
 
@@ -180,7 +180,7 @@ def _hex(value: int, digits: int) -> str:
 def _param(params: Mapping[str, str], name: str, command: str) -> str:
     value = params.get(name)
     if not isinstance(value, str):
-        raise sovd.InvalidParams(f"command_params.{name} is required for {command}")
+        raise catalogue.InvalidParams(f"command_params.{name} is required for {command}")
     return value
 
 
@@ -190,7 +190,9 @@ def _number(raw: str, name: str, limit: int) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= limit:
-        raise sovd.InvalidParams(f"command_params.{name} {raw!r} is not a hex number such as 0x10")
+        raise catalogue.InvalidParams(
+            f"command_params.{name} {raw!r} is not a hex number such as 0x10"
+        )
     return value
 
 
@@ -260,16 +262,16 @@ class _Talk:
     ) -> Response:
         """Send ``request`` to the ECU: its positive answer, interpreted, or _Refusal with
         the negative-response chunk. ``check`` sees a positive answer before it is
-        interpreted (and may refuse it, ``app.sovd.InvalidResponse``)."""
+        interpreted (and may refuse it, ``app.catalogue.InvalidResponse``)."""
         payload = request.get_payload()
         sid = payload[0]
         answer = await self.send(payload, context)
         response = Response.from_payload(answer)
         where = f"ECU {self.address} answered {uds.service_name(sid)}"
         if not response.valid or response.service is None:
-            raise sovd.InvalidResponse(f"{where} with an undecodable message")
+            raise catalogue.InvalidResponse(f"{where} with an undecodable message")
         if response.service.request_id() != sid:
-            raise sovd.InvalidResponse(f"{where} for another service")
+            raise catalogue.InvalidResponse(f"{where} for another service")
         if not response.positive:
             code = int(response.code or 0)
             negative = Negative(code, uds.nrc_name(code), sid)
@@ -291,7 +293,7 @@ class _Talk:
         try:
             interpret(response)
         except _UDS_DECODE_ERRORS as exc:
-            raise sovd.InvalidResponse(f"{where} with a malformed message: {exc}") from None
+            raise catalogue.InvalidResponse(f"{where} with a malformed message: {exc}") from None
         return response
 
     async def send(self, payload: bytes, context: Mapping[str, Any]) -> bytes:
@@ -349,7 +351,7 @@ class _Talk:
         # The echoed subfunction and the availability mask, then 4 bytes a DTC.
         count = max(len(data) - 2, 0) // DTC_RECORD_BYTES
         if count + 1 > self.settings.max_chunks:
-            raise sovd.InvalidResponse(
+            raise catalogue.InvalidResponse(
                 f"ECU {self.address} reported {count} DTCs; a command's answer holds at most"
                 f" {self.settings.max_chunks} chunks (SOVD_MAX_CHUNKS_PER_COMMAND)"
             )
@@ -372,7 +374,7 @@ class _Talk:
         data = response.service_data
         assert isinstance(data, RoutineControl.ResponseData)
         if data.routine_id_echo != routine_id or data.control_type_echo != control:
-            raise sovd.InvalidResponse(
+            raise catalogue.InvalidResponse(
                 f"ECU {self.address} answered for routine {_hex(data.routine_id_echo, 4)}"
                 f" ({uds.routine_action_name(data.control_type_echo)})"
             )
@@ -384,7 +386,7 @@ class _Talk:
     ) -> tuple[uds.RoutineStatus, bytes]:
         record, status, answer = await self.routine(routine_id, action, context)
         if status is None:
-            raise sovd.InvalidResponse(
+            raise catalogue.InvalidResponse(
                 f"ECU {self.address} answered routine {_hex(routine_id, 4)} with a status"
                 f" record this service cannot follow: {record.hex().upper() or 'none'}"
             )
@@ -478,7 +480,7 @@ async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[C
         else:
             group = int(wanted, 16) if exact else uds.dtc_number(wanted)
     except ValueError as exc:
-        raise sovd.InvalidParams(f"command_params.dtcCode: {exc}") from None
+        raise catalogue.InvalidParams(f"command_params.dtcCode: {exc}") from None
     # Read before and after: UDS 0x54 says only "done", the chunk says what changed.
     # A read the ECU refuses leaves that part out rather than stopping the clear.
     before = await talk.read_dtcs_or_none()
@@ -530,7 +532,7 @@ async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[C
     data = response.service_data
     assert isinstance(data, ReadDataByIdentifier.ResponseData)
     if did not in data.values:
-        raise sovd.InvalidResponse(f"ECU {talk.address} answered without {data_id}")
+        raise catalogue.InvalidResponse(f"ECU {talk.address} answered without {data_id}")
     answer: dict[str, Any] = {"ecuAddress": talk.address, "dataId": data_id}
     if codec is None:
         answer["raw"] = data.values[did]
@@ -546,13 +548,13 @@ async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chu
     wanted = _param(params, "session", CommandName.DIAGNOSTIC_SESSION_CONTROL)
     session = uds.SESSIONS.get(wanted)
     if session is None:
-        raise sovd.InvalidParams(f"command_params.session {wanted!r} is not a session")
+        raise catalogue.InvalidParams(f"command_params.session {wanted!r} is not a session")
     request = DiagnosticSessionControl.make_request(session)
     response = await talk.request(request, _interpret_session, {"session": wanted})
     data = response.service_data
     assert isinstance(data, DiagnosticSessionControl.ResponseData)
     if data.session_echo != session:
-        raise sovd.InvalidResponse(
+        raise catalogue.InvalidResponse(
             f"ECU {talk.address} switched to session {_hex(data.session_echo, 2)}"
             f" instead of {wanted}"
         )
@@ -575,7 +577,7 @@ async def _routine(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chu
                 yield chunk
         return
     if action not in uds.ROUTINE_ACTIONS:
-        raise sovd.InvalidParams(f"command_params.action {action!r} is not an action")
+        raise catalogue.InvalidParams(f"command_params.action {action!r} is not an action")
     context = {"routineId": _hex(routine_id, 4), "action": action}
     record, status, response = await talk.routine(routine_id, action, context)
     answer: dict[str, Any] = {"ecuAddress": talk.address, **context}
@@ -627,7 +629,7 @@ async def _diag_service(
     try:
         decoded = described.decode(answer)
     except ValueError as exc:
-        raise sovd.InvalidResponse(f"{where}: {exc}") from None
+        raise catalogue.InvalidResponse(f"{where}: {exc}") from None
     chunk: dict[str, Any] = {"ecuAddress": talk.address, **context}
     if decoded.nrc is not None:
         chunk["response"] = answer.hex().upper()

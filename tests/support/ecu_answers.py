@@ -1,4 +1,4 @@
-"""What the emulated ECUs answer, as the pipeline decodes it (``app.sovd``).
+"""What the emulated ECUs answer, as the pipeline decodes it (``app.catalogue``).
 
 The simulator (tests/test_simulator.py) and the DoIP connector against the ECU emulator
 (tests/test_doip_connector.py) run the same per-ECU model (app/vehicles/emulator.py), so

@@ -52,10 +52,10 @@ class CountingHasher:
 
 
 def count_verifications(srv: Server, *, hold: bool = False) -> CountingHasher:
-    """Wrap the running service's password hasher (``AuthService.hasher``)."""
+    """Wrap the running service's password hasher (``PasswordChecks.hasher``)."""
     auth = srv.services.auth
-    counter = CountingHasher(auth.hasher, hold)
-    auth.hasher = counter
+    counter = CountingHasher(auth.passwords.hasher, hold)
+    auth.passwords.hasher = counter
     return counter
 
 

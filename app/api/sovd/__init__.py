@@ -1,7 +1,2 @@
-"""The SOVD resource tree (ISO 17978 / ASAM SOVD) under ``/sovd/vehicles/{vin}``.
-
-``routes`` declares its endpoints (part of the one route table, ``app.api.routes``),
-``types`` the bodies, and one module per resource holds the handlers: ``entities``
-(version-info, the root, components and the grouping collections), ``faults``, ``data``,
-``operations``, ``modes`` and ``locks``. The work is done by ``app.services.sovd``.
-"""
+"""The SOVD tree (ISO 17978) under ``/sovd/vehicles/{vin}``: its route table entries (routes),
+bodies (types, schemas, tree) and one handler module per resource; the work is app.services.sovd."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from app.api.contract import Call, Result
-from app.api.errors import COMMAND_ID_HEADER
+from app.api.error_bodies import COMMAND_ID_HEADER
 from app.api.sovd import described, schemas, tree
 from app.api.sovd.types import (
     UNSET,

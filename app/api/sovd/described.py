@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.api.contract import Call, Result
-from app.api.errors import COMMAND_ID_HEADER
+from app.api.error_bodies import COMMAND_ID_HEADER
 from app.api.sovd import tree
 from app.api.sovd.types import (
     UNSET,

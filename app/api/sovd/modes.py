@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api.contract import Call, Result
-from app.api.errors import COMMAND_ID_HEADER
+from app.api.error_bodies import COMMAND_ID_HEADER
 from app.api.sovd import described, tree
 from app.api.sovd.types import ModeChange, ModeOut, ModeRef, Modes, ModeSet, SovdQuery
 from app.services.sovd.modes import MODES, mode

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.contract import Call, Result
-from app.api.errors import COMMAND_ID_HEADER, generic_error
+from app.api.error_bodies import COMMAND_ID_HEADER, generic_error
 from app.api.sovd import described, tree
 from app.api.sovd.types import (
     UNSET,

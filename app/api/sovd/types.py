@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 
 from app.api.contract import Body, Query
-from app.api.errors import GenericError
+from app.api.error_bodies import GenericError
 from app.services.locks import MAX_EXPIRATION_S as MAX_LOCK_EXPIRATION_S
 from app.services.sovd.faults import Fault
 from app.services.sovd.modes import MAX_EXPIRATION_S as MAX_SESSION_S

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
+from app.catalogue import SESSIONS
 from app.errors import (
     BadRequest,
     InvalidResponseContent,
@@ -27,7 +28,6 @@ from app.errors import (
 from app.services.commands import CommandService
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.entities import Target
-from app.sovd import SESSIONS
 from app.store.commands import CommandFilter
 from app.vehicles import uds
 from app.vocabulary import CommandName

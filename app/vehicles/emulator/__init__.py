@@ -1,4 +1,5 @@
-"""A stateful ECU emulator behind a DoIP entity, for benches without a vehicle and for tests.
+"""A stateful ECU emulator behind a DoIP entity, for benches without a vehicle and for tests:
+server (the DoIP entity), ecus (the demo ECUs), described (ECUs from a PDX), reply (UDS answers).
 
 Run it on its own with ``python -m app.vehicles.emulator --host 127.0.0.1 --port 13400``,
 or in-process with ``running_emulator()``. With ``--pdx FILE`` (or

@@ -1,4 +1,5 @@
-"""The built-in ECUs as an ODX description (ASAM MCD-2D, ISO 22901): a PDX built with odxtools.
+"""The built-in ECUs as an ODX description (ASAM MCD-2D, ISO 22901), a PDX built with odxtools:
+spec (the declarations), demo and scenario (the demo ECUs), build, layers, services, fault_memory.
 
 Two layers of API:
 

@@ -2,13 +2,13 @@ import re
 
 import pytest
 
-from app import sovd
+from app import catalogue
 
 pytestmark = pytest.mark.fast
 
 
 def test_catalogue_lists_the_commands_with_schemas() -> None:
-    names = [spec.command_name for spec in sovd.CATALOGUE.values()]
+    names = [spec.command_name for spec in catalogue.CATALOGUE.values()]
     assert names == [
         "ReadDTC",
         "ClearDTC",
@@ -17,11 +17,11 @@ def test_catalogue_lists_the_commands_with_schemas() -> None:
         "RoutineControl",
         "DiagService",
     ]
-    assert not hasattr(sovd, "DOIP_ONLY")  # every command runs on every transport
-    schema = sovd.CATALOGUE["ClearDTC"].params_schema()
+    assert not hasattr(catalogue, "DOIP_ONLY")  # every command runs on every transport
+    schema = catalogue.CATALOGUE["ClearDTC"].params_schema()
     assert schema["required"] == ["ecuAddress"]
     assert schema["additionalProperties"] is False
-    assert schema["properties"]["dtcCode"]["pattern"] == sovd.DTC_CODE
+    assert schema["properties"]["dtcCode"]["pattern"] == catalogue.DTC_CODE
 
 
 @pytest.mark.parametrize(
@@ -41,12 +41,12 @@ def test_catalogue_lists_the_commands_with_schemas() -> None:
 def test_valid_commands_pass(name: str, params: dict[str, str]) -> None:
     canonical = {k: "0x" + v[2:].upper() if v.startswith("0x") else v for k, v in params.items()}
     canonical["ecuAddress"] = f"0x{int(params['ecuAddress'], 16):04X}"
-    assert sovd.validate(name, params) == (name, canonical)
+    assert catalogue.validate(name, params) == (name, canonical)
 
 
 def test_hex_parameters_are_stored_in_one_spelling() -> None:
     params = {"ecuAddress": "0x1a", "routineId": "0x020a", "action": "run"}
-    assert sovd.validate("RoutineControl", params)[1] == {
+    assert catalogue.validate("RoutineControl", params)[1] == {
         "ecuAddress": "0x001A",
         "routineId": "0x020A",
         "action": "run",
@@ -80,5 +80,5 @@ _ADDRESS_REFUSED = (
     ],
 )
 def test_invalid_commands_name_what_is_wrong(name: object, params: object, message: str) -> None:
-    with pytest.raises(sovd.InvalidParams, match=re.escape(message)):
-        sovd.validate(name, params)
+    with pytest.raises(catalogue.InvalidParams, match=re.escape(message)):
+        catalogue.validate(name, params)

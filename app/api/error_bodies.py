@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.errors import ServiceError, StorageUnavailable, Unauthorized
-from app.services.auth import TokenRejected
+from app.services.tokens import TokenRejected
 from app.vocabulary import ErrorCode
 
 log = logging.getLogger(__name__)
