@@ -15,6 +15,7 @@ from starlette.routing import Route
 from app.api import contract
 from app.api.contract import MAX_JSON_DEPTH
 from app.api.routes import ENDPOINTS
+from app.events import ResponseChunk
 from app.errors import STATUS_OF
 from app.models import (
     Actor,
@@ -22,7 +23,6 @@ from app.models import (
     Command,
     EcuRef,
     Principal,
-    ResponseChunk,
     User,
     Vehicle,
 )

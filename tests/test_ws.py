@@ -186,7 +186,15 @@ def test_a_client_that_falls_behind_is_closed_1013(tmp_path: Path) -> None:
 
             def burst() -> None:  # more events at once than the socket's queue holds
                 for n in range(1, 20):
-                    srv.services.bus.publish(ResponseEvent(cid, 100 + n, False, {}, "t"))
+                    srv.services.bus.publish(
+                        ResponseEvent(
+                            command_id=cid,
+                            sequence_number=100 + n,
+                            response_payload={},
+                            is_final=False,
+                            received_at="t",
+                        )
+                    )
 
             srv.call(burst)
             try:

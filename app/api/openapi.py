@@ -10,7 +10,6 @@ from ``app.api.ws``. ``info.version`` is the installed package's version.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import msgspec
@@ -20,7 +19,7 @@ from app.api import ws
 from app.api.contract import document, error_reference
 from app.api.deps import UUID_PATTERN
 from app.api.routes import ENDPOINTS
-from app.events import ErrorEvent, ResponseEvent, StatusEvent
+from app.events import FRAMES
 from app.sovd import CATALOGUE
 from app.version import version
 
@@ -50,8 +49,15 @@ def _command_variants(schema: dict[str, Any]) -> None:
     ]
 
 
-def _event_fields(kind: type[Any]) -> list[str]:
-    return ["event", *(f.name for f in dataclasses.fields(kind))]
+def _frames() -> dict[str, list[str]]:
+    """Each frame's fields by its ``event`` tag, as ``app.events`` declares them."""
+    return {
+        str(kind.__struct_config__.tag): [
+            "event",
+            *(f.encode_name for f in msgspec.structs.fields(kind)),
+        ]
+        for kind in FRAMES
+    }
 
 
 def _websockets() -> dict[str, Any]:
@@ -89,9 +95,7 @@ def _websockets() -> dict[str, Any]:
             "messages": {
                 "description": "one JSON object per text frame, by its `event` field; the"
                 " stream ends after the terminal status or error event",
-                "status": _event_fields(StatusEvent),
-                "response": _event_fields(ResponseEvent),
-                "error": _event_fields(ErrorEvent),
+                **_frames(),
             },
             "close_codes": dict(sorted(closes.items())),
         }

@@ -7,7 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from app.models import SYSTEM_ACTOR, Actor, Command, ResponseChunk
+from app.events import ResponseChunk
+from app.models import SYSTEM_ACTOR, Actor, Command
 from app.sovd import ECU_ADDRESS_PARAM
 from app.store.audit import insert_audit
 from app.store.database import Database
