@@ -42,6 +42,8 @@ __all__ = [
     "Role",
     "User",
     "Vehicle",
+    "show",
+    "shown",
 ]
 
 
