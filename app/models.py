@@ -3,14 +3,16 @@ services and API.
 
 Built by name (``kw_only=True``), so a new column can never shift a value into the wrong
 field. Where a record is also an API response its fields are the JSON body as is (the
-API encodes it directly, no copy); fields the API does not show (``Command.started_at``,
-``ResponseChunk.command_id``) live here and the API has its own response type for them.
+API encodes it directly, no copy). A field only the service uses is declared so where
+it is, ``Annotated[T, INTERNAL]`` (``Command.started_at``); the API's type for such a
+record is derived from the declaration (``shown``), never a second list of its fields.
+The chunks of an answer are events as well: ``app.events.ResponseChunk``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Annotated, Any, Final, TypeVar, get_origin
 
 import msgspec
 
@@ -29,6 +31,7 @@ from app.vocabulary import (
 
 __all__ = [
     "DEFAULT_ECU_REFS",
+    "INTERNAL",
     "SYSTEM_ACTOR",
     "Actor",
     "AuditEntry",
@@ -36,15 +39,80 @@ __all__ = [
     "DoipTargetSpec",
     "EcuRef",
     "Principal",
-    "ResponseChunk",
     "Role",
     "User",
     "Vehicle",
+    "show",
+    "shown",
 ]
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True):
     """Base of the records: immutable, built by keyword."""
+
+
+class _Internal:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "INTERNAL"
+
+
+# ``Annotated[T, INTERNAL]``: a field the service keeps and uses but never shows (the
+# API's bodies, the WebSocket's frames and the OpenAPI document leave it out).
+INTERNAL: Final = _Internal()
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _internal(field: msgspec.structs.FieldInfo) -> bool:
+    return get_origin(field.type) is Annotated and INTERNAL in field.type.__metadata__
+
+
+def shown(
+    record: type[msgspec.Struct],
+    *,
+    base: type[S],
+    name: str | None = None,
+    hide: tuple[str, ...] = (),
+    doc: str | None = None,
+    tagged: bool = False,
+) -> type[S]:
+    """The type a client sees of ``record``: its fields in their order, each with its type,
+    constraints and default, but the internal ones and ``hide``; named ``name`` (the
+    record's by default), described by ``doc``, tagged as the record is if ``tagged``.
+    Derived from the record's declaration, so the two cannot drift; ``show`` fills it."""
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(record):
+        if _internal(f) or f.name in hide:
+            continue
+        if f.required:
+            fields.append((f.name, f.type))
+        elif f.default_factory is not msgspec.NODEFAULT:
+            fields.append((f.name, f.type, msgspec.field(default_factory=f.default_factory)))
+        else:
+            fields.append((f.name, f.type, f.default))
+    config = record.__struct_config__
+    tag: dict[str, Any] = (
+        {"tag_field": config.tag_field, "tag": config.tag}
+        if tagged and config.tag_field is not None
+        else {}
+    )
+    return msgspec.defstruct(  # type: ignore[return-value]  # defstruct says Struct
+        name or record.__name__,
+        fields,
+        bases=(base,),
+        module=record.__module__,
+        namespace={"__doc__": doc} if doc else None,
+        frozen=True,
+        kw_only=True,
+        **tag,
+    )
+
+
+def show(value: msgspec.Struct, view: type[S]) -> S:
+    """``value`` as its ``shown`` type: the fields the view has, taken by name."""
+    return view(**{name: getattr(value, name) for name in view.__struct_fields__})
 
 
 class User(Record, frozen=True, kw_only=True):
@@ -145,19 +213,11 @@ class Command(Record, frozen=True, kw_only=True):
     error_message: str | None
     submitted_at: str
     completed_at: str | None
-    started_at: str | None = None  # internal: when execution began
+    started_at: Annotated[str | None, INTERNAL] = None  # when execution began
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
-
-
-class ResponseChunk(Record, frozen=True, kw_only=True):
-    command_id: str
-    sequence_number: int
-    response_payload: dict[str, Any]
-    is_final: bool
-    received_at: str
 
 
 class AuditEntry(Record, frozen=True, kw_only=True):

@@ -5,19 +5,20 @@ import jwt
 import pytest
 
 from tests.support.harness import ADMIN_PASSWORD, ENGINEER_PASSWORD, Server, auth
+from tests.support.schemas import fields
 
 pytestmark = pytest.mark.fast
 
 
 def test_login_returns_a_bearer_token_pair(server: Server) -> None:
     tokens = server.login("engineer", ENGINEER_PASSWORD)
-    assert set(tokens) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert set(tokens) == fields(server, "TokenPair")
     assert tokens["token_type"] == "bearer"
     assert tokens["expires_in"] == server.config.access_token_ttl_s
     me = server.http.get("/api/v1/auth/me", headers=auth(tokens["access_token"]))
     assert me.status_code == 200
     assert me.json()["username"] == "engineer" and me.json()["role"] == "engineer"
-    assert set(me.json()) == {"user_id", "username", "role"}
+    assert set(me.json()) == fields(server, "Me")
 
 
 def test_wrong_user_and_wrong_password_get_the_same_answer(server: Server) -> None:
@@ -140,7 +141,7 @@ def test_admin_creates_and_lists_users(server: Server) -> None:
     )
     assert r.status_code == 201
     body = r.json()
-    assert set(body) == {"user_id", "username", "role", "disabled"}
+    assert set(body) == fields(server, "User")
     assert (body["username"], body["role"], body["disabled"]) == ("alice", "engineer", False)
     listed = server.http.get("/api/v1/users", headers=auth(admin)).json()["items"]
     assert sorted(u["username"] for u in listed) == ["admin", "alice", "engineer"]

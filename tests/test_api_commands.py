@@ -11,6 +11,7 @@ from tests.support.harness import (
     make_config,
     wait_until,
 )
+from tests.support.schemas import fields
 
 pytestmark = pytest.mark.fast
 
@@ -33,18 +34,8 @@ def test_submit_returns_201_with_location_and_the_stored_command(server: Server)
     assert r.status_code == 201
     command = r.json()
     assert r.headers["location"] == f"/api/v1/commands/{command['command_id']}"
-    assert set(command) == {
-        "command_id",
-        "vehicle_id",
-        "user_id",
-        "command_name",
-        "command_params",
-        "status",
-        "error_code",
-        "error_message",
-        "submitted_at",
-        "completed_at",
-    }
+    assert set(command) == fields(server, "Command")
+    assert "started_at" not in command  # internal: the record declares it so
     # Stored in one spelling: 0x10 is the ECU at 0x0010.
     assert command["status"] == "pending"
     assert command["command_params"] == {"ecuAddress": "0x0010"}
@@ -82,7 +73,7 @@ def test_each_profile_ends_as_expected(
             "status": "complete",
             "totalDtcs": len(INITIAL_DTCS),
         }
-        assert set(chunks[0]) == {"sequence_number", "response_payload", "is_final", "received_at"}
+        assert set(chunks[0]) == fields(server, "ResponseChunk")
     else:
         assert chunks == []  # garbage is never stored
         assert done["error_message"]

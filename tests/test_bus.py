@@ -10,7 +10,13 @@ pytestmark = pytest.mark.fast
 
 
 def _chunk(command_id: str, n: int) -> ResponseEvent:
-    return ResponseEvent(command_id, n, False, {"n": n}, "t")
+    return ResponseEvent(
+        command_id=command_id,
+        sequence_number=n,
+        response_payload={"n": n},
+        is_final=False,
+        received_at="t",
+    )
 
 
 def test_subscribers_get_their_commands_events_in_order() -> None:
@@ -23,7 +29,7 @@ def test_subscribers_get_their_commands_events_in_order() -> None:
         ):
             bus.publish(_chunk("a", 1))
             bus.publish(_chunk("a", 2))
-            bus.publish(StatusEvent("b", CommandStatus.IN_PROGRESS, "t"))
+            bus.publish(StatusEvent(command_id="b", status=CommandStatus.IN_PROGRESS, at="t"))
             for sub in (first, second):
                 assert [(await sub.get()).sequence_number for _ in range(2)] == [1, 2]  # type: ignore[union-attr]
             assert (await other.get()).command_id == "b"

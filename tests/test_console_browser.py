@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
+    Locator,
     Page,
     Playwright,
     ViewportSize,
@@ -34,6 +35,7 @@ from tests.support.harness import (
     ENGINEER_PASSWORD,
     ScriptedConnector,
     Server,
+    auth,
     make_config,
     running,
     unavailable,
@@ -565,3 +567,72 @@ def test_the_numbers_are_computed_as_prometheus_does(console: Console) -> None:
     # 100 observations, 90 at or below 0.5 s, 100 at or below 1 s: rank 95 is halfway.
     assert p95 == pytest.approx(0.75)
     assert ended == 100
+
+
+# -- paging ------------------------------------------------------------------------------
+
+DASH = "\u2013"  # the pager's en dash, as in 1 to 20 of 25
+
+
+def _pages(page: Page, label: str) -> Locator:
+    return page.get_by_role("navigation", name=label)
+
+
+def _shows(pages: Locator, first: int, last: int, total: int) -> None:
+    expect(pages).to_contain_text(f"{first}{DASH}{last} of {total}")
+
+
+def test_the_fleet_history_and_audit_tables_page_alike(
+    browser: Browser, tmp_path: Path, shots: Path
+) -> None:
+    """The three lists share one pager (app/console/static/js/paged.js): 20 rows a page,
+    the next ones after Next, back with Previous, and a new filter starts at page one."""
+    with running(make_config(tmp_path)) as server:
+        admin = server.admin_token()
+        for n in range(22):  # the demo fleet and 22 more: two fleet pages
+            r = server.http.post(
+                "/api/v1/vehicles",
+                headers=auth(admin),
+                json={"vin": f"ZPAGE{n:012d}", "make": "Page", "model": f"M{n}", "year": 2020},
+            )
+            assert r.status_code == 201, r.text
+        golf = server.vehicle(admin)["vehicle_id"]
+        for _ in range(21):  # one at a time: a user may queue only a few per vehicle
+            server.wait_status(admin, server.submit(admin, golf)["command_id"])
+        fleet = server.http.get("/api/v1/vehicles", headers=auth(admin)).json()["total"]
+        tab = _open(browser, server, shots, DESKTOP)
+        page = tab.page
+        try:
+            tab.sign_in("admin", ADMIN_PASSWORD)
+            for section, label, total in (
+                ("Fleet", "Fleet pages", fleet),
+                ("History", "History pages", 21),
+            ):
+                tab.nav(section)
+                pages = _pages(page, label)
+                rows = page.get_by_role("table").get_by_role("row")
+                _shows(pages, 1, 20, total)
+                expect(rows).to_have_count(20 + 1)  # and the head
+                expect(pages.get_by_role("button", name="Previous")).to_be_disabled()
+                pages.get_by_role("button", name="Next").click()
+                _shows(pages, 21, total, total)
+                expect(rows).to_have_count(total - 20 + 1)
+                expect(pages.get_by_role("button", name="Next")).to_be_disabled()
+                pages.get_by_role("button", name="Previous").click()
+                _shows(pages, 1, 20, total)
+            # A new filter starts at the first page: the fleet's search, from page 2.
+            tab.nav("Fleet")
+            pages = _pages(page, "Fleet pages")
+            pages.get_by_role("button", name="Next").click()
+            _shows(pages, 21, fleet, fleet)
+            page.get_by_label("Search").fill("ZPAGE")
+            page.get_by_role("button", name="Filter").click()
+            _shows(pages, 1, 20, 22)
+            tab.nav("Admin")
+            audit = _pages(page, "Audit pages")
+            expect(audit).to_contain_text(f"1{DASH}20 of")
+            audit.get_by_role("button", name="Next").click()
+            expect(audit).to_contain_text(f"21{DASH}")
+        finally:
+            page.context.close()
+        assert tab.errors == [], "the page logged errors (console or CSP)"

@@ -16,13 +16,13 @@ from app.api import decoding
 from app.api.decoding import MAX_JSON_DEPTH
 from app.api.routes import ENDPOINTS
 from app.errors import STATUS_OF
+from app.events import ResponseChunk
 from app.models import (
     Actor,
     AuditEntry,
     Command,
     EcuRef,
     Principal,
-    ResponseChunk,
     User,
     Vehicle,
 )
@@ -39,6 +39,7 @@ from app.vocabulary import (
     SimulatorProfile,
 )
 from tests.support.harness import Server, auth
+from tests.support.schemas import fields
 
 pytestmark = pytest.mark.fast
 
@@ -224,34 +225,11 @@ def test_responses_are_json_with_every_field(server: Server) -> None:
     r = server.http.get("/api/v1/vehicles?limit=1", headers=auth(token))
     assert r.headers["content-type"] == "application/json"
     page = r.json()
-    assert set(page) == {"items", "total", "limit", "offset"}
-    assert set(page["items"][0]) == {
-        "vehicle_id",
-        "vin",
-        "make",
-        "model",
-        "year",
-        "connection_status",
-        "simulator_profile",
-        "last_seen_at",
-        "transport",
-        "doip",
-        "ecus",
-    }
+    assert set(page) == fields(server, "VehiclePage")
+    assert set(page["items"][0]) == fields(server, "Vehicle")
     assert "last_seen_at" in page["items"][0]  # null, but present
     command = server.submit(token, page["items"][0]["vehicle_id"])
-    assert set(command) == {
-        "command_id",
-        "vehicle_id",
-        "user_id",
-        "command_name",
-        "command_params",
-        "status",
-        "error_code",
-        "error_message",
-        "submitted_at",
-        "completed_at",
-    }
+    assert set(command) == fields(server, "Command")
 
 
 # -- records by name ---------------------------------------------------------------------

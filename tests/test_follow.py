@@ -23,8 +23,15 @@ import pytest
 from app.bus import EventBus, Overflowed
 from app.clock import Clock
 from app.errors import NotFound
-from app.events import ErrorEvent, Event, ResponseEvent, StatusEvent, terminal_event
-from app.models import Command, Principal, ResponseChunk
+from app.events import (
+    ErrorEvent,
+    Event,
+    ResponseChunk,
+    ResponseEvent,
+    StatusEvent,
+    terminal_event,
+)
+from app.models import Command, Principal
 from app.services.commands import CommandService
 from app.services.follow import REPLAY_PAGE, follow
 from app.services.pipeline import Pipeline, PipelineSettings
@@ -311,9 +318,11 @@ def test_terminal_has_one_definition() -> None:
         else:
             with pytest.raises(ValueError, match="not a terminal status"):
                 terminal_event("c", status, None, None, "t")
-        assert StatusEvent("c", status, "t").is_terminal is status.is_terminal
+        assert StatusEvent(command_id="c", status=status, at="t").is_terminal is status.is_terminal
     assert set(TERMINAL_STATUSES) == {s for s in CommandStatus if s.is_terminal}
-    assert not ResponseEvent("c", 1, True, {}, "t").is_terminal
+    assert not ResponseEvent(
+        command_id="c", sequence_number=1, response_payload={}, is_final=True, received_at="t"
+    ).is_terminal
 
 
 def _paged(w: World) -> list[tuple[int, int | None]]:

@@ -27,6 +27,7 @@ from app.services.sovd.operations import operation
 from app.vehicles.simulator import SimulatedConnector
 from tests.support.fake_clock import FakeClock
 from tests.support.harness import Server, auth, in_process, make_config, wait_until
+from tests.support.schemas import dtc_status
 from tests.support.scrape import scrape, total
 from tests.support.sovd_paths import READS, fill
 
@@ -207,17 +208,7 @@ def test_faults_per_ecu_with_iso_status_bits(sovd: Server) -> None:
     ]
     p0171, p0420 = engine
     # The status object's keys are CDA's spelling of the ISO 14229-1 bits.
-    assert p0171["status"] == {
-        "test_failed": True,
-        "test_failed_this_operation_cycle": True,
-        "pending_dtc": True,
-        "confirmed_dtc": True,
-        "test_not_completed_since_last_clear": False,
-        "test_failed_since_last_clear": True,
-        "test_not_completed_this_operation_cycle": False,
-        "warning_indicator_requested": False,
-        "mask": "2F",
-    }
+    assert p0171["status"] == dtc_status(0x2F)
     assert p0420["status"]["confirmed_dtc"] is False and p0420["status"]["pending_dtc"] is True
     assert p0420["status"]["mask"] == "27"
     assert p0171["fault_name"] == "System too lean (bank 1)"

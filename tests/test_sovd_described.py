@@ -14,6 +14,7 @@ import pytest
 
 from app.vehicles.pdx import build_demo_pdx
 from tests.support.harness import Server, auth, in_process, make_config
+from tests.support.schemas import dtc_status
 
 pytestmark = pytest.mark.fast
 
@@ -24,18 +25,8 @@ BOUND = [
     {"description": "ABS"},
     {"description": "BODY"},
 ]
-STATUS_2F = {
-    "test_failed": True,
-    "test_failed_this_operation_cycle": True,
-    "pending_dtc": True,
-    "confirmed_dtc": True,
-    "test_not_completed_since_last_clear": False,
-    "test_failed_since_last_clear": True,
-    "test_not_completed_this_operation_cycle": False,
-    "warning_indicator_requested": False,
-    "mask": "2F",
-}
-NO_STATUS = {**{k: False for k in STATUS_2F if k != "mask"}, "mask": "00"}
+STATUS_2F = dtc_status(0x2F)
+NO_STATUS = dtc_status(0x00)
 
 
 @pytest.fixture(scope="module")

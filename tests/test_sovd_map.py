@@ -66,6 +66,7 @@ from app.vehicles.pdx import (
     build_demo_pdx,
     scenario,
 )
+from tests.support.schemas import dtc_status
 
 pytestmark = pytest.mark.fast
 
@@ -585,17 +586,7 @@ def test_demo_faults_from_the_emulated_ecus(demo: Database) -> None:
             "display_code": "P0171",
             "fault_name": "System too lean (bank 1)",
             "severity": 2,
-            "status": {
-                "test_failed": True,
-                "test_failed_this_operation_cycle": True,
-                "pending_dtc": True,
-                "confirmed_dtc": True,
-                "test_not_completed_since_last_clear": False,
-                "test_failed_since_last_clear": True,
-                "test_not_completed_this_operation_cycle": False,
-                "warning_indicator_requested": False,
-                "mask": f"{scenario.CONFIRMED_ACTIVE:02X}",
-            },
+            "status": dtc_status(scenario.CONFIRMED_ACTIVE),
         },
         {
             "code": "042000",
@@ -603,17 +594,7 @@ def test_demo_faults_from_the_emulated_ecus(demo: Database) -> None:
             "display_code": "P0420",
             "fault_name": "Catalyst system efficiency below threshold (bank 1)",
             "severity": 3,
-            "status": {
-                "test_failed": True,
-                "test_failed_this_operation_cycle": True,
-                "pending_dtc": True,
-                "confirmed_dtc": False,
-                "test_not_completed_since_last_clear": False,
-                "test_failed_since_last_clear": True,
-                "test_not_completed_this_operation_cycle": False,
-                "warning_indicator_requested": False,
-                "mask": f"{scenario.PENDING_ACTIVE:02X}",
-            },
+            "status": dtc_status(scenario.PENDING_ACTIVE),
         },
     ]
     (c0035,) = decode_faults(demo.diag_layers["ABS"], _ask(_ecu("abs"), bytes.fromhex("1902FF")))

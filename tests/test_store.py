@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from app.errors import StartupError
-from app.models import Actor, Command, ResponseChunk, User, Vehicle
+from app.events import ResponseChunk
+from app.models import Actor, Command, User, Vehicle
 from app.store.commands import CommandStore
 from app.store.database import Database
 from app.store.migrations import MIGRATIONS

@@ -5,6 +5,7 @@ re-reading hex strings from the payload."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.events import ResponseEvent
+from app.events import ResponseEvent, encode
 from app.models import Principal, Role
 from app.vehicles.connector import Chunk, DtcRecord, Negative
 from app.vehicles.history import Reading, reading
@@ -25,6 +26,7 @@ from tests.support.harness import (
     make_config,
     wait_until,
 )
+from tests.support.schemas import dtc_status
 
 pytestmark = pytest.mark.fast
 
@@ -134,11 +136,8 @@ def test_faults_come_from_the_typed_dtc_not_the_payload(
     assert faults["017100"]["status"]["mask"] == "2F"
     assert faults["017100"]["status"]["confirmed_dtc"] is True
     assert faults["C07301"]["display_code"] == "U0073"
-    assert faults["C07301"]["status"] == {
-        **{k: False for k in faults["C07301"]["status"] if k != "mask"},
-        "confirmed_dtc": True,
-        "mask": "08",
-    }
+    assert faults["017100"]["status"] == dtc_status(0x2F)
+    assert faults["C07301"]["status"] == dtc_status(0x08)  # confirmed_dtc alone
 
 
 def test_a_refusal_comes_from_the_typed_negative_not_the_payload(
@@ -204,7 +203,15 @@ def test_a_replayed_chunk_carries_the_typed_fields_read_back_from_the_stored_for
     assert reading({"negativeResponse": {"nrc": "zz"}, "response": "XY"}) == Reading()
     event = ResponseEvent.replayed("c", 1, True, dict(REFUSED), "t")
     assert event.negative == Negative(0x31, "requestOutOfRange", 0x22)
-    assert event.as_dict()["response_payload"] == REFUSED  # the wire form is the stored one
+    # The frame is the stored form: the typed reading stays inside the service.
+    assert json.loads(encode(event)) == {
+        "event": "response",
+        "command_id": "c",
+        "sequence_number": 1,
+        "response_payload": REFUSED,
+        "is_final": True,
+        "received_at": "t",
+    }
 
 
 def test_faults_replayed_to_a_late_reader_are_typed(

@@ -4,6 +4,8 @@ must agree byte for byte."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from doipclient import messages as doipclient_messages
 from doipclient.client import Parser
@@ -13,6 +15,7 @@ from udsoncan.ResponseCode import ResponseCode
 from udsoncan.services.DiagnosticSessionControl import DiagnosticSessionControl
 from udsoncan.services.ReadDTCInformation import ReadDTCInformation
 
+from app.descriptions.fault_status import STATUS_KEYS
 from app.vehicles import doip, uds
 
 pytestmark = pytest.mark.fast
@@ -71,6 +74,13 @@ def test_status_bits_match_udsoncan_for_every_byte() -> None:
         ours = set(uds.status_bits(byte))
         assert ours == {name for name, attr in attributes.items() if getattr(theirs, attr)}
         assert uds.status_byte(*ours) == byte
+
+
+def test_fault_status_keys_are_the_iso_bits_in_order() -> None:
+    """The keys a fault's ``status`` shows (and the tests' expected status objects are
+    built from) are the ISO bits just checked against udsoncan, snake-cased, in order."""
+    snake = [re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower() for name in uds.DTC_STATUS_BITS]
+    assert snake == list(STATUS_KEYS)
 
 
 def test_status_summary_says_what_a_workshop_says() -> None:

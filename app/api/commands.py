@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from app import models
+from app import events, models
 from app.api.contract import (
     Body,
     Call,
@@ -21,8 +21,9 @@ from app.api.contract import (
 )
 from app.clock import format_ts, parse_ts
 from app.errors import BadRequest
+from app.models import show, shown
 from app.store.commands import CommandFilter
-from app.vocabulary import CommandStatus, FailureCode
+from app.vocabulary import CommandStatus
 
 _DATE_TIME = {"format": "date-time"}
 Since = Annotated[
@@ -60,33 +61,21 @@ class CommandQuery(Query, frozen=True, kw_only=True):
     offset: Offset = 0
 
 
-class Command(Out, frozen=True, kw_only=True):
-    """A command as clients see it (its internal start time left out)."""
-
-    command_id: str
-    vehicle_id: str
-    user_id: str
-    command_name: str
-    command_params: dict[str, Any]
-    status: CommandStatus
-    error_code: FailureCode | None
-    error_message: str | None
-    submitted_at: str
-    completed_at: str | None
+# A command as clients see it: the record, its internal fields left out by declaration.
+Command = shown(
+    models.Command, base=Out, doc="A command as clients see it (its internal start time left out)."
+)
 
 
 class CommandPage(Out, frozen=True, kw_only=True):
-    items: list[Command]
+    items: list[Command]  # type: ignore[valid-type]  # derived by ``shown``
     total: int
     limit: int
     offset: int
 
 
-class ResponseChunk(Out, frozen=True, kw_only=True):
-    sequence_number: Annotated[int, msgspec.Meta(ge=1)]
-    response_payload: dict[str, Any]
-    is_final: bool
-    received_at: str
+# A chunk of the answer as a page shows it: the stored chunk without its command's id.
+ResponseChunk = shown(events.ResponseChunk, base=Out, hide=("command_id",))
 
 
 RESPONSES_PAGE_MAX = 1000
@@ -117,33 +106,9 @@ class ResponsesQuery(Query, frozen=True, kw_only=True):
 class ResponseChunks(Out, frozen=True, kw_only=True):
     """A page of a command's answer, in sequence order."""
 
-    items: list[ResponseChunk]
+    items: list[ResponseChunk]  # type: ignore[valid-type]  # derived by ``shown``
     # Pass as ``after`` for the next page; None: this page is the last stored one.
     next_after: int | None
-
-
-def _out(c: models.Command) -> Command:
-    return Command(
-        command_id=c.command_id,
-        vehicle_id=c.vehicle_id,
-        user_id=c.user_id,
-        command_name=c.command_name,
-        command_params=c.command_params,
-        status=c.status,
-        error_code=c.error_code,
-        error_message=c.error_message,
-        submitted_at=c.submitted_at,
-        completed_at=c.completed_at,
-    )
-
-
-def _chunk(c: models.ResponseChunk) -> ResponseChunk:
-    return ResponseChunk(
-        sequence_number=c.sequence_number,
-        response_payload=c.response_payload,
-        is_final=c.is_final,
-        received_at=c.received_at,
-    )
 
 
 def _instant(name: str, raw: str | None) -> str | None:
@@ -168,11 +133,13 @@ async def submit(call: Call[NewCommand, None]) -> Result:
     command = await call.services.commands.submit(
         call.who, b.vehicle_id.lower(), b.command_name, b.command_params, call.client()
     )
-    return Result(_out(command), headers={"Location": f"/api/v1/commands/{command.command_id}"})
+    return Result(
+        show(command, Command), headers={"Location": f"/api/v1/commands/{command.command_id}"}
+    )
 
 
-async def get_command(call: Call[None, None]) -> Command:
-    return _out(await call.services.commands.get(call.who, call.path_id("command_id")))
+async def get_command(call: Call[None, None]) -> Out:
+    return show(await call.services.commands.get(call.who, call.path_id("command_id")), Command)
 
 
 async def responses(call: Call[None, ResponsesQuery]) -> ResponseChunks:
@@ -184,7 +151,8 @@ async def responses(call: Call[None, ResponsesQuery]) -> ResponseChunks:
     page = chunks[: q.limit]
     more = len(chunks) > q.limit
     return ResponseChunks(
-        items=[_chunk(c) for c in page], next_after=page[-1].sequence_number if more else None
+        items=[show(c, ResponseChunk) for c in page],
+        next_after=page[-1].sequence_number if more else None,
     )
 
 
@@ -203,7 +171,9 @@ async def list_commands(call: Call[None, CommandQuery]) -> CommandPage:
         offset=q.offset,
     )
     items, total = await call.services.commands.find(call.who, flt)
-    return CommandPage(items=[_out(c) for c in items], total=total, limit=q.limit, offset=q.offset)
+    return CommandPage(
+        items=[show(c, Command) for c in items], total=total, limit=q.limit, offset=q.offset
+    )
 
 
 async def cancel(call: Call[None, None]) -> Result:
@@ -212,4 +182,4 @@ async def cancel(call: Call[None, None]) -> Result:
     command, stored = await call.services.commands.cancel(
         call.who, call.path_id("command_id"), call.client()
     )
-    return Result(_out(command), status=200 if stored else 202)
+    return Result(show(command, Command), status=200 if stored else 202)

@@ -13,7 +13,6 @@ from ``app.api.ws``. ``info.version`` is the installed package's version.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +26,7 @@ from app.api.error_bodies import SOVD_STANDARD_CODES, GenericError, is_sovd
 from app.api.routes import ENDPOINTS
 from app.catalogue import CATALOGUE
 from app.errors import STATUS_OF
-from app.events import ErrorEvent, ResponseEvent, StatusEvent
+from app.events import FRAMES
 from app.version import version
 from app.vocabulary import Access, ErrorCode
 
@@ -186,8 +185,15 @@ def _command_variants(schema: dict[str, Any]) -> None:
     ]
 
 
-def _event_fields(kind: type[Any]) -> list[str]:
-    return ["event", *(f.name for f in dataclasses.fields(kind))]
+def _frames() -> dict[str, list[str]]:
+    """Each frame's fields by its ``event`` tag, as ``app.events`` declares them."""
+    return {
+        str(kind.__struct_config__.tag): [
+            "event",
+            *(f.encode_name for f in msgspec.structs.fields(kind)),
+        ]
+        for kind in FRAMES
+    }
 
 
 def _websockets() -> dict[str, Any]:
@@ -225,9 +231,7 @@ def _websockets() -> dict[str, Any]:
             "messages": {
                 "description": "one JSON object per text frame, by its `event` field; the"
                 " stream ends after the terminal status or error event",
-                "status": _event_fields(StatusEvent),
-                "response": _event_fields(ResponseEvent),
-                "error": _event_fields(ErrorEvent),
+                **_frames(),
             },
             "close_codes": dict(sorted(closes.items())),
         }

@@ -30,7 +30,8 @@ from app.errors import (
     ServiceError,
     VehicleDisconnected,
 )
-from app.models import Actor, Command, Principal, ResponseChunk, Vehicle
+from app.events import ResponseChunk
+from app.models import Actor, Command, Principal, Vehicle
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
 from app.services.follow import REPLAY_PAGE, Following, follow

@@ -24,8 +24,8 @@ from contextlib import asynccontextmanager
 from typing import Final
 
 from app.bus import EventBus, Subscription
-from app.events import Event, ResponseEvent, StatusEvent, terminal_event
-from app.models import Command, ResponseChunk
+from app.events import Event, ResponseChunk, StatusEvent, terminal_event
+from app.models import Command
 from app.vocabulary import CommandStatus
 
 # Chunks a replay reads at once.
@@ -47,7 +47,7 @@ class _Seen:
         self.in_progress_sent = False
 
     def wanted(self, event: Event) -> bool:
-        if isinstance(event, ResponseEvent):
+        if isinstance(event, ResponseChunk):
             if event.sequence_number <= self.last_sequence:
                 return False
             self.last_sequence = event.sequence_number
@@ -61,16 +61,14 @@ class _Seen:
 def _replayed_start(command: Command) -> list[Event]:
     if command.started_at is None:
         return []
-    return [StatusEvent(command.command_id, CommandStatus.IN_PROGRESS, command.started_at)]
+    start = StatusEvent(
+        command_id=command.command_id, status=CommandStatus.IN_PROGRESS, at=command.started_at
+    )
+    return [start]
 
 
 def _chunk_events(chunks: list[ResponseChunk]) -> list[Event]:
-    return [
-        ResponseEvent.replayed(
-            c.command_id, c.sequence_number, c.is_final, c.response_payload, c.received_at
-        )
-        for c in chunks
-    ]
+    return [c.read_back() for c in chunks]
 
 
 def _replayed_end(command: Command) -> Event | None:

@@ -44,8 +44,8 @@ from app import catalogue
 from app.bus import EventBus
 from app.clock import Clock
 from app.errors import Overloaded, RateLimited, StorageUnavailable
-from app.events import ResponseEvent, StatusEvent, terminal_event
-from app.models import Actor, Command, ResponseChunk
+from app.events import ResponseChunk, StatusEvent, terminal_event
+from app.models import Actor, Command
 from app.store.commands import CommandStore, Finish
 from app.telemetry import (
     NO_COMMAND_TRACE,
@@ -58,7 +58,6 @@ from app.telemetry import (
     Tracing,
 )
 from app.vehicles.connector import (
-    Chunk,
     Connector,
     DiagnosticRequest,
     Negative,
@@ -491,8 +490,12 @@ class Pipeline:
                             response_payload=dict(received.payload),
                             is_final=received.is_final,
                             received_at=self._clock.timestamp(),
+                            # The connector's typed reading travels with it (#20 item 7).
+                            negative=received.negative,
+                            raw=received.raw,
+                            dtc=received.dtc,
                         )
-                        await self._step(entry, self._store_chunk(chunk, received))
+                        await self._step(entry, self._store_chunk(chunk))
                         if received.negative is not None:
                             end = self._refused(received.negative)
                             break
@@ -560,25 +563,15 @@ class Pipeline:
             marked = await self._store.mark_in_progress(command_id, started_at)
         if not marked:
             return False
-        self._bus.publish(StatusEvent(command_id, CommandStatus.IN_PROGRESS, started_at))
+        self._bus.publish(
+            StatusEvent(command_id=command_id, status=CommandStatus.IN_PROGRESS, at=started_at)
+        )
         return True
 
-    async def _store_chunk(self, chunk: ResponseChunk, received: Chunk) -> None:
+    async def _store_chunk(self, chunk: ResponseChunk) -> None:
         with self._tracing.span(STORE_CHUNK):
             await self._store.add_response(chunk)
-        self._bus.publish(
-            ResponseEvent(
-                chunk.command_id,
-                chunk.sequence_number,
-                chunk.is_final,
-                chunk.response_payload,
-                chunk.received_at,
-                # The connector's typed reading travels with it (#20 item 7).
-                negative=received.negative,
-                raw=received.raw,
-                dtc=received.dtc,
-            )
-        )
+        self._bus.publish(chunk)
         self._telemetry.response_chunk()
 
     # -- ending ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.models import Actor, AuditEntry
 from app.store.database import Database
-from app.store.rows import enum_reader, fetch_all
+from app.store.rows import Where, delete_batch, enum_reader, page
 from app.vocabulary import AuditAction
 
 
@@ -40,6 +40,9 @@ def insert_audit(
 
 
 _ACTION = enum_reader(AuditAction)
+_ENTRY_COLUMNS = (
+    "audit_id, at, user_id, username, action, entity_type, entity_id, details, client_address"
+)
 
 
 def _entry(row: sqlite3.Row) -> AuditEntry:
@@ -82,38 +85,21 @@ class AuditStore:
         )
 
     async def find(self, flt: AuditFilter) -> tuple[list[AuditEntry], int]:
-        where, args = [], []
-        if flt.action is not None:
-            where.append("action = ?")
-            args.append(flt.action)
-        if flt.user_id is not None:
-            where.append("user_id = ?")
-            args.append(flt.user_id)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        where = Where()
+        where.equal("action", flt.action)
+        where.equal("user_id", flt.user_id)
 
         def run(conn: sqlite3.Connection) -> tuple[list[AuditEntry], int]:
-            total = conn.execute(f"SELECT count(*) FROM audit_log {clause}", args).fetchone()[0]
-            rows = fetch_all(
-                conn,
-                "SELECT audit_id, at, user_id, username, action, entity_type, entity_id,"
-                f" details, client_address FROM audit_log {clause}"
-                " ORDER BY audit_id DESC LIMIT ? OFFSET ?",
-                [*args, flt.limit, flt.offset],
+            rows, total = page(
+                conn, _ENTRY_COLUMNS, "audit_log", where, "audit_id DESC", flt.limit, flt.offset
             )
-            return [_entry(r) for r in rows], int(total)
+            return [_entry(r) for r in rows], total
 
         return await self._db.read(run)
 
     async def purge_before(self, cutoff: str, batch: int) -> int:
         """Delete up to ``batch`` rows written before ``cutoff``; return how many."""
-
-        def run(conn: sqlite3.Connection) -> int:
-            # Found through the index on ``at`` (migration 3).
-            cur = conn.execute(
-                "DELETE FROM audit_log WHERE audit_id IN (SELECT audit_id FROM audit_log"
-                " WHERE at < ? LIMIT ?)",
-                (cutoff, batch),
-            )
-            return cur.rowcount
-
-        return await self._db.write(run)
+        # Found through the index on ``at`` (migration 3).
+        return await self._db.write(
+            lambda c: delete_batch(c, "audit_log", "audit_id", "at < ?", (cutoff,), batch)
+        )

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.catalogue import ECU_ADDRESS_PARAM
-from app.models import SYSTEM_ACTOR, Actor, Command, ResponseChunk
+from app.events import ResponseChunk
+from app.models import SYSTEM_ACTOR, Actor, Command
 from app.store.audit import insert_audit
 from app.store.database import Database
-from app.store.rows import enum_reader, fetch_all, fetch_one
+from app.store.rows import Where, enum_reader, fetch_all, fetch_one, page
 from app.vehicles.addresses import InvalidAddress, as_shown, parse_address, stored_spellings
 from app.vocabulary import ACTIVE_STATUSES, AuditAction, CommandStatus, FailureCode
 
@@ -169,40 +170,27 @@ class CommandStore:
         return await self._db.read(run)
 
     async def find(self, flt: CommandFilter) -> tuple[list[Command], int]:
-        where: list[str] = []
-        args: list[Any] = []
-        for column, value in (
-            ("vehicle_id", flt.vehicle_id),
-            ("status", flt.status),
-            ("user_id", flt.user_id),
-            ("command_name", flt.command_name),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
+        where = Where()
+        where.equal("vehicle_id", flt.vehicle_id)
+        where.equal("status", flt.status)
+        where.equal("user_id", flt.user_id)
+        where.equal("command_name", flt.command_name)
         for key, wanted in flt.params:
             values = _param_values(key, wanted)
-            where.append(f"json_extract(command_params, ?) IN ({', '.join('?' * len(values))})")
-            args.extend((f'$."{key}"', *values))
+            marks = ", ".join("?" * len(values))
+            where.add(f"json_extract(command_params, ?) IN ({marks})", f'$."{key}"', *values)
         if flt.statuses:
-            where.append(f"status IN ({', '.join('?' * len(flt.statuses))})")
-            args.extend(flt.statuses)
+            where.add(f"status IN ({', '.join('?' * len(flt.statuses))})", *flt.statuses)
         if flt.since is not None:
-            where.append("submitted_at >= ?")
-            args.append(flt.since)
+            where.add("submitted_at >= ?", flt.since)
         if flt.until is not None:
-            where.append("submitted_at < ?")
-            args.append(flt.until)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+            where.add("submitted_at < ?", flt.until)
 
         def run(conn: sqlite3.Connection) -> tuple[list[Command], int]:
-            total = conn.execute(f"SELECT count(*) FROM commands {clause}", args).fetchone()[0]
-            rows = fetch_all(
-                conn,
-                f"{_SELECT} {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                [*args, flt.limit, flt.offset],
+            rows, total = page(
+                conn, _SELECT_COLUMNS, "commands", where, "seq DESC", flt.limit, flt.offset
             )
-            return [_command(r) for r in rows], int(total)
+            return [_command(r) for r in rows], total
 
         return await self._db.read(run)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from app.models import Actor, Principal, User
 from app.store.audit import insert_audit
 from app.store.database import Database
-from app.store.rows import fetch_all, fetch_one
+from app.store.rows import delete_batch, fetch_all, fetch_one
 from app.usernames import lookalike, username_key
 from app.vocabulary import AccountKind, AuditAction, AuthMethod, Role
 
@@ -366,12 +366,7 @@ class UserStore:
         """Delete up to ``batch`` sessions that expired before ``now`` or were revoked;
         return how many. Their audit rows stay (they name the session by id only)."""
 
-        def run(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM sessions"
-                " WHERE expires_at < ? OR revoked_at IS NOT NULL LIMIT ?)",
-                (now, batch),
-            )
-            return cur.rowcount
-
-        return await self._db.write(run)
+        dead = "expires_at < ? OR revoked_at IS NOT NULL"
+        return await self._db.write(
+            lambda c: delete_batch(c, "sessions", "session_id", dead, (now,), batch)
+        )

@@ -13,7 +13,7 @@ import msgspec
 from app.models import Actor, DoipTargetSpec, EcuRef, Vehicle
 from app.store.audit import insert_audit
 from app.store.database import Database
-from app.store.rows import enum_reader, fetch_all, fetch_one
+from app.store.rows import Where, enum_reader, fetch_one, page
 from app.vehicles.addresses import format_address
 from app.vocabulary import AuditAction, ConnectionStatus, SimulatorProfile, Transport
 
@@ -199,27 +199,20 @@ class VehicleStore:
         return await self._db.read(run)
 
     async def find(self, flt: VehicleFilter) -> tuple[list[Vehicle], int]:
-        where: list[str] = []
-        args: list[Any] = []
-        if flt.status is not None:
-            where.append("connection_status = ?")
-            args.append(flt.status)
+        where = Where()
+        where.equal("connection_status", flt.status)
         if flt.search:
             pattern = _like_pattern(flt.search)
-            where.append(
-                "(vin LIKE ? ESCAPE '\\' OR make LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')"
+            where.add(
+                "(vin LIKE ? ESCAPE '\\' OR make LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')",
+                pattern,
+                pattern,
+                pattern,
             )
-            args += [pattern, pattern, pattern]
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
 
         def run(conn: sqlite3.Connection) -> tuple[tuple[Vehicle, ...], int]:
-            total = conn.execute(f"SELECT count(*) FROM vehicles {clause}", args).fetchone()[0]
-            rows = fetch_all(
-                conn,
-                f"SELECT {_COLUMNS} FROM vehicles {clause} ORDER BY vin LIMIT ? OFFSET ?",
-                [*args, flt.limit, flt.offset],
-            )
-            return tuple(_vehicle(r) for r in rows), int(total)
+            rows, total = page(conn, _COLUMNS, "vehicles", where, "vin", flt.limit, flt.offset)
+            return tuple(_vehicle(r) for r in rows), total
 
         # The fleet page is read far more often than the fleet changes (every console and
         # dashboard polls it): served from memory until the next write of any kind.

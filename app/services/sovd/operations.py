@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from app.errors import BadRequest, Conflict, NotFound, ServiceError
-from app.events import ResponseEvent
-from app.models import Command, ResponseChunk
+from app.events import ResponseChunk, ResponseEvent
+from app.models import Command
 from app.services.commands import CommandService
 from app.services.sovd.calls import Outcome, Until, VehicleCalls, error_of
 from app.services.sovd.entities import Component, Target

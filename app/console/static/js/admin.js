@@ -4,7 +4,8 @@
 
 import { get, patch, postJson } from "./api.js";
 import { descriptionsPanel } from "./descriptions.js";
-import { badge, clear, field, h, pager, select, table, vehicleName, when } from "./dom.js";
+import { badge, clear, field, h, select, table, vehicleName, when } from "./dom.js";
+import { pagedTable } from "./paged.js";
 import { explain, explainForm } from "./words.js";
 
 const PROFILES = ["healthy", "flaky", "timeout", "unreachable", "malformed"];
@@ -183,58 +184,41 @@ function auditPanel() {
       ? `vehicle ${vehicleName(vehicle)}`
       : `${entry.entity_type} ${entry.entity_id || ""}`;
   };
-  const list = table("Audit log", ["When", "Who", "Action", "Entity", "Client"], [], "Nothing yet.");
-  const paging = h("div");
-  const error = h("p", { class: "error", role: "alert" });
   const action = select([["", "any action"], ...AUDIT_ACTIONS.map((a) => [a, a])], "");
-
-  async function load() {
-    try {
+  const list = pagedTable(state, {
+    path: "/api/v1/audit",
+    filters: () => ({ action: state.action }),
+    caption: "Audit log",
+    heads: ["When", "Who", "Action", "Entity", "Client"],
+    empty: "Nothing yet.",
+    label: "Audit pages",
+    size: AUDIT_PAGE,
+    prepare: async () => {
       if (!vehicles.size) {
         const fleet = await get("/api/v1/vehicles", { limit: 200 });
         vehicles = new Map(fleet.items.map((v) => [v.vehicle_id, v]));
       }
-      const page = await get("/api/v1/audit", {
-        action: state.action,
-        limit: AUDIT_PAGE,
-        offset: state.offset,
-      });
-      clear(error);
-      list.fill(
-        page.items.map((entry) => [
-          when(entry.at),
-          entry.username || "—",
-          entry.action,
-          entity(entry),
-          entry.client_address || "",
-        ]),
-      );
-      clear(
-        paging,
-        pager(page, "Audit pages", (offset) => {
-          state.offset = offset;
-          load();
-        }),
-      );
-    } catch (failure) {
-      clear(error, explain(failure));
-    }
-  }
+    },
+    row: (entry) => [
+      when(entry.at),
+      entry.username || "—",
+      entry.action,
+      entity(entry),
+      entry.client_address || "",
+    ],
+  });
   action.addEventListener("change", () => {
     state.action = action.value;
-    state.offset = 0;
-    load();
+    list.restart();
   });
   const node = h(
     "section",
     { class: "card", "aria-labelledby": "audit-title" },
     h("h3", { id: "audit-title" }, "Audit log"),
     field("Action", action),
-    error,
-    list.node,
-    paging,
+    ...list.nodes,
   );
-  return { node, load };
+  return { node, load: list.load };
 }
 
 export async function showAdmin(section, { user }) {

@@ -73,31 +73,6 @@ export function when(iso) {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
 }
 
-/** "Previous" / "Next" and "1–50 of 120" for a page of {total, limit, offset}. */
-export function pager(page, label, go) {
-  const first = page.total === 0 ? 0 : page.offset + 1;
-  const last = Math.min(page.offset + page.limit, page.total);
-  return h(
-    "nav",
-    { class: "pager", "aria-label": label },
-    h(
-      "button",
-      {
-        type: "button",
-        disabled: page.offset === 0,
-        onclick: () => go(Math.max(0, page.offset - page.limit)),
-      },
-      "Previous",
-    ),
-    h("span", {}, `${first}–${last} of ${page.total}`),
-    h(
-      "button",
-      { type: "button", disabled: last >= page.total, onclick: () => go(page.offset + page.limit) },
-      "Next",
-    ),
-  );
-}
-
 /** A table whose cells carry their column's label (data-label), so that at phone width
  * the stylesheet stacks each row as label/value pairs instead of hiding columns.
  * rows: arrays of cells; a cell is a node, text, or {header: x} for a row header. */

@@ -3,11 +3,10 @@
 // the search opens it straight away.
 
 import { get } from "./api.js";
-import { badge, clear, every, field, h, pager, select, table } from "./dom.js";
+import { badge, clear, every, field, h, select } from "./dom.js";
+import { pagedTable } from "./paged.js";
 import { POLL_MS, transportText } from "./vehicle.js";
-import { explain } from "./words.js";
 
-const PAGE_SIZE = 20;
 const VIN = /^[A-HJ-NPR-Z0-9]{17}$/;
 const HEADS = ["VIN", "Vehicle", "Connection", "Transport"];
 const state = { search: "", status: "", offset: 0 };
@@ -48,35 +47,15 @@ export async function showFleet(section) {
     ],
     state.status,
   );
-  const paging = h("div");
-  const error = h("p", { class: "error", role: "alert" });
-  const list = table("Vehicles", HEADS, [], "No vehicle matches.");
-  let shown = "";
-
-  async function load() {
-    try {
-      const page = await get("/api/v1/vehicles", {
-        search: state.search,
-        status: state.status,
-        limit: PAGE_SIZE,
-        offset: state.offset,
-      });
-      clear(error);
-      const now = JSON.stringify(page);
-      if (now === shown) return; // nothing changed: nothing redrawn (a focus stays put)
-      shown = now;
-      list.fill(page.items.map(vehicleCells));
-      clear(
-        paging,
-        pager(page, "Fleet pages", (offset) => {
-          state.offset = offset;
-          load();
-        }),
-      );
-    } catch (failure) {
-      clear(error, explain(failure));
-    }
-  }
+  const list = pagedTable(state, {
+    path: "/api/v1/vehicles",
+    filters: () => ({ search: state.search, status: state.status }),
+    caption: "Vehicles",
+    heads: HEADS,
+    empty: "No vehicle matches.",
+    label: "Fleet pages",
+    row: vehicleCells,
+  });
 
   const form = h(
     "form",
@@ -98,8 +77,7 @@ export async function showFleet(section) {
         }
         state.search = text;
         state.status = status.value;
-        state.offset = 0;
-        load();
+        list.restart();
       },
     },
     field("Search", search, "VIN, make or model"),
@@ -108,7 +86,7 @@ export async function showFleet(section) {
   );
   status.addEventListener("change", () => form.requestSubmit());
 
-  clear(section, h("h2", { id: "fleet-title" }, "Fleet"), form, error, list.node, paging);
-  await load();
-  return every(POLL_MS, load);
+  clear(section, h("h2", { id: "fleet-title" }, "Fleet"), form, ...list.nodes);
+  await list.load();
+  return every(POLL_MS, list.load);
 }

@@ -2,11 +2,11 @@
 // time filters and paging; one command's answers, live while it runs.
 
 import { get } from "./api.js";
-import { clear, field, h, pager, select, table, vehicleName, when } from "./dom.js";
+import { clear, field, h, select, vehicleName, when } from "./dom.js";
+import { pagedTable } from "./paged.js";
 import { LiveCommand } from "./stream.js";
-import { explain, statusBadge } from "./words.js";
+import { statusBadge } from "./words.js";
 
-const PAGE_SIZE = 20;
 const STATUSES = ["pending", "in_progress", "completed", "failed", "timeout", "cancelled"];
 const state = { status: "", vehicle_id: "", user_id: "", since: "", until: "", offset: 0 };
 
@@ -42,52 +42,37 @@ export async function showHistory(section, { isAdmin }) {
   const heads = ["Submitted", "Command", "Vehicle", isAdmin ? "User" : null, "Status"].filter(
     Boolean,
   );
-  const list = table("Commands", heads, [], "No command matches.");
-  const paging = h("div");
-  const error = h("p", { class: "error", role: "alert" });
-
-  async function load() {
-    try {
-      const page = await get("/api/v1/commands", {
-        status: state.status,
-        vehicle_id: state.vehicle_id,
-        user_id: state.user_id,
-        since: instant(state.since),
-        until: instant(state.until),
-        limit: PAGE_SIZE,
-        offset: state.offset,
-      });
-      clear(error);
-      list.fill(
-        page.items.map((c) => {
-          const v = vehicles.get(c.vehicle_id);
-          return [
-            when(c.submitted_at),
-            h(
-              "a",
-              {
-                href: `#/command/${c.command_id}`,
-                "aria-label": `Open ${c.command_name} of ${when(c.submitted_at)}`,
-              },
-              c.command_name,
-            ),
-            v ? vehicleName(v) : c.vehicle_id,
-            isAdmin ? names.get(c.user_id) || c.user_id : null,
-            statusBadge(c.status),
-          ].filter((cell) => cell !== null);
-        }),
-      );
-      clear(
-        paging,
-        pager(page, "History pages", (offset) => {
-          state.offset = offset;
-          load();
-        }),
-      );
-    } catch (failure) {
-      clear(error, explain(failure));
-    }
-  }
+  const list = pagedTable(state, {
+    path: "/api/v1/commands",
+    filters: () => ({
+      status: state.status,
+      vehicle_id: state.vehicle_id,
+      user_id: state.user_id,
+      since: instant(state.since),
+      until: instant(state.until),
+    }),
+    caption: "Commands",
+    heads,
+    empty: "No command matches.",
+    label: "History pages",
+    row: (c) => {
+      const v = vehicles.get(c.vehicle_id);
+      return [
+        when(c.submitted_at),
+        h(
+          "a",
+          {
+            href: `#/command/${c.command_id}`,
+            "aria-label": `Open ${c.command_name} of ${when(c.submitted_at)}`,
+          },
+          c.command_name,
+        ),
+        v ? vehicleName(v) : c.vehicle_id,
+        isAdmin ? names.get(c.user_id) || c.user_id : null,
+        statusBadge(c.status),
+      ].filter((cell) => cell !== null);
+    },
+  });
 
   const form = h(
     "form",
@@ -101,9 +86,8 @@ export async function showHistory(section, { isAdmin }) {
           user_id: isAdmin ? user.value : "",
           since: since.value,
           until: until.value,
-          offset: 0,
         });
-        load();
+        list.restart();
       },
     },
     field("Status", status),
@@ -117,11 +101,9 @@ export async function showHistory(section, { isAdmin }) {
     section,
     h("h2", { id: "history-title" }, isAdmin ? "History (all users)" : "Your history"),
     form,
-    error,
-    list.node,
-    paging,
+    ...list.nodes,
   );
-  await load();
+  await list.load();
 }
 
 export async function showCommand(section, { arg }) {
