@@ -178,6 +178,22 @@ def doip_settings(config: Config) -> DoipSettings:
     )
 
 
+async def store_demo_description(descriptions: DescriptionLibrary) -> None:
+    """The demo description (``app.vehicles.pdx.demo``) into the description library, as
+    the demo vehicles are seeded with their ECUs bound to it: never over a file there."""
+    # Imported here: building the PDX imports odxtools (a second, once per process).
+    from app.vehicles.pdx.demo import DEMO_PDX_NAME, build_demo_pdx
+
+    data = await asyncio.to_thread(build_demo_pdx)
+    why = await descriptions.provide(DEMO_PDX_NAME, data)
+    if why is not None:
+        log.warning(
+            "the demo description was not stored (the demo ECUs stay bound to its containers): %s",
+            why,
+            extra={"event": "demo_description_skipped"},
+        )
+
+
 class Lifecycle:
     """Starts the service's parts and stops them in the right order, once."""
 
@@ -301,11 +317,14 @@ class Lifecycle:
             await auth_service.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
-            if config.demo_data and await vehicle_service.seed_demo():
+            seeded = config.demo_data and bool(await vehicle_service.seed_demo())
+            if seeded:
                 log.info("added the demo fleet", extra={"event": "demo_data"})
             await vehicle_service.report_connected()
             if config.demo_emulator:
-                await self._start_emulator(vehicle_service)
+                seeded = await self._start_emulator(vehicle_service) or seeded
+            if seeded:  # the demo vehicles' ECUs are bound to the demo description
+                await store_demo_description(descriptions)
             # DoIP vehicles are disconnected until their link is up; the always-on ones
             # connect now (in the background: start-up does not wait for a vehicle).
             always_on = await vehicle_service.start_links()
@@ -372,15 +391,15 @@ class Lifecycle:
         self.started.set()
         return self.services
 
-    async def _start_emulator(self, vehicles: VehicleService) -> None:
+    async def _start_emulator(self, vehicles: VehicleService) -> bool:
         """SOVD_DEMO_EMULATOR: the ECU emulator on a free loopback port, and the demo
-        fleet's DoIP vehicle pointing at it."""
+        fleet's DoIP vehicle pointing at it; whether that vehicle was added now."""
         # Imported here: the DoIP emulator is demo equipment, not loaded unless asked for.
         from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
 
         self.emulator = DoipEmulator(EmulatorSettings(vin=DEMO_DOIP_VIN))
         port = await self.emulator.start(DEMO_EMULATOR_HOST, 0)
-        vehicle = await vehicles.add_doip_demo(DEMO_EMULATOR_HOST, port)
+        vehicle, added = await vehicles.add_doip_demo(DEMO_EMULATOR_HOST, port)
         log.info(
             "ECU emulator listening on %s:%d for DoIP vehicle %s",
             DEMO_EMULATOR_HOST,
@@ -388,6 +407,7 @@ class Lifecycle:
             DEMO_DOIP_VIN,
             extra={"event": "demo_emulator", "vehicle_id": vehicle and vehicle.vehicle_id},
         )
+        return added
 
     async def _close_doip(self) -> None:
         """The DoIP links (their threads end), the last link states stored, the emulator."""

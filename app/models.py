@@ -15,7 +15,7 @@ from typing import Any, Final
 import msgspec
 
 from app.vehicles.addresses import format_address
-from app.vehicles.description import DEFAULT_ECUS
+from app.vehicles.pdx.demo import DEFAULT_ECUS
 from app.vocabulary import (
     TERMINAL_STATUSES,
     AuditAction,

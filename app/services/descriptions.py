@@ -331,13 +331,47 @@ class DescriptionLibrary:
         return directory_of(self.data_dir)
 
     def start(self) -> None:
-        """Register what is on disk as loading and load it in the background."""
+        """Register what is on disk as loading and load it in the background (a file
+        ``provide`` registered is ready already)."""
         make_private_dir(self.directory)
         remove_stale_temporaries(self.directory)
         for path in stored_files(self.directory):
-            self._entries[path.name] = _Entry(path.name, path.stat().st_size)
-        if self._entries:
+            if path.name not in self._entries:
+                self._entries[path.name] = _Entry(path.name, path.stat().st_size)
+        if any(e.state == "loading" for e in self._entries.values()):
             self._task = asyncio.create_task(self._load_stored(), name="descriptions-load")
+
+    async def provide(self, name: str, data: bytes) -> str | None:
+        """Store a description the service brings itself (the demo's, when it seeds the
+        demo vehicles), before ``start``, as an upload is stored (checked, parsed, written
+        0600 atomically, its summary cached) and ready at once. Never over a file: a file
+        of that name is left as it is (a user's, or the one written before), and so is
+        the library when a stored file already provides one of its ECUs (by the cached
+        summaries; a file without one, not known yet, counts as providing them). Returns
+        why it was not stored, or None."""
+        make_private_dir(self.directory)
+        path = self.directory / name
+        if path.exists():
+            return f"a file named {name} is there already; it is left as it is"
+        sha256 = await asyncio.to_thread(inspect, data, self.limits)
+        # Parsed here, in a worker thread: a small file the service built (30 ms).
+        contents = await asyncio.to_thread(parse, data)
+        for other in stored_files(self.directory):
+            known = await asyncio.to_thread(_cached_summary, other, self.limits)
+            if known is None:
+                return f"{other.name} is not loaded yet: it may provide the same ECUs"
+            why = conflict(name, contents, {other.name: known})
+            if why is not None:
+                return why
+        await asyncio.to_thread(_write_new, path, data)
+        await asyncio.to_thread(write_cache, self.directory, sha256, contents)
+        self._entries[name] = _Entry(name, len(data), "ready", sha256, None, contents)
+        log.info(
+            "description %s added by the service",
+            name,
+            extra={"event": "description_added", "description": name, "sha256": sha256},
+        )
+        return None
 
     async def aclose(self) -> None:
         for process in list(self._children):
@@ -426,6 +460,8 @@ class DescriptionLibrary:
         jobs: list[tuple[str, Path]] = []
         for name in sorted(self._entries):
             entry = self._entries[name]
+            if entry.state != "loading":
+                continue  # provided by the service, ready already
             try:
                 _, sha256 = await asyncio.to_thread(
                     read_checked, self.directory / name, self.limits
@@ -538,6 +574,27 @@ class DescriptionLibrary:
                 name,
                 extra={"event": "description_removed", "description": name},
             )
+
+
+def _cached_summary(path: Path, limits: PdxLimits) -> DescriptionContents | None:
+    """A stored file's cached summary; None if it has none (or cannot be read)."""
+    try:
+        _, sha256 = read_checked(path, limits)
+    except (PdxRejected, OSError):
+        return None
+    return read_cache(path.parent, sha256)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """``data`` into a new file ``path`` (0600, fsynced): FileExistsError rather than
+    replace a file that appeared meanwhile."""
+    temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
+    write_private(temp, data)
+    try:
+        os.link(temp, path)  # never replaces
+    finally:
+        temp.unlink()
+    _fsync_dir(path.parent)
 
 
 def _unlink(path: Path) -> None:
