@@ -65,6 +65,7 @@ from app.vehicles import uds
 from app.vehicles.connector import Connector, TransportRouter
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.doip_link import UDS_OUTCOMES
+from app.vehicles.pdx.demo import DEMO_PDX_NAME, build_demo_pdx
 from app.vehicles.simulator import SimulatedConnector, SimulatorSettings
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus, FailureCode
 from otel import (
@@ -178,19 +179,23 @@ def doip_settings(config: Config) -> DoipSettings:
     )
 
 
-async def store_demo_description(descriptions: DescriptionLibrary) -> None:
+def provide_demo_description(descriptions: DescriptionLibrary) -> None:
     """The demo description (``app.vehicles.pdx.demo``) into the description library, as
-    the demo vehicles are seeded with their ECUs bound to it: never over a file there."""
-    # Imported here: building the PDX imports odxtools (a second, once per process).
-    from app.vehicles.pdx.demo import DEMO_PDX_NAME, build_demo_pdx
-
-    data = await asyncio.to_thread(build_demo_pdx)
-    why = await descriptions.provide(DEMO_PDX_NAME, data)
-    if why is not None:
+    the demo vehicles are seeded with their ECUs bound to it: built in the background
+    (building takes a second), never over a file there; meanwhile it is listed as
+    loading, as any description at start."""
+    if descriptions.provide(DEMO_PDX_NAME, build_demo_pdx):
+        log.info(
+            "the demo description %s is being built",
+            DEMO_PDX_NAME,
+            extra={"event": "demo_description", "description": DEMO_PDX_NAME},
+        )
+    else:
         log.warning(
-            "the demo description was not stored (the demo ECUs stay bound to its containers): %s",
-            why,
-            extra={"event": "demo_description_skipped"},
+            "the demo description was not stored: a file named %s is there already (the"
+            " demo ECUs are bound to the containers it has, if any)",
+            DEMO_PDX_NAME,
+            extra={"event": "demo_description_skipped", "description": DEMO_PDX_NAME},
         )
 
 
@@ -324,7 +329,7 @@ class Lifecycle:
             if config.demo_emulator:
                 seeded = await self._start_emulator(vehicle_service) or seeded
             if seeded:  # the demo vehicles' ECUs are bound to the demo description
-                await store_demo_description(descriptions)
+                provide_demo_description(descriptions)
             # DoIP vehicles are disconnected until their link is up; the always-on ones
             # connect now (in the background: start-up does not wait for a vehicle).
             always_on = await vehicle_service.start_links()
