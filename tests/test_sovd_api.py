@@ -367,6 +367,13 @@ def test_clearing_one_ecu_leaves_the_others_and_a_self_test_brings_faults_back(
     assert done["status"] == "completed" and done["parameters"]["Progress"] == 100
     failing = sorted(d.code for d in DEMO_SCENARIO["ENGINE"].dtcs if d.failing)
     assert client.codes("engine") == failing
+    # Ended on the ECU: its Stop is refused (requestSequenceError), the execution ends
+    # all the same, and the operation can run again.
+    done_path = r.headers["location"].split("/v1", 1)[1]
+    client.send("DELETE", done_path, 204)
+    client.get(done_path, status=404)
+    again = client.send("POST", executions("engine", SELF_TEST), 202, {})
+    client.send("DELETE", again.headers["location"].split("/v1", 1)[1], 204)
     # One fault at a time.
     client.send("DELETE", f"/components/engine/faults/{failing[-1]}", 204)
     assert client.codes("engine") == failing[:-1]

@@ -45,6 +45,8 @@ DIAG_SERVICE: Final = CommandName.DIAG_SERVICE
 SESSION: Final = "session"
 DTC_SETTING: Final = "dtcsetting"
 DTC_SETTING_DEFAULT: Final = "on"  # CDA's initial value
+# The NRC of a stop with no run to stop (ISO 14229-1: the routine is not running).
+REQUEST_SEQUENCE_ERROR: Final = 0x24
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,11 +370,18 @@ class Described:
     async def stop(
         self, at: Target, layer: DiagLayer, op: Operation, execution_id: str
     ) -> Answer | None:
-        """Send the operation's stop (None: it has none); the execution is gone after."""
+        """Send the operation's stop (None: it has none); the execution is gone after.
+        A stop the ECU refuses with requestSequenceError (0x24: no run of it to stop, it
+        has ended) ends the execution as well: otherwise a routine that completed could
+        never be started again (CDA needs ``x-sovd2uds-force`` for that)."""
         await self._running_one(at, op, execution_id)
         answer = None
         if op.stop is not None:
-            answer = await self.send(at, layer, op.stop)
+            try:
+                answer = await self.send(at, layer, op.stop)
+            except ErrorResponse as refused:
+                if (refused.parameters or {}).get("nrc") != REQUEST_SEQUENCE_ERROR:
+                    raise
         key = self._key(at, op)
         current = self._running.get(key)
         if current is not None and current.execution_id == execution_id:
