@@ -30,6 +30,7 @@ from app.config import Config
 from app.datadir import DataDirLock
 from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
+from app.services.descriptions import DescriptionLibrary
 from app.services.registry import Services
 from app.services.retention import Retention
 from app.services.sovd.service import AccessEnded
@@ -50,6 +51,7 @@ from app.vehicles import uds
 from app.vehicles.connector import Connector, TransportRouter
 from app.vehicles.doip_connector import DoipConnector
 from app.vehicles.doip_link import UDS_OUTCOMES
+from app.vehicles.pdx.demo import DEMO_PDX_NAME, build_demo_pdx
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus, FailureCode
 from otel import (
     HttpServerMetrics,
@@ -120,6 +122,26 @@ def tracing_settings(config: Config) -> TracingSettings:
     )
 
 
+def provide_demo_description(descriptions: DescriptionLibrary) -> None:
+    """The demo description (``app.vehicles.pdx.demo``) into the description library, as
+    the demo vehicles are seeded with their ECUs bound to it: built in the background
+    (building takes a second), never over a file there; meanwhile it is listed as
+    loading, as any description at start."""
+    if descriptions.provide(DEMO_PDX_NAME, build_demo_pdx):
+        log.info(
+            "the demo description %s is being built",
+            DEMO_PDX_NAME,
+            extra={"event": "demo_description", "description": DEMO_PDX_NAME},
+        )
+    else:
+        log.warning(
+            "the demo description was not stored: a file named %s is there already (the"
+            " demo ECUs are bound to the containers it has, if any)",
+            DEMO_PDX_NAME,
+            extra={"event": "demo_description_skipped", "description": DEMO_PDX_NAME},
+        )
+
+
 class Lifecycle:
     """Starts the service's parts and stops them in the right order, once."""
 
@@ -178,7 +200,7 @@ class Lifecycle:
             await auth.users.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
-            await self._prepare_fleet(vehicles, doip)
+            await self._prepare_fleet(vehicles, doip, descriptions)
         except BaseException:
             await self._close_doip()
             await db.close()
@@ -236,15 +258,20 @@ class Lifecycle:
                     name, CommandStatus.FAILED, FailureCode.INTERRUPTED, None
                 )
 
-    async def _prepare_fleet(self, vehicles: VehicleService, doip: DoipConnector) -> None:
-        """The demo fleet (and its emulator) when asked for, the links' states, and the
-        always-on DoIP vehicles connecting."""
+    async def _prepare_fleet(
+        self, vehicles: VehicleService, doip: DoipConnector, descriptions: DescriptionLibrary
+    ) -> None:
+        """The demo fleet (and its emulator, and the demo description its ECUs are bound
+        to) when asked for, the links' states, and the always-on DoIP vehicles connecting."""
         config = self._config
-        if config.demo_data and await vehicles.seed_demo():
+        seeded = config.demo_data and bool(await vehicles.seed_demo())
+        if seeded:
             log.info("added the demo fleet", extra={"event": "demo_data"})
         await vehicles.report_connected()
         if config.demo_emulator:
-            await self._start_emulator(vehicles)
+            seeded = await self._start_emulator(vehicles) or seeded
+        if seeded:  # the demo vehicles' ECUs are bound to the demo description
+            provide_demo_description(descriptions)
         # DoIP vehicles are disconnected until their link is up; the always-on ones
         # connect now (in the background: start-up does not wait for a vehicle).
         always_on = await vehicles.start_links()
@@ -256,15 +283,15 @@ class Lifecycle:
                 extra={"event": "doip_always_on"},
             )
 
-    async def _start_emulator(self, vehicles: VehicleService) -> None:
+    async def _start_emulator(self, vehicles: VehicleService) -> bool:
         """SOVD_DEMO_EMULATOR: the ECU emulator on a free loopback port, and the demo
-        fleet's DoIP vehicle pointing at it."""
+        fleet's DoIP vehicle pointing at it; whether that vehicle was added now."""
         # Imported here: the DoIP emulator is demo equipment, not loaded unless asked for.
         from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
 
         self.emulator = DoipEmulator(EmulatorSettings(vin=DEMO_DOIP_VIN))
         port = await self.emulator.start(DEMO_EMULATOR_HOST, 0)
-        vehicle = await vehicles.add_doip_demo(DEMO_EMULATOR_HOST, port)
+        vehicle, added = await vehicles.add_doip_demo(DEMO_EMULATOR_HOST, port)
         log.info(
             "ECU emulator listening on %s:%d for DoIP vehicle %s",
             DEMO_EMULATOR_HOST,
@@ -272,6 +299,7 @@ class Lifecycle:
             DEMO_DOIP_VIN,
             extra={"event": "demo_emulator", "vehicle_id": vehicle and vehicle.vehicle_id},
         )
+        return added
 
     async def _close_doip(self) -> None:
         """The DoIP links (their threads end), the last link states stored, the emulator."""

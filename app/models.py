@@ -17,7 +17,7 @@ from typing import Annotated, Any, Final, TypeVar, get_origin
 import msgspec
 
 from app.vehicles.addresses import format_address
-from app.vehicles.description import DEFAULT_ECUS
+from app.vehicles.pdx.demo import DEFAULT_ECUS
 from app.vocabulary import (
     TERMINAL_STATUSES,
     AuditAction,

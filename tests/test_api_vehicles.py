@@ -37,12 +37,14 @@ def test_demo_fleet_has_one_connected_vehicle_per_profile_and_a_disconnected_one
         "doip",
         "ecus",
     }
+    # Bound to the demo description, which the service stored as it seeded them.
     assert items[0]["ecus"] == [
-        {"name": "engine", "address": "0x0010"},
-        {"name": "transmission", "address": "0x0018"},
-        {"name": "abs", "address": "0x0028"},
-        {"name": "body", "address": "0x0040"},
+        {"name": "engine", "address": "0x0010", "description": "ENGINE"},
+        {"name": "transmission", "address": "0x0018", "description": "TRANSMISSION"},
+        {"name": "abs", "address": "0x0028", "description": "ABS"},
+        {"name": "body", "address": "0x0040", "description": "BODY"},
     ]
+    assert all(v["ecus"] == items[0]["ecus"] for v in items)
 
 
 def test_filters_search_and_pagination(server: Server) -> None:

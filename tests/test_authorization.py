@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.api.routes import ENDPOINTS
+from app.vehicles.pdx.demo import DEMO_ECUS
 from app.vocabulary import Access
 from tests.support.harness import (
     ADMIN_PASSWORD,
@@ -21,6 +22,8 @@ from tests.support.harness import (
     running,
 )
 from tests.support.sovd_paths import OWNED_READS, READS, SELF_TEST
+
+SELF_TEST_B = SELF_TEST.replace("/engine/", "/transmission/")
 
 pytestmark = pytest.mark.socket
 
@@ -36,7 +39,8 @@ def _vin() -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     config = make_config(tmp_path_factory.mktemp("authz"), command_timeout_s=2.0)
-    with running(replace(config, sim_self_test_s=0.05)) as srv:
+    # Self-tests that outlast the module: the executions stay running (and stoppable).
+    with running(replace(config, sim_self_test_s=60.0)) as srv:
         admin = srv.admin_token()
         a = srv.token()  # the demo "engineer"
         b = srv.create_engineer("bob")
@@ -45,11 +49,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         cmd_a = srv.submit(a, vehicle)["command_id"]
         cmd_b = srv.submit(b, vehicle)["command_id"]
         executions = {}
-        for who, token in (("a", a), ("b", b)):
-            r = srv.http.post(f"/sovd/vehicles/{vin}{SELF_TEST}", headers=auth(token), json={})
+        # One running execution per operation of an ECU (CDA): a's on the engine, b's on
+        # the transmission.
+        for who, token, path in (("a", a, SELF_TEST), ("b", b, SELF_TEST_B)):
+            r = srv.http.post(f"/sovd/vehicles/{vin}{path}", headers=auth(token), json={})
             assert r.status_code == 202, r.text
             executions[who] = r.json()["id"]
-            srv.wait_status(admin, executions[who])  # one run of the routine at a time
         for cid in (cmd_a, cmd_b):
             srv.wait_status(admin, cid)
         r = srv.http.post(
@@ -297,26 +302,27 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
             204,
         )
     ],
-    # The demo fleet's ECUs are bound to no description: refused alike for every user.
+    # The demo fleet's ECUs are bound to the demo description (as {fresh} vehicles are):
+    # variant detection and writes work for every user.
     ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}"): [
-        ("sovd-detect-variant", "/sovd/vehicles/{vin}/v1/components/engine", None, None, 400)
+        ("sovd-detect-variant", "/sovd/vehicles/{fresh}/v1/components/engine", None, None, 201)
     ],
     ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}/data/{data_id}"): [
         (
             "sovd-write-data",
-            "/sovd/vehicles/{vin}/v1/components/engine/data/engineRpm",
-            lambda: {"data": {"EngineRpm": 1}},
+            "/sovd/vehicles/{fresh}/v1/components/engine/data/Coding",
+            lambda: {"data": {"Coding": 1}},
             None,
-            405,
+            204,
         )
     ],
     ("PUT", "/sovd/vehicles/{vin}/v1/components/{component}/configurations/{data_id}"): [
         (
             "sovd-write-configuration",
-            "/sovd/vehicles/{vin}/v1/components/engine/configurations/coding",
+            "/sovd/vehicles/{fresh}/v1/components/engine/configurations/coding",
             lambda: {"data": {"Coding": 1}},
             None,
-            404,
+            204,
         )
     ],
     ("POST", f"/sovd/vehicles/{{vin}}{_OP}/executions"): [
@@ -376,12 +382,13 @@ EXAMPLES: dict[tuple[str, str], list[Example]] = {
     # An execution is its user's and the admins': others hear 404.
     ("GET", f"/sovd/vehicles/{{vin}}{_OP}/executions/{{execution_id}}"): [
         ("sovd-execution-a", f"/sovd/vehicles/{{vin}}{SELF_TEST}/{{exec_a}}", None, "a", 200),
-        ("sovd-execution-b", f"/sovd/vehicles/{{vin}}{SELF_TEST}/{{exec_b}}", None, "b", 200),
+        ("sovd-execution-b", f"/sovd/vehicles/{{vin}}{SELF_TEST_B}/{{exec_b}}", None, "b", 200),
     ],
-    # They have ended: stopping them is 409 for whoever may, 404 for anyone else.
+    # Stopping one (it is gone then): a running execution of its own per call, started
+    # by its owner on a vehicle of its own ({run_a}, {run_b}).
     ("DELETE", f"/sovd/vehicles/{{vin}}{_OP}/executions/{{execution_id}}"): [
-        ("sovd-stop-a", f"/sovd/vehicles/{{vin}}{SELF_TEST}/{{exec_a}}", None, "a", 409),
-        ("sovd-stop-b", f"/sovd/vehicles/{{vin}}{SELF_TEST}/{{exec_b}}", None, "b", 409),
+        ("sovd-stop-a", "/sovd/vehicles/{run_a}", None, "a", 204),
+        ("sovd-stop-b", "/sovd/vehicles/{run_b}", None, "b", 204),
     ],
     # The commands have ended: whoever may cancel them hears 409, anyone else 404.
     ("POST", "/api/v1/commands/{command_id}/cancel"): [
@@ -429,15 +436,32 @@ def _expected(rule: str, who: str, ok: int) -> int:
 
 
 def _fresh_vin(srv: Server) -> str:
-    """A vehicle of its own for one call that changes state."""
+    """A vehicle of its own for one call that changes state, its ECUs bound to the demo
+    description as the demo fleet's are."""
     vin = _vin()
     r = srv.http.post(
         "/api/v1/vehicles",
         headers=auth(srv.admin_token()),
-        json={"vin": vin, "make": "a", "model": "b", "year": 2020},
+        json={
+            "vin": vin,
+            "make": "a",
+            "model": "b",
+            "year": 2020,
+            "ecus": [{"description": e.short_name} for e in DEMO_ECUS],
+        },
     )
     assert r.status_code == 201, r.text
     return vin
+
+
+def _own_run(srv: Server, owner: str | None) -> str:
+    """``<vin>/v1/components/engine/operations/SelfTest/executions/<id>``: a running
+    execution ``owner`` started on a vehicle of its own."""
+    vin = _fresh_vin(srv)
+    path = f"{vin}{SELF_TEST}"
+    r = srv.http.post(f"/sovd/vehicles/{path}", headers=auth(owner or ""), json={})
+    assert r.status_code == 202, r.text
+    return f"{path}/{r.json()['id']}"
 
 
 def _own_lock(srv: Server, token: str | None, where: str) -> str:
@@ -478,6 +502,9 @@ def _fill(text: str, world: dict[str, Any], srv: Server, token: str | None = Non
         text = text.replace("{account}", _fresh_account(srv))
     if "{fresh}" in text:
         text = text.replace("{fresh}", _fresh_vin(srv))
+    for who in ("a", "b"):
+        if f"{{run_{who}}}" in text:
+            text = text.replace(f"{{run_{who}}}", _own_run(srv, world["tokens"][who]))
     if "{own_lock}" in text:
         text = text.replace("{own_lock}", _own_lock(srv, token, ""))
     if "{pdx}" in text:

@@ -21,7 +21,7 @@ from odxtools.parameters.codedconstparameter import CodedConstParameter
 from odxtools.parameters.valueparameter import ValueParameter
 from odxtools.specialdata import SpecialData
 
-from app.vehicles import description, uds, uds_commands
+from app.vehicles import uds, uds_commands
 from app.vehicles.emulator import ecus
 from app.vehicles.emulator.ecus import Ecu, Timings
 from app.vehicles.pdx import (
@@ -33,9 +33,9 @@ from app.vehicles.pdx import (
     build_demo_pdx,
     build_pdx,
     demo_spec,
-    pascal_name,
     scenario,
 )
+from app.vehicles.pdx.demo import DEMO_ECUS
 
 pytestmark = pytest.mark.fast
 
@@ -148,23 +148,28 @@ def test_demo_pdx_is_deterministic_and_one_container_per_ecu(demo: Database) -> 
         assert int(address.value, 16) == spec.address
 
 
+def _spec(address: int) -> PdxEcu:
+    return next(e for e in DEMO_ECUS if e.logical_address == address)
+
+
 def test_every_ecu_reads_the_dids_description_lists(demo: Database) -> None:
     for spec in ecus.DEFAULT_ECUS:
         layer = _layer(demo, spec)
         reads = {s.short_name: s for s in layer.services if s.short_name.endswith("_Read")}
-        items = description.describe(spec.address).data
-        assert sorted(reads) == sorted(f"{pascal_name(i.id)}_Read" for i in items)
-        for item in items:
-            service = reads[f"{pascal_name(item.id)}_Read"]
-            assert _coded(service, "DID_RQ") == item.did
-            assert service.long_name == item.name
-            codec = uds.DID_CODECS[item.did]
-            value = service.positive_responses[0].parameters[pascal_name(item.id)]
+        dids = _spec(spec.address).dids
+        assert sorted(reads) == sorted(f"{d.name}_Read" for d in dids)
+        for did in dids:
+            service = reads[f"{did.name}_Read"]
+            assert _coded(service, "DID_RQ") == did.did
+            assert service.long_name == did.long_name
+            value = service.positive_responses[0].parameters[did.name]
             assert isinstance(value, ValueParameter)
             unit = value.dop.unit if isinstance(value.dop, DataObjectProperty) else None
-            assert (unit.display_name if unit is not None else None) == codec.unit
+            assert (unit.display_name if unit is not None else None) == did.unit
+            codec = uds.DID_CODECS.get(did.did)
+            assert codec is None or codec.unit == did.unit
             (functional_class,) = service.functional_classes
-            assert functional_class.short_name == pascal_name(item.category.value)
+            assert functional_class.short_name == did.category
     engine = demo.diag_layers["ENGINE"]
     assert _coded(engine.services["VIN_Read"], "DID_RQ") == 0xF190
     assert _coded(engine.services["EngineRpm_Read"], "DID_RQ") == 0x010C
@@ -183,8 +188,8 @@ def test_every_ecu_lists_its_dtcs_with_codes_texts_and_levels(demo: Database) ->
                 d.code,
                 uds.dtc_number(d.code),
                 d.code,
-                description.fault_name(d.code),
-                description.severity(d.code),
+                d.text,
+                d.level,
             )
             for d in scenario.demo_ecu(spec.layer_name).dtcs
         ]
@@ -223,36 +228,22 @@ def test_sessions_state_chart_and_preconditions(demo: Database) -> None:
                 for t in service.state_transitions
             ) == [("Default", target), ("Extended", target)]
         names = {s.short_name for s in layer.services}
-        for operation in description.describe(spec.address).operations:
-            base = pascal_name(operation.id)
-            actions = (
-                ["Start", "Stop", "RequestResults"]
-                if operation.asynchronous
-                else [
-                    "Start",
-                    "RequestResults",
-                ]
-            )
-            for action in actions:
-                service = layer.services[f"{base}_{action}"]
-                assert _coded(service, "RoutineId") == operation.routine_id
+        for routine in _spec(spec.address).routines:
+            for action in routine.actions:
+                service = layer.services[f"{routine.name}_{action}"]
+                assert _coded(service, "RoutineId") == routine.routine_id
                 assert (
                     _coded(service, "RoutineControlType")
                     == uds.ROUTINE_ACTIONS[
                         {"Start": "start", "Stop": "stop", "RequestResults": "results"}[action]
                     ]
                 )
-                wanted = [operation.session.capitalize()] if operation.session else []
-                assert _preconditions(layer, service.short_name) == wanted
+                assert _preconditions(layer, service.short_name) == list(routine.sessions)
         routines = {n for n in names if n.split("_")[-1] in ("Start", "Stop", "RequestResults")}
         routines -= {"Default_Start", "Extended_Start"}
-        assert len(routines) == sum(
-            3 if op.asynchronous else 2 for op in description.describe(spec.address).operations
-        )
-        clear = description.describe(spec.address).clear_session
-        assert _preconditions(layer, "FaultMem_ClearDTCs") == (
-            [clear.capitalize()] if clear else []
-        )
+        assert len(routines) == sum(len(r.actions) for r in _spec(spec.address).routines)
+        clear = _spec(spec.address).clear_sessions
+        assert _preconditions(layer, "FaultMem_ClearDTCs") == list(clear)
     abs_layer, body, engine = (demo.diag_layers[n] for n in ("ABS", "BODY", "ENGINE"))
     assert _preconditions(abs_layer, "BrakeBleedCheck_Start") == ["Extended"]
     assert "BrakeBleedCheck_Stop" not in _names(abs_layer)

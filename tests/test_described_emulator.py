@@ -341,7 +341,10 @@ def test_every_described_service_gets_an_answer_odxtools_decodes(demo: Database)
         ecu = DescribedEcu(DescribedSpec(layer.short_name, 0x10, layer), random.Random(4))
         _ask(ecu, "1003")  # every precondition of the demo is the extended session
         for service in layer.services:
-            request = bytes(service.encode_request())
+            # (a write's value: the engine's Coding_Write takes one, 1 encodes in any DOP)
+            assert service.request is not None
+            needed = {p.short_name: 1 for p in service.request.parameters if p.is_required}
+            request = bytes(service.encode_request(**needed))
             answer = _ask(ecu, request.hex())
             message = service.decode_message(answer)
             assert message.coding_object is service.positive_responses[0], service.short_name
@@ -353,7 +356,10 @@ def test_every_described_service_gets_an_answer_odxtools_decodes(demo: Database)
 def test_unknown_services_dids_and_subfunctions(demo: Database) -> None:
     engine = _ecu(demo, "ENGINE")
     vin_read = engine.spec.layer.services["VIN_Read"]
-    assert _ask(engine, "2E F190 00") == b"\x7f\x2e\x11"  # serviceNotSupported
+    # The engine writes its coding only: another DID is out of range; an ECU without a
+    # 0x2E service does not support it at all.
+    assert _ask(engine, "2E F190 00") == b"\x7f\x2e\x31"
+    assert _ask(_ecu(demo, "BODY"), "2E F190 00") == b"\x7f\x2e\x11"  # serviceNotSupported
     unknown_did = _ask(engine, "22FFFF")
     assert unknown_did == b"\x7f\x22\x31"  # requestOutOfRange
     assert vin_read.decode_message(unknown_did).param_dict["NRC"] == "requestOutOfRange"

@@ -1,8 +1,8 @@
-"""What the service says each ECU offers, read from the demo description
-(``app.vehicles.pdx.demo.DEMO_ECUS``), checked against what the emulated ECUs do: every
-data item it lists reads back, every operation it lists runs (in the session it names),
-and the fault clearing session it names is the one the ECU needs. Values come from the
-description and the scenario, not copied here."""
+"""The demo description (``app.vehicles.pdx.demo.DEMO_ECUS``) checked against what the
+emulated ECUs do, and the generic identification items an ECU without a description
+offers (``app.services.sovd.data.IDENTIFICATION``): every DID reads back, every routine
+runs in the session it names (and not below it), the fault clearing session is the one
+the ECU needs. Values come from the description and the scenario, not copied here."""
 
 from __future__ import annotations
 
@@ -10,111 +10,93 @@ import random
 
 import pytest
 
-from app.vehicles import description, uds
-from app.vehicles.description import DataCategory, describe, fault_name, severity
+from app.services.sovd.data import IDENTIFICATION
+from app.vehicles import uds
 from app.vehicles.emulator import Ecu, Timings, make_ecu, spec_for
-from app.vehicles.pdx.demo import DEMO_ECUS, IDENTIFICATION
+from app.vehicles.pdx.demo import DEFAULT_ECUS, DEMO_ECUS, dtc_text
 from app.vehicles.pdx.scenario import DEMO_SCENARIO, check_scenario
+from app.vehicles.pdx.spec import PdxEcu
 
 pytestmark = pytest.mark.fast
 
 
 def _ecu(address: int) -> Ecu:
-    name = dict((a, n) for n, a in description.DEFAULT_ECUS).get(address, "other")
+    name = dict((a, n) for n, a in DEFAULT_ECUS).get(address, "other")
     return make_ecu(spec_for(name, address), "V", Timings(s3_s=None), random.Random(1))
 
 
+def _demo(address: int) -> PdxEcu:
+    return next(e for e in DEMO_ECUS if e.logical_address == address)
+
+
 def test_the_default_ecus_are_the_demo_descriptions() -> None:
-    assert (
-        tuple((ecu.short_name.lower(), ecu.logical_address) for ecu in DEMO_ECUS)
-        == description.DEFAULT_ECUS
-    )
-    assert [name for name, _ in description.DEFAULT_ECUS] == [
-        "engine",
-        "transmission",
-        "abs",
-        "body",
-    ]
+    assert tuple((ecu.short_name.lower(), ecu.logical_address) for ecu in DEMO_ECUS) == DEFAULT_ECUS
+    assert [name for name, _ in DEFAULT_ECUS] == ["engine", "transmission", "abs", "body"]
 
 
-def test_data_items_are_the_described_dids_and_other_ecus_have_identification() -> None:
-    for ecu in DEMO_ECUS:
-        assert ecu.logical_address is not None
-        described = describe(ecu.logical_address)
-        assert [(d.did, d.name) for d in described.data] == [
-            (did.did, did.long_name) for did in ecu.dids
-        ]
-    engine = describe(0x10)
-    assert [(d.id, d.category) for d in engine.data] == [
-        ("vin", DataCategory.IDENT),
-        ("softwareVersion", DataCategory.IDENT),
-        ("serialNumber", DataCategory.IDENT),
-        ("activeSession", DataCategory.SYSTEM),
-        ("engineRpm", DataCategory.CURRENT),
-        ("vehicleSpeed", DataCategory.CURRENT),
-        ("coolantTemperature", DataCategory.CURRENT),
-    ]
-    other = describe(0x77)
-    assert [d.did for d in other.data] == [d.did for d in IDENTIFICATION]
-    assert [d.id for d in other.data] == ["vin", "softwareVersion", "serialNumber", "activeSession"]
-    assert other.operations == () and other.clear_session is None
+@pytest.mark.parametrize("address", [0x10, 0x18, 0x28, 0x40])
+def test_every_described_did_reads_back(address: int) -> None:
+    ecu = _ecu(address)
+    for did in _demo(address).dids:
+        answer = ecu.handle(b"\x22" + did.did.to_bytes(2, "big"), 0.0).payload
+        assert answer is not None and answer[:3] == b"\x62" + did.did.to_bytes(2, "big"), did
+        codec = uds.DID_CODECS.get(did.did)
+        if codec is not None:
+            codec.decode(answer[3:])
+        else:  # the engine's coding: a number of its size
+            assert did.size is not None and len(answer) == 3 + did.size, did
 
 
 @pytest.mark.parametrize("address", [0x10, 0x18, 0x28, 0x40, 0x77])
-def test_every_data_item_described_reads_back_with_its_codec(address: int) -> None:
+def test_the_generic_identification_items_read_back_at_any_address(address: int) -> None:
     ecu = _ecu(address)
-    for item in describe(address).data:
+    for item in IDENTIFICATION:
         answer = ecu.handle(b"\x22" + item.did.to_bytes(2, "big"), 0.0).payload
         assert answer is not None and answer[:3] == b"\x62" + item.did.to_bytes(2, "big"), item
         uds.DID_CODECS[item.did].decode(answer[3:])
         assert item.name
-
-
-def test_operations_and_the_sessions_they_need() -> None:
-    assert [(o.id, o.routine_id, o.asynchronous, o.session) for o in describe(0x28).operations] == [
-        ("selfTest", 0x0201, True, None),
-        ("brakeBleedCheck", 0x0202, False, "extended"),
+    assert [i.id for i in IDENTIFICATION] == [
+        "vin",
+        "softwareVersion",
+        "serialNumber",
+        "activeSession",
     ]
-    assert [(o.id, o.session) for o in describe(0x40).operations] == [("selfTest", "extended")]
-    assert describe(0x40).clear_session == "extended"
-    assert describe(0x10).clear_session is None
 
 
 @pytest.mark.parametrize("address", [0x10, 0x18, 0x28, 0x40])
-def test_operations_run_in_the_session_described_and_not_below_it(address: int) -> None:
-    for operation in describe(address).operations:
-        start = b"\x31\x01" + operation.routine_id.to_bytes(2, "big")
+def test_routines_run_in_the_session_described_and_not_below_it(address: int) -> None:
+    for routine in _demo(address).routines:
+        start = b"\x31\x01" + routine.routine_id.to_bytes(2, "big")
         ecu = _ecu(address)
         refused = ecu.handle(start, 0.0).payload
-        if operation.session is None:
-            assert refused is not None and refused[0] == 0x71, operation
+        if not routine.sessions:
+            assert refused is not None and refused[0] == 0x71, routine
             continue
-        assert refused is not None and refused[0] == uds.NEGATIVE_RESPONSE, operation
-        ecu.handle(b"\x10" + bytes((uds.SESSIONS[operation.session],)), 0.0)
+        assert refused is not None and refused[0] == uds.NEGATIVE_RESPONSE, routine
+        ecu.handle(b"\x10" + bytes((uds.SESSIONS[routine.sessions[0].lower()],)), 0.0)
         ecu.dtcs.clear()  # the bleed check fails on C0035: here only the session counts
         answer = ecu.handle(start, 0.0).payload
-        assert answer is not None and answer[0] == 0x71, operation
+        assert answer is not None and answer[0] == 0x71, routine
 
 
 def test_clearing_faults_needs_the_session_described() -> None:
-    body = _ecu(0x40)
-    assert body.handle(bytes.fromhex("14FFFFFF"), 0.0).payload == b"\x7f\x14\x7f"
-    body.handle(b"\x10" + bytes((uds.SESSIONS[describe(0x40).clear_session or ""],)), 0.0)
-    assert body.handle(bytes.fromhex("14FFFFFF"), 0.0).payload == b"\x54"
+    body = _demo(0x40)
+    assert body.clear_sessions
+    ecu = _ecu(0x40)
+    assert ecu.handle(bytes.fromhex("14FFFFFF"), 0.0).payload == b"\x7f\x14\x7f"
+    ecu.handle(b"\x10" + bytes((uds.SESSIONS[body.clear_sessions[0].lower()],)), 0.0)
+    assert ecu.handle(bytes.fromhex("14FFFFFF"), 0.0).payload == b"\x54"
+    assert not _demo(0x10).clear_sessions
 
 
-def test_fault_names_and_severities_are_the_described_texts_and_levels() -> None:
+def test_dtc_texts_are_the_described_ones() -> None:
     for ecu in DEMO_ECUS:
         for dtc in ecu.dtcs:
-            assert fault_name(dtc.code) == dtc.text
-            assert fault_name(dtc.code.lower()) == dtc.text
-            assert severity(dtc.code) == dtc.level
-    assert fault_name("P9999") == ""
-    assert severity("P9999") == description.DEFAULT_SEVERITY == 3
-    for _, address in description.DEFAULT_ECUS:
+            assert dtc_text(dtc.code) == dtc_text(dtc.code.lower()) == dtc.text
+    assert dtc_text("P9999") == ""
+    for _, address in DEFAULT_ECUS:
         for code in _ecu(address).stored_codes():
-            assert fault_name(code), code  # every fault an ECU can report has a name
-            assert 1 <= severity(code) <= 4
+            assert dtc_text(code), code  # every fault a demo ECU can report has a text
 
 
 def test_the_scenario_names_only_what_the_description_declares() -> None:

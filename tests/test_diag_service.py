@@ -1,9 +1,9 @@
 """ECUs bound to their description and the DiagService command (issue #20 items 2 and 5),
 in process over the ASGI transport with a real SQLite file and the seeded simulator
 (latency 0): the demo PDX (``build_demo_pdx``: ENGINE, TRANSMISSION, ABS, BODY, which
-the simulator's ECUs answer as) uploaded, bound to a vehicle's ECUs, and services sent
-by name, encoded and decoded by odxtools; bad input refused with a 400 naming it and
-nothing stored."""
+the simulator's ECUs answer as; stored by the service as it seeds the demo fleet),
+bound to a vehicle's ECUs, and services sent by name, encoded and decoded by odxtools;
+bad input refused with a 400 naming it and nothing stored."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from app.store.migrations import MIGRATIONS, migrate
-from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_pdx
+from app.vehicles.pdx.demo import DEMO_ECUS, DEMO_PDX_NAME
 from tests.support.harness import Server, auth, in_process, make_config
 
 pytestmark = pytest.mark.fast
@@ -31,10 +32,15 @@ TINY = PdxSpec(
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with in_process(make_config(tmp_path_factory.mktemp("diag"))) as server:
+    # (a generous deadline: the first command to an unbound demo-address ECU builds its
+    # description in the simulator)
+    config = make_config(tmp_path_factory.mktemp("diag"), command_timeout_s=2.0)
+    with in_process(config) as server:
         admin = server.admin_token()
+        # The demo description is there already: the service stored it with the demo fleet.
+        listed = server.http.get("/api/v1/descriptions", headers=auth(admin)).json()["items"]
+        assert [(d["name"], d["state"]) for d in listed] == [(DEMO_PDX_NAME, "ready")]
         for name, data in (
-            ("demo.pdx", build_demo_pdx()),
             ("noaddr.pdx", build_pdx(NO_ADDRESS)),
             ("tiny.pdx", build_pdx(TINY)),
         ):
@@ -344,7 +350,13 @@ def test_unbound_ecus_and_generic_commands_are_unchanged(srv: Server, golf: dict
     (chunk,) = _chunks(srv, token, command["command_id"])
     assert set(chunk) == {"ecuAddress", "dataId", "name", "value", "unit"}
     # A vehicle nobody bound lists no services.
-    other = srv.vehicle(token, "flaky")
+    r = srv.http.post(
+        "/api/v1/vehicles",
+        headers=auth(srv.admin_token()),
+        json={"vin": "1HGCM82633A000123", "make": "a", "model": "b", "year": 2020},
+    )
+    assert r.status_code == 201, r.text
+    other = r.json()
     r = srv.http.get(f"/api/v1/vehicles/{other['vehicle_id']}/services", headers=auth(token))
     assert r.json() == {"vehicle_id": other["vehicle_id"], "items": []}
 
@@ -379,18 +391,13 @@ def test_migration_6_keeps_every_ecu_set(tmp_path: Path) -> None:
 
 @pytest.mark.socket
 def test_diag_service_over_doip_to_the_emulator(tmp_path: Path) -> None:
-    """The demo's DoIP vehicle (the emulator on loopback TCP) bound to the demo PDX."""
+    """The demo's DoIP vehicle (the emulator on loopback TCP), its ECUs bound to the demo
+    PDX as it is added, bound again to two of them."""
     config = make_config(tmp_path, demo_emulator=True, command_timeout_s=5.0)
     with in_process(config) as server:
         admin, token = server.admin_token(), server.token()
-        r = server.http.post(
-            "/api/v1/descriptions",
-            params={"name": "demo.pdx"},
-            content=build_demo_pdx(),
-            headers={**auth(admin), **ZIP},
-        )
-        assert r.status_code == 201, r.text
         vehicle = server.http.get("/api/v1/vehicles/WAUZZZ8V0KDP00007", headers=auth(token)).json()
+        assert [e.get("description") for e in vehicle["ecus"]] == [e.short_name for e in DEMO_ECUS]
         r = server.http.patch(
             f"/api/v1/vehicles/{vehicle['vehicle_id']}",
             headers=auth(admin),

@@ -104,7 +104,9 @@ def test_identification_and_live_values() -> None:
     assert _answer(engine, "22F18C0105") == b"\x7f\x22\x13"
     assert _answer(_ecu(0x40), "22010C") == b"\x7f\x22\x31"  # the body has no engine
     assert _answer(engine, "22F1") == b"\x7f\x22\x13"
-    assert _answer(engine, "2E F190 00".replace(" ", "")) == b"\x7f\x2e\x11"
+    # Writing: the engine writes its coding only (its one 0x2E service), no other DID.
+    assert _answer(engine, "2E F190 00".replace(" ", "")) == b"\x7f\x2e\x31"
+    assert _answer(_ecu(0x40), "2E F190 00".replace(" ", "")) == b"\x7f\x2e\x11"
 
 
 def test_sessions_end_after_s3_unless_the_tester_is_present() -> None:

@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from app.builders import simulator_for
+from app.vehicles import uds
+from app.vehicles.pdx.demo import SELF_TEST
 from tests.support.harness import (
     DEADLINE_S,
     LoopTransport,
@@ -28,11 +30,9 @@ from tests.support.harness import (
     make_config,
     wait_until,
 )
-from tests.test_sovd_api import Client, engineer, generic_error
+from tests.test_sovd_api import Client, engineer, generic, generic_error, stored
 
 pytestmark = pytest.mark.fast
-
-SELF_TEST = "/components/engine/operations/selfTest/executions"
 
 
 def _queued(srv: Server, token: str, name: str) -> str | None:
@@ -53,20 +53,27 @@ def test_a_lock_withdraws_another_engineers_queued_clear_and_the_faults_stay(
         two = engineer(srv)  # the seeded "engineer"
         one = Client(srv, srv.create_engineer("alice"), two.vin)
         vehicle_id = srv.vehicle(two.token)["vehicle_id"]
-        run = two.send("POST", SELF_TEST, 202, {}).json()["id"]
+        # A self-test run to its end (RoutineControl run) holds the vehicle's lane.
+        run = srv.submit(
+            two.token,
+            vehicle_id,
+            "RoutineControl",
+            {"ecuAddress": "0x0010", "routineId": uds.format_did(SELF_TEST), "action": "run"},
+        )["command_id"]
         lane = httpx.Client(base_url=srv.base_url, transport=LoopTransport(srv.app, srv.loop))
         with lane, ThreadPoolExecutor(1) as pool:
-            # Engineer 2's ClearDTC waits behind the self-test; so do a read of theirs
-            # and a ClearDTC of another ECU.
+            # Engineer 2's clear (the engine is bound: a DiagService FaultMem_ClearDTCs)
+            # waits behind the self-test; so do a read of theirs and a ClearDTC of another
+            # ECU.
             clearing = pool.submit(
                 lane.delete, two.url("/components/engine/faults"), headers=auth(two.token)
             )
             clear_id = wait_until(
-                lambda: _queued(srv, two.token, "ClearDTC"), "the ClearDTC to be queued"
+                lambda: _queued(srv, two.token, "DiagService"), "the clear to be queued"
             )
             read_id = srv.submit(two.token, vehicle_id, "ReadDTC")["command_id"]
             other_ecu = srv.submit(two.token, vehicle_id, "ClearDTC", {"ecuAddress": "0x18"})
-            # Engineer 1 locks the engine: the queued ClearDTC is withdrawn at once.
+            # Engineer 1 locks the engine: the queued clear is withdrawn at once.
             one.send("POST", "/components/engine/locks", 201, {"lock_expiration": 60})
             cleared = srv.wait_status(two.token, clear_id, "cancelled")
             message = cleared["error_message"]
@@ -78,19 +85,20 @@ def test_a_lock_withdraws_another_engineers_queued_clear_and_the_faults_stay(
             assert body["message"] == message
             assert r.headers["x-command-id"] == clear_id
         # The self-test went to the vehicle before the lock: left running.
-        assert two.get(f"{SELF_TEST}/{run}").json()["status"] == "running"
+        assert srv.command(two.token, run)["status"] == "in_progress"
         assert srv.command(two.token, read_id)["status"] == "pending"
-        two.send("DELETE", f"{SELF_TEST}/{run}", 204)  # stopping it is not a state change
+        r = srv.http.post(f"/api/v1/commands/{run}/cancel", headers=auth(two.token))
+        assert r.status_code == 200, r.text  # stopping it is not a state change
         # The lane moves on: the read and the other ECU's clear run.
         assert srv.wait_status(two.token, read_id)["status"] == "completed"
         assert srv.wait_status(two.token, other_ecu["command_id"])["status"] == "completed"
-        # Nothing of the withdrawn ClearDTC reached the vehicle: the engine keeps its faults.
+        # Nothing of the withdrawn clear reached the vehicle: the engine keeps its faults.
         answer = srv.http.get(
             f"/api/v1/commands/{clear_id}/responses", headers=auth(two.token)
         ).json()["items"]
         assert answer == []
-        assert simulator.stored_dtcs(vehicle_id, 0x10) == ("P0171", "P0420")
-        assert one.codes("engine") == ["P0171", "P0420"]
+        assert sorted(simulator.stored_dtcs(vehicle_id, 0x10)) == stored("engine")
+        assert one.codes("engine") == stored("engine")
         # The withdrawal is audited as the lock holder's cancel.
         rows = srv.query(
             "SELECT username FROM audit_log WHERE action = 'command.cancel' AND entity_id = ?",
@@ -107,12 +115,16 @@ def test_a_session_expiry_refused_by_another_users_lock_is_one_warning(
 ) -> None:
     caplog.set_level(logging.INFO)
     with in_process(make_config(tmp_path, command_timeout_s=2.0)) as srv:
-        bob = engineer(srv)
+        # (an ECU bound to no description: a bound one's session takes no expiration yet)
+        bob = generic(srv)
         alice = Client(srv, srv.create_engineer("alice"), bob.vin)
         bob.send(
-            "PUT", "/components/abs/modes/session", 200, {"value": "extended", "mode_expiration": 1}
+            "PUT",
+            "/components/gateway/modes/session",
+            200,
+            {"value": "extended", "mode_expiration": 1},
         )
-        alice.send("POST", "/components/abs/locks", 201, {"lock_expiration": 600})
+        alice.send("POST", "/components/gateway/locks", 201, {"lock_expiration": 600})
 
         def refused() -> list[Any]:
             return [
@@ -123,10 +135,10 @@ def test_a_session_expiry_refused_by_another_users_lock_is_one_warning(
         assert line.levelno == logging.WARNING
         assert line.exc_info is None
         assert "locked by alice" in line.getMessage()
-        assert "abs" in line.getMessage()
+        assert "gateway" in line.getMessage()
         assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
         # The holder decides: the session stays until she (or the ECU's S3) ends it.
-        assert alice.get("/components/abs/modes/session").json()["value"] == "extended"
+        assert alice.get("/components/gateway/modes/session").json()["value"] == "extended"
 
 
 # -- item 9c: one user cannot hold every lock slot; an admin breaks them all at once ------

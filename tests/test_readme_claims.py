@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from app import cli
-from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_pdx
 from tests.support.harness import Server, auth, in_process, make_config
 from tests.support.process import run_app, server_env
 from tests.test_descriptions import BROKEN_ODX, INDEX, zip_of
@@ -127,13 +127,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("readme")
     with in_process(make_config(tmp, command_timeout_s=3.0)) as srv:
         admin = auth(srv.admin_token())
-        r = srv.http.post(
-            "/api/v1/descriptions",
-            params={"name": "demo.pdx"},
-            content=build_demo_pdx(),
-            headers={**admin, **ZIP},
-        )
-        assert r.status_code == 201, r.text
+        # The demo description is in the library: the service stored it with the demo fleet.
+        listed = srv.http.get("/api/v1/descriptions", headers=admin).json()["items"]
+        assert [d["name"] for d in listed] == ["demo.pdx"]
         golf = srv.http.get(
             "/api/v1/vehicles", params={"search": "Golf"}, headers=auth(srv.token())
         ).json()["items"][0]

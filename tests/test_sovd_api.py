@@ -1,8 +1,13 @@
 """The SOVD tree driven as a SOVD client drives it: list, get, act, read back.
 
 The app runs in process on a real SQLite file, with the per-ECU simulator seeded and at
-latency 0. Every call that reaches the vehicle is a command: the tests follow the
-``X-Command-ID`` into ``/api/v1/commands``, the audit log and ``/metrics``.
+latency 0. The demo vehicles' ECUs are bound to the demo description (stored in the
+description library as the demo fleet is seeded), so their tree is the description's by
+CDA's mapping: expected ids, values, DTCs and sessions are read from the description
+(``DEMO_ECUS``) and the demo scenario (``DEMO_SCENARIO``), not copied. The generic tree
+of an ECU bound to no description is driven on an ECU at a non-demo address. Every call
+that reaches the vehicle is a command: the tests follow the ``X-Command-ID`` into
+``/api/v1/commands``, the audit log and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -21,13 +26,17 @@ from app.api.contract import schema_of
 from app.api.routes import ENDPOINTS
 from app.api.sovd import types
 from app.builders import simulator_for
+from app.descriptions.fault_status import STATUS_KEYS
 from app.errors import Conflict
+from app.services.sovd.data import IDENTIFICATION
 from app.services.sovd.entities import Target, components
-from app.services.sovd.operations import operation
+from app.vehicles import uds
+from app.vehicles.pdx.demo import BLEED_CHECK, DEMO_ECUS, SELF_TEST
+from app.vehicles.pdx.scenario import DEMO_SCENARIO
+from app.vehicles.pdx.spec import PdxEcu
 from app.vehicles.simulator import SimulatedConnector
 from tests.support.fake_clock import FakeClock
 from tests.support.harness import Server, auth, in_process, make_config, wait_until
-from tests.support.schemas import dtc_status
 from tests.support.scrape import scrape, total
 from tests.support.sovd_paths import READS, fill
 
@@ -70,12 +79,69 @@ class Client:
         return items
 
     def codes(self, component: str) -> list[str]:
-        return [f["display_code"] for f in self.faults(component)]
+        """The display codes of the faults the ECU reports stored (a bound ECU lists
+        every DTC of its description, those not stored with status 0, as CDA)."""
+        return sorted(
+            f["display_code"] for f in self.faults(component) if f["status"]["mask"] != "00"
+        )
 
 
 def engineer(server: Server, token: str | None = None) -> Client:
     token = token or server.token()
     return Client(server, token, server.vehicle(token)["vin"])
+
+
+# An ECU bound to no description, at an address no demo ECU has.
+GENERIC_ADDRESS = "0x0077"
+
+
+def generic(server: Server, vin: str = "1HGCM82633A000077") -> Client:
+    """An engineer's client on a vehicle of its own whose one ECU, ``gateway``, is bound
+    to no description: the generic UDS tree."""
+    r = server.http.post(
+        "/api/v1/vehicles",
+        headers=auth(server.admin_token()),
+        json={
+            "vin": vin,
+            "make": "Bench",
+            "model": "Gateway",
+            "year": 2024,
+            "ecus": [{"name": "gateway", "address": GENERIC_ADDRESS}],
+        },
+    )
+    assert r.status_code == 201, r.text
+    return Client(server, server.token(), vin)
+
+
+def demo(component: str) -> PdxEcu:
+    """The demo description's ECU behind a demo vehicle's component."""
+    return next(e for e in DEMO_ECUS if e.short_name.lower() == component)
+
+
+def stored(component: str) -> list[str]:
+    """The display codes the demo scenario stores at start on that ECU."""
+    return sorted(d.code for d in DEMO_SCENARIO[component.upper()].dtcs)
+
+
+def status_of(byte: int) -> dict[str, Any]:
+    """A status byte as CDA's status object."""
+    return {k: bool(byte & (1 << i)) for i, k in enumerate(STATUS_KEYS)} | {"mask": f"{byte:02X}"}
+
+
+def executions(component: str, routine: int) -> str:
+    op = next(r for r in demo(component).routines if r.routine_id == routine)
+    return f"/components/{component}/operations/{op.name}/executions"
+
+
+def wait_results(client: Client, location: str, state: str = "completed") -> dict[str, Any]:
+    """GET the execution (each sends RequestResults) until the routine says ``state``."""
+    path = location.split("/v1", 1)[1]
+    return dict(
+        wait_until(
+            lambda: (e := client.get(path).json())["parameters"].get("RoutineState") == state and e,
+            f"the routine to be {state}",
+        )
+    )
 
 
 @contextmanager
@@ -152,11 +218,19 @@ def test_components_are_the_vehicles_ecus_with_only_the_capabilities_they_have(
         assert item["href"] == f"http://in-process.invalid{client.root}/components/{item['id']}"
         assert sovd.http.get(item["href"], headers=auth(client.token)).status_code == 200
     engine = client.get("/components/engine").json()
-    assert engine["x-ecu-address"] == "0x0010"
-    for capability in ("data", "faults", "operations", "modes", "locks", "data-categories"):
+    assert engine["x-ecu-address"] == f"0x{demo('engine').logical_address:04X}"
+    # Bound to the demo description: its base variant (it declares no ECU variants).
+    assert engine["variant"] == {
+        "name": demo("engine").short_name,
+        "is_base_variant": True,
+        "state": "Online",
+        "logical_address": engine["x-ecu-address"],
+    }
+    for capability in ("data", "faults", "operations", "modes", "locks", "configurations"):
         assert engine[capability].endswith(f"/components/engine/{capability}")
     transmission = client.get("/components/transmission").json()
-    assert "operations" in transmission  # every default ECU has the self-test
+    assert "operations" in transmission  # every demo ECU has the self-test
+    assert "configurations" not in transmission  # no varcoding service
     assert client.get("/components/engine/hosts").json() == {"items": []}
     assert client.get("/components/engine/belongs-to").json() == {"items": []}
 
@@ -199,48 +273,56 @@ def test_include_schema_adds_the_openapi_schema_of_the_same_type(sovd: Server) -
 # -- faults ------------------------------------------------------------------------------
 
 
-def test_faults_per_ecu_with_iso_status_bits(sovd: Server) -> None:
+def test_faults_per_ecu_as_the_description_names_them_with_iso_status_bits(sovd: Server) -> None:
     client = engineer(sovd)
-    engine = client.faults("engine")
-    assert [(f["code"], f["display_code"]) for f in engine] == [
-        ("017100", "P0171"),
-        ("042000", "P0420"),
-    ]
-    p0171, p0420 = engine
-    # The status object's keys are CDA's spelling of the ISO 14229-1 bits.
-    assert p0171["status"] == dtc_status(0x2F)
-    assert p0420["status"]["confirmed_dtc"] is False and p0420["status"]["pending_dtc"] is True
-    assert p0420["status"]["mask"] == "27"
-    assert p0171["fault_name"] == "System too lean (bank 1)"
-    assert all(1 <= f["severity"] <= 4 for f in engine)
-    assert client.codes("transmission") == ["P0700"]
-    assert client.codes("abs") == ["C0035"]
-    (abs_fault,) = client.faults("abs")
-    assert abs_fault["status"]["warning_indicator_requested"] is True
-    (b1000,) = client.faults("body")
-    assert b1000["status"]["confirmed_dtc"] is True and b1000["status"]["test_failed"] is False
+    for component in ("engine", "transmission", "abs", "body"):
+        faults = {f["display_code"]: f for f in client.faults(component)}
+        # Every DTC of the description, those stored with their status byte (CDA).
+        assert sorted(faults) == sorted(d.code for d in demo(component).dtcs)
+        start = {d.code: d.status for d in DEMO_SCENARIO[component.upper()].dtcs}
+        for dtc in demo(component).dtcs:
+            assert faults[dtc.code] == {
+                "code": f"{uds.dtc_number(dtc.code):06X}",
+                "scope": "FaultMem",
+                "display_code": dtc.code,
+                "fault_name": dtc.text,
+                "severity": dtc.level,
+                # The status object's keys are CDA's spelling of the ISO 14229-1 bits.
+                "status": status_of(start.get(dtc.code, 0)),
+            }
+        assert client.codes(component) == stored(component)
 
 
 def test_fault_filters_by_status_and_severity(sovd: Server) -> None:
     client = engineer(sovd)
-    codes = lambda **q: [f["display_code"] for f in client.faults("engine", **q)]  # noqa: E731
+    codes = lambda **q: sorted(f["display_code"] for f in client.faults("engine", **q))  # noqa: E731
+    start = {d.code: d.status for d in DEMO_SCENARIO["ENGINE"].dtcs}
+    bit = lambda name: STATUS_KEYS.index(name)  # noqa: E731
+
+    def having(name: str, value: bool) -> list[str]:
+        return sorted(
+            d.code
+            for d in demo("engine").dtcs
+            if bool(start.get(d.code, 0) >> bit(name) & 1) is value
+        )
+
+    confirmed = having("confirmed_dtc", True)
+    assert confirmed and having("confirmed_dtc", False)  # the scenario has both kinds
     # CDA's names, the ISO names (the earlier spelling), each in any case.
     for name in ("confirmed_dtc", "CONFIRMED_DTC", "Confirmed_Dtc", "confirmedDTC"):
-        assert codes(**{f"status[{name}]": "true"}) == ["P0171"], name
-        assert codes(**{f"status[{name}]": "false"}) == ["P0420"], name
-    assert codes(**{"STATUS[CONFIRMEDDTC]": "1"}) == ["P0171"]
-    assert codes(**{"status[pendingdtc]": "0"}) == []
-    assert codes(**{"status[Test_Not_Completed_Since_Last_Clear]": "1"}) == []
+        assert codes(**{f"status[{name}]": "true"}) == confirmed, name
+        assert codes(**{f"status[{name}]": "false"}) == having("confirmed_dtc", False), name
+    assert codes(**{"STATUS[CONFIRMEDDTC]": "1"}) == confirmed
+    assert codes(**{"status[pendingdtc]": "0"}) == having("pending_dtc", False)
     # Several keys are OR'd, whichever spelling each has.
-    assert codes(**{"status[confirmedDTC]": "1", "status[pendingDTC]": "1"}) == ["P0171", "P0420"]
-    assert codes(**{"status[confirmed_dtc]": "1", "status[PendingDTC]": "1"}) == [
-        "P0171",
-        "P0420",
-    ]
-    assert codes(**{"status[warning_indicator_requested]": "1"}) == []
-    severities = {f["display_code"]: f["severity"] for f in client.faults("engine")}
+    either = sorted(set(confirmed) | set(having("pending_dtc", True)))
+    assert codes(**{"status[confirmedDTC]": "1", "status[pendingDTC]": "1"}) == either
+    assert codes(**{"status[confirmed_dtc]": "1", "status[PendingDTC]": "1"}) == either
+    lamp = having("warning_indicator_requested", True)
+    assert codes(**{"status[warning_indicator_requested]": "1"}) == lamp
+    severities = {d.code: d.level for d in demo("engine").dtcs}
     most = min(severities.values())
-    assert codes(severity=str(most)) == [c for c, s in severities.items() if s <= most]
+    assert codes(severity=str(most)) == sorted(c for c, s in severities.items() if s <= most)
     for bad in (
         {"severity": "9"},
         {"status[bogus]": "1"},
@@ -256,14 +338,17 @@ def test_fault_filters_by_status_and_severity(sovd: Server) -> None:
 
 def test_one_fault_and_a_code_it_does_not_have(sovd: Server) -> None:
     client = engineer(sovd)
-    one = client.get("/components/engine/faults/017100").json()
-    assert one["item"]["display_code"] == "P0171"
-    assert client.get("/components/engine/faults/P0420").json()["item"]["code"] == "042000"
+    first, second = demo("engine").dtcs[:2]
+    native = f"{uds.dtc_number(first.code):06X}"
+    one = client.get(f"/components/engine/faults/{native}").json()
+    assert one["item"]["display_code"] == first.code
+    by_display = client.get(f"/components/engine/faults/{second.code}").json()
+    assert by_display["item"]["code"] == f"{uds.dtc_number(second.code):06X}"
     r = sovd.http.get(client.url("/components/engine/faults/070000"), headers=auth(client.token))
     assert generic_error(r, 404, "vendor-specific")["vendor_code"] == "not-found"
     r = sovd.http.delete(client.url("/components/engine/faults/070000"), headers=auth(client.token))
     generic_error(r, 404, "vendor-specific")
-    assert client.codes("engine") == ["P0171", "P0420"]  # nothing was cleared
+    assert client.codes("engine") == stored("engine")  # nothing was cleared
 
 
 def test_clearing_one_ecu_leaves_the_others_and_a_self_test_brings_faults_back(
@@ -272,82 +357,175 @@ def test_clearing_one_ecu_leaves_the_others_and_a_self_test_brings_faults_back(
     client = engineer(sovd)
     r = client.send("DELETE", "/components/engine/faults", 204)
     cleared = r.headers["x-command-id"]
-    assert client.faults("engine") == []
-    assert client.codes("transmission") == ["P0700"] and client.codes("abs") == ["C0035"]
+    assert client.codes("engine") == []
+    assert client.codes("transmission") == stored("transmission")
+    assert client.codes("abs") == stored("abs")
     # Nothing comes back behind the user's back: only a self-test re-runs the tests.
-    assert client.faults("engine") == []
-    r = client.send("POST", "/components/engine/operations/selfTest/executions", 202, {})
-    location = r.headers["location"]
-    done = wait_until(
-        lambda: (
-            (e := sovd.http.get(location, headers=auth(client.token)).json())["status"] != "running"
-            and e
-        ),
-        "the self-test to end",
-    )
-    assert done["status"] == "completed" and done["progress"] == 100
-    assert client.codes("engine") == ["P0171", "P0420"]
+    assert client.codes("engine") == []
+    r = client.send("POST", executions("engine", SELF_TEST), 202, {})
+    done = wait_results(client, r.headers["location"])
+    assert done["status"] == "completed" and done["parameters"]["Progress"] == 100
+    failing = sorted(d.code for d in DEMO_SCENARIO["ENGINE"].dtcs if d.failing)
+    assert client.codes("engine") == failing
+    # Ended on the ECU: its Stop is refused (requestSequenceError), the execution ends
+    # all the same, and the operation can run again.
+    done_path = r.headers["location"].split("/v1", 1)[1]
+    client.send("DELETE", done_path, 204)
+    client.get(done_path, status=404)
+    again = client.send("POST", executions("engine", SELF_TEST), 202, {})
+    client.send("DELETE", again.headers["location"].split("/v1", 1)[1], 204)
     # One fault at a time.
-    client.send("DELETE", "/components/engine/faults/P0420", 204)
-    assert client.codes("engine") == ["P0171"]
+    client.send("DELETE", f"/components/engine/faults/{failing[-1]}", 204)
+    assert client.codes("engine") == failing[:-1]
     # The clear is a command like any other: in the history with its parameters.
     command = sovd.command(client.token, cleared)
-    assert (command["command_name"], command["command_params"], command["status"]) == (
-        "ClearDTC",
-        {"ecuAddress": "0x0010"},
-        "completed",
-    )
+    assert (command["command_name"], command["status"]) == ("DiagService", "completed")
+    assert command["command_params"] == {
+        "ecu": "engine",
+        "service": "FaultMem_ClearDTCs",
+        "params": {},
+        "ecuAddress": "0x0010",
+        "sid": "0x14",
+    }
 
 
 def test_clearing_where_the_ecu_needs_another_session_names_it(sovd: Server) -> None:
     client = engineer(sovd)
+    (needed,) = demo("body").clear_sessions
     r = sovd.http.delete(client.url("/components/body/faults"), headers=auth(client.token))
     body = generic_error(r, 409, "precondition-not-fulfilled")
-    assert "extended" in body["message"]
-    assert body["parameters"]["service"] == 0x14 and body["parameters"]["nrc"] == 0x7F
-    assert client.codes("body") == ["B1000"]
-    assert client.send(
-        "PUT", "/components/body/modes/session", 200, {"value": "extended"}
-    ).json() == {
-        "id": "session",
-        "value": "extended",
+    assert needed.lower() in body["message"]
+    assert body["parameters"] == {
+        "service": "FaultMem_ClearDTCs",
+        "chart": "Session",
+        "needed": [needed],
+        "current": "Default",
     }
-    assert client.get("/components/body/modes/session").json()["value"] == "extended"
+    assert "x-command-id" not in r.headers  # refused before anything was sent
+    assert client.codes("body") == stored("body")
+    switched = client.send("PUT", "/components/body/modes/session", 200, {"value": needed})
+    assert switched.json() == {"id": "session", "value": needed.lower()}
+    assert client.get("/components/body/modes/session").json()["value"] == needed.lower()
     assert client.get("/components/engine/modes/session").json()["value"] == "default"
     client.send("DELETE", "/components/body/faults", 204)
-    assert client.faults("body") == []
+    assert client.codes("body") == []
+
+
+def test_an_ecu_bound_to_no_description_reports_its_faults_by_generic_read_dtc(
+    sovd: Server,
+) -> None:
+    client = generic(sovd)
+    r = client.get("/components/gateway/faults")
+    assert r.json() == {"items": []}  # the generic ECU stores none
+    command = sovd.command(client.token, r.headers["x-command-id"])
+    assert (command["command_name"], command["command_params"]) == (
+        "ReadDTC",
+        {"ecuAddress": GENERIC_ADDRESS},
+    )
+    client.send("DELETE", "/components/gateway/faults", 204)
+    r = sovd.http.get(client.url("/components/gateway/faults/P0171"), headers=auth(client.token))
+    generic_error(r, 404, "vendor-specific")
 
 
 # -- data --------------------------------------------------------------------------------
 
 
-def test_data_lists_identification_and_live_values_read_now(sovd: Server) -> None:
+def test_data_are_the_described_dids_read_now(sovd: Server) -> None:
     client = engineer(sovd)
     items = {i["id"]: i for i in client.get("/components/engine/data").json()["items"]}
-    assert {"vin", "softwareVersion", "serialNumber", "engineRpm"} <= set(items)
-    assert items["vin"]["category"] == "identData"
-    assert items["engineRpm"]["category"] == "currentData"
-    vin = client.get("/components/engine/data/vin")
+    dids = {d.name: d for d in demo("engine").dids}
+    assert sorted(items) == sorted(dids)
+    for name, did in dids.items():
+        assert items[name]["name"] == did.long_name
+        assert items[name].get("unit") == did.unit
+    vin = client.get("/components/engine/data/VIN")
+    assert vin.json() == {"id": "vin", "data": {"VIN": client.vin}}
+    rpm_did = next(d for d in demo("engine").dids if d.did == uds.ENGINE_RPM)
+    walk = DEMO_SCENARIO["ENGINE"].sensors[uds.ENGINE_RPM]
+    rpm = client.get(f"/components/engine/data/{rpm_did.name.lower()}").json()
+    assert rpm["id"] == rpm_did.name.lower()
+    assert walk.low <= rpm["data"][rpm_did.name] <= walk.high
+    command = sovd.command(client.token, vin.headers["x-command-id"])
+    assert command["command_name"] == "DiagService"
+    assert command["command_params"] == {
+        "ecu": "engine",
+        "service": "VIN_Read",
+        "params": {},
+        "ecuAddress": "0x0010",
+        "sid": "0x22",
+    }
+    r = sovd.http.get(
+        client.url(f"/components/body/data/{rpm_did.name}"), headers=auth(client.token)
+    )
+    generic_error(r, 404, "vendor-specific")
+
+
+def test_a_varcoding_did_is_a_configuration_written_and_read_back(sovd: Server) -> None:
+    client = engineer(sovd)
+    (coding,) = [d for d in demo("engine").dids if (d.category or "").lower() == "varcoding"]
+    listed = client.get("/components/engine/configurations").json()["items"]
+    assert listed == [
+        {
+            "id": coding.name,
+            "name": coding.long_name,
+            "configurations_type": "parameter",
+            "x-sovd2uds-ServiceAbstract": [f"22{coding.did:04X}", f"2E{coding.did:04X}"],
+        }
+    ]
+    assert coding.size is not None
+    wanted = 2 ** (8 * coding.size) - 2
+    client.send(
+        "PUT", f"/components/engine/data/{coding.name}", 204, {"data": {coding.name: wanted}}
+    )
+    read = client.get(f"/components/engine/configurations/{coding.name}").json()
+    assert read == {"id": coding.name.lower(), "data": {coding.name: wanted}}
+    r = sovd.http.put(
+        client.url(f"/components/engine/data/{coding.name}"),
+        headers=auth(client.token),
+        json={"data": {"Speed": 1}},
+    )
+    assert "Speed" in generic_error(r, 400, "incomplete-request")["message"]
+
+
+def test_an_ecu_bound_to_no_description_has_the_identification_items(sovd: Server) -> None:
+    client = generic(sovd)
+    component = client.get("/components/gateway").json()
+    assert component["x-ecu-address"] == GENERIC_ADDRESS
+    assert "variant" not in component and "operations" not in component
+    items = client.get("/components/gateway/data").json()["items"]
+    assert [(i["id"], i["category"]) for i in items] == [
+        (d.id, d.category.value) for d in IDENTIFICATION
+    ]
+    vin = client.get("/components/gateway/data/vin")
     assert vin.json() == {"id": "vin", "data": {"value": client.vin}}
-    rpm = client.get("/components/engine/data/engineRpm").json()
-    assert rpm["data"]["unit"] == "rpm" and 650 <= rpm["data"]["value"] <= 4500
     command = sovd.command(client.token, vin.headers["x-command-id"])
     assert command["command_name"] == "ReadDataByID"
-    assert command["command_params"] == {"ecuAddress": "0x0010", "dataId": "0xF190"}
+    assert command["command_params"] == {"ecuAddress": GENERIC_ADDRESS, "dataId": "0xF190"}
     categories = [
-        c["item"] for c in client.get("/components/engine/data-categories").json()["items"]
+        c["item"] for c in client.get("/components/gateway/data-categories").json()["items"]
     ]
-    assert "identData" in categories and "currentData" in categories
-    groups = client.get("/components/engine/data-groups").json()["items"]
+    assert categories == list(dict.fromkeys(d.category.value for d in IDENTIFICATION))
+    groups = client.get("/components/gateway/data-groups").json()["items"]
     assert {g["category"] for g in groups} == set(categories)
-    r = sovd.http.get(client.url("/components/body/data/engineRpm"), headers=auth(client.token))
+    assert client.get("/components/gateway/operations").json() == {"items": []}
+    r = sovd.http.get(
+        client.url("/components/gateway/operations/SelfTest"), headers=auth(client.token)
+    )
+    generic_error(r, 404, "vendor-specific")
+    r = sovd.http.put(
+        client.url("/components/gateway/data/vin"),
+        headers=auth(client.token),
+        json={"data": {"VIN": "X"}},
+    )
+    generic_error(r, 405, "vendor-specific")
+    r = sovd.http.get(client.url("/components/gateway/data/engineRpm"), headers=auth(client.token))
     generic_error(r, 404, "vendor-specific")
 
 
 def test_a_vehicle_that_does_not_answer_is_not_responding(sovd: Server) -> None:
     token = sovd.token()
     client = Client(sovd, token, sovd.vehicle(token, "timeout")["vin"])
-    r = sovd.http.get(client.url("/components/engine/data/vin"), headers=auth(token))
+    r = sovd.http.get(client.url("/components/engine/data/VIN"), headers=auth(token))
     generic_error(r, 504, "not-responding")
     command = sovd.command(token, r.headers["x-command-id"])
     assert (command["status"], command["error_code"]) == ("timeout", "not-responding")
@@ -359,97 +537,90 @@ def test_a_vehicle_that_does_not_answer_is_not_responding(sovd: Server) -> None:
 def test_operations_and_the_session_they_need(sovd: Server) -> None:
     client = engineer(sovd)
     ops = {o["id"]: o for o in client.get("/components/abs/operations").json()["items"]}
-    assert ops["selfTest"] == {
-        "id": "selfTest",
-        "name": ops["selfTest"]["name"],
-        "proximity_proof_required": False,
-        "asynchronous_execution": True,
-    }
-    assert ops["brakeBleedCheck"]["asynchronous_execution"] is False
-    bleed = client.get("/components/abs/operations/brakeBleedCheck").json()
-    assert bleed["modes"] == {"session": "EXTENDED"}
-    assert "modes" not in client.get("/components/engine/operations/selfTest").json()
+    routines = {r.name: r for r in demo("abs").routines}
+    assert sorted(ops) == sorted(routines)
+    for name, routine in routines.items():
+        has_stop, has_results = "Stop" in routine.actions, "RequestResults" in routine.actions
+        assert ops[name] == {
+            "id": name,
+            "name": routine.long_name,
+            "proximity_proof_required": False,
+            # CDA's rule: asynchronous when a stop or request-results service exists.
+            "asynchronous_execution": has_stop or has_results,
+            "has_stop": has_stop,
+            "has_request_results": has_results,
+        }
+    bleed = next(r for r in demo("abs").routines if r.routine_id == BLEED_CHECK)
+    got = client.get(f"/components/abs/operations/{bleed.name}").json()
+    assert got["modes"] == {"session": " or ".join(s.lower() for s in bleed.sessions)}
+    self_test = next(r for r in demo("engine").routines if r.routine_id == SELF_TEST)
+    assert not self_test.sessions
+    assert "modes" not in client.get(f"/components/engine/operations/{self_test.name}").json()
     r = sovd.http.post(
-        client.url("/components/abs/operations/brakeBleedCheck/executions"),
-        headers=auth(client.token),
-        json={},
+        client.url(executions("abs", BLEED_CHECK)), headers=auth(client.token), json={}
     )
-    assert "extended" in generic_error(r, 409, "precondition-not-fulfilled")["message"]
+    refused = generic_error(r, 409, "precondition-not-fulfilled")
+    assert refused["parameters"]["needed"] == list(bleed.sessions)
 
 
 def test_a_negative_response_is_error_response_with_service_and_nrc(sovd: Server) -> None:
     client = engineer(sovd)
-    client.send("PUT", "/components/abs/modes/session", 200, {"value": "extended"})
-    # The bleed check cannot run while the wheel speed sensor fault C0035 is stored.
-    r = sovd.http.post(
-        client.url("/components/abs/operations/brakeBleedCheck/executions"),
-        headers=auth(client.token),
-        json={},
-    )
+    bleed = next(r for r in demo("abs").routines if r.routine_id == BLEED_CHECK)
+    client.send("PUT", "/components/abs/modes/session", 200, {"value": bleed.sessions[0]})
+    # The bleed check cannot run while the wheel speed sensor fault is stored.
+    blocker = DEMO_SCENARIO["ABS"].routines[BLEED_CHECK].blocked_by
+    assert blocker in client.codes("abs")
+    path = executions("abs", BLEED_CHECK)
+    r = sovd.http.post(client.url(path), headers=auth(client.token), json={})
     body = generic_error(r, 502, "error-response")
     assert body["parameters"]["service"] == 0x31 and body["parameters"]["nrc"] == 0x26
+    assert body["parameters"]["service_name"] == f"{bleed.name}_Start"
     assert body["parameters"]["nrc_name"] == "failurePreventsExecutionOfRequestedAction"
     command = sovd.command(client.token, r.headers["x-command-id"])
     assert (command["status"], command["error_code"]) == ("failed", "error-response")
-    # Cleared, it runs: synchronous, so 200 with the result.
+    # Cleared, it runs (asynchronous: it has a request-results service).
     client.send("DELETE", "/components/abs/faults", 204)
-    done = client.send(
-        "POST", "/components/abs/operations/brakeBleedCheck/executions", 200, {}
-    ).json()
-    assert done["status"] == "completed" and done["capability"] == "execute"
+    started = client.send("POST", path, 202, {})
+    done = wait_results(client, started.headers["location"])
+    assert done["capability"] == "execute"
 
 
 def test_executions_are_listed_and_visible_to_their_user_and_admins_only(sovd: Server) -> None:
     client = engineer(sovd)
-    r = client.send("POST", "/components/engine/operations/selfTest/executions", 202, {})
+    path = executions("engine", SELF_TEST)
+    r = client.send("POST", path, 202, {})
     execution_id = r.json()["id"]
-    assert r.json()["status"] == "running"
-    assert r.headers["location"].endswith(f"/operations/selfTest/executions/{execution_id}")
-    listed = client.get("/components/engine/operations/selfTest/executions").json()["items"]
-    assert [i["id"] for i in listed] == [execution_id]
+    assert r.json() == {"id": execution_id, "status": "running"}
+    assert r.headers["location"].endswith(f"{path}/{execution_id}")
+    assert [i["id"] for i in client.get(path).json()["items"]] == [execution_id]
     other = Client(sovd, sovd.create_engineer("other"), client.vin)
-    assert other.get("/components/engine/operations/selfTest/executions").json()["items"] == []
-    other.get(f"/components/engine/operations/selfTest/executions/{execution_id}", status=404)
+    assert other.get(path).json()["items"] == []
+    other.get(f"{path}/{execution_id}", status=404)
     admin = Client(sovd, sovd.admin_token(), client.vin)
-    admin.get(f"/components/engine/operations/selfTest/executions/{execution_id}")
+    admin.get(f"{path}/{execution_id}")
     # Another operation's path does not reach it.
-    client.get(f"/components/abs/operations/selfTest/executions/{execution_id}", status=404)
-    r = sovd.http.post(
-        client.url("/components/engine/operations/selfTest/executions"),
-        headers=auth(client.token),
-        json={"parameters": {"x": 1}},
-    )
-    generic_error(r, 400, "incomplete-request")
+    client.get(f"{executions('abs', SELF_TEST)}/{execution_id}", status=404)
+    r = sovd.http.post(client.url(path), headers=auth(client.token), json={"parameters": {"x": 1}})
+    assert "body.parameters.x" in generic_error(r, 400, "incomplete-request")["message"]
 
 
 def test_commands_stored_with_one_byte_addresses_still_count(sovd: Server) -> None:
     # Rows from before two-byte addresses say 0x10 where today's say 0x0010: kept as
-    # written, read as the same ECU (the history, an operation's executions).
+    # written, read as the same ECU (the history, a session's expiry).
     client = engineer(sovd)
-    path = "/components/engine/operations/selfTest/executions"
-    execution_id = client.send("POST", path, 202, {}).json()["id"]
-    wait_until(
-        lambda: client.get(f"{path}/{execution_id}").json()["status"] == "completed",
-        "the self-test to end",
-    )
+    read = client.get("/components/engine/data/VIN").headers["x-command-id"]
     with sovd.db() as conn:
         conn.execute(
             "UPDATE commands SET command_params = json_set(command_params, '$.ecuAddress',"
             " '0x10') WHERE command_id = ?",
-            (execution_id,),
+            (read,),
         )
     assert sovd.query(
         "SELECT json_extract(command_params, '$.ecuAddress') FROM commands WHERE command_id = ?",
-        execution_id,
+        read,
     ) == [("0x10",)]
-    assert [i["id"] for i in client.get(path).json()["items"]] == [execution_id]
-    assert client.get(f"{path}/{execution_id}").json()["status"] == "completed"
-    command = sovd.command(client.token, execution_id)
+    command = sovd.command(client.token, read)
     assert command["command_params"]["ecuAddress"] == "0x0010"
-    # Another ECU's executions are not the engine's (0x0018 is not 0x0010 nor 0x10).
-    assert (
-        client.get("/components/transmission/operations/selfTest/executions").json()["items"] == []
-    )
 
 
 def test_an_ecu_lock_is_the_same_whichever_spelling_its_commands_use(sovd: Server) -> None:
@@ -471,22 +642,26 @@ def test_an_ecu_lock_is_the_same_whichever_spelling_its_commands_use(sovd: Serve
         assert "ECU 0x0010 of vehicle" in r.json()["message"]
 
 
-def test_an_execution_stopped_mid_run_sends_stop_and_ends_stopped(tmp_path: Path) -> None:
+def test_an_execution_stopped_mid_run_sends_stop_and_is_gone(tmp_path: Path) -> None:
     with long_self_tests(tmp_path) as (srv, simulator, client):
-        path = "/components/engine/operations/selfTest/executions"
+        path = executions("engine", SELF_TEST)
         execution_id = client.send("POST", path, 202, {}).json()["id"]
         # Running: a second start of the same operation is refused.
         r = srv.http.post(client.url(path), headers=auth(client.token), json={})
         generic_error(r, 409, "vendor-specific")
-        client.send("DELETE", f"{path}/{execution_id}", 204)
-        stopped = client.get(f"{path}/{execution_id}").json()
-        assert stopped["status"] == "stopped"
-        assert srv.command(client.token, execution_id)["status"] == "cancelled"
+        running = client.get(f"{path}/{execution_id}").json()
+        assert running["parameters"]["RoutineState"] == "running"
+        stop = client.send("DELETE", f"{path}/{execution_id}", 204)
+        command = srv.command(client.token, stop.headers["x-command-id"])
+        assert command["command_params"]["service"].endswith("_Stop")
         # The ECU itself was told: its routine is stopped, not left running.
         vehicle_id = srv.vehicle(client.token)["vehicle_id"]
-        assert simulator.ecu(vehicle_id, 0x10).routines[0x0201].state == "stopped"
+        assert simulator.ecu(vehicle_id, 0x10).routines[SELF_TEST].state == "stopped"
+        # Gone, as in CDA: neither read nor stopped again; a new start is allowed.
+        client.get(f"{path}/{execution_id}", status=404)
         r = srv.http.delete(client.url(f"{path}/{execution_id}"), headers=auth(client.token))
-        generic_error(r, 409, "vendor-specific")
+        generic_error(r, 404, "vendor-specific")
+        client.send("POST", path, 202, {})
 
 
 # -- locks --------------------------------------------------------------------------------
@@ -503,7 +678,7 @@ def test_a_lock_keeps_other_engineers_out_until_released(sovd: Server) -> None:
     expires = alice.get(f"/components/engine/locks/{lock_id}").json()["lock_expiration"]
     assert expires.endswith("Z") or "+" in expires
     # Bob may read, not change: SOVD calls and the same command on /api/v1/commands.
-    assert bob.codes("engine") == ["P0171", "P0420"]
+    assert bob.codes("engine") == stored("engine")
     r = sovd.http.delete(bob.url("/components/engine/faults"), headers=auth(bob.token))
     assert "engineer" in generic_error(r, 409, "precondition-not-fulfilled")["message"]
     vehicle_id = sovd.vehicle(bob.token)["vehicle_id"]
@@ -520,7 +695,7 @@ def test_a_lock_keeps_other_engineers_out_until_released(sovd: Server) -> None:
     # Another ECU is not locked; nor is a whole-vehicle lock possible for bob now.
     # Executions and session changes on the locked ECU are refused too; reads are not.
     for method, path, body in (
-        ("POST", "/components/engine/operations/selfTest/executions", {}),
+        ("POST", executions("engine", SELF_TEST), {}),
         ("PUT", "/components/engine/modes/session", {"value": "extended"}),
     ):
         r = sovd.http.request(method, bob.url(path), headers=auth(bob.token), json=body)
@@ -531,10 +706,10 @@ def test_a_lock_keeps_other_engineers_out_until_released(sovd: Server) -> None:
     generic_error(r, 409, "precondition-not-fulfilled")
     # The holder works as usual, extends and releases; then bob may clear.
     alice.send("PUT", f"/components/engine/locks/{lock_id}", 204, {"lock_expiration": 120})
-    alice.send("DELETE", "/components/engine/faults/P0420", 204)
+    alice.send("DELETE", f"/components/engine/faults/{stored('engine')[-1]}", 204)
     alice.send("DELETE", f"/components/engine/locks/{lock_id}", 204)
     bob.send("DELETE", "/components/engine/faults", 204)
-    assert alice.faults("engine") == []
+    assert alice.codes("engine") == []
 
 
 def test_an_admin_breaks_a_lock_and_the_holder_is_told_once(sovd: Server) -> None:
@@ -558,10 +733,9 @@ def test_sovd_calls_are_commands_with_audit_and_metrics(sovd: Server) -> None:
     session = client.send(
         "PUT", "/components/engine/modes/session", 200, {"value": "extended"}
     ).headers["x-command-id"]
-    run = client.send("POST", "/components/engine/operations/selfTest/executions", 202).json()
-    stopped = client.send("POST", "/components/transmission/operations/selfTest/executions", 202)
-    client.send("DELETE", stopped.headers["location"].split("/v1", 1)[1], 204)
-    sovd.wait_status(client.token, run["id"])
+    run = client.send("POST", executions("engine", SELF_TEST), 202).json()
+    started = client.send("POST", executions("transmission", SELF_TEST), 202)
+    stop = client.send("DELETE", started.headers["location"].split("/v1", 1)[1], 204)
     after = scrape(sovd.http)
 
     def added(**labels: str) -> float:
@@ -569,40 +743,41 @@ def test_sovd_calls_are_commands_with_audit_and_metrics(sovd: Server) -> None:
             before, "commands_executed_total", **labels
         )
 
-    assert (added(status="completed"), added(status="cancelled")) == (4, 1)
-    # Each SOVD call under its command's name (the `command` label).
-    assert added(command="ReadDTC", status="completed") == 1
-    assert added(command="ClearDTC", status="completed") == 1
-    assert added(command="DiagnosticSessionControl", status="completed") == 1
-    assert added(command="RoutineControl", status="completed") == 1
-    assert added(command="RoutineControl", status="cancelled") == 1
-    ids = {read, clear, session, run["id"], stopped.json()["id"]}
+    # Each SOVD call of a bound ECU is a DiagService command (the `command` label).
+    assert added(status="completed") == added(command="DiagService", status="completed") == 6
+    ids = {
+        read,
+        clear,
+        session,
+        run["id"],
+        started.json()["id"],
+        stop.headers["x-command-id"],
+    }
     listed = sovd.http.get(
         "/api/v1/commands", headers=auth(client.token), params={"limit": 10}
     ).json()["items"]
     by_id = {c["command_id"]: c for c in listed}
     assert ids <= set(by_id)
+    self_test = next(r for r in demo("engine").routines if r.routine_id == SELF_TEST)
     assert by_id[run["id"]]["command_params"] == {
+        "ecu": "engine",
+        "service": f"{self_test.name}_Start",
+        "params": {},
         "ecuAddress": "0x0010",
-        "routineId": "0x0201",
-        "action": "run",
+        "sid": "0x31",
     }
-    assert by_id[stopped.json()["id"]]["status"] == "cancelled"
-    chunks = sovd.http.get(f"/api/v1/commands/{read}/responses", headers=auth(client.token)).json()[
-        "items"
-    ]
-    assert [c["response_payload"].get("dtcCode") for c in chunks] == ["P0700", None]
-    progress = sovd.http.get(
-        f"/api/v1/commands/{run['id']}/responses", headers=auth(client.token)
+    (chunk,) = sovd.http.get(
+        f"/api/v1/commands/{read}/responses", headers=auth(client.token)
     ).json()["items"]
-    assert progress[-1]["response_payload"]["status"] == "completed"
+    assert chunk["response_payload"]["service"] == "FaultMem_ReportDTCByStatusMask"
+    assert str(uds.dtc_number(stored("transmission")[0])) in str(chunk["response_payload"]) or (
+        stored("transmission")[0] in str(chunk["response_payload"])
+    )
     audit = sovd.http.get("/api/v1/audit", headers=auth(sovd.admin_token()), params={"limit": 200})
     assert audit.status_code == 200, audit.text
-    for command_id in ids - {stopped.json()["id"]}:
+    for command_id in ids:
         actions = {e["action"] for e in audit.json()["items"] if e["entity_id"] == command_id}
         assert {"command.submit", "command.start", "command.finish"} <= actions, command_id
-    actions = {e["action"] for e in audit.json()["items"] if e["entity_id"] == stopped.json()["id"]}
-    assert "command.cancel" in actions
 
 
 def test_the_openapi_document_holds_the_sovd_tree_with_generic_errors(sovd: Server) -> None:
@@ -638,10 +813,13 @@ def test_two_starts_of_one_operation_at_once_run_it_once(sovd: Server) -> None:
         vehicle = await services.vehicles.get(vehicle_id)
         (ecu,) = [c for c in components(vehicle) if c.name == "engine"]
         at = Target(who, None, vehicle, ecu)
-        op = operation(ecu, "selfTest")
-        start = services.sovd.operations.start
+        described = services.sovd.described
+        name = next(r.name for r in demo("engine").routines if r.routine_id == SELF_TEST)
+        layer, op = await described.operation(at, name)
         return await asyncio.gather(
-            start(at, op, None), start(at, op, None), return_exceptions=True
+            described.start(at, layer, op, None),
+            described.start(at, layer, op, None),
+            return_exceptions=True,
         )
 
     outcomes = sovd.run(both())
@@ -651,16 +829,13 @@ def test_two_starts_of_one_operation_at_once_run_it_once(sovd: Server) -> None:
 
 
 def test_a_session_with_mode_expiration_goes_back_to_default(sovd: Server) -> None:
-    client = engineer(sovd)
-    r = client.send(
-        "PUT", "/components/abs/modes/session", 200, {"value": "extended", "mode_expiration": 1}
-    )
+    bound = engineer(sovd)
+    client = generic(sovd)
+    path = "/components/gateway/modes/session"
+    r = client.send("PUT", path, 200, {"value": "extended", "mode_expiration": 1})
     assert r.json() == {"id": "session", "value": "extended"}
-    assert client.get("/components/abs/modes/session").json()["value"] == "extended"
-    wait_until(
-        lambda: client.get("/components/abs/modes/session").json()["value"] == "default",
-        "the session to expire",
-    )
+    assert client.get(path).json()["value"] == "extended"
+    wait_until(lambda: client.get(path).json()["value"] == "default", "the session to expire")
     # The switch back is a command of the same user, in their history.
     names = [
         (c["command_name"], c["command_params"].get("session"))
@@ -669,55 +844,64 @@ def test_a_session_with_mode_expiration_goes_back_to_default(sovd: Server) -> No
         ).json()["items"]
     ]
     assert ("DiagnosticSessionControl", "default") in names
-    r = sovd.http.put(
-        client.url("/components/abs/modes/session"),
-        headers=auth(client.token),
-        json={"value": "turbo"},
-    )
+    r = sovd.http.put(client.url(path), headers=auth(client.token), json={"value": "turbo"})
     assert "turbo" in generic_error(r, 400, "incomplete-request")["message"]
     r = sovd.http.put(
-        client.url("/components/abs/modes/security"),
+        client.url("/components/gateway/modes/security"),
         headers=auth(client.token),
         json={"value": "unlocked"},
     )
     generic_error(r, 405, "vendor-specific")
-    assert client.get("/components/abs/modes/security").json()["value"] == "locked"
+    assert client.get("/components/gateway/modes/security").json()["value"] == "locked"
+    # A bound ECU's session does not expire yet: refused, nothing sent.
+    r = sovd.http.put(
+        bound.url("/components/abs/modes/session"),
+        headers=auth(bound.token),
+        json={"value": "extended", "mode_expiration": 1},
+    )
+    assert "mode_expiration" in generic_error(r, 400, "incomplete-request")["message"]
 
 
-def test_a_failed_execution_shows_its_error_as_a_data_error(sovd: Server) -> None:
+def test_a_start_refused_for_its_session_sends_nothing(sovd: Server) -> None:
     client = engineer(sovd)
-    # The body's self-test needs the extended session: refused at start, 409 naming it.
+    self_test = next(r for r in demo("body").routines if r.routine_id == SELF_TEST)
+    assert self_test.sessions  # the body's self-test needs the extended session
     r = sovd.http.post(
-        client.url("/components/body/operations/selfTest/executions"), headers=auth(client.token)
+        client.url(executions("body", SELF_TEST)), headers=auth(client.token)
     )  # no body at all: every field is optional
     refused = generic_error(r, 409, "precondition-not-fulfilled")
-    failed = client.get(
-        f"/components/body/operations/selfTest/executions/{r.headers['x-command-id']}"
-    ).json()
-    assert failed["status"] == "failed"
-    # The execution tells the same error its start was answered with.
-    assert failed["error"] == [{"path": "", "error": refused}]
-    assert refused["parameters"]["nrc"] == 0x7F and refused["parameters"]["service"] == 0x31
+    assert refused["parameters"]["service"] == f"{self_test.name}_Start"
+    assert refused["parameters"]["needed"] == list(self_test.sessions)
+    assert "x-command-id" not in r.headers
+    listed = sovd.http.get("/api/v1/commands", headers=auth(client.token)).json()
+    assert listed["total"] == 0
+    assert client.get(executions("body", SELF_TEST)).json()["items"] == []
 
 
 def test_a_call_that_waits_too_long_for_its_turn_is_not_sent(tmp_path: Path) -> None:
-    # A self-test holds the vehicle's lane longer than a call waits for its turn.
+    # A self-test run to its end (RoutineControl run on /api/v1/commands) holds the
+    # vehicle's lane longer than a call waits for its turn.
     with long_self_tests(tmp_path, call_queue_wait_s=0.3) as (srv, simulator, client):
-        client.send("POST", "/components/engine/operations/selfTest/executions", 202, {})
+        vehicle_id = srv.vehicle(client.token)["vehicle_id"]
+        srv.submit(
+            client.token,
+            vehicle_id,
+            "RoutineControl",
+            {"ecuAddress": "0x0010", "routineId": uds.format_did(SELF_TEST), "action": "run"},
+        )
         r = srv.http.delete(client.url("/components/abs/faults"), headers=auth(client.token))
         body = generic_error(r, 503, "vendor-specific")
         assert body["vendor_code"] == "overloaded" and "not sent" in body["message"]
         assert int(r.headers["retry-after"]) >= 1
         command = srv.command(client.token, r.headers["x-command-id"])
         assert command["status"] == "cancelled"
-        assert command["command_name"] == "ClearDTC"
+        assert command["command_params"]["service"] == "FaultMem_ClearDTCs"
         # Nothing of it reached the vehicle: no answer, and the abs ECU keeps its fault.
         answer = srv.http.get(
             f"/api/v1/commands/{r.headers['x-command-id']}/responses", headers=auth(client.token)
         ).json()["items"]
         assert answer == []
-        vehicle_id = srv.vehicle(client.token)["vehicle_id"]
-        assert simulator.stored_dtcs(vehicle_id, 0x28) == ("C0035",)
+        assert list(simulator.stored_dtcs(vehicle_id, 0x28)) == stored("abs")
 
 
 def test_a_disabled_users_locks_are_released(sovd: Server) -> None:
@@ -745,9 +929,7 @@ def test_every_get_of_the_tree_adds_the_schema_of_its_declared_type(sovd: Server
     lock = client.send("POST", "/locks", 201, {"lock_expiration": 60}).json()["id"]
     ecu_lock = client.send("POST", "/components/engine/locks", 201, {"lock_expiration": 60})
     ecu_lock_id = ecu_lock.json()["id"]
-    execution = client.send(
-        "POST", "/components/engine/operations/selfTest/executions", 202, {}
-    ).json()["id"]
+    execution = client.send("POST", executions("engine", SELF_TEST), 202, {}).json()["id"]
     gets = [e for e in ENDPOINTS if e.path.startswith("/sovd/") and e.method == "GET"]
     assert {e.path.removeprefix("/sovd/vehicles/{vin}") for e in gets} == set(READS)
     for e in gets:
@@ -757,7 +939,8 @@ def test_every_get_of_the_tree_adds_the_schema_of_its_declared_type(sovd: Server
         r = sovd.http.get(url, headers=auth(client.token), params={"include-schema": "true"})
         assert r.status_code == 200, (url, r.text)
         if e.path.endswith("/{data_id}"):  # a data item's describes its data (schemas.py)
-            assert r.json()["schema"]["properties"]["value"]["type"] == "number", url
+            body = r.json()
+            assert set(body["schema"]["properties"]) == set(body["data"]), url
         else:
             assert r.json()["schema"] == schema_of(e.responses[200]), url
         assert r.json()["schema"]["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -766,12 +949,16 @@ def test_every_get_of_the_tree_adds_the_schema_of_its_declared_type(sovd: Server
 
 
 def test_modes_are_listed_and_security_is_shown_as_state(sovd: Server) -> None:
-    client = engineer(sovd)
-    modes = client.get("/components/engine/modes").json()["items"]
+    bound = engineer(sovd)
+    client = generic(sovd)
+    modes = client.get("/components/gateway/modes").json()["items"]
     assert [m["id"] for m in modes] == ["session", "security"]
     assert all(m["name"] for m in modes)
-    security = client.get("/components/engine/modes/security")
+    security = client.get("/components/gateway/modes/security")
     assert security.json()["value"] == "locked" and "x-command-id" not in security.headers
+    # A bound ECU's modes are its description's: its 0x10 services (no DTC setting here).
+    assert [m["id"] for m in bound.get("/components/engine/modes").json()["items"]] == ["session"]
+    bound.get("/components/engine/modes/security", status=404)
 
 
 def test_a_vehicle_lock_is_listed_read_extended_released_and_expires(tmp_path: Path) -> None:
@@ -806,26 +993,6 @@ def test_a_vehicle_lock_is_listed_read_extended_released_and_expires(tmp_path: P
         generic_error(r, 400, "incomplete-request")
 
 
-def test_an_execution_timeout_ends_it_sooner_and_stops_it_on_the_ecu(tmp_path: Path) -> None:
-    with long_self_tests(tmp_path) as (srv, simulator, client):
-        path = "/components/engine/operations/selfTest/executions"
-        execution_id = client.send("POST", path, 202, {"timeout": 1}).json()["id"]
-        ended = wait_until(
-            lambda: (e := client.get(f"{path}/{execution_id}").json())["status"] != "running" and e,
-            "the execution to reach its timeout",
-        )
-        assert ended["status"] == "failed"
-        (error,) = ended["error"]
-        assert error["error"]["error_code"] == "not-responding"
-        command = srv.command(client.token, execution_id)
-        assert (command["status"], command["error_message"]) == (
-            "timeout",
-            "vehicle did not answer within 1 s",
-        )
-        vehicle_id = srv.vehicle(client.token)["vehicle_id"]
-        assert simulator.ecu(vehicle_id, 0x10).routines[0x0201].state == "stopped"
-
-
 def test_head_never_runs_a_command(sovd: Server) -> None:
     client = engineer(sovd)
     r = sovd.http.head(client.url("/components/engine/faults"), headers=auth(client.token))
@@ -854,22 +1021,23 @@ def test_links_use_the_scheme_a_trusted_proxy_forwards(tmp_path: Path) -> None:
 
 
 def test_a_session_changed_elsewhere_is_not_reverted_by_an_old_expiry(sovd: Server) -> None:
-    client = engineer(sovd)
-    client.send(
-        "PUT", "/components/abs/modes/session", 200, {"value": "extended", "mode_expiration": 1}
-    )
+    client = generic(sovd)
+    path = "/components/gateway/modes/session"
+    client.send("PUT", path, 200, {"value": "extended", "mode_expiration": 1})
     # The same switch again, through /api/v1/commands: the newer change owns the session.
-    vehicle_id = sovd.vehicle(client.token)["vehicle_id"]
+    vehicle_id = sovd.http.get(f"/api/v1/vehicles/{client.vin}", headers=auth(client.token)).json()[
+        "vehicle_id"
+    ]
     again = sovd.submit(
         client.token,
         vehicle_id,
         "DiagnosticSessionControl",
-        {"ecuAddress": "0x28", "session": "extended"},
+        {"ecuAddress": GENERIC_ADDRESS, "session": "extended"},
     )
     sovd.wait_status(client.token, again["command_id"])
     modes = sovd.services.sovd.modes
     wait_until(lambda: sovd.call(lambda: modes.pending_expiries) == 0, "the expiry to pass")
-    assert client.get("/components/abs/modes/session").json()["value"] == "extended"
+    assert client.get(path).json()["value"] == "extended"
     names = [
         (c["command_name"], c["command_params"].get("session"))
         for c in sovd.http.get("/api/v1/commands", headers=auth(client.token)).json()["items"]

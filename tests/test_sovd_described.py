@@ -1,7 +1,8 @@
 """The SOVD tree of ECUs bound to their description (issue #20 item 4), by CDA's mapping:
 in process over the ASGI transport, a real SQLite file, the seeded simulator (latency 0)
-whose ECUs answer as the demo PDX describes them (``build_demo_pdx``: ENGINE, ABS and
-BODY bound here, TRANSMISSION left unbound). Every call that reaches an ECU is a
+whose ECUs answer as the demo PDX describes them (``build_demo_pdx``, which the service
+stores as it seeds the demo fleet: ENGINE, ABS and BODY bound here, TRANSMISSION left
+unbound). Every call that reaches an ECU is a
 ``DiagService`` command (in the history), refused before anything is sent when the
 service's ODX precondition is not met."""
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.vehicles.pdx import build_demo_pdx
+from app.vehicles.pdx.demo import DEMO_PDX_NAME
 from tests.support.harness import Server, auth, in_process, make_config
 from tests.support.schemas import dtc_status
 
@@ -36,14 +37,9 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp_path_factory.mktemp("described"), command_timeout_s=3.0, sim_self_test_s=0.3
     )
     with in_process(config) as server:
-        admin = server.admin_token()
-        r = server.http.post(
-            "/api/v1/descriptions",
-            params={"name": "demo.pdx"},
-            content=build_demo_pdx(),
-            headers={**auth(admin), **ZIP},
-        )
-        assert r.status_code == 201, r.text
+        # The service stored the demo PDX as it seeded the demo fleet.
+        r = server.http.get("/api/v1/descriptions", headers=auth(server.admin_token()))
+        assert [d["name"] for d in r.json()["items"]] == [DEMO_PDX_NAME]
         yield server
 
 
@@ -111,6 +107,7 @@ def test_data_list_has_the_descriptions_ids_names_and_units(
         {"id": "EngineRpm", "name": "Engine speed", "category": "", "unit": "rpm"},
         {"id": "VehicleSpeed", "name": "Vehicle speed", "category": "", "unit": "km/h"},
         {"id": "CoolantTemperature", "name": "Coolant temperature", "category": "", "unit": "degC"},
+        {"id": "Coding", "name": "Engine variant coding", "category": ""},
     ]
     # include-schema as everywhere in the tree
     r = srv.http.get(
@@ -392,7 +389,9 @@ def test_modes_of_a_bound_ecu(srv: Server, golf: dict[str, Any]) -> None:
     assert r.status_code == 404
 
 
-def test_unbound_ecus_keep_todays_tree(srv: Server, golf: dict[str, Any]) -> None:
+def test_unbound_ecus_keep_the_generic_tree(srv: Server, golf: dict[str, Any]) -> None:
+    """An ECU bound to no description (the transmission here) has the generic UDS tree:
+    the ISO 14229-1 identification items, no operations, sessions and security state."""
     token = srv.token()
     r = srv.http.get(_url(golf, "/transmission/data"), headers=auth(token))
     assert [d["id"] for d in r.json()["items"]] == [
@@ -400,7 +399,6 @@ def test_unbound_ecus_keep_todays_tree(srv: Server, golf: dict[str, Any]) -> Non
         "softwareVersion",
         "serialNumber",
         "activeSession",
-        "vehicleSpeed",
     ]
     assert all("unit" not in d for d in r.json()["items"])
     r = srv.http.get(_url(golf, "/transmission/data/vin"), headers=auth(token))
@@ -408,11 +406,6 @@ def test_unbound_ecus_keep_todays_tree(srv: Server, golf: dict[str, Any]) -> Non
     command = next(c for c in _commands(srv, golf) if c["command_id"] == r.headers["x-command-id"])
     assert command["command_name"] == "ReadDataByID"
     ops = srv.http.get(_url(golf, "/transmission/operations"), headers=auth(token)).json()
-    assert ops["items"][0] == {
-        "id": "selfTest",
-        "name": ops["items"][0]["name"],
-        "proximity_proof_required": False,
-        "asynchronous_execution": True,
-    }
+    assert ops == {"items": []}
     modes = srv.http.get(_url(golf, "/transmission/modes"), headers=auth(token)).json()
     assert [m["id"] for m in modes["items"]] == ["session", "security"]

@@ -309,9 +309,12 @@ def test_demo_data_items(demo: Database) -> None:
         ("EngineRpm", "Engine speed", "", "rpm"),
         ("VehicleSpeed", "Vehicle speed", "", "km/h"),
         ("CoolantTemperature", "Coolant temperature", "", "degC"),
+        ("Coding", "Engine variant coding", "", None),
     ]
-    assert all(i.write is None and not i.configuration for i in items)
-    assert not configurations(engine)
+    # The engine's coding is written too, and a configuration (FUNCT-CLASS VarCoding).
+    assert [i.id for i in items if i.write is not None] == ["Coding"]
+    assert [i.id for i in configurations(engine)] == ["Coding"]
+    assert [i.id for i in items if i.configuration] == ["Coding"]
     rpm = find_data(engine, "ENGINERPM")
     assert rpm is not None and rpm.read is engine.services["EngineRpm_Read"]
     assert rpm.value_params == ("EngineRpm",)
@@ -324,6 +327,7 @@ def test_demo_data_items(demo: Database) -> None:
         "SerialNumber",
         "ActiveSession",
     ]
+    assert not configurations(demo.diag_layers["BODY"])
 
 
 def test_demo_reads_decode_emulated_answers(demo: Database) -> None:

@@ -111,7 +111,21 @@ def _sovd_call(
 
 
 def _component(srv: Server, token: str) -> tuple[str, str]:
-    vin = srv.vehicle(token)["vin"]
+    """A vehicle of its own whose one ECU is bound to no description (at a non-demo
+    address): its faults are the generic ReadDTC's, read from the typed chunks."""
+    vin = "1HGCM82633A000077"
+    r = srv.http.post(
+        "/api/v1/vehicles",
+        headers=auth(srv.admin_token()),
+        json={
+            "vin": vin,
+            "make": "Bench",
+            "model": "Gateway",
+            "year": 2024,
+            "ecus": [{"name": "gateway", "address": "0x0077"}],
+        },
+    )
+    assert r.status_code == 201, r.text
     r = srv.http.get(f"/sovd/vehicles/{vin}/v1/components", headers=auth(token))
     assert r.status_code == 200, r.text
     return f"/sovd/vehicles/{vin}/v1/components", r.json()["items"][0]["id"]

@@ -62,6 +62,7 @@ from app.vehicles.pdx import (
     build_pdx,
     demo_spec,
 )
+from app.vehicles.pdx.demo import DEMO_PDX_NAME
 from app.vehicles.pdx.scenario import DEMO_SCENARIO
 from tests.support.harness import Server, auth, in_process, make_config
 
@@ -352,9 +353,20 @@ VARIANTS: dict[str, list[VariantDef]] = {
 }
 
 
+def _without_the_demo_description(server: Server) -> None:
+    """The service stored the demo description (ENGINE ... BODY) with the demo fleet:
+    removed, so that a description of these ECUs with variants may take their place (the
+    demo vehicles stay bound to the containers by name)."""
+    r = server.http.delete(
+        f"/api/v1/descriptions/{DEMO_PDX_NAME}", headers=auth(server.admin_token())
+    )
+    assert r.status_code == 204, r.text
+
+
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with in_process(make_config(tmp_path_factory.mktemp("variants"))) as server:
+        _without_the_demo_description(server)
         r = server.http.post(
             "/api/v1/descriptions",
             params={"name": "variants.pdx"},
@@ -600,6 +612,7 @@ def test_the_simulator_emulates_the_identified_variant_and_a_forced_detection_sw
     simulator = simulator_for(config)
     with in_process(config, connector=simulator) as srv:
         admin = auth(srv.admin_token())
+        _without_the_demo_description(srv)
         r = srv.http.post(
             "/api/v1/descriptions",
             params={"name": "engine-variants.pdx"},

@@ -20,7 +20,7 @@ import pytest
 from app.models import DEFAULT_ECU_REFS
 from app.store.migrations import MIGRATIONS, migrate
 from app.vehicles.connector import Chunk, DiagnosticRequest
-from app.vehicles.description import DEFAULT_ECUS
+from app.vehicles.pdx.demo import DEFAULT_ECUS
 from tests.support.harness import Server, auth, in_process, make_config, wait_until
 
 pytestmark = pytest.mark.fast
@@ -53,11 +53,15 @@ def test_the_default_set_is_the_four_described_ecus() -> None:
     assert [{"name": e.name, "address": e.address} for e in DEFAULT_ECU_REFS] == DEFAULT
 
 
+# The demo fleet's: the default four bound to the demo description's containers.
+DEMO_BOUND = [{**e, "description": e["name"].upper()} for e in DEFAULT]
+
+
 def test_every_vehicle_shows_its_ecus_to_engineers_and_admins(server: Server) -> None:
     for token in (server.token(), server.admin_token()):
         r = server.http.get("/api/v1/vehicles", headers=auth(token), params={"limit": 200})
         assert r.status_code == 200, r.text
-        assert {json.dumps(v["ecus"]) for v in r.json()["items"]} == {json.dumps(DEFAULT)}
+        assert {json.dumps(v["ecus"]) for v in r.json()["items"]} == {json.dumps(DEMO_BOUND)}
 
 
 def test_an_admin_registers_a_vehicle_with_its_ecus(server: Server) -> None:
@@ -104,7 +108,7 @@ def test_an_admin_changes_the_ecus_and_the_audit_shows_the_change(server: Server
     assert server.http.get(url, headers=auth(server.token())).json()["ecus"] == after
     [update] = _audit(server, "vehicle.update")
     assert update["entity_id"] == vehicle["vehicle_id"]
-    assert update["details"] == {"ecus": {"from": DEFAULT, "to": after}}
+    assert update["details"] == {"ecus": {"from": DEMO_BOUND, "to": after}}
     # Another change leaves the ECU set alone.
     r = server.http.patch(url, headers=auth(admin), json={"simulator_profile": "flaky"})
     assert r.json()["ecus"] == after

@@ -34,7 +34,7 @@ import os
 import re
 import secrets
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -325,19 +325,38 @@ class DescriptionLibrary:
     _task: asyncio.Task[None] | None = None
     # odxtools databases loaded in this process, by file name (see ``codec``).
     _databases: dict[str, asyncio.Task[Database]] = field(default_factory=dict)
+    # Descriptions the service brings itself (``provide``): name -> what builds it.
+    _provided: dict[str, Callable[[], bytes]] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
         return directory_of(self.data_dir)
 
     def start(self) -> None:
-        """Register what is on disk as loading and load it in the background."""
+        """Register what is on disk (and what ``provide`` registered) as loading and load
+        it in the background."""
         make_private_dir(self.directory)
         remove_stale_temporaries(self.directory)
         for path in stored_files(self.directory):
-            self._entries[path.name] = _Entry(path.name, path.stat().st_size)
-        if self._entries:
+            if path.name not in self._entries:
+                self._entries[path.name] = _Entry(path.name, path.stat().st_size)
+        if any(e.state == "loading" for e in self._entries.values()):
             self._task = asyncio.create_task(self._load_stored(), name="descriptions-load")
+
+    def provide(self, name: str, build: Callable[[], bytes]) -> bool:
+        """Before ``start``: a description the service brings itself (the demo's, when it
+        seeds the demo vehicles), ``build`` returning its bytes. Unless a file of that
+        name is there (a user's, or the one written before: left as it is, and loaded as
+        any stored file), it is ``loading`` from now on, and once the stored files are
+        loaded the background load builds and parses it, stores it as an upload is
+        stored (0600, atomically, its summary cached; never over a file) and makes it
+        ready, unless a stored file already provides one of its ECUs (then it is
+        dropped, said in the log). Whether it was registered."""
+        if (self.directory / name).exists() or name in self._entries:
+            return False
+        self._entries[name] = _Entry(name, 0)
+        self._provided[name] = build
+        return True
 
     async def aclose(self) -> None:
         for process in list(self._children):
@@ -426,6 +445,8 @@ class DescriptionLibrary:
         jobs: list[tuple[str, Path]] = []
         for name in sorted(self._entries):
             entry = self._entries[name]
+            if name in self._provided:
+                continue  # built below, once the stored files are in
             try:
                 _, sha256 = await asyncio.to_thread(
                     read_checked, self.directory / name, self.limits
@@ -439,6 +460,8 @@ class DescriptionLibrary:
                 self._finish(entry, cached)
             else:
                 jobs.append((name, self.directory / name))
+        if not jobs:  # every stored file is known: the service's own ones now
+            await self._store_all_provided()
         for name, result in await _parse_in_child(jobs, self._children):
             entry_now = self._entries.get(name)
             if entry_now is None or entry_now.state != "loading":
@@ -446,6 +469,52 @@ class DescriptionLibrary:
             if isinstance(result, DescriptionContents) and entry_now.sha256 is not None:
                 await asyncio.to_thread(write_cache, self.directory, entry_now.sha256, result)
             self._finish(entry_now, result)
+        # The service's own descriptions after every stored file: a stored file (a
+        # user's) wins an ECU both provide.
+        await self._store_all_provided()
+
+    async def _store_all_provided(self) -> None:
+        for name, build in list(self._provided.items()):
+            entry_now = self._entries.get(name)
+            if entry_now is not None and entry_now.state == "loading":
+                await self._store_provided(entry_now, build)
+
+    async def _store_provided(self, entry: _Entry, build: Callable[[], bytes]) -> None:
+        """A description the service brings (``provide``), built and parsed in a worker
+        thread (a small file; the demo's builds in a second, once per process), then
+        stored and ready, or dropped (a stored file provides one of its ECUs, or a file
+        of its name appeared)."""
+        del self._provided[entry.name]
+        why: str | None = None
+        try:
+            data = await asyncio.to_thread(build)
+            contents = await asyncio.to_thread(parse, data)
+        except PdxRejected as exc:
+            why = exc.message
+        else:
+            why = conflict(entry.name, contents, self._ready())
+            if self._entries.get(entry.name) is not entry:
+                why = "removed while it was built"
+            if why is None:
+                async with self._write:
+                    try:
+                        await asyncio.to_thread(_write_new, self.directory / entry.name, data)
+                    except FileExistsError:
+                        why = f"a file named {entry.name} appeared; it is left as it is"
+            if why is None:
+                sha256 = hashlib.sha256(data).hexdigest()
+                await asyncio.to_thread(write_cache, self.directory, sha256, contents)
+                entry.sha256, entry.size_bytes = sha256, len(data)
+                self._finish(entry, contents)
+                return
+        if self._entries.get(entry.name) is entry:
+            del self._entries[entry.name]
+        log.warning(
+            "description %s (the service's own) not stored: %s",
+            entry.name,
+            why,
+            extra={"event": "description_not_provided", "description": entry.name},
+        )
 
     def _finish(self, entry: _Entry, result: DescriptionContents | str) -> None:
         if self._entries.get(entry.name) is not entry:
@@ -538,6 +607,18 @@ class DescriptionLibrary:
                 name,
                 extra={"event": "description_removed", "description": name},
             )
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """``data`` into a new file ``path`` (0600, fsynced): FileExistsError rather than
+    replace a file that appeared meanwhile."""
+    temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
+    write_private(temp, data)
+    try:
+        os.link(temp, path)  # never replaces
+    finally:
+        temp.unlink()
+    _fsync_dir(path.parent)
 
 
 def _unlink(path: Path) -> None:

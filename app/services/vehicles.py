@@ -243,6 +243,14 @@ DEMO_FLEET: Final = (
 )
 
 
+# The demo vehicles' ECUs, bound to the demo description's containers (ENGINE ... BODY:
+# ``app.vehicles.pdx.demo``, stored in the description library when they are seeded).
+DEMO_ECU_REFS: Final = tuple(
+    EcuRef(name=ref.name, address=ref.address, description=ref.name.upper())
+    for ref in DEFAULT_ECU_REFS
+)
+
+
 def _transport(raw: str) -> Transport:
     if raw not in _TRANSPORTS:
         raise BadRequest(f"transport must be one of {', '.join(Transport)}")
@@ -390,30 +398,41 @@ class VehicleService:
             self._links.keep_up(vehicle_id, True)
         return always_on
 
-    async def add_doip_demo(self, host: str, port: int) -> Vehicle | None:
+    async def add_doip_demo(self, host: str, port: int) -> tuple[Vehicle | None, bool]:
         """The demo fleet's DoIP vehicle, pointing at the emulator on ``host``:``port``
-        (added once; its target follows the emulator's port at every start)."""
-        target = DoipInput(
-            host, "0x0001", port, ecu_addresses=("0x0010", "0x0018", "0x0028", "0x0040")
+        (added once, its ECUs bound to the demo description; its target follows the
+        emulator's port at every start), and whether it was added now."""
+        given = DoipInput(
+            host, "0x0001", port, ecu_addresses=tuple(e.address for e in DEMO_ECU_REFS)
         )
         existing = await self._store.get_by_vin(DEMO_DOIP_VIN)
         if existing is None:
-            return await self.create(
-                DEMO_DOIP_VIN,
-                "Emulated",
-                "DoIP bench",
-                2024,
-                SimulatorProfile.HEALTHY,
-                SYSTEM_ACTOR,
-                Transport.DOIP,
-                target,
+            vehicle = Vehicle(
+                vehicle_id=str(uuid.uuid4()),
+                vin=DEMO_DOIP_VIN,
+                make="Emulated",
+                model="DoIP bench",
+                year=2024,
+                connection_status=_OFF,  # until its link is up
+                simulator_profile=SimulatorProfile.HEALTHY,
+                last_seen_at=None,
+                transport=Transport.DOIP,
+                doip=doip_target(given),
+                # Bound before the description is loaded (``create`` checks a binding
+                # against the ready ones): the service stores it as it seeds.
+                ecus=DEMO_ECU_REFS,
             )
+            if not await self._store.insert(vehicle, self._clock.timestamp(), SYSTEM_ACTOR):
+                raise Conflict(f"a vehicle with vin {DEMO_DOIP_VIN} already exists")
+            await self.report_connected()
+            return vehicle, True
         if existing.transport is not Transport.DOIP:
-            return None  # an admin made it something else: leave it
-        return await self.update(existing.vehicle_id, {"doip": target}, SYSTEM_ACTOR)
+            return None, False  # an admin made it something else: leave it
+        return await self.update(existing.vehicle_id, {"doip": given}, SYSTEM_ACTOR), False
 
     async def seed_demo(self) -> int:
-        """Add the demo fleet to an empty database; return how many were added."""
+        """Add the demo fleet to an empty database, their ECUs bound to the demo
+        description (``DEMO_ECU_REFS``); return how many were added."""
         if await self._store.count() > 0:
             return 0
         at = self._clock.timestamp()
@@ -428,6 +447,7 @@ class VehicleService:
                     connection_status=status,
                     simulator_profile=profile,
                     last_seen_at=None,
+                    ecus=DEMO_ECU_REFS,
                 ),
                 at,
                 None,

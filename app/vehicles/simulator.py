@@ -50,10 +50,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 from app import catalogue
-from app.vehicles import description, uds, uds_commands
+from app.vehicles import uds, uds_commands
 from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
 from app.vehicles.emulator.described import DescribedEcu
 from app.vehicles.emulator.ecus import Timings, make_ecu, spec_for
+from app.vehicles.pdx.demo import DEFAULT_ECUS
 from app.vocabulary import SimulatorProfile
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class SimulatedConnector:
         when what it is emulated from changed."""
         kept = self._vehicles.setdefault(request.vehicle_id, {})
         ecus: dict[int, DescribedEcu] = {}
-        for name, address in request.ecus or description.DEFAULT_ECUS:
+        for name, address in request.ecus or DEFAULT_ECUS:
             layer = request.described_ecus.get(address)
             found = kept.get(address)
             if found is None or found.layer is not layer or found.name != name:

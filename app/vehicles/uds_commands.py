@@ -56,7 +56,7 @@ from udsoncan.services.ReadDTCInformation import ReadDTCInformation
 from udsoncan.services.RoutineControl import RoutineControl
 
 from app import catalogue
-from app.vehicles import description, doip, uds
+from app.vehicles import doip, uds
 from app.vehicles.addresses import InvalidAddress, format_address, parse_address
 from app.vehicles.connector import (
     Chunk,
@@ -65,6 +65,7 @@ from app.vehicles.connector import (
     Negative,
     VehicleNotResponding,
 )
+from app.vehicles.pdx.demo import dtc_text
 from app.vocabulary import CommandName
 
 log = logging.getLogger(__name__)
@@ -460,7 +461,7 @@ async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Ch
                 "statusByte": _hex(status, 2),
                 "statusBits": list(uds.status_bits(status)),
                 "failureType": _hex(uds.failure_type(number), 2),
-                "description": description.fault_name(code),
+                "description": dtc_text(code),
             },
             False,
             report,

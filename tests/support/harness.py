@@ -43,6 +43,7 @@ from app.main import create_app
 from app.models import Principal
 from app.services.registry import Services
 from app.vehicles.connector import Chunk, DiagnosticRequest, DtcRecord, Negative
+from app.vehicles.pdx.demo import DEMO_PDX_NAME
 
 ADMIN_PASSWORD = "admin-password-1"
 ENGINEER_PASSWORD = "engineer-password-1"
@@ -333,7 +334,21 @@ def start_server(config: Config, **app_kwargs: Any) -> Server:
             return False
 
     wait_until(ready, "the server to become ready")
+    wait_for_the_demo_description(server)
     return server
+
+
+def wait_for_the_demo_description(server: Server) -> None:
+    """The service builds the demo description in the background as it seeds the demo
+    fleet (the demo vehicles' ECUs are bound to it): wait until it is in, unless other
+    descriptions are still loading too (a test of loading itself; the demo's comes after
+    them)."""
+
+    def in_or_others() -> bool:
+        loading = server.http.get("/health/ready").json().get("descriptions_loading", [])
+        return DEMO_PDX_NAME not in loading or len(loading) > 1
+
+    wait_until(in_or_others, "the demo description to be in the library")
 
 
 @contextmanager
@@ -457,7 +472,9 @@ def start_in_process(config: Config, **app_kwargs: Any) -> InProcessServer:
     assert started.wait(DEADLINE_S), "the app did not start"
     if failure:
         raise failure[0]
-    return InProcessServer(config, app, IN_PROCESS_URL, loop, stop, thread)
+    server = InProcessServer(config, app, IN_PROCESS_URL, loop, stop, thread)
+    wait_for_the_demo_description(server)
+    return server
 
 
 @contextmanager

@@ -2,16 +2,18 @@
 (tests/test_sovd_api.py for the schemas, tests/test_authorization.py for who may).
 
 Each GET path template of the route table, after ``/sovd/vehicles/{vin}``, maps to a path
-that answers 200 on a demo fleet vehicle. ``{lock}``, ``{ecu_lock}`` and ``{execution}``
-stand for the id of something the caller creates first (a lock on the vehicle, a lock on
-the engine, a run of the engine's selfTest): those reads are ``OWNED_READS``.
+that answers 200 on a demo fleet vehicle (its ECUs bound to the demo description, so
+the ids are the description's: ``app.vehicles.pdx.demo``). ``{lock}``, ``{ecu_lock}`` and
+``{execution}`` stand for the id of something the caller creates first (a lock on the
+vehicle, a lock on the engine, a run of the engine's SelfTest): those reads are
+``OWNED_READS``.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-SELF_TEST: Final = "/v1/components/engine/operations/selfTest/executions"
+SELF_TEST: Final = "/v1/components/engine/operations/SelfTest/executions"
 
 READS: Final = {
     "/version-info": "/version-info",
@@ -28,17 +30,17 @@ READS: Final = {
     "/v1/components/{component}/data": "/v1/components/engine/data",
     "/v1/components/{component}/data-categories": "/v1/components/engine/data-categories",
     "/v1/components/{component}/data-groups": "/v1/components/engine/data-groups",
-    "/v1/components/{component}/data/{data_id}": "/v1/components/engine/data/engineRpm",
+    "/v1/components/{component}/data/{data_id}": "/v1/components/engine/data/EngineRpm",
     "/v1/components/{component}/configurations": "/v1/components/engine/configurations",
     # (a data read, as CDA routes it)
     "/v1/components/{component}/configurations/{data_id}": (
-        "/v1/components/engine/configurations/engineRpm"
+        "/v1/components/engine/configurations/Coding"
     ),
     "/v1/components/{component}/faults": "/v1/components/engine/faults",
     "/v1/components/{component}/faults/{fault_code}": "/v1/components/engine/faults/P0171",
     "/v1/components/{component}/operations": "/v1/components/engine/operations",
     "/v1/components/{component}/operations/{operation}": (
-        "/v1/components/abs/operations/brakeBleedCheck"
+        "/v1/components/abs/operations/BrakeBleedCheck"
     ),
     "/v1/components/{component}/operations/{operation}/executions": SELF_TEST,
     "/v1/components/{component}/operations/{operation}/executions/{execution_id}": (

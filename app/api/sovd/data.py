@@ -1,5 +1,6 @@
 """A component's data: the list, its categories and groups, one value read now; a bound
-component's data written (0x2E) and its configurations (varcoding, CDA's mapping)."""
+component's data written (0x2E) and its configurations (varcoding, CDA's mapping). An
+unbound component's data are the ISO 14229-1 identification items, read-only."""
 
 from __future__ import annotations
 
@@ -22,30 +23,27 @@ from app.api.sovd.types import (
     SovdQuery,
 )
 from app.errors import MethodNotAllowed, NotFound
-from app.services.sovd.data import item
-from app.services.sovd.entities import Component
+from app.services.sovd.data import IDENTIFICATION, item
 
 
 async def list_data(call: Call[None, SovdQuery]) -> DataList:
     at = await tree.target(call)
     if at.ecu.bound is not None:
         return await described.list_data(call, at)
-    ecu = at.ecu
     return DataList(
-        items=[DataRef(id=d.id, name=d.name, category=d.category) for d in ecu.description.data]
+        items=[DataRef(id=d.id, name=d.name, category=d.category) for d in IDENTIFICATION]
     )
 
 
-def _categories(ecu: Component) -> list[str]:
-    return list(dict.fromkeys(str(d.category) for d in ecu.description.data))
+def _categories() -> list[str]:
+    return list(dict.fromkeys(str(d.category) for d in IDENTIFICATION))
 
 
 async def data_categories(call: Call[None, SovdQuery]) -> Categories:
     at = await tree.target(call)
     if at.ecu.bound is not None:
         return await described.data_categories(call, at)
-    ecu = at.ecu
-    return Categories(items=[CategoryRef(item=c) for c in _categories(ecu)])
+    return Categories(items=[CategoryRef(item=c) for c in _categories()])
 
 
 async def data_groups(call: Call[None, SovdQuery]) -> Groups:
@@ -53,8 +51,7 @@ async def data_groups(call: Call[None, SovdQuery]) -> Groups:
     at = await tree.target(call)
     if at.ecu.bound is not None:
         return await described.data_groups(call, at)
-    ecu = at.ecu
-    return Groups(items=[GroupRef(id=c, category=c) for c in _categories(ecu)])
+    return Groups(items=[GroupRef(id=c, category=c) for c in _categories()])
 
 
 async def read_data(call: Call[None, SovdQuery]) -> Result:

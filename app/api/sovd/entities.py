@@ -5,7 +5,6 @@ from __future__ import annotations
 from app.api.contract import Call, Result
 from app.api.sovd import described, tree
 from app.api.sovd.types import (
-    UNSET,
     ComponentOut,
     Entities,
     EntityRef,
@@ -71,18 +70,17 @@ async def get_component(call: Call[None, SovdQuery]) -> ComponentOut:
     at = await tree.target(call)
     if at.ecu.bound is not None:
         return await described.get_component(call, at)
+    # Bound to no description: the generic tree (identification data, faults, sessions).
     ecu = at.ecu
     here = tree.component_uri(call, at.vehicle, ecu)
-    has_data = bool(ecu.description.data)
     return ComponentOut(
         id=ecu.name,
         name=ecu.name,
         ecu_address=ecu.ecu_address,
-        data=f"{here}/data" if has_data else UNSET,
-        data_categories=f"{here}/data-categories" if has_data else UNSET,
-        data_groups=f"{here}/data-groups" if has_data else UNSET,
+        data=f"{here}/data",
+        data_categories=f"{here}/data-categories",
+        data_groups=f"{here}/data-groups",
         faults=f"{here}/faults",
-        operations=f"{here}/operations" if ecu.description.operations else UNSET,
         modes=f"{here}/modes",
         locks=f"{here}/locks",
         hosts=f"{here}/hosts",

@@ -24,7 +24,7 @@ from app.vehicles import uds
 
 if TYPE_CHECKING:
     from app.descriptions.sovd_map.data import DataItem as DescribedItem
-    from app.vehicles.description import DataItem
+    from app.services.sovd.data import DataItem
 
 _HEX: Final = "^([0-9A-F]{2})*$"  # bytes as a client reads them (codec.jsonable)
 

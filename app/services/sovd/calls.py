@@ -38,8 +38,6 @@ from app.vocabulary import CommandStatus, FailureCode
 
 # A call waits this much longer than the command deadline once its command started.
 WAIT_MARGIN_S: Final = 5.0
-# NRCs an ECU gives when the request needs another session (or conditions it sets).
-SESSION_NRCS: Final = frozenset({0x7E, 0x7F, 0x22})
 
 
 class Until(enum.Enum):
@@ -156,22 +154,22 @@ class VehicleCalls:
                     break
         return Outcome(await self._commands.get(at.who, cid), tuple(chunks))
 
-    def check(self, outcome: Outcome, what: str, session: str | None = None) -> None:
+    def check(self, outcome: Outcome, what: str) -> None:
         """Raise SOVD's error for a command that did not succeed. ``what`` names the call
-        in messages; ``session`` is the session it needs, if any."""
-        error = error_of(outcome, what, session)
+        in messages."""
+        error = error_of(outcome, what)
         if error is not None:
             raise error
 
 
-def error_of(outcome: Outcome, what: str, session: str | None = None) -> ServiceError | None:
+def error_of(outcome: Outcome, what: str) -> ServiceError | None:
     """SOVD's error for a command that did not succeed (None while it is running or once
     it completed)."""
     command = outcome.command
     cid = command.command_id
     negative = outcome.negative()
     if negative is not None:
-        return _refusal(negative, what, session, cid)
+        return _refusal(negative, what, cid)
     if command.status in (
         CommandStatus.COMPLETED,
         CommandStatus.IN_PROGRESS,
@@ -194,7 +192,7 @@ def error_of(outcome: Outcome, what: str, session: str | None = None) -> Service
     return ServiceError(message, command_id=cid)
 
 
-def _refusal(negative: Negative, what: str, session: str | None, command_id: str) -> ServiceError:
+def _refusal(negative: Negative, what: str, command_id: str) -> ServiceError:
     nrc, name = negative.nrc, negative.name
     parameters: dict[str, Any] = {"nrc": nrc, "nrc_name": name}
     if negative.service is not None:
@@ -202,13 +200,6 @@ def _refusal(negative: Negative, what: str, session: str | None, command_id: str
         parameters = {"service": sid, "service_name": uds.service_name(sid), **parameters}
     if negative.layer == "doip":
         parameters["layer"] = "doip"
-    elif session is not None and nrc in SESSION_NRCS:
-        return PreconditionNotFulfilled(
-            f"{what} needs the {session} session and the ECU refused ({name}); switch it"
-            f' first: PUT modes/session {{"value": "{session}"}}',
-            parameters=parameters,
-            command_id=command_id,
-        )
     return ErrorResponse(
         f"{what}: the ECU answered with negative response 0x{nrc:02X} ({name})",
         parameters=parameters,

@@ -1,25 +1,58 @@
-"""SOVD data of a component: its data identifiers (UDS 0x22 ReadDataByIdentifier)."""
+"""SOVD data of an ECU bound to no description: the ISO 14229-1 identification data
+identifiers every ECU answers (UDS 0x22 ReadDataByIdentifier), read with the generic
+codecs of ``app.vehicles.uds``. A bound ECU's data are its description's
+(``described``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
 
 from app.errors import InvalidResponseContent, NotFound
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.entities import Component, Target
 from app.vehicles import uds
-from app.vehicles.description import DataItem
 from app.vocabulary import CommandName
 
 # What a ReadDataByID chunk carries besides the value itself.
 _READING_FIELDS = frozenset({"ecuAddress", "dataId", "name", "status"})
 
 
+class DataCategory(StrEnum):
+    IDENT = "identData"
+    SYSTEM = "sysInfo"
+
+
+@dataclass(frozen=True, slots=True)
+class DataItem:
+    id: str  # the SOVD data id, such as "vin"
+    did: int
+    name: str
+    category: DataCategory
+
+
+# The identification items of ISO 14229-1 (annex C) that every ECU answers.
+IDENTIFICATION: Final = (
+    DataItem("vin", uds.VIN, "Vehicle identification number", DataCategory.IDENT),
+    DataItem(
+        "softwareVersion", uds.ECU_SOFTWARE_VERSION, "ECU software version", DataCategory.IDENT
+    ),
+    DataItem("serialNumber", uds.ECU_SERIAL_NUMBER, "ECU serial number", DataCategory.IDENT),
+    DataItem(
+        "activeSession",
+        uds.ACTIVE_DIAGNOSTIC_SESSION,
+        "Active diagnostic session",
+        DataCategory.SYSTEM,
+    ),
+)
+
+
 def item(ecu: Component, data_id: str) -> DataItem:
-    for found in ecu.description.data:
+    for found in IDENTIFICATION:
         if found.id == data_id:
             return found
-    known = ", ".join(d.id for d in ecu.description.data)
+    known = ", ".join(d.id for d in IDENTIFICATION)
     raise NotFound(f"component {ecu.name} has no data {data_id[:64]} (it has: {known})")
 
 

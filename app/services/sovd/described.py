@@ -20,6 +20,7 @@ odxtools (and ``sovd_map``, which imports it) is imported only when a bound ECU 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -44,6 +45,8 @@ DIAG_SERVICE: Final = CommandName.DIAG_SERVICE
 SESSION: Final = "session"
 DTC_SETTING: Final = "dtcsetting"
 DTC_SETTING_DEFAULT: Final = "on"  # CDA's initial value
+# The NRC of a stop with no run to stop (ISO 14229-1: the routine is not running).
+REQUEST_SEQUENCE_ERROR: Final = 0x24
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,8 @@ class Described:
         self._since = (clock or Clock()).timestamp()
         # (vehicle_id, component, operation id lower-cased) -> its running execution.
         self._running: dict[tuple[str, str, str], Running] = {}
+        # One small lock per (vehicle_id, component, operation) ever started.
+        self._starting: dict[tuple[str, str, str], asyncio.Lock] = {}
         # (vehicle_id, component) -> the DTC setting last set (CDA: "on" at first).
         self._dtc_setting: dict[tuple[str, str], str] = {}
 
@@ -321,16 +326,19 @@ class Described:
         except CodecError as exc:
             raise _body_error(exc, "body.parameters") from None
         key = self._key(at, op)
-        running = self._running.get(key)
-        if op.asynchronous_execution and running is not None:
-            mine = running.user_id == at.who.user_id
-            raise Conflict(
-                f"operation {op.id} of {at.ecu.name} is already running"
-                + (f" (execution {running.execution_id})" if mine else " (another user's)")
-            )
-        answer = await self.send(at, layer, op.start, parameters, timeout_s)
-        if op.asynchronous_execution:
-            # (a start that raced this one: the later one is the execution followed)
+        if not op.asynchronous_execution:
+            return await self.send(at, layer, op.start, parameters, timeout_s)
+        # The running check and the start go together: of two starts at once, the
+        # second waits for the first's answer and then finds it running.
+        async with self._starting.setdefault(key, asyncio.Lock()):
+            running = self._running.get(key)
+            if running is not None:
+                mine = running.user_id == at.who.user_id
+                raise Conflict(
+                    f"operation {op.id} of {at.ecu.name} is already running"
+                    + (f" (execution {running.execution_id})" if mine else " (another user's)")
+                )
+            answer = await self.send(at, layer, op.start, parameters, timeout_s)
             self._running[key] = Running(answer.command_id, at.who.user_id, answer.parameters)
         return answer
 
@@ -362,11 +370,18 @@ class Described:
     async def stop(
         self, at: Target, layer: DiagLayer, op: Operation, execution_id: str
     ) -> Answer | None:
-        """Send the operation's stop (None: it has none); the execution is gone after."""
+        """Send the operation's stop (None: it has none); the execution is gone after.
+        A stop the ECU refuses with requestSequenceError (0x24: no run of it to stop, it
+        has ended) ends the execution as well: otherwise a routine that completed could
+        never be started again (CDA needs ``x-sovd2uds-force`` for that)."""
         await self._running_one(at, op, execution_id)
         answer = None
         if op.stop is not None:
-            answer = await self.send(at, layer, op.stop)
+            try:
+                answer = await self.send(at, layer, op.stop)
+            except ErrorResponse as refused:
+                if (refused.parameters or {}).get("nrc") != REQUEST_SEQUENCE_ERROR:
+                    raise
         key = self._key(at, op)
         current = self._running.get(key)
         if current is not None and current.execution_id == execution_id:

@@ -9,7 +9,6 @@ from app.errors import NotFound
 from app.models import Principal, Vehicle
 from app.services.vehicles import VIN_ANY_CASE, VehicleService
 from app.vehicles.addresses import format_address
-from app.vehicles.description import EcuDescription, describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +17,9 @@ class Component:
 
     name: str
     address: int
-    description: EcuDescription
     # The diag layer container it is bound to (``ecus[].description``): its tree then
-    # comes from that description (``app.services.sovd.described``). None: unbound.
+    # comes from that description (``app.services.sovd.described``). None: unbound, the
+    # generic UDS tree (identification data, faults by ReadDTC, sessions).
     bound: str | None = None
 
     @property
@@ -41,10 +40,7 @@ class Target:
 
 
 def components(vehicle: Vehicle) -> list[Component]:
-    return [
-        Component(ecu.name, int(ecu.address, 16), describe(int(ecu.address, 16)), ecu.description)
-        for ecu in vehicle.ecus
-    ]
+    return [Component(ecu.name, int(ecu.address, 16), ecu.description) for ecu in vehicle.ecus]
 
 
 def component(vehicle: Vehicle, name: str) -> Component:

@@ -3,8 +3,10 @@
 A fault is the ECU's DTC as SOVD shows it: ``code`` the native three bytes in hex,
 ``display_code`` the SAE form, the eight ISO 14229-1 status bits by name (spelt as the
 Eclipse OpenSOVD classic diagnostic adapter, CDA, spells them: ``confirmed_dtc``) and the
-status byte as ``mask``; ``severity`` 1 (most severe) to 4 and ``fault_name`` come from
-the diagnostic description.
+status byte as ``mask``. An ECU bound to a description (``described``) adds its
+``scope``, the DTC's ``fault_name`` (its TEXT) and ``severity`` (its LEVEL, 1 most
+severe); an unbound ECU's faults are what a generic ReadDTC says: no name, severity 0
+(unknown, as CDA gives a DTC without a level).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from app.services.sovd.calls import Outcome, VehicleCalls
 from app.services.sovd.entities import Target
 from app.vehicles import uds
 from app.vehicles.connector import DtcRecord
-from app.vehicles.description import fault_name, severity
 from app.vocabulary import CommandName
 
 _NATIVE: Final = re.compile(r"^[0-9A-Fa-f]{6}$")
@@ -47,7 +48,7 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     # Absent where a bound ECU's description has none (CDA).
     display_code: str | msgspec.UnsetType = msgspec.UNSET
     fault_name: str | msgspec.UnsetType = msgspec.UNSET
-    severity: int  # 0: the description gives no level (a bound ECU's, as CDA)
+    severity: int  # 1 most severe; 0: unknown (no description, or it gives no level: CDA)
     status: FaultStatus
 
     def has_status(self, bit: int) -> bool:
@@ -65,13 +66,12 @@ def fault_status(byte: int) -> FaultStatus:
 
 
 def fault_of(dtc: DtcRecord) -> Fault:
-    """A fault from one DTC of a ReadDTC answer, as the connector read it."""
-    display = uds.dtc_code(dtc.number)
+    """A fault from one DTC of a generic ReadDTC answer, as the connector read it: its
+    codes and status only (no description names it)."""
     return Fault(
         code=f"{dtc.number:06X}",
-        display_code=display,
-        fault_name=fault_name(display),
-        severity=severity(display),
+        display_code=uds.dtc_code(dtc.number),
+        severity=0,
         status=_status(dtc.status),
     )
 
@@ -81,7 +81,7 @@ class FaultFilter:
     # (status bit 0..7, wanted value) pairs, OR'd: a fault is kept if any matches;
     # empty: all.
     status: tuple[tuple[int, bool], ...] = ()
-    severity: int | None = None  # this severity or more severe (lower number)
+    severity: int | None = None  # this severity or more severe (lower number; 0 unknown)
 
     def keeps(self, fault: Fault) -> bool:
         if self.severity is not None and fault.severity > self.severity:
@@ -121,7 +121,7 @@ class Faults:
             params["dtcCode"] = found.code  # the three bytes: that DTC, not its siblings
             what = f"clearing fault {found.code} of {at.ecu.name}"
         outcome = await self._calls.run(at, CommandName.CLEAR_DTC, params)
-        self._calls.check(outcome, what, at.ecu.description.clear_session)
+        self._calls.check(outcome, what)
         return outcome.command.command_id
 
 

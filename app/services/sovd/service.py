@@ -14,7 +14,6 @@ from app.services.sovd.described import Described
 from app.services.sovd.entities import Entities
 from app.services.sovd.faults import Faults
 from app.services.sovd.modes import Modes
-from app.services.sovd.operations import Operations
 from app.services.vehicles import VehicleService
 
 
@@ -24,7 +23,6 @@ class Sovd:
     calls: VehicleCalls
     faults: Faults
     data: Data
-    operations: Operations
     modes: Modes
     described: Described  # the tree of ECUs bound to a description
 
@@ -44,7 +42,6 @@ class Sovd:
             calls=calls,
             faults=Faults(calls),
             data=Data(calls),
-            operations=Operations(calls, commands),
             modes=Modes(calls, commands),
             described=Described(calls, commands, diag, clock),
         )

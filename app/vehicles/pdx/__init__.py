@@ -10,9 +10,10 @@ Two layers of API:
 - ``build_demo_pdx()``: the four demo ECUs (engine, transmission, abs, body), declared
   once in ``demo.py`` (``DEMO_ECUS``: DIDs with the codecs of ``app.vehicles.uds``,
   DTCs with texts and levels, routines, sessions): the single source of truth that
-  the unbound SOVD tree (``app.vehicles.description``) and the emulated ECUs
-  (``app.vehicles.emulator.ecus``) read. ``demo_spec()`` is that spec; names are the
-  SOVD ids in PascalCase (``pascal_name``: ``VIN_Read``, ``EngineRpm_Read``,
+  the emulated ECUs (``app.vehicles.emulator.ecus``) read; the service stores the PDX
+  in its description library (``DEMO_PDX_NAME``) and binds the demo vehicles' ECUs to
+  it, so their SOVD tree is the description's (CDA's mapping). ``demo_spec()`` is that
+  spec; names are the SOVD ids in PascalCase (``pascal_name``: ``VIN_Read``, ``EngineRpm_Read``,
   ``SelfTest_Start``, ``BrakeBleedCheck_Start``). A routine whose start runs it to its
   end (the brake bleed check) has no ``_Stop``. What the demo vehicles do beyond their
   description (DTCs stored at start, identification values, routine behaviour) is the
@@ -79,7 +80,7 @@ The modules:
   DTC settings;
 - ``fault_memory.py``: the DTC DOP, read and clear, and the environment data of one DTC;
 - ``demo.py``: ``DEMO_ECUS``, ``IDENTIFICATION``, ``demo_spec``, ``build_demo_pdx``,
-  ``pascal_name`` / ``sovd_id``;
+  ``pascal_name``, ``DEMO_PDX_NAME``, ``DEFAULT_ECUS``, ``dtc_text``;
 - ``scenario.py``: ``DEMO_SCENARIO``, the demo vehicles' behaviour beside the
   description.
 """

@@ -4,11 +4,12 @@
 This is the single source of truth of what the demo ECUs (engine, transmission, abs,
 body) offer: their DIDs (with the codecs of ``app.vehicles.uds.DID_CODECS``: sizes,
 scaling, units, value tables), DTCs with texts and levels, routines and the sessions they
-need. Everything else reads it: the unbound SOVD tree's tables
-(``app.vehicles.description``), the emulated ECUs (``app.vehicles.emulator.ecus``), and
-the PDX itself. What the demo vehicles *do* beyond what a description says (which DTCs
-are stored at start, the identification values, how a routine behaves) is the demo
-scenario beside it (``app.vehicles.pdx.scenario``).
+need. Everything else reads it: the emulated ECUs (``app.vehicles.emulator.ecus``), the
+default ECU set (``DEFAULT_ECUS``), the DTC texts of ``ReadDTC`` chunks (``dtc_text``)
+and the PDX itself, which the service puts in its description library as ``DEMO_PDX_NAME``
+when it seeds the demo vehicles and binds their ECUs to it. What the demo vehicles *do*
+beyond what a description says (which DTCs are stored at start, the identification
+values, how a routine behaves) is the demo scenario beside it (``app.vehicles.pdx.scenario``).
 """
 
 from __future__ import annotations
@@ -31,20 +32,12 @@ def pascal_name(sovd_id: str) -> str:
     return _NAME_OVERRIDES.get(sovd_id, sovd_id[:1].upper() + sovd_id[1:])
 
 
-def sovd_id(short_name: str) -> str:
-    """The unbound tree's SOVD id of an ODX short name (``pascal_name`` reversed)."""
-    for sovd, odx in _NAME_OVERRIDES.items():
-        if odx == short_name:
-            return sovd
-    return short_name[:1].lower() + short_name[1:]
-
-
 def _did(did: int, name: str, long_name: str, category: str) -> PdxDid:
     return PdxDid.from_codec(uds.DID_CODECS[did], name, long_name, category)
 
 
 # Every ECU answers these (ISO 14229-1 identification DIDs); an ECU without a description
-# offers them and nothing else (``app.vehicles.description``).
+# offers them and nothing else (``app.services.sovd.data``, the emulator's generic ECU).
 IDENTIFICATION: Final = (
     _did(uds.VIN, "VIN", "Vehicle identification number", "IdentData"),
     _did(uds.ECU_SOFTWARE_VERSION, "SoftwareVersion", "ECU software version", "IdentData"),
@@ -55,6 +48,11 @@ _RPM: Final = _did(uds.ENGINE_RPM, "EngineRpm", "Engine speed", "CurrentData")
 _SPEED: Final = _did(uds.VEHICLE_SPEED, "VehicleSpeed", "Vehicle speed", "CurrentData")
 _COOLANT: Final = _did(
     uds.COOLANT_TEMPERATURE, "CoolantTemperature", "Coolant temperature", "CurrentData"
+)
+# The engine's variant coding: read and written (0x2E), a SOVD configuration (varcoding).
+CODING: Final = 0x0600
+_CODING: Final = PdxDid(
+    CODING, "Coding", "Engine variant coding", size=2, category="VarCoding", writable=True
 )
 
 SELF_TEST: Final = 0x0201
@@ -71,7 +69,7 @@ DEMO_ECUS: Final = (
         long_name="engine ECU",
         logical_address=0x10,
         sessions=DEMO_SESSIONS,
-        dids=(*IDENTIFICATION, _RPM, _SPEED, _COOLANT),
+        dids=(*IDENTIFICATION, _RPM, _SPEED, _COOLANT, _CODING),
         dtcs=(
             PdxDtc("P0171", "System too lean (bank 1)", 2),
             PdxDtc("P0420", "Catalyst system efficiency below threshold (bank 1)", 3),
@@ -120,3 +118,18 @@ def build_demo_pdx() -> bytes:
     """The PDX of the demo ECUs: containers ``ENGINE``, ``TRANSMISSION``, ``ABS``, ``BODY``
     (built on first call, the same bytes every time)."""
     return build_pdx(demo_spec())
+
+
+# The file the demo description is stored as in the description library (when the demo
+# vehicles are seeded: ``app.main``).
+DEMO_PDX_NAME: Final = "demo.pdx"
+# The default ECU set (a vehicle registered without ``ecus``): (name, logical address).
+DEFAULT_ECUS: Final[tuple[tuple[str, int], ...]] = tuple(
+    (ecu.short_name.lower(), ecu.logical_address or 0) for ecu in DEMO_ECUS
+)
+_DTC_TEXTS: Final = {d.code: d.text for ecu in DEMO_ECUS for d in ecu.dtcs}
+
+
+def dtc_text(code: str) -> str:
+    """``P0171`` -> ``System too lean (bank 1)``: a demo DTC's text; "" for any other."""
+    return _DTC_TEXTS.get(code.upper(), "")
