@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 from typing import Final
 
-from app import sovd
+from app import logs, sovd
 from app.bus import EventBus
 from app.clock import Clock
 from app.errors import Overloaded
@@ -114,6 +114,10 @@ class Pipeline:
             command.command_params.get(ECU_ADDRESS_PARAM),
         )
         entry = Entry(job, asyncio.get_running_loop().create_future(), trace=trace)
+        request = logs.current_request()
+        if request is not None:  # its access line goes to DEBUG; the end line names it
+            request.started_command = True
+            entry.request_id, entry.user = request.request_id, request.user()
         lane = self._admission.queue(entry)
         self._entries[entry.command_id] = entry
         self._active += 1

@@ -129,10 +129,14 @@ class Endings:
                     extra={
                         "event": "command_end",
                         "command_id": command.command_id,
+                        "command_name": command.command_name,
                         "vehicle_id": command.vehicle_id,
                         "status": end.status,
                         "error_code": end.error_code,
                         "duration_ms": round(duration_s * 1000, 1),
+                        # What the submit's access line (at DEBUG) says of who asked.
+                        "request_id": entry.request_id,
+                        "user": entry.user,
                     },
                 )
                 self._bus.publish(

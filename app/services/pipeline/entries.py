@@ -73,6 +73,9 @@ class Entry:
     cancellation: Cancellation | None = None
     answered: bool = False  # the vehicle sent something
     trace: CommandTrace = NO_COMMAND_TRACE  # its spans (tracing on), from the submit
+    # The request that submitted it and who made it, for the command's end line.
+    request_id: str | None = None
+    user: str | None = None
 
     @property
     def command_id(self) -> str:
