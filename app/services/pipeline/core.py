@@ -148,7 +148,7 @@ class Pipeline:
         if run is None or run.done():
             return None  # its answer is complete; the lane is ending it
         entry.cancellation = cancellation
-        run.cancel()
+        self._execution.stop(entry)
         return entry.outcome
 
     def withdraw(self, command_id: str, cancellation: Cancellation) -> asyncio.Future[bool] | None:
@@ -206,7 +206,7 @@ class Pipeline:
         try:
             await asyncio.wait({run})
         except asyncio.CancelledError:  # the service is stopping
-            run.cancel()
+            self._execution.stop(entry)
             await self._execution.settled(entry)
             ending = self._execution.outcome(entry, run)  # interrupted, unless it ended just now
             if ending is None:

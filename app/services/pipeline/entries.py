@@ -7,7 +7,7 @@ import asyncio
 import enum
 import logging
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from app.models import Actor, Command
 from app.store.commands import Finish
@@ -69,7 +69,8 @@ class Entry:
     outcome: asyncio.Future[bool]
     stage: Stage = Stage.QUEUED
     run: asyncio.Task[Finish | None] | None = None
-    step: asyncio.Task[Any] | None = None  # the store-then-publish step in flight
+    stepping: bool = False  # a store-then-publish step is under way: a stop waits for it
+    stop_requested: bool = False  # stop at the end of the step under way
     cancellation: Cancellation | None = None
     answered: bool = False  # the vehicle sent something
     trace: CommandTrace = NO_COMMAND_TRACE  # its spans (tracing on), from the submit

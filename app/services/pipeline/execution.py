@@ -4,18 +4,19 @@ the next sequence number, then publish it; a chunk typed negative ends the comma
 
 Each execution runs in its own task, so ``cancel`` can stop it: the connector's answer
 generator is closed (the connector learns it through ``GeneratorExit``/``CancelledError``)
-and the deadline goes with the task. A step that stores and then publishes runs shielded,
-whole, so a chunk is never stored yet unsent. Garbage from a vehicle is refused by its
-connector (``app.sovd.InvalidResponse``) and never stored or published.
+and the deadline goes with the task. A step that stores and then publishes runs whole (a
+stop or the deadline waits for its end), so a chunk is never stored yet unsent. Garbage
+from a vehicle is refused by its connector (``app.sovd.InvalidResponse``) and never
+stored or published.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from app import sovd
 from app.bus import EventBus
@@ -70,12 +71,23 @@ class Execution:
         self._tracing = tracing
 
     @staticmethod
+    def stop(entry: Entry) -> None:
+        """Cancel the execution, but never inside a store-then-publish step: one under way
+        finishes first (a chunk stored is always published), then the execution stops."""
+        run = entry.run
+        if run is None or run.done():
+            return
+        if entry.stepping:
+            entry.stop_requested = True
+        else:
+            run.cancel()
+
+    @staticmethod
     async def settled(entry: Entry) -> None:
-        """Wait until the execution and its last store-then-publish step are over, so the
-        terminal event follows everything published before it."""
-        pending = {t for t in (entry.run, entry.step) if t is not None and not t.done()}
-        if pending:
-            await asyncio.wait(pending)
+        """Wait until the execution, its last store-then-publish step included, is over,
+        so the terminal event follows everything published before it."""
+        if entry.run is not None and not entry.run.done():
+            await asyncio.wait({entry.run})
 
     def outcome(self, entry: Entry, run: asyncio.Task[Finish | None]) -> Finish | None:
         if run.cancelled():
@@ -95,12 +107,24 @@ class Execution:
             )
         return run.result()
 
-    async def _step(self, entry: Entry, work: Coroutine[Any, Any, T]) -> T:
-        """Run a store-then-publish step whole: cancelling the execution does not cut it
-        between the two (the lane waits for it before ending the command)."""
-        step = asyncio.create_task(work)
-        entry.step = step
-        return await asyncio.shield(step)
+    @staticmethod
+    async def _step(entry: Entry, work: Awaitable[T], timer: asyncio.Timeout | None = None) -> T:
+        """Run a store-then-publish step whole, in the execution's own task (no task of its
+        own per step: issue #22 item 7): a ``stop`` waits for its end, and so does the
+        deadline (held off during the step, then due at once if it passed meanwhile)."""
+        deadline = None
+        if timer is not None and not timer.expired():
+            deadline = timer.when()
+            timer.reschedule(None)
+        entry.stepping = True
+        try:
+            return await work
+        finally:
+            entry.stepping = False
+            if deadline is not None and timer is not None:
+                timer.reschedule(deadline)
+            if entry.stop_requested:
+                raise asyncio.CancelledError  # the stop asked for during the step
 
     async def execute(self, entry: Entry) -> Finish | None:
         """The command's terminal state, or None if it had already ended."""
@@ -121,7 +145,7 @@ class Execution:
                 deadline=asyncio.get_running_loop().time() + deadline_s,
                 max_chunks=cap,
             )
-            async with asyncio.timeout(deadline_s):
+            async with asyncio.timeout(deadline_s) as timer:
                 answer = self._connector.execute(request)
                 contacted = True
                 async with aclosing(answer):
@@ -144,7 +168,7 @@ class Execution:
                             is_final=received.is_final,
                             received_at=self._clock.timestamp(),
                         )
-                        await self._step(entry, self._store_chunk(chunk, received))
+                        await self._step(entry, self._store_chunk(chunk, received), timer)
                         if received.negative is not None:
                             end = self._refused(received.negative)
                             break
