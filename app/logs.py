@@ -3,6 +3,10 @@
 With tracing on, every line written while a span is current carries its ``trace_id`` and
 ``span_id`` (``include_context``: app.main hands over the function that reads them;
 without it no line looks for a span).
+
+At INFO a command is one line, its end (``command_end``): the request that submitted it
+(``RequestLog``, read through a context variable) and its streams' routine lines go to
+DEBUG, and the end line carries the submit's request id and user.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +39,35 @@ def include_context(fields: ContextFields | None) -> None:
     handlers are: the function reads the current span, whichever app made it."""
     global _context_fields
     _context_fields = fields
+
+
+@dataclass(slots=True)
+class RequestLog:
+    """The HTTP request being handled, as its access-log line will name it; what the
+    request starts (a command) reads it to name the request in its own lines."""
+
+    request_id: str
+    user: Callable[[], str | None]  # who made it, once authenticated
+    # The request accepted a command: its access line is at DEBUG, as the command's end
+    # line (at INFO) names the request.
+    started_command: bool = False
+
+
+_request_log: ContextVar[RequestLog | None] = ContextVar("sovd_request_log", default=None)
+
+
+def begin_request(entry: RequestLog) -> Token[RequestLog | None]:
+    """Make ``entry`` the current request's until ``end_request`` (a context variable:
+    each request's task sees its own)."""
+    return _request_log.set(entry)
+
+
+def end_request(token: Token[RequestLog | None]) -> None:
+    _request_log.reset(token)
+
+
+def current_request() -> RequestLog | None:
+    return _request_log.get()
 
 
 class JsonFormatter(logging.Formatter):

@@ -49,13 +49,23 @@ def test_quick_start_flow_over_the_network(process: Process) -> None:
     assert process.stop(signal.SIGTERM) == 0
     records = process.log_records()
     assert any(r.get("event") == "stopped" for r in records)
-    # One structured line per request, with what an operator needs.
-    requests = [r for r in records if r.get("event") == "request"]
-    submit = next(r for r in requests if r["method"] == "POST" and r["path"] == "/api/v1/commands")
-    assert submit["status"] == 201 and submit["user"] == "engineer"
-    assert submit["route"] == "/api/v1/commands"
-    assert submit["request_id"] and submit["duration_ms"] >= 0
-    assert {"time", "level", "message"} <= set(submit)
+    # At INFO a command is one structured line, its end, naming the request that
+    # submitted it (whose own access line and the stream's lines are at DEBUG).
+    (end,) = [r for r in records if r.get("command_id") == cid]
+    assert end["event"] == "command_end" and end["level"] == "info"
+    assert (end["status"], end["command_name"], end["user"]) == ("completed", "ReadDTC", "engineer")
+    assert end["request_id"] and end["duration_ms"] >= 0
+    assert {"time", "message", "vehicle_id", "error_code"} <= set(end)
+    assert not [
+        r for r in records if r.get("event") == "request" and r["path"] == "/api/v1/commands"
+    ]
+    # Other requests keep their one line each, with what an operator needs.
+    login = next(
+        r for r in records if r.get("event") == "request" and r["path"] == "/api/v1/auth/login"
+    )
+    assert (login["method"], login["status"], login["level"]) == ("POST", 200, "info")
+    assert login["request_id"] and login["duration_ms"] >= 0
+    assert {"time", "level", "message", "route", "user"} <= set(login)
     # Never a token or a password: the WebSocket's ?token= and the login body stay out.
     assert all(token not in line for line in process.lines)
     assert all(ENGINEER_PASSWORD not in line for line in process.lines)

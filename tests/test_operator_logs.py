@@ -43,6 +43,65 @@ def test_a_command_end_is_logged_with_its_outcome(
     assert line.getMessage() == f"command {cid} ended failed"
 
 
+@pytest.mark.socket
+def test_a_command_is_one_line_at_info_naming_its_submit(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue #22 item 7: submitted and streamed to its end, a command writes one INFO line,
+    ``command_end``, with the submit's request id and user; the submit's access line and
+    the stream's accept and close lines are at DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    token = server.token()
+    vehicle = server.vehicle(token)["vehicle_id"]
+    r = server.http.post(
+        "/api/v1/commands",
+        headers=auth(token),
+        json={
+            "vehicle_id": vehicle,
+            "command_name": "ReadDTC",
+            "command_params": {"ecuAddress": "0x10"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    cid = r.json()["command_id"]
+    events, code = server.stream(cid, token)
+    assert (events[-1]["status"], code) == ("completed", 1000)
+    wait_until(lambda: _records(caplog, "command_end"), "the command_end line")
+    wait_until(lambda: _records(caplog, "ws_closed"), "the stream's close line")
+    submit = [r for r in _records(caplog, "request") if r.path == "/api/v1/commands"]
+    streams = [r for r in caplog.records if getattr(r, "command_id", None) == cid]
+    lines = {(r.event, r.levelname) for r in [*submit, *streams]}
+    assert lines == {
+        ("request", "DEBUG"),
+        ("ws_accept", "DEBUG"),
+        ("ws_closed", "DEBUG"),
+        ("command_end", "INFO"),
+    }
+    (end,) = _records(caplog, "command_end")
+    assert (end.command_id, end.request_id, end.user) == (
+        cid,
+        r.headers["x-request-id"],
+        "engineer",
+    )
+    assert (end.command_name, end.vehicle_id, end.status) == ("ReadDTC", vehicle, "completed")
+    assert submit[0].request_id == end.request_id
+
+
+def test_a_refused_submit_keeps_its_line_at_info(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    token = server.token()
+    r = server.http.post(
+        "/api/v1/commands",
+        headers=auth(token),
+        json={"vehicle_id": "no-such-vehicle", "command_name": "ReadDTC", "command_params": {}},
+    )
+    assert r.status_code >= 400
+    (line,) = [x for x in _records(caplog, "request") if x.path == "/api/v1/commands"]
+    assert (line.levelno, line.status) == (logging.INFO, r.status_code)
+
+
 def test_probes_and_scrapes_log_at_debug_and_the_api_at_info(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:

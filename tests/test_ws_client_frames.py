@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 from hypercorn.protocol import ws_stream
+from hypercorn.protocol.h11 import H11Protocol
 from wsproto.connection import SERVER, Connection
 from wsproto.events import BytesMessage, Message
 
-from app import server
+from app import hypercorn_patches, server
 from app.config import Config
 from tests.support.harness import DEADLINE_S, auth
 from tests.support.process import Process, server_env
@@ -233,12 +234,13 @@ def _hypercorns_own_classes_afterwards(monkeypatch: pytest.MonkeyPatch) -> None:
     service does at start; other tests in this process get Hypercorn's own back."""
     for name in ("PerMessageDeflate", "WebsocketBuffer"):
         monkeypatch.setattr(ws_stream, name, vars(ws_stream)[name])
+    monkeypatch.setattr(H11Protocol, "_check_protocol", vars(H11Protocol)["_check_protocol"])
 
 
 def _server_connection() -> Connection:
     """A wsproto server connection with the service's permessage-deflate accepted, as
     Hypercorn builds it for a client offering it."""
-    server.use_websocket_compression("deflate")
+    hypercorn_patches.apply("deflate", server.WS_MAX_MESSAGE_BYTES)
     extension = vars(ws_stream)["PerMessageDeflate"]()
     assert extension.accept("permessage-deflate; client_no_context_takeover")
     return Connection(SERVER, [extension])
@@ -259,7 +261,7 @@ def _received(connection: Connection, data: bytes) -> tuple[int, list[object]]:
 
 def test_the_inflate_stops_past_the_cap_whatever_the_ratio() -> None:
     """wsproto 1.3.2 inflates a whole received chunk at once; the service's extension
-    (app.server, which overrides two of its methods) gives at most the cap plus one byte
+    (app.hypercorn_patches, which overrides two of its methods) gives at most the cap plus one byte
     of a message, so Hypercorn's size check closes with 1009 before more exists."""
     cap = server.WS_MAX_MESSAGE_BYTES
     bomb = _frame(OP_BINARY, _bomb(100 * MIB), compressed=True)

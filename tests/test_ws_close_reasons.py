@@ -73,7 +73,9 @@ def test_refusals_say_what_is_wrong(server: Server, caplog: pytest.LogCaptureFix
 def test_a_stream_logs_its_acceptance_and_its_end(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)
+    """Both at DEBUG when the stream ends as expected (issue #22 item 7: at INFO a command
+    is its ``command_end`` line)."""
+    caplog.set_level(logging.DEBUG)
     token = server.token()
     cid = server.submit(token, server.vehicle(token)["vehicle_id"])["command_id"]
     server.wait_status(token, cid)
@@ -85,9 +87,13 @@ def test_a_stream_logs_its_acceptance_and_its_end(
     assert accepted.user == "engineer"
     (closed,) = [r for r in _records(caplog, "ws_closed") if r.command_id == cid]
     assert (closed.code, closed.reason) == (1000, "command finished")
+    assert (accepted.levelno, closed.levelno) == (logging.DEBUG, logging.DEBUG)
 
 
-def test_shutdown_closes_streams_with_service_stopping(tmp_path: Path) -> None:
+def test_shutdown_closes_streams_with_service_stopping(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     fake = ScriptedConnector()
     with running(
         make_config(tmp_path, command_timeout_s=30, shutdown_grace_s=0), connector=fake
@@ -104,3 +110,8 @@ def test_shutdown_closes_streams_with_service_stopping(tmp_path: Path) -> None:
                 while True:
                     ws.recv(timeout=DEADLINE_S)
             assert (ws.close_code, ws.close_reason) == (1001, "service stopping")
+    # A stream that ends other than with its command keeps its line at INFO, with what
+    # the (DEBUG) accept line said.
+    (closed,) = [r for r in _records(caplog, "ws_closed") if r.command_id == cid]
+    assert (closed.levelno, closed.code, closed.user) == (logging.INFO, 1001, "engineer")
+    assert not [r for r in _records(caplog, "ws_accept") if r.command_id == cid]

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import logs
 from app.api.error_bodies import REQUEST_ID_KEY, USER_KEY, error_response
 from app.api.metrics import METRICS_PATH
 from app.api.ws import UNKNOWN_PATH
@@ -177,6 +178,8 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        request_log = logs.RequestLog(rid, lambda: scope.get(USER_KEY))
+        log_token = logs.begin_request(request_log)
         try:
             await self.app(scope, receive_tracked, send_with_headers)
         except Exception:
@@ -192,7 +195,10 @@ class RequestContextMiddleware:
             if measured is not None:
                 assert self.http_metrics is not None
                 self.http_metrics.finish(measured, scope, status)
-            level = logging.DEBUG if _quiet(scope["path"], status) else logging.INFO
+            logs.end_request(log_token)
+            # A request that accepted a command is named by the command's end line.
+            routine = request_log.started_command and status < 400
+            level = logging.DEBUG if routine or _quiet(scope["path"], status) else logging.INFO
             if log.isEnabledFor(level):
                 log.log(
                     level,

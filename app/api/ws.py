@@ -231,7 +231,9 @@ class _Log:
     def accept(self, who: Principal) -> None:
         self.accepted = True
         self.fields["user"] = who.username
-        log.info("stream accepted", extra={"event": "ws_accept", **self.fields})
+        # At DEBUG: a stream that ends as expected is no news at INFO (its command's end
+        # line is); one that ends otherwise logs its end at INFO with these fields.
+        log.debug("stream accepted", extra={"event": "ws_accept", **self.fields})
 
     def end(self, close: Close | None, held: int = 0) -> None:
         """One line for the stream's end; ``held``: like refusals not logged before it."""
@@ -242,7 +244,8 @@ class _Log:
         else:
             code, reason = close
             what = "ws_closed" if self.accepted else "ws_rejected"
-        log.info(
+        log.log(
+            logging.DEBUG if close == DONE else logging.INFO,
             "stream %s: %s",
             "closed" if what == "ws_closed" else "refused",
             reason,
