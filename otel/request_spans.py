@@ -5,9 +5,12 @@ configured it) decides each request before any instrumentation runs, honouring a
 incoming ``traceparent`` (the global propagator extracts it):
 
 - a request it will not record goes around opentelemetry-instrumentation-asgi: its
-  context gets a non-recording span with fresh ids and the sampled flag clear, so the
-  command spans below it are unsampled too, no exemplar is kept and no log line names
-  it; nothing else is built (no attributes, no span object of the SDK's);
+  context gets a non-recording span with the sampled flag clear, so the command spans
+  below it are unsampled too, no exemplar is kept and no log line names it; nothing
+  else is built (no attributes, no span object of the SDK's). With an incoming
+  ``traceparent`` that span continues its trace (its trace id, a fresh span id); without
+  any propagation header every such request shares one context made up front, since its
+  ids are never seen (nothing records, logs, links or propagates an unsampled span);
 - a request it records goes through ``OpenTelemetryMiddleware`` as it always did. The
   trace id the decision was made on is the one the SDK then uses (``PredrawnIds``), so
   the SDK's own sampling of the span decides the same way (the samplers are pure
@@ -120,6 +123,19 @@ class TracingMiddleware:
             raise TypeError("the tracer provider must draw its ids with PredrawnIds")
         self._sampler = provider.sampler
         self._ids = provider.id_generator
+        # What an unsampled request without any propagation header runs in: one context
+        # for them all, made once. Its ids lead nowhere (nothing records, logs, links or
+        # propagates an unsampled span's ids), so a fresh pair per request would only cost.
+        self._unsampled_root = trace.set_span_in_context(
+            NonRecordingSpan(
+                SpanContext(
+                    self._ids.generate_trace_id(),
+                    self._ids.generate_span_id(),
+                    is_remote=False,
+                    trace_flags=_UNSAMPLED_ROOT,
+                )
+            )
+        )
         # The headers the propagator reads (traceparent, tracestate, baggage): a request
         # with none of them has no parent, and nothing to extract.
         self._fields = frozenset(f.lower().encode("latin-1") for f in get_global_textmap().fields)
@@ -159,14 +175,19 @@ class TracingMiddleware:
         if decision.decision is not Decision.DROP:
             await self._through_instrumentation(scope, receive, send, trace_id if root else 0)
             return
-        unsampled = SpanContext(
-            trace_id,
-            self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_UNSAMPLED_ROOT if root else _UNSAMPLED,
-            trace_state=decision.trace_state,
-        )
-        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(unsampled), parent))
+        if parent is None and not decision.trace_state:
+            token = otel_context.attach(self._unsampled_root)
+        else:
+            unsampled = SpanContext(
+                trace_id,
+                self._ids.generate_span_id(),
+                is_remote=False,
+                trace_flags=_UNSAMPLED_ROOT if root else _UNSAMPLED,
+                trace_state=decision.trace_state,
+            )
+            token = otel_context.attach(
+                trace.set_span_in_context(NonRecordingSpan(unsampled), parent)
+            )
         try:
             await self._app(scope, receive, send)
         finally:
