@@ -1,7 +1,7 @@
 """Where tracing's cost goes, in process: CPU per ``GET /api/v1/vehicles`` called directly
 on the ASGI app (no HTTP server, no sockets), in four settings.
 
-    python -m bench.tracing_split [--requests 3000]
+    python -m bench.tracing_split [--requests 3000] [--repeat 1]
 
 - ``off``: telemetry off (the floor).
 - ``on``: metrics on, tracing off (what every deployment pays).
@@ -13,7 +13,9 @@ on the ASGI app (no HTTP server, no sockets), in four settings.
   process (on the other core), which decodes and counts the spans.
 
 Each setting runs in a fresh process pinned to one core (OpenTelemetry's globals are per
-process), warms up, then times the requests with ``time.process_time``. The differences
+process), warms up, then times the requests with ``time.process_time``. ``--repeat N``
+runs the settings N times in turn and reports each one's median (one run of a few
+thousand requests moves by 10 us or more on a shared machine). The differences
 between rows are the parts: ``unsampled - on`` the instrumentation's request path,
 ``traced - unsampled`` the recorded span and its export.
 """
@@ -26,6 +28,7 @@ import json
 import logging
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warm-up", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--traces-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -141,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         _child(args.child, args.requests, args.warm_up, args.traces_url)
         return 0
     pinned = len(os.sched_getaffinity(0)) > 1
-    cpu: dict[str, float] = {}
+    runs: dict[str, list[float]] = {mode: [] for mode in MODES}
     with span_receiver({1} if pinned else None) as receiver:
-        for mode in MODES:
+        for mode in [m for _ in range(max(1, args.repeat)) for m in MODES]:
             before = receiver.spans
             done = subprocess.run(
                 [
@@ -163,12 +167,19 @@ def main(argv: list[str] | None = None) -> int:
                 text=True,
                 check=True,
             )
-            cpu[mode] = json.loads(done.stdout.strip().splitlines()[-1])["cpu_us"]
+            runs[mode].append(json.loads(done.stdout.strip().splitlines()[-1])["cpu_us"])
             spans = receiver.spans - before
             if mode == "traced":
                 # One server span per request, the warm-up and the log-in included.
                 assert spans >= args.requests + args.warm_up, f"{spans} spans received"
-            print(f"{mode:<10} {cpu[mode]:8.1f} us CPU per request   (spans received: {spans})")
+            print(
+                f"{mode:<10} {runs[mode][-1]:8.1f} us CPU per request   (spans received: {spans})"
+            )
+    cpu = {mode: statistics.median(values) for mode, values in runs.items()}
+    if args.repeat > 1:
+        print(f"\nmedians of {args.repeat} runs each:")
+        for mode in MODES:
+            print(f"{mode:<10} {cpu[mode]:8.1f} us CPU per request")
     print()
     print(f"metrics (on - off)                       {cpu['on'] - cpu['off']:8.1f} us")
     print(f"the sampling decision (unsampled - on)   {cpu['unsampled'] - cpu['on']:8.1f} us")

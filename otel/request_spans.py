@@ -5,9 +5,12 @@ configured it) decides each request before any instrumentation runs, honouring a
 incoming ``traceparent`` (the global propagator extracts it):
 
 - a request it will not record goes around opentelemetry-instrumentation-asgi: its
-  context gets a non-recording span with fresh ids and the sampled flag clear, so the
-  command spans below it are unsampled too, no exemplar is kept and no log line names
-  it; nothing else is built (no attributes, no span object of the SDK's);
+  context gets a non-recording span with the sampled flag clear, so the command spans
+  below it are unsampled too, no exemplar is kept and no log line names it; nothing
+  else is built (no attributes, no span object of the SDK's). With an incoming
+  ``traceparent`` that span continues its trace (its trace id, a fresh span id); without
+  any propagation header every such request shares one context made up front, since its
+  ids are never seen (nothing records, logs, links or propagates an unsampled span);
 - a request it records goes through ``OpenTelemetryMiddleware`` as it always did. The
   trace id the decision was made on is the one the SDK then uses (``PredrawnIds``), so
   the SDK's own sampling of the span decides the same way (the samplers are pure
@@ -51,6 +54,7 @@ WEBSOCKET_PREFIX: Final = "WS"
 # OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*, and then masks these.
 SANITIZED_HEADERS: Final = ("authorization", "cookie", "set-cookie", "x-api-key")
 _HIDDEN_QUERY: Final = "sovd.tracing.query"
+_SERVER_SPAN: Final = "sovd.tracing.span"  # the instrumentation's span, handed to _named
 _UNSAMPLED_ROOT: Final = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
 _UNSAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 
@@ -69,6 +73,12 @@ class PredrawnIds(RandomIdGenerator):
             _PREDRAWN.set(0)
             return drawn
         return super().generate_trace_id()
+
+
+def _hand_over(span: Span, scope: dict[str, Any]) -> None:
+    """The instrumentation's ``server_request_hook``: its span, for ``_named`` (cheaper
+    than reading it back from the context)."""
+    scope[_SERVER_SPAN] = span
 
 
 def _span_details(scope: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -113,6 +123,19 @@ class TracingMiddleware:
             raise TypeError("the tracer provider must draw its ids with PredrawnIds")
         self._sampler = provider.sampler
         self._ids = provider.id_generator
+        # What an unsampled request without any propagation header runs in: one context
+        # for them all, made once. Its ids lead nowhere (nothing records, logs, links or
+        # propagates an unsampled span's ids), so a fresh pair per request would only cost.
+        self._unsampled_root = trace.set_span_in_context(
+            NonRecordingSpan(
+                SpanContext(
+                    self._ids.generate_trace_id(),
+                    self._ids.generate_span_id(),
+                    is_remote=False,
+                    trace_flags=_UNSAMPLED_ROOT,
+                )
+            )
+        )
         # The headers the propagator reads (traceparent, tracestate, baggage): a request
         # with none of them has no parent, and nothing to extract.
         self._fields = frozenset(f.lower().encode("latin-1") for f in get_global_textmap().fields)
@@ -123,6 +146,7 @@ class TracingMiddleware:
             meter_provider=NoOpMeterProvider(),
             exclude_spans=["receive", "send"],
             http_capture_headers_sanitize_fields=list(SANITIZED_HEADERS),
+            server_request_hook=_hand_over,
         )
         # Its tracer (a public attribute, made with the schema URL of the conventions
         # OTEL_SEMCONV_STABILITY_OPT_IN chose), less the attributes' first copy.
@@ -139,8 +163,11 @@ class TracingMiddleware:
             if name in fields:
                 parent = extract(cast(dict[str, Any], scope), getter=asgi_getter)
                 break
-        parent_span = trace.get_current_span(parent).get_span_context()
-        root = not parent_span.is_valid
+        # No propagation header (the usual request): a root, nothing to look up.
+        root = True
+        if parent is not None:
+            parent_span = trace.get_current_span(parent).get_span_context()
+            root = not parent_span.is_valid
         trace_id = self._ids.generate_trace_id() if root else parent_span.trace_id
         decision = self._sampler.should_sample(
             parent, trace_id, scope.get("method", WEBSOCKET_PREFIX), SpanKind.SERVER
@@ -148,14 +175,19 @@ class TracingMiddleware:
         if decision.decision is not Decision.DROP:
             await self._through_instrumentation(scope, receive, send, trace_id if root else 0)
             return
-        unsampled = SpanContext(
-            trace_id,
-            self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_UNSAMPLED_ROOT if root else _UNSAMPLED,
-            trace_state=decision.trace_state,
-        )
-        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(unsampled), parent))
+        if parent is None and not decision.trace_state:
+            token = otel_context.attach(self._unsampled_root)
+        else:
+            unsampled = SpanContext(
+                trace_id,
+                self._ids.generate_span_id(),
+                is_remote=False,
+                trace_flags=_UNSAMPLED_ROOT if root else _UNSAMPLED,
+                trace_state=decision.trace_state,
+            )
+            token = otel_context.attach(
+                trace.set_span_in_context(NonRecordingSpan(unsampled), parent)
+            )
         try:
             await self._app(scope, receive, send)
         finally:
@@ -178,8 +210,8 @@ class TracingMiddleware:
         query = scope.pop(_HIDDEN_QUERY, None)
         if query is not None:
             scope["query_string"] = query
-        span = trace.get_current_span()
-        if not span.is_recording():
+        span = scope.pop(_SERVER_SPAN, None)
+        if span is None or not span.is_recording():
             await self._app(scope, receive, send)
             return
         route_of = self._route_of

@@ -40,6 +40,7 @@ _KINDS: Final = {
     SpanKind.CONSUMER: b"\x30\x05",
 }
 CACHED_PAIRS: Final = 4096
+CACHED_OBJECTS: Final = 256  # (resource, scope) pairs known by identity
 _SCALARS: Final = frozenset((str, bool, int, float))
 log = logging.getLogger(__name__)
 _pack_fixed64 = struct.Struct("<Q").pack
@@ -103,23 +104,26 @@ class SpanEncoder:
         self._pairs: dict[tuple[str, type, Any], bytes] = {}
         self._resources: dict[Any, bytes] = {}
         self._scopes: dict[Any, bytes] = {}
+        # (id(resource), id(scope)) -> (resource, scope, their canonical equals): one
+        # provider's spans share one object of each, and hashing a Resource serializes
+        # its attributes to JSON each time (about 5 us a span). The objects are kept,
+        # so their ids cannot be reused while they are here.
+        self._known: dict[tuple[int, int], tuple[Any, Any, Any, Any]] = {}
+        self._canonical: dict[Any, Any] = {}
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         """The serialized ``ExportTraceServiceRequest`` of ``spans``."""
-        grouped: dict[Any, dict[Any, list[bytes]]] = {}
+        # Grouped by the canonical objects' ids: equal resources (and scopes) share one
+        # group, as in the official encoder, without hashing them for each span.
+        grouped: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
         for span in spans:
-            if span.resource not in self._resources or (
-                (span.instrumentation_scope or None) not in self._scopes
-            ):
-                self._learn(span)
-            by_scope = grouped.setdefault(span.resource, {})
-            by_scope.setdefault(span.instrumentation_scope or None, []).append(
-                _field(b"\x12", self._span(span))
-            )
+            resource, scope = self._keys(span)
+            _, by_scope = grouped.setdefault(id(resource), (resource, {}))
+            by_scope.setdefault(id(scope), (scope, []))[1].append(_field(b"\x12", self._span(span)))
         out = []
-        for resource, by_scope in grouped.items():
+        for resource, scopes in grouped.values():
             body = [_field(b"\x0a", self._resource(resource))]
-            for scope, encoded in by_scope.items():
+            for scope, encoded in scopes.values():
                 scope_body = _field(b"\x0a", self._scope(scope)) + b"".join(encoded)
                 if scope is not None and scope.schema_url:
                     scope_body += _string_field(b"\x1a", scope.schema_url)
@@ -127,6 +131,24 @@ class SpanEncoder:
             body.append(_string_field(b"\x1a", resource.schema_url))
             out.append(_field(b"\x0a", b"".join(body)))
         return b"".join(out)
+
+    def _keys(self, span: ReadableSpan) -> tuple[Any, Any]:
+        """The canonical (first seen equal) resource and scope of ``span``."""
+        resource, scope = span.resource, span.instrumentation_scope or None
+        known = self._known.get((id(resource), id(scope)))
+        if known is None or known[0] is not resource or known[1] is not scope:
+            if resource not in self._resources or scope not in self._scopes:
+                self._learn(span)
+            if len(self._known) >= CACHED_OBJECTS:
+                self._known.clear()
+            known = (
+                resource,
+                scope,
+                self._canonical.setdefault(resource, resource),
+                self._canonical.setdefault(scope, scope),
+            )
+            self._known[(id(resource), id(scope))] = known
+        return known[2], known[3]
 
     def _learn(self, span: ReadableSpan) -> None:
         """The resource's and the scope's bytes, from the official encoding of ``span``."""

@@ -137,3 +137,23 @@ def test_the_collector_receives_the_official_exporters_bytes() -> None:
     assert fast == official
     assert fast_headers == official_headers
     assert fast_headers["content-type"] == "application/x-protobuf"
+
+
+def test_equal_resources_share_a_group_as_in_the_official_encoding() -> None:
+    # The encoder knows resources and scopes by identity: equal but distinct objects
+    # (two providers made alike) must still make one group, a different one its own.
+    kept = Keep()
+    resources = [
+        Resource.create({"service.name": "s"}),
+        Resource.create({"service.name": "s"}),
+        Resource.create({"service.name": "t"}),
+    ]
+    for resource in resources:
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(SimpleSpanProcessor(kept))
+        for name in ("a", "b"):
+            provider.get_tracer("scope").start_span(name).end()
+    encoder = SpanEncoder()
+    official = encode_spans(kept.spans).SerializeToString()
+    assert encoder.encode(kept.spans) == official
+    assert encoder.encode(kept.spans[::-1]) == encode_spans(kept.spans[::-1]).SerializeToString()
