@@ -7,6 +7,13 @@ import { exchange } from "./api.js";
 import { clear, h, table } from "./dom.js";
 import { commandLink, faultCount, faultStatus, showError } from "./words.js";
 
+/** A fault the ECU holds now. A described ECU lists every DTC its description defines,
+ * the ones not stored with status mask 00: those are cleared, not faults to show. */
+export function isStored(fault) {
+  const mask = fault && fault.status && fault.status.mask;
+  return mask === undefined || mask === null || parseInt(mask, 16) !== 0;
+}
+
 function faultsTable(name, items) {
   if (!items.length) return null;
   const rows = items.map((fault) => [
@@ -27,7 +34,9 @@ function faultsTable(name, items) {
 /** After a refusal that names the session, where to switch it on this page. */
 function sessionHint(error) {
   const needsSession = error && error.code === "precondition-not-fulfilled";
-  return needsSession && /session/i.test(error.message)
+  if (!needsSession) return "";
+  const chart = (error.parameters && error.parameters.chart) || error.message;
+  return /session/i.test(chart)
     ? " Set the session under Modes of this ECU, then try again."
     : "";
 }
@@ -65,7 +74,7 @@ export function faultsSection(base, name, hooks) {
     clear(said, before);
     clear(found);
     const { body, headers } = await exchange("GET", `${base}/faults`);
-    const items = body.items || [];
+    const items = (body.items || []).filter(isStored);
     clear(found, faultsTable(name, items));
     clear(said, before, faultCount(items.length), commandLink(headers));
   }
