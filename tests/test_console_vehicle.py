@@ -155,8 +155,9 @@ def test_data_is_read_per_item_and_all_with_units(console: Console) -> None:
 def test_a_routines_progress_bar_moves_and_ends(
     console: Console, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    # A simulated ECU streams its routine's progress; a described one is asked for its
-    # results (its description's Progress and RoutineState) until it ends.
+    # The demo fleet's Golf (seeded, its ECUs bound to the demo description) and a vehicle
+    # registered with its engine bound to it: each is asked for its results (the
+    # description's Progress and RoutineState) until the routine ends.
     vin = GOLF if kind == "simulated" else request.getfixturevalue("described")
     page = console.page
     console.sign_in("engineer", ENGINEER_PASSWORD)
@@ -209,6 +210,24 @@ def test_a_negative_response_reads_as_words_inside_its_card(console: Console) ->
     inner, outer = item.bounding_box(), card.bounding_box()
     assert inner is not None and outer is not None
     assert outer["x"] <= inner["x"] and inner["x"] + inner["width"] <= outer["x"] + outer["width"]
+
+
+def test_an_operation_needing_another_session_is_refused_in_words(console: Console) -> None:
+    # The demo description's ABS routine that needs a session other than the default one.
+    routine = next(r for r in demo_ecu("ABS").routines if r.sessions)
+    needed = " or ".join(s.lower() for s in routine.sessions)
+    path = f"/sovd/vehicles/{GOLF}/v1/components/abs/operations/{routine.name}/executions"
+    console.expected_failures.add(path)
+    page = console.page
+    console.sign_in("engineer", ENGINEER_PASSWORD)
+    console.open_vehicle(GOLF)
+    operations = _part(page, "abs", "Operations")
+    operations.get_by_role("button", name=f"Start {routine.long_name} of abs").click()
+    refusal = operations.get_by_role("alert")
+    expect(refusal).to_contain_text(f"needs the {needed} session (now: default)")
+    expect(refusal).to_contain_text("switch it first")
+    expect(refusal).to_contain_text("Set the session under Modes")  # where, on this page
+    expect(refusal).not_to_contain_text("PUT modes/session")  # the API's call, not a page's
 
 
 def test_an_unknown_answer_is_pretty_json_inside_its_card(console: Console) -> None:

@@ -1,7 +1,7 @@
 // A component's faults through the SOVD tree: read on demand (UDS 0x19) with their
 // status bits, cleared after a confirm step (UDS 0x14) and read again. Each read or clear
 // is a command to the vehicle, kept in the history: nothing is read until asked. An ECU
-// that clears only in another session says so; its session is set under its Modes.
+// that clears only in another session says so (words.js explain: set it under its Modes).
 
 import { exchange } from "./api.js";
 import { clear, h, table } from "./dom.js";
@@ -31,16 +31,6 @@ function faultsTable(name, items) {
   return shown.node;
 }
 
-/** After a refusal that names the session, where to switch it on this page. */
-function sessionHint(error) {
-  const needsSession = error && error.code === "precondition-not-fulfilled";
-  if (!needsSession) return "";
-  const chart = (error.parameters && error.parameters.chart) || error.message;
-  return /session/i.test(chart)
-    ? " Set the session under Modes of this ECU, then try again."
-    : "";
-}
-
 /** The faults of component `name` at SOVD base `base`. */
 export function faultsSection(base, name, hooks) {
   const said = h("p", { class: "hint", role: "status", "aria-live": "polite" });
@@ -61,7 +51,7 @@ export function faultsSection(base, name, hooks) {
     try {
       await work();
     } catch (error) {
-      showError(problem, error, sessionHint(error));
+      showError(problem, error);
     } finally {
       for (const b of buttons) b.disabled = false;
       node.removeAttribute("aria-busy");

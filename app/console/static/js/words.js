@@ -67,7 +67,8 @@ export function refusal(nrc, name) {
 
 /** A described ECU's precondition refusal in words: its parameters {service, chart,
  * needed, current} say "FaultMem_ClearDTCs needs the extended session (now: default);
- * switch it first." (the message itself ends in the API call to make, not the page's). */
+ * switch it first. Set the session under Modes of this ECU, then try again." (the
+ * message itself ends in the API call to make; the page's way is the card's Modes). */
 function unmetState(error) {
   const p = error.parameters || {};
   if (error.code !== "precondition-not-fulfilled" || !p.chart || !Array.isArray(p.needed)) {
@@ -76,7 +77,10 @@ function unmetState(error) {
   const state = spaced(p.chart).toLowerCase();
   const needed = p.needed.map((name) => String(name).toLowerCase()).join(" or ");
   const now = p.current ? ` (now: ${String(p.current).toLowerCase()})` : "";
-  return `${p.service || "This"} needs the ${needed} ${state}${now}; switch it first.`;
+  return (
+    `${p.service || "This"} needs the ${needed} ${state}${now}; switch it first.` +
+    ` Set the ${state} under Modes of this ECU, then try again.`
+  );
 }
 
 /** An ApiError (or a network failure) as one sentence for the page. */
