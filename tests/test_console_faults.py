@@ -145,8 +145,9 @@ def test_the_body_ecu_clears_only_in_the_extended_session(console: Console) -> N
     _clear(body, "body")
     # The service's GenericError, in its own words: which session, and how to switch.
     refusal = body.get_by_role("alert")
-    expect(refusal).to_contain_text("needs the extended session")
+    expect(refusal).to_contain_text("needs the extended session (now: default)")
     expect(refusal).to_contain_text("switch it first")
+    expect(refusal).not_to_contain_text("PUT modes/session")  # the API's call, not a page's
     expect(_row(body, "B1000")).to_be_visible()  # nothing was cleared
 
     expect(refusal).to_contain_text("Set the session under Modes")  # where, on this page

@@ -23,6 +23,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from app.services.vehicles import DEMO_DOIP_VIN
+from app.vehicles import uds
 from app.vehicles.pdx import (
     DTC_SETTING_ON_OFF,
     PdxDid,
@@ -30,9 +31,11 @@ from app.vehicles.pdx import (
     PdxEcu,
     PdxRoutine,
     PdxSpec,
-    build_demo_pdx,
     build_pdx,
 )
+from app.vehicles.pdx.demo import DEMO_PDX_NAME
+from app.vehicles.pdx.scenario import demo_ecu
+from app.vocabulary import CommandName
 from tests import test_console_browser as browser_tests
 from tests.support.harness import (
     ADMIN_PASSWORD,
@@ -53,6 +56,10 @@ shots = browser_tests.shots
 console = browser_tests.console  # a tab at 1280x800 on this module's ``service``
 
 DOCS = Path(__file__).parent.parent / "docs"
+# "Read all" of the demo engine: every data item its description declares, one row each.
+READ_ALL_ENGINE = f"Read {len(demo_ecu('ENGINE').dids)} items."
+# The SOVD data id of the engine's vehicle speed: its DID's name in the demo description.
+ENGINE_SPEED_ID = next(d.name for d in demo_ecu("ENGINE").dids if d.did == uds.VEHICLE_SPEED)
 IDLE_CLOSE_S = 1.0  # the DoIP link closes after this long without a request
 POLL_S = 5  # the page's GET poll (app/console/static/js/vehicle.js POLL_MS)
 # One ECU the demo tables know nothing of, at 0x0050, with a scaled value.
@@ -91,21 +98,14 @@ DESCRIBED = "WVWZZZ1KZAW000777"
 
 @pytest.fixture(scope="module")
 def described(service: Server) -> str:
+    # The demo description is in the library already (seeded with the demo fleet).
     admin = auth(service.admin_token())
-    r = service.http.post(
-        "/api/v1/descriptions",
-        params={"name": "demo.pdx"},
-        content=build_demo_pdx(),
-        headers={**admin, "content-type": "application/zip"},
-    )
-    assert r.status_code == 201, r.text
-    wait_until(
-        lambda: all(
-            d["state"] == "ready"
-            for d in service.http.get("/api/v1/descriptions", headers=admin).json()["items"]
-        ),
-        "the demo description to be read",
-    )
+
+    def demo_ready() -> bool:
+        items = service.http.get("/api/v1/descriptions", headers=admin).json()["items"]
+        return any(d["name"] == DEMO_PDX_NAME and d["state"] == "ready" for d in items)
+
+    wait_until(demo_ready, "the demo description to be read")
     body = {"vin": DESCRIBED, "make": "Bench", "model": "Described", "year": 2024}
     body["ecus"] = [{"description": "ENGINE"}]
     r = service.http.post("/api/v1/vehicles", headers=admin, json=body)
@@ -142,7 +142,7 @@ def test_data_is_read_per_item_and_all_with_units(console: Console) -> None:
     data.get_by_role("button", name="Read Engine speed of engine").click()
     expect(speed).to_contain_text(" rpm")  # a number and its unit
     data.get_by_role("button", name="Read all data of engine").click()
-    expect(data.get_by_role("status")).to_have_text("Read 7 items.")
+    expect(data.get_by_role("status")).to_have_text(READ_ALL_ENGINE)
     vin = table.get_by_role("row").filter(
         has=page.get_by_role("rowheader", name="Vehicle identification number")
     )
@@ -155,8 +155,9 @@ def test_data_is_read_per_item_and_all_with_units(console: Console) -> None:
 def test_a_routines_progress_bar_moves_and_ends(
     console: Console, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    # A simulated ECU streams its routine's progress; a described one is asked for its
-    # results (its description's Progress and RoutineState) until it ends.
+    # The demo fleet's Golf (seeded, its ECUs bound to the demo description) and a vehicle
+    # registered with its engine bound to it: each is asked for its results (the
+    # description's Progress and RoutineState) until the routine ends.
     vin = GOLF if kind == "simulated" else request.getfixturevalue("described")
     page = console.page
     console.sign_in("engineer", ENGINEER_PASSWORD)
@@ -209,6 +210,24 @@ def test_a_negative_response_reads_as_words_inside_its_card(console: Console) ->
     inner, outer = item.bounding_box(), card.bounding_box()
     assert inner is not None and outer is not None
     assert outer["x"] <= inner["x"] and inner["x"] + inner["width"] <= outer["x"] + outer["width"]
+
+
+def test_an_operation_needing_another_session_is_refused_in_words(console: Console) -> None:
+    # The demo description's ABS routine that needs a session other than the default one.
+    routine = next(r for r in demo_ecu("ABS").routines if r.sessions)
+    needed = " or ".join(s.lower() for s in routine.sessions)
+    path = f"/sovd/vehicles/{GOLF}/v1/components/abs/operations/{routine.name}/executions"
+    console.expected_failures.add(path)
+    page = console.page
+    console.sign_in("engineer", ENGINEER_PASSWORD)
+    console.open_vehicle(GOLF)
+    operations = _part(page, "abs", "Operations")
+    operations.get_by_role("button", name=f"Start {routine.long_name} of abs").click()
+    refusal = operations.get_by_role("alert")
+    expect(refusal).to_contain_text(f"needs the {needed} session (now: default)")
+    expect(refusal).to_contain_text("switch it first")
+    expect(refusal).to_contain_text("Set the session under Modes")  # where, on this page
+    expect(refusal).not_to_contain_text("PUT modes/session")  # the API's call, not a page's
 
 
 def test_an_unknown_answer_is_pretty_json_inside_its_card(console: Console) -> None:
@@ -319,7 +338,7 @@ def test_an_engineer_sees_the_transport_but_not_the_doip_target(console: Console
 
 
 def test_a_message_that_no_longer_holds_is_cleared(console: Console) -> None:
-    data_path = f"/sovd/vehicles/{GOLF}/v1/components/engine/data/vehicleSpeed"
+    data_path = f"/sovd/vehicles/{GOLF}/v1/components/engine/data/{ENGINE_SPEED_ID}"
     console.expected_failures.add(data_path)
     page = console.page
     console.sign_in("admin", ADMIN_PASSWORD)
@@ -389,10 +408,10 @@ def test_a_pasted_vin_opens_its_vehicle_and_vehicles_are_named(console: Console)
     data.get_by_role("button", name="Read Vehicle speed of abs").click()
     expect(data.get_by_role("status")).to_contain_text("read")
     console.nav("History")
-    expect(page.get_by_role("row").filter(has_text="ReadDataByID").first).to_contain_text(
-        f"Volkswagen Golf · {GOLF}"
-    )
-    page.get_by_role("row").filter(has_text="ReadDataByID").first.get_by_role("link").click()
+    # A bound ECU's read runs as its description's service.
+    read = page.get_by_role("row").filter(has_text=CommandName.DIAG_SERVICE).first
+    expect(read).to_contain_text(f"Volkswagen Golf · {GOLF}")
+    read.get_by_role("link").click()
     expect(page.get_by_role("link", name=f"Volkswagen Golf · {GOLF}")).to_be_visible()
 
 
@@ -454,7 +473,7 @@ def test_every_page_fits_390_px_with_every_column_labelled(phone: Console) -> No
     phone.open_vehicle(GOLF)
     engine = _card(page, "engine")
     _part(page, "engine", "Data").get_by_role("button", name="Read all data of engine").click()
-    expect(_part(page, "engine", "Data").get_by_role("status")).to_have_text("Read 7 items.")
+    expect(_part(page, "engine", "Data").get_by_role("status")).to_have_text(READ_ALL_ENGINE)
     faults = _part(page, "engine", "Faults")
     faults.get_by_role("button", name="Read faults of engine").click()
     expect(faults.get_by_role("status")).to_contain_text("2 faults stored.")
@@ -491,7 +510,7 @@ def test_the_vehicle_page_at_1280_for_the_docs(console: Console) -> None:
     console.open_vehicle(GOLF)
     data = _part(page, "engine", "Data")
     data.get_by_role("button", name="Read all data of engine").click()
-    expect(data.get_by_role("status")).to_have_text("Read 7 items.")
+    expect(data.get_by_role("status")).to_have_text(READ_ALL_ENGINE)
     faults = _part(page, "engine", "Faults")
     faults.get_by_role("button", name="Read faults of engine").click()
     expect(faults.get_by_role("status")).to_contain_text("faults stored.")

@@ -1,11 +1,18 @@
 // A component's faults through the SOVD tree: read on demand (UDS 0x19) with their
 // status bits, cleared after a confirm step (UDS 0x14) and read again. Each read or clear
 // is a command to the vehicle, kept in the history: nothing is read until asked. An ECU
-// that clears only in another session says so; its session is set under its Modes.
+// that clears only in another session says so (words.js explain: set it under its Modes).
 
 import { exchange } from "./api.js";
 import { clear, h, table } from "./dom.js";
 import { commandLink, faultCount, faultStatus, showError } from "./words.js";
+
+/** A fault the ECU holds now. A described ECU lists every DTC its description defines,
+ * the ones not stored with status mask 00: those are cleared, not faults to show. */
+export function isStored(fault) {
+  const mask = fault && fault.status && fault.status.mask;
+  return mask === undefined || mask === null || parseInt(mask, 16) !== 0;
+}
 
 function faultsTable(name, items) {
   if (!items.length) return null;
@@ -22,14 +29,6 @@ function faultsTable(name, items) {
   );
   shown.node.querySelector("tbody").classList.add("dtc-rows");
   return shown.node;
-}
-
-/** After a refusal that names the session, where to switch it on this page. */
-function sessionHint(error) {
-  const needsSession = error && error.code === "precondition-not-fulfilled";
-  return needsSession && /session/i.test(error.message)
-    ? " Set the session under Modes of this ECU, then try again."
-    : "";
 }
 
 /** The faults of component `name` at SOVD base `base`. */
@@ -52,7 +51,7 @@ export function faultsSection(base, name, hooks) {
     try {
       await work();
     } catch (error) {
-      showError(problem, error, sessionHint(error));
+      showError(problem, error);
     } finally {
       for (const b of buttons) b.disabled = false;
       node.removeAttribute("aria-busy");
@@ -65,7 +64,7 @@ export function faultsSection(base, name, hooks) {
     clear(said, before);
     clear(found);
     const { body, headers } = await exchange("GET", `${base}/faults`);
-    const items = body.items || [];
+    const items = (body.items || []).filter(isStored);
     clear(found, faultsTable(name, items));
     clear(said, before, faultCount(items.length), commandLink(headers));
   }

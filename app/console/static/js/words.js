@@ -65,11 +65,31 @@ export function refusal(nrc, name) {
   return `ECU refused: ${why} (${hex(nrc)})`;
 }
 
+/** A described ECU's precondition refusal in words: its parameters {service, chart,
+ * needed, current} say "FaultMem_ClearDTCs needs the extended session (now: default);
+ * switch it first. Set the session under Modes of this ECU, then try again." (the
+ * message itself ends in the API call to make; the page's way is the card's Modes). */
+function unmetState(error) {
+  const p = error.parameters || {};
+  if (error.code !== "precondition-not-fulfilled" || !p.chart || !Array.isArray(p.needed)) {
+    return null;
+  }
+  const state = spaced(p.chart).toLowerCase();
+  const needed = p.needed.map((name) => String(name).toLowerCase()).join(" or ");
+  const now = p.current ? ` (now: ${String(p.current).toLowerCase()})` : "";
+  return (
+    `${p.service || "This"} needs the ${needed} ${state}${now}; switch it first.` +
+    ` Set the ${state} under Modes of this ECU, then try again.`
+  );
+}
+
 /** An ApiError (or a network failure) as one sentence for the page. */
 export function explain(error) {
   if (!error || error.status === undefined) {
     return "The service did not answer. Is it running?";
   }
+  const unmet = unmetState(error);
+  if (unmet) return unmet;
   const head = REQUEST_ERRORS[error.code];
   let text = head && head.endsWith(":") ? `${head} ${error.message}` : head || error.message;
   const nrc = error.parameters && error.parameters.nrc;
