@@ -64,11 +64,20 @@ def _has_engine(server: BenchServer, admin: dict[str, str]) -> bool:
     )
 
 
+def _wait_loaded(server: BenchServer) -> None:
+    deadline = time.monotonic() + 60
+    while server.http.get("/health/ready").json().get("descriptions_loading"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the demo PDX did not load")
+        time.sleep(0.05)
+
+
 def prepare(server: BenchServer) -> tuple[str, str]:
     """The demo PDX in the library (the service stores it as it seeds the demo fleet;
     uploaded if it is not there), the DoIP vehicle's engine bound to it; its id and an
     engineer token."""
     admin = {"Authorization": f"Bearer {server.token('admin')}"}
+    _wait_loaded(server)  # the seeded demo.pdx may still be loading
     if not _has_engine(server, admin):
         r = server.http.post(
             "/api/v1/descriptions",
@@ -77,11 +86,7 @@ def prepare(server: BenchServer) -> tuple[str, str]:
             headers={**admin, "Content-Type": "application/zip"},
         )
         r.raise_for_status()
-    deadline = time.monotonic() + 60
-    while server.http.get("/health/ready").json().get("descriptions_loading"):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the demo PDX did not load")
-        time.sleep(0.05)
+        _wait_loaded(server)
     fleet = server.http.get("/api/v1/vehicles", headers=admin, params={"limit": 200})
     fleet.raise_for_status()
     (vehicle_id,) = [v["vehicle_id"] for v in fleet.json()["items"] if v["vin"] == DOIP_VIN]
