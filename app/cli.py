@@ -37,7 +37,7 @@ from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked, make_private_dir
 from app.descriptions.intake import PdxLimits, PdxRejected
 from app.errors import ServiceError
 from app.models import Actor
-from app.services import descriptions
+from app.services import description_files
 from app.services.auth import AuthService
 from app.services.passwords import PASSWORD_RULES, password_hasher
 from app.services.tokens import TokenSettings
@@ -263,7 +263,7 @@ async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, out: T
 def descriptions_command(config: Config, args: argparse.Namespace, out: TextIO) -> None:
     """``descriptions add FILE | list | remove NAME`` on ``<data dir>/descriptions``: the
     API's checks, the same files; add and remove under the data directory's lock."""
-    directory = descriptions.directory_of(config.data_dir)
+    directory = description_files.directory_of(config.data_dir)
     limits = PdxLimits(config.pdx_max_bytes, config.pdx_max_unpacked_bytes, config.pdx_max_entries)
     if args.action == "list":
         _list_descriptions(directory, out)
@@ -289,20 +289,20 @@ def descriptions_command(config: Config, args: argparse.Namespace, out: TextIO) 
 def _add_description(path: Path, directory: Path, limits: PdxLimits, out: TextIO) -> None:
     name = path.name
     try:
-        descriptions.check_name(name)
+        description_files.check_name(name)
         if (directory / name).exists():
             raise CliError(f"a description named {name} exists; remove it first; nothing changed")
-        data, sha256 = descriptions.read_checked(path, limits)
-        contents = descriptions.parse(data)
+        data, sha256 = description_files.read_checked(path, limits)
+        contents = description_files.parse(data)
         others = {}
-        for stored in descriptions.stored_files(directory):
+        for stored in description_files.stored_files(directory):
             try:
-                stored_data, stored_sha = descriptions.read_checked(stored, limits)
-                known = descriptions.read_cache(directory, stored_sha)
-                others[stored.name] = known or descriptions.parse(stored_data)
+                stored_data, stored_sha = description_files.read_checked(stored, limits)
+                known = description_files.read_cache(directory, stored_sha)
+                others[stored.name] = known or description_files.parse(stored_data)
             except PdxRejected:
                 continue  # a stored file that does not load provides no ECU
-        why = descriptions.conflict(name, contents, others)
+        why = description_files.conflict(name, contents, others)
         if why is not None:
             raise PdxRejected(why)
     except PdxRejected as exc:
@@ -310,18 +310,18 @@ def _add_description(path: Path, directory: Path, limits: PdxLimits, out: TextIO
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
     make_private_dir(directory)
-    descriptions.write_private(directory / name, data)
-    descriptions.write_cache(directory, sha256, contents)
+    description_files.write_private(directory / name, data)
+    description_files.write_cache(directory, sha256, contents)
     ecus = ", ".join(contents.base_variants)
     out.write(f"added {name} (sha256 {sha256}): {ecus}\n")
 
 
 def _list_descriptions(directory: Path, out: TextIO) -> None:
-    files = descriptions.stored_files(directory)
+    files = description_files.stored_files(directory)
     for path in files:
         data = path.read_bytes()
         sha256 = hashlib.sha256(data).hexdigest()
-        known = descriptions.read_cache(directory, sha256)
+        known = description_files.read_cache(directory, sha256)
         ecus = ", ".join(known.base_variants) if known else "(not loaded yet)"
         out.write(f"{path.name}  {len(data)} bytes  sha256 {sha256}  {ecus}\n")
     out.write(f"{len(files)} description(s) in {directory}\n")
@@ -329,11 +329,11 @@ def _list_descriptions(directory: Path, out: TextIO) -> None:
 
 def _remove_description(name: str, directory: Path, out: TextIO) -> None:
     path = directory / name
-    if not re.fullmatch(descriptions.NAME_PATTERN, name) or not path.is_file():
+    if not re.fullmatch(description_files.NAME_PATTERN, name) or not path.is_file():
         raise CliError(f"no description named {name!r} in {directory}")
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     path.unlink()
-    descriptions.drop_cache(directory, sha256)
+    description_files.drop_cache(directory, sha256)
     out.write(f"removed {name}\n")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from app.errors import Conflict
-from app.services.descriptions import CACHE_DIR
+from app.services.description_files import CACHE_DIR
 from app.vehicles.pdx import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
 from tests.support.harness import InProcessServer, auth, in_process, make_config, wait_until
 

@@ -14,7 +14,7 @@ import msgspec
 
 from app.api.contract import Call, Out, Query, RawBody, Result
 from app.descriptions.summary import Description as Description  # the response type
-from app.services.descriptions import NAME_PATTERN, NAME_RULE
+from app.services.description_files import NAME_PATTERN, NAME_RULE
 
 ZIP = "application/zip"
 

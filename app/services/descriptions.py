@@ -26,26 +26,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import importlib.metadata
-import io
 import logging
 import multiprocessing
 import os
-import re
 import secrets
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Literal
 
-import msgspec
-
-from app.datadir import PRIVATE_FILE, make_private_dir
-from app.descriptions.intake import PdxLimits, PdxRejected, check_pdx
-from app.descriptions.summary import Description, DescriptionContents, summarize
-from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ServiceError
+from app.datadir import make_private_dir
+from app.descriptions.intake import PdxLimits, PdxRejected
+from app.descriptions.summary import Description, DescriptionContents
+from app.errors import BadRequest, Conflict, NotFound, ServiceError
+from app.services.description_files import (
+    NAME_RE,
+    TEMP_PREFIX,
+    ContainerRef,
+    as_service_error,
+    check_name,
+    conflict,
+    directory_of,
+    drop_cache,
+    fsync_dir,
+    inspect,
+    load_database,
+    parse,
+    parse_in_child,
+    read_cache,
+    read_checked,
+    remove_stale_temporaries,
+    stored_files,
+    unlink_synced,
+    write_cache,
+    write_new,
+    write_private,
+)
 
 if TYPE_CHECKING:
     from odxtools.database import Database
@@ -54,240 +70,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DIRECTORY: Final = "descriptions"
-CACHE_DIR: Final = ".cache"
-NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}\.pdx$"
-NAME_RULE: Final = (
-    "a file name of 1 to 96 letters, digits, dots, dashes or underscores (not starting with"
-    " a dot or dash), ending in .pdx"
-)
-_NAME = re.compile(NAME_PATTERN)
-_TEMP_PREFIX = ".upload-"
-# Stop a loader process this long after asking it to end.
-_CHILD_STOP_S = 2.0
-
 State = Literal["loading", "ready", "failed"]
-
-
-def _cache_version() -> str:
-    """Cached summaries are valid for this code and this odxtools only."""
-    return f"2/odxtools-{importlib.metadata.version('odxtools')}"
-
-
-class _Cached(msgspec.Struct, frozen=True, kw_only=True):
-    version: str
-    contents: DescriptionContents
-
-
-def check_name(name: str) -> None:
-    if not _NAME.fullmatch(name):
-        raise PdxRejected(f"name {name[:120]!r} is not a file name as taken here: {NAME_RULE}")
-
-
-def inspect(data: bytes, limits: PdxLimits) -> str:
-    """The intake checks on ``data``; its sha256. Raises PdxRejected."""
-    check_pdx(io.BytesIO(data), len(data), limits)
-    return hashlib.sha256(data).hexdigest()
-
-
-def parse(data: bytes) -> DescriptionContents:
-    """odxtools' reading of checked bytes (``load_pdx_file`` without the path); its own
-    error is the message of the PdxRejected."""
-    # Imported here: only the loader process (and the CLI) ever imports odxtools.
-    from odxtools.database import Database
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # odxtools warns on mere oddities
-            database = Database()
-            database.add_pdx_file(io.BytesIO(data))
-            database.refresh()
-            contents = summarize(database)
-    except Exception as exc:  # whatever odxtools raises on a bad document
-        message = f"{type(exc).__name__}: {exc}".strip()
-        raise PdxRejected(f"odxtools cannot load it: {message[:500]}") from None
-    if not contents.base_variants:
-        raise PdxRejected("it describes no ECU: no diag layer container has a base variant")
-    return contents
-
-
-def read_checked(path: Path, limits: PdxLimits) -> tuple[bytes, str]:
-    """A stored or given file's bytes, checked (its size before it is read); its sha256."""
-    size = path.stat().st_size
-    if size > limits.max_bytes:
-        raise PdxRejected(
-            f"the file is {size} bytes, larger than SOVD_PDX_MAX_BYTES ({limits.max_bytes})",
-            too_large=True,
-        )
-    data = path.read_bytes()
-    return data, inspect(data, limits)
-
-
-def conflict(
-    name: str, contents: DescriptionContents, others: Mapping[str, DescriptionContents]
-) -> str | None:
-    """Why ``name`` cannot join ``others``: an ECU (base variant) another file provides."""
-    for other, theirs in others.items():
-        if other == name:
-            continue
-        shared = sorted(set(contents.base_variants) & set(theirs.base_variants))
-        if shared:
-            return (
-                f"ECU (base variant) {', '.join(shared)} is already provided by {other};"
-                " remove that file first"
-            )
-    return None
-
-
-def as_service_error(exc: PdxRejected) -> ServiceError:
-    return PayloadTooLarge(exc.message) if exc.too_large else BadRequest(exc.message)
-
-
-# -- on disk -------------------------------------------------------------------------------
-
-
-def directory_of(data_dir: Path) -> Path:
-    return data_dir / DIRECTORY
-
-
-def stored_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.suffix == ".pdx" and p.is_file())
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` atomically: a 0600 temporary file beside it, fsynced, renamed,
-    and the directory fsynced."""
-    temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temporaries(directory: Path) -> None:
-    """Uploads a crash left half-written: never loaded, removed at start."""
-    if directory.is_dir():
-        for temp in directory.glob(f"{_TEMP_PREFIX}*.tmp"):
-            with contextlib.suppress(OSError):
-                temp.unlink()
-
-
-def read_cache(directory: Path, sha256: str) -> DescriptionContents | None:
-    try:
-        raw = (directory / CACHE_DIR / f"{sha256}.json").read_bytes()
-        cached = msgspec.json.decode(raw, type=_Cached)
-    except (OSError, msgspec.DecodeError):
-        return None
-    return cached.contents if cached.version == _cache_version() else None
-
-
-def write_cache(directory: Path, sha256: str, contents: DescriptionContents) -> None:
-    """Best effort: a cache that cannot be written only costs a parse at the next start."""
-    try:
-        make_private_dir(directory / CACHE_DIR)
-        blob = msgspec.json.encode(_Cached(version=_cache_version(), contents=contents))
-        write_private(directory / CACHE_DIR / f"{sha256}.json", blob)
-    except OSError as exc:
-        log.warning("cannot cache the summary of %s: %s", sha256, exc)
-
-
-def drop_cache(directory: Path, sha256: str) -> None:
-    with contextlib.suppress(OSError):
-        (directory / CACHE_DIR / f"{sha256}.json").unlink()
-
-
-# -- the loader process ----------------------------------------------------------------
-
-
-def _child_main(jobs: list[tuple[str, str]], conn: Connection) -> None:
-    """A loader process: parse each (name, path) and send (name, contents or message)."""
-    for name, path in jobs:
-        try:
-            result: DescriptionContents | str = parse(Path(path).read_bytes())
-        except PdxRejected as exc:
-            result = exc.message
-        except Exception as exc:  # an unreadable file: said, never a dead loader
-            result = f"cannot read it: {type(exc).__name__}: {exc}"
-        conn.send((name, result))
-    conn.close()
-
-
-async def _parse_in_child(
-    jobs: list[tuple[str, Path]], children: set[multiprocessing.process.BaseProcess]
-) -> list[tuple[str, DescriptionContents | str]]:
-    """Parse ``jobs`` in one new process; a process that dies fails what it had left."""
-    if not jobs:
-        return []
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child_main,
-        args=([(name, str(path)) for name, path in jobs], sender),
-        name="sovd-pdx-loader",
-        daemon=True,
-    )
-    process.start()
-    sender.close()
-    children.add(process)
-    results: list[tuple[str, DescriptionContents | str]] = []
-    try:
-        while len(results) < len(jobs):
-            try:
-                results.append(await asyncio.to_thread(receiver.recv))
-            except EOFError:
-                await asyncio.to_thread(process.join, _CHILD_STOP_S)
-                why = f"the loader process ended (exit code {process.exitcode})"
-                done = {name for name, _ in results}
-                results.extend((name, why) for name, _ in jobs if name not in done)
-    finally:
-        # Stop the child first, then close our end: a worker thread may still be blocked
-        # in recv() on it (found in review: closing first risks the fd being reused).
-        if process.is_alive():
-            process.terminate()
-        await asyncio.to_thread(process.join, _CHILD_STOP_S)
-        receiver.close()
-        children.discard(process)
-    return results
-
-
-def load_database(path: Path) -> Database:
-    """odxtools' Database of a stored file (in a worker thread: it holds the GIL while it
-    parses, about 1 ms a service)."""
-    from odxtools.database import Database as OdxDatabase
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        database = OdxDatabase()
-        database.add_pdx_file(io.BytesIO(path.read_bytes()))
-        database.refresh()
-    return database
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerRef:
-    """A diag layer container of a ready file: what binding an ECU to it needs."""
-
-    name: str  # its short name as the description spells it (FLXC1000)
-    file: str  # the PDX file that provides it
-    logical_address: str | None  # its base variant's (0x0010), None if it gives none
 
 
 # -- the library -------------------------------------------------------------------------
@@ -462,7 +245,7 @@ class DescriptionLibrary:
                 jobs.append((name, self.directory / name))
         if not jobs:  # every stored file is known: the service's own ones now
             await self._store_all_provided()
-        for name, result in await _parse_in_child(jobs, self._children):
+        for name, result in await parse_in_child(jobs, self._children):
             entry_now = self._entries.get(name)
             if entry_now is None or entry_now.state != "loading":
                 continue  # removed while it loaded
@@ -498,7 +281,7 @@ class DescriptionLibrary:
             if why is None:
                 async with self._write:
                     try:
-                        await asyncio.to_thread(_write_new, self.directory / entry.name, data)
+                        await asyncio.to_thread(write_new, self.directory / entry.name, data)
                     except FileExistsError:
                         why = f"a file named {entry.name} appeared; it is left as it is"
             if why is None:
@@ -562,17 +345,17 @@ class DescriptionLibrary:
             except PdxRejected as exc:
                 raise as_service_error(exc) from None
             make_private_dir(self.directory)
-            temp = self.directory / f"{_TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
+            temp = self.directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
             await asyncio.to_thread(write_private, temp, data)
             try:
-                [(_, result)] = await _parse_in_child([(name, temp)], self._children)
+                [(_, result)] = await parse_in_child([(name, temp)], self._children)
                 if isinstance(result, str):
                     raise BadRequest(result)
                 why = conflict(name, result, self._ready())
                 if why is not None:
                     raise BadRequest(why)
                 await asyncio.to_thread(os.replace, temp, self.directory / name)
-                await asyncio.to_thread(_fsync_dir, self.directory)
+                await asyncio.to_thread(fsync_dir, self.directory)
             except BaseException:
                 with contextlib.suppress(OSError):
                     temp.unlink()
@@ -591,9 +374,9 @@ class DescriptionLibrary:
         async with self._write:
             entry = self._entries.get(name)
             path = self.directory / name
-            if entry is None or not _NAME.fullmatch(name):
+            if entry is None or not NAME_RE.fullmatch(name):
                 raise NotFound(f"no description named {name[:120]}")
-            await asyncio.to_thread(_unlink, path)
+            await asyncio.to_thread(unlink_synced, path)
             del self._entries[name]
             # Forgotten, not cancelled: callers awaiting it get the database they asked
             # for (the thread cannot be stopped anyway); the next use finds no container.
@@ -607,21 +390,3 @@ class DescriptionLibrary:
                 name,
                 extra={"event": "description_removed", "description": name},
             )
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """``data`` into a new file ``path`` (0600, fsynced): FileExistsError rather than
-    replace a file that appeared meanwhile."""
-    temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
-    write_private(temp, data)
-    try:
-        os.link(temp, path)  # never replaces
-    finally:
-        temp.unlink()
-    _fsync_dir(path.parent)
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    _fsync_dir(path.parent)

@@ -25,7 +25,7 @@ from app.models import (
     Vehicle,
     ecu_refs_at,
 )
-from app.services.descriptions import ContainerRef
+from app.services.description_files import ContainerRef
 from app.services.vehicle_links import LinkControl, NoLinkControl
 from app.store.vehicles import VehicleFilter, VehicleStore
 from app.telemetry import Telemetry
