@@ -59,6 +59,31 @@ FLX = PdxSpec(
 )
 
 
+def _add_doip_vehicle(
+    srv: Server, admin: str, vin: str, port: int, ecu: str, description: str
+) -> None:
+    """A DoIP vehicle at the emulator on ``port``, its ECU ``ecu`` bound to ``description``."""
+    r = srv.http.post(
+        "/api/v1/vehicles",
+        headers=auth(admin),
+        json={
+            "vin": vin,
+            "make": "Bench",
+            "model": description.title(),
+            "year": 2024,
+            "transport": "doip",
+            "doip": {
+                "host": "127.0.0.1",
+                "port": port,
+                "logical_address": "0x0001",
+                "ecu_addresses": [ecu],
+            },
+            "ecus": [{"description": description}],
+        },
+    )
+    assert r.status_code == 201, r.text
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, DoipEmulator]]:
     tmp = tmp_path_factory.mktemp("described-more")
@@ -78,25 +103,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Do
         emulator = DoipEmulator(EmulatorSettings(vin=VIN, seed=3, ecus=(), described=specs))
         srv.run(emulator.start("127.0.0.1", 0))
         try:
-            r = srv.http.post(
-                "/api/v1/vehicles",
-                headers=auth(admin),
-                json={
-                    "vin": VIN,
-                    "make": "Bench",
-                    "model": "Flux",
-                    "year": 2024,
-                    "transport": "doip",
-                    "doip": {
-                        "host": "127.0.0.1",
-                        "port": emulator.port,
-                        "logical_address": "0x0001",
-                        "ecu_addresses": ["0x50"],
-                    },
-                    "ecus": [{"description": "FLX"}],
-                },
-            )
-            assert r.status_code == 201, r.text
+            _add_doip_vehicle(srv, admin, VIN, emulator.port, "0x50", "FLX")
             yield srv, emulator
         finally:
             srv.run(emulator.close())
@@ -302,25 +309,7 @@ def test_a_reported_dtc_the_description_lacks_is_listed_by_the_iso_layout(srv: S
     emulator = DoipEmulator(EmulatorSettings(vin=DEMO_VIN, seed=3))
     srv.run(emulator.start("127.0.0.1", 0))
     try:
-        r = srv.http.post(
-            "/api/v1/vehicles",
-            headers=auth(admin),
-            json={
-                "vin": DEMO_VIN,
-                "make": "Bench",
-                "model": "Demo",
-                "year": 2024,
-                "transport": "doip",
-                "doip": {
-                    "host": "127.0.0.1",
-                    "port": emulator.port,
-                    "logical_address": "0x0001",
-                    "ecu_addresses": ["0x10"],
-                },
-                "ecus": [{"description": "LEANENGINE"}],
-            },
-        )
-        assert r.status_code == 201, r.text
+        _add_doip_vehicle(srv, admin, DEMO_VIN, emulator.port, "0x10", "LEANENGINE")
         url = f"/sovd/vehicles/{DEMO_VIN}/v1/components/leanengine/faults"
         r = srv.http.get(url, headers=auth(srv.token()))
     finally:
