@@ -37,6 +37,23 @@ from starlette.websockets import WebSocket
 
 FLEET_SIZE = 50
 _counter = itertools.count(1)
+# The ECUs a vehicle created without a list gets (the demo description's four), so the
+# page carries as many bytes as the service's (written here: nothing of ours is imported).
+_ECUS = [
+    {"name": "engine", "address": "0x0010"},
+    {"name": "transmission", "address": "0x0018"},
+    {"name": "abs", "address": "0x0028"},
+    {"name": "body", "address": "0x0040"},
+]
+# The service's constant response headers (its security headers): the same bytes on the
+# wire, none of the work that decides them.
+_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "cache-control": "no-store",
+}
 
 
 def _now() -> str:
@@ -53,6 +70,9 @@ def _vehicle(n: int) -> dict[str, Any]:
         "connection_status": "connected",
         "simulator_profile": "healthy",
         "last_seen_at": None,
+        "transport": "simulator",
+        "doip": None,
+        "ecus": _ECUS,
     }
 
 
@@ -70,7 +90,7 @@ async def health(request: Request) -> Response:
 
 async def vehicles(request: Request) -> Response:
     # Serialised on every request, as the service serialises its page.
-    return JSONResponse(FLEET_PAGE)
+    return JSONResponse(FLEET_PAGE, headers=_HEADERS)
 
 
 async def login(request: Request) -> Response:
