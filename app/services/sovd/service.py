@@ -14,6 +14,7 @@ from app.services.sovd.described import Described
 from app.services.sovd.entities import Entities
 from app.services.sovd.faults import Faults
 from app.services.sovd.modes import Modes
+from app.services.sovd.operations import Executions
 from app.services.vehicles import VehicleService
 
 
@@ -25,6 +26,7 @@ class Sovd:
     data: Data
     modes: Modes
     described: Described  # the tree of ECUs bound to a description
+    executions: Executions  # their operations' asynchronous executions
 
     @classmethod
     def build(
@@ -37,13 +39,15 @@ class Sovd:
         clock: Clock | None = None,
     ) -> Sovd:
         calls = VehicleCalls(commands, command_timeout_s, queue_wait_s)
+        described = Described(calls, commands, diag, clock)
         return cls(
             entities=Entities(vehicles),
             calls=calls,
             faults=Faults(calls),
             data=Data(calls),
             modes=Modes(calls, commands),
-            described=Described(calls, commands, diag, clock),
+            described=described,
+            executions=Executions(described, commands),
         )
 
     async def aclose(self) -> None:
