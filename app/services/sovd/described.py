@@ -73,7 +73,7 @@ class Described(DescribedCalls):
         ``body.data.<name>``, nothing sent); ``where``: ``data`` or ``configurations``
         (a configuration: a varcoding item)."""
         from app.descriptions import sovd_map
-        from app.descriptions.codec import CodecError
+        from app.descriptions.parameters import CodecError
 
         layer = await self.layer(at)
         if where == "configurations":
@@ -130,7 +130,7 @@ class Described(DescribedCalls):
         """The ECU's faults read now (0x19 0x02, mask 0xFF: every DTC the description
         defines is listed, those not reported with status 0, as CDA does)."""
         from app.descriptions import sovd_map
-        from app.descriptions.codec import CodecError
+        from app.descriptions.parameters import CodecError
 
         layer = await self.layer(at)
         report = sovd_map.fault_services(layer).report_by_status_mask

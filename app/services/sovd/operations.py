@@ -71,7 +71,7 @@ class Executions:
         one (CDA: it has a stop or request-results service) is then running until it is
         stopped (Conflict for a second start meanwhile)."""
         from app.descriptions import sovd_map
-        from app.descriptions.codec import CodecError
+        from app.descriptions.parameters import CodecError
 
         if op.start is None:
             raise BadRequest(f"operation {op.id} of {at.ecu.name} has no start service")
