@@ -61,7 +61,7 @@ def _service(call: Call[Any, Any]) -> Any:
 async def get_component(call: Call[Any, Any], at: Target) -> ComponentOut:
     from app.descriptions import sovd_map
 
-    layer, choice = await _service(call).variant(at)
+    layer, choice = await call.services.sovd.described_calls.variant(at)
     here = tree.component_uri(call, at.vehicle, at.ecu)
     has_data = bool(sovd_map.data_items(layer))
     has_faults = sovd_map.fault_services(layer).report_by_status_mask is not None
@@ -132,7 +132,7 @@ async def detect_variant(call: Call[Any, Any], at: Target) -> Result:
     """CDA's forced variant detection: the kept choice forgotten, the identification
     services run now as the caller's commands; 201, no body."""
     call.services.variants.forget(at.vehicle.vehicle_id, at.ecu.name)
-    await _service(call).variant(at)
+    await call.services.sovd.described_calls.variant(at)
     return Result(None, status=201)
 
 

@@ -15,11 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from app.clock import Clock
 from app.errors import BadRequest, NotFound
-from app.services.commands import CommandService
-from app.services.diag_services import DiagServices
-from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.described_calls import SESSION, Answer, DescribedCalls, body_error
 from app.services.sovd.entities import Target
 
@@ -33,17 +29,12 @@ DTC_SETTING: Final = "dtcsetting"
 DTC_SETTING_DEFAULT: Final = "on"  # CDA's initial value
 
 
-class Described(DescribedCalls):
-    """A bound ECU's data, configurations, operations, faults and modes."""
+class Described:
+    """A bound ECU's data, configurations, operations, faults and modes, each sent by
+    ``DescribedCalls``."""
 
-    def __init__(
-        self,
-        calls: VehicleCalls,
-        commands: CommandService,
-        diag: DiagServices,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(calls, commands, diag, clock)
+    def __init__(self, calls: DescribedCalls) -> None:
+        self._calls = calls
         # (vehicle_id, component) -> the DTC setting last set (CDA: "on" at first).
         self._dtc_setting: dict[tuple[str, str], str] = {}
 
@@ -52,18 +43,18 @@ class Described(DescribedCalls):
     async def data_items(self, at: Target) -> tuple[DataItem, ...]:
         from app.descriptions import sovd_map
 
-        return sovd_map.data_items(await self.layer(at))
+        return sovd_map.data_items(await self._calls.layer(at))
 
     async def read_data(self, at: Target, data_id: str) -> tuple[DataItem, Answer]:
         """The data item ``data_id`` (any case) read now."""
         from app.descriptions import sovd_map
 
-        layer = await self.layer(at)
+        layer = await self._calls.layer(at)
         item = sovd_map.find_data(layer, data_id)
         if item is None or item.read is None:
             known = ", ".join(i.id for i in sovd_map.data_items(layer)) or "none"
             raise NotFound(f"component {at.ecu.name} has no data {data_id[:64]} (it has: {known})")
-        return item, await self.send(at, layer, item.read)
+        return item, await self._calls.send(at, layer, item.read)
 
     async def write_data(
         self, at: Target, data_id: str, data: Mapping[str, Any], where: str = "data"
@@ -75,7 +66,7 @@ class Described(DescribedCalls):
         from app.descriptions import sovd_map
         from app.descriptions.parameters import CodecError
 
-        layer = await self.layer(at)
+        layer = await self._calls.layer(at)
         if where == "configurations":
             item = sovd_map.find_configuration(layer, data_id)
             known = ", ".join(i.id for i in sovd_map.configurations(layer) if i.write)
@@ -91,13 +82,13 @@ class Described(DescribedCalls):
             sovd_map.encode_write(layer, item, data)
         except CodecError as exc:
             raise body_error(exc, "body.data") from None
-        return item, await self.send(at, layer, item.write, data)
+        return item, await self._calls.send(at, layer, item.write, data)
 
     async def configurations(self, at: Target) -> tuple[DataItem, ...]:
         """The varcoding items; NotFound when there are none (CDA: 404)."""
         from app.descriptions import sovd_map
 
-        found = sovd_map.configurations(await self.layer(at))
+        found = sovd_map.configurations(await self._calls.layer(at))
         if not found:
             raise NotFound(
                 f"component {at.ecu.name} has no configurations (no service of the"
@@ -110,12 +101,12 @@ class Described(DescribedCalls):
     async def operations(self, at: Target) -> tuple[Operation, ...]:
         from app.descriptions import sovd_map
 
-        return sovd_map.operations(await self.layer(at))
+        return sovd_map.operations(await self._calls.layer(at))
 
     async def operation(self, at: Target, op_id: str) -> tuple[DiagLayer, Operation]:
         from app.descriptions import sovd_map
 
-        layer = await self.layer(at)
+        layer = await self._calls.layer(at)
         found = sovd_map.find_operation(layer, op_id)
         if found is None:
             known = ", ".join(o.id for o in sovd_map.operations(layer)) or "none"
@@ -132,12 +123,12 @@ class Described(DescribedCalls):
         from app.descriptions import sovd_map
         from app.descriptions.parameters import CodecError
 
-        layer = await self.layer(at)
+        layer = await self._calls.layer(at)
         report = sovd_map.fault_services(layer).report_by_status_mask
         if report is None:
             raise NotFound(f"component {at.ecu.name} has no fault memory (no 0x19 0x02 service)")
         params = _mask_params(report)
-        answer = await self.send(at, layer, report, params)
+        answer = await self._calls.send(at, layer, report, params)
         try:
             faults = sovd_map.decode_faults(layer, answer.response, service=report)
         except CodecError as exc:
@@ -164,7 +155,7 @@ class Described(DescribedCalls):
             params = sovd_map.fault_request_params(service, fault.trouble_code)
             if params is None:
                 continue
-            answer = await self.send(at, layer, service, params)
+            answer = await self._calls.send(at, layer, service, params)
             found[key] = {"data": answer.parameters}
         return found or None
 
@@ -172,7 +163,7 @@ class Described(DescribedCalls):
         """Clear all faults, or the one given (0x14 with its trouble code)."""
         from app.descriptions import sovd_map
 
-        layer = await self.layer(at)
+        layer = await self._calls.layer(at)
         clear = sovd_map.fault_services(layer).clear
         if clear is None:
             raise NotFound(f"component {at.ecu.name} cannot clear faults (no 0x14 service)")
@@ -182,19 +173,19 @@ class Described(DescribedCalls):
             if group is None:
                 raise BadRequest(f"{clear.short_name} clears all faults only (it takes no DTC)")
             params[group] = fault.trouble_code
-        return (await self.send(at, layer, clear, params)).command_id
+        return (await self._calls.send(at, layer, clear, params)).command_id
 
     # -- modes -----------------------------------------------------------------------------
 
     async def modes(self, at: Target) -> tuple[Mode, ...]:
         from app.descriptions import sovd_map
 
-        return sovd_map.modes(await self.layer(at))
+        return sovd_map.modes(await self._calls.layer(at))
 
     async def mode(self, at: Target, mode_id: str) -> tuple[DiagLayer, Mode]:
         from app.descriptions import sovd_map
 
-        layer = await self.layer(at)
+        layer = await self._calls.layer(at)
         found = sovd_map.find_mode(layer, mode_id)
         if found is None:
             known = ", ".join(m.id for m in sovd_map.modes(layer)) or "none"
@@ -205,7 +196,7 @@ class Described(DescribedCalls):
         """The mode's name and value as the service knows it (nothing is sent)."""
         layer, found = await self.mode(at, mode_id)
         if found.id == SESSION:
-            states = await self.states(at, layer)
+            states = await self._calls.states(at, layer)
             now = {s.lower() for s in states.values()}
             for value in found.values:
                 if (value.state or value.name).lower() in now:
@@ -226,7 +217,7 @@ class Described(DescribedCalls):
                 f"body.value: {wanted[:32]!r} is not a value of {found.id} ({possible})",
                 parameters={"details": "value", "possiblevalues": list(found.possible_values)},
             )
-        answer = await self.send(at, layer, value.service)
+        answer = await self._calls.send(at, layer, value.service)
         if found.id == DTC_SETTING:
             self._dtc_setting[(at.vehicle.vehicle_id, at.ecu.name)] = value.value
         return value.value, answer.command_id

@@ -11,6 +11,7 @@ from app.services.locks import LockService
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.data import Data
 from app.services.sovd.described import Described
+from app.services.sovd.described_calls import DescribedCalls
 from app.services.sovd.entities import Entities
 from app.services.sovd.faults import Faults
 from app.services.sovd.modes import Modes
@@ -25,6 +26,7 @@ class Sovd:
     faults: Faults
     data: Data
     modes: Modes
+    described_calls: DescribedCalls  # a bound ECU's layer, preconditions, sending
     described: Described  # the tree of ECUs bound to a description
     executions: Executions  # their operations' asynchronous executions
 
@@ -39,15 +41,16 @@ class Sovd:
         clock: Clock | None = None,
     ) -> Sovd:
         calls = VehicleCalls(commands, command_timeout_s, queue_wait_s)
-        described = Described(calls, commands, diag, clock)
+        described_calls = DescribedCalls(calls, commands, diag, clock)
         return cls(
             entities=Entities(vehicles),
             calls=calls,
             faults=Faults(calls),
             data=Data(calls),
             modes=Modes(calls, commands),
-            described=described,
-            executions=Executions(described, commands),
+            described_calls=described_calls,
+            described=Described(described_calls),
+            executions=Executions(described_calls, commands),
         )
 
     async def aclose(self) -> None:
