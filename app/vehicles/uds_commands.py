@@ -18,11 +18,8 @@ values, the ECU's message it was read from), the same for every transport:
   (``DiagnosticRequest.described``), sent as it is; its answer decoded by the
   description: one final chunk ``{"ecuAddress", "service", "parameters", "units"?,
   "request", "response"}`` (the bytes in hex beside the decoded values).
-- ``RoutineControl``: 0x31 ``start`` / ``stop`` / ``results``, one chunk each; ``run``
-  starts the routine and polls ``results`` every ``poll_s``, one chunk per progress
-  change and a final one with the end state. A ``run`` closed before its end (cancelled,
-  timed out, the service stopping) sends ``stop`` on its way out, waiting for it at most
-  ``stop_wait_s``.
+- ``RoutineControl``: 0x31 ``start`` / ``stop`` / ``results``, one chunk each, or ``run``
+  followed to its end (``app.vehicles.uds_routines``).
 
 How a request is sent, and what a negative response, a DoIP refusal or silence becomes, is
 the conversation's: ``app.vehicles.uds_conversation`` (``Talk``, with ``Channel`` and
@@ -31,10 +28,8 @@ the conversation's: ``app.vehicles.uds_conversation`` (``Talk``, with ``Channel`
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 from functools import partial
 from typing import Any, Final
 
@@ -58,8 +53,11 @@ from app.vehicles.uds_conversation import (
     Talk,
     converse,
     hex_code,
+    hex_param,
+    param,
     raw,
 )
+from app.vehicles.uds_routines import routine_control
 from app.vocabulary import CommandName
 
 # The RoutineControl action that runs a routine to its end.
@@ -84,38 +82,13 @@ def conversation(
     if perform is None:
         return _unknown_command
     try:
-        ecu = parse_address(_param(params, "ecuAddress", command_name), "command_params.ecuAddress")
+        ecu = parse_address(param(params, "ecuAddress", command_name), "command_params.ecuAddress")
     except InvalidAddress as exc:
         raise catalogue.InvalidParams(str(exc)) from None
     return partial(converse, perform, ecu, params, settings or ConversationSettings())
 
 
-# -- parameters and codecs ---------------------------------------------------------------
-
-
-def _chunk(
-    payload: dict[str, Any], is_final: bool, raw: bytes = b"", dtc: DtcRecord | None = None
-) -> Chunk:
-    return Chunk(payload, is_final, raw=raw, dtc=dtc)
-
-
-def _param(params: Mapping[str, str], name: str, command: str) -> str:
-    value = params.get(name)
-    if not isinstance(value, str):
-        raise catalogue.InvalidParams(f"command_params.{name} is required for {command}")
-    return value
-
-
-def _number(raw: str, name: str, limit: int) -> int:
-    try:
-        value = int(raw, 16) if raw.lower().startswith("0x") else -1
-    except ValueError:
-        value = -1
-    if not 0 <= value <= limit:
-        raise catalogue.InvalidParams(
-            f"command_params.{name} {raw!r} is not a hex number such as 0x10"
-        )
-    return value
+# -- codecs ---------------------------------------------------------------------------------
 
 
 class _RawDid(UdsoncanDidCodec):
@@ -170,7 +143,7 @@ async def _read_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chu
     dtcs, report = await talk.read_dtcs()
     for number, status in dtcs:
         code = uds.dtc_code(number)
-        yield _chunk(
+        yield Chunk(
             {
                 "ecuAddress": talk.address,
                 "dtcCode": code,
@@ -181,11 +154,11 @@ async def _read_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chu
                 "description": dtc_text(code),
             },
             False,
-            report,
-            DtcRecord(number, status),
+            raw=report,
+            dtc=DtcRecord(number, status),
         )
     summary = {"ecuAddress": talk.address, "status": "complete", "totalDtcs": len(dtcs)}
-    yield _chunk(summary, True, report)
+    yield Chunk(summary, True, raw=report)
 
 
 async def _clear_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
@@ -227,11 +200,11 @@ async def _clear_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Ch
         ]
     if after is not None:
         answer["remainingDtcs"] = len(after)
-    yield _chunk(answer, True, cleared)
+    yield Chunk(answer, True, raw=cleared)
 
 
 async def _read_data(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
-    did = _number(_param(params, "dataId", CommandName.READ_DATA_BY_ID), "dataId", 0xFFFF)
+    did = hex_param(param(params, "dataId", CommandName.READ_DATA_BY_ID), "dataId", 0xFFFF)
     data_id = uds.format_did(did)
     codec = uds.DID_CODECS.get(did)
     config: dict[int | str, str | UdsoncanDidCodec | type[UdsoncanDidCodec]] = {
@@ -259,11 +232,11 @@ async def _read_data(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Ch
         answer["value"] = data.values[did]
         if codec.unit is not None:
             answer["unit"] = codec.unit
-    yield _chunk(answer, True, raw(response))
+    yield Chunk(answer, True, raw=raw(response))
 
 
 async def _session(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
-    wanted = _param(params, "session", CommandName.DIAGNOSTIC_SESSION_CONTROL)
+    wanted = param(params, "session", CommandName.DIAGNOSTIC_SESSION_CONTROL)
     session = uds.SESSIONS.get(wanted)
     if session is None:
         raise catalogue.InvalidParams(f"command_params.session {wanted!r} is not a session")
@@ -281,57 +254,7 @@ async def _session(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chun
     if data.p2_server_max is not None and data.p2_star_server_max is not None:
         answer["p2ServerMaxMs"] = round(data.p2_server_max * 1000)
         answer["p2StarServerMaxMs"] = round(data.p2_star_server_max * 1000)
-    yield _chunk(answer, True, raw(response))
-
-
-async def _routine(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
-    routine_id = _number(
-        _param(params, "routineId", CommandName.ROUTINE_CONTROL), "routineId", 0xFFFF
-    )
-    action = _param(params, "action", CommandName.ROUTINE_CONTROL)
-    if action == RUN:
-        async with aclosing(_run_routine(talk, routine_id)) as chunks:
-            async for chunk in chunks:
-                yield chunk
-        return
-    if action not in uds.ROUTINE_ACTIONS:
-        raise catalogue.InvalidParams(f"command_params.action {action!r} is not an action")
-    context = {"routineId": hex_code(routine_id, 4), "action": action}
-    record, status, response = await talk.routine(routine_id, action, context)
-    answer: dict[str, Any] = {"ecuAddress": talk.address, **context}
-    if status is not None:
-        answer["status"] = status.state
-        answer["progress"] = status.progress
-    answer["statusRecord"] = record.hex().upper()
-    yield _chunk(answer, True, response)
-
-
-async def _run_routine(talk: Talk, routine_id: int) -> AsyncGenerator[Chunk, None]:
-    """Start, then follow ``results`` to the end. A routine whose start answers with its
-    result (the bleed check) gives one final chunk."""
-    context = {"routineId": hex_code(routine_id, 4), "action": RUN}
-    status, response = await talk.routine_status(routine_id, "start", context)
-    ended = False
-    try:
-        shown: uds.RoutineStatus | None = None
-        while True:
-            chunk = {"ecuAddress": talk.address, **context}
-            if status.state != "running":
-                ended = True  # before the yield: a close at the final chunk is no abort
-                state = {"status": status.state, "progress": status.progress}
-                yield _chunk({**chunk, **state}, True, response)
-                return
-            if status != shown:
-                shown = status
-                state = {"status": status.state, "progress": status.progress}
-                yield _chunk({**chunk, **state}, False, response)
-            await asyncio.sleep(talk.settings.poll_s)
-            status, response = await talk.routine_status(routine_id, "results", context)
-    finally:
-        if not ended:
-            # Closed early (cancelled, timed out, shutting down) or the polling failed:
-            # the routine must not run on unattended.
-            await talk.stop_routine(routine_id)
+    yield Chunk(answer, True, raw=raw(response))
 
 
 async def _diag_service(
@@ -370,7 +293,7 @@ async def _diag_service(
     if decoded.units:
         chunk["units"] = dict(decoded.units)
     chunk["response"] = answer.hex().upper()
-    yield _chunk(chunk, True, answer)
+    yield Chunk(chunk, True, raw=answer)
 
 
 _COMMANDS: Final[dict[str, Perform]] = {
@@ -378,5 +301,5 @@ _COMMANDS: Final[dict[str, Perform]] = {
     CommandName.CLEAR_DTC: _clear_dtc,
     CommandName.READ_DATA_BY_ID: _read_data,
     CommandName.DIAGNOSTIC_SESSION_CONTROL: _session,
-    CommandName.ROUTINE_CONTROL: _routine,
+    CommandName.ROUTINE_CONTROL: routine_control,
 }

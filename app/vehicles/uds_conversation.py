@@ -1,7 +1,8 @@
 """One command's conversation with one ECU over a transport: what a transport provides
 (``Channel``, ``Exchanged``), the conversation's settings, and ``Talk``, which sends a UDS
-request and turns what comes back into an answer or a refusal. The commands themselves
-(which requests, which chunks) are ``app.vehicles.uds_commands``.
+request and turns what comes back into an answer or a refusal; the readers of a command's
+parameters. The commands themselves (which requests, which chunks) are
+``app.vehicles.uds_commands`` and ``uds_routines``.
 
 A negative response becomes the final chunk ``{..., "negativeResponse": {"nrc": "0x31",
 "name": "requestOutOfRange", "service": "0x19"}}`` typed by its ``Negative`` (NRC, name,
@@ -14,7 +15,6 @@ command's chunk cap (counted from its length before anything is decoded), raise
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -27,7 +27,6 @@ from udsoncan.exceptions import ConfigError, InvalidResponseException, Unexpecte
 from udsoncan.Request import Request
 from udsoncan.Response import Response
 from udsoncan.services.ReadDTCInformation import ReadDTCInformation
-from udsoncan.services.RoutineControl import RoutineControl
 
 from app import catalogue
 from app.vehicles import doip, uds
@@ -111,6 +110,25 @@ def raw(response: Response) -> bytes:
 
 def hex_code(value: int, digits: int) -> str:
     return f"0x{value:0{digits}X}"
+
+
+def param(params: Mapping[str, str], name: str, command: str) -> str:
+    value = params.get(name)
+    if not isinstance(value, str):
+        raise catalogue.InvalidParams(f"command_params.{name} is required for {command}")
+    return value
+
+
+def hex_param(raw: str, name: str, limit: int) -> int:
+    try:
+        value = int(raw, 16) if raw.lower().startswith("0x") else -1
+    except ValueError:
+        value = -1
+    if not 0 <= value <= limit:
+        raise catalogue.InvalidParams(
+            f"command_params.{name} {raw!r} is not a hex number such as 0x10"
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,69 +252,6 @@ class Talk:
             return dtcs
         except Refusal:
             return None
-
-    async def routine(
-        self, routine_id: int, action: str, context: Mapping[str, Any]
-    ) -> tuple[bytes, uds.RoutineStatus | None, bytes]:
-        """One RoutineControl request: the status record and its status, if it is in
-        this project's convention (``uds.decode_routine_status``), and the ECU's answer."""
-        control = uds.ROUTINE_ACTIONS[action]
-        request = RoutineControl.make_request(routine_id, control)
-        response = await self.request(request, RoutineControl.interpret_response, context)
-        data = response.service_data
-        assert isinstance(data, RoutineControl.ResponseData)
-        if data.routine_id_echo != routine_id or data.control_type_echo != control:
-            raise catalogue.InvalidResponse(
-                f"ECU {self.address} answered for routine {hex_code(data.routine_id_echo, 4)}"
-                f" ({uds.routine_action_name(data.control_type_echo)})"
-            )
-        record = bytes(data.routine_status_record)
-        return record, uds.decode_routine_status(record), raw(response)
-
-    async def routine_status(
-        self, routine_id: int, action: str, context: Mapping[str, Any]
-    ) -> tuple[uds.RoutineStatus, bytes]:
-        record, status, answer = await self.routine(routine_id, action, context)
-        if status is None:
-            raise catalogue.InvalidResponse(
-                f"ECU {self.address} answered routine {hex_code(routine_id, 4)} with a status"
-                f" record this service cannot follow: {record.hex().upper() or 'none'}"
-            )
-        return status, answer
-
-    async def stop_routine(self, routine_id: int) -> None:
-        """Best effort, bounded: the routine's run is over for us whatever the ECU says.
-        A cancellation arriving meanwhile is not ours to swallow: it propagates."""
-        context = {"routineId": hex_code(routine_id, 4), "action": "stop"}
-        try:
-            async with asyncio.timeout(self.settings.stop_wait_s):
-                await self.routine(routine_id, "stop", context)
-        except TimeoutError:
-            log.warning(
-                "ECU %s did not confirm stopping routine 0x%04X within %g s",
-                self.address,
-                routine_id,
-                self.settings.stop_wait_s,
-                extra={"event": "routine_stop_unconfirmed"},
-            )
-        except Refusal as refusal:
-            # Typically 0x24: it ended by itself meanwhile.
-            log.info(
-                "ECU %s refused to stop routine 0x%04X: %s",
-                self.address,
-                routine_id,
-                refusal.chunk.payload.get("negativeResponse"),
-                extra={"event": "routine_stop_refused"},
-            )
-        except Exception as exc:
-            # The link broke or the answer was garbage: nothing more to do on the way out.
-            log.warning(
-                "stopping routine 0x%04X on ECU %s failed: %s",
-                routine_id,
-                self.address,
-                exc,
-                extra={"event": "routine_stop_failed"},
-            )
 
 
 # One command's part of a conversation: its requests and chunks, given the talk and params.
