@@ -53,7 +53,7 @@ from app.descriptions.variants import IdentificationPlan, plan_of, select
 from app.models import Principal, Role
 from app.services.variants import VariantLinks
 from app.vehicles import uds
-from app.vehicles.doip_link import NoLinkObserver
+from app.vehicles.doip_observer import NoLinkObserver
 from app.vehicles.pdx import (
     PdxDid,
     PdxEcu,

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING
 
 from app.vehicles import uds_commands, uds_conversation
 from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
-from app.vehicles.doip_link import Link, LinkObserver, LinkState, NoLinkObserver
+from app.vehicles.doip_jobs import Exchange
+from app.vehicles.doip_link import Link, LinkState
+from app.vehicles.doip_observer import LinkDownReason, LinkObserver, NoLinkObserver
 from app.vehicles.doip_settings import DoipSettings, DoipTarget, Resolver
-from app.vehicles.doip_wire import Exchange, LinkDownReason
 
 log = logging.getLogger(__name__)
 
