@@ -60,9 +60,6 @@ from app.vehicles.uds_conversation import (
 from app.vehicles.uds_routines import routine_control
 from app.vocabulary import CommandName
 
-# The RoutineControl action that runs a routine to its end.
-RUN: Final = "run"
-
 
 def conversation(
     command_name: str,

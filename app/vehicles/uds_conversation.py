@@ -15,7 +15,6 @@ command's chunk cap (counted from its length before anything is decoded), raise
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
@@ -33,8 +32,6 @@ from app.vehicles import doip, uds
 from app.vehicles.addresses import format_address
 from app.vehicles.connector import Chunk, Negative, VehicleNotResponding
 
-log = logging.getLogger(__name__)
-
 # Errors udsoncan's interpreters raise for an answer that does not match its request.
 _UDS_DECODE_ERRORS: Final = (
     InvalidResponseException,
@@ -46,6 +43,7 @@ _UDS_DECODE_ERRORS: Final = (
 )
 # One DTC in a 0x59 0x02 report: three bytes of DTC, one of status.
 DTC_RECORD_BYTES: Final = 4
+
 
 # -- what a transport provides ------------------------------------------------------------
 
@@ -75,6 +73,8 @@ class Channel(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ConversationSettings:
+    """How long a conversation waits, and how much it may answer (the service's config)."""
+
     poll_s: float = 0.1  # RoutineControl run: how often ``results`` is asked
     stop_wait_s: float = 1.0  # RoutineControl run closed early: the longest wait for stop
     max_chunks: int = 4096  # the command's chunk cap (``DiagnosticRequest.max_chunks``)
@@ -113,20 +113,22 @@ def hex_code(value: int, digits: int) -> str:
 
 
 def param(params: Mapping[str, str], name: str, command: str) -> str:
+    """The command's parameter ``name``; InvalidParams naming it when it is missing."""
     value = params.get(name)
     if not isinstance(value, str):
         raise catalogue.InvalidParams(f"command_params.{name} is required for {command}")
     return value
 
 
-def hex_param(raw: str, name: str, limit: int) -> int:
+def hex_param(text: str, name: str, limit: int) -> int:
+    """A parameter in hex such as 0x10, up to ``limit``; InvalidParams naming it otherwise."""
     try:
-        value = int(raw, 16) if raw.lower().startswith("0x") else -1
+        value = int(text, 16) if text.lower().startswith("0x") else -1
     except ValueError:
         value = -1
     if not 0 <= value <= limit:
         raise catalogue.InvalidParams(
-            f"command_params.{name} {raw!r} is not a hex number such as 0x10"
+            f"command_params.{name} {text!r} is not a hex number such as 0x10"
         )
     return value
 
