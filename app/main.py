@@ -50,7 +50,7 @@ from app.telemetry import (
 from app.vehicles import uds
 from app.vehicles.connector import Connector, TransportRouter
 from app.vehicles.doip_connector import DoipConnector
-from app.vehicles.doip_link import UDS_OUTCOMES
+from app.vehicles.doip_observer import UDS_OUTCOMES
 from app.vehicles.pdx.demo import DEMO_PDX_NAME, build_demo_pdx
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus, FailureCode
 from otel import (

@@ -62,7 +62,7 @@ class Telemetry(Protocol):
     def vehicle_request(self, service: str, outcome: str, duration_s: float) -> None:
         """One UDS request to a DoIP vehicle: ``service`` as ISO 14229-1 names it
         (``app.vehicles.uds.SERVICE_NAMES``), ``outcome`` one of
-        ``app.vehicles.doip_link.UDS_OUTCOMES``."""
+        ``app.vehicles.doip_observer.UDS_OUTCOMES``."""
 
     def vehicle_connection_lost(self) -> None:
         """A DoIP vehicle's link broke (closed or reset by the vehicle, not by us)."""

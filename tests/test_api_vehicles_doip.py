@@ -285,7 +285,7 @@ def test_a_vin_in_the_address_of_a_change_is_resolved(server: Server) -> None:
 
 def test_the_document_says_a_vehicle_is_found_by_vin() -> None:
     from app.api.routes import ENDPOINTS
-    from app.services.vehicles import VIN_ANY_CASE
+    from app.services.vehicle_inputs import VIN_ANY_CASE
 
     get = next(e for e in ENDPOINTS if e.method == "GET" and e.path.endswith("{vehicle_id}"))
     assert get.path_also == {"vehicle_id": VIN_ANY_CASE}

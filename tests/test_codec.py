@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 from odxtools.database import Database
 
-from app.descriptions.codec import CodecError, LayerCodec, jsonable
+from app.descriptions.codec import LayerCodec
+from app.descriptions.parameters import CodecError, jsonable
 from app.descriptions.summary import logical_address, summarize
 from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
 

@@ -28,7 +28,8 @@ from app.errors import (
 )
 from app.models import Actor, Command, Principal
 from app.services.commands import CommandService
-from app.services.locks import LOCK_WITHDRAWAL, LockService, normalise_address
+from app.services.lock_scope import normalise_address
+from app.services.locks import LOCK_WITHDRAWAL, LockService
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.store.commands import CommandFilter, CommandStore
 from app.store.database import Database

@@ -813,12 +813,12 @@ def test_two_starts_of_one_operation_at_once_run_it_once(sovd: Server) -> None:
         vehicle = await services.vehicles.get(vehicle_id)
         (ecu,) = [c for c in components(vehicle) if c.name == "engine"]
         at = Target(who, None, vehicle, ecu)
-        described = services.sovd.described
+        executions = services.sovd.executions
         name = next(r.name for r in demo("engine").routines if r.routine_id == SELF_TEST)
-        layer, op = await described.operation(at, name)
+        layer, op = await services.sovd.described.operation(at, name)
         return await asyncio.gather(
-            described.start(at, layer, op, None),
-            described.start(at, layer, op, None),
+            executions.start(at, layer, op, None),
+            executions.start(at, layer, op, None),
             return_exceptions=True,
         )
 

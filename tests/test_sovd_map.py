@@ -33,7 +33,7 @@ from odxtools.response import Response, ResponseType
 from odxtools.standardlengthtype import StandardLengthType
 
 from app.descriptions import sovd_map
-from app.descriptions.codec import CodecError
+from app.descriptions.parameters import CodecError
 from app.descriptions.sovd_map import (
     check_precondition,
     configurations,

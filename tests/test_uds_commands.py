@@ -21,7 +21,8 @@ from app.vehicles.connector import Chunk
 from app.vehicles.emulator import DEFAULT_SPECS, Ecu, Timings, make_ecu
 from app.vehicles.pdx import build_demo_pdx
 from app.vehicles.pdx.demo import SELF_TEST
-from app.vehicles.uds_commands import ConversationSettings, conversation
+from app.vehicles.uds_commands import conversation
+from app.vehicles.uds_conversation import ConversationSettings
 
 pytestmark = pytest.mark.fast
 

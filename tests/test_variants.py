@@ -47,12 +47,13 @@ from odxtools.standardlengthtype import StandardLengthType
 from odxtools.writepdxfile import write_pdx_file
 
 from app.builders import simulator_for
-from app.descriptions.codec import CodecError, LayerCodec
+from app.descriptions.codec import LayerCodec
+from app.descriptions.parameters import CodecError
 from app.descriptions.variants import IdentificationPlan, plan_of, select
 from app.models import Principal, Role
 from app.services.variants import VariantLinks
 from app.vehicles import uds
-from app.vehicles.doip_link import NoLinkObserver
+from app.vehicles.doip_observer import NoLinkObserver
 from app.vehicles.pdx import (
     PdxDid,
     PdxEcu,

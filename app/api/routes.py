@@ -29,7 +29,7 @@ from app.api.contract import Call, Endpoint, RawBody
 from app.api.sovd.routes import SOVD_ENDPOINTS
 from app.models import ServiceAccount, User, Vehicle
 from app.services.description_files import NAME_PATTERN as DESCRIPTION_NAME
-from app.services.vehicles import VIN_ANY_CASE
+from app.services.vehicle_inputs import VIN_ANY_CASE
 from app.vocabulary import Access, ErrorCode
 
 ANON, USER, ADMIN = Access.ANONYMOUS, Access.USER, Access.ADMIN

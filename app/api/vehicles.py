@@ -10,7 +10,7 @@ from app.api.contract import Body, Call, Limit, Offset, Out, Query, Result, is_u
 from app.errors import BadRequest
 from app.models import Vehicle
 from app.services.diag_services import EcuServices
-from app.services.vehicles import (
+from app.services.vehicle_inputs import (
     DOIP_PORT,
     ECU_ADDRESS_PATTERN,
     ECU_NAME_PATTERN,

@@ -1,6 +1,6 @@
 """One ECU's diagnostic services as its ODX description says: find a service, encode its
 request from physical values, decode the ECU's answer (odxtools' public API; no I/O, and
-nothing of ``app`` imported, so the vehicles layer can hold what it makes).
+nothing of ``app`` imported but this package, so the vehicles layer can hold what it makes).
 
 - ``LayerCodec(layer)``: one diag layer: the container's base variant
   (``LayerCodec.of_container``), or the ECU variant that variant identification
@@ -21,28 +21,34 @@ nothing of ``app`` imported, so the vehicles layer can hold what it makes).
   sub-function or DID echo: CODED-CONST and PHYS-CONST parameters, and NRC-CONST), the
   echoes of the request (MATCHING-REQUEST-PARAM) and
   reserved bits; the bytes themselves are kept beside the decoded form by the caller.
-  Values are made JSON-ready: byte fields as upper-case hex, a DTC as
-  ``{"code", "troubleCode", "text", "level"}``, structures as objects, fields as lists.
+  Values are made JSON-ready (``app.descriptions.parameters.jsonable``).
+
+Parameters (what a service takes, JSON into physical values and back) and ``CodecError``
+are ``app.descriptions.parameters``.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from odxtools.database import Database
-from odxtools.dataobjectproperty import DataObjectProperty
 from odxtools.diaglayercontainer import DiagLayerContainer
 from odxtools.diaglayers.diaglayer import DiagLayer
-from odxtools.diagnostictroublecode import DiagnosticTroubleCode
 from odxtools.diagservice import DiagService
 from odxtools.exceptions import OdxError
-from odxtools.odxtypes import DataType
-from odxtools.parameters.parameter import Parameter
-from odxtools.parameters.valueparameter import ValueParameter
+
+from app.descriptions.parameters import (
+    CodecError,
+    ServiceInfo,
+    jsonable,
+    physical,
+    service_info,
+    short_message,
+    unit_of,
+)
 
 NEGATIVE_RESPONSE_SID: Final = 0x7F
 # Parameters of a positive answer that are not values: the constants naming the message,
@@ -50,164 +56,6 @@ NEGATIVE_RESPONSE_SID: Final = 0x7F
 SKIPPED_PARAMETER_TYPES: Final = frozenset(
     {"CODED-CONST", "PHYS-CONST", "NRC-CONST", "MATCHING-REQUEST-PARAM", "RESERVED"}
 )
-_INTEGERS: Final = frozenset({DataType.A_INT32, DataType.A_UINT32})
-_FLOATS: Final = frozenset({DataType.A_FLOAT32, DataType.A_FLOAT64})
-_TEXTS: Final = frozenset(
-    {DataType.A_UNICODE2STRING, DataType.A_ASCIISTRING, DataType.A_UTF8STRING}
-)
-_MAX_MESSAGE: Final = 300  # characters of an odxtools message kept in an error
-
-
-class CodecError(ValueError):
-    """A request that cannot be encoded, or an answer that cannot be decoded; the message
-    names the service and parameter, ``field`` what was wrong (``service``,
-    ``params.<name>``, ``params``, ``answer``)."""
-
-    def __init__(self, message: str, field: str = "params") -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
-# -- what a service takes -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ParamInfo:
-    """A settable parameter of a service's request."""
-
-    name: str
-    type: str  # the physical data type (A_UINT32, A_UNICODE2STRING, ...) or "structure"
-    required: bool  # False: it has a default in the description
-    unit: str | None = None
-    values: tuple[str, ...] = ()  # a text table's texts, the values it takes
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    name: str
-    sid: int | None  # the request's first byte, None without a request
-    long_name: str | None
-    params: tuple[ParamInfo, ...]
-
-
-def _dop(parameter: Parameter) -> DataObjectProperty | None:
-    if isinstance(parameter, ValueParameter):
-        dop = parameter.dop
-        if isinstance(dop, DataObjectProperty):
-            return dop
-    return None
-
-
-def _unit(parameter: Parameter) -> str | None:
-    dop = _dop(parameter)
-    if dop is None or dop.unit is None:
-        return None
-    return dop.unit.display_name or dop.unit.short_name
-
-
-def _texts(dop: DataObjectProperty) -> tuple[str, ...]:
-    internal_to_phys = getattr(dop.compu_method, "compu_internal_to_phys", None)
-    scales = getattr(internal_to_phys, "compu_scales", None) or []
-    found = []
-    for scale in scales:
-        const = scale.compu_const
-        if const is not None and const.vt is not None:
-            found.append(str(const.vt))
-    return tuple(found)
-
-
-def _param_info(parameter: Parameter) -> ParamInfo:
-    dop = _dop(parameter)
-    if dop is None:
-        kind = "structure"
-        values: tuple[str, ...] = ()
-    else:
-        kind = dop.physical_type.base_data_type.value
-        values = _texts(dop) if dop.compu_method.category.value == "TEXTTABLE" else ()
-    return ParamInfo(
-        name=parameter.short_name,
-        type=kind,
-        required=parameter.is_required,
-        unit=_unit(parameter),
-        values=values,
-    )
-
-
-def _sid(service: DiagService) -> int | None:
-    request = service.request
-    if request is None:
-        return None
-    prefix = bytes(request.coded_const_prefix())
-    return prefix[0] if prefix else None
-
-
-# -- physical values from JSON ------------------------------------------------------------
-
-
-def _physical(service: str, parameter: Parameter, value: object) -> Any:
-    """``value`` as the type the parameter's DOP takes, or CodecError naming it."""
-    field = f"params.{parameter.short_name}"
-    where = f"{field} of {service}"
-    dop = _dop(parameter)
-    if dop is None:
-        return value  # a structure, field or table: odxtools checks its shape
-    kind = dop.physical_type.base_data_type
-    if kind in _INTEGERS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CodecError(f"{where} must be an integer ({kind.value}), got {value!r:.80}", field)
-        return value
-    if kind in _FLOATS:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise CodecError(f"{where} must be a number ({kind.value}), got {value!r:.80}", field)
-        try:
-            number = float(value)
-        except OverflowError:  # an integer too large for a float
-            raise CodecError(f"{where} is out of range ({kind.value})", field) from None
-        if not math.isfinite(number):
-            raise CodecError(f"{where} is out of range ({kind.value})", field)
-        return number
-    if kind in _TEXTS:
-        if not isinstance(value, str):
-            raise CodecError(f"{where} must be a string ({kind.value}), got {value!r:.80}", field)
-        return value
-    if kind is DataType.A_BYTEFIELD:
-        try:
-            if not isinstance(value, str):
-                raise ValueError
-            return bytes.fromhex(value)
-        except ValueError:
-            raise CodecError(
-                f"{where} must be bytes in hex such as 0A1B ({kind.value}), got {value!r:.80}",
-                field,
-            ) from None
-    return value
-
-
-def jsonable(value: object) -> Any:
-    """A decoded physical value as JSON can carry it."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).hex().upper()
-    if isinstance(value, DiagnosticTroubleCode):
-        return {
-            "code": value.display_trouble_code or f"{value.trouble_code:06X}",
-            "troubleCode": f"0x{value.trouble_code:06X}",
-            "text": value.text.text if value.text is not None else None,
-            "level": value.level,
-        }
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, Sequence):
-        return [jsonable(v) for v in value]
-    return str(value)
 
 
 # -- decoding ---------------------------------------------------------------------------
@@ -256,7 +104,7 @@ class Encoded:
                 warnings.simplefilter("ignore")
                 message = self.service.decode_message(answer)
         except (OdxError, ValueError, IndexError, KeyError, TypeError) as exc:
-            error = CodecError(f"{where} does not decode: {_short(exc)}")
+            error = CodecError(f"{where} does not decode: {short_message(exc)}")
             if self.fallback is None:
                 raise error from None
             try:
@@ -275,7 +123,7 @@ class Encoded:
                 continue
             if name in message.param_dict:
                 values[name] = jsonable(message.param_dict[name])
-                unit = _unit(parameter)
+                unit = unit_of(parameter)
                 if unit is not None:
                     units[name] = unit
         return Decoded(parameters=values, units=units)
@@ -363,16 +211,7 @@ class LayerCodec:
 
     def services(self) -> list[ServiceInfo]:
         """Each service with its SID and its settable request parameters, by name."""
-        found = []
-        for service in sorted(self._by_name.values(), key=lambda s: s.short_name):
-            request = service.request
-            params = (
-                tuple(_param_info(p) for p in request.parameters if p.is_settable)
-                if request is not None
-                else ()
-            )
-            found.append(ServiceInfo(service.short_name, _sid(service), service.long_name, params))
-        return found
+        return [service_info(s) for s in sorted(self._by_name.values(), key=lambda s: s.short_name)]
 
     def service(self, name: str) -> DiagService:
         found = self._by_name.get(name.lower())
@@ -410,7 +249,7 @@ class LayerCodec:
                     f" ({parameter.parameter_type}); leave it out",
                     f"params.{key}",
                 )
-            values[key] = _physical(service.short_name, parameter, value)
+            values[key] = physical(service.short_name, parameter, value)
         missing = [
             p.short_name for p in request.parameters if p.is_required and p.short_name not in values
         ]
@@ -427,7 +266,7 @@ class LayerCodec:
         except (OdxError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
             what = f"params.{next(iter(values))}" if len(values) == 1 else "params"
             raise CodecError(
-                f"{what} of {service.short_name} does not encode: {_short(exc)}", what
+                f"{what} of {service.short_name} does not encode: {short_message(exc)}", what
             ) from None
         if not payload:
             raise CodecError(f"{service.short_name} encodes to an empty request")

@@ -1,2 +1,2 @@
-"""The service's rules, no HTTP types: auth (tokens, passwords, users), vehicles, commands and
-their pipeline, locks, audit, retention, ECU descriptions and variants; registry holds them all."""
+"""The service's rules, no HTTP types: auth (tokens, passwords, users), vehicles and their inputs,
+commands and their pipeline, locks, audit, retention, ECU descriptions, variants; registry."""

@@ -185,7 +185,8 @@ class DescriptionLibrary:
         """The codec of ``container``'s base variant (any case); None if no ready file
         provides it. Its file's Database is loaded on first use (a worker thread) and
         kept; ServiceError if odxtools cannot load it here."""
-        from app.descriptions.codec import CodecError, LayerCodec
+        from app.descriptions.codec import LayerCodec
+        from app.descriptions.parameters import CodecError
 
         found = self.container(container)
         if found is None:

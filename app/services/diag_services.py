@@ -141,7 +141,7 @@ class DiagServices:
         request, with the ECU's identified variant (identified now as ``principal`` on
         first use); BadRequest naming the field, Conflict if the description is not
         loaded."""
-        from app.descriptions.codec import CodecError
+        from app.descriptions.parameters import CodecError
 
         ref = _bound(vehicle, str(params["ecu"]))
         given_address = params.get(ECU_ADDRESS_PARAM)

@@ -3,10 +3,10 @@
 While a user holds a lock, everyone else's state-changing calls there (clearing faults,
 executions, session changes, and the same commands through ``/api/v1/commands``) are
 refused with ``precondition-not-fulfilled`` naming the holder; reads are never blocked.
-Scope: a lock on the whole vehicle (``ecu_address`` None) covers every ECU; a lock on
-one ECU covers that ECU and any whole-vehicle call. So a vehicle lock conflicts with
-any other user's lock on the vehicle, and two ECU locks only on the same ECU. A user's
-own locks never block that user.
+Scope (``app.services.lock_scope``): a lock on the whole vehicle (``ecu_address`` None)
+covers every ECU; a lock on one ECU covers that ECU and any whole-vehicle call. So a
+vehicle lock conflicts with any other user's lock on the vehicle, and two ECU locks only
+on the same ECU. A user's own locks never block that user.
 
 A lock ends when it expires (``Clock``-driven: expired locks are dropped lazily, when
 the vehicle's locks are next looked at), when its owner releases it, or when an admin
@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
-from app import catalogue
 from app.clock import Clock, format_ts
 from app.errors import (
     BadRequest,
@@ -50,8 +49,8 @@ from app.errors import (
     PreconditionNotFulfilled,
 )
 from app.models import Actor, Command, Principal
+from app.services.lock_scope import Lock, covers, normalise_address, overlap, scope_text
 from app.services.pipeline import Cancellation, Pipeline
-from app.vehicles.addresses import InvalidAddress, canonical_address
 from app.vocabulary import FailureCode
 
 log = logging.getLogger(__name__)
@@ -63,40 +62,6 @@ MIN_EXPIRATION_S: Final = 1.0
 # How the message of a command a lock withdrew from its lane begins (its error_code is
 # ``locked-out``).
 LOCK_WITHDRAWAL: Final = "cancelled before it ran: "
-
-
-def normalise_address(raw: str | None, field: str = catalogue.ECU_ADDRESS_PARAM) -> str | None:
-    """An ECU address as locks compare it: ``0x10``, ``0x0010`` -> ``0x0010``; None is
-    the whole vehicle. BadRequest naming ``field`` for anything else."""
-    if raw is None:
-        return None
-    try:
-        return canonical_address(raw, field)
-    except InvalidAddress as exc:
-        raise BadRequest(str(exc)) from None
-
-
-def _overlap(a: str | None, b: str | None) -> bool:
-    """Whether two scopes meet: the whole vehicle meets everything, an ECU only itself."""
-    return a is None or b is None or a == b
-
-
-def _scope(vehicle_id: str, ecu_address: str | None) -> str:
-    if ecu_address is None:
-        return f"vehicle {vehicle_id}"
-    return f"ECU {ecu_address} of vehicle {vehicle_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Lock:
-    lock_id: str
-    vehicle_id: str
-    ecu_address: str | None  # None: the whole vehicle
-    component: str | None  # the ECU's name, as the caller named it (None: the vehicle)
-    user_id: str
-    username: str
-    expires_at_monotonic: float
-    expires_at: str  # RFC 3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +231,7 @@ class LockService:
         if self._pipeline is None:
             return False
         for lock in self._live(command.vehicle_id).values():
-            if _covers(lock, command):
+            if covers(lock, command):
                 return self._pipeline.withdraw(command.command_id, _withdrawal(lock)) is not None
         return False
 
@@ -281,13 +246,13 @@ class LockService:
         withdrawn = sum(
             self._pipeline.withdraw(command.command_id, cancellation) is not None
             for command in self._pipeline.queued(lock.vehicle_id)
-            if _covers(lock, command)
+            if covers(lock, command)
         )
         if withdrawn:
             log.info(
                 "%s's lock on %s withdrew %d queued commands of other users",
                 lock.username,
-                _scope(lock.vehicle_id, lock.ecu_address),
+                scope_text(lock.vehicle_id, lock.ecu_address),
                 withdrawn,
                 extra={
                     "event": "lock_withdrew_queued",
@@ -349,16 +314,16 @@ class LockService:
         """Raise LockBroken (once) if an admin broke ``who``'s lock meeting ``scope``."""
         notices = self._broken.get(vehicle_id, {})
         for broken in notices.values():
-            if broken.lock.user_id == who.user_id and _overlap(broken.lock.ecu_address, scope):
+            if broken.lock.user_id == who.user_id and overlap(broken.lock.ecu_address, scope):
                 raise self._told(vehicle_id, broken)
 
     def _refuse_others(
         self, who: Principal, vehicle_id: str, scope: str | None, live: dict[str, Lock]
     ) -> None:
         for lock in live.values():
-            if lock.user_id != who.user_id and _overlap(lock.ecu_address, scope):
+            if lock.user_id != who.user_id and overlap(lock.ecu_address, scope):
                 raise PreconditionNotFulfilled(
-                    f"{_scope(vehicle_id, lock.ecu_address)} is locked by {lock.username}"
+                    f"{scope_text(vehicle_id, lock.ecu_address)} is locked by {lock.username}"
                     f" until {lock.expires_at}"
                 )
 
@@ -379,25 +344,11 @@ class LockService:
         return lock
 
 
-def _covers(lock: Lock, command: Command) -> bool:
-    """Whether ``lock`` stands in the way of ``command`` (another user's, changing state,
-    on the locked scope)."""
-    if command.user_id == lock.user_id:
-        return False
-    params = command.command_params
-    if not catalogue.changes_state(command.command_name, params):
-        return False
-    address = params.get("ecuAddress")
-    return _overlap(
-        lock.ecu_address, normalise_address(address) if isinstance(address, str) else None
-    )
-
-
 def _withdrawal(lock: Lock) -> Cancellation:
     """How a command ``lock`` withdrew ends: cancelled by the holder, saying why."""
     return Cancellation(
         Actor(user_id=lock.user_id, username=lock.username, client_address=None),
-        f"{LOCK_WITHDRAWAL}{_scope(lock.vehicle_id, lock.ecu_address)} was locked by"
+        f"{LOCK_WITHDRAWAL}{scope_text(lock.vehicle_id, lock.ecu_address)} was locked by"
         f" {lock.username} until {lock.expires_at}",
         FailureCode.LOCKED_OUT,
     )
@@ -407,6 +358,6 @@ def _lock_broken(broken: _Broken) -> LockBroken:
     lock = broken.lock
     every = f", with every lock of vehicle {lock.vehicle_id}" if broken.batch else ""
     return LockBroken(
-        f"your lock {lock.lock_id} on {_scope(lock.vehicle_id, lock.ecu_address)}"
+        f"your lock {lock.lock_id} on {scope_text(lock.vehicle_id, lock.ecu_address)}"
         f" was broken by {broken.by}{every}"
     )

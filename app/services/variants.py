@@ -38,8 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 from app.errors import ServiceError
 from app.events import ErrorEvent, ResponseEvent, StatusEvent
 from app.models import EcuRef, Principal, Vehicle
-from app.vehicles.doip_link import LinkObserver
-from app.vehicles.doip_wire import LinkDownReason
+from app.vehicles.doip_observer import LinkDownReason, LinkObserver
 from app.vocabulary import CommandName, CommandStatus
 
 if TYPE_CHECKING:

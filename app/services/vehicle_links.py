@@ -22,8 +22,8 @@ from app.errors import StorageUnavailable
 from app.models import Vehicle
 from app.store.vehicles import VehicleStore
 from app.telemetry import Telemetry
+from app.vehicles.doip_observer import LinkDownReason
 from app.vehicles.doip_settings import DoipTarget
-from app.vehicles.doip_wire import LinkDownReason
 from app.vocabulary import ConnectionStatus, Transport
 
 log = logging.getLogger(__name__)

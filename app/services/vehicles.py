@@ -3,231 +3,34 @@
 A vehicle is reached through the simulator (its ``simulator_profile``) or over DoIP (its
 ``doip`` target). An admin sets a simulated vehicle's ``connection_status``; a DoIP
 vehicle's follows its link (``app.services.vehicle_links``). Changing a DoIP target
-drops the vehicle's link, so the next command connects to the new one.
+drops the vehicle's link, so the next command connects to the new one. What is given is
+checked first (``app.services.vehicle_inputs``).
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound
-from app.models import (
-    DEFAULT_ECU_REFS,
-    SYSTEM_ACTOR,
-    Actor,
-    DoipTargetSpec,
-    EcuRef,
-    Vehicle,
-    ecu_refs_at,
+from app.models import DEFAULT_ECU_REFS, SYSTEM_ACTOR, Actor, EcuRef, Vehicle
+from app.services.vehicle_inputs import (
+    Containers,
+    DoipInput,
+    EcuInput,
+    NoContainers,
+    canonical_changes,
+    check_identity,
+    doip_target,
+    initial_ecus,
+    parse_transport,
 )
-from app.services.description_files import ContainerRef
 from app.services.vehicle_links import LinkControl, NoLinkControl
 from app.store.vehicles import VehicleFilter, VehicleStore
 from app.telemetry import Telemetry
-from app.vehicles.addresses import (
-    ADDRESS_PATTERN,
-    InvalidAddress,
-    format_address,
-    parse_address,
-)
 from app.vocabulary import ConnectionStatus, SimulatorProfile, Transport
-
-VIN_PATTERN: Final = r"^[A-HJ-NPR-Z0-9]{17}$"
-_VIN = re.compile(VIN_PATTERN)
-# A VIN as typed in a URL (looked up upper-cased).
-VIN_ANY_CASE: Final = r"^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$"
-MIN_YEAR: Final = 1950
-MAX_YEAR: Final = 2100
-_PROFILES: Final = frozenset(SimulatorProfile)
-_STATUSES: Final = frozenset(ConnectionStatus)
-_TRANSPORTS: Final = frozenset(Transport)
-_HOST = re.compile(r"^[A-Za-z0-9.:_\-\[\]%]{1,253}$")
-DOIP_PORT: Final = 13400
-TESTER_ADDRESS: Final = "0x0E00"
-MAX_ECUS: Final = 64
-# A vehicle's ECU set (its SOVD components).
-MAX_VEHICLE_ECUS: Final = 32
-ECU_NAME_PATTERN: Final = r"^[a-z][a-z0-9-]{0,31}$"
-_ECU_NAME = re.compile(ECU_NAME_PATTERN)
-# Every logical address (ECU, DoIP entity, tester): app.vehicles.addresses.
-ECU_ADDRESS_PATTERN: Final = ADDRESS_PATTERN
-
-
-@dataclass(frozen=True, slots=True)
-class EcuInput:
-    """One ECU as given: its name and logical address (hex such as 0x0010), and the
-    description (a diag layer container's short name, any case) it is bound to. With a
-    description, the name is the container's lower-cased (given: it must be that) and the
-    address defaults to the description's."""
-
-    name: str | None
-    address: str | None
-    description: str | None = None
-
-
-class Containers(Protocol):
-    """The descriptions an ECU may be bound to (``DescriptionLibrary``)."""
-
-    def container(self, name: str) -> ContainerRef | None: ...
-
-    def container_names(self) -> list[str]: ...
-
-    def loading(self) -> list[str]: ...
-
-
-class _NoContainers:
-    def container(self, name: str) -> ContainerRef | None:
-        return None
-
-    def container_names(self) -> list[str]:
-        return []
-
-    def loading(self) -> list[str]:
-        return []
-
-
-@dataclass(frozen=True, slots=True)
-class DoipInput:
-    """A DoIP target as given (the API's body), checked by ``doip_target``."""
-
-    host: str
-    logical_address: str
-    port: int = DOIP_PORT
-    tester_address: str = TESTER_ADDRESS
-    ecu_addresses: Sequence[str] = ()
-    always_on: bool = False
-
-
-def _logical(name: str, raw: str, example: str) -> str:
-    """A logical address in canonical form (``0x10`` -> ``0x0010``), or BadRequest naming
-    the field with ``example``."""
-    try:
-        return format_address(parse_address(raw, name, example))
-    except InvalidAddress as exc:
-        raise BadRequest(str(exc)) from None
-
-
-def doip_target(given: DoipInput) -> DoipTargetSpec:
-    """The target in canonical form (addresses as 0x0E00, 0x0010), or BadRequest naming
-    the field."""
-    if not _HOST.fullmatch(given.host):
-        raise BadRequest("doip.host must be a host name or IP address")
-    if not 1 <= given.port <= 65535:
-        raise BadRequest(f"doip.port must be a TCP port (1..65535), got {given.port}")
-    if len(given.ecu_addresses) > MAX_ECUS:
-        raise BadRequest(f"doip.ecu_addresses: at most {MAX_ECUS}")
-    ecus = tuple(
-        _logical(f"doip.ecu_addresses[{i}]", raw, "0x0010")
-        for i, raw in enumerate(given.ecu_addresses)
-    )
-    return DoipTargetSpec(
-        host=given.host,
-        port=given.port,
-        logical_address=_logical("doip.logical_address", given.logical_address, "0x0001"),
-        tester_address=_logical("doip.tester_address", given.tester_address, TESTER_ADDRESS),
-        ecu_addresses=ecus,
-        always_on=given.always_on,
-    )
-
-
-def _bound(i: int, given: EcuInput, containers: Containers) -> tuple[str, str, str]:
-    """An entry with a description: (name, address as given or the description's, the
-    container's own spelling), or BadRequest naming the field."""
-    assert given.description is not None
-    found = containers.container(given.description)
-    if found is None:
-        known = ", ".join(containers.container_names()) or "none"
-        loading = containers.loading()
-        still = f"; still loading: {', '.join(loading)}" if loading else ""
-        raise BadRequest(
-            f"ecus[{i}].description: no ECU description has a diag layer container named"
-            f" {given.description[:64]!r} (known: {known}{still}; upload its PDX file with"
-            " POST /api/v1/descriptions)"
-        )
-    component = found.name.lower()
-    if not _ECU_NAME.fullmatch(component):
-        raise BadRequest(
-            f"ecus[{i}].description: {found.name} lower-cased, {component!r}, would be the"
-            " component id, but component ids are 1 to 32 lower-case letters, digits and"
-            " dashes starting with a letter"
-        )
-    if given.name is not None and given.name != component:
-        raise BadRequest(
-            f"ecus[{i}].name: an ECU bound to {found.name} is the component {component} (the"
-            f" container's short name lower-cased); leave name out or give {component},"
-            f" got {given.name!r}"
-        )
-    address = given.address
-    if address is None:
-        if found.logical_address is None:
-            raise BadRequest(
-                f"ecus[{i}].address: required, as {found.name} ({found.file}) gives no"
-                " logical address (no special data LOGICAL-ADDRESS, no comparam"
-                " CP_DoIPLogicalEcuAddress)"
-            )
-        address = found.logical_address
-    return component, address, found.name
-
-
-def ecu_set(given: Sequence[EcuInput], containers: Containers | None = None) -> tuple[EcuRef, ...]:
-    """The ECU set in canonical form (addresses as 0x001A), or BadRequest naming the field:
-    1 to 32 ECUs, names and addresses each used once; an ECU with a description is bound
-    to that container of a ready description (``EcuInput``)."""
-    if not 1 <= len(given) <= MAX_VEHICLE_ECUS:
-        raise BadRequest(f"ecus: give 1 to {MAX_VEHICLE_ECUS} ECUs, got {len(given)}")
-    names: dict[str, int] = {}
-    addresses: dict[str, int] = {}
-    ecus: list[EcuRef] = []
-    for i, entry in enumerate(given):
-        bound: str | None = None
-        if entry.description is not None:
-            name, raw, bound = _bound(i, entry, containers or _NoContainers())
-        elif entry.name is None or entry.address is None:
-            missing = "name" if entry.name is None else "address"
-            raise BadRequest(f"ecus[{i}].{missing}: required for an ECU without a description")
-        else:
-            name, raw = entry.name, entry.address
-        if not _ECU_NAME.fullmatch(name):
-            raise BadRequest(
-                f"ecus[{i}].name must be 1 to 32 lower-case letters, digits and dashes,"
-                f" starting with a letter (such as engine), got {name!r}"
-            )
-        address = _logical(f"ecus[{i}].address", raw, "0x0010")
-        for kind, value, seen in (("name", name, names), ("address", address, addresses)):
-            if value in seen:
-                raise BadRequest(
-                    f"ecus[{i}].{kind}: {value} is already the {kind} of ecus[{seen[value]}]"
-                )
-            seen[value] = i
-        ecus.append(EcuRef(name=name, address=address, description=bound))
-    return tuple(ecus)
-
-
-def _initial_ecus(
-    given: Sequence[EcuInput] | None,
-    target: DoipTargetSpec | None,
-    containers: Containers | None = None,
-) -> tuple[EcuRef, ...]:
-    """A new vehicle's ECU set: as given; else a DoIP vehicle's listed ECU addresses
-    (named as the default ECUs where the address is theirs, ``ecu-0x50`` otherwise);
-    else the default four."""
-    if given is not None:
-        return ecu_set(given, containers)
-    if target is None or not target.ecu_addresses:
-        return DEFAULT_ECU_REFS
-    derived = ecu_refs_at(int(a, 16) for a in target.ecu_addresses)
-    if len(derived) > MAX_VEHICLE_ECUS:
-        raise BadRequest(
-            f"ecus: required when doip.ecu_addresses lists more than {MAX_VEHICLE_ECUS}"
-            " ECUs (a vehicle has at most that many)"
-        )
-    return derived
-
 
 _ON, _OFF = ConnectionStatus.CONNECTED, ConnectionStatus.DISCONNECTED
 # The demo's DoIP vehicle (SOVD_DEMO_EMULATOR): its VIN is the emulator's.
@@ -251,12 +54,6 @@ DEMO_ECU_REFS: Final = tuple(
 )
 
 
-def _transport(raw: str) -> Transport:
-    if raw not in _TRANSPORTS:
-        raise BadRequest(f"transport must be one of {', '.join(Transport)}")
-    return Transport(raw)
-
-
 class VehicleService:
     def __init__(
         self,
@@ -268,7 +65,7 @@ class VehicleService:
     ) -> None:
         self._store = store
         # The descriptions an ECU may be bound to (``ecus[].description``).
-        self._containers: Containers = containers or _NoContainers()
+        self._containers: Containers = containers or NoContainers()
         self._telemetry = telemetry
         self._clock = clock or Clock()
         self._links: LinkControl = links or NoLinkControl()
@@ -302,19 +99,14 @@ class VehicleService:
     ) -> Vehicle:
         """Register a vehicle. ``ecus`` None: a DoIP vehicle has the ECUs its
         ``doip.ecu_addresses`` lists (if any), any other the default four."""
-        if not _VIN.fullmatch(vin):
-            raise BadRequest("vin must be 17 characters of A-H, J-N, P, R-Z and 0-9")
-        if not MIN_YEAR <= year <= MAX_YEAR:
-            raise BadRequest(f"year must be from {MIN_YEAR} to {MAX_YEAR}")
-        if simulator_profile not in _PROFILES:
-            raise BadRequest(f"simulator_profile must be one of {', '.join(SimulatorProfile)}")
-        kind = _transport(transport)
+        check_identity(vin, year, simulator_profile)
+        kind = parse_transport(transport)
         target = doip_target(doip) if doip is not None else None
         if kind is Transport.DOIP and target is None:
             raise BadRequest("doip: required when transport is doip (host, logical_address, ...)")
         if kind is Transport.SIMULATOR and target is not None:
             raise BadRequest("doip: only for transport doip")
-        ecu_refs = _initial_ecus(ecus, target, self._containers)
+        ecu_refs = initial_ecus(ecus, target, self._containers)
         vehicle = Vehicle(
             vehicle_id=str(uuid.uuid4()),
             vin=vin,
@@ -341,18 +133,7 @@ class VehicleService:
         ``DoipInput``) and ecus (a sequence of ``EcuInput``; a new DoIP target leaves the
         ECU set as it is)."""
         status = changes.get("connection_status")
-        if status is not None and status not in _STATUSES:
-            raise BadRequest(f"connection_status must be one of {', '.join(ConnectionStatus)}")
-        profile = changes.get("simulator_profile")
-        if profile is not None and profile not in _PROFILES:
-            raise BadRequest(f"simulator_profile must be one of {', '.join(SimulatorProfile)}")
-        changes = dict(changes)
-        if "transport" in changes:
-            changes["transport"] = _transport(changes["transport"])
-        if changes.get("doip") is not None:
-            changes["doip"] = doip_target(changes["doip"])
-        if "ecus" in changes:
-            changes["ecus"] = ecu_set(changes["ecus"], self._containers)
+        changes = canonical_changes(changes, self._containers)
         current = await self.get(vehicle_id)
         kind = changes.get("transport", current.transport)
         target = changes.get("doip", current.doip)

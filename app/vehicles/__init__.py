@@ -1,2 +1,2 @@
-"""How a diagnostic request reaches a vehicle and its answer comes back: connectors (simulator,
-DoIP settings, wire, link), UDS codecs and conversations, addresses; emulator/ and pdx/."""
+"""How a diagnostic request reaches a vehicle and its answer comes back: connectors (simulator; DoIP
+settings, wire, jobs, link, observer), UDS codecs, conversations, commands; emulator/, pdx/."""

@@ -12,7 +12,7 @@ Links: opened on first use, or kept up for always-on vehicles (``keep_up``); a w
 within the backoff; ``disconnect`` drops a link whose target changed.
 
 A negative response or a DoIP negative acknowledgement is the final chunk (see
-``uds_commands``). Every request carries the command's deadline down to the wire: one
+``uds_conversation``). Every request carries the command's deadline down to the wire: one
 not sent by then is dropped, and no answer is waited for past it. An ECU that does not
 answer in time raises ``VehicleNotResponding`` at once (P2, or P2* after a 0x78). A
 refused connection, a
@@ -29,11 +29,12 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.vehicles import uds_commands
+from app.vehicles import uds_commands, uds_conversation
 from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
-from app.vehicles.doip_link import Link, LinkObserver, LinkState, NoLinkObserver
+from app.vehicles.doip_jobs import Exchange
+from app.vehicles.doip_link import Link, LinkState
+from app.vehicles.doip_observer import LinkDownReason, LinkObserver, NoLinkObserver
 from app.vehicles.doip_settings import DoipSettings, DoipTarget, Resolver
-from app.vehicles.doip_wire import Exchange, LinkDownReason
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class DoipConnector:
         talk = uds_commands.conversation(
             request.command_name,
             request.command_params,
-            uds_commands.ConversationSettings(
+            uds_conversation.ConversationSettings(
                 poll_s=self._settings.routine_poll_s, max_chunks=request.max_chunks
             ),
             request.described,

@@ -35,59 +35,19 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, Protocol
+from typing import Any
 
 from app.catalogue import InvalidResponse
 from app.clock import monotonic, utc_now
 from app.vehicles import uds
 from app.vehicles.addresses import format_address
 from app.vehicles.connector import VehicleUnreachable
+from app.vehicles.doip_jobs import Exchange, Outcome, Ticket, WireEvent
+from app.vehicles.doip_observer import LinkObserver
 from app.vehicles.doip_settings import DoipSettings, DoipTarget
-from app.vehicles.doip_wire import Exchange, LinkDownReason, Outcome, Ticket, Wire, WireEvent
+from app.vehicles.doip_wire import Wire
 
 log = logging.getLogger(__name__)
-
-
-# What became of one UDS request (``LinkObserver.uds_exchange``); a metric label.
-UDS_OUTCOMES: Final = ("positive", "negative", "invalid", "nack", "no-answer", "lost")
-
-
-class LinkObserver(Protocol):
-    """What the connector tells about its links, on the event loop thread. Timestamps
-    are in ``app.clock`` format. The service (``app.services.vehicle_links``) maps these
-    to ``connection_status`` / ``last_seen_at`` (and so the ``vehicle_connections_active``
-    gauge), a connection-loss counter (``link_down`` with reason ``lost``) and a latency
-    histogram per UDS service."""
-
-    def link_up(self, vehicle_id: str, at: str) -> None: ...
-
-    def link_down(self, vehicle_id: str, reason: LinkDownReason, at: str) -> None: ...
-
-    def connect_failed(self, vehicle_id: str, reason: str, at: str) -> None: ...
-
-    def vehicle_seen(self, vehicle_id: str, at: str) -> None: ...
-
-    def uds_exchange(self, vehicle_id: str, service: str, duration_s: float, outcome: str) -> None:
-        """One UDS request: ``service`` as ISO 14229-1 names it, ``outcome`` one of
-        positive, negative, invalid, nack, no-answer, lost."""
-        ...
-
-
-class NoLinkObserver:
-    def link_up(self, vehicle_id: str, at: str) -> None:
-        pass
-
-    def link_down(self, vehicle_id: str, reason: LinkDownReason, at: str) -> None:
-        pass
-
-    def connect_failed(self, vehicle_id: str, reason: str, at: str) -> None:
-        pass
-
-    def vehicle_seen(self, vehicle_id: str, at: str) -> None:
-        pass
-
-    def uds_exchange(self, vehicle_id: str, service: str, duration_s: float, outcome: str) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)

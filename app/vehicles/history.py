@@ -3,7 +3,7 @@
 A connector gives each chunk typed (``app.vehicles.connector.Chunk``: the payload, the
 ``Negative``, the ECU's bytes, the ``DtcRecord``), and the pipeline publishes it so
 (``app.events.ResponseEvent``). The history keeps the payload only, in the form the
-conversations write it (``app.vehicles.uds_commands``): a refusal's
+conversations write it (``app.vehicles.uds_commands``, ``uds_conversation``): a refusal's
 ``negativeResponse`` object, a ReadDTC chunk's ``dtcCode`` / ``failureType`` /
 ``statusByte``, a DiagService chunk's ``response`` bytes in hex. ``reading`` is that
 form read back, for a chunk replayed from the store (a reader that arrived after the

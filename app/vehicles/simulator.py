@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 from app import catalogue
-from app.vehicles import uds, uds_commands
+from app.vehicles import uds, uds_commands, uds_conversation
 from app.vehicles.connector import Chunk, Connector, DiagnosticRequest, VehicleUnreachable
 from app.vehicles.emulator.described import DescribedEcu
 from app.vehicles.emulator.ecus import Timings, make_ecu, spec_for
@@ -137,7 +137,7 @@ class SimulatedConnector:
         self._timings = Timings(
             self_test_s=settings.self_test_s, bleed_check_s=settings.bleed_check_s, s3_s=None
         )
-        self._conversation = uds_commands.ConversationSettings(poll_s=settings.poll_s)
+        self._conversation = uds_conversation.ConversationSettings(poll_s=settings.poll_s)
         self._vehicles: dict[str, dict[int, _Kept]] = {}
         # Commands whose answer was closed before its final chunk, oldest first (bounded).
         self.aborted: deque[str] = deque(maxlen=ABORTED_KEPT)

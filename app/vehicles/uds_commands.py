@@ -18,114 +18,47 @@ values, the ECU's message it was read from), the same for every transport:
   (``DiagnosticRequest.described``), sent as it is; its answer decoded by the
   description: one final chunk ``{"ecuAddress", "service", "parameters", "units"?,
   "request", "response"}`` (the bytes in hex beside the decoded values).
-- ``RoutineControl``: 0x31 ``start`` / ``stop`` / ``results``, one chunk each; ``run``
-  starts the routine and polls ``results`` every ``poll_s``, one chunk per progress
-  change and a final one with the end state. A ``run`` closed before its end (cancelled,
-  timed out, the service stopping) sends ``stop`` on its way out, waiting for it at most
-  ``stop_wait_s``.
+- ``RoutineControl``: 0x31 ``start`` / ``stop`` / ``results``, one chunk each, or ``run``
+  followed to its end (``app.vehicles.uds_routines``).
 
-A negative response becomes the final chunk ``{..., "negativeResponse": {"nrc": "0x31",
-"name": "requestOutOfRange", "service": "0x19"}}`` typed by its ``Negative`` (NRC, name,
-SID); a DoIP negative acknowledgement the same with ``"layer": "doip"``. An ECU that
-does not answer in time raises ``VehicleNotResponding`` (the command ends ``timeout``
-then, not at its deadline). Bytes that do not decode, and a DTC report longer than the
-command's chunk cap (counted from its length before anything is decoded), raise
-``app.catalogue.InvalidResponse``; parameters that do not fit raise ``app.catalogue.InvalidParams``.
+How a request is sent, and what a negative response, a DoIP refusal or silence becomes, is
+the conversation's: ``app.vehicles.uds_conversation`` (``Talk``, with ``Channel`` and
+``ConversationSettings``). Parameters that do not fit raise ``app.catalogue.InvalidParams``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
-import struct
-from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Mapping
 from functools import partial
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from udsoncan.common.DidCodec import DidCodec as UdsoncanDidCodec
-from udsoncan.exceptions import ConfigError, InvalidResponseException, UnexpectedResponseException
-from udsoncan.Request import Request
+from udsoncan.exceptions import InvalidResponseException
 from udsoncan.Response import Response
 from udsoncan.services.ClearDiagnosticInformation import ClearDiagnosticInformation
 from udsoncan.services.DiagnosticSessionControl import DiagnosticSessionControl
 from udsoncan.services.ReadDataByIdentifier import ReadDataByIdentifier
-from udsoncan.services.ReadDTCInformation import ReadDTCInformation
-from udsoncan.services.RoutineControl import RoutineControl
 
 from app import catalogue
-from app.vehicles import doip, uds
-from app.vehicles.addresses import InvalidAddress, format_address, parse_address
-from app.vehicles.connector import (
-    Chunk,
-    DescribedRequest,
-    DtcRecord,
-    Negative,
-    VehicleNotResponding,
-)
+from app.vehicles import uds
+from app.vehicles.addresses import InvalidAddress, parse_address
+from app.vehicles.connector import Chunk, DescribedRequest, DtcRecord, Negative
 from app.vehicles.pdx.demo import dtc_text
-from app.vocabulary import CommandName
-
-log = logging.getLogger(__name__)
-
-# Errors udsoncan's interpreters raise for an answer that does not match its request.
-_UDS_DECODE_ERRORS: Final = (
-    InvalidResponseException,
-    UnexpectedResponseException,
-    ConfigError,
-    ValueError,
-    IndexError,
-    struct.error,
+from app.vehicles.uds_conversation import (
+    Channel,
+    Conversation,
+    ConversationSettings,
+    Perform,
+    Talk,
+    converse,
+    hex_code,
+    hex_param,
+    param,
+    raw,
 )
-RUN: Final = "run"
-# One DTC in a 0x59 0x02 report: three bytes of DTC, one of status.
-DTC_RECORD_BYTES: Final = 4  # the RoutineControl action that runs a routine to its end
-
-
-# -- what a transport provides ------------------------------------------------------------
-
-
-class Exchanged(Protocol):
-    """What became of one request: the ECU's final ``answer``, or a transport's refusal
-    (``nack``, a DoIP diagnostic negative acknowledgement code), or neither (no answer in
-    time)."""
-
-    @property
-    def answer(self) -> bytes | None: ...
-
-    @property
-    def nack(self) -> int | None: ...
-
-
-class Channel(Protocol):
-    """How a conversation reaches the vehicle's ECUs. ``exchange`` may raise
-    ``VehicleUnreachable`` or ``InvalidResponse`` for the transport's own failures."""
-
-    async def exchange(self, ecu: int, request: bytes) -> Exchanged: ...
-
-    def session_changed(self, ecu: int, session: int) -> None:
-        """The ECU switched to ``session`` on this channel's request."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationSettings:
-    poll_s: float = 0.1  # RoutineControl run: how often ``results`` is asked
-    stop_wait_s: float = 1.0  # RoutineControl run closed early: the longest wait for stop
-    max_chunks: int = 4096  # the command's chunk cap (``DiagnosticRequest.max_chunks``)
-
-    def __post_init__(self) -> None:
-        for name in ("poll_s", "stop_wait_s"):
-            value = getattr(self, name)
-            if not 0 < value <= 3600:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
-        if self.max_chunks < 1:
-            raise ValueError(f"max_chunks must be at least 1, got {self.max_chunks}")
-
-
-Conversation = Callable[[Channel], AsyncGenerator[Chunk, None]]
+from app.vehicles.uds_routines import routine_control
+from app.vocabulary import CommandName
 
 
 def conversation(
@@ -140,61 +73,19 @@ def conversation(
     if command_name == CommandName.DIAG_SERVICE:
         if described is None:
             raise catalogue.InvalidParams("DiagService needs the request its description encoded")
-        perform: _Perform | None = partial(_diag_service, described)
+        perform: Perform | None = partial(_diag_service, described)
     else:
         perform = _COMMANDS.get(command_name)
     if perform is None:
         return _unknown_command
     try:
-        ecu = parse_address(_param(params, "ecuAddress", command_name), "command_params.ecuAddress")
+        ecu = parse_address(param(params, "ecuAddress", command_name), "command_params.ecuAddress")
     except InvalidAddress as exc:
         raise catalogue.InvalidParams(str(exc)) from None
-    return partial(_converse, perform, ecu, params, settings or ConversationSettings())
+    return partial(converse, perform, ecu, params, settings or ConversationSettings())
 
 
-# -- plumbing ---------------------------------------------------------------------------
-
-
-class _Refusal(Exception):
-    """The vehicle said no: the final chunk to send instead of an answer."""
-
-    def __init__(self, payload: dict[str, Any], negative: Negative, raw: bytes = b"") -> None:
-        super().__init__(payload)
-        self.chunk = Chunk(payload, True, negative, raw)
-
-
-def _chunk(
-    payload: dict[str, Any], is_final: bool, raw: bytes = b"", dtc: DtcRecord | None = None
-) -> Chunk:
-    return Chunk(payload, is_final, raw=raw, dtc=dtc)
-
-
-def _raw(response: Response) -> bytes:
-    """The ECU's message a response was read from."""
-    return response.original_payload or b""
-
-
-def _hex(value: int, digits: int) -> str:
-    return f"0x{value:0{digits}X}"
-
-
-def _param(params: Mapping[str, str], name: str, command: str) -> str:
-    value = params.get(name)
-    if not isinstance(value, str):
-        raise catalogue.InvalidParams(f"command_params.{name} is required for {command}")
-    return value
-
-
-def _number(raw: str, name: str, limit: int) -> int:
-    try:
-        value = int(raw, 16) if raw.lower().startswith("0x") else -1
-    except ValueError:
-        value = -1
-    if not 0 <= value <= limit:
-        raise catalogue.InvalidParams(
-            f"command_params.{name} {raw!r} is not a hex number such as 0x10"
-        )
-    return value
+# -- codecs ---------------------------------------------------------------------------------
 
 
 class _RawDid(UdsoncanDidCodec):
@@ -242,236 +133,32 @@ async def _unknown_command(channel: Channel) -> AsyncGenerator[Chunk, None]:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Talk:
-    """One command's conversation with one ECU over a channel."""
-
-    channel: Channel
-    ecu: int
-    settings: ConversationSettings
-
-    @property
-    def address(self) -> str:
-        return format_address(self.ecu)
-
-    async def request(
-        self,
-        request: Request,
-        interpret: Callable[[Response], object],
-        context: Mapping[str, Any],
-        check: Callable[[Response], None] | None = None,
-    ) -> Response:
-        """Send ``request`` to the ECU: its positive answer, interpreted, or _Refusal with
-        the negative-response chunk. ``check`` sees a positive answer before it is
-        interpreted (and may refuse it, ``app.catalogue.InvalidResponse``)."""
-        payload = request.get_payload()
-        sid = payload[0]
-        answer = await self.send(payload, context)
-        response = Response.from_payload(answer)
-        where = f"ECU {self.address} answered {uds.service_name(sid)}"
-        if not response.valid or response.service is None:
-            raise catalogue.InvalidResponse(f"{where} with an undecodable message")
-        if response.service.request_id() != sid:
-            raise catalogue.InvalidResponse(f"{where} for another service")
-        if not response.positive:
-            code = int(response.code or 0)
-            negative = Negative(code, uds.nrc_name(code), sid)
-            raise _Refusal(
-                {
-                    "ecuAddress": self.address,
-                    **context,
-                    "negativeResponse": {
-                        "nrc": uds.format_nrc(code),
-                        "name": negative.name,
-                        "service": _hex(sid, 2),
-                    },
-                },
-                negative,
-                answer,
-            )
-        if check is not None:
-            check(response)
-        try:
-            interpret(response)
-        except _UDS_DECODE_ERRORS as exc:
-            raise catalogue.InvalidResponse(f"{where} with a malformed message: {exc}") from None
-        return response
-
-    async def send(self, payload: bytes, context: Mapping[str, Any]) -> bytes:
-        """Send ``payload`` to the ECU: its final answer's bytes, or _Refusal with the
-        chunk for a DoIP negative acknowledgement; VehicleNotResponding without one."""
-        sid = payload[0]
-        base = {"ecuAddress": self.address, **context}
-        exchange = await self.channel.exchange(self.ecu, payload)
-        if exchange.nack is not None:
-            name = doip.code_name(doip.DIAGNOSTIC_NACK_NAMES, exchange.nack)
-            raise _Refusal(
-                {
-                    **base,
-                    "negativeResponse": {
-                        "nrc": _hex(exchange.nack, 2),
-                        "name": name,
-                        "service": _hex(sid, 2),
-                        "layer": "doip",
-                    },
-                },
-                Negative(exchange.nack, name, sid, "doip"),
-            )
-        if exchange.answer is None:
-            # Nothing within P2 (P2* after a 0x78), or by the command's deadline: the
-            # command ends now and the vehicle's lane moves on.
-            raise VehicleNotResponding(
-                f"ECU {self.address} did not answer {uds.service_name(sid)} in time"
-            )
-        return exchange.answer
-
-    async def read_dtcs(self) -> tuple[list[tuple[int, int]], bytes]:
-        """The ECU's DTCs (number, status byte), and its report they were read from."""
-        subfunction = ReadDTCInformation.Subfunction.reportDTCByStatusMask
-        request = ReadDTCInformation.make_request(subfunction, status_mask=uds.ALL_DTC_STATUS_BITS)
-        response = await self.request(
-            request,
-            partial(
-                ReadDTCInformation.interpret_response,
-                subfunction=subfunction,
-                tolerate_zero_padding=False,
-            ),
-            {},
-            self._check_dtc_count,
-        )
-        data = response.service_data
-        assert isinstance(data, ReadDTCInformation.ResponseData)
-        dtcs = [(dtc.id, dtc.status.get_byte_as_int()) for dtc in data.dtcs]
-        return dtcs, _raw(response)
-
-    def _check_dtc_count(self, response: Response) -> None:
-        """Refuse a report of more DTCs than the command may hold chunks (one each, and a
-        summary), counted from its length: a hostile ECU's 1 MiB report is never
-        decoded into a quarter of a million objects on the event loop."""
-        data = response.data or b""
-        # The echoed subfunction and the availability mask, then 4 bytes a DTC.
-        count = max(len(data) - 2, 0) // DTC_RECORD_BYTES
-        if count + 1 > self.settings.max_chunks:
-            raise catalogue.InvalidResponse(
-                f"ECU {self.address} reported {count} DTCs; a command's answer holds at most"
-                f" {self.settings.max_chunks} chunks (SOVD_MAX_CHUNKS_PER_COMMAND)"
-            )
-
-    async def read_dtcs_or_none(self) -> list[tuple[int, int]] | None:
-        try:
-            dtcs, _ = await self.read_dtcs()
-            return dtcs
-        except _Refusal:
-            return None
-
-    async def routine(
-        self, routine_id: int, action: str, context: Mapping[str, Any]
-    ) -> tuple[bytes, uds.RoutineStatus | None, bytes]:
-        """One RoutineControl request: the status record and its status, if it is in
-        this project's convention (``uds.decode_routine_status``), and the ECU's answer."""
-        control = uds.ROUTINE_ACTIONS[action]
-        request = RoutineControl.make_request(routine_id, control)
-        response = await self.request(request, RoutineControl.interpret_response, context)
-        data = response.service_data
-        assert isinstance(data, RoutineControl.ResponseData)
-        if data.routine_id_echo != routine_id or data.control_type_echo != control:
-            raise catalogue.InvalidResponse(
-                f"ECU {self.address} answered for routine {_hex(data.routine_id_echo, 4)}"
-                f" ({uds.routine_action_name(data.control_type_echo)})"
-            )
-        record = bytes(data.routine_status_record)
-        return record, uds.decode_routine_status(record), _raw(response)
-
-    async def routine_status(
-        self, routine_id: int, action: str, context: Mapping[str, Any]
-    ) -> tuple[uds.RoutineStatus, bytes]:
-        record, status, answer = await self.routine(routine_id, action, context)
-        if status is None:
-            raise catalogue.InvalidResponse(
-                f"ECU {self.address} answered routine {_hex(routine_id, 4)} with a status"
-                f" record this service cannot follow: {record.hex().upper() or 'none'}"
-            )
-        return status, answer
-
-    async def stop_routine(self, routine_id: int) -> None:
-        """Best effort, bounded: the routine's run is over for us whatever the ECU says.
-        A cancellation arriving meanwhile is not ours to swallow: it propagates."""
-        context = {"routineId": _hex(routine_id, 4), "action": "stop"}
-        try:
-            async with asyncio.timeout(self.settings.stop_wait_s):
-                await self.routine(routine_id, "stop", context)
-        except TimeoutError:
-            log.warning(
-                "ECU %s did not confirm stopping routine 0x%04X within %g s",
-                self.address,
-                routine_id,
-                self.settings.stop_wait_s,
-                extra={"event": "routine_stop_unconfirmed"},
-            )
-        except _Refusal as refusal:
-            # Typically 0x24: it ended by itself meanwhile.
-            log.info(
-                "ECU %s refused to stop routine 0x%04X: %s",
-                self.address,
-                routine_id,
-                refusal.chunk.payload.get("negativeResponse"),
-                extra={"event": "routine_stop_refused"},
-            )
-        except Exception as exc:
-            # The link broke or the answer was garbage: nothing more to do on the way out.
-            log.warning(
-                "stopping routine 0x%04X on ECU %s failed: %s",
-                routine_id,
-                self.address,
-                exc,
-                extra={"event": "routine_stop_failed"},
-            )
-
-
-async def _converse(
-    perform: _Perform,
-    ecu: int,
-    params: Mapping[str, str],
-    settings: ConversationSettings,
-    channel: Channel,
-) -> AsyncGenerator[Chunk, None]:
-    talk = _Talk(channel, ecu, settings)
-    try:
-        # aclosing: closing this generator early closes the command's at once (its
-        # finally may have a routine to stop), not whenever it is collected.
-        async with aclosing(perform(talk, params)) as chunks:
-            async for chunk in chunks:
-                yield chunk
-    except _Refusal as refusal:
-        yield refusal.chunk
-
-
 # -- the commands -------------------------------------------------------------------------
 
 
-async def _read_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
+async def _read_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
     dtcs, report = await talk.read_dtcs()
     for number, status in dtcs:
         code = uds.dtc_code(number)
-        yield _chunk(
+        yield Chunk(
             {
                 "ecuAddress": talk.address,
                 "dtcCode": code,
                 "status": uds.status_summary(status),
-                "statusByte": _hex(status, 2),
+                "statusByte": hex_code(status, 2),
                 "statusBits": list(uds.status_bits(status)),
-                "failureType": _hex(uds.failure_type(number), 2),
+                "failureType": hex_code(uds.failure_type(number), 2),
                 "description": dtc_text(code),
             },
             False,
-            report,
-            DtcRecord(number, status),
+            raw=report,
+            dtc=DtcRecord(number, status),
         )
     summary = {"ecuAddress": talk.address, "status": "complete", "totalDtcs": len(dtcs)}
-    yield _chunk(summary, True, report)
+    yield Chunk(summary, True, raw=report)
 
 
-async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
+async def _clear_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
     wanted = params.get("dtcCode")
     # Three bytes in hex name exactly one DTC; a display code, each failure type of it.
     exact = wanted is not None and re.fullmatch(r"[0-9A-Fa-f]{6}", wanted) is not None
@@ -500,7 +187,7 @@ async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[C
             ClearDiagnosticInformation.interpret_response,
             {"dtcCode": wanted} if wanted else {},
         )
-        cleared = _raw(response)
+        cleared = raw(response)
     after = await talk.read_dtcs_or_none()
     answer: dict[str, Any] = {"ecuAddress": talk.address, "status": "cleared"}
     if before is not None and after is not None:
@@ -510,11 +197,11 @@ async def _clear_dtc(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[C
         ]
     if after is not None:
         answer["remainingDtcs"] = len(after)
-    yield _chunk(answer, True, cleared)
+    yield Chunk(answer, True, raw=cleared)
 
 
-async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
-    did = _number(_param(params, "dataId", CommandName.READ_DATA_BY_ID), "dataId", 0xFFFF)
+async def _read_data(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
+    did = hex_param(param(params, "dataId", CommandName.READ_DATA_BY_ID), "dataId", 0xFFFF)
     data_id = uds.format_did(did)
     codec = uds.DID_CODECS.get(did)
     config: dict[int | str, str | UdsoncanDidCodec | type[UdsoncanDidCodec]] = {
@@ -542,11 +229,11 @@ async def _read_data(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[C
         answer["value"] = data.values[did]
         if codec.unit is not None:
             answer["unit"] = codec.unit
-    yield _chunk(answer, True, _raw(response))
+    yield Chunk(answer, True, raw=raw(response))
 
 
-async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
-    wanted = _param(params, "session", CommandName.DIAGNOSTIC_SESSION_CONTROL)
+async def _session(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
+    wanted = param(params, "session", CommandName.DIAGNOSTIC_SESSION_CONTROL)
     session = uds.SESSIONS.get(wanted)
     if session is None:
         raise catalogue.InvalidParams(f"command_params.session {wanted!r} is not a session")
@@ -556,7 +243,7 @@ async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chu
     assert isinstance(data, DiagnosticSessionControl.ResponseData)
     if data.session_echo != session:
         raise catalogue.InvalidResponse(
-            f"ECU {talk.address} switched to session {_hex(data.session_echo, 2)}"
+            f"ECU {talk.address} switched to session {hex_code(data.session_echo, 2)}"
             f" instead of {wanted}"
         )
     talk.channel.session_changed(talk.ecu, session)
@@ -564,61 +251,11 @@ async def _session(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chu
     if data.p2_server_max is not None and data.p2_star_server_max is not None:
         answer["p2ServerMaxMs"] = round(data.p2_server_max * 1000)
         answer["p2StarServerMaxMs"] = round(data.p2_star_server_max * 1000)
-    yield _chunk(answer, True, _raw(response))
-
-
-async def _routine(talk: _Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
-    routine_id = _number(
-        _param(params, "routineId", CommandName.ROUTINE_CONTROL), "routineId", 0xFFFF
-    )
-    action = _param(params, "action", CommandName.ROUTINE_CONTROL)
-    if action == RUN:
-        async with aclosing(_run_routine(talk, routine_id)) as chunks:
-            async for chunk in chunks:
-                yield chunk
-        return
-    if action not in uds.ROUTINE_ACTIONS:
-        raise catalogue.InvalidParams(f"command_params.action {action!r} is not an action")
-    context = {"routineId": _hex(routine_id, 4), "action": action}
-    record, status, response = await talk.routine(routine_id, action, context)
-    answer: dict[str, Any] = {"ecuAddress": talk.address, **context}
-    if status is not None:
-        answer["status"] = status.state
-        answer["progress"] = status.progress
-    answer["statusRecord"] = record.hex().upper()
-    yield _chunk(answer, True, response)
-
-
-async def _run_routine(talk: _Talk, routine_id: int) -> AsyncGenerator[Chunk, None]:
-    """Start, then follow ``results`` to the end. A routine whose start answers with its
-    result (the bleed check) gives one final chunk."""
-    context = {"routineId": _hex(routine_id, 4), "action": RUN}
-    status, response = await talk.routine_status(routine_id, "start", context)
-    ended = False
-    try:
-        shown: uds.RoutineStatus | None = None
-        while True:
-            chunk = {"ecuAddress": talk.address, **context}
-            if status.state != "running":
-                ended = True  # before the yield: a close at the final chunk is no abort
-                state = {"status": status.state, "progress": status.progress}
-                yield _chunk({**chunk, **state}, True, response)
-                return
-            if status != shown:
-                shown = status
-                state = {"status": status.state, "progress": status.progress}
-                yield _chunk({**chunk, **state}, False, response)
-            await asyncio.sleep(talk.settings.poll_s)
-            status, response = await talk.routine_status(routine_id, "results", context)
-    finally:
-        if not ended:
-            # Closed early (cancelled, timed out, shutting down) or the polling failed:
-            # the routine must not run on unattended.
-            await talk.stop_routine(routine_id)
+    yield Chunk(answer, True, raw=raw(response))
 
 
 async def _diag_service(
-    described: DescribedRequest, talk: _Talk, params: Mapping[str, str]
+    described: DescribedRequest, talk: Talk, params: Mapping[str, str]
 ) -> AsyncGenerator[Chunk, None]:
     """Send the request the description encoded; one chunk: the answer decoded by the
     description (a negative one as today's negative chunks, with the description's
@@ -638,7 +275,7 @@ async def _diag_service(
             "nrc": uds.format_nrc(decoded.nrc),
             "name": uds.nrc_name(decoded.nrc),
             "text": decoded.nrc_text,
-            "service": _hex(payload[0], 2),
+            "service": hex_code(payload[0], 2),
         }
         negative = Negative(
             decoded.nrc, uds.nrc_name(decoded.nrc), payload[0], text=decoded.nrc_text
@@ -653,14 +290,13 @@ async def _diag_service(
     if decoded.units:
         chunk["units"] = dict(decoded.units)
     chunk["response"] = answer.hex().upper()
-    yield _chunk(chunk, True, answer)
+    yield Chunk(chunk, True, raw=answer)
 
 
-_Perform = Callable[[_Talk, Mapping[str, str]], AsyncGenerator[Chunk, None]]
-_COMMANDS: Final[dict[str, _Perform]] = {
+_COMMANDS: Final[dict[str, Perform]] = {
     CommandName.READ_DTC: _read_dtc,
     CommandName.CLEAR_DTC: _clear_dtc,
     CommandName.READ_DATA_BY_ID: _read_data,
     CommandName.DIAGNOSTIC_SESSION_CONTROL: _session,
-    CommandName.ROUTINE_CONTROL: _routine,
+    CommandName.ROUTINE_CONTROL: routine_control,
 }

@@ -64,7 +64,7 @@ async def read_data(call: Call[None, SovdQuery]) -> Result:
             return read
         from app.descriptions import sovd_map
 
-        layer = await call.services.sovd.described.layer(at)
+        layer = await call.services.sovd.described_calls.layer(at)
         found = sovd_map.find_data(layer, call.request.path_params["data_id"])
         assert found is not None  # it was just read
         body = msgspec.structs.replace(read.body, schema=schemas.described_data(found))

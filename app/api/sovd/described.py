@@ -1,7 +1,8 @@
 """The handlers' bodies for a component bound to an ECU description: the same routes as
 every component, the content from the description by CDA's mapping
-(``app.services.sovd.described``). Each handler of ``data``, ``faults``,
-``operations``, ``modes`` and ``entities`` hands a bound component over to these."""
+(``app.services.sovd.described``; the executions: ``operations.Executions``). Each
+handler of ``data``, ``faults``, ``operations``, ``modes`` and ``entities`` hands a bound
+component over to these."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def _service(call: Call[Any, Any]) -> Any:
 async def get_component(call: Call[Any, Any], at: Target) -> ComponentOut:
     from app.descriptions import sovd_map
 
-    layer, choice = await _service(call).variant(at)
+    layer, choice = await call.services.sovd.described_calls.variant(at)
     here = tree.component_uri(call, at.vehicle, at.ecu)
     has_data = bool(sovd_map.data_items(layer))
     has_faults = sovd_map.fault_services(layer).report_by_status_mask is not None
@@ -131,7 +132,7 @@ async def detect_variant(call: Call[Any, Any], at: Target) -> Result:
     """CDA's forced variant detection: the kept choice forgotten, the identification
     services run now as the caller's commands; 201, no body."""
     call.services.variants.forget(at.vehicle.vehicle_id, at.ecu.name)
-    await _service(call).variant(at)
+    await call.services.sovd.described_calls.variant(at)
     return Result(None, status=201)
 
 
@@ -245,10 +246,9 @@ def _executions_uri(call: Call[Any, Any], at: Target, op: sovd_map.Operation) ->
 async def start_execution(call: Call[NewExecution, Any], at: Target, op_id: str) -> Result:
     """Synchronous (a start only): 200 and the start's answer. Asynchronous: 202, the
     execution's id (the start's command) and where to follow it."""
-    service = _service(call)
-    layer, op = await service.operation(at, op_id)
+    layer, op = await _service(call).operation(at, op_id)
     b = call.body
-    answer = await service.start(at, layer, op, b.parameters, b.timeout)
+    answer = await call.services.sovd.executions.start(at, layer, op, b.parameters, b.timeout)
     headers = {COMMAND_ID_HEADER: answer.command_id}
     if not op.asynchronous_execution:
         body = ExecutionOut(
@@ -261,20 +261,17 @@ async def start_execution(call: Call[NewExecution, Any], at: Target, op_id: str)
 
 
 async def list_executions(call: Call[Any, Any], at: Target, op_id: str) -> Executions:
-    service = _service(call)
-    _, op = await service.operation(at, op_id)
+    _, op = await _service(call).operation(at, op_id)
     here = _executions_uri(call, at, op)
-    return Executions(
-        items=[ExecutionRef(id=i, href=f"{here}/{i}") for i in service.executions(at, op)]
-    )
+    running = call.services.sovd.executions.executions(at, op)
+    return Executions(items=[ExecutionRef(id=i, href=f"{here}/{i}") for i in running])
 
 
 async def get_execution(call: Call[Any, Any], at: Target, op_id: str) -> Result:
     """Sends the operation's request-results (CDA: completed on any positive answer);
     without one, the start's answer while it runs."""
-    service = _service(call)
-    layer, op = await service.operation(at, op_id)
-    asked, parameters, command_id = await service.results(
+    layer, op = await _service(call).operation(at, op_id)
+    asked, parameters, command_id = await call.services.sovd.executions.results(
         at, layer, op, call.path_id("execution_id")
     )
     status = ExecutionStatus.COMPLETED if asked else ExecutionStatus.RUNNING
@@ -284,9 +281,8 @@ async def get_execution(call: Call[Any, Any], at: Target, op_id: str) -> Result:
 
 async def stop_execution(call: Call[Any, Any], at: Target, op_id: str) -> Result:
     """Sends the operation's stop; the execution is gone afterwards (404)."""
-    service = _service(call)
-    layer, op = await service.operation(at, op_id)
-    answer = await service.stop(at, layer, op, call.path_id("execution_id"))
+    layer, op = await _service(call).operation(at, op_id)
+    answer = await call.services.sovd.executions.stop(at, layer, op, call.path_id("execution_id"))
     headers = {COMMAND_ID_HEADER: answer.command_id} if answer is not None else None
     return Result(None, headers=headers)
 

@@ -14,7 +14,7 @@ from app.api import oauth
 from app.api.contract import Endpoint, Handler
 from app.api.sovd import data, entities, faults, locks, modes, operations
 from app.api.sovd import types as t
-from app.services.vehicles import VIN_ANY_CASE
+from app.services.vehicle_inputs import VIN_ANY_CASE
 from app.vocabulary import Access, ErrorCode
 
 E = ErrorCode

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from app.descriptions.sovd_map.data import DataItem as DescribedItem
     from app.services.sovd.data import DataItem
 
-_HEX: Final = "^([0-9A-F]{2})*$"  # bytes as a client reads them (codec.jsonable)
+_HEX: Final = "^([0-9A-F]{2})*$"  # bytes as a client reads them (parameters.jsonable)
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def unbound_data(item: DataItem) -> dict[str, Any]:
 
 
 def _parameter(parameter: Any) -> dict[str, Any]:
-    """One value parameter of a positive response, as ``codec.jsonable`` renders it."""
+    """One value parameter of a positive response, as ``parameters.jsonable`` renders it."""
     from odxtools.dataobjectproperty import DataObjectProperty
     from odxtools.odxtypes import DataType
 

@@ -13,7 +13,8 @@ from odxtools.diaglayers.diaglayer import DiagLayer
 from odxtools.diagservice import DiagService
 from odxtools.parameters.valueparameter import ValueParameter
 
-from app.descriptions.codec import CodecError, Decoded, Encoded
+from app.descriptions.codec import Decoded, Encoded
+from app.descriptions.parameters import CodecError
 from app.descriptions.sovd_map.common import (
     READ_DATA,
     WRITE_DATA,

@@ -16,8 +16,9 @@ from odxtools.dtcdop import DtcDop
 from odxtools.exceptions import OdxError
 from odxtools.parameters.valueparameter import ValueParameter
 
-from app.descriptions.codec import CodecError, Decoded, Encoded
+from app.descriptions.codec import Decoded, Encoded
 from app.descriptions.fault_status import STATUS_KEYS
+from app.descriptions.parameters import CodecError
 from app.descriptions.sovd_map.common import (
     CLEAR_DTCS,
     READ_DTC_INFORMATION,

@@ -7,6 +7,7 @@ Eclipse OpenSOVD CDA (``described``); an unbound one the generic UDS tree: the I
 diagnostic session (``modes``), no operations. Every call that reaches the vehicle is a
 command (``calls``), so it has history, audit, metrics and a response stream like any
 other. Modules: ``entities`` (vehicles and components), ``calls`` (run a command, wait,
-turn its end into SOVD's errors), ``faults``, ``data``, ``modes``, ``described``; locks
-are ``app.services.locks``.
+turn its end into SOVD's errors), ``faults``, ``data``, ``modes``, ``described`` (a bound
+ECU's tree) over ``described_calls`` (its layer, preconditions and sending), ``operations``
+(executions); locks are ``app.services.locks``.
 """

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from app.errors import NotFound
 from app.models import Principal, Vehicle
-from app.services.vehicles import VIN_ANY_CASE, VehicleService
+from app.services.vehicle_inputs import VIN_ANY_CASE
+from app.services.vehicles import VehicleService
 from app.vehicles.addresses import format_address
 
 

@@ -11,9 +11,11 @@ from app.services.locks import LockService
 from app.services.sovd.calls import VehicleCalls
 from app.services.sovd.data import Data
 from app.services.sovd.described import Described
+from app.services.sovd.described_calls import DescribedCalls
 from app.services.sovd.entities import Entities
 from app.services.sovd.faults import Faults
 from app.services.sovd.modes import Modes
+from app.services.sovd.operations import Executions
 from app.services.vehicles import VehicleService
 
 
@@ -24,7 +26,9 @@ class Sovd:
     faults: Faults
     data: Data
     modes: Modes
+    described_calls: DescribedCalls  # a bound ECU's layer, preconditions, sending
     described: Described  # the tree of ECUs bound to a description
+    executions: Executions  # their operations' asynchronous executions
 
     @classmethod
     def build(
@@ -37,13 +41,16 @@ class Sovd:
         clock: Clock | None = None,
     ) -> Sovd:
         calls = VehicleCalls(commands, command_timeout_s, queue_wait_s)
+        described_calls = DescribedCalls(calls, commands, diag, clock)
         return cls(
             entities=Entities(vehicles),
             calls=calls,
             faults=Faults(calls),
             data=Data(calls),
             modes=Modes(calls, commands),
-            described=Described(calls, commands, diag, clock),
+            described_calls=described_calls,
+            described=Described(described_calls),
+            executions=Executions(described_calls, commands),
         )
 
     async def aclose(self) -> None:
