@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
-from app import builders, console, logs
+from app import builders, console, demo, logs
 from app.api import openapi, routing, ws
 from app.api.error_bodies import EXCEPTION_HANDLERS
 from app.api.metrics import METRICS_PATH, MetricsRoute
@@ -36,7 +36,7 @@ from app.services.retention import Retention
 from app.services.sovd.service import AccessEnded
 from app.services.variants import VariantLinks
 from app.services.vehicle_links import VehicleLinks
-from app.services.vehicles import DEMO_DOIP_VIN, VehicleService
+from app.services.vehicles import VehicleService
 from app.store.commands import CommandStore
 from app.store.database import Database
 from app.telemetry import (
@@ -51,7 +51,6 @@ from app.vehicles import uds
 from app.vehicles.connector import Connector, TransportRouter
 from app.vehicles.doip_connector import DoipConnector
 from app.vehicles.doip_observer import UDS_OUTCOMES
-from app.vehicles.pdx.demo import DEMO_PDX_NAME, build_demo_pdx
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus, FailureCode
 from otel import (
     HttpServerMetrics,
@@ -91,8 +90,6 @@ METRIC_LABELS = MetricLabels(
     vehicle_services=tuple(uds.SERVICE_NAMES.values()),
     vehicle_outcomes=UDS_OUTCOMES,
 )
-# Where SOVD_DEMO_EMULATOR's in-process ECU emulator listens (port: any free one).
-DEMO_EMULATOR_HOST = "127.0.0.1"
 
 
 def telemetry_settings(config: Config) -> TelemetrySettings:
@@ -120,26 +117,6 @@ def tracing_settings(config: Config) -> TracingSettings:
         endpoint=endpoint,
         protocol=config.otlp_traces_protocol,
     )
-
-
-def provide_demo_description(descriptions: DescriptionLibrary) -> None:
-    """The demo description (``app.vehicles.pdx.demo``) into the description library, as
-    the demo vehicles are seeded with their ECUs bound to it: built in the background
-    (building takes a second), never over a file there; meanwhile it is listed as
-    loading, as any description at start."""
-    if descriptions.provide(DEMO_PDX_NAME, build_demo_pdx):
-        log.info(
-            "the demo description %s is being built",
-            DEMO_PDX_NAME,
-            extra={"event": "demo_description", "description": DEMO_PDX_NAME},
-        )
-    else:
-        log.warning(
-            "the demo description was not stored: a file named %s is there already (the"
-            " demo ECUs are bound to the containers it has, if any)",
-            DEMO_PDX_NAME,
-            extra={"event": "demo_description_skipped", "description": DEMO_PDX_NAME},
-        )
 
 
 class Lifecycle:
@@ -269,9 +246,10 @@ class Lifecycle:
             log.info("added the demo fleet", extra={"event": "demo_data"})
         await vehicles.report_connected()
         if config.demo_emulator:
-            seeded = await self._start_emulator(vehicles) or seeded
+            self.emulator, added = await demo.start_emulator(vehicles)
+            seeded = added or seeded
         if seeded:  # the demo vehicles' ECUs are bound to the demo description
-            provide_demo_description(descriptions)
+            demo.provide_description(descriptions)
         # DoIP vehicles are disconnected until their link is up; the always-on ones
         # connect now (in the background: start-up does not wait for a vehicle).
         always_on = await vehicles.start_links()
@@ -282,24 +260,6 @@ class Lifecycle:
                 len(always_on),
                 extra={"event": "doip_always_on"},
             )
-
-    async def _start_emulator(self, vehicles: VehicleService) -> bool:
-        """SOVD_DEMO_EMULATOR: the ECU emulator on a free loopback port, and the demo
-        fleet's DoIP vehicle pointing at it; whether that vehicle was added now."""
-        # Imported here: the DoIP emulator is demo equipment, not loaded unless asked for.
-        from app.vehicles.emulator.server import DoipEmulator, EmulatorSettings
-
-        self.emulator = DoipEmulator(EmulatorSettings(vin=DEMO_DOIP_VIN))
-        port = await self.emulator.start(DEMO_EMULATOR_HOST, 0)
-        vehicle, added = await vehicles.add_doip_demo(DEMO_EMULATOR_HOST, port)
-        log.info(
-            "ECU emulator listening on %s:%d for DoIP vehicle %s",
-            DEMO_EMULATOR_HOST,
-            port,
-            DEMO_DOIP_VIN,
-            extra={"event": "demo_emulator", "vehicle_id": vehicle and vehicle.vehicle_id},
-        )
-        return added
 
     async def _close_doip(self) -> None:
         """The DoIP links (their threads end), the last link states stored, the emulator."""
