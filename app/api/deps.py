@@ -32,7 +32,7 @@ def services(conn: HTTPConnection) -> Services:
 # GitLab's convention for an OAuth token in HTTP Basic: this username, the token as the
 # password (for clients that can put credentials only in a URL's userinfo, such as the
 # Bruno CLI: ``http://oauth2:<access_token>@host/...``).
-BASIC_TOKEN_USERNAME: Final = "oauth2"
+BASIC_TOKEN_USERNAME: Final = "oauth2"  # noqa: S105 (a fixed username, no secret)
 
 
 def bearer_token(headers: Headers) -> str | None:
