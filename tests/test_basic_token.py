@@ -2,25 +2,33 @@
 clients that carry credentials only in a URL's userinfo (the Bruno CLI), and the
 cross-site form guard that makes browser-held credentials harmless (docs/security.md).
 
-In process over the ASGI transport with a real SQLite file."""
+In process over the ASGI transport with a real SQLite file; the WebSocket stream over a real
+socket."""
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from app.api.deps import bearer_token
 from tests.support.harness import (
     ADMIN_PASSWORD,
+    DEADLINE_S,
     ENGINEER_PASSWORD,
+    ScriptedConnector,
     Server,
     auth,
     in_process,
     make_config,
+    running,
+    wait_until,
 )
 
 pytestmark = pytest.mark.fast
@@ -196,3 +204,22 @@ def test_openapi_declares_the_400_of_every_write(srv: Server) -> None:
         for method, op in methods.items():
             if method.upper() in {"POST", "PUT", "PATCH", "DELETE"}:
                 assert "400" in op["responses"], (method, path)
+
+
+@pytest.mark.socket
+def test_the_websocket_takes_the_token_in_basic_too(tmp_path: Path) -> None:
+    fake = ScriptedConnector()
+    with running(make_config(tmp_path, command_timeout_s=30), connector=fake) as srv:
+        token = srv.token()
+        vehicle = srv.http.get(
+            "/api/v1/vehicles", headers=auth(token), params={"status": "connected"}
+        ).json()["items"][0]
+        cid = str(srv.submit(token, vehicle["vehicle_id"])["command_id"])
+        wait_until(lambda: cid in fake.started, "the command to start")
+        url = f"{srv.ws_url}/ws/responses/{cid}"
+        with connect(url, additional_headers=basic("oauth2", token)) as ws:
+            assert json.loads(ws.recv(timeout=DEADLINE_S))["status"] == "in_progress"
+        with connect(url, additional_headers=basic("engineer", ENGINEER_PASSWORD)) as ws:
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=DEADLINE_S)
+            assert ws.close_code == 1008 and "bearer token" in (ws.close_reason or "")
