@@ -116,9 +116,9 @@ def test_the_described_ecu_decodes_and_refuses_beyond_the_limits(database: Datab
     answer = ecu.handle(ok, 0.0).payload
     assert answer is not None and answer[:4] == bytes.fromhex("71010203")
     assert ecu.routines[ACTUATOR_TEST].parameters == {"Duration": 30.0, "Target": "CoolingFan"}
-    # A raw value no text table entry has: the request does not decode (0x13), and a
-    # request cut short of its parameters is one too.
-    assert ecu.handle(ok[:-1] + b"\x09", 1.0).payload is not None
+    # A raw value no text table entry has (Target 9): out of range too; a request cut
+    # short of its parameters is of the wrong length.
+    assert ecu.handle(ok[:-1] + b"\x09", 1.0).payload == bytes.fromhex("7F3131")
     assert ecu.handle(ok[:-1], 1.0).payload == bytes.fromhex("7F3113")
 
 

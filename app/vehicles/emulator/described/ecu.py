@@ -133,8 +133,12 @@ class DescribedEcu:
             decoded = service.request.decode(request)
         except Exception:
             decoded = None
-        if decoded is None or (bits is not None and bits != 8 * len(request)):
+        if bits is not None and bits != 8 * len(request):
             return Reply(self._negative(service, request, 0x13))  # incorrect length/format
+        if decoded is None:
+            # Of its length, yet a value the description cannot read (a raw value no text
+            # table entry has): requestOutOfRange; of no fixed length: its format.
+            return Reply(self._negative(service, request, 0x13 if bits is None else 0x31))
         routine_id = _routine_id(entry)
         refused = self._charts.refusal(service, self.states)
         if refused is not None:

@@ -3,8 +3,10 @@
 - **Finding the service.** Each service's request has a constant prefix (odxtools'
   ``Request.coded_const_prefix``: the SID and the coded constants after it, such as a DID
   or a subfunction); the request is the service with the longest prefix it starts with,
-  and it must then decode with that request (``Request.decode``) and have its length
-  (when the request's length is fixed), else 0x13 incorrectMessageLengthOrInvalidFormat.
+  and it must then have its length (when the request's length is fixed) and decode
+  with that request (``Request.decode``), else 0x13 incorrectMessageLengthOrInvalidFormat
+  (of its fixed length yet not decodable, such as a raw value no text table entry has:
+  0x31 requestOutOfRange).
   No service with the request's SID: 0x11 serviceNotSupported. A described SID whose
   services all carry a ``SUBFUNCTION`` constant in byte 1, none of them this one: 0x12
   subFunctionNotSupported (ISO 14229-1);
