@@ -321,6 +321,9 @@ def test_an_actuator_test_runs_with_typed_parameters_and_a_wrong_value_is_refuse
     refusal = operations.get_by_role("alert").filter(has_text="ECU refused")
     expect(refusal).to_contain_text("ECU refused: request out of range (0x31)")
     expect(start).to_be_enabled()
+    expect(operations.get_by_role("progressbar", name=f"Progress of {name}")).to_be_hidden()
+    row = operations.locator(".operation").filter(has_text=name)
+    row.screenshot(path=str(console.shots / "actuator-test-refused.png"))
 
     duration.fill("1")
     target.select_option("FuelPump")

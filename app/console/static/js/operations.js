@@ -298,6 +298,7 @@ function operationRow(base, ecu, op, services, hooks) {
       );
     } catch (error) {
       clear(state);
+      bar.hidden = true; // it never ran: no bar, the refusal says why
       showError(problem, error);
       runningNow(null);
       hooks.afterCall();
