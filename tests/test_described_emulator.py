@@ -336,14 +336,27 @@ def test_routine_start_results_stop_progress(demo: Database) -> None:
     assert status(_ask(engine, "31030201", 9.0), "SelfTest_RequestResults") == ("stopped", 25)
 
 
+def _first_text(parameter: Any) -> str | None:
+    """A text table parameter's first text (None: not one)."""
+    dop = getattr(parameter, "dop", None)
+    if dop is None or dop.compu_method.category.value != "TEXTTABLE":
+        return None
+    return str(dop.compu_method.compu_internal_to_phys.compu_scales[0].compu_const.vt)
+
+
 def test_every_described_service_gets_an_answer_odxtools_decodes(demo: Database) -> None:
     for layer in demo.base_variants:
         ecu = DescribedEcu(DescribedSpec(layer.short_name, 0x10, layer), random.Random(4))
         _ask(ecu, "1003")  # every precondition of the demo is the extended session
         for service in layer.services:
-            # (a write's value: the engine's Coding_Write takes one, 1 encodes in any DOP)
+            # (a write's value: the engine's Coding_Write takes one, 1 encodes in any
+            # number's DOP; the actuator test's Target is a text table: its first text)
             assert service.request is not None
-            needed = {p.short_name: 1 for p in service.request.parameters if p.is_required}
+            needed = {
+                p.short_name: _first_text(p) or 1
+                for p in service.request.parameters
+                if p.is_required
+            }
             request = bytes(service.encode_request(**needed))
             answer = _ask(ecu, request.hex())
             message = service.decode_message(answer)

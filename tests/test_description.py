@@ -15,7 +15,7 @@ from app.vehicles import uds
 from app.vehicles.emulator import Ecu, Timings, make_ecu, spec_for
 from app.vehicles.pdx.demo import DEFAULT_ECUS, DEMO_ECUS, dtc_text
 from app.vehicles.pdx.scenario import DEMO_SCENARIO, check_scenario
-from app.vehicles.pdx.spec import PdxEcu
+from app.vehicles.pdx.spec import PdxChoice, PdxEcu, PdxRoutine
 
 pytestmark = pytest.mark.fast
 
@@ -63,10 +63,22 @@ def test_the_generic_identification_items_read_back_at_any_address(address: int)
     ]
 
 
+def _in_range(routine: PdxRoutine) -> bytes:
+    """The Start's parameters at their lowest allowed values (the actuator test's)."""
+    found = b""
+    for parameter in routine.parameters:
+        if isinstance(parameter, PdxChoice):
+            raw = parameter.names[0][0]
+        else:
+            raw = parameter.raw(parameter.low if parameter.low is not None else parameter.offset)
+        found += raw.to_bytes(parameter.size, "big")
+    return found
+
+
 @pytest.mark.parametrize("address", [0x10, 0x18, 0x28, 0x40])
 def test_routines_run_in_the_session_described_and_not_below_it(address: int) -> None:
     for routine in _demo(address).routines:
-        start = b"\x31\x01" + routine.routine_id.to_bytes(2, "big")
+        start = b"\x31\x01" + routine.routine_id.to_bytes(2, "big") + _in_range(routine)
         ecu = _ecu(address)
         refused = ecu.handle(start, 0.0).payload
         if not routine.sessions:

@@ -941,6 +941,11 @@ def test_every_get_of_the_tree_adds_the_schema_of_its_declared_type(sovd: Server
         if e.path.endswith("/{data_id}"):  # a data item's describes its data (schemas.py)
             body = r.json()
             assert set(body["schema"]["properties"]) == set(body["data"]), url
+        elif e.path.endswith("/operations/{operation}"):  # plus its start's parameters
+            schema = dict(r.json()["schema"])
+            defs = dict(schema.pop("$defs"))
+            assert defs.pop("ExecutionParameters")["type"] == "object", url
+            assert {**schema, "$defs": defs} == schema_of(e.responses[200]), url
         else:
             assert r.json()["schema"] == schema_of(e.responses[200]), url
         assert r.json()["schema"]["$schema"] == "https://json-schema.org/draft/2020-12/schema"

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 B = TypeVar("B")
 Q = TypeVar("Q")
 
-_WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -166,11 +166,13 @@ class Endpoint:
             codes.add(ErrorCode.INSUFFICIENT_ACCESS_RIGHTS)
         if self.body is not None or self.query is not None or self.raw_body is not None:
             codes.add(ErrorCode.INCOMPLETE_REQUEST)
+        if self.method in WRITES:
+            codes.add(ErrorCode.INCOMPLETE_REQUEST)  # a form's Content-Type (routing)
         if self.body is not None or self.raw_body is not None:
             codes |= {ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.REQUEST_TIMEOUT}
         if self.path_params:
             codes.add(ErrorCode.NOT_FOUND)
-        if self.method in _WRITES:
+        if self.method in WRITES:
             codes.add(ErrorCode.STORAGE_UNAVAILABLE)  # a full disk refuses any write
         return tuple(sorted(codes, key=lambda c: (STATUS_OF[c], c.value)))
 

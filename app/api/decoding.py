@@ -129,6 +129,27 @@ def _validation_message(where: str, exc: msgspec.ValidationError, allowed: str) 
     return f"{name}: {message}"
 
 
+# What a cross-site HTML form (or a no-cors fetch) can send without a CORS preflight
+# (the Fetch standard's CORS-safelisted request Content-Types). A browser that holds
+# credentials for this origin (HTTP Basic ``oauth2:<token>`` from a URL's userinfo, a
+# client certificate) would attach them: no state-changing route takes these types.
+FORM_MEDIA_TYPES = frozenset(
+    {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+)
+
+
+def refuse_form(request: Request, accepted: str | None) -> None:
+    """BadRequest for a write whose Content-Type a cross-site form can send, unless the
+    route takes exactly that type (``accepted``: the OAuth token endpoint's form, which
+    authenticates the client itself)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in FORM_MEDIA_TYPES and media != accepted:
+        raise BadRequest(
+            f"Content-Type {media[:64]} is not taken by {request.method} (a cross-site form"
+            " could send it): send application/json, or no body where none is needed"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class BodyReader:
     kind: type[msgspec.Struct]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
+from typing import Final
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
@@ -26,14 +29,36 @@ def services(conn: HTTPConnection) -> Services:
     return found
 
 
+# GitLab's convention for an OAuth token in HTTP Basic: this username, the token as the
+# password (for clients that can put credentials only in a URL's userinfo, such as the
+# Bruno CLI: ``http://oauth2:<access_token>@host/...``).
+BASIC_TOKEN_USERNAME: Final = "oauth2"  # noqa: S105 (a fixed username, no secret)
+
+
 def bearer_token(headers: Headers) -> str | None:
+    """The access token the request carries: ``Authorization: Bearer <access_token>``, or
+    ``Authorization: Basic base64("oauth2:<access_token>")``; it is then checked as any
+    bearer token is (``authenticate``). None: no ``Authorization`` (or another scheme).
+    ``""``: HTTP Basic that is not ``oauth2:<token>`` (another username, a password or
+    client secret): refused as carrying no token, never read as a person's or client's
+    credentials, and no fallback to a client certificate."""
     value = headers.get("authorization")
     if value is None:
         return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    scheme, _, credentials = value.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials or None
+    if scheme.lower() != "basic":
         return None
-    return token.strip()
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return ""
+    username, colon, token = decoded.partition(":")
+    if not colon or username != BASIC_TOKEN_USERNAME:
+        return ""
+    return token
 
 
 async def principal(conn: HTTPConnection) -> Principal:

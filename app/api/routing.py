@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from app.api.contract import Call, Endpoint, Result, is_uuid, not_an_id, schema_of
-from app.api.decoding import BodyReader, QueryReader, field_names, read_raw
+from app.api.contract import WRITES, Call, Endpoint, Result, is_uuid, not_an_id, schema_of
+from app.api.decoding import BodyReader, QueryReader, field_names, read_raw, refuse_form
 from app.api.deps import principal, services
 from app.errors import Forbidden, NotFound
 from app.vocabulary import Access
@@ -73,8 +73,12 @@ def _asgi(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     params = endpoint.path_params
     access = endpoint.access
     handler = endpoint.handler
+    write = endpoint.method in WRITES
+    accepted = raw.media_type if raw is not None else None
 
     async def run(request: Request) -> Response:
+        if write:  # before anything is authenticated or done (docs/security.md: CSRF)
+            refuse_form(request, accepted)
         who = None
         if access is not Access.ANONYMOUS:
             who = await principal(request)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app.api.contract import Call, Result
+from app.api.contract import Call, Result, schema_of
 from app.api.error_bodies import COMMAND_ID_HEADER
-from app.api.sovd import tree
+from app.api.sovd import schemas, tree
 from app.api.sovd.types import (
     UNSET,
     Categories,
@@ -236,7 +236,10 @@ async def get_operation(call: Call[Any, Any], at: Target, op_id: str) -> Operati
         for needed in sovd_map.preconditions(layer, op.start):
             if (needed.semantic or "").upper() == "SESSION":
                 modes = {"session": " or ".join(s.lower() for s in needed.states)}
-    return OperationOut(item=_ref(op), modes=modes)
+    schema: dict[str, Any] | Any = UNSET
+    if call.query.include_schema:
+        schema = schemas.operation(schema_of(OperationOut), op.start)
+    return OperationOut(item=_ref(op), modes=modes, schema=schema)
 
 
 def _executions_uri(call: Call[Any, Any], at: Target, op: sovd_map.Operation) -> str:

@@ -12,6 +12,12 @@ validates ``data`` against):
 - any other component: the fields ``app.services.sovd.data`` answers (``value`` and
   ``unit`` for a data identifier the service knows, ``raw`` hex otherwise), ``value``
   typed from ``app.vehicles.uds.DID_CODECS``.
+
+An operation's schema describes its response body too, and carries in ``$defs`` the
+``ExecutionParameters``: what ``POST .../executions`` takes as ``parameters`` (the
+start's settable request parameters, typed from their DOPs: integers and numbers with
+the ``minimum``/``maximum`` of the description's limits, a text table's texts as an
+``enum``, its unit in ``x-unit``; required unless the description has a default).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from app.api.contract import SCHEMA_DIALECT
 from app.vehicles import uds
 
 if TYPE_CHECKING:
+    from odxtools.diagservice import DiagService
+
     from app.descriptions.sovd_map.data import DataItem as DescribedItem
     from app.services.sovd.data import DataItem
 
@@ -135,3 +143,70 @@ def described_data(item: DescribedItem) -> dict[str, Any]:
             "additionalProperties": False,
         }
     )
+
+
+# -- an operation's parameters ---------------------------------------------------------------
+
+
+def _request_parameter(parameter: Any) -> dict[str, Any]:
+    """One settable parameter of a request, as ``POST .../executions`` takes it (the
+    codec's physical values)."""
+    from odxtools.dataobjectproperty import DataObjectProperty
+    from odxtools.odxtypes import DataType
+
+    from app.descriptions.limits import physical_bounds
+
+    dop = getattr(parameter, "dop", None)
+    if not isinstance(dop, DataObjectProperty):
+        return {"description": "a structure of the description"}
+    kind = dop.physical_type.base_data_type
+    found: dict[str, Any]
+    if dop.compu_method.category.value == "TEXTTABLE":
+        table = getattr(dop.compu_method.compu_internal_to_phys, "compu_scales", None) or []
+        texts = [str(s.compu_const.vt) for s in table if s.compu_const and s.compu_const.vt]
+        found = {"type": "string", "enum": texts}
+    elif kind in (DataType.A_INT32, DataType.A_UINT32, DataType.A_FLOAT32, DataType.A_FLOAT64):
+        whole = kind in (DataType.A_INT32, DataType.A_UINT32)
+        found = {"type": "integer" if whole else "number"}
+        low, high = physical_bounds(dop)
+        if low is not None:
+            found["minimum"] = low
+        if high is not None:
+            found["maximum"] = high
+    elif kind is DataType.A_BYTEFIELD:
+        found = {"type": "string", "pattern": _HEX}
+    else:
+        found = {"type": "string"}
+    if dop.unit is not None:
+        found["x-unit"] = dop.unit.display_name or dop.unit.short_name
+    return found
+
+
+def execution_parameters(start: DiagService | None) -> dict[str, Any]:
+    """The ``parameters`` of an execution's request: the start's settable ones."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    request = start.request if start is not None else None
+    if request is not None:
+        for parameter in request.parameters:
+            if not parameter.is_settable:
+                continue
+            properties[parameter.short_name] = _request_parameter(parameter)
+            if parameter.is_required:
+                required.append(parameter.short_name)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def operation(response: dict[str, Any], start: DiagService | None) -> dict[str, Any]:
+    """The operation's response schema (``response``: ``schema_of`` its type) with its
+    ``ExecutionParameters`` in ``$defs``."""
+    defs = dict(response.get("$defs", {}))
+    defs["ExecutionParameters"] = execution_parameters(start)
+    return {**response, "$defs": defs}

@@ -4,14 +4,19 @@ grouped under one id, and an execution's request through the codec."""
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from odxtools.dataobjectproperty import DataObjectProperty
 from odxtools.diaglayers.diaglayer import DiagLayer
 from odxtools.diagservice import DiagService
+from odxtools.encodestate import EncodeState
+from odxtools.exceptions import OdxError
+from odxtools.parameters.valueparameter import ValueParameter
 
-from app.descriptions.codec import Encoded
+from app.descriptions.codec import CodecError, Encoded
 from app.descriptions.sovd_map.common import (
     ROUTINE_CONTROL,
     _codec,
@@ -108,9 +113,52 @@ def find_operation(layer: DiagLayer, op_id: str) -> Operation | None:
     return next((op for op in operations(layer) if op.id.lower() == wanted), None)
 
 
+def _check_values(service: DiagService, parameters: Mapping[str, object]) -> None:
+    """CodecError naming the first value of the right JSON type that its DOP cannot
+    encode (a text not in its text table, a number beyond its coded type), as odxtools
+    encodes it alone; the limits are not checked (odxtools does not enforce them): a
+    value beyond them reaches the ECU, whose refusal is the answer. Other mistakes
+    (unknown, ill-typed, missing) are left to the codec, which names them too."""
+    request = service.request
+    if request is None:
+        return
+    for parameter in request.parameters:
+        value = parameters.get(parameter.short_name)
+        dop = parameter.dop if isinstance(parameter, ValueParameter) else None
+        if value is None or not isinstance(dop, DataObjectProperty):
+            continue
+        texts = dop.compu_method.category.value == "TEXTTABLE"
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (isinstance(value, str) if texts else number):
+            continue  # the codec says what type it takes
+        field = f"params.{parameter.short_name}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dop.encode_into_pdu(value, EncodeState())  # type: ignore[arg-type]
+        except (OdxError, ValueError, TypeError, OverflowError) as exc:
+            if texts:
+                allowed = ", ".join(
+                    str(scale.compu_const.vt)
+                    for scale in getattr(
+                        dop.compu_method.compu_internal_to_phys, "compu_scales", []
+                    )
+                    if scale.compu_const is not None
+                )
+                raise CodecError(
+                    f"{field} of {service.short_name} is {value!r:.40}, not one of: {allowed}",
+                    field,
+                ) from None
+            raise CodecError(
+                f"{field} of {service.short_name} does not encode: {str(exc)[:200]}", field
+            ) from None
+
+
 def encode_execution(
     layer: DiagLayer, service: DiagService, parameters: Mapping[str, object]
 ) -> Encoded:
     """An execution's request (its start, stop or request-results service) from the POST
-    body's ``parameters``; CodecError naming an unknown or ill-typed parameter."""
+    body's ``parameters``; CodecError naming an unknown, ill-typed or unencodable
+    parameter."""
+    _check_values(service, parameters)
     return _codec(layer).encode(service.short_name, parameters)

@@ -70,7 +70,8 @@ fixed date (``PDX_DATE``) on both, so the same spec gives byte-identical bytes.
 The modules:
 
 - ``spec.py``: the frozen dataclasses (``PdxSpec``, ``PdxEcu``, ``PdxDid``, ``PdxDtc``,
-  ``PdxRoutine``, ``PdxSession``, ``PdxVariant``) and their checks; ``DEFAULT`` / ``EXTENDED``,
+  ``PdxRoutine`` with its Start's ``PdxNumber`` / ``PdxChoice`` parameters,
+  ``PdxSession``, ``PdxVariant``) and their checks; ``DEFAULT`` / ``EXTENDED``,
   ``ROUTINE_ACTIONS``, ``DTC_SETTING_ON_OFF``;
 - ``build.py``: ``build_database`` (one container per ECU), ``build_pdx`` and the
   deterministic repacking of the zip;
@@ -92,9 +93,11 @@ from app.vehicles.pdx.spec import (
     DTC_SETTING_ON_OFF,
     EXTENDED,
     ROUTINE_ACTIONS,
+    PdxChoice,
     PdxDid,
     PdxDtc,
     PdxEcu,
+    PdxNumber,
     PdxRoutine,
     PdxSession,
     PdxSpec,
@@ -108,9 +111,11 @@ __all__ = [
     "EXTENDED",
     "PDX_DATE",
     "ROUTINE_ACTIONS",
+    "PdxChoice",
     "PdxDid",
     "PdxDtc",
     "PdxEcu",
+    "PdxNumber",
     "PdxRoutine",
     "PdxSession",
     "PdxSpec",

@@ -19,7 +19,17 @@ from typing import Final
 
 from app.vehicles import uds
 from app.vehicles.pdx.build import build_pdx
-from app.vehicles.pdx.spec import DEFAULT, EXTENDED, PdxDid, PdxDtc, PdxEcu, PdxRoutine, PdxSpec
+from app.vehicles.pdx.spec import (
+    DEFAULT,
+    EXTENDED,
+    PdxChoice,
+    PdxDid,
+    PdxDtc,
+    PdxEcu,
+    PdxNumber,
+    PdxRoutine,
+    PdxSpec,
+)
 
 # The sessions the emulated ECUs switch to (0x10 0x02 is subFunctionNotSupported there).
 DEMO_SESSIONS: Final = (DEFAULT, EXTENDED)
@@ -63,6 +73,20 @@ _BLEED_CHECK: Final = PdxRoutine(
     BLEED_CHECK, "BrakeBleedCheck", "Brake bleed check", ("Start", "RequestResults"), ("Extended",)
 )
 
+ACTUATOR_TEST: Final = 0x0203
+# An actuator driven for a while: its Start takes typed parameters (a duration in s, in
+# half seconds from 0.5 to 30, and which actuator), the ECU refuses others with 0x31.
+ACTUATORS: Final = ((1, "IdleValve"), (2, "FuelPump"), (3, "CoolingFan"))
+_ACTUATOR_TEST: Final = PdxRoutine(
+    ACTUATOR_TEST,
+    "ActuatorTest",
+    "Actuator test",
+    parameters=(
+        PdxNumber("Duration", size=1, scale=0.5, unit="s", low=0.5, high=30),
+        PdxChoice("Target", ACTUATORS),
+    ),
+)
+
 DEMO_ECUS: Final = (
     PdxEcu(
         short_name="ENGINE",
@@ -74,7 +98,7 @@ DEMO_ECUS: Final = (
             PdxDtc("P0171", "System too lean (bank 1)", 2),
             PdxDtc("P0420", "Catalyst system efficiency below threshold (bank 1)", 3),
         ),
-        routines=(_SELF_TEST,),
+        routines=(_SELF_TEST, _ACTUATOR_TEST),
     ),
     PdxEcu(
         short_name="TRANSMISSION",

@@ -23,6 +23,7 @@ from odxtools.diagservice import DiagService
 from odxtools.dtcdop import DtcDop
 from odxtools.endofpdufield import EndOfPduField
 from odxtools.functionalclass import FunctionalClass
+from odxtools.internalconstr import InternalConstr
 from odxtools.nameditemlist import NamedItemList
 from odxtools.odxlink import DocType, OdxDocFragment, OdxLinkId, OdxLinkRef
 from odxtools.odxtypes import DataType
@@ -129,6 +130,7 @@ class _Layer:
         physical: DataType,
         compu: CompuMethod,
         unit: str | None = None,
+        limits: InternalConstr | None = None,
     ) -> OdxLinkRef:
         self.dops.append(
             DataObjectProperty(
@@ -138,6 +140,7 @@ class _Layer:
                 physical_type=PhysicalType(base_data_type=physical),
                 compu_method=compu,
                 unit_ref=self.unit(unit) if unit is not None else None,
+                internal_constr=limits,
             )
         )
         return self.ref("DOP", name)

@@ -9,11 +9,12 @@ behaves with them:
   (found again when the ECU re-runs its tests, i.e. a self-test completes) rather than
   historic;
 - how its live values move (start, step of the random walk, limits; physical units);
-- how each routine behaves: the timing setting it runs for, whether it re-runs the
-  ECU's tests when it completes, the NRC it answers outside the session its description
-  needs (the bleed check says 0x22 conditionsNotCorrect, not 0x7F), the DTC that makes
-  it fail (0x26 while C0035 is stored), and whether the server works on it with 0x78
-  response pending before answering.
+- how each routine behaves: the timing setting (or Start parameter: the actuator
+  test's ``Duration``) it runs for, whether it re-runs the ECU's tests when it
+  completes, the NRC it answers outside the session its description needs (the bleed
+  check says 0x22 conditionsNotCorrect, not 0x7F), the DTC that makes it fail (0x26
+  while C0035 is stored), and whether the server works on it with 0x78 response pending
+  before answering.
 
 Nothing here repeats the description: every code, DID and routine id names something
 ``DEMO_ECUS`` declares (``check_scenario`` holds them together; tests call it).
@@ -28,7 +29,7 @@ from types import MappingProxyType
 from typing import Final
 
 from app.vehicles import uds
-from app.vehicles.pdx.demo import BLEED_CHECK, DEMO_ECUS, SELF_TEST
+from app.vehicles.pdx.demo import ACTUATOR_TEST, BLEED_CHECK, DEMO_ECUS, SELF_TEST
 from app.vehicles.pdx.spec import PdxEcu
 
 # Status bytes of the demo DTCs.
@@ -79,6 +80,8 @@ class RoutineRule:
     outside_session_nrc: int | None = None
     blocked_by: str | None = None  # it fails 0x26 while this DTC is stored
     pending: bool = False  # the server works ``duration`` (0x78) before answering
+    # It runs for this Start parameter's value (seconds) instead of ``duration``.
+    duration_parameter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,11 @@ DEMO_SCENARIO: Final[Mapping[str, EcuScenario]] = MappingProxyType(
                 uds.VEHICLE_SPEED: _SPEED,
                 uds.COOLANT_TEMPERATURE: _COOLANT,
             },
-            routines={SELF_TEST: _SELF_TEST},
+            routines={
+                SELF_TEST: _SELF_TEST,
+                # The actuator runs as long as the tester asked; it tests nothing.
+                ACTUATOR_TEST: RoutineRule(reruns_tests=False, duration_parameter="Duration"),
+            },
         ),
         "TRANSMISSION": EcuScenario(
             "TCU 02.03.01",
@@ -177,3 +184,7 @@ def check_scenario() -> None:
             unknown = sorted(set(named) - set(known))
             if unknown:
                 raise ValueError(f"{name}: the scenario names {what} {', '.join(unknown)} it lacks")
+        for routine in ecu.routines:
+            wanted = scenario.routines.get(routine.routine_id, RoutineRule()).duration_parameter
+            if wanted is not None and wanted not in {p.name for p in routine.parameters}:
+                raise ValueError(f"{name}: {routine.name} has no Start parameter {wanted}")

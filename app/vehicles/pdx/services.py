@@ -7,13 +7,16 @@ from __future__ import annotations
 from typing import Final
 
 from odxtools.compumethods.compucategory import CompuCategory
+from odxtools.compumethods.limit import Limit
 from odxtools.compumethods.linearcompumethod import LinearCompuMethod
 from odxtools.diagcodedtype import DiagCodedType
+from odxtools.internalconstr import InternalConstr
 from odxtools.minmaxlengthtype import MinMaxLengthType
 from odxtools.nameditemlist import NamedItemList
 from odxtools.odxlink import OdxLinkId, OdxLinkRef
 from odxtools.odxtypes import DataType
 from odxtools.parameters.matchingrequestparameter import MatchingRequestParameter
+from odxtools.parameters.parameter import Parameter
 from odxtools.response import Response, ResponseType
 from odxtools.standardlengthtype import StandardLengthType
 from odxtools.state import State
@@ -35,7 +38,7 @@ from app.vehicles.pdx.layers import (
     _uint,
     _value,
 )
-from app.vehicles.pdx.spec import ROUTINE_ACTIONS, PdxDid
+from app.vehicles.pdx.spec import ROUTINE_ACTIONS, PdxChoice, PdxDid, PdxNumber, PdxRoutine
 
 WRITE_DATA_BY_IDENTIFIER: Final = 0x2E
 CONTROL_DTC_SETTING: Final = 0x85
@@ -203,6 +206,57 @@ def _add_dtc_settings(layer: _Layer) -> None:
         )
 
 
+def _number_dop(layer: _Layer, name: str, number: PdxNumber) -> OdxLinkRef:
+    """A request number: its coded size, scale and offset, and its limits as the raw
+    values' INTERNAL-CONSTR (odxtools 11.7's writer prints a PHYS-CONSTR with the
+    internal one's limits, so the physical limits are written as the raw ones)."""
+    limits = None
+    if number.low is not None or number.high is not None:
+
+        def limit(value: float | None) -> Limit | None:
+            if value is None:
+                return None
+            return Limit(value_raw=str(number.raw(value)), value_type=DataType.A_UINT32)
+
+        limits = InternalConstr(
+            lower_limit=limit(number.low),
+            upper_limit=limit(number.high),
+            value_type=DataType.A_UINT32,
+        )
+    coded = _uint(8 * number.size)
+    if number.scale == 1 and number.offset == 0:
+        return layer.dop(name, coded, DataType.A_UINT32, _identical(*_UINT), number.unit, limits)
+    physical = DataType.A_INT32 if number.integral else DataType.A_FLOAT64
+    compu = LinearCompuMethod(
+        category=CompuCategory.LINEAR,
+        compu_internal_to_phys=_linear(number.scale, number.offset, physical),
+        internal_type=DataType.A_UINT32,
+        physical_type=physical,
+    )
+    return layer.dop(name, coded, physical, compu, number.unit, limits)
+
+
+def _start_parameters(layer: _Layer, routine: PdxRoutine) -> list[Parameter]:
+    """The Start request's parameters after the routine id (byte 4 on), each with a DOP
+    of its own (``<routine>_<parameter>``)."""
+    found: list[Parameter] = []
+    position = 4
+    for parameter in routine.parameters:
+        name = f"{routine.name}_{parameter.name}"
+        if isinstance(parameter, PdxChoice):
+            dop = layer.dop(
+                name,
+                _uint(8 * parameter.size),
+                DataType.A_UNICODE2STRING,
+                _texttable(parameter.names),
+            )
+        else:
+            dop = _number_dop(layer, name, parameter)
+        found.append(_value(parameter.name, dop, position))
+        position += parameter.size
+    return found
+
+
 def _add_routines(layer: _Layer) -> None:
     if not layer.ecu.routines:
         return
@@ -220,6 +274,7 @@ def _add_routines(layer: _Layer) -> None:
                     _sid_rq(sid),
                     _const("RoutineControlType", code, 1, semantic="SUBFUNCTION"),
                     _const("RoutineId", routine.routine_id, 2, 16),
+                    *(_start_parameters(layer, routine) if action == "Start" else ()),
                 ],
                 [
                     _sid_pr(sid),

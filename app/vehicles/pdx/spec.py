@@ -116,16 +116,94 @@ class PdxDtc:
         return self.code if self.ftb == 0 else f"{self.code}_{self.ftb:02X}"
 
 
+_RESERVED_ROUTINE_NAMES: Final = frozenset({"SID_RQ", "RoutineControlType", "RoutineId"})
+
+
+@dataclass(frozen=True, slots=True)
+class PdxNumber:
+    """A routine's request parameter: an unsigned big-endian number of ``size`` bytes,
+    ``physical = raw * scale + offset`` in ``unit``; ``low``/``high``: the physical
+    limits the ECU takes (written as the DOP's INTERNAL-CONSTR, the raw limits; a value
+    outside them is refused with 0x31 requestOutOfRange), None: the coded range."""
+
+    name: str
+    size: int = 1
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_short_name(self.name, "parameter name")
+        if not 1 <= self.size <= 4:
+            raise ValueError(f"{self.name}: size is 1 to 4 bytes")
+        if self.scale <= 0:
+            raise ValueError(f"{self.name}: scale must be above 0")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"{self.name}: low {self.low} is above high {self.high}")
+        for limit in (self.low, self.high):
+            if limit is not None:
+                self.raw(limit)  # ValueError: outside the coded range, or between two raws
+
+    @property
+    def integral(self) -> bool:
+        """Whether every physical value is a whole number (then an integer type)."""
+        return float(self.scale).is_integer() and float(self.offset).is_integer()
+
+    def raw(self, physical: float) -> int:
+        """The raw value of a physical one (``ValueError`` unless it is exactly one)."""
+        raw = (physical - self.offset) / self.scale
+        whole = round(raw)
+        if abs(raw - whole) > 1e-9 or not 0 <= whole < 1 << (8 * self.size):
+            raise ValueError(
+                f"{self.name}: {physical} is no raw value of {self.size} byte(s) with scale"
+                f" {self.scale} and offset {self.offset}"
+            )
+        return whole
+
+
+@dataclass(frozen=True, slots=True)
+class PdxChoice:
+    """A routine's request parameter: one of ``names`` (raw -> name, a text table) in
+    ``size`` bytes."""
+
+    name: str
+    names: tuple[tuple[int, str], ...]
+    size: int = 1
+
+    def __post_init__(self) -> None:
+        _check_short_name(self.name, "parameter name")
+        if not 1 <= self.size <= 4:
+            raise ValueError(f"{self.name}: size is 1 to 4 bytes")
+        if not self.names:
+            raise ValueError(f"{self.name}: an enumeration has at least one value")
+        raws = [raw for raw, _ in self.names]
+        texts = [text for _, text in self.names]
+        if len(set(raws)) != len(raws) or len(set(texts)) != len(texts):
+            raise ValueError(f"{self.name}: raw values and names must be unique")
+        if not all(0 <= raw < 1 << (8 * self.size) for raw in raws):
+            raise ValueError(f"{self.name}: a raw value does not fit {self.size} byte(s)")
+        if not all(text.strip() for text in texts):
+            raise ValueError(f"{self.name}: a value's name is empty")
+
+
+RoutineParameter = PdxNumber | PdxChoice
+
+
 @dataclass(frozen=True, slots=True)
 class PdxRoutine:
     """A routine (0x31): a service ``<name>_<action>`` per action, each answered with the
-    routine id and the status record of ``app.vehicles.uds.RoutineStatus``."""
+    routine id and the status record of ``app.vehicles.uds.RoutineStatus``.
+    ``parameters``: what its Start request carries after the routine id, in order
+    (``PdxNumber``, ``PdxChoice``); Stop and RequestResults carry none."""
 
     routine_id: int
     name: str  # "SelfTest"
     long_name: str | None = None
     actions: tuple[str, ...] = ("Start", "Stop", "RequestResults")
     sessions: tuple[str, ...] = ()  # states it needs (any of them); (): any session
+    parameters: tuple[RoutineParameter, ...] = ()
 
     def __post_init__(self) -> None:
         _check_short_name(self.name, "routine name")
@@ -134,6 +212,14 @@ class PdxRoutine:
         unknown = set(self.actions) - set(ROUTINE_ACTIONS)
         if unknown or not self.actions:
             raise ValueError(f"{self.name}: actions are some of {', '.join(ROUTINE_ACTIONS)}")
+        names = [p.name for p in self.parameters]
+        if len(set(names)) != len(names) or _RESERVED_ROUTINE_NAMES & set(names):
+            raise ValueError(
+                f"{self.name}: parameter names must be unique and none of"
+                f" {', '.join(sorted(_RESERVED_ROUTINE_NAMES))}"
+            )
+        if self.parameters and "Start" not in self.actions:
+            raise ValueError(f"{self.name}: parameters are its Start's, and it has no Start")
 
 
 # One matching parameter of an ECU-VARIANT-PATTERN: (the base variant's service, its

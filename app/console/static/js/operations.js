@@ -100,6 +100,69 @@ export function parameterFields(op, ecu, params) {
   };
 }
 
+/** One typed field per property of the operation's ExecutionParameters schema (GET
+ * .../operations/{id}?include-schema=true: its $defs): a select of an enum's values, a
+ * number input with the unit in its label and the description's limits as min/max (the
+ * ECU is the judge of the limits: a value beyond them is sent, and its refusal shown),
+ * else text. Answers {node, read} as parameterFields does. */
+export function schemaFields(op, ecu, schema) {
+  const required = new Set(schema.required || []);
+  const fields = Object.entries(schema.properties || {}).map(([name, p]) => {
+    const needed = required.has(name);
+    const unit = p["x-unit"];
+    const label = `${name}${unit ? ` (${unit})` : ""}${needed ? "" : " (optional)"}`;
+    const numeric = p.type === "integer" || p.type === "number";
+    const ariaLabel = `${label} for ${op.name} of ${ecu}`;
+    const control = Array.isArray(p.enum)
+      ? h(
+          "select",
+          { "aria-label": ariaLabel },
+          needed ? null : h("option", { value: "" }, "—"),
+          p.enum.map((v) => h("option", { value: v }, v)),
+        )
+      : h("input", {
+          "aria-label": ariaLabel,
+          type: numeric ? "number" : "text",
+          min: numeric && p.minimum !== undefined ? String(p.minimum) : undefined,
+          max: numeric && p.maximum !== undefined ? String(p.maximum) : undefined,
+          step: numeric ? (p.type === "integer" ? "1" : "any") : undefined,
+          autocomplete: "off",
+        });
+    const limits =
+      numeric && (p.minimum !== undefined || p.maximum !== undefined)
+        ? h(
+            "span",
+            { class: "hint" },
+            `${p.minimum ?? "…"} to ${p.maximum ?? "…"}${unit ? ` ${unit}` : ""}`,
+          )
+        : null;
+    const read = () => {
+      const raw = control.value.trim();
+      if (!raw) {
+        if (needed) throw new Error(`${name}: required`);
+        return undefined;
+      }
+      if (!numeric) return raw;
+      const value = Number(raw);
+      if (!Number.isFinite(value)) throw new Error(`${name}: a number`);
+      if (p.type === "integer" && !Number.isInteger(value)) throw new Error(`${name}: a whole number`);
+      return value;
+    };
+    return { name, read, node: h("label", { class: "param" }, label, control, limits) };
+  });
+  return {
+    node: fields.length ? h("div", { class: "row params" }, fields.map((f) => f.node)) : null,
+    read: () => {
+      const values = {};
+      for (const f of fields) {
+        const value = f.read();
+        if (value !== undefined) values[f.name] = value;
+      }
+      return values;
+    },
+  };
+}
+
 /** The start service of a described operation: its id and "_Start" (any case, as the
  * service groups them: app/descriptions/sovd_map/operations.py). */
 function startService(op, services) {
@@ -110,8 +173,24 @@ function startService(op, services) {
 function operationRow(base, ecu, op, services, hooks) {
   const bound = services !== null;
   const starter = startService(op, services);
-  const params = parameterFields(op, ecu, starter ? starter.params : []);
-  const path = `${base}/operations/${encodeURIComponent(op.id)}/executions`;
+  // The fields from the services list at first, then from the operation's own schema
+  // (typed, with limits) once it is in.
+  let params = parameterFields(op, ecu, starter ? starter.params : []);
+  const paramsSlot = h("div", { class: "params-slot" }, params.node);
+  const opPath = `${base}/operations/${encodeURIComponent(op.id)}`;
+  const path = `${opPath}/executions`;
+  if (bound) {
+    exchange("GET", `${opPath}?include-schema=true`).then(
+      ({ body }) => {
+        const schema = body.schema && body.schema.$defs && body.schema.$defs.ExecutionParameters;
+        if (!schema) return;
+        params = schemaFields(op, ecu, schema);
+        paramsSlot.replaceChildren(...(params.node ? [params.node] : []));
+        paramsSlot.dataset.schema = "loaded";
+      },
+      () => {}, // the services' fields stay
+    );
+  }
   const bar = h("progress", { max: 100, value: 0, "aria-label": `Progress of ${op.name}` });
   const state = h("p", { class: "state", role: "status", "aria-live": "polite" });
   const results = h("div", { class: "results" });
@@ -219,6 +298,7 @@ function operationRow(base, ecu, op, services, hooks) {
       );
     } catch (error) {
       clear(state);
+      bar.hidden = true; // it never ran: no bar, the refusal says why
       showError(problem, error);
       runningNow(null);
       hooks.afterCall();
@@ -295,7 +375,7 @@ function operationRow(base, ecu, op, services, hooks) {
     "div",
     { class: "operation" },
     h("div", { class: "row" }, h("strong", {}, op.name), start, stop, ask),
-    params.node,
+    paramsSlot,
     bar,
     state,
     results,

@@ -18,7 +18,14 @@ from app.vehicles.emulator.described import routines as routine_control
 from app.vehicles.emulator.described.negatives import negative
 from app.vehicles.emulator.described.overlay import Overlay
 from app.vehicles.emulator.described.routines import ROUTINE_START, DescribedRoutine, stoppable
-from app.vehicles.emulator.described.services import Service, find, services, unknown_nrc
+from app.vehicles.emulator.described.services import (
+    Service,
+    find,
+    out_of_range,
+    request_values,
+    services,
+    unknown_nrc,
+)
 from app.vehicles.emulator.described.specs import DescribedSpec
 from app.vehicles.emulator.described.states import StateCharts, session_ids
 from app.vehicles.emulator.described.values import Hints, Unsupported, ValueGenerator
@@ -126,14 +133,20 @@ class DescribedEcu:
             decoded = service.request.decode(request)
         except Exception:
             decoded = None
-        if decoded is None or (bits is not None and bits != 8 * len(request)):
+        if bits is not None and bits != 8 * len(request):
             return Reply(self._negative(service, request, 0x13))  # incorrect length/format
+        if decoded is None:
+            # Of its length, yet a value the description cannot read (a raw value no text
+            # table entry has): requestOutOfRange; of no fixed length: its format.
+            return Reply(self._negative(service, request, 0x13 if bits is None else 0x31))
         routine_id = _routine_id(entry)
         refused = self._charts.refusal(service, self.states)
         if refused is not None:
             if routine_id is not None and self.overlay is not None:
                 refused = self.overlay.rule(routine_id).outside_session_nrc or refused
             return Reply(self._negative(service, request, refused))
+        if out_of_range(service, decoded) is not None:  # a value beyond its DOP's limits
+            return Reply(self._negative(service, request, 0x31))
         work_s = self._work_s(entry, routine_id)
         try:
             payload = self._answer(entry, request, decoded, now)
@@ -200,9 +213,10 @@ class DescribedEcu:
             blocked = self._blocked(routine_id, entry.prefix[1], now)
             if blocked is not None:
                 return self._negative(service, request, blocked)
+            given = request_values(service, decoded)
             duration_s = self.routine_s
             if self.overlay is not None:
-                duration_s = self.overlay.duration_s(routine_id, self.routine_s)
+                duration_s = self.overlay.duration_s(routine_id, self.routine_s, given)
             outcome = routine_control.control(
                 self.routines,
                 entry.prefix[1],
@@ -211,6 +225,7 @@ class DescribedEcu:
                 stoppable=self._stoppable,
                 duration_s=duration_s,
                 completed=lambda: self._completed(routine_id),
+                parameters=given,
             )
             if isinstance(outcome, int):
                 return self._negative(service, request, outcome)

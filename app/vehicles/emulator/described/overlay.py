@@ -10,7 +10,8 @@ VIN and how long each kind of routine runs. ``DescribedEcu`` asks it:
   DID's value parameter;
 - per routine: how long it runs (``Duration``), whether completing it re-runs the
   tests, the NRC outside the session its description needs, the DTC that makes its
-  start fail 0x26, whether the server answers its start after working on it (0x78).
+  start fail 0x26, whether the server answers its start after working on it (0x78),
+  and the Start parameter it runs for, if any (the actuator test's ``Duration``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from odxtools.odxtypes import ParameterValue
 
 from app.vehicles import uds
 from app.vehicles.pdx.scenario import Duration, EcuScenario, RoutineRule, SensorWalk
@@ -76,5 +79,17 @@ class Overlay:
     def rule(self, routine_id: int) -> RoutineRule:
         return self.scenario.routines.get(routine_id, _DEFAULT_RULE)
 
-    def duration_s(self, routine_id: int, default: float) -> float:
-        return self.durations.get(self.rule(routine_id).duration, default)
+    def duration_s(
+        self,
+        routine_id: int,
+        default: float,
+        given: Mapping[str, ParameterValue] | None = None,
+    ) -> float:
+        """How long the routine runs: the Start's parameter the rule names (seconds,
+        when the Start carried it), else the rule's timing setting."""
+        rule = self.rule(routine_id)
+        if rule.duration_parameter is not None and given is not None:
+            value = given.get(rule.duration_parameter)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        return self.durations.get(rule.duration, default)

@@ -7,14 +7,17 @@
   description has no Stop service for runs to its end within its Start. Results or Stop
   before any Start: 0x24. The answer's ``...State``/``...Status`` text-table parameter
   gets the state's name (``running``, ``completed``, ``stopped``), a ``...Progress``
-  one the percentage.
+  one the percentage. A routine keeps the values its Start carried (``parameters``, as
+  the ECU decoded them); a scenario may make it run for one of them (``Overlay``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
+
+from odxtools.odxtypes import ParameterValue
 
 from app.vehicles import uds
 
@@ -29,6 +32,8 @@ class DescribedRoutine:
     started_at: float
     duration_s: float
     progress: int = 0
+    # What its Start carried beside the routine id, decoded (``Duration``: 2.5).
+    parameters: dict[str, ParameterValue] = field(default_factory=dict)
 
 
 def stoppable(prefixes: Iterable[bytes]) -> set[int]:
@@ -49,6 +54,7 @@ def control(
     stoppable: set[int],
     duration_s: float,
     completed: Callable[[], None],
+    parameters: dict[str, ParameterValue] | None = None,
 ) -> DescribedRoutine | int:
     """Start, Stop or RequestResults of ``routine_id``: the routine, or the NRC refusing
     it. ``completed`` is called when a start runs a routine to its end."""
@@ -56,10 +62,11 @@ def control(
     if action == ROUTINE_START:
         if routine is not None and routine.state == "running":
             return 0x22  # conditionsNotCorrect: already running
+        given = dict(parameters or {})
         if routine_id in stoppable:
-            routine = DescribedRoutine("running", now, duration_s)
+            routine = DescribedRoutine("running", now, duration_s, parameters=given)
         else:  # no Stop described: the start runs it to its end
-            routine = DescribedRoutine("completed", now, 0.0, 100)
+            routine = DescribedRoutine("completed", now, 0.0, 100, parameters=given)
             completed()
         routines[routine_id] = routine
         return routine
