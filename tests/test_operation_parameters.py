@@ -232,6 +232,8 @@ def test_parameters_reach_the_ecu_encoded_and_it_runs_for_the_duration(
         ({"Duration": 1, "Target": "FuelPump", "Speed": 3}, "Speed", "is not a parameter"),
         ({"Target": "FuelPump"}, "Duration", "is required"),
         ({"Duration": 200, "Target": "FuelPump"}, "Duration", "does not encode"),  # raw 400
+        # Steps of 0.5 s: odxtools would send 0.5 for 0.7.
+        ({"Duration": 0.7, "Target": "FuelPump"}, "Duration", "cannot carry exactly"),
     ],
 )
 def test_a_wrong_parameter_is_400_naming_it_and_nothing_is_sent(

@@ -3,6 +3,7 @@ grouped under one id, and an execution's request through the codec."""
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Mapping
@@ -10,13 +11,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from odxtools.dataobjectproperty import DataObjectProperty
+from odxtools.decodestate import DecodeState
 from odxtools.diaglayers.diaglayer import DiagLayer
 from odxtools.diagservice import DiagService
 from odxtools.encodestate import EncodeState
 from odxtools.exceptions import OdxError
 from odxtools.parameters.valueparameter import ValueParameter
 
-from app.descriptions.codec import CodecError, Encoded
+from app.descriptions.codec import Encoded
+from app.descriptions.parameters import CodecError
 from app.descriptions.sovd_map.common import (
     ROUTINE_CONTROL,
     _codec,
@@ -132,10 +135,12 @@ def _check_values(service: DiagService, parameters: Mapping[str, object]) -> Non
         if not (isinstance(value, str) if texts else number):
             continue  # the codec says what type it takes
         field = f"params.{parameter.short_name}"
+        state = EncodeState()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                dop.encode_into_pdu(value, EncodeState())  # type: ignore[arg-type]
+                dop.encode_into_pdu(value, state)  # type: ignore[arg-type]
+                back = dop.decode_from_pdu(DecodeState(coded_message=state.coded_message))
         except (OdxError, ValueError, TypeError, OverflowError) as exc:
             if texts:
                 allowed = ", ".join(
@@ -152,6 +157,17 @@ def _check_values(service: DiagService, parameters: Mapping[str, object]) -> Non
             raise CodecError(
                 f"{field} of {service.short_name} does not encode: {str(exc)[:200]}", field
             ) from None
+        # odxtools rounds a number between two of the coded steps to one of them: the ECU
+        # would get another value than the one asked for, so it is refused instead.
+        if number and not (
+            isinstance(back, int | float)
+            and math.isclose(float(back), float(value), rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[arg-type]
+        ):
+            raise CodecError(
+                f"{field} of {service.short_name} is {value!r:.40}, which its coding cannot"
+                f" carry exactly (it would be sent as {back!r:.40})",
+                field,
+            )
 
 
 def encode_execution(
