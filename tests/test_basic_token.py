@@ -223,3 +223,15 @@ def test_the_websocket_takes_the_token_in_basic_too(tmp_path: Path) -> None:
             with pytest.raises(ConnectionClosed):
                 ws.recv(timeout=DEADLINE_S)
             assert ws.close_code == 1008 and "bearer token" in (ws.close_reason or "")
+        # A page of another origin cannot ride on credentials the browser attaches itself;
+        # its own origin can, and a token the page put in the URL is not ambient.
+        evil = {"Origin": "https://evil.example"}
+        with connect(url, additional_headers={**basic("oauth2", token), **evil}) as ws:
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=DEADLINE_S)
+            assert ws.close_code == 1008 and "cross-site" in (ws.close_reason or "")
+        own = {"Origin": srv.ws_url.replace("ws://", "http://")}
+        with connect(url, additional_headers={**basic("oauth2", token), **own}) as ws:
+            assert json.loads(ws.recv(timeout=DEADLINE_S))["status"] == "in_progress"
+        with connect(f"{url}?token={token}", additional_headers=evil) as ws:
+            assert json.loads(ws.recv(timeout=DEADLINE_S))["status"] == "in_progress"

@@ -80,6 +80,9 @@ TOO_SLOW: Final = Close(CLOSE_TRY_AGAIN, "too slow: reconnect with since=<last s
 FAILED: Final = Close(CLOSE_INTERNAL_ERROR, "server error")
 SERVICE_FULL: Final = Close(CLOSE_SERVICE_LIMIT, "too many open streams on the service")
 USER_FULL: Final = Close(CLOSE_USER_LIMIT, "too many open streams of this user")
+CROSS_SITE: Final = Close(
+    CLOSE_POLICY, "cross-site stream with ambient credentials: send the token as ?token="
+)
 # Every fixed close the stream can send (docs/api.md's table comes from here).
 CLOSES: Final = (
     DONE,
@@ -282,6 +285,8 @@ async def response_stream(websocket: WebSocket) -> None:
 async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) -> Close | None:
     s = services(websocket)
     token = websocket.query_params.get("token") or bearer_token(websocket.headers)
+    if _ambient(websocket) and _cross_site(websocket, s.config.cors_origins):
+        return CROSS_SITE
     try:
         who = await authenticate(websocket, token)
     except Unauthorized as exc:
@@ -311,6 +316,29 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) ->
                 return await _live(websocket, events, registry, stream)
         except NotFound:
             return NOT_FOUND
+
+
+def _ambient(websocket: WebSocket) -> bool:
+    """Whether the stream's credentials are ones a browser attaches by itself (HTTP Basic
+    ``oauth2:<token>`` it was given in a URL, a client certificate) rather than a token
+    the page put there (``?token=``, ``Authorization: Bearer``, which a browser's
+    WebSocket cannot send anyway)."""
+    if websocket.query_params.get("token"):
+        return False
+    return not websocket.headers.get("authorization", "").lower().startswith("bearer ")
+
+
+def _cross_site(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
+    """Whether a browser opened the stream from a page of another origin than this
+    service's and than those SOVD_CORS_ORIGINS lists (a WebSocket has no CORS preflight:
+    with ambient credentials, any page could otherwise read a stream). No ``Origin``: not
+    a browser."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return False
+    scheme = "https" if websocket.url.scheme == "wss" else "http"
+    own = f"{scheme}://{websocket.headers.get('host', '')}"
+    return origin.rstrip("/").lower() not in {own.lower(), *(o.lower() for o in allowed)}
 
 
 async def _live(
