@@ -21,7 +21,7 @@ from odxtools.parameters.codedconstparameter import CodedConstParameter
 from odxtools.parameters.valueparameter import ValueParameter
 from odxtools.specialdata import SpecialData
 
-from app.vehicles import uds, uds_commands
+from app.vehicles import trouble_codes, uds, uds_commands
 from app.vehicles.emulator import ecus
 from app.vehicles.emulator.ecus import Ecu, Timings
 from app.vehicles.pdx import (
@@ -105,7 +105,7 @@ def test_spec_checks_names_and_sessions() -> None:
         PdxDtc("X0171", "no such letter")
     with pytest.raises(ValueError, match="unique"):
         PdxSpec((PdxEcu("A"), PdxEcu("A")))
-    assert uds.dtc_code(PdxDtc("C0035", "wheel").trouble_code) == "C0035"
+    assert trouble_codes.dtc_code(PdxDtc("C0035", "wheel").trouble_code) == "C0035"
 
 
 # -- the demo PDX against the project's tables ----------------------------------------------
@@ -186,7 +186,7 @@ def test_every_ecu_lists_its_dtcs_with_codes_texts_and_levels(demo: Database) ->
         ] == [
             (
                 d.code,
-                uds.dtc_number(d.code),
+                trouble_codes.dtc_number(d.code),
                 d.code,
                 d.text,
                 d.level,
@@ -401,18 +401,18 @@ def test_dtc_report_and_clear(demo: Database) -> None:
         found[dtc.display_trouble_code] = (
             dtc.text.text,
             dtc.level,
-            tuple(bit for bit in uds.DTC_STATUS_BITS if record[bit] == "true"),
+            tuple(bit for bit in trouble_codes.DTC_STATUS_BITS if record[bit] == "true"),
         )
     assert found == {
         "P0171": (
             "System too lean (bank 1)",
             2,
-            uds.status_bits(scenario.CONFIRMED_ACTIVE),
+            trouble_codes.status_bits(scenario.CONFIRMED_ACTIVE),
         ),
         "P0420": (
             "Catalyst system efficiency below threshold (bank 1)",
             3,
-            uds.status_bits(scenario.PENDING_ACTIVE),
+            trouble_codes.status_bits(scenario.PENDING_ACTIVE),
         ),
     }
 
@@ -425,7 +425,7 @@ def test_dtc_report_and_clear(demo: Database) -> None:
     (record,) = abs_records
     assert isinstance(record, dict)
     assert isinstance(record["DTC"], DiagnosticTroubleCode)
-    assert record["DTC"].trouble_code == uds.dtc_number("C0035")
+    assert record["DTC"].trouble_code == trouble_codes.dtc_number("C0035")
     assert record["warningIndicatorRequested"] == "true"
 
     # ClearDTC: read, clear all groups, read again.

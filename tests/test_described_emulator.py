@@ -24,7 +24,7 @@ from odxtools.diaglayers.diaglayer import DiagLayer
 from odxtools.diagnostictroublecode import DiagnosticTroubleCode
 from odxtools.parameters.valueparameter import ValueParameter
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes
 from app.vehicles.connector import DiagnosticRequest
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from app.vehicles.emulator import (
@@ -274,15 +274,15 @@ def _records(ecu: DescribedEcu, answer: bytes) -> dict[str, int]:
         dtc = record["DTC"]
         assert isinstance(dtc, DiagnosticTroubleCode)
         assert dtc.display_trouble_code is not None
-        found[dtc.display_trouble_code] = uds.status_byte(
-            *(bit for bit in uds.DTC_STATUS_BITS if record[bit] == "true")
+        found[dtc.display_trouble_code] = trouble_codes.status_byte(
+            *(bit for bit in trouble_codes.DTC_STATUS_BITS if record[bit] == "true")
         )
     return found
 
 
 def test_dtc_report_clear_and_back_after_a_self_test(tiny: Database) -> None:
     ecu = DescribedEcu(_spec(tiny, "TINY", 0x50), random.Random(8), routine_s=1.0)
-    stored = {uds.dtc_code(code): status for code, status in ecu.dtcs.items()}
+    stored = {trouble_codes.dtc_code(code): status for code, status in ecu.dtcs.items()}
     assert stored == {"P0001": 0x28, "P0002": 0x2F, "U0100": 0x27}  # seed 8's draw
     assert _records(ecu, _ask(ecu, "1902FF")) == stored
     assert _records(ecu, _ask(ecu, "190208")) == {"P0001": 0x28, "P0002": 0x2F}  # confirmed
@@ -305,7 +305,7 @@ def test_demo_dtcs_are_the_descriptions(demo: Database) -> None:
         engine = _ecu(demo, "ENGINE", seed)
         reported = _records(engine, _ask(engine, "1902FF"))
         assert set(reported) <= {"P0171", "P0420"}
-        assert reported == {uds.dtc_code(c): s for c, s in engine.dtcs.items()}
+        assert reported == {trouble_codes.dtc_code(c): s for c, s in engine.dtcs.items()}
 
 
 # -- routines ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import random
 import pytest
 
 from app.services.sovd.data import IDENTIFICATION
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.emulator import Ecu, Timings, make_ecu, spec_for
 from app.vehicles.pdx.demo import DEFAULT_ECUS, DEMO_ECUS, dtc_text
 from app.vehicles.pdx.scenario import DEMO_SCENARIO, check_scenario
@@ -118,4 +118,4 @@ def test_the_scenario_names_only_what_the_description_declares() -> None:
         assert ecu.logical_address is not None
         emulated = _ecu(ecu.logical_address)
         assert emulated.stored_codes() == tuple(d.code for d in scenario.dtcs)
-        assert emulated.dtcs == {uds.dtc_number(d.code): d.status for d in scenario.dtcs}
+        assert emulated.dtcs == {trouble_codes.dtc_number(d.code): d.status for d in scenario.dtcs}

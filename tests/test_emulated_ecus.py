@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.emulator import DEFAULT_ECUS, Ecu, Timings, make_ecu, spec_for
 from app.vehicles.emulator.reply import Reply
 from app.vehicles.pdx.demo import BLEED_CHECK, SELF_TEST
@@ -34,13 +34,18 @@ def test_each_ecu_starts_with_its_dtcs_and_status_bytes() -> None:
         assert payload is not None and payload[:3] == b"\x59\x02\xff"
         body = payload[3:]
         return [
-            (uds.dtc_code(int.from_bytes(body[i : i + 3], "big")), uds.status_summary(body[i + 3]))
+            (
+                trouble_codes.dtc_code(int.from_bytes(body[i : i + 3], "big")),
+                trouble_codes.status_summary(body[i + 3]),
+            )
             for i in range(0, len(body), 4)
         ]
 
     for spec in DEFAULT_ECUS:  # the scenario's DTCs, with their status bytes
         started = DEMO_SCENARIO[spec.layer_name].dtcs
-        assert report(spec.address) == [(d.code, uds.status_summary(d.status)) for d in started]
+        assert report(spec.address) == [
+            (d.code, trouble_codes.status_summary(d.status)) for d in started
+        ]
     assert report(0x10) == [("P0171", "confirmed"), ("P0420", "pending")]
     # The status mask filters: only confirmed ones.
     assert _answer(_ecu(0x10), "190208") == bytes.fromhex("5902FF0171002F")

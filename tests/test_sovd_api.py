@@ -30,7 +30,7 @@ from app.descriptions.fault_status import STATUS_KEYS
 from app.errors import Conflict
 from app.services.sovd.data import IDENTIFICATION
 from app.services.sovd.entities import Target, components
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.pdx.demo import BLEED_CHECK, DEMO_ECUS, SELF_TEST
 from app.vehicles.pdx.scenario import DEMO_SCENARIO
 from app.vehicles.pdx.spec import PdxEcu
@@ -282,7 +282,7 @@ def test_faults_per_ecu_as_the_description_names_them_with_iso_status_bits(sovd:
         start = {d.code: d.status for d in DEMO_SCENARIO[component.upper()].dtcs}
         for dtc in demo(component).dtcs:
             assert faults[dtc.code] == {
-                "code": f"{uds.dtc_number(dtc.code):06X}",
+                "code": f"{trouble_codes.dtc_number(dtc.code):06X}",
                 "scope": "FaultMem",
                 "display_code": dtc.code,
                 "fault_name": dtc.text,
@@ -339,11 +339,11 @@ def test_fault_filters_by_status_and_severity(sovd: Server) -> None:
 def test_one_fault_and_a_code_it_does_not_have(sovd: Server) -> None:
     client = engineer(sovd)
     first, second = demo("engine").dtcs[:2]
-    native = f"{uds.dtc_number(first.code):06X}"
+    native = f"{trouble_codes.dtc_number(first.code):06X}"
     one = client.get(f"/components/engine/faults/{native}").json()
     assert one["item"]["display_code"] == first.code
     by_display = client.get(f"/components/engine/faults/{second.code}").json()
-    assert by_display["item"]["code"] == f"{uds.dtc_number(second.code):06X}"
+    assert by_display["item"]["code"] == f"{trouble_codes.dtc_number(second.code):06X}"
     r = sovd.http.get(client.url("/components/engine/faults/070000"), headers=auth(client.token))
     assert generic_error(r, 404, "vendor-specific")["vendor_code"] == "not-found"
     r = sovd.http.delete(client.url("/components/engine/faults/070000"), headers=auth(client.token))
@@ -770,9 +770,9 @@ def test_sovd_calls_are_commands_with_audit_and_metrics(sovd: Server) -> None:
         f"/api/v1/commands/{read}/responses", headers=auth(client.token)
     ).json()["items"]
     assert chunk["response_payload"]["service"] == "FaultMem_ReportDTCByStatusMask"
-    assert str(uds.dtc_number(stored("transmission")[0])) in str(chunk["response_payload"]) or (
-        stored("transmission")[0] in str(chunk["response_payload"])
-    )
+    assert str(trouble_codes.dtc_number(stored("transmission")[0])) in str(
+        chunk["response_payload"]
+    ) or (stored("transmission")[0] in str(chunk["response_payload"]))
     audit = sovd.http.get("/api/v1/audit", headers=auth(sovd.admin_token()), params={"limit": 200})
     assert audit.status_code == 200, audit.text
     for command_id in ids:

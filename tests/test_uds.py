@@ -16,7 +16,7 @@ from udsoncan.services.DiagnosticSessionControl import DiagnosticSessionControl
 from udsoncan.services.ReadDTCInformation import ReadDTCInformation
 
 from app.descriptions.fault_status import STATUS_KEYS
-from app.vehicles import doip, uds
+from app.vehicles import doip, trouble_codes, uds
 
 pytestmark = pytest.mark.fast
 
@@ -36,23 +36,23 @@ pytestmark = pytest.mark.fast
     ],
 )
 def test_dtc_display_codes_follow_sae_j2012(code: str, number: int) -> None:
-    assert uds.dtc_number(code) == number
-    assert uds.dtc_code(number) == code
-    assert uds.dtc_code(number | 0x1C) == code  # the failure type is not part of it
-    assert uds.failure_type(number | 0x1C) == 0x1C
+    assert trouble_codes.dtc_number(code) == number
+    assert trouble_codes.dtc_code(number) == code
+    assert trouble_codes.dtc_code(number | 0x1C) == code  # the failure type is not part of it
+    assert trouble_codes.failure_type(number | 0x1C) == 0x1C
 
 
 def test_every_display_code_round_trips() -> None:
     for high in range(256):
         for low in (0x00, 0x5A, 0xFF):
             number = (high << 16) | (low << 8)
-            assert uds.dtc_number(uds.dtc_code(number)) == number
+            assert trouble_codes.dtc_number(trouble_codes.dtc_code(number)) == number
 
 
 @pytest.mark.parametrize("bad", ["P4171", "X0171", "P017", "P01711", "", "p0171x"])
 def test_malformed_display_codes_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="display code"):
-        uds.dtc_number(bad)
+        trouble_codes.dtc_number(bad)
 
 
 # -- DTC status byte -----------------------------------------------------------------------
@@ -71,35 +71,37 @@ def test_status_bits_match_udsoncan_for_every_byte() -> None:
     }
     for byte in range(256):
         theirs = Dtc.Status.from_byte(byte)
-        ours = set(uds.status_bits(byte))
+        ours = set(trouble_codes.status_bits(byte))
         assert ours == {name for name, attr in attributes.items() if getattr(theirs, attr)}
-        assert uds.status_byte(*ours) == byte
+        assert trouble_codes.status_byte(*ours) == byte
 
 
 def test_fault_status_keys_are_the_iso_bits_in_order() -> None:
     """The keys a fault's ``status`` shows (and the tests' expected status objects are
     built from) are the ISO bits just checked against udsoncan, snake-cased, in order."""
-    snake = [re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower() for name in uds.DTC_STATUS_BITS]
+    snake = [
+        re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower() for name in trouble_codes.DTC_STATUS_BITS
+    ]
     assert snake == list(STATUS_KEYS)
 
 
 def test_status_summary_says_what_a_workshop_says() -> None:
-    assert uds.status_summary(0x2F) == "confirmed"
-    assert uds.status_summary(0x28) == "historic"
-    assert uds.status_summary(0x27) == "pending"
-    assert uds.status_summary(0x01) == "failed"
-    assert uds.status_summary(0x50) == "stored"
+    assert trouble_codes.status_summary(0x2F) == "confirmed"
+    assert trouble_codes.status_summary(0x28) == "historic"
+    assert trouble_codes.status_summary(0x27) == "pending"
+    assert trouble_codes.status_summary(0x01) == "failed"
+    assert trouble_codes.status_summary(0x50) == "stored"
     with pytest.raises(ValueError, match="not a DTC status bit"):
-        uds.status_byte("lampOn")
+        trouble_codes.status_byte("lampOn")
 
 
 def test_dtc_report_decodes_with_udsoncan() -> None:
     records = [(0x017100, 0x2F), (0x042000, 0x27), (0x900000, 0x28)]
-    payload = uds.encode_dtc_report(0xFF, records)
+    payload = trouble_codes.encode_dtc_report(0xFF, records)
     response = Response.from_payload(payload)
     assert response.valid and response.positive
     ReadDTCInformation.interpret_response(
-        response, subfunction=uds.REPORT_DTC_BY_STATUS_MASK, tolerate_zero_padding=False
+        response, subfunction=trouble_codes.REPORT_DTC_BY_STATUS_MASK, tolerate_zero_padding=False
     )
     data = response.service_data
     assert isinstance(data, ReadDTCInformation.ResponseData)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.connector import DtcRecord, Negative
 
 _BYTE: Final = re.compile(r"0x[0-9A-Fa-f]{2}")
@@ -74,6 +74,6 @@ def _dtc(payload: Mapping[str, Any]) -> DtcRecord | None:
     if not isinstance(code, str) or status is None or failure_type is None:
         return None
     try:
-        return DtcRecord(uds.dtc_number(code, failure_type), status)
+        return DtcRecord(trouble_codes.dtc_number(code, failure_type), status)
     except ValueError:
         return None

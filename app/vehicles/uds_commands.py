@@ -41,7 +41,7 @@ from udsoncan.services.DiagnosticSessionControl import DiagnosticSessionControl
 from udsoncan.services.ReadDataByIdentifier import ReadDataByIdentifier
 
 from app import catalogue
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.addresses import InvalidAddress, parse_address
 from app.vehicles.connector import Chunk, DescribedRequest, DtcRecord, Negative
 from app.vehicles.pdx.demo import dtc_text
@@ -139,15 +139,15 @@ async def _unknown_command(channel: Channel) -> AsyncGenerator[Chunk, None]:
 async def _read_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
     dtcs, report = await talk.read_dtcs()
     for number, status in dtcs:
-        code = uds.dtc_code(number)
+        code = trouble_codes.dtc_code(number)
         yield Chunk(
             {
                 "ecuAddress": talk.address,
                 "dtcCode": code,
-                "status": uds.status_summary(status),
+                "status": trouble_codes.status_summary(status),
                 "statusByte": hex_code(status, 2),
-                "statusBits": list(uds.status_bits(status)),
-                "failureType": hex_code(uds.failure_type(number), 2),
+                "statusBits": list(trouble_codes.status_bits(status)),
+                "failureType": hex_code(trouble_codes.failure_type(number), 2),
                 "description": dtc_text(code),
             },
             False,
@@ -164,9 +164,9 @@ async def _clear_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Ch
     exact = wanted is not None and re.fullmatch(r"[0-9A-Fa-f]{6}", wanted) is not None
     try:
         if wanted is None:
-            group = uds.ALL_DTC_GROUPS
+            group = trouble_codes.ALL_DTC_GROUPS
         else:
-            group = int(wanted, 16) if exact else uds.dtc_number(wanted)
+            group = int(wanted, 16) if exact else trouble_codes.dtc_number(wanted)
     except ValueError as exc:
         raise catalogue.InvalidParams(f"command_params.dtcCode: {exc}") from None
     # Read before and after: UDS 0x54 says only "done", the chunk says what changed.
@@ -179,7 +179,7 @@ async def _clear_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Ch
     targets = [group]
     if wanted is not None and not exact and before is not None:
         code = wanted.upper()
-        targets = [n for n, _ in before if uds.dtc_code(n) == code] or targets
+        targets = [n for n, _ in before if trouble_codes.dtc_code(n) == code] or targets
     cleared = b""
     for number in targets:
         response = await talk.request(
@@ -191,9 +191,9 @@ async def _clear_dtc(talk: Talk, params: Mapping[str, str]) -> AsyncGenerator[Ch
     after = await talk.read_dtcs_or_none()
     answer: dict[str, Any] = {"ecuAddress": talk.address, "status": "cleared"}
     if before is not None and after is not None:
-        remaining = {uds.dtc_code(n) for n, _ in after}
+        remaining = {trouble_codes.dtc_code(n) for n, _ in after}
         answer["clearedDtcs"] = [
-            c for c in (uds.dtc_code(n) for n, _ in before) if c not in remaining
+            c for c in (trouble_codes.dtc_code(n) for n, _ in before) if c not in remaining
         ]
     if after is not None:
         answer["remainingDtcs"] = len(after)

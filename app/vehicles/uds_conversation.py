@@ -28,7 +28,7 @@ from udsoncan.Response import Response
 from udsoncan.services.ReadDTCInformation import ReadDTCInformation
 
 from app import catalogue
-from app.vehicles import doip, uds
+from app.vehicles import doip, trouble_codes, uds
 from app.vehicles.addresses import format_address
 from app.vehicles.connector import Chunk, Negative, VehicleNotResponding
 
@@ -219,7 +219,9 @@ class Talk:
     async def read_dtcs(self) -> tuple[list[tuple[int, int]], bytes]:
         """The ECU's DTCs (number, status byte), and its report they were read from."""
         subfunction = ReadDTCInformation.Subfunction.reportDTCByStatusMask
-        request = ReadDTCInformation.make_request(subfunction, status_mask=uds.ALL_DTC_STATUS_BITS)
+        request = ReadDTCInformation.make_request(
+            subfunction, status_mask=trouble_codes.ALL_DTC_STATUS_BITS
+        )
         response = await self.request(
             request,
             partial(

@@ -9,7 +9,7 @@ from app.api.sovd.types import FaultOut, FaultQuery, Faults, SovdQuery
 from app.descriptions.fault_status import STATUS_KEYS
 from app.errors import NotFound
 from app.services.sovd.faults import FaultFilter, matches
-from app.vehicles.uds import DTC_STATUS_BITS
+from app.vehicles.trouble_codes import DTC_STATUS_BITS
 
 # Per status bit, lowest first: its names in the query (CDA's, then the ISO one).
 _BIT_NAMES = tuple(zip(STATUS_KEYS, DTC_STATUS_BITS, strict=True))

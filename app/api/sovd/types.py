@@ -51,7 +51,7 @@ class FaultQuery(SovdQuery, frozen=True, kw_only=True):
         "test_not_completed_this_operation_cycle"
     )
     warning_indicator_requested: bool | None = _bit("warning_indicator_requested")
-    # The ISO 14229-1 names (``app.vehicles.uds.DTC_STATUS_BITS``), still accepted.
+    # The ISO 14229-1 names (``app.vehicles.trouble_codes.DTC_STATUS_BITS``), still accepted.
     testFailed: bool | None = _bit("testFailed")
     testFailedThisOperationCycle: bool | None = _bit("testFailedThisOperationCycle")
     pendingDTC: bool | None = _bit("pendingDTC")

@@ -21,12 +21,12 @@ from app.descriptions.fault_status import STATUS_KEYS
 from app.errors import NotFound
 from app.services.sovd.calls import Outcome, VehicleCalls
 from app.services.sovd.entities import Target
-from app.vehicles import uds
+from app.vehicles import trouble_codes
 from app.vehicles.connector import DtcRecord
 from app.vocabulary import CommandName
 
 _NATIVE: Final = re.compile(r"^[0-9A-Fa-f]{6}$")
-assert len(STATUS_KEYS) == len(uds.DTC_STATUS_BITS)
+assert len(STATUS_KEYS) == len(trouble_codes.DTC_STATUS_BITS)
 
 
 class FaultStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +70,7 @@ def fault_of(dtc: DtcRecord) -> Fault:
     codes and status only (no description names it)."""
     return Fault(
         code=f"{dtc.number:06X}",
-        display_code=uds.dtc_code(dtc.number),
+        display_code=trouble_codes.dtc_code(dtc.number),
         severity=0,
         status=_status(dtc.status),
     )

@@ -18,7 +18,7 @@ from odxtools.physicaltype import PhysicalType
 from odxtools.structure import Structure
 from odxtools.text import Text
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.pdx.layers import (
     _UINT,
     _const,
@@ -31,7 +31,7 @@ from app.vehicles.pdx.layers import (
     _value,
 )
 
-_STATUS_BITS: Final = uds.DTC_STATUS_BITS
+_STATUS_BITS: Final = trouble_codes.DTC_STATUS_BITS
 
 REPORT_SNAPSHOT_RECORD_BY_DTC: Final = 0x04
 REPORT_EXTENDED_DATA_RECORD_BY_DTC: Final = 0x06
@@ -146,13 +146,13 @@ def _add_fault_memory(layer: _Layer) -> None:
         )
     )
     sid = uds.READ_DTC_INFORMATION
-    sub = uds.REPORT_DTC_BY_STATUS_MASK
+    sub = trouble_codes.REPORT_DTC_BY_STATUS_MASK
     layer.service(
         "FaultMem_ReportDTCByStatusMask",
         [
             _sid_rq(sid),
             _const("SubFunction", sub, 1, semantic="SUBFUNCTION"),
-            _value("DTCStatusMask", mask, 2, str(uds.ALL_DTC_STATUS_BITS)),
+            _value("DTCStatusMask", mask, 2, str(trouble_codes.ALL_DTC_STATUS_BITS)),
         ],
         [
             _sid_pr(sid),
@@ -167,7 +167,7 @@ def _add_fault_memory(layer: _Layer) -> None:
     sid = uds.CLEAR_DIAGNOSTIC_INFORMATION
     layer.service(
         "FaultMem_ClearDTCs",
-        [_sid_rq(sid), _value("GroupOfDTC", group, 1, str(uds.ALL_DTC_GROUPS))],
+        [_sid_rq(sid), _value("GroupOfDTC", group, 1, str(trouble_codes.ALL_DTC_GROUPS))],
         [_sid_pr(sid)],
         "FaultMem",
         long_name="Clear diagnostic information",

@@ -28,23 +28,25 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.pdx.demo import ACTUATOR_TEST, BLEED_CHECK, DEMO_ECUS, SELF_TEST
 from app.vehicles.pdx.spec import PdxEcu
 
 # Status bytes of the demo DTCs.
-CONFIRMED_ACTIVE: Final = uds.status_byte(
+CONFIRMED_ACTIVE: Final = trouble_codes.status_byte(
     "testFailed",
     "testFailedThisOperationCycle",
     "pendingDTC",
     "confirmedDTC",
     "testFailedSinceLastClear",
 )
-PENDING_ACTIVE: Final = uds.status_byte(
+PENDING_ACTIVE: Final = trouble_codes.status_byte(
     "testFailed", "testFailedThisOperationCycle", "pendingDTC", "testFailedSinceLastClear"
 )
-CONFIRMED_WITH_LAMP: Final = CONFIRMED_ACTIVE | uds.status_byte("warningIndicatorRequested")
-HISTORIC: Final = uds.status_byte("confirmedDTC", "testFailedSinceLastClear")
+CONFIRMED_WITH_LAMP: Final = CONFIRMED_ACTIVE | trouble_codes.status_byte(
+    "warningIndicatorRequested"
+)
+HISTORIC: Final = trouble_codes.status_byte("confirmedDTC", "testFailedSinceLastClear")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 
 # ODX SHORT-NAMEs: letters, digits and underscores.
 _SHORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -95,7 +95,7 @@ class PdxDid:
 @dataclass(frozen=True, slots=True)
 class PdxDtc:
     """A DTC the ECU may report: its SAE display code (``P0171``), the failure type byte
-    (the trouble code is ``uds.dtc_number(code, ftb)``), its text and level (1 most
+    (the trouble code is ``trouble_codes.dtc_number(code, ftb)``), its text and level (1 most
     severe .. 4)."""
 
     code: str
@@ -104,11 +104,11 @@ class PdxDtc:
     ftb: int = 0
 
     def __post_init__(self) -> None:
-        uds.dtc_number(self.code, self.ftb)  # ValueError for a code that is not one
+        trouble_codes.dtc_number(self.code, self.ftb)  # ValueError for a code that is not one
 
     @property
     def trouble_code(self) -> int:
-        return uds.dtc_number(self.code, self.ftb)
+        return trouble_codes.dtc_number(self.code, self.ftb)
 
     @property
     def short_name(self) -> str:

@@ -27,7 +27,7 @@ from odxtools.parameters.parameter import Parameter
 from odxtools.parameters.parameterwithdop import ParameterWithDOP
 from odxtools.parameters.valueparameter import ValueParameter
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes
 from app.vehicles.emulator.described.names import key
 from app.vehicles.pdx.scenario import (
     CONFIRMED_ACTIVE,
@@ -38,8 +38,8 @@ from app.vehicles.pdx.scenario import (
 
 # The status bytes a stored-at-start DTC gets (drawn from the seeded generator).
 START_STATUSES: Final = (CONFIRMED_ACTIVE, PENDING_ACTIVE, CONFIRMED_WITH_LAMP, HISTORIC)
-TEST_FAILED: Final = uds.status_byte("testFailed")
-STATUS_BITS: Final = {key(bit): i for i, bit in enumerate(uds.DTC_STATUS_BITS)}
+TEST_FAILED: Final = trouble_codes.status_byte("testFailed")
+STATUS_BITS: Final = {key(bit): i for i, bit in enumerate(trouble_codes.DTC_STATUS_BITS)}
 
 
 def known_dtcs(layer: DiagLayer) -> tuple[int, ...]:
@@ -79,7 +79,7 @@ def clear(
         ),
         None,
     )
-    if group is None or group == uds.ALL_DTC_GROUPS:
+    if group is None or group == trouble_codes.ALL_DTC_GROUPS:
         dtcs.clear()
     elif group in dtcs or group in known:
         dtcs.pop(group, None)

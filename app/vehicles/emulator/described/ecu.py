@@ -12,7 +12,7 @@ from typing import Final
 from odxtools.diagservice import DiagService
 from odxtools.odxtypes import ParameterValue
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.emulator.described import dtcs as fault_memory
 from app.vehicles.emulator.described import routines as routine_control
 from app.vehicles.emulator.described.negatives import negative
@@ -91,7 +91,7 @@ class DescribedEcu:
 
     def stored_codes(self) -> tuple[str, ...]:
         """The stored DTCs by display code (``P0171``)."""
-        return tuple(uds.dtc_code(n) for n in self.dtcs)
+        return tuple(trouble_codes.dtc_code(n) for n in self.dtcs)
 
     def routine_state(self, routine_id: int) -> str | None:
         routine = self.routines.get(routine_id)
@@ -253,7 +253,7 @@ class DescribedEcu:
         if self.overlay is None or action != ROUTINE_START:
             return None
         blocked_by = self.overlay.rule(routine_id).blocked_by
-        if blocked_by is None or uds.dtc_number(blocked_by) not in self.dtcs:
+        if blocked_by is None or trouble_codes.dtc_number(blocked_by) not in self.dtcs:
             return None
         self.routines[routine_id] = DescribedRoutine("failed", now, 0.0, 100)
         return 0x26

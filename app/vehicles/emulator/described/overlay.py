@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from odxtools.odxtypes import ParameterValue
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes, uds
 from app.vehicles.pdx.scenario import Duration, EcuScenario, RoutineRule, SensorWalk
 
 _DEFAULT_RULE = RoutineRule()
@@ -51,7 +51,7 @@ class Overlay:
         stored: dict[int, int] = {}
         failing: dict[int, int] = {}
         for dtc in self.scenario.dtcs:
-            code = uds.dtc_number(dtc.code)
+            code = trouble_codes.dtc_number(dtc.code)
             if code not in known:
                 continue
             stored[code] = dtc.status

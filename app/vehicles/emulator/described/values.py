@@ -45,7 +45,7 @@ from odxtools.parameters.parameterwithdop import ParameterWithDOP
 from odxtools.response import Response
 from odxtools.standardlengthtype import StandardLengthType
 
-from app.vehicles import uds
+from app.vehicles import trouble_codes
 from app.vehicles.emulator.described import names
 from app.vehicles.emulator.described.dtcs import STATUS_BITS, has_dtc
 from app.vehicles.emulator.described.routines import DescribedRoutine
@@ -190,7 +190,7 @@ class ValueGenerator:
             if "status" in key and "mask" not in key:
                 return hints.status
         if "availabilitymask" in key:
-            return uds.ALL_DTC_STATUS_BITS
+            return trouble_codes.ALL_DTC_STATUS_BITS
         if hints.routine is not None and "progress" in key:
             return hints.routine.progress
         return hints.session_id
