@@ -124,3 +124,26 @@ def scheme(conn: HTTPConnection) -> str:
 
 def actor(conn: HTTPConnection, who: Principal) -> Actor:
     return Actor(user_id=who.user_id, username=who.username, client_address=client_address(conn))
+
+
+def ambient_credentials(conn: HTTPConnection) -> bool:
+    """Whether the connection's credentials are ones a browser attaches by itself (HTTP
+    Basic ``oauth2:<token>`` it was given in a URL, a client certificate) rather than a
+    token the page put there (``?token=``, ``Authorization: Bearer``, which a browser's
+    WebSocket cannot send anyway)."""
+    if conn.query_params.get("token"):
+        return False
+    return not conn.headers.get("authorization", "").lower().startswith("bearer ")
+
+
+def cross_site(conn: HTTPConnection, allowed: tuple[str, ...]) -> bool:
+    """Whether a browser opened the connection (a WebSocket) from a page of another origin
+    than this service's and those SOVD_CORS_ORIGINS lists (a WebSocket has no CORS
+    preflight: with ambient credentials, any page could otherwise read a stream). No
+    ``Origin``: not a browser."""
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return False
+    scheme = "https" if conn.url.scheme in ("wss", "https") else "http"
+    own = f"{scheme}://{conn.headers.get('host', '')}"
+    return origin.rstrip("/").lower() not in {own.lower(), *(o.lower() for o in allowed)}

@@ -35,7 +35,7 @@ from typing import Final, NamedTuple
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.api.contract import is_uuid
-from app.api.deps import authenticate, bearer_token, services
+from app.api.deps import ambient_credentials, authenticate, bearer_token, cross_site, services
 from app.api.error_bodies import request_id
 from app.bus import Overflowed
 from app.errors import NotFound, Unauthorized
@@ -285,7 +285,7 @@ async def response_stream(websocket: WebSocket) -> None:
 async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) -> Close | None:
     s = services(websocket)
     token = websocket.query_params.get("token") or bearer_token(websocket.headers)
-    if _ambient(websocket) and _cross_site(websocket, s.config.cors_origins):
+    if ambient_credentials(websocket) and cross_site(websocket, s.config.cors_origins):
         return CROSS_SITE
     try:
         who = await authenticate(websocket, token)
@@ -316,29 +316,6 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) ->
                 return await _live(websocket, events, registry, stream)
         except NotFound:
             return NOT_FOUND
-
-
-def _ambient(websocket: WebSocket) -> bool:
-    """Whether the stream's credentials are ones a browser attaches by itself (HTTP Basic
-    ``oauth2:<token>`` it was given in a URL, a client certificate) rather than a token
-    the page put there (``?token=``, ``Authorization: Bearer``, which a browser's
-    WebSocket cannot send anyway)."""
-    if websocket.query_params.get("token"):
-        return False
-    return not websocket.headers.get("authorization", "").lower().startswith("bearer ")
-
-
-def _cross_site(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
-    """Whether a browser opened the stream from a page of another origin than this
-    service's and than those SOVD_CORS_ORIGINS lists (a WebSocket has no CORS preflight:
-    with ambient credentials, any page could otherwise read a stream). No ``Origin``: not
-    a browser."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return False
-    scheme = "https" if websocket.url.scheme == "wss" else "http"
-    own = f"{scheme}://{websocket.headers.get('host', '')}"
-    return origin.rstrip("/").lower() not in {own.lower(), *(o.lower() for o in allowed)}
 
 
 async def _live(
