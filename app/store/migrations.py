@@ -1,4 +1,8 @@
-"""Schema migrations: an ordered list of SQL scripts, applied once each at start."""
+"""Schema migrations: an ordered list of SQL scripts, applied once each at start.
+
+Each migration is declared once, here, in SQLite's SQL; PostgreSQL runs the same list
+through ``PostgresDialect.migration`` (``app.store.dialects``: the rewrites, and the one
+step it words differently) from ``app.store.postgres``."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Final
 from app.clock import utc_now
 from app.errors import StartupError
 from app.models import ecu_refs_at
+from app.store.dialects import SQLITE, Dialect
+from app.store.sql import Conn
 from app.usernames import username_key
 
 log = logging.getLogger(__name__)
@@ -88,6 +94,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     # 2: the terminal status ``cancelled``. SQLite cannot alter a CHECK constraint, so the
     # table is rebuilt (foreign keys are off while migrations run; see ``migrate``).
+    # PostgreSQL alters it in place (``app.store.dialects``).
     """
     CREATE TABLE commands_new (
         seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -166,7 +173,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 )
 
 
-def _unique_username_keys(conn: sqlite3.Connection) -> None:
+def _unique_username_keys(conn: Conn, dialect: Dialect) -> None:
     """Migration 3: every user's username key, then the unique index on it.
 
     Names that already collide (``Admin`` next to ``admin``) lose nothing: the oldest
@@ -174,7 +181,9 @@ def _unique_username_keys(conn: sqlite3.Connection) -> None:
     disabled (with an audit row saying why) and keyed ``<key>#<user id>``, the name it
     can log in with if an admin enables it again."""
     owners: dict[str, str] = {}
-    rows = conn.execute("SELECT user_id, username FROM users ORDER BY created_at, rowid")
+    rows = conn.execute(
+        f"SELECT user_id, username FROM users ORDER BY created_at, {dialect.insertion_order}"
+    )
     for user_id, username in rows.fetchall():
         key = username_key(username)
         owner = owners.get(key)
@@ -204,7 +213,7 @@ def _unique_username_keys(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX users_username_key ON users(username_key)")
 
 
-def _ecus_of_doip_vehicles(conn: sqlite3.Connection) -> None:
+def _ecus_of_doip_vehicles(conn: Conn, dialect: Dialect) -> None:
     """Migration 5: a DoIP vehicle that lists ECU addresses has those ECUs (named as the
     default ones where the address is theirs, ``ecu-0x50`` otherwise)."""
     rows = conn.execute(
@@ -220,7 +229,7 @@ def _ecus_of_doip_vehicles(conn: sqlite3.Connection) -> None:
 
 
 # Python steps run after the SQL of the migration with the same number, in its transaction.
-PYTHON_STEPS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
+PYTHON_STEPS: Final[dict[int, Callable[[Conn, Dialect], None]]] = {
     3: _unique_username_keys,
     5: _ecus_of_doip_vehicles,
 }
@@ -230,15 +239,20 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date; each step commits with its version bump."""
-    version = schema_version(conn)
+def refuse_newer(version: int) -> None:
+    """A schema this service does not know (a newer one wrote it) is a StartupError."""
     if version > len(MIGRATIONS):
         raise StartupError(
             f"database schema version {version} is newer than this service knows "
             f"({len(MIGRATIONS)}); refusing to start: run the version that wrote it, or "
             "restore a backup taken before the upgrade"
         )
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; each step commits with its version bump."""
+    version = schema_version(conn)
+    refuse_newer(version)
     # Rebuilding a table (DROP + RENAME) must not cascade to the rows that reference it;
     # foreign keys can only be switched outside a transaction. Each step checks them
     # before it commits.
@@ -250,7 +264,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             then = PYTHON_STEPS.get(number)
             if then is not None:  # a step SQL alone cannot do, in the same transaction
                 try:
-                    then(conn)
+                    then(conn, SQLITE)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
