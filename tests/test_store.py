@@ -11,15 +11,31 @@ from app.models import Actor, Command, User, Vehicle
 from app.store.commands import CommandStore
 from app.store.database import Database
 from app.store.migrations import MIGRATIONS
+from app.store.sql import Conn, IntegrityError
 from app.store.users import UserStore
 from app.store.vehicles import VehicleStore
 from app.vocabulary import CommandStatus, ConnectionStatus, Role, SimulatorProfile
+from tests.support.postgres import OpenEngine
 
+# A test that opens its database with ``open_engine`` runs on SQLite here, in the fast
+# tier, and on PostgreSQL in the socket tier (a real server: tests/support/postgres.py).
 pytestmark = pytest.mark.fast
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+async def _count_once(open_engine: OpenEngine, table: str) -> int:
+    """The rows of ``table``, read by a new opening of the test's database."""
+    db = open_engine()
+    await db.open()
+    try:
+        return await db.read(
+            lambda c: int(c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        )
+    finally:
+        await db.close()
 
 
 def _chunk(
@@ -64,9 +80,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         _run(Database(path).open())
 
 
-def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
+def test_a_chunk_sequence_number_is_unique_per_command(open_engine: OpenEngine) -> None:
     async def scenario() -> None:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         try:
             actor = Actor(user_id=None, username="test", client_address=None)
@@ -104,12 +120,12 @@ def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
             )
             chunk = _chunk("c1", 1, {"a": 1}, is_final=False)
             await store.add_response(chunk)
-            with pytest.raises(sqlite3.IntegrityError):
+            with pytest.raises(IntegrityError):  # the same error on either engine
                 await store.add_response(chunk)
             # The failed write rolled back whole; the store still works.
             await store.add_response(_chunk("c1", 2, {"a": 2}, is_final=True))
             assert [c.sequence_number for c in await store.responses("c1")] == [1, 2]
-            with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
+            with pytest.raises(IntegrityError):  # foreign keys are enforced
                 await store.add_response(_chunk("nope", 1, {}, is_final=True))
         finally:
             await db.close()
@@ -117,15 +133,17 @@ def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
     _run(scenario())
 
 
-def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Path) -> None:
+def test_writes_that_arrive_together_commit_together_and_fail_alone(
+    open_engine: OpenEngine,
+) -> None:
     async def scenario() -> None:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         try:
             actor = Actor(user_id=None, username="test", client_address=None)
             users = UserStore(db)
 
-            def broken(conn: sqlite3.Connection) -> None:
+            def broken(conn: Conn) -> None:
                 conn.execute("INSERT INTO users (user_id) VALUES ('half')")  # NOT NULLs missing
 
             results = await asyncio.gather(
@@ -145,7 +163,7 @@ def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Pa
                 return_exceptions=True,
             )
             assert results[:5] == [True] * 5 and results[6] is True
-            assert isinstance(results[5], sqlite3.IntegrityError)
+            assert isinstance(results[5], IntegrityError)
             names = await db.read(
                 lambda c: [r[0] for r in c.execute("SELECT user_id FROM users ORDER BY user_id")]
             )
@@ -156,9 +174,9 @@ def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Pa
     _run(scenario())
 
 
-def test_close_finishes_the_writes_already_asked_for(tmp_path: Path) -> None:
+def test_close_finishes_the_writes_already_asked_for(open_engine: OpenEngine) -> None:
     async def scenario() -> None:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         users = UserStore(db)
         actor = Actor(user_id=None, username="test", client_address=None)
@@ -179,8 +197,7 @@ def test_close_finishes_the_writes_already_asked_for(tmp_path: Path) -> None:
             )
 
     _run(scenario())
-    with sqlite3.connect(tmp_path / "sovd.db") as conn:
-        assert conn.execute("SELECT count(*) FROM users").fetchone() == (20,)
+    assert _run(_count_once(open_engine, "users")) == 20  # all in, seen by a new opening
 
 
 def test_migrating_a_version_1_database_keeps_commands_and_their_answers(tmp_path: Path) -> None:
@@ -279,13 +296,13 @@ def test_an_aiosqlite_without_the_private_api_is_refused_at_open(tmp_path: Path)
         check_aiosqlite(Changed())  # type: ignore[arg-type]
 
 
-def test_a_cached_read_is_served_from_memory_until_any_write(tmp_path: Path) -> None:
+def test_a_cached_read_is_served_from_memory_until_any_write(open_engine: OpenEngine) -> None:
     async def scenario() -> list[int]:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         reads: list[int] = []
 
-        def count_users(conn: sqlite3.Connection) -> int:
+        def count_users(conn: Conn) -> int:
             reads.append(1)
             return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
 

@@ -135,8 +135,21 @@ class _Worker:
             self._conn = _PgConn(self._loop, raw)
         return self._conn
 
-    async def run(self, fn: Callable[[_PgConn], T]) -> T:
-        return await asyncio.wrap_future(self._pool.submit(lambda: fn(self._connection())))
+    async def run(self, fn: Callable[[_PgConn], T], *, again_if_lost: bool = False) -> T:
+        """``fn`` in this worker's thread. ``again_if_lost``: if the connection turns out
+        to be lost (a restarted server), once more on a new one (for reads only: they
+        change nothing, so running one twice is harmless)."""
+
+        def call() -> T:
+            conn = self._connection()
+            try:
+                return fn(conn)
+            except Exception:
+                if not (again_if_lost and conn.raw.is_closed()):
+                    raise
+            return fn(self._connection())
+
+        return await asyncio.wrap_future(self._pool.submit(call))
 
     async def close(self) -> None:
         def shut() -> None:
@@ -271,7 +284,7 @@ class PostgresDatabase(Engine):
     async def _read(self, fn: Callable[[Conn], T]) -> T:
         if self._reader is None:
             raise RuntimeError("database is closed")
-        return await self._reader.run(lambda conn: _in_read_tx(conn, fn))
+        return await self._reader.run(lambda conn: _in_read_tx(conn, fn), again_if_lost=True)
 
     def storage_failure(self, exc: BaseException) -> StorageUnavailable | None:
         import asyncpg

@@ -7,8 +7,8 @@ PostgreSQL refuses to run as root: as root the server runs as the ``postgres`` s
 (``harness.unavailable``). The server trades durability for speed (``fsync=off``): the
 tests check behaviour, not crash safety.
 
-``engine_kinds`` parametrises a test over both engines; ``open_engine`` gives the one a
-test asked for (an SQLite file in ``tmp_path``, or a fresh PostgreSQL database).
+``open_engine`` runs a test on both engines (``engine_kind``): an SQLite file in
+``tmp_path``, then a fresh PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -197,21 +197,23 @@ def postgres_url(postgres_server: PostgresServer) -> str:
     return postgres_server.fresh_database()
 
 
-# The engines a store test runs on: SQLite in the fast tier, PostgreSQL in the socket tier
-# (it needs the server).
-engine_kinds = pytest.mark.parametrize(
-    "engine_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.socket)]
-)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.socket)])
+def engine_kind(request: pytest.FixtureRequest) -> str:
+    """The engine a store test runs on: each test that asks for it (or ``open_engine``)
+    runs twice, on SQLite in its module's tier and on PostgreSQL in the socket tier (it
+    needs the server)."""
+    kind: str = request.param
+    return kind
+
 
 OpenEngine = Callable[[], Engine]
 
 
 @pytest.fixture
-def open_engine(request: pytest.FixtureRequest, tmp_path: Path) -> OpenEngine:
+def open_engine(engine_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> OpenEngine:
     """A factory of the test's engine (``engine_kind``), not opened; each call the same
     database (a reopen sees what was written)."""
-    kind: str = request.getfixturevalue("engine_kind")
-    if kind == "sqlite":
+    if engine_kind == "sqlite":
         return lambda: Database(tmp_path / "sovd.db")
     url: str = request.getfixturevalue("postgres_url")
     return lambda: PostgresDatabase(url)
