@@ -42,7 +42,7 @@ from app.services.auth import AuthService
 from app.services.passwords import PASSWORD_RULES, password_hasher
 from app.services.tokens import TokenSettings
 from app.store.audit import AuditStore
-from app.store.engine import Engine, dialect_for, open_database
+from app.store.engine import Engine, open_database
 from app.store.sql import Conn
 from app.store.users import UserStore, all_users, names_by_age
 from app.telemetry import NoTelemetry
@@ -223,8 +223,7 @@ def _list(config: Config, out: TextIO) -> None:
 def _check(config: Config, out: TextIO) -> int:
     """``users check``: print each stored username that breaks the rule, escaped, with
     why; how many. Read-only (``_read``), so it works while the service runs."""
-    dialect = dialect_for(config.database_url)
-    rows = _read(config, lambda conn: names_by_age(conn, dialect))
+    rows = _read(config, names_by_age)
     failing = nonconforming((str(u), str(n)) for u, n in rows)
     for user_id, name, why in failing:
         out.write(f"{shown(name)} (user {user_id}): {why}\n")

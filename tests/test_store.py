@@ -7,19 +7,25 @@ import pytest
 
 from app.errors import StartupError
 from app.events import ResponseChunk
-from app.models import Actor, Command, User, Vehicle
-from app.store.commands import CommandStore
+from app.models import Actor, Command, ServiceAccount, User, Vehicle
+from app.store.commands import CommandFilter, CommandStore
 from app.store.database import Database
+from app.store.dialects import POSTGRES
+from app.store.health import can_write
 from app.store.migrations import MIGRATIONS
+from app.store.service_accounts import CertificateTaken, ServiceAccountStore
 from app.store.sql import Conn, IntegrityError
 from app.store.users import UserStore
-from app.store.vehicles import VehicleStore
-from app.vocabulary import CommandStatus, ConnectionStatus, Role, SimulatorProfile
+from app.store.vehicles import VehicleFilter, VehicleStore
+from app.vocabulary import AuditAction, CommandStatus, ConnectionStatus, Role, SimulatorProfile
 from tests.support.postgres import OpenEngine
 
 # A test that opens its database with ``open_engine`` runs on SQLite here, in the fast
 # tier, and on PostgreSQL in the socket tier (a real server: tests/support/postgres.py).
 pytestmark = pytest.mark.fast
+
+
+ACTOR = Actor(user_id=None, username="test", client_address=None)
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
@@ -328,3 +334,117 @@ def test_a_cached_read_is_served_from_memory_until_any_write(open_engine: OpenEn
             await db.close()
 
     assert _run(scenario()) == [0, 0, 0, 1, 0]
+
+
+def _vehicle(n: int, vin: str, **extra: Any) -> Vehicle:
+    return Vehicle(
+        vehicle_id=f"v{n}",
+        vin=vin,
+        make=extra.pop("make", "VW"),
+        model="Golf",
+        year=2020,
+        connection_status=ConnectionStatus.CONNECTED,
+        simulator_profile=SimulatorProfile.HEALTHY,
+        last_seen_at=None,
+        **extra,
+    )
+
+
+def _command(n: int, params: dict[str, Any], at: str) -> Command:
+    return Command(
+        command_id=f"c{n}",
+        vehicle_id="v1",
+        user_id="u1",
+        command_name="ReadDTC",
+        command_params=params,
+        status=CommandStatus.PENDING,
+        error_code=None,
+        error_message=None,
+        submitted_at=at,
+        completed_at=None,
+    )
+
+
+def test_every_store_answers_alike_on_either_engine(open_engine: OpenEngine) -> None:
+    """The statements whose SQL the dialects spell differently or that map a unique key to
+    a domain answer (ON CONFLICT, the JSON field, LIKE with ESCAPE, the insertion order,
+    ``IS NOT`` and an open LIMIT), each once, with the answers the services rely on."""
+
+    async def scenario() -> None:
+        db = open_engine()
+        await db.open()
+        try:
+            users, vehicles = UserStore(db), VehicleStore(db)
+            commands, accounts = CommandStore(db), ServiceAccountStore(db)
+            alice = User(user_id="u1", username="alice", role=Role.ENGINEER)
+            assert await users.add(alice, "h", "2026-01-01T00:00:00", ACTOR) is None
+            bob = User(user_id="u0", username="bob", role=Role.ADMIN)
+            assert await users.add(bob, "h", "2026-01-01T00:00:00", ACTOR) is None
+            # The same name in another case, and a look-alike: refused, naming the owner.
+            assert (
+                await users.add(
+                    User(user_id="u2", username="ALICE", role=Role.ENGINEER), "h", "t", ACTOR
+                )
+                == "alice"
+            )
+            # Equal creation times: the order of insertion decides (not the id).
+            assert await users.names_by_age() == [("u1", "alice"), ("u0", "bob")]
+
+            assert await vehicles.insert(_vehicle(1, "WVWZZZ1KZAW000001", make="V_W"), "t", ACTOR)
+            assert await vehicles.insert(_vehicle(2, "WVWZZZ1KZAW000002", make="VXW"), "t", None)
+            assert not await vehicles.insert(_vehicle(3, "WVWZZZ1KZAW000001"), "t", ACTOR)
+            found, total = await vehicles.find(VehicleFilter(search="V_W"))  # "_" is literal
+            assert ([v.vehicle_id for v in found], total) == (["v1"], 1)
+
+            await commands.insert(_command(1, {"ecuAddress": "0x10"}, "t1"), ACTOR)
+            await commands.insert(_command(2, {"ecuAddress": "0x0010"}, "t2"), ACTOR)
+            await commands.insert(_command(3, {"ecuAddress": "0x0018"}, "t3"), ACTOR)
+            hits, total = await commands.find(CommandFilter(params=(("ecuAddress", "0x0010"),)))
+            # Both stored spellings of one address, newest first, read back in today's.
+            assert [c.command_id for c in hits] == ["c2", "c1"] and total == 2
+            assert {c.command_params["ecuAddress"] for c in hits} == {"0x0010"}
+            for seq in (1, 2, 3):
+                await commands.add_response(_chunk("c1", seq, {"n": seq}, is_final=seq == 3))
+            assert [c.sequence_number for c in await commands.responses("c1")] == [1, 2, 3]
+            assert [c.sequence_number for c in await commands.responses("c1", 1, 1)] == [2]
+            assert (await commands.responses("c1"))[-1].is_final is True
+            ended = await commands.interrupt_active("t9", "stopped")
+            assert ended == [("c1", "ReadDTC"), ("c2", "ReadDTC"), ("c3", "ReadDTC")]
+            assert await commands.purge_ended_before("t99", 2) == 2
+            assert [c.command_id for c in (await commands.find(CommandFilter()))[0]] == ["c3"]
+
+            for sid in ("s1", "s2"):
+                await users.create_session(sid, alice, "rh", "t", "2099", ACTOR)
+            ended_sessions = await users.set_password(
+                "u1", "h2", "t", ACTOR, AuditAction.USER_PASSWORD_RESET, keep_session="s1"
+            )
+            assert ended_sessions == ["s2"]
+            assert await users.set_password(
+                "u1", "h3", "t", ACTOR, AuditAction.USER_PASSWORD_RESET
+            ) == ["s1"]
+            assert await users.purge_dead_sessions("t", 10) == 2
+
+            robot = ServiceAccount(
+                account_id="a1", client_id="robot", role=Role.ENGINEER, certificate_name="cn"
+            )
+            assert await accounts.add(robot, "h", "t", ACTOR) is None
+            assert await accounts.add(robot, "h", "t", ACTOR) == "robot"  # the name is taken
+            other = ServiceAccount(
+                account_id="a2", client_id="robot2", role=Role.ENGINEER, certificate_name="cn"
+            )
+            with pytest.raises(CertificateTaken):
+                await accounts.add(other, "h", "t", ACTOR)
+            assert (await accounts.by_certificate("cn")) == robot
+            assert await can_write(db, 5.0) is True
+            assert await db.ping(5.0) is True
+        finally:
+            await db.close()
+
+    _run(scenario())
+
+
+def test_placeholders_become_numbered_outside_quotes_only() -> None:
+    sql = "SELECT '?', \"a?\" FROM t WHERE x = ? AND y LIKE ? ESCAPE '\\' AND z = 'it''s ?'"
+    assert POSTGRES.numbered(sql) == (
+        "SELECT '?', \"a?\" FROM t WHERE x = $1 AND y LIKE $2 ESCAPE '\\' AND z = 'it''s ?'"
+    )

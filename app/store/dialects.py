@@ -4,7 +4,7 @@ The stores and the migrations are written once, in the SQL both engines share (`
 placeholders, ``INSERT ... ON CONFLICT DO NOTHING``, TEXT timestamps in ISO 8601 that sort
 as they read, INTEGER 0/1 flags, JSON kept as TEXT). What one engine spells differently
 is asked of the engine's ``Dialect``: a JSON field in a filter, the order rows were
-inserted in, a write that touches nothing, and, for PostgreSQL, the rewrite of a
+a write that touches nothing, and, for PostgreSQL, the rewrite of a
 migration's DDL and of ``?`` into ``$1, $2, ...``.
 """
 
@@ -21,8 +21,6 @@ class Dialect:
     """SQLite's, the default engine's."""
 
     name = "sqlite"
-    # A column that orders the users table as its rows were inserted (ties of created_at).
-    insertion_order = "rowid"
 
     def json_text(self, column: str, key: str) -> tuple[str, str]:
         """A condition's left side reading the top-level ``key`` of a JSON ``column``
@@ -63,14 +61,19 @@ _POSTGRES_STEPS: Final[dict[int, str]] = {
     """,
 }
 
+# Added after a migration's SQL on PostgreSQL. Users are ordered by ``created_at, rowid``
+# (the order they were inserted in, for equal times): SQLite's implicit rowid, which
+# PostgreSQL has no counterpart of, is a column there.
+_POSTGRES_AFTER: Final[dict[int, str]] = {
+    1: "ALTER TABLE users ADD COLUMN rowid BIGINT GENERATED ALWAYS AS IDENTITY;",
+}
+
 # A ``?`` outside quotes: a placeholder. Quoted text is matched first and kept.
 _PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
 class PostgresDialect(Dialect):
     name = "postgresql"
-    # No rowid: users' ids are random, so ties of created_at fall back to the id.
-    insertion_order = "user_id"
 
     def json_text(self, column: str, key: str) -> tuple[str, str]:
         return f"({column}::jsonb ->> ?)", key
@@ -85,7 +88,7 @@ class PostgresDialect(Dialect):
         script = _POSTGRES_STEPS.get(number, script)
         for pattern, replacement in _DDL_REWRITES:
             script = pattern.sub(replacement, script)
-        return script
+        return f"{script}\n{_POSTGRES_AFTER.get(number, '')}"
 
     @staticmethod
     def numbered(sql: str) -> str:

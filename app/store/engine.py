@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import StorageUnavailable
-from app.store.dialects import POSTGRES, SQLITE, Dialect
+from app.store.dialects import Dialect
 from app.store.sql import Conn
 
 T = TypeVar("T")
@@ -217,11 +217,6 @@ class Engine(ABC):
             return exc
         self._writable = False
         return failure
-
-
-def dialect_for(url: str | None) -> Dialect:
-    """The dialect of the engine ``open_database`` picks for ``url``."""
-    return SQLITE if url is None else POSTGRES
 
 
 def open_database(db_path: Path, url: str | None) -> Engine:

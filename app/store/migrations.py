@@ -15,7 +15,6 @@ from typing import Final
 from app.clock import utc_now
 from app.errors import StartupError
 from app.models import ecu_refs_at
-from app.store.dialects import SQLITE, Dialect
 from app.store.sql import Conn
 from app.usernames import username_key
 
@@ -173,7 +172,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 )
 
 
-def _unique_username_keys(conn: Conn, dialect: Dialect) -> None:
+def _unique_username_keys(conn: Conn) -> None:
     """Migration 3: every user's username key, then the unique index on it.
 
     Names that already collide (``Admin`` next to ``admin``) lose nothing: the oldest
@@ -181,9 +180,7 @@ def _unique_username_keys(conn: Conn, dialect: Dialect) -> None:
     disabled (with an audit row saying why) and keyed ``<key>#<user id>``, the name it
     can log in with if an admin enables it again."""
     owners: dict[str, str] = {}
-    rows = conn.execute(
-        f"SELECT user_id, username FROM users ORDER BY created_at, {dialect.insertion_order}"
-    )
+    rows = conn.execute("SELECT user_id, username FROM users ORDER BY created_at, rowid")
     for user_id, username in rows.fetchall():
         key = username_key(username)
         owner = owners.get(key)
@@ -213,7 +210,7 @@ def _unique_username_keys(conn: Conn, dialect: Dialect) -> None:
     conn.execute("CREATE UNIQUE INDEX users_username_key ON users(username_key)")
 
 
-def _ecus_of_doip_vehicles(conn: Conn, dialect: Dialect) -> None:
+def _ecus_of_doip_vehicles(conn: Conn) -> None:
     """Migration 5: a DoIP vehicle that lists ECU addresses has those ECUs (named as the
     default ones where the address is theirs, ``ecu-0x50`` otherwise)."""
     rows = conn.execute(
@@ -229,7 +226,7 @@ def _ecus_of_doip_vehicles(conn: Conn, dialect: Dialect) -> None:
 
 
 # Python steps run after the SQL of the migration with the same number, in its transaction.
-PYTHON_STEPS: Final[dict[int, Callable[[Conn, Dialect], None]]] = {
+PYTHON_STEPS: Final[dict[int, Callable[[Conn], None]]] = {
     3: _unique_username_keys,
     5: _ecus_of_doip_vehicles,
 }
@@ -264,7 +261,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             then = PYTHON_STEPS.get(number)
             if then is not None:  # a step SQL alone cannot do, in the same transaction
                 try:
-                    then(conn, SQLITE)
+                    then(conn)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise

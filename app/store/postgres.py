@@ -216,7 +216,7 @@ def migrate(conn: _PgConn) -> int:
             conn.script(POSTGRES.migration(number, script))
             then = PYTHON_STEPS.get(number)
             if then is not None:
-                then(conn, POSTGRES)
+                then(conn)
             conn.execute("UPDATE schema_version SET version = ?", (number,))
         conn.script("COMMIT")
     except BaseException:

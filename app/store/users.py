@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from app.models import Actor, Principal, User
 from app.store.audit import insert_audit
-from app.store.dialects import Dialect
 from app.store.engine import Engine
 from app.store.rows import delete_batch, fetch_all, fetch_one
 from app.store.sql import Conn, Row
@@ -61,11 +60,9 @@ def all_users(conn: Conn) -> list[User]:
     return [_user(r) for r in rows]
 
 
-def names_by_age(conn: Conn, dialect: Dialect) -> list[tuple[str, str]]:
+def names_by_age(conn: Conn) -> list[tuple[str, str]]:
     """Every ``(user_id, username)``, oldest first; also on the CLI's read-only connection."""
-    rows = conn.execute(
-        f"SELECT user_id, username FROM users ORDER BY created_at, {dialect.insertion_order}"
-    )
+    rows = conn.execute("SELECT user_id, username FROM users ORDER BY created_at, rowid")
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
@@ -134,8 +131,7 @@ class UserStore:
     async def names_by_age(self) -> list[tuple[str, str]]:
         """Every ``(user_id, username)``, oldest first (for ``app.usernames.nonconforming``)."""
 
-        dialect = self._db.dialect
-        return await self._db.read(lambda conn: names_by_age(conn, dialect))
+        return await self._db.read(names_by_age)
 
     async def credentials(self, key: str) -> Credentials | None:
         """The user whose username key is ``key``, with their password hash."""
