@@ -20,7 +20,9 @@ IntegrityError = sqlite3.IntegrityError
 
 
 class Row(Protocol):
-    """A row read by column name (``row["vin"]``) or by position (``row[0]``)."""
+    """A row read by column name (``row["vin"]``) or by position (``row[0]``). Not
+    ``value in row``: an asyncpg record looks among its keys there (``tuple(row)`` holds
+    the values on either engine)."""
 
     def __getitem__(self, key: Any, /) -> Any: ...
 
