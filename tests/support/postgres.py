@@ -88,9 +88,9 @@ class PostgresServer:
         return done.stdout.strip()
 
     def fresh_database(self) -> str:
-        """A new empty database's URL (CREATE DATABASE copies template1: milliseconds)."""
+        """A new empty database's URL (a copy of template1's files)."""
         name = f"t{os.getpid()}_{next(self._names)}"
-        self.psql(f"CREATE DATABASE {name}")
+        self.psql(f"CREATE DATABASE {name} STRATEGY FILE_COPY")  # faster for a small one
         return self.url(name)
 
     def start(self) -> None:
