@@ -1,5 +1,6 @@
 """Issue #9 item 5: the stream's semantics live in ``CommandService.follow``, tested here
-without sockets: a real SQLite file (and a real PostgreSQL database in the socket tier), the real store, bus and pipeline, a scripted vehicle.
+without sockets: a real SQLite file (and a real PostgreSQL database in the socket tier),
+the real store, bus and pipeline, a scripted vehicle.
 
 What ``follow`` promises: the replay then the live events, every chunk exactly once and in
 order (also for a reader caught mid-stream, and for a chunk published while the replay
