@@ -35,7 +35,7 @@ from app import cli_service_accounts
 from app.config import Config, ConfigError
 from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked, make_private_dir
 from app.descriptions.intake import PdxLimits, PdxRejected
-from app.errors import ServiceError
+from app.errors import ServiceError, StartupError
 from app.models import Actor
 from app.services import description_files
 from app.services.auth import AuthService
@@ -134,7 +134,7 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
     if args.command == "service-accounts":
         try:
             asyncio.run(cli_service_accounts.command(config, args, sys.stdout))
-        except (CliError, ServiceError) as exc:
+        except (CliError, ServiceError, StartupError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         return EXIT_OK
@@ -145,7 +145,7 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
             _list(config, sys.stdout)
             return EXIT_OK
         asyncio.run(_users(config, args, sys.stdin, sys.stdout))
-    except (CliError, ServiceError) as exc:
+    except (CliError, ServiceError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
@@ -189,7 +189,9 @@ def _read(config: Config, query: Callable[[Conn], T]) -> T:
     anything, and the service's writes go on (WAL: readers see the last commit)."""
     need_database(config)
     if config.database_url is not None:
-        return asyncio.run(_read_server(config.db_path, config.database_url, query))
+        from app.store.postgres import read_once
+
+        return asyncio.run(read_once(config.database_url, query))
     uri = f"{config.db_path.resolve().as_uri()}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0)
@@ -199,16 +201,6 @@ def _read(config: Config, query: Callable[[Conn], T]) -> T:
             conn.close()
     except sqlite3.Error as exc:
         raise CliError(f"cannot read {config.db_path}: {exc}") from None
-
-
-async def _read_server(db_path: Path, url: str, query: Callable[[Conn], T]) -> T:
-    """``_read`` on a database server: its own connections, in one read transaction."""
-    db = open_database(db_path, url)
-    await db.open()
-    try:
-        return await db.read(query)
-    finally:
-        await db.close()
 
 
 def _list(config: Config, out: TextIO) -> None:

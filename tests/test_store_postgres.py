@@ -1,7 +1,7 @@
 """Issue #23 item 1: the store on PostgreSQL (SOVD_DATABASE_URL), on a real server
 (tests/support/postgres.py). What both engines share runs on both in tests/test_store.py;
 here is what only PostgreSQL has: its schema version, migration 2 in its own words, its
-start-up errors, a lost connection, and the real app end to end on it."""
+start-up errors, a lost connection, the real app end to end on it and its command line."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from app.store.users import UserStore
 from app.vocabulary import Role
 from tests.support.harness import auth, in_process, make_config
 from tests.support.postgres import PostgresServer
+from tests.support.process import run_app, server_env
 
 pytestmark = pytest.mark.socket
 
@@ -186,3 +187,51 @@ def test_the_app_runs_on_postgresql_end_to_end(
     assert postgres_server.psql("SELECT count(*) FROM command_responses", name) == "3"
     assert postgres_server.psql("SELECT vin FROM vehicles", name) == body["vin"]
     assert not config.db_path.exists()
+
+
+def test_the_users_command_line_works_on_the_database_the_url_names(
+    postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    env = server_env(tmp_path, SOVD_DATABASE_URL=postgres_url)
+    created = run_app(env, "users", "create", "carol", stdin="carol-password-1\n")
+    assert created.returncode == 0, created.stderr
+    listed = run_app(env, "users", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["carol"]
+    checked = run_app(env, "users", "check")
+    assert (checked.returncode, checked.stdout) == (0, "all 1 usernames keep the rule\n")
+    name = _database_of(postgres_url)
+    assert postgres_server.psql("SELECT username FROM users", name) == "carol"
+    assert not (tmp_path / "data" / "sovd.db").exists()
+    # With the service running on the database (from another data directory): reading
+    # works beside it, a change is refused naming why.
+    with in_process(make_config(tmp_path / "node", database_url=postgres_url)):
+        listed = run_app(env, "users", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "carol" in listed.stdout and "engineer" in listed.stdout
+        refused = run_app(env, "users", "disable", "carol")
+        assert refused.returncode == 1
+        assert "another service process is using this database" in refused.stderr
+    assert postgres_server.psql("SELECT disabled FROM users WHERE username = 'carol'", name) == "0"
+
+
+def test_a_second_service_on_the_same_database_is_refused_at_start(postgres_url: str) -> None:
+    """One process per PostgreSQL database until the lanes are shared (#23 items 2-4): a
+    second one would end the first one's running commands as interrupted at its start."""
+
+    async def scenario() -> str:
+        first = PostgresDatabase(postgres_url)
+        await first.open()
+        try:
+            with pytest.raises(StartupError) as caught:
+                await PostgresDatabase(postgres_url).open()
+        finally:
+            await first.close()
+        after = PostgresDatabase(postgres_url)  # the first one gone: free again
+        await after.open()
+        await after.close()
+        return str(caught.value)
+
+    message = asyncio.run(scenario())
+    assert "another service process is using this database" in message
+    assert _database_of(postgres_url) in message

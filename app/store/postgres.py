@@ -41,6 +41,7 @@ STATEMENT_TIMEOUT_S: Final = 30.0
 # Any number, the same on every node: migrations run under this advisory lock, so two
 # nodes starting at once on a new database do not both migrate it.
 _MIGRATION_LOCK: Final = 0x50564D49  # "SOVD migrations"
+_SERVICE_LOCK: Final = 0x50564453  # held by the writer connection: see ``_claim``
 _QUERIES: Final = ("SELECT", "WITH", "VALUES")
 
 
@@ -110,11 +111,31 @@ class _PgConn:
         self.wait(self.raw.execute(sql))
 
 
-class _Worker:
-    """One thread with its own event loop and one asyncpg connection in it."""
+class DatabaseInUse(RuntimeError):
+    """Another service process holds this database (one process per database for now)."""
 
-    def __init__(self, url: str, name: str) -> None:
+
+def _claim(conn: _PgConn) -> None:
+    """Hold the service's advisory lock for as long as this connection lives, or raise
+    DatabaseInUse. Until issue #23 shares the work between nodes (one lane owner per
+    vehicle), a second process on the database would end the first one's running
+    commands as interrupted when it starts, and serve from its own caches and limits."""
+    if not conn.execute("SELECT pg_try_advisory_lock(?)", (_SERVICE_LOCK,)).fetchone()[0]:
+        raise DatabaseInUse(
+            "another service process is using this database; run one process per"
+            " PostgreSQL database (several nodes are a later part of issue #23)"
+        )
+
+
+class _Worker:
+    """One thread with its own event loop and one asyncpg connection in it;
+    ``on_connect`` runs on each new connection (in that thread)."""
+
+    def __init__(
+        self, url: str, name: str, on_connect: Callable[[_PgConn], None] | None = None
+    ) -> None:
         self._url = url
+        self._on_connect = on_connect
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: _PgConn | None = None
@@ -132,7 +153,14 @@ class _Worker:
                     self._url, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
                 )
             )
-            self._conn = _PgConn(self._loop, raw)
+            conn = _PgConn(self._loop, raw)
+            if self._on_connect is not None:
+                try:
+                    self._on_connect(conn)
+                except BaseException:
+                    self._loop.run_until_complete(raw.close(timeout=5))
+                    raise
+            self._conn = conn
         return self._conn
 
     async def run(self, fn: Callable[[_PgConn], T], *, again_if_lost: bool = False) -> T:
@@ -253,6 +281,24 @@ def _where(url: str) -> str:
     return f"{host}{port}{parts.path or ''}"
 
 
+async def read_once(url: str, fn: Callable[[Conn], T]) -> T:
+    """``fn`` in one read transaction on a connection of its own: the command line's
+    read-only access (no migration, no claim: it works beside the running service).
+    StartupError, naming the database, if it cannot be read."""
+    import asyncpg
+
+    worker = _Worker(url, "pg-read-once")
+    try:
+        return await worker.run(lambda conn: _in_read_tx(conn, fn))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StartupError(
+            f"cannot read the PostgreSQL database {_where(url)} (SOVD_DATABASE_URL):"
+            f" {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        await worker.close()
+
+
 class PostgresDatabase(Engine):
     """The PostgreSQL engine: one connection for writes, one for reads, each in its own
     thread."""
@@ -274,11 +320,13 @@ class PostgresDatabase(Engine):
                 "SOVD_DATABASE_URL names a PostgreSQL database but the driver is not"
                 " installed: pip install 'sovd-command-service[postgres]'"
             ) from None
-        self._writer = _Worker(self._url, "pg-writer")
+        self._writer = _Worker(self._url, "pg-writer", on_connect=_claim)
         self._reader = _Worker(self._url, "pg-reader")
         try:
             await self._writer.run(migrate)
             await self._reader.run(lambda conn: None)
+        except DatabaseInUse as exc:
+            raise StartupError(f"the PostgreSQL database {self.where}: {exc}") from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StartupError(
                 f"the PostgreSQL database {self.where} (SOVD_DATABASE_URL) cannot be used:"
@@ -311,6 +359,7 @@ class PostgresDatabase(Engine):
         # The server gone or unreachable, out of disk or connections, or read-only (a
         # standby): the storage cannot take writes now. A bad statement is not one.
         refusing = (
+            DatabaseInUse,  # lost the connection, and another process took the database
             OSError,
             asyncpg.PostgresConnectionError,
             asyncpg.InterfaceError,
