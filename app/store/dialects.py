@@ -3,8 +3,8 @@
 The stores and the migrations are written once, in the SQL both engines share (``?``
 placeholders, ``INSERT ... ON CONFLICT DO NOTHING``, TEXT timestamps in ISO 8601 that sort
 as they read, INTEGER 0/1 flags, JSON kept as TEXT). What one engine spells differently
-is asked of the engine's ``Dialect``: a JSON field in a filter, the order rows were
-a write that touches nothing, and, for PostgreSQL, the rewrite of a
+is asked of the engine's ``Dialect``: a JSON field in a filter, a case-insensitive
+LIKE, a write that touches nothing, and, for PostgreSQL, the rewrite of a
 migration's DDL and of ``?`` into ``$1, $2, ...``.
 """
 
@@ -21,6 +21,8 @@ class Dialect:
     """SQLite's, the default engine's."""
 
     name = "sqlite"
+    # Text matching a pattern whatever the case (SQLite's LIKE is, for ASCII).
+    like = "LIKE"
 
     def json_text(self, column: str, key: str) -> tuple[str, str]:
         """A condition's left side reading the top-level ``key`` of a JSON ``column``
@@ -74,6 +76,7 @@ _PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    like = "ILIKE"
 
     def json_text(self, column: str, key: str) -> tuple[str, str]:
         return f"({column}::jsonb ->> ?)", key

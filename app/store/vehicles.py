@@ -202,8 +202,10 @@ class VehicleStore:
         where.equal("connection_status", flt.status)
         if flt.search:
             pattern = _like_pattern(flt.search)
+            like = self._db.dialect.like  # case-insensitive
             where.add(
-                "(vin LIKE ? ESCAPE '\\' OR make LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')",
+                f"(vin {like} ? ESCAPE '\\' OR make {like} ? ESCAPE '\\'"
+                f" OR model {like} ? ESCAPE '\\')",
                 pattern,
                 pattern,
                 pattern,
