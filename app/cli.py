@@ -42,7 +42,7 @@ from app.services.auth import AuthService
 from app.services.passwords import PASSWORD_RULES, password_hasher
 from app.services.tokens import TokenSettings
 from app.store.audit import AuditStore
-from app.store.engine import Engine, open_database
+from app.store.engine import Engine, open_database, read_once
 from app.store.sql import Conn
 from app.store.users import UserStore, all_users, names_by_age
 from app.telemetry import NoTelemetry
@@ -189,8 +189,6 @@ def _read(config: Config, query: Callable[[Conn], T]) -> T:
     anything, and the service's writes go on (WAL: readers see the last commit)."""
     need_database(config)
     if config.database_url is not None:
-        from app.store.postgres import read_once
-
         return asyncio.run(read_once(config.database_url, query))
     uri = f"{config.db_path.resolve().as_uri()}?mode=ro"
     try:

@@ -1,5 +1,6 @@
 import asyncio
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from app.models import Actor, Command, ServiceAccount, User, Vehicle
 from app.store.commands import CommandFilter, CommandStore
 from app.store.database import Database
 from app.store.dialects import POSTGRES
+from app.store.engine import open_database
 from app.store.health import can_write
 from app.store.migrations import MIGRATIONS
 from app.store.service_accounts import CertificateTaken, ServiceAccountStore
@@ -450,3 +452,14 @@ def test_placeholders_become_numbered_outside_quotes_only() -> None:
     assert POSTGRES.numbered(sql) == (
         "SELECT '?', \"a?\" FROM t WHERE x = $1 AND y LIKE $2 ESCAPE '\\' AND z = 'it''s ?'"
     )
+
+
+def test_a_postgresql_url_without_the_driver_is_a_startup_error_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on an edge box installed without the ``postgres`` extra: asyncpg cannot import.
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    monkeypatch.delitem(sys.modules, "app.store.postgres", raising=False)
+    with pytest.raises(StartupError, match=r"pip install 'sovd-command-service\[postgres\]'"):
+        open_database(tmp_path / "sovd.db", "postgresql://sovd:pw@db/sovd")
+    assert isinstance(open_database(tmp_path / "sovd.db", None), Database)  # SQLite needs none

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.errors import StorageUnavailable
+from app.errors import StartupError, StorageUnavailable
 from app.store.dialects import Dialect
 from app.store.sql import Conn
 
@@ -226,6 +226,26 @@ def open_database(db_path: Path, url: str | None) -> Engine:
         from app.store.database import Database
 
         return Database(db_path)
-    from app.store.postgres import PostgresDatabase
-
+    try:
+        from app.store.postgres import PostgresDatabase
+    except ImportError as exc:
+        raise _no_driver(exc) from None
     return PostgresDatabase(url)
+
+
+async def read_once(url: str, fn: Callable[[Conn], T]) -> T:
+    """``fn`` in one read transaction of the PostgreSQL database at ``url``, beside a
+    running service (the command line's read-only access; SQLite's is in app.cli)."""
+    try:
+        from app.store import postgres
+    except ImportError as exc:
+        raise _no_driver(exc) from None
+    return await postgres.read_once(url, fn)
+
+
+def _no_driver(exc: ImportError) -> StartupError:
+    # asyncpg is the ``postgres`` extra: an edge box on SQLite does not install it.
+    return StartupError(
+        f"SOVD_DATABASE_URL names a PostgreSQL database but its driver cannot be imported"
+        f" ({exc}): pip install 'sovd-command-service[postgres]'"
+    )

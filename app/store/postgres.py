@@ -19,17 +19,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from functools import lru_cache
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
+
+import asyncpg
 
 from app.errors import StartupError, StorageUnavailable
 from app.store.dialects import POSTGRES
 from app.store.engine import STORAGE_RETRY_AFTER_S, Engine, Outcomes
 from app.store.migrations import MIGRATIONS, PYTHON_STEPS, refuse_newer
 from app.store.sql import Conn, IntegrityError
-
-if TYPE_CHECKING:
-    import asyncpg
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -43,6 +43,14 @@ STATEMENT_TIMEOUT_S: Final = 30.0
 _MIGRATION_LOCK: Final = 0x50564D49  # "SOVD migrations"
 _SERVICE_LOCK: Final = 0x50564453  # held by the writer connection: see ``_claim``
 _QUERIES: Final = ("SELECT", "WITH", "VALUES")
+
+
+@lru_cache(maxsize=1024)  # the statements are a fixed set of strings
+def _statement(sql: str) -> tuple[str, bool]:
+    """``sql`` as PostgreSQL takes it, and whether it returns rows (fetched) or a row
+    count (executed)."""
+    upper = sql.lstrip().upper()
+    return POSTGRES.numbered(sql), upper.startswith(_QUERIES) or " RETURNING " in upper
 
 
 def _rowcount(status: str) -> int:
@@ -82,8 +90,6 @@ class _PgConn:
         self.raw = conn
 
     def wait(self, call: Coroutine[Any, Any, T]) -> T:
-        import asyncpg
-
         try:
             return self._loop.run_until_complete(call)
         except asyncpg.IntegrityConstraintViolationError as exc:
@@ -91,8 +97,8 @@ class _PgConn:
             raise IntegrityError(f"{type(exc).__name__}: {exc}") from exc
 
     def run_statement(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], int]:
-        sql = POSTGRES.numbered(sql)
-        if sql.lstrip()[:6].upper().startswith(_QUERIES) or " RETURNING " in sql.upper():
+        sql, returns_rows = _statement(sql)
+        if returns_rows:
             rows = self.wait(self.raw.fetch(sql, *args))
             return rows, len(rows)
         return [], _rowcount(self.wait(self.raw.execute(sql, *args)))
@@ -143,8 +149,6 @@ class _Worker:
     def _connection(self) -> _PgConn:
         """The live connection, reconnecting if the last one was lost (a restarted
         server); runs in the worker's thread."""
-        import asyncpg
-
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         if self._conn is None or self._conn.raw.is_closed():
@@ -285,8 +289,6 @@ async def read_once(url: str, fn: Callable[[Conn], T]) -> T:
     """``fn`` in one read transaction on a connection of its own: the command line's
     read-only access (no migration, no claim: it works beside the running service).
     StartupError, naming the database, if it cannot be read."""
-    import asyncpg
-
     worker = _Worker(url, "pg-read-once")
     try:
         return await worker.run(lambda conn: _in_read_tx(conn, fn))
@@ -313,13 +315,6 @@ class PostgresDatabase(Engine):
         self._reader: _Worker | None = None
 
     async def _connect(self) -> None:
-        try:
-            import asyncpg
-        except ImportError:
-            raise StartupError(
-                "SOVD_DATABASE_URL names a PostgreSQL database but the driver is not"
-                " installed: pip install 'sovd-command-service[postgres]'"
-            ) from None
         self._writer = _Worker(self._url, "pg-writer", on_connect=_claim)
         self._reader = _Worker(self._url, "pg-reader")
         try:
@@ -354,8 +349,6 @@ class PostgresDatabase(Engine):
         return await self._reader.run(lambda conn: _in_read_tx(conn, fn), again_if_lost=True)
 
     def storage_failure(self, exc: BaseException) -> StorageUnavailable | None:
-        import asyncpg
-
         # The server gone or unreachable, out of disk or connections, or read-only (a
         # standby): the storage cannot take writes now. A bad statement is not one.
         refusing = (
@@ -384,8 +377,6 @@ class PostgresDatabase(Engine):
         return None
 
     async def ping(self, timeout_s: float) -> bool:
-        import asyncpg
-
         try:
             async with asyncio.timeout(timeout_s):
                 row = await self.read(lambda c: c.execute("SELECT 1").fetchone())
