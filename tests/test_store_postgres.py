@@ -231,3 +231,31 @@ def test_a_second_service_on_the_same_database_is_refused_at_start(postgres_url:
     message = asyncio.run(scenario())
     assert "another service process is using this database" in message
     assert _database_of(postgres_url) in message
+
+
+def test_a_database_that_refuses_connections_answers_unavailable_until_it_takes_them_again(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """Reads too: a read that cannot connect is StorageUnavailable (503), not a 500."""
+    name = _database_of(postgres_url)
+
+    async def scenario() -> None:
+        db = PostgresDatabase(postgres_url)
+        await db.open()
+        try:
+            postgres_server.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+            postgres_server.psql(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            )
+            with pytest.raises(StorageUnavailable, match="DatabaseUnreachable"):
+                await UserStore(db).all()
+            with pytest.raises(StorageUnavailable):
+                await db.write(db.dialect.touch)
+            assert (await db.ping(5.0), db.writable) == (False, False)
+            postgres_server.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+            assert await db.ping(5.0) is True
+            assert await can_write(db, 5.0) is True and db.writable is True
+        finally:
+            await db.close()
+
+    asyncio.run(scenario())

@@ -201,7 +201,7 @@ class Database(Engine):
         try:
             async with asyncio.timeout(timeout_s):
                 row = await self.read(lambda c: c.execute("SELECT 1").fetchone())
-        except (TimeoutError, sqlite3.Error, RuntimeError):
+        except (TimeoutError, sqlite3.Error, RuntimeError, StorageUnavailable):
             return False
         return bool(row == (1,))
 

@@ -135,8 +135,15 @@ class Engine(ABC):
         return await asyncio.shield(future)
 
     async def read(self, fn: Callable[[Conn], T]) -> T:
-        """Run ``fn`` in one read transaction (a consistent snapshot)."""
-        return await self._read(fn)
+        """Run ``fn`` in one read transaction (a consistent snapshot). Raises what ``fn``
+        raised, or StorageUnavailable when the storage cannot be read (as ``write``)."""
+        try:
+            return await self._read(fn)
+        except Exception as exc:
+            failure = self.storage_failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
     async def read_cached(self, key: Hashable, fn: Callable[[Conn], T]) -> T:
         """``read(fn)``, answered from memory while nothing has been written since the

@@ -117,6 +117,10 @@ class _PgConn:
         self.wait(self.raw.execute(sql))
 
 
+class DatabaseUnreachable(Exception):
+    """No connection could be made: the server down or refusing, the database missing."""
+
+
 class DatabaseInUse(RuntimeError):
     """Another service process holds this database (one process per database for now)."""
 
@@ -152,11 +156,14 @@ class _Worker:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         if self._conn is None or self._conn.raw.is_closed():
-            raw = self._loop.run_until_complete(
-                asyncpg.connect(
-                    self._url, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
+            try:
+                raw = self._loop.run_until_complete(
+                    asyncpg.connect(
+                        self._url, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
+                    )
                 )
-            )
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise DatabaseUnreachable(f"{type(exc).__name__}: {exc}") from exc
             conn = _PgConn(self._loop, raw)
             if self._on_connect is not None:
                 try:
@@ -292,6 +299,10 @@ async def read_once(url: str, fn: Callable[[Conn], T]) -> T:
     worker = _Worker(url, "pg-read-once")
     try:
         return await worker.run(lambda conn: _in_read_tx(conn, fn))
+    except DatabaseUnreachable as exc:
+        raise StartupError(
+            f"cannot read the PostgreSQL database {_where(url)} (SOVD_DATABASE_URL): {exc}"
+        ) from None
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StartupError(
             f"cannot read the PostgreSQL database {_where(url)} (SOVD_DATABASE_URL):"
@@ -322,6 +333,10 @@ class PostgresDatabase(Engine):
             await self._reader.run(lambda conn: None)
         except DatabaseInUse as exc:
             raise StartupError(f"the PostgreSQL database {self.where}: {exc}") from None
+        except DatabaseUnreachable as exc:
+            raise StartupError(
+                f"the PostgreSQL database {self.where} (SOVD_DATABASE_URL) cannot be used: {exc}"
+            ) from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StartupError(
                 f"the PostgreSQL database {self.where} (SOVD_DATABASE_URL) cannot be used:"
@@ -352,6 +367,7 @@ class PostgresDatabase(Engine):
         # The server gone or unreachable, out of disk or connections, or read-only (a
         # standby): the storage cannot take writes now. A bad statement is not one.
         refusing = (
+            DatabaseUnreachable,
             DatabaseInUse,  # lost the connection, and another process took the database
             OSError,
             asyncpg.PostgresConnectionError,
@@ -367,7 +383,7 @@ class PostgresDatabase(Engine):
                 return seen
             if isinstance(seen, refusing):
                 error = StorageUnavailable(
-                    f"the database cannot store anything now ({type(seen).__name__});"
+                    f"the database cannot be used now ({type(seen).__name__});"
                     " nothing was changed",
                     retry_after=STORAGE_RETRY_AFTER_S,
                 )
@@ -380,6 +396,13 @@ class PostgresDatabase(Engine):
         try:
             async with asyncio.timeout(timeout_s):
                 row = await self.read(lambda c: c.execute("SELECT 1").fetchone())
-        except (TimeoutError, OSError, RuntimeError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (
+            TimeoutError,
+            OSError,
+            RuntimeError,
+            StorageUnavailable,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+        ):
             return False
         return row is not None and row[0] == 1
