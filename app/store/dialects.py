@@ -1,11 +1,11 @@
 """Every difference between the SQL SQLite and PostgreSQL take, in one place.
 
 The stores and the migrations are written once, in the SQL both engines share (``?``
-placeholders, ``INSERT ... ON CONFLICT DO NOTHING``, TEXT timestamps in ISO 8601 that sort
-as they read, INTEGER 0/1 flags, JSON kept as TEXT). What one engine spells differently
-is asked of the engine's ``Dialect``: a JSON field in a filter, a case-insensitive
-LIKE, a write that touches nothing, and, for PostgreSQL, the rewrite of a
-migration's DDL and of ``?`` into ``$1, $2, ...``.
+placeholders, never named ones; ``INSERT ... ON CONFLICT DO NOTHING``; TEXT timestamps in
+ISO 8601 that sort as they read; INTEGER 0/1 flags; JSON kept as TEXT). What one engine
+spells differently is asked of the engine's ``Dialect``: a JSON field in a filter, a
+case-insensitive LIKE, a write that touches nothing, and, for PostgreSQL, the rewrite of
+a migration's DDL and of ``?`` into ``$1, $2, ...``.
 """
 
 from __future__ import annotations

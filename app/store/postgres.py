@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, Final, TypeVar
@@ -69,6 +69,8 @@ class _PgCursor:
         self.row_factory: Any = None  # asyncpg's records are read by name already
 
     def execute(self, sql: str, parameters: Any = (), /) -> _PgCursor:
+        if isinstance(parameters, Mapping):  # SQLite would take them; PostgreSQL not
+            raise TypeError("named parameters are SQLite's only: write ? placeholders")
         self._rows, self.rowcount = self._conn.run_statement(sql, tuple(parameters))
         return self
 
@@ -383,8 +385,7 @@ class PostgresDatabase(Engine):
                 return seen
             if isinstance(seen, refusing):
                 error = StorageUnavailable(
-                    f"the database cannot be used now ({type(seen).__name__});"
-                    " nothing was changed",
+                    f"the database cannot be used now ({type(seen).__name__}); nothing was changed",
                     retry_after=STORAGE_RETRY_AFTER_S,
                 )
                 error.__cause__ = seen
