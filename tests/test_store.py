@@ -463,3 +463,25 @@ def test_a_postgresql_url_without_the_driver_is_a_startup_error_naming_the_extra
     with pytest.raises(StartupError, match=r"pip install 'sovd-command-service\[postgres\]'"):
         open_database(tmp_path / "sovd.db", "postgresql://sovd:pw@db/sovd")
     assert isinstance(open_database(tmp_path / "sovd.db", None), Database)  # SQLite needs none
+
+
+def test_a_durable_write_is_flushed_at_commit_and_a_routine_one_need_not_be(
+    open_engine: OpenEngine, engine_kind: str
+) -> None:
+    # SQLite: synchronous FULL (2) against NORMAL (1); PostgreSQL: synchronous_commit.
+    setting = {"sqlite": "PRAGMA synchronous", "postgres": "SHOW synchronous_commit"}
+    flushed = {"sqlite": (2, 1), "postgres": ("on", "off")}
+
+    async def scenario() -> tuple[Any, Any]:
+        db = open_engine()
+        await db.open()
+        try:
+
+            def seen(conn: Conn) -> Any:
+                return conn.execute(setting[engine_kind]).fetchone()[0]
+
+            return await db.write(seen, durable=True), await db.write(seen)
+        finally:
+            await db.close()
+
+    assert _run(scenario()) == flushed[engine_kind]

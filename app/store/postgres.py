@@ -7,9 +7,9 @@ loop, where the asyncpg connection lives; an operation runs in that thread and e
 its statements is one ``run_until_complete`` of an asyncpg call (``_PgConn``). The
 service's own loop only awaits the operation, as with SQLite.
 
-Durability: a batch holding a ``durable`` write commits with PostgreSQL's default
-``synchronous_commit=on`` (flushed before its callers hear back); any other batch with
-``synchronous_commit=off`` for that transaction (a server crash may lose its last few
+Durability: a batch holding a ``durable`` write commits with ``synchronous_commit=on``
+(flushed before its callers hear back, whatever the server's default); any other batch
+with ``synchronous_commit=off`` for that transaction (a server crash may lose its last few
 hundred milliseconds, never half of a transaction): SQLite's NORMAL/FULL split.
 """
 
@@ -42,7 +42,7 @@ STATEMENT_TIMEOUT_S: Final = 30.0
 # nodes starting at once on a new database do not both migrate it.
 _MIGRATION_LOCK: Final = 0x50564D49  # "SOVD migrations"
 _SERVICE_LOCK: Final = 0x50564453  # held by the writer connection: see ``_claim``
-_QUERIES: Final = ("SELECT", "WITH", "VALUES")
+_QUERIES: Final = ("SELECT", "WITH", "VALUES", "SHOW")  # statements that return rows
 
 
 @lru_cache(maxsize=1024)  # the statements are a fixed set of strings
@@ -212,7 +212,9 @@ def _write_batch(conn: _PgConn, fns: list[Callable[[Any], Any]], durable: bool) 
     """Run each function in its own savepoint inside one transaction: (ok, result) each.
     A batch of one needs no savepoint (its failure rolls the transaction back): each
     statement is a round trip to the server, so the common idle case saves two."""
-    begin = "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit = off"
+    # Said in each transaction, whatever the server's default: on (flushed before the
+    # commit returns) for a durable batch, off for the others.
+    begin = f"BEGIN; SET LOCAL synchronous_commit = {'on' if durable else 'off'}"
     if len(fns) == 1:
         conn.script(begin)
         try:
@@ -257,7 +259,8 @@ def _in_read_tx(conn: _PgConn, fn: Callable[[Any], T]) -> T:
     try:
         return fn(conn)
     finally:
-        conn.script("ROLLBACK")  # read only: nothing to keep
+        if not conn.raw.is_closed():  # lost: nothing to end (and fn's error says why)
+            conn.script("ROLLBACK")  # read only: nothing to keep
 
 
 def migrate(conn: _PgConn) -> int:
