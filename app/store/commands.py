@@ -167,7 +167,7 @@ class CommandStore:
             row = fetch_one(conn, f"{_SELECT} WHERE command_id = ?", (command_id,))
             return None if row is None else _command(row)
 
-        return await self._db.read(run)
+        return await self._db.read(run, single_statement=True)
 
     async def find(self, flt: CommandFilter) -> tuple[list[Command], int]:
         where = Where()
@@ -198,7 +198,9 @@ class CommandStore:
     async def responses(
         self, command_id: str, after: int = 0, limit: int | None = None
     ) -> list[ResponseChunk]:
-        return await self._db.read(lambda conn: _chunks(conn, command_id, after, limit))
+        return await self._db.read(
+            lambda conn: _chunks(conn, command_id, after, limit), single_statement=True
+        )
 
     async def snapshot(
         self, command_id: str, after: int, limit: int | None = None

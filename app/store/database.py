@@ -189,9 +189,11 @@ class Database(Engine):
         if self._writer is not None:
             await self._run(self._writer, _rollback_if_open)
 
-    async def _read(self, fn: Callable[[Any], T]) -> T:
+    async def _read(self, fn: Callable[[Any], T], snapshot: bool) -> T:
         if self._reader is None:
             raise RuntimeError("database is closed")
+        if not snapshot:
+            return await self._run(self._reader, fn)
         return await self._run(self._reader, lambda conn: _in_read_tx(conn, fn))
 
     def storage_failure(self, exc: BaseException) -> StorageUnavailable | None:

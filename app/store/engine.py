@@ -85,8 +85,9 @@ class Engine(ABC):
         """Leave the writer ready for the next batch after its transaction failed."""
 
     @abstractmethod
-    async def _read(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn`` in one read transaction (a consistent snapshot)."""
+    async def _read(self, fn: Callable[[Any], T], snapshot: bool) -> T:
+        """Run ``fn`` in one read transaction (a consistent snapshot), or without one
+        (``snapshot`` False: ``fn`` runs a single statement)."""
 
     @abstractmethod
     def storage_failure(self, exc: BaseException) -> StorageUnavailable | None:
@@ -134,11 +135,17 @@ class Engine(ABC):
         # Shielded: once queued, the write happens even if the caller stops waiting.
         return await asyncio.shield(future)
 
-    async def read(self, fn: Callable[[Conn], T]) -> T:
+    async def read(self, fn: Callable[[Conn], T], *, single_statement: bool = False) -> T:
         """Run ``fn`` in one read transaction (a consistent snapshot). Raises what ``fn``
-        raised, or StorageUnavailable when the storage cannot be read (as ``write``)."""
+        raised, or StorageUnavailable when the storage cannot be read (as ``write``).
+
+        ``single_statement``: ``fn`` runs one SELECT, which is a consistent snapshot by
+        itself, so no transaction is opened around it. On PostgreSQL that saves two round
+        trips (BEGIN, ROLLBACK), about 170 us of this process's CPU per read (measured on
+        the 2-core machine), which the hottest reads (a session's principal on every
+        request, a command, a vehicle, a command's chunks) take."""
         try:
-            return await self._read(fn)
+            return await self._read(fn, not single_statement)
         except Exception as exc:
             failure = self.storage_failure(exc)
             if failure is None:

@@ -363,9 +363,11 @@ class PostgresDatabase(Engine):
         """Nothing: ``_write_batch`` rolled back, and a lost connection is replaced on
         the next run."""
 
-    async def _read(self, fn: Callable[[Conn], T]) -> T:
+    async def _read(self, fn: Callable[[Conn], T], snapshot: bool) -> T:
         if self._reader is None:
             raise RuntimeError("database is closed")
+        if not snapshot:
+            return await self._reader.run(fn, again_if_lost=True)
         return await self._reader.run(lambda conn: _in_read_tx(conn, fn), again_if_lost=True)
 
     def storage_failure(self, exc: BaseException) -> StorageUnavailable | None:

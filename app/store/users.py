@@ -194,7 +194,7 @@ class UserStore:
                 session_id=session_id,
             )
 
-        return await self._db.read(run)
+        return await self._db.read(run, single_statement=True)
 
     async def rotate_refresh(
         self,

@@ -195,7 +195,7 @@ class VehicleStore:
             )
             return None if row is None else _vehicle(row)
 
-        return await self._db.read(run)
+        return await self._db.read(run, single_statement=True)
 
     async def find(self, flt: VehicleFilter) -> tuple[list[Vehicle], int]:
         where = Where()
