@@ -40,7 +40,7 @@ from app.services.vehicle_links import doip_target_of
 from app.services.vehicles import VehicleService
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.users import UserStore
 from app.store.vehicles import VehicleStore
 from app.telemetry import HttpRecorder, Telemetry, Tracing
@@ -59,7 +59,7 @@ class Stores:
     vehicles: VehicleStore
 
     @classmethod
-    def of(cls, db: Database) -> Stores:
+    def of(cls, db: Engine) -> Stores:
         return cls(UserStore(db), AuditStore(db), CommandStore(db), VehicleStore(db))
 
 
@@ -220,7 +220,7 @@ def middleware(
 
 def services(
     config: Config,
-    db: Database,
+    db: Engine,
     stores: Stores,
     bus: EventBus,
     pipeline: Pipeline,

@@ -35,15 +35,16 @@ from app import cli_service_accounts
 from app.config import Config, ConfigError
 from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked, make_private_dir
 from app.descriptions.intake import PdxLimits, PdxRejected
-from app.errors import ServiceError
+from app.errors import ServiceError, StartupError
 from app.models import Actor
 from app.services import description_files
 from app.services.auth import AuthService
 from app.services.passwords import PASSWORD_RULES, password_hasher
 from app.services.tokens import TokenSettings
 from app.store.audit import AuditStore
-from app.store.database import Database
-from app.store.users import UserStore, all_users
+from app.store.engine import Engine, open_database, read_once
+from app.store.sql import Conn
+from app.store.users import UserStore, all_users, names_by_age
 from app.telemetry import NoTelemetry
 from app.usernames import UsernameError, check_username, nonconforming, shown, username_key
 from app.version import version
@@ -133,7 +134,7 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
     if args.command == "service-accounts":
         try:
             asyncio.run(cli_service_accounts.command(config, args, sys.stdout))
-        except (CliError, ServiceError) as exc:
+        except (CliError, ServiceError, StartupError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         return EXIT_OK
@@ -144,7 +145,7 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
             _list(config, sys.stdout)
             return EXIT_OK
         asyncio.run(_users(config, args, sys.stdin, sys.stdout))
-    except (CliError, ServiceError) as exc:
+    except (CliError, ServiceError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
@@ -175,18 +176,20 @@ def _read_password(stdin: TextIO) -> str:
 
 
 def need_database(config: Config) -> None:
-    if not config.db_path.exists():
+    if config.database_url is None and not config.db_path.exists():
         raise CliError(
             f"no database at {config.db_path} (SOVD_DB_PATH); start the service once to"
             " create it, or point SOVD_DB_PATH at the existing one"
         )
 
 
-def _read(config: Config, query: Callable[[sqlite3.Connection], T]) -> T:
+def _read(config: Config, query: Callable[[Conn], T]) -> T:
     """Run ``query`` on a read-only connection, without the data directory's lock (a
     running service holds it, and reading needs none): it never changes or blocks
     anything, and the service's writes go on (WAL: readers see the last commit)."""
     need_database(config)
+    if config.database_url is not None:
+        return asyncio.run(read_once(config.database_url, query))
     uri = f"{config.db_path.resolve().as_uri()}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0)
@@ -210,12 +213,7 @@ def _list(config: Config, out: TextIO) -> None:
 def _check(config: Config, out: TextIO) -> int:
     """``users check``: print each stored username that breaks the rule, escaped, with
     why; how many. Read-only (``_read``), so it works while the service runs."""
-    rows = _read(
-        config,
-        lambda conn: conn.execute(
-            "SELECT user_id, username FROM users ORDER BY created_at, rowid"
-        ).fetchall(),
-    )
+    rows = _read(config, names_by_age)
     failing = nonconforming((str(u), str(n)) for u, n in rows)
     for user_id, name, why in failing:
         out.write(f"{shown(name)} (user {user_id}): {why}\n")
@@ -247,7 +245,7 @@ async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, out: T
             " service or use the API (PATCH /api/v1/users/{user_id}, POST /api/v1/users)"
         ) from None
     try:
-        db = Database(config.db_path)
+        db = open_database(config.db_path, config.database_url)
         await db.open()
         try:
             await _run(auth_service(db, config), UserStore(db), args, password, out)
@@ -345,7 +343,7 @@ def lock_holder(config: Config) -> str:
     return text if text.isdigit() else "unknown"
 
 
-def auth_service(db: Database, config: Config) -> AuthService:
+def auth_service(db: Engine, config: Config) -> AuthService:
     # No tokens are issued here: the signing settings are never read.
     return AuthService(
         UserStore(db),

@@ -82,7 +82,7 @@ async def command(config: Config, args: argparse.Namespace, out: TextIO) -> None
     """Run one action with the data directory's lock held (as ``users`` does)."""
     from app import cli
     from app.datadir import DataDirLock, DataDirLocked
-    from app.store.database import Database
+    from app.store.engine import open_database
 
     cli.need_database(config)
     lock = DataDirLock(config.data_dir)
@@ -94,7 +94,7 @@ async def command(config: Config, args: argparse.Namespace, out: TextIO) -> None
             " the service or use the API (/api/v1/service-accounts)"
         ) from None
     try:
-        db = Database(config.db_path)
+        db = open_database(config.db_path, config.database_url)
         await db.open()
         try:
             await run(cli.auth_service(db, config), args, cli.cli_actor(), out)

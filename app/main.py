@@ -38,7 +38,7 @@ from app.services.variants import VariantLinks
 from app.services.vehicle_links import VehicleLinks
 from app.services.vehicles import VehicleService
 from app.store.commands import CommandStore
-from app.store.database import Database
+from app.store.engine import Engine, open_database
 from app.telemetry import (
     METRIC_COMMANDS,
     REFUSAL_CODES,
@@ -205,11 +205,11 @@ class Lifecycle:
         self.started.set()
         return services
 
-    async def _open_database(self) -> Database:
+    async def _open_database(self) -> Engine:
         # First of all: a second process on this database would end our live commands
         # as interrupted in its crash recovery.
         self._lock.acquire()
-        db = Database(self._config.db_path)
+        db = open_database(self._config.db_path, self._config.database_url)
         try:
             await db.open()
         except BaseException:

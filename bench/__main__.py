@@ -70,62 +70,91 @@ def scenario_pipeline(args: argparse.Namespace) -> Result:
     """Ours and the pipeline twin (bench.ceilings), alternately, with the same clients."""
     with _server() as ours, BenchServer(cpus=_pin()[0], argv=ceiling("pipeline")) as twin:
         fleets = {ours.name: create_fleet(ours, args.vehicles), twin.name: create_fleet(twin, 1)}
-        rates: dict[str, list[float]] = {ours.name: [], twin.name: []}
-        cpu_ms: dict[str, list[float]] = {ours.name: [], twin.name: []}
-        p95_ms: dict[str, list[float]] = {ours.name: [], twin.name: []}
-        last: dict[str, Result] = {}
-        for n in range(args.rounds):
-            for server in (ours, twin) if n % 2 == 0 else (twin, ours):
-                _progress(f"pipeline round {n + 1}/{args.rounds}: {server.name}")
-                # Logins hash passwords: done before the CPU count starts.
-                tokens = login_all(server, args.clients)
-                cpu_before = server.cpu_seconds()
-                stats = asyncio.run(
-                    run_pipeline(
-                        server,
-                        fleets[server.name],
-                        args.clients,
-                        seconds=args.seconds,
-                        tokens=tokens,
-                        on_progress=print_progress(f"pipeline {server.name}"),
-                        compression=_compression(args),
-                    )
-                )
-                print(file=sys.stderr)
-                used = server.cpu_seconds() - cpu_before
-                summary = stats.summary()
-                if stats.errors or stats.lost or stats.duplicated:
-                    last[server.name] = summary
-                    break
-                rates[server.name].append(stats.completed / stats.seconds)
-                cpu_ms[server.name].append(used / max(stats.completed, 1) * 1000)
-                p95_ms[server.name].append(stats.percentile_ms(95))
-                last[server.name] = summary
-        mine, ceil = _median(rates[ours.name]), _median(rates[twin.name])
-        summary = last[ours.name]
-        return {
-            "ratio": _ratio(mine, ceil),
-            "commands_per_s": round(mine, 1),
-            "ceiling_commands_per_s": round(ceil, 1),
-            "cpu_ms_per_command": round(_median(cpu_ms[ours.name]), 3),
-            "ceiling_cpu_ms_per_command": round(_median(cpu_ms[twin.name]), 3),
-            "rounds": args.rounds,
-            "clients": args.clients,
-            "ws_compression": args.ws_compression,
-            "commands": summary["commands"],
-            "rtt_p50_ms": summary["rtt_p50_ms"],
-            "rtt_p95_ms": summary["rtt_p95_ms"],
-            # The p95 comparison: each side's median over its rounds, as for the rates.
-            "rtt_p95_median_ms": round(_median(p95_ms[ours.name]), 2),
-            "ceiling_rtt_p95_median_ms": round(_median(p95_ms[twin.name]), 2),
-            "p95_ratio": _ratio(_median(p95_ms[ours.name]), _median(p95_ms[twin.name])),
-            "rtt_p99_ms": summary["rtt_p99_ms"],
-            "rtt_max_ms": summary["rtt_max_ms"],
-            "errors": summary["errors"] + last[twin.name]["errors"],
-            "lost_events": summary["lost_events"],
-            "duplicated_events": summary["duplicated_events"],
-            "error_samples": _samples(summary) + _samples(last[twin.name]),
+        return _alternate(args, ours, twin, fleets, "ceiling")
+
+
+def scenario_pipeline_postgres(args: argparse.Namespace) -> Result:
+    """Ours on PostgreSQL (``--database-url``, an empty database) against ours on SQLite,
+    alternately, with the same clients (issue #23: PostgreSQL >= 0.7x SQLite)."""
+    if not args.database_url:
+        return {"skipped": "needs --database-url postgresql://... (an empty database)"}
+    with (
+        _server(SOVD_DATABASE_URL=args.database_url) as on_postgres,
+        _server() as on_sqlite,
+    ):
+        on_postgres.name, on_sqlite.name = "postgresql", "sqlite"
+        fleets = {
+            on_postgres.name: create_fleet(on_postgres, args.vehicles),
+            on_sqlite.name: create_fleet(on_sqlite, args.vehicles),
         }
+        return _alternate(args, on_postgres, on_sqlite, fleets, "sqlite")
+
+
+def _alternate(
+    args: argparse.Namespace,
+    ours: BenchServer,
+    other: BenchServer,
+    fleets: dict[str, list[str]],
+    label: str,
+) -> Result:
+    """The pipeline on ``ours`` and on ``other`` (figures prefixed ``label``), in
+    alternating rounds with the same clients; ratios of the medians."""
+    rates: dict[str, list[float]] = {ours.name: [], other.name: []}
+    cpu_ms: dict[str, list[float]] = {ours.name: [], other.name: []}
+    p95_ms: dict[str, list[float]] = {ours.name: [], other.name: []}
+    last: dict[str, Result] = {}
+    for n in range(args.rounds):
+        for server in (ours, other) if n % 2 == 0 else (other, ours):
+            _progress(f"pipeline round {n + 1}/{args.rounds}: {server.name}")
+            # Logins hash passwords: done before the CPU count starts.
+            tokens = login_all(server, args.clients)
+            cpu_before = server.cpu_seconds()
+            stats = asyncio.run(
+                run_pipeline(
+                    server,
+                    fleets[server.name],
+                    args.clients,
+                    seconds=args.seconds,
+                    tokens=tokens,
+                    on_progress=print_progress(f"pipeline {server.name}"),
+                    compression=_compression(args),
+                )
+            )
+            print(file=sys.stderr)
+            used = server.cpu_seconds() - cpu_before
+            summary = stats.summary()
+            if stats.errors or stats.lost or stats.duplicated:
+                last[server.name] = summary
+                break
+            rates[server.name].append(stats.completed / stats.seconds)
+            cpu_ms[server.name].append(used / max(stats.completed, 1) * 1000)
+            p95_ms[server.name].append(stats.percentile_ms(95))
+            last[server.name] = summary
+    mine, ceil = _median(rates[ours.name]), _median(rates[other.name])
+    summary = last[ours.name]
+    return {
+        "ratio": _ratio(mine, ceil),
+        "commands_per_s": round(mine, 1),
+        f"{label}_commands_per_s": round(ceil, 1),
+        "cpu_ms_per_command": round(_median(cpu_ms[ours.name]), 3),
+        f"{label}_cpu_ms_per_command": round(_median(cpu_ms[other.name]), 3),
+        "rounds": args.rounds,
+        "clients": args.clients,
+        "ws_compression": args.ws_compression,
+        "commands": summary["commands"],
+        "rtt_p50_ms": summary["rtt_p50_ms"],
+        "rtt_p95_ms": summary["rtt_p95_ms"],
+        # The p95 comparison: each side's median over its rounds, as for the rates.
+        "rtt_p95_median_ms": round(_median(p95_ms[ours.name]), 2),
+        f"{label}_rtt_p95_median_ms": round(_median(p95_ms[other.name]), 2),
+        "p95_ratio": _ratio(_median(p95_ms[ours.name]), _median(p95_ms[other.name])),
+        "rtt_p99_ms": summary["rtt_p99_ms"],
+        "rtt_max_ms": summary["rtt_max_ms"],
+        "errors": summary["errors"] + last[other.name]["errors"],
+        "lost_events": summary["lost_events"],
+        "duplicated_events": summary["duplicated_events"],
+        "error_samples": _samples(summary) + _samples(last[other.name]),
+    }
 
 
 def _samples(summary: Result) -> list[str]:
@@ -400,6 +429,7 @@ def scenario_tracing(args: argparse.Namespace) -> Result:
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "pipeline": scenario_pipeline,
+    "pipeline_postgres": scenario_pipeline_postgres,
     "http": scenario_http,
     "overhead": scenario_overhead,
     "scrape": scenario_scrape,
@@ -415,6 +445,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
 BARS = {
     "pipeline": "ratio >= 0.9 (commands/s against the bare twin), p95_ratio <= 1.2,"
     " 0 errors, 0 lost or duplicated",
+    "pipeline_postgres": "ratio >= 0.7 (commands/s on PostgreSQL against SQLite; issue #23)",
     "http": "vehicles_ratio >= 0.8 (fleet page against the bare page)",
     "overhead": "ratio >= 0.95 (telemetry on against off)",
     "scrape": "render_p95_ms <= 10",
@@ -468,6 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="every ratio in about two minutes")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for a harness check")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--database-url",
+        help="pipeline_postgres: an empty PostgreSQL database (postgresql://...)",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.clients, args.vehicles, args.seconds, args.http_seconds = 4, 4, 2, 1

@@ -17,6 +17,9 @@ import pytest
 
 from tests.support.harness import Server, in_process, make_config, running
 
+# PostgreSQL for the store tests (issue #23): postgres_server, postgres_url, open_engine.
+pytest_plugins = ["tests.support.postgres"]
+
 TIERS = ("fast", "socket")
 
 

@@ -24,8 +24,12 @@ BAD_SECRETS = {
     "SOVD_ADMIN_PASSWORD": "Qm4#pZ1",  # 7 characters: < 8
     "SOVD_ENGINEER_PASSWORD": "Hv8!rT2",
     "SOVD_METRICS_TOKEN": "Xk3nL9 scrape Wq7",  # a space: cannot be sent as a bearer token
+    # Not a postgresql:// URL (issue #23); a database URL may carry a password.
+    "SOVD_DATABASE_URL": "mysql://rootx:Pw9zK3q@db/sovd",
 }
 SECRET_WORDS = re.compile(r"SECRET|PASSWORD|TOKEN|KEY")
+# Not named like secrets, but holding one: a database URL's password.
+SECRET_VALUES = {"SOVD_DATABASE_URL"}
 # Named like secrets, but settings about them: shown as any other value.
 NOT_SECRETS = {
     "SOVD_ACCESS_TOKEN_TTL_S",
@@ -46,7 +50,7 @@ def test_every_secret_variable_is_read_as_one() -> None:
     declared = [setting for _, setting in settings()]
     names = {s.name for s in declared} | {s.fallback for s in declared if s.fallback}
     assert len(names) >= 60 and "SOVD_JWT_SECRET" in names
-    named = {n for n in names if SECRET_WORDS.search(n)} - NOT_SECRETS
+    named = ({n for n in names if SECRET_WORDS.search(n)} - NOT_SECRETS) | SECRET_VALUES
     read_as_secret = {s.name for s in declared if s.secret}
     assert named == read_as_secret == set(BAD_SECRETS)
 
@@ -59,6 +63,25 @@ def test_a_bad_secret_is_named_not_shown(name: str) -> None:
     message = str(caught.value)
     assert name in message and "is invalid" in message
     assert not _revealed(value, message), message
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("sqlite:///data/sovd.db", "expected a postgresql:// (or postgres://) URL"),
+        ("postgresql://sovd:pw@db:5432/", "it names no database"),
+        ("postgresql://sovd:pw@db:port/sovd", "expected a postgresql://"),
+    ],
+)
+def test_a_database_url_must_be_postgresql_naming_a_database(url: str, why: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"SOVD_DATABASE_URL": url})
+    message = str(caught.value)
+    assert message.startswith("SOVD_DATABASE_URL (value not shown: a secret) is invalid")
+    assert why in message and ":pw@" not in message
+    good = "postgres://sovd:pw@db.example:5432/sovd"
+    assert Config.from_env({"SOVD_DATABASE_URL": good}).database_url == good
+    assert Config.from_env({}).database_url is None  # unset: SQLite, as before
 
 
 def test_a_bad_ordinary_value_is_still_shown() -> None:

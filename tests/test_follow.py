@@ -1,5 +1,6 @@
 """Issue #9 item 5: the stream's semantics live in ``CommandService.follow``, tested here
-without sockets: a real SQLite file, the real store, bus and pipeline, a scripted vehicle.
+without sockets: a real SQLite file (and a real PostgreSQL database in the socket tier),
+the real store, bus and pipeline, a scripted vehicle.
 
 What ``follow`` promises: the replay then the live events, every chunk exactly once and in
 order (also for a reader caught mid-stream, and for a chunk published while the replay
@@ -15,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,12 +36,13 @@ from app.services.commands import CommandService
 from app.services.follow import REPLAY_PAGE, follow
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.store.commands import CommandStore
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import Chunk, DiagnosticRequest
 from app.vocabulary import TERMINAL_STATUSES, CommandStatus, FailureCode, Role
 from tests.support.harness import insert_users
+from tests.support.postgres import OpenEngine
 
 pytestmark = pytest.mark.fast
 
@@ -75,7 +76,7 @@ class Vehicle:
 
 @dataclass
 class World:
-    db: Database
+    db: Engine
     store: CommandStore
     bus: EventBus
     vehicle: Vehicle
@@ -95,8 +96,8 @@ def _seed(conn: Any) -> None:
 
 
 @asynccontextmanager
-async def world(tmp_path: Path, queue_size: int = 256) -> AsyncIterator[World]:
-    db = Database(tmp_path / "sovd.db")
+async def world(open_engine: OpenEngine, queue_size: int = 256) -> AsyncIterator[World]:
+    db = open_engine()
     await db.open()
     try:
         await db.write(_seed)
@@ -112,9 +113,11 @@ async def world(tmp_path: Path, queue_size: int = 256) -> AsyncIterator[World]:
         await db.close()
 
 
-def run(tmp_path: Path, scenario: Callable[[World], Awaitable[None]], **kwargs: Any) -> None:
+def run(
+    open_engine: OpenEngine, scenario: Callable[[World], Awaitable[None]], **kwargs: Any
+) -> None:
     async def main() -> None:
-        async with world(tmp_path, **kwargs) as w:
+        async with world(open_engine, **kwargs) as w:
             async with asyncio.timeout(DEADLINE_S):
                 await scenario(w)
 
@@ -151,7 +154,9 @@ def describe(events: list[Event]) -> list[str]:
     return out
 
 
-def test_a_reader_caught_mid_stream_gets_every_chunk_once_then_the_end(tmp_path: Path) -> None:
+def test_a_reader_caught_mid_stream_gets_every_chunk_once_then_the_end(
+    open_engine: OpenEngine,
+) -> None:
     async def scenario(w: World) -> None:
         cid = await submit(w)
         await until(lambda: _started(w, cid), "the command to start")
@@ -174,7 +179,7 @@ def test_a_reader_caught_mid_stream_gets_every_chunk_once_then_the_end(tmp_path:
         ]
         assert w.bus.subscriber_count(cid) == 0
 
-    run(tmp_path, scenario)
+    run(open_engine, scenario)
 
 
 async def _started(w: World, cid: str) -> bool:
@@ -186,7 +191,7 @@ async def _has(w: World, cid: str, n: int) -> bool:
     return await stored_chunks(w, cid) >= n
 
 
-def test_a_chunk_published_while_the_replay_is_read_is_given_once(tmp_path: Path) -> None:
+def test_a_chunk_published_while_the_replay_is_read_is_given_once(open_engine: OpenEngine) -> None:
     """The race the order subscribe-then-read exists for, made to happen every time: the
     chunk is stored and published after the subscription and before the read, so it is
     both in the replay and waiting live."""
@@ -215,10 +220,10 @@ def test_a_chunk_published_while_the_replay_is_read_is_given_once(tmp_path: Path
             "completed",
         ]
 
-    run(tmp_path, scenario)
+    run(open_engine, scenario)
 
 
-def test_a_reader_after_the_end_gets_the_stored_answer_and_stops(tmp_path: Path) -> None:
+def test_a_reader_after_the_end_gets_the_stored_answer_and_stops(open_engine: OpenEngine) -> None:
     async def scenario(w: World) -> None:
         cid = await submit(w)
         await until(lambda: _started(w, cid), "the command to start")
@@ -231,7 +236,7 @@ def test_a_reader_after_the_end_gets_the_stored_answer_and_stops(tmp_path: Path)
         async with w.commands.follow(OWNER, cid, 1) as events:  # since: after chunk 1
             assert describe([e async for e in events]) == ["in_progress", "chunk 2", "completed"]
 
-    run(tmp_path, scenario)
+    run(open_engine, scenario)
 
 
 async def _ended(w: World, cid: str) -> bool:
@@ -239,7 +244,7 @@ async def _ended(w: World, cid: str) -> bool:
     return command is not None and command.status.is_terminal
 
 
-def test_a_cancelled_command_ends_with_its_error_event(tmp_path: Path) -> None:
+def test_a_cancelled_command_ends_with_its_error_event(open_engine: OpenEngine) -> None:
     async def scenario(w: World) -> None:
         cid = await submit(w)
         await until(lambda: _started(w, cid), "the command to start")
@@ -250,11 +255,11 @@ def test_a_cancelled_command_ends_with_its_error_event(tmp_path: Path) -> None:
         assert describe(rest) == ["cancelled cancelled"]
         assert isinstance(rest[0], ErrorEvent) and rest[0].error_code is FailureCode.CANCELLED
 
-    run(tmp_path, scenario)
+    run(open_engine, scenario)
 
 
 def test_a_reader_too_far_behind_gets_overflowed_and_leaves_no_subscription(
-    tmp_path: Path,
+    open_engine: OpenEngine,
 ) -> None:
     async def scenario(w: World) -> None:
         cid = await submit(w)
@@ -270,10 +275,10 @@ def test_a_reader_too_far_behind_gets_overflowed_and_leaves_no_subscription(
                     pass
         assert w.bus.subscriber_count(cid) == 0
 
-    run(tmp_path, scenario, queue_size=2)
+    run(open_engine, scenario, queue_size=2)
 
 
-def test_a_reader_cancelled_while_waiting_leaves_no_subscription(tmp_path: Path) -> None:
+def test_a_reader_cancelled_while_waiting_leaves_no_subscription(open_engine: OpenEngine) -> None:
     async def scenario(w: World) -> None:
         cid = await submit(w)
         await until(lambda: _started(w, cid), "the command to start")
@@ -293,10 +298,12 @@ def test_a_reader_cancelled_while_waiting_leaves_no_subscription(tmp_path: Path)
             await reader
         assert w.bus.subscriber_count(cid) == 0
 
-    run(tmp_path, scenario)
+    run(open_engine, scenario)
 
 
-def test_someone_elses_command_is_not_found_before_anything_is_given(tmp_path: Path) -> None:
+def test_someone_elses_command_is_not_found_before_anything_is_given(
+    open_engine: OpenEngine,
+) -> None:
     async def scenario(w: World) -> None:
         cid = await submit(w)
         with pytest.raises(NotFound):
@@ -307,7 +314,7 @@ def test_someone_elses_command_is_not_found_before_anything_is_given(tmp_path: P
                 raise AssertionError("entered")
         assert w.bus.subscriber_count(cid) == 0
 
-    run(tmp_path, scenario)
+    run(open_engine, scenario)
 
 
 def test_terminal_has_one_definition() -> None:
@@ -342,7 +349,7 @@ def _paged(w: World) -> list[tuple[int, int | None]]:
 
 @pytest.mark.parametrize("end_live", [True, False], ids=["end-live", "ended-before"])
 def test_a_long_answer_is_replayed_a_page_at_a_time_each_chunk_once(
-    tmp_path: Path, end_live: bool
+    open_engine: OpenEngine, end_live: bool
 ) -> None:
     """Round 3 (#19 item 3): the replay read a command's whole answer in one go; now it
     reads pages of REPLAY_PAGE chunks as the reader gets to them, and a terminal status
@@ -372,4 +379,4 @@ def test_a_long_answer_is_replayed_a_page_at_a_time_each_chunk_once(
         assert [limit for _, limit in asked] == [REPLAY_PAGE] * len(asked)
         assert [after for after, _ in asked][:2] == [REPLAY_PAGE, 2 * REPLAY_PAGE]
 
-    run(tmp_path, scenario)
+    run(open_engine, scenario)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +20,13 @@ from app.models import Actor, Principal
 from app.services.commands import CommandService
 from app.services.pipeline import Cancellation, Pipeline, PipelineSettings
 from app.store.commands import CommandStore
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import Chunk, DiagnosticRequest
 from app.vocabulary import TERMINAL_STATUSES, Role
 from tests.support.harness import insert_users
+from tests.support.postgres import OpenEngine
 
 pytestmark = pytest.mark.fast
 
@@ -51,7 +51,7 @@ class RecordingBus(EventBus):
 class HeldStore(CommandStore):
     """Holds every chunk's write until ``go`` is set."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         super().__init__(db)
         self.writing = asyncio.Event()
         self.go = asyncio.Event()
@@ -79,12 +79,12 @@ def _seed(conn: Any) -> None:
 
 
 def _run(
-    tmp_path: Path,
+    open_engine: OpenEngine,
     timeout_s: float,
     scenario: Callable[[HeldStore, RecordingBus, Pipeline, str], Awaitable[None]],
 ) -> None:
     async def main() -> None:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         try:
             await db.write(_seed)
@@ -123,7 +123,9 @@ async def _ended(bus: RecordingBus, command_id: str) -> list[str]:
     return _described(bus, command_id)
 
 
-def test_a_cancel_during_a_chunks_write_waits_for_it_to_be_published(tmp_path: Path) -> None:
+def test_a_cancel_during_a_chunks_write_waits_for_it_to_be_published(
+    open_engine: OpenEngine,
+) -> None:
     async def scenario(store: HeldStore, bus: RecordingBus, pipeline: Pipeline, cid: str) -> None:
         actor = Actor(user_id=OWNER.user_id, username="owner", client_address=None)
         outcome = pipeline.cancel(cid, Cancellation(actor, "stopped by the test"))
@@ -137,11 +139,11 @@ def test_a_cancel_during_a_chunks_write_waits_for_it_to_be_published(tmp_path: P
         assert await _ended(bus, cid) == ["in_progress", "chunk 1", "cancelled"]
         assert len(await store.responses(cid)) == 1
 
-    _run(tmp_path, 30.0, scenario)
+    _run(open_engine, 30.0, scenario)
 
 
 def test_a_deadline_passing_during_a_chunks_write_ends_the_command_after_it(
-    tmp_path: Path,
+    open_engine: OpenEngine,
 ) -> None:
     async def scenario(store: HeldStore, bus: RecordingBus, pipeline: Pipeline, cid: str) -> None:
         await asyncio.sleep(0.3)  # the 0.1 s deadline passes while chunk 1's write is held
@@ -150,4 +152,4 @@ def test_a_deadline_passing_during_a_chunks_write_ends_the_command_after_it(
         assert await _ended(bus, cid) == ["in_progress", "chunk 1", "timeout"]
         assert len(await store.responses(cid)) == 1
 
-    _run(tmp_path, 0.1, scenario)
+    _run(open_engine, 0.1, scenario)

@@ -374,6 +374,8 @@ QUOTES = (
 )
 # Produced by a real process (a busy port): test_the_start_refusal_the_readme_quotes.
 START_REFUSAL = "cannot listen on H:P (SOVD_HOST:SOVD_PORT): the port is already in use ..."
+# Likewise (a PostgreSQL server that is not there): test_the_database_refusal_...
+DATABASE_REFUSAL = "the PostgreSQL database <database> (SOVD_DATABASE_URL) cannot be used: <error>"
 # Quoted as what was reported before a fix (the attack table): must not come back.
 HISTORICAL = {
     "doip.ecu_addresses[0] must be a logical address in hex such as 0x0E00, got '0x1001'": [
@@ -383,7 +385,7 @@ HISTORICAL = {
 
 
 def test_every_quoted_error_is_checked_here() -> None:
-    checked = {q.text for q in QUOTES} | {START_REFUSAL} | set(HISTORICAL)
+    checked = {q.text for q in QUOTES} | {START_REFUSAL, DATABASE_REFUSAL} | set(HISTORICAL)
     found = quoted_errors()
     assert len(found) >= 10, "the README's quotes are found"
     assert sorted(found - checked) == [], "quoted in the README, produced by no test here"
@@ -426,3 +428,16 @@ def test_the_quote_patterns_can_fail() -> None:
     assert not _pattern("got '0x10000'").match("got '0x1000'")
     assert not _pattern("ECU 0x0010 of").match("ECU 0x10 of")
     assert _pattern("by <holder> until").match("by alice until")
+
+
+@pytest.mark.socket
+def test_the_database_refusal_the_operations_page_quotes(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://sovd:Pw9-not-shown@127.0.0.1:{port}/sovd"
+    result = run_app(server_env(tmp_path, SOVD_DATABASE_URL=url))
+    assert result.returncode == 1
+    said = result.stdout + result.stderr
+    assert _pattern(DATABASE_REFUSAL).search(said), said
+    assert f"127.0.0.1:{port}/sovd" in said and "Pw9-not-shown" not in said

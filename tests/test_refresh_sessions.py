@@ -5,7 +5,8 @@
   (a client retrying a request whose answer it lost), gets the same new pair; later, or a
   token older than that, still ends the session.
 
-Time-dependent parts use the service with an injected wall clock over a real SQLite file;
+Time-dependent parts use the service with an injected wall clock over a real SQLite file
+(and a real PostgreSQL database, in the socket tier: tests/support/postgres.py);
 the concurrent retry goes over HTTP to the real server.
 """
 
@@ -15,7 +16,6 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -28,11 +28,12 @@ from app.services.auth import AuthService
 from app.services.passwords import password_hasher
 from app.services.tokens import TokenPair, TokenSettings
 from app.store.audit import AuditStore
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.users import UserStore
 from app.telemetry import NoTelemetry
 from tests.support.harness import ENGINEER_PASSWORD, Server, auth
 from tests.support.login_helpers import fire
+from tests.support.postgres import OpenEngine
 
 pytestmark = pytest.mark.fast
 
@@ -54,10 +55,10 @@ def _claims(token: str) -> dict[str, Any]:
 
 
 def _with_service(
-    tmp_path: Path, scenario: Callable[[AuthService, WallClock, Database], Awaitable[None]]
+    open_engine: OpenEngine, scenario: Callable[[AuthService, WallClock, Engine], Awaitable[None]]
 ) -> None:
     async def run() -> None:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         try:
             clock = WallClock()
@@ -83,8 +84,8 @@ def _with_service(
     asyncio.run(run())
 
 
-def test_refreshing_never_extends_a_session_past_its_maximum_age(tmp_path: Path) -> None:
-    async def scenario(service: AuthService, clock: WallClock, db: Database) -> None:
+def test_refreshing_never_extends_a_session_past_its_maximum_age(open_engine: OpenEngine) -> None:
+    async def scenario(service: AuthService, clock: WallClock, db: Engine) -> None:
         pair = await service.login("engineer", ENGINEER_PASSWORD, "10.0.0.1")
         expiries = []
         for day in (5, 10, 15, 20, 26):
@@ -112,13 +113,13 @@ def test_refreshing_never_extends_a_session_past_its_maximum_age(tmp_path: Path)
         fresh = await service.login("engineer", ENGINEER_PASSWORD, "10.0.0.1")
         assert (await service.authenticate(fresh.access_token)).username == "engineer"
 
-    _with_service(tmp_path, scenario)
+    _with_service(open_engine, scenario)
 
 
 def test_a_retry_within_the_grace_gets_the_same_pair_and_later_ends_the_session(
-    tmp_path: Path,
+    open_engine: OpenEngine,
 ) -> None:
-    async def scenario(service: AuthService, clock: WallClock, db: Database) -> None:
+    async def scenario(service: AuthService, clock: WallClock, db: Engine) -> None:
         login = await service.login("engineer", ENGINEER_PASSWORD, "10.0.0.1")
         clock.now += timedelta(minutes=10)
         first = await service.refresh(login.refresh_token, "10.0.0.1")
@@ -140,13 +141,14 @@ def test_a_retry_within_the_grace_gets_the_same_pair_and_later_ends_the_session(
         stored = await db.read(
             lambda c: c.execute("SELECT refresh_hash, previous_hash FROM sessions").fetchone()
         )
-        assert first.refresh_token not in stored and login.refresh_token not in stored
+        values = tuple(stored)  # a row's values (``in`` on a PostgreSQL row tests its keys)
+        assert first.refresh_token not in values and login.refresh_token not in values
 
-    _with_service(tmp_path, scenario)
+    _with_service(open_engine, scenario)
 
 
-def test_a_token_two_rotations_old_is_never_a_retry(tmp_path: Path) -> None:
-    async def scenario(service: AuthService, clock: WallClock, db: Database) -> None:
+def test_a_token_two_rotations_old_is_never_a_retry(open_engine: OpenEngine) -> None:
+    async def scenario(service: AuthService, clock: WallClock, db: Engine) -> None:
         login = await service.login("engineer", ENGINEER_PASSWORD, "10.0.0.1")
         first = await service.refresh(login.refresh_token, "10.0.0.1")
         second: TokenPair = await service.refresh(first.refresh_token, "10.0.0.1")
@@ -155,7 +157,7 @@ def test_a_token_two_rotations_old_is_never_a_retry(tmp_path: Path) -> None:
         with pytest.raises(Unauthorized):
             await service.refresh(second.refresh_token, "10.0.0.1")
 
-    _with_service(tmp_path, scenario)
+    _with_service(open_engine, scenario)
 
 
 @pytest.mark.socket
@@ -176,9 +178,9 @@ def test_refreshes_of_one_token_at_once_all_get_the_same_new_pair(server: Server
 
 
 def test_a_session_from_before_the_cap_that_is_already_too_old_cannot_be_refreshed(
-    tmp_path: Path,
+    open_engine: OpenEngine,
 ) -> None:
-    async def scenario(service: AuthService, clock: WallClock, db: Database) -> None:
+    async def scenario(service: AuthService, clock: WallClock, db: Engine) -> None:
         pair = await service.login("engineer", ENGINEER_PASSWORD, "10.0.0.1")
         # As an earlier release left it: opened 40 days ago, kept alive by refreshing.
         await db.write(
@@ -193,4 +195,4 @@ def test_a_session_from_before_the_cap_that_is_already_too_old_cannot_be_refresh
         )
         assert stored[1] == (T0 + 7 * DAY).isoformat(timespec="microseconds")  # unchanged
 
-    _with_service(tmp_path, scenario)
+    _with_service(open_engine, scenario)

@@ -1,5 +1,6 @@
 import asyncio
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -7,19 +8,42 @@ import pytest
 
 from app.errors import StartupError
 from app.events import ResponseChunk
-from app.models import Actor, Command, User, Vehicle
-from app.store.commands import CommandStore
+from app.models import Actor, Command, ServiceAccount, User, Vehicle
+from app.store.commands import CommandFilter, CommandStore
 from app.store.database import Database
+from app.store.dialects import POSTGRES
+from app.store.engine import open_database
+from app.store.health import can_write
 from app.store.migrations import MIGRATIONS
+from app.store.service_accounts import CertificateTaken, ServiceAccountStore
+from app.store.sql import Conn, IntegrityError
 from app.store.users import UserStore
-from app.store.vehicles import VehicleStore
-from app.vocabulary import CommandStatus, ConnectionStatus, Role, SimulatorProfile
+from app.store.vehicles import VehicleFilter, VehicleStore
+from app.vocabulary import AuditAction, CommandStatus, ConnectionStatus, Role, SimulatorProfile
+from tests.support.postgres import OpenEngine
 
+# A test that opens its database with ``open_engine`` runs on SQLite here, in the fast
+# tier, and on PostgreSQL in the socket tier (a real server: tests/support/postgres.py).
 pytestmark = pytest.mark.fast
+
+
+ACTOR = Actor(user_id=None, username="test", client_address=None)
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+async def _count_once(open_engine: OpenEngine, table: str) -> int:
+    """The rows of ``table``, read by a new opening of the test's database."""
+    db = open_engine()
+    await db.open()
+    try:
+        return await db.read(
+            lambda c: int(c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        )
+    finally:
+        await db.close()
 
 
 def _chunk(
@@ -64,9 +88,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         _run(Database(path).open())
 
 
-def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
+def test_a_chunk_sequence_number_is_unique_per_command(open_engine: OpenEngine) -> None:
     async def scenario() -> None:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         try:
             actor = Actor(user_id=None, username="test", client_address=None)
@@ -104,12 +128,12 @@ def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
             )
             chunk = _chunk("c1", 1, {"a": 1}, is_final=False)
             await store.add_response(chunk)
-            with pytest.raises(sqlite3.IntegrityError):
+            with pytest.raises(IntegrityError):  # the same error on either engine
                 await store.add_response(chunk)
             # The failed write rolled back whole; the store still works.
             await store.add_response(_chunk("c1", 2, {"a": 2}, is_final=True))
             assert [c.sequence_number for c in await store.responses("c1")] == [1, 2]
-            with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
+            with pytest.raises(IntegrityError):  # foreign keys are enforced
                 await store.add_response(_chunk("nope", 1, {}, is_final=True))
         finally:
             await db.close()
@@ -117,15 +141,17 @@ def test_a_chunk_sequence_number_is_unique_per_command(tmp_path: Path) -> None:
     _run(scenario())
 
 
-def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Path) -> None:
+def test_writes_that_arrive_together_commit_together_and_fail_alone(
+    open_engine: OpenEngine,
+) -> None:
     async def scenario() -> None:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         try:
             actor = Actor(user_id=None, username="test", client_address=None)
             users = UserStore(db)
 
-            def broken(conn: sqlite3.Connection) -> None:
+            def broken(conn: Conn) -> None:
                 conn.execute("INSERT INTO users (user_id) VALUES ('half')")  # NOT NULLs missing
 
             results = await asyncio.gather(
@@ -145,7 +171,7 @@ def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Pa
                 return_exceptions=True,
             )
             assert results[:5] == [True] * 5 and results[6] is True
-            assert isinstance(results[5], sqlite3.IntegrityError)
+            assert isinstance(results[5], IntegrityError)
             names = await db.read(
                 lambda c: [r[0] for r in c.execute("SELECT user_id FROM users ORDER BY user_id")]
             )
@@ -156,9 +182,9 @@ def test_writes_that_arrive_together_commit_together_and_fail_alone(tmp_path: Pa
     _run(scenario())
 
 
-def test_close_finishes_the_writes_already_asked_for(tmp_path: Path) -> None:
+def test_close_finishes_the_writes_already_asked_for(open_engine: OpenEngine) -> None:
     async def scenario() -> None:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         users = UserStore(db)
         actor = Actor(user_id=None, username="test", client_address=None)
@@ -179,8 +205,7 @@ def test_close_finishes_the_writes_already_asked_for(tmp_path: Path) -> None:
             )
 
     _run(scenario())
-    with sqlite3.connect(tmp_path / "sovd.db") as conn:
-        assert conn.execute("SELECT count(*) FROM users").fetchone() == (20,)
+    assert _run(_count_once(open_engine, "users")) == 20  # all in, seen by a new opening
 
 
 def test_migrating_a_version_1_database_keeps_commands_and_their_answers(tmp_path: Path) -> None:
@@ -279,13 +304,13 @@ def test_an_aiosqlite_without_the_private_api_is_refused_at_open(tmp_path: Path)
         check_aiosqlite(Changed())  # type: ignore[arg-type]
 
 
-def test_a_cached_read_is_served_from_memory_until_any_write(tmp_path: Path) -> None:
+def test_a_cached_read_is_served_from_memory_until_any_write(open_engine: OpenEngine) -> None:
     async def scenario() -> list[int]:
-        db = Database(tmp_path / "sovd.db")
+        db = open_engine()
         await db.open()
         reads: list[int] = []
 
-        def count_users(conn: sqlite3.Connection) -> int:
+        def count_users(conn: Conn) -> int:
             reads.append(1)
             return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
 
@@ -311,3 +336,152 @@ def test_a_cached_read_is_served_from_memory_until_any_write(tmp_path: Path) -> 
             await db.close()
 
     assert _run(scenario()) == [0, 0, 0, 1, 0]
+
+
+def _vehicle(n: int, vin: str, **extra: Any) -> Vehicle:
+    return Vehicle(
+        vehicle_id=f"v{n}",
+        vin=vin,
+        make=extra.pop("make", "VW"),
+        model="Golf",
+        year=2020,
+        connection_status=ConnectionStatus.CONNECTED,
+        simulator_profile=SimulatorProfile.HEALTHY,
+        last_seen_at=None,
+        **extra,
+    )
+
+
+def _command(n: int, params: dict[str, Any], at: str) -> Command:
+    return Command(
+        command_id=f"c{n}",
+        vehicle_id="v1",
+        user_id="u1",
+        command_name="ReadDTC",
+        command_params=params,
+        status=CommandStatus.PENDING,
+        error_code=None,
+        error_message=None,
+        submitted_at=at,
+        completed_at=None,
+    )
+
+
+def test_every_store_answers_alike_on_either_engine(open_engine: OpenEngine) -> None:
+    """The statements whose SQL the dialects spell differently or that map a unique key to
+    a domain answer (ON CONFLICT, the JSON field, LIKE with ESCAPE and any case, the
+    insertion order,
+    ``IS NOT`` and an open LIMIT), each once, with the answers the services rely on."""
+
+    async def scenario() -> None:
+        db = open_engine()
+        await db.open()
+        try:
+            users, vehicles = UserStore(db), VehicleStore(db)
+            commands, accounts = CommandStore(db), ServiceAccountStore(db)
+            alice = User(user_id="u1", username="alice", role=Role.ENGINEER)
+            assert await users.add(alice, "h", "2026-01-01T00:00:00", ACTOR) is None
+            bob = User(user_id="u0", username="bob", role=Role.ADMIN)
+            assert await users.add(bob, "h", "2026-01-01T00:00:00", ACTOR) is None
+            # The same name in another case, and a look-alike: refused, naming the owner.
+            assert (
+                await users.add(
+                    User(user_id="u2", username="ALICE", role=Role.ENGINEER), "h", "t", ACTOR
+                )
+                == "alice"
+            )
+            # Equal creation times: the order of insertion decides (not the id).
+            assert await users.names_by_age() == [("u1", "alice"), ("u0", "bob")]
+
+            assert await vehicles.insert(_vehicle(1, "WVWZZZ1KZAW000001", make="V_W"), "t", ACTOR)
+            assert await vehicles.insert(_vehicle(2, "WVWZZZ1KZAW000002", make="VXW"), "t", None)
+            assert not await vehicles.insert(_vehicle(3, "WVWZZZ1KZAW000001"), "t", ACTOR)
+            found, total = await vehicles.find(VehicleFilter(search="v_w"))  # "_" is literal
+            # ... and the case is not: SQLite's LIKE, PostgreSQL's ILIKE.
+            assert ([v.vehicle_id for v in found], total) == (["v1"], 1)
+
+            await commands.insert(_command(1, {"ecuAddress": "0x10"}, "t1"), ACTOR)
+            await commands.insert(_command(2, {"ecuAddress": "0x0010"}, "t2"), ACTOR)
+            await commands.insert(_command(3, {"ecuAddress": "0x0018"}, "t3"), ACTOR)
+            hits, total = await commands.find(CommandFilter(params=(("ecuAddress", "0x0010"),)))
+            # Both stored spellings of one address, newest first, read back in today's.
+            assert [c.command_id for c in hits] == ["c2", "c1"] and total == 2
+            assert {c.command_params["ecuAddress"] for c in hits} == {"0x0010"}
+            for seq in (1, 2, 3):
+                await commands.add_response(_chunk("c1", seq, {"n": seq}, is_final=seq == 3))
+            assert [c.sequence_number for c in await commands.responses("c1")] == [1, 2, 3]
+            assert [c.sequence_number for c in await commands.responses("c1", 1, 1)] == [2]
+            assert (await commands.responses("c1"))[-1].is_final is True
+            ended = await commands.interrupt_active("t9", "stopped")
+            assert ended == [("c1", "ReadDTC"), ("c2", "ReadDTC"), ("c3", "ReadDTC")]
+            assert await commands.purge_ended_before("t99", 2) == 2
+            assert [c.command_id for c in (await commands.find(CommandFilter()))[0]] == ["c3"]
+
+            for sid in ("s1", "s2"):
+                await users.create_session(sid, alice, "rh", "t", "2099", ACTOR)
+            ended_sessions = await users.set_password(
+                "u1", "h2", "t", ACTOR, AuditAction.USER_PASSWORD_RESET, keep_session="s1"
+            )
+            assert ended_sessions == ["s2"]
+            assert await users.set_password(
+                "u1", "h3", "t", ACTOR, AuditAction.USER_PASSWORD_RESET
+            ) == ["s1"]
+            assert await users.purge_dead_sessions("t", 10) == 2
+
+            robot = ServiceAccount(
+                account_id="a1", client_id="robot", role=Role.ENGINEER, certificate_name="cn"
+            )
+            assert await accounts.add(robot, "h", "t", ACTOR) is None
+            assert await accounts.add(robot, "h", "t", ACTOR) == "robot"  # the name is taken
+            other = ServiceAccount(
+                account_id="a2", client_id="robot2", role=Role.ENGINEER, certificate_name="cn"
+            )
+            with pytest.raises(CertificateTaken):
+                await accounts.add(other, "h", "t", ACTOR)
+            assert (await accounts.by_certificate("cn")) == robot
+            assert await can_write(db, 5.0) is True
+            assert await db.ping(5.0) is True
+        finally:
+            await db.close()
+
+    _run(scenario())
+
+
+def test_placeholders_become_numbered_outside_quotes_only() -> None:
+    sql = "SELECT '?', \"a?\" FROM t WHERE x = ? AND y LIKE ? ESCAPE '\\' AND z = 'it''s ?'"
+    assert POSTGRES.numbered(sql) == (
+        "SELECT '?', \"a?\" FROM t WHERE x = $1 AND y LIKE $2 ESCAPE '\\' AND z = 'it''s ?'"
+    )
+
+
+def test_a_postgresql_url_without_the_driver_is_a_startup_error_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on an edge box installed without the ``postgres`` extra: asyncpg cannot import.
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    monkeypatch.delitem(sys.modules, "app.store.postgres", raising=False)
+    with pytest.raises(StartupError, match=r"pip install 'sovd-command-service\[postgres\]'"):
+        open_database(tmp_path / "sovd.db", "postgresql://sovd:pw@db/sovd")
+    assert isinstance(open_database(tmp_path / "sovd.db", None), Database)  # SQLite needs none
+
+
+def test_a_durable_write_is_flushed_at_commit_and_a_routine_one_need_not_be(
+    open_engine: OpenEngine, engine_kind: str
+) -> None:
+    # SQLite: synchronous FULL (2) against NORMAL (1); PostgreSQL: synchronous_commit.
+    setting = {"sqlite": "PRAGMA synchronous", "postgres": "SHOW synchronous_commit"}
+    flushed = {"sqlite": (2, 1), "postgres": ("on", "off")}
+
+    async def scenario() -> tuple[Any, Any]:
+        db = open_engine()
+        await db.open()
+        try:
+
+            def seen(conn: Conn) -> Any:
+                return conn.execute(setting[engine_kind]).fetchone()[0]
+
+            return await db.write(seen, durable=True), await db.write(seen)
+        finally:
+            await db.close()
+
+    assert _run(scenario()) == flushed[engine_kind]

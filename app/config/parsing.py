@@ -233,6 +233,24 @@ def protocol(raw: str) -> str:
     return raw
 
 
+def database_url(raw: str) -> str:
+    """A PostgreSQL connection URI (libpq's form, which asyncpg reads). It carries a
+    password: the messages below never quote it."""
+    expected = (
+        "expected a postgresql:// (or postgres://) URL, such as postgresql://sovd@db:5432/sovd"
+    )
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port  # noqa: B018 - ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(expected) from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(expected)
+    if not parts.path.strip("/"):
+        raise ValueError(f"{expected}; it names no database")
+    return raw
+
+
 def url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")

@@ -68,6 +68,15 @@ class ServiceConfig:
         "SQLite file, created on first start; its folder is the data directory",
         section="Storage",
     )
+    database_url: str | None = var(
+        "SOVD_DATABASE_URL",
+        None,
+        parse.database_url,
+        "PostgreSQL database to use instead of the SQLite file, as"
+        " `postgresql://user:password@host:5432/dbname` (asyncpg; the data directory still"
+        " holds the signing key, descriptions and the lock); see docs/operations.md",
+        secret=True,
+    )
     retention_days: float | None = var(
         "SOVD_RETENTION_DAYS",
         None,

@@ -16,14 +16,14 @@ from app.services.pipeline import Pipeline
 from app.services.sovd.service import Sovd
 from app.services.variants import VariantService
 from app.services.vehicles import VehicleService
-from app.store.database import Database
+from app.store.engine import Engine
 from app.telemetry import Telemetry
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     config: Config
-    db: Database
+    db: Engine
     bus: EventBus
     pipeline: Pipeline
     auth: AuthService

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from app.models import Actor, AuditEntry
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.rows import Where, delete_batch, enum_reader, page
+from app.store.sql import Conn, Row
 from app.vocabulary import AuditAction
 
 
 def insert_audit(
-    conn: sqlite3.Connection,
+    conn: Conn,
     actor: Actor,
     action: AuditAction,
     at: str,
@@ -45,7 +45,7 @@ _ENTRY_COLUMNS = (
 )
 
 
-def _entry(row: sqlite3.Row) -> AuditEntry:
+def _entry(row: Row) -> AuditEntry:
     return AuditEntry(
         audit_id=row["audit_id"],
         at=row["at"],
@@ -68,7 +68,7 @@ class AuditFilter:
 
 
 class AuditStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self._db = db
 
     async def record(
@@ -89,7 +89,7 @@ class AuditStore:
         where.equal("action", flt.action)
         where.equal("user_id", flt.user_id)
 
-        def run(conn: sqlite3.Connection) -> tuple[list[AuditEntry], int]:
+        def run(conn: Conn) -> tuple[list[AuditEntry], int]:
             rows, total = page(
                 conn, _ENTRY_COLUMNS, "audit_log", where, "audit_id DESC", flt.limit, flt.offset
             )

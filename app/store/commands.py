@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +10,9 @@ from app.catalogue import ECU_ADDRESS_PARAM
 from app.events import ResponseChunk
 from app.models import SYSTEM_ACTOR, Actor, Command
 from app.store.audit import insert_audit
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.rows import Where, enum_reader, fetch_all, fetch_one, page
+from app.store.sql import Conn, Row
 from app.vehicles.addresses import InvalidAddress, as_shown, parse_address, stored_spellings
 from app.vocabulary import ACTIVE_STATUSES, AuditAction, CommandStatus, FailureCode
 
@@ -51,7 +51,7 @@ def _param_values(key: str, wanted: str) -> tuple[str, ...]:
         return (wanted,)
 
 
-def _command(row: sqlite3.Row) -> Command:
+def _command(row: Row) -> Command:
     error_code = row["error_code"]
     return Command(
         command_id=row["command_id"],
@@ -68,7 +68,7 @@ def _command(row: sqlite3.Row) -> Command:
     )
 
 
-def _chunk(command_id: str, row: sqlite3.Row) -> ResponseChunk:
+def _chunk(command_id: str, row: Row) -> ResponseChunk:
     return ResponseChunk(
         command_id=command_id,
         sequence_number=row["sequence_number"],
@@ -78,18 +78,18 @@ def _chunk(command_id: str, row: sqlite3.Row) -> ResponseChunk:
     )
 
 
-def _chunks(
-    conn: sqlite3.Connection, command_id: str, after: int, limit: int | None
-) -> list[ResponseChunk]:
+def _chunks(conn: Conn, command_id: str, after: int, limit: int | None) -> list[ResponseChunk]:
     """The chunks after sequence number ``after``, in order; at most ``limit`` of them
     (None: all, which the chunk cap per command bounds)."""
-    rows = fetch_all(
-        conn,
+    sql = (
         "SELECT sequence_number, response_payload, is_final, received_at"
         " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
-        " ORDER BY sequence_number LIMIT ?",
-        (command_id, after, -1 if limit is None else limit),
+        " ORDER BY sequence_number"
     )
+    if limit is None:
+        rows = fetch_all(conn, sql, (command_id, after))
+    else:
+        rows = fetch_all(conn, f"{sql} LIMIT ?", (command_id, after, limit))
     return [_chunk(command_id, r) for r in rows]
 
 
@@ -124,13 +124,13 @@ class Finish:
 
 
 class CommandStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self._db = db
 
     async def insert(self, command: Command, actor: Actor) -> None:
         """Store a new command with its audit row, fsynced before returning."""
 
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Conn) -> None:
             conn.execute(
                 f"INSERT INTO commands ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -163,11 +163,11 @@ class CommandStore:
         await self._db.write(run, durable=True)
 
     async def get(self, command_id: str) -> Command | None:
-        def run(conn: sqlite3.Connection) -> Command | None:
+        def run(conn: Conn) -> Command | None:
             row = fetch_one(conn, f"{_SELECT} WHERE command_id = ?", (command_id,))
             return None if row is None else _command(row)
 
-        return await self._db.read(run)
+        return await self._db.read(run, single_statement=True)
 
     async def find(self, flt: CommandFilter) -> tuple[list[Command], int]:
         where = Where()
@@ -178,7 +178,8 @@ class CommandStore:
         for key, wanted in flt.params:
             values = _param_values(key, wanted)
             marks = ", ".join("?" * len(values))
-            where.add(f"json_extract(command_params, ?) IN ({marks})", f'$."{key}"', *values)
+            field, path = self._db.dialect.json_text("command_params", key)
+            where.add(f"{field} IN ({marks})", path, *values)
         if flt.statuses:
             where.add(f"status IN ({', '.join('?' * len(flt.statuses))})", *flt.statuses)
         if flt.since is not None:
@@ -186,7 +187,7 @@ class CommandStore:
         if flt.until is not None:
             where.add("submitted_at < ?", flt.until)
 
-        def run(conn: sqlite3.Connection) -> tuple[list[Command], int]:
+        def run(conn: Conn) -> tuple[list[Command], int]:
             rows, total = page(
                 conn, _SELECT_COLUMNS, "commands", where, "seq DESC", flt.limit, flt.offset
             )
@@ -197,7 +198,9 @@ class CommandStore:
     async def responses(
         self, command_id: str, after: int = 0, limit: int | None = None
     ) -> list[ResponseChunk]:
-        return await self._db.read(lambda conn: _chunks(conn, command_id, after, limit))
+        return await self._db.read(
+            lambda conn: _chunks(conn, command_id, after, limit), single_statement=True
+        )
 
     async def snapshot(
         self, command_id: str, after: int, limit: int | None = None
@@ -205,7 +208,7 @@ class CommandStore:
         """The command and its chunks after ``after`` (at most ``limit``), read from one
         consistent snapshot."""
 
-        def run(conn: sqlite3.Connection) -> tuple[Command | None, list[ResponseChunk]]:
+        def run(conn: Conn) -> tuple[Command | None, list[ResponseChunk]]:
             row = fetch_one(conn, f"{_SELECT} WHERE command_id = ?", (command_id,))
             if row is None:
                 return None, []
@@ -214,7 +217,7 @@ class CommandStore:
         return await self._db.read(run)
 
     async def mark_in_progress(self, command_id: str, at: str) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
+        def run(conn: Conn) -> bool:
             cur = conn.execute(
                 "UPDATE commands SET status = ?, started_at = ?"
                 " WHERE command_id = ? AND status = ?",
@@ -228,7 +231,7 @@ class CommandStore:
         return await self._db.write(run)
 
     async def add_response(self, chunk: ResponseChunk) -> None:
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Conn) -> None:
             conn.execute(
                 "INSERT INTO command_responses (command_id, sequence_number, response_payload,"
                 " is_final, received_at) VALUES (?, ?, ?, ?, ?)",
@@ -255,7 +258,7 @@ class CommandStore:
         ``cancelled_by``: who stopped it, audited as ``command.cancel`` in the same
         transaction."""
 
-        def run(conn: sqlite3.Connection) -> bool:
+        def run(conn: Conn) -> bool:
             if not _finish(conn, command_id, end):
                 return False
             if cancelled_by is not None:
@@ -281,7 +284,7 @@ class CommandStore:
         """Delete up to ``batch`` commands that ended before ``cutoff``, with their
         answers and audit rows; return how many were deleted."""
 
-        def run(conn: sqlite3.Connection) -> int:
+        def run(conn: Conn) -> int:
             ids = [
                 r[0]
                 for r in conn.execute(
@@ -308,7 +311,7 @@ class CommandStore:
         after a crash: such commands are never re-sent to a vehicle); their (id, name)."""
         end = Finish(CommandStatus.FAILED, FailureCode.INTERRUPTED, message, at)
 
-        def run(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        def run(conn: Conn) -> list[tuple[str, str]]:
             ended = [
                 (str(r[0]), str(r[1]))
                 for r in conn.execute(
@@ -324,7 +327,7 @@ class CommandStore:
         return await self._db.write(run)
 
 
-def _finish(conn: sqlite3.Connection, command_id: str, end: Finish) -> bool:
+def _finish(conn: Conn, command_id: str, end: Finish) -> bool:
     cur = conn.execute(
         "UPDATE commands SET status = ?, error_code = ?, error_message = ?, completed_at = ?"
         f" WHERE command_id = ? AND status IN {_ACTIVE}",

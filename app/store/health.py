@@ -6,20 +6,15 @@ import asyncio
 import sqlite3
 
 from app.errors import StorageUnavailable
-from app.store.database import Database
+from app.store.engine import Engine
 
 
-def _touch(conn: sqlite3.Connection) -> None:
-    # Writing the header's user_version back unchanged alters nothing, yet commits a page,
-    # so it fails on a full disk just as a real write would (a no-op transaction would not).
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    conn.execute(f"PRAGMA user_version = {version}")
-
-
-async def can_write(db: Database, timeout_s: float) -> bool:
+async def can_write(db: Engine, timeout_s: float) -> bool:
+    # A write that changes nothing yet commits, so it fails where a real write would (a
+    # no-op transaction would not): the dialect's ``touch``.
     try:
         async with asyncio.timeout(timeout_s):
-            await db.write(_touch)
+            await db.write(db.dialect.touch)
     except (StorageUnavailable, sqlite3.Error, RuntimeError, TimeoutError):
         return False
     return True

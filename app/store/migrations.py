@@ -1,4 +1,8 @@
-"""Schema migrations: an ordered list of SQL scripts, applied once each at start."""
+"""Schema migrations: an ordered list of SQL scripts, applied once each at start.
+
+Each migration is declared once, here, in SQLite's SQL; PostgreSQL runs the same list
+through ``PostgresDialect.migration`` (``app.store.dialects``: the rewrites, and the one
+step it words differently) from ``app.store.postgres``."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Final
 from app.clock import utc_now
 from app.errors import StartupError
 from app.models import ecu_refs_at
+from app.store.sql import Conn
 from app.usernames import username_key
 
 log = logging.getLogger(__name__)
@@ -88,6 +93,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     # 2: the terminal status ``cancelled``. SQLite cannot alter a CHECK constraint, so the
     # table is rebuilt (foreign keys are off while migrations run; see ``migrate``).
+    # PostgreSQL alters it in place (``app.store.dialects``).
     """
     CREATE TABLE commands_new (
         seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -166,7 +172,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 )
 
 
-def _unique_username_keys(conn: sqlite3.Connection) -> None:
+def _unique_username_keys(conn: Conn) -> None:
     """Migration 3: every user's username key, then the unique index on it.
 
     Names that already collide (``Admin`` next to ``admin``) lose nothing: the oldest
@@ -204,7 +210,7 @@ def _unique_username_keys(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX users_username_key ON users(username_key)")
 
 
-def _ecus_of_doip_vehicles(conn: sqlite3.Connection) -> None:
+def _ecus_of_doip_vehicles(conn: Conn) -> None:
     """Migration 5: a DoIP vehicle that lists ECU addresses has those ECUs (named as the
     default ones where the address is theirs, ``ecu-0x50`` otherwise)."""
     rows = conn.execute(
@@ -220,7 +226,7 @@ def _ecus_of_doip_vehicles(conn: sqlite3.Connection) -> None:
 
 
 # Python steps run after the SQL of the migration with the same number, in its transaction.
-PYTHON_STEPS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
+PYTHON_STEPS: Final[dict[int, Callable[[Conn], None]]] = {
     3: _unique_username_keys,
     5: _ecus_of_doip_vehicles,
 }
@@ -230,15 +236,20 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date; each step commits with its version bump."""
-    version = schema_version(conn)
+def refuse_newer(version: int) -> None:
+    """A schema this service does not know (a newer one wrote it) is a StartupError."""
     if version > len(MIGRATIONS):
         raise StartupError(
             f"database schema version {version} is newer than this service knows "
             f"({len(MIGRATIONS)}); refusing to start: run the version that wrote it, or "
             "restore a backup taken before the upgrade"
         )
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; each step commits with its version bump."""
+    version = schema_version(conn)
+    refuse_newer(version)
     # Rebuilding a table (DROP + RENAME) must not cascade to the rows that reference it;
     # foreign keys can only be switched outside a transaction. Each step checks them
     # before it commits.

@@ -8,22 +8,24 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from app.store.sql import Conn, Cursor, Row
+
 E = TypeVar("E", bound=StrEnum)
 
 
-def _cursor(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+def _cursor(conn: Conn, sql: str, args: Sequence[Any]) -> Cursor:
     cur = conn.cursor()
-    cur.row_factory = sqlite3.Row
+    cur.row_factory = sqlite3.Row  # SQLite's rows by name (PostgreSQL's always are)
     return cur.execute(sql, args)
 
 
-def fetch_one(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = _cursor(conn, sql, args).fetchone()
+def fetch_one(conn: Conn, sql: str, args: Sequence[Any] = ()) -> Row | None:
+    row: Row | None = _cursor(conn, sql, args).fetchone()
     return row
 
 
-def fetch_all(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-    rows: list[sqlite3.Row] = _cursor(conn, sql, args).fetchall()
+def fetch_all(conn: Conn, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+    rows: list[Row] = _cursor(conn, sql, args).fetchall()
     return rows
 
 
@@ -60,14 +62,14 @@ class Where:
 
 
 def page(
-    conn: sqlite3.Connection,
+    conn: Conn,
     columns: str,
     table: str,
     where: Where,
     order: str,
     limit: int,
     offset: int,
-) -> tuple[list[sqlite3.Row], int]:
+) -> tuple[list[Row], int]:
     """One page of a filtered list (``limit`` rows after ``offset`` in ``order``) and the
     count of every row the filter matches, read in the caller's one transaction."""
     clause = where.clause
@@ -81,7 +83,7 @@ def page(
 
 
 def delete_batch(
-    conn: sqlite3.Connection, table: str, key: str, condition: str, args: Sequence[Any], batch: int
+    conn: Conn, table: str, key: str, condition: str, args: Sequence[Any], batch: int
 ) -> int:
     """Delete at most ``batch`` rows of ``table`` matching ``condition`` (a retention
     sweep keeps each write transaction short); return how many went."""

@@ -7,19 +7,18 @@ tokens through the same ``UserStore`` calls as a person's.
 
 from __future__ import annotations
 
-import sqlite3
-
 from app.models import Actor, ServiceAccount
 from app.store.audit import insert_audit
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.rows import fetch_all, fetch_one
+from app.store.sql import Conn, Row
 from app.usernames import lookalike, username_key
 from app.vocabulary import AccountKind, AuditAction, Role
 
 _COLUMNS = "user_id, username, role, disabled, certificate_name"
 
 
-def _account(row: sqlite3.Row) -> ServiceAccount:
+def _account(row: Row) -> ServiceAccount:
     return ServiceAccount(
         account_id=row["user_id"],
         client_id=row["username"],
@@ -34,7 +33,7 @@ class CertificateTaken(Exception):
 
 
 class ServiceAccountStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self._db = db
 
     async def add(
@@ -44,7 +43,7 @@ class ServiceAccountStore:
         looks like (nothing inserted). CertificateTaken if its certificate name is
         another account's."""
 
-        def run(conn: sqlite3.Connection) -> str | None:
+        def run(conn: Conn) -> str | None:
             names = (str(r[0]) for r in conn.execute("SELECT username FROM users"))
             other = lookalike(account.client_id, names)
             if other is not None:
@@ -56,23 +55,22 @@ class ServiceAccountStore:
                 ).fetchone()
             ):
                 raise CertificateTaken(account.certificate_name)
-            try:
-                conn.execute(
-                    "INSERT INTO users (user_id, username, username_key, password_hash, role,"
-                    " disabled, created_at, kind, certificate_name)"
-                    " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                    (
-                        account.account_id,
-                        account.client_id,
-                        username_key(account.client_id),
-                        secret_hash,
-                        account.role,
-                        at,
-                        AccountKind.SERVICE,
-                        account.certificate_name,
-                    ),
-                )
-            except sqlite3.IntegrityError:
+            inserted = conn.execute(
+                "INSERT INTO users (user_id, username, username_key, password_hash, role,"
+                " disabled, created_at, kind, certificate_name)"
+                " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    account.account_id,
+                    account.client_id,
+                    username_key(account.client_id),
+                    secret_hash,
+                    account.role,
+                    at,
+                    AccountKind.SERVICE,
+                    account.certificate_name,
+                ),
+            ).rowcount
+            if inserted != 1:
                 return account.client_id
             insert_audit(
                 conn,
@@ -93,7 +91,7 @@ class ServiceAccountStore:
         return await self._db.write(run)
 
     async def all(self) -> list[ServiceAccount]:
-        def run(conn: sqlite3.Connection) -> list[ServiceAccount]:
+        def run(conn: Conn) -> list[ServiceAccount]:
             rows = fetch_all(
                 conn,
                 f"SELECT {_COLUMNS} FROM users WHERE kind = 'service' ORDER BY username",
@@ -103,7 +101,7 @@ class ServiceAccountStore:
         return await self._db.read(run)
 
     async def get(self, account_id: str) -> ServiceAccount | None:
-        def run(conn: sqlite3.Connection) -> ServiceAccount | None:
+        def run(conn: Conn) -> ServiceAccount | None:
             row = fetch_one(
                 conn,
                 f"SELECT {_COLUMNS} FROM users WHERE kind = 'service' AND user_id = ?",
@@ -116,7 +114,7 @@ class ServiceAccountStore:
     async def by_certificate(self, name: str) -> ServiceAccount | None:
         """The account a client certificate's CN or SAN names (disabled ones too)."""
 
-        def run(conn: sqlite3.Connection) -> ServiceAccount | None:
+        def run(conn: Conn) -> ServiceAccount | None:
             row = fetch_one(
                 conn,
                 f"SELECT {_COLUMNS} FROM users WHERE kind = 'service' AND certificate_name = ?",

@@ -6,14 +6,14 @@ A user is found by its username key (``app.usernames.username_key``), which is u
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.models import Actor, Principal, User
 from app.store.audit import insert_audit
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.rows import delete_batch, fetch_all, fetch_one
+from app.store.sql import Conn, Row
 from app.usernames import lookalike, username_key
 from app.vocabulary import AccountKind, AuditAction, AuthMethod, Role
 
@@ -40,7 +40,7 @@ class Rotation:
 NextRefresh = Callable[[str, str], tuple[str, str]]
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     return User(
         user_id=row["user_id"],
         username=row["username"],
@@ -49,7 +49,7 @@ def _user(row: sqlite3.Row) -> User:
     )
 
 
-def all_users(conn: sqlite3.Connection) -> list[User]:
+def all_users(conn: Conn) -> list[User]:
     """Every person (not the service accounts), by username; also on the CLI's read-only
     connection."""
     rows = fetch_all(
@@ -60,7 +60,13 @@ def all_users(conn: sqlite3.Connection) -> list[User]:
     return [_user(r) for r in rows]
 
 
-def _credentials(row: sqlite3.Row) -> Credentials:
+def names_by_age(conn: Conn) -> list[tuple[str, str]]:
+    """Every ``(user_id, username)``, oldest first; also on the CLI's read-only connection."""
+    rows = conn.execute("SELECT user_id, username FROM users ORDER BY created_at, rowid")
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def _credentials(row: Row) -> Credentials:
     return Credentials(_user(row), str(row["password_hash"]), AccountKind(row["kind"]))
 
 
@@ -68,11 +74,11 @@ class UserStore:
     """People and service accounts share the table (one namespace of names, one kind of
     session); ``all`` lists the people (``app.store.service_accounts`` the others)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self._db = db
 
     @property
-    def db(self) -> Database:
+    def db(self) -> Engine:
         return self._db
 
     async def count(self) -> int:
@@ -90,25 +96,24 @@ class UserStore:
         (``app.usernames.lookalike``; nothing inserted). The check and the insert are one
         write transaction, so two look-alikes created at once cannot both get in."""
 
-        def run(conn: sqlite3.Connection) -> str | None:
+        def run(conn: Conn) -> str | None:
             names = (str(r[0]) for r in conn.execute("SELECT username FROM users"))
             other = lookalike(user.username, names)
             if other is not None:
                 return other
-            try:
-                conn.execute(
-                    "INSERT INTO users (user_id, username, username_key, password_hash, role,"
-                    " disabled, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-                    (
-                        user.user_id,
-                        user.username,
-                        username_key(user.username),
-                        password_hash,
-                        user.role,
-                        at,
-                    ),
-                )
-            except sqlite3.IntegrityError:
+            inserted = conn.execute(
+                "INSERT INTO users (user_id, username, username_key, password_hash, role,"
+                " disabled, created_at) VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+                (
+                    user.user_id,
+                    user.username,
+                    username_key(user.username),
+                    password_hash,
+                    user.role,
+                    at,
+                ),
+            ).rowcount
+            if inserted != 1:
                 return user.username  # the key is taken (a migrated row's, say)
             insert_audit(
                 conn,
@@ -126,20 +131,12 @@ class UserStore:
     async def names_by_age(self) -> list[tuple[str, str]]:
         """Every ``(user_id, username)``, oldest first (for ``app.usernames.nonconforming``)."""
 
-        def run(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-            return [
-                (str(r[0]), str(r[1]))
-                for r in conn.execute(
-                    "SELECT user_id, username FROM users ORDER BY created_at, rowid"
-                )
-            ]
-
-        return await self._db.read(run)
+        return await self._db.read(names_by_age)
 
     async def credentials(self, key: str) -> Credentials | None:
         """The user whose username key is ``key``, with their password hash."""
 
-        def run(conn: sqlite3.Connection) -> Credentials | None:
+        def run(conn: Conn) -> Credentials | None:
             row = fetch_one(
                 conn,
                 "SELECT user_id, username, role, disabled, password_hash, kind FROM users"
@@ -165,7 +162,7 @@ class UserStore:
     ) -> None:
         """A new session; its audit row says how it was authenticated."""
 
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Conn) -> None:
             conn.execute(
                 "INSERT INTO sessions (session_id, user_id, refresh_hash, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -180,7 +177,7 @@ class UserStore:
     async def principal(self, session_id: str) -> Principal | None:
         """The live principal of a session: None if revoked, or its user gone or disabled."""
 
-        def run(conn: sqlite3.Connection) -> Principal | None:
+        def run(conn: Conn) -> Principal | None:
             row = fetch_one(
                 conn,
                 "SELECT u.user_id, u.username, u.role FROM sessions s"
@@ -197,7 +194,7 @@ class UserStore:
                 session_id=session_id,
             )
 
-        return await self._db.read(run)
+        return await self._db.read(run, single_statement=True)
 
     async def rotate_refresh(
         self,
@@ -212,7 +209,7 @@ class UserStore:
         rotated away at or after ``retry_since`` is a retry (the same rotation is returned,
         nothing changes); any other stale token revokes the session. None: refused."""
 
-        def run(conn: sqlite3.Connection) -> Rotation | None:
+        def run(conn: Conn) -> Rotation | None:
             row = fetch_one(
                 conn,
                 "SELECT s.refresh_hash, s.previous_hash, s.rotated_at, s.created_at,"
@@ -258,7 +255,7 @@ class UserStore:
         return await self._db.write(run)
 
     async def revoke_session(self, session_id: str, at: str, actor: Actor) -> None:
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Conn) -> None:
             conn.execute(
                 "UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
                 (at, session_id),
@@ -272,7 +269,7 @@ class UserStore:
     ) -> User | None:
         """Disable (ending every session) or re-enable a user; None if there is none."""
 
-        def run(conn: sqlite3.Connection) -> User | None:
+        def run(conn: Conn) -> User | None:
             cur = conn.execute(
                 "UPDATE users SET disabled = ? WHERE user_id = ?", (int(disabled), user_id)
             )
@@ -299,7 +296,7 @@ class UserStore:
     async def user(self, user_id: str) -> Credentials | None:
         """The user with this id, with their password hash."""
 
-        def run(conn: sqlite3.Connection) -> Credentials | None:
+        def run(conn: Conn) -> Credentials | None:
             row = fetch_one(
                 conn,
                 "SELECT user_id, username, role, disabled, password_hash, kind FROM users"
@@ -322,7 +319,7 @@ class UserStore:
         """Store a new password hash and end every live session of the user but
         ``keep_session``; the ids of the sessions ended, or None if there is no such user."""
 
-        def run(conn: sqlite3.Connection) -> list[str] | None:
+        def run(conn: Conn) -> list[str] | None:
             cur = conn.execute(
                 "UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id)
             )
@@ -331,7 +328,7 @@ class UserStore:
             rows = fetch_all(
                 conn,
                 "SELECT session_id FROM sessions WHERE user_id = ? AND revoked_at IS NULL"
-                " AND session_id IS NOT ?",
+                " AND session_id <> coalesce(?, '')",
                 (user_id, keep_session),
             )
             ended = [str(r["session_id"]) for r in rows]
@@ -348,7 +345,7 @@ class UserStore:
         """Delete a user and their sessions. None if there is no such user, False if they
         have command history (kept: disable them instead)."""
 
-        def run(conn: sqlite3.Connection) -> bool | None:
+        def run(conn: Conn) -> bool | None:
             if conn.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone() is None:
                 return None
             if conn.execute(

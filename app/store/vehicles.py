@@ -4,7 +4,6 @@ or DoIP target)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -12,8 +11,9 @@ import msgspec
 
 from app.models import Actor, DoipTargetSpec, EcuRef, Vehicle
 from app.store.audit import insert_audit
-from app.store.database import Database
+from app.store.engine import Engine
 from app.store.rows import Where, enum_reader, fetch_one, page
+from app.store.sql import Conn, Row
 from app.vehicles.addresses import format_address
 from app.vocabulary import AuditAction, ConnectionStatus, SimulatorProfile, Transport
 
@@ -47,7 +47,7 @@ _SIMULATOR_PROFILE = enum_reader(SimulatorProfile)
 _TRANSPORT = enum_reader(Transport)
 
 
-def _doip(row: sqlite3.Row) -> DoipTargetSpec | None:
+def _doip(row: Row) -> DoipTargetSpec | None:
     if row["doip_host"] is None:
         return None
     return DoipTargetSpec(
@@ -98,9 +98,9 @@ def _ecus_value(ecus: tuple[EcuRef, ...]) -> str:
     )
 
 
-def _values(vehicle: Vehicle, at: str) -> dict[str, Any]:
-    """A new vehicle's row, by column name."""
-    return {
+def _values(vehicle: Vehicle, at: str) -> tuple[Any, ...]:
+    """A new vehicle's row, in the order of ``_INSERT``'s columns."""
+    values = {
         "vehicle_id": vehicle.vehicle_id,
         "vin": vehicle.vin,
         "make": vehicle.make,
@@ -114,15 +114,16 @@ def _values(vehicle: Vehicle, at: str) -> dict[str, Any]:
         "ecus": _ecus_value(vehicle.ecus),
         "created_at": at,
     }
+    return tuple(values[name] for name in (*_NAMES, "created_at"))
 
 
 _INSERT: Final = (
     f"INSERT INTO vehicles ({_COLUMNS}, created_at)"
-    f" VALUES ({', '.join(f':{name}' for name in (*_NAMES, 'created_at'))})"
+    f" VALUES ({', '.join('?' for _ in (*_NAMES, 'created_at'))}) ON CONFLICT DO NOTHING"
 )
 
 
-def _vehicle(row: sqlite3.Row) -> Vehicle:
+def _vehicle(row: Row) -> Vehicle:
     return Vehicle(
         vehicle_id=row["vehicle_id"],
         vin=row["vin"],
@@ -152,17 +153,15 @@ def _like_pattern(text: str) -> str:
 
 
 class VehicleStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self._db = db
 
     async def insert(self, vehicle: Vehicle, at: str, actor: Actor | None) -> bool:
         """Insert a vehicle; False if its VIN is taken."""
 
-        def run(conn: sqlite3.Connection) -> bool:
-            try:
-                conn.execute(_INSERT, _values(vehicle, at))
-            except sqlite3.IntegrityError:
-                return False
+        def run(conn: Conn) -> bool:
+            if conn.execute(_INSERT, _values(vehicle, at)).rowcount != 1:
+                return False  # its VIN is taken
             if actor is not None:
                 insert_audit(
                     conn,
@@ -190,27 +189,29 @@ class VehicleStore:
         return await self._db.read(lambda c: int(c.execute(_CONNECTED_COUNT).fetchone()[0]))
 
     async def get(self, vehicle_id: str) -> Vehicle | None:
-        def run(conn: sqlite3.Connection) -> Vehicle | None:
+        def run(conn: Conn) -> Vehicle | None:
             row = fetch_one(
                 conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
             )
             return None if row is None else _vehicle(row)
 
-        return await self._db.read(run)
+        return await self._db.read(run, single_statement=True)
 
     async def find(self, flt: VehicleFilter) -> tuple[list[Vehicle], int]:
         where = Where()
         where.equal("connection_status", flt.status)
         if flt.search:
             pattern = _like_pattern(flt.search)
+            like = self._db.dialect.like  # case-insensitive
             where.add(
-                "(vin LIKE ? ESCAPE '\\' OR make LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')",
+                f"(vin {like} ? ESCAPE '\\' OR make {like} ? ESCAPE '\\'"
+                f" OR model {like} ? ESCAPE '\\')",
                 pattern,
                 pattern,
                 pattern,
             )
 
-        def run(conn: sqlite3.Connection) -> tuple[tuple[Vehicle, ...], int]:
+        def run(conn: Conn) -> tuple[tuple[Vehicle, ...], int]:
             rows, total = page(conn, _COLUMNS, "vehicles", where, "vin", flt.limit, flt.offset)
             return tuple(_vehicle(r) for r in rows), total
 
@@ -227,7 +228,7 @@ class VehicleStore:
         before and after, and the number of connected vehicles afterwards (read in the
         same transaction)."""
 
-        def run(conn: sqlite3.Connection) -> tuple[Vehicle | None, Vehicle | None, int]:
+        def run(conn: Conn) -> tuple[Vehicle | None, Vehicle | None, int]:
             row = fetch_one(
                 conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vehicle_id = ?", (vehicle_id,)
             )
@@ -271,7 +272,7 @@ class VehicleStore:
         return await self._db.write(run)
 
     async def get_by_vin(self, vin: str) -> Vehicle | None:
-        def run(conn: sqlite3.Connection) -> Vehicle | None:
+        def run(conn: Conn) -> Vehicle | None:
             row = fetch_one(conn, f"SELECT {_COLUMNS} FROM vehicles WHERE vin = ?", (vin,))
             return None if row is None else _vehicle(row)
 
@@ -293,7 +294,7 @@ class VehicleStore:
         """Follow the DoIP links: per vehicle its new connection_status and last_seen_at
         (None: unchanged); simulated vehicles are left alone. Returns the connected count."""
 
-        def run(conn: sqlite3.Connection) -> int:
+        def run(conn: Conn) -> int:
             for vehicle_id, (status, seen) in links.items():
                 conn.execute(
                     "UPDATE vehicles SET connection_status = coalesce(?, connection_status),"
@@ -309,7 +310,7 @@ class VehicleStore:
         """At start no DoIP link is up yet: every DoIP vehicle is disconnected. Returns
         the connected count."""
 
-        def run(conn: sqlite3.Connection) -> int:
+        def run(conn: Conn) -> int:
             conn.execute(
                 "UPDATE vehicles SET connection_status = 'disconnected' WHERE transport = 'doip'"
             )
