@@ -19,6 +19,9 @@ from tests.support.harness import Server, in_process, make_config, running
 
 TIERS = ("fast", "socket")
 
+# The session's NATS server (``nats_server``) for the bus tests.
+pytest_plugins = ["tests.support.nats"]
+
 
 def _module_tiers(module: object) -> list[str]:
     marks = getattr(module, "pytestmark", [])

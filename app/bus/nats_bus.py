@@ -95,8 +95,10 @@ class NatsBus:
         *,
         outbox_size: int = OUTBOX_SIZE,
         node: str | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
         self._servers = servers
+        self._start_timeout_s = start_timeout_s
         self.shown = shown_servers(servers)
         self.node = node or uuid.uuid4().hex  # names this node's messages
         self._local = EventBus(queue_size)
@@ -118,7 +120,7 @@ class NatsBus:
 
     async def start(self) -> None:
         try:
-            async with asyncio.timeout(START_TIMEOUT_S):
+            async with asyncio.timeout(self._start_timeout_s):
                 await self._nc.connect(
                     servers=list(self._servers),
                     name=f"sovd-command-service {self.node[:8]}",
@@ -132,12 +134,13 @@ class NatsBus:
                     reconnected_cb=self._reconnected,
                 )
             await self._nc.subscribe(wire.NOTICES, cb=self._heard)
+            await self._nc.flush(timeout=SUBSCRIBE_TIMEOUT_S)  # type: ignore[arg-type]
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             await self._nc.close()
             why = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
             raise StartupError(
                 f"SOVD_BUS_URL: cannot reach the NATS server at {self.shown} within"
-                f" {START_TIMEOUT_S:g} s ({why}); start it or unset SOVD_BUS_URL"
+                f" {self._start_timeout_s:g} s ({why}); start it or unset SOVD_BUS_URL"
             ) from None
         self._up.set()
         self._spawn(self._send(), "nats-outbox")
