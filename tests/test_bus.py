@@ -81,17 +81,20 @@ def test_unsubscribes_even_when_the_body_raises(open_bus: OpenBus) -> None:
 
 def test_a_full_subscriber_is_dropped_without_blocking_the_publisher(open_bus: OpenBus) -> None:
     async def scenario() -> None:
-        async with open_bus(queue_size=2) as bus:
-            async with bus.subscribe("a") as slow, bus.subscribe("a") as fast:
-                for n in range(1, 4):
-                    bus.publish(_chunk("a", n))  # never awaits, never blocks
-                    assert (await fast.get()).sequence_number == n  # type: ignore[union-attr]
-                assert slow.overflowed
-                assert bus.subscriber_count("a") == 1
-                with pytest.raises(Overflowed):
-                    await slow.get()
-                bus.publish(_chunk("a", 4))
-                assert (await fast.get()).sequence_number == 4  # type: ignore[union-attr]
+        async with (
+            open_bus(queue_size=2) as bus,
+            bus.subscribe("a") as slow,
+            bus.subscribe("a") as fast,
+        ):
+            for n in range(1, 4):
+                bus.publish(_chunk("a", n))  # never awaits, never blocks
+                assert (await fast.get()).sequence_number == n  # type: ignore[union-attr]
+            assert slow.overflowed
+            assert bus.subscriber_count("a") == 1
+            with pytest.raises(Overflowed):
+                await slow.get()
+            bus.publish(_chunk("a", 4))
+            assert (await fast.get()).sequence_number == 4  # type: ignore[union-attr]
 
     asyncio.run(scenario())
 
