@@ -198,10 +198,9 @@ class Lifecycle:
             vehicles = VehicleService(
                 stores.vehicles, telemetry, clock, doip, containers=descriptions
             )
-            # Logout, disabling and deleting a user close the affected streams at once,
-            # on every node (the relay tells the others over the bus).
+            # Logout, disabling and deleting a user close the affected streams at once
+            # (on every node: the relay, below, tells the others over the bus).
             auth.on_revocation(self._streams)
-            Relay(bus, auth)
             await self._recover(stores.commands)
             await auth.users.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
@@ -232,6 +231,8 @@ class Lifecycle:
         # ECU descriptions: what is on disk loads in the background (the service answers).
         descriptions.start()
         auth.on_revocation(AccessEnded(services.locks, services.sovd.modes))
+        # Revocations and lock changes to and from the other nodes (SOVD_BUS_URL).
+        Relay(bus, auth, services.locks)
         self.started.set()
         return services
 

@@ -4,7 +4,8 @@ loop standing for another node (two apps cannot share one data directory).
 
 A command's stream is followed to its end as ever; the other node gets the command's
 events off NATS; the app's logout reaches the other node; another node's revocation
-closes the app's open stream with 1008 at once; readiness names the bus.
+closes the app's open stream with 1008 at once; a lock taken here is heard there, and one
+taken there withdraws the covered commands queued here; readiness names the bus.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from app.bus import Notice, SessionRevoked, UserRevoked
+from app.bus import LockChanged, Notice, SessionRevoked, UserRevoked
 from app.bus.nats_bus import NatsBus
 from app.events import Event, ResponseChunk
 from tests.support.harness import (
@@ -173,3 +174,45 @@ def test_another_nodes_revocation_closes_the_stream_here_at_once(
         assert other.heard == []
         fake.feed(cid, {"n": 1}, final=True)
         srv.wait_status(token, cid)
+
+
+def test_locks_taken_on_one_node_are_heard_and_withdraw_queued_commands_on_the_other(
+    tmp_path: Path, nats_server: NatsServer, other: OtherNode
+) -> None:
+    fake = ScriptedConnector()
+    with _on_nats(tmp_path, nats_server, fake) as srv:
+        token = srv.token()
+        vehicle = srv.vehicle(token)
+        running_cid = _start(srv, fake, token)  # holds the vehicle's lane
+        queued = srv.submit(token, vehicle["vehicle_id"], "ClearDTC", {"ecuAddress": "0x10"})
+        taken = LockChanged(
+            change="taken",
+            vehicle_id=vehicle["vehicle_id"],
+            lock_id="elsewhere-1",
+            ecu_address=None,
+            user_id="someone-on-the-other-node",
+            username="alice",
+            expires_at="2030-01-01T00:00:00Z",
+        )
+        other.broadcast(taken)
+        ended = srv.wait_status(token, queued["command_id"], "cancelled")
+        assert ended["error_code"] == "locked-out" and "alice" in ended["error_message"]
+        assert srv.command(token, running_cid)["status"] == "in_progress"  # left to finish
+        # A lock taken here is told to the other node.
+        r = srv.http.post(
+            f"/sovd/vehicles/{vehicle['vin']}/v1/locks",
+            headers=auth(token),
+            json={"lock_expiration": 60},
+        )
+        assert r.status_code == 201, r.text
+        wait_until(lambda: other.heard, "the other node to hear the lock")
+        (heard,) = other.heard
+        assert isinstance(heard, LockChanged)
+        assert (heard.change, heard.vehicle_id, heard.lock_id, heard.username) == (
+            "taken",
+            vehicle["vehicle_id"],
+            r.json()["id"],
+            "engineer",
+        )
+        fake.feed(running_cid, {"n": 1}, final=True)
+        srv.wait_status(token, running_cid)

@@ -11,13 +11,21 @@ it (``app.events`` is what it carries).
 from __future__ import annotations
 
 from app.bus.local import EventBus, Overflowed, Subscription
-from app.bus.notices import AnyNotice, LockChanged, Notice, SessionRevoked, UserRevoked
+from app.bus.notices import (
+    AnyNotice,
+    LockChange,
+    LockChanged,
+    Notice,
+    SessionRevoked,
+    UserRevoked,
+)
 from app.bus.seam import Bus
 
 __all__ = [
     "AnyNotice",
     "Bus",
     "EventBus",
+    "LockChange",
     "LockChanged",
     "Notice",
     "Overflowed",

@@ -30,15 +30,22 @@ class UserRevoked(Notice, frozen=True, kw_only=True, tag="user_revoked"):
     user_id: str
 
 
+LockChange = Literal["taken", "extended", "released", "broken"]
+
+
 class LockChanged(Notice, frozen=True, kw_only=True, tag="lock_changed"):
     """A SOVD lock was taken, extended, released or broken on the node that sent it.
-    ``ecu_address`` None: the whole vehicle. ``user_id``: the holder."""
+    ``ecu_address`` None: the whole vehicle; ``user_id`` and ``username``: the holder;
+    ``expires_at``: as the lock says it."""
 
-    change: Literal["taken", "extended", "released", "broken"]
+    change: LockChange
     vehicle_id: str
     lock_id: str
     ecu_address: str | None
+    component: str | None = None
     user_id: str
+    username: str
+    expires_at: str
 
 
 AnyNotice = SessionRevoked | UserRevoked | LockChanged
