@@ -216,3 +216,29 @@ def test_locks_taken_on_one_node_are_heard_and_withdraw_queued_commands_on_the_o
         )
         fake.feed(running_cid, {"n": 1}, final=True)
         srv.wait_status(token, running_cid)
+
+
+def test_while_nats_is_down_commands_run_and_are_stored_and_ready_says_so(
+    tmp_path: Path,
+) -> None:
+    nats = NatsServer(tmp_path / "nats").start()
+    fake = ScriptedConnector()
+    try:
+        with _on_nats(tmp_path, nats, fake) as srv:
+            token = srv.token()
+            assert srv.http.get("/health/ready").status_code == 200
+            nats.stop()
+            ready = srv.http.get("/health/ready")
+            assert ready.status_code == 503
+            assert "the bus (nats) did not answer" in ready.json()["message"]
+            cid = _start(srv, fake, token)
+            fake.feed(cid, {"n": 1}, final=True)
+            assert srv.wait_status(token, cid)["status"] == "completed"
+            events, code = srv.stream(cid, token)  # replayed from the database
+            assert code == 1000 and [e.get("sequence_number") for e in events] == [None, 1, None]
+            nats.start()  # the same port: the app reconnects on its own
+            wait_until(
+                lambda: srv.http.get("/health/ready").status_code == 200, "ready again"
+            )
+    finally:
+        nats.stop()
