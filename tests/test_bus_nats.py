@@ -210,7 +210,7 @@ def test_no_server_is_a_start_up_error_naming_the_variable_without_credentials()
             await bus.start()
         message = str(caught.value)
         assert message.startswith("SOVD_BUS_URL: cannot reach the NATS server")
-        assert "nats://127.0.0.1:1" in message
+        assert "nats://127.0.0.1:1" in message and "(ConnectionRefusedError)" in message
         assert "hunter2" not in message and "someone" not in message
 
     asyncio.run(scenario())

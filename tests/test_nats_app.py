@@ -237,8 +237,6 @@ def test_while_nats_is_down_commands_run_and_are_stored_and_ready_says_so(
             events, code = srv.stream(cid, token)  # replayed from the database
             assert code == 1000 and [e.get("sequence_number") for e in events] == [None, 1, None]
             nats.start()  # the same port: the app reconnects on its own
-            wait_until(
-                lambda: srv.http.get("/health/ready").status_code == 200, "ready again"
-            )
+            wait_until(lambda: srv.http.get("/health/ready").status_code == 200, "ready again")
     finally:
         nats.stop()

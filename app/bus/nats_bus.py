@@ -115,6 +115,7 @@ class NatsBus:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warn = Sampler(WARN_INTERVAL_S)
         self.lost = 0  # events not passed on to NATS (their commands were gapped)
+        self._last_error: str | None = None  # its type's name: the text may name the URL
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -136,8 +137,10 @@ class NatsBus:
             await self._nc.subscribe(wire.NOTICES, cb=self._heard)
             await self._nc.flush(timeout=SUBSCRIBE_TIMEOUT_S)  # type: ignore[arg-type]
         except (TimeoutError, OSError, nats.errors.Error) as exc:
+            self._closing = True
             await self._nc.close()
-            why = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
+            last = self._last_error or "no answer"
+            why = last if isinstance(exc, TimeoutError) else type(exc).__name__
             raise StartupError(
                 f"SOVD_BUS_URL: cannot reach the NATS server at {self.shown} within"
                 f" {self._start_timeout_s:g} s ({why}); start it or unset SOVD_BUS_URL"
@@ -339,6 +342,7 @@ class NatsBus:
     # -- connection --------------------------------------------------------------------
 
     async def _error(self, exc: Exception) -> None:
+        self._last_error = type(exc).__name__
         self._warn_sampled("bus: NATS (%s): %s", self.shown, type(exc).__name__)
 
     async def _disconnected(self) -> None:
