@@ -221,12 +221,14 @@ class NatsBus:
         except nats.errors.Error as exc:
             self._warn_sampled("bus: cannot subscribe to a command on NATS: %s", exc)
             return None
-        try:
-            await self._nc.flush(timeout=SUBSCRIBE_TIMEOUT_S)  # type: ignore[arg-type]
-        except (TimeoutError, nats.errors.Error):
-            # Not confirmed (NATS unreachable): nats-py subscribes again on reconnect,
-            # and the reconnect overflows this subscriber (it may have missed events).
-            self._warn_sampled("bus: NATS did not confirm a subscription (%s)", self.shown)
+        # Unconfirmed while NATS is unreachable (not waited for: the stream replays from
+        # the store meanwhile): nats-py subscribes again on reconnect, and the reconnect
+        # overflows this subscriber (it may have missed events).
+        if self._nc.is_connected:
+            try:
+                await self._nc.flush(timeout=SUBSCRIBE_TIMEOUT_S)  # type: ignore[arg-type]
+            except (TimeoutError, nats.errors.Error):
+                self._warn_sampled("bus: NATS did not confirm a subscription (%s)", self.shown)
         return nsub
 
     async def _unlisten(self, interest: _Interest) -> None:
