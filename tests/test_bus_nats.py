@@ -125,7 +125,10 @@ def test_notices_reach_the_other_nodes_only(nats_server: NatsServer) -> None:
             vehicle_id="v1",
             lock_id="l1",
             ecu_address="0x10",
+            component="engine",
             user_id="u2",
+            username="alice",
+            expires_at="2030-01-01T00:00:00Z",
         ),
     ]
 
