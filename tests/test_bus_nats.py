@@ -21,14 +21,20 @@ from app.bus import LockChanged, Notice, Overflowed, SessionRevoked, UserRevoked
 from app.bus.nats_bus import NatsBus
 from app.errors import StartupError
 from app.events import ErrorEvent, ResponseChunk, StatusEvent
+from app.services.commands import CommandService
+from app.services.pipeline import Pipeline, PipelineSettings
+from app.store.vehicles import VehicleStore
+from app.telemetry import NoTelemetry
 from app.vehicles.connector import DtcRecord, Negative
 from app.vocabulary import CommandStatus, FailureCode
+from tests import test_follow as follow_world
 from tests.support.nats import NatsServer
 
 pytestmark = pytest.mark.socket
 
 DEADLINE_S = 5.0
 CID = "6f1c2b1e-0000-4000-8000-000000000001"
+READ = follow_world.READ_DTC
 
 
 @asynccontextmanager
@@ -217,3 +223,68 @@ def test_no_server_is_a_start_up_error_naming_the_variable_without_credentials()
         assert "hunter2" not in message and "someone" not in message
 
     asyncio.run(scenario())
+
+
+def test_a_command_run_on_one_node_is_followed_on_the_other_each_chunk_once(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """``follow`` unchanged across nodes: the pipeline publishes on node A; readers on
+    node B (one SQLite file stands for the shared database) join while chunks keep coming,
+    each at another point, and each gets the replay then the live chunks, every one once
+    and in order, then the end."""
+    chunks = 40
+
+    async def scenario() -> None:
+        async with (
+            node(nats_server.url) as a,
+            node(nats_server.url) as b,
+            follow_world.world(tmp_path) as w,
+        ):
+            # Node A runs the command (its pipeline publishes on A); B only reads.
+            pipeline = Pipeline(w.store, a, w.vehicle, NoTelemetry(), PipelineSettings(30.0, 8))
+            on_a = CommandService(w.store, VehicleStore(w.db), pipeline, a)
+            on_b = CommandService(w.store, VehicleStore(w.db), pipeline, b)
+            try:
+                command = await on_a.submit(
+                    follow_world.OWNER, follow_world.VEHICLE_ID, *READ, None
+                )
+                cid = command.command_id
+
+                async def reader() -> list[str]:
+                    async with on_b.follow(follow_world.OWNER, cid, 0) as events:
+                        return follow_world.describe([event async for event in events])
+
+                readers = []
+                await until_stored(w, cid, 0)
+                for n in range(1, chunks + 1):
+                    if n % 8 == 1:  # a reader joins every eighth chunk
+                        readers.append(asyncio.create_task(reader()))
+                    w.vehicle.send(cid, n, final=n == chunks)
+                    if n % 3 == 0:
+                        await until_stored(w, cid, n)  # some chunks stored before a join
+                async with asyncio.timeout(DEADLINE_S):
+                    results = await asyncio.gather(*readers)
+                expected = [
+                    "in_progress",
+                    *(f"chunk {n}" for n in range(1, chunks + 1)),
+                    "completed",
+                ]
+                assert len(results) == 5 and all(got == expected for got in results)
+                assert b.subscriber_count(cid) == 0
+            finally:
+                await pipeline.drain(0)
+                await pipeline.close()
+
+    asyncio.run(scenario())
+
+
+async def until_stored(w: follow_world.World, cid: str, n: int) -> None:
+    deadline = asyncio.get_running_loop().time() + DEADLINE_S
+    while True:
+        command = await w.store.get(cid)
+        started = command is not None and command.status is not CommandStatus.PENDING
+        if started and len(await w.store.responses(cid)) >= n:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {n} stored chunks")
+        await asyncio.sleep(0.005)
