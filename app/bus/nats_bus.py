@@ -327,7 +327,7 @@ class NatsBus:
         while True:
             try:
                 await self._nc.publish(subject, payload)
-            except nats.errors.Error as exc:
+            except (nats.errors.Error, OSError, TimeoutError) as exc:  # never the sender's end
                 if self._nc.is_connected or self._nc.is_closed:
                     self._warn_sampled("bus: NATS refused a message (%s)", type(exc).__name__)
                     return False
