@@ -228,6 +228,9 @@ class NatsBus:
             try:
                 await self._nc.flush(timeout=SUBSCRIBE_TIMEOUT_S)  # type: ignore[arg-type]
             except (TimeoutError, nats.errors.Error):
+                # Connected but unconfirmed: events may pass before the server has it, so
+                # its subscribers here start again rather than risk a hole.
+                self._local.overflow(interest.command_id)
                 self._warn_sampled("bus: NATS did not confirm a subscription (%s)", self.shown)
         return nsub
 
