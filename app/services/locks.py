@@ -25,6 +25,9 @@ An admin can also break every lock of a vehicle at once (``break_all``): each ho
 told once, on their next call there, however many of its locks they held.
 
 Locks live in memory: a restart forgets them (and the pipeline's commands with them).
+Every change (taken, extended, released, broken) is told to ``on_change``: the relay
+(``app.services.relay``) tells the other nodes, where a lock taken here withdraws the
+covered queued commands too (``taken_elsewhere``); the locks themselves stay per node.
 Bounded: at most ``max_per_vehicle`` locks, and as many broken-lock notices, per vehicle,
 and at most ``max_per_user`` of one user on one vehicle (``SOVD_LOCKS_PER_USER``), so one
 user cannot take every slot of a vehicle.
