@@ -89,7 +89,7 @@ def test_a_full_subscriber_is_dropped_without_blocking_the_publisher(open_bus: O
             for n in range(1, 4):
                 bus.publish(_chunk("a", n))  # never awaits, never blocks
                 assert (await fast.get()).sequence_number == n  # type: ignore[union-attr]
-            assert slow.overflowed
+            assert slow.overflowed and not slow.missed  # its own slowness, not the bus's
             assert bus.subscriber_count("a") == 1
             with pytest.raises(Overflowed):
                 await slow.get()

@@ -4,7 +4,8 @@ loop standing for another node (two apps cannot share one data directory).
 
 A command's stream is followed to its end as ever; the other node gets the command's
 events off NATS; the app's logout reaches the other node; another node's revocation
-closes the app's open stream with 1008 at once; a lock taken here is heard there, and one
+closes the app's open stream with 1008 at once; losing NATS closes it with 1013 "events
+missed" (the command runs on, stored, and is replayed); a lock taken here is heard there, and one
 taken there withdraws the covered commands queued here; readiness names the bus.
 """
 
@@ -24,6 +25,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from app.api.ws import MISSED
 from app.bus import LockChanged, Notice, SessionRevoked, UserRevoked
 from app.bus.nats_bus import NatsBus
 from app.events import Event, ResponseChunk
@@ -227,11 +229,17 @@ def test_while_nats_is_down_commands_run_and_are_stored_and_ready_says_so(
         with _on_nats(tmp_path, nats, fake) as srv:
             token = srv.token()
             assert srv.http.get("/health/ready").status_code == 200
-            nats.stop()
+            cid = _start(srv, fake, token)
+            url = f"{srv.ws_url}/ws/responses/{cid}?token={token}"
+            with connect(url, open_timeout=DEADLINE_S) as ws:
+                assert json.loads(ws.recv(timeout=DEADLINE_S))["status"] == "in_progress"
+                nats.stop()  # the stream may miss events of other nodes from now on
+                with pytest.raises(ConnectionClosed):
+                    ws.recv(timeout=PROMPT_S)
+                assert (ws.close_code, ws.close_reason) == (1013, MISSED.reason)
             ready = srv.http.get("/health/ready")
             assert ready.status_code == 503
             assert "the bus (nats) did not answer" in ready.json()["message"]
-            cid = _start(srv, fake, token)
             fake.feed(cid, {"n": 1}, final=True)
             assert srv.wait_status(token, cid)["status"] == "completed"
             events, code = srv.stream(cid, token)  # replayed from the database

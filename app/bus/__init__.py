@@ -10,7 +10,7 @@ it (``app.events`` is what it carries).
 
 from __future__ import annotations
 
-from app.bus.local import EventBus, Overflowed, Subscription
+from app.bus.local import EventBus, Missed, Overflowed, Subscription
 from app.bus.notices import (
     AnyNotice,
     LockChange,
@@ -27,6 +27,7 @@ __all__ = [
     "EventBus",
     "LockChange",
     "LockChanged",
+    "Missed",
     "Notice",
     "Overflowed",
     "SessionRevoked",

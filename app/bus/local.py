@@ -27,8 +27,21 @@ class Overflowed(Exception):
     """The subscriber fell too far behind and missed events."""
 
 
+class Missed(Overflowed):
+    """The bus may have lost events on their way to this subscriber (a connection to the
+    other nodes dropped, a sender's gap), however fast it read."""
+
+
 class Subscription:
-    __slots__ = ("_events", "_maxsize", "_waiter", "command_id", "on_overflow", "overflowed")
+    __slots__ = (
+        "_events",
+        "_maxsize",
+        "_waiter",
+        "command_id",
+        "missed",
+        "on_overflow",
+        "overflowed",
+    )
 
     def __init__(self, command_id: str, maxsize: int) -> None:
         self.command_id = command_id
@@ -36,6 +49,7 @@ class Subscription:
         self._events: deque[Event] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
+        self.missed = False  # overflowed by the bus (Missed), not by a full queue
         # Called once, when the queue overflows (e.g. to close a stream blocked on a send).
         self.on_overflow: Callable[[], object] | None = None
 
@@ -49,10 +63,11 @@ class Subscription:
         self._wake()
         return True
 
-    def _overflow(self) -> None:
+    def _overflow(self, missed: bool = False) -> None:
         if self.overflowed:
             return
         self.overflowed = True
+        self.missed = missed
         self._wake()
         if self.on_overflow is not None:
             self.on_overflow()
@@ -67,7 +82,7 @@ class Subscription:
         waiter."""
         while True:
             if self.overflowed:
-                raise Overflowed(self.command_id)
+                raise (Missed if self.missed else Overflowed)(self.command_id)
             if self._events:
                 return self._events.popleft()
             self._waiter = asyncio.get_running_loop().create_future()
@@ -123,15 +138,15 @@ class EventBus:
         return len(self._subscribers.get(command_id, ()))
 
     def overflow(self, command_id: str | None = None) -> int:
-        """Mark the subscribers of ``command_id`` (None: every one) overflowed, as if
-        their queues had filled: they may have missed events (a gap elsewhere, say a
-        message bus that lost its connection), so their readers must start again from
-        the store. How many were marked."""
+        """Mark the subscribers of ``command_id`` (None: every one) overflowed with
+        ``Missed``: they may have missed events (a gap elsewhere, say a message bus that
+        lost its connection), so their readers must start again from the store. How many
+        were marked."""
         ids = list(self._subscribers) if command_id is None else [command_id]
         marked = 0
         for cid in ids:
             for sub in list(self._subscribers.get(cid, ())):
-                sub._overflow()
+                sub._overflow(missed=True)
                 self._discard(sub)
                 marked += 1
         return marked

@@ -133,6 +133,11 @@ class Following:
     def overflowed(self) -> bool:
         return self._sub.overflowed
 
+    @property
+    def missed(self) -> bool:
+        """Overflowed by the bus losing events (``app.bus.Missed``), not by slowness."""
+        return self._sub.missed
+
     def on_overflow(self, callback: Callable[[], object]) -> None:
         self._sub.on_overflow = callback
 
