@@ -219,7 +219,7 @@ class NatsBus:
         try:
             nsub = await self._nc.subscribe(subject, cb=deliver)
         except nats.errors.Error as exc:
-            self._warn_sampled("bus: cannot subscribe to a command on NATS: %s", exc)
+            self._warn_sampled("bus: cannot subscribe on NATS (%s)", type(exc).__name__)
             return None
         # Unconfirmed while NATS is unreachable (not waited for: the stream replays from
         # the store meanwhile): nats-py subscribes again on reconnect, and the reconnect
@@ -269,6 +269,15 @@ class NatsBus:
         self.lost += 1
         if len(self._gapped) < GAPPED_MAX:
             self._gapped.add(command_id)
+        elif command_id not in self._gapped:
+            # Past the bound nothing stops this command's later events: a follower
+            # elsewhere could see a hole. Said, never silent.
+            log.error(
+                "bus: %d commands already owe a gap marker; followers elsewhere of one"
+                " more may miss events unnoticed",
+                GAPPED_MAX,
+                extra={"event": "bus_gap_untracked", "command_id": command_id},
+            )
         self._warn_sampled(
             "bus: events could not go to NATS (%s); followers elsewhere start again from"
             " the database",
