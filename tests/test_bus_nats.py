@@ -27,7 +27,7 @@ from app.store.vehicles import VehicleStore
 from app.telemetry import NoTelemetry
 from app.vehicles.connector import DtcRecord, Negative
 from app.vocabulary import CommandStatus, FailureCode
-from tests import test_follow as follow_world
+from tests.support import follow_world
 from tests.support.nats import NatsServer
 
 pytestmark = pytest.mark.socket
