@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api.middleware import RequestContextMiddleware
-from app.bus import EventBus
+from app.bus import Bus
 from app.clock import Clock
 from app.config import Config
 from app.descriptions.intake import PdxLimits
@@ -105,7 +105,7 @@ def doip_connector(config: Config, vehicles: VehicleStore, links: VariantLinks) 
 def pipeline(
     config: Config,
     commands: CommandStore,
-    bus: EventBus,
+    bus: Bus,
     router: TransportRouter,
     telemetry: Telemetry,
     clock: Clock,
@@ -168,7 +168,7 @@ def command_service(
     config: Config,
     stores: Stores,
     pipeline: Pipeline,
-    bus: EventBus,
+    bus: Bus,
     clock: Clock,
     locks: LockService,
     diag: DiagServices,
@@ -222,7 +222,7 @@ def services(
     config: Config,
     db: Engine,
     stores: Stores,
-    bus: EventBus,
+    bus: Bus,
     pipeline: Pipeline,
     auth: AuthService,
     vehicles: VehicleService,

@@ -24,7 +24,7 @@ from app.api import openapi, routing, ws
 from app.api.error_bodies import EXCEPTION_HANDLERS
 from app.api.metrics import METRICS_PATH, MetricsRoute
 from app.api.routes import ENDPOINTS
-from app.bus import EventBus
+from app.bus import Bus, open_bus
 from app.clock import Clock
 from app.config import Config
 from app.datadir import DataDirLock
@@ -32,6 +32,7 @@ from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
 from app.services.descriptions import DescriptionLibrary
 from app.services.registry import Services
+from app.services.relay import Relay
 from app.services.retention import Retention
 from app.services.sovd.service import AccessEnded
 from app.services.variants import VariantLinks
@@ -152,9 +153,12 @@ class Lifecycle:
     async def start(self) -> Services:
         config, telemetry, clock = self._config, self._telemetry, self._clock
         db = await self._open_database()
+        # The bus (SOVD_BUS_URL: NATS; else in-process); a NATS server out of reach is a
+        # start-up error naming the variable.
+        bus: Bus = open_bus(config.bus_servers, config.ws_queue_size)
         try:
+            await bus.start()
             stores = builders.Stores.of(db)
-            bus = EventBus(config.ws_queue_size)
             links = self.links = VehicleLinks(stores.vehicles, telemetry)
             # Identified ECU variants are forgotten when a vehicle's link goes down.
             variants = builders.variant_service(config)
@@ -171,7 +175,8 @@ class Lifecycle:
             vehicles = VehicleService(
                 stores.vehicles, telemetry, clock, doip, containers=descriptions
             )
-            # Logout, disabling and deleting a user close the affected streams at once.
+            # Logout, disabling and deleting a user close the affected streams at once
+            # (on every node: the relay, below, tells the others over the bus).
             auth.on_revocation(self._streams)
             await self._recover(stores.commands)
             await auth.users.ensure_initial_users(
@@ -180,6 +185,7 @@ class Lifecycle:
             await self._prepare_fleet(vehicles, doip, descriptions)
         except BaseException:
             await self._close_doip()
+            await bus.aclose()
             await db.close()
             self._lock.release()
             raise
@@ -202,6 +208,8 @@ class Lifecycle:
         # ECU descriptions: what is on disk loads in the background (the service answers).
         descriptions.start()
         auth.on_revocation(AccessEnded(services.locks, services.sovd.modes))
+        # Revocations and lock changes to and from the other nodes (SOVD_BUS_URL).
+        Relay(bus, auth, services.locks)
         self.started.set()
         return services
 
@@ -297,7 +305,10 @@ class Lifecycle:
                 # database: the links' last states are written.
                 await self._close_doip()
             finally:
-                await self.services.db.close()
+                try:
+                    await self.services.bus.aclose()  # after the pipeline's last event
+                finally:
+                    await self.services.db.close()
             self._lock.release()
             if self._otel is not None:
                 self._otel.shutdown()

@@ -29,6 +29,7 @@ import websockets
 
 from bench import described_read, descriptions, http_overhead, store_hops, tracing_cost
 from bench import tls as tls_bench
+from bench.bus import nats_server
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline, stream_bytes
 from bench.server import BenchServer, ceiling
@@ -427,6 +428,51 @@ def scenario_tracing(args: argparse.Namespace) -> Result:
     )
 
 
+def scenario_bus(args: argparse.Namespace) -> Result:
+    """The pipeline on the NATS bus against the in-process bus (bench.bus), alternately."""
+    with nats_server() as url, _server(SOVD_BUS_URL=url) as nats, _server() as local:
+        sides = {"nats": nats, "in-process": local}
+        fleets = {name: create_fleet(server, args.vehicles) for name, server in sides.items()}
+        rates: dict[str, list[float]] = {name: [] for name in sides}
+        cpu_ms: dict[str, list[float]] = {name: [] for name in sides}
+        faults = {"errors": 0, "lost_events": 0, "duplicated_events": 0}
+        for n in range(args.rounds):
+            for name in list(sides) if n % 2 == 0 else list(reversed(sides)):
+                server = sides[name]
+                _progress(f"bus round {n + 1}/{args.rounds}: {name}")
+                tokens = login_all(server, args.clients)
+                cpu_before = server.cpu_seconds()
+                stats = asyncio.run(
+                    run_pipeline(
+                        server,
+                        fleets[name],
+                        args.clients,
+                        seconds=args.seconds,
+                        tokens=tokens,
+                        on_progress=print_progress(f"bus {name}"),
+                        compression=_compression(args),
+                    )
+                )
+                print(file=sys.stderr)
+                used = server.cpu_seconds() - cpu_before
+                faults["errors"] += stats.errors
+                faults["lost_events"] += stats.lost
+                faults["duplicated_events"] += stats.duplicated
+                rates[name].append(stats.completed / stats.seconds)
+                cpu_ms[name].append(used / max(stats.completed, 1) * 1000)
+        mine, ceil = _median(rates["nats"]), _median(rates["in-process"])
+        return {
+            "ratio": _ratio(mine, ceil),
+            "commands_per_s": round(mine, 1),
+            "in_process_commands_per_s": round(ceil, 1),
+            "cpu_ms_per_command": round(_median(cpu_ms["nats"]), 3),
+            "in_process_cpu_ms_per_command": round(_median(cpu_ms["in-process"]), 3),
+            "rounds": args.rounds,
+            "clients": args.clients,
+            **faults,
+        }
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "pipeline": scenario_pipeline,
     "pipeline_postgres": scenario_pipeline_postgres,
@@ -440,6 +486,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "store_hops": scenario_store_hops,
     "tls": lambda args: tls_bench.scenario(args, _pin),  # the fleet page, HTTPS / HTTP
     "tracing": scenario_tracing,
+    "bus": scenario_bus,  # the NATS bus against the in-process one (needs nats-server)
 }
 
 BARS = {

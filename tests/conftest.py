@@ -22,6 +22,9 @@ pytest_plugins = ["tests.support.postgres"]
 
 TIERS = ("fast", "socket")
 
+# The session's NATS server (``nats_server``) for the bus tests.
+pytest_plugins = ["tests.support.nats"]
+
 
 def _module_tiers(module: object) -> list[str]:
     marks = getattr(module, "pytestmark", [])

@@ -100,7 +100,11 @@ def test_unread_body_on_an_early_error_keeps_the_connection_usable(server: Serve
 
 def test_health(server: Server) -> None:
     assert server.http.get("/health/live").json() == {"status": "ok"}
-    assert server.http.get("/health/ready").json() == {"status": "ok", "descriptions_loading": []}
+    assert server.http.get("/health/ready").json() == {
+        "status": "ok",
+        "bus": "in-process",
+        "descriptions_loading": [],
+    }
 
 
 def test_ready_is_503_once_draining(server: Server) -> None:

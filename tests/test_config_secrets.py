@@ -26,10 +26,11 @@ BAD_SECRETS = {
     "SOVD_METRICS_TOKEN": "Xk3nL9 scrape Wq7",  # a space: cannot be sent as a bearer token
     # Not a postgresql:// URL (issue #23); a database URL may carry a password.
     "SOVD_DATABASE_URL": "mysql://rootx:Pw9zK3q@db/sovd",
+    "SOVD_BUS_URL": "http://natsuser:Jd5wRf8@nats:4222",  # not nats:// or tls://
 }
 SECRET_WORDS = re.compile(r"SECRET|PASSWORD|TOKEN|KEY")
 # Not named like secrets, but holding one: a database URL's password.
-SECRET_VALUES = {"SOVD_DATABASE_URL"}
+SECRET_VALUES = {"SOVD_DATABASE_URL", "SOVD_BUS_URL"}
 # Named like secrets, but settings about them: shown as any other value.
 NOT_SECRETS = {
     "SOVD_ACCESS_TOKEN_TTL_S",

@@ -1,4 +1,9 @@
-"""/health/*: liveness (the process answers) and readiness (database and workers).
+"""/health/*: liveness (the process answers) and readiness (database, bus and workers).
+
+The bus (``bus``: ``in-process``, or ``nats`` with ``SOVD_BUS_URL``) is ready when NATS
+answers a round trip: a node cut off from NATS still runs its commands, but streams of
+commands run elsewhere and revocations from other nodes do not reach it, so a load
+balancer should send clients elsewhere.
 
 Readiness also lists the ECU descriptions still loading (``descriptions_loading``): the
 service answers while they load, so they never make it 503.
@@ -17,6 +22,7 @@ from app.errors import NotReady
 from app.store.health import can_write
 
 DB_TIMEOUT_S = 1.0
+BUS_TIMEOUT_S = 1.0
 
 
 class Health(Out, frozen=True, kw_only=True):
@@ -25,6 +31,7 @@ class Health(Out, frozen=True, kw_only=True):
 
 class Readiness(Out, frozen=True, kw_only=True):
     status: Literal["ok"]
+    bus: str  # "in-process", or "nats" (SOVD_BUS_URL)
     descriptions_loading: list[str]  # PDX files not parsed yet (the service answers)
 
 
@@ -43,4 +50,6 @@ async def ready(call: Call[None, None]) -> Readiness:
         raise NotReady(f"the database did not answer within {DB_TIMEOUT_S:g} s")
     if not s.db.writable and not await can_write(s.db, DB_TIMEOUT_S):
         raise NotReady("the database cannot store anything (disk full or failing)")
-    return Readiness(status="ok", descriptions_loading=s.descriptions.loading())
+    if not await s.bus.ready(BUS_TIMEOUT_S):
+        raise NotReady(f"the bus ({s.bus.name}) did not answer within {BUS_TIMEOUT_S:g} s")
+    return Readiness(status="ok", bus=s.bus.name, descriptions_loading=s.descriptions.loading())

@@ -8,7 +8,8 @@ Close codes, each with a short reason in the close frame (``CLOSES``): 1000 afte
 terminal event, 1008 bad or missing token (the reason says which: missing, invalid,
 expired) and, at once, "token revoked" when the session is logged out, the password
 changed or reset, or the user disabled or deleted, 4404 command absent or not visible,
-4400 bad ``since``, 1013 the client fell too far behind ("too slow"), 1001 the service is
+4400 bad ``since``, 1013 the client fell too far behind ("too slow") or the bus between
+nodes may have lost events ("events missed"; both: reconnect with ``since``), 1001 the service is
 shutting down ("service stopping"), 1011 an unexpected server error, 4503 too many open
 streams on the service, 4429 too many open streams of this user. A WebSocket to any other
 path is accepted and closed at once with 4404 "unknown path" (``app.api.middleware``).
@@ -37,7 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from app.api.contract import is_uuid
 from app.api.deps import ambient_credentials, authenticate, bearer_token, cross_site, services
 from app.api.error_bodies import request_id
-from app.bus import Overflowed
+from app.bus import Missed, Overflowed
 from app.errors import NotFound, Unauthorized
 from app.events import encode
 from app.logs import Sampler
@@ -77,6 +78,8 @@ NOT_FOUND: Final = Close(CLOSE_NOT_FOUND, "not found")
 UNKNOWN_PATH: Final = Close(CLOSE_NOT_FOUND, "unknown path; streams are /ws/responses/{command_id}")
 BAD_SINCE: Final = Close(CLOSE_BAD_REQUEST, "bad since: a whole number, at most 9 digits")
 TOO_SLOW: Final = Close(CLOSE_TRY_AGAIN, "too slow: reconnect with since=<last sequence>")
+# The bus between nodes may have lost events (SOVD_BUS_URL: NATS dropped, a gap).
+MISSED: Final = Close(CLOSE_TRY_AGAIN, "events missed: reconnect with since=<last sequence>")
 FAILED: Final = Close(CLOSE_INTERNAL_ERROR, "server error")
 SERVICE_FULL: Final = Close(CLOSE_SERVICE_LIMIT, "too many open streams on the service")
 USER_FULL: Final = Close(CLOSE_USER_LIMIT, "too many open streams of this user")
@@ -92,6 +95,7 @@ CLOSES: Final = (
     UNKNOWN_PATH,
     BAD_SINCE,
     TOO_SLOW,
+    MISSED,
     FAILED,
     SERVICE_FULL,
     USER_FULL,
@@ -332,7 +336,7 @@ async def _live(
     cause (overflow, revocation, shutdown) resolves ``stream.ended`` directly."""
     if registry.closing.is_set():
         return STOPPING
-    events.on_overflow(lambda: stream.end(TOO_SLOW))
+    events.on_overflow(lambda: stream.end(MISSED if events.missed else TOO_SLOW))
     forward = asyncio.create_task(_forward(websocket, events, stream))
     reader = asyncio.create_task(_until_disconnect(websocket))
     forward.add_done_callback(lambda task: _forwarded(task, stream))
@@ -352,6 +356,8 @@ def _forwarded(task: asyncio.Task[None], stream: _Stream) -> None:
     exc = task.exception()
     if exc is None:
         stream.end(DONE)
+    elif isinstance(exc, Missed):
+        stream.end(MISSED)
     elif isinstance(exc, Overflowed):
         stream.end(TOO_SLOW)
     elif isinstance(exc, _Revoked):

@@ -257,6 +257,29 @@ def url(raw: str) -> str:
     return raw
 
 
+NATS_SCHEMES = ("nats", "tls")
+
+
+def nats_servers(raw: str) -> tuple[str, ...]:
+    """Comma-separated NATS server URLs. The message never quotes the value: it may
+    carry a password or token."""
+    servers = tuple(part.strip() for part in raw.split(","))
+    for n, server in enumerate(servers, 1):
+        where = f"server {n} of {len(servers)}" if len(servers) > 1 else "the URL"
+        try:
+            parts = urllib.parse.urlsplit(server)
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            raise ValueError(f"{where} is not a URL") from None
+        if parts.scheme not in NATS_SCHEMES:
+            raise ValueError(f"{where} must start with nats:// or tls://, such as nats://nats:4222")
+        if not parts.hostname:
+            raise ValueError(f"{where} names no host, such as nats://nats:4222")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"{where} must be only scheme, credentials, host and port")
+    return servers
+
+
 # A host as a link may name it: a DNS name or IPv4 address, or an IPv6 one in brackets.
 _PUBLIC_HOST = re.compile(r"^[A-Za-z0-9.\-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$")
 

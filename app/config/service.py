@@ -296,6 +296,17 @@ class ServiceConfig:
         " (declined), `full` (Hypercorn's own: context kept, about 100 KiB more per"
         " socket)",
     )
+    bus_servers: tuple[str, ...] = var(
+        "SOVD_BUS_URL",
+        (),
+        parse.nats_servers,
+        "NATS server(s) shared by every node, `nats://[user:password@]host[:port]` or"
+        " `tls://…`, comma-separated for a cluster: command events, revocations and lock"
+        " changes travel between nodes on it (docs/operations.md, NATS); unset: the"
+        " in-process bus, one node. A secret (it may carry credentials): never logged",
+        section="Message bus",
+        secret=True,
+    )
 
     @property
     def data_dir(self) -> Path:

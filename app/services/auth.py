@@ -87,6 +87,16 @@ class AuthService:
         refresh token, disable, delete), so whatever outlives a request can end too."""
         self._verified.add_listener(listener)
 
+    def revoked_elsewhere(
+        self, *, session_id: str | None = None, user_id: str | None = None
+    ) -> None:
+        """Another node revoked a session or a user's access (``app.services.relay``):
+        forget their tokens here too, and tell this node's listeners."""
+        if session_id is not None:
+            self._verified.drop_session(session_id)
+        if user_id is not None:
+            self._verified.drop_user(user_id)
+
     # -- the principal of a request --------------------------------------------------
 
     async def authenticate(self, token: str | None) -> Principal:

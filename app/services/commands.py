@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 from app import catalogue
-from app.bus import EventBus
+from app.bus import Bus
 from app.clock import Clock
 from app.errors import (
     BadRequest,
@@ -66,7 +66,7 @@ class CommandService:
         store: CommandStore,
         vehicles: VehicleStore,
         pipeline: Pipeline,
-        bus: EventBus,
+        bus: Bus,
         rate: SlidingWindow | None = None,
         clock: Clock | None = None,
         *,

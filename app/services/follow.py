@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 
-from app.bus import EventBus, Subscription
+from app.bus import Bus, Subscription
 from app.events import Event, ResponseChunk, StatusEvent, terminal_event
 from app.models import Command
 from app.vocabulary import CommandStatus
@@ -133,6 +133,11 @@ class Following:
     def overflowed(self) -> bool:
         return self._sub.overflowed
 
+    @property
+    def missed(self) -> bool:
+        """Overflowed by the bus losing events (``app.bus.Missed``), not by slowness."""
+        return self._sub.missed
+
     def on_overflow(self, callback: Callable[[], object]) -> None:
         self._sub.on_overflow = callback
 
@@ -157,7 +162,7 @@ class Following:
 
 @asynccontextmanager
 async def follow(
-    bus: EventBus, command_id: str, since: int, snapshot: Snapshot, more: Page | None = None
+    bus: Bus, command_id: str, since: int, snapshot: Snapshot, more: Page | None = None
 ) -> AsyncIterator[Following]:
     """Subscribe to ``command_id``, then read ``snapshot`` (the command and its first
     page of chunks after ``since``; it raises to refuse, e.g. NotFound); yield the

@@ -25,6 +25,9 @@ An admin can also break every lock of a vehicle at once (``break_all``): each ho
 told once, on their next call there, however many of its locks they held.
 
 Locks live in memory: a restart forgets them (and the pipeline's commands with them).
+Every change (taken, extended, released, broken) is told to ``on_change``: the relay
+(``app.services.relay``) tells the other nodes, where a lock taken here withdraws the
+covered queued commands too (``taken_elsewhere``); the locks themselves stay per node.
 Bounded: at most ``max_per_vehicle`` locks, and as many broken-lock notices, per vehicle,
 and at most ``max_per_user`` of one user on one vehicle (``SOVD_LOCKS_PER_USER``), so one
 user cannot take every slot of a vehicle.
@@ -35,10 +38,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
+from app.bus import LockChange
 from app.clock import Clock, format_ts
 from app.errors import (
     BadRequest,
@@ -96,6 +101,8 @@ class LockService:
         self._locks: dict[str, dict[str, Lock]] = {}
         # vehicle_id -> lock_id -> the broken lock whose holder has not been told yet.
         self._broken: dict[str, dict[str, _Broken]] = {}
+        # Told of every change made here (the relay tells the other nodes).
+        self.on_change: Callable[[LockChange, Lock], object] | None = None
 
     # -- reads -------------------------------------------------------------------------
 
@@ -149,6 +156,7 @@ class LockService:
         )
         self._locks.setdefault(vehicle_id, {})[lock.lock_id] = lock
         self._withdraw_covered(lock)
+        self._changed("taken", lock)
         return lock
 
     def extend(self, who: Principal, vehicle_id: str, lock_id: str, expiration_s: float) -> Lock:
@@ -161,6 +169,7 @@ class LockService:
             expires_at=self._wall_in(expiration_s),
         )
         self._locks[vehicle_id][lock_id] = extended
+        self._changed("extended", extended)
         return extended
 
     def release(self, who: Principal, vehicle_id: str, lock_id: str) -> None:
@@ -172,10 +181,12 @@ class LockService:
             del live[lock_id]
             self._notice(_Broken(lock, who.username))
             self._forget_empty(vehicle_id)
+            self._changed("broken", lock)
             return
-        self._owned(who, vehicle_id, lock_id, "release")
+        owned = self._owned(who, vehicle_id, lock_id, "release")
         del live[lock_id]
         self._forget_empty(vehicle_id)
+        self._changed("released", owned)
 
     def break_all(self, who: Principal, vehicle_id: str) -> int:
         """An admin breaks every lock of the vehicle and its ECUs at once (one user
@@ -191,6 +202,7 @@ class LockService:
             del live[lock.lock_id]
             if lock.user_id != who.user_id:
                 self._notice(_Broken(lock, who.username, batch))
+            self._changed("broken", lock)
         self._forget_empty(vehicle_id)
         if broken:
             log.info(
@@ -235,7 +247,17 @@ class LockService:
                 return self._pipeline.withdraw(command.command_id, _withdrawal(lock)) is not None
         return False
 
+    def taken_elsewhere(self, lock: Lock) -> int:
+        """Another node took ``lock``: withdraw this node's queued commands it covers, as
+        taking it here would have (locks themselves are per node until they are shared);
+        how many."""
+        return self._withdraw_covered(lock)
+
     # -- helpers -----------------------------------------------------------------------
+
+    def _changed(self, change: LockChange, lock: Lock) -> None:
+        if self.on_change is not None:
+            self.on_change(change, lock)
 
     def _withdraw_covered(self, lock: Lock) -> int:
         """Withdraw the other users' state-changing commands queued where ``lock`` now

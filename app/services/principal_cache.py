@@ -1,10 +1,11 @@
 """Recently verified access tokens, so a request does not re-check its token's signature
 and session in the database every time.
 
-Safe because this process is the only writer of sessions (one node): logout and a
-detected refresh-token reuse drop the session's entries here in the same step that
-revokes it in the database. Entries also expire after ``max_age_s`` and never outlive the
-token's own ``exp``.
+Safe because every revocation reaches it: logout and a detected refresh-token reuse drop
+the session's entries here in the same step that revokes it in the database, and with
+other nodes on the bus (``SOVD_BUS_URL``) their revocations arrive as notices and are
+dropped here the same way (``app.services.relay``). Entries also expire after
+``max_age_s`` and never outlive the token's own ``exp`` (the bound if a notice is lost).
 
 Listeners hear of every drop, so what outlives a request (an open response stream) can end
 with its credentials: ``session_revoked`` means the session is over; ``user_revoked``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.bus import EventBus
+from app.bus import Bus
 from app.config import Config
 from app.services.audit import AuditService
 from app.services.auth import AuthService
@@ -24,7 +24,7 @@ from app.telemetry import Telemetry
 class Services:
     config: Config
     db: Engine
-    bus: EventBus
+    bus: Bus
     pipeline: Pipeline
     auth: AuthService
     vehicles: VehicleService

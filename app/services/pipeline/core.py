@@ -15,7 +15,7 @@ import contextvars
 from typing import Final
 
 from app import catalogue, logs
-from app.bus import EventBus
+from app.bus import Bus
 from app.clock import Clock
 from app.errors import Overloaded
 from app.models import Command
@@ -53,7 +53,7 @@ class Pipeline:
     def __init__(
         self,
         store: CommandStore,
-        bus: EventBus,
+        bus: Bus,
         connector: Connector,
         telemetry: Telemetry,
         settings: PipelineSettings,

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Final
 
-from app.bus import EventBus
+from app.bus import Bus
 from app.clock import Clock
 from app.events import terminal_event
 from app.services.pipeline.entries import Entry, Stage, log, resolve
@@ -35,7 +35,7 @@ class Endings:
     def __init__(
         self,
         store: CommandStore,
-        bus: EventBus,
+        bus: Bus,
         telemetry: Telemetry,
         clock: Clock,
         tracing: Tracing,

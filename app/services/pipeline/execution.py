@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Final, TypeVar
 
 from app import catalogue
-from app.bus import EventBus
+from app.bus import Bus
 from app.clock import Clock
 from app.errors import StorageUnavailable
 from app.events import ResponseChunk, StatusEvent
@@ -53,7 +53,7 @@ class Execution:
     def __init__(
         self,
         store: CommandStore,
-        bus: EventBus,
+        bus: Bus,
         connector: Connector,
         telemetry: Telemetry,
         settings: PipelineSettings,
