@@ -10,12 +10,19 @@ fast inner loop. A module without its tier fails the collection.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.harness import Server, in_process, make_config, running
+# pytest caches each test module's assertion-rewritten bytecode in __pycache__ (ignored by
+# git) unless bytecode writing is off, as PYTHONDONTWRITEBYTECODE turns it off on some
+# machines: then every run, and each xdist worker, rewrites and compiles all 26k lines of
+# tests again (about 5 s of a worker's start on two cores). The tests always cache it.
+sys.dont_write_bytecode = False
+
+from tests.support.harness import Server, in_process, make_config, running  # noqa: E402
 
 TIERS = ("fast", "socket")
 

@@ -407,7 +407,6 @@ def test_the_historical_refusal_is_gone(world: World) -> None:
 
 
 @pytest.mark.socket
-@pytest.mark.socket
 def test_the_start_refusal_the_readme_quotes(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

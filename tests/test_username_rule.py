@@ -189,11 +189,11 @@ def _insert(db: Path, *names: str) -> None:
             )
 
 
-@pytest.mark.socket
 def _no_serving(config: object) -> int:
     raise AssertionError("a users command must not start the service")
 
 
+@pytest.mark.socket  # real `python -m app` processes
 def test_the_command_line_refuses_what_the_api_refuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

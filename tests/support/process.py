@@ -118,6 +118,10 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "SOVD_SIM_SEED": "1",
             "SOVD_COMMAND_TIMEOUT_S": "1",
             "SOVD_SHUTDOWN_GRACE_S": "2",
+            # Cheap argon2 parameters, as the in-process harness: each production hash or
+            # login costs 0.2 s on two cores. tests/test_password_hashing.py checks the
+            # production profile; a test that wants it passes it in ``extra``.
+            "SOVD_PASSWORD_HASH_PROFILE": "fast",
         }
     )
     env.update(extra)
