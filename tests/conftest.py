@@ -50,3 +50,15 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     serve = running if request.node.get_closest_marker("socket") else in_process
     with serve(make_config(tmp_path)) as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One app for the tests of a module that use it: for requests that are refused and
+    store nothing (each such test checks that it stored nothing), where a start per case
+    would cost more than the case. In process, or on a socket in a ``socket`` module."""
+    serve = running if request.node.get_closest_marker("socket") else in_process
+    with serve(make_config(tmp_path_factory.mktemp("shared"))) as srv:
+        yield srv
