@@ -296,7 +296,7 @@ def test_the_service_answers_while_a_large_description_loads(tmp_path: Path) -> 
     config = make_config(tmp_path, demo_data=False)
     directory = config.data_dir / "descriptions"
     directory.mkdir(parents=True)
-    big = build_pdx(
+    big = pdx_of(
         PdxSpec(
             ecus=tuple(
                 PdxEcu(
