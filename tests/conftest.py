@@ -10,12 +10,19 @@ fast inner loop. A module without its tier fails the collection.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.harness import Server, in_process, make_config, running
+# pytest caches each test module's assertion-rewritten bytecode in __pycache__ (ignored by
+# git) unless bytecode writing is off, as PYTHONDONTWRITEBYTECODE turns it off on some
+# machines: then every run, and each xdist worker, rewrites and compiles all 26k lines of
+# tests again (about 5 s of a worker's start on two cores). The tests always cache it.
+sys.dont_write_bytecode = False
+
+from tests.support.harness import Server, in_process, make_config, running  # noqa: E402
 
 # Real servers for the cluster backends (issue #23): PostgreSQL for the store tests
 # (postgres_server, postgres_url, open_engine), NATS for the bus tests (nats_server).
@@ -46,4 +53,16 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """The app for one test: in process, or on a real socket in a test marked ``socket``."""
     serve = running if request.node.get_closest_marker("socket") else in_process
     with serve(make_config(tmp_path)) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One app for the tests of a module that use it: for requests that are refused and
+    store nothing (each such test checks that it stored nothing), where a start per case
+    would cost more than the case. In process, or on a socket in a ``socket`` module."""
+    serve = running if request.node.get_closest_marker("socket") else in_process
+    with serve(make_config(tmp_path_factory.mktemp("shared"))) as srv:
         yield srv

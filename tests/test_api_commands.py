@@ -185,21 +185,21 @@ def test_unknown_and_disconnected_vehicles(server: Server) -> None:
     ],
 )
 def test_invalid_commands_are_400_naming_the_problem(
-    server: Server, name: str, params: dict[str, str], named: str
+    shared_server: Server, name: str, params: dict[str, str], named: str
 ) -> None:
-    token = server.token()
-    r = server.http.post(
+    token = shared_server.token()
+    r = shared_server.http.post(
         "/api/v1/commands",
         headers=auth(token),
         json={
-            "vehicle_id": server.vehicle(token)["vehicle_id"],
+            "vehicle_id": shared_server.vehicle(token)["vehicle_id"],
             "command_name": name,
             "command_params": params,
         },
     )
     assert r.status_code == 400 and r.json()["error_code"] == "incomplete-request"
     assert named in r.json()["message"]
-    assert server.query("SELECT count(*) FROM commands") == [(0,)]
+    assert shared_server.query("SELECT count(*) FROM commands") == [(0,)]
 
 
 def test_commands_to_one_vehicle_run_one_at_a_time_in_order(tmp_path: Path) -> None:
@@ -286,8 +286,10 @@ def test_history_filters_and_order(server: Server) -> None:
         {"offset": "-3"},
     ],
 )
-def test_bad_history_queries_are_400(server: Server, params: dict[str, str]) -> None:
-    r = server.http.get("/api/v1/commands", headers=auth(server.token()), params=params)
+def test_bad_history_queries_are_400(shared_server: Server, params: dict[str, str]) -> None:
+    r = shared_server.http.get(
+        "/api/v1/commands", headers=auth(shared_server.token()), params=params
+    )
     assert r.status_code == 400, params
     assert r.json()["error_code"] == "incomplete-request"
 

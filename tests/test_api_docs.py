@@ -129,7 +129,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.mark.socket
-@pytest.mark.socket
 def test_in_a_browser_every_request_of_the_page_answers_200(tmp_path: Path) -> None:
     """Debian's Chromium opens /docs on the real service: every request the page makes
     (its files, /openapi.json, and no /favicon.ico) answers 200, Swagger UI renders the

@@ -77,9 +77,9 @@ def test_security_headers_on_every_response(server: Server) -> None:
     ],
 )
 def test_bad_bodies_get_clear_errors(
-    server: Server, content: bytes, content_type: str, status: int, code: str, named: str
+    shared_server: Server, content: bytes, content_type: str, status: int, code: str, named: str
 ) -> None:
-    r = server.http.post(
+    r = shared_server.http.post(
         "/api/v1/auth/login", content=content, headers={"Content-Type": content_type}
     )
     assert r.status_code == status, r.text
@@ -87,7 +87,7 @@ def test_bad_bodies_get_clear_errors(
     assert r.json()["error_code"] == code
     assert named in r.json()["message"]
     # The connection (or a new one) still serves the next request.
-    assert server.http.get("/health/live").status_code == 200
+    assert shared_server.http.get("/health/live").status_code == 200
 
 
 @pytest.mark.socket  # the connection is a real one

@@ -77,8 +77,12 @@ def test_filters_search_and_pagination(server: Server) -> None:
         ({"colour": "red"}, "colour"),
     ],
 )
-def test_bad_query_values_are_rejected(server: Server, params: dict[str, str], field: str) -> None:
-    r = server.http.get("/api/v1/vehicles", headers=auth(server.token()), params=params)
+def test_bad_query_values_are_rejected(
+    shared_server: Server, params: dict[str, str], field: str
+) -> None:
+    r = shared_server.http.get(
+        "/api/v1/vehicles", headers=auth(shared_server.token()), params=params
+    )
     assert r.status_code == 400
     assert r.json()["error_code"] == "incomplete-request"
     assert field in r.json()["message"]
@@ -134,13 +138,15 @@ def test_admin_registers_a_vehicle(server: Server) -> None:
     ],
 )
 def test_bad_vehicles_are_rejected_naming_the_field(
-    server: Server, body: dict[str, object], field: str
+    shared_server: Server, body: dict[str, object], field: str
 ) -> None:
-    r = server.http.post("/api/v1/vehicles", headers=auth(server.admin_token()), json=body)
+    r = shared_server.http.post(
+        "/api/v1/vehicles", headers=auth(shared_server.admin_token()), json=body
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error_code"] == "incomplete-request"
     assert field in r.json()["message"]
-    assert server.query("SELECT count(*) FROM vehicles") == [(len(DEMO_FLEET),)]
+    assert shared_server.query("SELECT count(*) FROM vehicles") == [(len(DEMO_FLEET),)]
 
 
 def test_admin_patches_connection_and_profile(server: Server) -> None:

@@ -150,12 +150,12 @@ def test_engineers_see_the_transport_but_not_the_target(server: Server) -> None:
     ],
 )
 def test_bad_doip_registrations_get_a_400_naming_the_field(
-    server: Server, body: dict[str, Any], message: str
+    shared_server: Server, body: dict[str, Any], message: str
 ) -> None:
-    r = _register(server, **body)
+    r = _register(shared_server, **body)
     assert r.status_code == 400, r.text
     assert message in r.json()["message"], r.json()
-    assert server.query("SELECT count(*) FROM vehicles WHERE vin = ?", VIN) == [(0,)]
+    assert shared_server.query("SELECT count(*) FROM vehicles WHERE vin = ?", VIN) == [(0,)]
 
 
 def test_patch_switches_transport_and_refuses_a_status_for_a_doip_vehicle(

@@ -13,7 +13,8 @@ from odxtools.database import Database
 from app.descriptions.codec import LayerCodec
 from app.descriptions.parameters import CodecError, jsonable
 from app.descriptions.summary import logical_address, summarize
-from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx
+from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.fast
 
@@ -64,7 +65,7 @@ def test_a_number_too_large_for_a_float_is_refused_naming_it() -> None:
     spec = PdxSpec(
         (PdxEcu("FLT", dids=(PdxDid(0x1234, "Temp", size=1, scale=0.5, writable=True),)),)
     )
-    layer.add_pdx_file(io.BytesIO(build_pdx(spec)))
+    layer.add_pdx_file(io.BytesIO(pdx_of(spec)))
     layer.refresh()
     codec = LayerCodec.of_container(layer, "FLT")
     for value in (10**400, float("inf")):

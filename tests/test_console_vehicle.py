@@ -31,7 +31,6 @@ from app.vehicles.pdx import (
     PdxEcu,
     PdxRoutine,
     PdxSpec,
-    build_pdx,
 )
 from app.vehicles.pdx.demo import DEMO_PDX_NAME
 from app.vehicles.pdx.scenario import demo_ecu
@@ -46,6 +45,7 @@ from tests.support.harness import (
     running,
     wait_until,
 )
+from tests.support.pdx_files import pdx_of
 from tests.test_console_browser import BMW, GOLF, PHONE, Console, _open
 
 pytestmark = pytest.mark.socket
@@ -595,7 +595,7 @@ def test_an_admin_uploads_a_pdx_binds_it_and_reads_its_data(
     console.nav("Admin")
     panel = page.get_by_role("region", name="ECU descriptions")
     pdx = tmp_path / "flux.pdx"
-    pdx.write_bytes(build_pdx(FLUX))
+    pdx.write_bytes(pdx_of(FLUX))
     panel.get_by_label("PDX file").set_input_files(pdx)
     panel.get_by_role("button", name="Upload").click()
     row = panel.get_by_role("row").filter(has=page.get_by_role("rowheader", name="flux.pdx"))

@@ -171,9 +171,11 @@ def test_enums_in_the_document_come_from_the_vocabulary(server: Server) -> None:
     ],
 )
 def test_validation_messages_name_the_field(
-    server: Server, method: str, path: str, body: Any, expected: str
+    shared_server: Server, method: str, path: str, body: Any, expected: str
 ) -> None:
-    r = server.http.request(method, path, json=body, headers=auth(server.admin_token()))
+    r = shared_server.http.request(
+        method, path, json=body, headers=auth(shared_server.admin_token())
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error_code"] == "incomplete-request"
     assert r.json()["message"].startswith(expected), r.json()["message"]
@@ -191,8 +193,10 @@ def test_validation_messages_name_the_field(
         (b'{"username":"a\\u0000b","password":"x"}', 400),  # NUL
     ],
 )
-def test_escapes_are_read_as_json_reads_them(server: Server, raw: bytes, status: int) -> None:
-    r = server.http.post(
+def test_escapes_are_read_as_json_reads_them(
+    shared_server: Server, raw: bytes, status: int
+) -> None:
+    r = shared_server.http.post(
         "/api/v1/auth/login", content=raw, headers={"Content-Type": "application/json"}
     )
     assert r.status_code == status, r.text

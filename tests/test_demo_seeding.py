@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_demo_pdx
 from app.vehicles.pdx.demo import DEMO_ECUS, DEMO_PDX_NAME
 from tests.support.harness import auth, in_process, make_config, wait_until
+from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.fast
 
@@ -63,7 +64,7 @@ def test_seeding_stores_the_demo_description_and_binds_the_demo_vehicles(tmp_pat
 def test_a_users_file_of_that_name_is_left_as_it_is(tmp_path: Path) -> None:
     directory = _descriptions(tmp_path)
     directory.mkdir(parents=True)
-    mine = build_pdx(USERS_ENGINE)
+    mine = pdx_of(USERS_ENGINE)
     (directory / DEMO_PDX_NAME).write_bytes(mine)
     with in_process(make_config(tmp_path)) as srv:
         assert (directory / DEMO_PDX_NAME).read_bytes() == mine
@@ -78,7 +79,7 @@ def test_a_users_file_of_that_name_is_left_as_it_is(tmp_path: Path) -> None:
 def test_a_stored_file_that_provides_a_demo_ecu_wins(tmp_path: Path) -> None:
     directory = _descriptions(tmp_path)
     directory.mkdir(parents=True)
-    (directory / "engine.pdx").write_bytes(build_pdx(USERS_ENGINE))
+    (directory / "engine.pdx").write_bytes(pdx_of(USERS_ENGINE))
     with in_process(make_config(tmp_path)) as srv:
         admin = srv.admin_token()
 

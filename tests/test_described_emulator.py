@@ -45,9 +45,9 @@ from app.vehicles.pdx import (
     PdxRoutine,
     PdxSpec,
     build_demo_pdx,
-    build_pdx,
 )
 from tests.support.doip_helpers import doip_threads, eventually
+from tests.support.pdx_files import pdx_of
 from tests.test_doip_emulator import ROOT, _read_line
 
 pytestmark = pytest.mark.fast
@@ -90,7 +90,7 @@ def demo(demo_path: Path) -> Database:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Database:
-    return load_pdx(_write(tmp_path_factory.mktemp("tiny"), "tiny.pdx", build_pdx(TINY)))
+    return load_pdx(_write(tmp_path_factory.mktemp("tiny"), "tiny.pdx", pdx_of(TINY)))
 
 
 def _spec(database: Database, name: str, address: int = 0x10) -> DescribedSpec:

@@ -25,6 +25,7 @@ from app.errors import Conflict
 from app.services.description_files import CACHE_DIR
 from app.vehicles.pdx import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
 from tests.support.harness import InProcessServer, auth, in_process, make_config, wait_until
+from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.fast
 
@@ -33,7 +34,7 @@ ZIP = {"content-type": "application/zip"}
 
 
 def pdx(ecu: str = "ENGINE", dids: int = 1, dtcs: int = 1) -> bytes:
-    return build_pdx(
+    return pdx_of(
         PdxSpec(
             ecus=(
                 PdxEcu(
@@ -295,7 +296,7 @@ def test_the_service_answers_while_a_large_description_loads(tmp_path: Path) -> 
     config = make_config(tmp_path, demo_data=False)
     directory = config.data_dir / "descriptions"
     directory.mkdir(parents=True)
-    big = build_pdx(
+    big = pdx_of(
         PdxSpec(
             ecus=tuple(
                 PdxEcu(

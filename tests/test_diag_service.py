@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from app.store.migrations import MIGRATIONS, migrate
-from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec
 from app.vehicles.pdx.demo import DEMO_ECUS, DEMO_PDX_NAME
 from tests.support.harness import Server, auth, in_process, make_config
+from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.fast
 
@@ -41,8 +42,8 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         listed = server.http.get("/api/v1/descriptions", headers=auth(admin)).json()["items"]
         assert [(d["name"], d["state"]) for d in listed] == [(DEMO_PDX_NAME, "ready")]
         for name, data in (
-            ("noaddr.pdx", build_pdx(NO_ADDRESS)),
-            ("tiny.pdx", build_pdx(TINY)),
+            ("noaddr.pdx", pdx_of(NO_ADDRESS)),
+            ("tiny.pdx", pdx_of(TINY)),
         ):
             r = server.http.post(
                 "/api/v1/descriptions",

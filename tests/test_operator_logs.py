@@ -120,7 +120,6 @@ def test_probes_and_scrapes_log_at_debug_and_the_api_at_info(
 
 
 @pytest.mark.socket
-@pytest.mark.socket
 def test_the_real_log_at_info_has_no_scrape_or_probe_lines(tmp_path: Path) -> None:
     """Issue #25: ``python -m app`` at its default level, scraped and probed as Prometheus
     and Docker do: its stdout has no line for them, but one for each API request and for

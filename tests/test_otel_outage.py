@@ -41,6 +41,7 @@ from otel.outage import (
     ExportHealth,
 )
 from tests.support.harness import wait_until
+from tests.support.otlp_traces import SHUTDOWN_POLL_S
 from tests.support.process import Process, server_env
 
 pytestmark = pytest.mark.fast
@@ -88,7 +89,9 @@ class Collector:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True
+        ).start()
 
     def broken(self) -> None:
         self.down()

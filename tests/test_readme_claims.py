@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from app import cli
-from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec, build_pdx
+from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec
 from tests.support.harness import Server, auth, in_process, make_config
+from tests.support.pdx_files import pdx_of
 from tests.support.process import run_app, server_env
 from tests.test_descriptions import BROKEN_ODX, INDEX, zip_of
 
@@ -237,7 +238,7 @@ def _write_parameter(w: World) -> str:
         r = srv.http.post(
             "/api/v1/descriptions",
             params={"name": "flx.pdx"},
-            content=build_pdx(spec),
+            content=pdx_of(spec),
             headers={**admin, **ZIP},
         )
         assert r.status_code == 201, r.text
@@ -408,7 +409,6 @@ def test_the_historical_refusal_is_gone(world: World) -> None:
         assert r.status_code == 201, r.text  # the bench ECU at 0x1001 is registered
 
 
-@pytest.mark.socket
 @pytest.mark.socket
 def test_the_start_refusal_the_readme_quotes(tmp_path: Path) -> None:
     with socket.socket() as taken:

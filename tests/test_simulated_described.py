@@ -3,7 +3,7 @@ the simulator's ``DescribedEcu`` answers every service of the description, encod
 odxtools, so a custom PDX's services the demo ECUs do not have (a scaled DID, a writable
 DID, a routine, DTC setting) answer on a simulated vehicle as they would on the DoIP
 emulator. In process over the ASGI transport, a real SQLite file, the seeded simulator
-(latency 0); the custom PDX is made with ``build_pdx``."""
+(latency 0); the custom PDX is made with ``build_pdx`` (``pdx_of``: once)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from app.vehicles.pdx import (
     PdxEcu,
     PdxRoutine,
     PdxSpec,
-    build_pdx,
 )
 from app.vehicles.pdx.scenario import DEMO_SCENARIO
 from app.vehicles.simulator import SimulatedConnector
 from tests.support.harness import Server, auth, in_process, make_config
+from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.fast
 
@@ -64,7 +64,7 @@ def _upload(srv: Server) -> None:
     r = srv.http.post(
         "/api/v1/descriptions",
         params={"name": "flux.pdx"},
-        content=build_pdx(FLUX),
+        content=pdx_of(FLUX),
         headers={**auth(srv.admin_token()), **ZIP},
     )
     assert r.status_code == 201, r.text

@@ -23,9 +23,9 @@ from app.vehicles.pdx import (
     PdxDtc,
     PdxEcu,
     PdxSpec,
-    build_pdx,
 )
 from tests.support.harness import Server, auth, in_process, make_config
+from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.socket
 
@@ -87,7 +87,7 @@ def _add_doip_vehicle(
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, DoipEmulator]]:
     tmp = tmp_path_factory.mktemp("described-more")
-    data = build_pdx(FLX)
+    data = pdx_of(FLX)
     path = Path(tmp) / "flx.pdx"
     path.write_bytes(data)
     specs = described_specs([load_pdx(path)])
@@ -300,7 +300,7 @@ def test_a_reported_dtc_the_description_lacks_is_listed_by_the_iso_layout(srv: S
     r = srv.http.post(
         "/api/v1/descriptions",
         params={"name": "engine.pdx"},
-        content=build_pdx(ENGINE_P0171_ONLY),
+        content=pdx_of(ENGINE_P0171_ONLY),
         headers={**auth(admin), **ZIP},
     )
     assert r.status_code == 201, r.text

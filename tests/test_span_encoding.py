@@ -28,6 +28,7 @@ from opentelemetry.trace import (
 )
 
 from otel.span_encoding import FastOTLPSpanExporter, SpanEncoder
+from tests.support.otlp_traces import SHUTDOWN_POLL_S
 
 pytestmark = pytest.mark.fast
 
@@ -113,7 +114,9 @@ class Bodies:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True
+        ).start()
 
 
 def test_the_collector_receives_the_official_exporters_bytes() -> None:

@@ -90,6 +90,9 @@ class TlsProcess(Process):
         self.http.close()
         self.base_url = self.base_url.replace("http://", "https://")
         self.http = self.client()
+        # Its tests read described data at once: a start quicker than the demo
+        # description's build (cheap hashing) would find it still loading.
+        self.wait_for_the_demo_description()
 
     def _port(self) -> int | None:
         for line in self.lines:

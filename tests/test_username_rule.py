@@ -125,12 +125,12 @@ def _create(server: Server, token: str, username: str) -> tuple[int, dict[str, o
 
 
 @pytest.mark.parametrize("name", BAD_FORMS.values(), ids=BAD_FORMS.keys())
-def test_the_api_refuses_each_bad_form(server: Server, name: str) -> None:
-    status, body = _create(server, server.admin_token(), name)
+def test_the_api_refuses_each_bad_form(shared_server: Server, name: str) -> None:
+    status, body = _create(shared_server, shared_server.admin_token(), name)
     assert status == 400, body
     assert body["error_code"] == "incomplete-request"
     assert str(body["message"]).startswith("body.username")
-    assert server.query("SELECT count(*) FROM users") == [(2,)]
+    assert shared_server.query("SELECT count(*) FROM users") == [(2,)]
 
 
 def test_the_api_refuses_lookalikes_naming_the_user_they_resemble(server: Server) -> None:
@@ -189,11 +189,11 @@ def _insert(db: Path, *names: str) -> None:
             )
 
 
-@pytest.mark.socket
 def _no_serving(config: object) -> int:
     raise AssertionError("a users command must not start the service")
 
 
+@pytest.mark.socket  # real `python -m app` processes
 def test_the_command_line_refuses_what_the_api_refuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -66,6 +66,7 @@ from app.vehicles.pdx import (
 from app.vehicles.pdx.demo import DEMO_PDX_NAME
 from app.vehicles.pdx.scenario import DEMO_SCENARIO
 from tests.support.harness import Server, auth, in_process, make_config
+from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.fast
 
@@ -617,7 +618,7 @@ def test_the_simulator_emulates_the_identified_variant_and_a_forced_detection_sw
         r = srv.http.post(
             "/api/v1/descriptions",
             params={"name": "engine-variants.pdx"},
-            content=build_pdx(ENGINE_WITH_VARIANTS),
+            content=pdx_of(ENGINE_WITH_VARIANTS),
             headers={**admin, **ZIP},
         )
         assert r.status_code == 201, r.text

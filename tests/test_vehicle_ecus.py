@@ -151,22 +151,24 @@ def test_an_admin_changes_the_ecus_and_the_audit_shows_the_change(server: Server
     ],
 )
 def test_bad_ecu_sets_are_refused_naming_the_field(
-    server: Server, ecus: object, message: str
+    shared_server: Server, ecus: object, message: str
 ) -> None:
-    admin = server.admin_token()
-    before = server.query("SELECT vehicle_id, ecus FROM vehicles ORDER BY vin")
-    vehicle = server.vehicle(admin)
-    patch = server.http.patch(
+    admin = shared_server.admin_token()
+    before = shared_server.query("SELECT vehicle_id, ecus FROM vehicles ORDER BY vin")
+    vehicle = shared_server.vehicle(admin)
+    patch = shared_server.http.patch(
         f"/api/v1/vehicles/{vehicle['vehicle_id']}", headers=auth(admin), json={"ecus": ecus}
     )
     if ecus is not None:  # POST takes null as "the default set"
-        post = server.http.post("/api/v1/vehicles", headers=auth(admin), json=_new(ecus=ecus))
+        post = shared_server.http.post(
+            "/api/v1/vehicles", headers=auth(admin), json=_new(ecus=ecus)
+        )
         assert post.status_code == 400, post.text
         assert message in post.json()["message"], post.json()["message"]
     assert patch.status_code == 400, patch.text
     assert patch.json()["error_code"] == "incomplete-request"
     assert message in patch.json()["message"], patch.json()["message"]
-    assert server.query("SELECT vehicle_id, ecus FROM vehicles ORDER BY vin") == before
+    assert shared_server.query("SELECT vehicle_id, ecus FROM vehicles ORDER BY vin") == before
 
 
 def test_a_doip_vehicle_takes_its_ecus_from_its_ecu_addresses(server: Server) -> None:

@@ -27,6 +27,9 @@ RequestT = TypeVar("RequestT", bound=Message)
 SERVER = ProtoSpan.SPAN_KIND_SERVER
 ERROR = Status.STATUS_CODE_ERROR
 
+# How often a receiver's serve_forever looks for shutdown(): how long close() waits.
+SHUTDOWN_POLL_S = 0.02
+
 
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
@@ -111,7 +114,10 @@ class OtlpReceiver(Generic[RequestT]):
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for serve_forever's next poll: 0.5 s by default, at every close.
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True
+        )
         self._thread.start()
 
     def received(self) -> list[RequestT]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from app.vehicles.pdx.demo import DEMO_PDX_NAME
 from tests.support.command_helpers import submit_read_dtc
 from tests.support.harness import DEADLINE_S, ENGINEER_PASSWORD, wait_until
 
@@ -58,6 +59,17 @@ class Process:
             if match:
                 return int(match.group(1))
         return None
+
+    def wait_for_the_demo_description(self) -> None:
+        """On a new database the service builds the demo description in the background
+        (the demo vehicles' ECUs are bound to it): wait until it is in, for a test that
+        reads described data at once (as ``harness.wait_for_the_demo_description``)."""
+
+        def in_or_others() -> bool:
+            loading = self.http.get("/health/ready").json().get("descriptions_loading", [])
+            return DEMO_PDX_NAME not in loading or len(loading) > 1
+
+        wait_until(in_or_others, "the demo description to be in the library")
 
     def log_records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.lines if line.startswith("{")]
@@ -118,6 +130,10 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "SOVD_SIM_SEED": "1",
             "SOVD_COMMAND_TIMEOUT_S": "1",
             "SOVD_SHUTDOWN_GRACE_S": "2",
+            # Cheap argon2 parameters, as the in-process harness: each production hash or
+            # login costs 0.2 s on two cores. tests/test_password_hashing.py checks the
+            # production profile; a test that wants it passes it in ``extra``.
+            "SOVD_PASSWORD_HASH_PROFILE": "fast",
         }
     )
     env.update(extra)
