@@ -56,7 +56,10 @@ def test_a_second_instance_on_the_same_database_exits_at_once_and_changes_nothin
 
         started = time.monotonic()
         second = run_app(env)
-        assert time.monotonic() - started < 5
+        # "At once": it does not wait for the lock (which the first holds for as long as it
+        # runs). The bound only tells a refusal from a wait; a loaded two-core machine took
+        # 7 s to start and refuse, so it is generous.
+        assert time.monotonic() - started < 30
         assert second.returncode == 1
         lines = (second.stdout + second.stderr).strip().splitlines()
         assert len(lines) == 1, lines
