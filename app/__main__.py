@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import logging
 import os
 import signal
@@ -54,11 +53,6 @@ async def _say_ready(lifecycle: Lifecycle, url: str) -> None:
     start that fails must not have printed an address)."""
     try:
         await lifecycle.started.wait()
-        # What start-up made (modules, routes, odxtools' parts) lives as long as the
-        # process: out of the collector's reach, so the full collections that queued spans
-        # and chunks trigger under load do not walk it again (the service process only;
-        # tests that start many apps in one process keep collecting them).
-        gc.freeze()
         log.info("ready: open the console at %s", url, extra={"event": "ready", "url": url})
     except asyncio.CancelledError:
         raise
