@@ -17,13 +17,11 @@ import pytest
 
 from tests.support.harness import Server, in_process, make_config, running
 
-# PostgreSQL for the store tests (issue #23): postgres_server, postgres_url, open_engine.
-pytest_plugins = ["tests.support.postgres"]
+# Real servers for the cluster backends (issue #23): PostgreSQL for the store tests
+# (postgres_server, postgres_url, open_engine), NATS for the bus tests (nats_server).
+pytest_plugins = ["tests.support.postgres", "tests.support.nats"]
 
 TIERS = ("fast", "socket")
-
-# The session's NATS server (``nats_server``) for the bus tests.
-pytest_plugins = ["tests.support.nats"]
 
 
 def _module_tiers(module: object) -> list[str]:

@@ -185,6 +185,13 @@ class VehicleStore:
             lambda c: int(c.execute("SELECT count(*) FROM vehicles").fetchone()[0])
         )
 
+    async def ids(self) -> list[str]:
+        """Every vehicle's id (lane ownership sweeps over them on a cluster)."""
+        return await self._db.read(
+            lambda c: [str(r[0]) for r in c.execute("SELECT vehicle_id FROM vehicles")],
+            single_statement=True,
+        )
+
     async def count_connected(self) -> int:
         return await self._db.read(lambda c: int(c.execute(_CONNECTED_COUNT).fetchone()[0]))
 

@@ -1,0 +1,109 @@
+"""One lane owner per vehicle (issue #23 item 3), end to end: two ``python -m app`` nodes
+on one PostgreSQL database and one NATS server. A command submitted on node A for a
+vehicle whose lane node B runs is forwarded to B and followed on A; B is killed (-9)
+mid-stream; A takes the lane over, ends what B left as interrupted (the stream on A ends
+with it), and runs that vehicle's next command itself. Nothing acknowledged is lost, no
+event comes twice.
+
+The simulator answers with latency here (SOVD_SIM_LATENCY_MS), so the command is still
+streaming when B dies.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.support.harness import DEADLINE_S, wait_until
+from tests.support.nats import NatsServer
+from tests.support.process import Process, server_env, submit_command, vehicle_with_profile
+
+pytestmark = pytest.mark.socket
+
+SWEEP_S = "0.2"
+
+
+def _node(tmp_path: Path, name: str, database_url: str, bus_url: str) -> Process:
+    return Process(
+        server_env(
+            tmp_path / name,
+            SOVD_DATABASE_URL=database_url,
+            SOVD_BUS_URL=bus_url,
+            SOVD_LANE_SWEEP_S=SWEEP_S,
+            SOVD_SIM_LATENCY_MS="300",  # each answer chunk 0.15 to 0.45 s: B dies mid-stream
+            SOVD_COMMAND_TIMEOUT_S="30",
+        )
+    )
+
+
+def _events(records: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("event") == event]
+
+
+def test_a_dead_owners_lane_moves_and_its_stream_ends_once(
+    tmp_path: Path, postgres_url: str, nats_server: NatsServer
+) -> None:
+    b = _node(tmp_path, "b", postgres_url, nats_server.url)  # first: it takes every lane
+    a: Process | None = None
+    try:
+        wait_until(lambda: _events(b.log_records(), "lanes_taken"), "B to take the lanes")
+        a = _node(tmp_path, "a", postgres_url, nats_server.url)
+        assert a.http.get("/health/ready").status_code == 200
+        assert not _events(a.log_records(), "lanes_taken")  # B holds them all
+        token = a.token()
+        headers = {"Authorization": f"Bearer {token}"}
+        vehicle = vehicle_with_profile(a, token, "healthy")
+        cid = submit_command(a, token, vehicle)  # 201 from A: B stored it, B runs it
+        url = a.base_url.replace("http", "ws") + f"/ws/responses/{cid}?token={token}"
+        events: list[dict[str, Any]] = []
+        with connect(url, open_timeout=DEADLINE_S) as ws:
+            while not any(e["event"] == "response" for e in events):
+                events.append(json.loads(ws.recv(timeout=DEADLINE_S)))
+            b.proc.send_signal(signal.SIGKILL)  # mid-stream: more chunks were to come
+            b.proc.wait(DEADLINE_S)
+            for message in ws:
+                events.append(json.loads(message))
+            assert ws.close_code == 1000
+        assert events[0] == {**events[0], "event": "status", "status": "in_progress"}
+        chunks = [e["sequence_number"] for e in events if e["event"] == "response"]
+        assert chunks == list(range(1, len(chunks) + 1))  # none twice, none skipped
+        end = events[-1]
+        assert [e for e in events if e.get("status") not in ("in_progress", None)] == [end], events
+        stored = a.http.get(f"/api/v1/commands/{cid}", headers=headers).json()
+        assert stored["status"] == end["status"]
+        if end["status"] == "failed":
+            assert (end["error_code"], stored["error_code"]) == ("interrupted", "interrupted")
+            # A ended it (logged once its lanes are served, a moment after the event).
+            wait_until(
+                lambda: sum(r["interrupted"] for r in _events(a.log_records(), "lanes_taken")),
+                "A to say it ended what B left",
+            )
+            assert sum(r["interrupted"] for r in _events(a.log_records(), "lanes_taken")) == 1
+        else:
+            assert end["status"] == "completed"
+        answered = a.http.get(f"/api/v1/commands/{cid}/responses", headers=headers).json()
+        assert [c["sequence_number"] for c in answered["items"]][: len(chunks)] == chunks
+        # The lane is A's now: the vehicle's next command runs on A, to its end.
+        wait_until(lambda: _events(a.log_records(), "lanes_taken"), "A to take the lanes")
+        again = submit_command(a, token, vehicle)
+        wait_until(
+            lambda: (
+                a.http.get(f"/api/v1/commands/{again}", headers=headers).json()["status"]
+                == "completed"
+            ),
+            "the next command to complete on A",
+        )
+        (line,) = wait_until(
+            lambda: [r for r in a.log_records() if r.get("command_id") == again],
+            "A's line for the command's end",
+        )
+        assert (line["event"], line["status"]) == ("command_end", "completed")
+    finally:
+        if a is not None:
+            a.stop(signal.SIGKILL)
+        b.stop(signal.SIGKILL)
