@@ -286,4 +286,5 @@ def services(
         descriptions=descriptions,
         diag=diag,
         variants=variants,
+        lanes=None if lanes is None else lanes.ownership,
     )

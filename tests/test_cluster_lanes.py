@@ -22,6 +22,7 @@ from websockets.sync.client import connect
 from tests.support.harness import DEADLINE_S, wait_until
 from tests.support.nats import NatsServer
 from tests.support.process import Process, server_env, submit_command, vehicle_with_profile
+from tests.support.scrape import scrape, value
 
 pytestmark = pytest.mark.socket
 
@@ -41,6 +42,15 @@ def _node(tmp_path: Path, name: str, database_url: str, bus_url: str) -> Process
     )
 
 
+def _lanes_owned(node: Process) -> int:
+    """The lanes the node says it runs: readiness and the gauge, which must agree."""
+    ready = node.http.get("/health/ready")
+    assert ready.status_code == 200, ready.text
+    owned = ready.json()["lanes_owned"]
+    assert value(scrape(node.http), "sovd_lanes_owned") == owned
+    return int(owned)
+
+
 def _events(records: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
     return [r for r in records if r.get("event") == event]
 
@@ -53,8 +63,9 @@ def test_a_dead_owners_lane_moves_and_its_stream_ends_once(
     try:
         wait_until(lambda: _events(b.log_records(), "lanes_taken"), "B to take the lanes")
         a = _node(tmp_path, "a", postgres_url, nats_server.url)
-        assert a.http.get("/health/ready").status_code == 200
         assert not _events(a.log_records(), "lanes_taken")  # B holds them all
+        fleet = _lanes_owned(b)
+        assert fleet > 0 and _lanes_owned(a) == 0
         token = a.token()
         headers = {"Authorization": f"Bearer {token}"}
         vehicle = vehicle_with_profile(a, token, "healthy")
@@ -98,6 +109,7 @@ def test_a_dead_owners_lane_moves_and_its_stream_ends_once(
             ),
             "the next command to complete on A",
         )
+        assert _lanes_owned(a) == fleet  # every lane is A's now
         (line,) = wait_until(
             lambda: [r for r in a.log_records() if r.get("command_id") == again],
             "A's line for the command's end",

@@ -107,7 +107,7 @@ class LaneRouter:
         requests: Requests,
         timeout_s: float = FORWARD_TIMEOUT_S,
     ) -> None:
-        self._ownership = ownership
+        self._ownership = self.ownership = ownership
         self._requests = requests
         self._timeout_s = timeout_s
         self._submit_here: SubmitHere | None = None

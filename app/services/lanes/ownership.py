@@ -165,6 +165,7 @@ class LaneOwnership:
             raise RuntimeError("serve_with(handler) comes before start")
         for vehicle_id in taken:
             self._served[vehicle_id] = await self._requests.serve(lane_subject(vehicle_id), handler)
+        self._telemetry.lanes_owned(len(self._served))
         log.info(
             "took %d vehicle lane(s); ended %d command(s) their last owner left as interrupted",
             len(taken),
@@ -184,6 +185,7 @@ class LaneOwnership:
 
     async def _unserve(self) -> None:
         served, self._served = self._served, {}
+        self._telemetry.lanes_owned(0)
         for handle in served.values():
             await handle.stop()
 
