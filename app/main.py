@@ -187,7 +187,9 @@ class Lifecycle:
             await auth.users.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
-            await self._prepare_fleet(vehicles, doip, descriptions)
+            if cluster is not None:  # the links follow the lanes this node takes
+                cluster[0].follow_links(vehicles.start_links, vehicles.stop_links)
+            await self._prepare_fleet(vehicles, doip, descriptions, cluster is None)
         except BaseException:
             await self._close_doip()
             await bus.aclose()
@@ -254,7 +256,11 @@ class Lifecycle:
                 )
 
     async def _prepare_fleet(
-        self, vehicles: VehicleService, doip: DoipConnector, descriptions: DescriptionLibrary
+        self,
+        vehicles: VehicleService,
+        doip: DoipConnector,
+        descriptions: DescriptionLibrary,
+        all_links: bool,
     ) -> None:
         """The demo fleet (and its emulator, and the demo description its ECUs are bound
         to) when asked for, the links' states, and the always-on DoIP vehicles connecting."""
@@ -270,7 +276,7 @@ class Lifecycle:
             demo.provide_description(descriptions)
         # DoIP vehicles are disconnected until their link is up; the always-on ones
         # connect now (in the background: start-up does not wait for a vehicle).
-        always_on = await vehicles.start_links()
+        always_on = await vehicles.start_links() if all_links else []
         doip.start()
         if always_on:
             log.info(

@@ -180,7 +180,14 @@ def test_a_call_for_another_nodes_lane_is_answered_by_that_node() -> None:
         network, bus = Network(), EventBus()
         commands = FakeCommands({})
         b = Node(network, ["v1", "v2"], commands, bus)
+        links: list[tuple[str, list[str]]] = []
+
+        async def taken(ids: list[str]) -> None:
+            links.append(("up", ids))
+
+        b.ownership.follow_links(taken, lambda ids: links.append(("down", ids)))
         await b.ownership.start()  # first: takes both lanes
+        assert links == [("up", ["v1", "v2"])]  # the DoIP links follow the lanes
         a = Node(network, ["v1", "v2"], commands, bus)
         await a.ownership.start()
         try:
@@ -203,6 +210,8 @@ def test_a_call_for_another_nodes_lane_is_answered_by_that_node() -> None:
                 7,
             )
             assert await _submit(b, "v1") is None  # the owner runs its own calls itself
+            await b.ownership.stop_serving()
+            assert links[-1] == ("down", ["v1", "v2"])
         finally:
             await a.ownership.close()
             await b.ownership.close()

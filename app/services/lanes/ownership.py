@@ -68,6 +68,9 @@ class LaneOwnership:
         self._clock = clock
         self.sweep_s = sweep_s
         self._handler: Handler | None = None
+        # The DoIP links follow the lanes: kept up by the owner only (follow_links).
+        self._links_taken: Callable[[list[str]], Awaitable[object]] | None = None
+        self._links_lost: Callable[[list[str]], object] | None = None
         self._served: dict[str, Served] = {}  # the lanes this node runs
         self._taking = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
@@ -77,6 +80,16 @@ class LaneOwnership:
     def serve_with(self, handler: Handler) -> None:
         """What answers the submissions other nodes forward to this node's lanes."""
         self._handler = handler
+
+    def follow_links(
+        self,
+        taken: Callable[[list[str]], Awaitable[object]],
+        lost: Callable[[list[str]], object],
+    ) -> None:
+        """``taken(ids)`` when this node takes lanes (their links went with their last
+        owner: marked down, the always-on ones kept up from now), ``lost(ids)`` when it
+        stops running them."""
+        self._links_taken, self._links_lost = taken, lost
 
     def owns(self, vehicle_id: str) -> bool:
         return vehicle_id in self._served
@@ -160,6 +173,8 @@ class LaneOwnership:
             self._telemetry.command_finished(
                 name, CommandStatus.FAILED, FailureCode.INTERRUPTED, None
             )
+        if self._links_taken is not None:
+            await self._links_taken(taken)
         handler = self._handler
         if handler is None:
             raise RuntimeError("serve_with(handler) comes before start")
@@ -186,6 +201,8 @@ class LaneOwnership:
     async def _unserve(self) -> None:
         served, self._served = self._served, {}
         self._telemetry.lanes_owned(0)
+        if self._links_lost is not None:
+            self._links_lost(list(served))
         for handle in served.values():
             await handle.stop()
 
