@@ -69,6 +69,16 @@ def test_a_dead_owners_lane_moves_and_its_stream_ends_once(
         token = a.token()
         headers = {"Authorization": f"Bearer {token}"}
         vehicle = vehicle_with_profile(a, token, "healthy")
+        # Over NATS to B and back: B's refusal is A's answer, B's cancel A's.
+        bad = a.http.post(
+            "/api/v1/commands",
+            headers=headers,
+            json={"vehicle_id": vehicle, "command_name": "ReadDTC", "command_params": {}},
+        )
+        assert bad.status_code == 400 and "ecuAddress" in bad.json()["message"], bad.text
+        stopped = submit_command(a, token, vehicle)
+        cancel = a.http.post(f"/api/v1/commands/{stopped}/cancel", headers=headers)
+        assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled", cancel.text
         cid = submit_command(a, token, vehicle)  # 201 from A: B stored it, B runs it
         url = a.base_url.replace("http", "ws") + f"/ws/responses/{cid}?token={token}"
         events: list[dict[str, Any]] = []

@@ -146,7 +146,7 @@ class Node:
         self.router = LaneRouter(self.ownership, requests)
         self.calls: list[tuple[Any, ...]] = []
         self.refuse: Exception | None = None
-        self.router.attach(self._submit_here, self._cancel_here)
+        self.router.attach(self._submit_here, self._cancel_here, self._withdraw_here)
 
     async def _submit_here(
         self,
@@ -161,6 +161,12 @@ class Node:
         if self.refuse is not None:
             raise self.refuse
         return _command(vehicle_id, principal)
+
+    async def _withdraw_here(
+        self, principal: Principal, command_id: str, client: str | None
+    ) -> bool:
+        self.calls.append(("withdraw", principal, command_id, client))
+        return True
 
     async def _cancel_here(
         self, principal: Principal, command_id: str, client: str | None
@@ -201,6 +207,8 @@ def test_a_call_for_another_nodes_lane_is_answered_by_that_node() -> None:
                 True,
             )
             assert b.calls[-1] == ("cancel", ENGINEER, "c-1", None)
+            assert await a.router.withdraw(ENGINEER, "v2", "c-2", "10.0.0.9") is True
+            assert b.calls[-1] == ("withdraw", ENGINEER, "c-2", "10.0.0.9")
             # The owner's refusal is the caller's: same class, message and Retry-After.
             b.refuse = RateLimited("at most 3 commands per minute per user", retry_after=7)
             with pytest.raises(RateLimited) as refused:

@@ -80,7 +80,7 @@ class CommandService:
         # A cluster: calls for a lane another node runs go to it (app.services.lanes).
         self._lanes = lanes
         if lanes is not None:
-            lanes.attach(self._submit_here, self._cancel_here)
+            lanes.attach(self._submit_here, self._cancel_here, self._withdraw_here)
         self._diag = diag  # DiagService: bound ECUs' descriptions encode and decode
         # A simulated vehicle's bound ECUs are emulated from their description's layer.
         self._descriptions = descriptions
@@ -271,6 +271,20 @@ class CommandService:
         """Take the caller's command out of its vehicle's queue if it has not started
         (it ends ``cancelled``, never sent; the end is stored, or being retried, when this
         returns); False if it has started or ended."""
+        if self._lanes is not None:
+            command = await self._store.get(command_id)
+            if command is not None and not command.is_terminal:
+                forwarded = await self._lanes.withdraw(
+                    principal, command.vehicle_id, command_id, client
+                )
+                if forwarded is not None:
+                    return forwarded
+        return await self._withdraw_here(principal, command_id, client)
+
+    async def _withdraw_here(
+        self, principal: Principal, command_id: str, client: str | None
+    ) -> bool:
+        """A withdrawal from a lane this node runs (or on its only node)."""
         actor = Actor(user_id=principal.user_id, username=principal.username, client_address=client)
         reason = f"withdrawn unsent: {principal.username}'s call stopped waiting for its turn"
         outcome = self._pipeline.withdraw(command_id, Cancellation(actor, reason))

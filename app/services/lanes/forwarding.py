@@ -51,6 +51,13 @@ class _Cancel(msgspec.Struct, frozen=True, kw_only=True, tag="cancel"):
     client: str | None
 
 
+class _Withdraw(msgspec.Struct, frozen=True, kw_only=True, tag="withdraw"):
+    principal: Principal
+    vehicle_id: str
+    command_id: str
+    client: str | None
+
+
 class _Refusal(msgspec.Struct, frozen=True, kw_only=True):
     status: int
     error_code: str
@@ -62,12 +69,12 @@ class _Refusal(msgspec.Struct, frozen=True, kw_only=True):
 
 class _Reply(msgspec.Struct, frozen=True, kw_only=True):
     command: Command | None = None
-    stored: bool = False  # a cancel: its end is stored
+    stored: bool = False  # a cancel: its end is stored; a withdrawal: it was withdrawn
     refusal: _Refusal | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_call = msgspec.msgpack.Decoder(_Submit | _Cancel).decode
+_decode_call = msgspec.msgpack.Decoder(_Submit | _Cancel | _Withdraw).decode
 _decode_reply = msgspec.msgpack.Decoder(_Reply).decode
 
 
@@ -96,6 +103,7 @@ SubmitHere = Callable[
     [Principal, str, str, dict[str, Any], str | None, float | None], Awaitable[Command]
 ]
 CancelHere = Callable[[Principal, str, str | None], Awaitable[tuple[Command, bool]]]
+WithdrawHere = Callable[[Principal, str, str | None], Awaitable[bool]]
 
 
 class LaneRouter:
@@ -112,10 +120,14 @@ class LaneRouter:
         self._timeout_s = timeout_s
         self._submit_here: SubmitHere | None = None
         self._cancel_here: CancelHere | None = None
+        self._withdraw_here: WithdrawHere | None = None
         ownership.serve_with(self.answer)
 
-    def attach(self, submit_here: SubmitHere, cancel_here: CancelHere) -> None:
+    def attach(
+        self, submit_here: SubmitHere, cancel_here: CancelHere, withdraw_here: WithdrawHere
+    ) -> None:
         self._submit_here, self._cancel_here = submit_here, cancel_here
+        self._withdraw_here = withdraw_here
 
     def runs_here(self, vehicle_id: str) -> bool:
         return self._ownership.owns(vehicle_id)
@@ -160,7 +172,18 @@ class LaneRouter:
             raise ServiceError("the lane's owner answered without a command")
         return reply.command, reply.stored
 
-    async def _ask(self, vehicle_id: str, call: _Submit | _Cancel) -> _Reply | None:
+    async def withdraw(
+        self, principal: Principal, vehicle_id: str, command_id: str, client: str | None
+    ) -> bool | None:
+        """The owner's withdrawal of a command still waiting in its lane (whether it was
+        withdrawn); None when this node runs the lane."""
+        call = _Withdraw(
+            principal=principal, vehicle_id=vehicle_id, command_id=command_id, client=client
+        )
+        reply = await self._ask(vehicle_id, call)
+        return None if reply is None else reply.stored
+
+    async def _ask(self, vehicle_id: str, call: _Submit | _Cancel | _Withdraw) -> _Reply | None:
         if self._ownership.owns(vehicle_id):
             return None
         try:
@@ -197,7 +220,11 @@ class LaneRouter:
                     f"vehicle {call.vehicle_id}'s commands are moving to another node; try again",
                     retry_after=max(1, math.ceil(self._ownership.sweep_s)),
                 )
-            if self._submit_here is None or self._cancel_here is None:
+            if (
+                self._submit_here is None
+                or self._cancel_here is None
+                or self._withdraw_here is None
+            ):
                 raise Overloaded("this node is starting; try again", retry_after=1)
             if isinstance(call, _Submit):
                 command = await self._submit_here(
@@ -209,6 +236,9 @@ class LaneRouter:
                     call.timeout_s,
                 )
                 return _encode(_Reply(command=command))
+            if isinstance(call, _Withdraw):
+                withdrawn = await self._withdraw_here(call.principal, call.command_id, call.client)
+                return _encode(_Reply(stored=withdrawn))
             command, stored = await self._cancel_here(call.principal, call.command_id, call.client)
             return _encode(_Reply(command=command, stored=stored))
         except ServiceError as exc:
