@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM_CLOSE_TIMEOUT_S = 5.0
+LANE_LOST = "this node lost the vehicle's lane (its database lease) while the command ran"
 
 # The HTTP routes come from the route table (app/api/routes.py); the WebSocket is its own.
 ROUTES: list[Route | WebSocketRoute] = [
@@ -189,6 +190,7 @@ class Lifecycle:
             )
             if cluster is not None:  # the links follow the lanes this node takes
                 cluster[0].follow_links(vehicles.start_links, vehicles.stop_links)
+                cluster[0].when_lost(lambda ids: pipeline.stop_lanes(ids, LANE_LOST))
             await self._prepare_fleet(vehicles, doip, descriptions, cluster is None)
         except BaseException:
             await self._close_doip()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +26,11 @@ from app.errors import Overloaded, RateLimited
 from app.events import ErrorEvent
 from app.models import Command, Principal
 from app.services.lanes import LaneOwnership, LaneRouter
+from app.store.leases import LeaseLost
 from app.telemetry import NoTelemetry
 from app.vocabulary import CommandStatus, Role
+from tests.support.follow_world import OWNER, READ_DTC, VEHICLE_ID, world
+from tests.support.harness import DEADLINE_S
 
 pytestmark = pytest.mark.fast
 
@@ -259,5 +263,56 @@ def test_no_owner_the_node_takes_the_lane_or_says_503() -> None:
         finally:
             await a.ownership.close()
             await b.ownership.close()
+
+    asyncio.run(scenario())
+
+
+def test_lanes_lost_with_their_lease_stop_what_they_ran_as_interrupted(tmp_path: Path) -> None:
+    """A node that lost its leases (``when_lost``) stops the commands it still runs or
+    queues for those lanes: they end interrupted here, what they stored kept."""
+
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            running = await w.commands.submit(OWNER, VEHICLE_ID, *READ_DTC, None)
+            queued = await w.commands.submit(OWNER, VEHICLE_ID, *READ_DTC, None)
+            w.vehicle.send(running.command_id, 1)
+            deadline = asyncio.get_running_loop().time() + DEADLINE_S
+            while not await w.store.responses(running.command_id, 0, 10):
+                assert asyncio.get_running_loop().time() < deadline, "chunk 1 never stored"
+                await asyncio.sleep(0.01)
+            assert w.pipeline.stop_lanes({"another vehicle"}, "not these") == 0
+            assert w.pipeline.stop_lanes({VEHICLE_ID}, "the lane was lost") == 2
+            while w.pipeline.active:
+                assert asyncio.get_running_loop().time() < deadline, "still running"
+                await asyncio.sleep(0.01)
+            for command in (running, queued):
+                stored = await w.store.get(command.command_id)
+                assert stored is not None
+                assert (stored.status, stored.error_code, stored.error_message) == (
+                    CommandStatus.FAILED,
+                    "interrupted",
+                    "the lane was lost",
+                )
+            assert len(await w.store.responses(running.command_id, 0, 10)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_lease_connection_unserves_every_lane_and_says_so() -> None:
+    async def scenario() -> None:
+        network, bus = Network(), EventBus()
+        node = Node(network, ["v1", "v2"], FakeCommands({}), bus)
+        lost: list[list[str]] = []
+        node.ownership.when_lost(lost.append)
+        await node.ownership.start()
+        assert node.ownership.owned == 2
+
+        async def gone(vehicle_ids: Sequence[str]) -> list[str]:
+            raise LeaseLost("the lease connection was lost")
+
+        node.leases.take = gone  # type: ignore[method-assign]
+        await node.ownership.sweep()
+        assert (lost, node.ownership.owned, network.served) == ([["v1", "v2"]], 0, {})
+        await node.ownership.close()
 
     asyncio.run(scenario())

@@ -11,9 +11,10 @@ to (``app.services.lanes.forwarding``).
 
 Takes are serialised (one at a time on this node), so a command is never queued on a
 lane whose orphans are still being interrupted. A node whose lease connection was lost
-has lost every lease with it: it stops serving them all and takes them again like any
-other node (a PostgreSQL outage); commands it was still running may meanwhile have been
-ended by the new owner, whose stored end stands (a terminal state never changes).
+has lost every lease with it: it stops serving them all, tells ``when_lost`` (the
+pipeline ends what it still runs of them as interrupted) and takes free lanes again like
+any other node; the first stored end of a command stands (a terminal state never
+changes).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class LaneOwnership:
         # The DoIP links follow the lanes: kept up by the owner only (follow_links).
         self._links_taken: Callable[[list[str]], Awaitable[object]] | None = None
         self._links_lost: Callable[[list[str]], object] | None = None
+        self._lanes_lost: Callable[[list[str]], object] | None = None
         self._served: dict[str, Served] = {}  # the lanes this node runs
         self._taking = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
@@ -90,6 +92,12 @@ class LaneOwnership:
         owner: marked down, the always-on ones kept up from now), ``lost(ids)`` when it
         stops running them."""
         self._links_taken, self._links_lost = taken, lost
+
+    def when_lost(self, lost: Callable[[list[str]], object]) -> None:
+        """``lost(ids)`` when this node's leases were lost with their connection (not at
+        a shutdown): what it still runs of those lanes must stop, another node may be
+        running them now."""
+        self._lanes_lost = lost
 
     def owns(self, vehicle_id: str) -> bool:
         return vehicle_id in self._served
@@ -190,6 +198,7 @@ class LaneOwnership:
 
     async def _lost(self, exc: LeaseLost) -> None:
         self.lost += 1
+        lanes = list(self._served)
         log.error(
             "%s: this node stops running its %d lane(s) and takes free ones again",
             exc,
@@ -197,6 +206,8 @@ class LaneOwnership:
             extra={"event": "lanes_lost", "lanes": len(self._served)},
         )
         await self._unserve()
+        if self._lanes_lost is not None:
+            self._lanes_lost(lanes)
 
     async def _unserve(self) -> None:
         served, self._served = self._served, {}
