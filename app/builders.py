@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -191,16 +191,23 @@ def command_service(
     )
 
 
+LANE_LOST: Final = "this node lost the vehicle's lane (its database lease) while the command ran"
+
+
 def lane_ownership(
     config: Config,
     db: Engine,
     bus: Bus,
     stores: Stores,
+    vehicles: VehicleService,
+    pipeline: Pipeline,
     telemetry: Telemetry,
     clock: Clock,
 ) -> tuple[LaneOwnership, LaneRouter] | None:
     """On a cluster (PostgreSQL and NATS), the lanes this node runs and the router that
-    sends the others' calls to their owners; None on a single node."""
+    sends the others' calls to their owners; None on a single node. The vehicles' DoIP
+    links follow the lanes taken and lost; the commands of lanes whose lease was lost
+    end interrupted."""
     leases = db.leases()
     requests = bus.requests()
     if not config.cluster or leases is None or requests is None:
@@ -215,6 +222,8 @@ def lane_ownership(
         clock,
         config.lane_sweep_s,
     )
+    ownership.follow_links(vehicles.start_links, vehicles.stop_links)
+    ownership.when_lost(lambda ids: pipeline.stop_lanes(ids, LANE_LOST))
     return ownership, LaneRouter(ownership, requests)
 
 

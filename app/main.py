@@ -73,7 +73,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM_CLOSE_TIMEOUT_S = 5.0
-LANE_LOST = "this node lost the vehicle's lane (its database lease) while the command ran"
 
 # The HTTP routes come from the route table (app/api/routes.py); the WebSocket is its own.
 ROUTES: list[Route | WebSocketRoute] = [
@@ -182,16 +181,15 @@ class Lifecycle:
             # (on every node: the relay, below, tells the others over the bus).
             auth.on_revocation(self._streams)
             # A cluster: each lane's new owner ends what its dead owner left (app.services.lanes).
-            cluster = builders.lane_ownership(config, db, bus, stores, telemetry, clock)
+            cluster = builders.lane_ownership(
+                config, db, bus, stores, vehicles, pipeline, telemetry, clock
+            )
             if cluster is None:
                 await self._recover(stores.commands)
             await auth.users.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
-            if cluster is not None:  # the links follow the lanes this node takes
-                cluster[0].follow_links(vehicles.start_links, vehicles.stop_links)
-                cluster[0].when_lost(lambda ids: pipeline.stop_lanes(ids, LANE_LOST))
-            await self._prepare_fleet(vehicles, doip, descriptions, cluster is None)
+            await self._prepare_fleet(vehicles, doip, descriptions)
         except BaseException:
             await self._close_doip()
             await bus.aclose()
@@ -230,8 +228,9 @@ class Lifecycle:
         # First of all: a second process on this database would end our live commands
         # as interrupted in its crash recovery.
         self._lock.acquire()
-        config = self._config
-        db = open_database(config.db_path, config.database_url, shared=config.cluster)
+        db = open_database(
+            self._config.db_path, self._config.database_url, shared=self._config.cluster
+        )
         try:
             await db.open()
         except BaseException:
@@ -258,11 +257,7 @@ class Lifecycle:
                 )
 
     async def _prepare_fleet(
-        self,
-        vehicles: VehicleService,
-        doip: DoipConnector,
-        descriptions: DescriptionLibrary,
-        all_links: bool,
+        self, vehicles: VehicleService, doip: DoipConnector, descriptions: DescriptionLibrary
     ) -> None:
         """The demo fleet (and its emulator, and the demo description its ECUs are bound
         to) when asked for, the links' states, and the always-on DoIP vehicles connecting."""
@@ -277,8 +272,9 @@ class Lifecycle:
         if seeded:  # the demo vehicles' ECUs are bound to the demo description
             demo.provide_description(descriptions)
         # DoIP vehicles are disconnected until their link is up; the always-on ones
-        # connect now (in the background: start-up does not wait for a vehicle).
-        always_on = await vehicles.start_links() if all_links else []
+        # connect now (in the background: start-up does not wait for a vehicle). On a
+        # cluster, those of the lanes this node takes, when it takes them.
+        always_on = [] if config.cluster else await vehicles.start_links()
         doip.start()
         if always_on:
             log.info(
