@@ -208,9 +208,10 @@ def lane_ownership(
     sends the others' calls to their owners; None on a single node. The vehicles' DoIP
     links follow the lanes taken and lost; the commands of lanes whose lease was lost
     end interrupted."""
-    leases = db.leases()
-    requests = bus.requests()
-    if not config.cluster or leases is None or requests is None:
+    if not config.cluster:
+        return None
+    leases, requests = db.leases(), bus.requests()
+    if leases is None or requests is None:
         return None
     ownership = LaneOwnership(
         leases,
