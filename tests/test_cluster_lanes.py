@@ -2,7 +2,8 @@
 on one PostgreSQL database and one NATS server. A command submitted on node A for a
 vehicle whose lane node B runs is forwarded to B and followed on A; B is killed (-9)
 mid-stream; A takes the lane over, ends what B left as interrupted (the stream on A ends
-with it), and runs that vehicle's next command itself. Nothing acknowledged is lost, no
+with it; and a command B ran while A started, which A's start left alone), and runs
+that vehicle's next command itself. Refusals and cancels come back from B through A. Nothing acknowledged is lost, no
 event comes twice.
 
 The simulator answers with latency here (SOVD_SIM_LATENCY_MS), so the command is still
@@ -51,6 +52,11 @@ def _lanes_owned(node: Process) -> int:
     return int(owned)
 
 
+def _status(node: Process, command_id: str, headers: dict[str, str]) -> tuple[str, str | None]:
+    stored = node.http.get(f"/api/v1/commands/{command_id}", headers=headers).json()
+    return stored["status"], stored["error_code"]
+
+
 def _events(records: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
     return [r for r in records if r.get("event") == event]
 
@@ -62,12 +68,25 @@ def test_a_dead_owners_lane_moves_and_its_stream_ends_once(
     a: Process | None = None
     try:
         wait_until(lambda: _events(b.log_records(), "lanes_taken"), "B to take the lanes")
+        # A command B runs while A starts (its vehicle never answers): A's start leaves
+        # it alone, not ending it as a single node's start would.
+        b_token = b.token()
+        held = submit_command(b, b_token, vehicle_with_profile(b, b_token, "timeout"))
+        b_headers = {"Authorization": f"Bearer {b_token}"}
+        wait_until(
+            lambda: (
+                b.http.get(f"/api/v1/commands/{held}", headers=b_headers).json()["status"]
+                == "in_progress"
+            ),
+            "B to run the held command",
+        )
         a = _node(tmp_path, "a", postgres_url, nats_server.url)
         assert not _events(a.log_records(), "lanes_taken")  # B holds them all
         fleet = _lanes_owned(b)
         assert fleet > 0 and _lanes_owned(a) == 0
         token = a.token()
         headers = {"Authorization": f"Bearer {token}"}
+        assert _status(a, held, headers) == ("in_progress", None)
         vehicle = vehicle_with_profile(a, token, "healthy")
         # Over NATS to B and back: B's refusal is A's answer, B's cancel A's.
         bad = a.http.post(
@@ -97,16 +116,20 @@ def test_a_dead_owners_lane_moves_and_its_stream_ends_once(
         assert [e for e in events if e.get("status") not in ("in_progress", None)] == [end], events
         stored = a.http.get(f"/api/v1/commands/{cid}", headers=headers).json()
         assert stored["status"] == end["status"]
+        # What B left (the held command, and the followed one unless it completed in
+        # time) A ended as interrupted, each once.
+        left = 1
         if end["status"] == "failed":
             assert (end["error_code"], stored["error_code"]) == ("interrupted", "interrupted")
-            # A ended it (logged once its lanes are served, a moment after the event).
-            wait_until(
-                lambda: sum(r["interrupted"] for r in _events(a.log_records(), "lanes_taken")),
-                "A to say it ended what B left",
-            )
-            assert sum(r["interrupted"] for r in _events(a.log_records(), "lanes_taken")) == 1
+            left = 2
         else:
             assert end["status"] == "completed"
+        wait_until(  # logged once A serves the lanes, a moment after the events
+            lambda: sum(r["interrupted"] for r in _events(a.log_records(), "lanes_taken")),
+            "A to say it ended what B left",
+        )
+        assert sum(r["interrupted"] for r in _events(a.log_records(), "lanes_taken")) == left
+        assert _status(a, held, headers) == ("failed", "interrupted")
         answered = a.http.get(f"/api/v1/commands/{cid}/responses", headers=headers).json()
         assert [c["sequence_number"] for c in answered["items"]][: len(chunks)] == chunks
         # The lane is A's now: the vehicle's next command runs on A, to its end.
