@@ -3,8 +3,8 @@ on one PostgreSQL database and one NATS server. A command submitted on node A fo
 vehicle whose lane node B runs is forwarded to B and followed on A; B is killed (-9)
 mid-stream; A takes the lane over, ends what B left as interrupted (the stream on A ends
 with it; and a command B ran while A started, which A's start left alone), and runs
-that vehicle's next command itself. Refusals and cancels come back from B through A. Nothing acknowledged is lost, no
-event comes twice.
+that vehicle's next command itself. Refusals and cancels come back from B through A.
+Nothing acknowledged is lost, no event comes twice.
 
 The simulator answers with latency here (SOVD_SIM_LATENCY_MS), so the command is still
 streaming when B dies.
