@@ -45,8 +45,8 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from app.bus import wire
 from app.bus.local import EventBus, Subscription
+from app.bus.nats_requests import NatsRequests
 from app.bus.notices import Notice
-from app.bus.requests import NatsRequests
 from app.errors import StartupError
 from app.events import Event
 from app.logs import Sampler
