@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -27,6 +27,7 @@ from app.services.auth import AuthService
 from app.services.commands import CommandService
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
+from app.services.lanes import LaneOwnership, LaneRouter
 from app.services.locks import LockService
 from app.services.passwords import password_hasher
 from app.services.pipeline import Pipeline, PipelineSettings
@@ -173,6 +174,7 @@ def command_service(
     locks: LockService,
     diag: DiagServices,
     descriptions: DescriptionLibrary,
+    lanes: LaneRouter | None = None,
 ) -> CommandService:
     rate = config.command_rate_per_min
     return CommandService(
@@ -185,7 +187,45 @@ def command_service(
         locks=locks,
         diag=diag,
         descriptions=descriptions,  # the simulator emulates bound ECUs from them
+        lanes=lanes,
     )
+
+
+LANE_LOST: Final = "this node lost the vehicle's lane (its database lease) while the command ran"
+
+
+def lane_ownership(
+    config: Config,
+    db: Engine,
+    bus: Bus,
+    stores: Stores,
+    vehicles: VehicleService,
+    pipeline: Pipeline,
+    telemetry: Telemetry,
+    clock: Clock,
+) -> tuple[LaneOwnership, LaneRouter] | None:
+    """On a cluster (PostgreSQL and NATS), the lanes this node runs and the router that
+    sends the others' calls to their owners; None on a single node. The vehicles' DoIP
+    links follow the lanes taken and lost; the commands of lanes whose lease was lost
+    end interrupted."""
+    if not config.cluster:
+        return None
+    leases, requests = db.leases(), bus.requests()
+    if leases is None or requests is None:
+        return None
+    ownership = LaneOwnership(
+        leases,
+        requests,
+        stores.vehicles,
+        stores.commands,
+        bus,
+        telemetry,
+        clock,
+        config.lane_sweep_s,
+    )
+    ownership.follow_links(vehicles.start_links, vehicles.stop_links)
+    ownership.when_lost(lambda ids: pipeline.stop_lanes(ids, LANE_LOST))
+    return ownership, LaneRouter(ownership, requests)
 
 
 def middleware(
@@ -230,11 +270,14 @@ def services(
     variants: VariantService,
     telemetry: Telemetry,
     clock: Clock,
+    lanes: LaneRouter | None = None,
 ) -> Services:
     """The services the API calls, over the parts started before them."""
     locks = lock_service(config, pipeline, clock)
     diag = DiagServices(descriptions, variants)
-    commands = command_service(config, stores, pipeline, bus, clock, locks, diag, descriptions)
+    commands = command_service(
+        config, stores, pipeline, bus, clock, locks, diag, descriptions, lanes
+    )
     sovd = Sovd.build(
         vehicles, commands, config.command_timeout_s, config.call_queue_wait_s, diag, clock
     )
@@ -253,4 +296,5 @@ def services(
         descriptions=descriptions,
         diag=diag,
         variants=variants,
+        lanes=None if lanes is None else lanes.ownership,
     )

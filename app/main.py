@@ -31,6 +31,7 @@ from app.datadir import DataDirLock
 from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
 from app.services.descriptions import DescriptionLibrary
+from app.services.lanes import LaneOwnership
 from app.services.registry import Services
 from app.services.relay import Relay
 from app.services.retention import Retention
@@ -149,6 +150,7 @@ class Lifecycle:
         self.doip: DoipConnector | None = None
         self.links: VehicleLinks | None = None
         self.emulator: DoipEmulator | None = None  # SOVD_DEMO_EMULATOR
+        self.lanes: LaneOwnership | None = None  # a cluster: the lanes this node runs
 
     async def start(self) -> Services:
         config, telemetry, clock = self._config, self._telemetry, self._clock
@@ -178,7 +180,12 @@ class Lifecycle:
             # Logout, disabling and deleting a user close the affected streams at once
             # (on every node: the relay, below, tells the others over the bus).
             auth.on_revocation(self._streams)
-            await self._recover(stores.commands)
+            # A cluster: each lane's new owner ends what its dead owner left (app.services.lanes).
+            cluster = builders.lane_ownership(
+                config, db, bus, stores, vehicles, pipeline, telemetry, clock
+            )
+            if cluster is None:
+                await self._recover(stores.commands)
             await auth.users.ensure_initial_users(
                 config.admin_password, config.engineer_password, SYSTEM_ACTOR
             )
@@ -203,6 +210,7 @@ class Lifecycle:
             variants,
             telemetry,
             clock,
+            None if cluster is None else cluster[1],
         )
         variants.attach(services.commands)  # identification runs as DiagService commands
         # ECU descriptions: what is on disk loads in the background (the service answers).
@@ -210,6 +218,9 @@ class Lifecycle:
         auth.on_revocation(AccessEnded(services.locks, services.sovd.modes))
         # Revocations and lock changes to and from the other nodes (SOVD_BUS_URL).
         Relay(bus, auth, services.locks)
+        if cluster is not None:
+            self.lanes = cluster[0]
+            await self.lanes.start()  # takes the free lanes, then sweeps
         self.started.set()
         return services
 
@@ -217,7 +228,9 @@ class Lifecycle:
         # First of all: a second process on this database would end our live commands
         # as interrupted in its crash recovery.
         self._lock.acquire()
-        db = open_database(self._config.db_path, self._config.database_url)
+        db = open_database(
+            self._config.db_path, self._config.database_url, shared=self._config.cluster
+        )
         try:
             await db.open()
         except BaseException:
@@ -259,8 +272,9 @@ class Lifecycle:
         if seeded:  # the demo vehicles' ECUs are bound to the demo description
             demo.provide_description(descriptions)
         # DoIP vehicles are disconnected until their link is up; the always-on ones
-        # connect now (in the background: start-up does not wait for a vehicle).
-        always_on = await vehicles.start_links()
+        # connect now (in the background: start-up does not wait for a vehicle). On a
+        # cluster, those of the lanes this node takes, when it takes them.
+        always_on = [] if config.cluster else await vehicles.start_links()
         doip.start()
         if always_on:
             log.info(
@@ -286,6 +300,8 @@ class Lifecycle:
         if self._drained or self.services is None:
             return
         self._drained = True
+        if self.lanes is not None:
+            await self.lanes.stop_serving()  # forwarded calls find no owner here now
         await self.services.pipeline.drain(grace_s)
         await self._streams.close_all(STREAM_CLOSE_TIMEOUT_S)
         await self.services.pipeline.close()
@@ -306,6 +322,8 @@ class Lifecycle:
                 await self._close_doip()
             finally:
                 try:
+                    if self.lanes is not None:
+                        await self.lanes.close()  # our commands have ended: lanes free
                     await self.services.bus.aclose()  # after the pipeline's last event
                 finally:
                     await self.services.db.close()

@@ -56,6 +56,9 @@ class Telemetry(Protocol):
     def vehicles_connected(self, count: int) -> None:
         """The number of vehicles whose connection_status is ``connected`` is now ``count``."""
 
+    def lanes_owned(self, count: int) -> None:
+        """On a cluster, this node now runs ``count`` vehicles' lanes."""
+
     def auth_failure(self, reason: AuthFailureReason) -> None:
         """A login or token check failed."""
 
@@ -91,6 +94,9 @@ class NoTelemetry:
         pass
 
     def vehicles_connected(self, count: int) -> None:
+        pass
+
+    def lanes_owned(self, count: int) -> None:
         pass
 
     def auth_failure(self, reason: AuthFailureReason) -> None:

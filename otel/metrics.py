@@ -98,6 +98,13 @@ class Metrics:
             description="Vehicles whose connection_status is connected (a DoIP vehicle's"
             " while its link is up)",
         )
+        self._lanes = meter.create_gauge(
+            names.LANES_OWNED,
+            unit="{lane}",
+            description="Vehicle lanes this node runs (a cluster: the vehicles whose lease it"
+            " holds; 0 on a single node, which runs every lane without one)",
+        )
+        self._lanes.set(0)
         self._in_flight = meter.create_up_down_counter(
             names.COMMANDS_IN_FLIGHT,
             unit="{command}",
@@ -218,6 +225,9 @@ class Metrics:
 
     def vehicles_connected(self, count: int) -> None:
         self._vehicles.set(count)
+
+    def lanes_owned(self, count: int) -> None:
+        self._lanes.set(count)
 
     def auth_failure(self, reason: str) -> None:
         self._auth_failures.add(1, self._reason_attrs[reason])  # unknown: KeyError

@@ -20,6 +20,7 @@ HTTP_DURATION: Final = "http.server.request.duration"  # -> http_server_request_
 HTTP_ACTIVE: Final = "http.server.active_requests"  # -> http_server_active_requests
 VEHICLE_REQUEST_DURATION: Final = "sovd_vehicle_request_duration"  # -> ..._seconds histogram
 VEHICLE_CONNECTION_LOSSES: Final = "sovd_vehicle_connection_losses"  # -> ..._total
+LANES_OWNED: Final = "sovd_lanes_owned"
 
 # The label values (command statuses, auth-failure reasons) are the app's vocabulary: the
 # app hands them over at construction (``MetricLabels``), so they are written once.

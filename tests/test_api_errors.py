@@ -104,6 +104,7 @@ def test_health(server: Server) -> None:
         "status": "ok",
         "bus": "in-process",
         "descriptions_loading": [],
+        "lanes_owned": None,
     }
 
 

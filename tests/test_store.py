@@ -8,7 +8,7 @@ import pytest
 
 from app.errors import StartupError
 from app.events import ResponseChunk
-from app.models import Actor, Command, ServiceAccount, User, Vehicle
+from app.models import Actor, Command, DoipTargetSpec, ServiceAccount, User, Vehicle
 from app.store.commands import CommandFilter, CommandStore
 from app.store.database import Database
 from app.store.dialects import POSTGRES
@@ -19,7 +19,14 @@ from app.store.service_accounts import CertificateTaken, ServiceAccountStore
 from app.store.sql import Conn, IntegrityError
 from app.store.users import UserStore
 from app.store.vehicles import VehicleFilter, VehicleStore
-from app.vocabulary import AuditAction, CommandStatus, ConnectionStatus, Role, SimulatorProfile
+from app.vocabulary import (
+    AuditAction,
+    CommandStatus,
+    ConnectionStatus,
+    Role,
+    SimulatorProfile,
+    Transport,
+)
 from tests.support.postgres import OpenEngine
 
 # A test that opens its database with ``open_engine`` runs on SQLite here, in the fast
@@ -485,3 +492,38 @@ def test_a_durable_write_is_flushed_at_commit_and_a_routine_one_need_not_be(
             await db.close()
 
     assert _run(scenario()) == flushed[engine_kind]
+
+
+def test_links_reset_for_the_lanes_taken_only(open_engine: OpenEngine) -> None:
+    """On a cluster a node that takes lanes marks only their DoIP vehicles' links down
+    (the other nodes' links stay as they are); at a single node's start, every one."""
+
+    def doip(n: int) -> Vehicle:
+        target = DoipTargetSpec(
+            host="127.0.0.1",
+            port=13400,
+            logical_address="0x0001",
+            tester_address="0x0E00",
+            ecu_addresses=("0x0010",),
+            always_on=False,
+        )
+        return _vehicle(n, f"WVWZZZ1KZAW00000{n}", transport=Transport.DOIP, doip=target)
+
+    async def scenario() -> list[int]:
+        db = open_engine()
+        await db.open()
+        try:
+            vehicles = VehicleStore(db)
+            for n in (1, 2, 3):
+                assert await vehicles.insert(doip(n), "t", ACTOR)
+            await vehicles.insert(_vehicle(4, "WVWZZZ1KZAW000004"), "t", ACTOR)  # simulated
+            return [
+                await vehicles.count_connected(),
+                await vehicles.reset_links(["v1", "v4"]),  # v4: simulated, left alone
+                await vehicles.reset_links([]),
+                await vehicles.reset_links(),
+            ]
+        finally:
+            await db.close()
+
+    assert _run(scenario()) == [4, 3, 3, 1]

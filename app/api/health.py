@@ -5,6 +5,10 @@ answers a round trip: a node cut off from NATS still runs its commands, but stre
 commands run elsewhere and revocations from other nodes do not reach it, so a load
 balancer should send clients elsewhere.
 
+On a cluster (PostgreSQL and NATS) it says how many vehicles' lanes this node runs
+(``lanes_owned``; null on a single node, which runs them all): a node with none still
+answers every call, forwarding each to the lane's owner.
+
 Readiness also lists the ECU descriptions still loading (``descriptions_loading``): the
 service answers while they load, so they never make it 503.
 
@@ -33,6 +37,8 @@ class Readiness(Out, frozen=True, kw_only=True):
     status: Literal["ok"]
     bus: str  # "in-process", or "nats" (SOVD_BUS_URL)
     descriptions_loading: list[str]  # PDX files not parsed yet (the service answers)
+    # A cluster: the vehicles' lanes this node runs now; None on a single node (all).
+    lanes_owned: int | None
 
 
 _OK = Health(status="ok")
@@ -52,4 +58,9 @@ async def ready(call: Call[None, None]) -> Readiness:
         raise NotReady("the database cannot store anything (disk full or failing)")
     if not await s.bus.ready(BUS_TIMEOUT_S):
         raise NotReady(f"the bus ({s.bus.name}) did not answer within {BUS_TIMEOUT_S:g} s")
-    return Readiness(status="ok", bus=s.bus.name, descriptions_loading=s.descriptions.loading())
+    return Readiness(
+        status="ok",
+        bus=s.bus.name,
+        descriptions_loading=s.descriptions.loading(),
+        lanes_owned=None if s.lanes is None else s.lanes.owned,
+    )

@@ -114,6 +114,9 @@ class EventBus:
     def broadcast(self, notice: Notice) -> None:
         pass  # no other node to tell
 
+    def requests(self) -> None:
+        return None  # one process: no other node to ask
+
     def on_notice(self, handler: Callable[[Notice], object]) -> None:
         pass  # no other node to hear from
 

@@ -45,6 +45,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from app.bus import wire
 from app.bus.local import EventBus, Subscription
+from app.bus.nats_requests import NatsRequests
 from app.bus.notices import Notice
 from app.errors import StartupError
 from app.events import Event
@@ -296,6 +297,9 @@ class NatsBus:
             )
         self._notices.append(wire.notice_message(self.node, notice))
         self._wake.set()
+
+    def requests(self) -> NatsRequests:
+        return NatsRequests(self._nc)
 
     def on_notice(self, handler: Callable[[Notice], object]) -> None:
         self._handlers.append(handler)

@@ -11,6 +11,7 @@
   again from the store.
 - ``broadcast(notice)`` tells the other nodes of a change this node has applied already;
   ``on_notice`` handlers hear the other nodes' notices, never this node's own.
+- ``requests()`` asks other nodes and answers them (``app.bus.requests``), or None.
 - ``ready`` says whether the bus can reach the other nodes now (``/health/ready``).
 """
 
@@ -22,6 +23,7 @@ from typing import Protocol
 
 from app.bus.local import Subscription
 from app.bus.notices import Notice
+from app.bus.requests import Requests
 from app.events import Event
 
 
@@ -45,3 +47,6 @@ class Bus(Protocol):
     def broadcast(self, notice: Notice) -> None: ...
 
     def on_notice(self, handler: Callable[[Notice], object]) -> None: ...
+
+    def requests(self) -> Requests | None:
+        """Requests to other nodes (NATS request/reply); None: there are no others."""

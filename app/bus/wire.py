@@ -27,6 +27,11 @@ def command_subject(command_id: str) -> str:
     return f"{SUBJECT_PREFIX}.cmd.{command_id}"
 
 
+def lane_subject(vehicle_id: str) -> str:
+    """The subject the owner of a vehicle's lane serves its submissions on."""
+    return f"{SUBJECT_PREFIX}.lane.{vehicle_id}"
+
+
 class _ErrorIn(msgspec.Struct, frozen=True, kw_only=True, tag_field="event", tag="error"):
     """``ErrorEvent`` as decoded: msgspec cannot decode its ``FailureCode | ""`` union."""
 

@@ -307,6 +307,21 @@ class ServiceConfig:
         section="Message bus",
         secret=True,
     )
+    lane_sweep_s: float = var(
+        "SOVD_LANE_SWEEP_S",
+        2.0,
+        parse.float_in(0.1, 60),
+        "on a cluster (SOVD_DATABASE_URL and SOVD_BUS_URL both set): how often a node"
+        " takes the vehicles' lanes no node runs, such as those of a node that died"
+        " (docs/operations.md, Lane ownership); the Retry-After of a call that finds no"
+        " node running its vehicle's lane",
+        section="Message bus",
+    )
+
+    @property
+    def cluster(self) -> bool:
+        """Several nodes share the work: PostgreSQL and NATS both configured."""
+        return self.database_url is not None and bool(self.bus_servers)
 
     @property
     def data_dir(self) -> Path:

@@ -35,6 +35,7 @@ from app.models import Actor, Command, Principal, Vehicle
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
 from app.services.follow import REPLAY_PAGE, Following, follow
+from app.services.lanes import LaneRouter
 from app.services.locks import LockService
 from app.services.pipeline import Cancellation, Job, Pipeline
 from app.services.throttle import SlidingWindow
@@ -73,8 +74,13 @@ class CommandService:
         locks: LockService | None = None,
         diag: DiagServices | None = None,
         descriptions: DescriptionLibrary | None = None,
+        lanes: LaneRouter | None = None,
     ) -> None:
         self._clock = clock or Clock()
+        # A cluster: calls for a lane another node runs go to it (app.services.lanes).
+        self._lanes = lanes
+        if lanes is not None:
+            lanes.attach(self._submit_here, self._cancel_here, self._withdraw_here)
         self._diag = diag  # DiagService: bound ECUs' descriptions encode and decode
         # A simulated vehicle's bound ECUs are emulated from their description's layer.
         self._descriptions = descriptions
@@ -102,6 +108,26 @@ class CommandService:
                 f"at most {self._rate.limit} commands per minute per user; try again in {wait} s",
                 retry_after=wait,
             )
+        if self._lanes is not None:
+            forwarded = await self._lanes.submit(
+                principal, vehicle_id, command_name, command_params, client, timeout_s
+            )
+            if forwarded is not None:
+                return forwarded
+        return await self._submit_here(
+            principal, vehicle_id, command_name, command_params, client, timeout_s
+        )
+
+    async def _submit_here(
+        self,
+        principal: Principal,
+        vehicle_id: str,
+        command_name: str,
+        command_params: dict[str, Any],
+        client: str | None,
+        timeout_s: float | None = None,
+    ) -> Command:
+        """A submission to a lane this node runs (or to its only node)."""
         try:
             name, params = catalogue.validate(command_name, command_params)
         except catalogue.InvalidParams as exc:
@@ -211,6 +237,20 @@ class CommandService:
         """Stop a queued or running command (owner or admin). Returns the command as now
         stored and whether its ``cancelled`` state is stored yet (False: the database
         refused the write, which is retried until it lands)."""
+        if self._lanes is not None:
+            command = await self.get(principal, command_id)
+            if not command.is_terminal:
+                forwarded = await self._lanes.cancel(
+                    principal, command.vehicle_id, command_id, client
+                )
+                if forwarded is not None:
+                    return forwarded
+        return await self._cancel_here(principal, command_id, client)
+
+    async def _cancel_here(
+        self, principal: Principal, command_id: str, client: str | None
+    ) -> tuple[Command, bool]:
+        """A cancel of a command in a lane this node runs (or on its only node)."""
         command = await self.get(principal, command_id)
         if command.is_terminal:
             raise Conflict(f"command {command_id} has already ended ({command.status})")
@@ -231,6 +271,20 @@ class CommandService:
         """Take the caller's command out of its vehicle's queue if it has not started
         (it ends ``cancelled``, never sent; the end is stored, or being retried, when this
         returns); False if it has started or ended."""
+        if self._lanes is not None:
+            command = await self._store.get(command_id)
+            if command is not None and not command.is_terminal:
+                forwarded = await self._lanes.withdraw(
+                    principal, command.vehicle_id, command_id, client
+                )
+                if forwarded is not None:
+                    return forwarded
+        return await self._withdraw_here(principal, command_id, client)
+
+    async def _withdraw_here(
+        self, principal: Principal, command_id: str, client: str | None
+    ) -> bool:
+        """A withdrawal from a lane this node runs (or on its only node)."""
         actor = Actor(user_id=principal.user_id, username=principal.username, client_address=client)
         reason = f"withdrawn unsent: {principal.username}'s call stopped waiting for its turn"
         outcome = self._pipeline.withdraw(command_id, Cancellation(actor, reason))

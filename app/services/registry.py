@@ -11,6 +11,7 @@ from app.services.auth import AuthService
 from app.services.commands import CommandService
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
+from app.services.lanes import LaneOwnership
 from app.services.locks import LockService
 from app.services.pipeline import Pipeline
 from app.services.sovd.service import Sovd
@@ -36,3 +37,5 @@ class Services:
     descriptions: DescriptionLibrary
     diag: DiagServices  # the services of ECUs bound to a description (DiagService)
     variants: VariantService  # their identified ECU variants (diag.layer_for)
+    # A cluster (PostgreSQL and NATS): the vehicles' lanes this node runs; else None.
+    lanes: LaneOwnership | None = None

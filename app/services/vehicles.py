@@ -170,14 +170,24 @@ class VehicleService:
     async def report_connected(self) -> None:
         self._telemetry.vehicles_connected(await self._store.count_connected())
 
-    async def start_links(self) -> list[str]:
+    async def start_links(self, vehicle_ids: Sequence[str] | None = None) -> list[str]:
         """At start: no DoIP link is up yet (their status says so), and the always-on
-        vehicles are to be kept up. Returns those."""
-        self._telemetry.vehicles_connected(await self._store.reset_links())
+        vehicles are to be kept up. Returns those. On a cluster, only for
+        ``vehicle_ids``: the lanes this node has just taken (their links are the lane
+        owner's)."""
+        self._telemetry.vehicles_connected(await self._store.reset_links(vehicle_ids))
         always_on = await self._store.always_on()
+        if vehicle_ids is not None:
+            always_on = [v for v in always_on if v in set(vehicle_ids)]
         for vehicle_id in always_on:
             self._links.keep_up(vehicle_id, True)
         return always_on
+
+    def stop_links(self, vehicle_ids: Sequence[str]) -> None:
+        """Keep these vehicles' links up no more (a cluster: their lanes are no longer
+        this node's; an idle link then closes)."""
+        for vehicle_id in vehicle_ids:
+            self._links.keep_up(vehicle_id, False)
 
     async def add_doip_demo(self, host: str, port: int) -> tuple[Vehicle | None, bool]:
         """The demo fleet's DoIP vehicle, pointing at the emulator on ``host``:``port``

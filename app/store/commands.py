@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,18 +307,27 @@ class CommandStore:
 
         return await self._db.write(run)
 
-    async def interrupt_active(self, at: str, message: str) -> list[tuple[str, str]]:
+    async def interrupt_active(
+        self, at: str, message: str, vehicle_ids: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
         """End every pending or in-progress command as failed/interrupted (used at start,
-        after a crash: such commands are never re-sent to a vehicle); their (id, name)."""
+        after a crash: such commands are never re-sent to a vehicle); their (id, name).
+        ``vehicle_ids``: only those of these vehicles (the lanes a node just took over on
+        a cluster: the commands their dead owner left)."""
         end = Finish(CommandStatus.FAILED, FailureCode.INTERRUPTED, message, at)
+        where, args = f"status IN {_ACTIVE}", list[Any](_ACTIVE_ARGS)
+        if vehicle_ids is not None:
+            if not vehicle_ids:
+                return []
+            where += f" AND vehicle_id IN ({', '.join('?' * len(vehicle_ids))})"
+            args += list(vehicle_ids)
 
         def run(conn: Conn) -> list[tuple[str, str]]:
             ended = [
                 (str(r[0]), str(r[1]))
                 for r in conn.execute(
-                    "SELECT command_id, command_name FROM commands"
-                    f" WHERE status IN {_ACTIVE} ORDER BY seq",
-                    _ACTIVE_ARGS,
+                    f"SELECT command_id, command_name FROM commands WHERE {where} ORDER BY seq",
+                    args,
                 )
             ]
             for command_id, _ in ended:

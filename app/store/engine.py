@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from app.errors import StartupError, StorageUnavailable
 from app.store.dialects import Dialect
+from app.store.leases import Leases
 from app.store.sql import Conn
 
 T = TypeVar("T")
@@ -99,6 +100,15 @@ class Engine(ABC):
 
     # -- shared -------------------------------------------------------------------------
 
+    # True when other nodes write to the same database (a cluster, #23): then nothing is
+    # answered from this node's read cache, which only sees this node's writes.
+    shared = False
+
+    def leases(self) -> Leases | None:
+        """Leases on vehicles' lanes, for a cluster; None: this engine has none (SQLite:
+        one process runs every lane)."""
+        return None
+
     @property
     def writable(self) -> bool:
         """False while the storage refuses writes (disk full, I/O error, server gone):
@@ -158,7 +168,10 @@ class Engine(ABC):
         answer must be immutable. Sound because this process is the database's only
         writer (the data-directory lock; on PostgreSQL, one node per database until #23
         shares it) and every write goes through ``write``, which moves the version
-        before its caller hears back."""
+        before its caller hears back. On a shared database (``shared``) it is a plain
+        ``read``: the other nodes' writes do not move this node's version."""
+        if self.shared:
+            return await self.read(fn)
         version = self._version
         cached = self._cache.get(key)
         if cached is not None and cached[0] == version:
@@ -233,9 +246,11 @@ class Engine(ABC):
         return failure
 
 
-def open_database(db_path: Path, url: str | None) -> Engine:
+def open_database(db_path: Path, url: str | None, *, shared: bool = False) -> Engine:
     """The engine the configuration names: PostgreSQL at ``url`` (SOVD_DATABASE_URL),
-    else the SQLite file ``db_path``. Not opened yet."""
+    else the SQLite file ``db_path``. Not opened yet. ``shared``: several nodes use the
+    PostgreSQL database at once (a cluster: SOVD_BUS_URL set too), each running the
+    lanes it holds the lease of, instead of one process holding the whole database."""
     if url is None:
         from app.store.database import Database
 
@@ -244,7 +259,7 @@ def open_database(db_path: Path, url: str | None) -> Engine:
         from app.store.postgres import PostgresDatabase
     except ImportError as exc:
         raise _no_driver(exc) from None
-    return PostgresDatabase(url)
+    return PostgresDatabase(url, shared=shared)
 
 
 async def read_once(url: str, fn: Callable[[Conn], T]) -> T:

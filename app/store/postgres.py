@@ -28,6 +28,7 @@ import asyncpg
 from app.errors import StartupError, StorageUnavailable
 from app.store.dialects import POSTGRES
 from app.store.engine import STORAGE_RETRY_AFTER_S, Engine, Outcomes
+from app.store.leases import Leases
 from app.store.migrations import MIGRATIONS, PYTHON_STEPS, refuse_newer
 from app.store.sql import Conn, IntegrityError
 
@@ -323,15 +324,18 @@ class PostgresDatabase(Engine):
 
     dialect = POSTGRES
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, shared: bool = False) -> None:
         super().__init__()
+        self.shared = shared  # a cluster: no service lock, no read cache, lane leases
         self._url = url  # carries the password: never logged or put in a message
         self.where = _where(url)
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
 
     async def _connect(self) -> None:
-        self._writer = _Worker(self._url, "pg-writer", on_connect=_claim)
+        # One process per database unless it is shared (then lane leases share the work).
+        claim = None if self.shared else _claim
+        self._writer = _Worker(self._url, "pg-writer", on_connect=claim)
         self._reader = _Worker(self._url, "pg-reader")
         try:
             await self._writer.run(migrate)
@@ -347,6 +351,13 @@ class PostgresDatabase(Engine):
                 f"the PostgreSQL database {self.where} (SOVD_DATABASE_URL) cannot be used:"
                 f" {type(exc).__name__}: {exc}"
             ) from None
+
+    def leases(self) -> Leases | None:
+        if not self.shared:
+            return None
+        from app.store.pg_leases import PgLeases  # it builds on this module
+
+        return PgLeases(self._url)
 
     async def _disconnect(self) -> None:
         for worker in (self._reader, self._writer):

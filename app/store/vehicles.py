@@ -4,6 +4,7 @@ or DoIP target)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -185,6 +186,13 @@ class VehicleStore:
             lambda c: int(c.execute("SELECT count(*) FROM vehicles").fetchone()[0])
         )
 
+    async def ids(self) -> list[str]:
+        """Every vehicle's id (lane ownership sweeps over them on a cluster)."""
+        return await self._db.read(
+            lambda c: [str(r[0]) for r in c.execute("SELECT vehicle_id FROM vehicles")],
+            single_statement=True,
+        )
+
     async def count_connected(self) -> int:
         return await self._db.read(lambda c: int(c.execute(_CONNECTED_COUNT).fetchone()[0]))
 
@@ -306,13 +314,18 @@ class VehicleStore:
 
         return await self._db.write(run)
 
-    async def reset_links(self) -> int:
-        """At start no DoIP link is up yet: every DoIP vehicle is disconnected. Returns
-        the connected count."""
+    async def reset_links(self, vehicle_ids: Sequence[str] | None = None) -> int:
+        """At start no DoIP link is up yet: every DoIP vehicle is disconnected (on a
+        cluster, only ``vehicle_ids``: the lanes a node just took, whose links went with
+        their last owner). Returns the connected count."""
+        where, args = "transport = 'doip'", list[str]()
+        if vehicle_ids is not None:
+            where += f" AND vehicle_id IN ({', '.join('?' * len(vehicle_ids)) or 'NULL'})"
+            args = list(vehicle_ids)
 
         def run(conn: Conn) -> int:
             conn.execute(
-                "UPDATE vehicles SET connection_status = 'disconnected' WHERE transport = 'doip'"
+                f"UPDATE vehicles SET connection_status = 'disconnected' WHERE {where}", args
             )
             return int(conn.execute(_CONNECTED_COUNT).fetchone()[0])
 

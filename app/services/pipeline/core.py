@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Collection
 from typing import Final
 
 from app import catalogue, logs
@@ -163,6 +164,29 @@ class Pipeline:
         entry.cancellation = cancellation
         self._endings.end(entry, cancelled(cancellation, self._clock.timestamp()))
         return entry.outcome
+
+    def stop_lanes(self, vehicle_ids: Collection[str], reason: str) -> int:
+        """End every queued or running command of these vehicles as interrupted (on a
+        cluster: their lanes are no longer this node's, another node may run them now);
+        how many. A running one stops as ``cancel`` stops it."""
+        stopped = 0
+        for entry in list(self._entries.values()):
+            vehicle_id = entry.job.command.vehicle_id
+            if vehicle_id not in vehicle_ids or entry.stage is Stage.ENDING:
+                continue
+            if entry.stage is Stage.QUEUED:
+                lane = self._lanes[vehicle_id]
+                lane.queued.remove(entry)
+                self._admission.leave(lane, entry)
+                self._endings.end(entry, interrupted(reason, self._clock.timestamp()))
+            else:
+                run = entry.run
+                if run is None or run.done():
+                    continue
+                entry.interruption = reason
+                self._execution.stop(entry)
+            stopped += 1
+        return stopped
 
     def cancel_user(self, user_id: str, cancellation: Cancellation) -> int:
         """Cancel every queued or running command of ``user_id``; how many."""

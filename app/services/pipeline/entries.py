@@ -72,6 +72,7 @@ class Entry:
     stepping: bool = False  # a store-then-publish step is under way: a stop waits for it
     stop_requested: bool = False  # stop at the end of the step under way
     cancellation: Cancellation | None = None
+    interruption: str | None = None  # stopped as interrupted, why (a lane lost: stop_lanes)
     answered: bool = False  # the vehicle sent something
     trace: CommandTrace = NO_COMMAND_TRACE  # its spans (tracing on), from the submit
     # The request that submitted it and who made it, for the command's end line.

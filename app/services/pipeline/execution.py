@@ -92,7 +92,8 @@ class Execution:
             if entry.cancellation is not None:
                 return cancelled(entry.cancellation, self._clock.timestamp())
             return interrupted(
-                "the service shut down while the command was running", self._clock.timestamp()
+                entry.interruption or "the service shut down while the command was running",
+                self._clock.timestamp(),
             )
         exc = run.exception()
         if exc is not None:

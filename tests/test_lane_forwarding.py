@@ -1,0 +1,318 @@
+"""Lane ownership and forwarding (app.services.lanes) between two nodes in one process:
+the real LaneOwnership and LaneRouter of each node over fakes written here for what
+lies below them (leases that one node at a time may hold, a request/reply network, the
+two stores' calls they make) and the real in-process bus.
+
+A call for a lane the other node runs reaches it with the caller's principal and comes
+back as its answer; a refusal comes back as the same error (status, message,
+Retry-After); with no node serving the vehicle, the node takes the lane on first use,
+ending what its dead owner left as interrupted (stored, then published), or, with the
+lease held elsewhere, refuses with 503 and a Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.bus import EventBus
+from app.bus.requests import Handler, NoResponder
+from app.clock import Clock
+from app.errors import Overloaded, RateLimited
+from app.events import ErrorEvent
+from app.models import Command, Principal
+from app.services.lanes import LaneOwnership, LaneRouter
+from app.store.leases import LeaseLost
+from app.telemetry import NoTelemetry
+from app.vocabulary import CommandStatus, Role
+from tests.support.follow_world import OWNER, READ_DTC, VEHICLE_ID, world
+from tests.support.harness import DEADLINE_S
+
+pytestmark = pytest.mark.fast
+
+ENGINEER = Principal(user_id="u1", username="engineer", role=Role.ENGINEER, session_id="s1")
+
+
+class Network:
+    """Request/reply between the nodes: a subject answers while one node serves it."""
+
+    def __init__(self) -> None:
+        self.served: dict[str, Handler] = {}
+        self.holders: dict[str, object] = {}  # vehicle -> the leases holding it
+
+    def for_node(self) -> NodeRequests:
+        return NodeRequests(self)
+
+
+class _Served:
+    def __init__(self, network: Network, subject: str) -> None:
+        self._network, self._subject = network, subject
+
+    async def stop(self) -> None:
+        self._network.served.pop(self._subject, None)
+
+
+class NodeRequests:
+    def __init__(self, network: Network) -> None:
+        self._network = network
+
+    async def serve(self, subject: str, handler: Handler) -> _Served:
+        self._network.served[subject] = handler
+        return _Served(self._network, subject)
+
+    async def request(self, subject: str, payload: bytes, timeout_s: float) -> bytes:
+        handler = self._network.served.get(subject)
+        if handler is None:
+            raise NoResponder(subject)
+        return await handler(payload)
+
+
+class FakeLeases:
+    def __init__(self, network: Network) -> None:
+        self._network = network
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        for vehicle, holder in list(self._network.holders.items()):
+            if holder is self:
+                del self._network.holders[vehicle]
+
+    async def take(self, vehicle_ids: Sequence[str]) -> list[str]:
+        free = [v for v in vehicle_ids if v not in self._network.holders]
+        for v in free:
+            self._network.holders[v] = self
+        return free
+
+    async def check(self) -> None:
+        pass
+
+
+class FakeVehicles:
+    def __init__(self, ids: list[str]) -> None:
+        self._ids = ids
+
+    async def ids(self) -> list[str]:
+        return list(self._ids)
+
+
+class FakeCommands:
+    """The active commands per vehicle, as the shared database holds them."""
+
+    def __init__(self, active: dict[str, list[tuple[str, str]]]) -> None:
+        self.active = active
+        self.interrupted: list[list[str]] = []
+
+    async def interrupt_active(
+        self, at: str, message: str, vehicle_ids: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
+        assert vehicle_ids is not None, "a node taking lanes names them"
+        self.interrupted.append(list(vehicle_ids))
+        return [c for v in vehicle_ids for c in self.active.pop(v, [])]
+
+
+def _command(vehicle_id: str, principal: Principal) -> Command:
+    return Command(
+        command_id="c-1",
+        vehicle_id=vehicle_id,
+        user_id=principal.user_id,
+        command_name="ReadDTC",
+        command_params={"ecuAddress": "0x0010"},
+        status=CommandStatus.PENDING,
+        error_code=None,
+        error_message=None,
+        submitted_at="2026-01-01T00:00:00+00:00",
+        completed_at=None,
+    )
+
+
+class Node:
+    def __init__(
+        self, network: Network, vehicles: list[str], commands: FakeCommands, bus: EventBus
+    ) -> None:
+        self.leases = FakeLeases(network)
+        requests = network.for_node()
+        self.ownership = LaneOwnership(
+            self.leases,  # type: ignore[arg-type]
+            requests,
+            FakeVehicles(vehicles),  # type: ignore[arg-type]
+            commands,  # type: ignore[arg-type]
+            bus,
+            NoTelemetry(),
+            Clock(),
+            sweep_s=2.5,
+        )
+        self.router = LaneRouter(self.ownership, requests)
+        self.calls: list[tuple[Any, ...]] = []
+        self.refuse: Exception | None = None
+        self.router.attach(self._submit_here, self._cancel_here, self._withdraw_here)
+
+    async def _submit_here(
+        self,
+        principal: Principal,
+        vehicle_id: str,
+        name: str,
+        params: dict[str, Any],
+        client: str | None,
+        timeout_s: float | None,
+    ) -> Command:
+        self.calls.append((principal, vehicle_id, name, params, client, timeout_s))
+        if self.refuse is not None:
+            raise self.refuse
+        return _command(vehicle_id, principal)
+
+    async def _withdraw_here(
+        self, principal: Principal, command_id: str, client: str | None
+    ) -> bool:
+        self.calls.append(("withdraw", principal, command_id, client))
+        return True
+
+    async def _cancel_here(
+        self, principal: Principal, command_id: str, client: str | None
+    ) -> tuple[Command, bool]:
+        self.calls.append(("cancel", principal, command_id, client))
+        return _command("v1", principal), True
+
+
+async def _submit(node: Node, vehicle_id: str) -> Command | None:
+    return await node.router.submit(
+        ENGINEER, vehicle_id, "ReadDTC", {"ecuAddress": "0x10"}, "10.0.0.9", 4.0
+    )
+
+
+def test_a_call_for_another_nodes_lane_is_answered_by_that_node() -> None:
+    async def scenario() -> None:
+        network, bus = Network(), EventBus()
+        commands = FakeCommands({})
+        b = Node(network, ["v1", "v2"], commands, bus)
+        links: list[tuple[str, list[str]]] = []
+
+        async def taken(ids: list[str]) -> None:
+            links.append(("up", ids))
+
+        b.ownership.follow_links(taken, lambda ids: links.append(("down", ids)))
+        await b.ownership.start()  # first: takes both lanes
+        assert links == [("up", ["v1", "v2"])]  # the DoIP links follow the lanes
+        a = Node(network, ["v1", "v2"], commands, bus)
+        await a.ownership.start()
+        try:
+            assert (b.ownership.owned, a.ownership.owned) == (2, 0)
+            command = await _submit(a, "v1")
+            assert command == _command("v1", ENGINEER)
+            assert a.calls == []
+            assert b.calls == [(ENGINEER, "v1", "ReadDTC", {"ecuAddress": "0x10"}, "10.0.0.9", 4.0)]
+            assert await a.router.cancel(ENGINEER, "v1", "c-1", None) == (
+                _command("v1", ENGINEER),
+                True,
+            )
+            assert b.calls[-1] == ("cancel", ENGINEER, "c-1", None)
+            assert await a.router.withdraw(ENGINEER, "v2", "c-2", "10.0.0.9") is True
+            assert b.calls[-1] == ("withdraw", ENGINEER, "c-2", "10.0.0.9")
+            # The owner's refusal is the caller's: same class, message and Retry-After.
+            b.refuse = RateLimited("at most 3 commands per minute per user", retry_after=7)
+            with pytest.raises(RateLimited) as refused:
+                await _submit(a, "v2")
+            assert (refused.value.message, refused.value.retry_after) == (
+                "at most 3 commands per minute per user",
+                7,
+            )
+            assert await _submit(b, "v1") is None  # the owner runs its own calls itself
+            await b.ownership.stop_serving()
+            assert links[-1] == ("down", ["v1", "v2"])
+        finally:
+            await a.ownership.close()
+            await b.ownership.close()
+
+    asyncio.run(scenario())
+
+
+def test_no_owner_the_node_takes_the_lane_or_says_503() -> None:
+    async def scenario() -> None:
+        network, bus = Network(), EventBus()
+        commands = FakeCommands({"v1": [("left-1", "ReadDTC")], "v2": [("left-2", "ClearDTC")]})
+        b = Node(network, ["v1", "v2"], commands, bus)
+        await b.ownership.start()
+        a = Node(network, ["v1", "v2"], commands, bus)
+        await a.ownership.start()
+        assert commands.interrupted == [["v1", "v2"]]  # B's start: it took both
+        commands.active = {"v1": [("left-3", "ReadDTC")]}  # B's, unfinished
+        try:
+            # B stops serving but still holds the leases (draining): 503 on A.
+            await b.ownership.stop_serving()
+            with pytest.raises(Overloaded) as refused:
+                await _submit(a, "v1")
+            assert refused.value.retry_after == 3  # the sweep interval, rounded up
+            assert "no node runs vehicle v1's commands right now" in refused.value.message
+            # B's leases gone (B died): A takes v1 on first use and runs the call itself,
+            # after ending what B left of v1 as interrupted, published for any stream.
+            await b.leases.close()
+            async with bus.subscribe("left-3") as sub:
+                assert await _submit(a, "v1") is None
+                event = await asyncio.wait_for(sub.get(), 1)
+            assert isinstance(event, ErrorEvent)
+            assert (event.status, event.error_code) == (CommandStatus.FAILED, "interrupted")
+            assert commands.interrupted[-1] == ["v1"] and commands.active == {}
+            assert a.ownership.owns("v1") and not a.ownership.owns("v2")
+            await a.ownership.sweep()  # v2 too, on the next sweep
+            assert a.ownership.owned == 2
+        finally:
+            await a.ownership.close()
+            await b.ownership.close()
+
+    asyncio.run(scenario())
+
+
+def test_lanes_lost_with_their_lease_stop_what_they_ran_as_interrupted(tmp_path: Path) -> None:
+    """A node that lost its leases (``when_lost``) stops the commands it still runs or
+    queues for those lanes: they end interrupted here, what they stored kept."""
+
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            running = await w.commands.submit(OWNER, VEHICLE_ID, *READ_DTC, None)
+            queued = await w.commands.submit(OWNER, VEHICLE_ID, *READ_DTC, None)
+            w.vehicle.send(running.command_id, 1)
+            deadline = asyncio.get_running_loop().time() + DEADLINE_S
+            while not await w.store.responses(running.command_id, 0, 10):
+                assert asyncio.get_running_loop().time() < deadline, "chunk 1 never stored"
+                await asyncio.sleep(0.01)
+            assert w.pipeline.stop_lanes({"another vehicle"}, "not these") == 0
+            assert w.pipeline.stop_lanes({VEHICLE_ID}, "the lane was lost") == 2
+            while w.pipeline.active:
+                assert asyncio.get_running_loop().time() < deadline, "still running"
+                await asyncio.sleep(0.01)
+            for command in (running, queued):
+                stored = await w.store.get(command.command_id)
+                assert stored is not None
+                assert (stored.status, stored.error_code, stored.error_message) == (
+                    CommandStatus.FAILED,
+                    "interrupted",
+                    "the lane was lost",
+                )
+            assert len(await w.store.responses(running.command_id, 0, 10)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_lease_connection_unserves_every_lane_and_says_so() -> None:
+    async def scenario() -> None:
+        network, bus = Network(), EventBus()
+        node = Node(network, ["v1", "v2"], FakeCommands({}), bus)
+        lost: list[list[str]] = []
+        node.ownership.when_lost(lost.append)
+        await node.ownership.start()
+        assert node.ownership.owned == 2
+
+        async def gone(vehicle_ids: Sequence[str]) -> list[str]:
+            raise LeaseLost("the lease connection was lost")
+
+        node.leases.take = gone  # type: ignore[method-assign]
+        await node.ownership.sweep()
+        assert (lost, node.ownership.owned, network.served) == ([["v1", "v2"]], 0, {})
+        await node.ownership.close()
+
+    asyncio.run(scenario())
