@@ -210,6 +210,11 @@ class NatsBus:
     def subscriber_count(self, command_id: str) -> int:
         return self._local.subscriber_count(command_id)
 
+    @property
+    def pending(self) -> int:
+        """Messages not yet handed to NATS, the gap markers owed included."""
+        return len(self._outbox) + len(self._notices) + len(self._gapped)
+
     async def _listen(self, interest: _Interest) -> NatsSubscription | None:
         """Subscribe to the command's subject and wait until the server has it."""
 
