@@ -101,13 +101,18 @@ def _sovd_call(
     srv: Server, fake: ScriptedConnector, token: str, path: str
 ) -> tuple[Future[httpx.Response], str]:
     """Start a SOVD GET on the first component of the vehicle (in a thread: it waits for
-    its command's answer), and return it with the command the call submitted."""
+    its command's answer), and return it with the command the call submitted, once the
+    call follows it live: a chunk fed before would reach it replayed from the store, whose
+    payload is all a replay can read (these tests feed typed fields the payload lacks)."""
     before = len(fake.started)
     pool = ThreadPoolExecutor(1)
     future = pool.submit(srv.http.get, path, headers=auth(token))
     pool.shutdown(wait=False)
     wait_until(lambda: len(fake.started) > before, "the SOVD call's command to start")
-    return future, fake.started[-1]
+    command_id = fake.started[-1]
+    bus = srv.services.bus
+    wait_until(lambda: bus.subscriber_count(command_id) > 0, "the SOVD call to follow")
+    return future, command_id
 
 
 def _component(srv: Server, token: str) -> tuple[str, str]:
