@@ -13,6 +13,7 @@ from ``app.api.ws``. ``info.version`` is the installed package's version.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -265,6 +266,9 @@ def build(with_metrics: bool) -> dict[str, Any]:
     return doc
 
 
+@functools.cache
 def render(with_metrics: bool) -> Response:
-    """The document as a ready response (rendered once at start-up)."""
+    """The document as a ready response: rendered once per process and setting (it
+    depends on the declarations and the installed version only; a response holds no
+    state of a request, so every app of the process may send the same one)."""
     return Response(msgspec.json.encode(build(with_metrics)), media_type="application/json")
