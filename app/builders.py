@@ -224,6 +224,9 @@ def lane_ownership(
         config.lane_sweep_s,
     )
     ownership.follow_links(vehicles.start_links, vehicles.stop_links)
+    # vehicle_connections_active: this node's lanes only, so a sum over nodes is the fleet.
+    vehicles.connected_gauge.scope(ownership.owns, lambda: ownership.owned)
+    ownership.when_owned_changes(vehicles.connected_gauge.refresh)
     ownership.when_lost(lambda ids: pipeline.stop_lanes(ids, LANE_LOST))
     return ownership, LaneRouter(ownership, requests)
 

@@ -31,6 +31,7 @@ from app.datadir import DataDirLock
 from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
 from app.services.descriptions import DescriptionLibrary
+from app.services.fleet_gauge import ConnectedGauge
 from app.services.lanes import LaneOwnership
 from app.services.registry import Services
 from app.services.relay import Relay
@@ -161,7 +162,8 @@ class Lifecycle:
         try:
             await bus.start()
             stores = builders.Stores.of(db)
-            links = self.links = VehicleLinks(stores.vehicles, telemetry)
+            gauge = ConnectedGauge(stores.vehicles, telemetry)
+            links = self.links = VehicleLinks(stores.vehicles, telemetry, gauge)
             # Identified ECU variants are forgotten when a vehicle's link goes down.
             variants = builders.variant_service(config)
             doip = self.doip = builders.doip_connector(
@@ -175,7 +177,7 @@ class Lifecycle:
             # ECU descriptions (started below): binding an ECU checks its container.
             descriptions = builders.description_library(config)
             vehicles = VehicleService(
-                stores.vehicles, telemetry, clock, doip, containers=descriptions
+                stores.vehicles, telemetry, clock, doip, containers=descriptions, gauge=gauge
             )
             # Logout, disabling and deleting a user close the affected streams at once
             # (on every node: the relay, below, tells the others over the bus).

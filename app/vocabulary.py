@@ -46,6 +46,20 @@ class ConnectionStatus(StrEnum):
     DISCONNECTED = "disconnected"
 
 
+class BusKind(StrEnum):
+    """The bus between the service's parts (``/health/ready`` names it)."""
+
+    IN_PROCESS = "in-process"  # one node: asyncio queues
+    NATS = "nats"  # SOVD_BUS_URL
+
+
+class DatabaseKind(StrEnum):
+    """The database behind the store (``/health/ready`` names it)."""
+
+    SQLITE = "sqlite"  # one node: a file in the data directory
+    POSTGRESQL = "postgresql"  # SOVD_DATABASE_URL
+
+
 class SimulatorProfile(StrEnum):
     HEALTHY = "healthy"
     FLAKY = "flaky"

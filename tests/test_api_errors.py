@@ -102,6 +102,7 @@ def test_health(server: Server) -> None:
     assert server.http.get("/health/live").json() == {"status": "ok"}
     assert server.http.get("/health/ready").json() == {
         "status": "ok",
+        "database": "sqlite",
         "bus": "in-process",
         "descriptions_loading": [],
         "lanes_owned": None,

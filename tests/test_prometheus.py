@@ -7,6 +7,7 @@ tests skip locally; in CI (``CI`` set, as .ci/run does) they fail instead.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -43,12 +44,12 @@ def _free_port() -> int:
 TEST_SCRAPE_INTERVAL = "500ms"  # also the scrape timeout: far above a scrape here
 
 
-def derived_config(tmp_path: Path, target: str) -> Path:
-    """prometheus/prometheus.yml with the scrape target and interval rewritten (rules
+def derived_config(tmp_path: Path, *targets: str) -> Path:
+    """prometheus/prometheus.yml with the scrape targets and interval rewritten (rules
     copied beside)."""
     config = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
-    job["static_configs"] = [{"targets": [target]}]
+    job["static_configs"] = [{"targets": list(targets)}]
     # Scrape often, so the test waits fractions of a second for each scrape, not 5 s.
     job["scrape_interval"] = job["scrape_timeout"] = TEST_SCRAPE_INTERVAL
     shutil.copytree(PROM_DIR / "rules", tmp_path / "rules")
@@ -228,6 +229,76 @@ def test_prometheus_scrapes_the_service_and_every_query_works(
 
     srv.stop()
     wait_until(lambda: prom.query(alerts["SovdTargetDown"]), "up == 0 after the app stopped", 30)
+
+
+# Aggregation clauses of PromQL: ``by (...)`` and ``without (...)`` with their labels.
+_GROUPING = re.compile(r"\b(by|without)\s*\(([^)]*)\)")
+
+
+def _groupings(expr: str) -> list[tuple[str, set[str]]]:
+    return [
+        (kind, {label.strip() for label in labels.split(",") if label.strip()})
+        for kind, labels in _GROUPING.findall(expr)
+    ]
+
+
+def test_no_rule_or_panel_keeps_instance_in_an_aggregation() -> None:
+    """Written so that two replicas add up: ``by (...)`` never lists ``instance``, and
+    ``without (...)`` always does (what the next test checks against two instances)."""
+    records, alerts = _rule_exprs()
+    exprs = [*records.values(), *alerts.values(), *_dashboard_exprs()]
+    checked = 0
+    for expr in exprs:
+        for kind, labels in _groupings(expr):
+            checked += 1
+            assert ("instance" in labels) == (kind == "without"), expr
+    assert checked >= len(records)  # the pattern finds the clauses it is to judge
+    assert ("without", {"instance"}) in _groupings(records["job:vehicle_connections_active:sum"])
+
+
+def test_every_rule_and_panel_adds_two_instances_up(tmp_path: Path) -> None:
+    """Prometheus scrapes one service as two instances (two target addresses of the same
+    port): every recording rule and dashboard query answers without an ``instance``
+    label (but the targets' ``up``), so two replicas add up; the fleet gauges sum to
+    twice the one service's."""
+    _binary("prometheus")
+    with running(make_config(tmp_path / "app", command_timeout_s=2.2)) as srv:
+        prom_dir = tmp_path / "prom"
+        prom_dir.mkdir()
+        port = srv.base_url.rsplit(":", 1)[1]
+        config = derived_config(prom_dir, f"127.0.0.1:{port}", f"localhost:{port}")
+        prom = Prometheus(config, prom_dir / "data")
+        try:
+            wait_until(lambda: prom.scalar(f'sum(up{{job="{JOB}"}})') == 2, "both targets", 30)
+            token = srv.token()
+            _commands(srv, token)
+            wait_until(
+                lambda: prom.scalar('sum(commands_executed_total{status="timeout"})') == 2,
+                "both instances scraped after the commands",
+                30,
+            )
+            _commands(srv, token)
+            wait_until(
+                lambda: prom.scalar('sum(commands_executed_total{status="timeout"})') == 4,
+                "both instances scraped after the second round",
+                30,
+            )
+            connected = srv.http.get(
+                "/api/v1/vehicles", headers=auth(token), params={"status": "connected"}
+            ).json()["total"]
+            assert connected > 0
+            records, _ = _rule_exprs()
+            assert prom.scalar(records["job:vehicle_connections_active:sum"]) == 2 * connected
+            for expr in [*records.values(), *_dashboard_exprs()]:
+                result = prom.query(expr)
+                assert result, f"no data for {expr}"
+                if expr.startswith("up{"):
+                    assert len(result) == 2  # the one per-target panel: which is down
+                    continue
+                per_instance = [r["metric"] for r in result if "instance" in r["metric"]]
+                assert per_instance == [], f"{expr} keeps instance: {per_instance}"
+        finally:
+            prom.close()
 
 
 def test_promtool_checks_the_config_and_the_rules_and_their_unit_tests() -> None:

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 
 from app.bus.notices import Notice
 from app.events import Event
+from app.vocabulary import BusKind
 
 
 class Overflowed(Exception):
@@ -96,7 +97,7 @@ class EventBus:
     """One process's bus: there are no other nodes, so a broadcast goes nowhere (the
     caller has applied it here already) and no notice ever arrives."""
 
-    name = "in-process"
+    name = BusKind.IN_PROCESS
 
     def __init__(self, queue_size: int = 256) -> None:
         self._queue_size = queue_size

@@ -50,6 +50,7 @@ from app.bus.notices import Notice
 from app.errors import StartupError
 from app.events import Event
 from app.logs import Sampler
+from app.vocabulary import BusKind
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class _Interest:
 
 
 class NatsBus:
-    name = "nats"
+    name = BusKind.NATS
 
     def __init__(
         self,

@@ -25,12 +25,13 @@ from app.bus.local import Subscription
 from app.bus.notices import Notice
 from app.bus.requests import Requests
 from app.events import Event
+from app.vocabulary import BusKind
 
 
 class Bus(Protocol):
-    # What /health/ready names: "in-process" or "nats".
+    # What /health/ready names.
     @property
-    def name(self) -> str: ...
+    def name(self) -> BusKind: ...
 
     async def start(self) -> None: ...
 

@@ -2,7 +2,8 @@
 
 A link coming up or going down becomes the vehicle's ``connection_status`` (and what the
 vehicle last sent its ``last_seen_at``); the ``vehicle_connections_active`` gauge is set
-from the store after each write, so it counts simulated vehicles by the status an admin
+from the store after each write (``app.services.fleet_gauge``: on a cluster, of the
+lanes this node runs), so it counts simulated vehicles by the status an admin
 gave them and DoIP vehicles while their link is up. Losses and per-service UDS latency
 go to telemetry at once.
 
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from app.errors import StorageUnavailable
 from app.models import Vehicle
+from app.services.fleet_gauge import ConnectedGauge
 from app.store.vehicles import VehicleStore
 from app.telemetry import Telemetry
 from app.vehicles.doip_observer import LinkDownReason
@@ -48,9 +50,10 @@ class NoLinkControl:
 class VehicleLinks:
     """The service's ``LinkObserver`` (see the module docstring)."""
 
-    def __init__(self, store: VehicleStore, telemetry: Telemetry) -> None:
+    def __init__(self, store: VehicleStore, telemetry: Telemetry, gauge: ConnectedGauge) -> None:
         self._store = store
         self._telemetry = telemetry
+        self._gauge = gauge
         # vehicle -> (newest status, newest last_seen_at); None: unchanged.
         self._pending: dict[str, tuple[ConnectionStatus | None, str | None]] = {}
         self._writer: asyncio.Task[None] | None = None
@@ -102,7 +105,7 @@ class VehicleLinks:
                         extra={"event": "doip_link_store_failed"},
                     )
                     continue
-                self._telemetry.vehicles_connected(connected)
+                await self._gauge.report(connected)
         except asyncio.CancelledError:
             raise
         except Exception:

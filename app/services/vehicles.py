@@ -16,6 +16,7 @@ from typing import Any, Final
 from app.clock import Clock
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import DEFAULT_ECU_REFS, SYSTEM_ACTOR, Actor, EcuRef, Vehicle
+from app.services.fleet_gauge import ConnectedGauge
 from app.services.vehicle_inputs import (
     Containers,
     DoipInput,
@@ -62,8 +63,11 @@ class VehicleService:
         clock: Clock | None = None,
         links: LinkControl | None = None,
         containers: Containers | None = None,
+        gauge: ConnectedGauge | None = None,
     ) -> None:
         self._store = store
+        # vehicle_connections_active (on a cluster, of this node's lanes only).
+        self.connected_gauge = gauge or ConnectedGauge(store, telemetry)
         # The descriptions an ECU may be bound to (``ecus[].description``).
         self._containers: Containers = containers or NoContainers()
         self._telemetry = telemetry
@@ -160,7 +164,7 @@ class VehicleService:
         )
         if vehicle is None or before is None:
             raise NotFound(f"vehicle {vehicle_id} does not exist")
-        self._telemetry.vehicles_connected(connected)
+        await self.connected_gauge.report(connected)
         if (before.transport, before.doip) != (vehicle.transport, vehicle.doip):
             # The old link leads to the old target: drop it; the next use connects anew.
             await self._links.disconnect(vehicle_id)
@@ -168,14 +172,14 @@ class VehicleService:
         return vehicle
 
     async def report_connected(self) -> None:
-        self._telemetry.vehicles_connected(await self._store.count_connected())
+        await self.connected_gauge.refresh()
 
     async def start_links(self, vehicle_ids: Sequence[str] | None = None) -> list[str]:
         """At start: no DoIP link is up yet (their status says so), and the always-on
         vehicles are to be kept up. Returns those. On a cluster, only for
         ``vehicle_ids``: the lanes this node has just taken (their links are the lane
         owner's)."""
-        self._telemetry.vehicles_connected(await self._store.reset_links(vehicle_ids))
+        await self.connected_gauge.report(await self._store.reset_links(vehicle_ids))
         always_on = await self._store.always_on()
         if vehicle_ids is not None:
             always_on = [v for v in always_on if v in set(vehicle_ids)]

@@ -15,12 +15,13 @@ from functools import lru_cache
 from typing import Final
 
 from app.store.sql import Conn
+from app.vocabulary import DatabaseKind
 
 
 class Dialect:
     """SQLite's, the default engine's."""
 
-    name = "sqlite"
+    name = DatabaseKind.SQLITE
     # Text matching a pattern whatever the case (SQLite's LIKE is, for ASCII).
     like = "LIKE"
 
@@ -75,7 +76,7 @@ _PLACEHOLDER: Final = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
 class PostgresDialect(Dialect):
-    name = "postgresql"
+    name = DatabaseKind.POSTGRESQL
     like = "ILIKE"
 
     def json_text(self, column: str, key: str) -> tuple[str, str]:

@@ -196,6 +196,18 @@ class VehicleStore:
     async def count_connected(self) -> int:
         return await self._db.read(lambda c: int(c.execute(_CONNECTED_COUNT).fetchone()[0]))
 
+    async def connected_ids(self) -> list[str]:
+        """The connected vehicles' ids (a cluster node counts those whose lane it runs)."""
+        return await self._db.read(
+            lambda c: [
+                str(r[0])
+                for r in c.execute(
+                    "SELECT vehicle_id FROM vehicles WHERE connection_status = 'connected'"
+                )
+            ],
+            single_statement=True,
+        )
+
     async def get(self, vehicle_id: str) -> Vehicle | None:
         def run(conn: Conn) -> Vehicle | None:
             row = fetch_one(

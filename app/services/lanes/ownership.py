@@ -73,6 +73,8 @@ class LaneOwnership:
         self._links_taken: Callable[[list[str]], Awaitable[object]] | None = None
         self._links_lost: Callable[[list[str]], object] | None = None
         self._lanes_lost: Callable[[list[str]], object] | None = None
+        # After the lanes served changed, and after each sweep (the fleet gauges).
+        self._owned_changed: Callable[[], Awaitable[None]] | None = None
         self._served: dict[str, Served] = {}  # the lanes this node runs
         self._taking = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
@@ -98,6 +100,11 @@ class LaneOwnership:
         a shutdown): what it still runs of those lanes must stop, another node may be
         running them now."""
         self._lanes_lost = lost
+
+    def when_owned_changes(self, changed: Callable[[], Awaitable[None]]) -> None:
+        """``changed()`` once the lanes this node runs changed (taken, lost) and after
+        every sweep: what this node exports of the fleet follows its lanes."""
+        self._owned_changed = changed
 
     def owns(self, vehicle_id: str) -> bool:
         return vehicle_id in self._served
@@ -138,6 +145,7 @@ class LaneOwnership:
             async with self._taking:
                 for start in range(0, max(len(free), 1), TAKE_BATCH):
                     await self._take(free[start : start + TAKE_BATCH])
+            await self._changed()
         except LeaseLost as exc:
             await self._lost(exc)
         except (StorageUnavailable, OSError, TimeoutError) as exc:
@@ -189,6 +197,7 @@ class LaneOwnership:
         for vehicle_id in taken:
             self._served[vehicle_id] = await self._requests.serve(lane_subject(vehicle_id), handler)
         self._telemetry.lanes_owned(len(self._served))
+        await self._changed()
         log.info(
             "took %d vehicle lane(s); ended %d command(s) their last owner left as interrupted",
             len(taken),
@@ -216,6 +225,11 @@ class LaneOwnership:
             self._links_lost(list(served))
         for handle in served.values():
             await handle.stop()
+        await self._changed()
+
+    async def _changed(self) -> None:
+        if self._owned_changed is not None:
+            await self._owned_changed()
 
     async def _sweep_loop(self) -> None:
         while True:
