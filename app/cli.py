@@ -1,5 +1,7 @@
 """The command line: ``python -m app [serve]`` runs the service; ``python -m app users ...``
-manages accounts on the database directly, for an operator locked out of the API.
+manages accounts on the database directly, for an operator locked out of the API;
+``python -m app migrate-to-postgres`` moves the SQLite database into PostgreSQL
+(``app.cli_migrate``).
 
 Configuration comes from the environment (``SOVD_*``) either way: the users commands
 read ``SOVD_DB_PATH`` and ``SOVD_PASSWORD_HASH_PROFILE``. Those that change something
@@ -31,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, TextIO, TypeVar
 
-from app import cli_service_accounts
+from app import cli_migrate, cli_service_accounts
 from app.config import Config, ConfigError
 from app.datadir import LOCK_NAME, DataDirLock, DataDirLocked, make_private_dir
 from app.descriptions.intake import PdxLimits, PdxRejected
@@ -69,7 +71,8 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = top.add_subparsers(
-        dest="command", metavar="{serve,users,service-accounts,descriptions}"
+        dest="command",
+        metavar="{serve,users,service-accounts,descriptions,migrate-to-postgres}",
     )
     commands.add_parser("serve", help="run the service (the default)")
     users = commands.add_parser(
@@ -99,6 +102,7 @@ def parser() -> argparse.ArgumentParser:
     enable = action.add_parser("enable", help="re-enable a disabled account")
     enable.add_argument("username")
     cli_service_accounts.register(commands)
+    cli_migrate.register(commands)
     descriptions = commands.add_parser(
         "descriptions",
         help="manage the ECU descriptions (PDX files) on disk (add/remove: service stopped)",
@@ -128,6 +132,13 @@ def main(argv: Sequence[str], env: Mapping[str, str], serve: Callable[[Config], 
         try:
             descriptions_command(config, args, sys.stdout)
         except CliError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+    if args.command == cli_migrate.COMMAND:
+        try:
+            asyncio.run(cli_migrate.run(config, args, sys.stdout))
+        except cli_migrate.MigrateError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         return EXIT_OK
