@@ -15,7 +15,9 @@ WORKDIR /srv
 COPY pyproject.toml constraints.txt README.md ./
 COPY app ./app
 COPY otel ./otel
-RUN pip install -c constraints.txt . \
+# Extras: "[postgres]" for SOVD_DATABASE_URL (compose's cluster profile builds with it).
+ARG SOVD_EXTRAS=""
+RUN pip install -c constraints.txt ".${SOVD_EXTRAS}" \
     && groupadd --system --gid 10001 sovd \
     && useradd --system --uid 10001 --gid 10001 --home-dir /srv sovd \
     && mkdir -p /data && chown 10001:10001 /data && chmod 0700 /data

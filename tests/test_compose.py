@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -539,3 +540,137 @@ def test_compose_waits_for_the_services_own_shutdown() -> None:
     comment says), so `docker compose stop` never kills a clean shutdown."""
     app = _compose()["services"]["app"]
     assert _seconds(app["stop_grace_period"]) > Config().shutdown_grace_s + SHUTDOWN_FLUSH_S
+
+
+# -- the cluster profile (issue #23 item 6) ---------------------------------------------
+
+CLUSTER = {"postgres", "nats", "app-1", "app-2", "proxy", "prometheus-cluster"}
+REPLICAS = ("app-1", "app-2")
+CLUSTER_ENV = {**PASSWORDS, "SOVD_JWT_SECRET": "k" * 40, "SOVD_POSTGRES_PASSWORD": "pg-pass-1"}
+
+
+def test_plain_compose_up_stays_the_app_and_prometheus() -> None:
+    services = _compose()["services"]
+    default = {name for name, s in services.items() if not s.get("profiles")}
+    assert default == {"app", "prometheus"}
+    assert {name for name, s in services.items() if s.get("profiles") == ["cluster"]} == CLUSTER
+
+
+def _replica_config(name: str, shell: dict[str, str]) -> Config:
+    env = _compose()["services"][name]["environment"]
+    resolved = {str(k): interpolate(str(v), shell) for k, v in env.items()}
+    resolved.pop("PGPASSWORD")  # asyncpg's, not the service's
+    return Config.from_env(resolved)
+
+
+def test_the_replicas_run_every_setting_of_app_on_postgres_and_nats() -> None:
+    compose = _compose()
+    services = compose["services"]
+    app_env = set(services["app"]["environment"])
+    for name in REPLICAS:
+        replica = services[name]
+        assert set(replica["environment"]) == app_env | {"PGPASSWORD"}, name
+        config = _replica_config(name, CLUSTER_ENV)
+        assert config.cluster, name
+        assert config.database_url is not None
+        url = urllib.parse.urlsplit(config.database_url)
+        assert (url.hostname, url.port, url.password) == ("postgres", 5432, None)  # no secret
+        assert url.username == services["postgres"]["environment"]["POSTGRES_USER"]
+        assert url.path == "/" + services["postgres"]["environment"]["POSTGRES_DB"]
+        assert config.bus_servers == ("nats://nats:4222",)
+        assert interpolate(replica["environment"]["PGPASSWORD"], CLUSTER_ENV) == "pg-pass-1"
+        # Other settings pass through as on `app`.
+        assert (
+            _replica_config(name, {**CLUSTER_ENV, "SOVD_RETENTION_DAYS": "7"}).retention_days == 7
+        )
+        assert "/health/ready" in " ".join(replica["healthcheck"]["test"])
+        assert replica["build"]["args"]["SOVD_EXTRAS"] == "[postgres]"
+        assert {"postgres", "nats"} & set(replica["depends_on"]) or name == "app-2"
+    # Each its own data volume: two processes on one data directory refuse each other.
+    volumes = [services[n]["volumes"][0].split(":")[0] for n in REPLICAS]
+    assert len(set(volumes)) == 2 and set(volumes) <= set(compose["volumes"])
+    # The proxy's network is the trusted one (client addresses from X-Forwarded-For).
+    subnet = compose["networks"]["cluster"]["ipam"]["config"][0]["subnet"]
+    trusted = _replica_config("app-1", CLUSTER_ENV).trusted_proxies
+    assert [str(n) for n in trusted] == [subnet]
+    assert services["proxy"]["networks"] == ["cluster"]
+
+
+def test_the_dockerfile_installs_the_extras_it_is_given() -> None:
+    lines = _dockerfile()
+    assert 'ARG SOVD_EXTRAS=""' in lines
+    (pip,) = [x for x in lines if x.startswith("RUN pip install")]
+    assert '".${SOVD_EXTRAS}"' in pip
+
+
+def test_a_replica_refuses_to_start_without_the_shared_key_or_the_database_password() -> None:
+    replica = _compose()["services"]["app-1"]
+    assert replica["entrypoint"][:2] == ["sh", "-c"]
+    script = interpolate(replica["entrypoint"][2], {})
+    assert script.rstrip().endswith("exec python -m app")
+    sh = shutil.which("sh")
+    assert sh is not None
+
+    def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sh, "-c", script.replace("exec python -m app", "exec echo started")],
+            env={"PATH": "/usr/bin:/bin", **env},
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+
+    no_key = run({"PGPASSWORD": "p"})
+    assert no_key.returncode == 1 and "SOVD_JWT_SECRET" in no_key.stderr
+    no_password = run({"SOVD_JWT_SECRET": "k" * 40})
+    assert no_password.returncode == 1 and "SOVD_POSTGRES_PASSWORD" in no_password.stderr
+    started = run({"SOVD_JWT_SECRET": "k" * 40, "PGPASSWORD": "p"})
+    assert started.returncode == 0 and started.stdout.strip() == "started"
+
+
+def _haproxy_servers() -> list[str]:
+    text = (ROOT / "cluster" / "haproxy.cfg").read_text()
+    return re.findall(r"^\s*server\s+\S+\s+(\S+)", text, re.MULTILINE)
+
+
+def test_the_proxy_sends_to_both_replicas_and_prometheus_scrapes_both() -> None:
+    services = _compose()["services"]
+    port = services["app"]["environment"]["SOVD_PORT"]
+    replicas = [f"{n}:{port}" for n in REPLICAS]
+    assert _haproxy_servers() == replicas
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("haproxy:")
+    mounts = {m.split(":")[0]: m.split(":")[1] for m in proxy["volumes"]}
+    assert mounts["./cluster/haproxy.cfg"] == "/usr/local/etc/haproxy/haproxy.cfg"
+    bind = re.search(r"^\s*bind\s+:(\d+)", (ROOT / "cluster" / "haproxy.cfg").read_text(), re.M)
+    assert bind is not None
+    assert _published(proxy, {}) == [("127.0.0.1", "8080", bind.group(1))]
+    prom = services["prometheus-cluster"]
+    config_file = next(a for a in prom["command"] if a.startswith("--config.file="))
+    local = ROOT / "prometheus" / Path(config_file.split("=", 1)[1]).name
+    config = yaml.safe_load(local.read_text())
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "sovd-command-service"  # the rules' and dashboard's job
+    assert job["static_configs"][0]["targets"] == replicas
+    # Both Prometheus may run at once, as may the single node and the proxy.
+    published = [p for s in services.values() for _, p, _ in _published(s, {})]
+    assert len(published) == len(set(published))
+
+
+def test_haproxy_accepts_the_proxy_config() -> None:
+    haproxy = shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
+    )
+    if haproxy is None:
+        unavailable("haproxy is not installed (apt-get install haproxy)")
+    checked = subprocess.run(
+        [haproxy, "-c", "-f", str(ROOT / "cluster" / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    # The replicas' names resolve inside compose only: a warning here, not an error.
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Configuration file is valid" in checked.stdout + checked.stderr

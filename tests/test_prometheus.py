@@ -305,6 +305,7 @@ def test_promtool_checks_the_config_and_the_rules_and_their_unit_tests() -> None
     promtool = _binary("promtool")
     for args in (
         ["check", "config", str(PROM_DIR / "prometheus.yml")],
+        ["check", "config", str(PROM_DIR / "prometheus-cluster.yml")],
         ["check", "rules", str(PROM_DIR / "rules" / "sovd.yml")],
         ["test", "rules", str(PROM_DIR / "tests" / "sovd_rules_test.yml")],
     ):
