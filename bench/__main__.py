@@ -25,6 +25,7 @@ from typing import Any
 
 from bench import described_read, descriptions, store_hops, tracing_cost
 from bench import tls as tls_bench
+from bench.cluster import scenario_cluster
 from bench.common import Result, log_progress, pin
 from bench.http_scenarios import scenario_http, scenario_overhead, scenario_scrape
 from bench.pipeline_scenarios import (
@@ -81,6 +82,8 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "tls": lambda args: tls_bench.scenario(args, pin),  # the fleet page, HTTPS / HTTP
     "tracing": scenario_tracing,
     "bus": scenario_bus,  # the NATS bus against the in-process one (needs nats-server)
+    # PostgreSQL + NATS against SQLite + in-process (needs postgresql and nats-server)
+    "cluster": scenario_cluster,
 }
 
 BARS = {
@@ -93,6 +96,8 @@ BARS = {
     "websockets": "rss_per_socket_kib <= 50 (per client kind)",
     "soak": "growth_50_to_100_pct < 5",
     "tracing": "ratio_10.ratio_to_off >= 0.90, every.ratio_to_off >= 0.62, every_to_plain >= 1",
+    "cluster": "pipeline_ratio >= 0.7 (commands/s), fleet_ratio >= 0.8 (fleet page req/s):"
+    " PostgreSQL + NATS against SQLite + in-process on one node (issue #23)",
 }
 
 

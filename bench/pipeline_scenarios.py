@@ -19,7 +19,7 @@ def scenario_pipeline(args: argparse.Namespace) -> Result:
     """Ours and the pipeline twin (bench.ceilings), alternately, with the same clients."""
     with start_server() as ours, BenchServer(cpus=pin()[0], argv=ceiling("pipeline")) as twin:
         fleets = {ours.name: create_fleet(ours, args.vehicles), twin.name: create_fleet(twin, 1)}
-        return _alternate(args, ours, twin, fleets, "ceiling")
+        return alternate_pipeline(args, ours, twin, fleets, "ceiling")
 
 
 def scenario_pipeline_postgres(args: argparse.Namespace) -> Result:
@@ -36,10 +36,10 @@ def scenario_pipeline_postgres(args: argparse.Namespace) -> Result:
             on_postgres.name: create_fleet(on_postgres, args.vehicles),
             on_sqlite.name: create_fleet(on_sqlite, args.vehicles),
         }
-        return _alternate(args, on_postgres, on_sqlite, fleets, "sqlite")
+        return alternate_pipeline(args, on_postgres, on_sqlite, fleets, "sqlite")
 
 
-def _alternate(
+def alternate_pipeline(
     args: argparse.Namespace,
     ours: BenchServer,
     other: BenchServer,

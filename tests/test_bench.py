@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The "overhead" scenario is bench.http_overhead's measure(), which the second test runs.
 SMOKE_GROUPS = (
     ("pipeline", "http", "scrape", "described_read", "store_hops"),
-    ("websockets", "soak", "descriptions", "tracing"),
+    ("websockets", "soak", "descriptions", "tracing", "cluster"),
 )
 
 
@@ -66,6 +66,7 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         "described_read",
         "store_hops",
         "tracing",
+        "cluster",
     }
     hops = results["store_hops"]
     assert hops["one_hop_writes_per_s"] > 0 and hops["public_writes_per_s"] > 0
@@ -123,6 +124,19 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     # The sinks counted the spans: one per request traced, about a tenth at 0.1.
     assert tracing["every"]["spans_per_request"] >= 1
     assert 0.05 <= tracing["ratio_10"]["sampled_fraction"] <= 0.15
+    cluster = results["cluster"]  # PostgreSQL + NATS against SQLite + in-process
+    on_pg, page = cluster["pipeline"], cluster["fleet_page"]
+    assert on_pg["commands_per_s"] > 0 and on_pg["sqlite_commands_per_s"] > 0
+    assert (on_pg["errors"], on_pg["lost_events"], on_pg["duplicated_events"]) == (0, 0, 0)
+    expected = on_pg["commands_per_s"] / on_pg["sqlite_commands_per_s"]
+    assert cluster["pipeline_ratio"] == on_pg["ratio"]
+    assert on_pg["ratio"] == pytest.approx(expected, rel=0.01, abs=0.01)
+    assert page["requests_per_s"] > 0 and page["sqlite_requests_per_s"] > 0
+    assert page["errors"] == 0
+    expected = page["requests_per_s"] / page["sqlite_requests_per_s"]
+    assert cluster["fleet_ratio"] == page["ratio"]
+    assert page["ratio"] == pytest.approx(expected, rel=0.01, abs=0.002)
+    assert "bar cluster" in stdout
     soak = results["soak"]
     assert soak["commands"] == 80 and soak["errors"] == 0
     assert len(soak["rss_kib_25_50_75_100"]) == 4
