@@ -159,6 +159,7 @@ class Lifecycle:
         db = open_database(
             self._config.db_path, self._config.database_url, shared=self._config.cluster
         )
+        db.shared_cache_s = self._config.cluster_read_cache_s
         try:
             await db.open()
         except BaseException:

@@ -318,6 +318,16 @@ class ServiceConfig:
         section="Message bus",
     )
 
+    cluster_read_cache_s: float = var(
+        "SOVD_CLUSTER_READ_CACHE_S",
+        1.0,
+        parse.float_in(0, 60),
+        "on a cluster: how long a node may answer the fleet page (GET /api/v1/vehicles)"
+        " from memory after reading it, though other nodes may have written since (its"
+        " own writes show at once; docs/cluster.md); 0: read the database every time",
+        section="Message bus",
+    )
+
     @property
     def cluster(self) -> bool:
         """Several nodes share the work: PostgreSQL and NATS both configured."""

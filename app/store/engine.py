@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -65,7 +66,12 @@ class Engine(ABC):
         # Bumped by every write batch before its callers hear back: a cached read made
         # at an older version is stale (see read_cached).
         self._version = 0
-        self._cache: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        # key -> (version, answer, monotonic time its read began)
+        self._cache: OrderedDict[Hashable, tuple[int, Any, float]] = OrderedDict()
+        # A shared database (a cluster): how long an answer may be kept although other
+        # nodes may have written since (SOVD_CLUSTER_READ_CACHE_S; 0: never kept).
+        self.shared_cache_s = 0.0
+        self.monotonic: Callable[[], float] = time.monotonic  # a test's clock may replace it
 
     # -- what each engine does ----------------------------------------------------------
 
@@ -166,20 +172,28 @@ class Engine(ABC):
         """``read(fn)``, answered from memory while nothing has been written since the
         answer was read. ``key`` names what ``fn`` reads (same key, same query); the
         answer must be immutable. Sound because this process is the database's only
-        writer (the data-directory lock; on PostgreSQL, one node per database until #23
-        shares it) and every write goes through ``write``, which moves the version
-        before its caller hears back. On a shared database (``shared``) it is a plain
-        ``read``: the other nodes' writes do not move this node's version."""
-        if self.shared:
+        writer (the data-directory lock; PostgreSQL without a bus: one node per
+        database) and every write goes through ``write``, which moves the version before
+        its caller hears back.
+
+        On a shared database (``shared``: a cluster) other nodes' writes do not move this
+        node's version: an answer is kept for ``shared_cache_s`` at most from when its
+        read began (this node's own writes still end it at once), so another node's
+        write shows within that long; 0 reads every time."""
+        if self.shared and self.shared_cache_s <= 0:
             return await self.read(fn)
-        version = self._version
+        version, began = self._version, self.monotonic()
         cached = self._cache.get(key)
-        if cached is not None and cached[0] == version:
+        if (
+            cached is not None
+            and cached[0] == version
+            and (not self.shared or began - cached[2] < self.shared_cache_s)
+        ):
             self._cache.move_to_end(key)
             value: T = cached[1]
             return value
         value = await self.read(fn)
-        self._cache[key] = (version, value)  # tagged with the version it was read at
+        self._cache[key] = (version, value, began)  # tagged as of when the read began
         self._cache.move_to_end(key)
         while len(self._cache) > MAX_CACHED_READS:
             self._cache.popitem(last=False)
