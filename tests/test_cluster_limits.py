@@ -1,0 +1,204 @@
+"""Limits hold across nodes (issue #23 item 4): the round-2 race tests against two real
+``python -m app`` nodes on one PostgreSQL database and one NATS server, every burst of
+requests sent at once and spread over both nodes (even ones to A, odd ones to B).
+
+- Failed logins for one username and address beyond SOVD_LOGIN_MAX_FAILURES are refused
+  whichever node they reach, and no more password checks run than that (both nodes'
+  ``sovd_authentication_failures_total{reason="bad_credentials"}`` summed).
+- A user's command rate (SOVD_COMMAND_RATE_PER_MIN) holds over both.
+- A user's share of a vehicle's lane (SOVD_VEHICLE_QUEUE_PER_USER) holds over both: only
+  the lane's owner admits, the other node forwards to it.
+- SOVD locks: two users racing for conflicting locks on one vehicle through two nodes,
+  exactly one wins; a lock taken through A refuses another user's state-changing call
+  through B, and its release through B lets it through A.
+
+B starts first and takes every lane; A runs none, so everything for a vehicle sent to A
+is forwarded to B. The nodes share a signing key: a token from one is good on the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.harness import ADMIN_PASSWORD, DEADLINE_S, ENGINEER_PASSWORD, wait_until
+from tests.support.login_helpers import LOGIN, from_address, login_body, statuses
+from tests.support.nats import NatsServer
+from tests.support.postgres import PostgresServer
+from tests.support.process import Process, server_env, vehicle_with_profile
+from tests.support.scrape import scrape, value
+
+pytestmark = pytest.mark.socket
+
+MAX_FAILURES = 5
+RATE_PER_MIN = 10
+SHARE = 3
+COMMANDS = "/api/v1/commands"
+Request = tuple[str, dict[str, Any], dict[str, str]]
+
+
+class Cluster:
+    def __init__(self, a: Process, b: Process, database: str, server: PostgresServer) -> None:
+        self.a, self.b = a, b
+        self.nodes = (a, b)
+        self._database = database
+        self._server = server
+
+    def sql(self, query: str) -> str:
+        return self._server.psql(query, self._database)
+
+    def token(self, node: Process, username: str, password: str) -> str:
+        r = node.http.post(LOGIN, json=login_body(username, password))
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+    def spread(self, requests: list[Request]) -> list[httpx.Response]:
+        """Every request at once, on its own connection, the even ones to A, the odd
+        ones to B; the responses in order."""
+        return asyncio.run(self._send(requests))
+
+    async def _send(self, requests: list[Request]) -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=0)
+        async with (
+            httpx.AsyncClient(base_url=self.a.base_url, timeout=DEADLINE_S, limits=limits) as a,
+            httpx.AsyncClient(base_url=self.b.base_url, timeout=DEADLINE_S, limits=limits) as b,
+        ):
+            return list(
+                await asyncio.gather(
+                    *(
+                        (a, b)[i % 2].post(path, json=body, headers=headers)
+                        for i, (path, body, headers) in enumerate(requests)
+                    )
+                )
+            )
+
+
+def _node(folder: Any, database_url: str, bus_url: str, signing_key: str) -> Process:
+    return Process(
+        server_env(
+            folder,
+            SOVD_DATABASE_URL=database_url,
+            SOVD_BUS_URL=bus_url,
+            SOVD_JWT_SECRET=signing_key,
+            SOVD_LANE_SWEEP_S="0.2",
+            SOVD_TRUSTED_PROXIES="127.0.0.1/32",  # the tests name the client's address
+            SOVD_LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+            SOVD_COMMAND_RATE_PER_MIN=str(RATE_PER_MIN),
+            SOVD_VEHICLE_QUEUE_PER_USER=str(SHARE),
+            SOVD_COMMAND_TIMEOUT_S="30",  # the "timeout" vehicle's commands stay queued
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: PostgresServer,
+    nats_server: NatsServer,
+) -> Iterator[Cluster]:
+    url = postgres_server.fresh_database()
+    folder = tmp_path_factory.mktemp("cluster")
+    key = secrets.token_hex(32)
+    b = _node(folder / "b", url, nats_server.url, key)
+    a: Process | None = None
+    try:
+        wait_until(
+            lambda: any(r.get("event") == "lanes_taken" for r in b.log_records()),
+            "B to take the lanes",
+        )
+        a = _node(folder / "a", url, nats_server.url, key)
+        yield Cluster(a, b, url.rsplit("/", 1)[1], postgres_server)
+    finally:
+        if a is not None:
+            a.stop(signal.SIGKILL)
+        b.stop(signal.SIGKILL)
+
+
+def _failures(node: Process, reason: str) -> float:
+    return value(scrape(node.http), "sovd_authentication_failures_total", reason=reason)
+
+
+def test_failed_logins_beyond_the_limit_are_refused_on_either_node(cluster: Cluster) -> None:
+    checked = sum(_failures(n, "bad_credentials") for n in cluster.nodes)
+    attacker = from_address("203.0.113.7")
+    attempts = [(LOGIN, login_body("admin", f"wrong-password-{n}"), attacker) for n in range(40)]
+    responses = cluster.spread(attempts)
+    counts = statuses(responses)
+    assert set(counts) <= {401, 429, 503}, counts
+    # At most the limit of wrong passwords was checked over both nodes together (one
+    # node's throttle alone would let each node check that many).
+    assert 1 <= counts.get(401, 0) <= MAX_FAILURES, counts
+    assert counts.get(429, 0) >= 40 - MAX_FAILURES - counts.get(503, 0), counts
+    ran = sum(_failures(n, "bad_credentials") for n in cluster.nodes) - checked
+    assert ran == counts.get(401, 0)
+    # The address is refused now on both nodes, even for another username.
+    for node in cluster.nodes:
+        r = node.http.post(LOGIN, json=login_body("engineer", "wrong-again"), headers=attacker)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 1, r.text
+    # The right password from an address that has not failed still gets in, on either.
+    for node in cluster.nodes:
+        cluster.token(node, "engineer", ENGINEER_PASSWORD)
+
+
+def test_the_command_rate_holds_over_both_nodes(cluster: Cluster) -> None:
+    token = cluster.token(cluster.a, "engineer", ENGINEER_PASSWORD)
+    vehicle = vehicle_with_profile(cluster.a, token, "healthy")
+    before = int(cluster.sql("SELECT count(*) FROM commands"))
+    body = {
+        "vehicle_id": vehicle,
+        "command_name": "ReadDTC",
+        "command_params": {"ecuAddress": "0x10"},
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    responses = cluster.spread([(COMMANDS, body, headers)] * 40)
+    # Exactly the rate passed its check over both nodes; of those, the ones beyond the
+    # user's share of the vehicle's lane were refused there (429 saying so).
+    over_rate = [r for r in responses if "commands per minute" in r.text]
+    assert len(over_rate) == 40 - RATE_PER_MIN, statuses(responses)
+    assert {r.status_code for r in over_rate} == {429}
+    assert all(1 <= int(r.headers["retry-after"]) <= 60 for r in over_rate)
+    accepted = [r for r in responses if r.status_code == 201]
+    over_share = [r for r in responses if "commands queued" in r.text]
+    assert len(accepted) + len(over_share) == RATE_PER_MIN, statuses(responses)
+    assert len(accepted) >= SHARE
+    assert int(cluster.sql("SELECT count(*) FROM commands")) == before + len(accepted)
+    # Another user has a rate of their own.
+    admin = cluster.token(cluster.b, "admin", ADMIN_PASSWORD)
+    r = cluster.b.http.post(COMMANDS, json=body, headers={"Authorization": f"Bearer {admin}"})
+    assert r.status_code == 201, r.text
+
+
+def test_a_users_share_of_a_lane_holds_over_both_nodes(cluster: Cluster) -> None:
+    token = cluster.token(cluster.b, "admin", ADMIN_PASSWORD)
+    vehicle = vehicle_with_profile(cluster.b, token, "timeout")  # its commands wait
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {
+        "vehicle_id": vehicle,
+        "command_name": "ReadDTC",
+        "command_params": {"ecuAddress": "0x10"},
+    }
+    responses = cluster.spread([(COMMANDS, body, headers)] * 8)  # within the rate
+    assert statuses(responses) == {201: SHARE, 429: 8 - SHARE}
+    refused = [r.json()["message"] for r in responses if r.status_code == 429]
+    assert all(f"you already have {SHARE} commands queued" in m for m in refused), refused
+    accepted = [i for i, r in enumerate(responses) if r.status_code == 201]
+    for i in accepted:
+        command = responses[i].json()["command_id"]
+        r = cluster.a.http.post(f"{COMMANDS}/{command}/cancel", headers=headers)
+        assert r.status_code == 200, r.text
+    wait_until(
+        lambda: (
+            cluster.sql(
+                f"SELECT count(*) FROM commands WHERE vehicle_id = '{vehicle}'"
+                " AND status IN ('pending', 'in_progress')"
+            )
+            == "0"
+        ),
+        "the accepted commands to end cancelled",
+    )
