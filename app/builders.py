@@ -28,6 +28,7 @@ from app.services.commands import CommandService
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
 from app.services.lanes import LaneOwnership, LaneRouter
+from app.services.lock_desk import LockDesk
 from app.services.locks import LockService
 from app.services.passwords import password_hasher
 from app.services.pipeline import Pipeline, PipelineSettings
@@ -316,6 +317,7 @@ def services(
         audit=AuditService(stores.audit),
         telemetry=telemetry,
         locks=locks,
+        lock_desk=LockDesk(locks, lanes),
         sovd=sovd,
         descriptions=descriptions,
         diag=diag,

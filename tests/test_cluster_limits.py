@@ -58,6 +58,17 @@ class Cluster:
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
 
+    def engineer(self, username: str) -> str:
+        """A new engineer (a command rate of their own); their token."""
+        admin = self.token(self.b, "admin", ADMIN_PASSWORD)
+        r = self.b.http.post(
+            "/api/v1/users",
+            headers={"Authorization": f"Bearer {admin}"},
+            json={"username": username, "password": "other-password-1", "role": "engineer"},
+        )
+        assert r.status_code == 201, r.text
+        return self.token(self.a, username, "other-password-1")
+
     def spread(self, requests: list[Request]) -> list[httpx.Response]:
         """Every request at once, on its own connection, the even ones to A, the odd
         ones to B; the responses in order."""
@@ -202,3 +213,82 @@ def test_a_users_share_of_a_lane_holds_over_both_nodes(cluster: Cluster) -> None
         ),
         "the accepted commands to end cancelled",
     )
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _healthy_vin(cluster: Cluster, token: str) -> tuple[str, str]:
+    items = cluster.a.http.get(
+        "/api/v1/vehicles", headers=_bearer(token), params={"status": "connected"}
+    ).json()["items"]
+    found = next(v for v in items if v["simulator_profile"] == "healthy")
+    return str(found["vehicle_id"]), str(found["vin"])
+
+
+def test_two_users_racing_for_a_vehicles_lock_through_two_nodes_get_one(
+    cluster: Cluster,
+) -> None:
+    engineer = _bearer(cluster.token(cluster.a, "engineer", ENGINEER_PASSWORD))
+    admin = _bearer(cluster.token(cluster.b, "admin", ADMIN_PASSWORD))
+    _, vin = _healthy_vin(cluster, engineer["Authorization"].split()[1])
+    locks = f"/sovd/vehicles/{vin}/v1/locks"
+    body = {"lock_expiration": 60}
+    # Each user sends four at once, two through each node (even: A, odd: B).
+    sent = [engineer, admin, admin, engineer] * 2
+    responses = cluster.spread([(locks, body, who) for who in sent])
+    won = [who for who, r in zip(sent, responses, strict=True) if r.status_code == 201]
+    assert won and all(who == won[0] for who in won), statuses(responses)
+    assert len(won) == 4  # the winner's own locks never stand in each other's way
+    lost = [r for who, r in zip(sent, responses, strict=True) if who != won[0]]
+    assert {(r.status_code, r.json()["error_code"]) for r in lost} == {
+        (409, "precondition-not-fulfilled")
+    }
+    loser = admin if won[0] == engineer else engineer
+    ids = sorted(r.json()["id"] for r in responses if r.status_code == 201)
+    for node in cluster.nodes:  # the same locks, whichever node is asked
+        items = node.http.get(locks, headers=won[0]).json()["items"]
+        assert sorted(i["id"] for i in items) == ids and all(i["owned"] for i in items)
+        items = node.http.get(locks, headers=loser).json()["items"]
+        assert sorted(i["id"] for i in items) == ids and not any(i["owned"] for i in items)
+    for n, lock_id in enumerate(ids):  # released through either node
+        r = cluster.nodes[n % 2].http.delete(f"{locks}/{lock_id}", headers=won[0])
+        assert r.status_code == 204, r.text
+    assert cluster.b.http.get(locks, headers=loser).json()["items"] == []
+
+
+def test_a_lock_taken_through_one_node_refuses_changes_through_the_other(
+    cluster: Cluster,
+) -> None:
+    holder_token = cluster.engineer("carol")
+    holder = _bearer(holder_token)
+    other = _bearer(cluster.engineer("dave"))  # another engineer
+    vehicle_id, vin = _healthy_vin(cluster, holder_token)
+    engine = f"/sovd/vehicles/{vin}/v1/components/engine"
+    clear = {
+        "vehicle_id": vehicle_id,
+        "command_name": "ClearDTC",
+        "command_params": {"ecuAddress": "0x10"},
+    }
+    read = {**clear, "command_name": "ReadDTC"}
+    for locked_on, called_on in ((cluster.a, cluster.b), (cluster.b, cluster.a)):
+        r = locked_on.http.post(f"{engine}/locks", headers=holder, json={"lock_expiration": 60})
+        assert r.status_code == 201, r.text
+        lock_id = r.json()["id"]
+        # The other node refuses another user's state-changing calls, naming the holder.
+        r = called_on.http.post(COMMANDS, headers=other, json=clear)
+        assert r.status_code == 409 and r.json()["error_code"] == "precondition-not-fulfilled"
+        assert "carol" in r.json()["message"]
+        session = {**clear, "command_name": "DiagnosticSessionControl"}
+        session["command_params"] = {"ecuAddress": "0x10", "session": "extended"}
+        r = called_on.http.post(COMMANDS, headers=other, json=session)
+        assert r.status_code == 409 and "carol" in r.json()["message"], r.text
+        # Reads are never blocked; the holder's own changes are not either.
+        assert called_on.http.post(COMMANDS, headers=other, json=read).status_code == 201
+        assert called_on.http.post(COMMANDS, headers=holder, json=clear).status_code == 201
+        # Released through the node that refused: the other user's change goes through.
+        r = called_on.http.delete(f"{engine}/locks/{lock_id}", headers=holder)
+        assert r.status_code == 204, r.text
+        r = locked_on.http.post(COMMANDS, headers=other, json=clear)
+        assert r.status_code == 201, r.text

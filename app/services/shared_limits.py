@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Coroutine
 from typing import Any, Final
 
@@ -59,7 +60,7 @@ class SharedWindow:
             return None
         window = SlidingWindow(self.limit, self.window_s, lambda: now, max_keys=1)
         window.load(key, full)
-        return window.retry_after(key) or 1
+        return _at_most_the_window(window.retry_after(key) or 1, self.window_s)
 
 
 class SharedLoginThrottle:
@@ -91,7 +92,8 @@ class SharedLoginThrottle:
             )
             outcome = throttle.reserve(address, username)
             if isinstance(outcome, LoginRefused):
-                return outcome, {}
+                wait = _at_most_the_window(outcome.retry_after, self.window_s)
+                return LoginRefused(wait, outcome.limits), {}
             expires = now + self.window_s
             after = throttle.windows(address, username)
             written = {
@@ -155,6 +157,12 @@ class SharedLoginThrottle:
                 task.exception(),
                 extra={"event": "shared_limit_write_failed"},
             )
+
+
+def _at_most_the_window(wait: int, window_s: float) -> int:
+    """A Retry-After no longer than the window: an event another node counted a moment
+    after this node read its clock would otherwise stretch it by a second."""
+    return min(wait, math.ceil(window_s))
 
 
 def _pair(username: str, address: str) -> str:
