@@ -292,3 +292,81 @@ def test_a_lock_taken_through_one_node_refuses_changes_through_the_other(
         assert r.status_code == 204, r.text
         r = locked_on.http.post(COMMANDS, headers=other, json=clear)
         assert r.status_code == 201, r.text
+
+
+def _wait_status(node: Process, headers: dict[str, str], command_id: str, status: str) -> Any:
+    def stored() -> Any:
+        found = node.http.get(f"{COMMANDS}/{command_id}", headers=headers).json()
+        return found if found["status"] == status else None
+
+    return wait_until(stored, f"command {command_id} to be {status}")
+
+
+def test_a_lock_through_one_node_withdraws_what_another_user_queued_through_the_other(
+    cluster: Cluster,
+) -> None:
+    holder = _bearer(cluster.engineer("erin"))
+    other = _bearer(cluster.engineer("frank"))
+    vehicle = vehicle_with_profile(cluster.a, holder["Authorization"].split()[1], "timeout")
+    read = {
+        "vehicle_id": vehicle,
+        "command_name": "ReadDTC",
+        "command_params": {"ecuAddress": "0x10"},
+    }
+    clear = {**read, "command_name": "ClearDTC"}
+    # The holder's read holds the lane (that vehicle never answers); the other user's
+    # clear, sent through B, waits behind it.
+    r = cluster.a.http.post(COMMANDS, headers=holder, json=read)
+    assert r.status_code == 201, r.text
+    running = r.json()["command_id"]
+    _wait_status(cluster.a, holder, running, "in_progress")
+    r = cluster.b.http.post(COMMANDS, headers=other, json=clear)
+    assert r.status_code == 201, r.text
+    queued = r.json()["command_id"]
+    # The lock, taken through A, withdraws it: never sent, cancelled by the holder.
+    vin = cluster.a.http.get(f"/api/v1/vehicles/{vehicle}", headers=holder).json()["vin"]
+    r = cluster.a.http.post(
+        f"/sovd/vehicles/{vin}/v1/locks", headers=holder, json={"lock_expiration": 60}
+    )
+    assert r.status_code == 201, r.text
+    withdrawn = _wait_status(cluster.a, other, queued, "cancelled")
+    assert withdrawn["error_code"] == "locked-out"
+    assert "was locked by erin until" in withdrawn["error_message"]
+    # What went to the vehicle before the lock is left running; stopped here.
+    assert cluster.b.http.get(f"{COMMANDS}/{running}", headers=holder).json()["status"] == (
+        "in_progress"
+    )
+    r = cluster.b.http.post(f"{COMMANDS}/{running}/cancel", headers=holder)
+    assert r.status_code == 200, r.text
+    r = cluster.b.http.delete(
+        f"/sovd/vehicles/{vin}/v1/locks/{_only_lock(cluster, vin, holder)}", headers=holder
+    )
+    assert r.status_code == 204, r.text
+
+
+def _only_lock(cluster: Cluster, vin: str, headers: dict[str, str]) -> str:
+    items = cluster.b.http.get(f"/sovd/vehicles/{vin}/v1/locks", headers=headers).json()["items"]
+    assert len(items) == 1, items
+    return str(items[0]["id"])
+
+
+def test_one_user_cannot_take_more_locks_than_allowed_through_two_nodes(
+    cluster: Cluster,
+) -> None:
+    greedy = _bearer(cluster.engineer("grace"))
+    _, vin = _healthy_vin(cluster, greedy["Authorization"].split()[1])
+    locks = f"/sovd/vehicles/{vin}/v1/locks"
+    responses = cluster.spread([(locks, {"lock_expiration": 60}, greedy)] * 12)
+    assert statuses(responses) == {201: 8, 409: 4}  # SOVD_LOCKS_PER_USER (8)
+    refused = [r.json()["message"] for r in responses if r.status_code == 409]
+    assert all("the most one user may hold" in m for m in refused), refused
+    admin = _bearer(cluster.token(cluster.a, "admin", ADMIN_PASSWORD))
+    # An admin breaks them all through A; the holder is told once, through B.
+    assert cluster.a.http.delete(locks, headers=admin).status_code == 204
+    ids = [r.json()["id"] for r in responses if r.status_code == 201]
+    r = cluster.b.http.put(f"{locks}/{ids[0]}", headers=greedy, json={"lock_expiration": 60})
+    assert (r.status_code, r.json()["error_code"]) == (409, "lock-broken"), r.text
+    assert "with every lock of vehicle" in r.json()["message"]
+    r = cluster.b.http.put(f"{locks}/{ids[1]}", headers=greedy, json={"lock_expiration": 60})
+    assert r.status_code == 404, r.text  # told once for all of them
+    assert cluster.a.http.get(locks, headers=greedy).json()["items"] == []

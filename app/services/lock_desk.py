@@ -9,7 +9,8 @@ state-changing call through any other (it is forwarded to the owner, which check
 The lock semantics are ``LockService``'s, unchanged (expiry, break, ``lock-broken``
 once, withdrawal of queued commands). Locks stay in the owner's memory: when a lane
 moves (its owner died, or lost its database lease), that vehicle's locks are gone, as
-after a restart of a single node, along with the commands the dead owner was running.
+after a restart of a single node, along with the commands the old owner was running
+(they end ``interrupted``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class LockDesk:
         self._lanes = lanes
         if lanes is not None:
             lanes.attach_locks(self._here)  # calls the other nodes forward to this one
+            # Leases lost: those lanes' locks are the next owner's to decide now.
+            lanes.ownership.when_lost(locks.forget_vehicles)
 
     def _here(self, call: LockCall) -> LockAnswer:
         return run_here(self._locks, call)
