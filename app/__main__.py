@@ -26,7 +26,8 @@ from hypercorn.utils import LifespanFailureError
 from app import cli, logs, server, tls
 from app.config import Config
 from app.errors import StartupError
-from app.main import Lifecycle, create_app
+from app.lifecycle import Lifecycle
+from app.main import create_app
 
 log = logging.getLogger("app")
 

@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from app import logs, server
 from app.config import Config
-from app.main import Lifecycle, create_app
+from app.lifecycle import Lifecycle
+from app.main import create_app
 
 URL_VARIABLE = "BENCH_PLAIN_TRACES_URL"
 

@@ -9,7 +9,7 @@ import jsonschema_rs
 import pytest
 from starlette.routing import Route
 
-from app.api import ws
+from app.api import ws_closes
 from app.catalogue import CATALOGUE
 from tests.support.harness import Server
 
@@ -103,10 +103,10 @@ def test_the_websocket_is_described_with_every_close_code(server: Server) -> Non
     assert set(doc["x-websockets"]) == {"/ws/responses/{command_id}"}
     assert {p["name"] for p in stream["parameters"]} == {"command_id", "token", "since"}
     closes = stream["close_codes"]
-    for close in ws.CLOSES:
+    for close in ws_closes.CLOSES:
         assert close.reason in closes[str(close.code)], close
-    assert str(ws.CLOSE_POLICY) in closes  # a refused token
-    assert str(ws.CLOSE_TOO_BIG) in closes  # a client message over the cap (Hypercorn's)
+    assert str(ws_closes.CLOSE_POLICY) in closes  # a refused token
+    assert str(ws_closes.CLOSE_TOO_BIG) in closes  # a client message over the cap (Hypercorn's)
     assert set(stream["messages"]) >= {"status", "response", "error"}
     assert "sequence_number" in stream["messages"]["response"]
 

@@ -25,7 +25,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from app.api.ws import MISSED
+from app.api.ws_closes import MISSED
 from app.bus import LockChanged, Notice, SessionRevoked, UserRevoked
 from app.bus.nats_bus import NatsBus
 from app.events import Event, ResponseChunk

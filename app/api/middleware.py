@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import logs
 from app.api.error_bodies import REQUEST_ID_KEY, USER_KEY, error_response
 from app.api.metrics import METRICS_PATH
-from app.api.ws import UNKNOWN_PATH
+from app.api.ws_closes import UNKNOWN_PATH
 from app.errors import RequestTimeout
 from app.telemetry import HttpRecorder
 

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
-from app.api import ws
+from app.api import ws_closes
 from app.api.contract import Endpoint, Error, MediaType
 from app.api.deps import UUID_PATTERN
 from app.api.error_bodies import SOVD_STANDARD_CODES, GenericError, is_sovd
@@ -200,10 +200,10 @@ def _frames() -> dict[str, list[str]]:
 def _websockets() -> dict[str, Any]:
     closes: dict[str, list[str]] = {
         # The refused token's reason is the 401's message (missing, invalid, expired).
-        str(ws.CLOSE_POLICY): ["<why the token was refused, as the 401 message says>"],
-        str(ws.CLOSE_TOO_BIG): ["<no reason: a client message over 4 KiB after inflating>"],
+        str(ws_closes.CLOSE_POLICY): ["<why the token was refused, as the 401 message says>"],
+        str(ws_closes.CLOSE_TOO_BIG): ["<no reason: a client message over 4 KiB after inflating>"],
     }
-    for close in ws.CLOSES:
+    for close in ws_closes.CLOSES:
         closes.setdefault(str(close.code), []).append(close.reason)
     return {
         WS_PATH: {

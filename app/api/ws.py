@@ -30,14 +30,30 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Iterator
-from typing import Final, NamedTuple
+from collections.abc import Awaitable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.api.contract import is_uuid
 from app.api.deps import ambient_credentials, authenticate, bearer_token, cross_site, services
 from app.api.error_bodies import request_id
+from app.api.ws_closes import (
+    BAD_SINCE,
+    CLOSE_TIMEOUT_S,
+    CROSS_SITE,
+    DONE,
+    FAILED,
+    MISSED,
+    NOT_FOUND,
+    REVOKED,
+    SERVICE_FULL,
+    STOPPING,
+    TOO_SLOW,
+    USER_FULL,
+    Close,
+    token_refused,
+)
+from app.api.ws_streams import Stream, StreamRegistry
 from app.bus import Missed, Overflowed
 from app.errors import NotFound, Unauthorized
 from app.events import encode
@@ -48,173 +64,12 @@ from app.telemetry import Tracing
 
 log = logging.getLogger(__name__)
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-# Sent by the server (Hypercorn) itself, with no reason, for a client message over the
-# cap (app.server.WS_MAX_MESSAGE_BYTES, counted after inflating): streams take no data.
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_TRY_AGAIN = 1013
-CLOSE_BAD_REQUEST = 4400
-CLOSE_NOT_FOUND = 4404
-CLOSE_USER_LIMIT = 4429
-CLOSE_SERVICE_LIMIT = 4503
-CLOSE_TIMEOUT_S = 2.0
-MAX_REASON_BYTES = 123  # a close frame's payload is 125 bytes, 2 of them the code
 FULL_LOG_INTERVAL_S = 10.0
 _FULL_LOG = Sampler(FULL_LOG_INTERVAL_S)
 
 
-class Close(NamedTuple):
-    code: int
-    reason: str
-
-
-DONE: Final = Close(CLOSE_NORMAL, "command finished")
-STOPPING: Final = Close(CLOSE_GOING_AWAY, "service stopping")
-REVOKED: Final = Close(CLOSE_POLICY, "token revoked")
-NOT_FOUND: Final = Close(CLOSE_NOT_FOUND, "not found")
-UNKNOWN_PATH: Final = Close(CLOSE_NOT_FOUND, "unknown path; streams are /ws/responses/{command_id}")
-BAD_SINCE: Final = Close(CLOSE_BAD_REQUEST, "bad since: a whole number, at most 9 digits")
-TOO_SLOW: Final = Close(CLOSE_TRY_AGAIN, "too slow: reconnect with since=<last sequence>")
-# The bus between nodes may have lost events (SOVD_BUS_URL: NATS dropped, a gap).
-MISSED: Final = Close(CLOSE_TRY_AGAIN, "events missed: reconnect with since=<last sequence>")
-FAILED: Final = Close(CLOSE_INTERNAL_ERROR, "server error")
-SERVICE_FULL: Final = Close(CLOSE_SERVICE_LIMIT, "too many open streams on the service")
-USER_FULL: Final = Close(CLOSE_USER_LIMIT, "too many open streams of this user")
-CROSS_SITE: Final = Close(
-    CLOSE_POLICY, "cross-site stream with ambient credentials: send the token as ?token="
-)
-# Every fixed close the stream can send (docs/api.md's table comes from here).
-CLOSES: Final = (
-    DONE,
-    STOPPING,
-    REVOKED,
-    NOT_FOUND,
-    UNKNOWN_PATH,
-    BAD_SINCE,
-    TOO_SLOW,
-    MISSED,
-    FAILED,
-    SERVICE_FULL,
-    USER_FULL,
-)
-
-
-def _token_refused(exc: Unauthorized) -> Close:
-    """1008 with the 401's message (missing, invalid, expired, ended) as the reason."""
-    return Close(CLOSE_POLICY, _fit(exc.message))
-
-
-def _fit(reason: str) -> str:
-    raw = reason.encode()
-    if len(raw) <= MAX_REASON_BYTES:
-        return reason
-    return raw[:MAX_REASON_BYTES].decode("utf-8", "ignore")
-
-
 # What a send raises once the client has gone (Starlette or the server underneath).
 _CLIENT_GONE = (WebSocketDisconnect, OSError, RuntimeError)
-
-
-class _Stream:
-    """One authenticated stream: whose it is, and how it ends early.
-
-    ``ended`` is the one thing the stream's handler waits on: resolved with the close to
-    send (None: the client is gone) by whichever comes first, the forwarding task, the
-    task reading the client's frames, an overflow, a revocation or the shutdown. One
-    future instead of a task per cause keeps an idle stream small.
-    """
-
-    __slots__ = ("ended", "principal", "revoked")
-
-    def __init__(self, principal: Principal) -> None:
-        self.principal = principal
-        self.revoked = False  # the session or the user's access has ended
-        self.ended: asyncio.Future[Close | None] = asyncio.get_running_loop().create_future()
-
-    def end(self, close: Close | None) -> bool:
-        """Ask the handler to close with ``close``; False if it already has a reason."""
-        if self.ended.done():
-            return False
-        self.ended.set_result(close)
-        return True
-
-    def revoke(self) -> None:
-        self.revoked = True
-        self.end(REVOKED)
-
-
-class StreamRegistry:
-    """The open response streams: so shutdown can close them (Hypercorn does not), so
-    they can be capped overall and per user, and so a revoked session or user closes
-    theirs at once (it listens to the principal cache's revocations)."""
-
-    def __init__(self, max_open: int = 1024, max_per_user: int = 64) -> None:
-        self.closing = asyncio.Event()
-        self._max_open = max_open
-        self._max_per_user = max_per_user
-        self._open = 0
-        self._empty = asyncio.Event()
-        self._empty.set()
-        self._by_user: dict[str, set[_Stream]] = {}
-
-    @property
-    def full(self) -> bool:
-        return self._open >= self._max_open
-
-    @contextlib.contextmanager
-    def track(self) -> Iterator[None]:
-        self._open += 1
-        self._empty.clear()
-        try:
-            yield
-        finally:
-            self._open -= 1
-            if self._open == 0:
-                self._empty.set()
-
-    @property
-    def open(self) -> int:
-        return self._open
-
-    @contextlib.contextmanager
-    def register(self, principal: Principal) -> Iterator[_Stream | None]:
-        """The stream's entry, or None if its user already holds the most allowed."""
-        streams = self._by_user.setdefault(principal.user_id, set())
-        if len(streams) >= self._max_per_user:
-            yield None
-            return
-        stream = _Stream(principal)
-        streams.add(stream)
-        try:
-            yield stream
-        finally:
-            streams.discard(stream)
-            if not streams:
-                self._by_user.pop(principal.user_id, None)
-
-    # The principal cache's revocation listener:
-
-    def session_revoked(self, session_id: str) -> None:
-        for streams in self._by_user.values():
-            for stream in streams:
-                if stream.principal.session_id == session_id:
-                    stream.revoke()
-
-    def user_revoked(self, user_id: str) -> None:
-        for stream in self._by_user.get(user_id, ()):
-            stream.revoke()
-
-    async def close_all(self, timeout_s: float) -> None:
-        self.closing.set()  # a stream not registered yet sees it before it goes live
-        for streams in list(self._by_user.values()):
-            for stream in list(streams):
-                stream.end(STOPPING)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._empty.wait()
 
 
 def _since(websocket: WebSocket) -> int | None:
@@ -294,7 +149,7 @@ async def _serve(websocket: WebSocket, registry: StreamRegistry, trail: _Log) ->
     try:
         who = await authenticate(websocket, token)
     except Unauthorized as exc:
-        return _token_refused(exc)
+        return token_refused(exc)
     command_id = websocket.path_params["command_id"]
     if not is_uuid(command_id):
         return NOT_FOUND
@@ -326,7 +181,7 @@ async def _live(
     websocket: WebSocket,
     events: Following,
     registry: StreamRegistry,
-    stream: _Stream,
+    stream: Stream,
 ) -> Close | None:
     """Send the command's events until the terminal one, the client leaves, the client
     falls behind, its credentials end, or the service shuts down; return the close code
@@ -349,7 +204,7 @@ async def _live(
         await asyncio.gather(forward, reader, return_exceptions=True)
 
 
-def _forwarded(task: asyncio.Task[None], stream: _Stream) -> None:
+def _forwarded(task: asyncio.Task[None], stream: Stream) -> None:
     """The sender ended: map how to the close."""
     if task.cancelled():
         return  # cancelled by the handler: it has its reason already
@@ -372,7 +227,7 @@ class _Revoked(Exception):
     """The stream's credentials ended while an event was waiting to be sent."""
 
 
-async def _forward(websocket: WebSocket, events: Following, stream: _Stream) -> None:
+async def _forward(websocket: WebSocket, events: Following, stream: Stream) -> None:
     async for event in events:  # ends after the terminal event
         # Checked before every send, so an event published after the revocation (say,
         # the cancellation that disabling a user causes) never reaches the old holder.

@@ -33,7 +33,6 @@ import contextlib
 import logging
 import urllib.parse
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -45,6 +44,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from app.bus import wire
 from app.bus.local import EventBus, Subscription
+from app.bus.nats_outbox import OUTBOX_SIZE, Outbox
 from app.bus.nats_requests import NatsRequests
 from app.bus.notices import Notice
 from app.errors import StartupError
@@ -53,9 +53,6 @@ from app.logs import Sampler
 
 log = logging.getLogger(__name__)
 
-OUTBOX_SIZE: Final = 4096  # events waiting for NATS; past it a command is gapped
-NOTICE_BACKLOG: Final = 1024  # notices waiting for NATS; past it the oldest goes
-GAPPED_MAX: Final = 65536  # commands owing a gap marker
 START_TIMEOUT_S: Final = 10.0  # the first connection, at start
 CONNECT_TIMEOUT_S: Final = 2
 RECONNECT_WAIT_S: Final = 1
@@ -106,16 +103,11 @@ class NatsBus:
         self._nc = Client()
         self._interest: dict[str, _Interest] = {}
         self._handlers: list[Callable[[Notice], object]] = []
-        self._outbox: deque[tuple[str | None, str, bytes]] = deque()
-        self._outbox_size = outbox_size
-        self._notices: deque[bytes] = deque()
-        self._gapped: set[str] = set()
-        self._wake = asyncio.Event()
+        self._outbox = Outbox(self.node, outbox_size, self._gapped)
         self._up = asyncio.Event()
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warn = Sampler(WARN_INTERVAL_S)
-        self.lost = 0  # events not passed on to NATS (their commands were gapped)
         self._last_error: str | None = None  # its type's name: the text may name the URL
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -147,16 +139,16 @@ class NatsBus:
                 f" {self._start_timeout_s:g} s ({why}); start it or unset SOVD_BUS_URL"
             ) from None
         self._up.set()
-        self._spawn(self._send(), "nats-outbox")
+        self._spawn(self._outbox.send(self._publish), "nats-outbox")
         log.info("bus: NATS at %s", self.shown, extra={"event": "bus_connected"})
 
     async def aclose(self) -> None:
         """Send what is waiting (briefly), then close the connection."""
         self._closing = True
         if self._nc.is_connected:
-            self._wake.set()
+            self._outbox.wake()
             for _ in range(100):  # at most about a second
-                if not (self._outbox or self._notices):
+                if self._outbox.empty:
                     break
                 await asyncio.sleep(0.01)
         for task in list(self._tasks):
@@ -198,14 +190,7 @@ class NatsBus:
 
     def publish(self, event: Event) -> None:
         self._local.publish(event)
-        command_id = event.command_id
-        if command_id in self._gapped:
-            if not self._queue_event(command_id, None):
-                self.lost += 1
-                return  # still no room: this event is part of the gap
-            self._gapped.discard(command_id)
-        if not self._queue_event(command_id, event):
-            self._gap(command_id)
+        self._outbox.event(event)
 
     def subscriber_count(self, command_id: str) -> int:
         return self._local.subscriber_count(command_id)
@@ -213,7 +198,12 @@ class NatsBus:
     @property
     def pending(self) -> int:
         """Messages not yet handed to NATS, the gap markers owed included."""
-        return len(self._outbox) + len(self._notices) + len(self._gapped)
+        return self._outbox.pending
+
+    @property
+    def lost(self) -> int:
+        """Events not passed on to NATS (their commands were gapped)."""
+        return self._outbox.lost
 
     async def _listen(self, interest: _Interest) -> NatsSubscription | None:
         """Subscribe to the command's subject and wait until the server has it."""
@@ -263,45 +253,10 @@ class NatsBus:
         elif event.command_id == interest.command_id:
             self._local.publish(event)
 
-    def _queue_event(self, command_id: str, event: Event | None) -> bool:
-        if len(self._outbox) >= self._outbox_size:
-            return False
-        subject = wire.command_subject(command_id)
-        self._outbox.append((command_id, subject, wire.event_message(self.node, event)))
-        self._wake.set()
-        return True
-
-    def _gap(self, command_id: str) -> None:
-        self.lost += 1
-        if len(self._gapped) < GAPPED_MAX:
-            self._gapped.add(command_id)
-        elif command_id not in self._gapped:
-            # Past the bound nothing stops this command's later events: a follower
-            # elsewhere could see a hole. Said, never silent.
-            log.error(
-                "bus: %d commands already owe a gap marker; followers elsewhere of one"
-                " more may miss events unnoticed",
-                GAPPED_MAX,
-                extra={"event": "bus_gap_untracked", "command_id": command_id},
-            )
-        self._warn_sampled(
-            "bus: events could not go to NATS (%s); followers elsewhere start again from"
-            " the database",
-            self.shown,
-        )
-
     # -- notices -----------------------------------------------------------------------
 
     def broadcast(self, notice: Notice) -> None:
-        if len(self._notices) >= NOTICE_BACKLOG:
-            self._notices.popleft()
-            log.error(
-                "bus: more than %d notices waiting for NATS; the oldest is not sent",
-                NOTICE_BACKLOG,
-                extra={"event": "bus_notice_lost"},
-            )
-        self._notices.append(wire.notice_message(self.node, notice))
-        self._wake.set()
+        self._outbox.notice(notice)
 
     def requests(self) -> NatsRequests:
         return NatsRequests(self._nc)
@@ -325,23 +280,6 @@ class NatsBus:
 
     # -- sending -----------------------------------------------------------------------
 
-    async def _send(self) -> None:
-        """The outbox's one sender: notices first, then events in the order published."""
-        while True:
-            if not (self._notices or self._outbox):
-                self._queue_gaps()
-            if not (self._notices or self._outbox):
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if self._notices:
-                if not await self._publish(wire.NOTICES, self._notices.popleft()):
-                    log.error("bus: NATS refused a notice", extra={"event": "bus_notice_lost"})
-                continue
-            command_id, subject, payload = self._outbox.popleft()
-            if not await self._publish(subject, payload) and command_id is not None:
-                self._gap(command_id)
-
     async def _publish(self, subject: str, payload: bytes) -> bool:
         """Hand one message to nats-py, waiting out an outage that fills its reconnect
         buffer; False: refused while connected (say, over the server's payload limit)."""
@@ -355,12 +293,6 @@ class NatsBus:
                 await self._up.wait()
                 continue
             return True
-
-    def _queue_gaps(self) -> None:
-        """Send the gap markers owed, now that the outbox has room."""
-        while self._gapped and len(self._outbox) < self._outbox_size:
-            if not self._queue_event(self._gapped.pop(), None):
-                break
 
     # -- connection --------------------------------------------------------------------
 
@@ -382,7 +314,7 @@ class NatsBus:
 
     async def _reconnected(self) -> None:
         self._up.set()
-        self._wake.set()
+        self._outbox.wake()
         # Every subscriber here lived through the outage: events may have passed it.
         overflowed = self._local.overflow()
         log.info(
@@ -390,6 +322,13 @@ class NatsBus:
             self.shown,
             overflowed,
             extra={"event": "bus_reconnected"},
+        )
+
+    def _gapped(self) -> None:
+        self._warn_sampled(
+            "bus: events could not go to NATS (%s); followers elsewhere start again from"
+            " the database",
+            self.shown,
         )
 
     def _warn_sampled(self, message: str, *args: object) -> None:

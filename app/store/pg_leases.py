@@ -19,7 +19,7 @@ import asyncpg
 from app.errors import StorageUnavailable
 from app.store.engine import STORAGE_RETRY_AFTER_S
 from app.store.leases import LANE_NAMESPACE, LeaseLost, lease_key
-from app.store.postgres import DatabaseUnreachable, _PgConn, _Worker
+from app.store.pg_connection import DatabaseUnreachable, PgConn, Worker
 
 T = TypeVar("T")
 
@@ -27,15 +27,15 @@ T = TypeVar("T")
 class PgLeases:
     def __init__(self, url: str) -> None:
         self._url = url
-        self._worker: _Worker | None = None
+        self._worker: Worker | None = None
         self._connections = 0  # connections made (the worker reconnects when one is lost)
         self._seen = 0  # the connection count this node's leases were taken on
 
-    def _connected(self, conn: _PgConn) -> None:
+    def _connected(self, conn: PgConn) -> None:
         self._connections += 1
 
     async def open(self) -> None:
-        self._worker = _Worker(self._url, "pg-leases", on_connect=self._connected)
+        self._worker = Worker(self._url, "pg-leases", on_connect=self._connected)
         await self._worker.run(lambda conn: None)
         self._seen = self._connections
 
@@ -44,7 +44,7 @@ class PgLeases:
             await self._worker.close()  # the session ends: every lock is released
             self._worker = None
 
-    async def _run(self, fn: Callable[[_PgConn], T]) -> T:
+    async def _run(self, fn: Callable[[PgConn], T]) -> T:
         """``fn`` on the lease connection; once more on a new one if it was found lost
         (``fn`` then sees the connection count moved). StorageUnavailable if the server
         cannot be reached."""
@@ -61,7 +61,7 @@ class PgLeases:
     async def take(self, vehicle_ids: Sequence[str]) -> list[str]:
         keys = {lease_key(v): v for v in vehicle_ids}
 
-        def run(conn: _PgConn) -> list[int] | None:
+        def run(conn: PgConn) -> list[int] | None:
             if self._connections != self._seen:
                 return None  # a new connection: the old one's leases are gone
             rows = conn.execute(

@@ -24,7 +24,7 @@ import asyncpg
 from app.errors import StorageUnavailable
 from app.store.engine import STORAGE_RETRY_AFTER_S
 from app.store.limits import LIMIT_NAMESPACE, Decide, Window, lock_key
-from app.store.postgres import DatabaseUnreachable, _PgConn, _Worker
+from app.store.pg_connection import DatabaseUnreachable, PgConn, Worker
 
 T = TypeVar("T")
 
@@ -63,13 +63,13 @@ _SWEEP: Final = "DELETE FROM limit_windows WHERE expires_at < $1"
 
 class PgLimits:
     def __init__(self, url: str) -> None:
-        self._worker = _Worker(url, "pg-limits", on_connect=_session)
+        self._worker = Worker(url, "pg-limits", on_connect=_session)
         self._swept_at = 0.0  # time.monotonic() of this node's last sweep
 
     async def close(self) -> None:
         await self._worker.close()
 
-    async def _run(self, fn: Callable[[_PgConn], T]) -> T:
+    async def _run(self, fn: Callable[[PgConn], T]) -> T:
         try:
             return await self._worker.run(fn)
         except (DatabaseUnreachable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -78,7 +78,7 @@ class PgLimits:
                 retry_after=STORAGE_RETRY_AFTER_S,
             ) from exc
 
-    def _sweep(self, conn: _PgConn, now: float) -> None:
+    def _sweep(self, conn: PgConn, now: float) -> None:
         """Now and then, the rows whose window has emptied go (after the operation)."""
         tick = time.monotonic()
         if tick - self._swept_at >= SWEEP_EVERY_S:
@@ -90,7 +90,7 @@ class PgLimits:
     ) -> tuple[float, ...] | None:
         kind, key = window
 
-        def run(conn: _PgConn) -> tuple[float, ...] | None:
+        def run(conn: PgConn) -> tuple[float, ...] | None:
             counted = conn.wait(conn.raw.fetchval(_ACQUIRE, kind, key, now, window_s, limit))
             if counted is not None:
                 self._sweep(conn, now)
@@ -110,7 +110,7 @@ class PgLimits:
         # Every node takes the locks in the order of their keys: no two wait on each other.
         keys = sorted({lock_key(w) for w in locks})
 
-        def run(conn: _PgConn) -> T:
+        def run(conn: PgConn) -> T:
             raw = conn.raw
             conn.script("BEGIN")
             try:
@@ -134,5 +134,5 @@ class PgLimits:
         return await self._run(run)
 
 
-def _session(conn: _PgConn) -> None:
+def _session(conn: PgConn) -> None:
     conn.script("SET synchronous_commit = off")

@@ -4,7 +4,7 @@ The stores' operations are plain functions that run whole in their connection's 
 (``app.store.engine``): SQLite's shape, kept so that one operation is one thread hop on
 the default engine. Here each connection gets a thread of its own with a private event
 loop, where the asyncpg connection lives; an operation runs in that thread and each of
-its statements is one ``run_until_complete`` of an asyncpg call (``_PgConn``). The
+its statements is one ``run_until_complete`` of an asyncpg call (``PgConn``). The
 service's own loop only awaits the operation, as with SQLite.
 
 Durability: a batch holding a ``durable`` write commits with ``synchronous_commit=on``
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -30,105 +28,23 @@ from app.store.dialects import POSTGRES
 from app.store.engine import STORAGE_RETRY_AFTER_S, Engine, Outcomes
 from app.store.leases import Leases
 from app.store.migrations import MIGRATIONS, PYTHON_STEPS, refuse_newer
-from app.store.sql import Conn, IntegrityError
+from app.store.pg_connection import DatabaseUnreachable, PgConn, Worker
+from app.store.sql import Conn
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S: Final = 10.0
-# A statement that takes longer fails (TimeoutError) instead of holding its connection
-# thread, and every operation queued behind it, indefinitely.
-STATEMENT_TIMEOUT_S: Final = 30.0
 # Any number, the same on every node: migrations run under this advisory lock, so two
 # nodes starting at once on a new database do not both migrate it.
 _MIGRATION_LOCK: Final = 0x50564D49  # "SOVD migrations"
 _SERVICE_LOCK: Final = 0x50564453  # held by the writer connection: see ``_claim``
-_QUERIES: Final = ("SELECT", "WITH", "VALUES", "SHOW")  # statements that return rows
-
-
-@lru_cache(maxsize=1024)  # the statements are a fixed set of strings
-def _statement(sql: str) -> tuple[str, bool]:
-    """``sql`` as PostgreSQL takes it, and whether it returns rows (fetched) or a row
-    count (executed)."""
-    upper = sql.lstrip().upper()
-    return POSTGRES.numbered(sql), upper.startswith(_QUERIES) or " RETURNING " in upper
-
-
-def _rowcount(status: str) -> int:
-    """The row count of a command tag (``UPDATE 3``, ``INSERT 0 1``), -1 without one."""
-    last = status.rsplit(" ", 1)[-1]
-    return int(last) if last.isdigit() else -1
-
-
-class _PgCursor:
-    """The DB-API cursor calls the stores use, over one asyncpg connection."""
-
-    def __init__(self, conn: _PgConn) -> None:
-        self._conn = conn
-        self._rows: list[Any] = []
-        self.rowcount = -1
-        self.row_factory: Any = None  # asyncpg's records are read by name already
-
-    def execute(self, sql: str, parameters: Any = (), /) -> _PgCursor:
-        if isinstance(parameters, Mapping):  # SQLite would take them; PostgreSQL not
-            raise TypeError("named parameters are SQLite's only: write ? placeholders")
-        self._rows, self.rowcount = self._conn.run_statement(sql, tuple(parameters))
-        return self
-
-    def fetchone(self) -> Any:
-        return self._rows[0] if self._rows else None
-
-    def fetchall(self) -> list[Any]:
-        return list(self._rows)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._rows)
-
-
-class _PgConn:
-    """A ``Conn`` (app.store.sql) on an asyncpg connection, used from its own thread only."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, conn: asyncpg.Connection) -> None:
-        self._loop = loop
-        self.raw = conn
-
-    def wait(self, call: Coroutine[Any, Any, T]) -> T:
-        try:
-            return self._loop.run_until_complete(call)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            # The stores' one constraint error, whichever engine (app.store.sql).
-            raise IntegrityError(f"{type(exc).__name__}: {exc}") from exc
-
-    def run_statement(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], int]:
-        sql, returns_rows = _statement(sql)
-        if returns_rows:
-            rows = self.wait(self.raw.fetch(sql, *args))
-            return rows, len(rows)
-        return [], _rowcount(self.wait(self.raw.execute(sql, *args)))
-
-    def execute(self, sql: str, parameters: Any = (), /) -> _PgCursor:
-        return _PgCursor(self).execute(sql, parameters)
-
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
-        self.wait(self.raw.executemany(POSTGRES.numbered(sql), [tuple(p) for p in parameters]))
-
-    def cursor(self) -> _PgCursor:
-        return _PgCursor(self)
-
-    def script(self, sql: str) -> None:
-        """Several statements without parameters (migrations, transaction control)."""
-        self.wait(self.raw.execute(sql))
-
-
-class DatabaseUnreachable(Exception):
-    """No connection could be made: the server down or refusing, the database missing."""
 
 
 class DatabaseInUse(RuntimeError):
     """Another service process holds this database (one process per database for now)."""
 
 
-def _claim(conn: _PgConn) -> None:
+def _claim(conn: PgConn) -> None:
     """Hold the service's advisory lock for as long as this connection lives, or raise
     DatabaseInUse. Until issue #23 shares the work between nodes (one lane owner per
     vehicle), a second process on the database would end the first one's running
@@ -140,76 +56,7 @@ def _claim(conn: _PgConn) -> None:
         )
 
 
-class _Worker:
-    """One thread with its own event loop and one asyncpg connection in it;
-    ``on_connect`` runs on each new connection (in that thread)."""
-
-    def __init__(
-        self, url: str, name: str, on_connect: Callable[[_PgConn], None] | None = None
-    ) -> None:
-        self._url = url
-        self._on_connect = on_connect
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn: _PgConn | None = None
-
-    def _connection(self) -> _PgConn:
-        """The live connection, reconnecting if the last one was lost (a restarted
-        server); runs in the worker's thread."""
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-        if self._conn is None or self._conn.raw.is_closed():
-            try:
-                raw = self._loop.run_until_complete(
-                    asyncpg.connect(
-                        self._url, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
-                    )
-                )
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                raise DatabaseUnreachable(f"{type(exc).__name__}: {exc}") from exc
-            conn = _PgConn(self._loop, raw)
-            if self._on_connect is not None:
-                try:
-                    self._on_connect(conn)
-                except BaseException:
-                    self._loop.run_until_complete(raw.close(timeout=5))
-                    raise
-            self._conn = conn
-        return self._conn
-
-    async def run(self, fn: Callable[[_PgConn], T], *, again_if_lost: bool = False) -> T:
-        """``fn`` in this worker's thread. ``again_if_lost``: if the connection turns out
-        to be lost (a restarted server), once more on a new one (for reads only: they
-        change nothing, so running one twice is harmless)."""
-
-        def call() -> T:
-            conn = self._connection()
-            try:
-                return fn(conn)
-            except Exception:
-                if not (again_if_lost and conn.raw.is_closed()):
-                    raise
-            return fn(self._connection())
-
-        return await asyncio.wrap_future(self._pool.submit(call))
-
-    async def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None and self._loop is not None:
-                self._loop.run_until_complete(self._conn.raw.close(timeout=5))
-            if self._loop is not None:
-                self._loop.close()
-            self._conn = self._loop = None
-
-        try:
-            await asyncio.wrap_future(self._pool.submit(shut))
-        except Exception:
-            log.warning("could not close a PostgreSQL connection cleanly", exc_info=True)
-        finally:
-            self._pool.shutdown(wait=False)
-
-
-def _write_batch(conn: _PgConn, fns: list[Callable[[Any], Any]], durable: bool) -> Outcomes:
+def _write_batch(conn: PgConn, fns: list[Callable[[Any], Any]], durable: bool) -> Outcomes:
     """Run each function in its own savepoint inside one transaction: (ok, result) each.
     A batch of one needs no savepoint (its failure rolls the transaction back): each
     statement is a round trip to the server, so the common idle case saves two."""
@@ -248,12 +95,12 @@ def _write_batch(conn: _PgConn, fns: list[Callable[[Any], Any]], durable: bool) 
     return outcomes
 
 
-def _rollback(conn: _PgConn) -> None:
+def _rollback(conn: PgConn) -> None:
     if not conn.raw.is_closed() and conn.raw.is_in_transaction():
         conn.script("ROLLBACK")
 
 
-def _in_read_tx(conn: _PgConn, fn: Callable[[Any], T]) -> T:
+def _in_read_tx(conn: PgConn, fn: Callable[[Any], T]) -> T:
     # REPEATABLE READ: one snapshot across the operation's SELECTs, as SQLite's read
     # transaction gives.
     conn.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -264,7 +111,7 @@ def _in_read_tx(conn: _PgConn, fn: Callable[[Any], T]) -> T:
             conn.script("ROLLBACK")  # read only: nothing to keep
 
 
-def migrate(conn: _PgConn) -> int:
+def migrate(conn: PgConn) -> int:
     """Bring the schema up to date: the migrations not yet applied, in one transaction
     (PostgreSQL's DDL is transactional) under the migrations' advisory lock."""
     conn.script("BEGIN")
@@ -302,7 +149,7 @@ async def read_once(url: str, fn: Callable[[Conn], T]) -> T:
     """``fn`` in one read transaction on a connection of its own: the command line's
     read-only access (no migration, no claim: it works beside the running service).
     StartupError, naming the database, if it cannot be read."""
-    worker = _Worker(url, "pg-read-once")
+    worker = Worker(url, "pg-read-once")
     try:
         return await worker.run(lambda conn: _in_read_tx(conn, fn))
     except DatabaseUnreachable as exc:
@@ -329,14 +176,14 @@ class PostgresDatabase(Engine):
         self.shared = shared  # a cluster: no service lock, no read cache, lane leases
         self._url = url  # carries the password: never logged or put in a message
         self.where = _where(url)
-        self._writer: _Worker | None = None
-        self._reader: _Worker | None = None
+        self._writer: Worker | None = None
+        self._reader: Worker | None = None
 
     async def _connect(self) -> None:
         # One process per database unless it is shared (then lane leases share the work).
         claim = None if self.shared else _claim
-        self._writer = _Worker(self._url, "pg-writer", on_connect=claim)
-        self._reader = _Worker(self._url, "pg-reader")
+        self._writer = Worker(self._url, "pg-writer", on_connect=claim)
+        self._reader = Worker(self._url, "pg-reader")
         try:
             await self._writer.run(migrate)
             await self._reader.run(lambda conn: None)
