@@ -157,6 +157,32 @@ def test_failed_logins_beyond_the_limit_are_refused_on_either_node(cluster: Clus
         cluster.token(node, "engineer", ENGINEER_PASSWORD)
 
 
+def test_a_username_guessed_from_many_addresses_on_both_nodes_gets_twice_the_limit(
+    cluster: Cluster,
+) -> None:
+    cluster.engineer("henry")  # logged in once from 127.0.0.1: a known address
+    checked = sum(_failures(n, "bad_credentials") for n in cluster.nodes)
+    attempts = [
+        (LOGIN, login_body("henry", f"wrong-password-{n}"), from_address(f"198.51.100.{n}"))
+        for n in range(40)
+    ]
+    counts = statuses(cluster.spread(attempts))
+    # N on the username's window and N more from addresses with no failure (the
+    # clean-address allowance), over both nodes together.
+    assert counts.get(401, 0) <= 2 * MAX_FAILURES, counts
+    assert counts.get(401, 0) + counts.get(503, 0) >= 2 * MAX_FAILURES, counts
+    ran = sum(_failures(n, "bad_credentials") for n in cluster.nodes) - checked
+    assert ran == counts.get(401, 0)
+    for node in cluster.nodes:  # a fresh address is refused now, on either node
+        r = node.http.post(
+            LOGIN, json=login_body("henry", "other-password-1"), headers=from_address("192.0.2.1")
+        )
+        assert r.status_code == 429, r.text
+    # The known address still gets in, whichever node it calls.
+    for node in cluster.nodes:
+        cluster.token(node, "henry", "other-password-1")
+
+
 def test_the_command_rate_holds_over_both_nodes(cluster: Cluster) -> None:
     token = cluster.token(cluster.a, "engineer", ENGINEER_PASSWORD)
     vehicle = vehicle_with_profile(cluster.a, token, "healthy")
