@@ -88,6 +88,17 @@ class SlidingWindow:
         wait = self.wait_s(key)
         return None if wait <= 0 else _whole_seconds(wait)
 
+    def load(self, key: str, events: tuple[float, ...]) -> None:
+        """Put ``key``'s events (oldest first) in, as kept elsewhere (the shared limits:
+        ``app.services.shared_limits`` decides with a window filled from the database)."""
+        if events:
+            self._events[key] = deque(events)
+
+    def events(self, key: str) -> tuple[float, ...]:
+        """``key``'s events in the window now, oldest first."""
+        events = self._recent(key, self._clock())
+        return () if events is None else tuple(events)
+
     def acquire(self, key: str) -> float | None:
         """If ``key`` has room, count one event now and return its time (for
         ``give_back``); None if it is at its limit. Check and count are one step."""
@@ -233,6 +244,32 @@ class LoginThrottle:
             () if username_ok or clean_ok or known else (USERNAME_LIMIT,)
         )
         return LoginRefused(self._retry_after(address, username, known), limits)
+
+    def load(
+        self,
+        address: str,
+        username: str,
+        windows: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]],
+        known: bool,
+    ) -> None:
+        """Fill in one address's and one username's state as kept elsewhere (the shared
+        limits decide with a throttle filled from the database): the address's events,
+        the username's, its clean-address allowance's, and whether the address is known."""
+        self._addresses.load(address, windows[0])
+        self._usernames.load(username, windows[1])
+        self._clean.load(username, windows[2])
+        if known:
+            self._known.remember(username, address)
+
+    def windows(
+        self, address: str, username: str
+    ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+        """The events now in the address's, the username's and its allowance's windows."""
+        return (
+            self._addresses.events(address),
+            self._usernames.events(username),
+            self._clean.events(username),
+        )
 
     def _retry_after(self, address: str, username: str, known: bool) -> int:
         # Allowed again when the address has room and either the username has room, or

@@ -72,7 +72,7 @@ class LaneOwnership:
         # The DoIP links follow the lanes: kept up by the owner only (follow_links).
         self._links_taken: Callable[[list[str]], Awaitable[object]] | None = None
         self._links_lost: Callable[[list[str]], object] | None = None
-        self._lanes_lost: Callable[[list[str]], object] | None = None
+        self._lanes_lost: list[Callable[[list[str]], object]] = []
         self._served: dict[str, Served] = {}  # the lanes this node runs
         self._taking = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
@@ -96,8 +96,8 @@ class LaneOwnership:
     def when_lost(self, lost: Callable[[list[str]], object]) -> None:
         """``lost(ids)`` when this node's leases were lost with their connection (not at
         a shutdown): what it still runs of those lanes must stop, another node may be
-        running them now."""
-        self._lanes_lost = lost
+        running them now. Each listener is told, in the order they came."""
+        self._lanes_lost.append(lost)
 
     def owns(self, vehicle_id: str) -> bool:
         return vehicle_id in self._served
@@ -206,8 +206,8 @@ class LaneOwnership:
             extra={"event": "lanes_lost", "lanes": len(self._served)},
         )
         await self._unserve()
-        if self._lanes_lost is not None:
-            self._lanes_lost(lanes)
+        for lost in self._lanes_lost:
+            lost(lanes)
 
     async def _unserve(self) -> None:
         served, self._served = self._served, {}
