@@ -30,13 +30,14 @@ from app.services.diag_services import DiagServices
 from app.services.lanes import LaneOwnership, LaneRouter
 from app.services.lock_desk import LockDesk
 from app.services.locks import LockService
+from app.services.login_throttle import LoginLimits
 from app.services.passwords import password_hasher
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
 from app.services.retention import Retention
 from app.services.shared_limits import COMMAND_RATE, SharedLoginThrottle, SharedWindow
 from app.services.sovd.service import Sovd
-from app.services.throttle import LoginLimits, SlidingWindow
+from app.services.throttle import SlidingWindow
 from app.services.tokens import TokenSettings
 from app.services.variants import VariantLinks, VariantService
 from app.services.vehicle_links import doip_target_of

@@ -18,20 +18,20 @@ from typing import Protocol
 import pytest
 
 from app.clock import Clock
+from app.services.login_throttle import (
+    ADDRESS_LIMIT,
+    USERNAME_LIMIT,
+    LoginRefused,
+    LoginSlot,
+    LoginThrottle,
+)
 from app.services.shared_limits import (
     COMMAND_RATE,
     LOGIN_ADDRESS,
     SharedLoginThrottle,
     SharedWindow,
 )
-from app.services.throttle import (
-    ADDRESS_LIMIT,
-    USERNAME_LIMIT,
-    LoginRefused,
-    LoginSlot,
-    LoginThrottle,
-    SlidingWindow,
-)
+from app.services.throttle import SlidingWindow
 from app.store.pg_limits import PgLimits
 from app.store.postgres import PostgresDatabase
 from tests.support.postgres import PostgresServer

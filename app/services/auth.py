@@ -27,11 +27,11 @@ from argon2 import PasswordHasher
 from app.clock import Clock, format_ts
 from app.errors import Unauthorized
 from app.models import Actor, Principal
+from app.services.login_throttle import LoginLimits
 from app.services.passwords import PasswordChecks
 from app.services.principal_cache import PrincipalCache, RevocationListener
 from app.services.service_accounts import ServiceAccounts
 from app.services.shared_limits import SharedLoginThrottle
-from app.services.throttle import LoginLimits
 from app.services.tokens import (
     ACCESS,
     ENDED_SESSION,

@@ -23,14 +23,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from app.clock import Clock, format_ts
 from app.errors import BadRequest, Overloaded, RateLimited
 from app.models import Actor
-from app.services.shared_limits import SharedLoginThrottle
-from app.services.throttle import (
+from app.services.login_throttle import (
     ADDRESS_LIMIT,
     USERNAME_LIMIT,
     LoginLimits,
     LoginRefused,
     LoginSlot,
 )
+from app.services.shared_limits import SharedLoginThrottle
 from app.store.audit import AuditStore
 from app.telemetry import Telemetry
 from app.usernames import username_key

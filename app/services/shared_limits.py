@@ -27,7 +27,8 @@ from collections.abc import Coroutine
 from typing import Any, Final
 
 from app.clock import Clock
-from app.services.throttle import KNOWN_FOR_S, LoginRefused, LoginSlot, LoginThrottle, SlidingWindow
+from app.services.login_throttle import KNOWN_FOR_S, LoginRefused, LoginSlot, LoginThrottle
+from app.services.throttle import SlidingWindow
 from app.store.limits import LimitStore, Read, Window, Written
 
 log = logging.getLogger(__name__)
