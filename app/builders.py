@@ -28,13 +28,16 @@ from app.services.commands import CommandService
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
 from app.services.lanes import LaneOwnership, LaneRouter
+from app.services.lock_desk import LockDesk
 from app.services.locks import LockService
+from app.services.login_throttle import LoginLimits
 from app.services.passwords import password_hasher
 from app.services.pipeline import Pipeline, PipelineSettings
 from app.services.registry import Services
 from app.services.retention import Retention
+from app.services.shared_limits import COMMAND_RATE, SharedLoginThrottle, SharedWindow
 from app.services.sovd.service import Sovd
-from app.services.throttle import LoginLimits, SlidingWindow
+from app.services.throttle import SlidingWindow
 from app.services.tokens import TokenSettings
 from app.services.variants import VariantLinks, VariantService
 from app.services.vehicle_links import doip_target_of
@@ -42,6 +45,7 @@ from app.services.vehicles import VehicleService
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
 from app.store.engine import Engine
+from app.store.limits import LimitStore
 from app.store.users import UserStore
 from app.store.vehicles import VehicleStore
 from app.telemetry import HttpRecorder, Telemetry, Tracing
@@ -58,10 +62,23 @@ class Stores:
     audit: AuditStore
     commands: CommandStore
     vehicles: VehicleStore
+    # A cluster: the limits every node counts against (app.store.limits); else None.
+    limits: LimitStore | None = None
 
     @classmethod
-    def of(cls, db: Engine) -> Stores:
-        return cls(UserStore(db), AuditStore(db), CommandStore(db), VehicleStore(db))
+    def of(cls, db: Engine, limits: LimitStore | None = None) -> Stores:
+        return cls(UserStore(db), AuditStore(db), CommandStore(db), VehicleStore(db), limits)
+
+
+def shared_limits(config: Config) -> LimitStore | None:
+    """On a cluster (PostgreSQL and NATS both set: several nodes), the login throttle and
+    the command rate count in the shared database (app.services.shared_limits); a single
+    node (SQLite, or PostgreSQL alone, which admits one process) keeps them in memory."""
+    if not config.cluster or config.database_url is None:
+        return None
+    from app.store.pg_limits import PgLimits  # asyncpg: loaded only when PostgreSQL is used
+
+    return PgLimits(config.database_url)
 
 
 def simulator_for(config: Config) -> SimulatedConnector:
@@ -145,6 +162,11 @@ def auth_service(config: Config, stores: Stores, telemetry: Telemetry, clock: Cl
         ),
         hasher=password_hasher(config.password_hash_profile),
         clock=clock,
+        shared_throttle=None
+        if stores.limits is None
+        else SharedLoginThrottle(
+            stores.limits, config.login_max_failures, config.login_window_s, clock
+        ),
     )
 
 
@@ -177,17 +199,21 @@ def command_service(
     lanes: LaneRouter | None = None,
 ) -> CommandService:
     rate = config.command_rate_per_min
+    shared = stores.limits is not None
     return CommandService(
         stores.commands,
         stores.vehicles,
         pipeline,
         bus,
-        SlidingWindow(rate, 60.0, clock.monotonic) if rate else None,
+        SlidingWindow(rate, 60.0, clock.monotonic) if rate and not shared else None,
         clock,
         locks=locks,
         diag=diag,
         descriptions=descriptions,  # the simulator emulates bound ECUs from them
         lanes=lanes,
+        shared_rate=SharedWindow(stores.limits, COMMAND_RATE, rate, 60.0, clock)
+        if rate and stores.limits is not None
+        else None,
     )
 
 
@@ -295,6 +321,7 @@ def services(
         audit=AuditService(stores.audit),
         telemetry=telemetry,
         locks=locks,
+        lock_desk=LockDesk(locks, lanes),
         sovd=sovd,
         descriptions=descriptions,
         diag=diag,

@@ -32,6 +32,7 @@ from app.services.vehicle_links import VehicleLinks
 from app.services.vehicles import VehicleService
 from app.store.commands import CommandStore
 from app.store.engine import Engine, open_database
+from app.store.limits import LimitStore
 from app.telemetry import NoTelemetry, Telemetry, Tracing
 from app.vehicles.connector import Connector, TransportRouter
 from app.vehicles.doip_connector import DoipConnector
@@ -78,16 +79,19 @@ class Lifecycle:
         self.links: VehicleLinks | None = None
         self.emulator: DoipEmulator | None = None  # SOVD_DEMO_EMULATOR
         self.lanes: LaneOwnership | None = None  # a cluster: the lanes this node runs
+        self._limits: LimitStore | None = None  # a cluster: the shared limits' connection
 
     async def start(self) -> Services:
         config, telemetry, clock = self._config, self._telemetry, self._clock
         db = await self._open_database()
+        self._limits = builders.shared_limits(config)
         # The bus (SOVD_BUS_URL: NATS; else in-process); a NATS server out of reach is a
         # start-up error naming the variable.
         bus: Bus = open_bus(config.bus_servers, config.ws_queue_size)
         try:
             await bus.start()
-            stores = builders.Stores.of(db)
+            # A cluster: login throttle and command rate count in the shared database.
+            stores = builders.Stores.of(db, self._limits)
             gauge = ConnectedGauge(stores.vehicles, telemetry)
             links = self.links = VehicleLinks(stores.vehicles, telemetry, gauge)
             # Identified ECU variants are forgotten when a vehicle's link goes down.
@@ -121,6 +125,8 @@ class Lifecycle:
         except BaseException:
             await self._close_doip()
             await bus.aclose()
+            if self._limits is not None:
+                await self._limits.close()
             await db.close()
             self._lock.release()
             raise
@@ -255,6 +261,8 @@ class Lifecycle:
                         await self.lanes.close()  # our commands have ended: lanes free
                     await self.services.bus.aclose()  # after the pipeline's last event
                 finally:
+                    if self._limits is not None:
+                        await self._limits.close()
                     await self.services.db.close()
             self._lock.release()
             for shutdown in self._on_stop:

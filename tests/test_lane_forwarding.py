@@ -316,3 +316,57 @@ def test_a_lost_lease_connection_unserves_every_lane_and_says_so() -> None:
         await node.ownership.close()
 
     asyncio.run(scenario())
+
+
+def test_lock_calls_through_a_node_without_the_lane_are_decided_by_its_owner() -> None:
+    """Every lock call (app.services.lock_desk) goes to the lane's owner: the lock lives
+    there, and its refusals come back as the same errors; a lane lost takes its locks."""
+    from app.errors import BadRequest, Forbidden, LockBroken, NotFound, PreconditionNotFulfilled
+    from app.services.lock_desk import LockDesk
+    from app.services.locks import LockService
+
+    alice = ENGINEER
+    bob = Principal(user_id="u2", username="bob", role=Role.ENGINEER, session_id="s2")
+    admin = Principal(user_id="u3", username="root", role=Role.ADMIN, session_id="s3")
+
+    async def scenario() -> None:
+        network, bus = Network(), EventBus()
+        b = Node(network, ["v1"], FakeCommands({}), bus)
+        await b.ownership.start()  # B runs the lane
+        a = Node(network, ["v1"], FakeCommands({}), bus)
+        await a.ownership.start()
+        locks_a, locks_b = LockService(Clock()), LockService(Clock())
+        desk_a, desk_b = LockDesk(locks_a, a.router), LockDesk(locks_b, b.router)
+        lock = await desk_a.take(alice, "v1", "0x10", "engine", 60)
+        assert locks_b.locks("v1", "0x0010") == [lock] and locks_a.locks("v1", "0x0010") == []
+        assert await desk_a.get(bob, "v1", lock.lock_id) == lock
+        assert [x.lock_id for x in await desk_a.locks(bob, "v1", "0x10")] == [lock.lock_id]
+        with pytest.raises(PreconditionNotFulfilled, match="locked by engineer"):
+            await desk_a.take(bob, "v1", None, None, 60)
+        with pytest.raises(BadRequest, match="lock_expiration"):
+            await desk_a.take(bob, "v1", "0x18", None, 0.5)
+        with pytest.raises(Forbidden, match="only its holder"):
+            await desk_a.extend(bob, "v1", lock.lock_id, 60)
+        with pytest.raises(NotFound):
+            await desk_a.get(bob, "v1", "no-such-lock")
+        extended = await desk_a.extend(alice, "v1", lock.lock_id, 120)
+        assert extended.expires_at > lock.expires_at
+        assert await desk_b.break_all(admin, "v1") == 1
+        with pytest.raises(LockBroken, match="broken by root"):
+            await desk_a.release(alice, "v1", lock.lock_id)
+        again = await desk_a.take(alice, "v1", None, None, 60)
+        await desk_b.release(alice, "v1", again.lock_id)
+        assert await desk_a.locks(alice, "v1", None) == []
+        kept = await desk_a.take(alice, "v1", None, None, 60)
+        assert locks_b.locks("v1", None) == [kept]
+
+        async def gone(vehicle_ids: Sequence[str]) -> list[str]:
+            raise LeaseLost("the lease connection was lost")
+
+        b.leases.take = gone  # type: ignore[method-assign]
+        await b.ownership.sweep()  # B lost its lane: its locks went with it
+        assert locks_b.locks("v1", None) == []
+        await a.ownership.close()
+        await b.ownership.close()
+
+    asyncio.run(scenario())

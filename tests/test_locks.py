@@ -564,3 +564,21 @@ def test_a_command_stored_while_a_lock_is_taken_is_withdrawn_before_it_runs(
         assert ended.started_at is None  # never sent
 
     asyncio.run(main())
+
+
+def test_a_lane_this_node_lost_takes_its_locks_and_notices_along(locks: LockService) -> None:
+    """On a cluster, a node that lost a vehicle's lane (its lease) forgets that vehicle's
+    locks and broken-lock notices: the lane's next owner decides them from then on."""
+    locks.take(ALICE, VEHICLE, None, None, 60)
+    broken = locks.take(BOB, OTHER_VEHICLE, "0x10", "engine", 60)
+    locks.release(ADMIN, OTHER_VEHICLE, broken.lock_id)  # Bob is owed a lock-broken
+    kept = locks.take(ALICE, OTHER_VEHICLE, "0x18", "transmission", 60)
+    locks.forget_vehicles([VEHICLE])
+    locks.check(BOB, VEHICLE, None)  # nothing in the way any more
+    assert locks.locks(VEHICLE, None) == []
+    with pytest.raises(LockBroken):  # the other vehicle's are untouched
+        locks.check(BOB, OTHER_VEHICLE, "0x10")
+    assert locks.locks(OTHER_VEHICLE, "0x18") == [kept]
+    locks.release(ADMIN, OTHER_VEHICLE, kept.lock_id)
+    locks.forget_vehicles([OTHER_VEHICLE])
+    locks.check(ALICE, OTHER_VEHICLE, "0x18")  # her notice went with the lane

@@ -331,7 +331,7 @@ def test_migration_7_keeps_every_user_a_person(tmp_path: Path) -> None:
         "INSERT INTO users (user_id, username, username_key, password_hash, role, disabled,"
         " created_at) VALUES ('u1', 'alice', 'alice', 'h', 'engineer', 0, '2024-01-01')"
     )
-    assert migrate(conn) == 7
+    assert migrate(conn) == len(MIGRATIONS)
     assert conn.execute("SELECT user_id, kind, certificate_name FROM users").fetchall() == [
         ("u1", "person", None)
     ]

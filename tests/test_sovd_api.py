@@ -36,7 +36,14 @@ from app.vehicles.pdx.scenario import DEMO_SCENARIO
 from app.vehicles.pdx.spec import PdxEcu
 from app.vehicles.simulator import SimulatedConnector
 from tests.support.fake_clock import FakeClock
-from tests.support.harness import Server, auth, in_process, make_config, wait_until
+from tests.support.harness import (
+    Server,
+    auth,
+    in_process,
+    make_config,
+    quick_simulator,
+    wait_until,
+)
 from tests.support.scrape import scrape, total
 from tests.support.sovd_paths import READS, fill
 
@@ -48,7 +55,8 @@ GENERIC_ERROR_FIELDS = {"error_code", "message", "vendor_code", "translation_id"
 @pytest.fixture
 def sovd(tmp_path: Path) -> Iterator[Server]:
     # Self-tests finish well within the command deadline.
-    with in_process(make_config(tmp_path, command_timeout_s=2.0, sim_self_test_s=0.3)) as srv:
+    config = make_config(tmp_path, command_timeout_s=2.0, sim_self_test_s=0.3)
+    with in_process(config, connector=quick_simulator(config)) as srv:
         yield srv
 
 
@@ -522,13 +530,15 @@ def test_an_ecu_bound_to_no_description_has_the_identification_items(sovd: Serve
     generic_error(r, 404, "vendor-specific")
 
 
-def test_a_vehicle_that_does_not_answer_is_not_responding(sovd: Server) -> None:
-    token = sovd.token()
-    client = Client(sovd, token, sovd.vehicle(token, "timeout")["vin"])
-    r = sovd.http.get(client.url("/components/engine/data/VIN"), headers=auth(token))
-    generic_error(r, 504, "not-responding")
-    command = sovd.command(token, r.headers["x-command-id"])
-    assert (command["status"], command["error_code"]) == ("timeout", "not-responding")
+def test_a_vehicle_that_does_not_answer_is_not_responding(tmp_path: Path) -> None:
+    # The harness's short deadline (0.3 s): the call waits all of it.
+    with in_process(make_config(tmp_path)) as srv:
+        token = srv.token()
+        client = Client(srv, token, srv.vehicle(token, "timeout")["vin"])
+        r = srv.http.get(client.url("/components/engine/data/VIN"), headers=auth(token))
+        generic_error(r, 504, "not-responding")
+        command = srv.command(token, r.headers["x-command-id"])
+        assert (command["status"], command["error_code"]) == ("timeout", "not-responding")
 
 
 # -- operations and executions -------------------------------------------------------------

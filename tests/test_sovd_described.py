@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from app.vehicles.pdx.demo import DEMO_PDX_NAME
-from tests.support.harness import Server, auth, in_process, make_config
+from tests.support.harness import Server, auth, in_process, make_config, quick_simulator
 from tests.support.schemas import dtc_status
 
 pytestmark = pytest.mark.fast
@@ -32,11 +32,11 @@ NO_STATUS = dtc_status(0x00)
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    # The ABS bleed check works 1 s before it answers: the deadline leaves it time.
+    # The ABS bleed check works 50 ms before it answers (quick_simulator).
     config = make_config(
         tmp_path_factory.mktemp("described"), command_timeout_s=3.0, sim_self_test_s=0.3
     )
-    with in_process(config) as server:
+    with in_process(config, connector=quick_simulator(config)) as server:
         # The service stored the demo PDX as it seeded the demo fleet.
         r = server.http.get("/api/v1/descriptions", headers=auth(server.admin_token()))
         assert [d["name"] for d in r.json()["items"]] == [DEMO_PDX_NAME]

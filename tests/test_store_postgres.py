@@ -47,7 +47,9 @@ def test_a_new_database_is_migrated_once(
         " WHERE schemaname = 'public'",
         name,
     )
-    assert tables == "audit_log,command_responses,commands,schema_version,sessions,users,vehicles"
+    assert tables == (
+        "audit_log,command_responses,commands,limit_windows,schema_version,sessions,users,vehicles"
+    )
     asyncio.run(open_and_close())  # reopening migrates nothing again
     assert postgres_server.psql("SELECT count(*) FROM schema_version", name) == "1"
 

@@ -4,16 +4,8 @@ import asyncio
 
 import pytest
 
-from app.services.throttle import (
-    Budget,
-    ConcurrencyGate,
-    LoginRefused,
-    LoginSlot,
-    LoginThrottle,
-    SlidingWindow,
-    Summary,
-    Turns,
-)
+from app.services.login_throttle import LoginRefused, LoginSlot, LoginThrottle
+from app.services.throttle import Budget, ConcurrencyGate, SlidingWindow, Summary, Turns
 
 pytestmark = pytest.mark.fast
 

@@ -27,10 +27,11 @@ from argon2 import PasswordHasher
 from app.clock import Clock, format_ts
 from app.errors import Unauthorized
 from app.models import Actor, Principal
+from app.services.login_throttle import LoginLimits
 from app.services.passwords import PasswordChecks
 from app.services.principal_cache import PrincipalCache, RevocationListener
 from app.services.service_accounts import ServiceAccounts
-from app.services.throttle import LoginLimits
+from app.services.shared_limits import SharedLoginThrottle
 from app.services.tokens import (
     ACCESS,
     ENDED_SESSION,
@@ -68,6 +69,7 @@ class AuthService:
         *,
         hasher: PasswordHasher | None = None,
         clock: Clock | None = None,
+        shared_throttle: SharedLoginThrottle | None = None,
     ) -> None:
         self._users = users
         self._audit = audit
@@ -75,7 +77,9 @@ class AuthService:
         self._clock = clock or Clock()
         self._tokens = Tokens(tokens, self._clock)
         self._verified = PrincipalCache(clock=self._clock)
-        self.passwords = PasswordChecks(audit, telemetry, self._clock, limits, hasher)
+        self.passwords = PasswordChecks(
+            audit, telemetry, self._clock, limits, hasher, shared_throttle
+        )
         # People, and service accounts beside them, managed through the same calls.
         self.users = UserAccounts(
             users, audit, self.passwords, self._verified, telemetry, self._clock

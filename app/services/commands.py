@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from app import catalogue
 from app.bus import Bus
@@ -38,6 +38,7 @@ from app.services.follow import REPLAY_PAGE, Following, follow
 from app.services.lanes import LaneRouter
 from app.services.locks import LockService
 from app.services.pipeline import Cancellation, Job, Pipeline
+from app.services.shared_limits import SharedWindow
 from app.services.throttle import SlidingWindow
 from app.store.commands import CommandFilter, CommandStore
 from app.store.vehicles import VehicleStore
@@ -55,6 +56,13 @@ CANCEL_WAIT_S: Final = 5.0
 
 def _visible(principal: Principal, command: Command | None) -> bool:
     return command is not None and (principal.is_admin or command.user_id == principal.user_id)
+
+
+def _rate_limited(limit: int, wait: int) -> NoReturn:
+    raise RateLimited(
+        f"at most {limit} commands per minute per user; try again in {wait} s",
+        retry_after=wait,
+    )
 
 
 def _absent(command_id: str) -> NotFound:
@@ -75,8 +83,11 @@ class CommandService:
         diag: DiagServices | None = None,
         descriptions: DescriptionLibrary | None = None,
         lanes: LaneRouter | None = None,
+        shared_rate: SharedWindow | None = None,
     ) -> None:
         self._clock = clock or Clock()
+        # A cluster: the rate counted over every node (app.services.shared_limits).
+        self._shared_rate = shared_rate
         # A cluster: calls for a lane another node runs go to it (app.services.lanes).
         self._lanes = lanes
         if lanes is not None:
@@ -103,11 +114,12 @@ class CommandService:
         # Checked and counted in one step, before anything is awaited, so submissions
         # that arrive together cannot all pass; every submission that passes counts.
         if self._rate is not None and self._rate.acquire(principal.user_id) is None:
-            wait = self._rate.retry_after(principal.user_id) or 1
-            raise RateLimited(
-                f"at most {self._rate.limit} commands per minute per user; try again in {wait} s",
-                retry_after=wait,
-            )
+            _rate_limited(self._rate.limit, self._rate.retry_after(principal.user_id) or 1)
+        if self._shared_rate is not None:
+            # One atomic statement in the shared database: the same on every node.
+            wait = await self._shared_rate.acquire(principal.user_id)
+            if wait is not None:
+                _rate_limited(self._shared_rate.limit, wait)
         if self._lanes is not None:
             forwarded = await self._lanes.submit(
                 principal, vehicle_id, command_name, command_params, client, timeout_s

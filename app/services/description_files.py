@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -87,6 +88,15 @@ def parse(data: bytes) -> DescriptionContents:
     if not contents.base_variants:
         raise PdxRejected("it describes no ECU: no diag layer container has a base variant")
     return contents
+
+
+@functools.lru_cache(maxsize=2)
+def parse_provided(data: bytes) -> DescriptionContents:
+    """``parse`` of a description the service brings itself (the demo's, built the same
+    every time), once per process: each start in a fresh data directory would parse the
+    same bytes again (every test app does). Only the summary is kept (the containers,
+    small and frozen), at most two of them; a refusal is not kept."""
+    return parse(data)
 
 
 def read_checked(path: Path, limits: PdxLimits) -> tuple[bytes, str]:

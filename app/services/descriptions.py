@@ -51,8 +51,8 @@ from app.services.description_files import (
     fsync_dir,
     inspect,
     load_database,
-    parse,
     parse_in_child,
+    parse_provided,
     read_cache,
     read_checked,
     remove_stale_temporaries,
@@ -272,7 +272,7 @@ class DescriptionLibrary:
         why: str | None = None
         try:
             data = await asyncio.to_thread(build)
-            contents = await asyncio.to_thread(parse, data)
+            contents = await asyncio.to_thread(parse_provided, data)
         except PdxRejected as exc:
             why = exc.message
         else:

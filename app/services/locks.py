@@ -25,9 +25,13 @@ An admin can also break every lock of a vehicle at once (``break_all``): each ho
 told once, on their next call there, however many of its locks they held.
 
 Locks live in memory: a restart forgets them (and the pipeline's commands with them).
-Every change (taken, extended, released, broken) is told to ``on_change``: the relay
-(``app.services.relay``) tells the other nodes, where a lock taken here withdraws the
-covered queued commands too (``taken_elsewhere``); the locks themselves stay per node.
+On a cluster a vehicle's locks live on the node that runs its lane: every lock call is
+made there (``app.services.lock_desk``), as is every state-changing command's check, so
+one node decides; when a lane moves (its owner died, or lost its lease:
+``forget_vehicles``) its locks go with the old owner. Every change (taken, extended,
+released, broken) is told to ``on_change``: the relay (``app.services.relay``) tells the
+other nodes, where a lock taken here withdraws the covered queued commands too
+(``taken_elsewhere``).
 Bounded: at most ``max_per_vehicle`` locks, and as many broken-lock notices, per vehicle,
 and at most ``max_per_user`` of one user on one vehicle (``SOVD_LOCKS_PER_USER``), so one
 user cannot take every slot of a vehicle.
@@ -227,6 +231,14 @@ class LockService:
             self._forget_empty(vehicle_id)
         return released
 
+    def forget_vehicles(self, vehicle_ids: list[str]) -> None:
+        """This node no longer runs these vehicles' lanes (a cluster: its lease was
+        lost): their locks and notices go with them, as they would with a dead node.
+        The lane's next owner decides its locks from then on."""
+        for vehicle_id in vehicle_ids:
+            self._locks.pop(vehicle_id, None)
+            self._broken.pop(vehicle_id, None)
+
     def check(self, who: Principal, vehicle_id: str, ecu_address: str | None) -> None:
         """Before a state-changing call of ``who`` on the vehicle (``ecu_address`` None)
         or one ECU: ``LockBroken`` once if ``who``'s lock there was broken;
@@ -249,8 +261,8 @@ class LockService:
 
     def taken_elsewhere(self, lock: Lock) -> int:
         """Another node took ``lock``: withdraw this node's queued commands it covers, as
-        taking it here would have (locks themselves are per node until they are shared);
-        how many."""
+        taking it here would have; how many. (On a cluster the lock's node runs the
+        vehicle's lane, so there are none here unless the lane moved meanwhile.)"""
         return self._withdraw_covered(lock)
 
     # -- helpers -----------------------------------------------------------------------

@@ -23,13 +23,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from app.clock import Clock, format_ts
 from app.errors import BadRequest, Overloaded, RateLimited
 from app.models import Actor
-from app.services.throttle import (
+from app.services.login_throttle import (
     ADDRESS_LIMIT,
     USERNAME_LIMIT,
     LoginLimits,
     LoginRefused,
     LoginSlot,
 )
+from app.services.shared_limits import SharedLoginThrottle
 from app.store.audit import AuditStore
 from app.telemetry import Telemetry
 from app.usernames import username_key
@@ -78,8 +79,12 @@ class PasswordChecks:
         clock: Clock,
         limits: LoginLimits | None,
         hasher: PasswordHasher | None,
+        shared: SharedLoginThrottle | None = None,
     ) -> None:
         self._audit = audit
+        # A cluster: the throttle's counts are every node's (app.services.shared_limits);
+        # the turns, the check cap and the audit budget stay this node's.
+        self.shared = shared
         self._telemetry = telemetry
         self._clock = clock
         # Throttle, check cap and audit budget of logins; None: unlimited.
@@ -137,13 +142,20 @@ class PasswordChecks:
         except BaseException:
             limits.turns.give(lines[0])
             raise
-        slot = limits.throttle.reserve(address, key)
+        try:
+            if self.shared is None:
+                slot = limits.throttle.reserve(address, key)
+            else:
+                slot = await self.shared.reserve(address, key)
+        except BaseException:
+            self._give_turns(address, key)
+            raise
         if isinstance(slot, LoginRefused):
             self._give_turns(address, key)
             await self._refuse(slot, key, username, client)
         if not limits.checks.try_enter():
             self._give_turns(address, key)
-            limits.throttle.give_back(slot)
+            self.give_back(slot)
             raise Overloaded(
                 f"too many logins are being checked; try again in {OVERLOADED_RETRY_S} s",
                 retry_after=OVERLOADED_RETRY_S,
@@ -164,7 +176,10 @@ class PasswordChecks:
     def give_back(self, slot: LoginSlot | None) -> None:
         """The attempt does not count: it succeeded, or no password was checked."""
         if slot is not None and self._limits is not None:
-            self._limits.throttle.give_back(slot)
+            if self.shared is not None:
+                self.shared.give_back(slot)
+            else:
+                self._limits.throttle.give_back(slot)
 
     async def _refuse(
         self, refused: LoginRefused, key: str, username: str, client: str | None
@@ -214,4 +229,7 @@ class PasswordChecks:
     def succeeded(self, slot: LoginSlot | None) -> None:
         """The password checked out: the attempt no longer counts against the throttle."""
         if slot is not None and self._limits is not None:
-            self._limits.throttle.succeeded(slot)
+            if self.shared is not None:
+                self.shared.succeeded(slot)
+            else:
+                self._limits.throttle.succeeded(slot)

@@ -12,6 +12,7 @@ from app.services.commands import CommandService
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
 from app.services.lanes import LaneOwnership
+from app.services.lock_desk import LockDesk
 from app.services.locks import LockService
 from app.services.pipeline import Pipeline
 from app.services.sovd.service import Sovd
@@ -32,7 +33,9 @@ class Services:
     commands: CommandService
     audit: AuditService
     telemetry: Telemetry
-    locks: LockService
+    locks: LockService  # this node's locks
+    # Where the API's lock calls go: this node's locks, or the lane owner's (a cluster).
+    lock_desk: LockDesk
     sovd: Sovd
     descriptions: DescriptionLibrary
     diag: DiagServices  # the services of ECUs bound to a description (DiagService)

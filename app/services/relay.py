@@ -8,8 +8,8 @@ expiries are cancelled, as on the node where it happened.
 
 Lock changes: every lock taken, extended, released or broken here is broadcast; a lock
 taken elsewhere withdraws the queued commands it covers on this node too (as one taken
-here does). The locks themselves stay per node until they are shared (issue #23 item 4):
-the other changes are heard and, for now, only logged at DEBUG.
+here does). The locks themselves are decided by the vehicle's lane owner
+(``app.services.lock_desk``), so the other changes are heard and only logged at DEBUG.
 
 The relay is one of the auth's revocation listeners. Applying another node's revocation
 tells the same listeners, this one among them: ``_applying`` keeps it from broadcasting

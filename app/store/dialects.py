@@ -53,7 +53,7 @@ _DDL_REWRITES: Final = (
     ),
 )
 
-# Migration 2 in PostgreSQL's words: it alters a CHECK in place, where SQLite has to
+# Migrations in PostgreSQL's words. 2 alters a CHECK in place, where SQLite has to
 # rebuild the table (which PostgreSQL would refuse: command_responses references it).
 _POSTGRES_STEPS: Final[dict[int, str]] = {
     2: """
@@ -61,6 +61,18 @@ _POSTGRES_STEPS: Final[dict[int, str]] = {
     ALTER TABLE commands ADD CONSTRAINT commands_status_check CHECK (
         status IN ('pending', 'in_progress', 'completed', 'failed', 'timeout', 'cancelled')
     );
+    """,
+    # The events of a shared limit's window as an array of times (epoch seconds): a
+    # check-and-count is one upsert over it (``app.store.pg_limits``).
+    8: """
+    CREATE TABLE limit_windows (
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        events     DOUBLE PRECISION[] NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    CREATE INDEX limit_windows_expiry ON limit_windows(expires_at);
     """,
 }
 

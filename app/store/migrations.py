@@ -1,8 +1,8 @@
 """Schema migrations: an ordered list of SQL scripts, applied once each at start.
 
 Each migration is declared once, here, in SQLite's SQL; PostgreSQL runs the same list
-through ``PostgresDialect.migration`` (``app.store.dialects``: the rewrites, and the one
-step it words differently) from ``app.store.postgres``."""
+through ``PostgresDialect.migration`` (``app.store.dialects``: the rewrites, and the
+steps it words differently) from ``app.store.postgres``."""
 
 from __future__ import annotations
 
@@ -168,6 +168,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE users ADD COLUMN certificate_name TEXT;
     CREATE UNIQUE INDEX users_certificate_name ON users(certificate_name)
         WHERE certificate_name IS NOT NULL;
+    """,
+    # 8: the limits a cluster shares (issue #23 item 4; ``app.store.pg_limits``): per
+    # (kind, key) the times of the events in its sliding window, and when the row may go.
+    # Only PostgreSQL uses it (a single node keeps its limits in memory); it words the
+    # events as an array (``app.store.dialects``), SQLite keeps the same table, unused.
+    """
+    CREATE TABLE limit_windows (
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        events     TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX limit_windows_expiry ON limit_windows(expires_at);
     """,
 )
 

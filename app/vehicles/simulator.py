@@ -142,6 +142,10 @@ class SimulatedConnector:
         # Commands whose answer was closed before its final chunk, oldest first (bounded).
         self.aborted: deque[str] = deque(maxlen=ABORTED_KEPT)
 
+    @property
+    def settings(self) -> SimulatorSettings:
+        return self._settings
+
     def ecu(self, vehicle_id: str, address: int) -> DescribedEcu:
         """A vehicle's emulated ECU (KeyError until a command reached it)."""
         return self._vehicles[vehicle_id][address].ecu

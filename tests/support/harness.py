@@ -37,6 +37,7 @@ from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from app.builders import simulator_for
 from app.clock import Clock
 from app.config import Config
 from app.main import create_app
@@ -44,6 +45,7 @@ from app.models import Principal
 from app.services.registry import Services
 from app.vehicles.connector import Chunk, DiagnosticRequest, DtcRecord, Negative
 from app.vehicles.pdx.demo import DEMO_PDX_NAME
+from app.vehicles.simulator import SimulatedConnector
 
 ADMIN_PASSWORD = "admin-password-1"
 ENGINEER_PASSWORD = "engineer-password-1"
@@ -70,6 +72,12 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         shutdown_grace_s=1.0,
     )
     return replace(base, **overrides)
+
+
+def quick_simulator(config: Config) -> SimulatedConnector:
+    """The simulator as the app builds it, with the ABS bleed check working 50 ms instead
+    of a second before it answers (its answer is what these tests look at)."""
+    return SimulatedConnector(replace(simulator_for(config).settings, bleed_check_s=0.05))
 
 
 def insert_users(conn: sqlite3.Connection, *users: Principal) -> None:

@@ -1,5 +1,6 @@
 """Locks on a vehicle (the server root) or one component: while a user holds one, other
-users' state-changing calls there are refused (``app.services.locks``)."""
+users' state-changing calls there are refused (``app.services.locks``). The calls go
+through ``app.services.lock_desk``: on a cluster, to the node that runs the vehicle's lane."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ async def _scope(call: Call[Any, Any]) -> tuple[Vehicle, Component | None, str]:
 
 async def take_lock(call: Call[NewLock, None]) -> Result:
     vehicle, ecu, here = await _scope(call)
-    lock = call.services.locks.take(
+    lock = await call.services.lock_desk.take(
         call.who,
         vehicle.vehicle_id,
         ecu.ecu_address if ecu else None,
@@ -36,7 +37,9 @@ async def take_lock(call: Call[NewLock, None]) -> Result:
 
 async def list_locks(call: Call[None, SovdQuery]) -> Locks:
     vehicle, ecu, _ = await _scope(call)
-    found = call.services.locks.locks(vehicle.vehicle_id, ecu.ecu_address if ecu else None)
+    found = await call.services.lock_desk.locks(
+        call.who, vehicle.vehicle_id, ecu.ecu_address if ecu else None
+    )
     return Locks(
         items=[LockRef(id=lock.lock_id, owned=lock.user_id == call.who.user_id) for lock in found]
     )
@@ -44,39 +47,41 @@ async def list_locks(call: Call[None, SovdQuery]) -> Locks:
 
 async def get_lock(call: Call[None, SovdQuery]) -> LockOut:
     vehicle, ecu, _ = await _scope(call)
-    lock = call.services.locks.get(vehicle.vehicle_id, call.path_id("lock_id"))
+    lock = await call.services.lock_desk.get(call.who, vehicle.vehicle_id, call.path_id("lock_id"))
     _same_scope(lock.ecu_address, ecu, call.path_id("lock_id"))
     return LockOut(lock_expiration=lock.expires_at)
 
 
 async def extend_lock(call: Call[NewLock, None]) -> None:
     vehicle, ecu, _ = await _scope(call)
-    locks = call.services.locks
     lock_id = call.path_id("lock_id")
-    _here(call, vehicle, ecu, lock_id)
-    locks.extend(call.who, vehicle.vehicle_id, lock_id, call.body.lock_expiration)
+    await _here(call, vehicle, ecu, lock_id)
+    await call.services.lock_desk.extend(
+        call.who, vehicle.vehicle_id, lock_id, call.body.lock_expiration
+    )
 
 
 async def release_lock(call: Call[None, None]) -> None:
     vehicle, ecu, _ = await _scope(call)
-    locks = call.services.locks
     lock_id = call.path_id("lock_id")
-    _here(call, vehicle, ecu, lock_id)
-    locks.release(call.who, vehicle.vehicle_id, lock_id)
+    await _here(call, vehicle, ecu, lock_id)
+    await call.services.lock_desk.release(call.who, vehicle.vehicle_id, lock_id)
 
 
 async def break_all_locks(call: Call[None, None]) -> None:
     """An admin breaks every lock of the vehicle and its components (the table admits
     admins only); each holder hears ``lock-broken`` once."""
     vehicle = await tree.vehicle(call)
-    call.services.locks.break_all(call.who, vehicle.vehicle_id)
+    await call.services.lock_desk.break_all(call.who, vehicle.vehicle_id)
 
 
-def _here(call: Call[Any, Any], vehicle: Vehicle, ecu: Component | None, lock_id: str) -> None:
+async def _here(
+    call: Call[Any, Any], vehicle: Vehicle, ecu: Component | None, lock_id: str
+) -> None:
     """A live lock must be addressed where it was taken; one that is gone is left to
     ``extend``/``release`` to report (``lock-broken`` to its holder, else not found)."""
     try:
-        lock = call.services.locks.get(vehicle.vehicle_id, lock_id)
+        lock = await call.services.lock_desk.get(call.who, vehicle.vehicle_id, lock_id)
     except NotFound:
         return
     _same_scope(lock.ecu_address, ecu, lock_id)

@@ -8,8 +8,10 @@ authenticated it (from the token or certificate, checked against the shared data
 never a field the client sent), the call's arguments and the client's address. The owner
 believes the principal, as every node believes what arrives on ``sovd.>`` (NATS is
 inside the trust boundary: docs/operations.md), and checks everything else itself: the
-catalogue, the vehicle, SOVD locks, its lane's places and shares. Rate limits are
-counted by the node the client called (a limit per node until #23 item 4 shares them).
+catalogue, the vehicle, SOVD locks, its lane's places and shares. The command rate is
+counted by the node the client called, in the shared database (``app.services.
+shared_limits``). SOVD lock calls travel the same way (``lock_calls``): a vehicle's locks
+live with its lane's owner.
 
 No node runs the lane (its owner died and its lease is not yet free, or no node has
 taken it): this node tries to take it on the spot; if another still holds it, 503
@@ -29,6 +31,7 @@ from app.bus.requests import NoAnswer, NoResponder, Requests
 from app.bus.wire import lane_subject
 from app.errors import Overloaded, ServiceError
 from app.models import Command, Principal
+from app.services.lanes.lock_calls import LockAnswer, LockCall
 from app.services.lanes.ownership import LaneOwnership
 
 # How long a forwarded call waits for the owner (it stores the command, durable, first).
@@ -71,10 +74,11 @@ class _Reply(msgspec.Struct, frozen=True, kw_only=True):
     command: Command | None = None
     stored: bool = False  # a cancel: its end is stored; a withdrawal: it was withdrawn
     refusal: _Refusal | None = None
+    lock_answer: LockAnswer | None = None  # a lock call's
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_call = msgspec.msgpack.Decoder(_Submit | _Cancel | _Withdraw).decode
+_decode_call = msgspec.msgpack.Decoder(_Submit | _Cancel | _Withdraw | LockCall).decode
 _decode_reply = msgspec.msgpack.Decoder(_Reply).decode
 
 
@@ -104,6 +108,7 @@ SubmitHere = Callable[
 ]
 CancelHere = Callable[[Principal, str, str | None], Awaitable[tuple[Command, bool]]]
 WithdrawHere = Callable[[Principal, str, str | None], Awaitable[bool]]
+LockHere = Callable[[LockCall], LockAnswer]
 
 
 class LaneRouter:
@@ -121,6 +126,7 @@ class LaneRouter:
         self._submit_here: SubmitHere | None = None
         self._cancel_here: CancelHere | None = None
         self._withdraw_here: WithdrawHere | None = None
+        self._lock_here: LockHere | None = None
         ownership.serve_with(self.answer)
 
     def attach(
@@ -128,6 +134,10 @@ class LaneRouter:
     ) -> None:
         self._submit_here, self._cancel_here = submit_here, cancel_here
         self._withdraw_here = withdraw_here
+
+    def attach_locks(self, lock_here: LockHere) -> None:
+        """How this node answers the lock calls of the lanes it runs (``LockDesk``)."""
+        self._lock_here = lock_here
 
     def runs_here(self, vehicle_id: str) -> bool:
         return self._ownership.owns(vehicle_id)
@@ -183,7 +193,18 @@ class LaneRouter:
         reply = await self._ask(vehicle_id, call)
         return None if reply is None else reply.stored
 
-    async def _ask(self, vehicle_id: str, call: _Submit | _Cancel | _Withdraw) -> _Reply | None:
+    async def locks(self, call: LockCall) -> LockAnswer | None:
+        """The owner's answer to a lock call; None when this node runs the lane."""
+        reply = await self._ask(call.vehicle_id, call)
+        if reply is None:
+            return None
+        if reply.lock_answer is None:
+            raise ServiceError("the lane's owner answered a lock call without its answer")
+        return reply.lock_answer
+
+    async def _ask(
+        self, vehicle_id: str, call: _Submit | _Cancel | _Withdraw | LockCall
+    ) -> _Reply | None:
         if self._ownership.owns(vehicle_id):
             return None
         try:
@@ -220,6 +241,10 @@ class LaneRouter:
                     f"vehicle {call.vehicle_id}'s commands are moving to another node; try again",
                     retry_after=max(1, math.ceil(self._ownership.sweep_s)),
                 )
+            if isinstance(call, LockCall):
+                if self._lock_here is None:
+                    raise Overloaded("this node is starting; try again", retry_after=1)
+                return _encode(_Reply(lock_answer=self._lock_here(call)))
             if (
                 self._submit_here is None
                 or self._cancel_here is None

@@ -72,7 +72,7 @@ class LaneOwnership:
         # The DoIP links follow the lanes: kept up by the owner only (follow_links).
         self._links_taken: Callable[[list[str]], Awaitable[object]] | None = None
         self._links_lost: Callable[[list[str]], object] | None = None
-        self._lanes_lost: Callable[[list[str]], object] | None = None
+        self._lanes_lost: list[Callable[[list[str]], object]] = []
         # After the lanes served changed, and after each sweep (the fleet gauges).
         self._owned_changed: Callable[[], Awaitable[None]] | None = None
         self._served: dict[str, Served] = {}  # the lanes this node runs
@@ -98,8 +98,8 @@ class LaneOwnership:
     def when_lost(self, lost: Callable[[list[str]], object]) -> None:
         """``lost(ids)`` when this node's leases were lost with their connection (not at
         a shutdown): what it still runs of those lanes must stop, another node may be
-        running them now."""
-        self._lanes_lost = lost
+        running them now. Each listener is told, in the order they came."""
+        self._lanes_lost.append(lost)
 
     def when_owned_changes(self, changed: Callable[[], Awaitable[None]]) -> None:
         """``changed()`` once the lanes this node runs changed (taken, lost) and after
@@ -215,8 +215,8 @@ class LaneOwnership:
             extra={"event": "lanes_lost", "lanes": len(self._served)},
         )
         await self._unserve()
-        if self._lanes_lost is not None:
-            self._lanes_lost(lanes)
+        for lost in self._lanes_lost:
+            lost(lanes)
 
     async def _unserve(self) -> None:
         served, self._served = self._served, {}
