@@ -6,7 +6,7 @@ only, so the sum over both scrapes is the fleet's count (as ``sum without (insta
 is in Prometheus): A starts first and takes the demo fleet's lanes, B takes the lane of
 a vehicle added later when its first command is submitted on B. ``/health/ready`` names
 the database and the bus, turns 503 naming the bus on both nodes while NATS is stopped,
-and comes back once it runs again.
+and comes back once it runs again; with PostgreSQL stopped too it names both.
 
 The sweep is long (60 s) so that no lane moves unless the test moves it.
 """
@@ -21,6 +21,7 @@ import pytest
 
 from tests.support.harness import wait_until
 from tests.support.nats import NatsServer
+from tests.support.postgres import start_server
 from tests.support.process import Process, server_env, submit_command
 from tests.support.scrape import scrape, value
 
@@ -132,3 +133,30 @@ def test_each_node_exports_its_own_lanes_and_readiness_names_the_bus(
             b.stop(signal.SIGKILL)
         a.stop(signal.SIGKILL)
         nats.stop()
+
+
+def test_readiness_names_the_database_and_the_bus_when_they_are_down(tmp_path: Path) -> None:
+    """A node of its own on a PostgreSQL server of its own (stopped here, which the
+    session's shared one must not be): 503 naming the database, then both."""
+    pg = start_server()
+    nats = NatsServer(tmp_path / "nats").start()
+    node: Process | None = None
+    try:
+        node = _node(tmp_path, "a", pg.fresh_database(), nats.url, secrets.token_hex(32))
+        assert node.http.get("/health/ready").status_code == 200
+        pg.stop()
+        ready = node.http.get("/health/ready")
+        assert ready.status_code == 503, ready.text
+        down = ready.json()["message"]
+        assert down.startswith("the database (postgresql) ") and "bus" not in down, down
+        nats.stop()
+        ready = node.http.get("/health/ready")
+        assert ready.status_code == 503
+        database, bus = ready.json()["message"].split("; ")
+        assert database.startswith("the database (postgresql) ")
+        assert bus == "the bus (nats) did not answer within 1 s"
+    finally:
+        if node is not None:
+            node.stop(signal.SIGKILL)
+        nats.stop()
+        pg.stop()
