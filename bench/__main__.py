@@ -34,6 +34,7 @@ from bench.pipeline_scenarios import (
     scenario_pipeline_postgres,
     scenario_soak,
 )
+from bench.server import SMOKE_HASHING
 from bench.websocket_scenario import scenario_websockets
 
 
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.smoke:
+        os.environ[SMOKE_HASHING] = "fast"  # every server this run starts (bench.server)
         args.clients, args.vehicles, args.seconds, args.http_seconds = 4, 4, 2, 1
         args.sockets, args.soak_commands, args.rounds = 20, 80, 1
     elif args.quick:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from bench.load import LoadResult, http_load
 from bench.server import BenchServer
@@ -42,6 +43,7 @@ class SpanReceiver:
 
     def __init__(self) -> None:
         self.spans = 0
+        self.server_spans = 0  # one per traced request: what sampling is checked by
         self._lock = threading.Lock()
         receiver = self
 
@@ -52,11 +54,16 @@ class SpanReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)
-                count = sum(
-                    len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans
-                )
+                spans = [
+                    span
+                    for rs in request.resource_spans
+                    for scope in rs.scope_spans
+                    for span in scope.spans
+                ]
+                served = sum(span.kind == Span.SpanKind.SPAN_KIND_SERVER for span in spans)
                 with receiver._lock:
-                    receiver.spans += count
+                    receiver.spans += len(spans)
+                    receiver.server_spans += served
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
 import httpx
 
@@ -28,6 +29,11 @@ SERVICE = ("-m", "app")
 def ceiling(name: str) -> tuple[str, ...]:
     """The command line of a ceiling app (``bench.ceilings``), for ``BenchServer(argv=)``."""
     return ("-m", "bench.ceilings", name)
+
+
+# A smoke run checks the harness, not the speed: its servers hash passwords cheaply (the
+# demo users at each start, every login), as the tests do.
+SMOKE_HASHING: Final = "SOVD_PASSWORD_HASH_PROFILE"
 
 
 class BenchServer:
@@ -46,6 +52,8 @@ class BenchServer:
         self._dir = tempfile.TemporaryDirectory(prefix="sovd-bench-")
         data = data_dir or Path(self._dir.name)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("SOVD_", "OTEL_"))}
+        if SMOKE_HASHING in os.environ:  # --smoke: cheap hashing (see bench.__main__)
+            base[SMOKE_HASHING] = os.environ[SMOKE_HASHING]
         base.update(
             {
                 "SOVD_PORT": "0",
