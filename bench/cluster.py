@@ -12,17 +12,15 @@ machine their CPU comes out of both, which is part of what a node on them costs 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from bench.bus import nats_server
-from bench.common import Result, log_progress, median, pin, ratio_of, start_server
-from bench.load import http_load
+from bench.common import Result, median, ratio_of, start_server
+from bench.http_scenarios import FLEET_PAGE, alternate_pages
 from bench.pipeline import create_fleet
 from bench.pipeline_scenarios import alternate_pipeline
 from bench.postgres import postgres_server
 from bench.server import BenchServer
 
-FLEET_PAGE = "/api/v1/vehicles?limit=50"
 FLEET = 60  # the demo's six and these, as in the http scenario
 
 
@@ -51,27 +49,7 @@ def scenario_cluster(args: argparse.Namespace) -> Result:
 def _fleet_page(args: argparse.Namespace, ours: BenchServer, other: BenchServer) -> Result:
     """The fleet page under wrk on each node, alternately; the ratio of the medians."""
     sides = {s.name: (s, {"Authorization": f"Bearer {s.token()}"}) for s in (ours, other)}
-    for server, headers in sides.values():
-        page = server.http.get(FLEET_PAGE, headers=headers).json()
-        assert len(page["items"]) == 50, f"{server.name}: {len(page['items'])} items"
-        http_load(
-            server.base_url + FLEET_PAGE,
-            headers,
-            seconds=min(2.0, args.http_seconds),
-            cpus=pin()[1],
-        )
-    rps: dict[str, list[float]] = {name: [] for name in sides}
-    errors = 0
-    for n in range(args.rounds):
-        for name in list(sides) if n % 2 == 0 else list(reversed(sides)):
-            server, headers = sides[name]
-            log_progress(f"cluster fleet page round {n + 1}/{args.rounds}: {name}")
-            load = http_load(
-                server.base_url + FLEET_PAGE, headers, seconds=args.http_seconds, cpus=pin()[1]
-            )
-            print(f"  {name}: {load.rps:.0f} req/s", file=sys.stderr)
-            rps[name].append(load.rps)
-            errors += load.errors
+    rps, _, errors = alternate_pages(args, sides, FLEET_PAGE, "cluster fleet page")
     mine, theirs = median(rps[ours.name]), median(rps[other.name])
     return {
         "ratio": ratio_of(mine, theirs),

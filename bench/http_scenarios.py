@@ -18,6 +18,37 @@ from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, run_pipeline
 from bench.server import BenchServer, ceiling
 
+FLEET_PAGE = "/api/v1/vehicles?limit=50"
+Target = tuple[BenchServer, dict[str, str]]  # a server, and the headers its requests carry
+
+
+def alternate_pages(
+    args: argparse.Namespace, targets: dict[str, Target], path: str, label: str
+) -> tuple[dict[str, list[float]], dict[str, Any], int]:
+    """``path`` (a full page of 50) under wrk on each target after a warm-up, in
+    alternating rounds with the same settings: each target's rates, its last load, and
+    the errors of every round."""
+    for server, headers in targets.values():
+        page = server.http.get(path, headers=headers).json()
+        assert len(page["items"]) == 50, f"{server.name} {path}: {len(page['items'])} items"
+        warm_up = min(2.0, args.http_seconds)
+        http_load(server.base_url + path, headers, seconds=warm_up, cpus=pin()[1])
+    rps: dict[str, list[float]] = {name: [] for name in targets}
+    last: dict[str, Any] = {}
+    errors = 0
+    for n in range(args.rounds):
+        for name in list(targets) if n % 2 == 0 else list(reversed(targets)):
+            server, headers = targets[name]
+            log_progress(f"{label} round {n + 1}/{args.rounds}: {name} {path}")
+            load = http_load(
+                server.base_url + path, headers, seconds=args.http_seconds, cpus=pin()[1]
+            )
+            print(f"  {name}: {load.rps:.0f} req/s", file=sys.stderr)
+            rps[name].append(load.rps)
+            last[name] = load
+            errors += load.errors
+    return rps, last, errors
+
 
 def _load_figures(load: Any) -> Result:
     return {
@@ -41,26 +72,9 @@ def scenario_http(args: argparse.Namespace) -> Result:
         issued = 60 if args.smoke else 200
         asyncio.run(run_pipeline(ours, create_fleet_ids(ours), 10, commands=issued))
         headers = {"Authorization": f"Bearer {ours.token()}"}
-        fleet = "/api/v1/vehicles?limit=50"
+        fleet = FLEET_PAGE
         targets = {ours.name: (ours, headers), bare.name: (bare, {})}
-        for server, hdrs in targets.values():
-            page = server.http.get(fleet, headers=hdrs).json()
-            assert len(page["items"]) == 50, f"{server.name} {fleet}: {len(page['items'])} items"
-            warm_up = min(2.0, args.http_seconds)
-            http_load(server.base_url + fleet, hdrs, seconds=warm_up, cpus=pin()[1])
-        rps: dict[str, list[float]] = {ours.name: [], bare.name: []}
-        last: dict[str, Any] = {}
-        for n in range(args.rounds):
-            order = list(targets) if n % 2 == 0 else list(reversed(targets))
-            for name in order:
-                server, hdrs = targets[name]
-                log_progress(f"http round {n + 1}/{args.rounds}: {name} {fleet}")
-                load = http_load(
-                    server.base_url + fleet, hdrs, seconds=args.http_seconds, cpus=pin()[1]
-                )
-                print(f"  {name}: {load.rps:.0f} req/s", file=sys.stderr)
-                rps[name].append(load.rps)
-                last[name] = load
+        rps, last, _ = alternate_pages(args, targets, fleet, "http")
         mine, ceil = median(rps[ours.name]), median(rps[bare.name])
         result: Result = {
             "vehicles_ratio": ratio_of(mine, ceil),

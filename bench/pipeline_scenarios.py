@@ -114,46 +114,9 @@ def _samples(summary: Result) -> list[str]:
 def scenario_bus(args: argparse.Namespace) -> Result:
     """The pipeline on the NATS bus against the in-process bus (bench.bus), alternately."""
     with nats_server() as url, start_server(SOVD_BUS_URL=url) as nats, start_server() as local:
-        sides = {"nats": nats, "in-process": local}
-        fleets = {name: create_fleet(server, args.vehicles) for name, server in sides.items()}
-        rates: dict[str, list[float]] = {name: [] for name in sides}
-        cpu_ms: dict[str, list[float]] = {name: [] for name in sides}
-        faults = {"errors": 0, "lost_events": 0, "duplicated_events": 0}
-        for n in range(args.rounds):
-            for name in list(sides) if n % 2 == 0 else list(reversed(sides)):
-                server = sides[name]
-                log_progress(f"bus round {n + 1}/{args.rounds}: {name}")
-                tokens = login_all(server, args.clients)
-                cpu_before = server.cpu_seconds()
-                stats = asyncio.run(
-                    run_pipeline(
-                        server,
-                        fleets[name],
-                        args.clients,
-                        seconds=args.seconds,
-                        tokens=tokens,
-                        on_progress=print_progress(f"bus {name}"),
-                        compression=ws_compression(args),
-                    )
-                )
-                print(file=sys.stderr)
-                used = server.cpu_seconds() - cpu_before
-                faults["errors"] += stats.errors
-                faults["lost_events"] += stats.lost
-                faults["duplicated_events"] += stats.duplicated
-                rates[name].append(stats.completed / stats.seconds)
-                cpu_ms[name].append(used / max(stats.completed, 1) * 1000)
-        mine, ceil = median(rates["nats"]), median(rates["in-process"])
-        return {
-            "ratio": ratio_of(mine, ceil),
-            "commands_per_s": round(mine, 1),
-            "in_process_commands_per_s": round(ceil, 1),
-            "cpu_ms_per_command": round(median(cpu_ms["nats"]), 3),
-            "in_process_cpu_ms_per_command": round(median(cpu_ms["in-process"]), 3),
-            "rounds": args.rounds,
-            "clients": args.clients,
-            **faults,
-        }
+        nats.name, local.name = "nats", "in-process"
+        fleets = {server.name: create_fleet(server, args.vehicles) for server in (nats, local)}
+        return alternate_pipeline(args, nats, local, fleets, "in_process")
 
 
 def scenario_soak(args: argparse.Namespace) -> Result:
