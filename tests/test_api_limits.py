@@ -8,6 +8,7 @@ from __future__ import annotations
 from ipaddress import ip_network
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.fake_clock import FakeClock as Clock
@@ -84,6 +85,35 @@ def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
         for n in range(5):
             assert _login(srv, f"x{n}", "wrong", **{"X-Forwarded-For": f"10.0.0.{n}"}) == 401
         assert _login(srv, "engineer", ENGINEER_PASSWORD, **{"X-Forwarded-For": "10.9.9.9"}) > 1000
+
+
+def test_a_forged_forwarded_for_line_before_the_proxys_own_is_not_believed(
+    tmp_path: Path,
+) -> None:
+    """A proxy that appends its own X-Forwarded-For line (HAProxy's ``option forwardfor``)
+    after one the client sent: the client's address is the proxy's line, not the forged
+    one, so forging cannot spread one client's failures over made-up addresses."""
+    config = make_config(tmp_path, trusted_proxies=(ip_network("127.0.0.1/32"),))
+    with in_process(config, clock=Clock()) as srv:
+        for n in range(5):
+            lines = [("X-Forwarded-For", f"203.0.113.{n}"), ("X-Forwarded-For", "10.1.1.1")]
+            r = srv.http.post(
+                "/api/v1/auth/login",
+                json={"username": f"x{n}", "password": "wrong-password"},
+                headers=httpx.Headers(lines),
+            )
+            assert r.status_code == 401, r.text
+        forged = [("X-Forwarded-For", "203.0.113.99"), ("X-Forwarded-For", "10.1.1.1")]
+        r = srv.http.post(
+            "/api/v1/auth/login",
+            json={"username": "y", "password": "wrong-password"},
+            headers=httpx.Headers(forged),
+        )
+        assert r.status_code == 429, r.text  # the one real address, at its limit
+        audit = srv.http.get(
+            "/api/v1/audit", headers=auth(srv.admin_token()), params={"action": "auth.login_failed"}
+        ).json()
+        assert {e["client_address"] for e in audit["items"]} == {"10.1.1.1"}
 
 
 def test_per_user_command_limit(tmp_path: Path) -> None:

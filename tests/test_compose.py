@@ -8,6 +8,7 @@ stack.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -589,11 +590,14 @@ def test_the_replicas_run_every_setting_of_app_on_postgres_and_nats() -> None:
     # Each its own data volume: two processes on one data directory refuse each other.
     volumes = [services[n]["volumes"][0].split(":")[0] for n in REPLICAS]
     assert len(set(volumes)) == 2 and set(volumes) <= set(compose["volumes"])
-    # The proxy's network is the trusted one (client addresses from X-Forwarded-For).
-    subnet = compose["networks"]["cluster"]["ipam"]["config"][0]["subnet"]
+    # The proxy's own address is the one trusted (client addresses from the
+    # X-Forwarded-For it sets), inside the cluster's network; SOVD links go through it.
+    subnet = ipaddress.ip_network(compose["networks"]["cluster"]["ipam"]["config"][0]["subnet"])
+    proxy_address = ipaddress.ip_address(services["proxy"]["networks"]["cluster"]["ipv4_address"])
     trusted = _replica_config("app-1", CLUSTER_ENV).trusted_proxies
-    assert [str(n) for n in trusted] == [subnet]
-    assert services["proxy"]["networks"] == ["cluster"]
+    assert [str(n) for n in trusted] == [f"{proxy_address}/32"] and proxy_address in subnet
+    public = _replica_config("app-1", CLUSTER_ENV).public_url
+    assert public == f"http://127.0.0.1:{services['proxy']['ports'][0].rsplit(':', 1)[1]}"
 
 
 def test_the_dockerfile_installs_the_extras_it_is_given() -> None:

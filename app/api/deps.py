@@ -86,10 +86,11 @@ def client_address(conn: HTTPConnection) -> str | None:
     trusted = services(conn).config.trusted_proxies
     if peer is None or not trusted:
         return peer
-    chain = [peer]
-    forwarded = conn.headers.get("x-forwarded-for")
-    if forwarded:
-        chain = [peer, *[p.strip() for p in reversed(forwarded.split(",")) if p.strip()]]
+    # Every X-Forwarded-For line, in order, as one list (RFC 9110 5.3): a proxy that adds
+    # its own line after the client's (HAProxy's ``option forwardfor``) is heard, and a
+    # line the client forged comes first, where it is believed only past trusted hops.
+    forwarded = ",".join(conn.headers.getlist("x-forwarded-for"))
+    chain = [peer, *[p.strip() for p in reversed(forwarded.split(",")) if p.strip()]]
     # Walk from the nearest hop outwards; the first address not a trusted proxy is the client.
     for hop in chain:
         try:
