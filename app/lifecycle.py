@@ -262,6 +262,9 @@ class Lifecycle:
                     await self.services.bus.aclose()  # after the pipeline's last event
                 finally:
                     if self._limits is not None:
+                        shared = self.services.auth.passwords.shared
+                        if shared is not None:
+                            await shared.settle()  # the give-backs under way land first
                         await self._limits.close()
                     await self.services.db.close()
             self._lock.release()

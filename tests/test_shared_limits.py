@@ -11,9 +11,11 @@ other, and emptied windows are swept.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -34,6 +36,7 @@ from app.services.shared_limits import (
 from app.services.throttle import SlidingWindow
 from app.store.pg_limits import PgLimits
 from app.store.postgres import PostgresDatabase
+from tests.support.harness import DEADLINE_S
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.socket
@@ -288,6 +291,83 @@ def test_emptied_windows_are_swept(postgres_server: PostgresServer, url: str) ->
                 database,
             )
             assert events == "0"
+        finally:
+            await first.close()
+            await second.close()
+
+    asyncio.run(run())
+
+
+class _HeldDecision:
+    """Node B's limits, whose next login decision holds its transaction open until the
+    give-back under test has either finished or is seen waiting on PostgreSQL."""
+
+    def __init__(self, inner: PgLimits, server: PostgresServer, database: str) -> None:
+        self._inner = inner
+        self._server = server
+        self._database = database
+        self.deciding = threading.Event()
+        self.given_back = threading.Event()
+
+    async def acquire(
+        self, window: tuple[str, str], limit: int, window_s: float, now: float
+    ) -> tuple[float, ...] | None:
+        return await self._inner.acquire(window, limit, window_s, now)
+
+    async def give_back(self, window: tuple[str, str], at: float) -> None:
+        await self._inner.give_back(window, at)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def update(self, locks: Any, windows: Any, decide: Any, now: float) -> Any:
+        def held(read: Any) -> Any:
+            self.deciding.set()
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            deadline = time.monotonic() + DEADLINE_S
+            while not self.given_back.is_set() and time.monotonic() < deadline:
+                if self._server.psql(waiting, self._database) != "0":
+                    break  # the give-back waits for this transaction
+                self.given_back.wait(0.02)
+            return decide(read)
+
+        return await self._inner.update(locks, windows, held, now)
+
+
+def test_a_give_back_during_another_nodes_decision_is_not_overwritten(
+    postgres_server: PostgresServer, url: str
+) -> None:
+    """A right password through A while B decides a login from the same address: A's
+    attempt is given back, and B's write of the window it read before must not bring it
+    back (the window holds B's attempt only)."""
+    database = url.rsplit("/", 1)[1]
+
+    async def run() -> None:
+        clock = FrozenClock()
+        first, second = PgLimits(url), PgLimits(url)
+        held = _HeldDecision(second, postgres_server, database)
+        try:
+            node_a = SharedLoginThrottle(first, LIMIT, WINDOW_S, clock)
+            node_b = SharedLoginThrottle(held, LIMIT, WINDOW_S, clock)  # type: ignore[arg-type]
+            slot = await node_a.reserve("10.3.0.1", "alice")
+            assert isinstance(slot, LoginSlot)
+            clock.now += 1  # B's attempt is another event than A's
+            deciding = asyncio.create_task(node_b.reserve("10.3.0.1", "bob"))
+            assert await asyncio.to_thread(held.deciding.wait, DEADLINE_S)
+            node_a.succeeded(slot)
+            settled = asyncio.create_task(node_a.settle())
+            settled.add_done_callback(lambda _: held.given_back.set())
+            assert isinstance(await deciding, LoginSlot)
+            await settled
+            events = postgres_server.psql(
+                "SELECT cardinality(events) FROM limit_windows"
+                f" WHERE kind = '{LOGIN_ADDRESS}' AND key = '10.3.0.1'",
+                database,
+            )
+            assert events == "1"  # B's attempt; A's given back
         finally:
             await first.close()
             await second.close()

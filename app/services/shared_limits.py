@@ -112,7 +112,7 @@ class SharedLoginThrottle:
         # The address's and the username's: every window this decision reads or writes
         # is one of theirs.
         return await self._store.update(
-            (by_address, by_username), (by_address, by_username, clean, known), decide
+            (by_address, by_username), (by_address, by_username, clean, known), decide, now
         )
 
     def give_back(self, slot: LoginSlot) -> None:
@@ -142,7 +142,7 @@ class SharedLoginThrottle:
         def remember(read: Read) -> tuple[None, dict[Window, Written]]:
             return None, {known: Written((now,), now + KNOWN_FOR_S)}
 
-        await self._store.update((), (), remember)
+        await self._store.update((), (), remember, now)
 
     def _spawn(self, write: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(write)

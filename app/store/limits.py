@@ -67,7 +67,8 @@ class LimitStore(Protocol):
         """Undo the event counted at ``at`` (if it is still there)."""
 
     async def update(
-        self, locks: Sequence[Window], windows: Sequence[Window], decide: Decide[T]
+        self, locks: Sequence[Window], windows: Sequence[Window], decide: Decide[T], now: float
     ) -> T:
         """``decide`` over ``windows`` as stored, holding the locks of ``locks`` (in one
-        order on every node: no deadlock); what it returns written back; its result."""
+        order on every node: no deadlock); what it returns written back; its result.
+        Windows that emptied before ``now`` are swept now and then."""

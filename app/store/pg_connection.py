@@ -42,6 +42,17 @@ def _rowcount(status: str) -> int:
     return int(last) if last.isdigit() else -1
 
 
+# The server ends this session soon after this node's host is gone (power off, a network
+# partition), not after the kernel's two hours: its session advisory locks (the lanes this
+# node owns, app.store.pg_leases) are then free for another node within about 15 s.
+DEAD_PEER_SETTINGS: Final = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "10000",  # ms: unacknowledged data (a write into the void)
+}
+
+
 class PgCursor:
     """The DB-API cursor calls the stores use, over one asyncpg connection."""
 
@@ -128,7 +139,10 @@ class Worker:
             try:
                 raw = self._loop.run_until_complete(
                     asyncpg.connect(
-                        self._url, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
+                        self._url,
+                        timeout=CONNECT_TIMEOUT_S,
+                        command_timeout=STATEMENT_TIMEOUT_S,
+                        server_settings=DEAD_PEER_SETTINGS,
                     )
                 )
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

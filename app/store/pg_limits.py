@@ -47,9 +47,13 @@ _GIVE_BACK: Final = """
 UPDATE limit_windows SET events = array_remove(events, $3::float8)
 WHERE kind = $1 AND key = $2
 """
+# FOR UPDATE: a give-back (another node's, not under the advisory locks) that commits
+# between this read and the write back waits for the write, then removes its event from
+# what was written, instead of being overwritten by the older read.
 _READ: Final = """
 SELECT w.kind, w.key, w.events FROM limit_windows AS w
 JOIN unnest($1::text[], $2::text[]) AS asked(kind, key) USING (kind, key)
+FOR UPDATE OF w
 """
 _WRITE: Final = """
 INSERT INTO limit_windows (kind, key, events, expires_at) VALUES ($1, $2, $3, $4)
@@ -105,7 +109,7 @@ class PgLimits:
         await self._run(lambda conn: conn.wait(conn.raw.execute(_GIVE_BACK, kind, key, at)))
 
     async def update(
-        self, locks: Sequence[Window], windows: Sequence[Window], decide: Decide[T]
+        self, locks: Sequence[Window], windows: Sequence[Window], decide: Decide[T], now: float
     ) -> T:
         # Every node takes the locks in the order of their keys: no two wait on each other.
         keys = sorted({lock_key(w) for w in locks})
@@ -129,6 +133,7 @@ class PgLimits:
                 if not raw.is_closed():
                     conn.script("ROLLBACK")
                 raise
+            self._sweep(conn, now)  # logins alone (no command rate) must sweep too
             return result
 
         return await self._run(run)

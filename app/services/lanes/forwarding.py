@@ -221,10 +221,12 @@ class LaneRouter:
                 retry_after=wait,
             ) from None
         except NoAnswer as exc:
+            # What to look at before trying again: a lock call's lock, else the command.
+            look = "the vehicle's locks" if isinstance(call, LockCall) else "the command history"
             raise Overloaded(
                 f"the node that runs vehicle {vehicle_id}'s commands did not answer within"
                 f" {self._timeout_s:g} s ({exc}); the call may have been carried out: see"
-                " the command history before trying again",
+                f" {look} before trying again",
                 retry_after=max(1, math.ceil(self._ownership.sweep_s)),
             ) from None
         reply = _decode_reply(data)
