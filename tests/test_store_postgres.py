@@ -15,6 +15,7 @@ from app.models import Actor, User
 from app.store.dialects import POSTGRES
 from app.store.health import can_write
 from app.store.migrations import MIGRATIONS
+from app.store.pg_connection import DEAD_PEER_SETTINGS, PgConn, Worker
 from app.store.postgres import PostgresDatabase
 from app.store.users import UserStore
 from app.vocabulary import Role
@@ -261,3 +262,32 @@ def test_a_database_that_refuses_connections_answers_unavailable_until_it_takes_
             await db.close()
 
     asyncio.run(scenario())
+
+
+def test_every_connection_asks_the_server_to_notice_a_lost_host_in_seconds(
+    postgres_url: str,
+) -> None:
+    """A node's host lost (no FIN, no RST): the server must end its sessions soon, or the
+    lane leases they hold stay taken for the kernel's two hours."""
+
+    async def settings() -> dict[str, str]:
+        worker = Worker(postgres_url, "test-keepalive")
+        try:
+
+            def show(conn: PgConn) -> dict[str, str]:
+                names = list(DEAD_PEER_SETTINGS)
+                return {name: str(conn.wait(conn.raw.fetchval(f"SHOW {name}"))) for name in names}
+
+            return await worker.run(show)
+        finally:
+            await worker.close()
+
+    got = asyncio.run(settings())
+    # In force on the session (over a Unix socket the server would report 0: not the
+    # case here, the test server listens on loopback TCP as a real one on the network).
+    assert got == {
+        "tcp_keepalives_idle": "5",
+        "tcp_keepalives_interval": "2",
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "10000",
+    }, got
