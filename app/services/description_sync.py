@@ -149,9 +149,11 @@ class DescriptionSync:
         async with library.writing:
             shared = {f.name: f.sha256 for f in await self._blobs.listing()}
             for have in library.all():
+                if have.state == "loading":
+                    continue  # being read (at start, or adopted): compared at the next pass
                 theirs = shared.get(have.name)
-                if theirs is not None and have.sha256 in (None, theirs):
-                    continue  # the same file (or still being read: its digest comes)
+                if theirs is not None and have.sha256 == theirs:
+                    continue  # the same file
                 if have.name not in self._manifest:
                     continue  # this node's own, not shared (the demo's, being built)
                 await library.forget(have.name)  # removed, or replaced, elsewhere
