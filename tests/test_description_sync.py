@@ -9,7 +9,9 @@ whose name the library holds with other bytes (set aside, never lost)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import sqlite3
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from app.services.descriptions import DescriptionLibrary
 from app.store.database import Database
 from app.store.description_blobs import DescriptionBlobStore
 from app.vehicles.pdx import PdxDid, PdxEcu, PdxSpec
-from tests.support.harness import DEADLINE_S
+from tests.support.harness import DEADLINE_S, auth, in_process, make_config
 from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.fast
@@ -154,3 +156,22 @@ def test_an_upload_of_a_name_another_node_shared_is_409_and_stores_nothing(
             await db.close()
 
     asyncio.run(scenario())
+
+
+def test_a_single_node_keeps_its_files_on_disk_only(tmp_path: Path) -> None:
+    """SQLite, no bus: an upload is stored as ever; the shared table exists and stays
+    empty, and no manifest is written."""
+    config = make_config(tmp_path)
+    with in_process(config) as srv:
+        r = srv.http.post(
+            "/api/v1/descriptions",
+            params={"name": "gamma.pdx"},
+            content=GAMMA,
+            headers={**auth(srv.admin_token()), "content-type": "application/zip"},
+        )
+        assert r.status_code == 201, r.text
+    descriptions = config.data_dir / "descriptions"
+    assert (descriptions / "gamma.pdx").read_bytes() == GAMMA
+    assert not (descriptions / MANIFEST).exists()
+    with contextlib.closing(sqlite3.connect(config.db_path)) as conn:
+        assert conn.execute("SELECT count(*) FROM description_files").fetchone() == (0,)

@@ -237,23 +237,27 @@ class DescriptionLibrary:
                 if entry.state == "loading":
                     self._finish(entry, f"loading failed: {type(exc).__name__}: {exc}")
 
+    async def _read_stored(self, entry: _Entry) -> DescriptionContents | str | None:
+        """A stored file checked (its sha256 noted) and its cached summary: the summary,
+        why it cannot load, or None (it is to be parsed)."""
+        try:
+            _, sha256 = await asyncio.to_thread(
+                read_checked, self.directory / entry.name, self.limits
+            )
+        except (PdxRejected, OSError) as exc:
+            return str(exc)
+        entry.sha256 = sha256
+        return await asyncio.to_thread(read_cache, self.directory, sha256)
+
     async def _load_stored_files(self) -> None:
         jobs: list[tuple[str, Path]] = []
         for name in sorted(self._entries):
             entry = self._entries[name]
             if name in self._provided:
                 continue  # built below, once the stored files are in
-            try:
-                _, sha256 = await asyncio.to_thread(
-                    read_checked, self.directory / name, self.limits
-                )
-            except (PdxRejected, OSError) as exc:
-                self._finish(entry, str(exc))
-                continue
-            entry.sha256 = sha256
-            cached = await asyncio.to_thread(read_cache, self.directory, sha256)
-            if cached is not None:
-                self._finish(entry, cached)
+            known = await self._read_stored(entry)
+            if known is not None:
+                self._finish(entry, known)
             else:
                 jobs.append((name, self.directory / name))
         if not jobs:  # every stored file is known: the service's own ones now
@@ -457,20 +461,14 @@ class DescriptionLibrary:
             )
 
     async def _load_adopted(self, entry: _Entry) -> None:
-        path = self.directory / entry.name
-        result: DescriptionContents | str
+        result: DescriptionContents | str | None
         try:
-            _, sha256 = await asyncio.to_thread(read_checked, path, self.limits)
-            entry.sha256 = sha256
-            cached = await asyncio.to_thread(read_cache, self.directory, sha256)
-            if cached is None:
+            result = await self._read_stored(entry)
+            if result is None:
+                path = self.directory / entry.name
                 [(_, result)] = await parse_in_child([(entry.name, path)], self._children)
-                if isinstance(result, DescriptionContents):
-                    await asyncio.to_thread(write_cache, self.directory, sha256, result)
-            else:
-                result = cached
-        except PdxRejected as exc:
-            result = exc.message
+                if isinstance(result, DescriptionContents) and entry.sha256 is not None:
+                    await asyncio.to_thread(write_cache, self.directory, entry.sha256, result)
         except Exception as exc:  # never ``loading`` for ever
             result = f"loading failed: {type(exc).__name__}: {exc}"
         if entry.state == "loading":
