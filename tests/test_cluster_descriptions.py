@@ -46,7 +46,14 @@ GAMMA = pdx_of(_spec("GAMMA", 0x51, "GAMMA_PDX"))
 
 def _node(tmp_path: Path, name: str, database_url: str, bus_url: str) -> Process:
     return Process(
-        server_env(tmp_path / name, SOVD_DATABASE_URL=database_url, SOVD_BUS_URL=bus_url)
+        server_env(
+            tmp_path / name,
+            SOVD_DATABASE_URL=database_url,
+            SOVD_BUS_URL=bus_url,
+            # No periodic pass within the test: what a running node learns, it learns
+            # from the notices (the pass is tests/test_description_sync.py's).
+            SOVD_DESCRIPTION_SYNC_S="3600",
+        )
     )
 
 

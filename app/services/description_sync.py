@@ -230,8 +230,18 @@ class DescriptionSync:
             self._save()
 
     def _save(self) -> None:
-        # Small (a name and a digest per file) and rare: written where it changes.
-        write_private(self._directory / MANIFEST, msgspec.json.encode(self._manifest))
+        # Small (a name and a digest per file) and rare: written where it changes. Best
+        # effort: the file is shared or removed already; a manifest behind only makes the
+        # next start take a file this node had from the library for one of its own.
+        try:
+            write_private(self._directory / MANIFEST, msgspec.json.encode(self._manifest))
+        except OSError as exc:
+            log.warning(
+                "cannot write %s: %s",
+                MANIFEST,
+                exc,
+                extra={"event": "description_sync_failed"},
+            )
 
 
 def _read_manifest(path: Path) -> dict[str, str]:
