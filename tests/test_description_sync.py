@@ -58,9 +58,9 @@ async def _settled(library: DescriptionLibrary) -> dict[str, str | None]:
 
 
 class _Node:
-    def __init__(self, data_dir: Path, blobs: DescriptionBlobStore) -> None:
+    def __init__(self, data_dir: Path, blobs: DescriptionBlobStore, period_s: float = 3600) -> None:
         self.library = DescriptionLibrary(data_dir, LIMITS)
-        self.sync = DescriptionSync(self.library, blobs, EventBus(16), Clock(), 3600)
+        self.sync = DescriptionSync(self.library, blobs, EventBus(16), Clock(), period_s)
 
     async def start(self) -> _Node:
         await self.sync.catch_up()
@@ -150,6 +150,35 @@ def test_an_upload_of_a_name_another_node_shared_is_409_and_stores_nothing(
             assert await _settled(b.library) == {}
             assert sorted(p.name for p in (tmp_path / "b" / "descriptions").glob("*.pdx")) == []
             assert await blobs.content("x.pdx") == (_sha(GAMMA), GAMMA)
+        finally:
+            await a.close()
+            await b.close()
+            await db.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_periodic_pass_runs_by_itself(tmp_path: Path) -> None:
+    """A running node's follower (``start``) catches up with no notice and no call."""
+
+    async def scenario() -> None:
+        db = Database(tmp_path / "sovd.db")
+        await db.open()
+        blobs = DescriptionBlobStore(db)
+        a = await _Node(tmp_path / "a", blobs).start()
+        b = await _Node(tmp_path / "b", blobs, period_s=0.1).start()
+        b.sync.start()
+        try:
+            await a.library.add("gamma.pdx", GAMMA)
+            deadline = time.monotonic() + DEADLINE_S
+            while "gamma.pdx" not in {d.name for d in b.library.all()}:
+                assert time.monotonic() < deadline, "B's pass never took gamma.pdx"
+                await asyncio.sleep(0.02)
+            assert await _settled(b.library) == {"gamma.pdx": _sha(GAMMA)}
+            await a.library.remove("gamma.pdx")
+            while b.library.all():
+                assert time.monotonic() < deadline, "B's pass never removed gamma.pdx"
+                await asyncio.sleep(0.02)
         finally:
             await a.close()
             await b.close()
