@@ -25,6 +25,7 @@ from app.secret_file import load_or_create_secret
 from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.commands import CommandService
+from app.services.description_sync import DescriptionSync
 from app.services.descriptions import DescriptionLibrary
 from app.services.diag_services import DiagServices
 from app.services.lanes import LaneOwnership, LaneRouter
@@ -44,6 +45,7 @@ from app.services.vehicle_links import doip_target_of
 from app.services.vehicles import VehicleService
 from app.store.audit import AuditStore
 from app.store.commands import CommandStore
+from app.store.description_blobs import DescriptionBlobStore
 from app.store.engine import Engine
 from app.store.limits import LimitStore
 from app.store.users import UserStore
@@ -173,6 +175,17 @@ def auth_service(config: Config, stores: Stores, telemetry: Telemetry, clock: Cl
 def description_library(config: Config) -> DescriptionLibrary:
     limits = PdxLimits(config.pdx_max_bytes, config.pdx_max_unpacked_bytes, config.pdx_max_entries)
     return DescriptionLibrary(config.data_dir, limits)
+
+
+def description_sync(
+    config: Config, db: Engine, bus: Bus, library: DescriptionLibrary, clock: Clock
+) -> DescriptionSync | None:
+    """On a cluster, the description library every node shares (in the database); a
+    single node keeps its files on disk only (None)."""
+    if not config.cluster:
+        return None
+    blobs = DescriptionBlobStore(db)
+    return DescriptionSync(library, blobs, bus, clock, config.description_sync_s)
 
 
 def retention(config: Config, stores: Stores, clock: Clock) -> Retention:

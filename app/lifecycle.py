@@ -20,6 +20,7 @@ from app.config import Config
 from app.datadir import DataDirLock
 from app.errors import StartupError
 from app.models import SYSTEM_ACTOR
+from app.services.description_sync import DescriptionSync
 from app.services.descriptions import DescriptionLibrary
 from app.services.fleet_gauge import ConnectedGauge
 from app.services.lanes import LaneOwnership
@@ -80,6 +81,7 @@ class Lifecycle:
         self.emulator: DoipEmulator | None = None  # SOVD_DEMO_EMULATOR
         self.lanes: LaneOwnership | None = None  # a cluster: the lanes this node runs
         self._limits: LimitStore | None = None  # a cluster: the shared limits' connection
+        self._sync: DescriptionSync | None = None  # a cluster: the shared descriptions
 
     async def start(self) -> Services:
         config, telemetry, clock = self._config, self._telemetry, self._clock
@@ -106,6 +108,10 @@ class Lifecycle:
             auth = builders.auth_service(config, stores, telemetry, clock)
             # ECU descriptions (started below): binding an ECU checks its container.
             descriptions = builders.description_library(config)
+            # A cluster: the files every node shares, in this node's directory first.
+            self._sync = builders.description_sync(config, db, bus, descriptions, clock)
+            if self._sync is not None:
+                await self._sync.catch_up()
             vehicles = VehicleService(
                 stores.vehicles, telemetry, clock, doip, containers=descriptions, gauge=gauge
             )
@@ -149,6 +155,8 @@ class Lifecycle:
         variants.attach(services.commands)  # identification runs as DiagService commands
         # ECU descriptions: what is on disk loads in the background (the service answers).
         descriptions.start()
+        if self._sync is not None:
+            self._sync.start()  # follows the other nodes' additions and removals
         auth.on_revocation(AccessEnded(services.locks, services.sovd.modes))
         # Revocations and lock changes to and from the other nodes (SOVD_BUS_URL).
         Relay(bus, auth, services.locks)
@@ -248,6 +256,8 @@ class Lifecycle:
             if self.retention is not None:
                 await self.retention.stop()
             await self.services.sovd.aclose()  # no session expiry outlives the service
+            if self._sync is not None:
+                await self._sync.aclose()
             await self.services.descriptions.aclose()  # a loader process ends with us
             await self.drain(0)
         finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.bus import LockChanged, Missed, Notice, SessionRevoked, UserRevoked
+from app.bus import DescriptionsChanged, LockChanged, Missed, Notice, SessionRevoked, UserRevoked
 from app.bus.nats_bus import NatsBus
 from app.errors import StartupError
 from app.events import ErrorEvent, ResponseChunk, StatusEvent
@@ -136,6 +136,7 @@ def test_notices_reach_the_other_nodes_only(nats_server: NatsServer) -> None:
             username="alice",
             expires_at="2030-01-01T00:00:00Z",
         ),
+        DescriptionsChanged(change="added", name="engine.pdx", sha256="ab" * 32),
     ]
 
     async def scenario() -> None:

@@ -49,8 +49,16 @@ def test_a_new_database_is_migrated_once(
         name,
     )
     assert tables == (
-        "audit_log,command_responses,commands,limit_windows,schema_version,sessions,users,vehicles"
+        "audit_log,command_responses,commands,description_files,limit_windows,schema_version,"
+        "sessions,users,vehicles"
     )
+    # Migration 9's BLOB is PostgreSQL's BYTEA.
+    content = postgres_server.psql(
+        "SELECT data_type FROM information_schema.columns"
+        " WHERE table_name = 'description_files' AND column_name = 'content'",
+        name,
+    )
+    assert content == "bytea"
     asyncio.run(open_and_close())  # reopening migrates nothing again
     assert postgres_server.psql("SELECT count(*) FROM schema_version", name) == "1"
 

@@ -1,5 +1,5 @@
 """The bus: command events from the pipeline to whoever follows the command, and notices
-(revocations, lock changes) from one node to every other.
+(revocations, lock changes, description changes) from one node to every other.
 
 Two backends behind one seam (``seam.Bus``): ``local.EventBus``, in-process queues, the
 default; ``nats_bus.NatsBus`` when ``SOVD_BUS_URL`` names a NATS server, so a response
@@ -13,6 +13,8 @@ from __future__ import annotations
 from app.bus.local import EventBus, Missed, Overflowed, Subscription
 from app.bus.notices import (
     AnyNotice,
+    DescriptionChange,
+    DescriptionsChanged,
     LockChange,
     LockChanged,
     Notice,
@@ -24,6 +26,8 @@ from app.bus.seam import Bus
 __all__ = [
     "AnyNotice",
     "Bus",
+    "DescriptionChange",
+    "DescriptionsChanged",
     "EventBus",
     "LockChange",
     "LockChanged",

@@ -48,4 +48,17 @@ class LockChanged(Notice, frozen=True, kw_only=True, tag="lock_changed"):
     expires_at: str
 
 
-AnyNotice = SessionRevoked | UserRevoked | LockChanged
+DescriptionChange = Literal["added", "removed"]
+
+
+class DescriptionsChanged(Notice, frozen=True, kw_only=True, tag="descriptions_changed"):
+    """An ECU description file was added to or removed from the shared library (the
+    database) through the node that sent it: the others bring their copies in line
+    (``app.services.description_sync``). ``sha256``: the file's."""
+
+    change: DescriptionChange
+    name: str
+    sha256: str
+
+
+AnyNotice = SessionRevoked | UserRevoked | LockChanged | DescriptionsChanged

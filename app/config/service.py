@@ -328,6 +328,17 @@ class ServiceConfig:
         section="Message bus",
     )
 
+    description_sync_s: float = var(
+        "SOVD_DESCRIPTION_SYNC_S",
+        10.0,
+        parse.float_in(1, 3600),
+        "on a cluster: how often a node compares its ECU descriptions with the library the"
+        " nodes share in the database (a listing of names and digests), catching up on a"
+        " file added or removed through another node whose notice it missed; notices over"
+        " the bus apply at once (docs/cluster.md)",
+        section="Message bus",
+    )
+
     @property
     def cluster(self) -> bool:
         """Several nodes share the work: PostgreSQL and NATS both configured."""

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import msgspec
 
@@ -129,6 +129,18 @@ def conflict(
 
 def as_service_error(exc: PdxRejected) -> ServiceError:
     return PayloadTooLarge(exc.message) if exc.too_large else BadRequest(exc.message)
+
+
+class SharedFiles(Protocol):
+    """A cluster's shared library (``app.services.description_sync``): told of each file
+    the library adds (before it is in the directory) or removes, under the library's
+    write lock."""
+
+    async def store(self, name: str, sha256: str, data: bytes) -> None:
+        """Share the file; Conflict if a file of that name is shared already."""
+
+    async def drop(self, name: str, sha256: str | None) -> None:
+        """The file is no longer shared."""
 
 
 # -- on disk -------------------------------------------------------------------------------

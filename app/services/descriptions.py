@@ -43,6 +43,7 @@ from app.services.description_files import (
     NAME_RE,
     TEMP_PREFIX,
     ContainerRef,
+    SharedFiles,
     as_service_error,
     check_name,
     conflict,
@@ -110,10 +111,18 @@ class DescriptionLibrary:
     _databases: dict[str, asyncio.Task[Database]] = field(default_factory=dict)
     # Descriptions the service brings itself (``provide``): name -> what builds it.
     _provided: dict[str, Callable[[], bytes]] = field(default_factory=dict)
+    # A cluster: the library every node shares (app.services.description_sync); else None.
+    shared: SharedFiles | None = None
+    _adopted: set[asyncio.Task[None]] = field(default_factory=set)  # loading adopted files
 
     @property
     def directory(self) -> Path:
         return directory_of(self.data_dir)
+
+    @property
+    def writing(self) -> asyncio.Lock:
+        """Held while the files change (``adopt`` and ``forget`` want it held)."""
+        return self._write
 
     def start(self) -> None:
         """Register what is on disk (and what ``provide`` registered) as loading and load
@@ -144,6 +153,9 @@ class DescriptionLibrary:
     async def aclose(self) -> None:
         for process in list(self._children):
             process.terminate()
+        for task in list(self._adopted):
+            task.cancel()
+        await asyncio.gather(*self._adopted, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -225,23 +237,27 @@ class DescriptionLibrary:
                 if entry.state == "loading":
                     self._finish(entry, f"loading failed: {type(exc).__name__}: {exc}")
 
+    async def _read_stored(self, entry: _Entry) -> DescriptionContents | str | None:
+        """A stored file checked (its sha256 noted) and its cached summary: the summary,
+        why it cannot load, or None (it is to be parsed)."""
+        try:
+            _, sha256 = await asyncio.to_thread(
+                read_checked, self.directory / entry.name, self.limits
+            )
+        except (PdxRejected, OSError) as exc:
+            return str(exc)
+        entry.sha256 = sha256
+        return await asyncio.to_thread(read_cache, self.directory, sha256)
+
     async def _load_stored_files(self) -> None:
         jobs: list[tuple[str, Path]] = []
         for name in sorted(self._entries):
             entry = self._entries[name]
             if name in self._provided:
                 continue  # built below, once the stored files are in
-            try:
-                _, sha256 = await asyncio.to_thread(
-                    read_checked, self.directory / name, self.limits
-                )
-            except (PdxRejected, OSError) as exc:
-                self._finish(entry, str(exc))
-                continue
-            entry.sha256 = sha256
-            cached = await asyncio.to_thread(read_cache, self.directory, sha256)
-            if cached is not None:
-                self._finish(entry, cached)
+            known = await self._read_stored(entry)
+            if known is not None:
+                self._finish(entry, known)
             else:
                 jobs.append((name, self.directory / name))
         if not jobs:  # every stored file is known: the service's own ones now
@@ -279,14 +295,11 @@ class DescriptionLibrary:
             why = conflict(entry.name, contents, self._ready())
             if self._entries.get(entry.name) is not entry:
                 why = "removed while it was built"
+            sha256 = hashlib.sha256(data).hexdigest()
             if why is None:
                 async with self._write:
-                    try:
-                        await asyncio.to_thread(write_new, self.directory / entry.name, data)
-                    except FileExistsError:
-                        why = f"a file named {entry.name} appeared; it is left as it is"
+                    why = await self._write_provided(entry.name, sha256, data)
             if why is None:
-                sha256 = hashlib.sha256(data).hexdigest()
                 await asyncio.to_thread(write_cache, self.directory, sha256, contents)
                 entry.sha256, entry.size_bytes = sha256, len(data)
                 self._finish(entry, contents)
@@ -299,6 +312,22 @@ class DescriptionLibrary:
             why,
             extra={"event": "description_not_provided", "description": entry.name},
         )
+
+    async def _write_provided(self, name: str, sha256: str, data: bytes) -> str | None:
+        """A description the service brings into the directory (and, on a cluster, into
+        the shared library first); why not, or None."""
+        try:
+            if self.shared is not None:
+                await self.shared.store(name, sha256, data)
+        except Conflict:
+            return f"a file named {name} is in the shared library; that one is used"
+        try:
+            await asyncio.to_thread(write_new, self.directory / name, data)
+        except FileExistsError:
+            if self.shared is not None:
+                await self.shared.drop(name, sha256)
+            return f"a file named {name} appeared; it is left as it is"
+        return None
 
     def _finish(self, entry: _Entry, result: DescriptionContents | str) -> None:
         if self._entries.get(entry.name) is not entry:
@@ -355,8 +384,15 @@ class DescriptionLibrary:
                 why = conflict(name, result, self._ready())
                 if why is not None:
                     raise BadRequest(why)
-                await asyncio.to_thread(os.replace, temp, self.directory / name)
-                await asyncio.to_thread(fsync_dir, self.directory)
+                if self.shared is not None:  # a cluster: 409 if another node took the name
+                    await self.shared.store(name, sha256, data)
+                try:
+                    await asyncio.to_thread(os.replace, temp, self.directory / name)
+                    await asyncio.to_thread(fsync_dir, self.directory)
+                except BaseException:
+                    if self.shared is not None:
+                        await self.shared.drop(name, sha256)
+                    raise
             except BaseException:
                 with contextlib.suppress(OSError):
                     temp.unlink()
@@ -374,20 +410,66 @@ class DescriptionLibrary:
     async def remove(self, name: str) -> None:
         async with self._write:
             entry = self._entries.get(name)
-            path = self.directory / name
             if entry is None or not NAME_RE.fullmatch(name):
                 raise NotFound(f"no description named {name[:120]}")
-            await asyncio.to_thread(unlink_synced, path)
-            del self._entries[name]
-            # Forgotten, not cancelled: callers awaiting it get the database they asked
-            # for (the thread cannot be stopped anyway); the next use finds no container.
-            self._databases.pop(name, None)
-            if entry.sha256 is not None and all(
-                e.sha256 != entry.sha256 for e in self._entries.values()
-            ):
-                await asyncio.to_thread(drop_cache, self.directory, entry.sha256)
+            if self.shared is not None:  # a cluster: gone from the shared library first
+                await self.shared.drop(name, entry.sha256)
+            await self._drop(entry)
             log.info(
                 "description %s removed",
                 name,
                 extra={"event": "description_removed", "description": name},
             )
+
+    async def _drop(self, entry: _Entry) -> None:
+        await asyncio.to_thread(unlink_synced, self.directory / entry.name)
+        del self._entries[entry.name]
+        # Forgotten, not cancelled: callers awaiting it get the database they asked
+        # for (the thread cannot be stopped anyway); the next use finds no container.
+        self._databases.pop(entry.name, None)
+        if entry.sha256 is not None and all(
+            e.sha256 != entry.sha256 for e in self._entries.values()
+        ):
+            await asyncio.to_thread(drop_cache, self.directory, entry.sha256)
+
+    # -- a cluster's shared files (app.services.description_sync), ``writing`` held -------
+
+    async def adopt(self, name: str, sha256: str, data: bytes) -> bool:
+        """A file another node shared: into the directory (never over a file), then
+        loaded in the background as a stored file is. Whether it was written."""
+        if name in self._entries:
+            return False
+        try:
+            await asyncio.to_thread(write_new, self.directory / name, data)
+        except FileExistsError:
+            return False
+        entry = self._entries[name] = _Entry(name, len(data), sha256=sha256)
+        task = asyncio.create_task(self._load_adopted(entry), name=f"description-{name}")
+        self._adopted.add(task)
+        task.add_done_callback(self._adopted.discard)
+        return True
+
+    async def forget(self, name: str) -> None:
+        """A file another node removed from the shared library: gone here too."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            await self._drop(entry)
+            log.info(
+                "description %s removed through another node",
+                name,
+                extra={"event": "description_removed", "description": name},
+            )
+
+    async def _load_adopted(self, entry: _Entry) -> None:
+        result: DescriptionContents | str | None
+        try:
+            result = await self._read_stored(entry)
+            if result is None:
+                path = self.directory / entry.name
+                [(_, result)] = await parse_in_child([(entry.name, path)], self._children)
+                if isinstance(result, DescriptionContents) and entry.sha256 is not None:
+                    await asyncio.to_thread(write_cache, self.directory, entry.sha256, result)
+        except Exception as exc:  # never ``loading`` for ever
+            result = f"loading failed: {type(exc).__name__}: {exc}"
+        if entry.state == "loading":
+            self._finish(entry, result)

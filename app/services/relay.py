@@ -14,7 +14,8 @@ here does). The locks themselves are decided by the vehicle's lane owner
 The relay is one of the auth's revocation listeners. Applying another node's revocation
 tells the same listeners, this one among them: ``_applying`` keeps it from broadcasting
 what it only heard (the calls are synchronous, so the flag covers exactly that one).
-With the in-process bus a broadcast goes nowhere and nothing is ever heard.
+With the in-process bus a broadcast goes nowhere and nothing is ever heard. Changes to
+the ECU description library have a listener of their own (``app.services.description_sync``).
 """
 
 from __future__ import annotations

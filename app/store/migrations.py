@@ -183,6 +183,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     CREATE INDEX limit_windows_expiry ON limit_windows(expires_at);
     """,
+    # 9: the ECU descriptions a cluster shares (``app.store.description_blobs``): each PDX
+    # file's bytes under its unique name, so a file added through one node is on every
+    # node (``app.services.description_sync``). PostgreSQL words BLOB as BYTEA
+    # (``app.store.dialects``); a single node keeps its files on disk only, the table
+    # stays empty.
+    """
+    CREATE TABLE description_files (
+        name       TEXT PRIMARY KEY,
+        sha256     TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        content    BLOB NOT NULL,
+        added_at   TEXT NOT NULL
+    );
+    """,
 )
 
 
