@@ -29,29 +29,26 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from app.datadir import make_private_dir
 from app.descriptions.intake import PdxLimits, PdxRejected
 from app.descriptions.summary import Description, DescriptionContents
-from app.errors import BadRequest, Conflict, NotFound, ServiceError
+from app.errors import BadRequest, Conflict, NotFound
+from app.services.description_codecs import Databases
+from app.services.description_entries import Entry, container_names, find_container, stage
 from app.services.description_files import (
     NAME_RE,
-    TEMP_PREFIX,
     ContainerRef,
     SharedFiles,
-    as_service_error,
     check_name,
     conflict,
     directory_of,
     drop_cache,
     fsync_dir,
-    inspect,
-    load_database,
     parse_in_child,
     parse_provided,
     read_cache,
@@ -61,40 +58,12 @@ from app.services.description_files import (
     unlink_synced,
     write_cache,
     write_new,
-    write_private,
 )
 
 if TYPE_CHECKING:
-    from odxtools.database import Database
-
     from app.descriptions.codec import LayerCodec
 
 log = logging.getLogger(__name__)
-
-State = Literal["loading", "ready", "failed"]
-
-
-# -- the library -------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Entry:
-    name: str
-    size_bytes: int
-    state: State = "loading"
-    sha256: str | None = None
-    error: str | None = None
-    contents: DescriptionContents | None = None
-
-    def record(self) -> Description:
-        return Description(
-            name=self.name,
-            sha256=self.sha256,
-            size_bytes=self.size_bytes,
-            state=self.state,
-            error=self.error,
-            containers=[] if self.contents is None else list(self.contents.containers),
-        )
 
 
 @dataclass(slots=True)
@@ -103,12 +72,12 @@ class DescriptionLibrary:
 
     data_dir: Path
     limits: PdxLimits
-    _entries: dict[str, _Entry] = field(default_factory=dict)
+    _entries: dict[str, Entry] = field(default_factory=dict)
     _write: asyncio.Lock = field(default_factory=asyncio.Lock)
     _children: set[multiprocessing.process.BaseProcess] = field(default_factory=set)
     _task: asyncio.Task[None] | None = None
-    # odxtools databases loaded in this process, by file name (see ``codec``).
-    _databases: dict[str, asyncio.Task[Database]] = field(default_factory=dict)
+    # odxtools databases loaded in this process (see ``codec``).
+    _databases: Databases = field(default_factory=Databases)
     # Descriptions the service brings itself (``provide``): name -> what builds it.
     _provided: dict[str, Callable[[], bytes]] = field(default_factory=dict)
     # A cluster: the library every node shares (app.services.description_sync); else None.
@@ -131,7 +100,7 @@ class DescriptionLibrary:
         remove_stale_temporaries(self.directory)
         for path in stored_files(self.directory):
             if path.name not in self._entries:
-                self._entries[path.name] = _Entry(path.name, path.stat().st_size)
+                self._entries[path.name] = Entry(path.name, path.stat().st_size)
         if any(e.state == "loading" for e in self._entries.values()):
             self._task = asyncio.create_task(self._load_stored(), name="descriptions-load")
 
@@ -146,7 +115,7 @@ class DescriptionLibrary:
         dropped, said in the log). Whether it was registered."""
         if (self.directory / name).exists() or name in self._entries:
             return False
-        self._entries[name] = _Entry(name, 0)
+        self._entries[name] = Entry(name, 0)
         self._provided[name] = build
         return True
 
@@ -176,54 +145,17 @@ class DescriptionLibrary:
 
     def container(self, name: str) -> ContainerRef | None:
         """The ready container named ``name`` (any case), or None."""
-        wanted = name.lower()
-        for file, contents in sorted(self._ready().items()):
-            for container in contents.containers:
-                if container.name.lower() == wanted and container.base_variants:
-                    address = container.base_variants[0].logical_address
-                    return ContainerRef(container.name, file, address)
-        return None
+        return find_container(self._ready(), name)
 
     def container_names(self) -> list[str]:
         """Every ready container with an ECU (a base variant), by name."""
-        return sorted(
-            c.name
-            for contents in self._ready().values()
-            for c in contents.containers
-            if c.base_variants
-        )
+        return container_names(self._ready())
 
     async def codec(self, container: str) -> LayerCodec | None:
         """The codec of ``container``'s base variant (any case); None if no ready file
-        provides it. Its file's Database is loaded on first use (a worker thread) and
-        kept; ServiceError if odxtools cannot load it here."""
-        from app.descriptions.codec import LayerCodec
-        from app.descriptions.parameters import CodecError
-
+        provides it (``app.services.description_codecs``: loaded on first use, kept)."""
         found = self.container(container)
-        if found is None:
-            return None
-        task = self._databases.get(found.file)
-        if task is None:
-            path = self.directory / found.file
-            task = asyncio.ensure_future(asyncio.to_thread(load_database, path))
-            self._databases[found.file] = task
-        try:
-            database = await asyncio.shield(task)
-            return LayerCodec.of_container(database, found.name)
-        except FileNotFoundError:
-            self._databases.pop(found.file, None)
-            raise Conflict(
-                f"description {found.file} was removed; add it again to use {found.name}"
-            ) from None
-        except (CodecError, OSError, ValueError) as exc:
-            self._databases.pop(found.file, None)
-            raise ServiceError(f"description {found.file} cannot be used: {exc}") from None
-        except Exception as exc:  # odxtools' own error, should the file change under us
-            self._databases.pop(found.file, None)
-            raise ServiceError(
-                f"description {found.file} cannot be used: {type(exc).__name__}: {exc}"
-            ) from None
+        return None if found is None else await self._databases.codec(self.directory, found)
 
     async def _load_stored(self) -> None:
         """Load the stored files; whatever goes wrong, none stays ``loading`` for ever."""
@@ -237,7 +169,7 @@ class DescriptionLibrary:
                 if entry.state == "loading":
                     self._finish(entry, f"loading failed: {type(exc).__name__}: {exc}")
 
-    async def _read_stored(self, entry: _Entry) -> DescriptionContents | str | None:
+    async def _read_stored(self, entry: Entry) -> DescriptionContents | str | None:
         """A stored file checked (its sha256 noted) and its cached summary: the summary,
         why it cannot load, or None (it is to be parsed)."""
         try:
@@ -279,7 +211,7 @@ class DescriptionLibrary:
             if entry_now is not None and entry_now.state == "loading":
                 await self._store_provided(entry_now, build)
 
-    async def _store_provided(self, entry: _Entry, build: Callable[[], bytes]) -> None:
+    async def _store_provided(self, entry: Entry, build: Callable[[], bytes]) -> None:
         """A description the service brings (``provide``), built and parsed in a worker
         thread (a small file; the demo's builds in a second, once per process), then
         stored and ready, or dropped (a stored file provides one of its ECUs, or a file
@@ -329,7 +261,7 @@ class DescriptionLibrary:
             return f"a file named {name} appeared; it is left as it is"
         return None
 
-    def _finish(self, entry: _Entry, result: DescriptionContents | str) -> None:
+    def _finish(self, entry: Entry, result: DescriptionContents | str) -> None:
         if self._entries.get(entry.name) is not entry:
             return
         if isinstance(result, DescriptionContents):
@@ -370,20 +302,10 @@ class DescriptionLibrary:
                     f"descriptions are still loading ({', '.join(loading)}); add this one"
                     " once they are ready (GET /health/ready lists them)"
                 )
+            temp, sha256, result = await stage(
+                self.directory, name, data, self.limits, self._children, self._ready()
+            )
             try:
-                sha256 = await asyncio.to_thread(inspect, data, self.limits)
-            except PdxRejected as exc:
-                raise as_service_error(exc) from None
-            make_private_dir(self.directory)
-            temp = self.directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
-            await asyncio.to_thread(write_private, temp, data)
-            try:
-                [(_, result)] = await parse_in_child([(name, temp)], self._children)
-                if isinstance(result, str):
-                    raise BadRequest(result)
-                why = conflict(name, result, self._ready())
-                if why is not None:
-                    raise BadRequest(why)
                 if self.shared is not None:  # a cluster: 409 if another node took the name
                     await self.shared.store(name, sha256, data)
                 try:
@@ -398,7 +320,7 @@ class DescriptionLibrary:
                     temp.unlink()
                 raise
             await asyncio.to_thread(write_cache, self.directory, sha256, result)
-            entry = _Entry(name, len(data), "ready", sha256, None, result)
+            entry = Entry(name, len(data), "ready", sha256, None, result)
             self._entries[name] = entry
             log.info(
                 "description %s added",
@@ -421,12 +343,12 @@ class DescriptionLibrary:
                 extra={"event": "description_removed", "description": name},
             )
 
-    async def _drop(self, entry: _Entry) -> None:
+    async def _drop(self, entry: Entry) -> None:
         await asyncio.to_thread(unlink_synced, self.directory / entry.name)
         del self._entries[entry.name]
         # Forgotten, not cancelled: callers awaiting it get the database they asked
         # for (the thread cannot be stopped anyway); the next use finds no container.
-        self._databases.pop(entry.name, None)
+        self._databases.drop(entry.name)
         if entry.sha256 is not None and all(
             e.sha256 != entry.sha256 for e in self._entries.values()
         ):
@@ -443,7 +365,7 @@ class DescriptionLibrary:
             await asyncio.to_thread(write_new, self.directory / name, data)
         except FileExistsError:
             return False
-        entry = self._entries[name] = _Entry(name, len(data), sha256=sha256)
+        entry = self._entries[name] = Entry(name, len(data), sha256=sha256)
         task = asyncio.create_task(self._load_adopted(entry), name=f"description-{name}")
         self._adopted.add(task)
         task.add_done_callback(self._adopted.discard)
@@ -460,7 +382,7 @@ class DescriptionLibrary:
                 extra={"event": "description_removed", "description": name},
             )
 
-    async def _load_adopted(self, entry: _Entry) -> None:
+    async def _load_adopted(self, entry: Entry) -> None:
         result: DescriptionContents | str | None
         try:
             result = await self._read_stored(entry)
