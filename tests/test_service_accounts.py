@@ -188,6 +188,13 @@ def test_errors_are_rfc_6749_section_5_2s(srv: Server) -> None:
         **basic("rig", secret),
     )
     assert "not both" in oauth_error(both, 400, "invalid_request")
+    # A NUL in the credentials (a form's %00, or inside Basic) never reaches the store
+    # (PostgreSQL's text cannot hold one: that would be a 503, not the client's error).
+    for r in (
+        post(f"grant_type=client_credentials&client_id=r%00ig&client_secret={secret}"),
+        post("grant_type=client_credentials", **basic("rig", "a\x00b")),
+    ):
+        assert "NUL" in oauth_error(r, 400, "invalid_request")
     for r in (
         post("grant_type=client_credentials"),  # no credentials at all
         post("grant_type=client_credentials", **basic("rig", "wrong")),

@@ -149,6 +149,8 @@ async def token(call: Call[bytes, None]) -> Result:
             )
     if len(client_id) > 256 or len(secret) > _SECRET_MAX:
         return _error(OAuthErrorCode.INVALID_CLIENT, "client_id or client_secret is too long")
+    if "\x00" in client_id or "\x00" in secret:  # as JSON bodies (app.api.decoding)
+        return _error(OAuthErrorCode.INVALID_REQUEST, "client_id or client_secret holds a NUL")
     try:
         return await _issue(call, client_id, secret)
     except Unauthorized as exc:

@@ -214,18 +214,24 @@ class LaneOwnership:
             len(self._served),
             extra={"event": "lanes_lost", "lanes": len(self._served)},
         )
-        await self._unserve()
+        await self._stop_serving()
+        # The lanes stop here before anything waits on the database (the gauge's refresh
+        # reads one that is likely failing, for up to its timeouts).
         for lost in self._lanes_lost:
             lost(lanes)
+        await self._changed()
 
     async def _unserve(self) -> None:
+        await self._stop_serving()
+        await self._changed()
+
+    async def _stop_serving(self) -> None:
         served, self._served = self._served, {}
         self._telemetry.lanes_owned(0)
         if self._links_lost is not None:
             self._links_lost(list(served))
         for handle in served.values():
             await handle.stop()
-        await self._changed()
 
     async def _changed(self) -> None:
         if self._owned_changed is not None:
