@@ -24,7 +24,7 @@ from app.vehicles.pdx.demo import DEMO_PDX_NAME
 from tests.support.harness import wait_until
 from tests.support.nats import NatsServer
 from tests.support.pdx_files import pdx_of
-from tests.support.process import Process, server_env
+from tests.support.process import Process, admin_headers, cluster_env
 
 pytestmark = pytest.mark.socket
 
@@ -46,21 +46,15 @@ GAMMA = pdx_of(_spec("GAMMA", 0x51, "GAMMA_PDX"))
 
 def _node(tmp_path: Path, name: str, database_url: str, bus_url: str) -> Process:
     return Process(
-        server_env(
+        cluster_env(
             tmp_path / name,
-            SOVD_DATABASE_URL=database_url,
-            SOVD_BUS_URL=bus_url,
+            database_url,
+            bus_url,
             # No periodic pass within the test: what a running node learns, it learns
             # from the notices (the pass is tests/test_description_sync.py's).
             SOVD_DESCRIPTION_SYNC_S="3600",
         )
     )
-
-
-def _admin(node: Process) -> dict[str, str]:
-    r = node.http.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def _listed(node: Process, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -99,7 +93,7 @@ def test_a_description_added_through_one_node_is_used_through_the_other(
     c: Process | None = None
     try:
         b = _node(tmp_path, "b", postgres_url, nats_server.url)
-        on_a, on_b = _admin(a), _admin(b)
+        on_a, on_b = admin_headers(a), admin_headers(b)
         # The demo description A built is B's too, and reads there.
         demo = _ready(a, on_a, DEMO_PDX_NAME)
         assert _ready(b, on_b, DEMO_PDX_NAME)["sha256"] == demo["sha256"]
@@ -165,7 +159,7 @@ def test_a_description_added_through_one_node_is_used_through_the_other(
         c = _node(tmp_path, "c", postgres_url, nats_server.url)
         b = _node(tmp_path, "b", postgres_url, nats_server.url)
         for node in (b, c):
-            headers = _admin(node)
+            headers = admin_headers(node)
             assert "race.pdx" not in _listed(node, headers)
             assert _ready(node, headers, "late.pdx")["sha256"] == late
             assert _ready(node, headers, DEMO_PDX_NAME)["sha256"] == demo["sha256"]

@@ -22,7 +22,7 @@ import pytest
 from tests.support.harness import wait_until
 from tests.support.nats import NatsServer
 from tests.support.postgres import start_server
-from tests.support.process import Process, server_env, submit_command
+from tests.support.process import Process, admin_headers, cluster_env, submit_command
 from tests.support.scrape import scrape, value
 
 pytestmark = pytest.mark.socket
@@ -32,20 +32,14 @@ ADMIN_PASSWORD = "admin-password-1"  # server_env's
 
 def _node(tmp_path: Path, name: str, database_url: str, bus_url: str, key: str) -> Process:
     return Process(
-        server_env(
+        cluster_env(
             tmp_path / name,
-            SOVD_DATABASE_URL=database_url,
-            SOVD_BUS_URL=bus_url,
+            database_url,
+            bus_url,
             SOVD_LANE_SWEEP_S="60",
             SOVD_JWT_SECRET=key,  # shared: a token from one node works on the other
         )
     )
-
-
-def _admin(node: Process) -> dict[str, str]:
-    r = node.http.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def _gauges(node: Process) -> tuple[float, float]:
@@ -77,7 +71,7 @@ def test_each_node_exports_its_own_lanes_and_readiness_names_the_bus(
             "A to take the demo fleet's lanes",
         )
         b = _node(tmp_path, "b", postgres_url, nats.url, key)
-        admin = _admin(b)
+        admin = admin_headers(b)
         connected, vehicles = _fleet(b, admin)
         assert connected > 0
         # Single-node behaviour would export `connected` on both: a sum of twice the fleet.

@@ -22,7 +22,12 @@ from websockets.sync.client import connect
 
 from tests.support.harness import DEADLINE_S, wait_until
 from tests.support.nats import NatsServer
-from tests.support.process import Process, server_env, submit_command, vehicle_with_profile
+from tests.support.process import (
+    Process,
+    cluster_env,
+    submit_command,
+    vehicle_with_profile,
+)
 from tests.support.scrape import scrape, value
 
 pytestmark = pytest.mark.socket
@@ -32,10 +37,10 @@ SWEEP_S = "0.2"
 
 def _node(tmp_path: Path, name: str, database_url: str, bus_url: str) -> Process:
     return Process(
-        server_env(
+        cluster_env(
             tmp_path / name,
-            SOVD_DATABASE_URL=database_url,
-            SOVD_BUS_URL=bus_url,
+            database_url,
+            bus_url,
             SOVD_LANE_SWEEP_S=SWEEP_S,
             SOVD_SIM_LATENCY_MS="300",  # each answer chunk 0.15 to 0.45 s: B dies mid-stream
             SOVD_COMMAND_TIMEOUT_S="30",

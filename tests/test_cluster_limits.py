@@ -31,7 +31,7 @@ from tests.support.harness import ADMIN_PASSWORD, DEADLINE_S, ENGINEER_PASSWORD,
 from tests.support.login_helpers import LOGIN, from_address, login_body, statuses
 from tests.support.nats import NatsServer
 from tests.support.postgres import PostgresServer
-from tests.support.process import Process, server_env, vehicle_with_profile
+from tests.support.process import Process, cluster_env, vehicle_with_profile
 from tests.support.scrape import scrape, value
 
 pytestmark = pytest.mark.socket
@@ -92,10 +92,10 @@ class Cluster:
 
 def _node(folder: Any, database_url: str, bus_url: str, signing_key: str) -> Process:
     return Process(
-        server_env(
+        cluster_env(
             folder,
-            SOVD_DATABASE_URL=database_url,
-            SOVD_BUS_URL=bus_url,
+            database_url,
+            bus_url,
             SOVD_JWT_SECRET=signing_key,
             SOVD_LANE_SWEEP_S="0.2",
             SOVD_TRUSTED_PROXIES="127.0.0.1/32",  # the tests name the client's address

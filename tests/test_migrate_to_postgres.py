@@ -22,17 +22,11 @@ from app.store.engine import read_once
 from app.store.migrations import MIGRATIONS
 from app.store.sql import Conn
 from tests.support.harness import wait_until
-from tests.support.process import Process, run_app, server_env, submit_command
+from tests.support.process import Process, admin_headers, run_app, server_env, submit_command
 
 pytestmark = pytest.mark.socket
 
 ADMIN_PASSWORD = "admin-password-1"  # server_env's
-
-
-def _admin(node: Process) -> dict[str, str]:
-    r = node.http.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def _get(node: Process, path: str, headers: dict[str, str]) -> Any:
@@ -93,7 +87,7 @@ def test_an_sqlite_database_moves_into_postgres_and_the_service_answers_the_same
     source = Path(env["SOVD_DB_PATH"])
     node = Process(env)
     try:
-        admin = _admin(node)
+        admin = admin_headers(node)
         made = node.http.post(
             "/api/v1/users",
             headers=admin,
@@ -138,7 +132,7 @@ def test_an_sqlite_database_moves_into_postgres_and_the_service_answers_the_same
 
     on_pg = Process({**env, "SOVD_DATABASE_URL": postgres_url})
     try:
-        admin = _admin(on_pg)
+        admin = admin_headers(on_pg)
         after = _answers(on_pg, admin, commands)
         # The logins just made (admin here) are audited after the copied rows.
         new_audit = after["audit"]["items"][

@@ -67,19 +67,15 @@ _SWEEP: Final = "DELETE FROM limit_windows WHERE expires_at < $1"
 
 class PgLimits:
     def __init__(self, url: str) -> None:
-        # Two connections: unauthenticated logins (a flood of them, from anywhere) queue
-        # on their own, and never ahead of the command-rate checks of signed-in users.
-        self._rates = Worker(url, "pg-limits-rates", on_connect=_session)
-        self._logins = Worker(url, "pg-limits-logins", on_connect=_session)
+        self._worker = Worker(url, "pg-limits", on_connect=_session)
         self._swept_at = 0.0  # time.monotonic() of this node's last sweep
 
     async def close(self) -> None:
-        await self._rates.close()
-        await self._logins.close()
+        await self._worker.close()
 
-    async def _run(self, fn: Callable[[PgConn], T], worker: Worker) -> T:
+    async def _run(self, fn: Callable[[PgConn], T]) -> T:
         try:
-            return await worker.run(fn)
+            return await self._worker.run(fn)
         except (DatabaseUnreachable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageUnavailable(
                 f"the shared limits cannot be checked now ({type(exc).__name__})",
@@ -106,13 +102,11 @@ class PgLimits:
             events = conn.wait(conn.raw.fetchval(_READ_ONE, kind, key)) or []
             return tuple(float(e) for e in events)
 
-        return await self._run(run, self._rates)
+        return await self._run(run)
 
     async def give_back(self, window: Window, at: float) -> None:
         kind, key = window
-        await self._run(
-            lambda conn: conn.wait(conn.raw.execute(_GIVE_BACK, kind, key, at)), self._rates
-        )
+        await self._run(lambda conn: conn.wait(conn.raw.execute(_GIVE_BACK, kind, key, at)))
 
     async def update(
         self, locks: Sequence[Window], windows: Sequence[Window], decide: Decide[T], now: float
@@ -142,7 +136,7 @@ class PgLimits:
             self._sweep(conn, now)  # logins alone (no command rate) must sweep too
             return result
 
-        return await self._run(run, self._logins)
+        return await self._run(run)
 
 
 def _session(conn: PgConn) -> None:

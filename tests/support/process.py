@@ -18,7 +18,7 @@ import httpx
 
 from app.vehicles.pdx.demo import DEMO_PDX_NAME
 from tests.support.command_helpers import submit_read_dtc
-from tests.support.harness import DEADLINE_S, ENGINEER_PASSWORD, wait_until
+from tests.support.harness import ADMIN_PASSWORD, DEADLINE_S, ENGINEER_PASSWORD, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +125,7 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "SOVD_DB_PATH": str(tmp_path / "data" / "sovd.db"),
             "SOVD_DEMO_DATA": "1",
             "SOVD_ENGINEER_PASSWORD": ENGINEER_PASSWORD,
-            "SOVD_ADMIN_PASSWORD": "admin-password-1",
+            "SOVD_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SOVD_SIM_LATENCY_MS": "0",
             "SOVD_SIM_SEED": "1",
             "SOVD_COMMAND_TIMEOUT_S": "1",
@@ -138,6 +138,18 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def cluster_env(folder: Path, database_url: str, bus_url: str, **extra: str) -> dict[str, str]:
+    """``server_env`` of one node of a cluster: on ``database_url`` and ``bus_url``."""
+    return server_env(folder, SOVD_DATABASE_URL=database_url, SOVD_BUS_URL=bus_url, **extra)
+
+
+def admin_headers(proc: Process) -> dict[str, str]:
+    """The admin's bearer header, logged in on ``proc``."""
+    r = proc.http.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def vehicle_with_profile(proc: Process, token: str, profile: str) -> str:
