@@ -15,13 +15,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench.server import free_port
 
 READY_DEADLINE_S = 30.0
 SYSTEM_USER = "postgres"
@@ -44,12 +45,6 @@ def _as_system_user() -> list[str]:
     return ["setpriv", f"--reuid={SYSTEM_USER}", f"--regid={SYSTEM_USER}", "--init-groups"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """A running server with an empty database ``sovd``; its URL (user ``postgres``,
@@ -59,7 +54,7 @@ def postgres_server() -> Iterator[str]:
     if os.geteuid() == 0:
         user = pwd.getpwnam(SYSTEM_USER)
         os.chown(folder, user.pw_uid, user.pw_gid)
-    as_user, port = _as_system_user(), _free_port()
+    as_user, port = _as_system_user(), free_port()
     url = f"postgresql://postgres@127.0.0.1:{port}"
     proc: subprocess.Popen[bytes] | None = None
     try:

@@ -77,7 +77,7 @@ class BenchServer:
             }
         )
         base.update(env or {})
-        port = _free_port()
+        port = free_port()
         base["SOVD_PORT"] = str(port)
         # The service logs (one JSON line per request) go to a file, as they would in
         # production, rather than through a pipe this process must drain.
@@ -155,7 +155,7 @@ class BenchServer:
         self.close()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -15,7 +15,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.harness import DEADLINE_S, ENGINEER_PASSWORD, unavailable, wait_until
+from tests.support.harness import DEADLINE_S, ENGINEER_PASSWORD, free_port, unavailable, wait_until
 from tests.support.nats import NatsServer
 from tests.support.process import Process, server_env, submit_command, vehicle_with_profile
 from tests.support.scrape import scrape, total
@@ -34,12 +33,6 @@ pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "cluster" / "haproxy.cfg"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _local_config(folder: Path, port: int, nodes: list[Process]) -> Path:
@@ -108,7 +101,7 @@ def cluster(
                 SOVD_TRUSTED_PROXIES="127.0.0.1/32",
             )
             nodes.append(Process(env))
-        port = _free_port()
+        port = free_port()
         proxy = Proxy(proxy_binary, _local_config(tmp_path, port, nodes), port)
         wait_until(proxy.ready_everywhere, "the proxy to reach both replicas")
         yield proxy, nodes

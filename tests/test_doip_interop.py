@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import pytest
 from app.vehicles.connector import DiagnosticRequest, VehicleNotResponding, VehicleUnreachable
 from app.vehicles.doip_connector import DoipConnector, DoipSettings, DoipTarget
 from tests.support.doip_helpers import DEADLINE_S, Recorder, doip_threads, eventually
+from tests.support.harness import free_port
 
 pytestmark = pytest.mark.socket
 
@@ -183,15 +183,6 @@ def _build_once() -> Path:
     return python
 
 
-def _free_port() -> int:
-    # doip-server binds its own TCP and UDP sockets and refuses port 0, so a free port is
-    # picked here; the rare race with another process is retried below.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class DoipServer:
     port: int
@@ -199,7 +190,9 @@ class DoipServer:
 
 
 def _start(python: Path, config: Path, log: Path) -> tuple[subprocess.Popen[bytes], int] | None:
-    port = _free_port()
+    # doip-server binds its own TCP and UDP sockets and refuses port 0: a free one is
+    # picked here; the rare race with another process is retried below.
+    port = free_port()
     (config / "gateway.yaml").write_text(GATEWAY.format(port=port))
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,15 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.harness import Server, auth, make_config, running, unavailable, wait_until
+from tests.support.harness import (
+    Server,
+    auth,
+    free_port,
+    make_config,
+    running,
+    unavailable,
+    wait_until,
+)
 
 pytestmark = pytest.mark.socket
 
@@ -33,12 +40,6 @@ def _binary(name: str) -> str:
     if path is None:
         unavailable(f"{name} is not installed (apt-get install prometheus)")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 TEST_SCRAPE_INTERVAL = "500ms"  # also the scrape timeout: far above a scrape here
@@ -60,7 +61,7 @@ def derived_config(tmp_path: Path, *targets: str) -> Path:
 
 class Prometheus:
     def __init__(self, config: Path, data: Path) -> None:
-        port = _free_port()
+        port = free_port()
         self.log = (data.parent / "prometheus.log").open("w")
         self.proc = subprocess.Popen(
             [

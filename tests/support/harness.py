@@ -101,6 +101,14 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def free_port() -> int:
+    """A loopback port free now, for a server that cannot take port 0 (another process may
+    take it before the server binds: rare, and its start then fails loudly)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_until(predicate: Callable[[], Any], what: str, timeout_s: float = DEADLINE_S) -> Any:
     """Poll ``predicate`` until it returns something truthy, or fail after the deadline."""
     deadline = time.monotonic() + timeout_s

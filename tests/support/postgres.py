@@ -19,7 +19,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,7 +31,7 @@ import pytest
 from app.store.database import Database
 from app.store.engine import Engine
 from app.store.postgres import PostgresDatabase
-from tests.support.harness import unavailable
+from tests.support.harness import free_port, unavailable
 
 READY_DEADLINE_S = 30.0
 SYSTEM_USER = "postgres"
@@ -55,13 +54,6 @@ def _bin_dir() -> Path | None:
 def _version(path: str) -> int:
     part = Path(path).parts[-3]
     return int(part) if part.isdigit() else 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -172,7 +164,7 @@ def start_server() -> PostgresServer:
             shutil.rmtree(folder)
             unavailable(f"no {SYSTEM_USER} user to run PostgreSQL as (apt-get install postgresql)")
         os.chown(folder, user.pw_uid, user.pw_gid)
-    server = PostgresServer(bin_dir, _free_port(), folder)
+    server = PostgresServer(bin_dir, free_port(), folder)
     try:
         server.start()
     except BaseException:
