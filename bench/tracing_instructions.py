@@ -86,6 +86,10 @@ def _count(mode: str, requests: int, traces_url: str, out: Path) -> int:
         "SOVD_PASSWORD_HASH_PROFILE": "fast",
         "OTEL_SEMCONV_STABILITY_OPT_IN": "http",
         "PYTHONHASHSEED": "0",
+        # Spans leave in full batches (512) and at the closing flush, as under load: the
+        # processor's 5 s timer would fire many times in a run slowed down by valgrind,
+        # each time posting a handful of spans.
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",
     }
     prefix = out / f"{mode}.{requests}"
     subprocess.run(
