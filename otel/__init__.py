@@ -1,5 +1,6 @@
 """Telemetry for the service: OpenTelemetry meters exported to Prometheus (and OTLP) and, when
-on, traces over OTLP; metrics, http, tracing, span_encoding, provider, scrape, outage.
+on, traces over OTLP; metrics, http, http_durations, tracing, span_encoding, provider,
+scrape, outage.
 
 Knows nothing of ``app``: the service hands it a ``TelemetrySettings`` and the label
 values it will use (``MetricLabels``), then calls the named recording methods of

@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar
 
+from otel.http_durations import HttpDurations
+
 # (family name, the series' labels without le, le) -> its bucket's newest exemplar
 _Key = tuple[str, tuple[tuple[str, str], ...], str]
 BUCKET_SUFFIX = "_bucket"
@@ -37,10 +39,19 @@ def _le(bounds: Sequence[float], value: float) -> str:
 
 class ExemplarPrometheusReader(PrometheusMetricReader):
     """Registers, on ``registry``, the OpenTelemetry exporter's families with the
-    exemplars of the histograms in ``histograms`` (instrument name -> family name)."""
+    exemplars of the histograms in ``histograms`` (instrument name -> family name), and
+    the HTTP durations of ``durations`` (aggregated by the service) merged into each
+    collection."""
 
-    def __init__(self, registry: CollectorRegistry, histograms: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        histograms: Mapping[str, str],
+        durations: HttpDurations | None = None,
+    ) -> None:
         self._histograms = dict(histograms)
+        self._durations = durations
+        self._consumer = durations.consumer() if durations is not None else 0
         self._exemplars: dict[_Key, Exemplar] = {}
         self._lock = threading.Lock()  # collections may run in the OTLP exporter's thread
         # The exporter's collector lives on a registry of its own; ``registry`` gets the
@@ -56,6 +67,8 @@ class ExemplarPrometheusReader(PrometheusMetricReader):
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> None:
         if metrics_data is not None:
+            if self._durations is not None:
+                metrics_data = self._durations.merged(metrics_data, self._consumer)
             self._keep(metrics_data)
         super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
 

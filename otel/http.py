@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from otel import names
+from otel.http_durations import SeriesKey
 from otel.metrics import ActiveKey, Metrics
 
 RouteResolver = Callable[[Mapping[str, Any]], str | None]
@@ -32,10 +33,9 @@ class HttpServerMetrics:
         self._metrics = metrics
         self._route_of = route_of
         self._excluded = excluded_prefixes
-        # One attribute dict per (method, route, status), made once. Only the attributes
-        # the duration's view keeps (names.HTTP_DURATION_ATTRIBUTES: no url.scheme): the
-        # SDK copies, checks and hashes each attribute of every record.
-        self._attrs: dict[tuple[str, str, int], dict[str, str | int]] = {}
+        # One attribute dict per (method, route, status), made once: the duration's
+        # attributes (names.HTTP_DURATION_ATTRIBUTES: no url.scheme).
+        self._attrs: dict[SeriesKey, dict[str, str | int]] = {}
 
     def start(self, scope: Mapping[str, Any]) -> _Started | None:
         """A request begins; None if it is not measured (/metrics, /health/*)."""
@@ -57,7 +57,7 @@ class HttpServerMetrics:
                 "http.route": route,
                 "http.response.status_code": status,
             }
-        self._metrics.http_request(key, elapsed, attrs)
+        self._metrics.http_request(key, elapsed, attrs_key, attrs)
 
 
 _KNOWN_METHODS = frozenset(

@@ -7,12 +7,13 @@ created at 0 for each of its label values, and each gauge at its true value.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel import names
+from otel.http_durations import HttpDurations, SeriesKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ ActiveKey = tuple[str, str]
 
 
 class Metrics:
-    def __init__(self, meter: Meter, labels: MetricLabels) -> None:
+    def __init__(self, meter: Meter, labels: MetricLabels, durations: HttpDurations) -> None:
         self._timeout_status = labels.timeout_status
         self._refused_status = labels.refused_status
         self._refusal_codes = labels.refusal_codes
@@ -121,11 +122,9 @@ class Metrics:
             unit="{loss}",
             description="DoIP links the vehicle closed or broke (not idle or shutdown closes)",
         )
-        self.http_duration = meter.create_histogram(
-            names.HTTP_DURATION,
-            unit="s",
-            description="Duration of HTTP server requests",
-        )
+        # http.server.request.duration: aggregated by ``durations`` (otel.http_durations),
+        # not by the SDK, whose record() costs several times a small request's share.
+        self._durations = durations
         # Active requests change twice per request: counted in a dict owned here (changed
         # only through http_started / http_request, under the lock, as a collection may run
         # in another thread, the OTLP exporter's) and observed at collection.
@@ -138,10 +137,6 @@ class Metrics:
             unit="{request}",
             description="Number of active HTTP server requests",
         )
-        # Request durations are buffered and recorded in batches: one record() amid a
-        # request's work costs several times what it costs in a tight loop. Collection
-        # flushes first (see _observe_active), so a scrape never misses a request.
-        self._http_pending: list[tuple[float, dict[str, str | int]]] = []
         self._http_lock = threading.Lock()
         # Attribute dicts are made once: recording then allocates nothing per call.
         self._command_attrs = {
@@ -171,28 +166,20 @@ class Metrics:
             self._http_active[key] = self._http_active.get(key, 0) + 1
 
     def http_request(
-        self, key: ActiveKey, duration_s: float, attributes: dict[str, str | int]
+        self,
+        key: ActiveKey,
+        duration_s: float,
+        series: SeriesKey,
+        attributes: Mapping[str, str | int],
     ) -> None:
-        """The HTTP request ``key`` (as given to ``http_started``) finished; ``attributes``
-        must not be changed afterwards."""
+        """The HTTP request ``key`` (as given to ``http_started``) finished, in the
+        duration series ``series`` (method, route, status) whose attributes are
+        ``attributes`` (never changed afterwards)."""
         with self._http_lock:
             self._http_active[key] -= 1
-            self._http_pending.append((duration_s, attributes))
-            full = len(self._http_pending) >= names.HTTP_BATCH
-        if full:
-            self.flush_http()
-
-    def flush_http(self) -> None:
-        with self._http_lock:
-            pending, self._http_pending = self._http_pending, []
-        record = self.http_duration.record
-        for duration_s, attributes in pending:
-            record(duration_s, attributes)
+        self._durations.record(series, attributes, duration_s)
 
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
-        # The SDK runs observable callbacks before it reads synchronous instruments, so
-        # flushing here puts every finished request into this collection.
-        self.flush_http()
         with self._http_lock:
             active = list(self._http_active.items())
         for (method, scheme), count in active:

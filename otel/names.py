@@ -72,5 +72,3 @@ UNMATCHED_ROUTE: Final = "unmatched"
 # Histograms whose exemplars (trace ids, with tracing on) the OpenMetrics exposition
 # shows: instrument name -> the family name Prometheus sees.
 EXEMPLAR_HISTOGRAMS: Final = {COMMAND_DURATION: "command_execution_duration_seconds"}
-# HTTP durations buffered before they are recorded (and at every collection).
-HTTP_BATCH: Final = 256

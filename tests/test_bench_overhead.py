@@ -5,6 +5,7 @@ service (tracing's settings are the ``tracing`` scenario's, in tests/test_bench.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,17 @@ def test_tracing_split_runs() -> None:
     stdout = _bench("bench.tracing_split", "--requests", "20", "--warm-up", "5")
     rows = [line.split()[0] for line in stdout.splitlines() if "us CPU per request" in line]
     assert rows == ["off", "on", "unsampled", "ratio_10", "traced"]
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_tracing_instructions_runs() -> None:
+    """``python -m bench.tracing_instructions`` at smoke size: valgrind counts the
+    instructions of each run, and the figure is their slope per request."""
+    stdout = _bench("bench.tracing_instructions", "--modes", "off,ratio_10", "--requests", "2,6")
+    rows = {
+        line.split()[0]: int(line.split()[1].replace(",", ""))
+        for line in stdout.splitlines()
+        if "instructions per request" in line
+    }
+    assert rows.keys() == {"off", "ratio_10"}
+    assert all(count > 10_000 for count in rows.values())  # a request is no less

@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
+from otel.names import HTTP_DURATION_BUCKETS
 from tests.support import otlp_traces
 from tests.support.harness import in_process, make_config, running, wait_until
 from tests.support.otlp_traces import OtlpReceiver, TraceReceiver, of_command
@@ -101,6 +102,48 @@ def test_custom_metrics_are_pushed_over_otlp_http(tmp_path: Path, receiver: Rece
         for a in receiver.requests[-1].resource_metrics[0].resource.attributes
     }
     assert resource["service.name"] == "sovd-command-service"
+
+
+def test_http_durations_are_pushed_over_otlp_as_scraped(tmp_path: Path, receiver: Receiver) -> None:
+    """The service aggregates http.server.request.duration itself (issue #24): the OTLP
+    push carries it as the SDK would, with the counts /metrics shows."""
+    config = make_config(tmp_path, otlp_endpoint=receiver.url, otlp_export_interval_ms=200)
+    route = "/api/v1/vehicles"
+    with running(config) as srv:
+        headers = {"Authorization": f"Bearer {srv.token()}"}
+        for _ in range(7):
+            assert srv.http.get(route, headers=headers).status_code == 200
+        scraped = value(
+            scrape(srv.http),
+            "http_server_request_duration_seconds_count",
+            http_request_method="GET",
+            http_route=route,
+            http_response_status_code="200",
+        )
+
+        def pushed() -> list[tuple[int, list[int], list[float]]] | None:
+            found = [
+                (dp.count, list(dp.bucket_counts), list(dp.explicit_bounds))
+                for request in receiver.received()[-1:]
+                for rm in request.resource_metrics
+                for sm in rm.scope_metrics
+                for metric in sm.metrics
+                if metric.name == "http.server.request.duration"
+                for dp in metric.histogram.data_points
+                if {a.key: a.value.string_value or a.value.int_value for a in dp.attributes}
+                == {
+                    "http.request.method": "GET",
+                    "http.route": route,
+                    "http.response.status_code": 200,
+                }
+            ]
+            return found if found and found[0][0] == 7 else None
+
+        ((count, buckets, bounds),) = wait_until(pushed, "an OTLP export with the 7 requests")
+    assert scraped == 7
+    assert sum(buckets) == count == 7
+    assert bounds == list(HTTP_DURATION_BUCKETS)
+    assert len(buckets) == len(bounds) + 1
 
 
 def test_sampled_commands_are_exemplars_in_the_otlp_push(

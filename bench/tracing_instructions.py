@@ -1,0 +1,158 @@
+"""Instructions per request by setting, counted by valgrind: blind to the machine's load.
+
+    python -m bench.tracing_instructions [--modes off,on,ratio_10] [--requests 256,1280]
+
+On the shared 2-core machine other sessions' work moves requests/s and even CPU time per
+request by 20-50 % between runs of one setting; the number of instructions a request
+executes does not move. Each setting runs ``GET /api/v1/vehicles`` in process (as
+``bench.tracing_split``: direct ASGI calls, the access log to a file) under
+``valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes``; counting is
+switched on (``callgrind_control``) after the warm-up and off after the last request and
+a flush of the span processor, so the per-request figure is the slope between two runs
+of different lengths (``--requests``), of the main thread plus the span exporter's
+thread (other threads are start-up work, such as imports, running on in the background).
+The trace ids are seeded, so every run samples the same requests at 10 %.
+
+Instructions are no CPU time (an instruction of a cache-missing path costs more), and
+in process there is no HTTP server, whose own work dilutes every ratio over HTTP:
+compare settings and checkouts here, and bars with ``python -m bench tracing``.
+Needs valgrind (``apt-get install valgrind``); about a minute per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.http_overhead import span_receiver
+from bench.tracing_split import MODES, _call, _env
+
+
+def _control(flag: str) -> None:
+    # Blocks in waitpid: valgrind's gdbserver takes the command meanwhile.
+    subprocess.run(["callgrind_control", "-i", flag, str(os.getpid())], capture_output=True)
+
+
+def _child(mode: str, requests: int, traces_url: str) -> None:
+    from app import logs
+    from app.config import Config
+    from app.main import create_app
+
+    data_dir = tempfile.mkdtemp(prefix="sovd-instructions-")
+    password = secrets.token_urlsafe(12)
+    os.environ.update(_env(mode, traces_url, data_dir, password))
+    app = create_app(Config.from_env(os.environ))
+    handler = logging.FileHandler(os.path.join(data_dir, "log"))
+    handler.setFormatter(logs.JsonFormatter())
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(logging.INFO)
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            login = json.dumps({"username": "engineer", "password": password}).encode()
+            answer = await _call(app, "POST", [(b"content-type", b"application/json")], login)
+            token = json.loads(answer[1]["body"])["access_token"]
+            headers = [(b"authorization", f"Bearer {token}".encode())]
+            for _ in range(300):
+                await _call(app, "GET", headers, b"")
+            provider: Any = getattr(app.state.tracing, "provider", None)
+            if provider is not None:
+                provider.force_flush()
+            random.seed(24)  # the SDK draws trace ids from random: the same in every run
+            _control("on")
+            for _ in range(requests):
+                await _call(app, "GET", headers, b"")
+            if provider is not None:
+                provider.force_flush()  # the export of these requests' spans, counted
+            _control("off")
+
+    asyncio.run(run())
+
+
+def _count(mode: str, requests: int, traces_url: str, out: Path) -> int:
+    env = os.environ | {
+        "SOVD_PASSWORD_HASH_PROFILE": "fast",
+        "OTEL_SEMCONV_STABILITY_OPT_IN": "http",
+        "PYTHONHASHSEED": "0",
+        # Spans leave in full batches (512) and at the closing flush, as under load: the
+        # processor's 5 s timer would fire many times in a run slowed down by valgrind,
+        # each time posting a handful of spans.
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",
+    }
+    prefix = out / f"{mode}.{requests}"
+    subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={prefix}.%p",
+            sys.executable,
+            "-m",
+            "bench.tracing_instructions",
+            "--child",
+            mode,
+            "--requests",
+            str(requests),
+            "--traces-url",
+            traces_url,
+        ],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    total = 0
+    for path in out.glob(f"{mode}.{requests}.*-*"):
+        counted = int(re.search(r"^totals: (\d+)", path.read_text(), re.M).group(1))  # type: ignore[union-attr]
+        thread = int(path.name.rsplit("-", 1)[1])
+        # The main thread, and the span exporter's (started before the service's
+        # threads; it counts a few instructions only when there are spans).
+        if thread == 1 or (thread == 2 and mode != "off" and mode != "on"):
+            total += counted
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--modes", default="off,on,ratio_10")
+    parser.add_argument("--requests", default="256,1280", help="two run lengths")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--traces-url", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, int(args.requests), args.traces_url)
+        return 0
+    short, long = (int(n) for n in args.requests.split(","))
+    modes = args.modes.split(",")
+    with tempfile.TemporaryDirectory() as tmp, span_receiver(None) as receiver:
+        jobs = [(mode, n) for mode in modes for n in (short, long)]
+        with ThreadPoolExecutor(2) as pool:
+            counts = dict(
+                zip(
+                    jobs,
+                    pool.map(lambda job: _count(job[0], job[1], receiver.url, Path(tmp)), jobs),
+                    strict=True,
+                )
+            )
+    per_request = {m: (counts[(m, long)] - counts[(m, short)]) / (long - short) for m in modes}
+    base = per_request.get("off")
+    for mode in modes:
+        extra = f"   +{per_request[mode] - base:,.0f} over off" if base and mode != "off" else ""
+        print(f"{mode:<10} {per_request[mode]:>12,.0f} instructions per request{extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
