@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.harness import unavailable
+
 pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,15 +51,17 @@ def test_tracing_split_runs() -> None:
     assert rows == ["off", "on", "unsampled", "ratio_10", "traced"]
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
 def test_tracing_instructions_runs() -> None:
     """``python -m bench.tracing_instructions`` at smoke size: valgrind counts the
     instructions of each run, and the figure is their slope per request."""
-    stdout = _bench("bench.tracing_instructions", "--modes", "off,ratio_10", "--requests", "2,6")
+    if shutil.which("valgrind") is None:
+        unavailable("valgrind is not installed (apt-get install valgrind)")
+    # One setting (each is a valgrind run of the service's start, ~20 s of CPU here).
+    stdout = _bench("bench.tracing_instructions", "--modes", "ratio_10", "--requests", "2,6")
     rows = {
         line.split()[0]: int(line.split()[1].replace(",", ""))
         for line in stdout.splitlines()
         if "instructions per request" in line
     }
-    assert rows.keys() == {"off", "ratio_10"}
+    assert rows.keys() == {"ratio_10"}
     assert all(count > 10_000 for count in rows.values())  # a request is no less
