@@ -142,7 +142,9 @@ class Engine(ABC):
 
     async def write(self, fn: Callable[[Conn], T], *, durable: bool = False) -> T:
         """Run ``fn`` atomically in a write transaction; ``durable`` means on disk before
-        this returns. Raises what ``fn`` raised (its changes rolled back)."""
+        this returns. Raises what ``fn`` raised (its changes rolled back). ``fn`` may be
+        run twice, the first run rolled back (PostgreSQL, when another write of its batch
+        failed: ``app.store.postgres``), so it must change nothing but the database."""
         if self._committer is None or self._closing:
             raise RuntimeError("database is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
