@@ -270,6 +270,46 @@ def test_a_write_failing_after_its_statements_leaves_nothing_and_its_batch_commi
     _run(scenario())
 
 
+def test_a_duplicate_chunk_in_a_batch_fails_alone_and_the_others_are_stored(
+    open_engine: OpenEngine,
+) -> None:
+    """Chunks and audit rows may be sent together at the end of a batch (PostgreSQL):
+    one of them breaking a constraint fails its own write only."""
+
+    async def scenario() -> None:
+        db = open_engine()
+        await db.open()
+        try:
+            await _command_with_vehicle(db)
+            store = CommandStore(db)
+            await store.add_response(_chunk("c1", 1, {"n": 1}, is_final=False))
+            results = await asyncio.gather(  # queued together: one batch
+                store.add_response(_chunk("c1", 2, {"n": 2}, is_final=False)),
+                store.mark_in_progress("c1", "t2"),
+                store.add_response(_chunk("c1", 1, {"again": 1}, is_final=False)),
+                store.add_response(_chunk("c1", 3, {"n": 3}, is_final=True)),
+                return_exceptions=True,
+            )
+            assert results[:2] == [None, True] and results[3] is None
+            assert isinstance(results[2], IntegrityError)
+            chunks = await store.responses("c1")
+            assert [(c.sequence_number, c.response_payload) for c in chunks] == [
+                (1, {"n": 1}),
+                (2, {"n": 2}),
+                (3, {"n": 3}),
+            ]
+            actions = await db.read(
+                lambda c: [
+                    r[0] for r in c.execute("SELECT action FROM audit_log ORDER BY audit_id")
+                ]
+            )
+            assert actions[-2:] == [AuditAction.COMMAND_SUBMIT, AuditAction.COMMAND_START]
+        finally:
+            await db.close()
+
+    _run(scenario())
+
+
 def test_a_snapshot_reads_the_command_and_a_page_of_its_chunks(open_engine: OpenEngine) -> None:
     async def scenario() -> None:
         db = open_engine()

@@ -13,7 +13,7 @@ from app.models import SYSTEM_ACTOR, Actor, Command
 from app.store.audit import insert_audit
 from app.store.engine import Engine
 from app.store.rows import Where, enum_reader, fetch_all, fetch_one, page
-from app.store.sql import Conn, Row
+from app.store.sql import Conn, Row, insert_later
 from app.vehicles.addresses import InvalidAddress, as_shown, parse_address, stored_spellings
 from app.vocabulary import ACTIVE_STATUSES, AuditAction, CommandStatus, FailureCode
 
@@ -253,7 +253,8 @@ class CommandStore:
 
     async def add_response(self, chunk: ResponseChunk) -> None:
         def run(conn: Conn) -> None:
-            conn.execute(
+            insert_later(
+                conn,
                 "INSERT INTO command_responses (command_id, sequence_number, response_payload,"
                 " is_final, received_at) VALUES (?, ?, ?, ?, ?)",
                 (

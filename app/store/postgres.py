@@ -72,10 +72,13 @@ def _write_batch(conn: PgConn, fns: list[Callable[[Any], Any]], durable: bool) -
     begin = f"BEGIN; SET LOCAL synchronous_commit = {'on' if durable else 'off'}"
     conn.script(begin)
     results: list[Any] = []
+    conn.hold_inserts()  # the batch's audit rows and chunks go together at its end
     try:
         for fn in fns:
             results.append(fn(conn))
+        conn.send_held()
     except Exception as exc:
+        conn.drop_held()
         _rollback(conn)
         if len(fns) == 1:
             return [(False, exc)]
@@ -83,6 +86,7 @@ def _write_batch(conn: PgConn, fns: list[Callable[[Any], Any]], durable: bool) -
             raise  # the connection is gone: the whole batch failed with it
         return _with_savepoints(conn, fns, begin)
     except BaseException:
+        conn.drop_held()
         _rollback(conn)
         raise
     try:
