@@ -65,6 +65,42 @@ def _chunk(
     )
 
 
+async def _command_with_vehicle(db: Any) -> None:
+    """User u1, vehicle v1 and its pending command c1."""
+    await UserStore(db).create(
+        User(user_id="u1", username="alice", role=Role.ENGINEER), "h", "t", ACTOR
+    )
+    await VehicleStore(db).insert(
+        Vehicle(
+            vehicle_id="v1",
+            vin="WVWZZZ1KZAW000001",
+            make="VW",
+            model="Golf",
+            year=2020,
+            connection_status=ConnectionStatus.CONNECTED,
+            simulator_profile=SimulatorProfile.HEALTHY,
+            last_seen_at=None,
+        ),
+        "t",
+        None,
+    )
+    await CommandStore(db).insert(
+        Command(
+            command_id="c1",
+            vehicle_id="v1",
+            user_id="u1",
+            command_name="ReadDTC",
+            command_params={},
+            status=CommandStatus.PENDING,
+            error_code=None,
+            error_message=None,
+            submitted_at="t",
+            completed_at=None,
+        ),
+        ACTOR,
+    )
+
+
 def test_a_new_database_is_migrated_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
     async def scenario() -> tuple[str, int, int, int]:
         db = Database(tmp_path / "a" / "sovd.db")
@@ -183,6 +219,123 @@ def test_writes_that_arrive_together_commit_together_and_fail_alone(
                 lambda c: [r[0] for r in c.execute("SELECT user_id FROM users ORDER BY user_id")]
             )
             assert names == ["u0", "u1", "u2", "u3", "u4", "u9"]
+        finally:
+            await db.close()
+
+    _run(scenario())
+
+
+def test_a_write_failing_after_its_statements_leaves_nothing_and_its_batch_commits(
+    open_engine: OpenEngine,
+) -> None:
+    """A write that raises after its statements (not a database error) rolls back alone;
+    the writes batched with it, before and after it, are committed with their results."""
+
+    async def scenario() -> None:
+        db = open_engine()
+        await db.open()
+        try:
+
+            def insert(name: str, fail: bool = False) -> Any:
+                def run(conn: Conn) -> str:
+                    conn.execute(
+                        "INSERT INTO users (user_id, username, username_key, password_hash,"
+                        " role, disabled, created_at) VALUES (?, ?, ?, 'h', 'engineer', 0, 't')",
+                        (name, name, name),
+                    )
+                    if fail:
+                        raise ValueError(f"{name} changed its mind")
+                    count = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+                    return f"{name}:{count}"
+
+                return run
+
+            # Queued in one go, before the committer wakes: one batch.
+            results = await asyncio.gather(
+                *(db.write(insert(f"a{n}")) for n in range(3)),
+                db.write(insert("bad", fail=True)),
+                *(db.write(insert(f"b{n}")) for n in range(2)),
+                return_exceptions=True,
+            )
+            assert results[:3] == ["a0:1", "a1:2", "a2:3"]
+            assert isinstance(results[3], ValueError)
+            assert results[4:] == ["b0:4", "b1:5"]  # the failed write's row was not there
+            names = await db.read(
+                lambda c: [r[0] for r in c.execute("SELECT user_id FROM users ORDER BY user_id")]
+            )
+            assert names == ["a0", "a1", "a2", "b0", "b1"]
+        finally:
+            await db.close()
+
+    _run(scenario())
+
+
+def test_a_duplicate_chunk_in_a_batch_fails_alone_and_the_others_are_stored(
+    open_engine: OpenEngine,
+) -> None:
+    """Chunks and audit rows may be sent together at the end of a batch (PostgreSQL):
+    one of them breaking a constraint fails its own write only."""
+
+    async def scenario() -> None:
+        db = open_engine()
+        await db.open()
+        try:
+            await _command_with_vehicle(db)
+            store = CommandStore(db)
+            await store.add_response(_chunk("c1", 1, {"n": 1}, is_final=False))
+            results = await asyncio.gather(  # queued together: one batch
+                store.add_response(_chunk("c1", 2, {"n": 2}, is_final=False)),
+                store.mark_in_progress("c1", "t2"),
+                store.add_response(_chunk("c1", 1, {"again": 1}, is_final=False)),
+                store.add_response(_chunk("c1", 3, {"n": 3}, is_final=True)),
+                return_exceptions=True,
+            )
+            assert results[:2] == [None, True] and results[3] is None
+            assert isinstance(results[2], IntegrityError)
+            chunks = await store.responses("c1")
+            assert [(c.sequence_number, c.response_payload) for c in chunks] == [
+                (1, {"n": 1}),
+                (2, {"n": 2}),
+                (3, {"n": 3}),
+            ]
+            actions = await db.read(
+                lambda c: [
+                    r[0] for r in c.execute("SELECT action FROM audit_log ORDER BY audit_id")
+                ]
+            )
+            assert actions[-2:] == [AuditAction.COMMAND_SUBMIT, AuditAction.COMMAND_START]
+        finally:
+            await db.close()
+
+    _run(scenario())
+
+
+def test_a_snapshot_reads_the_command_and_a_page_of_its_chunks(open_engine: OpenEngine) -> None:
+    async def scenario() -> None:
+        db = open_engine()
+        await db.open()
+        try:
+            await _command_with_vehicle(db)
+            store = CommandStore(db)
+            assert await store.snapshot("absent", 0) == (None, [])
+            command, chunks = await store.snapshot("c1", 0)
+            assert command is not None and command.command_id == "c1" and chunks == []
+            for n in range(1, 5):
+                await store.add_response(_chunk("c1", n, {"n": n}, is_final=n == 4))
+            command, chunks = await store.snapshot("c1", 1, 2)
+            assert command is not None and command.status is CommandStatus.PENDING
+            assert [(c.sequence_number, c.response_payload) for c in chunks] == [
+                (2, {"n": 2}),
+                (3, {"n": 3}),
+            ]
+            _, rest = await store.snapshot("c1", 1)
+            assert [(c.sequence_number, c.is_final) for c in rest] == [
+                (2, False),
+                (3, False),
+                (4, True),
+            ]
+            _, none_after = await store.snapshot("c1", 4)
+            assert none_after == []
         finally:
             await db.close()
 

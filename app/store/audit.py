@@ -9,7 +9,7 @@ from typing import Any
 from app.models import Actor, AuditEntry
 from app.store.engine import Engine
 from app.store.rows import Where, delete_batch, enum_reader, page
-from app.store.sql import Conn, Row
+from app.store.sql import Conn, Row, insert_later
 from app.vocabulary import AuditAction
 
 
@@ -22,8 +22,10 @@ def insert_audit(
     entity_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Append one audit row; called inside the transaction of the change it records."""
-    conn.execute(
+    """Append one audit row; called inside the transaction of the change it records
+    (which reads nothing of it: ``insert_later``)."""
+    insert_later(
+        conn,
         "INSERT INTO audit_log (at, user_id, username, action, entity_type, entity_id,"
         " details, client_address) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (

@@ -13,7 +13,7 @@ from app.models import SYSTEM_ACTOR, Actor, Command
 from app.store.audit import insert_audit
 from app.store.engine import Engine
 from app.store.rows import Where, enum_reader, fetch_all, fetch_one, page
-from app.store.sql import Conn, Row
+from app.store.sql import Conn, Row, insert_later
 from app.vehicles.addresses import InvalidAddress, as_shown, parse_address, stored_spellings
 from app.vocabulary import ACTIVE_STATUSES, AuditAction, CommandStatus, FailureCode
 
@@ -92,6 +92,19 @@ def _chunks(conn: Conn, command_id: str, after: int, limit: int | None) -> list[
     else:
         rows = fetch_all(conn, f"{sql} LIMIT ?", (command_id, after, limit))
     return [_chunk(command_id, r) for r in rows]
+
+
+# The command, and a page of its chunks after a sequence number joined to it (one row of
+# NULL chunk columns when there are none): ``snapshot`` in one statement.
+_SNAPSHOT = (
+    "SELECT "
+    + ", ".join(f"c.{column.strip()}" for column in _SELECT_COLUMNS.split(","))
+    + ", r.sequence_number, r.response_payload, r.is_final, r.received_at FROM commands c"
+    " LEFT JOIN (SELECT command_id, sequence_number, response_payload, is_final, received_at"
+    " FROM command_responses WHERE command_id = ? AND sequence_number > ?"
+    " ORDER BY sequence_number{limit}) r ON r.command_id = c.command_id"
+    " WHERE c.command_id = ? ORDER BY r.sequence_number"
+)
 
 
 def _dumps(value: Any) -> str:
@@ -209,13 +222,20 @@ class CommandStore:
         """The command and its chunks after ``after`` (at most ``limit``), read from one
         consistent snapshot."""
 
-        def run(conn: Conn) -> tuple[Command | None, list[ResponseChunk]]:
-            row = fetch_one(conn, f"{_SELECT} WHERE command_id = ?", (command_id,))
-            if row is None:
-                return None, []
-            return _command(row), _chunks(conn, command_id, after, limit)
+        limited, args = ("", ()) if limit is None else (" LIMIT ?", (limit,))
 
-        return await self._db.read(run)
+        def run(conn: Conn) -> tuple[Command | None, list[ResponseChunk]]:
+            rows = fetch_all(
+                conn, _SNAPSHOT.format(limit=limited), (command_id, after, *args, command_id)
+            )
+            if not rows:
+                return None, []
+            chunks = [_chunk(command_id, r) for r in rows if r["sequence_number"] is not None]
+            return _command(rows[0]), chunks
+
+        # One statement, a consistent snapshot by itself: no transaction around it (on
+        # PostgreSQL three round trips fewer, as a follower's every stream opens with it).
+        return await self._db.read(run, single_statement=True)
 
     async def mark_in_progress(self, command_id: str, at: str) -> bool:
         def run(conn: Conn) -> bool:
@@ -233,7 +253,8 @@ class CommandStore:
 
     async def add_response(self, chunk: ResponseChunk) -> None:
         def run(conn: Conn) -> None:
-            conn.execute(
+            insert_later(
+                conn,
                 "INSERT INTO command_responses (command_id, sequence_number, response_payload,"
                 " is_final, received_at) VALUES (?, ?, ?, ?, ?)",
                 (

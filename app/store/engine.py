@@ -5,7 +5,7 @@ connection's own thread, so an operation is one thread hop instead of one per st
 and operations can never interleave.
 
 Writes are group-committed: operations that arrive while a transaction is being written
-wait and then go together, each in its own savepoint (one failing rolls back alone), in
+wait and then go together, each as if in its own savepoint (one failing rolls back alone), in
 one transaction with one commit. Under load this turns many small commits, and many
 fsyncs, into a few; idle, an operation is committed at once. ``durable=True`` (accepting a
 command) means the batch is on disk before any of its callers hear back; other writes may
@@ -85,7 +85,8 @@ class Engine(ABC):
 
     @abstractmethod
     async def _write_batch(self, fns: list[Callable[[Any], Any]], durable: bool) -> Outcomes:
-        """Run each function in its own savepoint of one write transaction."""
+        """Run each function as if in its own savepoint of one write transaction (one
+        failing rolls back alone): (ok, result or exception) each."""
 
     @abstractmethod
     async def _after_failed_batch(self) -> None:
@@ -142,7 +143,9 @@ class Engine(ABC):
 
     async def write(self, fn: Callable[[Conn], T], *, durable: bool = False) -> T:
         """Run ``fn`` atomically in a write transaction; ``durable`` means on disk before
-        this returns. Raises what ``fn`` raised (its changes rolled back)."""
+        this returns. Raises what ``fn`` raised (its changes rolled back). ``fn`` may be
+        run twice, the first run rolled back (PostgreSQL, when another write of its batch
+        failed: ``app.store.postgres``), so it must change nothing but the database."""
         if self._committer is None or self._closing:
             raise RuntimeError("database is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()

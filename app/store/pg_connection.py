@@ -84,6 +84,29 @@ class PgConn:
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: asyncpg.Connection) -> None:
         self._loop = loop
         self.raw = conn
+        # INSERTs held for the end of a write batch (``app.store.sql.insert_later``),
+        # by statement; None: none are held, each runs at once.
+        self._later: dict[str, list[tuple[Any, ...]]] | None = None
+
+    def hold_inserts(self) -> None:
+        """From now, hold what ``execute_later`` is given until ``send_held``."""
+        self._later = {}
+
+    def execute_later(self, sql: str, parameters: Sequence[Any], /) -> None:
+        if self._later is None:
+            self.execute(sql, parameters)
+        else:
+            self._later.setdefault(sql, []).append(tuple(parameters))
+
+    def send_held(self) -> None:
+        """Send the held INSERTs, one round trip per statement (asyncpg pipelines an
+        executemany's rows); stop holding, even if one fails."""
+        held, self._later = self._later, None
+        for sql, rows in (held or {}).items():
+            self.executemany(sql, rows)
+
+    def drop_held(self) -> None:
+        self._later = None
 
     def wait(self, call: Coroutine[Any, Any, T]) -> T:
         try:
@@ -103,7 +126,7 @@ class PgConn:
         return PgCursor(self).execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
-        self.wait(self.raw.executemany(POSTGRES.numbered(sql), [tuple(p) for p in parameters]))
+        self.wait(self.raw.executemany(_statement(sql)[0], [tuple(p) for p in parameters]))
 
     def cursor(self) -> PgCursor:
         return PgCursor(self)

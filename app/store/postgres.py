@@ -57,36 +57,61 @@ def _claim(conn: PgConn) -> None:
 
 
 def _write_batch(conn: PgConn, fns: list[Callable[[Any], Any]], durable: bool) -> Outcomes:
-    """Run each function in its own savepoint inside one transaction: (ok, result) each.
-    A batch of one needs no savepoint (its failure rolls the transaction back): each
-    statement is a round trip to the server, so the common idle case saves two."""
+    """Run the functions in one transaction: (ok, result) each, as if each had run in
+    its own savepoint (one failing rolls back alone).
+
+    Each statement is a round trip to the server, so savepoints are not paid for up
+    front (SAVEPOINT and RELEASE would be two of the about four round trips of a typical
+    write): the batch runs first without them. Only if a function fails is that
+    transaction rolled back and the whole batch run again, each function in its own
+    savepoint; every outcome is then the rerun's, the one committed. So a write function
+    may run twice, its first run rolled back: its effects must be the database's only
+    (``Engine.write``). A batch of one needs no rerun: its failure is its outcome."""
     # Said in each transaction, whatever the server's default: on (flushed before the
     # commit returns) for a durable batch, off for the others.
     begin = f"BEGIN; SET LOCAL synchronous_commit = {'on' if durable else 'off'}"
-    if len(fns) == 1:
-        conn.script(begin)
-        try:
-            result = fns[0](conn)
-        except Exception as exc:
-            _rollback(conn)
-            return [(False, exc)]
-        except BaseException:
-            _rollback(conn)
-            raise
-        conn.script("COMMIT")
-        return [(True, result)]
-    outcomes: Outcomes = []
     conn.script(begin)
+    results: list[Any] = []
+    conn.hold_inserts()  # the batch's audit rows and chunks go together at its end
     try:
         for fn in fns:
-            conn.script("SAVEPOINT op")
+            results.append(fn(conn))
+        conn.send_held()
+    except Exception as exc:
+        conn.drop_held()
+        _rollback(conn)
+        if len(fns) == 1:
+            return [(False, exc)]
+        if conn.raw.is_closed():
+            raise  # the connection is gone: the whole batch failed with it
+        return _with_savepoints(conn, fns, begin)
+    except BaseException:
+        conn.drop_held()
+        _rollback(conn)
+        raise
+    try:
+        conn.script("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return [(True, result) for result in results]
+
+
+def _with_savepoints(conn: PgConn, fns: list[Callable[[Any], Any]], begin: str) -> Outcomes:
+    """The batch again, each function in its own savepoint (the savepoint's statements
+    joined to the transaction's control statements: one round trip between functions)."""
+    outcomes: Outcomes = []
+    conn.script(f"{begin}; SAVEPOINT op")
+    try:
+        for fn in fns:
             try:
                 result = fn(conn)
             except Exception as exc:
-                conn.script("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")
+                # The savepoint stays after ROLLBACK TO: the next function runs in it.
+                conn.script("ROLLBACK TO SAVEPOINT op")
                 outcomes.append((False, exc))
             else:
-                conn.script("RELEASE SAVEPOINT op")
+                conn.script("RELEASE SAVEPOINT op; SAVEPOINT op")
                 outcomes.append((True, result))
         conn.script("COMMIT")
     except BaseException:

@@ -48,3 +48,17 @@ class Conn(Protocol):
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
 
     def cursor(self) -> Cursor: ...
+
+
+def insert_later(conn: Conn, sql: str, parameters: Sequence[Any]) -> None:
+    """An INSERT whose effect nothing in the transaction reads before it commits (an
+    audit row, a command's chunk). The PostgreSQL connection may hold it and send it
+    with the other such rows of its batch in one round trip before the commit (each
+    statement is a round trip there; ``app.store.postgres``); a failure of it then
+    fails the batch's first run, and its rerun runs every statement at once, so the
+    failure is the operation's as ever. SQLite runs it at once."""
+    later = getattr(conn, "execute_later", None)
+    if later is None:
+        conn.execute(sql, parameters)
+    else:
+        later(sql, parameters)
