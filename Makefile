@@ -28,9 +28,9 @@ run: $(RUNTIME)
 	SOVD_DEMO_DATA=$${SOVD_DEMO_DATA:-1} SOVD_DEMO_EMULATOR=$${SOVD_DEMO_EMULATOR:-1} exec $(PY) -m app
 
 # Every tier on two workers (pytest-xdist; a module stays on one worker), and the ten
-# slowest tests: 1717 tests, 355 s on the 2-core machine at a load below 1
-# (docs/development.md). The fast inner loop, without the real-socket tier (1075 tests,
-# 43 s there, 63 s of CPU):
+# slowest tests (docs/development.md). The fast inner loop, without the real-socket tier
+# (1103 tests, 39-45 s on the 2-core machine, 61-71 s of CPU; three workers were no
+# faster there):
 #   $(PY) -m pytest -m "not socket" -n 2 --dist loadfile
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --durations=10
