@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import logging
 import os
 import random
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -37,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.http_overhead import span_receiver
-from bench.tracing_split import MODES, _call, _env
+from bench.tracing_split import MODES, call, service_app, signed_in
 
 
 def _control(flag: str) -> None:
@@ -46,34 +43,20 @@ def _control(flag: str) -> None:
 
 
 def _child(mode: str, requests: int, traces_url: str) -> None:
-    from app import logs
-    from app.config import Config
-    from app.main import create_app
-
-    data_dir = tempfile.mkdtemp(prefix="sovd-instructions-")
-    password = secrets.token_urlsafe(12)
-    os.environ.update(_env(mode, traces_url, data_dir, password))
-    app = create_app(Config.from_env(os.environ))
-    handler = logging.FileHandler(os.path.join(data_dir, "log"))
-    handler.setFormatter(logs.JsonFormatter())
-    logging.getLogger().handlers[:] = [handler]
-    logging.getLogger().setLevel(logging.INFO)
+    app, password = service_app(mode, traces_url, "sovd-instructions-")
 
     async def run() -> None:
         async with app.router.lifespan_context(app):
-            login = json.dumps({"username": "engineer", "password": password}).encode()
-            answer = await _call(app, "POST", [(b"content-type", b"application/json")], login)
-            token = json.loads(answer[1]["body"])["access_token"]
-            headers = [(b"authorization", f"Bearer {token}".encode())]
+            headers = await signed_in(app, password)
             for _ in range(300):
-                await _call(app, "GET", headers, b"")
+                await call(app, "GET", headers, b"")
             provider: Any = getattr(app.state.tracing, "provider", None)
             if provider is not None:
                 provider.force_flush()
             random.seed(24)  # the SDK draws trace ids from random: the same in every run
             _control("on")
             for _ in range(requests):
-                await _call(app, "GET", headers, b"")
+                await call(app, "GET", headers, b"")
             if provider is not None:
                 provider.force_flush()  # the export of these requests' spans, counted
             _control("off")

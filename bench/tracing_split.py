@@ -46,7 +46,7 @@ SAMPLERS = {
 }
 
 
-def _env(mode: str, traces_url: str, data_dir: str, password: str) -> dict[str, str]:
+def env_for(mode: str, traces_url: str, data_dir: str, password: str) -> dict[str, str]:
     env = {
         "SOVD_DB_PATH": os.path.join(data_dir, "sovd.db"),
         "SOVD_DEMO_DATA": "1",
@@ -64,7 +64,7 @@ def _env(mode: str, traces_url: str, data_dir: str, password: str) -> dict[str, 
     return env
 
 
-async def _call(app: Any, method: str, headers: list[tuple[bytes, bytes]], body: bytes) -> Any:
+async def call(app: Any, method: str, headers: list[tuple[bytes, bytes]], body: bytes) -> Any:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -98,36 +98,47 @@ async def _call(app: Any, method: str, headers: list[tuple[bytes, bytes]], body:
     return out
 
 
-def _child(mode: str, requests: int, warm_up: int, traces_url: str) -> None:
-    os.sched_setaffinity(0, {0})
+def service_app(mode: str, traces_url: str, prefix: str) -> tuple[Any, str]:
+    """The service's app for ``mode`` (on a fresh data directory named by ``prefix``) and
+    the engineer's password. The process's environment is its configuration, as for the
+    service: the OpenTelemetry SDK reads its own variables (the sampler) from there; the
+    access log is written as in production, to a file (not the terminal)."""
     from app import logs
     from app.config import Config
     from app.main import create_app
 
-    data_dir = tempfile.mkdtemp(prefix="sovd-split-")
+    data_dir = tempfile.mkdtemp(prefix=prefix)
     password = secrets.token_urlsafe(12)
-    # The child's environment is its configuration, as for the service: the OpenTelemetry
-    # SDK reads its own variables (the sampler) from there.
-    os.environ.update(_env(mode, traces_url, data_dir, password))
+    os.environ.update(env_for(mode, traces_url, data_dir, password))
     app = create_app(Config.from_env(os.environ))
-    # The access log written as in production, to a file (not the terminal).
     handler = logging.FileHandler(os.path.join(data_dir, "log"))
     handler.setFormatter(logs.JsonFormatter())
     logging.getLogger().handlers[:] = [handler]
     logging.getLogger().setLevel(logging.INFO)
+    return app, password
+
+
+async def signed_in(app: Any, password: str) -> list[tuple[bytes, bytes]]:
+    """The engineer logged in on ``app``: the headers of their requests."""
+    login = json.dumps({"username": "engineer", "password": password}).encode()
+    answer = await call(app, "POST", [(b"content-type", b"application/json")], login)
+    token = json.loads(answer[1]["body"])["access_token"]
+    return [(b"authorization", f"Bearer {token}".encode())]
+
+
+def _child(mode: str, requests: int, warm_up: int, traces_url: str) -> None:
+    os.sched_setaffinity(0, {0})
+    app, password = service_app(mode, traces_url, "sovd-split-")
 
     async def run() -> float:
         async with app.router.lifespan_context(app):
-            login = json.dumps({"username": "engineer", "password": password}).encode()
-            answer = await _call(app, "POST", [(b"content-type", b"application/json")], login)
-            token = json.loads(answer[1]["body"])["access_token"]
-            headers = [(b"authorization", f"Bearer {token}".encode())]
+            headers = await signed_in(app, password)
             for _ in range(warm_up):
-                await _call(app, "GET", headers, b"")
-            assert (await _call(app, "GET", headers, b""))[0]["status"] == 200
+                await call(app, "GET", headers, b"")
+            assert (await call(app, "GET", headers, b""))[0]["status"] == 200
             before = time.process_time()
             for _ in range(requests):
-                await _call(app, "GET", headers, b"")
+                await call(app, "GET", headers, b"")
             return (time.process_time() - before) / requests * 1e6
 
     print(json.dumps({"mode": mode, "cpu_us": asyncio.run(run())}), flush=True)

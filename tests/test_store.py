@@ -136,39 +136,8 @@ def test_a_chunk_sequence_number_is_unique_per_command(open_engine: OpenEngine) 
         db = open_engine()
         await db.open()
         try:
-            actor = Actor(user_id=None, username="test", client_address=None)
-            user = User(user_id="u1", username="alice", role=Role.ENGINEER)
-            await UserStore(db).create(user, "hash", "t", actor)
-            await VehicleStore(db).insert(
-                Vehicle(
-                    vehicle_id="v1",
-                    vin="WVWZZZ1KZAW000001",
-                    make="VW",
-                    model="Golf",
-                    year=2020,
-                    connection_status=ConnectionStatus.CONNECTED,
-                    simulator_profile=SimulatorProfile.HEALTHY,
-                    last_seen_at=None,
-                ),
-                "t",
-                None,
-            )
+            await _command_with_vehicle(db)
             store = CommandStore(db)
-            await store.insert(
-                Command(
-                    command_id="c1",
-                    vehicle_id="v1",
-                    user_id="u1",
-                    command_name="ReadDTC",
-                    command_params={},
-                    status=CommandStatus.PENDING,
-                    error_code=None,
-                    error_message=None,
-                    submitted_at="t",
-                    completed_at=None,
-                ),
-                actor,
-            )
             chunk = _chunk("c1", 1, {"a": 1}, is_final=False)
             await store.add_response(chunk)
             with pytest.raises(IntegrityError):  # the same error on either engine
