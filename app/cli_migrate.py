@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
+from app.cli_subcommands import Subcommands
 from app.config.parsing import database_url
 from app.datadir import DataDirLock, DataDirLocked
 from app.errors import StartupError, StorageUnavailable
@@ -34,7 +35,7 @@ class MigrateError(Exception):
     """The one line printed when the copy cannot be made."""
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Subcommands) -> None:
     move = commands.add_parser(
         COMMAND,
         help="copy the SQLite database into an empty PostgreSQL database (service stopped)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, TextIO
 
+from app.cli_subcommands import Subcommands
 from app.vocabulary import Role
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from app.services.auth import AuthService
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Subcommands) -> None:
     accounts = commands.add_parser(
         "service-accounts",
         help="manage machine clients' accounts on the database (only while the service is stopped)",
