@@ -24,6 +24,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from tests.support.command_helpers import submit_read_dtc
 from tests.support.harness import DEADLINE_S, ENGINEER_PASSWORD, free_port, unavailable, wait_until
 from tests.support.nats import NatsServer
 from tests.support.process import Process, server_env, submit_command, vehicle_with_profile
@@ -136,17 +137,7 @@ def test_the_proxy_spreads_calls_streams_a_command_and_outlives_a_replica(
 
     # A command submitted and followed through the proxy (each call on either replica).
     vehicle = vehicle_with_profile(a, token, "healthy")
-    r = proxy.http.post(
-        "/api/v1/commands",
-        headers=headers,
-        json={
-            "vehicle_id": vehicle,
-            "command_name": "ReadDTC",
-            "command_params": {"ecuAddress": "0x0010"},
-        },
-    )
-    assert r.status_code == 201, r.text
-    command_id = r.json()["command_id"]
+    command_id = submit_read_dtc(proxy.http, token, vehicle)
     url = proxy.url.replace("http", "ws") + f"/ws/responses/{command_id}?token={token}"
     events: list[dict[str, Any]] = []
     with connect(url, open_timeout=DEADLINE_S) as ws:
