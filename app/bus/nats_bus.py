@@ -44,6 +44,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from app.bus import wire
 from app.bus.local import EventBus, Subscription
+from app.bus.nats_confirm import confirmed
 from app.bus.nats_outbox import OUTBOX_SIZE, Outbox
 from app.bus.nats_requests import NatsRequests
 from app.bus.notices import Notice
@@ -129,7 +130,7 @@ class NatsBus:
                     reconnected_cb=self._reconnected,
                 )
             await self._nc.subscribe(wire.NOTICES, cb=self._heard)
-            await self._nc.flush(timeout=SUBSCRIBE_TIMEOUT_S)  # type: ignore[arg-type]
+            await confirmed(self._nc, SUBSCRIBE_TIMEOUT_S)
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             self._closing = True
             await self._nc.close()
@@ -223,7 +224,7 @@ class NatsBus:
         # overflows this subscriber (it may have missed events).
         if self._nc.is_connected:
             try:
-                await self._nc.flush(timeout=SUBSCRIBE_TIMEOUT_S)  # type: ignore[arg-type]
+                await confirmed(self._nc, SUBSCRIBE_TIMEOUT_S)
             except (TimeoutError, nats.errors.Error):
                 # Connected but unconfirmed: events may pass before the server has it, so
                 # its subscribers here start again rather than risk a hole.

@@ -12,11 +12,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
+from app.bus.nats_confirm import confirmed
 from app.bus.requests import Handler, NoAnswer, NoResponder, Served
 
 log = logging.getLogger(__name__)
 
-FLUSH_TIMEOUT_S: Final = 2.0
+CONFIRM_TIMEOUT_S: Final = 2.0
 
 
 class _NatsServed:
@@ -53,7 +54,7 @@ class NatsRequests:
             task.add_done_callback(self._answering.discard)
 
         sub = await self._nc.subscribe(subject, cb=arrived)
-        await self._nc.flush(timeout=FLUSH_TIMEOUT_S)  # type: ignore[arg-type]
+        await confirmed(self._nc, CONFIRM_TIMEOUT_S)  # askers elsewhere reach it from now
         return _NatsServed(sub)
 
     async def request(self, subject: str, payload: bytes, timeout_s: float) -> bytes:

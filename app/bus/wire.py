@@ -20,6 +20,9 @@ from app.vocabulary import CommandStatus, FailureCode
 
 SUBJECT_PREFIX: Final = "sovd"
 NOTICES: Final = f"{SUBJECT_PREFIX}.notice"
+# Nobody subscribes here: a request on it comes back "no responders" from the server
+# itself, once it has read everything the connection sent before (``app.bus.nats_confirm``).
+CONFIRM: Final = f"{SUBJECT_PREFIX}.confirm"
 
 
 def command_subject(command_id: str) -> str:
