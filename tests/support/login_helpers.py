@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from tests.support.fake_clock import FakeClock
-from tests.support.harness import DEADLINE_S, Server
+from tests.support.harness import DEADLINE_S, TLS, Server
 
 LOGIN = "/api/v1/auth/login"
 
@@ -72,7 +72,9 @@ async def _send_all(
     base_url: str, requests: list[tuple[str, dict[str, Any], dict[str, str]]]
 ) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base_url, timeout=DEADLINE_S, limits=limits) as http:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=DEADLINE_S, limits=limits, verify=TLS
+    ) as http:
         return list(
             await asyncio.gather(
                 *(http.post(path, json=body, headers=headers) for path, body, headers in requests)

@@ -18,7 +18,7 @@ import httpx
 
 from app.vehicles.pdx.demo import DEMO_PDX_NAME
 from tests.support.command_helpers import submit_read_dtc
-from tests.support.harness import ADMIN_PASSWORD, DEADLINE_S, ENGINEER_PASSWORD, wait_until
+from tests.support.harness import ADMIN_PASSWORD, DEADLINE_S, ENGINEER_PASSWORD, TLS, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ class Process:
         if found is True:
             raise AssertionError("server exited:\n" + "\n".join(self.lines))
         self.base_url = f"http://127.0.0.1:{found}"
-        self.http = httpx.Client(base_url=self.base_url, timeout=DEADLINE_S)
+        self.http = httpx.Client(base_url=self.base_url, timeout=DEADLINE_S, verify=TLS)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
