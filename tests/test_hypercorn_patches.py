@@ -34,7 +34,7 @@ def seen():
         "deflate": ws_stream.PerMessageDeflate is PerMessageDeflate,
     }
 
-import app.__main__, app.main, app.server
+import app.__main__, app.main, app.server, app.serving
 from app.config import Config
 imported = seen()
 app.server.hypercorn_config(Config())

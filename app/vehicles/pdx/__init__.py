@@ -86,7 +86,8 @@ The modules:
   description.
 """
 
-from app.vehicles.pdx.build import PDX_DATE, build_database, build_pdx
+from typing import TYPE_CHECKING, Any
+
 from app.vehicles.pdx.demo import DEMO_SESSIONS, build_demo_pdx, demo_spec, pascal_name
 from app.vehicles.pdx.spec import (
     DEFAULT,
@@ -126,3 +127,18 @@ __all__ = [
     "demo_spec",
     "pascal_name",
 ]
+
+if TYPE_CHECKING:
+    from app.vehicles.pdx.build import PDX_DATE, build_database, build_pdx
+# Building needs odxtools (0.3-0.4 s to import): its names load on first use, so what
+# imports this package for the declarations alone (the service's models, the command
+# line) does not import odxtools.
+_BUILD_NAMES = frozenset({"PDX_DATE", "build_database", "build_pdx"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BUILD_NAMES:
+        from app.vehicles.pdx import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,6 @@ import functools
 from typing import Final
 
 from app.vehicles import uds
-from app.vehicles.pdx.build import build_pdx
 from app.vehicles.pdx.spec import (
     DEFAULT,
     EXTENDED,
@@ -141,6 +140,11 @@ def demo_spec() -> PdxSpec:
 def build_demo_pdx() -> bytes:
     """The PDX of the demo ECUs: containers ``ENGINE``, ``TRANSMISSION``, ``ABS``, ``BODY``
     (built on first call, the same bytes every time)."""
+    # Imported here: building needs odxtools (0.3-0.4 s to import), and what imports
+    # this module for the demo's declarations alone (``app.models``: the default ECU
+    # set; the command line) should not pay for it.
+    from app.vehicles.pdx.build import build_pdx
+
     return build_pdx(demo_spec())
 
 
