@@ -12,9 +12,10 @@ machine their CPU comes out of both, which is part of what a node on them costs 
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 
 from bench.bus import nats_server
-from bench.common import Result, median, ratio_of, start_server
+from bench.common import Result, median, ratio_of, servers, start_server
 from bench.http_scenarios import FLEET_PAGE, alternate_pages
 from bench.pipeline import create_fleet
 from bench.pipeline_scenarios import alternate_pipeline
@@ -25,25 +26,34 @@ FLEET = 60  # the demo's six and these, as in the http scenario
 
 
 def scenario_cluster(args: argparse.Namespace) -> Result:
-    with (
-        postgres_server() as database_url,
-        nats_server() as bus_url,
-        start_server(SOVD_DATABASE_URL=database_url, SOVD_BUS_URL=bus_url) as cluster,
-        start_server() as single,
-    ):
-        cluster.name, single.name = "pg_nats", "sqlite"
-        ready = cluster.http.get("/health/ready").json()
-        assert (ready["database"], ready["bus"]) == ("postgresql", "nats"), ready
-        assert ready["lanes_owned"] is not None, "the node did not run as a cluster node"
-        fleets = {s.name: create_fleet(s, FLEET - 6) for s in (cluster, single)}
-        pipeline = alternate_pipeline(args, cluster, single, fleets, "sqlite")
-        fleet_page = _fleet_page(args, cluster, single)
-        return {
-            "pipeline_ratio": pipeline["ratio"],
-            "fleet_ratio": fleet_page["ratio"],
-            "pipeline": pipeline,
-            "fleet_page": fleet_page,
-        }
+    with ExitStack() as backends:
+
+        def cluster_node() -> BenchServer:
+            """PostgreSQL, NATS and a node on them (stopped after the node, at the end)."""
+            database_url = backends.enter_context(postgres_server())
+            bus_url = backends.enter_context(nats_server())
+            return start_server(SOVD_DATABASE_URL=database_url, SOVD_BUS_URL=bus_url)
+
+        # (A smoke run starts the SQLite node meanwhile.)
+        with servers(args.smoke, cluster_node, start_server) as (cluster, single):
+            return _compare(args, cluster, single)
+
+
+def _compare(args: argparse.Namespace, cluster: BenchServer, single: BenchServer) -> Result:
+    """Both nodes' pipeline and fleet page, alternately."""
+    cluster.name, single.name = "pg_nats", "sqlite"
+    ready = cluster.http.get("/health/ready").json()
+    assert (ready["database"], ready["bus"]) == ("postgresql", "nats"), ready
+    assert ready["lanes_owned"] is not None, "the node did not run as a cluster node"
+    fleets = {s.name: create_fleet(s, FLEET - 6) for s in (cluster, single)}
+    pipeline = alternate_pipeline(args, cluster, single, fleets, "sqlite")
+    fleet_page = _fleet_page(args, cluster, single)
+    return {
+        "pipeline_ratio": pipeline["ratio"],
+        "fleet_ratio": fleet_page["ratio"],
+        "pipeline": pipeline,
+        "fleet_page": fleet_page,
+    }
 
 
 def _fleet_page(args: argparse.Namespace, ours: BenchServer, other: BenchServer) -> Result:

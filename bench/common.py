@@ -8,6 +8,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from bench.server import BenchServer
@@ -31,6 +34,30 @@ def pin() -> tuple[set[int] | None, set[int] | None]:
 
 def start_server(**env: str) -> BenchServer:
     return BenchServer(cpus=pin()[0], env=env)
+
+
+@contextmanager
+def servers(smoke: bool, *starts: Callable[[], BenchServer]) -> Iterator[list[BenchServer]]:
+    """The servers ``starts`` make, in their order, closed in reverse at the end. A smoke
+    run starts them side by side (a start mostly waits on imports and the database); a
+    measured run one after the other, so no start slows another's first requests."""
+    started: list[BenchServer] = []
+    try:
+        if smoke:
+            pin()  # this thread is the client: pinned here, not in the threads that start
+            with ThreadPoolExecutor(len(starts)) as pool:
+                futures = [pool.submit(start) for start in starts]
+            started = [f.result() for f in futures if f.exception() is None]
+            failures = [f.exception() for f in futures if f.exception() is not None]
+            if failures:
+                raise failures[0]  # type: ignore[misc]
+        else:
+            for start in starts:
+                started.append(start())
+        yield started
+    finally:
+        for server in reversed(started):
+            server.close()
 
 
 def ws_compression(args: argparse.Namespace) -> str | None:

@@ -8,12 +8,13 @@ import asyncio
 import statistics
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import httpx
 
 from bench import http_overhead
-from bench.common import Result, log_progress, median, pin, ratio_of, start_server
+from bench.common import Result, log_progress, median, pin, ratio_of, servers, start_server
 from bench.load import http_load
 from bench.pipeline import create_fleet, login_all, run_pipeline
 from bench.server import BenchServer, ceiling
@@ -31,8 +32,9 @@ def alternate_pages(
     for server, headers in targets.values():
         page = server.http.get(path, headers=headers).json()
         assert len(page["items"]) == 50, f"{server.name} {path}: {len(page['items'])} items"
-        warm_up = min(2.0, args.http_seconds)
-        http_load(server.base_url + path, headers, seconds=warm_up, cpus=pin()[1])
+        if not args.smoke:  # a smoke run's figures mean nothing: no warm-up to steady them
+            warm_up = min(2.0, args.http_seconds)
+            http_load(server.base_url + path, headers, seconds=warm_up, cpus=pin()[1])
     rps: dict[str, list[float]] = {name: [] for name in targets}
     last: dict[str, Any] = {}
     errors = 0
@@ -65,7 +67,8 @@ def _load_figures(load: Any) -> Result:
 def scenario_http(args: argparse.Namespace) -> Result:
     """The fleet page against its ceiling (alternately, same wrk settings), and the
     command history page on its own."""
-    with start_server() as ours, BenchServer(cpus=pin()[0], argv=ceiling("fleet")) as bare:
+    bare_start = partial(BenchServer, cpus=pin()[0], argv=ceiling("fleet"))
+    with servers(args.smoke, start_server, bare_start) as (ours, bare):
         create_fleet(ours, 60 - 6)  # with the six demo vehicles: a fleet of 60
         # Some history so the command list has a full page to show.
         # (A full page of 50 is all the history page needs; the smoke run stops there.)

@@ -7,17 +7,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from functools import partial
 from typing import Any
 
 from bench.bus import nats_server
-from bench.common import Result, log_progress, median, pin, ratio_of, start_server, ws_compression
+from bench.common import (
+    Result,
+    log_progress,
+    median,
+    pin,
+    ratio_of,
+    servers,
+    start_server,
+    ws_compression,
+)
 from bench.pipeline import create_fleet, login_all, print_progress, run_pipeline
 from bench.server import BenchServer, ceiling
 
 
 def scenario_pipeline(args: argparse.Namespace) -> Result:
     """Ours and the pipeline twin (bench.ceilings), alternately, with the same clients."""
-    with start_server() as ours, BenchServer(cpus=pin()[0], argv=ceiling("pipeline")) as twin:
+    twin_start = partial(BenchServer, cpus=pin()[0], argv=ceiling("pipeline"))
+    with servers(args.smoke, start_server, twin_start) as (ours, twin):
         fleets = {ours.name: create_fleet(ours, args.vehicles), twin.name: create_fleet(twin, 1)}
         return alternate_pipeline(args, ours, twin, fleets, "ceiling")
 

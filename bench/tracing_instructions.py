@@ -42,13 +42,13 @@ def _control(flag: str) -> None:
     subprocess.run(["callgrind_control", "-i", flag, str(os.getpid())], capture_output=True)
 
 
-def _child(mode: str, requests: int, traces_url: str) -> None:
+def _child(mode: str, requests: int, warm_up: int, traces_url: str) -> None:
     app, password = service_app(mode, traces_url, "sovd-instructions-")
 
     async def run() -> None:
         async with app.router.lifespan_context(app):
             headers = await signed_in(app, password)
-            for _ in range(300):
+            for _ in range(warm_up):
                 await call(app, "GET", headers, b"")
             provider: Any = getattr(app.state.tracing, "provider", None)
             if provider is not None:
@@ -64,7 +64,7 @@ def _child(mode: str, requests: int, traces_url: str) -> None:
     asyncio.run(run())
 
 
-def _count(mode: str, requests: int, traces_url: str, out: Path) -> int:
+def _count(mode: str, requests: int, warm_up: int, traces_url: str, out: Path) -> int:
     env = os.environ | {
         "SOVD_PASSWORD_HASH_PROFILE": "fast",
         "OTEL_SEMCONV_STABILITY_OPT_IN": "http",
@@ -89,6 +89,8 @@ def _count(mode: str, requests: int, traces_url: str, out: Path) -> int:
             mode,
             "--requests",
             str(requests),
+            "--warm-up",
+            str(warm_up),
             "--traces-url",
             traces_url,
         ],
@@ -111,11 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--modes", default="off,on,ratio_10")
     parser.add_argument("--requests", default="256,1280", help="two run lengths")
+    # Fewer only for a smoke run (the tests): the first requests fill caches, and a
+    # count switched on before they are done is no steady request's.
+    parser.add_argument("--warm-up", type=int, default=300, help="requests before counting")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--traces-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.child, int(args.requests), args.traces_url)
+        _child(args.child, int(args.requests), args.warm_up, args.traces_url)
         return 0
     short, long = (int(n) for n in args.requests.split(","))
     modes = args.modes.split(",")
@@ -125,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             counts = dict(
                 zip(
                     jobs,
-                    pool.map(lambda job: _count(job[0], job[1], receiver.url, Path(tmp)), jobs),
+                    pool.map(
+                        lambda job: _count(job[0], job[1], args.warm_up, receiver.url, Path(tmp)),
+                        jobs,
+                    ),
                     strict=True,
                 )
             )

@@ -50,7 +50,10 @@ def _websockets(args: argparse.Namespace, compression: str | None) -> Result:
                 },
             )
             running.append(r.json()["command_id"])
-        time.sleep(0.5)
+        # Settle times for the memory figures; a smoke run only checks they come out (each
+        # socket's first frame already shows its command running).
+        settle_before_s, settle_after_s = (0.0, 0.0) if args.smoke else (0.5, 1.0)
+        time.sleep(settle_before_s)
         rss_before = server.rss_kib()
 
         async def hold() -> tuple[float, int]:
@@ -65,7 +68,7 @@ def _websockets(args: argparse.Namespace, compression: str | None) -> Result:
                 if (n + 1) % 100 == 0:
                     print(f"\r  websockets: {n + 1} open", end="", file=sys.stderr, flush=True)
             connect_s = time.perf_counter() - began
-            await asyncio.sleep(1)
+            await asyncio.sleep(settle_after_s)
             rss = server.rss_kib()
             await asyncio.gather(*(ws.close() for ws in sockets))
             print(file=sys.stderr)
