@@ -92,6 +92,8 @@ def alternate_pipeline(
             last[server.name] = summary
     mine, ceil = median(rates[ours.name]), median(rates[other.name])
     summary = last[ours.name]
+    # A round with errors ends the run there: the other side may not have run at all.
+    others = last.get(other.name, {"errors": 0, "error_samples": []})
     return {
         "ratio": ratio_of(mine, ceil),
         "commands_per_s": round(mine, 1),
@@ -110,10 +112,10 @@ def alternate_pipeline(
         "p95_ratio": ratio_of(median(p95_ms[ours.name]), median(p95_ms[other.name])),
         "rtt_p99_ms": summary["rtt_p99_ms"],
         "rtt_max_ms": summary["rtt_max_ms"],
-        "errors": summary["errors"] + last[other.name]["errors"],
+        "errors": summary["errors"] + others["errors"],
         "lost_events": summary["lost_events"],
         "duplicated_events": summary["duplicated_events"],
-        "error_samples": _samples(summary) + _samples(last[other.name]),
+        "error_samples": _samples(summary) + _samples(others),
     }
 
 

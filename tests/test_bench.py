@@ -19,13 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # The scenarios in two processes at once: at smoke size each spends most of its time on
-# fixed set-up and load durations, so the two halves overlap well. The halves take about
-# as long (side by side here ~43 s and ~44 s), the two slowest scenarios (tracing and
-# cluster) one in each, so neither half waits long on the other.
+# fixed set-up and load durations, so the two halves overlap. The cluster scenario comes
+# last in the longer half, when the other half is done: run while tracing's five servers
+# start beside it, its pipeline once counted an error (a CI run on 2026-12-08), cause not
+# found (its samples are in the assertion's message now).
 # The "overhead" scenario is bench.http_overhead's measure(), which the second test runs.
 SMOKE_GROUPS = (
-    ("tracing", "http", "described_read", "pipeline", "scrape"),
-    ("cluster", "descriptions", "websockets", "soak", "store_hops"),
+    ("pipeline", "http", "scrape", "described_read", "store_hops"),
+    ("websockets", "soak", "descriptions", "tracing", "cluster"),
 )
 
 
@@ -95,7 +96,11 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     assert pipeline["rtt_p95_median_ms"] > 0 and pipeline["ceiling_rtt_p95_median_ms"] > 0
     p95_expected = pipeline["rtt_p95_median_ms"] / pipeline["ceiling_rtt_p95_median_ms"]
     assert pipeline["p95_ratio"] == pytest.approx(p95_expected, rel=0.01, abs=0.01)
-    assert (pipeline["errors"], pipeline["lost_events"], pipeline["duplicated_events"]) == (0, 0, 0)
+    assert (pipeline["errors"], pipeline["lost_events"], pipeline["duplicated_events"]) == (
+        0,
+        0,
+        0,
+    ), pipeline["error_samples"]
     assert 0 < pipeline["rtt_p50_ms"] <= pipeline["rtt_p95_ms"] <= pipeline["rtt_max_ms"]
     http = results["http"]
     for page in ("vehicles", "ceiling", "commands"):
@@ -129,7 +134,9 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     cluster = results["cluster"]  # PostgreSQL + NATS against SQLite + in-process
     on_pg, page = cluster["pipeline"], cluster["fleet_page"]
     assert on_pg["commands_per_s"] > 0 and on_pg["sqlite_commands_per_s"] > 0
-    assert (on_pg["errors"], on_pg["lost_events"], on_pg["duplicated_events"]) == (0, 0, 0)
+    assert (on_pg["errors"], on_pg["lost_events"], on_pg["duplicated_events"]) == (0, 0, 0), on_pg[
+        "error_samples"
+    ]
     expected = on_pg["commands_per_s"] / on_pg["sqlite_commands_per_s"]
     assert cluster["pipeline_ratio"] == on_pg["ratio"]
     assert on_pg["ratio"] == pytest.approx(expected, rel=0.01, abs=0.01)
