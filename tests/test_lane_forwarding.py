@@ -59,8 +59,12 @@ class _Served:
 class NodeRequests:
     def __init__(self, network: Network) -> None:
         self._network = network
+        self.unconfirmed = 0  # how many next serves the bus does not confirm in time
 
     async def serve(self, subject: str, handler: Handler) -> _Served:
+        if self.unconfirmed:
+            self.unconfirmed -= 1
+            raise TimeoutError("the bus did not confirm the subscription")  # as NATS's
         self._network.served[subject] = handler
         return _Served(self._network, subject)
 
@@ -84,7 +88,8 @@ class FakeLeases:
                 del self._network.holders[vehicle]
 
     async def take(self, vehicle_ids: Sequence[str]) -> list[str]:
-        free = [v for v in vehicle_ids if v not in self._network.holders]
+        # A lease this node holds is taken again, as PostgreSQL's advisory locks are.
+        free = [v for v in vehicle_ids if self._network.holders.get(v, self) is self]
         for v in free:
             self._network.holders[v] = self
         return free
@@ -136,7 +141,7 @@ class Node:
         self, network: Network, vehicles: list[str], commands: FakeCommands, bus: EventBus
     ) -> None:
         self.leases = FakeLeases(network)
-        requests = network.for_node()
+        self.requests = requests = network.for_node()
         self.ownership = LaneOwnership(
             self.leases,  # type: ignore[arg-type]
             requests,
@@ -263,6 +268,27 @@ def test_no_owner_the_node_takes_the_lane_or_says_503() -> None:
         finally:
             await a.ownership.close()
             await b.ownership.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lane_the_bus_does_not_confirm_in_time_is_a_503_and_taken_on_the_next_call() -> None:
+    async def scenario() -> None:
+        network, bus = Network(), EventBus()
+        node = Node(network, ["v1"], FakeCommands({}), bus)
+        node.requests.unconfirmed = 1
+        try:
+            with pytest.raises(Overloaded) as refused:
+                await _submit(node, "v1")
+            assert refused.value.retry_after == 3  # the sweep interval, rounded up
+            assert "could not take over vehicle v1's commands just now" in refused.value.message
+            assert "TimeoutError" in refused.value.message
+            assert not node.ownership.owns("v1") and node.calls == []
+            # The bus answers again: the next call takes the lane and runs here.
+            assert await _submit(node, "v1") is None
+            assert node.ownership.owns("v1")
+        finally:
+            await node.ownership.close()
 
     asyncio.run(scenario())
 

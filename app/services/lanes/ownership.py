@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -28,7 +29,7 @@ from app.bus import Bus
 from app.bus.requests import Requests, Served
 from app.bus.wire import lane_subject
 from app.clock import Clock
-from app.errors import StorageUnavailable
+from app.errors import Overloaded, StorageUnavailable
 from app.events import terminal_event
 from app.logs import Sampler
 from app.store.commands import CommandStore
@@ -167,6 +168,18 @@ class LaneOwnership:
             except LeaseLost as exc:
                 await self._lost(exc)
                 return False
+            except (StorageUnavailable, OSError, TimeoutError) as exc:
+                # The database, or the bus confirming the lane's subscription, did not
+                # answer in time: a 503 to try again, not a 500. A lease taken meanwhile
+                # is this node's (taking it again is allowed): the next sweep or call
+                # serves it.
+                wait = max(1, math.ceil(self.sweep_s))
+                raise Overloaded(
+                    f"this node could not take over vehicle {vehicle_id}'s commands just now"
+                    f" (the database or the bus did not answer in time: {type(exc).__name__});"
+                    f" try again in about {wait} s",
+                    retry_after=wait,
+                ) from None
         return vehicle_id in self._served
 
     async def _take(self, vehicle_ids: list[str]) -> None:
