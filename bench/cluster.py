@@ -34,8 +34,7 @@ def scenario_cluster(args: argparse.Namespace) -> Result:
             bus_url = backends.enter_context(nats_server())
             return start_server(SOVD_DATABASE_URL=database_url, SOVD_BUS_URL=bus_url)
 
-        # (A smoke run starts the SQLite node meanwhile.)
-        with servers(args.smoke, cluster_node, start_server) as (cluster, single):
+        with servers(cluster_node, start_server) as (cluster, single):
             return _compare(args, cluster, single)
 
 

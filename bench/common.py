@@ -9,7 +9,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,23 +36,15 @@ def start_server(**env: str) -> BenchServer:
 
 
 @contextmanager
-def servers(smoke: bool, *starts: Callable[[], BenchServer]) -> Iterator[list[BenchServer]]:
-    """The servers ``starts`` make, in their order, closed in reverse at the end. A smoke
-    run starts them side by side (a start mostly waits on imports and the database); a
-    measured run one after the other, so no start slows another's first requests."""
+def servers(*starts: Callable[[], BenchServer]) -> Iterator[list[BenchServer]]:
+    """The servers ``starts`` make, one after the other, closed in reverse at the end.
+    Never side by side: each picks a free port by binding and closing it, so two starting
+    at once can pick the same one, and one may then answer for the other (seen in a smoke
+    run: the service's login reached the ceiling app)."""
     started: list[BenchServer] = []
     try:
-        if smoke:
-            pin()  # this thread is the client: pinned here, not in the threads that start
-            with ThreadPoolExecutor(len(starts)) as pool:
-                futures = [pool.submit(start) for start in starts]
-            started = [f.result() for f in futures if f.exception() is None]
-            failures = [f.exception() for f in futures if f.exception() is not None]
-            if failures:
-                raise failures[0]  # type: ignore[misc]
-        else:
-            for start in starts:
-                started.append(start())
+        for start in starts:
+            started.append(start())
         yield started
     finally:
         for server in reversed(started):

@@ -68,7 +68,7 @@ def scenario_http(args: argparse.Namespace) -> Result:
     """The fleet page against its ceiling (alternately, same wrk settings), and the
     command history page on its own."""
     bare_start = partial(BenchServer, cpus=pin()[0], argv=ceiling("fleet"))
-    with servers(args.smoke, start_server, bare_start) as (ours, bare):
+    with servers(start_server, bare_start) as (ours, bare):
         create_fleet(ours, 60 - 6)  # with the six demo vehicles: a fleet of 60
         # Some history so the command list has a full page to show.
         # (A full page of 50 is all the history page needs; the smoke run stops there.)

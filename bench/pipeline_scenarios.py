@@ -28,7 +28,7 @@ from bench.server import BenchServer, ceiling
 def scenario_pipeline(args: argparse.Namespace) -> Result:
     """Ours and the pipeline twin (bench.ceilings), alternately, with the same clients."""
     twin_start = partial(BenchServer, cpus=pin()[0], argv=ceiling("pipeline"))
-    with servers(args.smoke, start_server, twin_start) as (ours, twin):
+    with servers(start_server, twin_start) as (ours, twin):
         fleets = {ours.name: create_fleet(ours, args.vehicles), twin.name: create_fleet(twin, 1)}
         return alternate_pipeline(args, ours, twin, fleets, "ceiling")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Final
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -77,7 +79,12 @@ class BenchServer:
             }
         )
         base.update(env or {})
-        port = free_port()
+        # The service binds a port of its own choosing and logs it ("ready"), so nothing
+        # can take the port between the choice and the bind (a free port picked here was
+        # once taken meanwhile by a ceiling started beside it, which then answered the
+        # service's log-in). The ceilings bind the free port they are given.
+        service = argv == SERVICE
+        port = 0 if service else free_port()
         base["SOVD_PORT"] = str(port)
         # The service logs (one JSON line per request) go to a file, as they would in
         # production, rather than through a pipe this process must drain.
@@ -92,14 +99,31 @@ class BenchServer:
         )
         if cpus:
             os.sched_setaffinity(self.proc.pid, cpus)
+        deadline = time.monotonic() + 30
+        if service:
+            port = self._logged_port(deadline)
         # ca_file: the service serves HTTPS (its env sets SOVD_TLS_*), this CA verifies it.
         secure = "s" if ca_file is not None else ""
         self.base_url = f"http{secure}://127.0.0.1:{port}"
         self.ws_url = f"ws{secure}://127.0.0.1:{port}"
         verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
         self.http = httpx.Client(base_url=self.base_url, timeout=30, verify=verify)
-        deadline = time.monotonic() + 30
         while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"the service did not start; see {self.log_path}")
+            time.sleep(0.05)
+
+    def _logged_port(self, deadline: float) -> int:
+        """The port in the service's "ready" log line, once it is written."""
+        while True:
+            for line in self.log_path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # not a log record, or one half written
+                if isinstance(record, dict) and record.get("event") == "ready":
+                    return int(urlsplit(record["url"]).port or 0)
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise RuntimeError(f"the service did not start; see {self.log_path}")
