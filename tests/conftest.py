@@ -5,14 +5,16 @@ Every test module declares its tier with ``pytestmark``: ``pytest.mark.fast`` (i
 over the ASGI transport) or ``pytest.mark.socket`` (real sockets, WebSocket frames,
 subprocesses, a real Prometheus, chromium, schemathesis, the benchmark smoke); a single
 test of a fast module may add ``@pytest.mark.socket``. ``pytest -m "not socket"`` is the
-fast inner loop. A module without its tier fails the collection.
+fast inner loop. A module without its tier fails the collection, and a test of the fast
+tier that opens a network socket or starts a subprocess fails (``_tier_guard``).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +27,9 @@ sys.dont_write_bytecode = False
 from tests.support.harness import Server, in_process, make_config, running  # noqa: E402
 
 # Real servers for the cluster backends (issue #23): PostgreSQL for the store tests
-# (postgres_server, postgres_url, open_engine), NATS for the bus tests (nats_server).
-pytest_plugins = ["tests.support.postgres", "tests.support.nats"]
+# (postgres_server, postgres_url, open_engine), NATS for the bus tests (nats_server);
+# pytester for the test of this file's own checks (tests/test_tiers.py).
+pytest_plugins = ["tests.support.postgres", "tests.support.nats", "pytester"]
 
 TIERS = ("fast", "socket")
 
@@ -46,6 +49,53 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         f"test modules without exactly one tier (pytestmark = pytest.mark.fast or "
         f"pytest.mark.socket): {undeclared}"
     )
+
+
+# The fast tier's promise, checked with Python's audit events: a test not marked socket
+# connects or sends to no network address (itself, the app or a fixture, in any thread)
+# and starts no subprocess. Binding alone is not watched: urllib3 binds ::1 once when it is
+# first imported, to learn whether the machine has IPv6, in whichever test imports it.
+# (The description loader's spawned process raises no audit event: it is the app's own,
+# started the same way in every tier.)
+_WATCHED = frozenset({"socket.connect", "socket.sendto", "subprocess.Popen"})
+_fast_test: list[str] = []  # the node id of the fast-tier test running, if one is
+_outside: dict[str, str] = {}  # by node id: the first thing it did outside the tier
+
+
+def _tier_guard(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _WATCHED or not _fast_test:
+        return
+    if event == "subprocess.Popen":
+        what = f"started the subprocess {args[0]!r}"
+    elif isinstance(args[1], tuple):  # an IP address (a Unix socket's is a path)
+        what = f"{event} to {args[1][:2]}"
+    else:
+        return
+    _outside.setdefault(_fast_test[0], what)
+
+
+sys.addaudithook(_tier_guard)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    if item.get_closest_marker("socket") is None:
+        _fast_test[:] = [item.nodeid]
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        _fast_test.clear()
+        what = _outside.pop(item.nodeid, None)
+        if what is not None:
+            pytest.fail(
+                f"a test of the fast tier {what}: mark it (or its module) pytest.mark.socket",
+                pytrace=False,
+            )
 
 
 @pytest.fixture

@@ -212,6 +212,7 @@ def test_session_and_routine_commands_run_on_a_simulated_vehicle_too(server: Ser
     assert chunks[-1]["response_payload"]["status"] == "running"
 
 
+@pytest.mark.socket
 def test_a_doip_vehicle_takes_commands_while_its_link_is_down(server: Server) -> None:
     # Disconnected means "no link yet": the command opens it. Here the target does not
     # answer (TEST-NET address, port closed on loopback): the command fails unreachable.

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.harness import Server, auth, make_config, running, wait_until
 
-pytestmark = pytest.mark.fast
+pytestmark = pytest.mark.socket
 
 VIN = "1HGCM82633A004352"
 HUGE = "x" * 70_000

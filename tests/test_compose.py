@@ -257,6 +257,7 @@ def test_a_setting_from_the_shell_or_env_file_reaches_the_service() -> None:
     assert config.traces_exporter == "none"
 
 
+@pytest.mark.socket
 def test_grafana_keeps_its_data_and_takes_its_password_from_the_environment() -> None:
     compose = _compose()
     grafana = compose["services"]["grafana"]
@@ -436,6 +437,7 @@ def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
     assert _in_build_context("app/api/static/swagger-ui/swagger-ui-bundle.js")
 
 
+@pytest.mark.socket
 def test_the_metrics_token_file_is_ignored_by_git() -> None:
     config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
     text = (ROOT / "prometheus" / "prometheus.yml").read_text()
@@ -607,6 +609,7 @@ def test_the_dockerfile_installs_the_extras_it_is_given() -> None:
     assert '".${SOVD_EXTRAS}"' in pip
 
 
+@pytest.mark.socket
 def test_a_replica_refuses_to_start_without_the_shared_key_or_the_database_password() -> None:
     replica = _compose()["services"]["app-1"]
     assert replica["entrypoint"][:2] == ["sh", "-c"]
@@ -662,6 +665,7 @@ def test_the_proxy_sends_to_both_replicas_and_prometheus_scrapes_both() -> None:
     assert len(published) == len(set(published))
 
 
+@pytest.mark.socket
 def test_haproxy_accepts_the_proxy_config() -> None:
     haproxy = shutil.which("haproxy") or (
         "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None

@@ -401,6 +401,7 @@ FAST = DoipSettings(
 )
 
 
+@pytest.mark.socket
 def test_the_doip_connector_reads_from_described_ecus(demo: Database) -> None:
     specs = described_specs([demo], {"BODY": 0x1040})
     settings = EmulatorSettings(
@@ -483,6 +484,7 @@ def pdx_process(demo_path: Path) -> Iterator[subprocess.Popen[str]]:
                 stream.close()
 
 
+@pytest.mark.socket
 def test_python_m_emulator_pdx_serves_the_description(
     pdx_process: subprocess.Popen[str], demo: Database
 ) -> None:

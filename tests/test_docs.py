@@ -125,6 +125,7 @@ def test_the_configuration_page_is_fresh() -> None:
     )
 
 
+@pytest.mark.socket
 def test_the_generator_command_prints_the_page() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "app.config_docs"],

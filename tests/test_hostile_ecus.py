@@ -19,7 +19,7 @@ from app.clock import parse_ts
 from tests.support.doip_helpers import HostilePeer
 from tests.support.harness import Server, auth, in_process, make_config, wait_until
 
-pytestmark = pytest.mark.fast
+pytestmark = pytest.mark.socket
 
 VIN = "WAUZZZ8V0KDP00042"
 

@@ -50,6 +50,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.socket
 def test_importing_the_service_changes_nothing_of_hypercorn_and_building_it_does() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True

@@ -19,7 +19,7 @@ from tests.support.harness import Server, make_config, running
 from tests.support.login_helpers import Clock, logins, statuses
 from tests.support.scrape import scrape, value
 
-pytestmark = pytest.mark.fast
+pytestmark = pytest.mark.socket
 
 
 def _audit(srv: Server, action: str) -> list[dict[str, Any]]:

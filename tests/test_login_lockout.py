@@ -24,7 +24,7 @@ from app.config import Config
 from tests.support.harness import ADMIN_PASSWORD, make_config, running
 from tests.support.login_helpers import Clock, count_verifications, logins, statuses
 
-pytestmark = pytest.mark.fast
+pytestmark = pytest.mark.socket
 
 ATTACKER = "203.0.113.66"
 ADMIN_DESK = "10.20.0.5"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.fast
+pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from tests.support.harness import in_process, make_config, running, wait_until
 from tests.support.otlp_traces import OtlpReceiver, TraceReceiver, of_command
 from tests.support.scrape import scrape, value
 
-pytestmark = pytest.mark.fast
+pytestmark = pytest.mark.socket
 
 
 class Receiver(OtlpReceiver[ExportMetricsServiceRequest]):

@@ -16,7 +16,7 @@ import pytest
 from tests.support.harness import make_config, running
 from tests.support.scrape import scrape, total, value
 
-pytestmark = pytest.mark.fast
+pytestmark = pytest.mark.socket
 
 
 def test_recovered_commands_are_counted_without_a_fake_duration(tmp_path: Path) -> None:

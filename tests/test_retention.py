@@ -17,7 +17,7 @@ from app.store.users import UserStore
 from tests.support.fake_clock import FakeClock
 from tests.support.harness import ENGINEER_PASSWORD, Server, auth, make_config, running
 
-pytestmark = pytest.mark.fast
+pytestmark = pytest.mark.socket
 
 OLD = "2020-01-01T00:00:00.000000+00:00"
 

@@ -87,6 +87,7 @@ def test_the_bytes_are_the_official_encoders() -> None:
     assert encoder.encode(kept.spans) == official  # and again, from the caches
 
 
+@pytest.mark.socket
 def test_the_installed_exporter_fits_the_fast_encoder() -> None:
     """The fast exporter uses two non-public parts of the installed OTLP exporter; the
     service checks them at start and falls back to the exporter's own encoder."""
@@ -119,6 +120,7 @@ class Bodies:
         ).start()
 
 
+@pytest.mark.socket
 def test_the_collector_receives_the_official_exporters_bytes() -> None:
     kept = Keep()
     provider = TracerProvider(resource=Resource.create({"service.name": "s"}))

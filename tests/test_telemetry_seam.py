@@ -48,6 +48,7 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+@pytest.mark.socket
 def test_otel_imports_nothing_from_the_app() -> None:
     for path in sorted((ROOT / "otel").glob("*.py")):
         assert "app" not in _imports(path), path

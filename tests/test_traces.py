@@ -33,6 +33,7 @@ __all__ = ["traces"]  # the fixture
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.socket
 def test_a_failing_command_has_error_status_and_its_error_code(
     tmp_path: Path, traces: TraceReceiver
 ) -> None:
@@ -49,6 +50,7 @@ def test_a_failing_command_has_error_status_and_its_error_code(
     assert execute.attributes["sovd.error.code"] == "vehicle-unreachable"
 
 
+@pytest.mark.socket
 def test_a_command_cancelled_in_the_queue_ends_its_queue_span(
     tmp_path: Path, traces: TraceReceiver
 ) -> None:
@@ -68,6 +70,7 @@ def test_a_command_cancelled_in_the_queue_ends_its_queue_span(
     assert spans[0].status_code != ERROR  # cancelling is no failure
 
 
+@pytest.mark.socket
 def test_tracing_is_off_by_default_installs_nothing_and_exports_nothing(
     tmp_path: Path, traces: TraceReceiver
 ) -> None:
@@ -86,6 +89,7 @@ def test_tracing_is_off_by_default_installs_nothing_and_exports_nothing(
     assert traces.requests == []
 
 
+@pytest.mark.socket
 def test_commands_recovered_at_start_up_invent_no_spans(
     tmp_path: Path, traces: TraceReceiver
 ) -> None:
@@ -114,6 +118,7 @@ def test_commands_recovered_at_start_up_invent_no_spans(
     assert len(named(spans, "store.finish")) == 1
 
 
+@pytest.mark.socket
 def test_an_unsampled_parent_is_honoured(tmp_path: Path, traces: TraceReceiver) -> None:
     config = make_config(tmp_path, otlp_traces_endpoint=traces.traces_url)
     with in_process(config) as srv:
@@ -129,6 +134,7 @@ def test_an_unsampled_parent_is_honoured(tmp_path: Path, traces: TraceReceiver) 
     assert named(spans, "POST /api/v1/commands") == []
 
 
+@pytest.mark.socket
 def test_the_sampler_variable_turns_sampling_off(
     tmp_path: Path, traces: TraceReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,6 +267,7 @@ print(json.dumps(sorted(span.attributes)))
         ("", {"http.method", "http.target", "http.status_code"}, {"http.request.method"}),
     ],
 )
+@pytest.mark.socket
 def test_the_http_conventions_follow_the_public_switch(
     opt_in: str, present: set[str], absent: set[str]
 ) -> None:

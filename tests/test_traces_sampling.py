@@ -108,6 +108,7 @@ def _children(spans: list[Span], parent: Span) -> list[str]:
     return sorted({s.name for s in in_trace})
 
 
+@pytest.mark.socket
 def test_a_tenth_of_the_requests_are_traced_each_with_its_route_and_children(
     tmp_path: Path, traces: TraceReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,6 +135,7 @@ def test_a_tenth_of_the_requests_are_traced_each_with_its_route_and_children(
     assert traced <= set(ids)
 
 
+@pytest.mark.socket
 def test_an_incoming_traceparent_decides_sampled_always_unsampled_never(
     tmp_path: Path, traces: TraceReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,6 +177,7 @@ def _exemplar_trace_ids(srv: Server) -> list[str]:
     ]
 
 
+@pytest.mark.socket
 def test_an_unsampled_request_leaves_no_exemplar_and_no_trace_id_in_its_log_lines(
     tmp_path: Path, traces: TraceReceiver, log_lines: Lines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
