@@ -8,7 +8,6 @@ the pipeline, closes the response streams and the database.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -37,6 +36,7 @@ from app.telemetry import (
 from app.vehicles import uds
 from app.vehicles.connector import Connector
 from app.vehicles.doip_observer import UDS_OUTCOMES
+from app.version import version
 from app.vocabulary import TERMINAL_STATUSES, AuthFailureReason, CommandStatus
 from otel import (
     HttpServerMetrics,
@@ -77,12 +77,8 @@ METRIC_LABELS = MetricLabels(
 
 
 def telemetry_settings(config: Config) -> TelemetrySettings:
-    try:
-        version = importlib.metadata.version("sovd-command-service")
-    except importlib.metadata.PackageNotFoundError:
-        version = ""
     return TelemetrySettings(
-        service_version=version,
+        service_version=version(),
         otlp_endpoint=config.otlp_endpoint,
         otlp_metrics_endpoint=config.otlp_metrics_endpoint,
         otlp_export_interval_ms=config.otlp_export_interval_ms,

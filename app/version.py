@@ -3,12 +3,14 @@ version-info all say the same)."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from typing import Final
 
 PACKAGE: Final = "sovd-command-service"
 
 
+@functools.cache  # the installed distribution's metadata, read once per process
 def version() -> str:
     try:
         return importlib.metadata.version(PACKAGE)

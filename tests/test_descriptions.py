@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from app.errors import Conflict
-from app.services.description_files import CACHE_DIR
+from app.services.description_files import CACHE_DIR, load_database, parse_provided
 from app.vehicles.pdx import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
+from app.vehicles.pdx.demo import build_demo_pdx
 from tests.support.harness import InProcessServer, auth, in_process, make_config, wait_until
 from tests.support.pdx_files import pdx_of
 
@@ -364,3 +365,17 @@ def test_removing_a_file_while_its_database_loads_fails_no_one_midway(
     else:
         assert type(outcome).__name__ == "LayerCodec"
     assert srv.run(library.codec("ENGINE")) is None  # gone now: no container of that name
+
+
+def test_the_services_own_description_is_loaded_once_per_process(tmp_path: Path) -> None:
+    """The demo's Database is shared by every load of its bytes in the process (each test
+    app loaded it again); a file of other bytes, a user's, is loaded each time."""
+    demo = build_demo_pdx()
+    assert parse_provided(demo).base_variants  # what the library does with it first
+    first, second, users = tmp_path / "a.pdx", tmp_path / "b.pdx", tmp_path / "engine.pdx"
+    first.write_bytes(demo)
+    second.write_bytes(demo)
+    users.write_bytes(pdx())
+    assert load_database(first) is load_database(second)
+    assert [c.short_name for c in load_database(first).diag_layer_containers]
+    assert load_database(users) is not load_database(users)
