@@ -8,27 +8,43 @@ description, answering as it describes (``described``); without, the demo ECUs o
 demo description with the demo scenario (``ecus``).
 """
 
-from app.vehicles.emulator.described import (
-    DescribedEcu,
-    DescribedSpec,
-    described_specs,
-    load_pdx,
-)
-from app.vehicles.emulator.ecus import (
-    DEFAULT_ECUS,
-    DEFAULT_SPECS,
-    Ecu,
-    EcuSpec,
-    Timings,
-    make_ecu,
-    spec_for,
-)
-from app.vehicles.emulator.server import (
-    PROFILES,
-    DoipEmulator,
-    EmulatorSettings,
-    running_emulator,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.vehicles.emulator.described import (
+        DescribedEcu,
+        DescribedSpec,
+        described_specs,
+        load_pdx,
+    )
+    from app.vehicles.emulator.ecus import (
+        DEFAULT_ECUS,
+        DEFAULT_SPECS,
+        Ecu,
+        EcuSpec,
+        Timings,
+        make_ecu,
+        spec_for,
+    )
+    from app.vehicles.emulator.server import (
+        PROFILES,
+        DoipEmulator,
+        EmulatorSettings,
+        running_emulator,
+    )
+
+# Each name loads its module on first use (PEP 562): the service's simulator imports
+# ``ecus`` (and odxtools with it) only when a simulated vehicle's ECU is first asked, and
+# never the DoIP entity (``server``) unless the demo serves one.
+_MODULE_OF = {
+    **dict.fromkeys(("DescribedEcu", "DescribedSpec", "described_specs", "load_pdx"), "described"),
+    **dict.fromkeys(
+        ("DEFAULT_ECUS", "DEFAULT_SPECS", "Ecu", "EcuSpec", "Timings", "make_ecu", "spec_for"),
+        "ecus",
+    ),
+    **dict.fromkeys(("PROFILES", "DoipEmulator", "EmulatorSettings", "running_emulator"), "server"),
+}
 
 __all__ = [
     "DEFAULT_ECUS",
@@ -47,3 +63,10 @@ __all__ = [
     "running_emulator",
     "spec_for",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
