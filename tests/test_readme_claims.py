@@ -295,6 +295,9 @@ def _locked_out(w: World) -> str:
     assert r.status_code == 201, r.text
     ended = srv.wait_status(token, clear, "cancelled")
     assert ended["error_code"] == "locked-out"
+    # The hung command is cancelled, not left for the app's stop to wait out its grace.
+    r = srv.http.post(f"/api/v1/commands/{hung}/cancel", headers=auth(token))
+    assert r.status_code in (200, 202), r.text
     return str(ended["error_message"])
 
 
