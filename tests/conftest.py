@@ -6,11 +6,12 @@ over the ASGI transport) or ``pytest.mark.socket`` (real sockets, WebSocket fram
 subprocesses, a real Prometheus, chromium, schemathesis, the benchmark smoke); a single
 test of a fast module may add ``@pytest.mark.socket``. ``pytest -m "not socket"`` is the
 fast inner loop. A module without its tier fails the collection, and a test of the fast
-tier that opens a network socket or starts a subprocess fails (``_tier_guard``).
+tier that connects to a network address or starts a program fails (``_tier_guard``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -52,26 +53,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # The fast tier's promise, checked with Python's audit events: a test not marked socket
-# connects or sends to no network address (itself, the app or a fixture, in any thread)
-# and starts no subprocess. Binding alone is not watched: urllib3 binds ::1 once when it is
-# first imported, to learn whether the machine has IPv6, in whichever test imports it.
-# (The description loader's spawned process raises no audit event: it is the app's own,
-# started the same way in every tier.)
-_WATCHED = frozenset({"socket.connect", "socket.sendto", "subprocess.Popen"})
-_fast_test: list[str] = []  # the node id of the fast-tier test running, if one is
+# opens no connection and sends no datagram to a network address (itself, the app or a
+# fixture) and starts no program. What the events show: a new connection, not traffic on
+# one opened before (a module's real server is caught by the test that connects first);
+# events of any thread count for the test running, whoever started the thread. Binding
+# alone is not watched: urllib3 binds ::1 once when it is first imported, to learn whether
+# the machine has IPv6, in whichever test imports it. (The description loader's spawned
+# process raises no event: it is the app's own, started the same way in every tier.)
+_STARTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn"})
+_SENDS = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
+_running: list[str | None] = [None]  # the node id of the fast-tier test running, if one is
 _outside: dict[str, str] = {}  # by node id: the first thing it did outside the tier
 
 
 def _tier_guard(event: str, args: tuple[Any, ...]) -> None:
-    if event not in _WATCHED or not _fast_test:
-        return
-    if event == "subprocess.Popen":
-        what = f"started the subprocess {args[0]!r}"
-    elif isinstance(args[1], tuple):  # an IP address (a Unix socket's is a path)
+    if event in _STARTS:
+        program = args[1] if event == "os.spawn" else args[0]
+        if isinstance(program, bytes):
+            program = os.fsdecode(program)
+        what = f"started {program!r} ({event})"
+    elif event in _SENDS and isinstance(args[1], tuple):  # an IP address, not a path
         what = f"{event} to {args[1][:2]}"
     else:
         return
-    _outside.setdefault(_fast_test[0], what)
+    test = _running[0]  # one read: the test may end in another thread meanwhile
+    if test is not None:
+        _outside.setdefault(test, what)
 
 
 sys.addaudithook(_tier_guard)
@@ -80,7 +87,7 @@ sys.addaudithook(_tier_guard)
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     if item.get_closest_marker("socket") is None:
-        _fast_test[:] = [item.nodeid]
+        _running[0] = item.nodeid
     return (yield)
 
 
@@ -89,7 +96,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     try:
         return (yield)
     finally:
-        _fast_test.clear()
+        _running[0] = None
         what = _outside.pop(item.nodeid, None)
         if what is not None:
             pytest.fail(

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.socket  # a pytest whose probes open sockets and subpro
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBES = """
-import socket, subprocess, sys
+import os, socket, subprocess, sys
 import pytest
 
 pytestmark = pytest.mark.fast
@@ -27,11 +27,18 @@ def test_sends():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"x", ("127.0.0.1", 9))
 
+def test_sends_a_message():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendmsg([b"x"], [], 0, ("127.0.0.1", 9))
+
 def test_connects_in_a_fixture(listener):
     pass
 
 def test_starts_a_subprocess():
     subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+def test_runs_a_shell_command():
+    assert os.system("true") == 0
 
 def test_stays_in_process():
     a, b = socket.socketpair()  # no address: the event loop's own kind
@@ -80,17 +87,21 @@ def test_a_fast_test_that_leaves_the_process_fails_naming_what_it_did(
 ) -> None:
     probe_suite.makepyfile(test_probes=PROBES)
     result = _run(probe_suite, "test_probes.py")
-    result.assert_outcomes(passed=6, errors=4)
+    result.assert_outcomes(passed=8, errors=6)
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_connects *",
             "a test of the fast tier socket.connect to ('127.0.0.1', *): mark it*mark.socket",
             "*ERROR at teardown of test_sends *",
             "a test of the fast tier socket.sendto to ('127.0.0.1', 9)*",
+            "*ERROR at teardown of test_sends_a_message *",
+            "a test of the fast tier socket.sendmsg to ('127.0.0.1', 9)*",
             "*ERROR at teardown of test_connects_in_a_fixture*",
             "a test of the fast tier socket.connect to ('127.0.0.1', *)*",
             "*ERROR at teardown of test_starts_a_subprocess*",
-            "a test of the fast tier started the subprocess*python*",
+            "a test of the fast tier started *python* (subprocess.Popen)*",
+            "*ERROR at teardown of test_runs_a_shell_command *",
+            "a test of the fast tier started 'true' (os.system)*",
         ]
     )
     for fine in ("test_stays_in_process", "test_marked_socket"):

@@ -92,19 +92,24 @@ def parse(data: bytes) -> DescriptionContents:
     return contents
 
 
-@functools.lru_cache(maxsize=2)
 def parse_provided(data: bytes) -> DescriptionContents:
     """``parse`` of a description the service brings itself (the demo's, built the same
     every time), once per process: each start in a fresh data directory would parse the
     same bytes again (every test app does). Only the summary is kept (the containers,
-    small and frozen), at most two of them; a refusal is not kept."""
-    contents = parse(data)
-    _provided.append(data)
+    small and frozen), at most two of them; a refusal is not kept. ``load_database``
+    shares the Database of the two brought last."""
+    contents = _parsed_once(data)
+    if data not in _provided:
+        _provided.append(data)
     return contents
 
 
-# The bytes of the descriptions the service brought (``parse_provided``), newest last:
-# ``load_database`` loads their Database once per process too.
+@functools.lru_cache(maxsize=2)
+def _parsed_once(data: bytes) -> DescriptionContents:
+    return parse(data)
+
+
+# The bytes of the descriptions the service brought (``parse_provided``), newest last.
 _provided: deque[bytes] = deque(maxlen=2)
 
 

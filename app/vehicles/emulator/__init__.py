@@ -34,9 +34,9 @@ if TYPE_CHECKING:
         running_emulator,
     )
 
-# Each name loads its module on first use (PEP 562): the service's simulator imports
-# ``ecus`` (and odxtools with it) only when a simulated vehicle's ECU is first asked, and
-# never the DoIP entity (``server``) unless the demo serves one.
+# Each name loads its module on first use (PEP 562): the service's simulator imports the
+# ECU models (``ecus``, ``described``: with the service, in its main thread, odxtools too),
+# and the DoIP entity (``server``) is imported only when the demo serves one.
 _MODULE_OF = {
     **dict.fromkeys(("DescribedEcu", "DescribedSpec", "described_specs", "load_pdx"), "described"),
     **dict.fromkeys(
