@@ -60,8 +60,13 @@ class NodeRequests:
     def __init__(self, network: Network) -> None:
         self._network = network
         self.unconfirmed = 0  # how many next serves the bus does not confirm in time
+        self.hold: asyncio.Event | None = None  # set: the next serves wait for it
+        self.holding = asyncio.Event()  # a serve is waiting for ``hold``
 
     async def serve(self, subject: str, handler: Handler) -> _Served:
+        if self.hold is not None:
+            self.holding.set()
+            await self.hold.wait()
         if self.unconfirmed:
             self.unconfirmed -= 1
             raise TimeoutError("the bus did not confirm the subscription")  # as NATS's
@@ -101,8 +106,10 @@ class FakeLeases:
 class FakeVehicles:
     def __init__(self, ids: list[str]) -> None:
         self._ids = ids
+        self.read = asyncio.Event()  # the ids were read (a sweep goes on from there)
 
     async def ids(self) -> list[str]:
+        self.read.set()
         return list(self._ids)
 
 
@@ -142,10 +149,11 @@ class Node:
     ) -> None:
         self.leases = FakeLeases(network)
         self.requests = requests = network.for_node()
+        self.vehicles = FakeVehicles(vehicles)
         self.ownership = LaneOwnership(
             self.leases,  # type: ignore[arg-type]
             requests,
-            FakeVehicles(vehicles),  # type: ignore[arg-type]
+            self.vehicles,  # type: ignore[arg-type]
             commands,  # type: ignore[arg-type]
             bus,
             NoTelemetry(),
@@ -286,6 +294,35 @@ def test_a_lane_the_bus_does_not_confirm_in_time_is_a_503_and_taken_on_the_next_
             assert not node.ownership.owns("v1") and node.calls == []
             # The bus answers again: the next call takes the lane and runs here.
             assert await _submit(node, "v1") is None
+            assert node.ownership.owns("v1")
+        finally:
+            await node.ownership.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_sweep_never_takes_again_a_lane_taken_while_it_waited() -> None:
+    """Found by a CI run of the cluster benchmark: two commands ended "interrupted" on a
+    single node. A sweep listed the free lanes, then waited for a first-use take of one
+    of them; taking it again (PostgreSQL's advisory locks are re-entrant) ended the
+    commands this node had started meanwhile as a dead owner's."""
+
+    async def scenario() -> None:
+        network, bus = Network(), EventBus()
+        commands = FakeCommands({})
+        node = Node(network, ["v1"], commands, bus)
+        node.requests.hold = asyncio.Event()
+        try:
+            first_use = asyncio.create_task(node.ownership.take_now("v1"))
+            await node.requests.holding.wait()  # v1's lease taken, its serving under way
+            sweep = asyncio.create_task(node.ownership.sweep())
+            await node.vehicles.read.wait()  # the sweep waits for the first-use take now
+            commands.active = {"v1": [("running-1", "ReadDTC")]}  # ours, from here on
+            node.requests.hold.set()
+            assert await first_use is True
+            await sweep
+            assert commands.interrupted == [["v1"]]  # the first use's take only
+            assert commands.active == {"v1": [("running-1", "ReadDTC")]}
             assert node.ownership.owns("v1")
         finally:
             await node.ownership.close()

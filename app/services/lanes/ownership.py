@@ -142,8 +142,11 @@ class LaneOwnership:
         """Take every lane no node holds (and notice a lost lease connection)."""
         try:
             ids = await self._vehicles.ids()
-            free = [v for v in ids if v not in self._served]
             async with self._taking:
+                # Which are free is read under the lock: a first use may have taken one
+                # while this waited, and taking a lane this node runs again (its lease is
+                # re-entrant) would end the commands it runs as a dead owner's.
+                free = [v for v in ids if v not in self._served]
                 for start in range(0, max(len(free), 1), TAKE_BATCH):
                     await self._take(free[start : start + TAKE_BATCH])
             await self._changed()
