@@ -11,8 +11,10 @@ import asyncio
 import hashlib
 import io
 import itertools
+import logging
 import stat
 import struct
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -21,11 +23,20 @@ from typing import Any
 
 import pytest
 
+from app.descriptions.intake import PdxLimits
 from app.errors import Conflict
-from app.services.description_files import CACHE_DIR, load_database, parse_provided
+from app.services.description_files import CACHE_DIR, load_database, parse_provided, stored_files
+from app.services.descriptions import DescriptionLibrary
 from app.vehicles.pdx import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
 from app.vehicles.pdx.demo import build_demo_pdx
-from tests.support.harness import InProcessServer, auth, in_process, make_config, wait_until
+from tests.support.harness import (
+    DEADLINE_S,
+    InProcessServer,
+    auth,
+    in_process,
+    make_config,
+    wait_until,
+)
 from tests.support.pdx_files import pdx_of
 
 pytestmark = pytest.mark.fast
@@ -379,3 +390,37 @@ def test_the_services_own_description_is_loaded_once_per_process(tmp_path: Path)
     assert load_database(first) is load_database(second)
     assert [c.short_name for c in load_database(first).diag_layer_containers]
     assert load_database(users) is not load_database(users)
+
+
+def test_the_services_own_description_removed_while_it_is_built_is_not_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An admin removes the demo's description while the service still builds it: it is
+    not written afterwards (it would load again at the next start)."""
+    building, go = threading.Event(), threading.Event()
+
+    def build() -> bytes:
+        building.set()
+        assert go.wait(DEADLINE_S), "the test never let the build finish"
+        return build_demo_pdx()
+
+    async def scenario() -> None:
+        library = DescriptionLibrary(tmp_path, PdxLimits())
+        assert library.provide("demo.pdx", build)
+        library.start()
+        try:
+            assert await asyncio.to_thread(building.wait, DEADLINE_S)
+            await library.remove("demo.pdx")
+            go.set()
+            deadline = time.monotonic() + DEADLINE_S
+            while "removed while it was built" not in caplog.text:
+                assert time.monotonic() < deadline, "the build's end was never said"
+                await asyncio.sleep(0.01)
+        finally:
+            go.set()
+            await library.aclose()
+        assert library.all() == []
+        assert stored_files(library.directory) == []
+
+    with caplog.at_level(logging.WARNING, logger="app.services.descriptions"):
+        asyncio.run(scenario())

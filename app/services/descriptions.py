@@ -224,12 +224,15 @@ class DescriptionLibrary:
         except PdxRejected as exc:
             why = exc.message
         else:
-            why = conflict(entry.name, contents, self._ready())
-            if self._entries.get(entry.name) is not entry:
-                why = "removed while it was built"
             sha256 = hashlib.sha256(data).hexdigest()
-            if why is None:
-                async with self._write:
+            # Checked and written in one hold of the write lock, as ``remove`` deletes: a
+            # removal waiting for the lock would otherwise come between the two.
+            async with self._write:
+                if self._entries.get(entry.name) is not entry:
+                    why = "removed while it was built"
+                else:
+                    why = conflict(entry.name, contents, self._ready())
+                if why is None:
                     why = await self._write_provided(entry.name, sha256, data)
             if why is None:
                 await asyncio.to_thread(write_cache, self.directory, sha256, contents)
