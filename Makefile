@@ -29,7 +29,7 @@ run: $(RUNTIME)
 
 # Every tier on two workers (pytest-xdist; a module stays on one worker), and the ten
 # slowest tests (docs/development.md). The fast inner loop, without the real-socket tier
-# (979 tests, 26-30 s on the 2-core machine, 40-47 s of CPU; three workers were no
+# (981 tests, 26-31 s on the 2-core machine, 40-52 s of CPU; three workers were no
 # faster there):
 #   $(PY) -m pytest -m "not socket" -n 2 --dist loadfile
 test: $(STAMP)
