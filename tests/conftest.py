@@ -58,8 +58,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # one opened before (a module's real server is caught by the test that connects first);
 # events of any thread count for the test running, whoever started the thread. Binding
 # alone is not watched: urllib3 binds ::1 once when it is first imported, to learn whether
-# the machine has IPv6, in whichever test imports it. (The description loader's spawned
-# process raises no event: it is the app's own, started the same way in every tier.)
+# the machine has IPv6, in whichever test imports it. (The description loader's process,
+# a fork of its fork server, raises no event: the app's own, the same in every tier.)
 _STARTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn"})
 _SENDS = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
 _running: list[str | None] = [None]  # the node id of the fast-tier test running, if one is

@@ -8,24 +8,35 @@ the bad files are made here with ``zipfile``."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import errno
 import hashlib
 import io
 import itertools
 import logging
+import multiprocessing
+import os
+import signal
 import stat
 import struct
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pytest
 
 from app.descriptions.intake import PdxLimits
 from app.errors import Conflict
-from app.services.description_files import CACHE_DIR, load_database, parse_provided, stored_files
+from app.services.description_files import (
+    CACHE_DIR,
+    load_database,
+    parse_in_child,
+    parse_provided,
+    stored_files,
+)
 from app.services.descriptions import DescriptionLibrary
 from app.vehicles.pdx import PdxDid, PdxDtc, PdxEcu, PdxSpec, build_pdx
 from app.vehicles.pdx.demo import build_demo_pdx
@@ -38,6 +49,9 @@ from tests.support.harness import (
     wait_until,
 )
 from tests.support.pdx_files import pdx_of
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 pytestmark = pytest.mark.fast
 
@@ -424,3 +438,66 @@ def test_the_services_own_description_removed_while_it_is_built_is_not_stored(
 
     with caplog.at_level(logging.WARNING, logger="app.services.descriptions"):
         asyncio.run(scenario())
+
+
+def test_a_loader_process_that_dies_fails_what_it_had_left(tmp_path: Path) -> None:
+    """The loader is a fork of the fork server: when it dies mid-file, our end of its pipe
+    reads the end (no copy of the sending end is left open in this process or the server)
+    and each file it had not answered fails with why."""
+    good = tmp_path / "good.pdx"
+    good.write_bytes(build_demo_pdx())
+    stuck = tmp_path / "stuck.pdx"
+    os.mkfifo(stuck)  # reading it blocks until a writer opens it: the loader waits there
+    children: set[multiprocessing.process.BaseProcess] = set()
+
+    async def scenario() -> list[tuple[str, object]]:
+        # A receive that never sees the end would otherwise hold asyncio.run's exit.
+        asyncio.get_running_loop().set_default_executor(_DaemonThreads())
+        parsing = asyncio.create_task(
+            parse_in_child([("good.pdx", good), ("stuck.pdx", stuck), ("last.pdx", good)], children)
+        )
+        # Opening the FIFO to write succeeds once the loader opened it to read: it has
+        # answered good.pdx and waits in stuck.pdx (our end stays open, unwritten).
+        writer = await asyncio.to_thread(wait_until, lambda: _open_writer(stuck), "the loader")
+        try:
+            [process] = children
+            os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            return await asyncio.wait_for(parsing, DEADLINE_S)
+        finally:
+            os.close(writer)
+
+    results = asyncio.run(scenario())
+    assert [name for name, _ in results] == ["good.pdx", "stuck.pdx", "last.pdx"]
+    assert not isinstance(results[0][1], str)  # answered before it died
+    died = "the loader process ended (exit code -9)"
+    assert results[1:] == [("stuck.pdx", died), ("last.pdx", died)]
+    assert not children
+
+
+def _open_writer(fifo: Path) -> int | None:
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:  # ENXIO: nobody reads it yet
+        if exc.errno != errno.ENXIO:
+            raise
+        return None
+
+
+class _DaemonThreads(concurrent.futures.ThreadPoolExecutor):
+    """Each call in a daemon thread of its own (none in the pool): one blocked for good
+    holds no exit. (asyncio takes only a ThreadPoolExecutor as its default.)"""
+
+    def submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+        threading.Thread(target=run, daemon=True).start()
+        return future

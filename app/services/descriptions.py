@@ -5,10 +5,11 @@ are stored; a refused file leaves nothing behind. Stored files are written atomi
 (a private temporary file, fsynced, renamed) with mode 0600, like the database.
 
 odxtools parsing is CPU-bound Python (about 1 ms per service, 10 s for a file of 10,000
-services), so it runs in a child process (``spawn``: never a fork of this threaded
-process): in a thread it held the GIL often enough to delay the event loop by up to
-150 ms; in a process the loop stays within a few ms. What the service keeps of a parsed
-file is its summary (``app.descriptions.summary``), cached under
+services), so it runs in a child process (a fork of a fork server started once with
+odxtools imported, ``description_files``: never a fork of this threaded process): in a
+thread it held the GIL often enough to delay the event loop by up to 150 ms; in a
+process the loop stays within a few ms. What the service keeps of a parsed file is its
+summary (``app.descriptions.summary``), cached under
 ``descriptions/.cache/<sha256>.json``: a restart with unchanged files reads each one
 (sha256 and the intake checks, milliseconds) and parses nothing.
 
