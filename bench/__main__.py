@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         os.environ[SMOKE_HASHING] = "fast"  # every server this run starts (bench.server)
-        args.clients, args.vehicles, args.seconds, args.http_seconds = 4, 4, 2, 1
+        args.clients, args.vehicles, args.seconds, args.http_seconds = 4, 4, 1, 1
         args.sockets, args.soak_commands, args.rounds = 20, 80, 1
     elif args.quick:
         args.seconds, args.http_seconds, args.rounds = 6, 4, 2
