@@ -42,7 +42,7 @@ from tests.support.harness import (
     wait_until,
 )
 
-pytestmark = pytest.mark.socket
+pytestmark = [pytest.mark.socket, pytest.mark.long(32)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).parent.parent
