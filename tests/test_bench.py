@@ -74,14 +74,13 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     }
     hops = results["store_hops"]
     assert hops["one_hop_writes_per_s"] > 0 and hops["public_writes_per_s"] > 0
-    # Each ratio is computed from the unrounded rates, the rates printed rounded: a few
-    # tenths of a per cent apart at smoke size, where a rate can be a handful per second.
-    expected_hops = hops["public_writes_per_s"] / hops["one_hop_writes_per_s"]
-    assert hops["ratio"] == pytest.approx(expected_hops, rel=0.01, abs=0.01)
+    # Each ratio is computed from the unrounded rates, the rates printed rounded (a
+    # tracing smoke's "off" ran at 29/s on a loaded machine: 1.554 from the unrounded
+    # rates, 1.586 from the printed ones): it agrees with what the roundings allow.
+    assert _of_rounded(hops["ratio"], hops["public_writes_per_s"], hops["one_hop_writes_per_s"])
     read = results["described_read"]
     assert read["described_reads_per_s"] > 0 and read["raw_reads_per_s"] > 0
-    expected_ratio = read["described_reads_per_s"] / read["raw_reads_per_s"]
-    assert read["ratio"] == pytest.approx(expected_ratio, rel=0.01, abs=0.01)
+    assert _of_rounded(read["ratio"], read["described_reads_per_s"], read["raw_reads_per_s"])
     described = results["descriptions"]
     assert described["files"] == 1 and described["services_per_file"] == 14
     assert described["ready_s_without"] > 0 and described["loaded_s_first_start"] > 0
@@ -97,8 +96,9 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     assert pipeline["commands"] > 0 and pipeline["commands_per_s"] > 0
     # The twin ceiling ran in the same run, and the ratio is computed from the two.
     assert pipeline["ceiling_commands_per_s"] > 0 and pipeline["ceiling_cpu_ms_per_command"] > 0
-    expected = pipeline["commands_per_s"] / pipeline["ceiling_commands_per_s"]
-    assert pipeline["ratio"] == pytest.approx(expected, rel=0.01, abs=0.01)
+    assert _of_rounded(
+        pipeline["ratio"], pipeline["commands_per_s"], pipeline["ceiling_commands_per_s"]
+    )
     assert pipeline["cpu_ms_per_command"] > 0
     assert pipeline["rtt_p95_median_ms"] > 0 and pipeline["ceiling_rtt_p95_median_ms"] > 0
     p95_expected = pipeline["rtt_p95_median_ms"] / pipeline["ceiling_rtt_p95_median_ms"]
@@ -109,8 +109,11 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         assert http[page]["requests_per_s"] > 0
         assert http[page]["errors"] == 0
     assert http["vehicles_ratio"] > 0
-    expected_ratio = http["vehicles"]["requests_per_s"] / http["ceiling"]["requests_per_s"]
-    assert http["vehicles_ratio"] == pytest.approx(expected_ratio, rel=0.01, abs=0.002)
+    assert _of_rounded(
+        http["vehicles_ratio"],
+        http["vehicles"]["requests_per_s"],
+        http["ceiling"]["requests_per_s"],
+    )
     scrape = results["scrape"]
     assert scrape["scrapes"] > 0 and scrape["exposition_bytes"] > 1000
     assert 0 < scrape["render_p50_ms"] <= scrape["response_p50_ms"]
@@ -128,8 +131,11 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     for setting in ("off", "metrics", "ratio_10", "every", "plain"):
         assert tracing[setting]["requests_per_s"] > 0
         assert tracing[setting]["cpu_us_per_request"] > 0
-    expected_ratio = tracing["ratio_10"]["requests_per_s"] / tracing["off"]["requests_per_s"]
-    assert tracing["ratio_10"]["ratio_to_off"] == pytest.approx(expected_ratio, rel=0.01, abs=0.01)
+    assert _of_rounded(
+        tracing["ratio_10"]["ratio_to_off"],
+        tracing["ratio_10"]["requests_per_s"],
+        tracing["off"]["requests_per_s"],
+    )
     # The sinks counted the spans: one per request traced, about a tenth at 0.1.
     assert tracing["every"]["spans_per_request"] >= 1
     assert 0.05 <= tracing["ratio_10"]["sampled_fraction"] <= 0.15
@@ -140,15 +146,21 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         "error_samples"
     ]
     assert on_pg["commands_per_s"] > 0 and on_pg["sqlite_commands_per_s"] > 0
-    expected = on_pg["commands_per_s"] / on_pg["sqlite_commands_per_s"]
     assert cluster["pipeline_ratio"] == on_pg["ratio"]
-    assert on_pg["ratio"] == pytest.approx(expected, rel=0.01, abs=0.01)
+    assert _of_rounded(on_pg["ratio"], on_pg["commands_per_s"], on_pg["sqlite_commands_per_s"])
     assert page["requests_per_s"] > 0 and page["sqlite_requests_per_s"] > 0
     assert page["errors"] == 0
-    expected = page["requests_per_s"] / page["sqlite_requests_per_s"]
     assert cluster["fleet_ratio"] == page["ratio"]
-    assert page["ratio"] == pytest.approx(expected, rel=0.01, abs=0.002)
+    assert _of_rounded(page["ratio"], page["requests_per_s"], page["sqlite_requests_per_s"])
     assert "bar cluster" in stdout
     soak = results["soak"]
     assert soak["commands"] == 80 and soak["errors"] == 0
     assert len(soak["rss_kib_25_50_75_100"]) == 4
+
+
+def _of_rounded(ratio: float, mine: float, theirs: float) -> bool:
+    """Whether ``ratio`` (rounded to three decimals) is the ratio of two rates that were
+    each rounded to a whole number (or finer) before they were printed."""
+    low = (mine - 0.5) / (theirs + 0.5) - 0.0005
+    high = (mine + 0.5) / (theirs - 0.5) + 0.0005
+    return theirs > 0.5 and low <= ratio <= high
