@@ -33,7 +33,7 @@ run: $(RUNTIME)
 # faster there):
 #   $(PY) -m pytest -m "not socket" -n 2 --dist loadfile
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=10
+	$(PY) -m pytest -n 2 --dist loadfile --durations=10
 
 check: $(STAMP)
 	$(VENV)/bin/ruff format --check .

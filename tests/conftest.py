@@ -50,18 +50,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         f"test modules without exactly one tier (pytestmark = pytest.mark.fast or "
         f"pytest.mark.socket): {undeclared}"
     )
-    # The modules marked long run first, longest first, the rest after them in their
-    # order (a stable sort: a module's tests stay together and in order). `make test`
-    # has pytest-xdist hand whole modules out in this order (--no-loadscope-reorder;
-    # by default it hands out the modules with most tests first, which left the benchmark
-    # smoke and the fuzzing, one test each, to start last and end the run alone).
-    items.sort(key=lambda item: -_module_seconds(getattr(item, "module", None)))
-
-
-def _module_seconds(module: object) -> int:
-    marks = getattr(module, "pytestmark", [])
-    marks = marks if isinstance(marks, list) else [marks]
-    return next((int(m.args[0]) for m in marks if getattr(m, "name", None) == "long"), 0)
 
 
 # The fast tier's promise, checked with Python's audit events: a test not marked socket

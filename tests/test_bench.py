@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(37)]
+pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.harness import unavailable
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(24)]
+pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
 

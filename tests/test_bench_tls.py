@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(8)]
+pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
 

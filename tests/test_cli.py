@@ -14,7 +14,7 @@ import pytest
 from tests.support.harness import ENGINEER_PASSWORD
 from tests.support.process import Process, run_app, server_env
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(7)]
+pytestmark = pytest.mark.socket
 
 ADMIN = "admin-password-1"
 

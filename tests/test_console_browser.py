@@ -42,7 +42,7 @@ from tests.support.harness import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(32)]
+pytestmark = pytest.mark.socket
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).parent.parent

@@ -21,7 +21,7 @@ from tests import test_console_browser as browser_tests
 from tests.support.harness import ENGINEER_PASSWORD, Server, make_config, running
 from tests.test_console_browser import GOLF, MEGANE, PHONE, Console, _open
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(11)]
+pytestmark = pytest.mark.socket
 
 # The browser module's fixtures, shared rather than copied: one browser for this module.
 playwright = browser_tests.playwright

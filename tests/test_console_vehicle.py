@@ -48,7 +48,7 @@ from tests.support.harness import (
 from tests.support.pdx_files import pdx_of
 from tests.test_console_browser import BMW, GOLF, PHONE, Console, _open
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(41)]
+pytestmark = pytest.mark.socket
 
 playwright = browser_tests.playwright
 browser = browser_tests.browser

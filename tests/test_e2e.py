@@ -23,7 +23,7 @@ from tests.support.process import (
     vehicle_with_profile,
 )
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(8)]
+pytestmark = pytest.mark.socket
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from tests.support.follow_world import (
 )
 from tests.support.postgres import OpenEngine
 
-pytestmark = [pytest.mark.fast, pytest.mark.long(8)]
+pytestmark = pytest.mark.fast
 
 DEADLINE_S = 5.0
 

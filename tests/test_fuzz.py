@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.harness import ADMIN_PASSWORD, make_config, running
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(29)]
+pytestmark = pytest.mark.socket
 
 EXAMPLES_PER_OPERATION = 15
 HOOKS = "schemathesis_hooks.py"

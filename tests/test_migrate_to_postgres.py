@@ -24,7 +24,7 @@ from app.store.sql import Conn
 from tests.support.harness import wait_until
 from tests.support.process import Process, admin_headers, run_app, server_env, submit_command
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(8)]
+pytestmark = pytest.mark.socket
 
 ADMIN_PASSWORD = "admin-password-1"  # server_env's
 

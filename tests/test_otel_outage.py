@@ -44,7 +44,7 @@ from tests.support.harness import wait_until
 from tests.support.otlp_traces import SHUTDOWN_POLL_S
 from tests.support.process import Process, server_env
 
-pytestmark = [pytest.mark.fast, pytest.mark.long(9)]
+pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).parent.parent
 # What the process may take beyond the flush bound to stop: draining nothing, closing

@@ -28,7 +28,7 @@ from tests.support.harness import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(22)]
+pytestmark = pytest.mark.socket
 
 ROOT = Path(__file__).resolve().parent.parent
 PROM_DIR = ROOT / "prometheus"

@@ -20,7 +20,7 @@ import pytest
 from tests.support.harness import ENGINEER_PASSWORD
 from tests.support.process import Process, server_env
 
-pytestmark = [pytest.mark.socket, pytest.mark.long(13)]
+pytestmark = pytest.mark.socket
 
 # What asyncio logs, with a traceback, for each failed accept() when out of descriptors.
 ACCEPT_OUT_OF_RESOURCES = "socket.accept() out of system resource"

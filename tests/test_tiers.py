@@ -113,33 +113,3 @@ def test_a_module_without_its_tier_fails_the_collection(probe_suite: pytest.Pyte
     result = _run(probe_suite, "test_untiered.py")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*test modules without exactly one tier*test_untiered.py*"])
-
-
-def test_long_modules_are_collected_first_longest_first(probe_suite: pytest.Pytester) -> None:
-    """What `make test` hands out in order (pytest-xdist --no-loadscope-reorder)."""
-    tier = "import pytest\n\npytestmark = {}\n\ndef test_one(): pass\n\ndef test_two(): pass\n"
-    probe_suite.makepyfile(
-        test_a_short=tier.format("pytest.mark.fast"),
-        test_b_long=tier.format("[pytest.mark.socket, pytest.mark.long(9)]"),
-        test_c_short=tier.format("pytest.mark.socket"),
-        test_d_longest=tier.format("[pytest.mark.fast, pytest.mark.long(30)]"),
-    )
-    result = probe_suite.runpytest_inprocess(
-        "-c",
-        str(ROOT / "pyproject.toml"),
-        "--rootdir",
-        str(probe_suite.path),
-        "-p",
-        "no:cacheprovider",
-        "-n",
-        "0",
-        "--collect-only",
-        "-q",
-        ".",
-    )
-    collected = [line for line in result.stdout.lines if "::test_" in line]
-    assert collected == [
-        f"{module}.py::{test}"
-        for module in ("test_d_longest", "test_b_long", "test_a_short", "test_c_short")
-        for test in ("test_one", "test_two")
-    ]
