@@ -27,13 +27,15 @@ install: $(STAMP)
 run: $(RUNTIME)
 	SOVD_DEMO_DATA=$${SOVD_DEMO_DATA:-1} SOVD_DEMO_EMULATOR=$${SOVD_DEMO_EMULATOR:-1} exec $(PY) -m app
 
-# Every tier on two workers (pytest-xdist; a module stays on one worker), and the ten
-# slowest tests (docs/development.md). The fast inner loop, without the real-socket tier
-# (981 tests, 26-31 s on the 2-core machine, 40-52 s of CPU; three workers were no
-# faster there):
+# Every tier on three workers (pytest-xdist; a module stays on one worker), and the ten
+# slowest tests (docs/development.md). Three on the 2-core machine: many tests wait
+# (a browser page, a Prometheus scrape, a command's timeout, a server's start) and two
+# workers left a third of the CPU idle: 204-212 s against 227 s on two, 2026-12-08.
+# The fast inner loop, without the real-socket tier (981 tests, 26-31 s on the 2-core
+# machine, 40-52 s of CPU; three workers were no faster there):
 #   $(PY) -m pytest -m "not socket" -n 2 --dist loadfile
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile --durations=10
+	$(PY) -m pytest -n 3 --dist loadfile --durations=10
 
 check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
