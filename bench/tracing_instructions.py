@@ -41,7 +41,9 @@ from bench.tracing_split import MODES, call, service_app, signed_in
 
 def _control(*command: str) -> None:
     # Blocks in waitpid: valgrind's gdbserver takes the command meanwhile.
-    subprocess.run(["callgrind_control", *command, str(os.getpid())], capture_output=True)
+    subprocess.run(
+        ["callgrind_control", *command, str(os.getpid())], capture_output=True, check=True
+    )
 
 
 def _child(mode: str, stretches: tuple[int, int], warm_up: int, traces_url: str) -> None:
@@ -122,6 +124,7 @@ def _count(
         # threads; it counts a few instructions only when there are spans).
         if thread == 1 or (thread == 2 and mode != "off" and mode != "on"):
             totals[0 if name.group(1) else 1] += counted
+    assert all(totals), f"{mode}: no count for a stretch ({totals}): did callgrind_control work?"
     return totals[0], totals[1]
 
 

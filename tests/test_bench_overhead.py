@@ -56,11 +56,11 @@ def test_tracing_split_runs() -> None:
 
 def test_tracing_instructions_runs() -> None:
     """``python -m bench.tracing_instructions`` at smoke size: valgrind counts the
-    instructions of each run, and the figure is their slope per request."""
+    instructions of each stretch of requests, and the figure is their slope per request."""
     if shutil.which("valgrind") is None:
         unavailable("valgrind is not installed (apt-get install valgrind)")
-    # One setting (each run of it is the service's start under valgrind), and a short
-    # warm-up: the default 300 requests before counting are slow under valgrind.
+    # One setting (one process: the service's start under valgrind, then both stretches),
+    # and a short warm-up: the default 300 requests before counting are slow under valgrind.
     stdout = _bench(
         "bench.tracing_instructions", "--modes", "ratio_10", "--requests", "2,6", "--warm-up", "20"
     )

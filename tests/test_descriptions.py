@@ -30,6 +30,7 @@ import pytest
 
 from app.descriptions.intake import PdxLimits
 from app.errors import Conflict
+from app.services import description_files
 from app.services.description_files import (
     CACHE_DIR,
     load_database,
@@ -501,3 +502,45 @@ class _DaemonThreads(concurrent.futures.ThreadPoolExecutor):
 
         threading.Thread(target=run, daemon=True).start()
         return future
+
+
+class _SlowStart(multiprocessing.Process):
+    """A loader whose start takes until the test lets it end (as the first start waits
+    for the fork server's imports); it records being stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.starting, self.go, self.stopped = threading.Event(), threading.Event(), False
+
+    def start(self) -> None:
+        self.starting.set()
+        assert self.go.wait(DEADLINE_S)
+
+    def terminate(self) -> None:
+        self.stopped = True
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+def test_a_loader_start_cancelled_midway_ends_and_its_process_is_stopped() -> None:
+    """An upload cancelled while its loader starts (the start runs in a thread, which
+    cannot be stopped): the start ends, the process it made is stopped, and the sending
+    end is closed only after the start is done with it."""
+    process = _SlowStart()
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+
+    async def scenario() -> None:
+        starting = asyncio.create_task(description_files._start(process, sender))
+        assert await asyncio.to_thread(process.starting.wait, DEADLINE_S)
+        starting.cancel()
+        for _ in range(3):  # loop turns: the cancellation reaches the task; the start goes on
+            await asyncio.sleep(0)
+        assert not starting.done() and not sender.closed and not process.stopped
+        process.go.set()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+
+    asyncio.run(scenario())
+    assert process.stopped and sender.closed
+    receiver.close()

@@ -253,6 +253,25 @@ def _loader_context() -> multiprocessing.context.ForkServerContext:
     return context
 
 
+async def _start(process: multiprocessing.process.BaseProcess, sender: Connection) -> None:
+    """``process.start()`` in a thread (the first start waits for the fork server's
+    imports, ~0.5 s), then this process's copy of ``sender`` closed. Cancelled meanwhile,
+    the start still ends (its thread cannot be stopped; ``sender`` is closed only once it
+    has been handed over) and the process it made is stopped before the cancellation goes
+    on: no loader outlives a cancelled upload untracked."""
+    starting = asyncio.ensure_future(asyncio.to_thread(process.start))
+    try:
+        await asyncio.shield(starting)
+    except BaseException:
+        await asyncio.wait([starting])
+        if not starting.cancelled() and starting.exception() is None:
+            process.terminate()
+            await asyncio.to_thread(process.join, _CHILD_STOP_S)
+        raise
+    finally:
+        sender.close()
+
+
 async def parse_in_child(
     jobs: list[tuple[str, Path]], children: set[multiprocessing.process.BaseProcess]
 ) -> list[tuple[str, DescriptionContents | str]]:
@@ -268,10 +287,10 @@ async def parse_in_child(
         daemon=True,
     )
     try:
-        # In a thread: the first start waits for the fork server's imports (~0.5 s).
-        await asyncio.to_thread(process.start)
-    finally:
-        sender.close()
+        await _start(process, sender)
+    except BaseException:
+        receiver.close()
+        raise
     children.add(process)
     results: list[tuple[str, DescriptionContents | str]] = []
     try:

@@ -122,7 +122,10 @@ class DescriptionLibrary:
 
     async def aclose(self) -> None:
         for process in list(self._children):
-            process.terminate()
+            # Only a live one: the fork server reaps a loader as it ends, and its pid may
+            # belong to another process by now.
+            if process.is_alive():
+                process.terminate()
         for task in list(self._adopted):
             task.cancel()
         await asyncio.gather(*self._adopted, return_exceptions=True)
