@@ -162,15 +162,24 @@ def _build_once() -> Path:
     # Built aside and renamed into place, so an interrupted build is never taken for one.
     build = VENV.with_name(f"{VENV.name}.build")
     shutil.rmtree(build, ignore_errors=True)
-    _run([sys.executable, "-m", "venv", str(build)], f"create the virtualenv {build}")
+    # Without a pip of its own (ensurepip: 3 s), filled by this environment's pip, and
+    # without compiling every installed module up front (the server compiles what it
+    # imports): 2.5 s instead of 9.4 s of a fresh checkout's first run (2026-12-08).
+    _run(
+        [sys.executable, "-m", "venv", "--without-pip", str(build)],
+        f"create the virtualenv {build}",
+    )
     _run(
         [
-            str(build / "bin" / "python"),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(build / "bin" / "python"),
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--no-compile",
             "-c",
             str(CONSTRAINTS),
             DOIP_SERVER,
