@@ -31,8 +31,8 @@ run: $(RUNTIME)
 # slowest tests (docs/development.md). Three on the 2-core machine: many tests wait
 # (a browser page, a Prometheus scrape, a command's timeout, a server's start) and two
 # workers left a third of the CPU idle: 204-212 s against 227 s on two, 2026-12-08.
-# The fast inner loop, without the real-socket tier (981 tests, 26-31 s on the 2-core
-# machine, 40-52 s of CPU; three workers were no faster there):
+# The fast inner loop, without the real-socket tier (983 tests, 23-24 s on the 2-core
+# machine, 33-35 s of CPU; three workers were no faster there):
 #   $(PY) -m pytest -m "not socket" -n 2 --dist loadfile
 test: $(STAMP)
 	$(PY) -m pytest -n 3 --dist loadfile --durations=10
