@@ -458,8 +458,11 @@ def test_a_loader_process_that_dies_fails_what_it_had_left(tmp_path: Path) -> No
             parse_in_child([("good.pdx", good), ("stuck.pdx", stuck), ("last.pdx", good)], children)
         )
         # Opening the FIFO to write succeeds once the loader opened it to read: it has
-        # answered good.pdx and waits in stuck.pdx (our end stays open, unwritten).
-        writer = await asyncio.to_thread(wait_until, lambda: _open_writer(stuck), "the loader")
+        # answered good.pdx and waits in stuck.pdx (our end stays open, unwritten). Once
+        # it is tracked, too (its start's end reaches the loop first, all but surely).
+        writer = await asyncio.to_thread(
+            wait_until, lambda: children and _open_writer(stuck), "the loader"
+        )
         try:
             [process] = children
             os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
